@@ -1,0 +1,92 @@
+//! The OpenTSDB HTTP API and telnet protocol (seed 001, spec opentsdb.md).
+
+mod config;
+mod error;
+mod names;
+mod put;
+mod query;
+mod telnet;
+mod time;
+
+pub use config::Config;
+pub use error::OpenTsdbError;
+pub use telnet::serve as serve_telnet;
+
+use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get, post};
+use serde_json::json;
+use std::sync::Arc;
+use sundial_storage::Db;
+
+/// What the OpenTSDB handlers need.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub db: Db,
+    pub config: Arc<Config>,
+}
+
+impl Api {
+    fn limits(&self) -> put::Limits {
+        put::Limits {
+            max_tags: self.config.max_tags,
+            max_metric_bytes: self.config.max_metric_bytes,
+            max_tagk_bytes: self.config.max_tagk_bytes,
+            max_tagv_bytes: self.config.max_tagv_bytes,
+        }
+    }
+}
+
+/// The `/api/...` routes.
+pub fn routes(api: Api) -> Router {
+    Router::new()
+        .route("/api/put", guarded(post(put::put)))
+        .route("/api/query", guarded(get(query::get).post(query::post)))
+        .route("/api/version", guarded(get(version).post(version)))
+        .route("/api/health", guarded(get(|| async { StatusCode::OK })))
+        .route("/api/{*rest}", any(not_found))
+        .with_state(api)
+}
+
+/// Wrong methods get OpenTSDB's 405 body.
+fn guarded(r: MethodRouter<Api>) -> MethodRouter<Api> {
+    r.fallback(|method: Method| async move { OpenTsdbError::method_not_allowed(method.as_str()) })
+}
+
+async fn not_found() -> OpenTsdbError {
+    OpenTsdbError::not_found()
+}
+
+async fn version(axum::extract::State(api): axum::extract::State<Api>) -> Response {
+    let body = json!({
+        "version": api.config.version_string,
+        "short_revision": option_env!("SUNDIAL_GIT_SHORT").unwrap_or(""),
+        "full_revision": option_env!("SUNDIAL_GIT_FULL").unwrap_or(""),
+        "timestamp": option_env!("SUNDIAL_BUILD_EPOCH").unwrap_or("0"),
+        "repo_status": "MINT",
+        "user": "sundial",
+        "host": "",
+        "repo": "sundial",
+        "sundial_version": env!("CARGO_PKG_VERSION"),
+    });
+    error::json_response(StatusCode::OK, &body).into_response()
+}
+
+/// OpenTSDB ignores a trailing slash and a version segment
+/// (`/api/v1/put`); returns the path to route on when it differs.
+pub fn normalize_path(uri: &Uri) -> Option<String> {
+    let path = uri.path();
+    let mut out = path.trim_end_matches('/').to_owned();
+    if out.is_empty() {
+        out.push('/');
+    }
+    if let Some(rest) = out.strip_prefix("/api/v")
+        && let Some((digits, tail)) = rest.split_once('/')
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        out = format!("/api/{tail}");
+    }
+    (out != path).then_some(out)
+}

@@ -1,0 +1,51 @@
+//! The seed's character set for metric names, tag keys and tag values
+//! (spec 3.1): ASCII letters and digits, Han ideographs, and
+//! `-_./():,[]=#` plus both apostrophes.
+
+/// Whether `c` may appear in a name.
+pub(crate) fn is_allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '_'
+                | '.'
+                | '/'
+                | '('
+                | ')'
+                | ':'
+                | ','
+                | '['
+                | ']'
+                | '='
+                | '#'
+                | '\''
+                | '\u{2018}'
+        )
+        || is_han(c)
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F | 0x30000..=0x3134F)
+}
+
+/// The first character not allowed in a name.
+pub(crate) fn first_illegal(name: &str) -> Option<char> {
+    name.chars().find(|c| !is_allowed(*c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_character_set() {
+        assert_eq!(first_illegal("温度.传感器(1):[a]=b‘c#d-e_f/g,h'i"), None);
+        assert_eq!(first_illegal("华东-1"), None);
+        assert_eq!(first_illegal("tempü"), Some('ü'));
+        assert_eq!(first_illegal("a，b"), Some('，'));
+        assert_eq!(first_illegal("web 01"), Some(' '));
+        assert_eq!(first_illegal("sys@cpu"), Some('@'));
+        assert_eq!(first_illegal("кот"), Some('к'));
+    }
+}

@@ -1,0 +1,423 @@
+//! `POST /api/put` (seed 001, spec section 7).
+
+use super::error::{OpenTsdbError, json_response};
+use super::{Api, names, time};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+use sundial_model::{
+    DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
+};
+
+/// Query-string options of a put (spec 7.1).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct PutParams {
+    pub(crate) summary: bool,
+    pub(crate) details: bool,
+    pub(crate) ignore_errors: bool,
+    pub(crate) sync: bool,
+    /// 0 waits forever.
+    pub(crate) sync_timeout_ms: u64,
+}
+
+impl PutParams {
+    /// Presence flags are true whatever their value (seed).
+    pub(crate) fn parse(query: Option<&str>) -> Result<Self, OpenTsdbError> {
+        let mut p = Self::default();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|s| !s.is_empty())
+        {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "summary" => p.summary = true,
+                "details" => p.details = true,
+                "ignoreErrors" => p.ignore_errors = true,
+                "sync" => p.sync = true,
+                "sync_timeout" => {
+                    p.sync_timeout_ms = value.parse().map_err(|_| {
+                        OpenTsdbError::bad_request("Unable to parse 'sync_timeout' as a number")
+                    })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// A point that passed the request-order checks, or why it failed.
+pub(crate) enum Checked {
+    /// Send to the engine; `later_error` is a failure of a rule OpenTSDB
+    /// checks after the value kind (spec 7.4 rules 6–14).
+    Point {
+        point: WritePoint,
+        later_error: Option<String>,
+    },
+    Failed(String),
+}
+
+/// Limits the per-point checks need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_tags: usize,
+    pub(crate) max_metric_bytes: usize,
+    pub(crate) max_tagk_bytes: usize,
+    pub(crate) max_tagv_bytes: usize,
+}
+
+/// Runs spec 7.4 rules 1–4 and 6–14 on one element; rule 5 (the value
+/// kind) is the engine's.
+pub(crate) fn check_point(element: &Value, limits: Limits) -> Checked {
+    let Some(obj) = element.as_object() else {
+        return Checked::Failed("Unable to parse the given JSON".into());
+    };
+    let metric = match obj.get("metric") {
+        Some(Value::String(m)) if !m.is_empty() => m,
+        _ => return Checked::Failed("Metric name was empty".into()),
+    };
+    let Some(timestamp) = obj.get("timestamp").and_then(time::from_json) else {
+        return Checked::Failed("Invalid timestamp".into());
+    };
+    let value = match obj.get("value") {
+        None | Some(Value::Null) => return Checked::Failed("Empty value".into()),
+        Some(Value::String(s)) if s.is_empty() => return Checked::Failed("Empty value".into()),
+        Some(v) => v,
+    };
+    let tags = match obj.get("tags") {
+        Some(Value::Object(t)) if !t.is_empty() => t,
+        _ => return Checked::Failed("Missing tags".into()),
+    };
+    let Some(value) = value_input(value) else {
+        return Checked::Failed("Unable to parse value to a number".into());
+    };
+    let (tags, later_error) = check_names(metric, tags, limits);
+    Checked::Point {
+        point: WritePoint {
+            series: SeriesKey::new(metric.as_str(), tags),
+            field: DEFAULT_FIELD.into(),
+            timestamp,
+            value,
+            rejected: later_error.is_some(),
+        },
+        later_error,
+    }
+}
+
+/// Converts the tags and finds the first failure of rules 6–14.
+fn check_names(
+    metric: &str,
+    tags: &Map<String, Value>,
+    limits: Limits,
+) -> (Vec<(String, String)>, Option<String>) {
+    let mut pairs: Vec<(&String, &Value)> = tags.iter().collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let converted: Vec<(String, Option<String>)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).clone(), tag_text(v)))
+        .collect();
+    let error = first_name_error(metric, &converted, limits);
+    let tags = converted
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect();
+    (tags, error)
+}
+
+fn first_name_error(
+    metric: &str,
+    tags: &[(String, Option<String>)],
+    limits: Limits,
+) -> Option<String> {
+    if tags.len() > limits.max_tags {
+        return Some(format!(
+            "Too many tags: {} maximum allowed: {}",
+            tags.len(),
+            limits.max_tags
+        ));
+    }
+    if let Some(c) = names::first_illegal(metric) {
+        return Some(format!(
+            "Invalid metric name (\"{metric}\"): illegal character: {c}"
+        ));
+    }
+    if metric.len() > limits.max_metric_bytes {
+        return Some(format!(
+            "Metric name too long: {} bytes (limit {})",
+            metric.len(),
+            limits.max_metric_bytes
+        ));
+    }
+    tags.iter()
+        .find_map(|(k, v)| tag_error(k, v.as_deref(), limits))
+}
+
+/// Rules 9–14 for one pair, in order.
+pub(crate) fn tag_error(k: &str, v: Option<&str>, limits: Limits) -> Option<String> {
+    let shown = v.unwrap_or("null");
+    if k.is_empty() {
+        return Some(format!(
+            "Invalid tag name with value [{shown}]: empty string"
+        ));
+    }
+    if let Some(c) = names::first_illegal(k) {
+        return Some(format!(
+            "Invalid tag name with value [{shown}] (\"{k}\"): illegal character: {c}"
+        ));
+    }
+    if k.len() > limits.max_tagk_bytes {
+        return Some(format!(
+            "Tag key too long: {} bytes (limit {})",
+            k.len(),
+            limits.max_tagk_bytes
+        ));
+    }
+    let Some(v) = v else {
+        return Some(format!("Invalid tag value with key [{k}]: not a string"));
+    };
+    if v.is_empty() {
+        return Some(format!("Invalid tag value with key [{k}]: empty string"));
+    }
+    if let Some(c) = names::first_illegal(v) {
+        return Some(format!(
+            "Invalid tag value with key [{k}] (\"{v}\"): illegal character: {c}"
+        ));
+    }
+    if v.len() > limits.max_tagv_bytes {
+        return Some(format!(
+            "Tag value too long: {} bytes (limit {})",
+            v.len(),
+            limits.max_tagv_bytes
+        ));
+    }
+    None
+}
+
+/// Tag values arriving as numbers or booleans become text (spec 3.4).
+fn tag_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (None, Some(u), _) => u.to_string(),
+            (None, None, Some(f)) => f.to_string(),
+            (None, None, None) => n.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// The JSON value as the engine's not-yet-typed input (spec 7.5); `None`
+/// for arrays and objects.
+fn value_input(v: &Value) -> Option<ValueInput> {
+    Some(match v {
+        Value::Bool(b) => ValueInput::Typed(FieldValue::Bool(*b)),
+        Value::Number(n) => ValueInput::Typed(match n.as_i64() {
+            Some(i) => FieldValue::Long(i),
+            None => FieldValue::Double(n.as_f64()?),
+        }),
+        Value::String(s) => ValueInput::Text {
+            text: s.clone(),
+            number: number_text(s),
+        },
+        _ => return None,
+    })
+}
+
+/// Reads text as an OpenTSDB number (spec 7.5 step 3).
+pub(crate) fn number_text(s: &str) -> NumberText {
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<i64>() {
+            Ok(i) => NumberText::Number(FieldValue::Long(i)),
+            Err(_) => NumberText::Invalid,
+        };
+    }
+    if is_decimal(unsigned) {
+        return match s.parse::<f64>() {
+            Ok(f) if f.is_finite() => NumberText::Number(FieldValue::Double(f)),
+            _ => NumberText::Invalid,
+        };
+    }
+    let lower = s.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "nan" | "inf" | "+inf" | "-inf" | "infinity" | "+infinity" | "-infinity"
+    ) {
+        return NumberText::Invalid;
+    }
+    NumberText::NotNumeric
+}
+
+/// `([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?`
+fn is_decimal(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = digits(int) && digits(frac) && (!int.is_empty() || !frac.is_empty());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+/// The OpenTSDB text of an engine refusal.
+pub(crate) fn point_error_text(e: &PointError, metric: &str) -> String {
+    let kind = |k: &Kind| match k {
+        Kind::Numeric => "numeric",
+        Kind::String => "string",
+        Kind::Bytes => "bytes",
+    };
+    match e {
+        PointError::KindMismatch { stored, written } => format!(
+            "Cannot write a {} value to metric {metric}: it stores {} values",
+            kind(written),
+            kind(stored)
+        ),
+        PointError::NotANumber => "Unable to parse value to a number".into(),
+        PointError::StringTooLong { len, max } => {
+            format!("String value too long: {len} bytes (limit {max})")
+        }
+        PointError::Rejected => "Rejected".into(),
+    }
+}
+
+pub(crate) async fn put(
+    State(api): State<Api>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let params = PutParams::parse(query.as_deref())?;
+    let bytes = crate::body::read(&headers, body, api.config.max_body_bytes).await?;
+    if bytes.is_empty() {
+        return Err(OpenTsdbError::bad_request("Missing request content"));
+    }
+    let parsed: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
+    let elements = match parsed {
+        Value::Array(a) => a,
+        obj @ Value::Object(_) => vec![obj],
+        _ => {
+            return Err(OpenTsdbError::bad_request(
+                "The JSON must start as an object or an array",
+            ));
+        }
+    };
+    if elements.is_empty() {
+        return Err(OpenTsdbError::bad_request("No datapoints found in content"));
+    }
+    if elements.iter().any(|e| !e.is_object()) {
+        return Err(OpenTsdbError::unparseable_json(
+            "every data point must be an object",
+        ));
+    }
+    let limits = api.limits();
+    // Per element: Err(message) or the index of its point in `points`.
+    let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(elements.len());
+    let mut points = Vec::with_capacity(elements.len());
+    let mut later_errors = Vec::with_capacity(elements.len());
+    for element in &elements {
+        match check_point(element, limits) {
+            Checked::Point { point, later_error } => {
+                slots.push(Ok(points.len()));
+                points.push(point);
+                later_errors.push(later_error);
+            }
+            Checked::Failed(msg) => slots.push(Err(msg)),
+        }
+    }
+    let metrics: Vec<String> = points.iter().map(|p| p.series.metric.clone()).collect();
+    let db = api.db.clone();
+    let written = db.write(points, params.sync)?;
+    let results = written.outcome.results;
+    let mut timed_out = false;
+    if params.sync && params.sync_timeout_ms > 0 {
+        let wait = Duration::from_millis(params.sync_timeout_ms);
+        match tokio::time::timeout(wait, written.commit.wait()).await {
+            Ok(r) => r?,
+            Err(_) => timed_out = true,
+        }
+    } else {
+        written.commit.wait().await?;
+    }
+    let mut errors = Vec::new();
+    let mut success = 0usize;
+    for (element, slot) in elements.into_iter().zip(slots) {
+        let failure = match slot {
+            Err(msg) => Some(msg),
+            Ok(i) => match results.get(i) {
+                Some(Ok(())) => None,
+                Some(Err(PointError::Rejected)) => later_errors.get(i).cloned().flatten(),
+                Some(Err(e)) => Some(point_error_text(e, metrics.get(i).map_or("", |m| m))),
+                None => Some("Internal error".into()),
+            },
+        };
+        match failure {
+            Some(error) => errors.push(json!({"datapoint": element, "error": error})),
+            None => success += 1,
+        }
+    }
+    let failed = errors.len();
+    let timeouts = if timed_out { success } else { 0 };
+    Ok(render(
+        &params,
+        success - timeouts,
+        failed,
+        timeouts,
+        errors,
+    ))
+}
+
+/// Builds the reply of spec 7.9 / 7.8.
+fn render(
+    params: &PutParams,
+    success: usize,
+    failed: usize,
+    timeouts: usize,
+    errors: Vec<Value>,
+) -> Response {
+    let status = if failed > 0 || timeouts > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut body = if params.details {
+        json!({"errors": errors, "failed": failed, "success": success})
+    } else if params.ignore_errors {
+        json!({"failed": failed, "success": success, "ignoredErrors": errors})
+    } else if params.summary {
+        json!({"failed": failed, "success": success})
+    } else if timeouts > 0 {
+        return OpenTsdbError::bad_request(format!(
+            "The put call has timedout with {success} successful writes, {failed} failed writes and {timeouts} timed out writes."
+        ))
+        .with_details("Please see the TSD logs or append \"details\" to the put request")
+        .into_response();
+    } else if failed > 0 {
+        return OpenTsdbError::bad_request("One or more data points had errors")
+            .with_details("Please see the TSD logs or append \"details\" to the put request")
+            .into_response();
+    } else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    if params.sync
+        && params.sync_timeout_ms > 0
+        && let Some(obj) = body.as_object_mut()
+    {
+        obj.insert("timeouts".into(), timeouts.into());
+    }
+    json_response(status, &body)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+use super::*;
+
+const LIMITS: Limits = Limits {
+    max_tags: 16,
+    max_metric_bytes: 255,
+    max_tagk_bytes: 255,
+    max_tagv_bytes: 255,
+};
+
+fn failure(v: Value) -> Option<String> {
+    match check_point(&v, LIMITS) {
+        Checked::Failed(m) => Some(m),
+        Checked::Point { later_error, .. } => later_error,
+    }
+}
+
+#[test]
+fn presence_flags_ignore_their_value() -> Result<(), OpenTsdbError> {
+    let p = PutParams::parse(Some("summary=false&sync&sync_timeout=60000"))?;
+    assert!(p.summary && p.sync && !p.details);
+    assert_eq!(p.sync_timeout_ms, 60000);
+    assert!(PutParams::parse(Some("sync_timeout=abc")).is_err());
+    assert!(PutParams::parse(Some("sync_timeout=-1")).is_err());
+    Ok(())
+}
+
+#[test]
+fn rule_order_of_spec_7_4() {
+    let base = || json!({"metric": "m1", "timestamp": 1500000000, "value": 1, "tags": {"h": "x"}});
+    let with = |k: &str, v: Value| {
+        let mut p = base();
+        if let Some(o) = p.as_object_mut() {
+            if v.is_null() && k != "tags" {
+                o.remove(k);
+            } else {
+                o.insert(k.into(), v);
+            }
+        }
+        p
+    };
+    assert_eq!(failure(base()), None);
+    assert_eq!(
+        failure(with("metric", json!(""))).as_deref(),
+        Some("Metric name was empty")
+    );
+    assert_eq!(
+        failure(with("value", Value::Null)).as_deref(),
+        Some("Empty value")
+    );
+    assert_eq!(
+        failure(with("value", json!(""))).as_deref(),
+        Some("Empty value")
+    );
+    assert_eq!(
+        failure(with("tags", json!({}))).as_deref(),
+        Some("Missing tags")
+    );
+    assert_eq!(
+        failure(with("timestamp", json!("abc"))).as_deref(),
+        Some("Invalid timestamp")
+    );
+    assert_eq!(
+        failure(with("value", json!([1]))).as_deref(),
+        Some("Unable to parse value to a number")
+    );
+    assert_eq!(
+        failure(with("tags", json!({"h": null}))).as_deref(),
+        Some("Invalid tag value with key [h]: not a string")
+    );
+    assert_eq!(
+        failure(with("tags", json!({"ho*st": "a"}))).as_deref(),
+        Some("Invalid tag name with value [a] (\"ho*st\"): illegal character: *")
+    );
+    // Metric is checked before tags; the first failing pair by key order wins.
+    assert_eq!(
+        failure(json!({"metric": "a@b", "timestamp": 1500000000, "value": 1, "tags": {"z": "$", "a": "%"}}))
+            .as_deref(),
+        Some("Invalid metric name (\"a@b\"): illegal character: @")
+    );
+    assert_eq!(
+        failure(json!({"metric": "ab", "timestamp": 1500000000, "value": 1, "tags": {"z": "$", "a": "%"}}))
+            .as_deref(),
+        Some("Invalid tag value with key [a] (\"%\"): illegal character: %")
+    );
+}
+
+#[test]
+fn tag_count_limit_is_inclusive() {
+    let tags = |n: usize| -> Value {
+        Value::Object((1..=n).map(|i| (format!("t{i:02}"), json!("v"))).collect())
+    };
+    let p = |n| json!({"metric": "m", "timestamp": 1500000000, "value": 1, "tags": tags(n)});
+    assert_eq!(failure(p(16)), None);
+    assert_eq!(
+        failure(p(17)).as_deref(),
+        Some("Too many tags: 17 maximum allowed: 16")
+    );
+}
+
+#[test]
+fn tag_values_are_coerced_to_text() {
+    assert_eq!(tag_text(&json!(7)).as_deref(), Some("7"));
+    assert_eq!(tag_text(&json!(-3)).as_deref(), Some("-3"));
+    assert_eq!(tag_text(&json!(0.5)).as_deref(), Some("0.5"));
+    assert_eq!(
+        tag_text(&json!(1e20)).as_deref(),
+        Some("100000000000000000000")
+    );
+    assert_eq!(tag_text(&json!(true)).as_deref(), Some("true"));
+    assert_eq!(tag_text(&json!(null)), None);
+}
+
+#[test]
+fn number_text_classification() {
+    assert_eq!(number_text("42"), NumberText::Number(FieldValue::Long(42)));
+    assert_eq!(number_text("-7"), NumberText::Number(FieldValue::Long(-7)));
+    assert_eq!(
+        number_text("1.5e3"),
+        NumberText::Number(FieldValue::Double(1500.0))
+    );
+    assert_eq!(
+        number_text(".5"),
+        NumberText::Number(FieldValue::Double(0.5))
+    );
+    assert_eq!(
+        number_text("5."),
+        NumberText::Number(FieldValue::Double(5.0))
+    );
+    assert_eq!(number_text("99999999999999999999"), NumberText::Invalid);
+    assert_eq!(number_text("1e999"), NumberText::Invalid);
+    assert_eq!(number_text("NaN"), NumberText::Invalid);
+    assert_eq!(number_text("-Infinity"), NumberText::Invalid);
+    assert_eq!(number_text("abc"), NumberText::NotNumeric);
+    assert_eq!(number_text("e5"), NumberText::NotNumeric);
+    assert_eq!(number_text("."), NumberText::NotNumeric);
+    assert_eq!(number_text("1e"), NumberText::NotNumeric);
+}

@@ -1,0 +1,483 @@
+//! `/api/query` (spec section 9), first cut: aggregators `none` and `sum`,
+//! v1 `tags` (exact, `*`, `a|b`), `filters` of type literal_or and
+//! wildcard `*`, GET `m=` expressions, `msResolution`.
+
+use super::error::{OpenTsdbError, json_response};
+use super::{Api, time};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value};
+use sundial_model::{Aggregator, DEFAULT_FIELD, FieldValue, Query, SeriesResult, TagMatch};
+
+/// OpenTSDB aggregators this server does not compute yet; asking for one is
+/// answered 501 rather than "no such function".
+const NOT_YET: &[&str] = &[
+    "avg",
+    "count",
+    "dev",
+    "ep50r3",
+    "ep50r7",
+    "ep75r3",
+    "ep75r7",
+    "ep90r3",
+    "ep90r7",
+    "ep95r3",
+    "ep95r7",
+    "ep99r3",
+    "ep99r7",
+    "ep999r3",
+    "ep999r7",
+    "first",
+    "last",
+    "max",
+    "mimmax",
+    "mimmin",
+    "min",
+    "mult",
+    "p50",
+    "p75",
+    "p90",
+    "p95",
+    "p99",
+    "p999",
+    "median",
+    "zimsum",
+    "squareSum",
+    "diff",
+];
+
+/// One parsed request: its sub-queries and output options.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) queries: Vec<Query>,
+    pub(crate) ms_resolution: bool,
+}
+
+pub(crate) async fn get(
+    State(api): State<Api>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, OpenTsdbError> {
+    let request = from_query_string(raw.as_deref().unwrap_or_default(), now_ms())?;
+    run(&api, request).await
+}
+
+pub(crate) async fn post(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let bytes = crate::body::read(&headers, body, api.config.max_body_bytes).await?;
+    if bytes.is_empty() {
+        return Err(OpenTsdbError::bad_request("Missing message content")
+            .with_details("Supply valid JSON formatted data in the body of your request"));
+    }
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
+    let request = from_json(&json, now_ms())?;
+    run(&api, request).await
+}
+
+async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
+    let db = api.db.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        request
+            .queries
+            .iter()
+            .map(|q| sundial_query::execute(&db, q))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|r| (r, request.ms_resolution))
+    })
+    .await
+    .map_err(|e| OpenTsdbError::internal(&e))?;
+    let (results, ms) = results.map_err(query_error)?;
+    let out: Vec<Value> = results
+        .into_iter()
+        .flatten()
+        .map(|r| render(&r, ms))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(out)))
+}
+
+fn query_error(e: sundial_query::Error) -> OpenTsdbError {
+    match e {
+        sundial_query::Error::UnknownMetric { metric } => {
+            OpenTsdbError::bad_request(format!("No such name for 'metrics': '{metric}'"))
+        }
+        sundial_query::Error::NotNumeric {
+            aggregator,
+            kind,
+            metric,
+        } => OpenTsdbError::bad_request(format!(
+            "Aggregator {aggregator} cannot be applied to {} values of metric {metric}",
+            format!("{kind:?}").to_lowercase()
+        )),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A result object (spec 9.13).
+fn render(r: &SeriesResult, ms: bool) -> Value {
+    let mut dps = Map::new();
+    for (ts, v) in &r.points {
+        let key = if ms { *ts } else { ts.div_euclid(1000) };
+        // Within one second the later point wins (spec 4.4).
+        dps.insert(key.to_string(), value_json(v));
+    }
+    let tags: Map<String, Value> = r
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let mut obj = Map::new();
+    obj.insert("metric".into(), r.metric.clone().into());
+    obj.insert("tags".into(), Value::Object(tags));
+    obj.insert("aggregateTags".into(), r.aggregated_tags.clone().into());
+    obj.insert("dps".into(), Value::Object(dps));
+    Value::Object(obj)
+}
+
+fn value_json(v: &FieldValue) -> Value {
+    match v {
+        FieldValue::Long(i) => (*i).into(),
+        FieldValue::Double(f) if f.is_nan() => "NaN".into(),
+        FieldValue::Double(f) if f.is_infinite() => {
+            if *f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+        }
+        FieldValue::Double(f) => (*f).into(),
+        FieldValue::Bool(b) => (*b).into(),
+        FieldValue::String(s) => s.clone().into(),
+        FieldValue::Bytes(b) => String::from_utf8_lossy(b).into_owned().into(),
+    }
+}
+
+fn aggregator(name: &str) -> Result<Aggregator, OpenTsdbError> {
+    match name {
+        "none" => Ok(Aggregator::None),
+        "sum" => Ok(Aggregator::Sum),
+        n if NOT_YET.contains(&n) => Err(OpenTsdbError::not_implemented(format!(
+            "aggregator {n} is not supported yet"
+        ))),
+        n => Err(OpenTsdbError::bad_request(format!(
+            "No such aggregation function: {n}"
+        ))),
+    }
+}
+
+/// Time range from raw `start`/`end` texts.
+fn range(start: Option<&str>, end: Option<&str>, now: i64) -> Result<(i64, i64), OpenTsdbError> {
+    let start = start.ok_or_else(|| OpenTsdbError::bad_request("Missing start time"))?;
+    let start = time::parse_query_time(start, now).map_err(OpenTsdbError::bad_request)?;
+    let end = match end {
+        None | Some("") => now,
+        Some(e) => time::parse_query_time(e, now).map_err(OpenTsdbError::bad_request)?,
+    };
+    if end < start {
+        return Err(OpenTsdbError::bad_request(format!(
+            "End time [{end}] must be greater than or equal to the start time [{start}]"
+        )));
+    }
+    Ok((start, end))
+}
+
+/// One v1 tag expression (`host=web01`, `host=*`, `host=a|b`) as a match;
+/// v1 tags always group.
+fn tag_match(key: &str, expr: &str) -> TagMatch {
+    if expr == "*" {
+        TagMatch::Exists { key: key.into() }
+    } else if expr.contains('|') {
+        TagMatch::In {
+            key: key.into(),
+            values: expr.split('|').map(str::to_owned).collect(),
+        }
+    } else {
+        TagMatch::Eq {
+            key: key.into(),
+            value: expr.into(),
+        }
+    }
+}
+
+/// GET form (spec 9.4).
+pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdbError> {
+    let mut start = None;
+    let mut end = None;
+    let mut ms = false;
+    let mut exprs = Vec::new();
+    for pair in raw.split('&').filter(|s| !s.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match name {
+            "start" => start = Some(value),
+            "end" => end = Some(value),
+            "ms" | "msResolution" => ms = true,
+            "m" => exprs.push(value),
+            _ => {}
+        }
+    }
+    let (start, end) = range(start.as_deref(), end.as_deref(), now)?;
+    if exprs.is_empty() {
+        return Err(OpenTsdbError::bad_request("Missing queries"));
+    }
+    let queries = exprs
+        .iter()
+        .map(|m| parse_m(m, start, end))
+        .collect::<Result<_, _>>()?;
+    Ok(Request {
+        queries,
+        ms_resolution: ms,
+    })
+}
+
+/// `aggregator:[modifiers:]metric[{tags}]`.
+fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
+    if m.is_empty() {
+        return Err(OpenTsdbError::bad_request("The query string was empty"));
+    }
+    let (agg, rest) = m.split_once(':').ok_or_else(|| {
+        OpenTsdbError::bad_request(format!(
+            "Invalid parameter m={m} (not enough :-separated parts)"
+        ))
+    })?;
+    let aggregator = aggregator(agg)?;
+    let (metric, tag_text) = match rest.find('{') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    if metric.split(':').next().is_some_and(|seg| {
+        seg.starts_with("rate") || seg.chars().next().is_some_and(|c| c.is_ascii_digit())
+    }) && metric.contains(':')
+    {
+        return Err(OpenTsdbError::not_implemented(
+            "rate and downsample modifiers are not supported yet",
+        ));
+    }
+    let mut tags = Vec::new();
+    if let Some(t) = tag_text {
+        let inner = t
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or_else(|| {
+                OpenTsdbError::bad_request(format!("Missing '}}' at the end of: {t}"))
+            })?;
+        if inner.contains('{') || inner.contains('}') {
+            return Err(OpenTsdbError::not_implemented(
+                "non-grouping filter braces are not supported yet",
+            ));
+        }
+        for entry in inner.split(',').filter(|e| !e.is_empty()) {
+            let (k, v) = entry
+                .split_once('=')
+                .ok_or_else(|| OpenTsdbError::bad_request(format!("invalid tag: {entry}")))?;
+            tags.push(tag_match(k, v));
+        }
+    }
+    Ok(query(metric, tags, aggregator, start, end))
+}
+
+fn query(metric: &str, tags: Vec<TagMatch>, aggregator: Aggregator, start: i64, end: i64) -> Query {
+    // v1 tags always group (OpenTSDB converts them to group-by filters).
+    let group_by = tags.iter().map(|m| m.key().to_owned()).collect();
+    Query {
+        metric: metric.into(),
+        field: DEFAULT_FIELD.into(),
+        tags,
+        group_by,
+        start,
+        end,
+        aggregator,
+    }
+}
+
+/// POST form (spec 9.2, 9.3).
+pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError> {
+    let obj = json
+        .as_object()
+        .ok_or_else(|| OpenTsdbError::unparseable_json("the query must be a JSON object"))?;
+    let start = obj.get("start").and_then(time_text);
+    let end = obj.get("end").and_then(time_text);
+    let (start, end) = range(start.as_deref(), end.as_deref(), now)?;
+    let ms = [obj.get("msResolution"), obj.get("ms")]
+        .into_iter()
+        .flatten()
+        .any(lenient_bool);
+    let subs = match obj.get("queries") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        _ => return Err(OpenTsdbError::bad_request("Missing queries")),
+    };
+    let mut queries = Vec::with_capacity(subs.len());
+    for sub in subs {
+        let agg = match sub.get("aggregator") {
+            Some(Value::String(s)) => s,
+            _ => {
+                return Err(OpenTsdbError::bad_request(
+                    "Missing the aggregation function",
+                ));
+            }
+        };
+        let aggregator = aggregator(agg)?;
+        let metric = match sub.get("metric") {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            _ => {
+                return Err(OpenTsdbError::bad_request(
+                    "Missing the metric or tsuids, provide at least one",
+                ));
+            }
+        };
+        for unsupported in ["downsample", "tsuids"] {
+            if sub.get(unsupported).is_some_and(|v| !v.is_null()) {
+                return Err(OpenTsdbError::not_implemented(format!(
+                    "{unsupported} is not supported yet"
+                )));
+            }
+        }
+        if sub.get("rate").is_some_and(lenient_bool) {
+            return Err(OpenTsdbError::not_implemented("rate is not supported yet"));
+        }
+        let mut tags = Vec::new();
+        if let Some(Value::Object(t)) = sub.get("tags") {
+            for (k, v) in t {
+                if let Some(v) = v.as_str() {
+                    tags.push(tag_match(k, v));
+                }
+            }
+        }
+        let mut q = query(metric, tags, aggregator, start, end);
+        if let Some(Value::Array(filters)) = sub.get("filters") {
+            for f in filters {
+                let (m, group) = filter(f)?;
+                if group {
+                    q.group_by.push(m.key().to_owned());
+                }
+                q.tags.push(m);
+            }
+        }
+        queries.push(q);
+    }
+    Ok(Request {
+        queries,
+        ms_resolution: ms,
+    })
+}
+
+/// A v2.2 filter object; only `literal_or` and the bare `*` wildcard yet.
+fn filter(f: &Value) -> Result<(TagMatch, bool), OpenTsdbError> {
+    let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default();
+    let key = text("tagk");
+    let expr = text("filter");
+    let group = ["groupBy", "group_by"]
+        .iter()
+        .filter_map(|k| f.get(*k))
+        .any(lenient_bool);
+    let m = match text("type") {
+        "literal_or" => TagMatch::In {
+            key: key.into(),
+            values: expr.split('|').map(str::to_owned).collect(),
+        },
+        "wildcard" if expr == "*" => TagMatch::Exists { key: key.into() },
+        other => {
+            return Err(OpenTsdbError::not_implemented(format!(
+                "filter type {other} is not supported yet"
+            )));
+        }
+    };
+    Ok((m, group))
+}
+
+fn time_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Jackson-style boolean leniency (spec 5.4).
+fn lenient_bool(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.eq_ignore_ascii_case("true"),
+        Value::Number(n) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+/// Decodes `%XX` escapes and `+`; invalid escapes stay as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+        match (b, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn m_expressions() -> Result<(), OpenTsdbError> {
+        let r = from_query_string(
+            "start=1500000000&m=sum:sys.cpu%7Bhost=a%7Cb%7D&ms",
+            1_600_000_000_000,
+        )?;
+        assert!(r.ms_resolution);
+        let q = &r.queries[0];
+        assert_eq!(q.metric, "sys.cpu");
+        assert_eq!(q.aggregator, Aggregator::Sum);
+        assert_eq!(
+            q.tags,
+            vec![TagMatch::In {
+                key: "host".into(),
+                values: vec!["a".into(), "b".into()]
+            }]
+        );
+        assert_eq!(q.group_by, vec!["host".to_owned()]);
+        assert_eq!(q.start, 1_500_000_000_000);
+        Ok(())
+    }
+
+    #[test]
+    fn request_errors() {
+        let msg = |r: Result<Request, OpenTsdbError>| r.err().map(|e| e.message);
+        assert_eq!(
+            msg(from_query_string("m=sum:x", 0)).as_deref(),
+            Some("Missing start time")
+        );
+        assert_eq!(
+            msg(from_query_string("start=1h-ago", 1 << 40)).as_deref(),
+            Some("Missing queries")
+        );
+        assert_eq!(
+            msg(from_query_string("start=1500000000&m=foo:x", 1 << 42)).as_deref(),
+            Some("No such aggregation function: foo")
+        );
+        assert_eq!(
+            msg(from_json(&json!({"start": 1500000001, "end": 1500000000, "queries": [{"aggregator": "sum", "metric": "x"}]}), 0)).as_deref(),
+            Some("End time [1500000000000] must be greater than or equal to the start time [1500000001000]")
+        );
+    }
+}

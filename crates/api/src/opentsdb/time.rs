@@ -1,0 +1,228 @@
+//! Time rules of the OpenTSDB API (spec 4.1–4.3): the seed's
+//! seconds-or-milliseconds ranges, query time strings and durations.
+
+use sundial_model::Timestamp;
+
+/// Smallest value read as seconds.
+pub(crate) const MIN_SECONDS: i64 = 4_294_768;
+/// Largest value read as seconds; the next is the smallest milliseconds.
+pub(crate) const MAX_SECONDS: i64 = 9_999_999_999;
+/// Largest value read as milliseconds.
+pub(crate) const MAX_MILLIS: i64 = 9_999_999_999_999;
+
+/// Applies the seed rule to a numeric timestamp: milliseconds, or `None`
+/// when the value is outside both ranges.
+pub(crate) fn classify(v: i64) -> Option<Timestamp> {
+    match v {
+        MIN_SECONDS..=MAX_SECONDS => Some(v * 1000),
+        10_000_000_000..=MAX_MILLIS => Some(v),
+        _ => None,
+    }
+}
+
+/// A write timestamp from JSON: an integer, a number (truncated toward
+/// zero) or a string of ASCII digits.
+pub(crate) fn from_json(v: &serde_json::Value) -> Option<Timestamp> {
+    use serde_json::Value;
+    let n = match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i,
+            None => {
+                let f = n.as_f64()?.trunc();
+                if !(i64::MIN as f64..=i64::MAX as f64).contains(&f) {
+                    return None;
+                }
+                f as i64
+            }
+        },
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()?
+        }
+        _ => return None,
+    };
+    classify(n)
+}
+
+/// Why a query time did not parse; the text is OpenTSDB's message.
+pub(crate) type TimeError = String;
+
+/// A query time (spec 4.2) relative to `now_ms`.
+pub(crate) fn parse_query_time(raw: &str, now_ms: Timestamp) -> Result<Timestamp, TimeError> {
+    let s = raw.trim();
+    if s.eq_ignore_ascii_case("now") {
+        return Ok(now_ms);
+    }
+    if let Some(d) = s.strip_suffix("-ago") {
+        return Ok(now_ms.saturating_sub(parse_duration(d)?));
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let v: i64 = s.parse().map_err(|_| format!("Invalid timestamp: {raw}"))?;
+        return classify(v).ok_or_else(|| format!("Invalid timestamp: {raw}"));
+    }
+    if let Some(ms) = s.strip_suffix("ms")
+        && !ms.is_empty()
+        && ms.bytes().all(|b| b.is_ascii_digit())
+    {
+        let v: i64 = ms
+            .parse()
+            .map_err(|_| format!("Invalid timestamp: {raw}"))?;
+        return if v <= MAX_MILLIS {
+            Ok(v)
+        } else {
+            Err(format!("Invalid timestamp: {raw}"))
+        };
+    }
+    if let Some((secs, frac)) = s.split_once('.')
+        && !secs.is_empty()
+        && secs.bytes().all(|b| b.is_ascii_digit())
+        && (1..=3).contains(&frac.len())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        let v: i64 = secs
+            .parse()
+            .map_err(|_| format!("Invalid timestamp: {raw}"))?;
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&v) {
+            return Err(format!("Invalid timestamp: {raw}"));
+        }
+        let frac_ms: i64 = format!("{frac:0<3}")
+            .parse()
+            .map_err(|_| format!("Invalid timestamp: {raw}"))?;
+        return Ok(v * 1000 + frac_ms);
+    }
+    if s.contains('/') {
+        return parse_date(s).ok_or_else(|| format!("Invalid date: {raw}"));
+    }
+    Err(format!("Invalid time: {raw}"))
+}
+
+/// `yyyy/MM/dd[( |-)HH:mm[:ss]]` in UTC.
+fn parse_date(s: &str) -> Option<Timestamp> {
+    let (date, time) = match s.split_once(['-', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut d = date.split('/');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut secs = 0i64;
+    if let Some(t) = time {
+        let parts: Vec<&str> = t.split(':').collect();
+        if !(2..=3).contains(&parts.len()) {
+            return None;
+        }
+        let mut vals = [0i64; 3];
+        for (slot, p) in vals.iter_mut().zip(&parts) {
+            *slot = p.parse().ok()?;
+        }
+        if vals[0] > 23 || vals[1] > 59 || vals[2] > 59 {
+            return None;
+        }
+        secs = vals[0] * 3600 + vals[1] * 60 + vals[2];
+    }
+    Some((days_from_civil(y, m, day) * 86_400 + secs) * 1000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// well-known algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A duration `<n><unit>` in milliseconds (spec 4.3).
+pub(crate) fn parse_duration(d: &str) -> Result<i64, TimeError> {
+    let split = d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len());
+    let (num, unit) = d.split_at(split);
+    if num.is_empty() || unit.is_empty() {
+        return Err(format!(
+            "Invalid duration, must have an integer and unit: {d}"
+        ));
+    }
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("Invalid duration (number): {d}"))?;
+    let unit_ms: i64 = match unit.to_ascii_lowercase().as_str() {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        "n" => 30 * 86_400_000,
+        "y" => 365 * 86_400_000,
+        _ => return Err(format!("Invalid duration (suffix): {d}")),
+    };
+    if n == 0 {
+        return Err(format!("Zero or negative duration: {d}"));
+    }
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| format!("Duration must be < Long.MAX_VALUE ms: {d}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn seed_timestamp_ranges() {
+        assert_eq!(classify(4_294_767), None);
+        assert_eq!(classify(4_294_768), Some(4_294_768_000));
+        assert_eq!(classify(9_999_999_999), Some(9_999_999_999_000));
+        assert_eq!(classify(10_000_000_000), Some(10_000_000_000));
+        assert_eq!(classify(9_999_999_999_999), Some(9_999_999_999_999));
+        assert_eq!(classify(10_000_000_000_000), None);
+        assert_eq!(classify(0), None);
+        assert_eq!(classify(-1), None);
+    }
+
+    #[test]
+    fn json_timestamp_forms() {
+        assert_eq!(from_json(&json!("1500000000")), Some(1_500_000_000_000));
+        assert_eq!(from_json(&json!(1_500_000_000.9)), Some(1_500_000_000_000));
+        assert_eq!(from_json(&json!("abc")), None);
+        assert_eq!(from_json(&json!("-5")), None);
+        assert_eq!(from_json(&json!(null)), None);
+    }
+
+    #[test]
+    fn query_time_strings() -> Result<(), TimeError> {
+        let now = 1_600_000_000_000;
+        assert_eq!(parse_query_time("1h-ago", now)?, now - 3_600_000);
+        assert_eq!(parse_query_time("NOW", now)?, now);
+        assert_eq!(parse_query_time("1500000000", now)?, 1_500_000_000_000);
+        assert_eq!(parse_query_time("1500000000123ms", now)?, 1_500_000_000_123);
+        assert_eq!(parse_query_time("1500000000.5", now)?, 1_500_000_000_500);
+        assert_eq!(parse_query_time("1970/01/02", now)?, 86_400_000);
+        // 2017-07-14T02:40:00Z is 1500000000 s.
+        assert_eq!(
+            parse_query_time("2017/07/14-02:40", now)?,
+            1_500_000_000_000
+        );
+        assert!(parse_query_time("garbage", now).is_err());
+        assert_eq!(
+            parse_duration("5"),
+            Err("Invalid duration, must have an integer and unit: 5".into())
+        );
+        assert_eq!(
+            parse_duration("0s"),
+            Err("Zero or negative duration: 0s".into())
+        );
+        assert_eq!(
+            parse_duration("2x"),
+            Err("Invalid duration (suffix): 2x".into())
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! The data and query model every Sundial API translates into.
+//!
+//! Database → metric → field → series (metric plus sorted tags) → points.
+//! Timestamps are milliseconds since the Unix epoch; every API converts its
+//! own units at its edge.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod query;
+pub mod series;
+pub mod value;
+pub mod write;
+
+pub use query::{Aggregator, Query, SeriesResult, TagMatch};
+pub use series::{SeriesKey, Tags};
+pub use value::{FieldValue, Kind, NumberText, ValueInput};
+pub use write::{PointError, WriteOutcome, WritePoint};
+
+/// Milliseconds since the Unix epoch.
+pub type Timestamp = i64;
+
+/// The field OpenTSDB single-value writes and reads use.
+pub const DEFAULT_FIELD: &str = "value";

@@ -1,0 +1,71 @@
+//! The read model every query API translates into.
+//!
+//! This first cut covers series selection by exact tag values, a time range,
+//! and the `none` / `sum` aggregators; downsampling, rate, fill and the full
+//! filter set extend it in place.
+
+use crate::{FieldValue, Tags, Timestamp};
+
+/// A tag predicate on the series' tag set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagMatch {
+    /// The series has tag `key` with exactly `value`.
+    Eq { key: String, value: String },
+    /// The series has tag `key` with one of `values`.
+    In { key: String, values: Vec<String> },
+    /// The series has tag `key`, any value.
+    Exists { key: String },
+}
+
+impl TagMatch {
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Eq { key, .. } | Self::In { key, .. } | Self::Exists { key } => key,
+        }
+    }
+
+    pub fn matches(&self, value: Option<&str>) -> bool {
+        match (self, value) {
+            (_, None) => false,
+            (Self::Eq { value: want, .. }, Some(v)) => want == v,
+            (Self::In { values, .. }, Some(v)) => values.iter().any(|w| w == v),
+            (Self::Exists { .. }, Some(_)) => true,
+        }
+    }
+}
+
+/// How the series of one group are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregator {
+    /// Every series on its own, raw values.
+    None,
+    /// Sum across the group at each timestamp, linearly interpolating series
+    /// that have no point there (OpenTSDB's rule).
+    Sum,
+}
+
+/// One read: a metric's field over an inclusive time range.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub metric: String,
+    pub field: String,
+    pub tags: Vec<TagMatch>,
+    /// Tag keys whose values split the matched series into groups.
+    pub group_by: Vec<String>,
+    pub start: Timestamp,
+    /// Inclusive.
+    pub end: Timestamp,
+    pub aggregator: Aggregator,
+}
+
+/// One output series: a group (or a single series for `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesResult {
+    pub metric: String,
+    /// Tags shared by every series of the group with one value.
+    pub tags: Tags,
+    /// Keys dropped from `tags` because the group's series disagree, sorted.
+    pub aggregated_tags: Vec<String>,
+    /// Ascending by time.
+    pub points: Vec<(Timestamp, FieldValue)>,
+}

@@ -1,0 +1,135 @@
+//! Runs a `sundial_model::Query` against the storage engine: selects the
+//! series, reads the range, groups and aggregates.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod aggregate;
+
+use std::collections::BTreeMap;
+use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
+use sundial_storage::{Db, HeadView, SeriesId};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The metric was never written.
+    #[error("unknown metric {metric}")]
+    UnknownMetric { metric: String },
+    /// A computing aggregator over text values.
+    #[error("aggregator {aggregator} cannot be applied to {kind:?} values of metric {metric}")]
+    NotNumeric {
+        aggregator: &'static str,
+        kind: Kind,
+        metric: String,
+    },
+}
+
+/// Runs one query.
+pub fn execute(db: &Db, query: &Query) -> Result<Vec<SeriesResult>> {
+    db.read(|view| run(&view, query))
+}
+
+fn run(view: &HeadView<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
+    if !view.has_metric(&query.metric) {
+        return Err(Error::UnknownMetric {
+            metric: query.metric.clone(),
+        });
+    }
+    let kind = view.kind(&query.metric, &query.field);
+    if query.aggregator != Aggregator::None
+        && let Some(k @ (Kind::String | Kind::Bytes)) = kind
+    {
+        return Err(Error::NotNumeric {
+            aggregator: aggregator_name(query.aggregator),
+            kind: k,
+            metric: query.metric.clone(),
+        });
+    }
+    let mut selected: Vec<(&SeriesKey, Vec<(Timestamp, FieldValue)>)> = Vec::new();
+    for id in view.series_of(&query.metric) {
+        let Some(key) = view.key(*id) else { continue };
+        if !query.tags.iter().all(|m| m.matches(key.tag(m.key()))) {
+            continue;
+        }
+        let points = read_points(view, *id, query);
+        if !points.is_empty() {
+            selected.push((key, points));
+        }
+    }
+    selected.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+    Ok(match query.aggregator {
+        Aggregator::None => selected
+            .into_iter()
+            .map(|(key, points)| SeriesResult {
+                metric: key.metric.clone(),
+                tags: key.tags.clone(),
+                aggregated_tags: Vec::new(),
+                points,
+            })
+            .collect(),
+        Aggregator::Sum => {
+            let mut groups: BTreeMap<Vec<Option<&str>>, Vec<(&SeriesKey, Vec<_>)>> =
+                BTreeMap::new();
+            for (key, points) in selected {
+                let group = query.group_by.iter().map(|k| key.tag(k)).collect();
+                groups.entry(group).or_default().push((key, points));
+            }
+            groups
+                .into_values()
+                .map(|members| {
+                    let (tags, aggregated_tags) = common_tags(members.iter().map(|(k, _)| *k));
+                    let series: Vec<&[(Timestamp, FieldValue)]> =
+                        members.iter().map(|(_, p)| p.as_slice()).collect();
+                    SeriesResult {
+                        metric: query.metric.clone(),
+                        tags,
+                        aggregated_tags,
+                        points: aggregate::sum(&series),
+                    }
+                })
+                .collect()
+        }
+    })
+}
+
+fn read_points(view: &HeadView<'_>, id: SeriesId, query: &Query) -> Vec<(Timestamp, FieldValue)> {
+    view.points(id, &query.field, query.start, query.end)
+        .map(|(t, v)| (t, v.clone()))
+        .collect()
+}
+
+/// Tags whose value is the same in every series that has them, and the keys
+/// whose values conflict (OpenTSDB 2.2+ rule).
+fn common_tags<'a>(
+    keys: impl Iterator<Item = &'a SeriesKey>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut seen: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    for key in keys {
+        for (k, v) in &key.tags {
+            seen.entry(k)
+                .and_modify(|cur| {
+                    if *cur != Some(v.as_str()) {
+                        *cur = None;
+                    }
+                })
+                .or_insert(Some(v));
+        }
+    }
+    let mut tags = Vec::new();
+    let mut aggregated = Vec::new();
+    for (k, v) in seen {
+        match v {
+            Some(v) => tags.push((k.to_owned(), v.to_owned())),
+            None => aggregated.push(k.to_owned()),
+        }
+    }
+    (tags, aggregated)
+}
+
+/// The OpenTSDB name of an aggregator.
+pub fn aggregator_name(a: Aggregator) -> &'static str {
+    match a {
+        Aggregator::None => "none",
+        Aggregator::Sum => "sum",
+    }
+}

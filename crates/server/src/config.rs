@@ -1,0 +1,61 @@
+//! The server's settings: defaults, then the TOML file, then `SUNDIAL_*`
+//! environment variables and flags (clap merges those two).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file. Every key is optional; see
+/// `docs/config.md` for each default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) listen: SocketAddr,
+    /// Serve a non-loopback address without credentials (none exist yet).
+    pub(crate) allow_unauthenticated: bool,
+    /// Seconds in-flight requests get to finish at shutdown.
+    pub(crate) shutdown_grace_secs: u64,
+    pub(crate) storage: sundial_storage::Config,
+    pub(crate) opentsdb: sundial_api::opentsdb::Config,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./sundial-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4242)),
+            allow_unauthenticated: false,
+            shutdown_grace_secs: 30,
+            storage: sundial_storage::Config::default(),
+            opentsdb: sundial_api::opentsdb::Config::default(),
+        }
+    }
+}
+
+impl FileConfig {
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
+    }
+
+    /// Checks every section and the listen-address rule.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.storage.validate().map_err(anyhow::Error::msg)?;
+        self.opentsdb.validate().map_err(anyhow::Error::msg)?;
+        if !self.listen.ip().is_loopback() && !self.allow_unauthenticated {
+            anyhow::bail!(
+                "refusing to listen on non-loopback address {} without credentials: \
+                 pass --allow-unauthenticated (or set allow_unauthenticated = true) \
+                 to serve it to the network anyway",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! `sundial`: the time-series database server.
+
+mod config;
+mod listener;
+
+use clap::{Parser, Subcommand};
+use config::FileConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+/// Sundial: a time-series database speaking the OpenTSDB, Baidu TSDB and
+/// BlueKing APIs.
+#[derive(Debug, Parser)]
+#[command(name = "sundial", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server (HTTP and telnet on one port).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "SUNDIAL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./sundial-data].
+    #[arg(long, env = "SUNDIAL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address for HTTP and telnet [default: 127.0.0.1:4242].
+    #[arg(long, env = "SUNDIAL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Allow a non-loopback listen address although no credentials are
+    /// configured.
+    #[arg(long, env = "SUNDIAL_ALLOW_UNAUTHENTICATED")]
+    allow_unauthenticated: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("SUNDIAL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = FileConfig::load(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    config.allow_unauthenticated |= args.allow_unauthenticated;
+    config.validate()?;
+    config.storage.data_dir = config.data_dir.clone();
+
+    let db = sundial_storage::Db::open(config.storage.clone())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let api = sundial_api::opentsdb::Api {
+        db: db.clone(),
+        config: Arc::new(config.opentsdb.clone()),
+    };
+    let result = runtime.block_on(listener::run(&config, api));
+    // Everything acknowledged is in the WAL already; closing also flushes
+    // the head so the next start replays little.
+    db.close();
+    tracing::info!("stopped");
+    result
+}

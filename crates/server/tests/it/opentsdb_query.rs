@@ -1,0 +1,179 @@
+//! The raw read-back of `/api/query`: `none`, `sum` with interpolation,
+//! exact and v1 tag selection, GET and POST forms.
+
+use crate::harness::{TestServer, json, point};
+use anyhow::Result;
+use serde_json::{Value, json};
+
+/// OpenTSDB's interpolation example, with the sum computed here.
+#[test]
+fn sum_interpolates_between_neighbours() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let t0 = 1_500_000_000i64;
+    let a = [(10, 5i64), (30, 15), (50, 5)];
+    let b = [(0, 10i64), (20, 20), (40, 10), (60, 20)];
+    let mut body = Vec::new();
+    for (off, v) in a {
+        body.push(point(
+            "lerp",
+            t0 + off,
+            json!(v),
+            &[("host", "a"), ("dc", "x")],
+        ));
+    }
+    for (off, v) in b {
+        body.push(point(
+            "lerp",
+            t0 + off,
+            json!(v),
+            &[("host", "b"), ("dc", "x")],
+        ));
+    }
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let value_at = |pts: &[(i64, i64)], t: i64| -> Option<i64> {
+        if let Some((_, v)) = pts.iter().find(|(o, _)| *o == t) {
+            return Some(*v);
+        }
+        let before = pts.iter().rev().find(|(o, _)| *o < t)?;
+        let after = pts.iter().find(|(o, _)| *o > t)?;
+        Some(before.1 + (t - before.0) * (after.1 - before.1) / (after.0 - before.0))
+    };
+    let mut expected = serde_json::Map::new();
+    for t in (0..=60).step_by(10) {
+        let sum: i64 = [value_at(&a, t), value_at(&b, t)]
+            .into_iter()
+            .flatten()
+            .sum();
+        expected.insert((t0 + t).to_string(), json!(sum));
+    }
+    let got = s.get_json(&format!("/api/query?start={t0}&end={}&m=sum:lerp", t0 + 60))?;
+    assert_eq!(
+        got,
+        json!([{"metric": "lerp", "tags": {"dc": "x"}, "aggregateTags": ["host"], "dps": expected}])
+    );
+    assert_eq!(got[0]["dps"][(t0 + 30).to_string()], json!(30));
+    Ok(())
+}
+
+#[test]
+fn tag_selection_and_grouping() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let t = 1_500_000_000i64;
+    let mut body = Vec::new();
+    let hosts = ["web01", "web02", "web03"];
+    for (i, h) in hosts.iter().enumerate() {
+        for k in 0..3i64 {
+            body.push(point(
+                "cpu",
+                t + k,
+                json!((i as i64 + 1) * 10 + k),
+                &[("host", h), ("dc", "lga")],
+            ));
+        }
+    }
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let value = |i: i64, k: i64| (i + 1) * 10 + k;
+
+    // Exact match: one series.
+    let got = s.get_json(&format!(
+        "/api/query?start={t}&end={}&m=none:cpu{{host=web02}}",
+        t + 2
+    ))?;
+    let dps: serde_json::Map<String, Value> = (0..3)
+        .map(|k| ((t + k).to_string(), json!(value(1, k))))
+        .collect();
+    assert_eq!(
+        got,
+        json!([{"metric": "cpu", "tags": {"dc": "lga", "host": "web02"}, "aggregateTags": [], "dps": dps}])
+    );
+
+    // host=* groups by host; sum of one series is the series.
+    let got = s.get_json(&format!(
+        "/api/query?start={t}&end={}&m=sum:cpu{{host=*}}",
+        t + 2
+    ))?;
+    assert_eq!(got.as_array().map(Vec::len), Some(3));
+    for (i, r) in got.as_array().into_iter().flatten().enumerate() {
+        assert_eq!(r["tags"]["host"], hosts[i]);
+        assert_eq!(r["dps"][(t + 2).to_string()], json!(value(i as i64, 2)));
+    }
+
+    // web01|web03 summed into one group per host; POST form, ms output.
+    let req = json!({"start": t, "end": t + 2, "msResolution": true,
+        "queries": [{"aggregator": "sum", "metric": "cpu", "filters": [
+            {"type": "literal_or", "tagk": "host", "filter": "web01|web03", "groupBy": false}]}]});
+    let (status, text) = s.post("/api/query", &req.to_string())?;
+    assert_eq!(status, 200, "{text}");
+    let got = json(&text)?;
+    let dps: serde_json::Map<String, Value> = (0..3)
+        .map(|k| {
+            (
+                ((t + k) * 1000).to_string(),
+                json!(value(0, k) + value(2, k)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        json!([{"metric": "cpu", "tags": {"dc": "lga"}, "aggregateTags": ["host"], "dps": dps}])
+    );
+    Ok(())
+}
+
+#[test]
+fn query_errors_in_opentsdb_shape() -> Result<()> {
+    let s = TestServer::spawn()?;
+    assert_eq!(
+        s.post(
+            "/api/put",
+            &point("known", 1500000000, json!(1), &[("h", "x")]).to_string()
+        )?
+        .0,
+        204
+    );
+    for (path, status, msg) in [
+        ("/api/query?m=sum:known", 400, "Missing start time"),
+        (
+            "/api/query?start=1500000000&m=sum:unknown.metric",
+            400,
+            "No such name for 'metrics': 'unknown.metric'",
+        ),
+        (
+            "/api/query?start=1500000000&m=bogus:known",
+            400,
+            "No such aggregation function: bogus",
+        ),
+        ("/api/query?start=1500000000", 400, "Missing queries"),
+        (
+            "/api/query?start=1000&m=sum:known",
+            400,
+            "Invalid timestamp: 1000",
+        ),
+    ] {
+        let (st, text) = s.get(path)?;
+        assert_eq!(st, status, "{path}: {text}");
+        assert_eq!(json(&text)?["error"]["message"], msg, "{path}");
+    }
+    let (st, text) = s.post("/api/query", "{nope")?;
+    assert_eq!(
+        (st, json(&text)?["error"]["message"].clone()),
+        (400, json!("Unable to parse the given JSON"))
+    );
+    Ok(())
+}
+
+#[test]
+fn version_answers_once_writes_are_accepted() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let v = s.get_json("/api/version")?;
+    assert!(v["version"].is_string());
+    assert_eq!(
+        s.post(
+            "/api/put",
+            &point("v", 1500000000, json!(1), &[("h", "x")]).to_string()
+        )?
+        .0,
+        204
+    );
+    Ok(())
+}

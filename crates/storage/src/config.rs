@@ -1,0 +1,68 @@
+//! Storage settings.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// When the WAL is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// `fdatasync` every group commit before any write in it is answered:
+    /// an acknowledged point survives power loss. Group commit makes this
+    /// cheap: one sync serves every request queued behind it.
+    #[default]
+    Always,
+    /// Hand records to the OS before answering and sync only on request
+    /// (`?sync`), on flush and on shutdown: survives a process crash, not a
+    /// power loss.
+    Buffered,
+}
+
+/// Storage engine settings; `Default` gives the documented defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where WAL segments and part files live; set by the server from its
+    /// top-level `data_dir`, not from the `[storage]` table.
+    #[serde(skip)]
+    pub data_dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    /// A WAL segment is closed and a new one started past this size.
+    pub wal_segment_bytes: u64,
+    /// The head is flushed to a part file once this many WAL bytes have
+    /// accumulated since the last flush.
+    pub flush_wal_bytes: u64,
+    /// Writes waiting for the WAL beyond this many bytes are refused as busy.
+    pub max_wal_queue_bytes: u64,
+    /// Longest text value in bytes.
+    pub max_string_value_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("sundial-data"),
+            fsync: FsyncPolicy::Always,
+            wal_segment_bytes: 64 << 20,
+            flush_wal_bytes: 256 << 20,
+            max_wal_queue_bytes: 256 << 20,
+            max_string_value_bytes: 20 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Checks values that would make the engine misbehave.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.wal_segment_bytes < 4096 {
+            return Err("storage.wal_segment_bytes must be at least 4096".into());
+        }
+        if self.flush_wal_bytes < self.wal_segment_bytes {
+            return Err("storage.flush_wal_bytes must be at least wal_segment_bytes".into());
+        }
+        if self.max_wal_queue_bytes < 1 << 20 {
+            return Err("storage.max_wal_queue_bytes must be at least 1 MiB".into());
+        }
+        Ok(())
+    }
+}

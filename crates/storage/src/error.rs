@@ -1,0 +1,56 @@
+//! Storage errors.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an error is, for the APIs to map to their status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    InvalidInput,
+    NotFound,
+    Conflict,
+    Busy,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt file {path} at offset {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("the write-ahead log is behind by more than {limit_bytes} bytes")]
+    Busy { limit_bytes: u64 },
+    #[error("the write-ahead log writer has stopped: {reason}")]
+    WalStopped { reason: String },
+    #[error("storage is closed")]
+    Closed,
+}
+
+impl Error {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Busy { .. } => ErrorClass::Busy,
+            Self::Io { .. } | Self::Corrupt { .. } | Self::WalStopped { .. } | Self::Closed => {
+                ErrorClass::Internal
+            }
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
