@@ -67,18 +67,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.validate()?;
     config.storage.data_dir = config.data_dir.clone();
 
-    let db = sundial_storage::Db::open(config.storage.clone())?;
+    let engine = sundial_storage::Engine::open(config.storage.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let api = sundial_api::opentsdb::Api {
-        db: db.clone(),
+        db: engine.default_db(),
         config: Arc::new(config.opentsdb.clone()),
     };
     let result = runtime.block_on(listener::run(&config, api));
     // Everything acknowledged is in the WAL already; closing also flushes
     // the head so the next start replays little.
-    db.close();
+    engine.close();
     tracing::info!("stopped");
     result
 }

@@ -2,16 +2,19 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::head::SeriesId;
 use crate::head::{Head, HeadView, PendingPoint};
 use crate::part;
-use crate::record::{self, RecordPoint};
+use crate::record::{Batch, BatchEncoder};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak, mpsc};
-use sundial_model::{FieldValue, Kind, PointError, ValueInput, WriteOutcome, WritePoint};
+use sundial_model::{
+    FieldValue, Kind, PointError, SeriesKey, ValueInput, WriteOutcome, WritePoint,
+};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
@@ -148,21 +151,47 @@ impl Db {
                 commit: Commit(None),
             });
         }
-        let mut payload = Vec::with_capacity(accepted.len() * 48);
-        record::encode_batch_into(
-            accepted.iter().filter_map(|(i, v)| {
-                let p = points.get(*i)?;
-                Some((&p.series, p.field.as_str(), p.timestamp, v))
-            }),
-            accepted.len(),
-            &mut payload,
-        );
+        // Series ids: existing ones from the head, new ones numbered on from
+        // the head's next id and defined in this record.
+        let mut enc = BatchEncoder::default();
+        let mut new_series: Vec<(SeriesId, &SeriesKey)> = Vec::new();
+        let mut ids = Vec::with_capacity(accepted.len());
+        let mut next = head.next_id();
+        for (i, _) in &accepted {
+            let Some(p) = points.get(*i) else { continue };
+            let id = match head.lookup(&p.series) {
+                Some(id) => id,
+                None => match new_series.iter().find(|(_, k)| **k == p.series) {
+                    Some((id, _)) => *id,
+                    None => {
+                        let id = SeriesId(next);
+                        next += 1;
+                        enc.define_series(id, &p.series);
+                        new_series.push((id, &p.series));
+                        id
+                    }
+                },
+            };
+            ids.push(id);
+        }
+        for ((i, v), id) in accepted.iter().zip(&ids) {
+            if let Some(p) = points.get(*i) {
+                let f = enc.field(&p.field);
+                enc.point(*id, f, p.timestamp, v);
+            }
+        }
+        let mut payload = Vec::new();
+        enc.finish_into(&mut payload);
         // Queued while holding the head lock, so the WAL order is the order
         // in which the head applied writes: replay reproduces last-write-wins.
+        // Series are defined in the head only once their record is queued.
         let rx = self.inner.wal.append(&payload, sync)?;
-        for (i, v) in accepted {
+        for (id, key) in new_series {
+            head.define(id, key.clone());
+        }
+        for ((i, v), id) in accepted.into_iter().zip(ids) {
             if let Some(p) = points.get(i) {
-                head.apply(&p.series, &p.field, p.timestamp, v);
+                head.apply(id, &p.field, p.timestamp, v);
             }
         }
         Ok(Written {
@@ -270,7 +299,7 @@ fn write_part(inner: &Inner, pending: &mut [PendingPoint], below: u64) -> Result
         let (Some(key), Some(field)) = (head.key(*id), head.field_name(*id, *col)) else {
             continue;
         };
-        rows.push((key, field, *ts, value));
+        rows.push((*id, key, field, *ts, value));
     }
     let path = part::write(&inner.config.data_dir, below, &rows)?;
     info!(path = %path.display(), points = rows.len(), "flushed head to part");
@@ -294,9 +323,11 @@ fn recover(config: &Config) -> Result<(Head, u64)> {
     let mut head = Head::default();
     let mut covered = 0u64;
     for below in wal::list_numbered(dir, "part-", ".sdp")? {
-        let (below, points) = part::read(&part::part_path(dir, below))?;
+        let (below, batches) = part::read(&part::part_path(dir, below))?;
         covered = covered.max(below);
-        apply_all(&mut head, points);
+        for batch in batches {
+            apply_batch(&mut head, batch);
+        }
     }
     // Parts are durable already; only WAL points still need a flush.
     head.pending.clear();
@@ -308,9 +339,9 @@ fn recover(config: &Config) -> Result<(Head, u64)> {
             let _ = fs::remove_file(&path);
             continue;
         }
-        for points in wal::read_segment(&path)? {
-            replayed += points.len();
-            apply_all(&mut head, points);
+        for batch in wal::read_segment(&path)? {
+            replayed += batch.points.len();
+            apply_batch(&mut head, batch);
         }
     }
     if replayed > 0 {
@@ -320,10 +351,19 @@ fn recover(config: &Config) -> Result<(Head, u64)> {
     Ok((head, next))
 }
 
-fn apply_all(head: &mut Head, points: Vec<RecordPoint>) {
-    for p in points {
-        if !head.apply(&p.series, &p.field, p.timestamp, p.value) {
-            warn!(series = %p.series, field = %p.field, "stored point conflicts with the field kind; skipped");
+fn apply_batch(head: &mut Head, batch: Batch) {
+    for (id, key) in batch.new_series {
+        if !head.define(id, key.clone()) {
+            warn!(series = %key, id = id.0, "series id already names another series; skipped");
+        }
+    }
+    for p in batch.points {
+        let field = batch
+            .fields
+            .get(p.field as usize)
+            .map_or("", String::as_str);
+        if !head.apply(p.series, field, p.timestamp, p.value) {
+            warn!(id = p.series.0, %field, "stored point has an unknown series or conflicts with the field kind; skipped");
         }
     }
 }

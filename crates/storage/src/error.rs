@@ -34,15 +34,25 @@ pub enum Error {
     WalStopped { reason: String },
     #[error("storage is closed")]
     Closed,
+    #[error("data directory {path} is in use by another process")]
+    Locked { path: PathBuf },
+    #[error("invalid database name {name:?}")]
+    InvalidName { name: String },
+    #[error("database {name} already exists")]
+    Exists { name: String },
 }
 
 impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Busy { .. } => ErrorClass::Busy,
-            Self::Io { .. } | Self::Corrupt { .. } | Self::WalStopped { .. } | Self::Closed => {
-                ErrorClass::Internal
-            }
+            Self::InvalidName { .. } => ErrorClass::InvalidInput,
+            Self::Exists { .. } => ErrorClass::Conflict,
+            Self::Io { .. }
+            | Self::Corrupt { .. }
+            | Self::WalStopped { .. }
+            | Self::Closed
+            | Self::Locked { .. } => ErrorClass::Internal,
         }
     }
 

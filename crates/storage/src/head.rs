@@ -5,14 +5,21 @@
 use std::collections::{BTreeMap, HashMap};
 use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
 
-/// Dense id of a series in this process; not persisted.
+/// Persistent id of a series within one database: assigned once, written
+/// with the series' first record, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId(pub u32);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Column {
     field: String,
     points: BTreeMap<Timestamp, FieldValue>,
+}
+
+#[derive(Debug)]
+struct Series {
+    key: SeriesKey,
+    columns: Vec<Column>,
 }
 
 /// A point applied since the last flush: (series, column index, time, value).
@@ -21,8 +28,8 @@ pub(crate) type PendingPoint = (SeriesId, u32, Timestamp, FieldValue);
 #[derive(Debug, Default)]
 pub(crate) struct Head {
     ids: HashMap<SeriesKey, SeriesId>,
-    keys: Vec<SeriesKey>,
-    columns: Vec<Vec<Column>>,
+    /// Indexed by `SeriesId`; `None` for ids whose definition is not loaded.
+    series: Vec<Option<Series>>,
     by_metric: HashMap<String, Vec<SeriesId>>,
     kinds: HashMap<String, HashMap<String, Kind>>,
     pub(crate) pending: Vec<PendingPoint>,
@@ -33,22 +40,57 @@ impl Head {
         self.kinds.get(metric)?.get(field).copied()
     }
 
-    /// Stores one point; the caller has checked the kind. Returns false if
-    /// the value's kind conflicts with the field's (only possible on replay
-    /// of damaged data), in which case nothing is stored.
+    pub(crate) fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
+        self.ids.get(key).copied()
+    }
+
+    /// The id the next new series gets.
+    pub(crate) fn next_id(&self) -> u32 {
+        self.series.len() as u32
+    }
+
+    /// Registers a series under its persistent id. Re-defining an id with
+    /// the same key is a no-op (a part and the WAL may both carry it).
+    pub(crate) fn define(&mut self, id: SeriesId, key: SeriesKey) -> bool {
+        let slot = id.0 as usize;
+        if self.series.len() <= slot {
+            self.series.resize_with(slot + 1, || None);
+        }
+        match self.series.get_mut(slot) {
+            Some(Some(s)) => s.key == key,
+            Some(empty @ None) => {
+                self.ids.insert(key.clone(), id);
+                self.by_metric
+                    .entry(key.metric.clone())
+                    .or_default()
+                    .push(id);
+                *empty = Some(Series {
+                    key,
+                    columns: Vec::new(),
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stores one point of a defined series. Returns false, storing
+    /// nothing, if the series is unknown or the value's kind conflicts with
+    /// the field's (only possible when replaying damaged data).
     pub(crate) fn apply(
         &mut self,
-        series: &SeriesKey,
+        id: SeriesId,
         field: &str,
         ts: Timestamp,
         value: FieldValue,
     ) -> bool {
-        let kind = value.kind();
-        if !self.kinds.contains_key(&series.metric) {
-            self.kinds.insert(series.metric.clone(), HashMap::new());
-        }
-        let Some(kinds) = self.kinds.get_mut(&series.metric) else {
+        let Some(Some(series)) = self.series.get_mut(id.0 as usize) else {
             return false;
+        };
+        let kind = value.kind();
+        let kinds = match self.kinds.get_mut(&series.key.metric) {
+            Some(k) => k,
+            None => self.kinds.entry(series.key.metric.clone()).or_default(),
         };
         match kinds.get(field) {
             Some(k) if *k != kind => return false,
@@ -57,51 +99,35 @@ impl Head {
                 kinds.insert(field.to_owned(), kind);
             }
         }
-        let id = self.series_id(series);
-        let Some(cols) = self.columns.get_mut(id.0 as usize) else {
-            return false;
-        };
-        let col = match cols.iter().position(|c| c.field == field) {
+        let col = match series.columns.iter().position(|c| c.field == field) {
             Some(i) => i,
             None => {
-                cols.push(Column {
+                series.columns.push(Column {
                     field: field.to_owned(),
                     points: BTreeMap::new(),
                 });
-                cols.len() - 1
+                series.columns.len() - 1
             }
         };
-        if let Some(c) = cols.get_mut(col) {
+        if let Some(c) = series.columns.get_mut(col) {
             c.points.insert(ts, value.clone());
         }
         self.pending.push((id, col as u32, ts, value));
         true
     }
 
-    fn series_id(&mut self, series: &SeriesKey) -> SeriesId {
-        if let Some(id) = self.ids.get(series) {
-            return *id;
-        }
-        let id = SeriesId(self.keys.len() as u32);
-        self.ids.insert(series.clone(), id);
-        self.keys.push(series.clone());
-        self.columns.push(Vec::new());
-        self.by_metric
-            .entry(series.metric.clone())
-            .or_default()
-            .push(id);
-        id
-    }
-
     pub(crate) fn field_name(&self, id: SeriesId, col: u32) -> Option<&str> {
-        self.columns
-            .get(id.0 as usize)?
-            .get(col as usize)
-            .map(|c| c.field.as_str())
+        let series = self.series.get(id.0 as usize)?.as_ref()?;
+        series.columns.get(col as usize).map(|c| c.field.as_str())
     }
 
     pub(crate) fn key(&self, id: SeriesId) -> Option<&SeriesKey> {
-        self.keys.get(id.0 as usize)
+        self.series.get(id.0 as usize)?.as_ref().map(|s| &s.key)
+    }
+
+    fn column(&self, id: SeriesId, field: &str) -> Option<&Column> {
+        let series = self.series.get(id.0 as usize)?.as_ref()?;
+        series.columns.iter().find(|c| c.field == field)
     }
 }
 
@@ -143,13 +169,10 @@ impl HeadView<'_> {
         start: Timestamp,
         end: Timestamp,
     ) -> impl Iterator<Item = (Timestamp, &FieldValue)> {
-        let col = self
-            .head
-            .columns
-            .get(id.0 as usize)
-            .and_then(|cols| cols.iter().find(|c| c.field == field));
         // BTreeMap::range panics on an inverted range.
-        col.filter(|_| start <= end)
+        self.head
+            .column(id, field)
+            .filter(|_| start <= end)
             .into_iter()
             .flat_map(move |c| c.points.range(start..=end))
             .map(|(t, v)| (*t, v))
@@ -164,6 +187,6 @@ impl HeadView<'_> {
 
     /// Number of series.
     pub fn series_count(&self) -> usize {
-        self.head.keys.len()
+        self.head.ids.len()
     }
 }

@@ -10,6 +10,7 @@
 
 mod config;
 mod db;
+mod engine;
 mod error;
 mod head;
 mod part;
@@ -18,5 +19,6 @@ mod wal;
 
 pub use config::{Config, FsyncPolicy};
 pub use db::{Commit, Db, Written};
+pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::{HeadView, SeriesId};

@@ -1,19 +1,28 @@
-//! The byte form of a batch of resolved points, shared by WAL records and
-//! part-file frames (`docs/format/wal.md`), and the CRC framing around it.
+//! The byte form of a batch of points, shared by WAL records and part-file
+//! frames (`docs/format/wal.md`), and the CRC framing around it.
 //!
-//! Batch: `varint count`, then per point `str metric`, `varint ntags`,
-//! `ntags × (str key, str value)`, `str field`, `zigzag-varint ts_ms`,
-//! `u8 value tag` + value bytes. `str` is `varint len` + UTF-8 bytes.
-//! Value tags: 0 Long (zigzag varint), 1 Double (8 bytes LE), 2 false,
-//! 3 true, 4 String (str), 5 Bytes (varint len + bytes).
+//! A batch first defines the series it introduces (persistent id → key),
+//! then its field names, then the points, which refer to both by number:
+//! a point costs a few bytes instead of its whole series key.
 
+use crate::head::SeriesId;
 use sundial_model::{FieldValue, SeriesKey, Timestamp};
 
-/// One decoded point.
+/// One decoded batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Batch {
+    /// Series first seen in this batch's log (or part).
+    pub(crate) new_series: Vec<(SeriesId, SeriesKey)>,
+    /// Field names the points refer to by index.
+    pub(crate) fields: Vec<String>,
+    pub(crate) points: Vec<BatchPoint>,
+}
+
+/// A point of a batch: series id, index into `fields`, time, value.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RecordPoint {
-    pub(crate) series: SeriesKey,
-    pub(crate) field: String,
+pub(crate) struct BatchPoint {
+    pub(crate) series: SeriesId,
+    pub(crate) field: u32,
     pub(crate) timestamp: Timestamp,
     pub(crate) value: FieldValue,
 }
@@ -40,7 +49,7 @@ pub(crate) enum FrameError {
 /// Reads the frame at the start of `input`: the payload and the unread tail.
 pub(crate) fn read_frame(input: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
     let (header, rest) = input
-        .split_at_checked(FRAME_HEADER)
+        .split_first_chunk::<FRAME_HEADER>()
         .ok_or(FrameError::Truncated)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
@@ -51,20 +60,51 @@ pub(crate) fn read_frame(input: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
     Ok((payload, tail))
 }
 
-/// Encodes points into a batch payload, appending to `out`.
-pub(crate) fn encode_batch_into<'a, I>(points: I, count: usize, out: &mut Vec<u8>)
-where
-    I: IntoIterator<Item = (&'a SeriesKey, &'a str, Timestamp, &'a FieldValue)>,
-{
-    put_varint(out, count as u64);
-    for (series, field, ts, value) in points {
-        put_str(out, &series.metric);
-        put_varint(out, series.tags.len() as u64);
-        for (k, v) in &series.tags {
-            put_str(out, k);
-            put_str(out, v);
+/// Builds a batch payload incrementally: series definitions and fields
+/// first, then points. Call in that order.
+#[derive(Debug, Default)]
+pub(crate) struct BatchEncoder {
+    head: Vec<u8>,
+    body: Vec<u8>,
+    new_series: u64,
+    fields: Vec<String>,
+    points: u64,
+}
+
+impl BatchEncoder {
+    pub(crate) fn define_series(&mut self, id: SeriesId, key: &SeriesKey) {
+        self.new_series += 1;
+        put_varint(&mut self.head, u64::from(id.0));
+        put_str(&mut self.head, &key.metric);
+        put_varint(&mut self.head, key.tags.len() as u64);
+        for (k, v) in &key.tags {
+            put_str(&mut self.head, k);
+            put_str(&mut self.head, v);
         }
-        put_str(out, field);
+    }
+
+    /// Index of `field` in this batch's field list.
+    pub(crate) fn field(&mut self, field: &str) -> u32 {
+        match self.fields.iter().position(|f| f == field) {
+            Some(i) => i as u32,
+            None => {
+                self.fields.push(field.to_owned());
+                (self.fields.len() - 1) as u32
+            }
+        }
+    }
+
+    pub(crate) fn point(
+        &mut self,
+        series: SeriesId,
+        field: u32,
+        ts: Timestamp,
+        value: &FieldValue,
+    ) {
+        self.points += 1;
+        let out = &mut self.body;
+        put_varint(out, u64::from(series.0));
+        put_varint(out, u64::from(field));
         put_varint(out, zigzag(ts));
         match value {
             FieldValue::Long(v) => {
@@ -88,51 +128,75 @@ where
             }
         }
     }
+
+    /// The payload; the encoder is reset for reuse.
+    pub(crate) fn finish_into(&mut self, out: &mut Vec<u8>) {
+        put_varint(out, self.new_series);
+        out.extend_from_slice(&self.head);
+        put_varint(out, self.fields.len() as u64);
+        for f in &self.fields {
+            put_str(out, f);
+        }
+        put_varint(out, self.points);
+        out.extend_from_slice(&self.body);
+        self.head.clear();
+        self.body.clear();
+        self.fields.clear();
+        self.new_series = 0;
+        self.points = 0;
+    }
 }
 
 /// Decodes a batch payload. Errors say what is wrong; they never panic.
-pub(crate) fn decode_batch(mut input: &[u8]) -> Result<Vec<RecordPoint>, String> {
-    let count = get_varint(&mut input)?;
-    // Each point takes at least 6 bytes: reject absurd counts before allocating.
-    if count > input.len() as u64 / 6 {
-        return Err(format!("point count {count} exceeds the record size"));
-    }
-    let mut points = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let metric = get_str(&mut input)?;
-        let ntags = get_varint(&mut input)?;
-        if ntags > input.len() as u64 / 2 {
-            return Err(format!("tag count {ntags} exceeds the record size"));
-        }
-        let mut tags = Vec::with_capacity(ntags as usize);
+pub(crate) fn decode_batch(mut input: &[u8]) -> Result<Batch, String> {
+    let input = &mut input;
+    let n_series = bounded_count(input, 3, "series")?;
+    let mut new_series = Vec::with_capacity(n_series);
+    for _ in 0..n_series {
+        let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
+        let metric = get_str(input)?;
+        let ntags = bounded_count(input, 2, "tag")?;
+        let mut tags = Vec::with_capacity(ntags);
         for _ in 0..ntags {
-            let k = get_str(&mut input)?;
-            let v = get_str(&mut input)?;
+            let k = get_str(input)?;
+            let v = get_str(input)?;
             tags.push((k, v));
         }
-        let field = get_str(&mut input)?;
-        let timestamp = unzigzag(get_varint(&mut input)?);
-        let value = match take(&mut input, 1)?[0] {
-            0 => FieldValue::Long(unzigzag(get_varint(&mut input)?)),
+        new_series.push((SeriesId(id), SeriesKey::new(metric, tags)));
+    }
+    let n_fields = bounded_count(input, 1, "field")?;
+    let mut fields = Vec::with_capacity(n_fields);
+    for _ in 0..n_fields {
+        fields.push(get_str(input)?);
+    }
+    let n_points = bounded_count(input, 4, "point")?;
+    let mut points = Vec::with_capacity(n_points);
+    for _ in 0..n_points {
+        let series = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
+        let field = u32::try_from(get_varint(input)?).map_err(|_| "field index overflow")?;
+        if field as usize >= fields.len() {
+            return Err(format!("field index {field} out of range"));
+        }
+        let timestamp = unzigzag(get_varint(input)?);
+        let value = match take(input, 1)?[0] {
+            0 => FieldValue::Long(unzigzag(get_varint(input)?)),
             1 => {
-                let b = take(&mut input, 8)?;
+                let b = take(input, 8)?;
                 let mut a = [0u8; 8];
                 a.copy_from_slice(b);
                 FieldValue::Double(f64::from_le_bytes(a))
             }
             2 => FieldValue::Bool(false),
             3 => FieldValue::Bool(true),
-            4 => FieldValue::String(get_str(&mut input)?),
+            4 => FieldValue::String(get_str(input)?),
             5 => {
-                let len = get_varint(&mut input)?;
-                let len = usize::try_from(len).map_err(|_| "bytes length overflow")?;
-                FieldValue::Bytes(take(&mut input, len)?.to_vec())
+                let len = usize::try_from(get_varint(input)?).map_err(|_| "length overflow")?;
+                FieldValue::Bytes(take(input, len)?.to_vec())
             }
             t => return Err(format!("unknown value tag {t}")),
         };
-        points.push(RecordPoint {
-            // Stored keys are already sorted; SeriesKey::new keeps that.
-            series: SeriesKey::new(metric, tags),
+        points.push(BatchPoint {
+            series: SeriesId(series),
             field,
             timestamp,
             value,
@@ -141,7 +205,21 @@ pub(crate) fn decode_batch(mut input: &[u8]) -> Result<Vec<RecordPoint>, String>
     if !input.is_empty() {
         return Err(format!("{} trailing bytes after the batch", input.len()));
     }
-    Ok(points)
+    Ok(Batch {
+        new_series,
+        fields,
+        points,
+    })
+}
+
+/// Reads a count and rejects one that cannot fit in the remaining bytes
+/// (each item takes at least `min_bytes`), before anything is allocated.
+fn bounded_count(input: &mut &[u8], min_bytes: usize, what: &str) -> Result<usize, String> {
+    let n = get_varint(input)?;
+    if n > (input.len() / min_bytes) as u64 {
+        return Err(format!("{what} count {n} exceeds the record size"));
+    }
+    Ok(n as usize)
 }
 
 fn zigzag(v: i64) -> u64 {

@@ -4,7 +4,7 @@
 
 use crate::config::FsyncPolicy;
 use crate::error::{Error, Result};
-use crate::record::{self, FrameError, RecordPoint};
+use crate::record::{self, Batch, FrameError};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::{error, warn};
 
-const MAGIC: &[u8; 8] = b"SDWAL001";
+const MAGIC: &[u8; 8] = b"SDWAL002";
 /// Largest amount of record bytes gathered into one group commit.
 const MAX_GROUP_BYTES: usize = 16 << 20;
 
@@ -294,7 +294,7 @@ pub(crate) fn list_numbered(dir: &Path, prefix: &str, suffix: &str) -> Result<Ve
 /// Reads every intact record of a segment. A torn or corrupt tail is
 /// dropped with a warning: it can only hold writes that were never
 /// acknowledged (or, for mid-file damage, the segment's rest is unreadable).
-pub(crate) fn read_segment(path: &Path) -> Result<Vec<Vec<RecordPoint>>> {
+pub(crate) fn read_segment(path: &Path) -> Result<Vec<Batch>> {
     let bytes = fs::read(path).map_err(|e| Error::io("read WAL segment", path, e))?;
     let Some(mut rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
         warn!(path = %path.display(), "WAL segment without a complete header; skipped");
@@ -305,8 +305,8 @@ pub(crate) fn read_segment(path: &Path) -> Result<Vec<Vec<RecordPoint>>> {
         let offset = bytes.len() - rest.len();
         match record::read_frame(rest) {
             Ok((payload, tail)) => match record::decode_batch(payload) {
-                Ok(points) => {
-                    records.push(points);
+                Ok(batch) => {
+                    records.push(batch);
                     rest = tail;
                 }
                 Err(reason) => {

@@ -1,1 +1,138 @@
-//! placeholder
+//! Dev-only data generators: a TSBS-devops-like data set (hosts × cpu
+//! metrics, ten tags per series, fixed interval) rendered as OpenTSDB
+//! `/api/put` bodies, for benches and load tests.
+
+/// Shape of a generated data set.
+#[derive(Debug, Clone)]
+pub struct Devops {
+    pub hosts: usize,
+    /// First timestamp, seconds.
+    pub start_s: i64,
+    pub interval_s: i64,
+    /// Points per series.
+    pub points: usize,
+    /// Points per request body.
+    pub batch: usize,
+    pub seed: u64,
+}
+
+/// The ten cpu fields of TSBS devops, as OpenTSDB metric names.
+pub const CPU_METRICS: [&str; 10] = [
+    "cpu.usage_user",
+    "cpu.usage_system",
+    "cpu.usage_idle",
+    "cpu.usage_nice",
+    "cpu.usage_iowait",
+    "cpu.usage_irq",
+    "cpu.usage_softirq",
+    "cpu.usage_steal",
+    "cpu.usage_guest",
+    "cpu.usage_guest_nice",
+];
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-central-1", "ap-northeast-1"];
+const OS: [&str; 3] = ["Ubuntu16.10", "Ubuntu16.04LTS", "Ubuntu15.10"];
+const SERVICES: [&str; 4] = ["6", "11", "18", "19"];
+
+/// splitmix64: small, fast and deterministic; enough for synthetic data.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The ten tags of one host, TSBS style.
+pub fn host_tags(host: usize) -> Vec<(String, String)> {
+    vec![
+        ("hostname".into(), format!("host_{host}")),
+        ("region".into(), REGIONS[host % REGIONS.len()].into()),
+        (
+            "datacenter".into(),
+            format!("{}a", REGIONS[host % REGIONS.len()]),
+        ),
+        ("rack".into(), (host % 97).to_string()),
+        ("os".into(), OS[host % OS.len()].into()),
+        (
+            "arch".into(),
+            if host % 2 == 0 { "x64" } else { "x86" }.into(),
+        ),
+        ("team".into(), ["SF", "NYC", "LON", "CHI"][host % 4].into()),
+        ("service".into(), SERVICES[host % SERVICES.len()].into()),
+        ("service_version".into(), (host % 2).to_string()),
+        (
+            "service_environment".into(),
+            ["production", "staging", "test"][host % 3].into(),
+        ),
+    ]
+}
+
+impl Devops {
+    pub fn total_points(&self) -> usize {
+        self.hosts * CPU_METRICS.len() * self.points
+    }
+
+    /// Request bodies in time order: each body holds consecutive points of
+    /// all series at consecutive timestamps. Six metrics are 2-decimal
+    /// random walks in [0, 100], four are integers.
+    pub fn bodies(&self) -> Vec<String> {
+        let series = self.hosts * CPU_METRICS.len();
+        let mut rng = Rng::new(self.seed);
+        let mut state: Vec<f64> = (0..series).map(|_| rng.next_f64() * 100.0).collect();
+        let tag_json: Vec<String> = (0..self.hosts)
+            .map(|h| {
+                let pairs: Vec<String> = host_tags(h)
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+                    .collect();
+                format!("{{{}}}", pairs.join(","))
+            })
+            .collect();
+        let mut bodies = Vec::new();
+        let mut body = String::with_capacity(self.batch * 300);
+        let mut in_body = 0usize;
+        for step in 0..self.points {
+            let ts = self.start_s + step as i64 * self.interval_s;
+            for (s, value) in state.iter_mut().enumerate() {
+                let (host, m) = (s / CPU_METRICS.len(), s % CPU_METRICS.len());
+                *value = (*value + (rng.next_f64() - 0.5) * 4.0).clamp(0.0, 100.0);
+                let text = if m < 6 {
+                    format!("{:.2}", *value)
+                } else {
+                    format!("{}", value.round() as i64)
+                };
+                body.push(if in_body == 0 { '[' } else { ',' });
+                body.push_str(&format!(
+                    "{{\"metric\":\"{}\",\"timestamp\":{ts},\"value\":{text},\"tags\":{}}}",
+                    CPU_METRICS[m], tag_json[host]
+                ));
+                in_body += 1;
+                if in_body == self.batch {
+                    body.push(']');
+                    bodies.push(std::mem::take(&mut body));
+                    in_body = 0;
+                }
+            }
+        }
+        if in_body > 0 {
+            body.push(']');
+            bodies.push(body);
+        }
+        bodies
+    }
+}

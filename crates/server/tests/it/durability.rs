@@ -164,7 +164,7 @@ fn wal_stays_bounded_and_clean_shutdown_keeps_everything() -> Result<()> {
     let args = ["--config", cfg.to_str().unwrap_or_default()];
     let mut s = TestServer::spawn_with(&dir, &args)?;
     let mut expected = BTreeMap::new();
-    for batch in 0..60i64 {
+    for batch in 0..200i64 {
         let body: Vec<Value> = (0..50i64)
             .map(|i| {
                 let t = T0 + batch * 50 + i;
@@ -177,18 +177,19 @@ fn wal_stays_bounded_and_clean_shutdown_keeps_everything() -> Result<()> {
     }
     // Let the background flusher catch up with the last threshold crossing.
     std::thread::sleep(Duration::from_millis(500));
-    let wal_bytes: u64 = std::fs::read_dir(&dir)?
+    let db_dir = dir.join("db").join("default");
+    let wal_bytes: u64 = std::fs::read_dir(&db_dir)?
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("wal-"))
         .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
         .sum();
-    let total_written = 60 * 50 * 40;
+    // Flushes keep the WAL near the flush threshold (32 KiB) whatever was written.
     assert!(
-        wal_bytes < total_written / 2,
+        wal_bytes < 2 * 32768,
         "WAL holds {wal_bytes} bytes after flushes"
     );
     assert!(
-        std::fs::read_dir(&dir)?
+        std::fs::read_dir(&db_dir)?
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with("part-"))
     );
@@ -197,7 +198,7 @@ fn wal_stays_bounded_and_clean_shutdown_keeps_everything() -> Result<()> {
     let s = TestServer::spawn_with(&dir, &args)?;
     let got = s.get_json(&format!(
         "/api/query?start={T0}&end={}&m=none:bounded",
-        T0 + 3000
+        T0 + 10_000
     ))?;
     let dps: BTreeMap<i64, i64> = got[0]["dps"]
         .as_object()

@@ -1,0 +1,167 @@
+//! The set of databases under one data directory. Each database is its own
+//! `Db` in `<data_dir>/db/<name>/` with its own WAL, so retention and
+//! deletion stay per database. `default` always exists.
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The database every API uses when none is named.
+pub const DEFAULT_DATABASE: &str = "default";
+
+/// All databases of one data directory.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    default: Db,
+    databases: RwLock<BTreeMap<String, Db>>,
+    /// Held (locked) for the life of the engine: one server per directory.
+    _lock: File,
+}
+
+impl Engine {
+    /// Opens every database under `config.data_dir`, creating the
+    /// directory and the `default` database when missing. Fails if another
+    /// process has the directory open.
+    pub fn open(config: Config) -> Result<Self> {
+        let root = config.data_dir.clone();
+        let dbs_dir = root.join("db");
+        fs::create_dir_all(&dbs_dir)
+            .map_err(|e| Error::io("create data directory", &dbs_dir, e))?;
+        let lock_path = root.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open", &lock_path, e))?;
+        lock.try_lock()
+            .map_err(|_| Error::Locked { path: root.clone() })?;
+        let mut databases = BTreeMap::new();
+        for entry in fs::read_dir(&dbs_dir).map_err(|e| Error::io("list", &dbs_dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", &dbs_dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if entry.path().is_dir() && is_valid_name(&name) {
+                let db = Db::open(db_config(&config, &name))?;
+                databases.insert(name, db);
+            }
+        }
+        let default = match databases.get(DEFAULT_DATABASE) {
+            Some(db) => db.clone(),
+            None => {
+                let db = Db::open(db_config(&config, DEFAULT_DATABASE))?;
+                databases.insert(DEFAULT_DATABASE.to_owned(), db.clone());
+                db
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                default,
+                databases: RwLock::new(databases),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The `default` database.
+    pub fn default_db(&self) -> Db {
+        self.inner.default.clone()
+    }
+
+    pub fn database(&self, name: &str) -> Option<Db> {
+        self.inner.databases.read().get(name).cloned()
+    }
+
+    /// Database names, sorted.
+    pub fn database_names(&self) -> Vec<String> {
+        self.inner.databases.read().keys().cloned().collect()
+    }
+
+    /// Creates a database; `Conflict` if it exists.
+    pub fn create_database(&self, name: &str) -> Result<Db> {
+        if !is_valid_name(name) {
+            return Err(Error::InvalidName { name: name.into() });
+        }
+        let mut dbs = self.inner.databases.write();
+        if dbs.contains_key(name) {
+            return Err(Error::Exists { name: name.into() });
+        }
+        let db = Db::open(db_config(&self.inner.config, name))?;
+        dbs.insert(name.to_owned(), db.clone());
+        Ok(db)
+    }
+
+    /// Flushes and closes every database. Blocking.
+    pub fn close(&self) {
+        for db in self.inner.databases.read().values() {
+            db.close();
+        }
+    }
+}
+
+/// Database names: 1–64 of `[A-Za-z0-9_-]`, not starting with `-`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn db_config(config: &Config, name: &str) -> Config {
+    let mut c = config.clone();
+    c.data_dir = PathBuf::from(&config.data_dir).join("db").join(name);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databases_are_separate_and_reopen() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let engine = Engine::open(config.clone())?;
+        assert_eq!(engine.database_names(), vec!["default".to_owned()]);
+        engine.create_database("metrics_2")?;
+        assert!(matches!(
+            engine.create_database("metrics_2"),
+            Err(Error::Exists { .. })
+        ));
+        assert!(matches!(
+            engine.create_database("bad/name"),
+            Err(Error::InvalidName { .. })
+        ));
+        // A second engine on the same directory is refused while the first runs.
+        assert!(matches!(
+            Engine::open(config.clone()),
+            Err(Error::Locked { .. })
+        ));
+        engine.close();
+        drop(engine);
+        let engine = Engine::open(config)?;
+        assert_eq!(
+            engine.database_names(),
+            vec!["default".to_owned(), "metrics_2".to_owned()]
+        );
+        engine.close();
+        Ok(())
+    }
+}
