@@ -70,7 +70,7 @@ pub fn host_tags(host: usize) -> Vec<(String, String)> {
         ("os".into(), OS[host % OS.len()].into()),
         (
             "arch".into(),
-            if host % 2 == 0 { "x64" } else { "x86" }.into(),
+            if host.is_multiple_of(2) { "x64" } else { "x86" }.into(),
         ),
         ("team".into(), ["SF", "NYC", "LON", "CHI"][host % 4].into()),
         ("service".into(), SERVICES[host % SERVICES.len()].into()),
