@@ -2,6 +2,7 @@
 //! temporary data directory, spoken to over HTTP and telnet.
 
 mod cli;
+mod clients;
 mod durability;
 mod harness;
 mod opentsdb_put;

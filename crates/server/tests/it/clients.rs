@@ -1,0 +1,49 @@
+//! Real OpenTSDB clients from PyPI (opentsdb-py, potsdb, pyopentsdb)
+//! against the real server. `scripts/test` installs them into a private
+//! virtualenv and points `SUNDIAL_PYTHON` at its interpreter.
+
+use crate::harness::TestServer;
+use anyhow::{Result, bail};
+use serde_json::json;
+use std::process::Command;
+
+#[test]
+fn python_opentsdb_clients_write_and_read_back() -> Result<()> {
+    let Ok(python) = std::env::var("SUNDIAL_PYTHON") else {
+        eprintln!("SUNDIAL_PYTHON is not set: run ./scripts/test to install the Python clients");
+        return Ok(());
+    };
+    let s = TestServer::spawn()?;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/opentsdb_clients.py"
+    );
+    let out = Command::new(python)
+        .arg(script)
+        .arg(s.addr.ip().to_string())
+        .arg(s.addr.port().to_string())
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "client script failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let counts: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        counts,
+        json!({"opentsdb_http": 40, "opentsdb_telnet": 40, "potsdb": 40, "pyopentsdb": 40})
+    );
+    // Check one client's data here too, independently of the script.
+    let got =
+        s.get_json("/api/query?start=1650000000&end=1650000039&m=none:clients.opentsdb_http")?;
+    for i in 0..40i64 {
+        assert_eq!(
+            got[0]["dps"][(1_650_000_000 + i).to_string()],
+            json!(0.25 + i as f64)
+        );
+    }
+    assert_eq!(got[0]["tags"], json!({"client": "opentsdb-py"}));
+    Ok(())
+}
