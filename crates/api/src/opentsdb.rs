@@ -1,6 +1,7 @@
 //! The OpenTSDB HTTP API and telnet protocol (seed 001, spec opentsdb.md).
 
 mod config;
+mod dto;
 mod error;
 mod names;
 mod put;

@@ -1,12 +1,14 @@
 //! `POST /api/put` (seed 001, spec section 7).
 
+use super::dto::{self, PointDto, Scalar, TagsDto};
 use super::error::{OpenTsdbError, json_response};
 use super::{Api, names, time};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::time::Duration;
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
@@ -72,24 +74,21 @@ pub(crate) struct Limits {
 
 /// Runs spec 7.4 rules 1–4 and 6–14 on one element; rule 5 (the value
 /// kind) is the engine's.
-pub(crate) fn check_point(element: &Value, limits: Limits) -> Checked {
-    let Some(obj) = element.as_object() else {
-        return Checked::Failed("Unable to parse the given JSON".into());
-    };
-    let metric = match obj.get("metric") {
-        Some(Value::String(m)) if !m.is_empty() => m,
+pub(crate) fn check_point(p: &PointDto<'_>, limits: Limits) -> Checked {
+    let metric = match &p.metric {
+        Some(Scalar::Str(m)) if !m.is_empty() => m,
         _ => return Checked::Failed("Metric name was empty".into()),
     };
-    let Some(timestamp) = obj.get("timestamp").and_then(time::from_json) else {
+    let Some(timestamp) = p.timestamp.as_ref().and_then(time::from_scalar) else {
         return Checked::Failed("Invalid timestamp".into());
     };
-    let value = match obj.get("value") {
-        None | Some(Value::Null) => return Checked::Failed("Empty value".into()),
-        Some(Value::String(s)) if s.is_empty() => return Checked::Failed("Empty value".into()),
+    let value = match &p.value {
+        None | Some(Scalar::Null) => return Checked::Failed("Empty value".into()),
+        Some(Scalar::Str(s)) if s.is_empty() => return Checked::Failed("Empty value".into()),
         Some(v) => v,
     };
-    let tags = match obj.get("tags") {
-        Some(Value::Object(t)) if !t.is_empty() => t,
+    let tags = match &p.tags {
+        Some(TagsDto::Map(t)) if !t.is_empty() => t,
         _ => return Checked::Failed("Missing tags".into()),
     };
     let Some(value) = value_input(value) else {
@@ -98,7 +97,7 @@ pub(crate) fn check_point(element: &Value, limits: Limits) -> Checked {
     let (tags, later_error) = check_names(metric, tags, limits);
     Checked::Point {
         point: WritePoint {
-            series: SeriesKey::new(metric.as_str(), tags),
+            series: SeriesKey::new(metric.as_ref(), tags),
             field: DEFAULT_FIELD.into(),
             timestamp,
             value,
@@ -111,15 +110,14 @@ pub(crate) fn check_point(element: &Value, limits: Limits) -> Checked {
 /// Converts the tags and finds the first failure of rules 6–14.
 fn check_names(
     metric: &str,
-    tags: &Map<String, Value>,
+    tags: &[(Cow<'_, str>, Scalar<'_>)],
     limits: Limits,
 ) -> (Vec<(String, String)>, Option<String>) {
-    let mut pairs: Vec<(&String, &Value)> = tags.iter().collect();
-    pairs.sort_by(|a, b| a.0.cmp(b.0));
-    let converted: Vec<(String, Option<String>)> = pairs
+    let mut converted: Vec<(String, Option<String>)> = tags
         .iter()
-        .map(|(k, v)| ((*k).clone(), tag_text(v)))
+        .map(|(k, v)| (k.as_ref().to_owned(), tag_text(v)))
         .collect();
+    converted.sort_by(|a, b| a.0.cmp(&b.0));
     let error = first_name_error(metric, &converted, limits);
     let tags = converted
         .into_iter()
@@ -198,34 +196,30 @@ pub(crate) fn tag_error(k: &str, v: Option<&str>, limits: Limits) -> Option<Stri
 }
 
 /// Tag values arriving as numbers or booleans become text (spec 3.4).
-fn tag_text(v: &Value) -> Option<String> {
+fn tag_text(v: &Scalar<'_>) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (None, Some(u), _) => u.to_string(),
-            (None, None, Some(f)) => f.to_string(),
-            (None, None, None) => n.to_string(),
-        }),
-        _ => None,
+        Scalar::Str(s) => Some(s.as_ref().to_owned()),
+        Scalar::Bool(b) => Some(b.to_string()),
+        Scalar::I64(i) => Some(i.to_string()),
+        Scalar::U64(u) => Some(u.to_string()),
+        Scalar::F64(f) => Some(f.to_string()),
+        Scalar::Null | Scalar::Composite => None,
     }
 }
 
 /// The JSON value as the engine's not-yet-typed input (spec 7.5); `None`
 /// for arrays and objects.
-fn value_input(v: &Value) -> Option<ValueInput> {
+fn value_input(v: &Scalar<'_>) -> Option<ValueInput> {
     Some(match v {
-        Value::Bool(b) => ValueInput::Typed(FieldValue::Bool(*b)),
-        Value::Number(n) => ValueInput::Typed(match n.as_i64() {
-            Some(i) => FieldValue::Long(i),
-            None => FieldValue::Double(n.as_f64()?),
-        }),
-        Value::String(s) => ValueInput::Text {
-            text: s.clone(),
+        Scalar::Bool(b) => ValueInput::Typed(FieldValue::Bool(*b)),
+        Scalar::I64(i) => ValueInput::Typed(FieldValue::Long(*i)),
+        Scalar::U64(u) => ValueInput::Typed(FieldValue::Double(*u as f64)),
+        Scalar::F64(f) => ValueInput::Typed(FieldValue::Double(*f)),
+        Scalar::Str(s) => ValueInput::Text {
+            text: s.as_ref().to_owned(),
             number: number_text(s),
         },
-        _ => return None,
+        Scalar::Null | Scalar::Composite => return None,
     })
 }
 
@@ -302,31 +296,30 @@ pub(crate) async fn put(
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing request content"));
     }
-    let parsed: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
-    let elements = match parsed {
-        Value::Array(a) => a,
-        obj @ Value::Object(_) => vec![obj],
-        _ => {
-            return Err(OpenTsdbError::bad_request(
-                "The JSON must start as an object or an array",
-            ));
-        }
-    };
+    let elements = dto::elements(&bytes).map_err(|m| match m.strip_prefix("json: ") {
+        Some(reason) => OpenTsdbError::unparseable_json(reason),
+        None => OpenTsdbError::bad_request(m),
+    })?;
     if elements.is_empty() {
         return Err(OpenTsdbError::bad_request("No datapoints found in content"));
     }
-    if elements.iter().any(|e| !e.is_object()) {
-        return Err(OpenTsdbError::unparseable_json(
-            "every data point must be an object",
-        ));
+    let mut parsed = Vec::with_capacity(elements.len());
+    for raw in &elements {
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(OpenTsdbError::unparseable_json(
+                "every data point must be an object",
+            ));
+        }
+        let p: PointDto<'_> = serde_json::from_str(raw.get())
+            .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
+        parsed.push(p);
     }
     let limits = api.limits();
     // Per element: Err(message) or the index of its point in `points`.
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(elements.len());
     let mut points = Vec::with_capacity(elements.len());
     let mut later_errors = Vec::with_capacity(elements.len());
-    for element in &elements {
+    for element in &parsed {
         match check_point(element, limits) {
             Checked::Point { point, later_error } => {
                 slots.push(Ok(points.len()));
@@ -352,7 +345,7 @@ pub(crate) async fn put(
     }
     let mut errors = Vec::new();
     let mut success = 0usize;
-    for (element, slot) in elements.into_iter().zip(slots) {
+    for (raw, slot) in elements.iter().zip(slots) {
         let failure = match slot {
             Err(msg) => Some(msg),
             Ok(i) => match results.get(i) {
@@ -363,7 +356,11 @@ pub(crate) async fn put(
             },
         };
         match failure {
-            Some(error) => errors.push(json!({"datapoint": element, "error": error})),
+            Some(error) => {
+                // Echo the element as received (spec 7.7).
+                let datapoint: Value = serde_json::from_str(raw.get()).unwrap_or_default();
+                errors.push(json!({"datapoint": datapoint, "error": error}));
+            }
             None => success += 1,
         }
     }

@@ -1,6 +1,7 @@
 //! Time rules of the OpenTSDB API (spec 4.1–4.3): the seed's
 //! seconds-or-milliseconds ranges, query time strings and durations.
 
+use super::dto::Scalar;
 use sundial_model::Timestamp;
 
 /// Smallest value read as seconds.
@@ -22,20 +23,17 @@ pub(crate) fn classify(v: i64) -> Option<Timestamp> {
 
 /// A write timestamp from JSON: an integer, a number (truncated toward
 /// zero) or a string of ASCII digits.
-pub(crate) fn from_json(v: &serde_json::Value) -> Option<Timestamp> {
-    use serde_json::Value;
+pub(crate) fn from_scalar(v: &Scalar<'_>) -> Option<Timestamp> {
     let n = match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i,
-            None => {
-                let f = n.as_f64()?.trunc();
-                if !(i64::MIN as f64..=i64::MAX as f64).contains(&f) {
-                    return None;
-                }
-                f as i64
+        Scalar::I64(i) => *i,
+        Scalar::F64(f) => {
+            let f = f.trunc();
+            if !(i64::MIN as f64..=i64::MAX as f64).contains(&f) {
+                return None;
             }
-        },
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            f as i64
+        }
+        Scalar::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             s.parse().ok()?
         }
         _ => return None,
@@ -173,7 +171,6 @@ pub(crate) fn parse_duration(d: &str) -> Result<i64, TimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn seed_timestamp_ranges() {
@@ -189,11 +186,16 @@ mod tests {
 
     #[test]
     fn json_timestamp_forms() {
-        assert_eq!(from_json(&json!("1500000000")), Some(1_500_000_000_000));
-        assert_eq!(from_json(&json!(1_500_000_000.9)), Some(1_500_000_000_000));
-        assert_eq!(from_json(&json!("abc")), None);
-        assert_eq!(from_json(&json!("-5")), None);
-        assert_eq!(from_json(&json!(null)), None);
+        let ts = |j: &str| {
+            serde_json::from_str::<Scalar<'_>>(j)
+                .ok()
+                .and_then(|s| from_scalar(&s))
+        };
+        assert_eq!(ts("\"1500000000\""), Some(1_500_000_000_000));
+        assert_eq!(ts("1500000000.9"), Some(1_500_000_000_000));
+        assert_eq!(ts("\"abc\""), None);
+        assert_eq!(ts("\"-5\""), None);
+        assert_eq!(ts("null"), None);
     }
 
     #[test]

@@ -8,7 +8,11 @@ const LIMITS: Limits = Limits {
 };
 
 fn failure(v: Value) -> Option<String> {
-    match check_point(&v, LIMITS) {
+    let text = v.to_string();
+    let Ok(p) = serde_json::from_str::<PointDto<'_>>(&text) else {
+        return Some("not an object".into());
+    };
+    match check_point(&p, LIMITS) {
         Checked::Failed(m) => Some(m),
         Checked::Point { later_error, .. } => later_error,
     }
@@ -98,16 +102,31 @@ fn tag_count_limit_is_inclusive() {
 }
 
 #[test]
-fn tag_values_are_coerced_to_text() {
-    assert_eq!(tag_text(&json!(7)).as_deref(), Some("7"));
-    assert_eq!(tag_text(&json!(-3)).as_deref(), Some("-3"));
-    assert_eq!(tag_text(&json!(0.5)).as_deref(), Some("0.5"));
+fn tag_values_are_coerced_to_text() -> Result<(), serde_json::Error> {
+    let text = |j: &str| -> Result<Option<String>, serde_json::Error> {
+        Ok(tag_text(&serde_json::from_str::<Scalar<'_>>(j)?))
+    };
+    assert_eq!(text("7")?.as_deref(), Some("7"));
+    assert_eq!(text("-3")?.as_deref(), Some("-3"));
+    assert_eq!(text("0.5")?.as_deref(), Some("0.5"));
+    assert_eq!(text("1e20")?.as_deref(), Some("100000000000000000000"));
+    assert_eq!(text("true")?.as_deref(), Some("true"));
+    assert_eq!(text("null")?, None);
+    assert_eq!(text("[1]")?, None);
+    Ok(())
+}
+
+#[test]
+fn duplicate_members_keep_the_last_occurrence() -> Result<(), serde_json::Error> {
+    let p: PointDto<'_> = serde_json::from_str(
+        r#"{"metric":"a","metric":"b","tags":{"h":"x","h":"y"},"extra":[1,{"k":2}]}"#,
+    )?;
+    assert_eq!(p.metric, Some(Scalar::Str("b".into())));
     assert_eq!(
-        tag_text(&json!(1e20)).as_deref(),
-        Some("100000000000000000000")
+        p.tags,
+        Some(TagsDto::Map(vec![("h".into(), Scalar::Str("y".into()))]))
     );
-    assert_eq!(tag_text(&json!(true)).as_deref(), Some("true"));
-    assert_eq!(tag_text(&json!(null)), None);
+    Ok(())
 }
 
 #[test]

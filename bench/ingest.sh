@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# End-to-end ingest benchmark: the same TSBS-devops-like data set posted
+# through OpenTSDB `/api/put` to Sundial, then VictoriaMetrics and InfluxDB
+# 1.6 (Debian packages), one after another on loopback. Reports points/s,
+# bytes per point on disk after the data settles, peak RSS and restart time.
+#
+#   bench/ingest.sh [--hours H] [--hosts N] [--batch B] [--connections C] [--only sundial]
+#
+# Bounded: one pass over the data set per server. Installs the peers with
+# apt-get if they are missing (needs root, as on the project machines).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOURS=24 HOSTS=100 BATCH=5000 CONNS=4 ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hours) HOURS=$2; shift 2;; --hosts) HOSTS=$2; shift 2;;
+    --batch) BATCH=$2; shift 2;; --connections) CONNS=$2; shift 2;;
+    --only) ONLY=$2; shift 2;; *) echo "unknown argument $1" >&2; exit 2;;
+  esac
+done
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
+cargo build --release --locked -p sundial-server -p sundial-testkit >&2
+BIN="$CARGO_TARGET_DIR/release"
+WORK=$(mktemp -d /tmp/sundial-bench.XXXXXX)
+trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
+START=1700000000   # 2023-11-14: VictoriaMetrics partitions by month
+PARTITION=2023_11
+
+if [ -z "$ONLY" ] && ! { command -v victoria-metrics && command -v influxd; } >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends victoria-metrics influxdb >&2
+fi
+
+wait_http() { # url, timeout seconds; prints seconds waited
+  local t0; t0=$(date +%s%N)
+  for _ in $(seq 1 $(( $2 * 20 ))); do
+    if curl -sf -o /dev/null "$1"; then
+      awk -v ns=$(( $(date +%s%N) - t0 )) 'BEGIN { printf "%.3f\n", ns / 1e9 }'; return 0
+    fi
+    sleep 0.05
+  done
+  echo "timeout waiting for $1" >&2; return 1
+}
+settle() { # dir: wait until its allocated size stops changing
+  local last=-1 now
+  for _ in $(seq 1 120); do
+    now=$(du -s -B1 "$1" | cut -f1)
+    [ "$now" = "$last" ] && break
+    last=$now; sleep 1
+  done
+  echo "$now"
+}
+hwm() { awk '/VmHWM/ {print $2 * 1024}' "/proc/$1/status"; }
+load() { # label, base url
+  "$BIN/sundial-load" --url "$2" --label "$1" --hours "$HOURS" --hosts "$HOSTS" \
+    --batch "$BATCH" --connections "$CONNS" --start "$START"
+}
+report() { # label, load json, disk bytes, rss bytes, restart seconds
+  python3 - "$@" <<'PY'
+import json, sys
+label, load, disk, rss, restart = sys.argv[1:]
+l = json.loads(load)
+print(json.dumps({"server": label, "points": l["points"], "points_per_sec": l["points_per_sec"],
+                  "bytes_per_point": round(int(disk) / l["points"], 3),
+                  "peak_rss_mib": round(int(rss) / 2**20, 1), "restart_s": round(float(restart), 2)}))
+PY
+}
+
+run_sundial() {
+  local dir="$WORK/sundial" port=14242
+  "$BIN/sundial" serve --data-dir "$dir" --listen 127.0.0.1:$port >"$WORK/sundial.log" 2>&1 &
+  local pid=$!
+  wait_http "http://127.0.0.1:$port/api/version" 30 >/dev/null
+  local out; out=$(load sundial "http://127.0.0.1:$port")
+  local rss; rss=$(hwm $pid)
+  kill -TERM $pid; wait $pid || true          # clean stop flushes the head
+  local disk; disk=$(settle "$dir")
+  "$BIN/sundial" serve --data-dir "$dir" --listen 127.0.0.1:$port >>"$WORK/sundial.log" 2>&1 &
+  pid=$!
+  local restart; restart=$(wait_http "http://127.0.0.1:$port/api/version" 300)
+  kill -TERM $pid; wait $pid || true
+  report sundial "$out" "$disk" "$rss" "$restart"
+}
+
+run_victoria() {
+  local dir="$WORK/vm"
+  local args=(-storageDataPath="$dir" -httpListenAddr=127.0.0.1:18428
+    -opentsdbHTTPListenAddr=127.0.0.1:14243 -retentionPeriod=100y -search.disableCache)
+  victoria-metrics "${args[@]}" >"$WORK/vm.log" 2>&1 &
+  local pid=$!
+  wait_http "http://127.0.0.1:18428/health" 30 >/dev/null
+  sleep 1
+  local out; out=$(load victoriametrics "http://127.0.0.1:14243")
+  curl -sf "http://127.0.0.1:18428/internal/force_flush" >/dev/null
+  curl -sf "http://127.0.0.1:18428/internal/force_merge?partition_prefix=$PARTITION" >/dev/null
+  local rss; rss=$(hwm $pid)
+  local disk; disk=$(settle "$dir")
+  kill -TERM $pid; wait $pid || true
+  victoria-metrics "${args[@]}" >>"$WORK/vm.log" 2>&1 &
+  pid=$!
+  local restart; restart=$(wait_http "http://127.0.0.1:18428/health" 300)
+  kill -TERM $pid; wait $pid || true
+  report victoriametrics "$out" "$disk" "$rss" "$restart"
+}
+
+run_influx() {
+  local dir="$WORK/influx"
+  mkdir -p "$dir"
+  cat >"$WORK/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:18088"
+[meta]
+  dir = "$dir/meta"
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  cache-snapshot-write-cold-duration = "5s"
+  compact-full-write-cold-duration = "5s"
+[coordinator]
+[retention]
+  enabled = false
+[shard-precreation]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:18086"
+  log-enabled = false
+[[opentsdb]]
+  enabled = true
+  bind-address = "127.0.0.1:14244"
+  database = "opentsdb"
+[continuous_queries]
+  enabled = false
+CONF
+  influxd -config "$WORK/influxdb.conf" >"$WORK/influx.log" 2>&1 &
+  local pid=$!
+  wait_http "http://127.0.0.1:18086/ping" 30 >/dev/null
+  curl -sf -XPOST "http://127.0.0.1:18086/query" --data-urlencode "q=CREATE DATABASE opentsdb" >/dev/null
+  local out; out=$(load influxdb "http://127.0.0.1:14244")
+  local rss; rss=$(hwm $pid)
+  sleep 12   # let the cold-write snapshot and full compaction run
+  local disk; disk=$(settle "$dir")
+  kill -TERM $pid; wait $pid || true
+  influxd -config "$WORK/influxdb.conf" >>"$WORK/influx.log" 2>&1 &
+  pid=$!
+  local restart; restart=$(wait_http "http://127.0.0.1:18086/ping" 300)
+  kill -TERM $pid; wait $pid || true
+  report influxdb "$out" "$disk" "$rss" "$restart"
+}
+
+echo "# ingest: ${HOSTS} hosts x 10 metrics, ${HOURS} h at 10 s, batch ${BATCH}, ${CONNS} connections" >&2
+run_sundial
+[ -n "$ONLY" ] && exit 0
+run_victoria
+run_influx

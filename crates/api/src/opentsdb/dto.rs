@@ -1,0 +1,181 @@
+//! Borrowed views of `/api/put` bodies: elements are parsed without
+//! building a `serde_json::Value` tree, strings borrow from the body where
+//! they have no escapes, and unknown members are skipped. Duplicate members
+//! keep the last occurrence, as `serde_json::Value` would.
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Any JSON value, with only scalars kept.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(Cow<'a, str>),
+    /// An array or an object.
+    Composite,
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::I64(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Scalar::I64(i),
+            Err(_) => Scalar::U64(v),
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::F64(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Composite)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Composite)
+    }
+}
+
+/// The `tags` member: the pairs of an object, or a note that it was not one.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TagsDto<'a> {
+    /// Pairs in first-seen key order; a repeated key keeps its last value.
+    Map(Vec<(Cow<'a, str>, Scalar<'a>)>),
+    NotAnObject,
+}
+
+impl<'de> Deserialize<'de> for TagsDto<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TagsDto<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a tags object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs: Vec<(Cow<'de, str>, Scalar<'de>)> = Vec::new();
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    let v: Scalar<'de> = map.next_value()?;
+                    match pairs.iter_mut().find(|(pk, _)| *pk == k) {
+                        Some(slot) => slot.1 = v,
+                        None => pairs.push((k, v)),
+                    }
+                }
+                Ok(TagsDto::Map(pairs))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(TagsDto::NotAnObject)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(TagsDto::NotAnObject)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(TagsDto::NotAnObject)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(TagsDto::NotAnObject)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(TagsDto::NotAnObject)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(TagsDto::NotAnObject)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(TagsDto::NotAnObject)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TagsDto::NotAnObject)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One `/api/put` element: the four members OpenTSDB reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PointDto<'a> {
+    pub(crate) metric: Option<Scalar<'a>>,
+    pub(crate) timestamp: Option<Scalar<'a>>,
+    pub(crate) value: Option<Scalar<'a>>,
+    pub(crate) tags: Option<TagsDto<'a>>,
+}
+
+impl<'de> Deserialize<'de> for PointDto<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PointDto<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a data point object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut p = PointDto::default();
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    match k.as_ref() {
+                        "metric" => p.metric = Some(map.next_value()?),
+                        "timestamp" => p.timestamp = Some(map.next_value()?),
+                        "value" => p.value = Some(map.next_value()?),
+                        "tags" => p.tags = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Splits a put body into its elements' raw JSON texts: an array's items,
+/// or a single object. `Err` carries the OpenTSDB message.
+pub(crate) fn elements(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, String> {
+    let whole: &serde_json::value::RawValue =
+        serde_json::from_slice(body).map_err(|e| format!("json: {e}"))?;
+    match whole.get().trim_start().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(whole.get()).map_err(|e| format!("json: {e}")),
+        Some(b'{') => Ok(vec![whole]),
+        _ => Err("The JSON must start as an object or an array".into()),
+    }
+}
