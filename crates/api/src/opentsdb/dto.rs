@@ -168,14 +168,30 @@ impl<'de> Deserialize<'de> for PointDto<'de> {
     }
 }
 
-/// Splits a put body into its elements' raw JSON texts: an array's items,
-/// or a single object. `Err` carries the OpenTSDB message.
-pub(crate) fn elements(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, String> {
-    let whole: &serde_json::value::RawValue =
-        serde_json::from_slice(body).map_err(|e| format!("json: {e}"))?;
-    match whole.get().trim_start().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(whole.get()).map_err(|e| format!("json: {e}")),
-        Some(b'{') => Ok(vec![whole]),
-        _ => Err("The JSON must start as an object or an array".into()),
+/// Parses a put body in one pass: an array of data points or a single one.
+/// `Err` carries the OpenTSDB message, prefixed `json: ` when the body is
+/// not the JSON a put needs (which OpenTSDB reports as unparseable).
+pub(crate) fn parse_points(body: &[u8]) -> Result<Vec<PointDto<'_>>, String> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let parsed = match first {
+        Some(b'[') => serde_json::from_slice::<Vec<PointDto<'_>>>(body),
+        Some(b'{') => serde_json::from_slice::<PointDto<'_>>(body).map(|p| vec![p]),
+        _ => {
+            return match serde_json::from_slice::<IgnoredAny>(body) {
+                Ok(_) => Err("The JSON must start as an object or an array".into()),
+                Err(e) => Err(format!("json: {e}")),
+            };
+        }
+    };
+    parsed.map_err(|e| format!("json: {e}"))
+}
+
+/// The elements of a put body as `serde_json::Value`s, to echo failed
+/// points exactly as received (spec 7.7). Only called when some failed.
+pub(crate) fn echo_elements(body: &[u8]) -> Vec<serde_json::Value> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Array(items)) => items,
+        Ok(obj) => vec![obj],
+        Err(_) => Vec::new(),
     }
 }

@@ -31,6 +31,13 @@ fn is_han(c: char) -> bool {
 
 /// The first character not allowed in a name.
 pub(crate) fn first_illegal(name: &str) -> Option<char> {
+    // Almost every name is plain ASCII: check bytes before decoding chars.
+    if name
+        .bytes()
+        .all(|b| b.is_ascii() && is_allowed(char::from(b)))
+    {
+        return None;
+    }
     name.chars().find(|c| !is_allowed(*c))
 }
 

@@ -296,29 +296,18 @@ pub(crate) async fn put(
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing request content"));
     }
-    let elements = dto::elements(&bytes).map_err(|m| match m.strip_prefix("json: ") {
+    let parsed = dto::parse_points(&bytes).map_err(|m| match m.strip_prefix("json: ") {
         Some(reason) => OpenTsdbError::unparseable_json(reason),
         None => OpenTsdbError::bad_request(m),
     })?;
-    if elements.is_empty() {
+    if parsed.is_empty() {
         return Err(OpenTsdbError::bad_request("No datapoints found in content"));
-    }
-    let mut parsed = Vec::with_capacity(elements.len());
-    for raw in &elements {
-        if !raw.get().trim_start().starts_with('{') {
-            return Err(OpenTsdbError::unparseable_json(
-                "every data point must be an object",
-            ));
-        }
-        let p: PointDto<'_> = serde_json::from_str(raw.get())
-            .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
-        parsed.push(p);
     }
     let limits = api.limits();
     // Per element: Err(message) or the index of its point in `points`.
-    let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(elements.len());
-    let mut points = Vec::with_capacity(elements.len());
-    let mut later_errors = Vec::with_capacity(elements.len());
+    let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
+    let mut points = Vec::with_capacity(parsed.len());
+    let mut later_errors = Vec::with_capacity(parsed.len());
     for element in &parsed {
         match check_point(element, limits) {
             Checked::Point { point, later_error } => {
@@ -345,7 +334,8 @@ pub(crate) async fn put(
     }
     let mut errors = Vec::new();
     let mut success = 0usize;
-    for (raw, slot) in elements.iter().zip(slots) {
+    let mut echo: Option<Vec<Value>> = None;
+    for (element, slot) in slots.into_iter().enumerate() {
         let failure = match slot {
             Err(msg) => Some(msg),
             Ok(i) => match results.get(i) {
@@ -358,7 +348,8 @@ pub(crate) async fn put(
         match failure {
             Some(error) => {
                 // Echo the element as received (spec 7.7).
-                let datapoint: Value = serde_json::from_str(raw.get()).unwrap_or_default();
+                let all = echo.get_or_insert_with(|| dto::echo_elements(&bytes));
+                let datapoint = all.get(element).cloned().unwrap_or_default();
                 errors.push(json!({"datapoint": datapoint, "error": error}));
             }
             None => success += 1,
