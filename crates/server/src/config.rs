@@ -59,3 +59,25 @@ impl FileConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/config.md must show every key with its real default.
+    #[test]
+    fn documented_config_matches_the_defaults() -> anyhow::Result<()> {
+        let doc = include_str!("../../../docs/config.md");
+        let toml_text = doc
+            .split("```toml")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .ok_or_else(|| anyhow::anyhow!("no toml block in docs/config.md"))?;
+        let documented: FileConfig = toml::from_str(toml_text)?;
+        assert_eq!(
+            format!("{documented:?}"),
+            format!("{:?}", FileConfig::default())
+        );
+        Ok(())
+    }
+}

@@ -54,7 +54,11 @@ pub(crate) async fn run(config: &FileConfig, api: Api) -> anyhow::Result<()> {
         let watcher = graceful.watcher();
         let mut stop = stop_rx.clone();
         telnet.spawn(async move {
-            let is_http = match stream.peek(&mut first).await {
+            let peeked = tokio::select! {
+                p = stream.peek(&mut first) => p,
+                _ = stop.changed() => return,
+            };
+            let is_http = match peeked {
                 Ok(0) | Err(_) => return,
                 Ok(_) => first[0].is_ascii_uppercase(),
             };
