@@ -1,0 +1,62 @@
+//! Column codecs for Sundial's block files. Knows nothing of series or
+//! APIs: it turns timestamp and value sequences into bytes and back.
+//!
+//! * Timestamps: `pco` over i64 (it finds the delta order itself, so a
+//!   regular interval costs a few bits per point).
+//! * Numbers: Longs and Booleans as i64, Doubles as decimal-scaled i64
+//!   when every value has at most 9 decimals (agents send 2), else raw
+//!   f64, both through `pco`; a kind stream only when a column mixes kinds.
+//! * Text and bytes: length-prefixed.
+//!
+//! Decoders validate as they read and return `Err` on any damage; they
+//! never panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod numeric;
+mod timestamps;
+mod varint;
+
+pub use numeric::{Num, decode_numbers, encode_numbers_into};
+pub use timestamps::{decode_timestamps, encode_timestamps_into};
+pub use varint::{decode_texts, encode_texts_into};
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("input ends early: {0}")]
+    Truncated(&'static str),
+    #[error("invalid encoding: {0}")]
+    Invalid(String),
+    #[error("pco: {0}")]
+    Pco(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn pco_compress<T: pco::data_types::Number>(
+    nums: &[T],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let bytes = pco::standalone::simple_compress(nums, &pco::ChunkConfig::default())
+        .map_err(|e| Error::Pco(e.to_string()))?;
+    varint::put(out, bytes.len() as u64);
+    out.extend_from_slice(&bytes);
+    Ok(())
+}
+
+pub(crate) fn pco_decompress<T: pco::data_types::Number>(
+    input: &mut &[u8],
+    n: usize,
+) -> Result<Vec<T>> {
+    let len = varint::get_usize(input)?;
+    let bytes = varint::take(input, len)?;
+    let nums: Vec<T> =
+        pco::standalone::simple_decompress(bytes).map_err(|e| Error::Pco(e.to_string()))?;
+    if nums.len() != n {
+        return Err(Error::Invalid(format!(
+            "expected {n} numbers, found {}",
+            nums.len()
+        )));
+    }
+    Ok(nums)
+}
