@@ -6,12 +6,15 @@ mod aggregate;
 
 use std::collections::BTreeMap;
 use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
-use sundial_storage::{Db, HeadView, SeriesId};
+use sundial_storage::{Db, SeriesId, Snapshot};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    /// Reading stored data failed (I/O or a corrupt block); details logged.
+    #[error("storage: {0}")]
+    Storage(String),
     /// The metric was never written.
     #[error("unknown metric {metric}")]
     UnknownMetric { metric: String },
@@ -29,7 +32,7 @@ pub fn execute(db: &Db, query: &Query) -> Result<Vec<SeriesResult>> {
     db.read(|view| run(&view, query))
 }
 
-fn run(view: &HeadView<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
+fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
     if !view.has_metric(&query.metric) {
         return Err(Error::UnknownMetric {
             metric: query.metric.clone(),
@@ -51,7 +54,7 @@ fn run(view: &HeadView<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         if !query.tags.iter().all(|m| m.matches(key.tag(m.key()))) {
             continue;
         }
-        let points = read_points(view, *id, query);
+        let points = read_points(view, *id, query)?;
         if !points.is_empty() {
             selected.push((key, points));
         }
@@ -92,10 +95,13 @@ fn run(view: &HeadView<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
     })
 }
 
-fn read_points(view: &HeadView<'_>, id: SeriesId, query: &Query) -> Vec<(Timestamp, FieldValue)> {
+fn read_points(
+    view: &Snapshot<'_>,
+    id: SeriesId,
+    query: &Query,
+) -> Result<Vec<(Timestamp, FieldValue)>> {
     view.points(id, &query.field, query.start, query.end)
-        .map(|(t, v)| (t, v.clone()))
-        .collect()
+        .map_err(|e| Error::Storage(e.to_string()))
 }
 
 /// Tags whose value is the same in every series that has them, and the keys

@@ -22,15 +22,16 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where WAL segments and part files live; set by the server from its
+    /// Where WAL segments and block files live; set by the server from its
     /// top-level `data_dir`, not from the `[storage]` table.
     #[serde(skip)]
     pub data_dir: PathBuf,
     pub fsync: FsyncPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_bytes: u64,
-    /// The head is flushed to a part file once this many WAL bytes have
-    /// accumulated since the last flush.
+    /// The head is flushed to a block once this many WAL bytes have
+    /// accumulated since the last flush (about 20 bytes per point, so the
+    /// default bounds the head near 1.6 M points).
     pub flush_wal_bytes: u64,
     /// Writes waiting for the WAL beyond this many bytes are refused as busy.
     pub max_wal_queue_bytes: u64,
@@ -43,8 +44,8 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("sundial-data"),
             fsync: FsyncPolicy::Always,
-            wal_segment_bytes: 64 << 20,
-            flush_wal_bytes: 256 << 20,
+            wal_segment_bytes: 8 << 20,
+            flush_wal_bytes: 32 << 20,
             max_wal_queue_bytes: 256 << 20,
             max_string_value_bytes: 20 * 1024,
         }

@@ -1,11 +1,12 @@
 //! The engine handle every API writes to and reads from.
 
+use crate::block::{self, Block};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
-use crate::head::{Head, HeadView, PendingPoint};
-use crate::part;
+use crate::head::{Frozen, Head};
 use crate::record::{Batch, BatchEncoder};
+use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ pub struct Db {
 struct Inner {
     config: Config,
     head: RwLock<Head>,
+    /// Replaced whole (copy on write) when a flush starts or ends.
+    layers: RwLock<Arc<Layers>>,
     wal: Wal,
     /// One flush at a time.
     flush_lock: Mutex<()>,
@@ -67,7 +70,7 @@ impl Db {
     pub fn open(config: Config) -> Result<Self> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
-        let (head, next_segment) = recover(&config)?;
+        let (head, blocks, next_segment) = recover(&config)?;
         let (hint_tx, hint_rx) = mpsc::sync_channel::<()>(1);
         let wal = Wal::start(
             WriterSettings {
@@ -86,6 +89,10 @@ impl Db {
         let inner = Arc::new(Inner {
             config,
             head: RwLock::new(head),
+            layers: RwLock::new(Arc::new(Layers {
+                blocks,
+                frozen: None,
+            })),
             wal,
             flush_lock: Mutex::new(()),
             flusher: Mutex::new(None),
@@ -201,13 +208,27 @@ impl Db {
     }
 
     /// Runs `f` with a consistent view of the stored data.
-    pub fn read<R>(&self, f: impl FnOnce(HeadView<'_>) -> R) -> R {
+    pub fn read<R>(&self, f: impl FnOnce(Snapshot<'_>) -> R) -> R {
         let head = self.inner.head.read();
-        f(HeadView { head: &head })
+        let layers = self.inner.layers.read().clone();
+        f(Snapshot {
+            head: &head,
+            layers,
+        })
     }
 
-    /// Writes every point applied since the last flush into a part file and
-    /// deletes the WAL segments it covers. Blocking; not for async contexts.
+    /// Points in the head (not yet in a block).
+    pub fn head_points(&self) -> usize {
+        self.inner.head.read().point_count()
+    }
+
+    /// Number of block files.
+    pub fn block_count(&self) -> usize {
+        self.inner.layers.read().blocks.len()
+    }
+
+    /// Writes the head into a block file and deletes the WAL segments it
+    /// covers. Blocking; not for async contexts.
     pub fn flush(&self) -> Result<()> {
         flush(&self.inner)
     }
@@ -241,28 +262,39 @@ fn run_flusher(inner: Weak<Inner>, hints: mpsc::Receiver<()>) {
 
 fn flush(inner: &Inner) -> Result<()> {
     let _one = inner.flush_lock.lock();
-    let (mut pending, rotated) = {
+    let (frozen, rotated) = {
         let mut head = inner.head.write();
-        if head.pending.is_empty() {
+        if head.point_count() == 0 {
             return Ok(());
         }
-        let pending = std::mem::take(&mut head.pending);
-        match inner.wal.rotate() {
-            Ok(rx) => (pending, rx),
-            Err(e) => {
-                head.pending = pending;
-                return Err(e);
-            }
-        }
+        // Rotate under the head lock: every record of the frozen points is
+        // in a segment below the new one, and nothing newer is.
+        let rotated = inner.wal.rotate()?;
+        let frozen = Arc::new(head.freeze());
+        let mut layers = inner.layers.write();
+        *layers = Arc::new(Layers {
+            blocks: layers.blocks.clone(),
+            frozen: Some(frozen.clone()),
+        });
+        (frozen, rotated)
     };
     let result = rotated
         .blocking_recv()
         .map_err(|_| Error::WalStopped {
             reason: "writer exited during rotation".into(),
         })
-        .and_then(|below| write_part(inner, &mut pending, below).map(|()| below));
+        .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)));
     match result {
-        Ok(below) => {
+        Ok((below, block)) => {
+            {
+                let mut layers = inner.layers.write();
+                let mut blocks = layers.blocks.clone();
+                blocks.push(Arc::new(block));
+                *layers = Arc::new(Layers {
+                    blocks,
+                    frozen: None,
+                });
+            }
             let dir = &inner.config.data_dir;
             for n in wal::list_segments(dir)?.into_iter().filter(|n| *n < below) {
                 let path = wal::segment_path(dir, n);
@@ -273,42 +305,48 @@ fn flush(inner: &Inner) -> Result<()> {
             Ok(())
         }
         Err(e) => {
-            // Keep the points pending so a later flush covers them before
-            // their WAL segments are deleted.
+            // Put the points back so reads keep seeing them and a later
+            // flush covers them before their WAL segments are deleted.
             let mut head = inner.head.write();
-            let newer = std::mem::take(&mut head.pending);
-            pending.extend(newer);
-            head.pending = pending;
+            let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
+            let mut layers = inner.layers.write();
+            head.restore(frozen);
+            *layers = Arc::new(Layers {
+                blocks: layers.blocks.clone(),
+                frozen: None,
+            });
             Err(e)
         }
     }
 }
 
-fn write_part(inner: &Inner, pending: &mut [PendingPoint], below: u64) -> Result<()> {
-    // Stable sort keeps arrival order among equal keys; the last one wins.
-    pending.sort_by_key(|(id, col, ts, _)| (*id, *col, *ts));
+fn write_block(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Block> {
     let head = inner.head.read();
-    let mut rows = Vec::with_capacity(pending.len());
-    for (i, (id, col, ts, value)) in pending.iter().enumerate() {
-        let superseded = pending
-            .get(i + 1)
-            .is_some_and(|(nid, ncol, nts, _)| (nid, ncol, nts) == (id, col, ts));
-        if superseded {
-            continue;
+    let mut columns = Vec::new();
+    for (id, cols) in frozen {
+        let Some(key) = head.key(*id) else { continue };
+        for (field, points) in cols {
+            columns.push(block::writer::Column {
+                series: *id,
+                key,
+                field,
+                points,
+            });
         }
-        let (Some(key), Some(field)) = (head.key(*id), head.field_name(*id, *col)) else {
-            continue;
-        };
-        rows.push((*id, key, field, *ts, value));
     }
-    let path = part::write(&inner.config.data_dir, below, &rows)?;
-    info!(path = %path.display(), points = rows.len(), "flushed head to part");
-    Ok(())
+    let points: usize = columns.iter().map(|c| c.points.len()).sum();
+    let path = block::write(&inner.config.data_dir, below, &columns)?;
+    drop(head);
+    let mut block = Block::open(&path)?;
+    // The registry already has every series; the block's copy is not needed.
+    block.take_series();
+    info!(path = %path.display(), points, "flushed head to block");
+    Ok(block)
 }
 
-/// Rebuilds the head from parts and the WAL; returns it with the number of
-/// the WAL segment to write next.
-fn recover(config: &Config) -> Result<(Head, u64)> {
+/// Rebuilds the catalog from the blocks and the head from the WAL; returns
+/// them with the number of the WAL segment to write next.
+fn recover(config: &Config) -> Result<(Head, Vec<Arc<Block>>, u64)> {
     let dir = &config.data_dir;
     for entry in fs::read_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?
@@ -316,21 +354,28 @@ fn recover(config: &Config) -> Result<(Head, u64)> {
     {
         let path = entry.path();
         if path.extension().is_some_and(|x| x == "tmp") {
-            warn!(path = %path.display(), "removing an unfinished part from an interrupted flush");
+            warn!(path = %path.display(), "removing an unfinished block from an interrupted flush");
             let _ = fs::remove_file(&path);
         }
     }
     let mut head = Head::default();
+    let mut blocks = Vec::new();
     let mut covered = 0u64;
-    for below in wal::list_numbered(dir, "part-", ".sdp")? {
-        let (below, batches) = part::read(&part::part_path(dir, below))?;
+    for below in wal::list_numbered(dir, "block-", ".sdb")? {
+        let mut block = Block::open(&block::block_path(dir, below))?;
         covered = covered.max(below);
-        for batch in batches {
-            apply_batch(&mut head, batch);
+        for (id, key) in block.take_series() {
+            if !head.define(id, key.clone()) {
+                warn!(series = %key, id = id.0, "series id already names another series");
+            }
         }
+        for (id, field, kind) in block.column_kinds() {
+            if let Some(metric) = head.key(id).map(|k| k.metric.clone()) {
+                head.set_kind(&metric, field, kind);
+            }
+        }
+        blocks.push(Arc::new(block));
     }
-    // Parts are durable already; only WAL points still need a flush.
-    head.pending.clear();
     let segments = wal::list_segments(dir)?;
     let mut replayed = 0usize;
     for &n in &segments {
@@ -348,7 +393,7 @@ fn recover(config: &Config) -> Result<(Head, u64)> {
         info!(points = replayed, "replayed the write-ahead log");
     }
     let next = segments.last().map_or(1, |n| n + 1).max(covered.max(1));
-    Ok((head, next))
+    Ok((head, blocks, next))
 }
 
 fn apply_batch(head: &mut Head, batch: Batch) {

@@ -1,6 +1,5 @@
-//! The in-memory head: the series registry, field kinds, and every point,
-//! ordered by time per (series, field). Also remembers which points arrived
-//! since the last flush so a flush writes only those.
+//! The in-memory head: the series registry, field kinds, and the points not
+//! yet flushed to a block, ordered by time per (series, field).
 
 use std::collections::{BTreeMap, HashMap};
 use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
@@ -22,8 +21,8 @@ struct Series {
     columns: Vec<Column>,
 }
 
-/// A point applied since the last flush: (series, column index, time, value).
-pub(crate) type PendingPoint = (SeriesId, u32, Timestamp, FieldValue);
+/// The points of one flush, taken out of the head: per series, per field.
+pub(crate) type Frozen = Vec<(SeriesId, Vec<(String, BTreeMap<Timestamp, FieldValue>)>)>;
 
 /// Series keys are hashed for every written point; foldhash is several
 /// times faster than the default SipHash on these short strings, and the
@@ -37,7 +36,8 @@ pub(crate) struct Head {
     series: Vec<Option<Series>>,
     by_metric: FastMap<String, Vec<SeriesId>>,
     kinds: FastMap<String, HashMap<String, Kind>>,
-    pub(crate) pending: Vec<PendingPoint>,
+    /// Points held, for the flush decision and memory accounting.
+    points: usize,
 }
 
 impl Head {
@@ -114,16 +114,63 @@ impl Head {
                 series.columns.len() - 1
             }
         };
-        if let Some(c) = series.columns.get_mut(col) {
-            c.points.insert(ts, value.clone());
+        if let Some(c) = series.columns.get_mut(col)
+            && c.points.insert(ts, value).is_none()
+        {
+            self.points += 1;
         }
-        self.pending.push((id, col as u32, ts, value));
         true
     }
 
-    pub(crate) fn field_name(&self, id: SeriesId, col: u32) -> Option<&str> {
-        let series = self.series.get(id.0 as usize)?.as_ref()?;
-        series.columns.get(col as usize).map(|c| c.field.as_str())
+    /// Records the kind of a column whose data lives in blocks.
+    pub(crate) fn set_kind(&mut self, metric: &str, field: &str, kind: Kind) {
+        let kinds = match self.kinds.get_mut(metric) {
+            Some(k) => k,
+            None => self.kinds.entry(metric.to_owned()).or_default(),
+        };
+        kinds.entry(field.to_owned()).or_insert(kind);
+    }
+
+    pub(crate) fn point_count(&self) -> usize {
+        self.points
+    }
+
+    /// Takes every point out of the head for a flush, sorted by series.
+    /// The registry and kinds stay.
+    pub(crate) fn freeze(&mut self) -> Frozen {
+        self.points = 0;
+        let mut out = Vec::new();
+        for (i, slot) in self.series.iter_mut().enumerate() {
+            let Some(series) = slot else { continue };
+            let cols: Vec<(String, BTreeMap<Timestamp, FieldValue>)> = series
+                .columns
+                .iter_mut()
+                .filter(|c| !c.points.is_empty())
+                .map(|c| (c.field.clone(), std::mem::take(&mut c.points)))
+                .collect();
+            if !cols.is_empty() {
+                out.push((SeriesId(i as u32), cols));
+            }
+        }
+        out
+    }
+
+    /// Puts frozen points back after a failed flush; points written since
+    /// the freeze are newer and win.
+    pub(crate) fn restore(&mut self, frozen: Frozen) {
+        for (id, cols) in frozen {
+            for (field, points) in cols {
+                for (ts, v) in points {
+                    if self
+                        .column(id, &field)
+                        .is_some_and(|c| c.points.contains_key(&ts))
+                    {
+                        continue;
+                    }
+                    self.apply(id, &field, ts, v);
+                }
+            }
+        }
     }
 
     pub(crate) fn key(&self, id: SeriesId) -> Option<&SeriesKey> {
@@ -136,38 +183,20 @@ impl Head {
     }
 }
 
-/// Read access to the head, held for the duration of one query.
-#[derive(Debug)]
-pub struct HeadView<'a> {
-    pub(crate) head: &'a Head,
-}
-
-impl HeadView<'_> {
-    /// Whether the metric has ever been written.
-    pub fn has_metric(&self, metric: &str) -> bool {
-        self.head.by_metric.contains_key(metric)
+impl Head {
+    pub(crate) fn has_metric(&self, metric: &str) -> bool {
+        self.by_metric.contains_key(metric)
     }
 
-    /// The kind of a metric's field, if it has one.
-    pub fn kind(&self, metric: &str, field: &str) -> Option<Kind> {
-        self.head.kind(metric, field)
-    }
-
-    /// Every series of a metric, in creation order.
-    pub fn series_of(&self, metric: &str) -> &[SeriesId] {
-        self.head
-            .by_metric
+    pub(crate) fn series_of(&self, metric: &str) -> &[SeriesId] {
+        self.by_metric
             .get(metric)
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
 
-    pub fn key(&self, id: SeriesId) -> Option<&SeriesKey> {
-        self.head.key(id)
-    }
-
-    /// Points of one field of one series in `[start, end]`, ascending.
-    pub fn points(
+    /// Points of one column in `[start, end]`, ascending.
+    pub(crate) fn points(
         &self,
         id: SeriesId,
         field: &str,
@@ -175,23 +204,20 @@ impl HeadView<'_> {
         end: Timestamp,
     ) -> impl Iterator<Item = (Timestamp, &FieldValue)> {
         // BTreeMap::range panics on an inverted range.
-        self.head
-            .column(id, field)
+        self.column(id, field)
             .filter(|_| start <= end)
             .into_iter()
             .flat_map(move |c| c.points.range(start..=end))
             .map(|(t, v)| (*t, v))
     }
 
-    /// Metric names, sorted.
-    pub fn metrics(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.head.by_metric.keys().map(String::as_str).collect();
+    pub(crate) fn metrics(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_metric.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
     }
 
-    /// Number of series.
-    pub fn series_count(&self) -> usize {
-        self.head.ids.len()
+    pub(crate) fn series_count(&self) -> usize {
+        self.ids.len()
     }
 }

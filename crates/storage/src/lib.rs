@@ -1,24 +1,26 @@
 //! Sundial's embedded storage engine.
 //!
 //! Writes go through a checksummed write-ahead log with group commit into an
-//! in-memory head; the head is periodically flushed into immutable part
-//! files, after which the covered WAL segments are deleted. Reads see the
-//! head, which holds every point (parts are loaded at open). The compressed
-//! block format, the on-disk index and compaction replace the part files in
-//! a later step behind the same `Db` API.
+//! in-memory head; the head is flushed into immutable compressed block files
+//! (one chunk per series and field, with statistics) once enough WAL has
+//! accumulated, after which the covered WAL segments are deleted. Reads merge
+//! the blocks, a flush in progress and the head, newest winning.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod block;
 mod config;
 mod db;
 mod engine;
 mod error;
 mod head;
-mod part;
 mod record;
+mod snapshot;
 mod wal;
 
+pub use block::ChunkStats;
 pub use config::{Config, FsyncPolicy};
 pub use db::{Commit, Db, Written};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
-pub use head::{HeadView, SeriesId};
+pub use head::SeriesId;
+pub use snapshot::Snapshot;

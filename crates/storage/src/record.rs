@@ -1,4 +1,4 @@
-//! The byte form of a batch of points, shared by WAL records and part-file
+//! The byte form of a batch of points, used by WAL records
 //! frames (`docs/format/wal.md`), and the CRC framing around it.
 //!
 //! A batch first defines the series it introduces (persistent id → key),
@@ -222,15 +222,15 @@ fn bounded_count(input: &mut &[u8], min_bytes: usize, what: &str) -> Result<usiz
     Ok(n as usize)
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -238,7 +238,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(input: &mut &[u8]) -> Result<u64, String> {
+pub(crate) fn get_varint(input: &mut &[u8]) -> Result<u64, String> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = take(input, 1)?[0];
@@ -250,18 +250,18 @@ fn get_varint(input: &mut &[u8]) -> Result<u64, String> {
     Err("varint longer than 10 bytes".into())
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn get_str(input: &mut &[u8]) -> Result<String, String> {
+pub(crate) fn get_str(input: &mut &[u8]) -> Result<String, String> {
     let len = usize::try_from(get_varint(input)?).map_err(|_| "string length overflow")?;
     let bytes = take(input, len)?;
     String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8".to_string())
 }
 
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+pub(crate) fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
     let (head, tail) = input
         .split_at_checked(n)
         .ok_or_else(|| format!("needs {n} bytes, {} left", input.len()))?;

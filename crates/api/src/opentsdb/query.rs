@@ -102,6 +102,7 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
 
 fn query_error(e: sundial_query::Error) -> OpenTsdbError {
     match e {
+        sundial_query::Error::Storage(reason) => OpenTsdbError::internal(&reason),
         sundial_query::Error::UnknownMetric { metric } => {
             OpenTsdbError::bad_request(format!("No such name for 'metrics': '{metric}'"))
         }

@@ -191,7 +191,7 @@ fn wal_stays_bounded_and_clean_shutdown_keeps_everything() -> Result<()> {
     assert!(
         std::fs::read_dir(&db_dir)?
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("part-"))
+            .any(|e| e.file_name().to_string_lossy().starts_with("block-"))
     );
     let status = s.terminate()?;
     assert!(status.success(), "exit status {status}");

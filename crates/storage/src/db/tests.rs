@@ -41,8 +41,11 @@ fn snapshot(db: &Db) -> Model {
         for id in view.series_of("cpu") {
             let Some(key) = view.key(*id) else { continue };
             let host = key.tag("host").unwrap_or_default().to_owned();
-            for (ts, v) in view.points(*id, "value", Timestamp::MIN, Timestamp::MAX) {
-                out.insert((host.clone(), "value".into(), ts), v.clone());
+            for (ts, v) in view
+                .points(*id, "value", Timestamp::MIN, Timestamp::MAX)
+                .expect("stored data reads back")
+            {
+                out.insert((host.clone(), "value".into(), ts), v);
             }
         }
         out

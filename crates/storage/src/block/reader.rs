@@ -1,0 +1,284 @@
+//! Reads blocks: the index once at open, chunks on demand by positioned
+//! reads, so a narrow query touches only its chunks.
+
+use super::{ChunkStats, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_STRING, MAGIC};
+use crate::error::{Error, Result};
+use crate::head::SeriesId;
+use crate::record::{self, get_str, get_varint, take, unzigzag};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use sundial_codec::Num;
+use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
+
+/// Where one chunk lives and what it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkEntry {
+    kind: u8,
+    offset: u64,
+    len: u64,
+    pub(crate) count: u64,
+    pub(crate) min_ts: Timestamp,
+    pub(crate) max_ts: Timestamp,
+    #[allow(
+        dead_code,
+        reason = "read by the query engine's chunk-statistics path next"
+    )]
+    pub(crate) stats: Option<ChunkStats>,
+}
+
+/// An open block file.
+#[derive(Debug)]
+pub(crate) struct Block {
+    path: PathBuf,
+    file: File,
+    fields: Vec<String>,
+    chunks: HashMap<(SeriesId, u32), ChunkEntry>,
+    /// Series defined by this block; handed to the registry at recovery.
+    series: Vec<(SeriesId, SeriesKey)>,
+}
+
+impl Block {
+    /// Opens a block and reads its index.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io("open block", path, e))?;
+        let corrupt = |offset: u64, reason: String| Error::Corrupt {
+            path: path.to_owned(),
+            offset,
+            reason,
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat block", path, e))?
+            .len();
+        if len < (MAGIC.len() + FOOTER_LEN) as u64 {
+            return Err(corrupt(0, "shorter than header and footer".into()));
+        }
+        let mut head = [0u8; 8];
+        read_at(&file, path, &mut head, 0)?;
+        if &head != MAGIC {
+            return Err(corrupt(
+                0,
+                "not a block file of this version (bad magic)".into(),
+            ));
+        }
+        let mut footer = [0u8; FOOTER_LEN];
+        let footer_at = len - FOOTER_LEN as u64;
+        read_at(&file, path, &mut footer, footer_at)?;
+        let (index_at, magic) = footer.split_at(8);
+        if magic != FOOTER_MAGIC {
+            return Err(corrupt(
+                footer_at,
+                "bad footer magic (truncated block?)".into(),
+            ));
+        }
+        let mut at = [0u8; 8];
+        at.copy_from_slice(index_at);
+        let index_at = u64::from_le_bytes(at);
+        if index_at < MAGIC.len() as u64 || index_at > footer_at {
+            return Err(corrupt(
+                footer_at,
+                format!("index offset {index_at} out of range"),
+            ));
+        }
+        let mut framed = vec![0u8; (footer_at - index_at) as usize];
+        read_at(&file, path, &mut framed, index_at)?;
+        let (payload, _) = record::read_frame(&framed)
+            .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
+        let (fields, chunks, series) =
+            decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            fields,
+            chunks,
+            series,
+        })
+    }
+
+    /// The series this block defines (empty after the first call).
+    pub(crate) fn take_series(&mut self) -> Vec<(SeriesId, SeriesKey)> {
+        std::mem::take(&mut self.series)
+    }
+
+    /// (series, field, kind) of every chunk, for rebuilding the catalog.
+    pub(crate) fn column_kinds(&self) -> impl Iterator<Item = (SeriesId, &str, Kind)> {
+        self.chunks.iter().filter_map(|((id, f), e)| {
+            let kind = match e.kind {
+                KIND_STRING => Kind::String,
+                KIND_BYTES => Kind::Bytes,
+                _ => Kind::Numeric,
+            };
+            Some((*id, self.fields.get(*f as usize)?.as_str(), kind))
+        })
+    }
+
+    pub(crate) fn chunk(&self, id: SeriesId, field: &str) -> Option<&ChunkEntry> {
+        let f = self.fields.iter().position(|x| x == field)? as u32;
+        self.chunks.get(&(id, f))
+    }
+
+    /// Points of one column in `[start, end]`, ascending; reads nothing
+    /// when the chunk's time range does not overlap.
+    pub(crate) fn read(
+        &self,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<(Timestamp, FieldValue)>> {
+        let Some(entry) = self.chunk(id, field) else {
+            return Ok(Vec::new());
+        };
+        if entry.max_ts < start || entry.min_ts > end {
+            return Ok(Vec::new());
+        }
+        let corrupt = |reason: String| Error::Corrupt {
+            path: self.path.clone(),
+            offset: entry.offset,
+            reason,
+        };
+        let mut framed =
+            vec![0u8; usize::try_from(entry.len).map_err(|_| corrupt("chunk length".into()))?];
+        read_at(&self.file, &self.path, &mut framed, entry.offset)?;
+        let (payload, _) =
+            record::read_frame(&framed).map_err(|e| corrupt(format!("chunk frame: {e:?}")))?;
+        let points = decode_chunk(payload).map_err(|e| corrupt(format!("chunk: {e}")))?;
+        if points.len() as u64 != entry.count {
+            return Err(corrupt(format!(
+                "chunk holds {} points, index says {}",
+                points.len(),
+                entry.count
+            )));
+        }
+        Ok(points
+            .into_iter()
+            .filter(|(t, _)| (start..=end).contains(t))
+            .collect())
+    }
+}
+
+fn read_at(file: &File, path: &Path, buf: &mut [u8], at: u64) -> Result<()> {
+    file.read_exact_at(buf, at)
+        .map_err(|e| Error::io("read block", path, e))
+}
+
+fn decode_chunk(payload: &[u8]) -> std::result::Result<Vec<(Timestamp, FieldValue)>, String> {
+    let mut input = payload;
+    let kind = take(&mut input, 1)?[0];
+    let ts = sundial_codec::decode_timestamps(&mut input).map_err(|e| e.to_string())?;
+    let values: Vec<FieldValue> = match kind {
+        KIND_NUMERIC => sundial_codec::decode_numbers(&mut input)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|n| match n {
+                Num::Long(v) => FieldValue::Long(v),
+                Num::Double(v) => FieldValue::Double(v),
+                Num::Bool(v) => FieldValue::Bool(v),
+            })
+            .collect(),
+        KIND_STRING => sundial_codec::decode_texts(&mut input)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|b| {
+                String::from_utf8(b)
+                    .map(FieldValue::String)
+                    .map_err(|_| "text is not UTF-8".to_string())
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        KIND_BYTES => sundial_codec::decode_texts(&mut input)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(FieldValue::Bytes)
+            .collect(),
+        other => return Err(format!("unknown chunk kind {other}")),
+    };
+    if ts.len() != values.len() {
+        return Err(format!(
+            "{} timestamps but {} values",
+            ts.len(),
+            values.len()
+        ));
+    }
+    if !input.is_empty() {
+        return Err(format!("{} trailing bytes", input.len()));
+    }
+    Ok(ts.into_iter().zip(values).collect())
+}
+
+type Index = (
+    Vec<String>,
+    HashMap<(SeriesId, u32), ChunkEntry>,
+    Vec<(SeriesId, SeriesKey)>,
+);
+
+fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
+    let input = &mut input;
+    let n_series = get_varint(input)?;
+    let mut series = Vec::new();
+    for _ in 0..n_series {
+        let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
+        let metric = get_str(input)?;
+        let ntags = get_varint(input)?;
+        if ntags > input.len() as u64 {
+            return Err("tag count exceeds the index".into());
+        }
+        let mut tags = Vec::with_capacity(ntags as usize);
+        for _ in 0..ntags {
+            tags.push((get_str(input)?, get_str(input)?));
+        }
+        series.push((SeriesId(id), SeriesKey::new(metric, tags)));
+    }
+    let n_fields = get_varint(input)?;
+    let mut fields = Vec::new();
+    for _ in 0..n_fields {
+        fields.push(get_str(input)?);
+    }
+    let n_chunks = get_varint(input)?;
+    let mut chunks = HashMap::new();
+    for _ in 0..n_chunks {
+        let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
+        let field = u32::try_from(get_varint(input)?).map_err(|_| "field overflow")?;
+        if field as usize >= fields.len() {
+            return Err(format!("field index {field} out of range"));
+        }
+        let kind = take(input, 1)?[0];
+        let offset = get_varint(input)?;
+        let len = get_varint(input)?;
+        let count = get_varint(input)?;
+        let min_ts = unzigzag(get_varint(input)?);
+        let max_ts = unzigzag(get_varint(input)?);
+        let stats = if kind == KIND_NUMERIC {
+            let mut vals = [0f64; 3];
+            for v in &mut vals {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(take(input, 8)?);
+                *v = f64::from_le_bytes(b);
+            }
+            Some(ChunkStats {
+                min: vals[0],
+                max: vals[1],
+                sum: vals[2],
+            })
+        } else {
+            None
+        };
+        chunks.insert(
+            (SeriesId(id), field),
+            ChunkEntry {
+                kind,
+                offset,
+                len,
+                count,
+                min_ts,
+                max_ts,
+                stats,
+            },
+        );
+    }
+    if !input.is_empty() {
+        return Err(format!("{} trailing bytes", input.len()));
+    }
+    Ok((fields, chunks, series))
+}

@@ -1,0 +1,118 @@
+use super::writer::Column;
+use super::*;
+use crate::head::SeriesId;
+use std::collections::BTreeMap;
+use sundial_model::{FieldValue, SeriesKey};
+
+fn key(host: &str) -> SeriesKey {
+    SeriesKey::new("cpu", vec![("host".into(), host.into())])
+}
+
+#[test]
+fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    let a: BTreeMap<i64, FieldValue> = (0..1000)
+        .map(|i| (1_000 + i * 10, FieldValue::Double(i as f64 / 100.0)))
+        .collect();
+    let b: BTreeMap<i64, FieldValue> = (0..5)
+        .map(|i| (i, FieldValue::String(format!("s{i}"))))
+        .collect();
+    let mixed: BTreeMap<i64, FieldValue> = [
+        (1, FieldValue::Long(5)),
+        (2, FieldValue::Bool(true)),
+        (3, FieldValue::Double(1.5)),
+    ]
+    .into();
+    let (ka, kb) = (key("a"), key("b"));
+    let cols = [
+        Column {
+            series: SeriesId(0),
+            key: &ka,
+            field: "value",
+            points: &a,
+        },
+        Column {
+            series: SeriesId(0),
+            key: &ka,
+            field: "other",
+            points: &mixed,
+        },
+        Column {
+            series: SeriesId(3),
+            key: &kb,
+            field: "value",
+            points: &b,
+        },
+    ];
+    let path = write(dir.path(), 7, &cols)?;
+    let mut block = Block::open(&path)?;
+    let series = block.take_series();
+    assert_eq!(
+        series,
+        vec![(SeriesId(0), ka.clone()), (SeriesId(3), kb.clone())]
+    );
+    let all = block.read(SeriesId(0), "value", i64::MIN, i64::MAX)?;
+    assert_eq!(all, a.clone().into_iter().collect::<Vec<_>>());
+    let narrow = block.read(SeriesId(0), "value", 2_000, 2_050)?;
+    let expected: Vec<_> = a
+        .range(2_000..=2_050)
+        .map(|(t, v)| (*t, v.clone()))
+        .collect();
+    assert_eq!(narrow, expected);
+    assert_eq!(
+        block.read(SeriesId(0), "other", 0, 10)?,
+        mixed.into_iter().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        block.read(SeriesId(3), "value", 0, 10)?,
+        b.into_iter().collect::<Vec<_>>()
+    );
+    assert!(block.read(SeriesId(9), "value", 0, 10)?.is_empty());
+    let stats = block.chunk(SeriesId(0), "value").and_then(|c| c.stats);
+    let sum: f64 = (0..1000).map(|i| i as f64 / 100.0).sum();
+    assert_eq!(stats.map(|s| (s.min, s.max)), Some((0.0, 9.99)));
+    assert!(stats.is_some_and(|s| (s.sum - sum).abs() < 1e-9));
+    Ok(())
+}
+
+#[test]
+fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    let a: BTreeMap<i64, FieldValue> = (0..100).map(|i| (i, FieldValue::Long(i))).collect();
+    let ka = key("a");
+    let path = write(
+        dir.path(),
+        1,
+        &[Column {
+            series: SeriesId(0),
+            key: &ka,
+            field: "value",
+            points: &a,
+        }],
+    )?;
+    let clean = std::fs::read(&path).map_err(|e| crate::Error::io("read", &path, e))?;
+    for at in [
+        3usize,
+        12,
+        30,
+        clean.len() / 2,
+        clean.len() - 20,
+        clean.len() - 3,
+    ] {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, &bytes).map_err(|e| crate::Error::io("write", &path, e))?;
+        let result = Block::open(&path).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
+        match result {
+            Err(crate::Error::Corrupt { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("flip at {at}: expected corruption, got {other:?}"),
+        }
+    }
+    std::fs::write(&path, &clean[..clean.len() - 1])
+        .map_err(|e| crate::Error::io("write", &path, e))?;
+    assert!(matches!(
+        Block::open(&path),
+        Err(crate::Error::Corrupt { .. })
+    ));
+    Ok(())
+}
