@@ -1,5 +1,5 @@
-//! The byte form of a batch of points, used by WAL records
-//! frames (`docs/format/wal.md`), and the CRC framing around it.
+//! The byte form of a batch of points in WAL records (`docs/format/wal.md`),
+//! and the CRC framing shared by WAL records and block chunks.
 //!
 //! A batch first defines the series it introduces (persistent id → key),
 //! then its field names, then the points, which refer to both by number:
