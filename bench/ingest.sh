@@ -71,6 +71,8 @@ run_sundial() {
   local pid=$!
   wait_http "http://127.0.0.1:$port/api/version" 30 >/dev/null
   local out; out=$(load sundial "http://127.0.0.1:$port")
+  # Settle like VictoriaMetrics' force_merge: flush and merge all blocks.
+  curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
   local rss; rss=$(hwm $pid)
   kill -TERM $pid; wait $pid || true          # clean stop flushes the head
   local disk; disk=$(settle "$dir")

@@ -17,7 +17,11 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
-pub(crate) async fn run(config: &FileConfig, api: Api) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    config: &FileConfig,
+    api: Api,
+    engine: sundial_storage::Engine,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -27,7 +31,7 @@ pub(crate) async fn run(config: &FileConfig, api: Api) -> anyhow::Result<()> {
     println!("sundial listening on {addr}");
     let _ = std::io::stdout().flush();
 
-    let router = router(api.clone());
+    let router = router(api.clone(), engine);
     let graceful = GracefulShutdown::new();
     let telnet = TaskTracker::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -117,8 +121,10 @@ async fn serve_http(
     }
 }
 
-fn router(api: Api) -> Router {
-    opentsdb::routes(api).fallback(|| async { OpenTsdbError::not_found() })
+fn router(api: Api, engine: sundial_storage::Engine) -> Router {
+    opentsdb::routes(api)
+        .merge(crate::admin::routes(engine))
+        .fallback(|| async { OpenTsdbError::not_found() })
 }
 
 async fn shutdown_signal() {

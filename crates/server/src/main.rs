@@ -1,5 +1,6 @@
 //! `sundial`: the time-series database server.
 
+mod admin;
 mod config;
 mod listener;
 
@@ -81,7 +82,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db: engine.default_db(),
         config: Arc::new(config.opentsdb.clone()),
     };
-    let result = runtime.block_on(listener::run(&config, api));
+    let result = runtime.block_on(listener::run(&config, api, engine.clone()));
     // Everything acknowledged is in the WAL already; closing also flushes
     // the head so the next start replays little.
     engine.close();

@@ -37,6 +37,18 @@ pub struct Config {
     pub max_wal_queue_bytes: u64,
     /// Longest text value in bytes.
     pub max_string_value_bytes: usize,
+    /// Writes are refused as busy while the head holds more points than
+    /// this (flushes cannot keep up).
+    pub max_head_points: usize,
+    /// Keep data this many seconds (by timestamp); 0 keeps it forever.
+    /// Whole blocks are dropped once their newest point is older.
+    pub retention_secs: u64,
+    /// This many adjacent blocks of one size tier merge into one.
+    pub compaction_min_blocks: usize,
+    /// Compaction never writes a block larger than this.
+    pub max_block_bytes: u64,
+    /// How often the maintenance thread checks retention and compaction.
+    pub maintenance_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -48,6 +60,11 @@ impl Default for Config {
             flush_wal_bytes: 32 << 20,
             max_wal_queue_bytes: 256 << 20,
             max_string_value_bytes: 20 * 1024,
+            max_head_points: 8_000_000,
+            retention_secs: 0,
+            compaction_min_blocks: 4,
+            max_block_bytes: 1 << 30,
+            maintenance_interval_secs: 60,
         }
     }
 }
@@ -60,6 +77,15 @@ impl Config {
         }
         if self.flush_wal_bytes < self.wal_segment_bytes {
             return Err("storage.flush_wal_bytes must be at least wal_segment_bytes".into());
+        }
+        if self.max_head_points < 10_000 {
+            return Err("storage.max_head_points must be at least 10000".into());
+        }
+        if self.compaction_min_blocks < 2 {
+            return Err("storage.compaction_min_blocks must be at least 2".into());
+        }
+        if self.maintenance_interval_secs == 0 {
+            return Err("storage.maintenance_interval_secs must be positive".into());
         }
         if self.max_wal_queue_bytes < 1 << 20 {
             return Err("storage.max_wal_queue_bytes must be at least 1 MiB".into());

@@ -1,6 +1,7 @@
 //! The engine handle every API writes to and reads from.
 
 use crate::block::{self, Block};
+use crate::compact;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -26,15 +27,19 @@ pub struct Db {
 }
 
 #[derive(Debug)]
-struct Inner {
-    config: Config,
-    head: RwLock<Head>,
-    /// Replaced whole (copy on write) when a flush starts or ends.
-    layers: RwLock<Arc<Layers>>,
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) head: RwLock<Head>,
+    /// Replaced whole (copy on write) when a flush, compaction or
+    /// retention changes the block list.
+    pub(crate) layers: RwLock<Arc<Layers>>,
     wal: Wal,
     /// One flush at a time.
     flush_lock: Mutex<()>,
-    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// One retention/compaction pass at a time.
+    pub(crate) compact_lock: Mutex<()>,
+    /// The flush and maintenance threads, joined at close.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     closed: AtomicBool,
 }
 
@@ -95,15 +100,22 @@ impl Db {
             })),
             wal,
             flush_lock: Mutex::new(()),
-            flusher: Mutex::new(None),
+            compact_lock: Mutex::new(()),
+            threads: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
+        let (nudge_tx, nudge_rx) = mpsc::sync_channel::<()>(1);
         let weak = Arc::downgrade(&inner);
         let flusher = std::thread::Builder::new()
             .name("sundial-flush".into())
-            .spawn(move || run_flusher(weak, hint_rx))
+            .spawn(move || run_flusher(weak, hint_rx, nudge_tx))
             .map_err(|e| Error::io("start the flush thread for", &dir, e))?;
-        *inner.flusher.lock() = Some(flusher);
+        let weak = Arc::downgrade(&inner);
+        let maintenance = std::thread::Builder::new()
+            .name("sundial-maint".into())
+            .spawn(move || run_maintenance(weak, nudge_rx))
+            .map_err(|e| Error::io("start the maintenance thread for", &dir, e))?;
+        inner.threads.lock().extend([flusher, maintenance]);
         Ok(Self { inner })
     }
 
@@ -122,6 +134,11 @@ impl Db {
         self.inner.wal.check_room()?;
         let max_string = self.inner.config.max_string_value_bytes;
         let mut head = self.inner.head.write();
+        if head.point_count() >= self.inner.config.max_head_points {
+            return Err(Error::HeadFull {
+                limit_points: self.inner.config.max_head_points,
+            });
+        }
         let mut new_kinds: HashMap<(&str, &str), Kind> = HashMap::new();
         let mut results = Vec::with_capacity(points.len());
         let mut accepted: Vec<(usize, FieldValue)> = Vec::with_capacity(points.len());
@@ -214,6 +231,8 @@ impl Db {
         f(Snapshot {
             head: &head,
             layers,
+            min_ts: compact::retention_cutoff(self.inner.config.retention_secs)
+                .unwrap_or(sundial_model::Timestamp::MIN),
         })
     }
 
@@ -233,6 +252,12 @@ impl Db {
         flush(&self.inner)
     }
 
+    /// Runs retention and due compactions now; `force` merges every run of
+    /// adjacent blocks up to `max_block_bytes`. Blocking.
+    pub fn compact(&self, force: bool) -> Result<()> {
+        compact::maintain(&self.inner, force)
+    }
+
     /// Stops taking writes, flushes, and stops the background threads.
     /// Blocking; call from a blocking context.
     pub fn close(&self) {
@@ -243,19 +268,45 @@ impl Db {
             error!(error = %e, "flush at shutdown failed; the WAL keeps the data");
         }
         self.inner.wal.stop();
-        if let Some(t) = self.inner.flusher.lock().take()
-            && t.join().is_err()
-        {
-            error!("the flush thread panicked");
+        // The WAL writer's exit closes the flusher's channel, whose exit
+        // closes the maintenance thread's.
+        for t in self.inner.threads.lock().drain(..) {
+            if t.join().is_err() {
+                error!("a storage thread panicked");
+            }
         }
     }
 }
 
-fn run_flusher(inner: Weak<Inner>, hints: mpsc::Receiver<()>) {
+/// Flushes when the WAL writer hints, then nudges the maintenance thread.
+fn run_flusher(inner: Weak<Inner>, hints: mpsc::Receiver<()>, flushed: mpsc::SyncSender<()>) {
     while hints.recv().is_ok() {
         let Some(inner) = inner.upgrade() else { return };
         if let Err(e) = flush(&inner) {
             error!(error = %e, "background flush failed; will retry at the next threshold");
+        }
+        let _ = flushed.try_send(());
+    }
+}
+
+/// Runs retention and compaction after flushes and periodically, on its
+/// own thread so a long merge never holds up flushes.
+fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
+    let interval = match inner.upgrade() {
+        Some(i) => std::time::Duration::from_secs(i.config.maintenance_interval_secs),
+        None => return,
+    };
+    loop {
+        match nudges.recv_timeout(interval) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = compact::maintain(&inner, false) {
+            error!(error = %e, "compaction failed; blocks are unchanged");
         }
     }
 }
@@ -337,7 +388,7 @@ fn write_block(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Block> {
     let points: usize = columns.iter().map(|c| c.points.len()).sum();
     let path = block::write(&inner.config.data_dir, below, &columns)?;
     drop(head);
-    let mut block = Block::open(&path)?;
+    let mut block = Block::open(&path, below)?;
     // The registry already has every series; the block's copy is not needed.
     block.take_series();
     info!(path = %path.display(), points, "flushed head to block");
@@ -362,7 +413,7 @@ fn recover(config: &Config) -> Result<(Head, Vec<Arc<Block>>, u64)> {
     let mut blocks = Vec::new();
     let mut covered = 0u64;
     for below in wal::list_numbered(dir, "block-", ".sdb")? {
-        let mut block = Block::open(&block::block_path(dir, below))?;
+        let mut block = Block::open(&block::block_path(dir, below), below)?;
         covered = covered.max(below);
         for (id, key) in block.take_series() {
             if !head.define(id, key.clone()) {

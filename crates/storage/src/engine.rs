@@ -104,6 +104,17 @@ impl Engine {
         Ok(db)
     }
 
+    /// Flushes every database and runs its compactions (`force`: merge all
+    /// adjacent blocks up to the size limit). Blocking.
+    pub fn flush_and_compact(&self, force: bool) -> Result<()> {
+        let dbs: Vec<Db> = self.inner.databases.read().values().cloned().collect();
+        for db in dbs {
+            db.flush()?;
+            db.compact(force)?;
+        }
+        Ok(())
+    }
+
     /// Flushes and closes every database. Blocking.
     pub fn close(&self) {
         for db in self.inner.databases.read().values() {

@@ -30,6 +30,8 @@ pub enum Error {
     },
     #[error("the write-ahead log is behind by more than {limit_bytes} bytes")]
     Busy { limit_bytes: u64 },
+    #[error("the head holds {limit_points} points; flushes are behind")]
+    HeadFull { limit_points: usize },
     #[error("the write-ahead log writer has stopped: {reason}")]
     WalStopped { reason: String },
     #[error("storage is closed")]
@@ -45,7 +47,7 @@ pub enum Error {
 impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Busy { .. } => ErrorClass::Busy,
+            Self::Busy { .. } | Self::HeadFull { .. } => ErrorClass::Busy,
             Self::InvalidName { .. } => ErrorClass::InvalidInput,
             Self::Exists { .. } => ErrorClass::Conflict,
             Self::Io { .. }

@@ -21,6 +21,8 @@ pub(crate) struct Layers {
 pub struct Snapshot<'a> {
     pub(crate) head: &'a Head,
     pub(crate) layers: Arc<Layers>,
+    /// Retention: nothing older is returned, even before its block is dropped.
+    pub(crate) min_ts: Timestamp,
 }
 
 impl Snapshot<'_> {
@@ -62,6 +64,7 @@ impl Snapshot<'_> {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<(Timestamp, FieldValue)>> {
+        let start = start.max(self.min_ts);
         let mut sources: Vec<Vec<(Timestamp, FieldValue)>> = Vec::new();
         for block in &self.layers.blocks {
             let pts = block.read(id, field, start, end)?;

@@ -209,3 +209,55 @@ fn wal_stays_bounded_and_clean_shutdown_keeps_everything() -> Result<()> {
     assert_eq!(dps, expected);
     Ok(())
 }
+
+#[test]
+fn forced_compaction_merges_blocks_and_keeps_every_point() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("data");
+    let cfg = tmp.path().join("sundial.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\nwal_segment_bytes = 8192\nflush_wal_bytes = 16384\ncompaction_min_blocks = 1000\n",
+    )?;
+    let args = ["--config", cfg.to_str().unwrap_or_default()];
+    let s = TestServer::spawn_with(&dir, &args)?;
+    let mut expected = BTreeMap::new();
+    for batch in 0..100i64 {
+        let body: Vec<Value> = (0..50i64)
+            .map(|i| {
+                // Overwrite earlier timestamps now and then: the newest must win.
+                let t = T0 + (batch * 50 + i) % 3000;
+                let v = batch * 100 + i;
+                expected.insert(t, v);
+                point("compacted", t, json!(v), &[("h", "x")])
+            })
+            .collect();
+        assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    }
+    let blocks = |d: &std::path::Path| -> Result<usize> {
+        Ok(std::fs::read_dir(d.join("db").join("default"))?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("block-"))
+            .count())
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        blocks(&dir)? > 1,
+        "the small flush threshold should have made several blocks"
+    );
+    let (status, _) = s.post("/admin/compact", "")?;
+    assert_eq!(status, 200);
+    assert_eq!(blocks(&dir)?, 1);
+    let got = s.get_json(&format!(
+        "/api/query?start={T0}&end={}&m=none:compacted",
+        T0 + 3000
+    ))?;
+    let dps: BTreeMap<i64, i64> = got[0]["dps"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(t, v)| (t.parse().unwrap_or(0), v.as_i64().unwrap_or(-1)))
+        .collect();
+    assert_eq!(dps, expected);
+    Ok(())
+}

@@ -34,14 +34,21 @@ pub(crate) struct Block {
     path: PathBuf,
     file: File,
     fields: Vec<String>,
-    chunks: HashMap<(SeriesId, u32), ChunkEntry>,
+    /// Per column, ascending by time.
+    chunks: HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
+    /// The block covers WAL segments below this number (its name).
+    pub(crate) wal_below: u64,
+    /// Bytes on disk.
+    pub(crate) file_bytes: u64,
+    /// Newest timestamp in the block (retention drops whole blocks by it).
+    pub(crate) max_ts: Timestamp,
     /// Series defined by this block; handed to the registry at recovery.
     series: Vec<(SeriesId, SeriesKey)>,
 }
 
 impl Block {
     /// Opens a block and reads its index.
-    pub(crate) fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path, wal_below: u64) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io("open block", path, e))?;
         let corrupt = |offset: u64, reason: String| Error::Corrupt {
             path: path.to_owned(),
@@ -86,11 +93,22 @@ impl Block {
         read_at(&file, path, &mut framed, index_at)?;
         let (payload, _) = record::read_frame(&framed)
             .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
-        let (fields, chunks, series) =
+        let (fields, mut chunks, series) =
             decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
+        let mut max_ts = Timestamp::MIN;
+        for entries in chunks.values_mut() {
+            entries.sort_by_key(|e| e.min_ts);
+            max_ts = entries
+                .iter()
+                .map(|e| e.max_ts)
+                .fold(max_ts, Timestamp::max);
+        }
         Ok(Self {
             path: path.to_owned(),
             file,
+            wal_below,
+            file_bytes: len,
+            max_ts,
             fields,
             chunks,
             series,
@@ -104,8 +122,8 @@ impl Block {
 
     /// (series, field, kind) of every chunk, for rebuilding the catalog.
     pub(crate) fn column_kinds(&self) -> impl Iterator<Item = (SeriesId, &str, Kind)> {
-        self.chunks.iter().filter_map(|((id, f), e)| {
-            let kind = match e.kind {
+        self.chunks.iter().filter_map(|((id, f), entries)| {
+            let kind = match entries.first()?.kind {
                 KIND_STRING => Kind::String,
                 KIND_BYTES => Kind::Bytes,
                 _ => Kind::Numeric,
@@ -114,9 +132,25 @@ impl Block {
         })
     }
 
-    pub(crate) fn chunk(&self, id: SeriesId, field: &str) -> Option<&ChunkEntry> {
-        let f = self.fields.iter().position(|x| x == field)? as u32;
-        self.chunks.get(&(id, f))
+    /// The chunks of one column, ascending by time.
+    pub(crate) fn chunks(&self, id: SeriesId, field: &str) -> &[ChunkEntry] {
+        self.fields
+            .iter()
+            .position(|x| x == field)
+            .and_then(|f| self.chunks.get(&(id, f as u32)))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Every (series, field) column in the block.
+    pub(crate) fn columns(&self) -> impl Iterator<Item = (SeriesId, &str)> {
+        self.chunks
+            .keys()
+            .filter_map(|(id, f)| Some((*id, self.fields.get(*f as usize)?.as_str())))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Points of one column in `[start, end]`, ascending; reads nothing
@@ -128,19 +162,29 @@ impl Block {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<(Timestamp, FieldValue)>> {
-        let Some(entry) = self.chunk(id, field) else {
-            return Ok(Vec::new());
-        };
-        if entry.max_ts < start || entry.min_ts > end {
-            return Ok(Vec::new());
+        let mut out = Vec::new();
+        for entry in self.chunks(id, field) {
+            if entry.max_ts < start || entry.min_ts > end {
+                continue;
+            }
+            let points = self.read_chunk(entry)?;
+            out.extend(
+                points
+                    .into_iter()
+                    .filter(|(t, _)| (start..=end).contains(t)),
+            );
         }
+        Ok(out)
+    }
+
+    fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {
         let corrupt = |reason: String| Error::Corrupt {
             path: self.path.clone(),
             offset: entry.offset,
             reason,
         };
-        let mut framed =
-            vec![0u8; usize::try_from(entry.len).map_err(|_| corrupt("chunk length".into()))?];
+        let len = usize::try_from(entry.len).map_err(|_| corrupt("chunk length".into()))?;
+        let mut framed = vec![0u8; len];
         read_at(&self.file, &self.path, &mut framed, entry.offset)?;
         let (payload, _) =
             record::read_frame(&framed).map_err(|e| corrupt(format!("chunk frame: {e:?}")))?;
@@ -152,10 +196,7 @@ impl Block {
                 entry.count
             )));
         }
-        Ok(points
-            .into_iter()
-            .filter(|(t, _)| (start..=end).contains(t))
-            .collect())
+        Ok(points)
     }
 }
 
@@ -209,7 +250,7 @@ fn decode_chunk(payload: &[u8]) -> std::result::Result<Vec<(Timestamp, FieldValu
 
 type Index = (
     Vec<String>,
-    HashMap<(SeriesId, u32), ChunkEntry>,
+    HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
     Vec<(SeriesId, SeriesKey)>,
 );
 
@@ -264,9 +305,10 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
         } else {
             None
         };
-        chunks.insert(
-            (SeriesId(id), field),
-            ChunkEntry {
+        chunks
+            .entry((SeriesId(id), field))
+            .or_insert_with(Vec::new)
+            .push(ChunkEntry {
                 kind,
                 offset,
                 len,
@@ -274,8 +316,7 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
                 min_ts,
                 max_ts,
                 stats,
-            },
-        );
+            });
     }
     if !input.is_empty() {
         return Err(format!("{} trailing bytes", input.len()));

@@ -45,7 +45,7 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
         },
     ];
     let path = write(dir.path(), 7, &cols)?;
-    let mut block = Block::open(&path)?;
+    let mut block = Block::open(&path, 7)?;
     let series = block.take_series();
     assert_eq!(
         series,
@@ -68,7 +68,10 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
         b.into_iter().collect::<Vec<_>>()
     );
     assert!(block.read(SeriesId(9), "value", 0, 10)?.is_empty());
-    let stats = block.chunk(SeriesId(0), "value").and_then(|c| c.stats);
+    let stats = block
+        .chunks(SeriesId(0), "value")
+        .first()
+        .and_then(|c| c.stats);
     let sum: f64 = (0..1000).map(|i| i as f64 / 100.0).sum();
     assert_eq!(stats.map(|s| (s.min, s.max)), Some((0.0, 9.99)));
     assert!(stats.is_some_and(|s| (s.sum - sum).abs() < 1e-9));
@@ -102,7 +105,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x40;
         std::fs::write(&path, &bytes).map_err(|e| crate::Error::io("write", &path, e))?;
-        let result = Block::open(&path).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
+        let result = Block::open(&path, 1).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
         match result {
             Err(crate::Error::Corrupt { path: p, .. }) => assert_eq!(p, path),
             other => panic!("flip at {at}: expected corruption, got {other:?}"),
@@ -111,7 +114,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
     std::fs::write(&path, &clean[..clean.len() - 1])
         .map_err(|e| crate::Error::io("write", &path, e))?;
     assert!(matches!(
-        Block::open(&path),
+        Block::open(&path, 1),
         Err(crate::Error::Corrupt { .. })
     ));
     Ok(())

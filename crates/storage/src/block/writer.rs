@@ -20,42 +20,102 @@ pub(crate) struct Column<'a> {
     pub(crate) points: &'a BTreeMap<Timestamp, FieldValue>,
 }
 
+/// Chunks never span a UTC day, so a day-long query reads one chunk per
+/// series and a compacted day compresses as one run.
+pub(crate) const CHUNK_SPAN_MS: i64 = 86_400_000;
+
 /// Writes `columns` (sorted by series) as the block covering WAL segments
-/// below `wal_below`. The file appears under its final name only once
-/// complete and synced.
+/// below `wal_below`.
 pub(crate) fn write(dir: &Path, wal_below: u64, columns: &[Column<'_>]) -> Result<PathBuf> {
-    let path = block_path(dir, wal_below);
-    let tmp = path.with_extension("tmp");
-    let io = |e| Error::io("write block", &tmp, e);
-    let file = File::create(&tmp).map_err(io)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(MAGIC).map_err(io)?;
-    let mut offset = MAGIC.len() as u64;
-    let mut index = IndexBuilder::default();
-    let (mut payload, mut framed) = (Vec::new(), Vec::new());
-    for col in columns.iter().filter(|c| !c.points.is_empty()) {
-        payload.clear();
-        framed.clear();
-        let meta = encode_chunk(col, &mut payload).map_err(|e| Error::Corrupt {
-            path: tmp.clone(),
-            offset,
+    let mut w = BlockWriter::create(dir, wal_below)?;
+    for col in columns {
+        w.add(col)?;
+    }
+    w.finish()
+}
+
+/// Streams columns into a new block. The file appears under its final name
+/// (replacing any block of that name) only once complete and synced.
+pub(crate) struct BlockWriter {
+    dir: PathBuf,
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    offset: u64,
+    index: IndexBuilder,
+    payload: Vec<u8>,
+    framed: Vec<u8>,
+}
+
+impl BlockWriter {
+    pub(crate) fn create(dir: &Path, wal_below: u64) -> Result<Self> {
+        let path = block_path(dir, wal_below);
+        let tmp = path.with_extension("tmp");
+        let file = File::create(&tmp).map_err(|e| Error::io("create block", &tmp, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(MAGIC)
+            .map_err(|e| Error::io("write block", &tmp, e))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            path,
+            tmp,
+            out,
+            offset: MAGIC.len() as u64,
+            index: IndexBuilder::default(),
+            payload: Vec::new(),
+            framed: Vec::new(),
+        })
+    }
+
+    /// Adds one column (columns must come sorted by series), one chunk per
+    /// UTC day it touches.
+    pub(crate) fn add(&mut self, col: &Column<'_>) -> Result<()> {
+        let mut points = col.points.iter().peekable();
+        let mut run: Vec<(Timestamp, &FieldValue)> = Vec::new();
+        while let Some((ts, v)) = points.next() {
+            run.push((*ts, v));
+            let day = ts.div_euclid(CHUNK_SPAN_MS);
+            let next_day = points.peek().map(|(t, _)| t.div_euclid(CHUNK_SPAN_MS));
+            if next_day != Some(day) {
+                self.chunk(col, &run)?;
+                run.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk(&mut self, col: &Column<'_>, run: &[(Timestamp, &FieldValue)]) -> Result<()> {
+        self.payload.clear();
+        self.framed.clear();
+        let meta = encode_chunk(run, &mut self.payload).map_err(|e| Error::Corrupt {
+            path: self.tmp.clone(),
+            offset: self.offset,
             reason: format!("cannot encode chunk: {e}"),
         })?;
-        record::frame_into(&payload, &mut framed);
-        out.write_all(&framed).map_err(io)?;
-        index.add(col, meta, offset, framed.len() as u64);
-        offset += framed.len() as u64;
+        record::frame_into(&self.payload, &mut self.framed);
+        self.out
+            .write_all(&self.framed)
+            .map_err(|e| Error::io("write block", &self.tmp, e))?;
+        self.index
+            .add(col, meta, self.offset, self.framed.len() as u64);
+        self.offset += self.framed.len() as u64;
+        Ok(())
     }
-    framed.clear();
-    record::frame_into(&index.finish(), &mut framed);
-    out.write_all(&framed).map_err(io)?;
-    out.write_all(&offset.to_le_bytes()).map_err(io)?;
-    out.write_all(FOOTER_MAGIC).map_err(io)?;
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    fs::rename(&tmp, &path).map_err(|e| Error::io("rename block", &tmp, e))?;
-    sync_dir(dir)?;
-    Ok(path)
+
+    pub(crate) fn finish(mut self) -> Result<PathBuf> {
+        let tmp = self.tmp.clone();
+        let io = |e| Error::io("write block", &tmp, e);
+        self.framed.clear();
+        record::frame_into(&self.index.finish(), &mut self.framed);
+        self.out.write_all(&self.framed).map_err(io)?;
+        self.out.write_all(&self.offset.to_le_bytes()).map_err(io)?;
+        self.out.write_all(FOOTER_MAGIC).map_err(io)?;
+        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        fs::rename(&tmp, &self.path).map_err(|e| Error::io("rename block", &tmp, e))?;
+        sync_dir(&self.dir)?;
+        Ok(self.path)
+    }
 }
 
 /// What the index records about a chunk besides its place.
@@ -67,9 +127,12 @@ struct ChunkMeta {
     stats: Option<super::ChunkStats>,
 }
 
-fn encode_chunk(col: &Column<'_>, out: &mut Vec<u8>) -> sundial_codec::Result<ChunkMeta> {
-    let ts: Vec<Timestamp> = col.points.keys().copied().collect();
-    let kind = match col.points.values().next() {
+fn encode_chunk(
+    run: &[(Timestamp, &FieldValue)],
+    out: &mut Vec<u8>,
+) -> sundial_codec::Result<ChunkMeta> {
+    let ts: Vec<Timestamp> = run.iter().map(|(t, _)| *t).collect();
+    let kind = match run.first().map(|(_, v)| *v) {
         Some(FieldValue::String(_)) => KIND_STRING,
         Some(FieldValue::Bytes(_)) => KIND_BYTES,
         _ => KIND_NUMERIC,
@@ -79,10 +142,9 @@ fn encode_chunk(col: &Column<'_>, out: &mut Vec<u8>) -> sundial_codec::Result<Ch
     let mut stats = None;
     match kind {
         KIND_NUMERIC => {
-            let nums: Vec<Num> = col
-                .points
-                .values()
-                .map(|v| match v {
+            let nums: Vec<Num> = run
+                .iter()
+                .map(|(_, v)| match v {
                     FieldValue::Long(i) => Num::Long(*i),
                     FieldValue::Double(d) => Num::Double(*d),
                     FieldValue::Bool(b) => Num::Bool(*b),
@@ -95,7 +157,7 @@ fn encode_chunk(col: &Column<'_>, out: &mut Vec<u8>) -> sundial_codec::Result<Ch
                 max: f64::NEG_INFINITY,
                 sum: 0.0,
             };
-            for v in col.points.values().filter_map(FieldValue::as_f64) {
+            for v in run.iter().filter_map(|(_, v)| v.as_f64()) {
                 s.min = s.min.min(v);
                 s.max = s.max.max(v);
                 s.sum += v;
@@ -104,10 +166,9 @@ fn encode_chunk(col: &Column<'_>, out: &mut Vec<u8>) -> sundial_codec::Result<Ch
             sundial_codec::encode_numbers_into(&nums, out)?;
         }
         _ => {
-            let texts: Vec<&[u8]> = col
-                .points
-                .values()
-                .map(|v| match v {
+            let texts: Vec<&[u8]> = run
+                .iter()
+                .map(|(_, v)| match v {
                     FieldValue::String(s) => s.as_bytes(),
                     FieldValue::Bytes(b) => b.as_slice(),
                     _ => &[],

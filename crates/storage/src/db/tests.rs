@@ -13,6 +13,7 @@ fn config(dir: &std::path::Path) -> Config {
         data_dir: dir.to_owned(),
         wal_segment_bytes: 4096,
         flush_wal_bytes: 4096,
+        compaction_min_blocks: 2,
         ..Config::default()
     }
 }
@@ -56,13 +57,15 @@ fn snapshot(db: &Db) -> Model {
 enum Op {
     Write(Vec<(u8, i16, i64)>),
     Flush,
+    Compact(bool),
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec((0u8..4, 0i16..50, any::<i64>()), 1..40).prop_map(Op::Write),
-        1 => Just(Op::Flush),
+        2 => Just(Op::Flush),
+        1 => any::<bool>().prop_map(Op::Compact),
         1 => Just(Op::Reopen),
     ]
 }
@@ -85,6 +88,7 @@ proptest! {
                     }
                 }
                 Op::Flush => db.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,
+                Op::Compact(force) => db.compact(force).map_err(|e| TestCaseError::fail(e.to_string()))?,
                 Op::Reopen => {
                     // Dropping without close() is what a crash leaves behind,
                     // as far as files go: the WAL has every committed record.
@@ -148,6 +152,81 @@ fn kinds_are_fixed_by_the_first_write_in_a_batch() -> Result<()> {
             written: Kind::Numeric
         })
     );
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn compaction_merges_blocks_and_keeps_the_newest_values() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    // Only explicit flushes and compactions here, so block counts are exact.
+    let quiet = Config {
+        flush_wal_bytes: 64 << 20,
+        wal_segment_bytes: 64 << 20,
+        compaction_min_blocks: 1000,
+        ..config(dir.path())
+    };
+    let db = Db::open(quiet.clone())?;
+    let mut model = Model::new();
+    for round in 0..6i64 {
+        let batch: Vec<WritePoint> = (0..200)
+            .map(|i| point("a", (i * 7 + round) % 300, round * 1000 + i))
+            .collect();
+        for p in &batch {
+            let ValueInput::Typed(v) = &p.value else {
+                continue;
+            };
+            model.insert(("a".into(), "value".into(), p.timestamp), v.clone());
+        }
+        write_all(&db, batch)?;
+        db.flush()?;
+    }
+    assert_eq!(db.block_count(), 6);
+    db.compact(true)?;
+    assert_eq!(db.block_count(), 1);
+    assert_eq!(snapshot(&db), model);
+    let blocks = fs::read_dir(dir.path())
+        .map_err(|e| Error::io("list", dir.path(), e))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("block-"))
+        .count();
+    assert_eq!(blocks, 1);
+    db.close();
+    let db = Db::open(quiet)?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn retention_hides_and_drops_expired_data() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = Config {
+        retention_secs: 3600,
+        flush_wal_bytes: 64 << 20,
+        wal_segment_bytes: 64 << 20,
+        compaction_min_blocks: 1000,
+        ..config(dir.path())
+    };
+    let db = Db::open(cfg)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let old = now - 2 * 3_600_000;
+    write_all(&db, vec![point("a", old, 1), point("a", old + 1, 2)])?;
+    db.flush()?;
+    write_all(&db, vec![point("a", now - 1000, 3)])?;
+    db.flush()?;
+    // Expired points are hidden at once, and their block goes at maintenance.
+    let got = snapshot(&db);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got.get(&("a".into(), "value".into(), now - 1000)),
+        Some(&FieldValue::Long(3))
+    );
+    assert_eq!(db.block_count(), 2);
+    db.compact(false)?;
+    assert_eq!(db.block_count(), 1);
     db.close();
     Ok(())
 }
