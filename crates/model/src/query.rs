@@ -6,30 +6,46 @@
 
 use crate::{FieldValue, Tags, Timestamp};
 
-/// A tag predicate on the series' tag set.
+/// A tag predicate on the series' tag set. Every predicate but `NotIn`
+/// with an absent key requires the series to have the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagMatch {
     /// The series has tag `key` with exactly `value`.
     Eq { key: String, value: String },
     /// The series has tag `key` with one of `values`.
     In { key: String, values: Vec<String> },
+    /// The series has tag `key` with a value not among `values`.
+    NotIn { key: String, values: Vec<String> },
     /// The series has tag `key`, any value.
     Exists { key: String },
+    /// Glob on the value: `*` matches any run of characters.
+    Wildcard {
+        key: String,
+        pattern: String,
+        case_insensitive: bool,
+    },
+    /// SQL LIKE on the value: `%` any run, `_` one character, `escape`
+    /// makes the next character literal.
+    Like {
+        key: String,
+        pattern: String,
+        escape: Option<char>,
+    },
+    /// Regular expression (`regex` crate syntax), unanchored like Java's
+    /// `find`, as OpenTSDB uses.
+    Regex { key: String, pattern: String },
 }
 
 impl TagMatch {
     pub fn key(&self) -> &str {
         match self {
-            Self::Eq { key, .. } | Self::In { key, .. } | Self::Exists { key } => key,
-        }
-    }
-
-    pub fn matches(&self, value: Option<&str>) -> bool {
-        match (self, value) {
-            (_, None) => false,
-            (Self::Eq { value: want, .. }, Some(v)) => want == v,
-            (Self::In { values, .. }, Some(v)) => values.iter().any(|w| w == v),
-            (Self::Exists { .. }, Some(_)) => true,
+            Self::Eq { key, .. }
+            | Self::In { key, .. }
+            | Self::NotIn { key, .. }
+            | Self::Exists { key }
+            | Self::Wildcard { key, .. }
+            | Self::Like { key, .. }
+            | Self::Regex { key, .. } => key,
         }
     }
 }

@@ -12,6 +12,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    /// A tag predicate cannot be evaluated (a bad regular expression).
+    #[error("{0}")]
+    InvalidPredicate(String),
     /// Reading stored data failed (I/O or a corrupt block); details logged.
     #[error("storage: {0}")]
     Storage(String),
@@ -49,12 +52,12 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         });
     }
     let mut selected: Vec<(&SeriesKey, Vec<(Timestamp, FieldValue)>)> = Vec::new();
-    for id in view.series_of(&query.metric) {
-        let Some(key) = view.key(*id) else { continue };
-        if !query.tags.iter().all(|m| m.matches(key.tag(m.key()))) {
-            continue;
-        }
-        let points = read_points(view, *id, query)?;
+    let ids = view
+        .select(&query.metric, &query.tags)
+        .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
+    for id in ids {
+        let Some(key) = view.key(id) else { continue };
+        let points = read_points(view, id, query)?;
         if !points.is_empty() {
             selected.push((key, points));
         }

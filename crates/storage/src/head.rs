@@ -2,6 +2,7 @@
 //! yet flushed to a block, ordered by time per (series, field).
 
 use std::collections::{BTreeMap, HashMap};
+use sundial_index::{Postings, RoaringBitmap};
 use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
 
 /// Persistent id of a series within one database: assigned once, written
@@ -38,6 +39,10 @@ pub(crate) struct Head {
     kinds: FastMap<String, HashMap<String, Kind>>,
     /// Points held, for the flush decision and memory accounting.
     points: usize,
+    /// Series → postings per tag pair, over every series ever defined.
+    pub(crate) postings: Postings,
+    /// Series with points in the head.
+    pub(crate) live: RoaringBitmap,
 }
 
 impl Head {
@@ -64,6 +69,7 @@ impl Head {
         match self.series.get_mut(slot) {
             Some(Some(s)) => s.key == key,
             Some(empty @ None) => {
+                self.postings.add(id.0, &key);
                 self.ids.insert(key.clone(), id);
                 self.by_metric
                     .entry(key.metric.clone())
@@ -119,6 +125,7 @@ impl Head {
         {
             self.points += 1;
         }
+        self.live.insert(id.0);
         true
     }
 
@@ -139,6 +146,7 @@ impl Head {
     /// The registry and kinds stay.
     pub(crate) fn freeze(&mut self) -> Frozen {
         self.points = 0;
+        self.live.clear();
         let mut out = Vec::new();
         for (i, slot) in self.series.iter_mut().enumerate() {
             let Some(series) = slot else { continue };
@@ -209,6 +217,20 @@ impl Head {
             .into_iter()
             .flat_map(move |c| c.points.range(start..=end))
             .map(|(t, v)| (*t, v))
+    }
+
+    /// Whether any column of the series has a head point in `[start, end]`.
+    pub(crate) fn has_points_in(&self, id: SeriesId, start: Timestamp, end: Timestamp) -> bool {
+        start <= end
+            && self
+                .series
+                .get(id.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| {
+                    s.columns
+                        .iter()
+                        .any(|c| c.points.range(start..=end).next().is_some())
+                })
     }
 
     pub(crate) fn metrics(&self) -> Vec<&str> {

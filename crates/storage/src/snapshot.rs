@@ -6,7 +6,8 @@ use crate::error::Result;
 use crate::head::{Frozen, Head, SeriesId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
+use sundial_index::RoaringBitmap;
+use sundial_model::{FieldValue, Kind, SeriesKey, TagMatch, Timestamp};
 
 /// The immutable part of a database's data: blocks, oldest first, and the
 /// points of a flush whose block is being written.
@@ -48,6 +49,99 @@ impl Snapshot<'_> {
     /// Metric names, sorted.
     pub fn metrics(&self) -> Vec<&str> {
         self.head.metrics()
+    }
+
+    /// Series of `metric` satisfying every predicate, as bitmap algebra
+    /// over the postings (each predicate looks at each distinct tag value
+    /// once). Data in any time range; callers read the range.
+    pub fn select(
+        &self,
+        metric: &str,
+        predicates: &[TagMatch],
+    ) -> std::result::Result<Vec<SeriesId>, sundial_index::Error> {
+        Ok(self
+            .head
+            .postings
+            .select(metric, predicates)?
+            .iter()
+            .map(SeriesId)
+            .collect())
+    }
+
+    /// Series with at least one point in `[start, end]` (blocks by chunk
+    /// time range, the head and a flush in progress by their points).
+    pub fn active_series(&self, start: Timestamp, end: Timestamp) -> RoaringBitmap {
+        let start = start.max(self.min_ts);
+        let mut out = RoaringBitmap::new();
+        if start > end {
+            return out;
+        }
+        for b in &self.layers.blocks {
+            out |= b.series_in(start, end);
+        }
+        if let Some(frozen) = &self.layers.frozen {
+            for (id, cols) in frozen.iter() {
+                if cols
+                    .iter()
+                    .any(|(_, p)| p.range(start..=end).next().is_some())
+                {
+                    out.insert(id.0);
+                }
+            }
+        }
+        for id in &self.head.live {
+            if self.head.has_points_in(SeriesId(id), start, end) {
+                out.insert(id);
+            }
+        }
+        out
+    }
+
+    /// Metrics with data in `[start, end]`, sorted.
+    pub fn metrics_in(&self, start: Timestamp, end: Timestamp) -> Vec<&str> {
+        let active = self.active_series(start, end);
+        self.head
+            .postings
+            .metrics()
+            .into_iter()
+            .filter(|m| {
+                self.head
+                    .postings
+                    .series_of(m)
+                    .is_some_and(|all| !all.is_disjoint(&active))
+            })
+            .collect()
+    }
+
+    /// Tag keys of `metric` on series with data in `[start, end]`, sorted.
+    pub fn tag_keys_in(&self, metric: &str, start: Timestamp, end: Timestamp) -> Vec<&str> {
+        let active = self.active_series(start, end);
+        self.head
+            .postings
+            .tag_keys(metric)
+            .into_iter()
+            .filter(|(_, series)| !series.is_disjoint(&active))
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Values of tag `key` of `metric` on series with data in
+    /// `[start, end]`, sorted.
+    pub fn tag_values_in(
+        &self,
+        metric: &str,
+        key: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<&str> {
+        let active = self.active_series(start, end);
+        self.head
+            .postings
+            .tag_values(metric, key)
+            .into_iter()
+            .filter(|(_, series)| !series.is_disjoint(&active))
+            .map(|(v, _)| v)
+            .collect()
     }
 
     pub fn series_count(&self) -> usize {

@@ -103,6 +103,7 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
 fn query_error(e: sundial_query::Error) -> OpenTsdbError {
     match e {
         sundial_query::Error::Storage(reason) => OpenTsdbError::internal(&reason),
+        sundial_query::Error::InvalidPredicate(reason) => OpenTsdbError::bad_request(reason),
         sundial_query::Error::UnknownMetric { metric } => {
             OpenTsdbError::bad_request(format!("No such name for 'metrics': '{metric}'"))
         }
@@ -367,7 +368,8 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
     })
 }
 
-/// A v2.2 filter object; only `literal_or` and the bare `*` wildcard yet.
+/// A v2.2 filter object (spec 9.5.1); `iliteral_or` and
+/// `not_iliteral_or` are not supported yet.
 fn filter(f: &Value) -> Result<(TagMatch, bool), OpenTsdbError> {
     let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default();
     let key = text("tagk");
@@ -381,7 +383,20 @@ fn filter(f: &Value) -> Result<(TagMatch, bool), OpenTsdbError> {
             key: key.into(),
             values: expr.split('|').map(str::to_owned).collect(),
         },
-        "wildcard" if expr == "*" => TagMatch::Exists { key: key.into() },
+        "not_literal_or" => TagMatch::NotIn {
+            key: key.into(),
+            values: expr.split('|').map(str::to_owned).collect(),
+        },
+        "wildcard" | "iwildcard" if expr == "*" => TagMatch::Exists { key: key.into() },
+        t @ ("wildcard" | "iwildcard") => TagMatch::Wildcard {
+            key: key.into(),
+            pattern: expr.into(),
+            case_insensitive: t == "iwildcard",
+        },
+        "regexp" => TagMatch::Regex {
+            key: key.into(),
+            pattern: expr.into(),
+        },
         other => {
             return Err(OpenTsdbError::not_implemented(format!(
                 "filter type {other} is not supported yet"

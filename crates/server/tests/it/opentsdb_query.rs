@@ -177,3 +177,55 @@ fn version_answers_once_writes_are_accepted() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn filters_evaluate_on_the_index() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let t = 1_500_000_000i64;
+    let hosts = ["web01", "web02", "db01", "WEB03"];
+    let body: Vec<Value> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| point("idx", t, json!(i), &[("host", h)]))
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let run = |ty: &str, filter: &str| -> Result<Vec<String>> {
+        let req = json!({"start": t, "end": t, "queries": [{"aggregator": "none", "metric": "idx",
+            "filters": [{"type": ty, "tagk": "host", "filter": filter, "groupBy": false}]}]});
+        let (status, text) = s.post("/api/query", &req.to_string())?;
+        anyhow::ensure!(status == 200, "{ty} {filter}: {status} {text}");
+        Ok(json(&text)?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["tags"]["host"].as_str().map(str::to_owned))
+            .collect())
+    };
+    // Expected sets computed from the host list with the filter's rule.
+    let want = |f: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let mut v: Vec<String> = hosts
+            .iter()
+            .filter(|h| f(h))
+            .map(|h| h.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(run("wildcard", "web*")?, want(&|h| h.starts_with("web")));
+    assert_eq!(
+        run("iwildcard", "web*")?,
+        want(&|h| h.to_lowercase().starts_with("web"))
+    );
+    assert_eq!(
+        run("regexp", "0[12]$")?,
+        want(&|h| h.ends_with("01") || h.ends_with("02"))
+    );
+    assert_eq!(
+        run("not_literal_or", "web01|db01")?,
+        want(&|h| h != "web01" && h != "db01")
+    );
+    let req = json!({"start": t, "queries": [{"aggregator": "none", "metric": "idx",
+        "filters": [{"type": "regexp", "tagk": "host", "filter": "(", "groupBy": false}]}]});
+    assert_eq!(s.post("/api/query", &req.to_string())?.0, 400);
+    Ok(())
+}

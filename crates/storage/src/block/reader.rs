@@ -149,6 +149,19 @@ impl Block {
             .filter_map(|(id, f)| Some((*id, self.fields.get(*f as usize)?.as_str())))
     }
 
+    /// Series with a chunk overlapping `[start, end]`.
+    pub(crate) fn series_in(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> sundial_index::RoaringBitmap {
+        self.chunks
+            .iter()
+            .filter(|(_, entries)| entries.iter().any(|e| e.max_ts >= start && e.min_ts <= end))
+            .map(|((id, _), _)| id.0)
+            .collect()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }

@@ -230,3 +230,36 @@ fn retention_hides_and_drops_expired_data() -> Result<()> {
     db.close();
     Ok(())
 }
+
+#[test]
+fn listings_are_restricted_to_the_time_range() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let quiet = Config {
+        flush_wal_bytes: 64 << 20,
+        wal_segment_bytes: 64 << 20,
+        compaction_min_blocks: 1000,
+        ..config(dir.path())
+    };
+    let db = Db::open(quiet)?;
+    let at = |metric: &str, host: &str, ts: Timestamp| WritePoint {
+        series: SeriesKey::new(metric, vec![("host".into(), host.into())]),
+        field: "value".into(),
+        timestamp: ts,
+        value: ValueInput::Typed(FieldValue::Long(1)),
+        rejected: false,
+    };
+    // Early data goes to a block, late data stays in the head.
+    write_all(&db, vec![at("cpu", "a", 1_000), at("mem", "b", 2_000)])?;
+    db.flush()?;
+    write_all(&db, vec![at("cpu", "c", 10_000)])?;
+    db.read(|s| {
+        assert_eq!(s.metrics_in(0, 5_000), vec!["cpu", "mem"]);
+        assert_eq!(s.metrics_in(5_000, 20_000), vec!["cpu"]);
+        assert_eq!(s.tag_values_in("cpu", "host", 0, 5_000), vec!["a"]);
+        assert_eq!(s.tag_values_in("cpu", "host", 0, 20_000), vec!["a", "c"]);
+        assert_eq!(s.tag_keys_in("mem", 5_000, 20_000), Vec::<&str>::new());
+        assert_eq!(s.tag_keys_in("mem", 0, 20_000), vec!["host"]);
+    });
+    db.close();
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The inverted series index: for each metric, the series of every
+//! (tag key, tag value) pair as a roaring bitmap. A tag predicate is
+//! evaluated once per distinct value of its key, never per series, and the
+//! predicates of a query combine as bitmap intersections.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod matcher;
+
+pub use matcher::Matcher;
+pub use roaring::RoaringBitmap;
+
+use std::collections::{BTreeMap, HashMap};
+use sundial_model::{SeriesKey, TagMatch};
+
+/// Why a predicate could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("invalid regular expression {pattern:?}: {reason}")]
+    InvalidRegex { pattern: String, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Postings of one metric.
+#[derive(Debug, Default)]
+struct MetricPostings {
+    all: RoaringBitmap,
+    tags: BTreeMap<String, BTreeMap<String, RoaringBitmap>>,
+}
+
+/// Postings of every metric of a database.
+#[derive(Debug, Default)]
+pub struct Postings {
+    metrics: HashMap<String, MetricPostings>,
+}
+
+impl Postings {
+    /// Indexes a series under its id.
+    pub fn add(&mut self, id: u32, key: &SeriesKey) {
+        let m = match self.metrics.get_mut(&key.metric) {
+            Some(m) => m,
+            None => self.metrics.entry(key.metric.clone()).or_default(),
+        };
+        m.all.insert(id);
+        for (k, v) in &key.tags {
+            let values = match m.tags.get_mut(k) {
+                Some(vals) => vals,
+                None => m.tags.entry(k.clone()).or_default(),
+            };
+            match values.get_mut(v) {
+                Some(b) => {
+                    b.insert(id);
+                }
+                None => {
+                    values.insert(v.clone(), RoaringBitmap::from_iter([id]));
+                }
+            }
+        }
+    }
+
+    /// Series of `metric` satisfying every predicate.
+    pub fn select(&self, metric: &str, predicates: &[TagMatch]) -> Result<RoaringBitmap> {
+        let Some(m) = self.metrics.get(metric) else {
+            return Ok(RoaringBitmap::new());
+        };
+        let mut out = m.all.clone();
+        for p in predicates {
+            if out.is_empty() {
+                break;
+            }
+            out &= Self::matching(m, p)?;
+        }
+        Ok(out)
+    }
+
+    fn matching(m: &MetricPostings, p: &TagMatch) -> Result<RoaringBitmap> {
+        let Some(values) = m.tags.get(p.key()) else {
+            return Ok(RoaringBitmap::new());
+        };
+        match p {
+            TagMatch::Eq { value, .. } => Ok(values.get(value).cloned().unwrap_or_default()),
+            TagMatch::In { values: wanted, .. } => Ok(wanted
+                .iter()
+                .filter_map(|w| values.get(w))
+                .fold(RoaringBitmap::new(), |acc, b| acc | b)),
+            _ => {
+                let matcher = Matcher::compile(p)?;
+                Ok(values
+                    .iter()
+                    .filter(|(v, _)| matcher.matches(v))
+                    .fold(RoaringBitmap::new(), |acc, (_, b)| acc | b))
+            }
+        }
+    }
+
+    /// Metric names, sorted.
+    pub fn metrics(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.metrics.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Every series of a metric.
+    pub fn series_of(&self, metric: &str) -> Option<&RoaringBitmap> {
+        self.metrics.get(metric).map(|m| &m.all)
+    }
+
+    /// Tag keys of a metric, sorted, with the series having each.
+    pub fn tag_keys(&self, metric: &str) -> Vec<(&str, RoaringBitmap)> {
+        let Some(m) = self.metrics.get(metric) else {
+            return Vec::new();
+        };
+        m.tags
+            .iter()
+            .map(|(k, vals)| {
+                let all = vals.values().fold(RoaringBitmap::new(), |acc, b| acc | b);
+                (k.as_str(), all)
+            })
+            .collect()
+    }
+
+    /// Values of one tag key of a metric, sorted, with their series.
+    pub fn tag_values(&self, metric: &str, key: &str) -> Vec<(&str, &RoaringBitmap)> {
+        self.metrics
+            .get(metric)
+            .and_then(|m| m.tags.get(key))
+            .map(|vals| vals.iter().map(|(v, b)| (v.as_str(), b)).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

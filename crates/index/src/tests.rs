@@ -1,0 +1,163 @@
+use super::*;
+use proptest::prelude::*;
+
+fn key(host: &str, dc: &str) -> SeriesKey {
+    SeriesKey::new(
+        "cpu",
+        vec![("host".into(), host.into()), ("dc".into(), dc.into())],
+    )
+}
+
+fn ids(b: &RoaringBitmap) -> Vec<u32> {
+    b.iter().collect()
+}
+
+fn index(keys: &[SeriesKey]) -> Postings {
+    let mut p = Postings::default();
+    for (i, k) in keys.iter().enumerate() {
+        p.add(i as u32, k);
+    }
+    p
+}
+
+#[test]
+fn predicates_select_series() -> Result<()> {
+    let keys = [
+        key("web01", "lga"),
+        key("web02", "lga"),
+        key("db01", "sjc"),
+        key("Web03", "sjc"),
+    ];
+    let p = index(&keys);
+    let sel = |m: Vec<TagMatch>| p.select("cpu", &m).map(|b| ids(&b));
+    let k = |s: &str| s.to_owned();
+    assert_eq!(
+        sel(vec![TagMatch::Eq {
+            key: k("dc"),
+            value: k("lga")
+        }])?,
+        vec![0, 1]
+    );
+    assert_eq!(
+        sel(vec![TagMatch::In {
+            key: k("host"),
+            values: vec![k("web01"), k("db01")]
+        }])?,
+        vec![0, 2]
+    );
+    assert_eq!(
+        sel(vec![TagMatch::NotIn {
+            key: k("host"),
+            values: vec![k("web01")]
+        }])?,
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        sel(vec![TagMatch::Wildcard {
+            key: k("host"),
+            pattern: k("web*"),
+            case_insensitive: false
+        }])?,
+        vec![0, 1]
+    );
+    assert_eq!(
+        sel(vec![TagMatch::Wildcard {
+            key: k("host"),
+            pattern: k("web*"),
+            case_insensitive: true
+        }])?,
+        vec![0, 1, 3]
+    );
+    assert_eq!(
+        sel(vec![TagMatch::Like {
+            key: k("host"),
+            pattern: k("_eb0%"),
+            escape: Some('/')
+        }])?,
+        vec![0, 1, 3]
+    );
+    assert_eq!(
+        sel(vec![TagMatch::Regex {
+            key: k("host"),
+            pattern: k("^db")
+        }])?,
+        vec![2]
+    );
+    assert_eq!(
+        sel(vec![
+            TagMatch::Eq {
+                key: k("dc"),
+                value: k("sjc")
+            },
+            TagMatch::Regex {
+                key: k("host"),
+                pattern: k("0[13]$")
+            },
+        ])?,
+        vec![2, 3]
+    );
+    assert_eq!(
+        sel(vec![TagMatch::Exists { key: k("rack") }])?,
+        Vec::<u32>::new()
+    );
+    assert!(
+        p.select(
+            "cpu",
+            &[TagMatch::Regex {
+                key: k("host"),
+                pattern: k("(")
+            }]
+        )
+        .is_err()
+    );
+    assert!(p.select("nope", &[])?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn like_escape_makes_wildcards_literal() -> Result<()> {
+    let p = index(&[key("a%b", "x"), key("axb", "x")]);
+    let like = |pat: &str| {
+        p.select(
+            "cpu",
+            &[TagMatch::Like {
+                key: "host".into(),
+                pattern: pat.into(),
+                escape: Some('/'),
+            }],
+        )
+        .map(|b| ids(&b))
+    };
+    assert_eq!(like("a/%b")?, vec![0]);
+    assert_eq!(like("a%b")?, vec![0, 1]);
+    Ok(())
+}
+
+proptest! {
+    /// Bitmap selection equals filtering every series one by one.
+    #[test]
+    fn select_equals_brute_force(
+        hosts in proptest::collection::vec(0u8..6, 1..40),
+        wanted in proptest::collection::vec(0u8..6, 0..4),
+        negate in any::<bool>(),
+    ) {
+        let keys: Vec<SeriesKey> = hosts.iter().enumerate()
+            .map(|(i, h)| key(&format!("h{h}"), if i % 2 == 0 { "a" } else { "b" }))
+            .collect();
+        let p = index(&keys);
+        let values: Vec<String> = wanted.iter().map(|w| format!("h{w}")).collect();
+        let pred = if negate {
+            TagMatch::NotIn { key: "host".into(), values: values.clone() }
+        } else {
+            TagMatch::In { key: "host".into(), values: values.clone() }
+        };
+        let got = ids(&p.select("cpu", &[pred, TagMatch::Eq { key: "dc".into(), value: "a".into() }])
+            .map_err(|e| TestCaseError::fail(e.to_string()))?);
+        let expected: Vec<u32> = keys.iter().enumerate()
+            .filter(|(_, k)| k.tag("dc") == Some("a"))
+            .filter(|(_, k)| k.tag("host").is_some_and(|h| values.iter().any(|v| v == h) != negate))
+            .map(|(i, _)| i as u32)
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+}
