@@ -51,7 +51,7 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
             metric: query.metric.clone(),
         });
     }
-    let mut selected: Vec<(&SeriesKey, Vec<(Timestamp, FieldValue)>)> = Vec::new();
+    let mut selected: Vec<(SeriesKey, Vec<(Timestamp, FieldValue)>)> = Vec::new();
     let ids = view
         .select(&query.metric, &query.tags)
         .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
@@ -67,23 +67,27 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         Aggregator::None => selected
             .into_iter()
             .map(|(key, points)| SeriesResult {
-                metric: key.metric.clone(),
-                tags: key.tags.clone(),
+                metric: key.metric,
+                tags: key.tags,
                 aggregated_tags: Vec::new(),
                 points,
             })
             .collect(),
         Aggregator::Sum => {
-            let mut groups: BTreeMap<Vec<Option<&str>>, Vec<(&SeriesKey, Vec<_>)>> =
+            let mut groups: BTreeMap<Vec<Option<String>>, Vec<(SeriesKey, Vec<_>)>> =
                 BTreeMap::new();
             for (key, points) in selected {
-                let group = query.group_by.iter().map(|k| key.tag(k)).collect();
+                let group = query
+                    .group_by
+                    .iter()
+                    .map(|k| key.tag(k).map(str::to_owned))
+                    .collect();
                 groups.entry(group).or_default().push((key, points));
             }
             groups
                 .into_values()
                 .map(|members| {
-                    let (tags, aggregated_tags) = common_tags(members.iter().map(|(k, _)| *k));
+                    let (tags, aggregated_tags) = common_tags(members.iter().map(|(k, _)| k));
                     let series: Vec<&[(Timestamp, FieldValue)]> =
                         members.iter().map(|(_, p)| p.as_slice()).collect();
                     SeriesResult {

@@ -7,6 +7,7 @@ mod reader;
 pub(crate) mod writer;
 
 pub(crate) use reader::Block;
+#[cfg(test)]
 pub(crate) use writer::write;
 
 use std::path::{Path, PathBuf};

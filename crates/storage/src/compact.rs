@@ -17,7 +17,7 @@ use crate::db::Inner;
 use crate::error::Result;
 use crate::head::SeriesId;
 use crate::snapshot::Layers;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::sync::Arc;
 use sundial_model::{FieldValue, SeriesKey, Timestamp};
@@ -120,24 +120,25 @@ fn merge(inner: &Inner, run: std::ops::Range<usize>) -> Result<()> {
         .iter()
         .flat_map(|b| b.columns().map(|(id, f)| (id, f.to_owned())))
         .collect();
-    let keys: HashMap<SeriesId, SeriesKey> = {
-        let head = inner.head.read();
-        columns
-            .iter()
-            .filter_map(|(id, _)| Some((*id, head.key(*id)?.clone())))
-            .collect()
-    };
     let cutoff = retention_cutoff(inner.config.retention_secs).unwrap_or(Timestamp::MIN);
     let dir = &inner.config.data_dir;
     let mut writer = BlockWriter::create(dir, below)?;
     let mut points_out = 0usize;
+    let mut key: Option<(SeriesId, SeriesKey)> = None;
     for (id, field) in &columns {
-        let Some(key) = keys.get(id) else { continue };
+        // Columns come sorted by series: fetch each key once, briefly locked.
+        if key.as_ref().is_none_or(|(kid, _)| kid != id) {
+            key = inner.head.read().key(*id).map(|k| (*id, k));
+        }
+        let Some((_, key)) = key.as_ref().filter(|(kid, _)| kid == id) else {
+            continue;
+        };
         let mut points: BTreeMap<Timestamp, FieldValue> = BTreeMap::new();
         for b in &inputs {
             points.extend(b.read(*id, field, cutoff, Timestamp::MAX)?);
         }
         points_out += points.len();
+        let points: Vec<(Timestamp, FieldValue)> = points.into_iter().collect();
         writer.add(&Column {
             series: *id,
             key,
@@ -146,9 +147,7 @@ fn merge(inner: &Inner, run: std::ops::Range<usize>) -> Result<()> {
         })?;
     }
     let path = writer.finish()?;
-    let mut merged = Block::open(&path, below)?;
-    merged.take_series();
-    let merged = Arc::new(merged);
+    let merged = Arc::new(Block::open(&path, below, false)?);
     {
         let mut layers = inner.layers.write();
         // Flushes only append, so the run is where it was.

@@ -372,25 +372,27 @@ fn flush(inner: &Inner) -> Result<()> {
 }
 
 fn write_block(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Block> {
-    let head = inner.head.read();
-    let mut columns = Vec::new();
+    let mut writer = block::writer::BlockWriter::create(&inner.config.data_dir, below)?;
+    let mut points = 0usize;
     for (id, cols) in frozen {
-        let Some(key) = head.key(*id) else { continue };
-        for (field, points) in cols {
-            columns.push(block::writer::Column {
+        // One key at a time under a short read lock: materialising every
+        // key of a million-series flush at once would cost a gigabyte.
+        let Some(key) = inner.head.read().key(*id) else {
+            continue;
+        };
+        for (field, pts) in cols {
+            points += pts.len();
+            writer.add(&block::writer::Column {
                 series: *id,
-                key,
+                key: &key,
                 field,
-                points,
-            });
+                points: pts,
+            })?;
         }
     }
-    let points: usize = columns.iter().map(|c| c.points.len()).sum();
-    let path = block::write(&inner.config.data_dir, below, &columns)?;
-    drop(head);
-    let mut block = Block::open(&path, below)?;
-    // The registry already has every series; the block's copy is not needed.
-    block.take_series();
+    let path = writer.finish()?;
+    // The registry already has every series: skip the index's copy.
+    let block = Block::open(&path, below, false)?;
     info!(path = %path.display(), points, "flushed head to block");
     Ok(block)
 }
@@ -413,7 +415,7 @@ fn recover(config: &Config) -> Result<(Head, Vec<Arc<Block>>, u64)> {
     let mut blocks = Vec::new();
     let mut covered = 0u64;
     for below in wal::list_numbered(dir, "block-", ".sdb")? {
-        let mut block = Block::open(&block::block_path(dir, below), below)?;
+        let mut block = Block::open(&block::block_path(dir, below), below, true)?;
         covered = covered.max(below);
         for (id, key) in block.take_series() {
             if !head.define(id, key.clone()) {

@@ -1,38 +1,54 @@
 //! The in-memory head: the series registry, field kinds, and the points not
 //! yet flushed to a block, ordered by time per (series, field).
+//!
+//! Memory per series matters at millions of series: names are interned
+//! once ([`Symbols`]) and a series key is a boxed slice of symbol ids;
+//! columns are sorted vectors (monitoring data arrives mostly in order, so
+//! an append is the common case), not trees.
 
-use std::collections::{BTreeMap, HashMap};
+mod symbols;
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use sundial_index::{Postings, RoaringBitmap};
 use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
+pub(crate) use symbols::Symbols;
 
 /// Persistent id of a series within one database: assigned once, written
 /// with the series' first record, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId(pub u32);
 
+/// Points of one column, ascending by time, timestamps unique.
+pub(crate) type Points = Vec<(Timestamp, FieldValue)>;
+
 #[derive(Debug)]
 struct Column {
-    field: String,
-    points: BTreeMap<Timestamp, FieldValue>,
+    field: u32,
+    points: Points,
 }
 
 #[derive(Debug)]
 struct Series {
-    key: SeriesKey,
+    /// Symbol ids: metric, then key, value for each tag (sorted by key).
+    key: Box<[u32]>,
     columns: Vec<Column>,
 }
 
-/// The points of one flush, taken out of the head: per series, per field.
-pub(crate) type Frozen = Vec<(SeriesId, Vec<(String, BTreeMap<Timestamp, FieldValue>)>)>;
+/// The points of one flush, taken out of the head: per series (ascending),
+/// per field.
+pub(crate) type Frozen = Vec<(SeriesId, Vec<(String, Points)>)>;
 
-/// Series keys are hashed for every written point; foldhash is several
-/// times faster than the default SipHash on these short strings, and the
-/// keys come from clients that cannot choose the per-process seed.
+/// Hashing for per-point lookups; clients cannot choose the per-process
+/// seed, and foldhash is several times faster than SipHash here.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Head {
-    ids: FastMap<SeriesKey, SeriesId>,
+    symbols: Symbols,
+    /// Series id by hash of its symbol key.
+    ids: hashbrown::HashTable<SeriesId>,
+    hasher: foldhash::fast::RandomState,
     /// Indexed by `SeriesId`; `None` for ids whose definition is not loaded.
     series: Vec<Option<Series>>,
     by_metric: FastMap<String, Vec<SeriesId>>,
@@ -45,13 +61,36 @@ pub(crate) struct Head {
     pub(crate) live: RoaringBitmap,
 }
 
+/// Up to this many symbols a key lookup needs no allocation.
+const INLINE_KEY: usize = 2 * 24 + 1;
+
 impl Head {
     pub(crate) fn kind(&self, metric: &str, field: &str) -> Option<Kind> {
         self.kinds.get(metric)?.get(field).copied()
     }
 
+    /// The id of an existing series, without allocating for common keys.
     pub(crate) fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
-        self.ids.get(key).copied()
+        let n = 1 + 2 * key.tags.len();
+        let mut inline = [0u32; INLINE_KEY];
+        let mut heap = Vec::new();
+        let syms: &mut [u32] = if n <= INLINE_KEY {
+            inline.get_mut(..n)?
+        } else {
+            heap.resize(n, 0);
+            &mut heap
+        };
+        let names = std::iter::once(key.metric.as_str())
+            .chain(key.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
+        for (slot, name) in syms.iter_mut().zip(names) {
+            *slot = self.symbols.get(name)?;
+        }
+        let syms: &[u32] = syms;
+        let hash = self.hasher.hash_one(syms);
+        let series = &self.series;
+        self.ids
+            .find(hash, |id| sym_key(series, *id) == Some(syms))
+            .copied()
     }
 
     /// The id the next new series gets.
@@ -60,25 +99,35 @@ impl Head {
     }
 
     /// Registers a series under its persistent id. Re-defining an id with
-    /// the same key is a no-op (a part and the WAL may both carry it).
+    /// the same key is a no-op (a block and the WAL may both carry it).
     pub(crate) fn define(&mut self, id: SeriesId, key: SeriesKey) -> bool {
         let slot = id.0 as usize;
         if self.series.len() <= slot {
             self.series.resize_with(slot + 1, || None);
         }
+        let syms: Box<[u32]> = std::iter::once(key.metric.as_str())
+            .chain(key.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+            .map(|s| self.symbols.intern(s))
+            .collect();
         match self.series.get_mut(slot) {
-            Some(Some(s)) => s.key == key,
+            Some(Some(s)) => s.key == syms,
             Some(empty @ None) => {
                 self.postings.add(id.0, &key);
-                self.ids.insert(key.clone(), id);
-                self.by_metric
-                    .entry(key.metric.clone())
-                    .or_default()
-                    .push(id);
+                let hash = self.hasher.hash_one(&*syms);
                 *empty = Some(Series {
-                    key,
+                    key: syms,
                     columns: Vec::new(),
                 });
+                let (series, hasher) = (&self.series, &self.hasher);
+                self.ids.insert_unique(hash, id, |i| {
+                    sym_key(series, *i).map_or(0, |k| hasher.hash_one(k))
+                });
+                match self.by_metric.get_mut(&key.metric) {
+                    Some(ids) => ids.push(id),
+                    None => {
+                        self.by_metric.insert(key.metric, vec![id]);
+                    }
+                }
                 true
             }
             None => false,
@@ -98,10 +147,13 @@ impl Head {
         let Some(Some(series)) = self.series.get_mut(id.0 as usize) else {
             return false;
         };
+        let Some(metric) = series.key.first().map(|m| self.symbols.resolve(*m)) else {
+            return false;
+        };
         let kind = value.kind();
-        let kinds = match self.kinds.get_mut(&series.key.metric) {
+        let kinds = match self.kinds.get_mut(metric) {
             Some(k) => k,
-            None => self.kinds.entry(series.key.metric.clone()).or_default(),
+            None => self.kinds.entry(metric.to_owned()).or_default(),
         };
         match kinds.get(field) {
             Some(k) if *k != kind => return false,
@@ -110,18 +162,19 @@ impl Head {
                 kinds.insert(field.to_owned(), kind);
             }
         }
-        let col = match series.columns.iter().position(|c| c.field == field) {
+        let field_sym = self.symbols.intern(field);
+        let col = match series.columns.iter().position(|c| c.field == field_sym) {
             Some(i) => i,
             None => {
                 series.columns.push(Column {
-                    field: field.to_owned(),
-                    points: BTreeMap::new(),
+                    field: field_sym,
+                    points: Vec::new(),
                 });
                 series.columns.len() - 1
             }
         };
         if let Some(c) = series.columns.get_mut(col)
-            && c.points.insert(ts, value).is_none()
+            && insert(&mut c.points, ts, value)
         {
             self.points += 1;
         }
@@ -146,18 +199,25 @@ impl Head {
     /// The registry and kinds stay.
     pub(crate) fn freeze(&mut self) -> Frozen {
         self.points = 0;
-        self.live.clear();
-        let mut out = Vec::new();
-        for (i, slot) in self.series.iter_mut().enumerate() {
-            let Some(series) = slot else { continue };
-            let cols: Vec<(String, BTreeMap<Timestamp, FieldValue>)> = series
+        let live = std::mem::take(&mut self.live);
+        let mut out = Vec::with_capacity(live.len() as usize);
+        for id in live {
+            let Some(Some(series)) = self.series.get_mut(id as usize) else {
+                continue;
+            };
+            let cols: Vec<(String, Points)> = series
                 .columns
                 .iter_mut()
                 .filter(|c| !c.points.is_empty())
-                .map(|c| (c.field.clone(), std::mem::take(&mut c.points)))
+                .map(|c| {
+                    (
+                        self.symbols.resolve(c.field).to_owned(),
+                        std::mem::take(&mut c.points),
+                    )
+                })
                 .collect();
             if !cols.is_empty() {
-                out.push((SeriesId(i as u32), cols));
+                out.push((SeriesId(id), cols));
             }
         }
         out
@@ -171,7 +231,7 @@ impl Head {
                 for (ts, v) in points {
                     if self
                         .column(id, &field)
-                        .is_some_and(|c| c.points.contains_key(&ts))
+                        .is_some_and(|c| c.points.binary_search_by_key(&ts, |p| p.0).is_ok())
                     {
                         continue;
                     }
@@ -181,17 +241,29 @@ impl Head {
         }
     }
 
-    pub(crate) fn key(&self, id: SeriesId) -> Option<&SeriesKey> {
-        self.series.get(id.0 as usize)?.as_ref().map(|s| &s.key)
+    /// The series' key, rebuilt from symbols.
+    pub(crate) fn key(&self, id: SeriesId) -> Option<SeriesKey> {
+        let syms = sym_key(&self.series, id)?;
+        let (metric, tags) = syms.split_first()?;
+        let tags = tags
+            .chunks_exact(2)
+            .map(|kv| {
+                (
+                    self.symbols.resolve(kv[0]).to_owned(),
+                    self.symbols.resolve(kv[1]).to_owned(),
+                )
+            })
+            .collect();
+        // Stored sorted, so SeriesKey::new's sort is a no-op pass.
+        Some(SeriesKey::new(self.symbols.resolve(*metric), tags))
     }
 
     fn column(&self, id: SeriesId, field: &str) -> Option<&Column> {
         let series = self.series.get(id.0 as usize)?.as_ref()?;
-        series.columns.iter().find(|c| c.field == field)
+        let sym = self.symbols.get(field)?;
+        series.columns.iter().find(|c| c.field == sym)
     }
-}
 
-impl Head {
     pub(crate) fn has_metric(&self, metric: &str) -> bool {
         self.by_metric.contains_key(metric)
     }
@@ -210,27 +282,22 @@ impl Head {
         field: &str,
         start: Timestamp,
         end: Timestamp,
-    ) -> impl Iterator<Item = (Timestamp, &FieldValue)> {
-        // BTreeMap::range panics on an inverted range.
+    ) -> &[(Timestamp, FieldValue)] {
         self.column(id, field)
-            .filter(|_| start <= end)
-            .into_iter()
-            .flat_map(move |c| c.points.range(start..=end))
-            .map(|(t, v)| (*t, v))
+            .map(|c| range(&c.points, start, end))
+            .unwrap_or_default()
     }
 
     /// Whether any column of the series has a head point in `[start, end]`.
     pub(crate) fn has_points_in(&self, id: SeriesId, start: Timestamp, end: Timestamp) -> bool {
-        start <= end
-            && self
-                .series
-                .get(id.0 as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| {
-                    s.columns
-                        .iter()
-                        .any(|c| c.points.range(start..=end).next().is_some())
-                })
+        self.series
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| {
+                s.columns
+                    .iter()
+                    .any(|c| !range(&c.points, start, end).is_empty())
+            })
     }
 
     pub(crate) fn metrics(&self) -> Vec<&str> {
@@ -242,4 +309,48 @@ impl Head {
     pub(crate) fn series_count(&self) -> usize {
         self.ids.len()
     }
+}
+
+fn sym_key(series: &[Option<Series>], id: SeriesId) -> Option<&[u32]> {
+    series.get(id.0 as usize)?.as_ref().map(|s| &*s.key)
+}
+
+/// Inserts or overwrites; returns true when the timestamp is new.
+fn insert(points: &mut Points, ts: Timestamp, value: FieldValue) -> bool {
+    match points.last() {
+        None => {
+            points.push((ts, value));
+            true
+        }
+        Some((last, _)) if *last < ts => {
+            points.push((ts, value));
+            true
+        }
+        _ => match points.binary_search_by_key(&ts, |p| p.0) {
+            Ok(i) => {
+                if let Some(slot) = points.get_mut(i) {
+                    slot.1 = value;
+                }
+                false
+            }
+            Err(i) => {
+                points.insert(i, (ts, value));
+                true
+            }
+        },
+    }
+}
+
+/// The part of an ascending slice with timestamps in `[start, end]`.
+pub(crate) fn range(
+    points: &[(Timestamp, FieldValue)],
+    start: Timestamp,
+    end: Timestamp,
+) -> &[(Timestamp, FieldValue)] {
+    if start > end {
+        return &[];
+    }
+    let lo = points.partition_point(|p| p.0 < start);
+    let hi = points.partition_point(|p| p.0 <= end);
+    points.get(lo..hi).unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 
 use crate::block::Block;
 use crate::error::Result;
-use crate::head::{Frozen, Head, SeriesId};
+use crate::head::{Frozen, Head, SeriesId, range};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use sundial_index::RoaringBitmap;
@@ -42,7 +42,8 @@ impl Snapshot<'_> {
         self.head.series_of(metric)
     }
 
-    pub fn key(&self, id: SeriesId) -> Option<&SeriesKey> {
+    /// The series' key (rebuilt from interned names).
+    pub fn key(&self, id: SeriesId) -> Option<SeriesKey> {
         self.head.key(id)
     }
 
@@ -81,10 +82,7 @@ impl Snapshot<'_> {
         }
         if let Some(frozen) = &self.layers.frozen {
             for (id, cols) in frozen.iter() {
-                if cols
-                    .iter()
-                    .any(|(_, p)| p.range(start..=end).next().is_some())
-                {
+                if cols.iter().any(|(_, p)| !range(p, start, end).is_empty()) {
                     out.insert(id.0);
                 }
             }
@@ -172,19 +170,12 @@ impl Snapshot<'_> {
             && let Some((_, pts)) = cols.iter().find(|(f, _)| f == field)
             && start <= end
         {
-            let pts: Vec<_> = pts
-                .range(start..=end)
-                .map(|(t, v)| (*t, v.clone()))
-                .collect();
+            let pts = range(pts, start, end).to_vec();
             if !pts.is_empty() {
                 sources.push(pts);
             }
         }
-        let head: Vec<_> = self
-            .head
-            .points(id, field, start, end)
-            .map(|(t, v)| (t, v.clone()))
-            .collect();
+        let head = self.head.points(id, field, start, end).to_vec();
         if !head.is_empty() {
             sources.push(head);
         }

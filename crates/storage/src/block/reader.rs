@@ -47,8 +47,10 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    /// Opens a block and reads its index.
-    pub(crate) fn open(path: &Path, wal_below: u64) -> Result<Self> {
+    /// Opens a block and reads its index; `with_series` keeps the series
+    /// definitions for [`Block::take_series`] (recovery needs them, a block
+    /// this process just wrote does not).
+    pub(crate) fn open(path: &Path, wal_below: u64, with_series: bool) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io("open block", path, e))?;
         let corrupt = |offset: u64, reason: String| Error::Corrupt {
             path: path.to_owned(),
@@ -93,8 +95,8 @@ impl Block {
         read_at(&file, path, &mut framed, index_at)?;
         let (payload, _) = record::read_frame(&framed)
             .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
-        let (fields, mut chunks, series) =
-            decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
+        let (fields, mut chunks, series) = decode_index(payload, with_series)
+            .map_err(|r| corrupt(index_at, format!("index: {r}")))?;
         let mut max_ts = Timestamp::MIN;
         for entries in chunks.values_mut() {
             entries.sort_by_key(|e| e.min_ts);
@@ -267,7 +269,7 @@ type Index = (
     Vec<(SeriesId, SeriesKey)>,
 );
 
-fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
+fn decode_index(mut input: &[u8], with_series: bool) -> std::result::Result<Index, String> {
     let input = &mut input;
     let n_series = get_varint(input)?;
     let mut series = Vec::new();
@@ -282,7 +284,9 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
         for _ in 0..ntags {
             tags.push((get_str(input)?, get_str(input)?));
         }
-        series.push((SeriesId(id), SeriesKey::new(metric, tags)));
+        if with_series {
+            series.push((SeriesId(id), SeriesKey::new(metric, tags)));
+        }
     }
     let n_fields = get_varint(input)?;
     let mut fields = Vec::new();

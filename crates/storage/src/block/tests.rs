@@ -1,7 +1,6 @@
 use super::writer::Column;
 use super::*;
 use crate::head::SeriesId;
-use std::collections::BTreeMap;
 use sundial_model::{FieldValue, SeriesKey};
 
 fn key(host: &str) -> SeriesKey {
@@ -11,18 +10,17 @@ fn key(host: &str) -> SeriesKey {
 #[test]
 fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
-    let a: BTreeMap<i64, FieldValue> = (0..1000)
+    let a: Vec<(i64, FieldValue)> = (0..1000)
         .map(|i| (1_000 + i * 10, FieldValue::Double(i as f64 / 100.0)))
         .collect();
-    let b: BTreeMap<i64, FieldValue> = (0..5)
+    let b: Vec<(i64, FieldValue)> = (0..5)
         .map(|i| (i, FieldValue::String(format!("s{i}"))))
         .collect();
-    let mixed: BTreeMap<i64, FieldValue> = [
+    let mixed: Vec<(i64, FieldValue)> = vec![
         (1, FieldValue::Long(5)),
         (2, FieldValue::Bool(true)),
         (3, FieldValue::Double(1.5)),
-    ]
-    .into();
+    ];
     let (ka, kb) = (key("a"), key("b"));
     let cols = [
         Column {
@@ -45,28 +43,23 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
         },
     ];
     let path = write(dir.path(), 7, &cols)?;
-    let mut block = Block::open(&path, 7)?;
+    let mut block = Block::open(&path, 7, true)?;
     let series = block.take_series();
     assert_eq!(
         series,
         vec![(SeriesId(0), ka.clone()), (SeriesId(3), kb.clone())]
     );
     let all = block.read(SeriesId(0), "value", i64::MIN, i64::MAX)?;
-    assert_eq!(all, a.clone().into_iter().collect::<Vec<_>>());
+    assert_eq!(all, a);
     let narrow = block.read(SeriesId(0), "value", 2_000, 2_050)?;
     let expected: Vec<_> = a
-        .range(2_000..=2_050)
-        .map(|(t, v)| (*t, v.clone()))
+        .iter()
+        .filter(|(t, _)| (2_000..=2_050).contains(t))
+        .cloned()
         .collect();
     assert_eq!(narrow, expected);
-    assert_eq!(
-        block.read(SeriesId(0), "other", 0, 10)?,
-        mixed.into_iter().collect::<Vec<_>>()
-    );
-    assert_eq!(
-        block.read(SeriesId(3), "value", 0, 10)?,
-        b.into_iter().collect::<Vec<_>>()
-    );
+    assert_eq!(block.read(SeriesId(0), "other", 0, 10)?, mixed);
+    assert_eq!(block.read(SeriesId(3), "value", 0, 10)?, b);
     assert!(block.read(SeriesId(9), "value", 0, 10)?.is_empty());
     let stats = block
         .chunks(SeriesId(0), "value")
@@ -81,7 +74,7 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
 #[test]
 fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
-    let a: BTreeMap<i64, FieldValue> = (0..100).map(|i| (i, FieldValue::Long(i))).collect();
+    let a: Vec<(i64, FieldValue)> = (0..100).map(|i| (i, FieldValue::Long(i))).collect();
     let ka = key("a");
     let path = write(
         dir.path(),
@@ -105,7 +98,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x40;
         std::fs::write(&path, &bytes).map_err(|e| crate::Error::io("write", &path, e))?;
-        let result = Block::open(&path, 1).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
+        let result = Block::open(&path, 1, true).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
         match result {
             Err(crate::Error::Corrupt { path: p, .. }) => assert_eq!(p, path),
             other => panic!("flip at {at}: expected corruption, got {other:?}"),
@@ -114,7 +107,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
     std::fs::write(&path, &clean[..clean.len() - 1])
         .map_err(|e| crate::Error::io("write", &path, e))?;
     assert!(matches!(
-        Block::open(&path, 1),
+        Block::open(&path, 1, true),
         Err(crate::Error::Corrupt { .. })
     ));
     Ok(())

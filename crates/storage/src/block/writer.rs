@@ -5,7 +5,6 @@ use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::record::{self, put_str, put_varint, zigzag};
 use crate::wal::sync_dir;
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +16,8 @@ pub(crate) struct Column<'a> {
     pub(crate) series: SeriesId,
     pub(crate) key: &'a SeriesKey,
     pub(crate) field: &'a str,
-    pub(crate) points: &'a BTreeMap<Timestamp, FieldValue>,
+    /// Ascending by time, timestamps unique.
+    pub(crate) points: &'a [(Timestamp, FieldValue)],
 }
 
 /// Chunks never span a UTC day, so a day-long query reads one chunk per
@@ -26,6 +26,7 @@ pub(crate) const CHUNK_SPAN_MS: i64 = 86_400_000;
 
 /// Writes `columns` (sorted by series) as the block covering WAL segments
 /// below `wal_below`.
+#[cfg(test)]
 pub(crate) fn write(dir: &Path, wal_below: u64, columns: &[Column<'_>]) -> Result<PathBuf> {
     let mut w = BlockWriter::create(dir, wal_below)?;
     for col in columns {
@@ -70,7 +71,7 @@ impl BlockWriter {
     /// Adds one column (columns must come sorted by series), one chunk per
     /// UTC day it touches.
     pub(crate) fn add(&mut self, col: &Column<'_>) -> Result<()> {
-        let mut points = col.points.iter().peekable();
+        let mut points = col.points.iter().map(|(t, v)| (t, v)).peekable();
         let mut run: Vec<(Timestamp, &FieldValue)> = Vec::new();
         while let Some((ts, v)) = points.next() {
             run.push((*ts, v));
