@@ -12,7 +12,7 @@ pub(crate) use writer::write;
 
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"SDBLK001";
+const MAGIC: &[u8; 8] = b"SDBLK002";
 const FOOTER_MAGIC: &[u8; 8] = b"SDBLKEND";
 /// `u64 LE index offset` + footer magic.
 const FOOTER_LEN: usize = 16;

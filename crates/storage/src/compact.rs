@@ -20,7 +20,7 @@ use crate::snapshot::Layers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::sync::Arc;
-use sundial_model::{FieldValue, SeriesKey, Timestamp};
+use sundial_model::{FieldValue, Timestamp};
 use tracing::{info, warn};
 
 /// Runs retention, then every compaction that is due. `force` merges all
@@ -124,15 +124,7 @@ fn merge(inner: &Inner, run: std::ops::Range<usize>) -> Result<()> {
     let dir = &inner.config.data_dir;
     let mut writer = BlockWriter::create(dir, below)?;
     let mut points_out = 0usize;
-    let mut key: Option<(SeriesId, SeriesKey)> = None;
     for (id, field) in &columns {
-        // Columns come sorted by series: fetch each key once, briefly locked.
-        if key.as_ref().is_none_or(|(kid, _)| kid != id) {
-            key = inner.head.read().key(*id).map(|k| (*id, k));
-        }
-        let Some((_, key)) = key.as_ref().filter(|(kid, _)| kid == id) else {
-            continue;
-        };
         let mut points: BTreeMap<Timestamp, FieldValue> = BTreeMap::new();
         for b in &inputs {
             points.extend(b.read(*id, field, cutoff, Timestamp::MAX)?);
@@ -141,13 +133,12 @@ fn merge(inner: &Inner, run: std::ops::Range<usize>) -> Result<()> {
         let points: Vec<(Timestamp, FieldValue)> = points.into_iter().collect();
         writer.add(&Column {
             series: *id,
-            key,
             field,
             points: &points,
         })?;
     }
     let path = writer.finish()?;
-    let merged = Arc::new(Block::open(&path, below, false)?);
+    let merged = Arc::new(Block::open(&path, below)?);
     {
         let mut layers = inner.layers.write();
         // Flushes only append, so the run is where it was.

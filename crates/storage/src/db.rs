@@ -1,6 +1,7 @@
 //! The engine handle every API writes to and reads from.
 
 use crate::block::{self, Block};
+use crate::catalog::Catalog;
 use crate::compact;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -30,6 +31,8 @@ pub struct Db {
 pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) head: RwLock<Head>,
+    /// Persistent series definitions; appended at each flush.
+    catalog: Mutex<Catalog>,
     /// Replaced whole (copy on write) when a flush, compaction or
     /// retention changes the block list.
     pub(crate) layers: RwLock<Arc<Layers>>,
@@ -75,7 +78,7 @@ impl Db {
     pub fn open(config: Config) -> Result<Self> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
-        let (head, blocks, next_segment) = recover(&config)?;
+        let (head, catalog, blocks, next_segment) = recover(&config)?;
         let (hint_tx, hint_rx) = mpsc::sync_channel::<()>(1);
         let wal = Wal::start(
             WriterSettings {
@@ -94,6 +97,7 @@ impl Db {
         let inner = Arc::new(Inner {
             config,
             head: RwLock::new(head),
+            catalog: Mutex::new(catalog),
             layers: RwLock::new(Arc::new(Layers {
                 blocks,
                 frozen: None,
@@ -212,6 +216,7 @@ impl Db {
         let rx = self.inner.wal.append(&payload, sync)?;
         for (id, key) in new_series {
             head.define(id, key.clone());
+            head.uncataloged.push(id);
         }
         for ((i, v), id) in accepted.into_iter().zip(ids) {
             if let Some(p) = points.get(i) {
@@ -256,6 +261,17 @@ impl Db {
     /// adjacent blocks up to `max_block_bytes`. Blocking.
     pub fn compact(&self, force: bool) -> Result<()> {
         compact::maintain(&self.inner, force)
+    }
+
+    /// What a crash leaves on disk: stops the WAL and the background
+    /// threads without flushing. Tests reopen the directory afterwards.
+    #[cfg(test)]
+    pub(crate) fn abandon(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.wal.stop();
+        for t in self.inner.threads.lock().drain(..) {
+            let _ = t.join();
+        }
     }
 
     /// Stops taking writes, flushes, and stops the background threads.
@@ -313,7 +329,7 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
 
 fn flush(inner: &Inner) -> Result<()> {
     let _one = inner.flush_lock.lock();
-    let (frozen, rotated) = {
+    let (frozen, rotated, new_series) = {
         let mut head = inner.head.write();
         if head.point_count() == 0 {
             return Ok(());
@@ -322,18 +338,25 @@ fn flush(inner: &Inner) -> Result<()> {
         // in a segment below the new one, and nothing newer is.
         let rotated = inner.wal.rotate()?;
         let frozen = Arc::new(head.freeze());
+        let new_series: Vec<_> = std::mem::take(&mut head.uncataloged)
+            .into_iter()
+            .filter_map(|id| Some((id, head.key(id)?)))
+            .collect();
         let mut layers = inner.layers.write();
         *layers = Arc::new(Layers {
             blocks: layers.blocks.clone(),
             frozen: Some(frozen.clone()),
         });
-        (frozen, rotated)
+        (frozen, rotated, new_series)
     };
     let result = rotated
         .blocking_recv()
         .map_err(|_| Error::WalStopped {
             reason: "writer exited during rotation".into(),
         })
+        // Series definitions must be durable before the WAL holding them
+        // is deleted; the block refers to series by id only.
+        .and_then(|below| inner.catalog.lock().append(&new_series).map(|()| below))
         .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)));
     match result {
         Ok((below, block)) => {
@@ -362,6 +385,10 @@ fn flush(inner: &Inner) -> Result<()> {
             let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
             let mut layers = inner.layers.write();
             head.restore(frozen);
+            // Appending twice is harmless (a re-definition is a no-op).
+            let mut ids: Vec<_> = new_series.into_iter().map(|(id, _)| id).collect();
+            ids.append(&mut head.uncataloged);
+            head.uncataloged = ids;
             *layers = Arc::new(Layers {
                 blocks: layers.blocks.clone(),
                 frozen: None,
@@ -375,31 +402,25 @@ fn write_block(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Block> {
     let mut writer = block::writer::BlockWriter::create(&inner.config.data_dir, below)?;
     let mut points = 0usize;
     for (id, cols) in frozen {
-        // One key at a time under a short read lock: materialising every
-        // key of a million-series flush at once would cost a gigabyte.
-        let Some(key) = inner.head.read().key(*id) else {
-            continue;
-        };
         for (field, pts) in cols {
             points += pts.len();
             writer.add(&block::writer::Column {
                 series: *id,
-                key: &key,
                 field,
                 points: pts,
             })?;
         }
     }
     let path = writer.finish()?;
-    // The registry already has every series: skip the index's copy.
-    let block = Block::open(&path, below, false)?;
+    let block = Block::open(&path, below)?;
     info!(path = %path.display(), points, "flushed head to block");
     Ok(block)
 }
 
-/// Rebuilds the catalog from the blocks and the head from the WAL; returns
-/// them with the number of the WAL segment to write next.
-fn recover(config: &Config) -> Result<(Head, Vec<Arc<Block>>, u64)> {
+/// Rebuilds the series registry from the catalog, the field kinds from the
+/// blocks and the head from the WAL; returns them with the number of the
+/// WAL segment to write next.
+fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
     let dir = &config.data_dir;
     for entry in fs::read_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?
@@ -412,16 +433,17 @@ fn recover(config: &Config) -> Result<(Head, Vec<Arc<Block>>, u64)> {
         }
     }
     let mut head = Head::default();
+    let (catalog, defs) = Catalog::open(dir)?;
+    for (id, key) in defs {
+        if !head.define(id, key.clone()) {
+            warn!(series = %key, id = id.0, "series id already names another series");
+        }
+    }
     let mut blocks = Vec::new();
     let mut covered = 0u64;
     for below in wal::list_numbered(dir, "block-", ".sdb")? {
-        let mut block = Block::open(&block::block_path(dir, below), below, true)?;
+        let block = Block::open(&block::block_path(dir, below), below)?;
         covered = covered.max(below);
-        for (id, key) in block.take_series() {
-            if !head.define(id, key.clone()) {
-                warn!(series = %key, id = id.0, "series id already names another series");
-            }
-        }
         for (id, field, kind) in block.column_kinds() {
             if let Some(metric) = head.key(id).map(|k| k.metric.clone()) {
                 head.set_kind(&metric, field, kind);
@@ -446,13 +468,17 @@ fn recover(config: &Config) -> Result<(Head, Vec<Arc<Block>>, u64)> {
         info!(points = replayed, "replayed the write-ahead log");
     }
     let next = segments.last().map_or(1, |n| n + 1).max(covered.max(1));
-    Ok((head, blocks, next))
+    Ok((head, catalog, blocks, next))
 }
 
 fn apply_batch(head: &mut Head, batch: Batch) {
     for (id, key) in batch.new_series {
+        let new = head.key(id).is_none();
         if !head.define(id, key.clone()) {
             warn!(series = %key, id = id.0, "series id already names another series; skipped");
+        } else if new {
+            // Defined only in the WAL so far: the next flush catalogs it.
+            head.uncataloged.push(id);
         }
     }
     for p in batch.points {

@@ -59,6 +59,8 @@ pub(crate) struct Head {
     pub(crate) postings: Postings,
     /// Series with points in the head.
     pub(crate) live: RoaringBitmap,
+    /// Series defined since the last flush, not yet in the catalog.
+    pub(crate) uncataloged: Vec<SeriesId>,
 }
 
 /// Up to this many symbols a key lookup needs no allocation.

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod block;
+mod catalog;
 mod compact;
 mod config;
 mod db;

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use sundial_codec::Num;
-use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
+use sundial_model::{FieldValue, Kind, Timestamp};
 
 /// Where one chunk lives and what it holds.
 #[derive(Debug, Clone)]
@@ -42,15 +42,11 @@ pub(crate) struct Block {
     pub(crate) file_bytes: u64,
     /// Newest timestamp in the block (retention drops whole blocks by it).
     pub(crate) max_ts: Timestamp,
-    /// Series defined by this block; handed to the registry at recovery.
-    series: Vec<(SeriesId, SeriesKey)>,
 }
 
 impl Block {
-    /// Opens a block and reads its index; `with_series` keeps the series
-    /// definitions for [`Block::take_series`] (recovery needs them, a block
-    /// this process just wrote does not).
-    pub(crate) fn open(path: &Path, wal_below: u64, with_series: bool) -> Result<Self> {
+    /// Opens a block and reads its index.
+    pub(crate) fn open(path: &Path, wal_below: u64) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io("open block", path, e))?;
         let corrupt = |offset: u64, reason: String| Error::Corrupt {
             path: path.to_owned(),
@@ -95,8 +91,8 @@ impl Block {
         read_at(&file, path, &mut framed, index_at)?;
         let (payload, _) = record::read_frame(&framed)
             .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
-        let (fields, mut chunks, series) = decode_index(payload, with_series)
-            .map_err(|r| corrupt(index_at, format!("index: {r}")))?;
+        let (fields, mut chunks) =
+            decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
         let mut max_ts = Timestamp::MIN;
         for entries in chunks.values_mut() {
             entries.sort_by_key(|e| e.min_ts);
@@ -113,13 +109,7 @@ impl Block {
             max_ts,
             fields,
             chunks,
-            series,
         })
-    }
-
-    /// The series this block defines (empty after the first call).
-    pub(crate) fn take_series(&mut self) -> Vec<(SeriesId, SeriesKey)> {
-        std::mem::take(&mut self.series)
     }
 
     /// (series, field, kind) of every chunk, for rebuilding the catalog.
@@ -263,31 +253,10 @@ fn decode_chunk(payload: &[u8]) -> std::result::Result<Vec<(Timestamp, FieldValu
     Ok(ts.into_iter().zip(values).collect())
 }
 
-type Index = (
-    Vec<String>,
-    HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
-    Vec<(SeriesId, SeriesKey)>,
-);
+type Index = (Vec<String>, HashMap<(SeriesId, u32), Vec<ChunkEntry>>);
 
-fn decode_index(mut input: &[u8], with_series: bool) -> std::result::Result<Index, String> {
+fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
     let input = &mut input;
-    let n_series = get_varint(input)?;
-    let mut series = Vec::new();
-    for _ in 0..n_series {
-        let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
-        let metric = get_str(input)?;
-        let ntags = get_varint(input)?;
-        if ntags > input.len() as u64 {
-            return Err("tag count exceeds the index".into());
-        }
-        let mut tags = Vec::with_capacity(ntags as usize);
-        for _ in 0..ntags {
-            tags.push((get_str(input)?, get_str(input)?));
-        }
-        if with_series {
-            series.push((SeriesId(id), SeriesKey::new(metric, tags)));
-        }
-    }
     let n_fields = get_varint(input)?;
     let mut fields = Vec::new();
     for _ in 0..n_fields {
@@ -338,5 +307,5 @@ fn decode_index(mut input: &[u8], with_series: bool) -> std::result::Result<Inde
     if !input.is_empty() {
         return Err(format!("{} trailing bytes", input.len()));
     }
-    Ok((fields, chunks, series))
+    Ok((fields, chunks))
 }

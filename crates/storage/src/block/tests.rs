@@ -1,11 +1,7 @@
 use super::writer::Column;
 use super::*;
 use crate::head::SeriesId;
-use sundial_model::{FieldValue, SeriesKey};
-
-fn key(host: &str) -> SeriesKey {
-    SeriesKey::new("cpu", vec![("host".into(), host.into())])
-}
+use sundial_model::FieldValue;
 
 #[test]
 fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
@@ -21,34 +17,25 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
         (2, FieldValue::Bool(true)),
         (3, FieldValue::Double(1.5)),
     ];
-    let (ka, kb) = (key("a"), key("b"));
     let cols = [
         Column {
             series: SeriesId(0),
-            key: &ka,
             field: "value",
             points: &a,
         },
         Column {
             series: SeriesId(0),
-            key: &ka,
             field: "other",
             points: &mixed,
         },
         Column {
             series: SeriesId(3),
-            key: &kb,
             field: "value",
             points: &b,
         },
     ];
     let path = write(dir.path(), 7, &cols)?;
-    let mut block = Block::open(&path, 7, true)?;
-    let series = block.take_series();
-    assert_eq!(
-        series,
-        vec![(SeriesId(0), ka.clone()), (SeriesId(3), kb.clone())]
-    );
+    let block = Block::open(&path, 7)?;
     let all = block.read(SeriesId(0), "value", i64::MIN, i64::MAX)?;
     assert_eq!(all, a);
     let narrow = block.read(SeriesId(0), "value", 2_000, 2_050)?;
@@ -75,13 +62,11 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
 fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
     let a: Vec<(i64, FieldValue)> = (0..100).map(|i| (i, FieldValue::Long(i))).collect();
-    let ka = key("a");
     let path = write(
         dir.path(),
         1,
         &[Column {
             series: SeriesId(0),
-            key: &ka,
             field: "value",
             points: &a,
         }],
@@ -98,7 +83,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x40;
         std::fs::write(&path, &bytes).map_err(|e| crate::Error::io("write", &path, e))?;
-        let result = Block::open(&path, 1, true).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
+        let result = Block::open(&path, 1).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
         match result {
             Err(crate::Error::Corrupt { path: p, .. }) => assert_eq!(p, path),
             other => panic!("flip at {at}: expected corruption, got {other:?}"),
@@ -107,7 +92,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
     std::fs::write(&path, &clean[..clean.len() - 1])
         .map_err(|e| crate::Error::io("write", &path, e))?;
     assert!(matches!(
-        Block::open(&path, 1, true),
+        Block::open(&path, 1),
         Err(crate::Error::Corrupt { .. })
     ));
     Ok(())

@@ -9,12 +9,11 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use sundial_codec::Num;
-use sundial_model::{FieldValue, SeriesKey, Timestamp};
+use sundial_model::{FieldValue, Timestamp};
 
-/// One column to write: series, its key, field, points ascending by time.
+/// One column to write: series, field, points ascending by time.
 pub(crate) struct Column<'a> {
     pub(crate) series: SeriesId,
-    pub(crate) key: &'a SeriesKey,
     pub(crate) field: &'a str,
     /// Ascending by time, timestamps unique.
     pub(crate) points: &'a [(Timestamp, FieldValue)],
@@ -190,9 +189,6 @@ fn encode_chunk(
 /// The index section: series definitions, field names, chunk directory.
 #[derive(Default)]
 struct IndexBuilder {
-    series: Vec<u8>,
-    n_series: u64,
-    last_series: Option<SeriesId>,
     fields: Vec<String>,
     chunks: Vec<u8>,
     n_chunks: u64,
@@ -200,17 +196,6 @@ struct IndexBuilder {
 
 impl IndexBuilder {
     fn add(&mut self, col: &Column<'_>, meta: ChunkMeta, offset: u64, len: u64) {
-        if self.last_series != Some(col.series) {
-            self.last_series = Some(col.series);
-            self.n_series += 1;
-            put_varint(&mut self.series, u64::from(col.series.0));
-            put_str(&mut self.series, &col.key.metric);
-            put_varint(&mut self.series, col.key.tags.len() as u64);
-            for (k, v) in &col.key.tags {
-                put_str(&mut self.series, k);
-                put_str(&mut self.series, v);
-            }
-        }
         let field = match self.fields.iter().position(|f| f == col.field) {
             Some(i) => i,
             None => {
@@ -236,9 +221,7 @@ impl IndexBuilder {
     }
 
     fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.series.len() + self.chunks.len() + 64);
-        put_varint(&mut out, self.n_series);
-        out.extend_from_slice(&self.series);
+        let mut out = Vec::with_capacity(self.chunks.len() + 64);
         put_varint(&mut out, self.fields.len() as u64);
         for f in &self.fields {
             put_str(&mut out, f);

@@ -92,7 +92,7 @@ proptest! {
                 Op::Reopen => {
                     // Dropping without close() is what a crash leaves behind,
                     // as far as files go: the WAL has every committed record.
-                    db.inner.wal.stop();
+                    db.abandon();
                     db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
             }
@@ -111,7 +111,7 @@ fn torn_wal_tail_is_dropped_not_fatal() -> Result<()> {
     let db = Db::open(config(dir.path()))?;
     write_all(&db, vec![point("a", 1, 10)])?;
     write_all(&db, vec![point("a", 2, 20)])?;
-    db.inner.wal.stop();
+    db.abandon();
     let last = *wal::list_segments(dir.path())?
         .last()
         .ok_or(Error::Closed)?;
