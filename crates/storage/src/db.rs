@@ -338,10 +338,7 @@ fn flush(inner: &Inner) -> Result<()> {
         // in a segment below the new one, and nothing newer is.
         let rotated = inner.wal.rotate()?;
         let frozen = Arc::new(head.freeze());
-        let new_series: Vec<_> = std::mem::take(&mut head.uncataloged)
-            .into_iter()
-            .filter_map(|id| Some((id, head.key(id)?)))
-            .collect();
+        let new_series = std::mem::take(&mut head.uncataloged);
         let mut layers = inner.layers.write();
         *layers = Arc::new(Layers {
             blocks: layers.blocks.clone(),
@@ -356,7 +353,7 @@ fn flush(inner: &Inner) -> Result<()> {
         })
         // Series definitions must be durable before the WAL holding them
         // is deleted; the block refers to series by id only.
-        .and_then(|below| inner.catalog.lock().append(&new_series).map(|()| below))
+        .and_then(|below| catalog_series(inner, &new_series).map(|()| below))
         .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)));
     match result {
         Ok((below, block)) => {
@@ -386,7 +383,7 @@ fn flush(inner: &Inner) -> Result<()> {
             let mut layers = inner.layers.write();
             head.restore(frozen);
             // Appending twice is harmless (a re-definition is a no-op).
-            let mut ids: Vec<_> = new_series.into_iter().map(|(id, _)| id).collect();
+            let mut ids = new_series;
             ids.append(&mut head.uncataloged);
             head.uncataloged = ids;
             *layers = Arc::new(Layers {
@@ -396,6 +393,23 @@ fn flush(inner: &Inner) -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// Appends the definitions of `ids` to the catalog, a few thousand keys at
+/// a time so a million new series never sit materialised at once.
+fn catalog_series(inner: &Inner, ids: &[SeriesId]) -> Result<()> {
+    let mut catalog = inner.catalog.lock();
+    for chunk in ids.chunks(4096) {
+        let defs: Vec<(SeriesId, SeriesKey)> = {
+            let head = inner.head.read();
+            chunk
+                .iter()
+                .filter_map(|id| Some((*id, head.key(*id)?)))
+                .collect()
+        };
+        catalog.append(&defs)?;
+    }
+    Ok(())
 }
 
 fn write_block(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Block> {

@@ -168,6 +168,8 @@ impl Head {
         let col = match series.columns.iter().position(|c| c.field == field_sym) {
             Some(i) => i,
             None => {
+                // Exact growth: almost every series has one field.
+                series.columns.reserve_exact(1);
                 series.columns.push(Column {
                     field: field_sym,
                     points: Vec::new(),
@@ -321,6 +323,9 @@ fn sym_key(series: &[Option<Series>], id: SeriesId) -> Option<&[u32]> {
 fn insert(points: &mut Points, ts: Timestamp, value: FieldValue) -> bool {
     match points.last() {
         None => {
+            // Start small: with millions of series, many hold one point
+            // between flushes, and Vec would reserve four.
+            points.reserve_exact(1);
             points.push((ts, value));
             true
         }

@@ -96,6 +96,9 @@ impl Block {
         let mut max_ts = Timestamp::MIN;
         for entries in chunks.values_mut() {
             entries.sort_by_key(|e| e.min_ts);
+            // Most columns have one chunk; Vec's growth would keep room for
+            // four, which at a million columns is hundreds of megabytes.
+            entries.shrink_to_fit();
             max_ts = entries
                 .iter()
                 .map(|e| e.max_ts)
