@@ -149,25 +149,33 @@ impl Head {
         let Some(Some(series)) = self.series.get_mut(id.0 as usize) else {
             return false;
         };
-        let Some(metric) = series.key.first().map(|m| self.symbols.resolve(*m)) else {
-            return false;
-        };
-        let kind = value.kind();
-        let kinds = match self.kinds.get_mut(metric) {
-            Some(k) => k,
-            None => self.kinds.entry(metric.to_owned()).or_default(),
-        };
-        match kinds.get(field) {
-            Some(k) if *k != kind => return false,
-            Some(_) => {}
-            None => {
-                kinds.insert(field.to_owned(), kind);
-            }
-        }
-        let field_sym = self.symbols.intern(field);
-        let col = match series.columns.iter().position(|c| c.field == field_sym) {
+        let symbols = &mut self.symbols;
+        let col = match series
+            .columns
+            .iter()
+            .position(|c| symbols.resolve(c.field) == field)
+        {
+            // An existing column already passed the kind check for this
+            // (metric, field) when it was created; values written to it
+            // were checked against that kind by `Db::write`.
             Some(i) => i,
             None => {
+                let Some(metric) = series.key.first().map(|m| symbols.resolve(*m)) else {
+                    return false;
+                };
+                let kind = value.kind();
+                let kinds = match self.kinds.get_mut(metric) {
+                    Some(k) => k,
+                    None => self.kinds.entry(metric.to_owned()).or_default(),
+                };
+                match kinds.get(field) {
+                    Some(k) if *k != kind => return false,
+                    Some(_) => {}
+                    None => {
+                        kinds.insert(field.to_owned(), kind);
+                    }
+                }
+                let field_sym = symbols.intern(field);
                 // Exact growth: almost every series has one field.
                 series.columns.reserve_exact(1);
                 series.columns.push(Column {
@@ -177,12 +185,14 @@ impl Head {
                 series.columns.len() - 1
             }
         };
+        if series.columns.get(col).is_some_and(|c| c.points.is_empty()) {
+            self.live.insert(id.0);
+        }
         if let Some(c) = series.columns.get_mut(col)
             && insert(&mut c.points, ts, value)
         {
             self.points += 1;
         }
-        self.live.insert(id.0);
         true
     }
 

@@ -3,7 +3,7 @@
 //! `-_./():,[]=#` plus both apostrophes.
 
 /// Whether `c` may appear in a name.
-pub(crate) fn is_allowed(c: char) -> bool {
+pub(crate) const fn is_allowed(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
@@ -24,17 +24,29 @@ pub(crate) fn is_allowed(c: char) -> bool {
         || is_han(c)
 }
 
-fn is_han(c: char) -> bool {
+const fn is_han(c: char) -> bool {
     matches!(c as u32,
         0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F | 0x30000..=0x3134F)
 }
+
+/// `ASCII_ALLOWED[b]` for every byte below 128; names are checked for each
+/// tag of each written point, so this is a table lookup, not a match.
+const ASCII_ALLOWED: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = is_allowed(b as u8 as char);
+        b += 1;
+    }
+    table
+};
 
 /// The first character not allowed in a name.
 pub(crate) fn first_illegal(name: &str) -> Option<char> {
     // Almost every name is plain ASCII: check bytes before decoding chars.
     if name
         .bytes()
-        .all(|b| b.is_ascii() && is_allowed(char::from(b)))
+        .all(|b| ASCII_ALLOWED.get(b as usize).copied().unwrap_or(false))
     {
         return None;
     }
