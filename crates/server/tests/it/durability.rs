@@ -266,3 +266,52 @@ fn forced_compaction_merges_blocks_and_keeps_every_point() -> Result<()> {
     assert_eq!(dps, expected);
     Ok(())
 }
+
+#[test]
+fn corrupt_block_is_reported_with_its_path_not_served() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("data");
+    let mut s = TestServer::spawn_with(&dir, &[])?;
+    let body: Vec<Value> = (0..100i64)
+        .map(|i| point("corrupt.me", T0 + i, json!(i), &[("h", "x")]))
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    assert!(s.terminate()?.success()); // the clean stop flushes into a block
+    let block = std::fs::read_dir(dir.join("db").join("default"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("block-"))
+        })
+        .ok_or_else(|| anyhow!("no block after a clean stop"))?;
+    let clean = std::fs::read(&block)?;
+
+    // Damage inside a chunk: chunks are read (and checked) when queried,
+    // so the server starts and the query fails instead of answering.
+    let mut bytes = clean.clone();
+    bytes[12] ^= 0xff;
+    std::fs::write(&block, &bytes)?;
+    let s = TestServer::spawn_with(&dir, &[])?;
+    let (status, text) = s.get(&format!(
+        "/api/query?start={T0}&end={}&m=none:corrupt.me",
+        T0 + 100
+    ))?;
+    assert_eq!(status, 500, "{text}");
+    drop(s);
+
+    // Damage in the footer: the index cannot be read, so the server refuses
+    // to start and names the file.
+    let mut bytes = clean;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&block, &bytes)?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sundial"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "server started on a corrupt block");
+    assert!(stderr.contains(&block.display().to_string()), "{stderr}");
+    Ok(())
+}
