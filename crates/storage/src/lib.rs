@@ -25,4 +25,4 @@ pub use db::{Commit, Db, Written};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;
-pub use snapshot::Snapshot;
+pub use snapshot::{ChunkSummary, ColumnParts, Snapshot};

@@ -21,10 +21,6 @@ pub(crate) struct ChunkEntry {
     pub(crate) count: u64,
     pub(crate) min_ts: Timestamp,
     pub(crate) max_ts: Timestamp,
-    #[allow(
-        dead_code,
-        reason = "read by the query engine's chunk-statistics path next"
-    )]
     pub(crate) stats: Option<ChunkStats>,
 }
 
@@ -185,7 +181,7 @@ impl Block {
         Ok(out)
     }
 
-    fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {
+    pub(crate) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {
         let corrupt = |reason: String| Error::Corrupt {
             path: self.path.clone(),
             offset: entry.offset,

@@ -263,3 +263,46 @@ fn listings_are_restricted_to_the_time_range() -> Result<()> {
     db.close();
     Ok(())
 }
+
+#[test]
+fn chunk_statistics_stand_for_whole_chunks_only_when_nothing_overrides_them() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let quiet = Config {
+        flush_wal_bytes: 64 << 20,
+        wal_segment_bytes: 64 << 20,
+        compaction_min_blocks: 1000,
+        ..config(dir.path())
+    };
+    let db = Db::open(quiet)?;
+    const DAY: i64 = 86_400_000;
+    // Day 0 and day 1 in one block (two chunks), then an overwrite inside
+    // day 1 that stays in the head.
+    let batch: Vec<WritePoint> = (0..100)
+        .map(|i| point("a", i * 1000, i))
+        .chain((0..100).map(|i| point("a", DAY + i * 1000, 1000 + i)))
+        .collect();
+    write_all(&db, batch)?;
+    db.flush()?;
+    write_all(&db, vec![point("a", DAY + 5000, -7)])?;
+    let id = db
+        .read(|s| s.select("cpu", &[]).ok().and_then(|v| v.first().copied()))
+        .ok_or(Error::Closed)?;
+    let parts = db.read(|s| s.column_parts(id, "value", 0, 2 * DAY))?;
+    // Day 0 is summarised; day 1 is overlapped by the head and decoded.
+    assert_eq!(parts.summaries.len(), 1);
+    let day0_sum: f64 = (0..100).map(|i| i as f64).sum();
+    assert_eq!(
+        (parts.summaries[0].count, parts.summaries[0].stats.sum),
+        (100, day0_sum)
+    );
+    assert_eq!(parts.points.len(), 100);
+    let expected_day1: i64 = (0..100).map(|i| if i == 5 { -7 } else { 1000 + i }).sum();
+    let got_day1: i64 = parts.points.iter().filter_map(|(_, v)| v.as_i64()).sum();
+    assert_eq!(got_day1, expected_day1);
+    // A range cutting into day 0 decodes that chunk instead.
+    let parts = db.read(|s| s.column_parts(id, "value", 50_000, DAY - 1))?;
+    assert!(parts.summaries.is_empty());
+    assert_eq!(parts.points.len(), 50);
+    db.close();
+    Ok(())
+}
