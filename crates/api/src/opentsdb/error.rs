@@ -123,6 +123,14 @@ impl IntoResponse for OpenTsdbError {
         if let (Some(d), Some(obj)) = (self.details, err.as_object_mut()) {
             obj.insert("details".into(), d.into());
         }
-        json_response(self.status, &json!({ "error": err }))
+        let mut response = json_response(self.status, &json!({ "error": err }));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // The retry hint for back-pressure: flushes catch up in seconds.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

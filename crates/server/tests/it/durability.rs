@@ -315,3 +315,41 @@ fn corrupt_block_is_reported_with_its_path_not_served() -> Result<()> {
     assert!(stderr.contains(&block.display().to_string()), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn full_head_answers_503_with_a_retry_hint_and_recovers_after_a_flush() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("data");
+    let cfg = tmp.path().join("sundial.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\nmax_head_points = 10000\nwal_segment_bytes = 67108864\nflush_wal_bytes = 1073741824\n",
+    )?;
+    let s = TestServer::spawn_with(&dir, &["--config", cfg.to_str().unwrap_or_default()])?;
+    let batch = |from: i64| -> String {
+        let body: Vec<Value> = (from..from + 5000)
+            .map(|i| point("full", T0 + i, json!(i), &[("h", "x")]))
+            .collect();
+        Value::Array(body).to_string()
+    };
+    assert_eq!(s.post("/api/put", &batch(0))?.0, 204);
+    assert_eq!(s.post("/api/put", &batch(5000))?.0, 204);
+    let res = ureq::post(&s.url("/api/put")).send_string(&batch(10_000));
+    match res {
+        Err(ureq::Error::Status(503, r)) => {
+            assert_eq!(r.header("Retry-After"), Some("1"));
+            let v: Value = serde_json::from_str(&r.into_string()?)?;
+            assert_eq!(v["error"]["message"], "Please throttle writes");
+        }
+        other => anyhow::bail!("expected 503, got {other:?}"),
+    }
+    // Nothing accepted before was lost; a flush makes room again.
+    let got = s.get_json(&format!(
+        "/api/query?start={T0}&end={}&m=none:full",
+        T0 + 20_000
+    ))?;
+    assert_eq!(got[0]["dps"].as_object().map(|m| m.len()), Some(10_000));
+    assert_eq!(s.post("/admin/compact", "")?.0, 200);
+    assert_eq!(s.post("/api/put", &batch(10_000))?.0, 204);
+    Ok(())
+}
