@@ -14,7 +14,7 @@
 
 mod numeric;
 mod timestamps;
-mod varint;
+pub mod varint;
 
 pub use numeric::{Num, decode_numbers, encode_numbers_into};
 pub use timestamps::{decode_timestamps, encode_timestamps_into};

@@ -1,8 +1,9 @@
-//! LEB128 varints and length-prefixed texts.
+//! LEB128 varints, zigzag, and length-prefixed texts: the small pieces
+//! every Sundial byte format is built from.
 
 use crate::{Error, Result};
 
-pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
+pub fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -10,7 +11,7 @@ pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-pub(crate) fn get(input: &mut &[u8]) -> Result<u64> {
+pub fn get(input: &mut &[u8]) -> Result<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = take(input, 1)?[0];
@@ -22,11 +23,11 @@ pub(crate) fn get(input: &mut &[u8]) -> Result<u64> {
     Err(Error::Invalid("varint longer than 10 bytes".into()))
 }
 
-pub(crate) fn get_usize(input: &mut &[u8]) -> Result<usize> {
+pub fn get_usize(input: &mut &[u8]) -> Result<usize> {
     usize::try_from(get(input)?).map_err(|_| Error::Invalid("length overflow".into()))
 }
 
-pub(crate) fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+pub fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
     let (head, tail) = input.split_at_checked(n).ok_or(Error::Truncated("bytes"))?;
     *input = tail;
     Ok(head)
@@ -53,4 +54,13 @@ pub fn decode_texts(input: &mut &[u8]) -> Result<Vec<Vec<u8>>> {
         out.push(take(input, len)?.to_vec());
     }
     Ok(out)
+}
+
+/// Maps signed to unsigned so small magnitudes make short varints.
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }

@@ -222,32 +222,10 @@ fn bounded_count(input: &mut &[u8], min_bytes: usize, what: &str) -> Result<usiz
     Ok(n as usize)
 }
 
-pub(crate) fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub(crate) fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+pub(crate) use sundial_codec::varint::{put as put_varint, unzigzag, zigzag};
 
 pub(crate) fn get_varint(input: &mut &[u8]) -> Result<u64, String> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = take(input, 1)?[0];
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err("varint longer than 10 bytes".into())
+    sundial_codec::varint::get(input).map_err(|e| e.to_string())
 }
 
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -262,11 +240,7 @@ pub(crate) fn get_str(input: &mut &[u8]) -> Result<String, String> {
 }
 
 pub(crate) fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
-    let (head, tail) = input
-        .split_at_checked(n)
-        .ok_or_else(|| format!("needs {n} bytes, {} left", input.len()))?;
-    *input = tail;
-    Ok(head)
+    sundial_codec::varint::take(input, n).map_err(|e| format!("needs {n} bytes: {e}"))
 }
 
 #[cfg(test)]

@@ -71,15 +71,18 @@ fn stored(s: &TestServer, writer: i64) -> Result<BTreeMap<i64, i64>> {
     if status == 400 {
         return Ok(BTreeMap::new());
     }
-    let v: Value = serde_json::from_str(&text)?;
+    integer_dps(&serde_json::from_str(&text)?)
+}
+
+/// The `dps` of every result of a query answer, as integers.
+fn integer_dps(answer: &Value) -> Result<BTreeMap<i64, i64>> {
     let mut out = BTreeMap::new();
-    for r in v.as_array().into_iter().flatten() {
+    for r in answer.as_array().into_iter().flatten() {
         for (t, val) in r["dps"].as_object().into_iter().flatten() {
-            out.insert(
-                t.parse()?,
-                val.as_i64()
-                    .ok_or_else(|| anyhow!("not an integer: {val}"))?,
-            );
+            let v = val
+                .as_i64()
+                .ok_or_else(|| anyhow!("not an integer: {val}"))?;
+            out.insert(t.parse()?, v);
         }
     }
     Ok(out)
@@ -205,13 +208,7 @@ fn wal_stays_bounded_and_clean_shutdown_keeps_everything() -> Result<()> {
         "/api/query?start={T0}&end={}&m=none:bounded",
         T0 + 10_000
     ))?;
-    let dps: BTreeMap<i64, i64> = got[0]["dps"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(t, v)| (t.parse().unwrap_or(0), v.as_i64().unwrap_or(-1)))
-        .collect();
-    assert_eq!(dps, expected);
+    assert_eq!(integer_dps(&got)?, expected);
     Ok(())
 }
 
@@ -257,13 +254,7 @@ fn forced_compaction_merges_blocks_and_keeps_every_point() -> Result<()> {
         "/api/query?start={T0}&end={}&m=none:compacted",
         T0 + 3000
     ))?;
-    let dps: BTreeMap<i64, i64> = got[0]["dps"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(t, v)| (t.parse().unwrap_or(0), v.as_i64().unwrap_or(-1)))
-        .collect();
-    assert_eq!(dps, expected);
+    assert_eq!(integer_dps(&got)?, expected);
     Ok(())
 }
 

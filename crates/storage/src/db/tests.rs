@@ -18,6 +18,16 @@ fn config(dir: &std::path::Path) -> Config {
     }
 }
 
+/// Only explicit flushes and compactions, so block counts are exact.
+fn quiet(dir: &std::path::Path) -> Config {
+    Config {
+        flush_wal_bytes: 64 << 20,
+        wal_segment_bytes: 64 << 20,
+        compaction_min_blocks: 1000,
+        ..config(dir)
+    }
+}
+
 fn point(host: &str, ts: Timestamp, v: i64) -> WritePoint {
     WritePoint {
         series: SeriesKey::new("cpu", vec![("host".into(), host.into())]),
@@ -159,14 +169,7 @@ fn kinds_are_fixed_by_the_first_write_in_a_batch() -> Result<()> {
 #[test]
 fn compaction_merges_blocks_and_keeps_the_newest_values() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    // Only explicit flushes and compactions here, so block counts are exact.
-    let quiet = Config {
-        flush_wal_bytes: 64 << 20,
-        wal_segment_bytes: 64 << 20,
-        compaction_min_blocks: 1000,
-        ..config(dir.path())
-    };
-    let db = Db::open(quiet.clone())?;
+    let db = Db::open(quiet(dir.path()))?;
     let mut model = Model::new();
     for round in 0..6i64 {
         let batch: Vec<WritePoint> = (0..200)
@@ -192,7 +195,7 @@ fn compaction_merges_blocks_and_keeps_the_newest_values() -> Result<()> {
         .count();
     assert_eq!(blocks, 1);
     db.close();
-    let db = Db::open(quiet)?;
+    let db = Db::open(quiet(dir.path()))?;
     assert_eq!(snapshot(&db), model);
     db.close();
     Ok(())
@@ -203,10 +206,7 @@ fn retention_hides_and_drops_expired_data() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let cfg = Config {
         retention_secs: 3600,
-        flush_wal_bytes: 64 << 20,
-        wal_segment_bytes: 64 << 20,
-        compaction_min_blocks: 1000,
-        ..config(dir.path())
+        ..quiet(dir.path())
     };
     let db = Db::open(cfg)?;
     let now = std::time::SystemTime::now()
@@ -234,12 +234,7 @@ fn retention_hides_and_drops_expired_data() -> Result<()> {
 #[test]
 fn listings_are_restricted_to_the_time_range() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let quiet = Config {
-        flush_wal_bytes: 64 << 20,
-        wal_segment_bytes: 64 << 20,
-        compaction_min_blocks: 1000,
-        ..config(dir.path())
-    };
+    let quiet = quiet(dir.path());
     let db = Db::open(quiet)?;
     let at = |metric: &str, host: &str, ts: Timestamp| WritePoint {
         series: SeriesKey::new(metric, vec![("host".into(), host.into())]),
@@ -267,12 +262,7 @@ fn listings_are_restricted_to_the_time_range() -> Result<()> {
 #[test]
 fn chunk_statistics_stand_for_whole_chunks_only_when_nothing_overrides_them() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let quiet = Config {
-        flush_wal_bytes: 64 << 20,
-        wal_segment_bytes: 64 << 20,
-        compaction_min_blocks: 1000,
-        ..config(dir.path())
-    };
+    let quiet = quiet(dir.path());
     let db = Db::open(quiet)?;
     const DAY: i64 = 86_400_000;
     // Day 0 and day 1 in one block (two chunks), then an overwrite inside
