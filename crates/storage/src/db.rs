@@ -379,17 +379,18 @@ fn flush(inner: &Inner) -> Result<()> {
             // Put the points back so reads keep seeing them and a later
             // flush covers them before their WAL segments are deleted.
             let mut head = inner.head.write();
-            let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
             let mut layers = inner.layers.write();
+            *layers = Arc::new(Layers {
+                blocks: layers.blocks.clone(),
+                frozen: None,
+            });
+            // Readers holding an older snapshot may still share it.
+            let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
             head.restore(frozen);
             // Appending twice is harmless (a re-definition is a no-op).
             let mut ids = new_series;
             ids.append(&mut head.uncataloged);
             head.uncataloged = ids;
-            *layers = Arc::new(Layers {
-                blocks: layers.blocks.clone(),
-                frozen: None,
-            });
             Err(e)
         }
     }

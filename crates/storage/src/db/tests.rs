@@ -296,3 +296,32 @@ fn chunk_statistics_stand_for_whole_chunks_only_when_nothing_overrides_them() ->
     db.close();
     Ok(())
 }
+
+#[test]
+fn a_failed_flush_keeps_every_point_readable_and_retries() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(dir.path()))?;
+    let mut model = Model::new();
+    for i in 0..50 {
+        model.insert(("a".into(), "value".into(), i), FieldValue::Long(i * 3));
+    }
+    write_all(&db, (0..50).map(|i| point("a", i, i * 3)).collect())?;
+    // The first flush rotates to segment 2 and writes block 2: make its
+    // temporary path unusable so the block write fails.
+    let blocker = dir.path().join("block-0000000002.tmp");
+    fs::create_dir(&blocker).map_err(|e| Error::io("mkdir", &blocker, e))?;
+    assert!(db.flush().is_err());
+    assert_eq!(snapshot(&db), model);
+    // Newer writes during the failure win over the restored points.
+    write_all(&db, vec![point("a", 7, -1)])?;
+    model.insert(("a".into(), "value".into(), 7), FieldValue::Long(-1));
+    fs::remove_dir(&blocker).map_err(|e| Error::io("rmdir", &blocker, e))?;
+    db.flush()?;
+    assert_eq!(db.block_count(), 1);
+    assert_eq!(snapshot(&db), model);
+    db.abandon();
+    let db = Db::open(quiet(dir.path()))?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
