@@ -154,3 +154,34 @@ fn number_text_classification() {
     assert_eq!(number_text("."), NumberText::NotNumeric);
     assert_eq!(number_text("1e"), NumberText::NotNumeric);
 }
+
+#[test]
+fn body_parsing_keeps_last_duplicates_and_rejects_bad_json() {
+    let body = br#"[{"metric":"a","metric":"b","timestamp":"1500000000","value":"x\u00e9","tags":{"h":"x","h":"y"}}]"#;
+    let parsed = dto::parse_points(body);
+    let Ok(points) = parsed else {
+        panic!("valid body rejected: {parsed:?}");
+    };
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].metric, Some(Scalar::Str("b".into())));
+    assert_eq!(points[0].value, Some(Scalar::Str("x\u{e9}".into())));
+    assert_eq!(
+        points[0].tags,
+        Some(TagsDto::Map(vec![("h".into(), Scalar::Str("y".into()))]))
+    );
+    for bad in [
+        &b"{\"metric\":"[..],
+        b"[1]",
+        b"[{\"metric\":\"\xff\"}]",
+        b"nope",
+    ] {
+        assert!(
+            matches!(dto::parse_points(bad), Err(m) if m.starts_with("json: ")),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        dto::parse_points(b"5").err().as_deref(),
+        Some("The JSON must start as an object or an array")
+    );
+}
