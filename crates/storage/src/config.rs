@@ -49,6 +49,9 @@ pub struct Config {
     pub max_block_bytes: u64,
     /// How often the maintenance thread checks retention and compaction.
     pub maintenance_interval_secs: u64,
+    /// A head holding points is flushed at least this often, so a quiet
+    /// database still ends up in blocks and restarts replay little.
+    pub max_head_age_secs: u64,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             compaction_min_blocks: 4,
             max_block_bytes: 1 << 30,
             maintenance_interval_secs: 60,
+            max_head_age_secs: 7200,
         }
     }
 }
@@ -83,6 +87,9 @@ impl Config {
         }
         if self.compaction_min_blocks < 2 {
             return Err("storage.compaction_min_blocks must be at least 2".into());
+        }
+        if self.max_head_age_secs == 0 {
+            return Err("storage.max_head_age_secs must be positive".into());
         }
         if self.maintenance_interval_secs == 0 {
             return Err("storage.maintenance_interval_secs must be positive".into());

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     wal: Wal,
     /// One flush at a time.
     flush_lock: Mutex<()>,
+    /// When the head was last flushed (or the database opened).
+    last_flush: Mutex<std::time::Instant>,
     /// One retention/compaction pass at a time.
     pub(crate) compact_lock: Mutex<()>,
     /// The flush and maintenance threads, joined at close.
@@ -104,6 +106,7 @@ impl Db {
             })),
             wal,
             flush_lock: Mutex::new(()),
+            last_flush: Mutex::new(std::time::Instant::now()),
             compact_lock: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -321,6 +324,12 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
+        let age = inner.last_flush.lock().elapsed();
+        if age.as_secs() >= inner.config.max_head_age_secs
+            && let Err(e) = flush(&inner)
+        {
+            error!(error = %e, "periodic flush failed; will retry");
+        }
         if let Err(e) = compact::maintain(&inner, false) {
             error!(error = %e, "compaction failed; blocks are unchanged");
         }
@@ -329,6 +338,7 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
 
 fn flush(inner: &Inner) -> Result<()> {
     let _one = inner.flush_lock.lock();
+    *inner.last_flush.lock() = std::time::Instant::now();
     let (frozen, rotated, new_series) = {
         let mut head = inner.head.write();
         if head.point_count() == 0 {

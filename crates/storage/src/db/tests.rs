@@ -325,3 +325,26 @@ fn a_failed_flush_keeps_every_point_readable_and_retries() -> Result<()> {
     db.close();
     Ok(())
 }
+
+#[test]
+fn a_quiet_head_is_flushed_after_its_maximum_age() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = Config {
+        max_head_age_secs: 1,
+        maintenance_interval_secs: 1,
+        ..quiet(dir.path())
+    };
+    let db = Db::open(cfg)?;
+    write_all(&db, vec![point("a", 1, 1), point("a", 2, 2)])?;
+    assert_eq!(db.head_points(), 2);
+    // Bounded wait: the maintenance thread wakes every second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.block_count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(db.block_count(), 1);
+    assert_eq!(db.head_points(), 0);
+    assert_eq!(snapshot(&db).len(), 2);
+    db.close();
+    Ok(())
+}
