@@ -74,9 +74,10 @@ impl Commit {
 }
 
 impl Db {
-    /// Opens (creating if needed) the data directory: loads the parts,
-    /// replays the WAL written since the last flush, and starts the WAL
-    /// writer and the background flusher.
+    /// Opens (creating if needed) the data directory: reads the series
+    /// catalog and the block indexes, replays the WAL written since the
+    /// last flush, and starts the WAL writer, the flusher and the
+    /// maintenance (retention, compaction) threads.
     pub fn open(config: Config) -> Result<Self> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
