@@ -3,5 +3,6 @@
 //! its own shape.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod baidu;
 pub mod body;
 pub mod opentsdb;

@@ -5,13 +5,16 @@
 //! own units at its edge.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod civil;
 pub mod query;
 pub mod series;
+pub mod series_query;
 pub mod value;
 pub mod write;
 
 pub use query::{Aggregator, Query, SeriesResult, TagMatch};
 pub use series::{SeriesKey, Tags};
+pub use series_query::SeriesQuery;
 pub use value::{FieldValue, Kind, NumberText, ValueInput};
 pub use write::{PointError, WriteOutcome, WritePoint};
 

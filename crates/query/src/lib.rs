@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod aggregate;
+pub mod series_query;
 
 use std::collections::BTreeMap;
 use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
@@ -21,6 +22,22 @@ pub enum Error {
     /// The metric was never written.
     #[error("unknown metric {metric}")]
     UnknownMetric { metric: String },
+    /// A number-only pipeline step met a text or bytes value.
+    #[error("aggregator {step} needs numbers, field {field} holds {found} values")]
+    NumberRequired {
+        step: String,
+        field: String,
+        found: &'static str,
+    },
+    /// The query ran past its time limit.
+    #[error("query timed out after {limit_ms} ms")]
+    Timeout { limit_ms: u64 },
+    /// The query would read or make more points than allowed.
+    #[error("query touches more than {limit} data points; narrow the time range or the series")]
+    TooManyPoints { limit: usize },
+    /// The query would make more groups than allowed.
+    #[error("query makes more than {limit} groups")]
+    TooManyGroups { limit: usize },
     /// A computing aggregator over text values.
     #[error("aggregator {aggregator} cannot be applied to {kind:?} values of metric {metric}")]
     NotNumeric {

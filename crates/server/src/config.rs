@@ -18,6 +18,7 @@ pub(crate) struct FileConfig {
     pub(crate) shutdown_grace_secs: u64,
     pub(crate) storage: sundial_storage::Config,
     pub(crate) opentsdb: sundial_api::opentsdb::Config,
+    pub(crate) baidu: sundial_api::baidu::Config,
 }
 
 impl Default for FileConfig {
@@ -29,6 +30,7 @@ impl Default for FileConfig {
             shutdown_grace_secs: 30,
             storage: sundial_storage::Config::default(),
             opentsdb: sundial_api::opentsdb::Config::default(),
+            baidu: sundial_api::baidu::Config::default(),
         }
     }
 }
@@ -48,6 +50,7 @@ impl FileConfig {
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.storage.validate().map_err(anyhow::Error::msg)?;
         self.opentsdb.validate().map_err(anyhow::Error::msg)?;
+        self.baidu.validate().map_err(anyhow::Error::msg)?;
         if !self.listen.ip().is_loopback() && !self.allow_unauthenticated {
             anyhow::bail!(
                 "refusing to listen on non-loopback address {} without credentials: \

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 pub(crate) async fn run(
     config: &FileConfig,
     api: Api,
+    baidu: sundial_api::baidu::Api,
     engine: sundial_storage::Engine,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
@@ -31,7 +32,7 @@ pub(crate) async fn run(
     println!("sundial listening on {addr}");
     let _ = std::io::stdout().flush();
 
-    let router = router(api.clone(), engine);
+    let router = router(api.clone(), baidu, engine);
     let graceful = GracefulShutdown::new();
     let telnet = TaskTracker::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -121,8 +122,9 @@ async fn serve_http(
     }
 }
 
-fn router(api: Api, engine: sundial_storage::Engine) -> Router {
+fn router(api: Api, baidu: sundial_api::baidu::Api, engine: sundial_storage::Engine) -> Router {
     opentsdb::routes(api)
+        .merge(sundial_api::baidu::routes(baidu))
         .merge(crate::admin::routes(engine))
         .fallback(|| async { OpenTsdbError::not_found() })
 }

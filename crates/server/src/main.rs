@@ -82,7 +82,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db: engine.default_db(),
         config: Arc::new(config.opentsdb.clone()),
     };
-    let result = runtime.block_on(listener::run(&config, api, engine.clone()));
+    let baidu = sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone())?;
+    let result = runtime.block_on(listener::run(&config, api, baidu, engine.clone()));
     // Everything acknowledged is in the WAL already; closing also flushes
     // the head so the next start replays little.
     engine.close();

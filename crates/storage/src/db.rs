@@ -135,7 +135,23 @@ impl Db {
     /// earlier point of the batch can fix the kind a later one must match.
     /// Accepted points are visible to reads on return; `commit` resolves
     /// once they are in the WAL (synced if `sync` or the policy says so).
-    pub fn write(&self, mut points: Vec<WritePoint>, sync: bool) -> Result<Written> {
+    pub fn write(&self, points: Vec<WritePoint>, sync: bool) -> Result<Written> {
+        self.write_points(points, sync, false)
+    }
+
+    /// Like [`Db::write`], but stores nothing unless every point is
+    /// acceptable (Baidu's whole-request rule); the outcome then says which
+    /// points failed.
+    pub fn write_all_or_nothing(&self, points: Vec<WritePoint>, sync: bool) -> Result<Written> {
+        self.write_points(points, sync, true)
+    }
+
+    fn write_points(
+        &self,
+        mut points: Vec<WritePoint>,
+        sync: bool,
+        all_or_nothing: bool,
+    ) -> Result<Written> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -177,7 +193,8 @@ impl Db {
         }
         drop(new_kinds);
         let outcome = WriteOutcome { results };
-        if accepted.is_empty() {
+        let refused = all_or_nothing && accepted.len() < points.len();
+        if accepted.is_empty() || refused {
             return Ok(Written {
                 outcome,
                 commit: Commit(None),

@@ -53,6 +53,12 @@ impl Engine {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
+            if name.starts_with('.') && name.ends_with(".deleted") {
+                // A drop that crashed after its rename: finish it.
+                let path = entry.path();
+                fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+                continue;
+            }
             if entry.path().is_dir() && is_valid_name(&name) {
                 let db = Db::open(db_config(&config, &name))?;
                 databases.insert(name, db);
@@ -102,6 +108,32 @@ impl Engine {
         let db = Db::open(db_config(&self.inner.config, name))?;
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
+    }
+
+    /// Closes a database and deletes its files. The `default` database
+    /// cannot be dropped. Blocking.
+    pub fn drop_database(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_DATABASE {
+            return Err(Error::InvalidName { name: name.into() });
+        }
+        let Some(db) = self.inner.databases.write().remove(name) else {
+            return Err(Error::NoDatabase { name: name.into() });
+        };
+        db.close();
+        drop(db);
+        let dir = PathBuf::from(&self.inner.config.data_dir)
+            .join("db")
+            .join(name);
+        // Renamed first so a crash mid-delete never leaves a half database
+        // that the next start would open.
+        let doomed = PathBuf::from(&self.inner.config.data_dir).join(format!("db/.{name}.deleted"));
+        fs::rename(&dir, &doomed).map_err(|e| Error::io("rename", &dir, e))?;
+        fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))
+    }
+
+    /// The engine's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
     }
 
     /// Flushes every database and runs its compactions (`force`: merge all

@@ -42,6 +42,8 @@ pub enum Error {
     InvalidName { name: String },
     #[error("database {name} already exists")]
     Exists { name: String },
+    #[error("no database {name}")]
+    NoDatabase { name: String },
 }
 
 impl Error {
@@ -50,6 +52,7 @@ impl Error {
             Self::Busy { .. } | Self::HeadFull { .. } => ErrorClass::Busy,
             Self::InvalidName { .. } => ErrorClass::InvalidInput,
             Self::Exists { .. } => ErrorClass::Conflict,
+            Self::NoDatabase { .. } => ErrorClass::NotFound,
             Self::Io { .. }
             | Self::Corrupt { .. }
             | Self::WalStopped { .. }

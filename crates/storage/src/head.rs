@@ -67,6 +67,17 @@ pub(crate) struct Head {
 const INLINE_KEY: usize = 2 * 24 + 1;
 
 impl Head {
+    /// Fields of a metric with their kinds, sorted by name.
+    pub(crate) fn fields(&self, metric: &str) -> Vec<(&str, Kind)> {
+        let mut out: Vec<(&str, Kind)> = self
+            .kinds
+            .get(metric)
+            .map(|m| m.iter().map(|(f, k)| (f.as_str(), *k)).collect())
+            .unwrap_or_default();
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
     pub(crate) fn kind(&self, metric: &str, field: &str) -> Option<Kind> {
         self.kinds.get(metric)?.get(field).copied()
     }

@@ -56,6 +56,11 @@ impl Snapshot<'_> {
         self.head.kind(metric, field)
     }
 
+    /// A metric's fields and their kinds, sorted by name.
+    pub fn fields(&self, metric: &str) -> Vec<(&str, Kind)> {
+        self.head.fields(metric)
+    }
+
     /// Every series of a metric, in creation order.
     pub fn series_of(&self, metric: &str) -> &[SeriesId] {
         self.head.series_of(metric)

@@ -115,6 +115,10 @@ fn query_error(e: sundial_query::Error) -> OpenTsdbError {
             "Aggregator {aggregator} cannot be applied to {} values of metric {metric}",
             format!("{kind:?}").to_lowercase()
         )),
+        e @ (sundial_query::Error::NumberRequired { .. }
+        | sundial_query::Error::TooManyPoints { .. }
+        | sundial_query::Error::TooManyGroups { .. }) => OpenTsdbError::bad_request(e.to_string()),
+        e @ sundial_query::Error::Timeout { .. } => OpenTsdbError::internal(&e),
     }
 }
 

@@ -26,6 +26,17 @@ impl TestServer {
         Ok(s)
     }
 
+    /// A fresh server whose configuration file holds `toml`.
+    pub(crate) fn spawn_with_config(toml: &str) -> Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let config = tmp.path().join("sundial.toml");
+        std::fs::write(&config, toml)?;
+        let config = config.to_string_lossy().into_owned();
+        let mut s = Self::spawn_with(&tmp.path().join("data"), &["--config", &config])?;
+        s._tmp = Some(tmp);
+        Ok(s)
+    }
+
     /// A server on `data_dir` with extra `serve` arguments.
     pub(crate) fn spawn_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sundial"))

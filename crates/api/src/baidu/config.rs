@@ -1,0 +1,81 @@
+//! `[baidu]` settings.
+
+use super::auth::Credential;
+use serde::Deserialize;
+
+/// Settings of the `/v1` API; `Default` gives the documented defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Access keys for `bce-auth-v1`; none configured: no authentication.
+    pub credentials: Vec<Credential>,
+    /// Verify signatures when credentials are configured.
+    pub require_auth: bool,
+    /// Time zone of calendar sampling units (`1 dc`, `1 nc`), `+HH:MM`.
+    pub calendar_utc_offset: String,
+    /// Region in database endpoints (`{name}.tsdb.iot.{region}.baidubce.com`).
+    pub region: String,
+    /// Data points per write request.
+    pub max_points_per_write: usize,
+    /// Longest String value, in characters.
+    pub max_string_chars: usize,
+    /// Largest Bytes value after base64 decoding.
+    pub max_bytes_value: usize,
+    /// Largest request body after decompression.
+    pub max_body_bytes: usize,
+    /// A query running longer is stopped with an error.
+    pub query_timeout_secs: u64,
+    /// Data points one query may read or make.
+    pub max_query_points: usize,
+    /// Groups one query may make.
+    pub max_query_groups: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            credentials: Vec::new(),
+            require_auth: true,
+            calendar_utc_offset: "+08:00".into(),
+            region: "gz".into(),
+            max_points_per_write: 10_000,
+            max_string_chars: 256,
+            max_bytes_value: 200,
+            max_body_bytes: 32 << 20,
+            query_timeout_secs: 50,
+            max_query_points: 20_000_000,
+            max_query_groups: 100_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), String> {
+        self.utc_offset_ms()?;
+        if self.query_timeout_secs == 0
+            || self.max_query_points == 0
+            || self.max_points_per_write == 0
+        {
+            return Err("baidu: query_timeout_secs, max_query_points and max_points_per_write must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// `calendar_utc_offset` in ms.
+    pub(crate) fn utc_offset_ms(&self) -> Result<i64, String> {
+        let text = self.calendar_utc_offset.trim();
+        let bad = || format!("baidu.calendar_utc_offset {text:?} is not like +08:00");
+        let (sign, rest) = match text.split_at_checked(1) {
+            Some(("+", r)) => (1, r),
+            Some(("-", r)) => (-1, r),
+            _ => return Err(bad()),
+        };
+        let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+        let h: i64 = h.parse().map_err(|_| bad())?;
+        let m: i64 = m.parse().map_err(|_| bad())?;
+        if h > 14 || m > 59 {
+            return Err(bad());
+        }
+        Ok(sign * (h * 3_600_000 + m * 60_000))
+    }
+}

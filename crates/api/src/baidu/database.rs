@@ -1,0 +1,272 @@
+//! The `/v1/database` management API (spec 11): databases created here get
+//! an id, quotas and an expiry, kept in `<data_dir>/baidu-databases.json`
+//! (replaced atomically) beside the engine's own database directories.
+
+use super::error::BaiduError;
+use super::write::present;
+use axum::http::StatusCode;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::path::PathBuf;
+use sundial_model::civil::{civil_from_days, days_from_civil};
+use sundial_storage::Engine;
+
+const MAX_DATABASES: usize = 100;
+const TIME_SERIES_QUOTA: u64 = 10_000_000;
+
+/// One created database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    id: String,
+    name: String,
+    description: String,
+    ingest_monthly: u64,
+    query_units_monthly: u64,
+    store_bytes_quota: u64,
+    create_secs: i64,
+    expire_secs: i64,
+    client_token: String,
+    order_id: String,
+}
+
+/// Created databases, persisted on every change.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    path: PathBuf,
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Registry {
+    pub(crate) fn open(engine: &Engine) -> Result<Self, std::io::Error> {
+        let path = engine.data_dir().join("baidu-databases.json");
+        let entries = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            path,
+            entries: Mutex::new(entries),
+        })
+    }
+
+    fn save(&self, entries: &[Entry]) -> Result<(), BaiduError> {
+        let write = || -> std::io::Result<()> {
+            let tmp = self.path.with_extension("json.tmp");
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(entries).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| BaiduError::internal(&e))
+    }
+
+    /// `POST /v1/database?clientToken=`; blocking.
+    pub(crate) fn create(
+        &self,
+        engine: &Engine,
+        token: &str,
+        body: &Value,
+        now_secs: i64,
+    ) -> Result<Value, BaiduError> {
+        let mut entries = self.entries.lock();
+        if let Some(e) = entries.iter().find(|e| e.client_token == token) {
+            return Ok(created(e));
+        }
+        let Some(b) = body.as_object() else {
+            return Err(BaiduError::malformed("the body must be a JSON object"));
+        };
+        let name = match present(b, "databaseName") {
+            None => return Err(BaiduError::missing("databaseName")),
+            Some(Value::String(n)) => n.clone(),
+            Some(_) => return Err(BaiduError::invalid("databaseName must be a string")),
+        };
+        let valid = (6..=40).contains(&name.len())
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !valid {
+            return Err(BaiduError::invalid(
+                "databaseName must be 6 to 40 lowercase letters and digits",
+            ));
+        }
+        let count = |key: &str, required: bool, min: u64| -> Result<u64, BaiduError> {
+            match present(b, key) {
+                None if required => Err(BaiduError::missing(key)),
+                None => Ok(0),
+                Some(v) => v.as_u64().filter(|n| *n >= min).ok_or_else(|| {
+                    BaiduError::invalid(format!("{key} must be an integer >= {min}"))
+                }),
+            }
+        };
+        let ingest = count("ingestDataPointsMonthly", true, 1)?;
+        let months = count("purchaseLength", true, 1)?;
+        let query_units = count("queryUnitsMonthly", false, 0)?;
+        let store = count("storeBytesQuota", false, 0)?;
+        let description = match present(b, "description") {
+            None => String::new(),
+            Some(Value::String(d)) if d.chars().count() <= 256 => d.clone(),
+            Some(_) => {
+                return Err(BaiduError::invalid(
+                    "description must be a string of at most 256 characters",
+                ));
+            }
+        };
+        if entries.iter().any(|e| e.name == name) || engine.database(&name).is_some() {
+            return Err(BaiduError::invalid(format!(
+                "database name {name} is taken"
+            )));
+        }
+        if entries.len() >= MAX_DATABASES {
+            return Err(BaiduError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "InsufficientQuota",
+                format!("at most {MAX_DATABASES} databases"),
+            ));
+        }
+        engine
+            .create_database(&name)
+            .map_err(|e| BaiduError::storage(&e))?;
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let entry = Entry {
+            id: format!("tsdb-{}", base36(&random)),
+            name,
+            description,
+            ingest_monthly: ingest,
+            query_units_monthly: query_units,
+            store_bytes_quota: store,
+            create_secs: now_secs,
+            expire_secs: add_months(now_secs, months),
+            client_token: token.to_owned(),
+            order_id: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let reply = created(&entry);
+        entries.push(entry);
+        self.save(&entries)?;
+        Ok(reply)
+    }
+
+    pub(crate) fn get(&self, id: &str, region: &str) -> Result<Value, BaiduError> {
+        self.entries
+            .lock()
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| describe(e, region))
+            .ok_or_else(|| BaiduError::not_found(format!("no database {id}")))
+    }
+
+    pub(crate) fn list(&self, region: &str) -> Value {
+        let mut entries = self.entries.lock().clone();
+        entries.sort_by(|a, b| (a.create_secs, &a.id).cmp(&(b.create_secs, &b.id)));
+        json!({"databases": entries.iter().map(|e| describe(e, region)).collect::<Vec<_>>()})
+    }
+
+    /// Drops the database and its data; blocking.
+    pub(crate) fn delete(&self, engine: &Engine, id: &str) -> Result<(), BaiduError> {
+        let mut entries = self.entries.lock();
+        let Some(pos) = entries.iter().position(|e| e.id == id) else {
+            return Err(BaiduError::not_found(format!("no database {id}")));
+        };
+        let entry = entries.remove(pos);
+        // Forget it first: a crash after this leaves orphan files, never a
+        // listed database without data.
+        self.save(&entries)?;
+        match engine.drop_database(&entry.name) {
+            Ok(()) => Ok(()),
+            Err(e) if e.class() == sundial_storage::ErrorClass::NotFound => Ok(()),
+            Err(e) => Err(BaiduError::storage(&e)),
+        }
+    }
+}
+
+fn created(e: &Entry) -> Value {
+    json!({
+        "databaseId": e.id,
+        "charge": 0,
+        "expiredTime": utc(e.expire_secs),
+        "orderId": e.order_id,
+    })
+}
+
+fn describe(e: &Entry, region: &str) -> Value {
+    json!({
+        "databaseId": e.id,
+        "databaseName": e.name,
+        "description": e.description,
+        "endpoint": format!("{}.tsdb.iot.{region}.baidubce.com", e.name),
+        "quota": {
+            "ingestDataPointsMonthlyQuota": e.ingest_monthly.saturating_mul(1_000_000),
+            "queryUnitsMonthlyQuota": e.query_units_monthly.saturating_mul(10_000),
+            "storeBytesQuota": e.store_bytes_quota,
+            "timeSeriesQuota": TIME_SERIES_QUOTA,
+        },
+        "status": "Active",
+        "createTime": utc(e.create_secs),
+        "expiredTime": utc(e.expire_secs),
+    })
+}
+
+/// 12 characters of `[a-z0-9]` from random hex.
+fn base36(hex: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut n = u128::from_str_radix(hex, 16).unwrap_or_default();
+    (0..12)
+        .map(|_| {
+            let d = (n % 36) as usize;
+            n /= 36;
+            char::from(DIGITS.get(d).copied().unwrap_or(b'0'))
+        })
+        .collect()
+}
+
+/// `secs` plus whole calendar months, the day clamped to the month's end.
+fn add_months(secs: i64, months: u64) -> i64 {
+    let days = secs.div_euclid(86_400);
+    let in_day = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let total =
+        (y * 12 + i64::from(m) - 1).saturating_add(i64::try_from(months).unwrap_or(i64::MAX / 2));
+    let (ny, nm) = (
+        total.div_euclid(12),
+        u32::try_from(total.rem_euclid(12) + 1).unwrap_or(1),
+    );
+    let next_first = if nm == 12 {
+        days_from_civil(ny + 1, 1, 1)
+    } else {
+        days_from_civil(ny, nm + 1, 1)
+    };
+    let month_len = next_first - days_from_civil(ny, nm, 1);
+    let day = i64::from(d).min(month_len);
+    (days_from_civil(ny, nm, 1) + day - 1) * 86_400 + in_day
+}
+
+/// `yyyy-MM-ddTHH:mm:ssZ`.
+pub(crate) fn utc(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_clamp_to_the_month_end() {
+        let jan31 = days_from_civil(2024, 1, 31) * 86_400 + 3_600;
+        assert_eq!(utc(add_months(jan31, 1)), "2024-02-29T01:00:00Z");
+        assert_eq!(utc(add_months(jan31, 12)), "2025-01-31T01:00:00Z");
+        assert_eq!(base36("ffffffffffffffffffffffffffffffff").len(), 12);
+    }
+}

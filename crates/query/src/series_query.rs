@@ -1,0 +1,507 @@
+//! Runs a [`SeriesQuery`]: select series per branch, read the fields over
+//! the range (plus the fill look-around), keep the rows a branch selects,
+//! fill, group, run the aggregator pipeline, order and page.
+
+mod buckets;
+mod fill;
+mod filter;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use sundial_model::series_query::{
+    FillKind, GroupOutput, Order, QueryOutput, Row, RowKey, SeriesQuery,
+};
+use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
+use sundial_storage::{Db, SeriesId};
+
+/// Bounds on one query's work.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Stored points read plus points made by fill.
+    pub max_points: usize,
+    pub max_groups: usize,
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_points: 20_000_000,
+            max_groups: 100_000,
+            timeout: Duration::from_secs(50),
+        }
+    }
+}
+
+/// Series read per storage read lock, so a long query never holds off
+/// writers for long.
+const SERIES_PER_READ: usize = 64;
+
+/// One value row of one series.
+type SeriesRow = (Timestamp, Vec<Option<FieldValue>>);
+/// A series' key and one column of points per queried field.
+type SeriesColumns = (SeriesKey, Vec<Vec<(Timestamp, FieldValue)>>);
+/// A group's `(key, value)` tags and its series.
+type Group = (Vec<(String, String)>, Vec<SeriesData>);
+
+struct SeriesData {
+    key: SeriesKey,
+    /// `k1=v1,k2=v2`: the raw order's tie-breaker and the marker text.
+    key_text: String,
+    rows: Vec<SeriesRow>,
+}
+
+struct Budget {
+    deadline: Instant,
+    timeout: Duration,
+    points_left: usize,
+    max_points: usize,
+}
+
+impl Budget {
+    fn check_time(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout {
+                limit_ms: self.timeout.as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize) -> Result<()> {
+        self.points_left = self
+            .points_left
+            .checked_sub(n)
+            .ok_or(Error::TooManyPoints {
+                limit: self.max_points,
+            })?;
+        Ok(())
+    }
+}
+
+/// Field kinds of the queried metric (`None`: never written).
+pub fn field_kinds(db: &Db, query: &SeriesQuery) -> Vec<Option<Kind>> {
+    db.read(|view| {
+        query
+            .fields
+            .iter()
+            .map(|f| view.kind(&query.metric, f))
+            .collect()
+    })
+}
+
+/// Runs one query within `limits`.
+pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<QueryOutput> {
+    let mut budget = Budget {
+        deadline: Instant::now() + limits.timeout,
+        timeout: limits.timeout,
+        points_left: limits.max_points,
+        max_points: limits.max_points,
+    };
+    check_kinds(db, query)?;
+    let (start, end) = query.range();
+    let look = query
+        .fills
+        .iter()
+        .flatten()
+        .filter(|f| !matches!(f.kind, FillKind::Fixed(_)))
+        .map(|f| f.max_write_interval_ms)
+        .max()
+        .unwrap_or(0);
+    let (read_start, read_end) = (start.saturating_sub(look), end.saturating_add(look));
+
+    // Series and the branches whose tag predicates they satisfy.
+    let mut matched: BTreeMap<SeriesId, Vec<usize>> = BTreeMap::new();
+    db.read(|view| -> Result<()> {
+        for (i, branch) in query.branches.iter().enumerate() {
+            let ids = view
+                .select(&query.metric, &branch.tags)
+                .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
+            for id in ids {
+                matched.entry(id).or_default().push(i);
+            }
+        }
+        Ok(())
+    })?;
+
+    let mut out = QueryOutput::default();
+    let mut series: Vec<SeriesData> = Vec::new();
+    let ids: Vec<(SeriesId, Vec<usize>)> = matched.into_iter().collect();
+    for batch in ids.chunks(SERIES_PER_READ) {
+        budget.check_time()?;
+        let read = db.read(|view| -> Result<Vec<SeriesColumns>> {
+            let mut got = Vec::with_capacity(batch.len());
+            for (id, _) in batch {
+                let Some(key) = view.key(*id) else { continue };
+                let mut cols = Vec::with_capacity(query.fields.len());
+                for f in &query.fields {
+                    cols.push(
+                        view.points(*id, f, read_start, read_end)
+                            .map_err(|e| Error::Storage(e.to_string()))?,
+                    );
+                }
+                got.push((key, cols));
+            }
+            Ok(got)
+        })?;
+        for ((key, cols), (_, branches)) in read.into_iter().zip(batch) {
+            let read_points: usize = cols.iter().map(Vec::len).sum();
+            budget.take(read_points)?;
+            out.consumed_count += read_points as u64;
+            if let Some(data) = select_rows(query, key, cols, branches, &mut out, &mut budget)? {
+                series.push(data);
+            }
+        }
+    }
+
+    let groups = group(query, series, limits.max_groups)?;
+    let raw = query.is_raw();
+    let mut rendered: Vec<(GroupOutput, Vec<String>)> = Vec::with_capacity(groups.len());
+    for (tags, members) in groups {
+        budget.check_time()?;
+        let (mut rows, keys) = if query.aggregators.is_empty() {
+            merge_raw(query, &members)
+        } else {
+            (aggregate(query, &members, start)?, Vec::new())
+        };
+        let mut keys = keys;
+        if query.order == Order::Desc {
+            rows.reverse();
+            keys.reverse();
+        }
+        rendered.push((GroupOutput { tags, rows }, keys));
+    }
+    if rendered.is_empty() && !query.grouped {
+        rendered.push((GroupOutput::default(), Vec::new()));
+    }
+    page(query, raw, rendered, &mut out)?;
+    Ok(out)
+}
+
+/// Number-only steps on a text field fail even when the range is empty.
+fn check_kinds(db: &Db, query: &SeriesQuery) -> Result<()> {
+    let Some(step) = query.aggregators.iter().find(|a| a.needs_numbers()) else {
+        return Ok(());
+    };
+    for (field, kind) in query.fields.iter().zip(field_kinds(db, query)) {
+        if let Some(k @ (Kind::String | Kind::Bytes)) = kind {
+            return Err(Error::NumberRequired {
+                step: steps::step_name(step).to_owned(),
+                field: field.clone(),
+                found: if k == Kind::String { "String" } else { "Bytes" },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Joins the fields into rows, keeps the rows some branch selects, and
+/// fills. `None` when nothing of the series remains.
+fn select_rows(
+    query: &SeriesQuery,
+    key: SeriesKey,
+    cols: Vec<Vec<(Timestamp, FieldValue)>>,
+    branches: &[usize],
+    out: &mut QueryOutput,
+    budget: &mut Budget,
+) -> Result<Option<SeriesData>> {
+    let (start, end) = query.range();
+    let rows = join_fields(cols);
+    let mut kept: Vec<SeriesRow> = Vec::new();
+    // Look-around candidates for fill, per field: last before, first after.
+    let mut before: Vec<Option<(Timestamp, FieldValue)>> = vec![None; query.fields.len()];
+    let mut after: Vec<Option<(Timestamp, FieldValue)>> = vec![None; query.fields.len()];
+    for (ts, values) in rows {
+        let in_range = (start..=end).contains(&ts);
+        let passes = branches.iter().any(|&b| {
+            query.branches.get(b).is_some_and(|br| {
+                (!in_range || (br.start..=br.end).contains(&ts))
+                    && filter::row_passes(&br.values, &query.fields, &values, &key)
+            })
+        });
+        if !passes {
+            continue;
+        }
+        if in_range {
+            out.raw_count += values.iter().flatten().count() as u64;
+            kept.push((ts, values));
+        } else {
+            let slot = if ts < start { &mut before } else { &mut after };
+            for (s, v) in slot.iter_mut().zip(values) {
+                if let Some(v) = v
+                    && (ts < start || s.is_none())
+                {
+                    *s = Some((ts, v));
+                }
+            }
+        }
+    }
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let fill_end = end.min(query.now);
+    for (i, spec) in query.fills.iter().enumerate() {
+        let Some(spec) = spec else { continue };
+        let raw: Vec<(Timestamp, FieldValue)> = kept
+            .iter()
+            .filter_map(|(t, vals)| vals.get(i).cloned().flatten().map(|v| (*t, v)))
+            .collect();
+        let filled = fill::fill(
+            spec,
+            &raw,
+            before.get(i).and_then(Option::as_ref),
+            after.get(i).and_then(Option::as_ref),
+            start,
+            fill_end,
+            budget.points_left,
+        )
+        .ok_or(Error::TooManyPoints {
+            limit: budget.max_points,
+        })?;
+        budget.take(filled.len())?;
+        insert_filled(&mut kept, i, query.fields.len(), filled);
+    }
+    let key_text = key
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Some(SeriesData {
+        key,
+        key_text,
+        rows: kept,
+    }))
+}
+
+/// Rows `(ts, one value per field)` from per-field ascending columns.
+fn join_fields(cols: Vec<Vec<(Timestamp, FieldValue)>>) -> Vec<SeriesRow> {
+    let width = cols.len();
+    if width == 1 {
+        return cols
+            .into_iter()
+            .flatten()
+            .map(|(t, v)| (t, vec![Some(v)]))
+            .collect();
+    }
+    let mut rows: BTreeMap<Timestamp, Vec<Option<FieldValue>>> = BTreeMap::new();
+    for (i, col) in cols.into_iter().enumerate() {
+        for (t, v) in col {
+            let row = rows.entry(t).or_insert_with(|| vec![None; width]);
+            if let Some(slot) = row.get_mut(i) {
+                *slot = Some(v);
+            }
+        }
+    }
+    rows.into_iter().collect()
+}
+
+fn insert_filled(
+    rows: &mut Vec<SeriesRow>,
+    field: usize,
+    width: usize,
+    filled: Vec<(Timestamp, FieldValue)>,
+) {
+    if filled.is_empty() {
+        return;
+    }
+    let mut map: BTreeMap<Timestamp, Vec<Option<FieldValue>>> =
+        std::mem::take(rows).into_iter().collect();
+    for (t, v) in filled {
+        let row = map.entry(t).or_insert_with(|| vec![None; width]);
+        if let Some(slot) = row.get_mut(field)
+            && slot.is_none()
+        {
+            *slot = Some(v);
+        }
+    }
+    *rows = map.into_iter().collect();
+}
+
+type Groups = BTreeMap<Vec<Option<String>>, Group>;
+
+/// Splits the series by their group-by tag values, in key order.
+fn group(query: &SeriesQuery, series: Vec<SeriesData>, max_groups: usize) -> Result<Vec<Group>> {
+    let mut keys: Vec<&str> = Vec::new();
+    for k in &query.group_by {
+        if !keys.contains(&k.as_str()) {
+            keys.push(k);
+        }
+    }
+    let mut groups: Groups = BTreeMap::new();
+    for s in series {
+        let values: Vec<Option<String>> = keys
+            .iter()
+            .map(|k| s.key.tag(k).map(str::to_owned))
+            .collect();
+        if !groups.contains_key(&values) && groups.len() >= max_groups {
+            return Err(Error::TooManyGroups { limit: max_groups });
+        }
+        let tags = keys
+            .iter()
+            .zip(&values)
+            .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        groups
+            .entry(values)
+            .or_insert_with(|| (tags, Vec::new()))
+            .1
+            .push(s);
+    }
+    Ok(groups.into_values().collect())
+}
+
+/// Raw rows of a group in `(timestamp, series key)` order, with their
+/// series keys.
+fn merge_raw(query: &SeriesQuery, members: &[SeriesData]) -> (Vec<Row>, Vec<String>) {
+    let mut all: Vec<(Timestamp, &str, usize, usize)> = Vec::new();
+    for (si, s) in members.iter().enumerate() {
+        for (ri, (t, _)) in s.rows.iter().enumerate() {
+            all.push((*t, s.key_text.as_str(), si, ri));
+        }
+    }
+    all.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut rows = Vec::with_capacity(all.len());
+    let mut keys = Vec::with_capacity(all.len());
+    for (t, key, si, ri) in all {
+        let Some(s) = members.get(si) else { continue };
+        let Some((_, values)) = s.rows.get(ri) else {
+            continue;
+        };
+        rows.push(Row {
+            timestamp: t,
+            values: values.clone(),
+            tags: query
+                .tag_columns
+                .iter()
+                .map(|k| s.key.tag(k).map(str::to_owned))
+                .collect(),
+        });
+        keys.push(key.to_owned());
+    }
+    (rows, keys)
+}
+
+/// Each field's merged stream through the pipeline, outputs joined on
+/// timestamp (the n-th row at a timestamp pairs with the n-th of another
+/// field).
+fn aggregate(query: &SeriesQuery, members: &[SeriesData], start: Timestamp) -> Result<Vec<Row>> {
+    let width = query.fields.len();
+    let mut joined: BTreeMap<(Timestamp, usize), Vec<Option<FieldValue>>> = BTreeMap::new();
+    for (fi, field) in query.fields.iter().enumerate() {
+        let mut stream: Vec<(Timestamp, &str, FieldValue)> = Vec::new();
+        for s in members {
+            for (t, values) in &s.rows {
+                if let Some(Some(v)) = values.get(fi) {
+                    stream.push((*t, s.key_text.as_str(), v.clone()));
+                }
+            }
+        }
+        stream.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut points: Vec<(Timestamp, FieldValue)> =
+            stream.into_iter().map(|(t, _, v)| (t, v)).collect();
+        for step in &query.aggregators {
+            points = steps::apply(step, points, start, field)?;
+        }
+        let mut seen: Option<(Timestamp, usize)> = None;
+        for (t, v) in points {
+            let n = match seen {
+                Some((pt, n)) if pt == t => n + 1,
+                _ => 0,
+            };
+            seen = Some((t, n));
+            let row = joined.entry((t, n)).or_insert_with(|| vec![None; width]);
+            if let Some(slot) = row.get_mut(fi) {
+                *slot = Some(v);
+            }
+        }
+    }
+    let tags: Vec<Option<String>> = query
+        .tag_columns
+        .iter()
+        .map(|k| common_value(members, k))
+        .collect();
+    Ok(joined
+        .into_iter()
+        .map(|((t, _), values)| Row {
+            timestamp: t,
+            values,
+            tags: tags.clone(),
+        })
+        .collect())
+}
+
+/// The tag's value when every series of the group has that same value.
+fn common_value(members: &[SeriesData], key: &str) -> Option<String> {
+    let mut value: Option<&str> = None;
+    for s in members {
+        let v = s.key.tag(key)?;
+        match value {
+            Some(prev) if prev != v => return None,
+            _ => value = Some(v),
+        }
+    }
+    value.map(str::to_owned)
+}
+
+/// Marker, offset and limit. Raw queries report `truncated` and the marker
+/// of the last row; others just stop at the limit.
+fn page(
+    query: &SeriesQuery,
+    raw: bool,
+    groups: Vec<(GroupOutput, Vec<String>)>,
+    out: &mut QueryOutput,
+) -> Result<()> {
+    let mut skip = query.offset;
+    let mut left = query.limit;
+    for (gi, (mut group, keys)) in groups.into_iter().enumerate() {
+        if left == 0 && gi > 0 {
+            break;
+        }
+        if raw {
+            let rows = std::mem::take(&mut group.rows);
+            let mut returned = Vec::new();
+            let mut last: Option<RowKey> = None;
+            for (row, key) in rows.into_iter().zip(keys) {
+                let here = RowKey {
+                    timestamp: row.timestamp,
+                    series: key,
+                };
+                if let Some(m) = &query.marker {
+                    let after = match query.order {
+                        Order::Asc => here > *m,
+                        Order::Desc => here < *m,
+                    };
+                    if !after {
+                        continue;
+                    }
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                if left == 0 {
+                    out.truncated = true;
+                    out.next_marker = last.take();
+                    break;
+                }
+                left -= 1;
+                returned.push(row);
+                last = Some(here);
+            }
+            group.rows = returned;
+        } else {
+            let drop = skip.min(group.rows.len());
+            group.rows.drain(..drop);
+            skip -= drop;
+            group.rows.truncate(left);
+            left -= group.rows.len();
+        }
+        out.groups.push(group);
+    }
+    Ok(())
+}
