@@ -3,6 +3,7 @@
 //! fill, group, run the aggregator pipeline, order and page.
 
 mod buckets;
+mod fast;
 mod fill;
 mod filter;
 mod steps;
@@ -128,6 +129,24 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
         Ok(())
     })?;
 
+    if fast::eligible(query) {
+        let ids: Vec<SeriesId> = matched.into_keys().collect();
+        let (mut out, groups) = fast::run(db, query, &ids, &mut budget, limits.max_groups)?;
+        let mut rendered: Vec<(GroupOutput, Vec<String>)> = groups
+            .into_iter()
+            .map(|mut g| {
+                if query.order == Order::Desc {
+                    g.rows.reverse();
+                }
+                (g, Vec::new())
+            })
+            .collect();
+        if rendered.is_empty() && !query.grouped {
+            rendered.push((GroupOutput::default(), Vec::new()));
+        }
+        page(query, false, rendered, &mut out)?;
+        return Ok(out);
+    }
     let mut out = QueryOutput::default();
     let mut series: Vec<SeriesData> = Vec::new();
     let ids: Vec<(SeriesId, Vec<usize>)> = matched.into_iter().collect();
@@ -423,7 +442,7 @@ fn aggregate(query: &SeriesQuery, members: &[SeriesData], start: Timestamp) -> R
     let tags: Vec<Option<String>> = query
         .tag_columns
         .iter()
-        .map(|k| common_value(members, k))
+        .map(|k| common_value_of(members.iter().map(|s| &s.key), k))
         .collect();
     Ok(joined
         .into_iter()
@@ -436,10 +455,10 @@ fn aggregate(query: &SeriesQuery, members: &[SeriesData], start: Timestamp) -> R
 }
 
 /// The tag's value when every series of the group has that same value.
-fn common_value(members: &[SeriesData], key: &str) -> Option<String> {
+fn common_value_of<'a>(keys: impl Iterator<Item = &'a SeriesKey>, key: &str) -> Option<String> {
     let mut value: Option<&str> = None;
-    for s in members {
-        let v = s.key.tag(key)?;
+    for k in keys {
+        let v = k.tag(key)?;
         match value {
             Some(prev) if prev != v => return None,
             _ => value = Some(v),

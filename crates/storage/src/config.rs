@@ -43,6 +43,8 @@ pub struct Config {
     /// Keep data this many seconds (by timestamp); 0 keeps it forever.
     /// Whole blocks are dropped once their newest point is older.
     pub retention_secs: u64,
+    /// Per-database retention overriding `retention_secs` (0: forever).
+    pub database_retention_secs: std::collections::BTreeMap<String, u64>,
     /// This many adjacent blocks of one size tier merge into one.
     pub compaction_min_blocks: usize,
     /// Compaction never writes a block larger than this.
@@ -65,6 +67,7 @@ impl Default for Config {
             max_string_value_bytes: 20 * 1024,
             max_head_points: 8_000_000,
             retention_secs: 0,
+            database_retention_secs: std::collections::BTreeMap::new(),
             compaction_min_blocks: 4,
             max_block_bytes: 1 << 30,
             maintenance_interval_secs: 60,

@@ -167,6 +167,9 @@ pub fn is_valid_name(name: &str) -> bool {
 fn db_config(config: &Config, name: &str) -> Config {
     let mut c = config.clone();
     c.data_dir = PathBuf::from(&config.data_dir).join("db").join(name);
+    if let Some(secs) = config.database_retention_secs.get(name) {
+        c.retention_secs = *secs;
+    }
     c
 }
 
@@ -204,6 +207,48 @@ mod tests {
             engine.database_names(),
             vec!["default".to_owned(), "metrics_2".to_owned()]
         );
+        engine.close();
+        Ok(())
+    }
+
+    #[test]
+    fn retention_can_differ_per_database() -> Result<()> {
+        use sundial_model::{FieldValue, SeriesKey, ValueInput, WritePoint};
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.database_retention_secs.insert("short".into(), 3600);
+        let engine = Engine::open(config)?;
+        let short = engine.create_database("short")?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let two_hours_ago = now_ms - 7_200_000;
+        let point = || WritePoint {
+            series: SeriesKey::new("m", vec![("k".into(), "v".into())]),
+            field: "value".into(),
+            timestamp: two_hours_ago,
+            value: ValueInput::Typed(FieldValue::Long(1)),
+            rejected: false,
+        };
+        let default = engine.default_db();
+        let mut visible = Vec::new();
+        for db in [&default, &short] {
+            db.write(vec![point()], false)?;
+            let id = db.read(|v| v.series_of("m").first().copied());
+            let n = match id {
+                Some(id) => db.read(|v| v.points(id, "value", 0, i64::MAX))?.len(),
+                None => 0,
+            };
+            visible.push(n);
+        }
+        // The default database keeps everything; "short" keeps one hour.
+        assert_eq!(visible, vec![1, 0]);
+        engine.drop_database("short")?;
+        assert!(engine.database("short").is_none());
+        assert!(!dir.path().join("db/short").exists());
         engine.close();
         Ok(())
     }

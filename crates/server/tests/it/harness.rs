@@ -93,6 +93,38 @@ impl TestServer {
         response(res)
     }
 
+    /// Sends a request with extra headers and a raw body; keeps the
+    /// headers the Baidu API tests look at.
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply> {
+        let mut req = ureq::request(method, &self.url(path)).timeout(Duration::from_secs(60));
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        let res = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let r = match res {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(e.into()),
+        };
+        let status = r.status();
+        let request_id = r.header("x-bce-request-id").map(str::to_owned);
+        let content_type = r.header("content-type").map(str::to_owned);
+        Ok(Reply {
+            status,
+            request_id,
+            content_type,
+            body: r.into_string()?,
+        })
+    }
+
     pub(crate) fn post(&self, path: &str, body: &str) -> Result<(u16, String)> {
         self.request("POST", path, Some(body))
     }
@@ -142,6 +174,15 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.kill9();
     }
+}
+
+/// A response with the headers the Baidu API tests check.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) request_id: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: String,
 }
 
 pub(crate) fn response(res: Result<ureq::Response, ureq::Error>) -> Result<(u16, String)> {

@@ -1,6 +1,13 @@
 //! Integration tests: the real `sundial` binary on a loopback port with a
 //! temporary data directory, spoken to over HTTP and telnet.
 
+mod baidu;
+mod baidu_agg;
+mod baidu_errors;
+mod baidu_fill;
+mod baidu_mgmt;
+mod baidu_query;
+mod baidu_write;
 mod cli;
 mod clients;
 mod durability;

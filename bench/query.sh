@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# End-to-end query benchmark: the TSBS-devops-like data set of ingest.sh is
+# loaded into Sundial, VictoriaMetrics and InfluxDB 1.6 (one after another,
+# loopback), then three equivalent queries are timed on each:
+#   raw    24 h of one series (cpu.usage_user of host_0)
+#   hourly hourly avg per host over 24 h, 100 hosts, grouped by host
+#   max10  10-minute max over all hosts, 24 h
+# Sundial answers through the Baidu /v1 JSON query, VictoriaMetrics through
+# export / query_range, InfluxDB through InfluxQL. Each query runs once to
+# warm up, then --runs times; the median wall time (curl time_total) is
+# reported in ms.
+#
+#   bench/query.sh [--hours H] [--hosts N] [--runs R] [--only sundial]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOURS=24 HOSTS=100 RUNS=15 ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hours) HOURS=$2; shift 2;; --hosts) HOSTS=$2; shift 2;;
+    --runs) RUNS=$2; shift 2;; --only) ONLY=$2; shift 2;;
+    *) echo "unknown argument $1" >&2; exit 2;;
+  esac
+done
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
+cargo build --release --locked -p sundial-server -p sundial-testkit >&2
+BIN="$CARGO_TARGET_DIR/release"
+WORK=$(mktemp -d /tmp/sundial-qbench.XXXXXX)
+trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
+START=1700000000
+END=$(( START + HOURS * 3600 - 1 ))
+PARTITION=2023_11
+
+if [ -z "$ONLY" ] && ! { command -v victoria-metrics && command -v influxd; } >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends victoria-metrics influxdb >&2
+fi
+
+wait_http() {
+  for _ in $(seq 1 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
+  echo "timeout waiting for $1" >&2; return 1
+}
+load() { # base url
+  "$BIN/sundial-load" --url "$1" --hours "$HOURS" --hosts "$HOSTS" --start "$START" >&2
+}
+# time_query label name curl-args...: warm-up, then RUNS timed runs; prints
+# one JSON line with the median in ms and the response size.
+time_query() {
+  local label=$1 name=$2; shift 2
+  local size; size=$(curl -sf -o "$WORK/out" -w '%{size_download}' "$@")
+  local times=()
+  for _ in $(seq 1 "$RUNS"); do
+    times+=("$(curl -sf -o /dev/null -w '%{time_total}' "$@")")
+  done
+  printf '%s\n' "${times[@]}" | python3 -c '
+import json, statistics, sys
+t = sorted(float(x) * 1000 for x in sys.stdin)
+print(json.dumps({"server": sys.argv[1], "query": sys.argv[2], "median_ms": round(statistics.median(t), 2),
+                  "min_ms": round(t[0], 2), "bytes": int(sys.argv[3])}))' "$label" "$name" "$size"
+}
+
+run_sundial() {
+  local port=14242 url
+  "$BIN/sundial" serve --data-dir "$WORK/sundial" --listen 127.0.0.1:$port >"$WORK/sundial.log" 2>&1 &
+  wait_http "http://127.0.0.1:$port/api/version"
+  load "http://127.0.0.1:$port"
+  curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
+  url="http://127.0.0.1:$port/v1/datapoint?query"
+  local s=$(( START * 1000 )) e=$(( END * 1000 + 999 ))
+  q() { time_query sundial "$1" -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$2]}"; }
+  q raw "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e,\"tags\":{\"hostname\":[\"host_0\"]}}}"
+  q hourly "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
+  q max10 "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
+}
+
+run_victoria() {
+  victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr=127.0.0.1:18428 \
+    -opentsdbHTTPListenAddr=127.0.0.1:14243 -retentionPeriod=100y -search.disableCache \
+    >"$WORK/vm.log" 2>&1 &
+  wait_http "http://127.0.0.1:18428/health"
+  sleep 1
+  load "http://127.0.0.1:14243"
+  curl -sf "http://127.0.0.1:18428/internal/force_flush" >/dev/null
+  curl -sf "http://127.0.0.1:18428/internal/force_merge?partition_prefix=$PARTITION" >/dev/null
+  local base=http://127.0.0.1:18428/api/v1
+  time_query victoriametrics raw -G "$base/export" --data-urlencode 'match[]={__name__="cpu.usage_user",hostname="host_0"}' \
+    -d "start=$START" -d "end=$END"
+  time_query victoriametrics hourly -G "$base/query_range" \
+    --data-urlencode 'query=avg by (hostname) (avg_over_time({__name__="cpu.usage_user"}[1h]))' \
+    -d "start=$(( START + 3600 ))" -d "end=$(( END + 1 ))" -d step=3600 -d nocache=1
+  time_query victoriametrics max10 -G "$base/query_range" \
+    --data-urlencode 'query=max(max_over_time({__name__="cpu.usage_user"}[10m]))' \
+    -d "start=$(( START + 600 ))" -d "end=$(( END + 1 ))" -d step=600 -d nocache=1
+}
+
+run_influx() {
+  local dir="$WORK/influx"
+  mkdir -p "$dir"
+  cat >"$WORK/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:18088"
+[meta]
+  dir = "$dir/meta"
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  cache-snapshot-write-cold-duration = "5s"
+  compact-full-write-cold-duration = "5s"
+[retention]
+  enabled = false
+[shard-precreation]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:18086"
+  log-enabled = false
+[[opentsdb]]
+  enabled = true
+  bind-address = "127.0.0.1:14244"
+  database = "opentsdb"
+[continuous_queries]
+  enabled = false
+CONF
+  influxd -config "$WORK/influxdb.conf" >"$WORK/influx.log" 2>&1 &
+  wait_http "http://127.0.0.1:18086/ping"
+  curl -sf -XPOST "http://127.0.0.1:18086/query" --data-urlencode "q=CREATE DATABASE opentsdb" >/dev/null
+  load "http://127.0.0.1:14244"
+  sleep 12
+  local range="time >= ${START}s AND time <= ${END}s"
+  iq() { time_query influxdb "$1" -G http://127.0.0.1:18086/query -d db=opentsdb --data-urlencode "q=$2"; }
+  iq raw "SELECT value FROM \"cpu.usage_user\" WHERE hostname = 'host_0' AND $range"
+  iq hourly "SELECT mean(value) FROM \"cpu.usage_user\" WHERE $range GROUP BY time(1h), hostname"
+  iq max10 "SELECT max(value) FROM \"cpu.usage_user\" WHERE $range GROUP BY time(10m)"
+}
+
+echo "# query: ${HOSTS} hosts x 10 metrics, ${HOURS} h at 10 s; median of ${RUNS} runs" >&2
+run_sundial
+pkill -P $$ 2>/dev/null || true; sleep 1
+[ -n "$ONLY" ] && exit 0
+run_victoria
+pkill -P $$ 2>/dev/null || true; sleep 1
+run_influx
