@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::head::{Frozen, Head, SeriesId, range};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use sundial_codec::Num;
 use sundial_index::RoaringBitmap;
 use sundial_model::{FieldValue, Kind, SeriesKey, TagMatch, Timestamp};
 
@@ -289,6 +290,93 @@ impl Snapshot<'_> {
         parts.summaries.sort_by_key(|s| s.min_ts);
         Ok(parts)
     }
+}
+
+/// A numeric column as parallel vectors: timestamps ascending, values.
+pub type NumericPoints = (Vec<Timestamp>, Vec<Num>);
+
+impl Snapshot<'_> {
+    /// Like [`Snapshot::points`] for a numeric column, as two columns
+    /// without a `FieldValue` per point (aggregations read through this);
+    /// `None` when the column holds text.
+    pub fn numeric_points(
+        &self,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Option<NumericPoints>> {
+        let start = start.max(self.min_ts);
+        let mut sources: Vec<NumericPoints> = Vec::new();
+        if start > end {
+            return Ok(Some((Vec::new(), Vec::new())));
+        }
+        for block in &self.layers.blocks {
+            let (mut ts, mut nums) = (Vec::new(), Vec::new());
+            if !block.read_numeric(id, field, start, end, &mut ts, &mut nums)? {
+                return Ok(None);
+            }
+            if !ts.is_empty() {
+                sources.push((ts, nums));
+            }
+        }
+        let frozen: &[(Timestamp, FieldValue)] = self
+            .layers
+            .frozen
+            .as_ref()
+            .and_then(|f| {
+                let i = f.binary_search_by_key(&id, |(sid, _)| *sid).ok()?;
+                let (_, cols) = f.get(i)?;
+                cols.iter()
+                    .find(|(n, _)| n == field)
+                    .map(|(_, p)| range(p, start, end))
+            })
+            .unwrap_or_default();
+        for pts in [frozen, self.head.points(id, field, start, end)] {
+            if pts.is_empty() {
+                continue;
+            }
+            let mut ts = Vec::with_capacity(pts.len());
+            let mut nums = Vec::with_capacity(pts.len());
+            for (t, v) in pts {
+                nums.push(match v {
+                    FieldValue::Long(i) => Num::Long(*i),
+                    FieldValue::Double(d) => Num::Double(*d),
+                    FieldValue::Bool(b) => Num::Bool(*b),
+                    FieldValue::String(_) | FieldValue::Bytes(_) => return Ok(None),
+                });
+                ts.push(*t);
+            }
+            sources.push((ts, nums));
+        }
+        Ok(Some(merge_numeric(sources)))
+    }
+}
+
+/// [`merge`] for numeric columns.
+fn merge_numeric(mut sources: Vec<NumericPoints>) -> NumericPoints {
+    if sources.len() <= 1 {
+        return sources.pop().unwrap_or_default();
+    }
+    let disjoint = sources
+        .windows(2)
+        .all(|w| match (w[0].0.last(), w[1].0.first()) {
+            (Some(a), Some(b)) => a < b,
+            _ => true,
+        });
+    if disjoint {
+        let (mut ts, mut nums) = (Vec::new(), Vec::new());
+        for (t, n) in sources {
+            ts.extend(t);
+            nums.extend(n);
+        }
+        return (ts, nums);
+    }
+    let mut merged: BTreeMap<Timestamp, Num> = BTreeMap::new();
+    for (t, n) in sources {
+        merged.extend(t.into_iter().zip(n));
+    }
+    merged.into_iter().unzip()
 }
 
 /// Merges ascending sources, oldest first; a later source wins a tie.

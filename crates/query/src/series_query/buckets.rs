@@ -44,6 +44,78 @@ pub(crate) fn bucket_start(sampling: Sampling, anchor: Timestamp, t: Timestamp) 
     }
 }
 
+/// The start of the bucket after the one starting at `start` (a value
+/// [`bucket_start`] returned).
+pub(crate) fn bucket_end(sampling: Sampling, start: Timestamp) -> Timestamp {
+    match sampling {
+        Sampling::Fixed(width) => start.saturating_add(width.max(1)),
+        Sampling::Calendar {
+            count,
+            unit,
+            utc_offset_ms,
+        } => {
+            let count = count.max(1);
+            let unit_ms = match unit {
+                CalendarUnit::Second => 1_000,
+                CalendarUnit::Minute => 60_000,
+                CalendarUnit::Hour => 3_600_000,
+                CalendarUnit::Day => DAY_MS,
+                CalendarUnit::Month | CalendarUnit::Year => {
+                    let months = if unit == CalendarUnit::Year {
+                        12 * count
+                    } else {
+                        count
+                    };
+                    let local = start.saturating_add(utc_offset_ms);
+                    let (y, m, _) = civil_from_days(local.div_euclid(DAY_MS));
+                    let index = (y - 1970) * 12 + i64::from(m) - 1 + months;
+                    let month = u32::try_from(index.rem_euclid(12) + 1).unwrap_or(1);
+                    let first = days_from_civil(1970 + index.div_euclid(12), month, 1) * DAY_MS;
+                    return first.saturating_sub(utc_offset_ms);
+                }
+            };
+            start.saturating_add(count.saturating_mul(unit_ms))
+        }
+    }
+}
+
+/// Bucket starts for ascending timestamps, recomputed only when a
+/// timestamp leaves the current bucket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucketer {
+    sampling: Option<Sampling>,
+    anchor: Timestamp,
+    lo: Timestamp,
+    hi: Timestamp,
+}
+
+impl Bucketer {
+    /// `None` sampling: one bucket starting at `anchor`.
+    pub(crate) fn new(sampling: Option<Sampling>, anchor: Timestamp) -> Self {
+        let (lo, hi) = match sampling {
+            None => (anchor, Timestamp::MAX),
+            Some(_) => (Timestamp::MAX, Timestamp::MIN),
+        };
+        Self {
+            sampling,
+            anchor,
+            lo,
+            hi,
+        }
+    }
+
+    pub(crate) fn bucket(&mut self, t: Timestamp) -> Timestamp {
+        if t >= self.lo && t < self.hi {
+            return self.lo;
+        }
+        if let Some(s) = self.sampling {
+            self.lo = bucket_start(s, self.anchor, t);
+            self.hi = bucket_end(s, self.lo);
+        }
+        self.lo
+    }
+}
+
 fn fixed_units(local: i64, unit_ms: i64, count: i64) -> i64 {
     let index = local.div_euclid(unit_ms);
     index.div_euclid(count) * count * unit_ms
@@ -99,5 +171,26 @@ mod tests {
         );
         let year = days_from_civil(2017, 1, 1) * DAY_MS - BEIJING;
         assert_eq!(bucket_start(cal(1, CalendarUnit::Year), 0, t), year);
+    }
+
+    /// The cached bucketer agrees with `bucket_start` at every step.
+    #[test]
+    fn bucketer_matches_bucket_start() {
+        let samplings = [
+            Sampling::Fixed(7_000),
+            cal(1, CalendarUnit::Month),
+            cal(3, CalendarUnit::Month),
+            cal(1, CalendarUnit::Year),
+            cal(2, CalendarUnit::Hour),
+            cal(1, CalendarUnit::Day),
+        ];
+        for s in samplings {
+            let mut b = Bucketer::new(Some(s), 5);
+            let mut t = days_from_civil(2016, 11, 20) * DAY_MS;
+            while t < days_from_civil(2018, 3, 1) * DAY_MS {
+                assert_eq!(b.bucket(t), bucket_start(s, 5, t), "{s:?} {t}");
+                t += 3_600_000 * 7 + 13;
+            }
+        }
     }
 }

@@ -6,14 +6,17 @@
 //! Block chunks wholly inside one bucket answer Count from their
 //! statistics without being decoded.
 
-use super::buckets::bucket_start;
+use super::buckets::Bucketer;
 use super::{Budget, SERIES_PER_READ, common_value_of, steps};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 use sundial_model::series_query::{
     Aggregation, GroupOutput, QueryOutput, RangeFn, Row, SeriesQuery,
 };
 use sundial_model::{FieldValue, SeriesKey, Timestamp};
+use sundial_storage::Num;
 use sundial_storage::{Db, SeriesId};
 
 /// Whether [`run`] can answer the query.
@@ -82,6 +85,31 @@ impl Acc {
         }
     }
 
+    fn add_num(&mut self, v: Num) {
+        self.count += 1;
+        let f = match v {
+            Num::Long(i) => {
+                self.long_sum = self.long_sum.and_then(|s| s.checked_add(i));
+                self.long_min = self.long_min.min(i);
+                self.long_max = self.long_max.max(i);
+                i as f64
+            }
+            Num::Double(d) => {
+                self.all_long = false;
+                self.long_sum = None;
+                d
+            }
+            Num::Bool(b) => {
+                self.all_long = false;
+                self.long_sum = None;
+                f64::from(u8::from(b))
+            }
+        };
+        self.sum += f;
+        self.min = self.min.min(f);
+        self.max = self.max.max(f);
+    }
+
     fn merge(&mut self, o: &Acc) {
         self.count += o.count;
         self.sum += o.sum;
@@ -112,13 +140,49 @@ impl Acc {
     }
 }
 
+#[derive(Default)]
 struct GroupAcc {
     tags: Vec<(String, String)>,
     keys: Vec<SeriesKey>,
     buckets: BTreeMap<Timestamp, Acc>,
 }
 
-/// Runs an [`eligible`] query.
+impl GroupAcc {
+    fn absorb(&mut self, other: GroupAcc) {
+        self.keys.extend(other.keys);
+        for (b, acc) in other.buckets {
+            self.buckets.entry(b).or_default().merge(&acc);
+        }
+    }
+}
+
+type GroupMap = BTreeMap<Vec<Option<String>>, GroupAcc>;
+
+/// What every scanning thread shares.
+struct Scan<'a> {
+    db: &'a Db,
+    q: &'a SeriesQuery,
+    func: RangeFn,
+    sampling: Option<sundial_model::series_query::Sampling>,
+    field: &'a str,
+    group_keys: Vec<&'a str>,
+    max_groups: usize,
+    deadline: Instant,
+    timeout_ms: u64,
+    /// Points still allowed (shared budget).
+    points_left: &'a AtomicUsize,
+    max_points: usize,
+}
+
+/// One thread's share: points counted and partial groups.
+#[derive(Default)]
+struct Partial {
+    points: u64,
+    groups: GroupMap,
+}
+
+/// Runs an [`eligible`] query; series are scanned by up to one thread per
+/// core, each folding into its own partial groups.
 pub(super) fn run(
     db: &Db,
     q: &SeriesQuery,
@@ -126,107 +190,82 @@ pub(super) fn run(
     budget: &mut Budget,
     max_groups: usize,
 ) -> Result<(QueryOutput, Vec<GroupOutput>)> {
-    let (start, end) = q.range();
+    let (start, _) = q.range();
     let Some(Aggregation::Range { func, sampling }) = q.aggregators.first().cloned() else {
         return Err(Error::Storage("fast path on an ineligible query".into()));
     };
     let field = q.fields.first().cloned().unwrap_or_default();
-    let bucket = |t: Timestamp| sampling.map_or(start, |s| bucket_start(s, start, t));
     let mut group_keys: Vec<&str> = Vec::new();
     for k in &q.group_by {
         if !group_keys.contains(&k.as_str()) {
             group_keys.push(k);
         }
     }
-    let mut groups: BTreeMap<Vec<Option<String>>, GroupAcc> = BTreeMap::new();
+    let points_left = AtomicUsize::new(budget.points_left);
+    let scan = Scan {
+        db,
+        q,
+        func,
+        sampling,
+        field: &field,
+        group_keys,
+        max_groups,
+        deadline: budget.deadline,
+        timeout_ms: budget.timeout.as_millis() as u64,
+        points_left: &points_left,
+        max_points: budget.max_points,
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(ids.len().div_ceil(SERIES_PER_READ))
+        .max(1);
+    let partials: Vec<Result<Partial>> = if threads == 1 {
+        vec![scan_series(&scan, ids.iter())]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|i| {
+                    let scan = &scan;
+                    // Interleaved runs of SERIES_PER_READ ids per thread.
+                    let mine = ids
+                        .chunks(SERIES_PER_READ)
+                        .skip(i)
+                        .step_by(threads)
+                        .flatten();
+                    s.spawn(move || scan_series(scan, mine))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Storage("a scan thread panicked".into())))
+                })
+                .collect()
+        })
+    };
     let mut out = QueryOutput::default();
-    for batch in ids.chunks(SERIES_PER_READ) {
-        budget.check_time()?;
-        db.read(|view| -> Result<()> {
-            for id in batch {
-                let Some(key) = view.key(*id) else { continue };
-                let mut local: BTreeMap<Timestamp, Acc> = BTreeMap::new();
-                let mut points_read = 0usize;
-                let whole_count = func == RangeFn::Count;
-                let parts = if whole_count {
-                    view.column_parts(*id, &field, start, end)
-                } else {
-                    view.points(*id, &field, start, end).map(|points| {
-                        sundial_storage::ColumnParts {
-                            summaries: Vec::new(),
-                            points,
-                        }
-                    })
-                }
-                .map_err(|e| Error::Storage(e.to_string()))?;
-                let mut points = parts.points;
-                for s in &parts.summaries {
-                    let b = bucket(s.min_ts);
-                    if b == bucket(s.max_ts) {
-                        let acc = local.entry(b).or_default();
-                        acc.count += s.count;
-                        points_read += s.count as usize;
-                    } else {
-                        // Spans buckets: decode it after all.
-                        let pts = view
-                            .points(*id, &field, s.min_ts, s.max_ts)
-                            .map_err(|e| Error::Storage(e.to_string()))?;
-                        points.extend(pts);
-                    }
-                }
-                points.sort_by_key(|p| p.0);
-                points_read += points.len();
-                let mut current: Option<(Timestamp, Acc)> = None;
-                for (t, v) in &points {
-                    let b = bucket(*t);
-                    match &mut current {
-                        Some((cb, acc)) if *cb == b => acc.add(v),
-                        _ => {
-                            if let Some((cb, acc)) = current.take() {
-                                local.entry(cb).or_default().merge(&acc);
-                            }
-                            let mut acc = Acc::default();
-                            acc.add(v);
-                            current = Some((b, acc));
-                        }
-                    }
-                }
-                if let Some((cb, acc)) = current {
-                    local.entry(cb).or_default().merge(&acc);
-                }
-                budget.take(points.len())?;
-                out.raw_count += points_read as u64;
-                out.consumed_count += points_read as u64;
-                if local.is_empty() {
-                    continue;
-                }
-                let gk: Vec<Option<String>> = group_keys
-                    .iter()
-                    .map(|k| key.tag(k).map(str::to_owned))
-                    .collect();
-                if !groups.contains_key(&gk) && groups.len() >= max_groups {
-                    return Err(Error::TooManyGroups { limit: max_groups });
-                }
-                let tags = group_keys
-                    .iter()
-                    .zip(&gk)
-                    .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
-                    .collect();
-                let g = groups.entry(gk).or_insert_with(|| GroupAcc {
-                    tags,
-                    keys: Vec::new(),
-                    buckets: BTreeMap::new(),
-                });
-                g.keys.push(key);
-                for (b, acc) in local {
-                    g.buckets.entry(b).or_default().merge(&acc);
+    let mut groups: GroupMap = BTreeMap::new();
+    for p in partials {
+        let p = p?;
+        out.raw_count += p.points;
+        out.consumed_count += p.points;
+        for (k, g) in p.groups {
+            match groups.get_mut(&k) {
+                Some(existing) => existing.absorb(g),
+                None => {
+                    groups.insert(k, g);
                 }
             }
-            Ok(())
-        })?;
+        }
     }
+    if groups.len() > max_groups {
+        return Err(Error::TooManyGroups { limit: max_groups });
+    }
+    budget.points_left = points_left.load(Ordering::Relaxed);
     let mut rendered = Vec::with_capacity(groups.len());
-    for g in groups.into_values() {
+    for mut g in groups.into_values() {
         budget.check_time()?;
         let mut stream: Vec<(Timestamp, FieldValue)> = g
             .buckets
@@ -236,6 +275,7 @@ pub(super) fn run(
         for step in q.aggregators.iter().skip(1) {
             stream = steps::apply(step, stream, start, &field)?;
         }
+        g.keys.sort();
         let tags: Vec<Option<String>> = q
             .tag_columns
             .iter()
@@ -252,4 +292,144 @@ pub(super) fn run(
         rendered.push(GroupOutput { tags: g.tags, rows });
     }
     Ok((out, rendered))
+}
+
+/// Folds the given series into partial groups.
+fn scan_series<'i>(scan: &Scan<'_>, ids: impl Iterator<Item = &'i SeriesId>) -> Result<Partial> {
+    let (start, end) = scan.q.range();
+    let mut partial = Partial::default();
+    let ids: Vec<SeriesId> = ids.copied().collect();
+    for batch in ids.chunks(SERIES_PER_READ) {
+        if Instant::now() > scan.deadline {
+            return Err(Error::Timeout {
+                limit_ms: scan.timeout_ms,
+            });
+        }
+        scan.db.read(|view| -> Result<()> {
+            for id in batch {
+                let Some(key) = view.key(*id) else { continue };
+                let (local, n) = fold_series(scan, &view, *id, start, end)?;
+                let left = scan.points_left.load(Ordering::Relaxed);
+                if n > left {
+                    return Err(Error::TooManyPoints {
+                        limit: scan.max_points,
+                    });
+                }
+                scan.points_left.fetch_sub(n, Ordering::Relaxed);
+                partial.points += n as u64;
+                if local.is_empty() {
+                    continue;
+                }
+                let gk: Vec<Option<String>> = scan
+                    .group_keys
+                    .iter()
+                    .map(|k| key.tag(k).map(str::to_owned))
+                    .collect();
+                if !partial.groups.contains_key(&gk) && partial.groups.len() >= scan.max_groups {
+                    return Err(Error::TooManyGroups {
+                        limit: scan.max_groups,
+                    });
+                }
+                let g = partial
+                    .groups
+                    .entry(gk.clone())
+                    .or_insert_with(|| GroupAcc {
+                        tags: scan
+                            .group_keys
+                            .iter()
+                            .zip(&gk)
+                            .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
+                            .collect(),
+                        ..GroupAcc::default()
+                    });
+                g.keys.push(key);
+                for (b, acc) in local {
+                    g.buckets.entry(b).or_default().merge(&acc);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(partial)
+}
+
+/// One series' buckets and the number of stored points they cover.
+fn fold_series(
+    scan: &Scan<'_>,
+    view: &sundial_storage::Snapshot<'_>,
+    id: SeriesId,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<(BTreeMap<Timestamp, Acc>, usize)> {
+    let storage = |e: sundial_storage::Error| Error::Storage(e.to_string());
+    let mut local: BTreeMap<Timestamp, Acc> = BTreeMap::new();
+    let mut bucketer = Bucketer::new(scan.sampling, start);
+    let mut current: Option<(Timestamp, Acc)> = None;
+    let flush = |cur: &mut Option<(Timestamp, Acc)>, local: &mut BTreeMap<Timestamp, Acc>| {
+        if let Some((b, acc)) = cur.take() {
+            local.entry(b).or_default().merge(&acc);
+        }
+    };
+    let mut n = 0usize;
+    if scan.func == RangeFn::Count {
+        // Count also takes text, and whole chunks inside one bucket are
+        // counted from their statistics.
+        let parts = view
+            .column_parts(id, scan.field, start, end)
+            .map_err(storage)?;
+        let mut points = parts.points;
+        let mut extended = false;
+        for s in &parts.summaries {
+            let b = bucketer.bucket(s.min_ts);
+            if b == bucketer.bucket(s.max_ts) {
+                local.entry(b).or_default().count += s.count;
+                n += s.count as usize;
+            } else {
+                points.extend(
+                    view.points(id, scan.field, s.min_ts, s.max_ts)
+                        .map_err(storage)?,
+                );
+                extended = true;
+            }
+        }
+        if extended {
+            points.sort_by_key(|p| p.0);
+        }
+        n += points.len();
+        for (t, v) in &points {
+            let b = bucketer.bucket(*t);
+            match &mut current {
+                Some((cb, acc)) if *cb == b => acc.add(v),
+                _ => {
+                    flush(&mut current, &mut local);
+                    let mut acc = Acc::default();
+                    acc.add(v);
+                    current = Some((b, acc));
+                }
+            }
+        }
+        flush(&mut current, &mut local);
+        return Ok((local, n));
+    }
+    let Some((ts, nums)) = view
+        .numeric_points(id, scan.field, start, end)
+        .map_err(storage)?
+    else {
+        return Ok((local, 0));
+    };
+    n += ts.len();
+    for (t, v) in ts.iter().zip(&nums) {
+        let b = bucketer.bucket(*t);
+        match &mut current {
+            Some((cb, acc)) if *cb == b => acc.add_num(*v),
+            _ => {
+                flush(&mut current, &mut local);
+                let mut acc = Acc::default();
+                acc.add_num(*v);
+                current = Some((b, acc));
+            }
+        }
+    }
+    flush(&mut current, &mut local);
+    Ok((local, n))
 }

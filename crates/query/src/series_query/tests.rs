@@ -153,16 +153,14 @@ fn grouped_sum_and_filters() -> TestResult {
 /// value predicate that keeps everything forces the general one.
 #[test]
 fn fast_path_matches_the_general_path() -> TestResult {
+    // More than one read batch of series, so the scan runs on several threads.
+    let hosts: Vec<String> = (0..150).map(|i| format!("h{i:03}")).collect();
     let mut pts = Vec::new();
-    for (i, h) in ["a", "b", "c", "d"].iter().enumerate() {
-        for t in 0..200i64 {
+    for (i, h) in hosts.iter().enumerate() {
+        for t in 0..60i64 {
             let rack = if i % 2 == 0 { "r1" } else { "r2" };
-            pts.push((
-                *h,
-                rack,
-                t * 7_000 + i as i64,
-                (t * 37 + i as i64 * 11) % 101 - 50,
-            ));
+            let v = (t * 37 + i as i64 * 11) % 101 - 50;
+            pts.push((h.as_str(), rack, t * 20_000 + i as i64, v));
         }
     }
     let (_dir, db) = db_with(&pts)?;

@@ -171,17 +171,94 @@ impl Block {
             if entry.max_ts < start || entry.min_ts > end {
                 continue;
             }
-            let points = self.read_chunk(entry)?;
-            out.extend(
-                points
-                    .into_iter()
-                    .filter(|(t, _)| (start..=end).contains(t)),
-            );
+            self.read_chunk_into(entry, start, end, &mut out)?;
         }
         Ok(out)
     }
 
+    /// Numeric points of a column in `[start, end]` appended as columns;
+    /// `false` (nothing appended) when a chunk holds text.
+    pub(crate) fn read_numeric(
+        &self,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+        ts: &mut Vec<Timestamp>,
+        nums: &mut Vec<Num>,
+    ) -> Result<bool> {
+        for entry in self.chunks(id, field) {
+            if entry.max_ts < start || entry.min_ts > end {
+                continue;
+            }
+            let framed = self.chunk_payload(entry)?;
+            let corrupt = |reason: String| Error::Corrupt {
+                path: self.path.clone(),
+                offset: entry.offset,
+                reason,
+            };
+            let (payload, _) =
+                record::read_frame(&framed).map_err(|e| corrupt(format!("chunk frame: {e:?}")))?;
+            let mut input = payload;
+            let kind = take(&mut input, 1).map_err(corrupt)?[0];
+            if kind != KIND_NUMERIC {
+                return Ok(false);
+            }
+            let t = sundial_codec::decode_timestamps(&mut input)
+                .map_err(|e| corrupt(format!("chunk: {e}")))?;
+            let v = sundial_codec::decode_numbers(&mut input)
+                .map_err(|e| corrupt(format!("chunk: {e}")))?;
+            if t.len() != v.len() || t.len() as u64 != entry.count || !input.is_empty() {
+                return Err(corrupt(format!(
+                    "chunk holds {} timestamps and {} values, index says {}",
+                    t.len(),
+                    v.len(),
+                    entry.count
+                )));
+            }
+            if t.windows(2).all(|w| w[0] < w[1]) {
+                // Ascending (as written): the range is one slice.
+                let lo = t.partition_point(|x| *x < start);
+                let hi = t.partition_point(|x| *x <= end);
+                ts.extend_from_slice(t.get(lo..hi).unwrap_or_default());
+                nums.extend_from_slice(v.get(lo..hi).unwrap_or_default());
+            } else {
+                for (t, v) in t.into_iter().zip(v) {
+                    if (start..=end).contains(&t) {
+                        ts.push(t);
+                        nums.push(v);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn chunk_payload(&self, entry: &ChunkEntry) -> Result<Vec<u8>> {
+        let len = usize::try_from(entry.len).map_err(|_| Error::Corrupt {
+            path: self.path.clone(),
+            offset: entry.offset,
+            reason: "chunk length".into(),
+        })?;
+        let mut framed = vec![0u8; len];
+        read_at(&self.file, &self.path, &mut framed, entry.offset)?;
+        Ok(framed)
+    }
+
     pub(crate) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {
+        let mut out = Vec::new();
+        self.read_chunk_into(entry, Timestamp::MIN, Timestamp::MAX, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the chunk's points within `[start, end]` to `out`.
+    fn read_chunk_into(
+        &self,
+        entry: &ChunkEntry,
+        start: Timestamp,
+        end: Timestamp,
+        out: &mut Vec<(Timestamp, FieldValue)>,
+    ) -> Result<()> {
         let corrupt = |reason: String| Error::Corrupt {
             path: self.path.clone(),
             offset: entry.offset,
@@ -192,15 +269,17 @@ impl Block {
         read_at(&self.file, &self.path, &mut framed, entry.offset)?;
         let (payload, _) =
             record::read_frame(&framed).map_err(|e| corrupt(format!("chunk frame: {e:?}")))?;
-        let points = decode_chunk(payload).map_err(|e| corrupt(format!("chunk: {e}")))?;
-        if points.len() as u64 != entry.count {
+        let before = out.len();
+        let n = decode_chunk_into(payload, start, end, out)
+            .map_err(|e| corrupt(format!("chunk: {e}")))?;
+        if n as u64 != entry.count {
+            out.truncate(before);
             return Err(corrupt(format!(
-                "chunk holds {} points, index says {}",
-                points.len(),
+                "chunk holds {n} points, index says {}",
                 entry.count
             )));
         }
-        Ok(points)
+        Ok(())
     }
 }
 
@@ -209,47 +288,66 @@ fn read_at(file: &File, path: &Path, buf: &mut [u8], at: u64) -> Result<()> {
         .map_err(|e| Error::io("read block", path, e))
 }
 
-fn decode_chunk(payload: &[u8]) -> std::result::Result<Vec<(Timestamp, FieldValue)>, String> {
+/// Decodes a chunk, appending its points within `[start, end]` to `out`
+/// (one pass, no intermediate point vectors: reads are dominated by this).
+/// Returns how many points the chunk holds.
+fn decode_chunk_into(
+    payload: &[u8],
+    start: Timestamp,
+    end: Timestamp,
+    out: &mut Vec<(Timestamp, FieldValue)>,
+) -> std::result::Result<usize, String> {
     let mut input = payload;
     let kind = take(&mut input, 1)?[0];
     let ts = sundial_codec::decode_timestamps(&mut input).map_err(|e| e.to_string())?;
-    let values: Vec<FieldValue> = match kind {
-        KIND_NUMERIC => sundial_codec::decode_numbers(&mut input)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|n| match n {
-                Num::Long(v) => FieldValue::Long(v),
-                Num::Double(v) => FieldValue::Double(v),
-                Num::Bool(v) => FieldValue::Bool(v),
-            })
-            .collect(),
-        KIND_STRING => sundial_codec::decode_texts(&mut input)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|b| {
-                String::from_utf8(b)
-                    .map(FieldValue::String)
-                    .map_err(|_| "text is not UTF-8".to_string())
-            })
-            .collect::<std::result::Result<_, _>>()?,
-        KIND_BYTES => sundial_codec::decode_texts(&mut input)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(FieldValue::Bytes)
-            .collect(),
+    let n = ts.len();
+    let mismatch = |values: usize| format!("{n} timestamps but {values} values");
+    let wanted = |t: &Timestamp| (start..=end).contains(t);
+    match kind {
+        KIND_NUMERIC => {
+            let nums = sundial_codec::decode_numbers(&mut input).map_err(|e| e.to_string())?;
+            if nums.len() != n {
+                return Err(mismatch(nums.len()));
+            }
+            out.reserve(n);
+            for (t, v) in ts.iter().zip(nums) {
+                if wanted(t) {
+                    out.push((
+                        *t,
+                        match v {
+                            Num::Long(v) => FieldValue::Long(v),
+                            Num::Double(v) => FieldValue::Double(v),
+                            Num::Bool(v) => FieldValue::Bool(v),
+                        },
+                    ));
+                }
+            }
+        }
+        KIND_STRING | KIND_BYTES => {
+            let texts = sundial_codec::decode_texts(&mut input).map_err(|e| e.to_string())?;
+            if texts.len() != n {
+                return Err(mismatch(texts.len()));
+            }
+            for (t, b) in ts.iter().zip(texts) {
+                if !wanted(t) {
+                    continue;
+                }
+                let v = if kind == KIND_STRING {
+                    String::from_utf8(b)
+                        .map(FieldValue::String)
+                        .map_err(|_| "text is not UTF-8".to_string())?
+                } else {
+                    FieldValue::Bytes(b)
+                };
+                out.push((*t, v));
+            }
+        }
         other => return Err(format!("unknown chunk kind {other}")),
-    };
-    if ts.len() != values.len() {
-        return Err(format!(
-            "{} timestamps but {} values",
-            ts.len(),
-            values.len()
-        ));
     }
     if !input.is_empty() {
         return Err(format!("{} trailing bytes", input.len()));
     }
-    Ok(ts.into_iter().zip(values).collect())
+    Ok(n)
 }
 
 type Index = (Vec<String>, HashMap<(SeriesId, u32), Vec<ChunkEntry>>);

@@ -52,10 +52,25 @@ fn snapshot(db: &Db) -> Model {
         for id in view.series_of("cpu") {
             let Some(key) = view.key(*id) else { continue };
             let host = key.tag("host").unwrap_or_default().to_owned();
-            for (ts, v) in view
+            let points = view
                 .points(*id, "value", Timestamp::MIN, Timestamp::MAX)
+                .expect("stored data reads back");
+            // The column reader used by aggregations sees the same points.
+            let (ts, nums) = view
+                .numeric_points(*id, "value", Timestamp::MIN, Timestamp::MAX)
                 .expect("stored data reads back")
-            {
+                .expect("numeric column");
+            let as_values: Vec<(Timestamp, FieldValue)> = ts
+                .into_iter()
+                .zip(nums)
+                .map(|(t, n)| match n {
+                    sundial_codec::Num::Long(v) => (t, FieldValue::Long(v)),
+                    sundial_codec::Num::Double(v) => (t, FieldValue::Double(v)),
+                    sundial_codec::Num::Bool(v) => (t, FieldValue::Bool(v)),
+                })
+                .collect();
+            assert_eq!(as_values, points);
+            for (ts, v) in points {
                 out.insert((host.clone(), "value".into(), ts), v);
             }
         }
