@@ -216,6 +216,16 @@ pub(crate) fn json_ok(body: &Value) -> Response {
         .into_response()
 }
 
+/// A JSON success body already serialised.
+pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
 /// The body, decompressed, after the `Content-Type` check of spec 3.4.
 pub(crate) async fn json_body(
     api: &Api,

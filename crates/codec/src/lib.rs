@@ -16,7 +16,7 @@ mod numeric;
 mod timestamps;
 pub mod varint;
 
-pub use numeric::{Num, decode_numbers, encode_numbers_into};
+pub use numeric::{Num, NumColumn, decode_number_column, decode_numbers, encode_numbers_into};
 pub use timestamps::{decode_timestamps, encode_timestamps_into};
 pub use varint::{decode_texts, encode_texts_into};
 

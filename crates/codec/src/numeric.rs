@@ -109,19 +109,68 @@ fn exact_at(v: f64, scale: u32) -> bool {
     m.abs() <= MAX_EXACT && ((m as i64) as f64 / factor).to_bits() == v.to_bits()
 }
 
+/// A decoded numeric column, as compact as its content allows: readers
+/// that aggregate loop over plain `i64` / `f64` slices.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NumColumn {
+    Longs(Vec<i64>),
+    Doubles(Vec<f64>),
+    /// Booleans, or a mix of kinds.
+    Mixed(Vec<Num>),
+}
+
+impl NumColumn {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Longs(v) => v.len(),
+            Self::Doubles(v) => v.len(),
+            Self::Mixed(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value at `i`.
+    pub fn get(&self, i: usize) -> Option<Num> {
+        match self {
+            Self::Longs(v) => v.get(i).map(|x| Num::Long(*x)),
+            Self::Doubles(v) => v.get(i).map(|x| Num::Double(*x)),
+            Self::Mixed(v) => v.get(i).copied(),
+        }
+    }
+
+    /// Every value as a [`Num`].
+    pub fn into_nums(self) -> Vec<Num> {
+        match self {
+            Self::Longs(v) => v.into_iter().map(Num::Long).collect(),
+            Self::Doubles(v) => v.into_iter().map(Num::Double).collect(),
+            Self::Mixed(v) => v,
+        }
+    }
+}
+
 /// Reads a numeric column; `input` advances past it.
 pub fn decode_numbers(input: &mut &[u8]) -> Result<Vec<Num>> {
+    decode_number_column(input).map(NumColumn::into_nums)
+}
+
+/// Reads a numeric column without a per-value enum when it has one kind.
+pub fn decode_number_column(input: &mut &[u8]) -> Result<NumColumn> {
     let n = varint::get_usize(input)?;
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(NumColumn::Longs(Vec::new()));
     }
     let mode = varint::take(input, 1)?[0];
-    let kinds: Vec<u8> = match mode {
-        LONG | DOUBLE | BOOL => vec![mode; n],
-        MIXED => pco_decompress::<u32>(input, n)?
-            .into_iter()
-            .map(|k| u8::try_from(k).unwrap_or(u8::MAX))
-            .collect(),
+    let kinds: Option<Vec<u8>> = match mode {
+        LONG | DOUBLE | BOOL => None,
+        MIXED => Some(
+            pco_decompress::<u32>(input, n)?
+                .into_iter()
+                .map(|k| u8::try_from(k).unwrap_or(u8::MAX))
+                .collect(),
+        ),
         other => return Err(Error::Invalid(format!("unknown kind {other}"))),
     };
     let n_ints = varint::get_usize(input)?;
@@ -141,6 +190,7 @@ pub fn decode_numbers(input: &mut &[u8]) -> Result<Vec<Num>> {
                     return Err(Error::Invalid(format!("decimal scale {scale}")));
                 }
                 let factor = 10f64.powi(scale as i32);
+                // Collected in place: i64 and f64 have one size.
                 pco_decompress::<i64>(input, n_doubles)?
                     .into_iter()
                     .map(|m| m as f64 / factor)
@@ -149,6 +199,17 @@ pub fn decode_numbers(input: &mut &[u8]) -> Result<Vec<Num>> {
             1 => pco_decompress(input, n_doubles)?,
             other => return Err(Error::Invalid(format!("unknown double mode {other}"))),
         }
+    };
+    let disagree = || Error::Invalid("kind stream and values disagree".into());
+    let Some(kinds) = kinds else {
+        return match mode {
+            LONG if ints.len() == n && doubles.is_empty() => Ok(NumColumn::Longs(ints)),
+            DOUBLE if doubles.len() == n && ints.is_empty() => Ok(NumColumn::Doubles(doubles)),
+            BOOL if ints.len() == n && doubles.is_empty() => Ok(NumColumn::Mixed(
+                ints.into_iter().map(|v| Num::Bool(v != 0)).collect(),
+            )),
+            _ => Err(disagree()),
+        };
     };
     let (mut ints, mut doubles) = (ints.into_iter(), doubles.into_iter());
     let mut out = Vec::with_capacity(n);
@@ -159,14 +220,14 @@ pub fn decode_numbers(input: &mut &[u8]) -> Result<Vec<Num>> {
             DOUBLE => doubles.next().map(Num::Double),
             other => return Err(Error::Invalid(format!("unknown kind {other}"))),
         };
-        out.push(num.ok_or(Error::Invalid("kind stream and values disagree".into()))?);
+        out.push(num.ok_or_else(disagree)?);
     }
     if ints.next().is_some() || doubles.next().is_some() {
         return Err(Error::Invalid(
             "values left over after the kind stream".into(),
         ));
     }
-    Ok(out)
+    Ok(NumColumn::Mixed(out))
 }
 
 #[cfg(test)]

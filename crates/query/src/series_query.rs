@@ -12,6 +12,7 @@ mod tests;
 
 use crate::{Error, Result};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sundial_model::series_query::{
     FillKind, GroupOutput, Order, QueryOutput, Row, RowKey, SeriesQuery,
@@ -52,7 +53,7 @@ type Group = (Vec<(String, String)>, Vec<SeriesData>);
 struct SeriesData {
     key: SeriesKey,
     /// `k1=v1,k2=v2`: the raw order's tie-breaker and the marker text.
-    key_text: String,
+    key_text: Arc<str>,
     rows: Vec<SeriesRow>,
 }
 
@@ -132,7 +133,7 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
     if fast::eligible(query) {
         let ids: Vec<SeriesId> = matched.into_keys().collect();
         let (mut out, groups) = fast::run(db, query, &ids, &mut budget, limits.max_groups)?;
-        let mut rendered: Vec<(GroupOutput, Vec<String>)> = groups
+        let mut rendered: Vec<(GroupOutput, Vec<Arc<str>>)> = groups
             .into_iter()
             .map(|mut g| {
                 if query.order == Order::Desc {
@@ -179,11 +180,11 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
 
     let groups = group(query, series, limits.max_groups)?;
     let raw = query.is_raw();
-    let mut rendered: Vec<(GroupOutput, Vec<String>)> = Vec::with_capacity(groups.len());
+    let mut rendered: Vec<(GroupOutput, Vec<Arc<str>>)> = Vec::with_capacity(groups.len());
     for (tags, members) in groups {
         budget.check_time()?;
         let (mut rows, keys) = if query.aggregators.is_empty() {
-            merge_raw(query, &members)
+            merge_raw(query, members)
         } else {
             (aggregate(query, &members, start)?, Vec::new())
         };
@@ -284,12 +285,13 @@ fn select_rows(
         budget.take(filled.len())?;
         insert_filled(&mut kept, i, query.fields.len(), filled);
     }
-    let key_text = key
+    let key_text: Arc<str> = key
         .tags
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join(",");
+        .join(",")
+        .into();
     Ok(Some(SeriesData {
         key,
         key_text,
@@ -376,31 +378,60 @@ fn group(query: &SeriesQuery, series: Vec<SeriesData>, max_groups: usize) -> Res
 
 /// Raw rows of a group in `(timestamp, series key)` order, with their
 /// series keys.
-fn merge_raw(query: &SeriesQuery, members: &[SeriesData]) -> (Vec<Row>, Vec<String>) {
-    let mut all: Vec<(Timestamp, &str, usize, usize)> = Vec::new();
+fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, Vec<Arc<str>>) {
+    let tags_of = |s: &SeriesData| -> Vec<Option<String>> {
+        query
+            .tag_columns
+            .iter()
+            .map(|k| s.key.tag(k).map(str::to_owned))
+            .collect()
+    };
+    let total: usize = members.iter().map(|s| s.rows.len()).sum();
+    let mut rows = Vec::with_capacity(total);
+    let mut keys = Vec::with_capacity(total);
+    if members.len() == 1 {
+        // One series: its rows are in order already.
+        for s in members {
+            let tags = tags_of(&s);
+            for (t, values) in s.rows {
+                rows.push(Row {
+                    timestamp: t,
+                    values,
+                    tags: tags.clone(),
+                });
+                keys.push(s.key_text.clone());
+            }
+        }
+        return (rows, keys);
+    }
+    let mut all: Vec<(Timestamp, usize, usize)> = Vec::with_capacity(total);
     for (si, s) in members.iter().enumerate() {
         for (ri, (t, _)) in s.rows.iter().enumerate() {
-            all.push((*t, s.key_text.as_str(), si, ri));
+            all.push((*t, si, ri));
         }
     }
-    all.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let mut rows = Vec::with_capacity(all.len());
-    let mut keys = Vec::with_capacity(all.len());
-    for (t, key, si, ri) in all {
-        let Some(s) = members.get(si) else { continue };
-        let Some((_, values)) = s.rows.get(ri) else {
+    let key_of = |si: usize| members.get(si).map(|s| &*s.key_text).unwrap_or_default();
+    all.sort_unstable_by(|a, b| (a.0, key_of(a.1)).cmp(&(b.0, key_of(b.1))));
+    let tags: Vec<Vec<Option<String>>> = members.iter().map(tags_of).collect();
+    let keys_of: Vec<Arc<str>> = members.iter().map(|s| s.key_text.clone()).collect();
+    let mut values: Vec<Vec<Option<Vec<Option<FieldValue>>>>> = members
+        .into_iter()
+        .map(|s| s.rows.into_iter().map(|(_, v)| Some(v)).collect())
+        .collect();
+    for (t, si, ri) in all {
+        let Some(v) = values
+            .get_mut(si)
+            .and_then(|r| r.get_mut(ri))
+            .and_then(Option::take)
+        else {
             continue;
         };
         rows.push(Row {
             timestamp: t,
-            values: values.clone(),
-            tags: query
-                .tag_columns
-                .iter()
-                .map(|k| s.key.tag(k).map(str::to_owned))
-                .collect(),
+            values: v,
+            tags: tags.get(si).cloned().unwrap_or_default(),
         });
-        keys.push(key.to_owned());
+        keys.push(keys_of.get(si).cloned().unwrap_or_else(|| Arc::from("")));
     }
     (rows, keys)
 }
@@ -416,7 +447,7 @@ fn aggregate(query: &SeriesQuery, members: &[SeriesData], start: Timestamp) -> R
         for s in members {
             for (t, values) in &s.rows {
                 if let Some(Some(v)) = values.get(fi) {
-                    stream.push((*t, s.key_text.as_str(), v.clone()));
+                    stream.push((*t, &*s.key_text, v.clone()));
                 }
             }
         }
@@ -472,7 +503,7 @@ fn common_value_of<'a>(keys: impl Iterator<Item = &'a SeriesKey>, key: &str) -> 
 fn page(
     query: &SeriesQuery,
     raw: bool,
-    groups: Vec<(GroupOutput, Vec<String>)>,
+    groups: Vec<(GroupOutput, Vec<Arc<str>>)>,
     out: &mut QueryOutput,
 ) -> Result<()> {
     let mut skip = query.offset;
@@ -484,16 +515,14 @@ fn page(
         if raw {
             let rows = std::mem::take(&mut group.rows);
             let mut returned = Vec::new();
-            let mut last: Option<RowKey> = None;
+            let mut last: Option<(Timestamp, Arc<str>)> = None;
             for (row, key) in rows.into_iter().zip(keys) {
-                let here = RowKey {
-                    timestamp: row.timestamp,
-                    series: key,
-                };
                 if let Some(m) = &query.marker {
+                    let here = (row.timestamp, &*key);
+                    let marker = (m.timestamp, m.series.as_str());
                     let after = match query.order {
-                        Order::Asc => here > *m,
-                        Order::Desc => here < *m,
+                        Order::Asc => here > marker,
+                        Order::Desc => here < marker,
                     };
                     if !after {
                         continue;
@@ -505,12 +534,15 @@ fn page(
                 }
                 if left == 0 {
                     out.truncated = true;
-                    out.next_marker = last.take();
+                    out.next_marker = last.take().map(|(timestamp, series)| RowKey {
+                        timestamp,
+                        series: series.to_string(),
+                    });
                     break;
                 }
                 left -= 1;
+                last = Some((row.timestamp, key));
                 returned.push(row);
-                last = Some(here);
             }
             group.rows = returned;
         } else {

@@ -3,6 +3,7 @@
 //! range and numeric statistics in the index at the end of the file, so a
 //! read fetches only the chunks it needs. Format: `docs/format/block.md`.
 
+pub(crate) mod cache;
 mod reader;
 pub(crate) mod writer;
 

@@ -127,7 +127,7 @@ fn merge(inner: &Inner, run: std::ops::Range<usize>) -> Result<()> {
     for (id, field) in &columns {
         let mut points: BTreeMap<Timestamp, FieldValue> = BTreeMap::new();
         for b in &inputs {
-            points.extend(b.read(*id, field, cutoff, Timestamp::MAX)?);
+            points.extend(b.read_uncached(*id, field, cutoff, Timestamp::MAX)?);
         }
         points_out += points.len();
         let points: Vec<(Timestamp, FieldValue)> = points.into_iter().collect();

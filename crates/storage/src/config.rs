@@ -51,6 +51,9 @@ pub struct Config {
     pub max_block_bytes: u64,
     /// How often the maintenance thread checks retention and compaction.
     pub maintenance_interval_secs: u64,
+    /// Memory for decoded numeric chunks kept for repeated reads (one
+    /// budget for the process; 0 turns the cache off).
+    pub chunk_cache_bytes: usize,
     /// A head holding points is flushed at least this often, so a quiet
     /// database still ends up in blocks and restarts replay little.
     pub max_head_age_secs: u64,
@@ -72,6 +75,7 @@ impl Default for Config {
             max_block_bytes: 1 << 30,
             maintenance_interval_secs: 60,
             max_head_age_secs: 7200,
+            chunk_cache_bytes: 64 << 20,
         }
     }
 }

@@ -35,6 +35,7 @@ impl Engine {
     /// process has the directory open.
     pub fn open(config: Config) -> Result<Self> {
         let root = config.data_dir.clone();
+        crate::block::cache::CACHE.set_capacity(config.chunk_cache_bytes);
         let dbs_dir = root.join("db");
         fs::create_dir_all(&dbs_dir)
             .map_err(|e| Error::io("create data directory", &dbs_dir, e))?;

@@ -25,5 +25,5 @@ pub use db::{Commit, Db, Written};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;
-pub use snapshot::{ChunkSummary, ColumnParts, NumericPoints, Snapshot};
+pub use snapshot::{ChunkSummary, ColumnParts, NumSlice, NumericPoints, Snapshot};
 pub use sundial_codec::Num;

@@ -2,11 +2,12 @@
 //! blocks, merged by time with the newest source winning an equal timestamp.
 
 use crate::block::Block;
+use crate::block::cache::NumericChunk;
 use crate::error::Result;
 use crate::head::{Frozen, Head, SeriesId, range};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use sundial_codec::Num;
+use sundial_codec::{Num, NumColumn};
 use sundial_index::RoaringBitmap;
 use sundial_model::{FieldValue, Kind, SeriesKey, TagMatch, Timestamp};
 
@@ -295,29 +296,67 @@ impl Snapshot<'_> {
 /// A numeric column as parallel vectors: timestamps ascending, values.
 pub type NumericPoints = (Vec<Timestamp>, Vec<Num>);
 
+/// A run of numeric values, one kind per run when the data allows.
+#[derive(Debug, Clone, Copy)]
+pub enum NumSlice<'a> {
+    Longs(&'a [i64]),
+    Doubles(&'a [f64]),
+    Mixed(&'a [Num]),
+}
+
+/// Part of one decoded chunk: `[lo, hi)` of its points.
+struct Run {
+    chunk: Arc<NumericChunk>,
+    lo: usize,
+    hi: usize,
+}
+
+impl Run {
+    fn ts(&self) -> &[Timestamp] {
+        self.chunk.ts.get(self.lo..self.hi).unwrap_or_default()
+    }
+
+    fn values(&self) -> NumSlice<'_> {
+        let r = self.lo..self.hi;
+        match &self.chunk.values {
+            NumColumn::Longs(v) => NumSlice::Longs(v.get(r).unwrap_or_default()),
+            NumColumn::Doubles(v) => NumSlice::Doubles(v.get(r).unwrap_or_default()),
+            NumColumn::Mixed(v) => NumSlice::Mixed(v.get(r).unwrap_or_default()),
+        }
+    }
+}
+
 impl Snapshot<'_> {
-    /// Like [`Snapshot::points`] for a numeric column, as two columns
-    /// without a `FieldValue` per point (aggregations read through this);
-    /// `None` when the column holds text.
-    pub fn numeric_points(
+    /// Calls `visit` with ascending, non-overlapping runs of a numeric
+    /// column in `[start, end]` (later writes winning equal timestamps),
+    /// straight from cached decoded chunks where possible: aggregations
+    /// read through this. `false` when the column holds text.
+    pub fn visit_numeric(
         &self,
         id: SeriesId,
         field: &str,
         start: Timestamp,
         end: Timestamp,
-    ) -> Result<Option<NumericPoints>> {
+        visit: &mut dyn FnMut(&[Timestamp], NumSlice<'_>),
+    ) -> Result<bool> {
         let start = start.max(self.min_ts);
-        let mut sources: Vec<NumericPoints> = Vec::new();
         if start > end {
-            return Ok(Some((Vec::new(), Vec::new())));
+            return Ok(true);
         }
-        for block in &self.layers.blocks {
-            let (mut ts, mut nums) = (Vec::new(), Vec::new());
-            if !block.read_numeric(id, field, start, end, &mut ts, &mut nums)? {
-                return Ok(None);
+        let mut runs: Vec<Run> = Vec::new();
+        let push = |chunk: Arc<NumericChunk>, runs: &mut Vec<Run>| {
+            let lo = chunk.ts.partition_point(|t| *t < start);
+            let hi = chunk.ts.partition_point(|t| *t <= end);
+            if lo < hi {
+                runs.push(Run { chunk, lo, hi });
             }
-            if !ts.is_empty() {
-                sources.push((ts, nums));
+        };
+        for block in &self.layers.blocks {
+            let Some(chunks) = block.numeric_chunks(id, field, start, end)? else {
+                return Ok(false);
+            };
+            for c in chunks {
+                push(c, &mut runs);
             }
         }
         let frozen: &[(Timestamp, FieldValue)] = self
@@ -336,47 +375,68 @@ impl Snapshot<'_> {
             if pts.is_empty() {
                 continue;
             }
-            let mut ts = Vec::with_capacity(pts.len());
             let mut nums = Vec::with_capacity(pts.len());
-            for (t, v) in pts {
+            for (_, v) in pts {
                 nums.push(match v {
                     FieldValue::Long(i) => Num::Long(*i),
                     FieldValue::Double(d) => Num::Double(*d),
                     FieldValue::Bool(b) => Num::Bool(*b),
-                    FieldValue::String(_) | FieldValue::Bytes(_) => return Ok(None),
+                    FieldValue::String(_) | FieldValue::Bytes(_) => return Ok(false),
                 });
-                ts.push(*t);
             }
-            sources.push((ts, nums));
+            let chunk = NumericChunk {
+                ts: pts.iter().map(|p| p.0).collect(),
+                values: NumColumn::Mixed(nums),
+            };
+            push(Arc::new(chunk), &mut runs);
         }
-        Ok(Some(merge_numeric(sources)))
+        // Sources in order oldest first; the common case (compacted data,
+        // head after it) is already ascending and disjoint.
+        let disjoint = runs
+            .windows(2)
+            .all(|w| match (w[0].ts().last(), w[1].ts().first()) {
+                (Some(a), Some(b)) => a < b,
+                _ => true,
+            });
+        if disjoint {
+            for r in &runs {
+                visit(r.ts(), r.values());
+            }
+            return Ok(true);
+        }
+        let mut merged: BTreeMap<Timestamp, Num> = BTreeMap::new();
+        for r in &runs {
+            for (i, t) in r.ts().iter().enumerate() {
+                if let Some(v) = r.chunk.values.get(r.lo + i) {
+                    merged.insert(*t, v);
+                }
+            }
+        }
+        let (ts, nums): (Vec<Timestamp>, Vec<Num>) = merged.into_iter().unzip();
+        visit(&ts, NumSlice::Mixed(&nums));
+        Ok(true)
     }
-}
 
-/// [`merge`] for numeric columns.
-fn merge_numeric(mut sources: Vec<NumericPoints>) -> NumericPoints {
-    if sources.len() <= 1 {
-        return sources.pop().unwrap_or_default();
-    }
-    let disjoint = sources
-        .windows(2)
-        .all(|w| match (w[0].0.last(), w[1].0.first()) {
-            (Some(a), Some(b)) => a < b,
-            _ => true,
-        });
-    if disjoint {
+    /// [`Snapshot::visit_numeric`] collected into two vectors; `None` when
+    /// the column holds text.
+    pub fn numeric_points(
+        &self,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Option<NumericPoints>> {
         let (mut ts, mut nums) = (Vec::new(), Vec::new());
-        for (t, n) in sources {
-            ts.extend(t);
-            nums.extend(n);
-        }
-        return (ts, nums);
+        let numeric = self.visit_numeric(id, field, start, end, &mut |t, v| {
+            ts.extend_from_slice(t);
+            match v {
+                NumSlice::Longs(v) => nums.extend(v.iter().map(|x| Num::Long(*x))),
+                NumSlice::Doubles(v) => nums.extend(v.iter().map(|x| Num::Double(*x))),
+                NumSlice::Mixed(v) => nums.extend_from_slice(v),
+            }
+        })?;
+        Ok(numeric.then_some((ts, nums)))
     }
-    let mut merged: BTreeMap<Timestamp, Num> = BTreeMap::new();
-    for (t, n) in sources {
-        merged.extend(t.into_iter().zip(n));
-    }
-    merged.into_iter().unzip()
 }
 
 /// Merges ascending sources, oldest first; a later source wins a tie.

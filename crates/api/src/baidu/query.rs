@@ -5,7 +5,7 @@
 mod filters;
 mod render;
 
-pub(crate) use render::render;
+pub(crate) use render::render_into;
 
 use super::error::BaiduError;
 use super::time::{self, Span};
@@ -395,16 +395,19 @@ async fn run(
         max_groups: api.config.max_query_groups,
         timeout: std::time::Duration::from_secs(api.config.query_timeout_secs),
     };
-    let results = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, BaiduError> {
-        parsed
-            .iter()
-            .map(|p| {
-                let out = sundial_query::series_query::execute_series(&db, &p.query, limits)?;
-                Ok(render(p, &out))
-            })
-            .collect()
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, BaiduError> {
+        let mut buf = b"{\"results\":[".to_vec();
+        for (i, p) in parsed.iter().enumerate() {
+            let out = sundial_query::series_query::execute_series(&db, &p.query, limits)?;
+            if i > 0 {
+                buf.push(b',');
+            }
+            render_into(p, &out, &mut buf);
+        }
+        buf.extend_from_slice(b"]}");
+        Ok(buf)
     })
     .await
     .map_err(|e| BaiduError::internal(&e))??;
-    Ok(super::json_ok(&serde_json::json!({ "results": results })))
+    Ok(super::json_bytes(body))
 }

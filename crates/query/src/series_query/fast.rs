@@ -16,8 +16,8 @@ use sundial_model::series_query::{
     Aggregation, GroupOutput, QueryOutput, RangeFn, Row, SeriesQuery,
 };
 use sundial_model::{FieldValue, SeriesKey, Timestamp};
-use sundial_storage::Num;
 use sundial_storage::{Db, SeriesId};
+use sundial_storage::{Num, NumSlice};
 
 /// Whether [`run`] can answer the query.
 pub(super) fn eligible(q: &SeriesQuery) -> bool {
@@ -86,28 +86,35 @@ impl Acc {
     }
 
     fn add_num(&mut self, v: Num) {
+        match v {
+            Num::Long(i) => self.add_long(&i),
+            Num::Double(d) => self.add_double(&d),
+            Num::Bool(b) => self.add_double(&f64::from(u8::from(b))),
+        }
+    }
+
+    #[inline]
+    fn add_long(&mut self, i: &i64) {
+        let i = *i;
         self.count += 1;
-        let f = match v {
-            Num::Long(i) => {
-                self.long_sum = self.long_sum.and_then(|s| s.checked_add(i));
-                self.long_min = self.long_min.min(i);
-                self.long_max = self.long_max.max(i);
-                i as f64
-            }
-            Num::Double(d) => {
-                self.all_long = false;
-                self.long_sum = None;
-                d
-            }
-            Num::Bool(b) => {
-                self.all_long = false;
-                self.long_sum = None;
-                f64::from(u8::from(b))
-            }
-        };
+        self.long_sum = self.long_sum.and_then(|s| s.checked_add(i));
+        self.long_min = self.long_min.min(i);
+        self.long_max = self.long_max.max(i);
+        let f = i as f64;
         self.sum += f;
         self.min = self.min.min(f);
         self.max = self.max.max(f);
+    }
+
+    #[inline]
+    fn add_double(&mut self, d: &f64) {
+        let d = *d;
+        self.count += 1;
+        self.all_long = false;
+        self.long_sum = None;
+        self.sum += d;
+        self.min = self.min.min(d);
+        self.max = self.max.max(d);
     }
 
     fn merge(&mut self, o: &Acc) {
@@ -411,25 +418,51 @@ fn fold_series(
         flush(&mut current, &mut local);
         return Ok((local, n));
     }
-    let Some((ts, nums)) = view
-        .numeric_points(id, scan.field, start, end)
-        .map_err(storage)?
-    else {
-        return Ok((local, 0));
-    };
-    n += ts.len();
-    for (t, v) in ts.iter().zip(&nums) {
+    let numeric = view
+        .visit_numeric(id, scan.field, start, end, &mut |ts, values| {
+            n += ts.len();
+            match values {
+                NumSlice::Longs(v) => fold_run(&mut bucketer, &mut local, ts, v, Acc::add_long),
+                NumSlice::Doubles(v) => {
+                    fold_run(&mut bucketer, &mut local, ts, v, Acc::add_double);
+                }
+                NumSlice::Mixed(v) => {
+                    fold_run(&mut bucketer, &mut local, ts, v, |a, x| a.add_num(*x));
+                }
+            }
+        })
+        .map_err(storage)?;
+    if !numeric {
+        return Ok((BTreeMap::new(), 0));
+    }
+    Ok((local, n))
+}
+
+/// Folds one ascending run into bucket accumulators, touching the map once
+/// per bucket.
+fn fold_run<T>(
+    bucketer: &mut Bucketer,
+    local: &mut BTreeMap<Timestamp, Acc>,
+    ts: &[Timestamp],
+    values: &[T],
+    add: impl Fn(&mut Acc, &T),
+) {
+    let mut current: Option<(Timestamp, Acc)> = None;
+    for (t, v) in ts.iter().zip(values) {
         let b = bucketer.bucket(*t);
         match &mut current {
-            Some((cb, acc)) if *cb == b => acc.add_num(*v),
+            Some((cb, acc)) if *cb == b => add(acc, v),
             _ => {
-                flush(&mut current, &mut local);
+                if let Some((cb, acc)) = current.take() {
+                    local.entry(cb).or_default().merge(&acc);
+                }
                 let mut acc = Acc::default();
-                acc.add_num(*v);
+                add(&mut acc, v);
                 current = Some((b, acc));
             }
         }
     }
-    flush(&mut current, &mut local);
-    Ok((local, n))
+    if let Some((cb, acc)) = current {
+        local.entry(cb).or_default().merge(&acc);
+    }
 }

@@ -1,6 +1,7 @@
 //! Reads blocks: the index once at open, chunks on demand by positioned
 //! reads, so a narrow query touches only its chunks.
 
+use super::cache::{CACHE, NumericChunk};
 use super::{ChunkStats, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_STRING, MAGIC};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use sundial_codec::Num;
 use sundial_model::{FieldValue, Kind, Timestamp};
 
@@ -38,6 +40,8 @@ pub(crate) struct Block {
     pub(crate) file_bytes: u64,
     /// Newest timestamp in the block (retention drops whole blocks by it).
     pub(crate) max_ts: Timestamp,
+    /// Never reused: the chunk cache key.
+    uid: u64,
 }
 
 impl Block {
@@ -101,6 +105,7 @@ impl Block {
                 .fold(max_ts, Timestamp::max);
         }
         Ok(Self {
+            uid: super::cache::next_block_id(),
             path: path.to_owned(),
             file,
             wal_below,
@@ -171,67 +176,111 @@ impl Block {
             if entry.max_ts < start || entry.min_ts > end {
                 continue;
             }
+            if entry.kind == KIND_NUMERIC
+                && let Some(chunk) = self.numeric_chunk(entry)?
+            {
+                // Through the decoded-chunk cache, like aggregations.
+                let lo = chunk.ts.partition_point(|t| *t < start);
+                let hi = chunk.ts.partition_point(|t| *t <= end);
+                out.reserve(hi.saturating_sub(lo));
+                for i in lo..hi {
+                    if let (Some(t), Some(v)) = (chunk.ts.get(i), chunk.values.get(i)) {
+                        out.push((*t, num_value(v)));
+                    }
+                }
+                continue;
+            }
             self.read_chunk_into(entry, start, end, &mut out)?;
         }
         Ok(out)
     }
 
-    /// Numeric points of a column in `[start, end]` appended as columns;
-    /// `false` (nothing appended) when a chunk holds text.
-    pub(crate) fn read_numeric(
+    /// Like [`Block::read`] without the chunk cache, for compaction, which
+    /// reads everything once and would only evict what queries use.
+    pub(crate) fn read_uncached(
         &self,
         id: SeriesId,
         field: &str,
         start: Timestamp,
         end: Timestamp,
-        ts: &mut Vec<Timestamp>,
-        nums: &mut Vec<Num>,
-    ) -> Result<bool> {
+    ) -> Result<Vec<(Timestamp, FieldValue)>> {
+        let mut out = Vec::new();
+        for entry in self.chunks(id, field) {
+            if entry.max_ts >= start && entry.min_ts <= end {
+                self.read_chunk_into(entry, start, end, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One numeric chunk, cached or decoded (and then cached); `None` if
+    /// it holds text.
+    fn numeric_chunk(&self, entry: &ChunkEntry) -> Result<Option<Arc<NumericChunk>>> {
+        let key = (self.uid, entry.offset);
+        if let Some(chunk) = CACHE.get(key) {
+            return Ok(Some(chunk));
+        }
+        let Some(chunk) = self.decode_numeric(entry)? else {
+            return Ok(None);
+        };
+        let chunk = Arc::new(chunk);
+        CACHE.insert(key, chunk.clone());
+        Ok(Some(chunk))
+    }
+
+    /// The decoded numeric chunks of a column overlapping `[start, end]`,
+    /// ascending, from the cache when they are there; `None` when a chunk
+    /// holds text.
+    pub(crate) fn numeric_chunks(
+        &self,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Option<Vec<Arc<NumericChunk>>>> {
+        let mut out = Vec::new();
         for entry in self.chunks(id, field) {
             if entry.max_ts < start || entry.min_ts > end {
                 continue;
             }
-            let framed = self.chunk_payload(entry)?;
-            let corrupt = |reason: String| Error::Corrupt {
-                path: self.path.clone(),
-                offset: entry.offset,
-                reason,
+            let Some(chunk) = self.numeric_chunk(entry)? else {
+                return Ok(None);
             };
-            let (payload, _) =
-                record::read_frame(&framed).map_err(|e| corrupt(format!("chunk frame: {e:?}")))?;
-            let mut input = payload;
-            let kind = take(&mut input, 1).map_err(corrupt)?[0];
-            if kind != KIND_NUMERIC {
-                return Ok(false);
-            }
-            let t = sundial_codec::decode_timestamps(&mut input)
-                .map_err(|e| corrupt(format!("chunk: {e}")))?;
-            let v = sundial_codec::decode_numbers(&mut input)
-                .map_err(|e| corrupt(format!("chunk: {e}")))?;
-            if t.len() != v.len() || t.len() as u64 != entry.count || !input.is_empty() {
-                return Err(corrupt(format!(
-                    "chunk holds {} timestamps and {} values, index says {}",
-                    t.len(),
-                    v.len(),
-                    entry.count
-                )));
-            }
-            if t.windows(2).all(|w| w[0] < w[1]) {
-                // Ascending (as written): the range is one slice.
-                let lo = t.partition_point(|x| *x < start);
-                let hi = t.partition_point(|x| *x <= end);
-                ts.extend_from_slice(t.get(lo..hi).unwrap_or_default());
-                nums.extend_from_slice(v.get(lo..hi).unwrap_or_default());
-            } else {
-                for (t, v) in t.into_iter().zip(v) {
-                    if (start..=end).contains(&t) {
-                        ts.push(t);
-                        nums.push(v);
-                    }
-                }
-            }
+            out.push(chunk);
         }
-        Ok(true)
+        Ok(Some(out))
+    }
+
+    fn decode_numeric(&self, entry: &ChunkEntry) -> Result<Option<NumericChunk>> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: self.path.clone(),
+            offset: entry.offset,
+            reason,
+        };
+        let framed = self.chunk_payload(entry)?;
+        let (payload, _) =
+            record::read_frame(&framed).map_err(|e| corrupt(format!("chunk frame: {e:?}")))?;
+        let mut input = payload;
+        let kind = take(&mut input, 1).map_err(corrupt)?[0];
+        if kind != KIND_NUMERIC {
+            return Ok(None);
+        }
+        let ts = sundial_codec::decode_timestamps(&mut input)
+            .map_err(|e| corrupt(format!("chunk: {e}")))?;
+        let values = sundial_codec::decode_number_column(&mut input)
+            .map_err(|e| corrupt(format!("chunk: {e}")))?;
+        if ts.len() != values.len() || ts.len() as u64 != entry.count || !input.is_empty() {
+            return Err(corrupt(format!(
+                "chunk holds {} timestamps and {} values, index says {}",
+                ts.len(),
+                values.len(),
+                entry.count
+            )));
+        }
+        if !ts.windows(2).all(|w| w[0] < w[1]) {
+            return Err(corrupt("chunk timestamps are not ascending".into()));
+        }
+        Ok(Some(NumericChunk { ts, values }))
     }
 
     fn chunk_payload(&self, entry: &ChunkEntry) -> Result<Vec<u8>> {
@@ -280,6 +329,14 @@ impl Block {
             )));
         }
         Ok(())
+    }
+}
+
+fn num_value(n: Num) -> FieldValue {
+    match n {
+        Num::Long(v) => FieldValue::Long(v),
+        Num::Double(v) => FieldValue::Double(v),
+        Num::Bool(v) => FieldValue::Bool(v),
     }
 }
 

@@ -9,85 +9,105 @@ use sundial_model::series_query::{QueryOutput, RowKey};
 
 const MARKER: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// One Result object.
-pub(crate) fn render(parsed: &Parsed, out: &QueryOutput) -> Value {
+/// Appends one Result object as JSON. Rows are written straight into the
+/// buffer (a raw query can return a million of them).
+pub(crate) fn render_into(parsed: &Parsed, out: &QueryOutput, buf: &mut Vec<u8>) {
     let q = &parsed.query;
-    let mut r = Map::new();
-    r.insert("metric".into(), json!(q.metric));
+    let mut head = Map::new();
+    head.insert("metric".into(), json!(q.metric));
     if parsed.multi_field {
-        r.insert("fields".into(), json!(q.fields));
+        head.insert("fields".into(), json!(q.fields));
     } else {
-        r.insert("field".into(), json!(q.fields.first()));
+        head.insert("field".into(), json!(q.fields.first()));
     }
     if let Some(tags) = &parsed.tag_columns {
-        r.insert("tags".into(), json!(tags));
+        head.insert("tags".into(), json!(tags));
     }
-    r.insert("rawCount".into(), json!(out.raw_count));
-    r.insert("consumedCount".into(), json!(out.consumed_count));
-    let groups: Vec<Value> = out
-        .groups
-        .iter()
-        .map(|g| {
-            let infos: Vec<Value> = parsed
-                .group_infos
-                .iter()
-                .map(|keys| {
-                    let mut tags: Vec<(&String, &String)> = g
-                        .tags
-                        .iter()
-                        .filter(|(k, _)| keys.contains(k))
-                        .map(|(k, v)| (k, v))
-                        .collect();
-                    tags.sort();
-                    tags.dedup();
-                    let tags: Map<String, Value> = tags
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), json!(v)))
-                        .collect();
-                    json!({"name": "Tag", "tags": tags})
-                })
-                .collect();
-            let values: Vec<Value> = g
-                .rows
-                .iter()
-                .map(|row| {
-                    let mut cells = Vec::with_capacity(1 + row.values.len() + row.tags.len());
-                    cells.push(json!(row.timestamp));
-                    cells.extend(
-                        row.values
-                            .iter()
-                            .map(|v| v.as_ref().map_or(Value::Null, value)),
-                    );
-                    cells.extend(row.tags.iter().map(|t| json!(t)));
-                    Value::Array(cells)
-                })
-                .collect();
-            json!({"groupInfos": infos, "values": values})
-        })
-        .collect();
-    r.insert("groups".into(), Value::Array(groups));
+    head.insert("rawCount".into(), json!(out.raw_count));
+    head.insert("consumedCount".into(), json!(out.consumed_count));
     if q.is_raw() {
-        r.insert("truncated".into(), json!(out.truncated));
+        head.insert("truncated".into(), json!(out.truncated));
         if out.truncated
             && let Some(m) = &out.next_marker
         {
-            r.insert("nextMarker".into(), json!(encode_marker(m)));
+            head.insert("nextMarker".into(), json!(encode_marker(m)));
         }
     }
-    Value::Object(r)
+    // `{...head, "groups": [...]}`: the head without its closing brace.
+    let head = Value::Object(head).to_string();
+    buf.extend_from_slice(head.trim_end_matches('}').as_bytes());
+    buf.extend_from_slice(if head.len() > 2 {
+        b",\"groups\":["
+    } else {
+        b"\"groups\":["
+    });
+    for (gi, g) in out.groups.iter().enumerate() {
+        if gi > 0 {
+            buf.push(b',');
+        }
+        let infos: Vec<Value> = parsed
+            .group_infos
+            .iter()
+            .map(|keys| {
+                let mut tags: Vec<(&String, &String)> = g
+                    .tags
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(k, v)| (k, v))
+                    .collect();
+                tags.sort();
+                tags.dedup();
+                let tags: Map<String, Value> = tags
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                json!({"name": "Tag", "tags": tags})
+            })
+            .collect();
+        buf.extend_from_slice(b"{\"groupInfos\":");
+        buf.extend_from_slice(Value::Array(infos).to_string().as_bytes());
+        buf.extend_from_slice(b",\"values\":[");
+        for (ri, row) in g.rows.iter().enumerate() {
+            if ri > 0 {
+                buf.push(b',');
+            }
+            buf.push(b'[');
+            scalar(buf, &row.timestamp);
+            for v in &row.values {
+                buf.push(b',');
+                match v {
+                    Some(v) => value_into(buf, v),
+                    None => buf.extend_from_slice(b"null"),
+                }
+            }
+            for t in &row.tags {
+                buf.push(b',');
+                scalar(buf, t);
+            }
+            buf.push(b']');
+        }
+        buf.extend_from_slice(b"]}");
+    }
+    buf.extend_from_slice(b"]}");
 }
 
-/// Long as an integer, Double with a fraction (`51.0`), non-finite as null,
-/// Bytes as standard base64.
-pub(crate) fn value(v: &FieldValue) -> Value {
+/// A scalar in serde_json's formatting (`2.0` for doubles, escapes).
+fn scalar<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
+    if serde_json::to_writer(&mut *buf, v).is_err() {
+        buf.extend_from_slice(b"null");
+    }
+}
+
+fn value_into(buf: &mut Vec<u8>, v: &FieldValue) {
     match v {
-        FieldValue::Long(i) => json!(i),
-        FieldValue::Double(d) => {
-            serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number)
+        FieldValue::Long(i) => scalar(buf, i),
+        FieldValue::Double(d) if d.is_finite() => scalar(buf, d),
+        FieldValue::Double(_) => buf.extend_from_slice(b"null"),
+        FieldValue::Bool(b) => scalar(buf, b),
+        FieldValue::String(s) => scalar(buf, s.as_str()),
+        FieldValue::Bytes(b) => {
+            scalar(buf, &base64::engine::general_purpose::STANDARD.encode(b));
         }
-        FieldValue::Bool(b) => json!(b),
-        FieldValue::String(s) => json!(s),
-        FieldValue::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
     }
 }
 
