@@ -5,6 +5,10 @@
 
 use crate::{FieldValue, TagMatch, Timestamp};
 
+/// One optional value per queried field; inline for one field, so a raw
+/// single-field row costs no allocation.
+pub type RowValues = smallvec::SmallVec<[Option<FieldValue>; 1]>;
+
 /// One query over one metric.
 #[derive(Debug, Clone)]
 pub struct SeriesQuery {
@@ -220,6 +224,6 @@ pub struct GroupOutput {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub timestamp: Timestamp,
-    pub values: Vec<Option<FieldValue>>,
+    pub values: RowValues,
     pub tags: Vec<Option<String>>,
 }

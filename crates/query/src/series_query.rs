@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sundial_model::series_query::{
-    FillKind, GroupOutput, Order, QueryOutput, Row, RowKey, SeriesQuery,
+    FillKind, GroupOutput, Order, QueryOutput, Row, RowKey, RowValues, SeriesQuery,
 };
 use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
 use sundial_storage::{Db, SeriesId};
@@ -44,7 +44,7 @@ impl Default for Limits {
 const SERIES_PER_READ: usize = 64;
 
 /// One value row of one series.
-type SeriesRow = (Timestamp, Vec<Option<FieldValue>>);
+type SeriesRow = (Timestamp, RowValues);
 /// A series' key and one column of points per queried field.
 type SeriesColumns = (SeriesKey, Vec<Vec<(Timestamp, FieldValue)>>);
 /// A group's `(key, value)` tags and its series.
@@ -306,13 +306,15 @@ fn join_fields(cols: Vec<Vec<(Timestamp, FieldValue)>>) -> Vec<SeriesRow> {
         return cols
             .into_iter()
             .flatten()
-            .map(|(t, v)| (t, vec![Some(v)]))
+            .map(|(t, v)| (t, smallvec::smallvec![Some(v)]))
             .collect();
     }
-    let mut rows: BTreeMap<Timestamp, Vec<Option<FieldValue>>> = BTreeMap::new();
+    let mut rows: BTreeMap<Timestamp, RowValues> = BTreeMap::new();
     for (i, col) in cols.into_iter().enumerate() {
         for (t, v) in col {
-            let row = rows.entry(t).or_insert_with(|| vec![None; width]);
+            let row = rows
+                .entry(t)
+                .or_insert_with(|| smallvec::smallvec![None; width]);
             if let Some(slot) = row.get_mut(i) {
                 *slot = Some(v);
             }
@@ -330,10 +332,11 @@ fn insert_filled(
     if filled.is_empty() {
         return;
     }
-    let mut map: BTreeMap<Timestamp, Vec<Option<FieldValue>>> =
-        std::mem::take(rows).into_iter().collect();
+    let mut map: BTreeMap<Timestamp, RowValues> = std::mem::take(rows).into_iter().collect();
     for (t, v) in filled {
-        let row = map.entry(t).or_insert_with(|| vec![None; width]);
+        let row = map
+            .entry(t)
+            .or_insert_with(|| smallvec::smallvec![None; width]);
         if let Some(slot) = row.get_mut(field)
             && slot.is_none()
         {
@@ -414,7 +417,7 @@ fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, Vec<Ar
     all.sort_unstable_by(|a, b| (a.0, key_of(a.1)).cmp(&(b.0, key_of(b.1))));
     let tags: Vec<Vec<Option<String>>> = members.iter().map(tags_of).collect();
     let keys_of: Vec<Arc<str>> = members.iter().map(|s| s.key_text.clone()).collect();
-    let mut values: Vec<Vec<Option<Vec<Option<FieldValue>>>>> = members
+    let mut values: Vec<Vec<Option<RowValues>>> = members
         .into_iter()
         .map(|s| s.rows.into_iter().map(|(_, v)| Some(v)).collect())
         .collect();
@@ -441,7 +444,7 @@ fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, Vec<Ar
 /// field).
 fn aggregate(query: &SeriesQuery, members: &[SeriesData], start: Timestamp) -> Result<Vec<Row>> {
     let width = query.fields.len();
-    let mut joined: BTreeMap<(Timestamp, usize), Vec<Option<FieldValue>>> = BTreeMap::new();
+    let mut joined: BTreeMap<(Timestamp, usize), RowValues> = BTreeMap::new();
     for (fi, field) in query.fields.iter().enumerate() {
         let mut stream: Vec<(Timestamp, &str, FieldValue)> = Vec::new();
         for s in members {
@@ -464,7 +467,9 @@ fn aggregate(query: &SeriesQuery, members: &[SeriesData], start: Timestamp) -> R
                 _ => 0,
             };
             seen = Some((t, n));
-            let row = joined.entry((t, n)).or_insert_with(|| vec![None; width]);
+            let row = joined
+                .entry((t, n))
+                .or_insert_with(|| smallvec::smallvec![None; width]);
             if let Some(slot) = row.get_mut(fi) {
                 *slot = Some(v);
             }
@@ -513,38 +518,48 @@ fn page(
             break;
         }
         if raw {
-            let rows = std::mem::take(&mut group.rows);
-            let mut returned = Vec::new();
-            let mut last: Option<(Timestamp, Arc<str>)> = None;
-            for (row, key) in rows.into_iter().zip(keys) {
-                if let Some(m) = &query.marker {
-                    let here = (row.timestamp, &*key);
-                    let marker = (m.timestamp, m.series.as_str());
-                    let after = match query.order {
-                        Order::Asc => here > marker,
-                        Order::Desc => here < marker,
-                    };
-                    if !after {
-                        continue;
-                    }
+            // Rows are in query order, so "after the marker" holds for a
+            // suffix: the page is one contiguous range.
+            let after = |i: usize| -> bool {
+                let (Some(m), Some(row), Some(key)) =
+                    (&query.marker, group.rows.get(i), keys.get(i))
+                else {
+                    return true;
+                };
+                let here = (row.timestamp, &**key);
+                let marker = (m.timestamp, m.series.as_str());
+                match query.order {
+                    Order::Asc => here > marker,
+                    Order::Desc => here < marker,
                 }
-                if skip > 0 {
-                    skip -= 1;
-                    continue;
+            };
+            let (mut lo, mut hi) = (0, group.rows.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if after(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
                 }
-                if left == 0 {
-                    out.truncated = true;
-                    out.next_marker = last.take().map(|(timestamp, series)| RowKey {
-                        timestamp,
-                        series: series.to_string(),
-                    });
-                    break;
-                }
-                left -= 1;
-                last = Some((row.timestamp, key));
-                returned.push(row);
             }
-            group.rows = returned;
+            let len = group.rows.len();
+            let begin = lo.saturating_add(skip).min(len);
+            skip -= begin - lo;
+            let end = begin.saturating_add(left).min(len);
+            left -= end - begin;
+            if end < len {
+                out.truncated = true;
+                out.next_marker = end
+                    .checked_sub(1)
+                    .filter(|last| *last >= begin)
+                    .and_then(|last| Some((group.rows.get(last)?.timestamp, keys.get(last)?)))
+                    .map(|(timestamp, key)| RowKey {
+                        timestamp,
+                        series: key.to_string(),
+                    });
+            }
+            group.rows.truncate(end);
+            group.rows.drain(..begin);
         } else {
             let drop = skip.min(group.rows.len());
             group.rows.drain(..drop);

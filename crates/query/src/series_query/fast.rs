@@ -292,7 +292,7 @@ pub(super) fn run(
             .into_iter()
             .map(|(t, v)| Row {
                 timestamp: t,
-                values: vec![Some(v)],
+                values: smallvec::smallvec![Some(v)],
                 tags: tags.clone(),
             })
             .collect();
