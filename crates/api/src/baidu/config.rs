@@ -25,7 +25,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// A query running longer is stopped with an error.
     pub query_timeout_secs: u64,
-    /// Data points one query may read or make.
+    /// Data points one query may hold in memory (raw rows, fill, value
+    /// filters); streaming Count/Sum/Min/Max/Avg only count them.
     pub max_query_points: usize,
     /// Groups one query may make.
     pub max_query_groups: usize,

@@ -10,7 +10,6 @@ use super::buckets::Bucketer;
 use super::{Budget, SERIES_PER_READ, common_value_of, steps};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use sundial_model::series_query::{
     Aggregation, GroupOutput, QueryOutput, RangeFn, Row, SeriesQuery,
@@ -176,9 +175,6 @@ struct Scan<'a> {
     max_groups: usize,
     deadline: Instant,
     timeout_ms: u64,
-    /// Points still allowed (shared budget).
-    points_left: &'a AtomicUsize,
-    max_points: usize,
 }
 
 /// One thread's share: points counted and partial groups.
@@ -208,7 +204,6 @@ pub(super) fn run(
             group_keys.push(k);
         }
     }
-    let points_left = AtomicUsize::new(budget.points_left);
     let scan = Scan {
         db,
         q,
@@ -219,8 +214,6 @@ pub(super) fn run(
         max_groups,
         deadline: budget.deadline,
         timeout_ms: budget.timeout.as_millis() as u64,
-        points_left: &points_left,
-        max_points: budget.max_points,
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -270,7 +263,6 @@ pub(super) fn run(
     if groups.len() > max_groups {
         return Err(Error::TooManyGroups { limit: max_groups });
     }
-    budget.points_left = points_left.load(Ordering::Relaxed);
     let mut rendered = Vec::with_capacity(groups.len());
     for mut g in groups.into_values() {
         budget.check_time()?;
@@ -316,13 +308,8 @@ fn scan_series<'i>(scan: &Scan<'_>, ids: impl Iterator<Item = &'i SeriesId>) -> 
             for id in batch {
                 let Some(key) = view.key(*id) else { continue };
                 let (local, n) = fold_series(scan, &view, *id, start, end)?;
-                let left = scan.points_left.load(Ordering::Relaxed);
-                if n > left {
-                    return Err(Error::TooManyPoints {
-                        limit: scan.max_points,
-                    });
-                }
-                scan.points_left.fetch_sub(n, Ordering::Relaxed);
+                // Counted, not limited: this path keeps one accumulator per
+                // bucket, never the points, so the deadline bounds it.
                 partial.points += n as u64;
                 if local.is_empty() {
                     continue;
