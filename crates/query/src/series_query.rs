@@ -43,6 +43,30 @@ impl Default for Limits {
 /// writers for long.
 const SERIES_PER_READ: usize = 64;
 
+/// The series key of each raw row, for markers: the members' keys and,
+/// with several members, each row's member index.
+#[derive(Debug, Default)]
+struct RowKeys {
+    members: Vec<Arc<str>>,
+    /// Empty with one member (every row is its).
+    of_row: Vec<u32>,
+}
+
+impl RowKeys {
+    fn get(&self, row: usize) -> Option<&str> {
+        let member = if self.of_row.is_empty() {
+            0
+        } else {
+            *self.of_row.get(row)? as usize
+        };
+        self.members.get(member).map(|k| &**k)
+    }
+
+    fn reverse(&mut self) {
+        self.of_row.reverse();
+    }
+}
+
 /// One value row of one series.
 type SeriesRow = (Timestamp, RowValues);
 /// A series' key and one column of points per queried field.
@@ -133,17 +157,17 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
     if fast::eligible(query) {
         let ids: Vec<SeriesId> = matched.into_keys().collect();
         let (mut out, groups) = fast::run(db, query, &ids, &mut budget, limits.max_groups)?;
-        let mut rendered: Vec<(GroupOutput, Vec<Arc<str>>)> = groups
+        let mut rendered: Vec<(GroupOutput, RowKeys)> = groups
             .into_iter()
             .map(|mut g| {
                 if query.order == Order::Desc {
                     g.rows.reverse();
                 }
-                (g, Vec::new())
+                (g, RowKeys::default())
             })
             .collect();
         if rendered.is_empty() && !query.grouped {
-            rendered.push((GroupOutput::default(), Vec::new()));
+            rendered.push((GroupOutput::default(), RowKeys::default()));
         }
         page(query, false, rendered, &mut out)?;
         return Ok(out);
@@ -180,13 +204,13 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
 
     let groups = group(query, series, limits.max_groups)?;
     let raw = query.is_raw();
-    let mut rendered: Vec<(GroupOutput, Vec<Arc<str>>)> = Vec::with_capacity(groups.len());
+    let mut rendered: Vec<(GroupOutput, RowKeys)> = Vec::with_capacity(groups.len());
     for (tags, members) in groups {
         budget.check_time()?;
         let (mut rows, keys) = if query.aggregators.is_empty() {
             merge_raw(query, members)
         } else {
-            (aggregate(query, &members, start)?, Vec::new())
+            (aggregate(query, &members, start)?, RowKeys::default())
         };
         let mut keys = keys;
         if query.order == Order::Desc {
@@ -196,7 +220,7 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
         rendered.push((GroupOutput { tags, rows }, keys));
     }
     if rendered.is_empty() && !query.grouped {
-        rendered.push((GroupOutput::default(), Vec::new()));
+        rendered.push((GroupOutput::default(), RowKeys::default()));
     }
     page(query, raw, rendered, &mut out)?;
     Ok(out)
@@ -381,7 +405,7 @@ fn group(query: &SeriesQuery, series: Vec<SeriesData>, max_groups: usize) -> Res
 
 /// Raw rows of a group in `(timestamp, series key)` order, with their
 /// series keys.
-fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, Vec<Arc<str>>) {
+fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, RowKeys) {
     let tags_of = |s: &SeriesData| -> Vec<Option<String>> {
         query
             .tag_columns
@@ -391,22 +415,23 @@ fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, Vec<Ar
     };
     let total: usize = members.iter().map(|s| s.rows.len()).sum();
     let mut rows = Vec::with_capacity(total);
-    let mut keys = Vec::with_capacity(total);
+    let mut keys = RowKeys {
+        members: members.iter().map(|s| s.key_text.clone()).collect(),
+        of_row: Vec::new(),
+    };
     if members.len() == 1 {
         // One series: its rows are in order already.
         for s in members {
             let tags = tags_of(&s);
-            for (t, values) in s.rows {
-                rows.push(Row {
-                    timestamp: t,
-                    values,
-                    tags: tags.clone(),
-                });
-                keys.push(s.key_text.clone());
-            }
+            rows.extend(s.rows.into_iter().map(|(t, values)| Row {
+                timestamp: t,
+                values,
+                tags: tags.clone(),
+            }));
         }
         return (rows, keys);
     }
+    keys.of_row.reserve(total);
     let mut all: Vec<(Timestamp, usize, usize)> = Vec::with_capacity(total);
     for (si, s) in members.iter().enumerate() {
         for (ri, (t, _)) in s.rows.iter().enumerate() {
@@ -416,7 +441,6 @@ fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, Vec<Ar
     let key_of = |si: usize| members.get(si).map(|s| &*s.key_text).unwrap_or_default();
     all.sort_unstable_by(|a, b| (a.0, key_of(a.1)).cmp(&(b.0, key_of(b.1))));
     let tags: Vec<Vec<Option<String>>> = members.iter().map(tags_of).collect();
-    let keys_of: Vec<Arc<str>> = members.iter().map(|s| s.key_text.clone()).collect();
     let mut values: Vec<Vec<Option<RowValues>>> = members
         .into_iter()
         .map(|s| s.rows.into_iter().map(|(_, v)| Some(v)).collect())
@@ -434,7 +458,7 @@ fn merge_raw(query: &SeriesQuery, members: Vec<SeriesData>) -> (Vec<Row>, Vec<Ar
             values: v,
             tags: tags.get(si).cloned().unwrap_or_default(),
         });
-        keys.push(keys_of.get(si).cloned().unwrap_or_else(|| Arc::from("")));
+        keys.of_row.push(u32::try_from(si).unwrap_or(u32::MAX));
     }
     (rows, keys)
 }
@@ -508,7 +532,7 @@ fn common_value_of<'a>(keys: impl Iterator<Item = &'a SeriesKey>, key: &str) -> 
 fn page(
     query: &SeriesQuery,
     raw: bool,
-    groups: Vec<(GroupOutput, Vec<Arc<str>>)>,
+    groups: Vec<(GroupOutput, RowKeys)>,
     out: &mut QueryOutput,
 ) -> Result<()> {
     let mut skip = query.offset;
@@ -526,7 +550,7 @@ fn page(
                 else {
                     return true;
                 };
-                let here = (row.timestamp, &**key);
+                let here = (row.timestamp, key);
                 let marker = (m.timestamp, m.series.as_str());
                 match query.order {
                     Order::Asc => here > marker,
