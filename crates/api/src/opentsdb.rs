@@ -3,6 +3,8 @@
 mod config;
 mod dto;
 mod error;
+mod last;
+mod lookup;
 mod names;
 mod put;
 mod query;
@@ -44,6 +46,21 @@ pub fn routes(api: Api) -> Router {
     Router::new()
         .route("/api/put", guarded(post(put::put)))
         .route("/api/query", guarded(get(query::get).post(query::post)))
+        .route("/api/query/last", guarded(get(last::get).post(last::post)))
+        .route(
+            "/api/suggest",
+            guarded(get(lookup::suggest_get).post(lookup::suggest_post)),
+        )
+        .route(
+            "/api/search/lookup",
+            guarded(get(lookup::lookup_get).post(lookup::lookup_post)),
+        )
+        .route("/api/dropcaches", guarded(get(dropcaches).post(dropcaches)))
+        .route(
+            "/api/serializers",
+            guarded(get(serializers).post(serializers)),
+        )
+        .route("/api/stats", guarded(get(stats).post(stats)))
         .route("/api/version", guarded(get(version).post(version)))
         .route("/api/health", guarded(get(|| async { StatusCode::OK })))
         .route("/api/{*rest}", any(not_found))
@@ -72,6 +89,32 @@ async fn version(axum::extract::State(api): axum::extract::State<Api>) -> Respon
         "sundial_version": env!("CARGO_PKG_VERSION"),
     });
     error::json_response(StatusCode::OK, &body).into_response()
+}
+
+async fn dropcaches() -> Response {
+    error::json_response(
+        StatusCode::OK,
+        &json!({"message": "Caches dropped", "status": "200"}),
+    )
+    .into_response()
+}
+
+async fn serializers(axum::extract::State(api): axum::extract::State<Api>) -> Response {
+    let body = json!([{
+        "serializer": "json",
+        "formatter": "net.opentsdb.tsd.HttpJsonSerializer",
+        "version": api.config.version_string,
+        "request_content_types": ["application/json"],
+        "response_content_types": ["application/json; charset=UTF-8"],
+        "parsers": ["parsePutV1", "parseQueryV1", "parseSuggestV1"],
+        "formatters": ["formatPutV1", "formatQueryV1", "formatSuggestV1"],
+    }]);
+    error::json_response(StatusCode::OK, &body).into_response()
+}
+
+/// No server statistics are published yet: an empty list, as the spec allows.
+async fn stats() -> Response {
+    error::json_response(StatusCode::OK, &json!([])).into_response()
 }
 
 /// OpenTSDB ignores a trailing slash and a version segment

@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod durability;
 mod harness;
+mod opentsdb_meta;
 mod opentsdb_put;
 mod opentsdb_query;
 mod opentsdb_telnet;

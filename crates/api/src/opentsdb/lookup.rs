@@ -1,0 +1,370 @@
+//! Name and series discovery: `/api/suggest` (spec 11) and
+//! `/api/search/lookup` (spec 14), what Grafana's template variables and
+//! tag suggestions call.
+
+use super::Api;
+use super::error::{OpenTsdbError, json_response};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use sundial_model::{TagMatch, Timestamp};
+use sundial_storage::Snapshot;
+
+const DEFAULT_MAX: usize = 25;
+
+/// `name=value` pairs of a raw query string, percent-decoded.
+pub(crate) fn params(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn json_body(api: &Api, headers: &HeaderMap, body: Body) -> Result<Value, OpenTsdbError> {
+    let bytes = crate::body::read(headers, body, api.config.max_body_bytes).await?;
+    if bytes.is_empty() {
+        return Err(OpenTsdbError::bad_request("Missing message content"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))
+}
+
+/// What `/api/suggest` asks for.
+#[derive(Debug)]
+struct Suggest {
+    kind: String,
+    prefix: String,
+    max: usize,
+    metric: Option<String>,
+}
+
+pub(crate) async fn suggest_get(
+    State(api): State<Api>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, OpenTsdbError> {
+    let p = params(raw.as_deref());
+    let kind = param(&p, "type")
+        .ok_or_else(|| OpenTsdbError::bad_request("Missing parameter <code>type</code>"))?;
+    let max = match param(&p, "max") {
+        None => DEFAULT_MAX as i64,
+        Some(m) => m
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| OpenTsdbError::bad_request("Unable to parse 'max' as a number"))?,
+    };
+    suggest(
+        &api,
+        Suggest {
+            kind: kind.to_owned(),
+            prefix: param(&p, "q").unwrap_or_default().to_owned(),
+            max: if max <= 0 { DEFAULT_MAX } else { max as usize },
+            metric: param(&p, "metric").map(str::to_owned),
+        },
+    )
+}
+
+pub(crate) async fn suggest_post(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let v = json_body(&api, &headers, body).await?;
+    let kind = v
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| OpenTsdbError::bad_request("Missing 'type' parameter"))?;
+    let max = match v.get("max") {
+        None | Some(Value::Null) => DEFAULT_MAX as i64,
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(-1),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| OpenTsdbError::bad_request("Unable to parse 'max' as a number"))?,
+        Some(_) => {
+            return Err(OpenTsdbError::bad_request(
+                "Unable to parse 'max' as a number",
+            ));
+        }
+    };
+    suggest(
+        &api,
+        Suggest {
+            kind: kind.to_owned(),
+            prefix: v
+                .get("q")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            max: if max <= 0 { DEFAULT_MAX } else { max as usize },
+            metric: v.get("metric").and_then(Value::as_str).map(str::to_owned),
+        },
+    )
+}
+
+fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
+    let names: Vec<String> = api.db.read(|view| -> Result<Vec<String>, OpenTsdbError> {
+        let metrics: Vec<String> = match &s.metric {
+            Some(m) => vec![m.clone()],
+            None => view.metrics().into_iter().map(str::to_owned).collect(),
+        };
+        let mut set: BTreeSet<String> = BTreeSet::new();
+        match s.kind.as_str() {
+            "metrics" => set.extend(view.metrics().into_iter().map(str::to_owned)),
+            "tagk" => {
+                for m in &metrics {
+                    set.extend(
+                        view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX)
+                            .into_iter()
+                            .map(str::to_owned),
+                    );
+                }
+            }
+            "tagv" => {
+                for m in &metrics {
+                    for k in view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX) {
+                        set.extend(
+                            view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX)
+                                .into_iter()
+                                .map(str::to_owned),
+                        );
+                    }
+                }
+            }
+            "field" => {
+                for m in &metrics {
+                    set.extend(view.fields(m).into_iter().map(|(f, _)| f.to_owned()));
+                }
+            }
+            other => {
+                return Err(OpenTsdbError::bad_request(format!(
+                    "Invalid 'type' parameter:{other}"
+                )));
+            }
+        }
+        Ok(set
+            .into_iter()
+            .filter(|n| n.starts_with(&s.prefix))
+            .take(s.max)
+            .collect())
+    })?;
+    Ok(json_response(StatusCode::OK, &json!(names)))
+}
+
+/// A lookup: optional metric and `key=value` pairs, either side `*`.
+#[derive(Debug)]
+struct Lookup {
+    metric: Option<String>,
+    pairs: Vec<(String, String)>,
+    limit: usize,
+}
+
+pub(crate) async fn lookup_get(
+    State(api): State<Api>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, OpenTsdbError> {
+    let p = params(raw.as_deref());
+    let m = param(&p, "m").unwrap_or_default();
+    let (metric, tag_text) = match m.find('{') {
+        Some(i) => (m.get(..i).unwrap_or_default(), m.get(i..)),
+        None => (m, None),
+    };
+    let mut pairs = Vec::new();
+    if let Some(t) = tag_text {
+        let inner = t
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or_else(|| {
+                OpenTsdbError::bad_request(format!("Missing '}}' at the end of: {t}"))
+            })?;
+        for entry in inner.split(',').filter(|e| !e.is_empty()) {
+            let (k, v) = entry
+                .split_once('=')
+                .ok_or_else(|| OpenTsdbError::bad_request(format!("Invalid tag pair: {entry}")))?;
+            pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let limit = limit(
+        param(&p, "limit")
+            .map(|l| Value::String(l.to_owned()))
+            .as_ref(),
+    )?;
+    lookup(
+        &api,
+        Lookup {
+            metric: (!metric.is_empty()).then(|| metric.to_owned()),
+            pairs,
+            limit,
+        },
+    )
+}
+
+pub(crate) async fn lookup_post(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let v = json_body(&api, &headers, body).await?;
+    let metric = v.get("metric").and_then(Value::as_str).map(str::to_owned);
+    let mut pairs = Vec::new();
+    if let Some(Value::Array(tags)) = v.get("tags") {
+        for t in tags {
+            let key = t.get("key").and_then(Value::as_str).unwrap_or("*");
+            let value = t.get("value").and_then(Value::as_str).unwrap_or("*");
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    let limit = limit(v.get("limit"))?;
+    lookup(
+        &api,
+        Lookup {
+            metric: metric.filter(|m| !m.is_empty()),
+            pairs,
+            limit,
+        },
+    )
+}
+
+fn limit(v: Option<&Value>) -> Result<usize, OpenTsdbError> {
+    let bad = || OpenTsdbError::bad_request("Unable to convert 'limit' to a valid number");
+    match v {
+        None | Some(Value::Null) => Ok(DEFAULT_MAX),
+        Some(Value::Number(n)) => n.as_u64().map(|n| n as usize).ok_or_else(bad),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| bad()),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
+    let started = std::time::Instant::now();
+    let any_metric = l.metric.as_deref().is_none_or(|m| m == "*");
+    if any_metric && l.pairs.is_empty() {
+        return Err(OpenTsdbError::bad_request(
+            "Missing metric and tags. Please supply at least one value.",
+        ));
+    }
+    let (results, total) = api
+        .db
+        .read(|view| -> Result<(Vec<Value>, usize), OpenTsdbError> {
+            let metrics: Vec<String> = if any_metric {
+                view.metrics().into_iter().map(str::to_owned).collect()
+            } else {
+                let m = l.metric.clone().unwrap_or_default();
+                if !view.has_metric(&m) {
+                    return Err(unresolved());
+                }
+                vec![m]
+            };
+            check_names(&view, &l.pairs)?;
+            // Literal keys become predicates (same key ORed); `*=v` pairs are
+            // checked on each series' tags.
+            let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
+            for (k, v) in l.pairs.iter().filter(|(k, _)| k != "*") {
+                match by_key.iter_mut().find(|(key, _)| key == k) {
+                    Some((_, values)) => match (values.as_mut(), v == "*") {
+                        (_, true) => *values = None,
+                        (Some(vs), false) => vs.push(v.clone()),
+                        (None, false) => {}
+                    },
+                    None => by_key.push((k.clone(), (v != "*").then(|| vec![v.clone()]))),
+                }
+            }
+            let predicates: Vec<TagMatch> = by_key
+                .into_iter()
+                .map(|(key, values)| match values {
+                    None => TagMatch::Exists { key },
+                    Some(values) => TagMatch::In { key, values },
+                })
+                .collect();
+            let any_key_values: Vec<&str> = l
+                .pairs
+                .iter()
+                .filter(|(k, v)| k == "*" && v != "*")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let mut found = Vec::new();
+            for m in &metrics {
+                let ids = view
+                    .select(m, &predicates)
+                    .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+                let mut keys: Vec<_> = ids
+                    .into_iter()
+                    .filter_map(|id| view.key(id).map(|k| (k, id)))
+                    .filter(|(k, _)| {
+                        any_key_values
+                            .iter()
+                            .all(|want| k.tags.iter().any(|(_, v)| v == want))
+                    })
+                    .collect();
+                keys.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+                found.extend(keys);
+            }
+            let total = found.len();
+            let results = found
+                .into_iter()
+                .take(l.limit)
+                .map(|(k, id)| {
+                    let tags: Map<String, Value> = k
+                        .tags
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    json!({"tags": tags, "metric": k.metric, "tsuid": format!("{:012X}", id.0)})
+                })
+                .collect();
+            Ok((results, total))
+        })?;
+    let tags: Vec<Value> = l
+        .pairs
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "type": "LOOKUP",
+            "metric": l.metric.as_deref().unwrap_or("*"),
+            "tags": tags,
+            "limit": l.limit,
+            "time": started.elapsed().as_millis() as u64,
+            "results": results,
+            "startIndex": 0,
+            "totalResults": total,
+        }),
+    ))
+}
+
+fn unresolved() -> OpenTsdbError {
+    OpenTsdbError {
+        status: StatusCode::NOT_FOUND,
+        message: "Unable to resolve one or more UIDs".into(),
+        details: None,
+    }
+}
+
+/// Literal tag keys and values must be known names (OpenTSDB resolves them
+/// to UIDs first).
+fn check_names(view: &Snapshot<'_>, pairs: &[(String, String)]) -> Result<(), OpenTsdbError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut keys: BTreeSet<&str> = BTreeSet::new();
+    let mut values: BTreeSet<&str> = BTreeSet::new();
+    for m in view.metrics() {
+        for k in view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX) {
+            keys.insert(k);
+            values.extend(view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX));
+        }
+    }
+    let known = pairs.iter().all(|(k, v)| {
+        (k == "*" || keys.contains(k.as_str())) && (v == "*" || values.contains(v.as_str()))
+    });
+    if known { Ok(()) } else { Err(unresolved()) }
+}
