@@ -74,7 +74,19 @@ impl Postings {
     }
 
     fn matching(m: &MetricPostings, p: &TagMatch) -> Result<RoaringBitmap> {
-        let Some(values) = m.tags.get(p.key()) else {
+        let values = m.tags.get(p.key());
+        if let TagMatch::NotIn {
+            values: unwanted, ..
+        } = p
+        {
+            // Series without the key match too (Baidu's notIn).
+            let excluded = unwanted
+                .iter()
+                .filter_map(|w| values?.get(w))
+                .fold(RoaringBitmap::new(), |acc, b| acc | b);
+            return Ok(&m.all - &excluded);
+        }
+        let Some(values) = values else {
             return Ok(RoaringBitmap::new());
         };
         match p {

@@ -361,6 +361,11 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
                 if group {
                     q.group_by.push(m.key().to_owned());
                 }
+                if let TagMatch::NotIn { key, .. } = &m {
+                    // OpenTSDB's not_literal_or needs the key; NotIn alone
+                    // also matches series without it.
+                    q.tags.push(TagMatch::Exists { key: key.clone() });
+                }
                 q.tags.push(m);
             }
         }

@@ -2,8 +2,8 @@
 //! and TV-Q15 (relative start, on the real clock).
 
 use crate::baidu::{
-    Check, D1, Series, T, adjacent_unique, d1_series, long_rows, now_ms, percent_encode, put_query,
-    q, select, write, write_ok,
+    Check, D1, Series, T, adjacent_unique, d1_series, datapoints, long_rows, now_ms,
+    percent_encode, put_query, q, select, write, write_ok,
 };
 use crate::harness::TestServer;
 use anyhow::{Result, bail};
@@ -448,4 +448,41 @@ fn relative_start() -> Result<()> {
     let r = put_query(&s, &query(json!("2 hour ago")))?;
     c.values_eq("TV-Q15 2 hour ago", &r, &long_rows(&pts));
     c.done()
+}
+
+/// Spec 9.4.3: `notIn` matches series that lack the key; `in` and `like`
+/// do not.
+#[test]
+fn not_in_matches_series_without_the_key() -> Result<()> {
+    let s = TestServer::spawn()?;
+    write_ok(
+        &s,
+        &datapoints(&[
+            json!({"metric": "nk", "tags": {"host": "a"}, "timestamp": T, "value": 1}),
+            json!({"metric": "nk", "tags": {"host": "b"}, "timestamp": T, "value": 2}),
+            json!({"metric": "nk", "tags": {"rack": "r1"}, "timestamp": T, "value": 3}),
+        ]),
+    )?;
+    let values = |filter: Value| -> Result<Value> {
+        let r = put_query(
+            &s,
+            &q(json!({"metric": "nk", "filters": {"start": T, "tags": [filter]}})),
+        )?;
+        let body: Value = serde_json::from_str(&r.body)?;
+        Ok(body["results"][0]["groups"][0]["values"].clone())
+    };
+    // Rows at one timestamp come in series-key order: host=b before rack=r1.
+    assert_eq!(
+        values(json!({"tag": "host", "notIn": ["a"]}))?,
+        json!([[T, 2], [T, 3]])
+    );
+    assert_eq!(
+        values(json!({"tag": "host", "in": ["a", "b"]}))?,
+        json!([[T, 1], [T, 2]])
+    );
+    assert_eq!(
+        values(json!({"tag": "host", "like": "%"}))?,
+        json!([[T, 1], [T, 2]])
+    );
+    Ok(())
 }
