@@ -50,14 +50,44 @@ impl TagMatch {
     }
 }
 
-/// How the series of one group are combined.
+/// How the series of one group are combined (OpenTSDB's aggregators,
+/// spec opentsdb.md 9.11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aggregator {
     /// Every series on its own, raw values.
     None,
-    /// Sum across the group at each timestamp, linearly interpolating series
-    /// that have no point there (OpenTSDB's rule).
     Sum,
+    ZimSum,
+    Avg,
+    Min,
+    Max,
+    MimMin,
+    MimMax,
+    Dev,
+    Count,
+    First,
+    Last,
+    /// Percentile `per_mille / 1000` with an estimator.
+    Percentile {
+        per_mille: u16,
+        estimator: Estimator,
+    },
+    Median,
+    Mult,
+    Diff,
+    SquareSum,
+    PfSum,
+}
+
+/// Percentile estimators of OpenTSDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimator {
+    /// `pos = p (n + 1)` (`p50` ...).
+    Legacy,
+    /// `pos = round_half_even(n p)` (`ep50r3` ...).
+    R3,
+    /// `pos = 1 + (n - 1) p` (`ep50r7` ...).
+    R7,
 }
 
 /// One read: a metric's field over an inclusive time range.

@@ -1,21 +1,56 @@
-//! Cross-series aggregation with OpenTSDB's linear interpolation.
+//! Cross-series aggregation with OpenTSDB's interpolation (spec
+//! opentsdb.md 9.10, 9.11): at every timestamp any series of the group has,
+//! each series contributes its value, an interpolated one between its
+//! neighbours, or nothing before its first and after its last point.
 
-use sundial_model::{FieldValue, Timestamp};
+use sundial_model::{Aggregator, Estimator, FieldValue, Timestamp};
 
-/// Sums the series at every timestamp any of them has. A series without a
-/// point at `t` but with points on both sides contributes the linear
-/// interpolation; before its first or after its last point it does not
-/// take part. The sum stays an integer when every value involved is one.
-pub(crate) fn sum(series: &[&[(Timestamp, FieldValue)]]) -> Vec<(Timestamp, FieldValue)> {
+/// How a series without a point at `t` contributes between neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interp {
+    Lerp,
+    Zero,
+    Max,
+    Min,
+    Prev,
+}
+
+fn interpolation(a: Aggregator) -> Interp {
+    match a {
+        Aggregator::ZimSum
+        | Aggregator::Count
+        | Aggregator::First
+        | Aggregator::Last
+        | Aggregator::None
+        | Aggregator::SquareSum => Interp::Zero,
+        Aggregator::MimMin => Interp::Max,
+        Aggregator::MimMax => Interp::Min,
+        Aggregator::PfSum => Interp::Prev,
+        _ => Interp::Lerp,
+    }
+}
+
+/// One contribution: exact integers when every value involved is one.
+#[derive(Debug, Clone, Copy)]
+enum Val {
+    Int(i64),
+    Float(f64),
+}
+
+/// Aggregates the series (in series-key order) of one group.
+pub(crate) fn aggregate(
+    agg: Aggregator,
+    series: &[&[(Timestamp, FieldValue)]],
+) -> Vec<(Timestamp, FieldValue)> {
+    let interp = interpolation(agg);
     let mut times: Vec<Timestamp> = series.iter().flat_map(|s| s.iter().map(|p| p.0)).collect();
     times.sort_unstable();
     times.dedup();
-    // Per series: index of the first point at or after the current time.
     let mut cursor = vec![0usize; series.len()];
     let mut out = Vec::with_capacity(times.len());
+    let mut vals: Vec<Val> = Vec::with_capacity(series.len());
     for t in times {
-        let mut ints: Vec<i64> = Vec::with_capacity(series.len());
-        let mut floats: Vec<f64> = Vec::with_capacity(series.len());
+        vals.clear();
         let mut all_int = true;
         for (s, pos) in series.iter().zip(cursor.iter_mut()) {
             while s.get(*pos).is_some_and(|p| p.0 < t) {
@@ -25,66 +60,189 @@ pub(crate) fn sum(series: &[&[(Timestamp, FieldValue)]]) -> Vec<(Timestamp, Fiel
                 continue;
             };
             if *t1 == t {
-                push(y1, None, &mut ints, &mut floats, &mut all_int);
+                if let Some(v) = val(y1) {
+                    all_int &= matches!(v, Val::Int(_));
+                    vals.push(v);
+                }
                 continue;
             }
             let Some((t0, y0)) = pos.checked_sub(1).and_then(|i| s.get(i)) else {
                 continue;
             };
-            push(
-                y0,
-                Some((*t0, t, *t1, y1)),
-                &mut ints,
-                &mut floats,
-                &mut all_int,
-            );
+            let (Some(a), Some(b)) = (val(y0), val(y1)) else {
+                continue;
+            };
+            let v = match (interp, a, b) {
+                (Interp::Lerp, Val::Int(i0), Val::Int(i1)) => {
+                    // Java long arithmetic: multiply first, truncate.
+                    let num = i128::from(t - t0) * (i128::from(i1) - i128::from(i0));
+                    Val::Int((i128::from(i0) + num / i128::from(t1 - t0)) as i64)
+                }
+                (Interp::Lerp, _, _) => {
+                    let (f0, f1) = (as_f64(a), as_f64(b));
+                    Val::Float(f0 + (t - t0) as f64 * (f1 - f0) / (*t1 - t0) as f64)
+                }
+                (Interp::Zero, Val::Int(_), Val::Int(_)) => Val::Int(0),
+                (Interp::Zero, _, _) => Val::Float(0.0),
+                (Interp::Max, Val::Int(_), Val::Int(_)) => Val::Int(i64::MAX),
+                (Interp::Max, _, _) => Val::Float(f64::MAX),
+                (Interp::Min, Val::Int(_), Val::Int(_)) => Val::Int(i64::MIN),
+                (Interp::Min, _, _) => Val::Float(-f64::MAX),
+                (Interp::Prev, _, _) => a,
+            };
+            all_int &= matches!((a, b), (Val::Int(_), Val::Int(_)));
+            vals.push(v);
         }
-        if floats.is_empty() {
+        if vals.is_empty() {
             continue;
         }
         let value = if all_int {
-            FieldValue::Long(ints.iter().fold(0i64, |a, b| a.wrapping_add(*b)))
+            let ints: Vec<i64> = vals.iter().map(|v| as_i64(*v)).collect();
+            FieldValue::Long(reduce_int(agg, &ints))
         } else {
-            FieldValue::Double(floats.iter().sum())
+            let floats: Vec<f64> = vals.iter().map(|v| as_f64(*v)).collect();
+            FieldValue::Double(reduce_float(agg, &floats))
         };
         out.push((t, value));
     }
     out
 }
 
-/// Adds one contribution: the value itself, or the interpolation between
-/// `y0` at `t0` and `y1` at `t1`, evaluated at `t`.
-fn push(
-    y0: &FieldValue,
-    lerp: Option<(Timestamp, Timestamp, Timestamp, &FieldValue)>,
-    ints: &mut Vec<i64>,
-    floats: &mut Vec<f64>,
-    all_int: &mut bool,
-) {
-    let Some(f0) = y0.as_f64() else { return };
-    match lerp {
-        None => {
-            floats.push(f0);
-            match y0.as_i64() {
-                Some(i) => ints.push(i),
-                None => *all_int = false,
+fn val(v: &FieldValue) -> Option<Val> {
+    match v {
+        FieldValue::Long(i) => Some(Val::Int(*i)),
+        FieldValue::Bool(b) => Some(Val::Int(i64::from(*b))),
+        FieldValue::Double(d) => Some(Val::Float(*d)),
+        FieldValue::String(_) | FieldValue::Bytes(_) => None,
+    }
+}
+
+fn as_f64(v: Val) -> f64 {
+    match v {
+        Val::Int(i) => i as f64,
+        Val::Float(f) => f,
+    }
+}
+
+fn as_i64(v: Val) -> i64 {
+    match v {
+        Val::Int(i) => i,
+        Val::Float(f) => f as i64,
+    }
+}
+
+fn reduce_int(agg: Aggregator, xs: &[i64]) -> i64 {
+    let n = xs.len() as i64;
+    let sum = || xs.iter().fold(0i64, |a, b| a.wrapping_add(*b));
+    match agg {
+        Aggregator::Sum | Aggregator::ZimSum | Aggregator::PfSum | Aggregator::None => sum(),
+        Aggregator::Avg => {
+            let s: i128 = xs.iter().map(|x| i128::from(*x)).sum();
+            (s / i128::from(n.max(1))) as i64
+        }
+        Aggregator::Min | Aggregator::MimMin => xs.iter().copied().min().unwrap_or_default(),
+        Aggregator::Max | Aggregator::MimMax => xs.iter().copied().max().unwrap_or_default(),
+        Aggregator::Dev => {
+            let floats: Vec<f64> = xs.iter().map(|x| *x as f64).collect();
+            population_dev(&floats) as i64
+        }
+        Aggregator::Count => n,
+        Aggregator::First => xs.first().copied().unwrap_or_default(),
+        Aggregator::Last => xs.last().copied().unwrap_or_default(),
+        Aggregator::Percentile { .. } | Aggregator::Median => {
+            let floats: Vec<f64> = xs.iter().map(|x| *x as f64).collect();
+            reduce_float(agg, &floats) as i64
+        }
+        Aggregator::Mult => xs.iter().fold(1i64, |a, b| a.wrapping_mul(*b)),
+        Aggregator::Diff => match (xs.first(), xs.last()) {
+            (Some(a), Some(b)) if xs.len() > 1 => b.wrapping_sub(*a),
+            _ => 0,
+        },
+        Aggregator::SquareSum => xs
+            .iter()
+            .fold(0i64, |a, b| a.wrapping_add(b.wrapping_mul(*b))),
+    }
+}
+
+/// NaN values are skipped; all NaN gives NaN.
+fn reduce_float(agg: Aggregator, all: &[f64]) -> f64 {
+    let xs: Vec<f64> = all.iter().copied().filter(|x| !x.is_nan()).collect();
+    if agg == Aggregator::Count {
+        return xs.len() as f64;
+    }
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let n = xs.len() as f64;
+    match agg {
+        Aggregator::Sum | Aggregator::ZimSum | Aggregator::PfSum | Aggregator::None => {
+            xs.iter().sum()
+        }
+        Aggregator::Avg => xs.iter().sum::<f64>() / n,
+        Aggregator::Min | Aggregator::MimMin => xs.iter().copied().fold(f64::INFINITY, f64::min),
+        Aggregator::Max | Aggregator::MimMax => {
+            xs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        }
+        Aggregator::Dev => population_dev(&xs),
+        Aggregator::Count => n,
+        Aggregator::First => xs.first().copied().unwrap_or(f64::NAN),
+        Aggregator::Last => xs.last().copied().unwrap_or(f64::NAN),
+        Aggregator::Percentile {
+            per_mille,
+            estimator,
+        } => percentile(&xs, f64::from(per_mille) / 1000.0, estimator),
+        Aggregator::Median => {
+            let mut s = xs.clone();
+            s.sort_by(f64::total_cmp);
+            s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+        }
+        Aggregator::Mult => xs.iter().product(),
+        Aggregator::Diff => match (xs.first(), xs.last()) {
+            (Some(a), Some(b)) if xs.len() > 1 => b - a,
+            _ => 0.0,
+        },
+        Aggregator::SquareSum => xs.iter().map(|x| x * x).sum(),
+    }
+}
+
+fn population_dev(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    (xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt()
+}
+
+/// Spec 9.11: sorted `x1..xn` (1-based), position by estimator, linear
+/// between neighbours, clamped to the ends.
+fn percentile(xs: &[f64], p: f64, estimator: Estimator) -> f64 {
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len() as f64;
+    let pos = match estimator {
+        Estimator::Legacy => p * (n + 1.0),
+        Estimator::R3 => {
+            if p <= 0.5 / n {
+                0.0
+            } else {
+                (n * p).round_ties_even()
             }
         }
-        Some((t0, t, t1, y1)) => {
-            let Some(f1) = y1.as_f64() else { return };
-            let span = (t1 - t0) as f64;
-            floats.push(f0 + (t - t0) as f64 * (f1 - f0) / span);
-            match (y0.as_i64(), y1.as_i64()) {
-                (Some(i0), Some(i1)) => {
-                    // Java long semantics: multiply first, truncate toward zero.
-                    let v = i128::from(i0)
-                        + (i128::from(t - t0) * (i128::from(i1) - i128::from(i0)))
-                            / i128::from(t1 - t0);
-                    ints.push(v as i64);
-                }
-                _ => *all_int = false,
-            }
-        }
+        Estimator::R7 => 1.0 + (n - 1.0) * p,
+    };
+    let first = s.first().copied().unwrap_or(f64::NAN);
+    let last = s.last().copied().unwrap_or(f64::NAN);
+    if pos < 1.0 {
+        return first;
+    }
+    if pos >= n {
+        return last;
+    }
+    let k = pos.floor() as usize;
+    match (s.get(k - 1), s.get(k)) {
+        (Some(lo), Some(hi)) => lo + (pos - pos.floor()) * (hi - lo),
+        _ => last,
     }
 }
 
@@ -117,8 +275,9 @@ mod tests {
             (50, 5 + lerp(40, 10, 60, 20, 50)),
             (60, 20),
         ];
-        assert_eq!(sum(&[&a, &b]), longs(&expected));
-        assert_eq!(sum(&[&a, &b])[3].1, FieldValue::Long(30));
+        let got = aggregate(Aggregator::Sum, &[&a, &b]);
+        assert_eq!(got, longs(&expected));
+        assert_eq!(got[3].1, FieldValue::Long(30));
     }
 
     #[test]
@@ -126,8 +285,42 @@ mod tests {
         let a = vec![(0, FieldValue::Double(1.5)), (10, FieldValue::Double(2.5))];
         let b = longs(&[(0, 1), (10, 3)]);
         assert_eq!(
-            sum(&[&a, &b]),
+            aggregate(Aggregator::Sum, &[&a, &b]),
             vec![(0, FieldValue::Double(2.5)), (10, FieldValue::Double(5.5))]
         );
+    }
+
+    #[test]
+    fn interpolation_kinds_per_aggregator() {
+        // B has no point at 10: LERP gives 15, ZIM 0, MAX/MIN the extremes.
+        let a = longs(&[(0, 1), (10, 2), (20, 3)]);
+        let b = longs(&[(0, 10), (20, 20)]);
+        let at = |agg| aggregate(agg, &[&a, &b])[1].1.clone();
+        assert_eq!(at(Aggregator::Sum), FieldValue::Long(2 + 15));
+        assert_eq!(at(Aggregator::ZimSum), FieldValue::Long(2));
+        assert_eq!(at(Aggregator::Count), FieldValue::Long(2));
+        assert_eq!(at(Aggregator::MimMin), FieldValue::Long(2));
+        assert_eq!(at(Aggregator::MimMax), FieldValue::Long(2));
+        assert_eq!(at(Aggregator::Min), FieldValue::Long(2));
+        assert_eq!(at(Aggregator::Max), FieldValue::Long(15));
+        assert_eq!(at(Aggregator::PfSum), FieldValue::Long(2 + 10));
+        assert_eq!(at(Aggregator::Avg), FieldValue::Long((2 + 15) / 2));
+        assert_eq!(at(Aggregator::First), FieldValue::Long(2));
+        assert_eq!(at(Aggregator::Last), FieldValue::Long(0));
+        assert_eq!(at(Aggregator::Diff), FieldValue::Long(15 - 2));
+        // Population deviation of {2, 15}: 6.5, truncated on the integer path.
+        assert_eq!(at(Aggregator::Dev), FieldValue::Long(6));
+    }
+
+    #[test]
+    fn percentile_estimators() {
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        // legacy: pos = 0.5 * 5 = 2.5 -> x2 + 0.5 (x3 - x2)
+        assert_eq!(percentile(&xs, 0.5, Estimator::Legacy), 2.5);
+        // pos = 1 + 3 * 0.5 = 2.5
+        assert_eq!(percentile(&xs, 0.5, Estimator::R7), 2.5);
+        // pos = round_half_even(2.0) = 2 -> x2
+        assert_eq!(percentile(&xs, 0.5, Estimator::R3), 2.0);
+        assert_eq!(percentile(&xs, 0.999, Estimator::Legacy), 4.0);
     }
 }

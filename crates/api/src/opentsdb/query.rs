@@ -1,6 +1,6 @@
-//! `/api/query` (spec section 9), first cut: aggregators `none` and `sum`,
-//! v1 `tags` (exact, `*`, `a|b`), `filters` of type literal_or and
-//! wildcard `*`, GET `m=` expressions, `msResolution`.
+//! `/api/query` (spec section 9), so far: every aggregator of 9.11 with
+//! its interpolation, v1 `tags` (exact, `*`, `a|b`), the filters below,
+//! GET `m=` expressions, `msResolution`. Downsampling and rate answer 501.
 
 use super::error::{OpenTsdbError, json_response};
 use super::{Api, time};
@@ -10,43 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 use sundial_model::{Aggregator, DEFAULT_FIELD, FieldValue, Query, SeriesResult, TagMatch};
-
-/// OpenTSDB aggregators this server does not compute yet; asking for one is
-/// answered 501 rather than "no such function".
-const NOT_YET: &[&str] = &[
-    "avg",
-    "count",
-    "dev",
-    "ep50r3",
-    "ep50r7",
-    "ep75r3",
-    "ep75r7",
-    "ep90r3",
-    "ep90r7",
-    "ep95r3",
-    "ep95r7",
-    "ep99r3",
-    "ep99r7",
-    "ep999r3",
-    "ep999r7",
-    "first",
-    "last",
-    "max",
-    "mimmax",
-    "mimmin",
-    "min",
-    "mult",
-    "p50",
-    "p75",
-    "p90",
-    "p95",
-    "p99",
-    "p999",
-    "median",
-    "zimsum",
-    "squareSum",
-    "diff",
-];
 
 /// One parsed request: its sub-queries and output options.
 #[derive(Debug)]
@@ -164,16 +127,8 @@ fn value_json(v: &FieldValue) -> Value {
 }
 
 fn aggregator(name: &str) -> Result<Aggregator, OpenTsdbError> {
-    match name {
-        "none" => Ok(Aggregator::None),
-        "sum" => Ok(Aggregator::Sum),
-        n if NOT_YET.contains(&n) => Err(OpenTsdbError::not_implemented(format!(
-            "aggregator {n} is not supported yet"
-        ))),
-        n => Err(OpenTsdbError::bad_request(format!(
-            "No such aggregation function: {n}"
-        ))),
-    }
+    sundial_query::aggregator_by_name(name)
+        .ok_or_else(|| OpenTsdbError::bad_request(format!("No such aggregation function: {name}")))
 }
 
 /// Time range from raw `start`/`end` texts.
