@@ -12,7 +12,9 @@ pub mod series_query;
 pub mod value;
 pub mod write;
 
-pub use query::{Aggregator, Estimator, Query, SeriesResult, TagMatch};
+pub use query::{
+    Aggregator, Downsample, Estimator, FillPolicy, Query, RateOptions, SeriesResult, TagMatch,
+};
 pub use series::{SeriesKey, Tags};
 pub use series_query::SeriesQuery;
 pub use value::{FieldValue, Kind, NumberText, ValueInput};

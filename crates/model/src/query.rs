@@ -102,6 +102,52 @@ pub struct Query {
     /// Inclusive.
     pub end: Timestamp,
     pub aggregator: Aggregator,
+    /// Per series, before rate and aggregation.
+    pub downsample: Option<Downsample>,
+    /// Per series, after downsampling.
+    pub rate: Option<RateOptions>,
+}
+
+/// OpenTSDB downsampling: epoch-aligned buckets reduced to Doubles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Downsample {
+    /// Bucket width; `None`: one bucket over the whole range.
+    pub interval_ms: Option<i64>,
+    pub function: Aggregator,
+    pub fill: FillPolicy,
+}
+
+/// What an empty downsampling bucket becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FillPolicy {
+    /// Absent (aggregation interpolates over it).
+    #[default]
+    None,
+    /// NaN, printed `"NaN"`.
+    NaN,
+    /// NaN, printed `null`.
+    Null,
+    Zero,
+}
+
+/// OpenTSDB `rateOptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateOptions {
+    pub counter: bool,
+    pub counter_max: i64,
+    pub reset_value: i64,
+    pub drop_resets: bool,
+}
+
+impl Default for RateOptions {
+    fn default() -> Self {
+        Self {
+            counter: false,
+            counter_max: i64::MAX,
+            reset_value: 0,
+            drop_resets: false,
+        }
+    }
 }
 
 /// One output series: a group (or a single series for `None`).

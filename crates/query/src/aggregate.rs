@@ -41,6 +41,7 @@ enum Val {
 pub(crate) fn aggregate(
     agg: Aggregator,
     series: &[&[(Timestamp, FieldValue)]],
+    step: bool,
 ) -> Vec<(Timestamp, FieldValue)> {
     let interp = interpolation(agg);
     let mut times: Vec<Timestamp> = series.iter().flat_map(|s| s.iter().map(|p| p.0)).collect();
@@ -67,6 +68,11 @@ pub(crate) fn aggregate(
                 continue;
             }
             let Some((t0, y0)) = pos.checked_sub(1).and_then(|i| s.get(i)) else {
+                // Under rate a series contributes its first value before it starts.
+                if step && let Some(v) = val(y1) {
+                    all_int &= matches!(v, Val::Int(_));
+                    vals.push(v);
+                }
                 continue;
             };
             let (Some(a), Some(b)) = (val(y0), val(y1)) else {
@@ -165,7 +171,7 @@ fn reduce_int(agg: Aggregator, xs: &[i64]) -> i64 {
 }
 
 /// NaN values are skipped; all NaN gives NaN.
-fn reduce_float(agg: Aggregator, all: &[f64]) -> f64 {
+pub(crate) fn reduce_float(agg: Aggregator, all: &[f64]) -> f64 {
     let xs: Vec<f64> = all.iter().copied().filter(|x| !x.is_nan()).collect();
     if agg == Aggregator::Count {
         return xs.len() as f64;
@@ -275,7 +281,7 @@ mod tests {
             (50, 5 + lerp(40, 10, 60, 20, 50)),
             (60, 20),
         ];
-        let got = aggregate(Aggregator::Sum, &[&a, &b]);
+        let got = aggregate(Aggregator::Sum, &[&a, &b], false);
         assert_eq!(got, longs(&expected));
         assert_eq!(got[3].1, FieldValue::Long(30));
     }
@@ -285,7 +291,7 @@ mod tests {
         let a = vec![(0, FieldValue::Double(1.5)), (10, FieldValue::Double(2.5))];
         let b = longs(&[(0, 1), (10, 3)]);
         assert_eq!(
-            aggregate(Aggregator::Sum, &[&a, &b]),
+            aggregate(Aggregator::Sum, &[&a, &b], false),
             vec![(0, FieldValue::Double(2.5)), (10, FieldValue::Double(5.5))]
         );
     }
@@ -295,7 +301,7 @@ mod tests {
         // B has no point at 10: LERP gives 15, ZIM 0, MAX/MIN the extremes.
         let a = longs(&[(0, 1), (10, 2), (20, 3)]);
         let b = longs(&[(0, 10), (20, 20)]);
-        let at = |agg| aggregate(agg, &[&a, &b])[1].1.clone();
+        let at = |agg| aggregate(agg, &[&a, &b], false)[1].1.clone();
         assert_eq!(at(Aggregator::Sum), FieldValue::Long(2 + 15));
         assert_eq!(at(Aggregator::ZimSum), FieldValue::Long(2));
         assert_eq!(at(Aggregator::Count), FieldValue::Long(2));

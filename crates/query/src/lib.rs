@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod aggregate;
+mod series_ops;
 pub mod series_query;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,9 @@ pub enum Error {
     },
 }
 
+/// Points a fill policy may make for one series.
+const MAX_POINTS: usize = 10_000_000;
+
 /// Runs one query.
 pub fn execute(db: &Db, query: &Query) -> Result<Vec<SeriesResult>> {
     db.read(|view| run(&view, query))
@@ -59,9 +63,9 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         });
     }
     let kind = view.kind(&query.metric, &query.field);
-    if query.aggregator != Aggregator::None
-        && let Some(k @ (Kind::String | Kind::Bytes)) = kind
-    {
+    let computes =
+        query.aggregator != Aggregator::None || query.downsample.is_some() || query.rate.is_some();
+    if computes && let Some(k @ (Kind::String | Kind::Bytes)) = kind {
         return Err(Error::NotNumeric {
             aggregator: aggregator_name(query.aggregator),
             kind: k,
@@ -74,7 +78,13 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
     for id in ids {
         let Some(key) = view.key(id) else { continue };
-        let points = read_points(view, id, query)?;
+        let mut points = read_points(view, id, query)?;
+        if let Some(ds) = query.downsample {
+            points = series_ops::downsample(&points, ds, query.start, query.end, MAX_POINTS)?;
+        }
+        if let Some(opts) = query.rate {
+            points = series_ops::rate(&points, opts);
+        }
         if !points.is_empty() {
             selected.push((key, points));
         }
@@ -111,7 +121,7 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
                         metric: query.metric.clone(),
                         tags,
                         aggregated_tags,
-                        points: aggregate::aggregate(agg, &series),
+                        points: aggregate::aggregate(agg, &series, query.rate.is_some()),
                     }
                 })
                 .collect()

@@ -9,7 +9,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
-use sundial_model::{Aggregator, DEFAULT_FIELD, FieldValue, Query, SeriesResult, TagMatch};
+use sundial_model::{
+    Aggregator, DEFAULT_FIELD, Downsample, FieldValue, FillPolicy, Query, RateOptions,
+    SeriesResult, TagMatch,
+};
 
 /// One parsed request: its sub-queries and output options.
 #[derive(Debug)]
@@ -50,15 +53,23 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
             .iter()
             .map(|q| sundial_query::execute(&db, q))
             .collect::<Result<Vec<_>, _>>()
-            .map(|r| (r, request.ms_resolution))
+            .map(|r| {
+                // Fill policy `null` prints NaN as null.
+                let nulls: Vec<bool> = request
+                    .queries
+                    .iter()
+                    .map(|q| q.downsample.is_some_and(|d| d.fill == FillPolicy::Null))
+                    .collect();
+                (r, request.ms_resolution, nulls)
+            })
     })
     .await
     .map_err(|e| OpenTsdbError::internal(&e))?;
-    let (results, ms) = results.map_err(query_error)?;
+    let (results, ms, nulls) = results.map_err(query_error)?;
     let out: Vec<Value> = results
         .into_iter()
-        .flatten()
-        .map(|r| render(&r, ms))
+        .zip(nulls)
+        .flat_map(|(rs, null)| rs.into_iter().map(move |r| render(&r, ms, null)))
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }
@@ -92,12 +103,16 @@ fn now_ms() -> i64 {
 }
 
 /// A result object (spec 9.13).
-fn render(r: &SeriesResult, ms: bool) -> Value {
+fn render(r: &SeriesResult, ms: bool, nan_as_null: bool) -> Value {
     let mut dps = Map::new();
     for (ts, v) in &r.points {
         let key = if ms { *ts } else { ts.div_euclid(1000) };
         // Within one second the later point wins (spec 4.4).
-        dps.insert(key.to_string(), value_json(v));
+        let value = match v {
+            FieldValue::Double(f) if f.is_nan() && nan_as_null => Value::Null,
+            v => value_json(v),
+        };
+        dps.insert(key.to_string(), value);
     }
     let tags: Map<String, Value> = r
         .tags
@@ -207,18 +222,36 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
         ))
     })?;
     let aggregator = aggregator(agg)?;
+    // Modifiers up to the metric (which may itself contain ':').
+    let mut rest = rest;
+    let mut ds = None;
+    let mut rate = None;
+    while let Some((seg, tail)) = rest.split_once(':') {
+        if seg.contains('{') && !seg.starts_with("rate{") {
+            break;
+        }
+        if seg.starts_with("rate") {
+            rate = Some(rate_modifier(seg)?);
+        } else if seg.chars().next().is_some_and(|c| c.is_ascii_digit()) || seg.starts_with("all-")
+        {
+            ds = Some(downsample(seg)?);
+        } else if seg.starts_with("percentiles[") {
+            return Err(OpenTsdbError::bad_request(
+                "Histogram percentiles are not supported",
+            ));
+        } else if seg == "explicit_tags" {
+            return Err(OpenTsdbError::not_implemented(
+                "explicit_tags is not supported yet",
+            ));
+        } else if !(seg == "pre-agg" || seg.starts_with("rollup_")) {
+            break;
+        }
+        rest = tail;
+    }
     let (metric, tag_text) = match rest.find('{') {
         Some(i) => (&rest[..i], Some(&rest[i..])),
         None => (rest, None),
     };
-    if metric.split(':').next().is_some_and(|seg| {
-        seg.starts_with("rate") || seg.chars().next().is_some_and(|c| c.is_ascii_digit())
-    }) && metric.contains(':')
-    {
-        return Err(OpenTsdbError::not_implemented(
-            "rate and downsample modifiers are not supported yet",
-        ));
-    }
     let mut tags = Vec::new();
     if let Some(t) = tag_text {
         let inner = t
@@ -239,7 +272,10 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
             tags.push(tag_match(k, v));
         }
     }
-    Ok(query(metric, tags, aggregator, start, end))
+    let mut q = query(metric, tags, aggregator, start, end);
+    q.downsample = ds;
+    q.rate = rate;
+    Ok(q)
 }
 
 fn query(metric: &str, tags: Vec<TagMatch>, aggregator: Aggregator, start: i64, end: i64) -> Query {
@@ -253,7 +289,140 @@ fn query(metric: &str, tags: Vec<TagMatch>, aggregator: Aggregator, start: i64, 
         start,
         end,
         aggregator,
+        downsample: None,
+        rate: None,
     }
+}
+
+/// `<interval>-<function>[-<fill>]` (spec 9.7.1).
+fn downsample(spec: &str) -> Result<Downsample, OpenTsdbError> {
+    let parts: Vec<&str> = spec.split('-').collect();
+    if parts.len() < 2 {
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid downsampling specifier '{spec}': must provide at least interval and function"
+        )));
+    }
+    if parts.len() > 3 {
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid downsampling specifier '{spec}': must consist of interval, function, and optional fill policy"
+        )));
+    }
+    let (interval, function) = (parts[0], parts[1]);
+    let interval_ms = if interval.contains("all") {
+        None
+    } else if interval.ends_with('c') {
+        return Err(OpenTsdbError::not_implemented(
+            "calendar downsampling is not supported yet",
+        ));
+    } else {
+        Some(time::parse_duration(interval).map_err(OpenTsdbError::bad_request)?)
+    };
+    let function = match sundial_query::aggregator_by_name(function) {
+        Some(Aggregator::None) => {
+            return Err(OpenTsdbError::bad_request(
+                "cannot use the NONE aggregator for downsampling",
+            ));
+        }
+        Some(f) => f,
+        None => {
+            return Err(OpenTsdbError::bad_request(format!(
+                "No such downsampling function: {function}"
+            )));
+        }
+    };
+    let fill = match parts.get(2).copied().unwrap_or("none") {
+        "none" => FillPolicy::None,
+        "nan" => FillPolicy::NaN,
+        "null" => FillPolicy::Null,
+        "zero" => FillPolicy::Zero,
+        other => {
+            return Err(OpenTsdbError::bad_request(format!(
+                "No such fill policy: '{other}': must be one of: none zero nan null"
+            )));
+        }
+    };
+    Ok(Downsample {
+        interval_ms,
+        function,
+        fill,
+    })
+}
+
+/// `rate{counter[,max[,reset]]}` of the GET form (spec 9.4).
+fn rate_modifier(m: &str) -> Result<RateOptions, OpenTsdbError> {
+    let mut opts = RateOptions::default();
+    let Some(inner) = m.strip_prefix("rate{").and_then(|r| r.strip_suffix('}')) else {
+        if m == "rate" {
+            return Ok(opts);
+        }
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid rate options specification: {m}"
+        )));
+    };
+    let parts: Vec<&str> = inner.split(',').collect();
+    let word = parts.first().copied().unwrap_or_default();
+    if !word.ends_with("counter") {
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid rate options specification: {m}"
+        )));
+    }
+    opts.counter = true;
+    opts.drop_resets = word == "dropcounter";
+    if let Some(max) = parts.get(1).filter(|s| !s.is_empty()) {
+        opts.counter_max = number(max).ok_or_else(|| {
+            OpenTsdbError::bad_request(format!(
+                "Max value of counter was not a number, received '{max}'"
+            ))
+        })?;
+    }
+    if let Some(reset) = parts.get(2).filter(|s| !s.is_empty()) {
+        opts.reset_value = number(reset).ok_or_else(|| {
+            OpenTsdbError::bad_request(format!(
+                "Reset value of counter was not a number, received '{reset}'"
+            ))
+        })?;
+    }
+    Ok(opts)
+}
+
+/// A number or numeric text truncated to an integer (Grafana sends floats).
+fn number(text: &str) -> Option<i64> {
+    let t = text.trim();
+    t.parse::<i64>().ok().or_else(|| {
+        t.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64)
+    })
+}
+
+/// `rateOptions` of the POST form.
+fn rate_options(v: Option<&Value>) -> Result<RateOptions, OpenTsdbError> {
+    let mut opts = RateOptions::default();
+    let Some(Value::Object(o)) = v else {
+        return Ok(opts);
+    };
+    let num = |key: &str| -> Result<Option<i64>, OpenTsdbError> {
+        match o.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))),
+            Some(Value::String(s)) => number(s).map(Some).ok_or_else(|| {
+                OpenTsdbError::bad_request(format!("Invalid rate option {key}: {s}"))
+            }),
+            Some(other) => Err(OpenTsdbError::bad_request(format!(
+                "Invalid rate option {key}: {other}"
+            ))),
+        }
+    };
+    opts.counter = o.get("counter").is_some_and(lenient_bool);
+    opts.drop_resets = o.get("dropResets").is_some_and(lenient_bool);
+    if let Some(m) = num("counterMax")? {
+        opts.counter_max = m;
+    }
+    if let Some(r) = num("resetValue")? {
+        opts.reset_value = r;
+    }
+    Ok(opts)
 }
 
 /// POST form (spec 9.2, 9.3).
@@ -291,16 +460,20 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
                 ));
             }
         };
-        for unsupported in ["downsample", "tsuids"] {
-            if sub.get(unsupported).is_some_and(|v| !v.is_null()) {
-                return Err(OpenTsdbError::not_implemented(format!(
-                    "{unsupported} is not supported yet"
-                )));
-            }
+        if sub.get("tsuids").is_some_and(|v| !v.is_null()) {
+            return Err(OpenTsdbError::not_implemented(
+                "tsuids are not supported yet",
+            ));
         }
-        if sub.get("rate").is_some_and(lenient_bool) {
-            return Err(OpenTsdbError::not_implemented("rate is not supported yet"));
-        }
+        let ds = match sub.get("downsample") {
+            Some(Value::String(d)) if !d.is_empty() => Some(downsample(d)?),
+            _ => None,
+        };
+        let rate = if sub.get("rate").is_some_and(lenient_bool) {
+            Some(rate_options(sub.get("rateOptions"))?)
+        } else {
+            None
+        };
         let mut tags = Vec::new();
         if let Some(Value::Object(t)) = sub.get("tags") {
             for (k, v) in t {
@@ -310,6 +483,8 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
             }
         }
         let mut q = query(metric, tags, aggregator, start, end);
+        q.downsample = ds;
+        q.rate = rate;
         if let Some(Value::Array(filters)) = sub.get("filters") {
             for f in filters {
                 let (m, group) = filter(f)?;

@@ -333,3 +333,116 @@ fn every_aggregator_with_its_interpolation() -> Result<()> {
     );
     Ok(())
 }
+
+/// Downsampling (spec 9.7), fill policies (9.8) and rate (9.9), each
+/// expected value computed here from the points written.
+#[test]
+fn downsample_fill_and_rate() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let t0 = 1_500_000_000i64; // a multiple of 60 s
+    let pts: [(i64, i64); 5] = [(0, 10), (10, 20), (20, 60), (70, 100), (80, 90)];
+    let body: Vec<Value> = pts
+        .iter()
+        .map(|(o, v)| point("ds", t0 + o, json!(v), &[("host", "a")]))
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let dps = |path: &str| -> Result<Value> { Ok(s.get_json(path)?[0]["dps"].clone()) };
+    let range = format!("start={t0}&end={}", t0 + 179);
+    let bucket = |b: i64| -> Vec<f64> {
+        pts.iter()
+            .filter(|(o, _)| *o >= b && *o < b + 60)
+            .map(|(_, v)| *v as f64)
+            .collect()
+    };
+    let avg = |xs: Vec<f64>| xs.iter().sum::<f64>() / xs.len() as f64;
+    // 1m-avg: one Double per non-empty minute.
+    assert_eq!(
+        dps(&format!("/api/query?{range}&m=sum:1m-avg:ds"))?,
+        json!({ t0.to_string(): avg(bucket(0)), (t0 + 60).to_string(): avg(bucket(60)) })
+    );
+    // Empty third minute: zero, NaN ("NaN") or null by fill policy.
+    let sums = |fill: Value| {
+        json!({
+            t0.to_string(): bucket(0).iter().sum::<f64>(),
+            (t0 + 60).to_string(): bucket(60).iter().sum::<f64>(),
+            (t0 + 120).to_string(): fill,
+        })
+    };
+    assert_eq!(
+        dps(&format!("/api/query?{range}&m=sum:1m-sum-zero:ds"))?,
+        sums(json!(0.0))
+    );
+    assert_eq!(
+        dps(&format!("/api/query?{range}&m=sum:1m-sum-nan:ds"))?,
+        sums(json!("NaN"))
+    );
+    assert_eq!(
+        dps(&format!("/api/query?{range}&m=sum:1m-sum-null:ds"))?,
+        sums(Value::Null)
+    );
+    // 0all-count: one bucket at the start, a Double.
+    assert_eq!(
+        dps(&format!("/api/query?{range}&m=sum:0all-count:ds"))?,
+        json!({ t0.to_string(): pts.len() as f64 })
+    );
+    // Rate per second between consecutive points.
+    let rates: serde_json::Map<String, Value> = pts
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            (
+                (t0 + b.0).to_string(),
+                json!((b.1 - a.1) as f64 / (b.0 - a.0) as f64),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dps(&format!("/api/query?{range}&m=sum:rate:ds"))?,
+        Value::Object(rates.clone())
+    );
+    // POST form with rateOptions: a counter drops the 100 -> 90 reset.
+    let (status, body) = s.post(
+        "/api/query",
+        &json!({"start": t0, "end": t0 + 179, "queries": [{"aggregator": "sum", "metric": "ds",
+            "rate": true, "rateOptions": {"counter": true, "dropResets": true}}]})
+        .to_string(),
+    )?;
+    assert_eq!(status, 200, "{body}");
+    let mut counter = rates.clone();
+    counter.remove(&(t0 + 80).to_string());
+    assert_eq!(json(&body)?[0]["dps"], Value::Object(counter));
+    // Without dropResets the wrap uses counterMax: (max - 100 + 90) / 10 s.
+    let (_, body) = s.post(
+        "/api/query",
+        &json!({"start": t0, "end": t0 + 179, "queries": [{"aggregator": "sum", "metric": "ds",
+            "rate": true, "rateOptions": {"counter": true, "counterMax": 1000}}]})
+        .to_string(),
+    )?;
+    assert_eq!(
+        json(&body)?[0]["dps"][(t0 + 80).to_string()],
+        json!((1000.0 - 100.0 + 90.0) / 10.0)
+    );
+    // Downsample errors in OpenTSDB's words.
+    for (spec, message) in [
+        (
+            "1m",
+            "Invalid downsampling specifier '1m': must provide at least interval and function",
+        ),
+        (
+            "1m-avg-zero-x",
+            "Invalid downsampling specifier '1m-avg-zero-x': must consist of interval, function, and optional fill policy",
+        ),
+        ("1m-none", "cannot use the NONE aggregator for downsampling"),
+        ("1m-foo", "No such downsampling function: foo"),
+        (
+            "1m-avg-bad",
+            "No such fill policy: 'bad': must be one of: none zero nan null",
+        ),
+        ("0m-avg", "Zero or negative duration: 0m"),
+    ] {
+        let (status, body) = s.get(&format!("/api/query?{range}&m=sum:{spec}:ds"))?;
+        assert_eq!(status, 400, "{spec}: {body}");
+        assert_eq!(json(&body)?["error"]["message"], json!(message), "{spec}");
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! OpenTSDB's per-series steps (spec opentsdb.md 9.7–9.9): downsampling
+//! into epoch-aligned buckets with fill policies, then rate.
+
+use crate::aggregate::reduce_float;
+use crate::{Error, Result};
+use sundial_model::{Downsample, FieldValue, FillPolicy, RateOptions, Timestamp};
+
+/// Buckets a series; values become Doubles. `max_points` bounds the
+/// buckets a fill policy can make.
+pub(crate) fn downsample(
+    points: &[(Timestamp, FieldValue)],
+    ds: Downsample,
+    start: Timestamp,
+    end: Timestamp,
+    max_points: usize,
+) -> Result<Vec<(Timestamp, FieldValue)>> {
+    let Some(width) = ds.interval_ms.filter(|w| *w > 0) else {
+        // One bucket at the query start.
+        let values: Vec<f64> = points.iter().filter_map(|(_, v)| v.as_f64()).collect();
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Ok(vec![(
+            start,
+            FieldValue::Double(reduce_float(ds.function, &values)),
+        )]);
+    };
+    let bucket = |t: Timestamp| t - t.rem_euclid(width);
+    let mut out: Vec<(Timestamp, FieldValue)> = Vec::new();
+    let mut i = 0;
+    while let Some((t, _)) = points.get(i) {
+        let b = bucket(*t);
+        let mut values = Vec::new();
+        while let Some((u, v)) = points.get(i) {
+            if bucket(*u) != b {
+                break;
+            }
+            if let Some(f) = v.as_f64() {
+                values.push(f);
+            }
+            i += 1;
+        }
+        // A leading partial bucket before the start is dropped (OpenTSDB).
+        if (start..=end).contains(&b) && !values.is_empty() {
+            out.push((b, FieldValue::Double(reduce_float(ds.function, &values))));
+        }
+    }
+    let filler = match ds.fill {
+        FillPolicy::None => return Ok(out),
+        FillPolicy::NaN | FillPolicy::Null => f64::NAN,
+        FillPolicy::Zero => 0.0,
+    };
+    if out.is_empty() && points.is_empty() {
+        return Ok(out);
+    }
+    let first = {
+        let b = bucket(start);
+        if b < start {
+            b.saturating_add(width)
+        } else {
+            b
+        }
+    };
+    let count = usize::try_from((end.saturating_sub(first)) / width + 1).unwrap_or(usize::MAX);
+    if count > max_points {
+        return Err(Error::TooManyPoints { limit: max_points });
+    }
+    let mut filled = Vec::with_capacity(count);
+    let mut have = out.into_iter().peekable();
+    let mut b = first;
+    while b <= end {
+        match have.peek() {
+            Some((t, _)) if *t == b => {
+                if let Some(p) = have.next() {
+                    filled.push(p);
+                }
+            }
+            _ => filled.push((b, FieldValue::Double(filler))),
+        }
+        let Some(next) = b.checked_add(width) else {
+            break;
+        };
+        b = next;
+    }
+    Ok(filled)
+}
+
+/// Per-second rate between consecutive points (spec 9.9).
+pub(crate) fn rate(
+    points: &[(Timestamp, FieldValue)],
+    opts: RateOptions,
+) -> Vec<(Timestamp, FieldValue)> {
+    let mut out = Vec::with_capacity(points.len());
+    let mut prev: Option<&(Timestamp, FieldValue)> = None;
+    for p in points {
+        let Some((t0, v0)) = prev else {
+            prev = Some(p);
+            continue;
+        };
+        let (t1, v1) = (p.0, &p.1);
+        let delta = match (v0.as_i64(), v1.as_i64()) {
+            (Some(a), Some(b)) => Some(b as f64 - a as f64).filter(|_| b.checked_sub(a).is_some()),
+            _ => None,
+        }
+        .unwrap_or_else(|| v1.as_f64().unwrap_or(f64::NAN) - v0.as_f64().unwrap_or(f64::NAN));
+        let secs = (t1 - t0) as f64 / 1000.0;
+        let value = if opts.counter && delta < 0.0 {
+            if opts.drop_resets {
+                prev = Some(p);
+                continue;
+            }
+            let d = opts.counter_max as f64 - v0.as_f64().unwrap_or(f64::NAN)
+                + v1.as_f64().unwrap_or(f64::NAN);
+            let r = d / secs;
+            if opts.reset_value > 0 && r > opts.reset_value as f64 {
+                0.0
+            } else {
+                r
+            }
+        } else {
+            delta / secs
+        };
+        out.push((t1, FieldValue::Double(value)));
+        prev = Some(p);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sundial_model::Aggregator;
+
+    #[test]
+    fn buckets_fill_and_rate() -> Result<()> {
+        let pts: Vec<(Timestamp, FieldValue)> = [(0, 1), (30, 3), (60, 5), (180, 8)]
+            .iter()
+            .map(|(t, v)| (*t * 1000, FieldValue::Long(*v)))
+            .collect();
+        let ds = Downsample {
+            interval_ms: Some(60_000),
+            function: Aggregator::Avg,
+            fill: FillPolicy::Zero,
+        };
+        let got = downsample(&pts, ds, 0, 180_000, 100)?;
+        let want: Vec<(Timestamp, FieldValue)> = [(0, 2.0), (60, 5.0), (120, 0.0), (180, 8.0)]
+            .iter()
+            .map(|(t, v)| (*t * 1000, FieldValue::Double(*v)))
+            .collect();
+        assert_eq!(got, want);
+        let r = rate(&pts, RateOptions::default());
+        assert_eq!(r[0], (30_000, FieldValue::Double(2.0 / 30.0)));
+        let counter = RateOptions {
+            counter: true,
+            counter_max: 10,
+            ..RateOptions::default()
+        };
+        let wrapped = [(0, FieldValue::Long(9)), (1000, FieldValue::Long(2))];
+        assert_eq!(
+            rate(&wrapped, counter),
+            vec![(1000, FieldValue::Double(3.0))]
+        );
+        Ok(())
+    }
+}
