@@ -3,6 +3,7 @@
 mod config;
 mod dto;
 mod error;
+mod filters;
 mod last;
 mod lookup;
 mod names;
@@ -57,6 +58,14 @@ pub fn routes(api: Api) -> Router {
         )
         .route("/api/dropcaches", guarded(get(dropcaches).post(dropcaches)))
         .route(
+            "/api/config/filters",
+            guarded(get(filters::config).post(filters::config)),
+        )
+        .route(
+            "/api/aggregators",
+            guarded(get(aggregators).post(aggregators)),
+        )
+        .route(
             "/api/serializers",
             guarded(get(serializers).post(serializers)),
         )
@@ -89,6 +98,11 @@ async fn version(axum::extract::State(api): axum::extract::State<Api>) -> Respon
         "sundial_version": env!("CARGO_PKG_VERSION"),
     });
     error::json_response(StatusCode::OK, &body).into_response()
+}
+
+/// Every aggregator works both across series and as a downsampler.
+async fn aggregators() -> Response {
+    error::json_response(StatusCode::OK, &json!(sundial_query::aggregator_names())).into_response()
 }
 
 async fn dropcaches() -> Response {

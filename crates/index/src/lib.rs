@@ -86,6 +86,12 @@ impl Postings {
                 .fold(RoaringBitmap::new(), |acc, b| acc | b);
             return Ok(&m.all - &excluded);
         }
+        if let TagMatch::Absent { .. } = p {
+            let with_key = values
+                .map(|vals| vals.values().fold(RoaringBitmap::new(), |acc, b| acc | b))
+                .unwrap_or_default();
+            return Ok(&m.all - &with_key);
+        }
         let Some(values) = values else {
             return Ok(RoaringBitmap::new());
         };

@@ -10,6 +10,7 @@ pub enum Matcher {
     Any,
     Set { values: Vec<String>, negate: bool },
     Pattern(Regex),
+    NotPattern(Regex),
 }
 
 impl Matcher {
@@ -65,6 +66,12 @@ impl Matcher {
                 Self::Pattern(build(&re, pattern)?)
             }
             TagMatch::Regex { pattern, .. } => Self::Pattern(build(pattern, pattern)?),
+            TagMatch::NotRegex { pattern, .. } => Self::NotPattern(build(pattern, pattern)?),
+            // Absence is decided on the key, never on a value.
+            TagMatch::Absent { .. } => Self::Set {
+                values: Vec::new(),
+                negate: false,
+            },
         })
     }
 
@@ -73,6 +80,7 @@ impl Matcher {
             Self::Any => true,
             Self::Set { values, negate } => values.iter().any(|v| v == value) != *negate,
             Self::Pattern(re) => re.is_match(value),
+            Self::NotPattern(re) => !re.is_match(value),
         }
     }
 }

@@ -34,6 +34,11 @@ pub enum TagMatch {
     /// Regular expression (`regex` crate syntax), unanchored like Java's
     /// `find`, as OpenTSDB uses.
     Regex { key: String, pattern: String },
+    /// The series has tag `key` and the expression finds no match in its
+    /// value (OpenTSDB's not_iliteral_or).
+    NotRegex { key: String, pattern: String },
+    /// The series does not have tag `key` (OpenTSDB's not_key).
+    Absent { key: String },
 }
 
 impl TagMatch {
@@ -45,7 +50,9 @@ impl TagMatch {
             | Self::Exists { key }
             | Self::Wildcard { key, .. }
             | Self::Like { key, .. }
-            | Self::Regex { key, .. } => key,
+            | Self::Regex { key, .. }
+            | Self::NotRegex { key, .. }
+            | Self::Absent { key } => key,
         }
     }
 }

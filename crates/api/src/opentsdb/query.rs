@@ -3,7 +3,7 @@
 //! GET `m=` expressions, `msResolution`. Downsampling and rate answer 501.
 
 use super::error::{OpenTsdbError, json_response};
-use super::{Api, time};
+use super::{Api, filters, time};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -162,24 +162,6 @@ fn range(start: Option<&str>, end: Option<&str>, now: i64) -> Result<(i64, i64),
     Ok((start, end))
 }
 
-/// One v1 tag expression (`host=web01`, `host=*`, `host=a|b`) as a match;
-/// v1 tags always group.
-fn tag_match(key: &str, expr: &str) -> TagMatch {
-    if expr == "*" {
-        TagMatch::Exists { key: key.into() }
-    } else if expr.contains('|') {
-        TagMatch::In {
-            key: key.into(),
-            values: expr.split('|').map(str::to_owned).collect(),
-        }
-    } else {
-        TagMatch::Eq {
-            key: key.into(),
-            value: expr.into(),
-        }
-    }
-}
-
 /// GET form (spec 9.4).
 pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdbError> {
     let mut start = None;
@@ -252,27 +234,36 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
         Some(i) => (&rest[..i], Some(&rest[i..])),
         None => (rest, None),
     };
+    // `{group-by list}{other filters}` (spec 9.4).
     let mut tags = Vec::new();
-    if let Some(t) = tag_text {
-        let inner = t
+    let mut others = Vec::new();
+    let mut text = tag_text.unwrap_or_default();
+    let mut list = 0;
+    while !text.is_empty() {
+        let close = text
             .strip_prefix('{')
-            .and_then(|t| t.strip_suffix('}'))
+            .and_then(|t| t.find('}').map(|i| i + 1))
             .ok_or_else(|| {
-                OpenTsdbError::bad_request(format!("Missing '}}' at the end of: {t}"))
+                OpenTsdbError::bad_request(format!("Missing '}}' at the end of: {text}"))
             })?;
-        if inner.contains('{') || inner.contains('}') {
-            return Err(OpenTsdbError::not_implemented(
-                "non-grouping filter braces are not supported yet",
-            ));
+        let inner = text.get(1..close).unwrap_or_default();
+        text = text.get(close + 1..).unwrap_or_default();
+        if list >= 2 {
+            return Err(OpenTsdbError::bad_request(format!(
+                "Invalid parameter m={m}"
+            )));
         }
         for entry in inner.split(',').filter(|e| !e.is_empty()) {
             let (k, v) = entry
                 .split_once('=')
                 .ok_or_else(|| OpenTsdbError::bad_request(format!("invalid tag: {entry}")))?;
-            tags.push(tag_match(k, v));
+            let target = if list == 0 { &mut tags } else { &mut others };
+            target.extend(filters::from_tag_expr(k, v)?);
         }
+        list += 1;
     }
     let mut q = query(metric, tags, aggregator, start, end);
+    q.tags.extend(others);
     q.downsample = ds;
     q.rate = rate;
     Ok(q)
@@ -280,7 +271,12 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
 
 fn query(metric: &str, tags: Vec<TagMatch>, aggregator: Aggregator, start: i64, end: i64) -> Query {
     // v1 tags always group (OpenTSDB converts them to group-by filters).
-    let group_by = tags.iter().map(|m| m.key().to_owned()).collect();
+    let mut group_by: Vec<String> = Vec::new();
+    for m in &tags {
+        if !group_by.iter().any(|k| k == m.key()) {
+            group_by.push(m.key().to_owned());
+        }
+    }
     Query {
         metric: metric.into(),
         field: DEFAULT_FIELD.into(),
@@ -478,7 +474,7 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         if let Some(Value::Object(t)) = sub.get("tags") {
             for (k, v) in t {
                 if let Some(v) = v.as_str() {
-                    tags.push(tag_match(k, v));
+                    tags.extend(filters::from_tag_expr(k, v)?);
                 }
             }
         }
@@ -487,16 +483,11 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         q.rate = rate;
         if let Some(Value::Array(filters)) = sub.get("filters") {
             for f in filters {
-                let (m, group) = filter(f)?;
-                if group {
-                    q.group_by.push(m.key().to_owned());
+                let (matches, key, group) = filters::from_object(f)?;
+                if group && !q.group_by.contains(&key) {
+                    q.group_by.push(key);
                 }
-                if let TagMatch::NotIn { key, .. } = &m {
-                    // OpenTSDB's not_literal_or needs the key; NotIn alone
-                    // also matches series without it.
-                    q.tags.push(TagMatch::Exists { key: key.clone() });
-                }
-                q.tags.push(m);
+                q.tags.extend(matches);
             }
         }
         queries.push(q);
@@ -505,44 +496,6 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         queries,
         ms_resolution: ms,
     })
-}
-
-/// A v2.2 filter object (spec 9.5.1); `iliteral_or` and
-/// `not_iliteral_or` are not supported yet.
-fn filter(f: &Value) -> Result<(TagMatch, bool), OpenTsdbError> {
-    let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default();
-    let key = text("tagk");
-    let expr = text("filter");
-    let group = ["groupBy", "group_by"]
-        .iter()
-        .filter_map(|k| f.get(*k))
-        .any(lenient_bool);
-    let m = match text("type") {
-        "literal_or" => TagMatch::In {
-            key: key.into(),
-            values: expr.split('|').map(str::to_owned).collect(),
-        },
-        "not_literal_or" => TagMatch::NotIn {
-            key: key.into(),
-            values: expr.split('|').map(str::to_owned).collect(),
-        },
-        "wildcard" | "iwildcard" if expr == "*" => TagMatch::Exists { key: key.into() },
-        t @ ("wildcard" | "iwildcard") => TagMatch::Wildcard {
-            key: key.into(),
-            pattern: expr.into(),
-            case_insensitive: t == "iwildcard",
-        },
-        "regexp" => TagMatch::Regex {
-            key: key.into(),
-            pattern: expr.into(),
-        },
-        other => {
-            return Err(OpenTsdbError::not_implemented(format!(
-                "filter type {other} is not supported yet"
-            )));
-        }
-    };
-    Ok((m, group))
 }
 
 fn time_text(v: &Value) -> Option<String> {
@@ -554,7 +507,7 @@ fn time_text(v: &Value) -> Option<String> {
 }
 
 /// Jackson-style boolean leniency (spec 5.4).
-fn lenient_bool(v: &Value) -> bool {
+pub(crate) fn lenient_bool(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
         Value::String(s) => s.eq_ignore_ascii_case("true"),

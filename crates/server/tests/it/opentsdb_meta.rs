@@ -277,3 +277,104 @@ fn small_probes_answer() -> Result<()> {
     assert_eq!(s.get_json("/api/stats")?, json!([]));
     Ok(())
 }
+
+/// Filter types of spec 9.5.1 that Grafana lists from `/api/config/filters`,
+/// each checked against the hosts selected here by the same rule.
+#[test]
+fn filter_types_and_their_listing() -> Result<()> {
+    let s = TestServer::spawn()?;
+    load(&s)?;
+    let listed = s.get_json("/api/config/filters")?;
+    let mut keys: Vec<String> = listed
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            "iliteral_or",
+            "iwildcard",
+            "literal_or",
+            "not_iliteral_or",
+            "not_key",
+            "not_literal_or",
+            "regexp",
+            "wildcard"
+        ]
+    );
+    let aggs = strings(&s.get_json("/api/aggregators")?);
+    assert!(aggs.contains(&"p99".to_owned()) && aggs.contains(&"zimsum".to_owned()));
+    let hosts = |filter: Value| -> Result<Vec<String>> {
+        let body = json!({"start": T0, "end": T0 + N, "queries": [{"aggregator": "none",
+            "metric": "sys.cpu.user", "filters": [filter]}]});
+        let (status, text) = s.post("/api/query", &body.to_string())?;
+        anyhow::ensure!(status == 200, "{filter}: {text}");
+        let mut out: Vec<String> = json(&text)?
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["tags"]["host"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        Ok(out)
+    };
+    let user_hosts = |keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let mut v: Vec<String> = SERIES
+            .iter()
+            .filter(|(m, h, _)| *m == "sys.cpu.user" && keep(h))
+            .map(|(_, h, _)| (*h).to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let f = |t: &str, e: &str| json!({"type": t, "tagk": "host", "filter": e});
+    assert_eq!(
+        hosts(f("iliteral_or", "WEB01|Db01"))?,
+        user_hosts(&|h| h == "web01" || h == "db01")
+    );
+    assert_eq!(
+        hosts(f("not_iliteral_or", "WEB01"))?,
+        user_hosts(&|h| h != "web01")
+    );
+    assert_eq!(
+        hosts(f("iwildcard", "WEB*"))?,
+        user_hosts(&|h| h.starts_with("web"))
+    );
+    assert_eq!(
+        hosts(f("regexp", "0[12]$"))?,
+        user_hosts(&|h| h.ends_with("01") || h.ends_with("02"))
+    );
+    assert_eq!(
+        hosts(json!({"type": "not_key", "tagk": "rack", "filter": ""}))?,
+        user_hosts(&|_| true)
+    );
+    assert_eq!(
+        hosts(json!({"type": "not_key", "tagk": "host", "filter": ""}))?,
+        Vec::<String>::new()
+    );
+    for (filter, message) in [
+        (
+            f("literal_or", "|"),
+            "Filter must contain more than just a pipe",
+        ),
+        (f("wildcard", "web"), "Filter must contain an asterisk"),
+        (f("regexp", "("), "Invalid regular expression: ("),
+        (
+            f("bogus", "x"),
+            "Could not find a tag value filter of the type: bogus",
+        ),
+        (
+            json!({"type": "not_key", "tagk": "host", "filter": "x"}),
+            "The filter must be empty for the not_key filter",
+        ),
+    ] {
+        let body = json!({"start": T0, "queries": [{"aggregator": "sum", "metric": "sys.cpu.user", "filters": [filter]}]});
+        let (status, text) = s.post("/api/query", &body.to_string())?;
+        assert_eq!(status, 400, "{text}");
+        assert_eq!(json(&text)?["error"]["message"], json!(message));
+    }
+    Ok(())
+}
