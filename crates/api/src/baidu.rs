@@ -57,9 +57,13 @@ impl Api {
         if !self.auth_enabled() {
             return Ok(None);
         }
+        let path = parts
+            .extensions
+            .get::<crate::ReceivedPath>()
+            .map_or(parts.uri.path(), |p| p.0.as_str());
         let req = auth::SignedRequest {
             method: parts.method.as_str(),
-            path: parts.uri.path(),
+            path,
             query: parts.uri.query(),
             headers: &parts.headers,
         };
@@ -96,7 +100,14 @@ impl Api {
                 c.access_key_id
             )));
         }
+        check_accept(&parts.headers)?;
         Ok(db)
+    }
+
+    /// Authentication for the management API, then `Accept`.
+    fn authenticate_management(&self, parts: &Parts) -> Result<(), BaiduError> {
+        self.authenticate(parts)?;
+        check_accept(&parts.headers)
     }
 }
 
@@ -162,13 +173,6 @@ async fn envelope(req: Request, next: Next) -> Response {
             HeaderValue::from_static("*"),
         );
         r
-    } else if !accepts_json(req.headers()) {
-        BaiduError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "NotAcceptable",
-            "this API answers application/json only",
-        )
-        .into_response()
     } else {
         next.run(req).await
     };
@@ -193,6 +197,28 @@ async fn envelope(req: Request, next: Next) -> Response {
         HeaderValue::from_static("x-bce-request-id"),
     );
     resp
+}
+
+/// Spec 4.3 step 5: after authentication and database resolution.
+fn check_accept(headers: &HeaderMap) -> Result<(), BaiduError> {
+    if accepts_json(headers) {
+        return Ok(());
+    }
+    Err(BaiduError::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "NotAcceptable",
+        "this API answers application/json only",
+    ))
+}
+
+/// Path segment `i` (`/v1/metric/{m}/field`: 3), percent-decoded; a
+/// segment that is not UTF-8 is an invalid argument, in the API's shape.
+pub(crate) fn path_segment(parts: &Parts, i: usize) -> Result<String, BaiduError> {
+    let raw = parts.uri.path().split('/').nth(i).unwrap_or_default();
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| BaiduError::invalid(format!("path segment {raw:?} is not UTF-8")))
 }
 
 fn accepts_json(headers: &HeaderMap) -> bool {
@@ -294,7 +320,7 @@ mod databases {
         req: Request,
     ) -> Result<Response, BaiduError> {
         let (parts, body) = req.into_parts();
-        api.authenticate(&parts)?;
+        api.authenticate_management(&parts)?;
         let token = param(&parts, "clientToken")
             .filter(|t| !t.is_empty())
             .ok_or_else(|| BaiduError::missing("clientToken"))?;
@@ -311,25 +337,24 @@ mod databases {
     }
 
     pub(super) async fn list(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
-        api.authenticate(&req.into_parts().0)?;
+        api.authenticate_management(&req.into_parts().0)?;
         Ok(json_ok(&api.registry.list(&api.config.region)))
     }
 
-    pub(super) async fn get(
-        State(api): State<Api>,
-        axum::extract::Path(id): axum::extract::Path<String>,
-        req: Request,
-    ) -> Result<Response, BaiduError> {
-        api.authenticate(&req.into_parts().0)?;
+    pub(super) async fn get(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
+        let parts = req.into_parts().0;
+        api.authenticate_management(&parts)?;
+        let id = path_segment(&parts, 3)?;
         Ok(json_ok(&api.registry.get(&id, &api.config.region)?))
     }
 
     pub(super) async fn delete(
         State(api): State<Api>,
-        axum::extract::Path(id): axum::extract::Path<String>,
         req: Request,
     ) -> Result<Response, BaiduError> {
-        api.authenticate(&req.into_parts().0)?;
+        let parts = req.into_parts().0;
+        api.authenticate_management(&parts)?;
+        let id = path_segment(&parts, 3)?;
         tokio::task::spawn_blocking(move || api.registry.delete(&api.engine, &id))
             .await
             .map_err(|e| BaiduError::internal(&e))??;

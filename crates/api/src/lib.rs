@@ -6,3 +6,9 @@
 pub mod baidu;
 pub mod body;
 pub mod opentsdb;
+
+/// The request path exactly as the client sent it, kept in the request
+/// extensions when the listener rewrites the URI for routing (signatures
+/// cover the path as received).
+#[derive(Debug, Clone)]
+pub struct ReceivedPath(pub String);

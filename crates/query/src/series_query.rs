@@ -228,7 +228,17 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
 
 /// Number-only steps on a text field fail even when the range is empty.
 fn check_kinds(db: &Db, query: &SeriesQuery) -> Result<()> {
-    let Some(step) = query.aggregators.iter().find(|a| a.needs_numbers()) else {
+    // Steps after a Count see numbers whatever the field holds.
+    let on_field = query.aggregators.iter().take_while(|a| {
+        !matches!(
+            a,
+            sundial_model::series_query::Aggregation::Range {
+                func: sundial_model::series_query::RangeFn::Count,
+                ..
+            }
+        )
+    });
+    let Some(step) = on_field.clone().find(|a| a.needs_numbers()) else {
         return Ok(());
     };
     for (field, kind) in query.fields.iter().zip(field_kinds(db, query)) {
@@ -294,11 +304,25 @@ fn select_rows(
             .iter()
             .filter_map(|(t, vals)| vals.get(i).cloned().flatten().map(|v| (*t, v)))
             .collect();
+        // Each field looks around only as far as its own maxWriteInterval
+        // (the read covered the widest of them).
+        let reach = match spec.kind {
+            FillKind::Fixed(_) => 0,
+            _ => spec.max_write_interval_ms,
+        };
+        let before = before
+            .get(i)
+            .and_then(Option::as_ref)
+            .filter(|(t, _)| start.saturating_sub(*t) <= reach);
+        let after = after
+            .get(i)
+            .and_then(Option::as_ref)
+            .filter(|(t, _)| t.saturating_sub(end) <= reach);
         let filled = fill::fill(
             spec,
             &raw,
-            before.get(i).and_then(Option::as_ref),
-            after.get(i).and_then(Option::as_ref),
+            before,
+            after,
             start,
             fill_end,
             budget.points_left,
@@ -309,10 +333,16 @@ fn select_rows(
         budget.take(filled.len())?;
         insert_filled(&mut kept, i, query.fields.len(), filled);
     }
+    // `,` `=` `\` escaped so that two tag sets never render alike.
+    let escape = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace(',', "\\,")
+            .replace('=', "\\=")
+    };
     let key_text: Arc<str> = key
         .tags
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
         .collect::<Vec<_>>()
         .join(",")
         .into();

@@ -104,6 +104,8 @@ async fn serve_http(
 ) {
     let service = TowerToHyperService::new(router.map_request(|mut req: Request<Incoming>| {
         if let Some(path) = opentsdb::normalize_path(req.uri()) {
+            let received = sundial_api::ReceivedPath(req.uri().path().to_owned());
+            req.extensions_mut().insert(received);
             let rebuilt = match req.uri().query() {
                 Some(q) => format!("{path}?{q}"),
                 None => path,

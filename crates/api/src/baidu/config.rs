@@ -26,7 +26,7 @@ pub struct Config {
     /// A query running longer is stopped with an error.
     pub query_timeout_secs: u64,
     /// Data points one query may hold in memory (raw rows, fill, value
-    /// filters); streaming Count/Sum/Min/Max/Avg only count them.
+    /// filters), or buckets for the streaming Count/Sum/Min/Max/Avg.
     pub max_query_points: usize,
     /// Groups one query may make.
     pub max_query_groups: usize,

@@ -107,6 +107,9 @@ impl Registry {
         };
         let ingest = count("ingestDataPointsMonthly", true, 1)?;
         let months = count("purchaseLength", true, 1)?;
+        if months > 1200 {
+            return Err(BaiduError::invalid("purchaseLength is at most 1200 months"));
+        }
         let query_units = count("queryUnitsMonthly", false, 0)?;
         let store = count("storeBytesQuota", false, 0)?;
         let description = match present(b, "description") {

@@ -1,8 +1,8 @@
 //! Metric, field and tag listings (spec 8).
 
 use super::error::BaiduError;
-use super::{Api, json_ok, param, time};
-use axum::extract::{Path, Request, State};
+use super::{Api, json_ok, param, path_segment, time};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sundial_model::{Kind, Timestamp};
@@ -20,12 +20,10 @@ pub(super) async fn metrics(State(api): State<Api>, req: Request) -> Result<Resp
 }
 
 /// `GET /v1/metric/{metric}/field`.
-pub(super) async fn fields(
-    State(api): State<Api>,
-    Path(metric): Path<String>,
-    req: Request,
-) -> Result<Response, BaiduError> {
-    let db = api.database(&req.into_parts().0)?;
+pub(super) async fn fields(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
+    let parts = req.into_parts().0;
+    let db = api.database(&parts)?;
+    let metric = path_segment(&parts, 3)?;
     let fields = db.read(|v| {
         v.has_metric(&metric).then(|| {
             v.fields(&metric)
@@ -48,13 +46,10 @@ pub(super) async fn fields(
 
 /// `GET /v1/metric/{metric}/tag?start=&end=`: tags of series with data in
 /// the range.
-pub(super) async fn tags(
-    State(api): State<Api>,
-    Path(metric): Path<String>,
-    req: Request,
-) -> Result<Response, BaiduError> {
+pub(super) async fn tags(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let parts = req.into_parts().0;
     let db = api.database(&parts)?;
+    let metric = path_segment(&parts, 3)?;
     let bound = |name: &str, default: Timestamp| -> Result<Timestamp, BaiduError> {
         match param(&parts, name) {
             None => Ok(default),

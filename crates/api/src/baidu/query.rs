@@ -158,7 +158,10 @@ fn one(q: &Map<String, Value>, ctx: Context) -> Result<Parsed, BaiduError> {
             .as_u64()
             .ok_or_else(|| BaiduError::invalid("offset must be a non-negative integer"))?,
     };
+    let raw = group_infos.is_empty() && aggregators.is_empty();
     let marker = match present(q, "marker") {
+        // Ignored (not even checked) where there is no paging (spec 9.10).
+        _ if !raw => None,
         None => None,
         Some(Value::String(m)) if m.is_empty() => None,
         Some(Value::String(m)) => Some(render::decode_marker(m)?),

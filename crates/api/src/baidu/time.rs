@@ -7,6 +7,13 @@ use serde_json::Value;
 use sundial_model::Timestamp;
 use sundial_model::series_query::CalendarUnit;
 
+/// Largest number of units in a duration: keeps calendar arithmetic far
+/// from overflow (a million years of seconds still fits).
+const MAX_COUNT: i64 = 1_000_000_000;
+/// Calendar units are walked with date arithmetic; 100 000 of them (years
+/// at most) stay far inside the millisecond range.
+const MAX_CALENDAR_COUNT: i64 = 100_000;
+
 /// A parsed unit word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unit {
@@ -62,6 +69,11 @@ pub(crate) fn span(
         return Err(bad());
     };
     let count = parse_count(n).ok_or_else(bad)?;
+    if count > MAX_COUNT {
+        return Err(BaiduError::invalid(format!(
+            "invalid {what} {text:?}: at most {MAX_COUNT} units"
+        )));
+    }
     if count < min_count {
         return Err(BaiduError::invalid(format!(
             "invalid {what} {text:?}: the number must be at least {min_count}"
@@ -72,6 +84,9 @@ pub(crate) fn span(
             .checked_mul(ms)
             .map(Span::Fixed)
             .ok_or_else(|| BaiduError::invalid(format!("{what} {text:?} is too long"))),
+        Unit::Calendar(_) if count > MAX_CALENDAR_COUNT => Err(BaiduError::invalid(format!(
+            "invalid {what} {text:?}: at most {MAX_CALENDAR_COUNT} calendar units"
+        ))),
         Unit::Calendar(unit) if allow_calendar => Ok(Span::Calendar { count, unit }),
         Unit::Calendar(_) => Err(BaiduError::invalid(format!(
             "calendar units are not allowed in {what} {text:?}"

@@ -31,12 +31,12 @@ pub(crate) fn bucket_start(sampling: Sampling, anchor: Timestamp, t: Timestamp) 
                     let index = (y - 1970) * 12 + i64::from(m) - 1;
                     let first = index.div_euclid(count) * count;
                     let month = u32::try_from(first.rem_euclid(12) + 1).unwrap_or(1);
-                    days_from_civil(1970 + first.div_euclid(12), month, 1) * DAY_MS
+                    days_from_civil(1970 + first.div_euclid(12), month, 1).saturating_mul(DAY_MS)
                 }
                 CalendarUnit::Year => {
                     let (y, _, _) = civil_from_days(local.div_euclid(DAY_MS));
                     let first = (y - 1970).div_euclid(count) * count;
-                    days_from_civil(1970 + first, 1, 1) * DAY_MS
+                    days_from_civil(1970 + first, 1, 1).saturating_mul(DAY_MS)
                 }
             };
             start_local.saturating_sub(utc_offset_ms)
@@ -70,7 +70,8 @@ pub(crate) fn bucket_end(sampling: Sampling, start: Timestamp) -> Timestamp {
                     let (y, m, _) = civil_from_days(local.div_euclid(DAY_MS));
                     let index = (y - 1970) * 12 + i64::from(m) - 1 + months;
                     let month = u32::try_from(index.rem_euclid(12) + 1).unwrap_or(1);
-                    let first = days_from_civil(1970 + index.div_euclid(12), month, 1) * DAY_MS;
+                    let first = days_from_civil(1970 + index.div_euclid(12), month, 1)
+                        .saturating_mul(DAY_MS);
                     return first.saturating_sub(utc_offset_ms);
                 }
             };
@@ -118,7 +119,7 @@ impl Bucketer {
 
 fn fixed_units(local: i64, unit_ms: i64, count: i64) -> i64 {
     let index = local.div_euclid(unit_ms);
-    index.div_euclid(count) * count * unit_ms
+    (index.div_euclid(count) * count).saturating_mul(unit_ms)
 }
 
 #[cfg(test)]

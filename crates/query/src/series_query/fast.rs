@@ -38,7 +38,8 @@ pub(super) fn eligible(q: &SeriesQuery) -> bool {
 struct Acc {
     count: u64,
     /// Exact while every value is a Long and the sum fits.
-    long_sum: Option<i64>,
+    /// Exact sum while every value is a Long (i128: never overflows here).
+    long_sum: Option<i128>,
     all_long: bool,
     sum: f64,
     min: f64,
@@ -73,7 +74,7 @@ impl Acc {
         self.max = self.max.max(f);
         match v {
             FieldValue::Long(i) => {
-                self.long_sum = self.long_sum.and_then(|s| s.checked_add(*i));
+                self.long_sum = self.long_sum.map(|s| s + i128::from(*i));
                 self.long_min = self.long_min.min(*i);
                 self.long_max = self.long_max.max(*i);
             }
@@ -96,7 +97,7 @@ impl Acc {
     fn add_long(&mut self, i: &i64) {
         let i = *i;
         self.count += 1;
-        self.long_sum = self.long_sum.and_then(|s| s.checked_add(i));
+        self.long_sum = self.long_sum.map(|s| s + i128::from(i));
         self.long_min = self.long_min.min(i);
         self.long_max = self.long_max.max(i);
         let f = i as f64;
@@ -123,7 +124,7 @@ impl Acc {
         self.max = self.max.max(o.max);
         self.all_long &= o.all_long;
         self.long_sum = match (self.long_sum, o.long_sum) {
-            (Some(a), Some(b)) => a.checked_add(b),
+            (Some(a), Some(b)) => Some(a + b),
             _ => None,
         };
         self.long_min = self.long_min.min(o.long_min);
@@ -133,8 +134,8 @@ impl Acc {
     fn value(&self, func: RangeFn) -> FieldValue {
         match func {
             RangeFn::Count => FieldValue::Long(self.count as i64),
-            RangeFn::Sum => match (self.all_long, self.long_sum) {
-                (true, Some(s)) => FieldValue::Long(s),
+            RangeFn::Sum => match (self.all_long, self.long_sum.map(i64::try_from)) {
+                (true, Some(Ok(s))) => FieldValue::Long(s),
                 _ => FieldValue::Double(self.sum),
             },
             RangeFn::Avg => FieldValue::Double(self.sum / self.count as f64),
@@ -175,6 +176,9 @@ struct Scan<'a> {
     max_groups: usize,
     deadline: Instant,
     timeout_ms: u64,
+    /// Buckets the scan may hold (the query's points limit): a tiny
+    /// sampling over a long range must not take the memory.
+    max_buckets: usize,
 }
 
 /// One thread's share: points counted and partial groups.
@@ -182,6 +186,7 @@ struct Scan<'a> {
 struct Partial {
     points: u64,
     groups: GroupMap,
+    buckets: usize,
 }
 
 /// Runs an [`eligible`] query; series are scanned by up to one thread per
@@ -214,6 +219,7 @@ pub(super) fn run(
         max_groups,
         deadline: budget.deadline,
         timeout_ms: budget.timeout.as_millis() as u64,
+        max_buckets: budget.max_points,
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -308,8 +314,8 @@ fn scan_series<'i>(scan: &Scan<'_>, ids: impl Iterator<Item = &'i SeriesId>) -> 
             for id in batch {
                 let Some(key) = view.key(*id) else { continue };
                 let (local, n) = fold_series(scan, &view, *id, start, end)?;
-                // Counted, not limited: this path keeps one accumulator per
-                // bucket, never the points, so the deadline bounds it.
+                // Points are counted, not limited: this path keeps one
+                // accumulator per bucket (limited below), never the points.
                 partial.points += n as u64;
                 if local.is_empty() {
                     continue;
@@ -337,8 +343,15 @@ fn scan_series<'i>(scan: &Scan<'_>, ids: impl Iterator<Item = &'i SeriesId>) -> 
                         ..GroupAcc::default()
                     });
                 g.keys.push(key);
+                let before = g.buckets.len();
                 for (b, acc) in local {
                     g.buckets.entry(b).or_default().merge(&acc);
+                }
+                partial.buckets += g.buckets.len() - before;
+                if partial.buckets > scan.max_buckets {
+                    return Err(Error::TooManyPoints {
+                        limit: scan.max_buckets,
+                    });
                 }
             }
             Ok(())
@@ -405,20 +418,30 @@ fn fold_series(
         flush(&mut current, &mut local);
         return Ok((local, n));
     }
+    let mut too_many = false;
     let numeric = view
         .visit_numeric(id, scan.field, start, end, &mut |ts, values| {
+            if too_many {
+                return;
+            }
             n += ts.len();
             match values {
                 NumSlice::Longs(v) => fold_run(&mut bucketer, &mut local, ts, v, Acc::add_long),
-                NumSlice::Doubles(v) => {
-                    fold_run(&mut bucketer, &mut local, ts, v, Acc::add_double);
-                }
+                NumSlice::Doubles(v) => fold_run(&mut bucketer, &mut local, ts, v, Acc::add_double),
                 NumSlice::Mixed(v) => {
                     fold_run(&mut bucketer, &mut local, ts, v, |a, x| a.add_num(*x));
                 }
             }
+            if local.len() > scan.max_buckets {
+                too_many = true;
+            }
         })
         .map_err(storage)?;
+    if too_many {
+        return Err(Error::TooManyPoints {
+            limit: scan.max_buckets,
+        });
+    }
     if !numeric {
         return Ok((BTreeMap::new(), 0));
     }

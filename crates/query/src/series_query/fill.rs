@@ -23,7 +23,20 @@ pub(crate) fn fill(
     let step = spec.interval_ms.max(1);
     let mut g = start.div_euclid(step) * step;
     if g < start {
-        g += step;
+        let Some(next) = g.checked_add(step) else {
+            return Some(Vec::new());
+        };
+        g = next;
+    }
+    // Every grid instant is either filled or holds a raw point: refuse up
+    // front rather than after allocating.
+    if g <= end {
+        let cells = u64::try_from((end - g) / step)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        if cells > (max_points as u64).saturating_add(raw.len() as u64) {
+            return None;
+        }
     }
     let mut out = Vec::new();
     // `next`: index of the first raw point at or after `g`.

@@ -210,8 +210,10 @@ fn reduce(func: RangeFn, at: Timestamp, values: &[(Timestamp, FieldValue)], out:
             }
         }
         RangeFn::Sum => {
+            // Exact in i128, then Long if the total fits (the streaming
+            // path sums in another order and must agree).
             let exact = if all_long {
-                longs().try_fold(0i64, i64::checked_add)
+                i64::try_from(longs().map(i128::from).sum::<i128>()).ok()
             } else {
                 None
             };

@@ -350,3 +350,26 @@ fn invalid_writes_then_js_style_write() -> Result<()> {
     c.values_eq("TV-W13 data", &r, &long_rows(&want));
     c.done_with_errors()
 }
+
+/// Spec 8.3 after a flush: a block chunk that spans the asked range without
+/// a point inside it must not put its series' tags in the listing.
+#[test]
+fn tag_listing_in_a_range_after_a_flush() -> Result<()> {
+    let s = TestServer::spawn()?;
+    assert_eq!(write(&s, D1)?.status, 204);
+    assert_eq!(s.post("/admin/compact", "")?.0, 200);
+    for (start, end) in [
+        (1_500_000_100_000i64, 1_500_000_200_000i64),
+        (1_500_000_300_000, 1_500_000_400_000),
+        (1_500_000_000_001, 1_500_000_059_999),
+    ] {
+        let r = get(
+            &s,
+            &format!("/v1/metric/cpu_idle/tag?start={start}&end={end}"),
+        )?;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body: Value = serde_json::from_str(&r.body)?;
+        assert_eq!(body, d1_tags(start, end), "{start}..{end}");
+    }
+    Ok(())
+}

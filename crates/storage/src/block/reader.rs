@@ -153,9 +153,30 @@ impl Block {
     ) -> sundial_index::RoaringBitmap {
         self.chunks
             .iter()
-            .filter(|(_, entries)| entries.iter().any(|e| e.max_ts >= start && e.min_ts <= end))
+            .filter(|(_, entries)| {
+                entries.iter().any(|e| {
+                    let overlaps = e.max_ts >= start && e.min_ts <= end;
+                    let inside = start <= e.min_ts && e.max_ts <= end;
+                    // A chunk straddling an end may have no point inside.
+                    overlaps && (inside || self.has_point_in(e, start, end))
+                })
+            })
             .map(|((id, _), _)| id.0)
             .collect()
+    }
+
+    /// Whether the chunk has a timestamp in `[start, end]` (decodes its
+    /// timestamps; an unreadable chunk counts as having one, so a listing
+    /// never hides data a read would then report as corrupt).
+    fn has_point_in(&self, entry: &ChunkEntry, start: Timestamp, end: Timestamp) -> bool {
+        let timestamps = || -> Option<Vec<Timestamp>> {
+            let framed = self.chunk_payload(entry).ok()?;
+            let (payload, _) = record::read_frame(&framed).ok()?;
+            let mut input = payload;
+            take(&mut input, 1).ok()?;
+            sundial_codec::decode_timestamps(&mut input).ok()
+        };
+        timestamps().is_none_or(|ts| ts.iter().any(|t| (start..=end).contains(t)))
     }
 
     pub(crate) fn path(&self) -> &Path {
