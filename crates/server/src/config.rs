@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 pub(crate) struct FileConfig {
     pub(crate) data_dir: PathBuf,
     pub(crate) listen: SocketAddr,
-    /// Serve a non-loopback address without credentials (none exist yet).
+    /// Serve a non-loopback address although the OpenTSDB API (and `/v1`
+    /// without `[baidu] credentials`) takes no credentials.
     pub(crate) allow_unauthenticated: bool,
     /// Seconds in-flight requests get to finish at shutdown.
     pub(crate) shutdown_grace_secs: u64,
@@ -53,9 +54,9 @@ impl FileConfig {
         self.baidu.validate().map_err(anyhow::Error::msg)?;
         if !self.listen.ip().is_loopback() && !self.allow_unauthenticated {
             anyhow::bail!(
-                "refusing to listen on non-loopback address {} without credentials: \
-                 pass --allow-unauthenticated (or set allow_unauthenticated = true) \
-                 to serve it to the network anyway",
+                "refusing to listen on non-loopback address {}: the OpenTSDB API has no \
+                 authentication; pass --allow-unauthenticated (or set \
+                 allow_unauthenticated = true) to serve it to the network anyway",
                 self.listen
             );
         }

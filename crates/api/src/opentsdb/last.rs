@@ -170,11 +170,24 @@ fn run(
             let mut found = Vec::new();
             for id in ids {
                 let Some(key) = view.key(id) else { continue };
-                let points = view
-                    .points(id, DEFAULT_FIELD, start, end)
-                    .map_err(|e| OpenTsdbError::internal(&e))?;
-                if let Some((t, v)) = points.last() {
-                    found.push((key, id, *t, text(v)));
+                // Widening windows back from `end`: the newest point is
+                // usually recent, and a whole history is read only when not.
+                let mut latest = None;
+                for back in [3_600_000i64, 86_400_000, 30 * 86_400_000, i64::MAX] {
+                    let from = end.saturating_sub(back).max(start);
+                    let points = view
+                        .points(id, DEFAULT_FIELD, from, end)
+                        .map_err(|e| OpenTsdbError::internal(&e))?;
+                    if let Some(p) = points.last() {
+                        latest = Some(p.clone());
+                        break;
+                    }
+                    if from == start {
+                        break;
+                    }
+                }
+                if let Some((t, v)) = latest {
+                    found.push((key, id, t, text(&v)));
                 }
             }
             found.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
