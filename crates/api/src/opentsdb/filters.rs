@@ -184,6 +184,24 @@ pub(crate) fn from_tag_expr(key: &str, expr: &str) -> Result<Vec<TagMatch>, Open
     build("literal_or", key, expr)
 }
 
+/// How a v1 tag entry is shown by `showQuery`: the filter it became.
+pub(crate) fn describe_tag_expr(key: &str, expr: &str) -> Value {
+    let (kind, filter) = if expr == "*" {
+        ("wildcard", expr)
+    } else if let Some(open) = expr.find('(') {
+        (
+            expr.get(..open).unwrap_or_default(),
+            expr.get(open + 1..expr.len().saturating_sub(1))
+                .unwrap_or_default(),
+        )
+    } else if expr.contains('*') {
+        ("iwildcard", expr)
+    } else {
+        ("literal_or", expr)
+    };
+    json!({"tagk": key, "filter": filter, "group_by": true, "type": kind})
+}
+
 fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -19,6 +19,13 @@ use sundial_model::{
 pub(crate) struct Request {
     pub(crate) queries: Vec<Query>,
     pub(crate) ms_resolution: bool,
+    /// `showQuery`: each result carries its sub-query as interpreted
+    /// (Grafana in 2.3 mode maps results to panels by its `index`).
+    pub(crate) show_query: bool,
+    /// The `arrays` flag: `dps` as `[[ts, v], ...]`.
+    pub(crate) arrays: bool,
+    /// Per sub-query, the `query` object of `showQuery`.
+    pub(crate) described: Vec<Value>,
 }
 
 pub(crate) async fn get(
@@ -31,6 +38,7 @@ pub(crate) async fn get(
 
 pub(crate) async fn post(
     State(api): State<Api>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -41,37 +49,63 @@ pub(crate) async fn post(
     }
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
-    let request = from_json(&json, now_ms())?;
+    let mut request = from_json(&json, now_ms())?;
+    request.arrays = raw
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .any(|p| p == "arrays" || p.starts_with("arrays="));
     run(&api, request).await
 }
 
 async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
     let db = api.db.clone();
-    let results = tokio::task::spawn_blocking(move || {
-        request
+    let (request, results) = tokio::task::spawn_blocking(move || {
+        let results = request
             .queries
             .iter()
             .map(|q| sundial_query::execute(&db, q))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|r| {
-                // Fill policy `null` prints NaN as null.
-                let nulls: Vec<bool> = request
-                    .queries
-                    .iter()
-                    .map(|q| q.downsample.is_some_and(|d| d.fill == FillPolicy::Null))
-                    .collect();
-                (r, request.ms_resolution, nulls)
-            })
+            .collect::<Result<Vec<_>, _>>();
+        (request, results)
     })
     .await
     .map_err(|e| OpenTsdbError::internal(&e))?;
-    let (results, ms, nulls) = results.map_err(query_error)?;
-    let out: Vec<Value> = results
+    let results = results.map_err(query_error)?;
+    let style = Style {
+        ms: request.ms_resolution,
+        arrays: request.arrays,
+        nan_as_null: false,
+    };
+    let mut out: Vec<Value> = Vec::new();
+    for ((rs, q), shown) in results
         .into_iter()
-        .zip(nulls)
-        .flat_map(|(rs, null)| rs.into_iter().map(move |r| render(&r, ms, null)))
-        .collect();
+        .zip(&request.queries)
+        .zip(&request.described)
+    {
+        let style = Style {
+            // Fill policy `null` prints NaN as null.
+            nan_as_null: q.downsample.is_some_and(|d| d.fill == FillPolicy::Null),
+            ..style
+        };
+        for r in rs {
+            let mut obj = render(&r, style);
+            if request.show_query
+                && let Value::Object(o) = &mut obj
+            {
+                o.insert("query".into(), shown.clone());
+            }
+            out.push(obj);
+        }
+    }
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    ms: bool,
+    arrays: bool,
+    nan_as_null: bool,
 }
 
 fn query_error(e: sundial_query::Error) -> OpenTsdbError {
@@ -103,16 +137,21 @@ fn now_ms() -> i64 {
 }
 
 /// A result object (spec 9.13).
-fn render(r: &SeriesResult, ms: bool, nan_as_null: bool) -> Value {
+fn render(r: &SeriesResult, style: Style) -> Value {
     let mut dps = Map::new();
+    let mut pairs = Vec::new();
     for (ts, v) in &r.points {
-        let key = if ms { *ts } else { ts.div_euclid(1000) };
-        // Within one second the later point wins (spec 4.4).
+        let t = if style.ms { *ts } else { ts.div_euclid(1000) };
         let value = match v {
-            FieldValue::Double(f) if f.is_nan() && nan_as_null => Value::Null,
+            FieldValue::Double(f) if f.is_nan() && style.nan_as_null => Value::Null,
             v => value_json(v),
         };
-        dps.insert(key.to_string(), value);
+        if style.arrays {
+            pairs.push(Value::Array(vec![t.into(), value]));
+        } else {
+            // Within one second the later point wins (spec 4.4).
+            dps.insert(t.to_string(), value);
+        }
     }
     let tags: Map<String, Value> = r
         .tags
@@ -123,7 +162,12 @@ fn render(r: &SeriesResult, ms: bool, nan_as_null: bool) -> Value {
     obj.insert("metric".into(), r.metric.clone().into());
     obj.insert("tags".into(), Value::Object(tags));
     obj.insert("aggregateTags".into(), r.aggregated_tags.clone().into());
-    obj.insert("dps".into(), Value::Object(dps));
+    let dps = if style.arrays {
+        Value::Array(pairs)
+    } else {
+        Value::Object(dps)
+    };
+    obj.insert("dps".into(), dps);
     Value::Object(obj)
 }
 
@@ -167,6 +211,8 @@ pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdb
     let mut start = None;
     let mut end = None;
     let mut ms = false;
+    let mut show_query = false;
+    let mut arrays = false;
     let mut exprs = Vec::new();
     for pair in raw.split('&').filter(|s| !s.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -175,6 +221,8 @@ pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdb
             "start" => start = Some(value),
             "end" => end = Some(value),
             "ms" | "msResolution" => ms = true,
+            "show_query" => show_query = true,
+            "arrays" => arrays = true,
             "m" => exprs.push(value),
             _ => {}
         }
@@ -183,13 +231,41 @@ pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdb
     if exprs.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing queries"));
     }
-    let queries = exprs
+    let queries: Vec<Query> = exprs
         .iter()
         .map(|m| parse_m(m, start, end))
         .collect::<Result<_, _>>()?;
+    let described = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| describe(i, q, None, Vec::new()))
+        .collect();
     Ok(Request {
         queries,
         ms_resolution: ms,
+        show_query,
+        arrays,
+        described,
+    })
+}
+
+/// The `query` object of `showQuery` (spec 9.13).
+fn describe(index: usize, q: &Query, downsample: Option<&str>, filters: Vec<Value>) -> Value {
+    let rate_options = q.rate.map(|r| {
+        serde_json::json!({"counter": r.counter, "counterMax": r.counter_max,
+            "resetValue": r.reset_value, "dropResets": r.drop_resets})
+    });
+    serde_json::json!({
+        "index": index,
+        "aggregator": sundial_query::aggregator_name(q.aggregator),
+        "metric": q.metric,
+        "tsuids": null,
+        "downsample": downsample,
+        "rate": q.rate.is_some(),
+        "rateOptions": rate_options,
+        "explicitTags": false,
+        "tags": {},
+        "filters": filters,
     })
 }
 
@@ -438,7 +514,8 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         _ => return Err(OpenTsdbError::bad_request("Missing queries")),
     };
     let mut queries = Vec::with_capacity(subs.len());
-    for sub in subs {
+    let mut described = Vec::with_capacity(subs.len());
+    for (index, sub) in subs.iter().enumerate() {
         let agg = match sub.get("aggregator") {
             Some(Value::String(s)) => s,
             _ => {
@@ -471,10 +548,12 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
             None
         };
         let mut tags = Vec::new();
+        let mut shown = Vec::new();
         if let Some(Value::Object(t)) = sub.get("tags") {
             for (k, v) in t {
                 if let Some(v) = v.as_str() {
                     tags.extend(filters::from_tag_expr(k, v)?);
+                    shown.push(filters::describe_tag_expr(k, v));
                 }
             }
         }
@@ -484,17 +563,31 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         if let Some(Value::Array(filters)) = sub.get("filters") {
             for f in filters {
                 let (matches, key, group) = filters::from_object(f)?;
+                shown.push(serde_json::json!({
+                    "tagk": key,
+                    "filter": f.get("filter").and_then(Value::as_str).unwrap_or_default(),
+                    "group_by": group,
+                    "type": f.get("type").and_then(Value::as_str).unwrap_or_default(),
+                }));
                 if group && !q.group_by.contains(&key) {
                     q.group_by.push(key);
                 }
                 q.tags.extend(matches);
             }
         }
+        let ds_text = sub
+            .get("downsample")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty());
+        described.push(describe(index, &q, ds_text, shown));
         queries.push(q);
     }
     Ok(Request {
         queries,
         ms_resolution: ms,
+        show_query: obj.get("showQuery").is_some_and(lenient_bool),
+        arrays: false,
+        described,
     })
 }
 

@@ -446,3 +446,63 @@ fn downsample_fill_and_rate() -> Result<()> {
     }
     Ok(())
 }
+
+/// The body Grafana's OpenTSDB data source posts for a panel in 2.3 mode
+/// (showQuery, globalAnnotations, a group-by wildcard filter, a downsample),
+/// answered with `query.index` so Grafana can map results to targets; and
+/// the `arrays` flag.
+#[test]
+fn grafana_panel_request() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let t0 = 1_600_000_010i64; // 10 s into a minute
+    let hosts = ["web01", "web02"];
+    let mut body = Vec::new();
+    for (h, host) in hosts.iter().enumerate() {
+        for i in 0..12i64 {
+            body.push(point(
+                "grafana.cpu",
+                t0 + i * 10,
+                json!(h as i64 * 100 + i),
+                &[("host", host), ("dc", "lga")],
+            ));
+        }
+    }
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let request = json!({
+        "start": t0 * 1000, "end": (t0 + 120) * 1000,
+        "queries": [{"metric": "grafana.cpu", "aggregator": "sum", "downsample": "1m-avg",
+            "filters": [{"type": "wildcard", "tagk": "host", "filter": "*", "groupBy": true}]}],
+        "msResolution": false, "globalAnnotations": true, "showQuery": true});
+    let (status, text) = s.post("/api/query", &request.to_string())?;
+    assert_eq!(status, 200, "{text}");
+    let got = json(&text)?;
+    let results = got.as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), hosts.len());
+    for (h, r) in results.iter().enumerate() {
+        assert_eq!(r["tags"], json!({"dc": "lga", "host": hosts[h]}));
+        assert_eq!(r["query"]["index"], json!(0));
+        assert_eq!(r["query"]["downsample"], json!("1m-avg"));
+        assert_eq!(r["query"]["filters"][0]["group_by"], json!(true));
+        // Epoch-aligned minute buckets; one starting before t0 is dropped.
+        let mut sums: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+        for i in 0..12i64 {
+            let ts = t0 + i * 10;
+            let b = ts - ts.rem_euclid(60);
+            if b >= t0 && ts <= t0 + 120 {
+                sums.entry(b).or_default().push((h as i64 * 100 + i) as f64);
+            }
+        }
+        let want: serde_json::Map<String, Value> = sums
+            .iter()
+            .map(|(b, v)| (b.to_string(), json!(v.iter().sum::<f64>() / v.len() as f64)))
+            .collect();
+        assert_eq!(r["dps"], Value::Object(want), "{}", hosts[h]);
+    }
+    // `arrays`: dps as [timestamp, value] pairs, in time order.
+    let got = s.get_json(&format!(
+        "/api/query?start={t0}&end={}&m=none:grafana.cpu{{host=web01}}&arrays",
+        t0 + 20
+    ))?;
+    assert_eq!(got[0]["dps"], json!([[t0, 0], [t0 + 10, 1], [t0 + 20, 2]]));
+    Ok(())
+}
