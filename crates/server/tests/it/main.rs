@@ -10,6 +10,7 @@ mod baidu_query;
 mod baidu_write;
 mod cli;
 mod clients;
+mod collectd;
 mod durability;
 mod harness;
 mod opentsdb_meta;
