@@ -1,0 +1,139 @@
+//! Sub-query modifiers of `/api/query`: downsampling specifications
+//! (spec 9.7.1) and rate options (9.4, 9.9).
+
+use super::super::error::OpenTsdbError;
+use super::super::time;
+use super::lenient_bool;
+use serde_json::Value;
+use sundial_model::{Aggregator, Downsample, FillPolicy, RateOptions};
+
+/// `<interval>-<function>[-<fill>]` (spec 9.7.1).
+pub(super) fn downsample(spec: &str) -> Result<Downsample, OpenTsdbError> {
+    let parts: Vec<&str> = spec.split('-').collect();
+    if parts.len() < 2 {
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid downsampling specifier '{spec}': must provide at least interval and function"
+        )));
+    }
+    if parts.len() > 3 {
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid downsampling specifier '{spec}': must consist of interval, function, and optional fill policy"
+        )));
+    }
+    let (interval, function) = (parts[0], parts[1]);
+    let interval_ms = if interval.contains("all") {
+        None
+    } else if interval.ends_with('c') {
+        return Err(OpenTsdbError::not_implemented(
+            "calendar downsampling is not supported yet",
+        ));
+    } else {
+        Some(time::parse_duration(interval).map_err(OpenTsdbError::bad_request)?)
+    };
+    let function = match sundial_query::aggregator_by_name(function) {
+        Some(Aggregator::None) => {
+            return Err(OpenTsdbError::bad_request(
+                "cannot use the NONE aggregator for downsampling",
+            ));
+        }
+        Some(f) => f,
+        None => {
+            return Err(OpenTsdbError::bad_request(format!(
+                "No such downsampling function: {function}"
+            )));
+        }
+    };
+    let fill = match parts.get(2).copied().unwrap_or("none") {
+        "none" => FillPolicy::None,
+        "nan" => FillPolicy::NaN,
+        "null" => FillPolicy::Null,
+        "zero" => FillPolicy::Zero,
+        other => {
+            return Err(OpenTsdbError::bad_request(format!(
+                "No such fill policy: '{other}': must be one of: none zero nan null"
+            )));
+        }
+    };
+    Ok(Downsample {
+        interval_ms,
+        function,
+        fill,
+    })
+}
+
+/// `rate{counter[,max[,reset]]}` of the GET form (spec 9.4).
+pub(super) fn rate_modifier(m: &str) -> Result<RateOptions, OpenTsdbError> {
+    let mut opts = RateOptions::default();
+    let Some(inner) = m.strip_prefix("rate{").and_then(|r| r.strip_suffix('}')) else {
+        if m == "rate" {
+            return Ok(opts);
+        }
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid rate options specification: {m}"
+        )));
+    };
+    let parts: Vec<&str> = inner.split(',').collect();
+    let word = parts.first().copied().unwrap_or_default();
+    if !word.ends_with("counter") {
+        return Err(OpenTsdbError::bad_request(format!(
+            "Invalid rate options specification: {m}"
+        )));
+    }
+    opts.counter = true;
+    opts.drop_resets = word == "dropcounter";
+    if let Some(max) = parts.get(1).filter(|s| !s.is_empty()) {
+        opts.counter_max = number(max).ok_or_else(|| {
+            OpenTsdbError::bad_request(format!(
+                "Max value of counter was not a number, received '{max}'"
+            ))
+        })?;
+    }
+    if let Some(reset) = parts.get(2).filter(|s| !s.is_empty()) {
+        opts.reset_value = number(reset).ok_or_else(|| {
+            OpenTsdbError::bad_request(format!(
+                "Reset value of counter was not a number, received '{reset}'"
+            ))
+        })?;
+    }
+    Ok(opts)
+}
+
+/// A number or numeric text truncated to an integer (Grafana sends floats).
+fn number(text: &str) -> Option<i64> {
+    let t = text.trim();
+    t.parse::<i64>().ok().or_else(|| {
+        t.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64)
+    })
+}
+
+/// `rateOptions` of the POST form.
+pub(super) fn rate_options(v: Option<&Value>) -> Result<RateOptions, OpenTsdbError> {
+    let mut opts = RateOptions::default();
+    let Some(Value::Object(o)) = v else {
+        return Ok(opts);
+    };
+    let num = |key: &str| -> Result<Option<i64>, OpenTsdbError> {
+        match o.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))),
+            Some(Value::String(s)) => number(s).map(Some).ok_or_else(|| {
+                OpenTsdbError::bad_request(format!("Invalid rate option {key}: {s}"))
+            }),
+            Some(other) => Err(OpenTsdbError::bad_request(format!(
+                "Invalid rate option {key}: {other}"
+            ))),
+        }
+    };
+    opts.counter = o.get("counter").is_some_and(lenient_bool);
+    opts.drop_resets = o.get("dropResets").is_some_and(lenient_bool);
+    if let Some(m) = num("counterMax")? {
+        opts.counter_max = m;
+    }
+    if let Some(r) = num("resetValue")? {
+        opts.reset_value = r;
+    }
+    Ok(opts)
+}
