@@ -46,7 +46,14 @@ impl Api {
 pub fn routes(api: Api) -> Router {
     Router::new()
         .route("/api/put", guarded(post(put::put)))
-        .route("/api/query", guarded(get(query::get).post(query::post)))
+        .route(
+            "/api/query",
+            guarded(
+                get(query::get)
+                    .post(query::post)
+                    .delete(|| async { query::delete_disabled() }),
+            ),
+        )
         .route("/api/query/last", guarded(get(last::get).post(last::post)))
         .route(
             "/api/suggest",

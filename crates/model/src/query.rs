@@ -113,6 +113,8 @@ pub struct Query {
     pub downsample: Option<Downsample>,
     /// Per series, after downsampling.
     pub rate: Option<RateOptions>,
+    /// Only series whose tag keys are exactly the predicates' keys.
+    pub explicit_tags: bool,
 }
 
 /// OpenTSDB downsampling: epoch-aligned buckets reduced to Doubles.

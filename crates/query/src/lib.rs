@@ -76,8 +76,17 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
     let ids = view
         .select(&query.metric, &query.tags)
         .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
+    let explicit: Option<std::collections::BTreeSet<&str>> = query
+        .explicit_tags
+        .then(|| query.tags.iter().map(|m| m.key()).collect());
     for id in ids {
         let Some(key) = view.key(id) else { continue };
+        if let Some(keys) = &explicit
+            && (key.tags.len() != keys.len()
+                || !key.tags.iter().all(|(k, _)| keys.contains(k.as_str())))
+        {
+            continue;
+        }
         let mut points = read_points(view, id, query)?;
         if let Some(ds) = query.downsample {
             points = series_ops::downsample(&points, ds, query.start, query.end, MAX_POINTS)?;

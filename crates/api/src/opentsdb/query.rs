@@ -102,6 +102,13 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }
 
+/// Spec 9.15: deleting through a query needs `allow_delete`, which this
+/// server does not offer.
+pub(crate) fn delete_disabled() -> OpenTsdbError {
+    OpenTsdbError::bad_request("Bad request")
+        .with_details("Deleting data is not enabled (allow_delete=false)")
+}
+
 /// How results are printed.
 #[derive(Debug, Clone, Copy)]
 struct Style {
@@ -265,7 +272,7 @@ fn describe(index: usize, q: &Query, downsample: Option<&str>, filters: Vec<Valu
         "downsample": downsample,
         "rate": q.rate.is_some(),
         "rateOptions": rate_options,
-        "explicitTags": false,
+        "explicitTags": q.explicit_tags,
         "tags": {},
         "filters": filters,
     })
@@ -286,6 +293,7 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
     let mut rest = rest;
     let mut ds = None;
     let mut rate = None;
+    let mut explicit = false;
     while let Some((seg, tail)) = rest.split_once(':') {
         if seg.contains('{') && !seg.starts_with("rate{") {
             break;
@@ -300,9 +308,7 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
                 "Histogram percentiles are not supported",
             ));
         } else if seg == "explicit_tags" {
-            return Err(OpenTsdbError::not_implemented(
-                "explicit_tags is not supported yet",
-            ));
+            explicit = true;
         } else if !(seg == "pre-agg" || seg.starts_with("rollup_")) {
             break;
         }
@@ -344,6 +350,7 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
     q.tags.extend(others);
     q.downsample = ds;
     q.rate = rate;
+    q.explicit_tags = explicit;
     Ok(q)
 }
 
@@ -365,6 +372,7 @@ fn query(metric: &str, tags: Vec<TagMatch>, aggregator: Aggregator, start: i64, 
         aggregator,
         downsample: None,
         rate: None,
+        explicit_tags: false,
     }
 }
 
@@ -380,6 +388,9 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         .into_iter()
         .flatten()
         .any(lenient_bool);
+    if obj.get("delete").is_some_and(lenient_bool) {
+        return Err(delete_disabled());
+    }
     let subs = match obj.get("queries") {
         Some(Value::Array(a)) if !a.is_empty() => a,
         _ => return Err(OpenTsdbError::bad_request("Missing queries")),
@@ -431,6 +442,7 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         let mut q = query(metric, tags, aggregator, start, end);
         q.downsample = ds;
         q.rate = rate;
+        q.explicit_tags = sub.get("explicitTags").is_some_and(lenient_bool);
         if let Some(Value::Array(filters)) = sub.get("filters") {
             for f in filters {
                 let (matches, key, group) = filters::from_object(f)?;

@@ -506,3 +506,68 @@ fn grafana_panel_request() -> Result<()> {
     assert_eq!(got[0]["dps"], json!([[t0, 0], [t0 + 10, 1], [t0 + 20, 2]]));
     Ok(())
 }
+
+/// Spec 9.5.3 `explicitTags` and 9.15 delete (disabled: 400 with the
+/// spec's details).
+#[test]
+fn explicit_tags_and_disabled_delete() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let t0 = 1_500_000_000i64;
+    let series: [&[(&str, &str)]; 3] = [
+        &[("host", "a")],
+        &[("host", "b"), ("dc", "x")],
+        &[("host", "c")],
+    ];
+    let body: Vec<Value> = series
+        .iter()
+        .enumerate()
+        .map(|(i, tags)| point("explicit", t0, json!(i as i64 + 1), tags))
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    // Only series whose keys are exactly {host}: values 1 and 3.
+    let want: i64 = series
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.len() == 1)
+        .map(|(i, _)| i as i64 + 1)
+        .sum();
+    let got = s.get_json(&format!(
+        "/api/query?start={t0}&end={t0}&m=sum:explicit_tags:explicit{{host=*}}"
+    ))?;
+    let total: i64 = got
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["dps"][t0.to_string()].as_i64())
+                .sum()
+        })
+        .unwrap_or_default();
+    assert_eq!(total, want);
+    let (status, body) = s.post(
+        "/api/query",
+        &json!({"start": t0, "queries": [{"aggregator": "sum", "metric": "explicit",
+            "explicitTags": true, "filters": [{"type": "wildcard", "tagk": "host", "filter": "*", "groupBy": false}]}]})
+        .to_string(),
+    )?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)?[0]["dps"][t0.to_string()], json!(want));
+    let (status, body) = s.post(
+        "/api/query",
+        &json!({"start": t0, "delete": true, "queries": [{"aggregator": "sum", "metric": "explicit"}]}).to_string(),
+    )?;
+    assert_eq!(status, 400);
+    assert_eq!(
+        json(&body)?["error"]["details"],
+        json!("Deleting data is not enabled (allow_delete=false)")
+    );
+    assert_eq!(
+        s.request(
+            "DELETE",
+            &format!("/api/query?start={t0}&m=sum:explicit"),
+            None
+        )?
+        .0,
+        400
+    );
+    Ok(())
+}
