@@ -98,8 +98,9 @@ pub(crate) fn rate(
             continue;
         };
         let (t1, v1) = (p.0, &p.1);
+        // Exact for two integers (as OpenTSDB's long path), else in f64.
         let delta = match (v0.as_i64(), v1.as_i64()) {
-            (Some(a), Some(b)) => Some(b as f64 - a as f64).filter(|_| b.checked_sub(a).is_some()),
+            (Some(a), Some(b)) => b.checked_sub(a).map(|d| d as f64),
             _ => None,
         }
         .unwrap_or_else(|| v1.as_f64().unwrap_or(f64::NAN) - v0.as_f64().unwrap_or(f64::NAN));
