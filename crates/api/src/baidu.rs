@@ -67,7 +67,7 @@ impl Api {
             query: parts.uri.query(),
             headers: &parts.headers,
         };
-        auth::verify(&req, &self.config.credentials, now_ms() / 1000)
+        auth::verify(&req, &self.config.credentials, self.now_ms() / 1000)
             .map(Some)
             .map_err(|e| {
                 let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
@@ -111,8 +111,19 @@ impl Api {
     }
 }
 
-/// Milliseconds since the epoch, read once per request.
-pub(crate) fn now_ms() -> Timestamp {
+impl Api {
+    /// The request's clock: the real one, or `baidu.test_clock_ms` when set
+    /// (spec 5.4: tests pin signature expiry and relative times).
+    pub(crate) fn now_ms(&self) -> Timestamp {
+        match self.config.test_clock_ms {
+            0 => now_ms(),
+            fixed => fixed,
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+fn now_ms() -> Timestamp {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as Timestamp)
@@ -288,7 +299,7 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
         max_string_chars: api.config.max_string_chars,
         max_bytes: api.config.max_bytes_value,
     };
-    let points = write::parse(&body, limits, now_ms())?;
+    let points = write::parse(&body, limits, api.now_ms())?;
     let written = db
         .write_all_or_nothing(points, false)
         .map_err(|e| BaiduError::storage(&e))?;
@@ -327,9 +338,9 @@ mod databases {
         let bytes = json_body(&api, &parts, body).await?;
         let body: Value = serde_json::from_slice(&bytes)
             .map_err(|e| BaiduError::malformed(format!("body is not valid JSON: {e}")))?;
+        let now_secs = api.now_ms() / 1000;
         let reply = tokio::task::spawn_blocking(move || {
-            api.registry
-                .create(&api.engine, &token, &body, now_ms() / 1000)
+            api.registry.create(&api.engine, &token, &body, now_secs)
         })
         .await
         .map_err(|e| BaiduError::internal(&e))??;

@@ -30,6 +30,9 @@ pub struct Config {
     pub max_query_points: usize,
     /// Groups one query may make.
     pub max_query_groups: usize,
+    /// 0: the real clock. Otherwise a fixed "now" in ms for signature expiry,
+    /// default timestamps and relative times (tests; spec 5.4).
+    pub test_clock_ms: i64,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             query_timeout_secs: 50,
             max_query_points: 20_000_000,
             max_query_groups: 100_000,
+            test_clock_ms: 0,
         }
     }
 }

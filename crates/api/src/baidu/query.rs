@@ -386,7 +386,7 @@ async fn run(
     text: Vec<u8>,
 ) -> Result<axum::response::Response, BaiduError> {
     let ctx = Context {
-        now: super::now_ms(),
+        now: api.now_ms(),
         utc_offset_ms: api
             .config
             .utc_offset_ms()

@@ -3,6 +3,7 @@
 
 mod baidu;
 mod baidu_agg;
+mod baidu_auth;
 mod baidu_errors;
 mod baidu_fill;
 mod baidu_mgmt;
