@@ -77,6 +77,7 @@ pub fn routes(api: Api) -> Router {
             guarded(get(serializers).post(serializers)),
         )
         .route("/api/stats", guarded(get(stats).post(stats)))
+        .route("/api/config", guarded(get(config_view).post(config_view)))
         .route("/api/version", guarded(get(version).post(version)))
         .route("/api/health", guarded(get(|| async { StatusCode::OK })))
         .route("/api/{*rest}", any(not_found))
@@ -130,6 +131,27 @@ async fn serializers(axum::extract::State(api): axum::extract::State<Api>) -> Re
         "parsers": ["parsePutV1", "parseQueryV1", "parseSuggestV1"],
         "formatters": ["formatPutV1", "formatQueryV1", "formatSuggestV1"],
     }]);
+    error::json_response(StatusCode::OK, &body).into_response()
+}
+
+/// `/api/config` (spec 16): the effective settings, as strings, under
+/// OpenTSDB's names where one exists.
+async fn config_view(axum::extract::State(api): axum::extract::State<Api>) -> Response {
+    let c = &api.config;
+    let body = json!({
+        "tsd.core.meta.enable_realtime_ts": "false",
+        "tsd.http.request.enable_chunked": "true",
+        "tsd.http.request.max_chunk": c.max_body_bytes.to_string(),
+        "tsd.query.allow_delete": "false",
+        "tsd.storage.fix_duplicates": "true",
+        "sundial.max_tags": c.max_tags.to_string(),
+        "sundial.max_metric_bytes": c.max_metric_bytes.to_string(),
+        "sundial.max_tagk_bytes": c.max_tagk_bytes.to_string(),
+        "sundial.max_tagv_bytes": c.max_tagv_bytes.to_string(),
+        "sundial.telnet_max_line_bytes": c.telnet_max_line_bytes.to_string(),
+        "sundial.telnet_return_errors": c.telnet_return_errors.to_string(),
+        "sundial.version_string": c.version_string,
+    });
     error::json_response(StatusCode::OK, &body).into_response()
 }
 

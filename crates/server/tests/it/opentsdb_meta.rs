@@ -275,6 +275,14 @@ fn small_probes_answer() -> Result<()> {
         json!("json")
     );
     assert_eq!(s.get_json("/api/stats")?, json!([]));
+    let config = s.get_json("/api/config")?;
+    assert!(
+        config
+            .as_object()
+            .is_some_and(|o| o.values().all(Value::is_string)),
+        "{config}"
+    );
+    assert_eq!(config["tsd.query.allow_delete"], json!("false"));
     Ok(())
 }
 
