@@ -5,7 +5,8 @@
 #   raw    24 h of one series (cpu.usage_user of host_0)
 #   hourly hourly avg per host over 24 h, 100 hosts, grouped by host
 #   max10  10-minute max over all hosts, 24 h
-# Sundial answers through the Baidu /v1 JSON query, VictoriaMetrics through
+# Sundial answers through the Baidu /v1 JSON query (and, labelled
+# sundial-opentsdb, through OpenTSDB's /api/query), VictoriaMetrics through
 # export / query_range, InfluxDB through InfluxQL. Each query runs once to
 # warm up, then --runs times; the median wall time (curl time_total) is
 # reported in ms.
@@ -69,6 +70,12 @@ run_sundial() {
   q raw "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e,\"tags\":{\"hostname\":[\"host_0\"]}}}"
   q hourly "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
   q max10 "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
+  # The same three through Sundial's OpenTSDB /api/query.
+  local api="http://127.0.0.1:$port/api/query"
+  o() { time_query sundial-opentsdb "$1" -G "$api" -d "start=$START" -d "end=$END" --data-urlencode "m=$2"; }
+  o raw "none:cpu.usage_user{hostname=host_0}"
+  o hourly "avg:1h-avg:cpu.usage_user{hostname=*}"
+  o max10 "max:10m-max:cpu.usage_user"
 }
 
 run_victoria() {
