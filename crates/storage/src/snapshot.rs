@@ -48,6 +48,21 @@ pub struct Snapshot<'a> {
 }
 
 impl Snapshot<'_> {
+    /// Every point of a column in the flush in progress, ascending.
+    fn frozen_points(&self, id: SeriesId, field: &str) -> &[(Timestamp, FieldValue)] {
+        self.layers
+            .frozen
+            .as_ref()
+            .and_then(|f| {
+                let i = f.binary_search_by_key(&id, |(sid, _)| *sid).ok()?;
+                let (_, cols) = f.get(i)?;
+                cols.iter()
+                    .find(|(n, _)| n == field)
+                    .map(|(_, p)| p.as_slice())
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether the metric has ever been written.
     pub fn has_metric(&self, metric: &str) -> bool {
         self.head.has_metric(metric)
@@ -190,15 +205,10 @@ impl Snapshot<'_> {
                 sources.push(pts);
             }
         }
-        if let Some(frozen) = &self.layers.frozen
-            && let Ok(i) = frozen.binary_search_by_key(&id, |(sid, _)| *sid)
-            && let Some((_, cols)) = frozen.get(i)
-            && let Some((_, pts)) = cols.iter().find(|(f, _)| f == field)
-            && start <= end
-        {
-            let pts = range(pts, start, end).to_vec();
+        if start <= end {
+            let pts = range(self.frozen_points(id, field), start, end);
             if !pts.is_empty() {
-                sources.push(pts);
+                sources.push(pts.to_vec());
             }
         }
         let head = self.head.points(id, field, start, end).to_vec();
@@ -231,18 +241,7 @@ impl Snapshot<'_> {
             }
         }
         let newer = self.layers.blocks.len();
-        let frozen_pts: &[(Timestamp, FieldValue)] = self
-            .layers
-            .frozen
-            .as_ref()
-            .and_then(|f| {
-                let i = f.binary_search_by_key(&id, |(sid, _)| *sid).ok()?;
-                let (_, cols) = f.get(i)?;
-                cols.iter()
-                    .find(|(n, _)| n == field)
-                    .map(|(_, p)| p.as_slice())
-            })
-            .unwrap_or_default();
+        let frozen_pts = self.frozen_points(id, field);
         let head_pts = self.head.points(id, field, Timestamp::MIN, Timestamp::MAX);
         for pts in [frozen_pts, head_pts] {
             if let (Some(a), Some(b)) = (pts.first(), pts.last()) {
@@ -359,18 +358,7 @@ impl Snapshot<'_> {
                 push(c, &mut runs);
             }
         }
-        let frozen: &[(Timestamp, FieldValue)] = self
-            .layers
-            .frozen
-            .as_ref()
-            .and_then(|f| {
-                let i = f.binary_search_by_key(&id, |(sid, _)| *sid).ok()?;
-                let (_, cols) = f.get(i)?;
-                cols.iter()
-                    .find(|(n, _)| n == field)
-                    .map(|(_, p)| range(p, start, end))
-            })
-            .unwrap_or_default();
+        let frozen = range(self.frozen_points(id, field), start, end);
         for pts in [frozen, self.head.points(id, field, start, end)] {
             if pts.is_empty() {
                 continue;

@@ -94,31 +94,13 @@ pub(crate) async fn post(
 
 /// `metric{k=v,...}`.
 fn parse_series(text: &str) -> Result<Last, OpenTsdbError> {
-    let (metric, tags) = match text.find('{') {
-        Some(i) => (text.get(..i).unwrap_or_default(), text.get(i..)),
-        None => (text, None),
-    };
-    let mut pairs = Vec::new();
-    if let Some(t) = tags {
-        let inner = t
-            .strip_prefix('{')
-            .and_then(|t| t.strip_suffix('}'))
-            .ok_or_else(|| {
-                OpenTsdbError::bad_request(format!("Missing '}}' at the end of: {t}"))
-            })?;
-        for entry in inner.split(',').filter(|e| !e.is_empty()) {
-            let (k, v) = entry
-                .split_once('=')
-                .ok_or_else(|| OpenTsdbError::bad_request(format!("invalid tag: {entry}")))?;
-            pairs.push((k.to_owned(), v.to_owned()));
-        }
-    }
+    let (metric, tags) = super::lookup::split_series(text)?;
     if metric.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing metric"));
     }
     Ok(Last {
         metric: metric.to_owned(),
-        tags: pairs,
+        tags,
     })
 }
 

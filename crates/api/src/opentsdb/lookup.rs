@@ -171,26 +171,7 @@ pub(crate) async fn lookup_get(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let p = params(raw.as_deref());
-    let m = param(&p, "m").unwrap_or_default();
-    let (metric, tag_text) = match m.find('{') {
-        Some(i) => (m.get(..i).unwrap_or_default(), m.get(i..)),
-        None => (m, None),
-    };
-    let mut pairs = Vec::new();
-    if let Some(t) = tag_text {
-        let inner = t
-            .strip_prefix('{')
-            .and_then(|t| t.strip_suffix('}'))
-            .ok_or_else(|| {
-                OpenTsdbError::bad_request(format!("Missing '}}' at the end of: {t}"))
-            })?;
-        for entry in inner.split(',').filter(|e| !e.is_empty()) {
-            let (k, v) = entry
-                .split_once('=')
-                .ok_or_else(|| OpenTsdbError::bad_request(format!("Invalid tag pair: {entry}")))?;
-            pairs.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
+    let (metric, pairs) = split_series(param(&p, "m").unwrap_or_default())?;
     let limit = limit(
         param(&p, "limit")
             .map(|l| Value::String(l.to_owned()))
@@ -230,6 +211,33 @@ pub(crate) async fn lookup_post(
             limit,
         },
     )
+}
+
+/// `key=value` pairs as written.
+pub(crate) type Pairs = Vec<(String, String)>;
+
+/// `metric{k=v,...}` (either part optional) into the metric and its pairs.
+pub(crate) fn split_series(text: &str) -> Result<(&str, Pairs), OpenTsdbError> {
+    let (metric, tags) = match text.find('{') {
+        Some(i) => (text.get(..i).unwrap_or_default(), text.get(i..)),
+        None => (text, None),
+    };
+    let mut pairs = Vec::new();
+    if let Some(t) = tags {
+        let inner = t
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or_else(|| {
+                OpenTsdbError::bad_request(format!("Missing '}}' at the end of: {t}"))
+            })?;
+        for entry in inner.split(',').filter(|e| !e.is_empty()) {
+            let (k, v) = entry
+                .split_once('=')
+                .ok_or_else(|| OpenTsdbError::bad_request(format!("invalid tag: {entry}")))?;
+            pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    Ok((metric, pairs))
 }
 
 fn limit(v: Option<&Value>) -> Result<usize, OpenTsdbError> {

@@ -123,19 +123,9 @@ fn parse_date(s: &str) -> Option<Timestamp> {
         }
         secs = vals[0] * 3600 + vals[1] * 60 + vals[2];
     }
-    Some((days_from_civil(y, m, day) * 86_400 + secs) * 1000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// well-known algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let days =
+        sundial_model::civil::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(day).ok()?);
+    Some((days * 86_400 + secs) * 1000)
 }
 
 /// A duration `<n><unit>` in milliseconds (spec 4.3).

@@ -48,20 +48,19 @@ fn python_opentsdb_clients_write_and_read_back() -> Result<()> {
     Ok(())
 }
 
-/// Baidu's official Python SDK (`bce-python-sdk`): signed writes (gzip and
-/// plain), listings, queries, a presigned GET, and signature failures.
-#[test]
-fn baidu_python_sdk_end_to_end() -> Result<()> {
-    let Ok(python) = std::env::var("SUNDIAL_PYTHON") else {
-        eprintln!("SUNDIAL_PYTHON is not set: run ./scripts/test to install the Python clients");
-        return Ok(());
+/// Runs one Baidu SDK script against a server holding one credential and
+/// returns the JSON summary it prints; `None` when the interpreter is not
+/// installed (run ./scripts/test).
+fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<Option<serde_json::Value>> {
+    let Ok(interpreter) = std::env::var(interpreter_var) else {
+        eprintln!("{interpreter_var} is not set: run ./scripts/test to install the SDKs");
+        return Ok(None);
     };
     let (ak, sk) = ("sdkaccesskey", "sdksecretkey");
     let s = TestServer::spawn_with_config(&format!(
         "[baidu]\ncredentials = [{{ access_key_id = \"{ak}\", secret_access_key = \"{sk}\", databases = [\"*\"] }}]\n"
     ))?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/baidu_sdk.py");
-    let out = Command::new(python)
+    let out = Command::new(interpreter)
         .arg(script)
         .arg(s.addr.ip().to_string())
         .arg(s.addr.port().to_string())
@@ -70,19 +69,29 @@ fn baidu_python_sdk_end_to_end() -> Result<()> {
         .output()?;
     if !out.status.success() {
         bail!(
-            "SDK script failed: {}\n{}",
+            "{script} failed: {}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    assert_eq!(summary["auth_failures"], json!(2));
-    assert_eq!(summary["presigned"], json!(1));
-    assert!(summary["written"].as_u64().unwrap_or(0) > 0);
     // Unsigned requests are refused while credentials are configured.
     let (status, body) = s.get("/v1/metric")?;
     assert_eq!(status, 403, "{body}");
     assert_eq!(crate::harness::json(&body)?["code"], json!("AccessDenied"));
+    Ok(Some(serde_json::from_slice(&out.stdout)?))
+}
+
+/// Baidu's official Python SDK (`bce-python-sdk`): signed writes (gzip and
+/// plain), listings, queries, a presigned GET, and signature failures.
+#[test]
+fn baidu_python_sdk_end_to_end() -> Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/baidu_sdk.py");
+    let Some(summary) = run_baidu_sdk("SUNDIAL_PYTHON", script)? else {
+        return Ok(());
+    };
+    assert_eq!(summary["auth_failures"], json!(2));
+    assert_eq!(summary["presigned"], json!(1));
+    assert!(summary["written"].as_u64().unwrap_or(0) > 0, "{summary}");
     Ok(())
 }
 
@@ -92,33 +101,13 @@ fn baidu_python_sdk_end_to_end() -> Result<()> {
 /// signature failures.
 #[test]
 fn baidu_js_sdk_end_to_end() -> Result<()> {
-    let Ok(node) = std::env::var("SUNDIAL_NODE") else {
-        eprintln!("SUNDIAL_NODE is not set: run ./scripts/test to install the JS SDK");
-        return Ok(());
-    };
-    let (ak, sk) = ("jsaccesskey", "jssecretkey");
-    let s = TestServer::spawn_with_config(&format!(
-        "[baidu]\ncredentials = [{{ access_key_id = \"{ak}\", secret_access_key = \"{sk}\", databases = [\"*\"] }}]\n"
-    ))?;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/clients/baidu_js/sdk.mjs"
     );
-    let out = Command::new(node)
-        .arg(script)
-        .arg(s.addr.ip().to_string())
-        .arg(s.addr.port().to_string())
-        .arg(ak)
-        .arg(sk)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "JS SDK script failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let Some(summary) = run_baidu_sdk("SUNDIAL_NODE", script)? else {
+        return Ok(());
+    };
     assert_eq!(summary["auth_failures"], json!(2));
     assert_eq!(summary["presigned"], json!(1));
     assert!(summary["queries"].as_u64().unwrap_or(0) >= 10, "{summary}");

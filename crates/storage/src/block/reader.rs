@@ -334,9 +334,7 @@ impl Block {
             offset: entry.offset,
             reason,
         };
-        let len = usize::try_from(entry.len).map_err(|_| corrupt("chunk length".into()))?;
-        let mut framed = vec![0u8; len];
-        read_at(&self.file, &self.path, &mut framed, entry.offset)?;
+        let framed = self.chunk_payload(entry)?;
         let (payload, _) =
             record::read_frame(&framed).map_err(|e| corrupt(format!("chunk frame: {e:?}")))?;
         let before = out.len();
