@@ -10,6 +10,7 @@
 # apt-get if they are missing (needs root, as on the project machines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/peers.sh
 HOURS=24 HOSTS=100 BATCH=5000 CONNS=4 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,16 +31,6 @@ if [ -z "$ONLY" ] && ! { command -v victoria-metrics && command -v influxd; } >/
   apt-get update -qq && apt-get install -y -qq --no-install-recommends victoria-metrics influxdb >&2
 fi
 
-wait_http() { # url, timeout seconds; prints seconds waited
-  local t0; t0=$(date +%s%N)
-  for _ in $(seq 1 $(( $2 * 20 ))); do
-    if curl -sf -o /dev/null "$1"; then
-      awk -v ns=$(( $(date +%s%N) - t0 )) 'BEGIN { printf "%.3f\n", ns / 1e9 }'; return 0
-    fi
-    sleep 0.05
-  done
-  echo "timeout waiting for $1" >&2; return 1
-}
 settle() { # dir: wait until its allocated size stops changing
   local last=-1 now
   for _ in $(seq 1 120); do
@@ -107,34 +98,7 @@ run_victoria() {
 run_influx() {
   local dir="$WORK/influx"
   mkdir -p "$dir"
-  cat >"$WORK/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:18088"
-[meta]
-  dir = "$dir/meta"
-[data]
-  dir = "$dir/data"
-  wal-dir = "$dir/wal"
-  cache-snapshot-write-cold-duration = "5s"
-  compact-full-write-cold-duration = "5s"
-[coordinator]
-[retention]
-  enabled = false
-[shard-precreation]
-  enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:18086"
-  log-enabled = false
-[[opentsdb]]
-  enabled = true
-  bind-address = "127.0.0.1:14244"
-  database = "opentsdb"
-[continuous_queries]
-  enabled = false
-CONF
+  influx_conf "$WORK/influxdb.conf" "$dir"
   influxd -config "$WORK/influxdb.conf" >"$WORK/influx.log" 2>&1 &
   local pid=$!
   wait_http "http://127.0.0.1:18086/ping" 30 >/dev/null

@@ -14,6 +14,7 @@
 #   bench/query.sh [--hours H] [--hosts N] [--runs R] [--only sundial]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/peers.sh
 HOURS=24 HOSTS=100 RUNS=15 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,10 +36,6 @@ if [ -z "$ONLY" ] && ! { command -v victoria-metrics && command -v influxd; } >/
   apt-get update -qq && apt-get install -y -qq --no-install-recommends victoria-metrics influxdb >&2
 fi
 
-wait_http() {
-  for _ in $(seq 1 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
-  echo "timeout waiting for $1" >&2; return 1
-}
 load() { # base url
   "$BIN/sundial-load" --url "$1" --hours "$HOURS" --hosts "$HOSTS" --start "$START" >&2
 }
@@ -61,7 +58,7 @@ print(json.dumps({"server": sys.argv[1], "query": sys.argv[2], "median_ms": roun
 run_sundial() {
   local port=14242 url
   "$BIN/sundial" serve --data-dir "$WORK/sundial" --listen 127.0.0.1:$port >"$WORK/sundial.log" 2>&1 &
-  wait_http "http://127.0.0.1:$port/api/version"
+  wait_http "http://127.0.0.1:$port/api/version" >/dev/null
   load "http://127.0.0.1:$port"
   curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
   url="http://127.0.0.1:$port/v1/datapoint?query"
@@ -82,7 +79,7 @@ run_victoria() {
   victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr=127.0.0.1:18428 \
     -opentsdbHTTPListenAddr=127.0.0.1:14243 -retentionPeriod=100y -search.disableCache \
     >"$WORK/vm.log" 2>&1 &
-  wait_http "http://127.0.0.1:18428/health"
+  wait_http "http://127.0.0.1:18428/health" >/dev/null
   sleep 1
   load "http://127.0.0.1:14243"
   curl -sf "http://127.0.0.1:18428/internal/force_flush" >/dev/null
@@ -101,35 +98,9 @@ run_victoria() {
 run_influx() {
   local dir="$WORK/influx"
   mkdir -p "$dir"
-  cat >"$WORK/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:18088"
-[meta]
-  dir = "$dir/meta"
-[data]
-  dir = "$dir/data"
-  wal-dir = "$dir/wal"
-  cache-snapshot-write-cold-duration = "5s"
-  compact-full-write-cold-duration = "5s"
-[retention]
-  enabled = false
-[shard-precreation]
-  enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:18086"
-  log-enabled = false
-[[opentsdb]]
-  enabled = true
-  bind-address = "127.0.0.1:14244"
-  database = "opentsdb"
-[continuous_queries]
-  enabled = false
-CONF
+  influx_conf "$WORK/influxdb.conf" "$dir"
   influxd -config "$WORK/influxdb.conf" >"$WORK/influx.log" 2>&1 &
-  wait_http "http://127.0.0.1:18086/ping"
+  wait_http "http://127.0.0.1:18086/ping" >/dev/null
   curl -sf -XPOST "http://127.0.0.1:18086/query" --data-urlencode "q=CREATE DATABASE opentsdb" >/dev/null
   load "http://127.0.0.1:14244"
   sleep 12
