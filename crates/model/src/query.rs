@@ -115,6 +115,9 @@ pub struct Query {
     pub rate: Option<RateOptions>,
     /// Only series whose tag keys are exactly the predicates' keys.
     pub explicit_tags: bool,
+    /// Raw points failing this are dropped before any computation
+    /// (Alibaba's `preDpValue`).
+    pub pre_filter: Option<(crate::series_query::CmpOp, f64)>,
 }
 
 /// OpenTSDB downsampling: epoch-aligned buckets reduced to Doubles.
@@ -139,9 +142,11 @@ pub enum FillPolicy {
     Zero,
 }
 
-/// OpenTSDB `rateOptions`.
+/// OpenTSDB `rateOptions` (and Alibaba's `deltaOptions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateOptions {
+    /// Alibaba's `delta`: the difference itself, not divided by time.
+    pub delta: bool,
     pub counter: bool,
     pub counter_max: i64,
     pub reset_value: i64,
@@ -151,6 +156,7 @@ pub struct RateOptions {
 impl Default for RateOptions {
     fn default() -> Self {
         Self {
+            delta: false,
             counter: false,
             counter_max: i64::MAX,
             reset_value: 0,

@@ -82,6 +82,20 @@ pub enum CmpOp {
     Le,
 }
 
+impl CmpOp {
+    /// `a <op> b` for numbers; NaN never satisfies anything.
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Self::Eq => a == b,
+            Self::Ne => !a.is_nan() && !b.is_nan() && a != b,
+            Self::Gt => a > b,
+            Self::Lt => a < b,
+            Self::Ge => a >= b,
+            Self::Le => a <= b,
+        }
+    }
+}
+
 /// The right-hand side of a value predicate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {

@@ -143,8 +143,13 @@ fn read_points(
     id: SeriesId,
     query: &Query,
 ) -> Result<Vec<(Timestamp, FieldValue)>> {
-    view.points(id, &query.field, query.start, query.end)
-        .map_err(|e| Error::Storage(e.to_string()))
+    let mut points = view
+        .points(id, &query.field, query.start, query.end)
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    if let Some((op, threshold)) = query.pre_filter {
+        points.retain(|(_, v)| v.as_f64().is_some_and(|x| op.holds(x, threshold)));
+    }
+    Ok(points)
 }
 
 /// Tags whose value is the same in every series that has them, and the keys

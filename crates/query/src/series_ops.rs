@@ -104,6 +104,27 @@ pub(crate) fn rate(
             _ => None,
         }
         .unwrap_or_else(|| v1.as_f64().unwrap_or(f64::NAN) - v0.as_f64().unwrap_or(f64::NAN));
+        if opts.delta {
+            // Alibaba's delta: the difference, Long when both are Long.
+            let exact = match (v0.as_i64(), v1.as_i64()) {
+                (Some(a), Some(b)) => b.checked_sub(a),
+                _ => None,
+            };
+            if opts.counter && delta < 0.0 {
+                if !opts.drop_resets {
+                    let d = opts.counter_max as f64 - v0.as_f64().unwrap_or(f64::NAN)
+                        + v1.as_f64().unwrap_or(f64::NAN);
+                    out.push((t1, FieldValue::Double(d)));
+                }
+            } else {
+                out.push((
+                    t1,
+                    exact.map_or(FieldValue::Double(delta), FieldValue::Long),
+                ));
+            }
+            prev = Some(p);
+            continue;
+        }
         let secs = (t1 - t0) as f64 / 1000.0;
         let value = if opts.counter && delta < 0.0 {
             if opts.drop_resets {

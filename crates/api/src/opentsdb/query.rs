@@ -10,10 +10,10 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use modifiers::{downsample, rate_modifier, rate_options};
+use modifiers::{Trim, count, downsample, rate_modifier, rate_options, value_condition};
 use serde_json::{Map, Value};
 use sundial_model::{
-    Aggregator, DEFAULT_FIELD, FieldValue, FillPolicy, Query, SeriesResult, TagMatch,
+    Aggregator, DEFAULT_FIELD, FieldValue, FillPolicy, Query, RateOptions, SeriesResult, TagMatch,
 };
 
 /// One parsed request: its sub-queries and output options.
@@ -28,6 +28,8 @@ pub(crate) struct Request {
     pub(crate) arrays: bool,
     /// Per sub-query, the `query` object of `showQuery`.
     pub(crate) described: Vec<Value>,
+    /// Per sub-query, Alibaba's per-result `dpValue`, `offset`, `limit`.
+    pub(crate) trims: Vec<Trim>,
 }
 
 pub(crate) async fn get(
@@ -79,17 +81,19 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
         nan_as_null: false,
     };
     let mut out: Vec<Value> = Vec::new();
-    for ((rs, q), shown) in results
+    for (((rs, q), shown), trim) in results
         .into_iter()
         .zip(&request.queries)
         .zip(&request.described)
+        .zip(&request.trims)
     {
         let style = Style {
             // Fill policy `null` prints NaN as null.
             nan_as_null: q.downsample.is_some_and(|d| d.fill == FillPolicy::Null),
             ..style
         };
-        for r in rs {
+        for mut r in rs {
+            trim.apply(&mut r.points);
             let mut obj = render(&r, style);
             if request.show_query
                 && let Value::Object(o) = &mut obj
@@ -249,12 +253,14 @@ pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdb
         .enumerate()
         .map(|(i, q)| describe(i, q, None, Vec::new()))
         .collect();
+    let trims = vec![Trim::default(); queries.len()];
     Ok(Request {
         queries,
         ms_resolution: ms,
         show_query,
         arrays,
         described,
+        trims,
     })
 }
 
@@ -373,6 +379,7 @@ fn query(metric: &str, tags: Vec<TagMatch>, aggregator: Aggregator, start: i64, 
         downsample: None,
         rate: None,
         explicit_tags: false,
+        pre_filter: None,
     }
 }
 
@@ -397,6 +404,7 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
     };
     let mut queries = Vec::with_capacity(subs.len());
     let mut described = Vec::with_capacity(subs.len());
+    let mut trims = Vec::with_capacity(subs.len());
     for (index, sub) in subs.iter().enumerate() {
         let agg = match sub.get("aggregator") {
             Some(Value::String(s)) => s,
@@ -426,9 +434,20 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         };
         let rate = if sub.get("rate").is_some_and(lenient_bool) {
             Some(rate_options(sub.get("rateOptions"))?)
+        } else if sub.get("delta").is_some_and(lenient_bool) {
+            Some(RateOptions {
+                delta: true,
+                ..rate_options(sub.get("deltaOptions"))?
+            })
         } else {
             None
         };
+        trims.push(Trim {
+            dp_value: value_condition(sub.get("dpValue"), "dpValue")?,
+            offset: count(sub.get("offset"), "offset")?,
+            limit: count(sub.get("limit"), "limit")?,
+        });
+        let pre_filter = value_condition(sub.get("preDpValue"), "preDpValue")?;
         let mut tags = Vec::new();
         let mut shown = Vec::new();
         if let Some(Value::Object(t)) = sub.get("tags") {
@@ -443,6 +462,7 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         q.downsample = ds;
         q.rate = rate;
         q.explicit_tags = sub.get("explicitTags").is_some_and(lenient_bool);
+        q.pre_filter = pre_filter;
         if let Some(Value::Array(filters)) = sub.get("filters") {
             for f in filters {
                 let (matches, key, group) = filters::from_object(f)?;
@@ -471,6 +491,7 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
         show_query: obj.get("showQuery").is_some_and(lenient_bool),
         arrays: false,
         described,
+        trims,
     })
 }
 

@@ -571,3 +571,65 @@ fn explicit_tags_and_disabled_delete() -> Result<()> {
     );
     Ok(())
 }
+
+/// Alibaba's query extensions (spec 9.14): preDpValue before any
+/// computation, delta, then dpValue, offset and limit per result.
+#[test]
+fn alibaba_query_extensions() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let t0 = 1_500_000_000i64;
+    let vals: [i64; 6] = [10, 25, 40, 15, 60, 90];
+    let body: Vec<Value> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, v)| point("ext", t0 + i as i64, json!(v), &[("host", "a")]))
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let query = |sub: Value| -> Result<(u16, Value)> {
+        let mut sub = sub;
+        sub["aggregator"] = json!("none");
+        sub["metric"] = json!("ext");
+        let (status, text) = s.post(
+            "/api/query",
+            &json!({"start": t0, "end": t0 + 10, "queries": [sub]}).to_string(),
+        )?;
+        Ok((status, json(&text)?))
+    };
+    let dps = |pts: Vec<(i64, Value)>| -> Value {
+        Value::Object(pts.into_iter().map(|(t, v)| (t.to_string(), v)).collect())
+    };
+    let raw: Vec<(i64, i64)> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (t0 + i as i64, *v))
+        .collect();
+    // preDpValue drops raw points before delta: deltas of the kept ones.
+    let kept: Vec<(i64, i64)> = raw.iter().copied().filter(|(_, v)| *v >= 20).collect();
+    let deltas: Vec<(i64, Value)> = kept
+        .windows(2)
+        .map(|w| (w[1].0, json!(w[1].1 - w[0].1)))
+        .collect();
+    let (status, got) = query(json!({"preDpValue": ">= 20", "delta": true}))?;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got[0]["dps"], dps(deltas));
+    // dpValue, then offset and limit on what is emitted.
+    let emitted: Vec<(i64, Value)> = raw
+        .iter()
+        .filter(|(_, v)| *v < 50)
+        .skip(1)
+        .take(2)
+        .map(|(t, v)| (*t, json!(v)))
+        .collect();
+    let (_, got) = query(json!({"dpValue": "<50", "offset": 1, "limit": 2}))?;
+    assert_eq!(got[0]["dps"], dps(emitted));
+    for (sub, message) in [
+        (json!({"dpValue": "~5"}), "Invalid dpValue: ~5"),
+        (json!({"preDpValue": ">x"}), "Invalid preDpValue: >x"),
+        (json!({"limit": -1}), "Invalid limit: -1"),
+    ] {
+        let (status, got) = query(sub)?;
+        assert_eq!(status, 400);
+        assert_eq!(got["error"]["message"], json!(message));
+    }
+    Ok(())
+}

@@ -1,11 +1,13 @@
 //! Sub-query modifiers of `/api/query`: downsampling specifications
-//! (spec 9.7.1) and rate options (9.4, 9.9).
+//! (spec 9.7.1), rate options (9.4, 9.9) and Alibaba's per-result cuts
+//! (9.14).
 
 use super::super::error::OpenTsdbError;
 use super::super::time;
 use super::lenient_bool;
 use serde_json::Value;
-use sundial_model::{Aggregator, Downsample, FillPolicy, RateOptions};
+use sundial_model::series_query::CmpOp;
+use sundial_model::{Aggregator, Downsample, FieldValue, FillPolicy, RateOptions};
 
 /// `<interval>-<function>[-<fill>]` (spec 9.7.1).
 pub(super) fn downsample(spec: &str) -> Result<Downsample, OpenTsdbError> {
@@ -136,4 +138,70 @@ pub(super) fn rate_options(v: Option<&Value>) -> Result<RateOptions, OpenTsdbErr
         opts.reset_value = r;
     }
     Ok(opts)
+}
+
+/// What is cut from each result of a sub-query (spec 9.14).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Trim {
+    pub(crate) dp_value: Option<(CmpOp, f64)>,
+    pub(crate) offset: usize,
+    /// 0: no limit.
+    pub(crate) limit: usize,
+}
+
+impl Trim {
+    pub(crate) fn apply(&self, points: &mut Vec<(i64, FieldValue)>) {
+        if let Some((op, threshold)) = self.dp_value {
+            points.retain(|(_, v)| v.as_f64().is_some_and(|x| op.holds(x, threshold)));
+        }
+        points.drain(..self.offset.min(points.len()));
+        if self.limit > 0 {
+            points.truncate(self.limit);
+        }
+    }
+}
+
+/// `<op><number>` of `dpValue` / `preDpValue` (spec 9.14).
+pub(super) fn value_condition(
+    v: Option<&Value>,
+    name: &str,
+) -> Result<Option<(CmpOp, f64)>, OpenTsdbError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let text = v.as_str().unwrap_or_default().trim();
+    let bad = || {
+        OpenTsdbError::bad_request(format!(
+            "Invalid {name}: {}",
+            v.as_str().unwrap_or_default()
+        ))
+    };
+    let (op, rest) = [
+        (">=", CmpOp::Ge),
+        ("<=", CmpOp::Le),
+        ("!=", CmpOp::Ne),
+        (">", CmpOp::Gt),
+        ("<", CmpOp::Lt),
+        ("=", CmpOp::Eq),
+    ]
+    .into_iter()
+    .find_map(|(sym, op)| text.strip_prefix(sym).map(|r| (op, r.trim())))
+    .ok_or_else(bad)?;
+    let n: f64 = rest.parse().map_err(|_| bad())?;
+    if !n.is_finite() {
+        return Err(bad());
+    }
+    Ok(Some((op, n)))
+}
+
+/// A non-negative count (`limit`, `offset`).
+pub(super) fn count(v: Option<&Value>, name: &str) -> Result<usize, OpenTsdbError> {
+    match v.filter(|v| !v.is_null()) {
+        None => Ok(0),
+        Some(v) => v
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| OpenTsdbError::bad_request(format!("Invalid {name}: {v}"))),
+    }
 }
