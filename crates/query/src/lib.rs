@@ -8,7 +8,7 @@ pub mod series_query;
 
 use std::collections::BTreeMap;
 use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
-use sundial_storage::{Db, SeriesId, Snapshot};
+use sundial_storage::{Db, NumSlice, SeriesId, Snapshot};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -87,10 +87,23 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         {
             continue;
         }
-        let mut points = read_points(view, id, query)?;
-        if let Some(ds) = query.downsample {
-            points = series_ops::downsample(&points, ds, query.start, query.end, MAX_POINTS)?;
-        }
+        let mut points = match (query.downsample, query.pre_filter) {
+            // Downsampling reads numbers straight from the column.
+            (Some(ds), None) => match numbers(view, id, query)? {
+                Some(nums) => {
+                    series_ops::downsample_numbers(&nums, ds, query.start, query.end, MAX_POINTS)?
+                }
+                None => {
+                    let raw = read_points(view, id, query)?;
+                    series_ops::downsample(&raw, ds, query.start, query.end, MAX_POINTS)?
+                }
+            },
+            (Some(ds), Some(_)) => {
+                let raw = read_points(view, id, query)?;
+                series_ops::downsample(&raw, ds, query.start, query.end, MAX_POINTS)?
+            }
+            (None, _) => read_points(view, id, query)?,
+        };
         if let Some(opts) = query.rate {
             points = series_ops::rate(&points, opts);
         }
@@ -150,6 +163,41 @@ fn read_points(
         points.retain(|(_, v)| v.as_f64().is_some_and(|x| op.holds(x, threshold)));
     }
     Ok(points)
+}
+
+/// A numeric column as `(ts, f64)` pairs; `None` if it holds text.
+fn numbers(
+    view: &Snapshot<'_>,
+    id: SeriesId,
+    query: &Query,
+) -> Result<Option<Vec<(Timestamp, f64)>>> {
+    let mut out = Vec::new();
+    let numeric = view
+        .visit_numeric(
+            id,
+            &query.field,
+            query.start,
+            query.end,
+            &mut |ts, values| {
+                out.reserve(ts.len());
+                match values {
+                    NumSlice::Longs(v) => {
+                        out.extend(ts.iter().zip(v).map(|(t, x)| (*t, *x as f64)))
+                    }
+                    NumSlice::Doubles(v) => out.extend(ts.iter().copied().zip(v.iter().copied())),
+                    NumSlice::Mixed(v) => out.extend(ts.iter().zip(v).map(|(t, x)| {
+                        let f = match x {
+                            sundial_storage::Num::Long(i) => *i as f64,
+                            sundial_storage::Num::Double(d) => *d,
+                            sundial_storage::Num::Bool(b) => f64::from(u8::from(*b)),
+                        };
+                        (*t, f)
+                    })),
+                }
+            },
+        )
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    Ok(numeric.then_some(out))
 }
 
 /// Tags whose value is the same in every series that has them, and the keys

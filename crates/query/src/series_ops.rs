@@ -14,9 +14,25 @@ pub(crate) fn downsample(
     end: Timestamp,
     max_points: usize,
 ) -> Result<Vec<(Timestamp, FieldValue)>> {
+    let numbers: Vec<(Timestamp, f64)> = points
+        .iter()
+        .filter_map(|(t, v)| v.as_f64().map(|f| (*t, f)))
+        .collect();
+    downsample_numbers(&numbers, ds, start, end, max_points)
+}
+
+/// [`downsample`] over plain numbers (what the numeric column reader gives
+/// without a `FieldValue` per point).
+pub(crate) fn downsample_numbers(
+    points: &[(Timestamp, f64)],
+    ds: Downsample,
+    start: Timestamp,
+    end: Timestamp,
+    max_points: usize,
+) -> Result<Vec<(Timestamp, FieldValue)>> {
     let Some(width) = ds.interval_ms.filter(|w| *w > 0) else {
         // One bucket at the query start.
-        let values: Vec<f64> = points.iter().filter_map(|(_, v)| v.as_f64()).collect();
+        let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
         if values.is_empty() {
             return Ok(Vec::new());
         }
@@ -27,17 +43,16 @@ pub(crate) fn downsample(
     };
     let bucket = |t: Timestamp| t - t.rem_euclid(width);
     let mut out: Vec<(Timestamp, FieldValue)> = Vec::new();
+    let mut values = Vec::new();
     let mut i = 0;
     while let Some((t, _)) = points.get(i) {
         let b = bucket(*t);
-        let mut values = Vec::new();
+        values.clear();
         while let Some((u, v)) = points.get(i) {
             if bucket(*u) != b {
                 break;
             }
-            if let Some(f) = v.as_f64() {
-                values.push(f);
-            }
+            values.push(*v);
             i += 1;
         }
         // A leading partial bucket before the start is dropped (OpenTSDB).
