@@ -22,10 +22,10 @@ pub(crate) fn bucket_start(sampling: Sampling, anchor: Timestamp, t: Timestamp) 
             let count = count.max(1);
             let local = t.saturating_add(utc_offset_ms);
             let start_local = match unit {
-                CalendarUnit::Second => fixed_units(local, 1_000, count),
-                CalendarUnit::Minute => fixed_units(local, 60_000, count),
-                CalendarUnit::Hour => fixed_units(local, 3_600_000, count),
-                CalendarUnit::Day => fixed_units(local, DAY_MS, count),
+                CalendarUnit::Second
+                | CalendarUnit::Minute
+                | CalendarUnit::Hour
+                | CalendarUnit::Day => fixed_units(local, fixed_unit_ms(unit), count),
                 CalendarUnit::Month => {
                     let (y, m, _) = civil_from_days(local.div_euclid(DAY_MS));
                     let index = (y - 1970) * 12 + i64::from(m) - 1;
@@ -56,13 +56,13 @@ pub(crate) fn bucket_end(sampling: Sampling, start: Timestamp) -> Timestamp {
         } => {
             let count = count.max(1);
             let unit_ms = match unit {
-                CalendarUnit::Second => 1_000,
-                CalendarUnit::Minute => 60_000,
-                CalendarUnit::Hour => 3_600_000,
-                CalendarUnit::Day => DAY_MS,
+                CalendarUnit::Second
+                | CalendarUnit::Minute
+                | CalendarUnit::Hour
+                | CalendarUnit::Day => fixed_unit_ms(unit),
                 CalendarUnit::Month | CalendarUnit::Year => {
                     let months = if unit == CalendarUnit::Year {
-                        12 * count
+                        count.saturating_mul(12)
                     } else {
                         count
                     };
@@ -114,6 +114,17 @@ impl Bucketer {
             self.hi = bucket_end(s, self.lo);
         }
         self.lo
+    }
+}
+
+/// Length of the calendar units that have one (in a fixed-offset zone);
+/// months and years have none.
+fn fixed_unit_ms(unit: CalendarUnit) -> i64 {
+    match unit {
+        CalendarUnit::Second => 1_000,
+        CalendarUnit::Minute => 60_000,
+        CalendarUnit::Hour => 3_600_000,
+        CalendarUnit::Day | CalendarUnit::Month | CalendarUnit::Year => DAY_MS,
     }
 }
 
