@@ -11,6 +11,7 @@ mod put;
 mod query;
 mod telnet;
 mod time;
+mod zone;
 
 pub use config::Config;
 pub use error::OpenTsdbError;

@@ -13,7 +13,8 @@ pub mod value;
 pub mod write;
 
 pub use query::{
-    Aggregator, Downsample, Estimator, FillPolicy, Query, RateOptions, SeriesResult, TagMatch,
+    Aggregator, Buckets, Downsample, Estimator, FillPolicy, Query, RateOptions, SeriesResult,
+    TagMatch,
 };
 pub use series::{SeriesKey, Tags};
 pub use series_query::SeriesQuery;

@@ -120,13 +120,25 @@ pub struct Query {
     pub pre_filter: Option<(crate::series_query::CmpOp, f64)>,
 }
 
-/// OpenTSDB downsampling: epoch-aligned buckets reduced to Doubles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// OpenTSDB downsampling: buckets reduced to Doubles.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Downsample {
-    /// Bucket width; `None`: one bucket over the whole range.
-    pub interval_ms: Option<i64>,
+    pub buckets: Buckets,
     pub function: Aggregator,
     pub fill: FillPolicy,
+}
+
+/// How downsampling cuts time into buckets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Buckets {
+    /// One bucket over the whole range, stamped at its start.
+    All,
+    /// Epoch-aligned buckets of this many milliseconds.
+    Fixed(i64),
+    /// Calendar buckets: ascending boundaries, the first at or before the
+    /// query start, the last after its end. Computed by the caller, who
+    /// knows the time zone.
+    Edges(std::sync::Arc<[Timestamp]>),
 }
 
 /// What an empty downsampling bucket becomes.

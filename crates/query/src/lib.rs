@@ -87,7 +87,7 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         {
             continue;
         }
-        let mut points = match (query.downsample, query.pre_filter) {
+        let mut points = match (&query.downsample, query.pre_filter) {
             // Downsampling reads numbers straight from the column.
             (Some(ds), None) => match numbers(view, id, query)? {
                 Some(nums) => {

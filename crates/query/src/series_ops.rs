@@ -1,15 +1,15 @@
 //! OpenTSDB's per-series steps (spec opentsdb.md 9.7–9.9): downsampling
-//! into epoch-aligned buckets with fill policies, then rate.
+//! into epoch-aligned or calendar buckets with fill policies, then rate.
 
 use crate::aggregate::reduce_float;
 use crate::{Error, Result};
-use sundial_model::{Downsample, FieldValue, FillPolicy, RateOptions, Timestamp};
+use sundial_model::{Buckets, Downsample, FieldValue, FillPolicy, RateOptions, Timestamp};
 
 /// Buckets a series; values become Doubles. `max_points` bounds the
 /// buckets a fill policy can make.
 pub(crate) fn downsample(
     points: &[(Timestamp, FieldValue)],
-    ds: Downsample,
+    ds: &Downsample,
     start: Timestamp,
     end: Timestamp,
     max_points: usize,
@@ -25,31 +25,37 @@ pub(crate) fn downsample(
 /// without a `FieldValue` per point).
 pub(crate) fn downsample_numbers(
     points: &[(Timestamp, f64)],
-    ds: Downsample,
+    ds: &Downsample,
     start: Timestamp,
     end: Timestamp,
     max_points: usize,
 ) -> Result<Vec<(Timestamp, FieldValue)>> {
-    let Some(width) = ds.interval_ms.filter(|w| *w > 0) else {
-        // One bucket at the query start.
-        let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
-        if values.is_empty() {
-            return Ok(Vec::new());
+    let grid = match &ds.buckets {
+        Buckets::All => {
+            // One bucket at the query start.
+            let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+            if values.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![(
+                start,
+                FieldValue::Double(reduce_float(ds.function, &values)),
+            )]);
         }
-        return Ok(vec![(
-            start,
-            FieldValue::Double(reduce_float(ds.function, &values)),
-        )]);
+        Buckets::Fixed(width) => Grid::Fixed((*width).max(1)),
+        Buckets::Edges(edges) => Grid::Edges(edges),
     };
-    let bucket = |t: Timestamp| t - t.rem_euclid(width);
     let mut out: Vec<(Timestamp, FieldValue)> = Vec::new();
     let mut values = Vec::new();
     let mut i = 0;
     while let Some((t, _)) = points.get(i) {
-        let b = bucket(*t);
+        let Some((b, next)) = grid.bucket(*t) else {
+            i += 1;
+            continue;
+        };
         values.clear();
         while let Some((u, v)) = points.get(i) {
-            if bucket(*u) != b {
+            if *u >= next {
                 break;
             }
             values.push(*v);
@@ -68,36 +74,57 @@ pub(crate) fn downsample_numbers(
     if out.is_empty() && points.is_empty() {
         return Ok(out);
     }
-    let first = {
-        let b = bucket(start);
-        if b < start {
-            b.saturating_add(width)
-        } else {
-            b
-        }
-    };
-    let count = usize::try_from((end.saturating_sub(first)) / width + 1).unwrap_or(usize::MAX);
-    if count > max_points {
-        return Err(Error::TooManyPoints { limit: max_points });
-    }
-    let mut filled = Vec::with_capacity(count);
+    let mut filled = Vec::new();
     let mut have = out.into_iter().peekable();
-    let mut b = first;
-    while b <= end {
+    let mut b = grid.first_at_or_after(start);
+    while let Some(at) = b.filter(|b| *b <= end) {
+        if filled.len() >= max_points {
+            return Err(Error::TooManyPoints { limit: max_points });
+        }
         match have.peek() {
-            Some((t, _)) if *t == b => {
+            Some((t, _)) if *t == at => {
                 if let Some(p) = have.next() {
                     filled.push(p);
                 }
             }
-            _ => filled.push((b, FieldValue::Double(filler))),
+            _ => filled.push((at, FieldValue::Double(filler))),
         }
-        let Some(next) = b.checked_add(width) else {
-            break;
-        };
-        b = next;
+        b = grid.bucket(at).map(|(_, next)| next);
     }
     Ok(filled)
+}
+
+/// Bucket boundaries: epoch-aligned widths or explicit calendar edges.
+enum Grid<'a> {
+    Fixed(i64),
+    Edges(&'a [Timestamp]),
+}
+
+impl Grid<'_> {
+    /// The bucket holding `t` as (start, start of the next); `None` outside
+    /// the edges.
+    fn bucket(&self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
+        match self {
+            Grid::Fixed(width) => {
+                let b = t - t.rem_euclid(*width);
+                Some((b, b.saturating_add(*width)))
+            }
+            Grid::Edges(edges) => {
+                let i = edges.partition_point(|e| *e <= t);
+                Some((*edges.get(i.checked_sub(1)?)?, *edges.get(i)?))
+            }
+        }
+    }
+
+    fn first_at_or_after(&self, t: Timestamp) -> Option<Timestamp> {
+        match self {
+            Grid::Fixed(width) => {
+                let b = t - t.rem_euclid(*width);
+                Some(if b < t { b.saturating_add(*width) } else { b })
+            }
+            Grid::Edges(edges) => edges.get(edges.partition_point(|e| *e < t)).copied(),
+        }
+    }
 }
 
 /// Per-second rate between consecutive points (spec 9.9).
@@ -175,11 +202,11 @@ mod tests {
             .map(|(t, v)| (*t * 1000, FieldValue::Long(*v)))
             .collect();
         let ds = Downsample {
-            interval_ms: Some(60_000),
+            buckets: Buckets::Fixed(60_000),
             function: Aggregator::Avg,
             fill: FillPolicy::Zero,
         };
-        let got = downsample(&pts, ds, 0, 180_000, 100)?;
+        let got = downsample(&pts, &ds, 0, 180_000, 100)?;
         let want: Vec<(Timestamp, FieldValue)> = [(0, 2.0), (60, 5.0), (120, 0.0), (180, 8.0)]
             .iter()
             .map(|(t, v)| (*t * 1000, FieldValue::Double(*v)))

@@ -17,6 +17,9 @@ pub struct Config {
     pub telnet_return_errors: bool,
     /// The OpenTSDB version `/api/version` reports.
     pub version_string: String,
+    /// IANA zone of date strings and calendar downsampling when a query
+    /// names none (spec 4.5).
+    pub timezone: String,
 }
 
 impl Default for Config {
@@ -30,6 +33,7 @@ impl Default for Config {
             telnet_max_line_bytes: 8192,
             telnet_return_errors: true,
             version_string: "2.4.0".into(),
+            timezone: "UTC".into(),
         }
     }
 }
@@ -44,6 +48,12 @@ impl Config {
         }
         if self.telnet_max_line_bytes < 64 {
             return Err("opentsdb.telnet_max_line_bytes must be at least 64".into());
+        }
+        if jiff::tz::TimeZone::get(&self.timezone).is_err() {
+            return Err(format!(
+                "opentsdb.timezone: unknown time zone {:?}",
+                self.timezone
+            ));
         }
         for (name, v) in [
             ("max_metric_bytes", self.max_metric_bytes),

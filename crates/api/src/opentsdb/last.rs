@@ -84,7 +84,7 @@ pub(crate) async fn post(
         Some(t) => {
             let text = t.as_str().map_or_else(|| t.to_string(), str::to_owned);
             Some(
-                super::time::parse_query_time(&text, now_ms())
+                super::time::parse_query_time(&text, now_ms(), &jiff::tz::TimeZone::UTC)
                     .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?,
             )
         }

@@ -1,20 +1,39 @@
-//! `/api/query` (spec section 9), so far: every aggregator of 9.11 with
-//! its interpolation, v1 `tags` (exact, `*`, `a|b`), the filters below,
-//! GET `m=` expressions, `msResolution`. Downsampling and rate answer 501.
+//! `/api/query` (spec section 9): GET `m=` expressions and POST JSON,
+//! every aggregator of 9.11 with its interpolation, v1 `tags` and filters,
+//! downsampling (fixed and calendar, in the query's time zone), rate and
+//! Alibaba's value conditions.
 
 mod modifiers;
 
 use super::error::{OpenTsdbError, json_response};
-use super::{Api, filters, time};
+use super::{Api, filters, time, zone};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use modifiers::{Trim, count, downsample, rate_modifier, rate_options, value_condition};
+use jiff::tz::TimeZone;
+use modifiers::{Trim, Window, count, downsample, rate_modifier, rate_options, value_condition};
 use serde_json::{Map, Value};
 use sundial_model::{
     Aggregator, DEFAULT_FIELD, FieldValue, FillPolicy, Query, RateOptions, SeriesResult, TagMatch,
 };
+
+/// What a request's times are read against: the server clock and the
+/// default zone (spec 4.5), which a request may replace.
+#[derive(Debug, Clone)]
+pub(crate) struct Clock {
+    pub(crate) now: i64,
+    pub(crate) tz: TimeZone,
+}
+
+impl Clock {
+    fn of(api: &Api) -> Result<Self, OpenTsdbError> {
+        Ok(Self {
+            now: now_ms(),
+            tz: zone::by_name(&api.config.timezone)?,
+        })
+    }
+}
 
 /// One parsed request: its sub-queries and output options.
 #[derive(Debug)]
@@ -36,7 +55,7 @@ pub(crate) async fn get(
     State(api): State<Api>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
-    let request = from_query_string(raw.as_deref().unwrap_or_default(), now_ms())?;
+    let request = from_query_string(raw.as_deref().unwrap_or_default(), &Clock::of(&api)?)?;
     run(&api, request).await
 }
 
@@ -53,7 +72,7 @@ pub(crate) async fn post(
     }
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
-    let mut request = from_json(&json, now_ms())?;
+    let mut request = from_json(&json, &Clock::of(&api)?)?;
     request.arrays = raw
         .as_deref()
         .unwrap_or_default()
@@ -89,7 +108,10 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
     {
         let style = Style {
             // Fill policy `null` prints NaN as null.
-            nan_as_null: q.downsample.is_some_and(|d| d.fill == FillPolicy::Null),
+            nan_as_null: q
+                .downsample
+                .as_ref()
+                .is_some_and(|d| d.fill == FillPolicy::Null),
             ..style
         };
         for mut r in rs {
@@ -204,12 +226,19 @@ fn aggregator(name: &str) -> Result<Aggregator, OpenTsdbError> {
 }
 
 /// Time range from raw `start`/`end` texts.
-fn range(start: Option<&str>, end: Option<&str>, now: i64) -> Result<(i64, i64), OpenTsdbError> {
+fn range(
+    start: Option<&str>,
+    end: Option<&str>,
+    clock: &Clock,
+) -> Result<(i64, i64), OpenTsdbError> {
+    let parse = |text| {
+        time::parse_query_time(text, clock.now, &clock.tz).map_err(OpenTsdbError::bad_request)
+    };
     let start = start.ok_or_else(|| OpenTsdbError::bad_request("Missing start time"))?;
-    let start = time::parse_query_time(start, now).map_err(OpenTsdbError::bad_request)?;
+    let start = parse(start)?;
     let end = match end {
-        None | Some("") => now,
-        Some(e) => time::parse_query_time(e, now).map_err(OpenTsdbError::bad_request)?,
+        None | Some("") => clock.now,
+        Some(e) => parse(e)?,
     };
     if end < start {
         return Err(OpenTsdbError::bad_request(format!(
@@ -220,7 +249,9 @@ fn range(start: Option<&str>, end: Option<&str>, now: i64) -> Result<(i64, i64),
 }
 
 /// GET form (spec 9.4).
-pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdbError> {
+pub(crate) fn from_query_string(raw: &str, clock: &Clock) -> Result<Request, OpenTsdbError> {
+    let mut clock = clock.clone();
+    let mut calendar = false;
     let mut start = None;
     let mut end = None;
     let mut ms = false;
@@ -237,16 +268,24 @@ pub(crate) fn from_query_string(raw: &str, now: i64) -> Result<Request, OpenTsdb
             "show_query" => show_query = true,
             "arrays" => arrays = true,
             "m" => exprs.push(value),
+            "timezone" => clock.tz = zone::by_name(&value)?,
+            "use_calendar" => calendar = true,
             _ => {}
         }
     }
-    let (start, end) = range(start.as_deref(), end.as_deref(), now)?;
+    let (start, end) = range(start.as_deref(), end.as_deref(), &clock)?;
     if exprs.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing queries"));
     }
+    let window = Window {
+        start,
+        end,
+        tz: &clock.tz,
+        calendar,
+    };
     let queries: Vec<Query> = exprs
         .iter()
-        .map(|m| parse_m(m, start, end))
+        .map(|m| parse_m(m, &window))
         .collect::<Result<_, _>>()?;
     let described = queries
         .iter()
@@ -285,7 +324,7 @@ fn describe(index: usize, q: &Query, downsample: Option<&str>, filters: Vec<Valu
 }
 
 /// `aggregator:[modifiers:]metric[{tags}]`.
-fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
+fn parse_m(m: &str, window: &Window<'_>) -> Result<Query, OpenTsdbError> {
     if m.is_empty() {
         return Err(OpenTsdbError::bad_request("The query string was empty"));
     }
@@ -308,7 +347,7 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
             rate = Some(rate_modifier(seg)?);
         } else if seg.chars().next().is_some_and(|c| c.is_ascii_digit()) || seg.starts_with("all-")
         {
-            ds = Some(downsample(seg)?);
+            ds = Some(downsample(seg, window)?);
         } else if seg.starts_with("percentiles[") {
             return Err(OpenTsdbError::bad_request(
                 "Histogram percentiles are not supported",
@@ -352,7 +391,7 @@ fn parse_m(m: &str, start: i64, end: i64) -> Result<Query, OpenTsdbError> {
         }
         list += 1;
     }
-    let mut q = query(metric, tags, aggregator, start, end);
+    let mut q = query(metric, tags, aggregator, window.start, window.end);
     q.tags.extend(others);
     q.downsample = ds;
     q.rate = rate;
@@ -384,13 +423,25 @@ fn query(metric: &str, tags: Vec<TagMatch>, aggregator: Aggregator, start: i64, 
 }
 
 /// POST form (spec 9.2, 9.3).
-pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError> {
+pub(crate) fn from_json(json: &Value, clock: &Clock) -> Result<Request, OpenTsdbError> {
     let obj = json
         .as_object()
         .ok_or_else(|| OpenTsdbError::unparseable_json("the query must be a JSON object"))?;
+    let mut clock = clock.clone();
+    if let Some(Value::String(name)) = obj.get("timezone")
+        && !name.is_empty()
+    {
+        clock.tz = zone::by_name(name)?;
+    }
     let start = obj.get("start").and_then(time_text);
     let end = obj.get("end").and_then(time_text);
-    let (start, end) = range(start.as_deref(), end.as_deref(), now)?;
+    let (start, end) = range(start.as_deref(), end.as_deref(), &clock)?;
+    let window = Window {
+        start,
+        end,
+        tz: &clock.tz,
+        calendar: obj.get("useCalendar").is_some_and(lenient_bool),
+    };
     let ms = [obj.get("msResolution"), obj.get("ms")]
         .into_iter()
         .flatten()
@@ -429,7 +480,7 @@ pub(crate) fn from_json(json: &Value, now: i64) -> Result<Request, OpenTsdbError
             ));
         }
         let ds = match sub.get("downsample") {
-            Some(Value::String(d)) if !d.is_empty() => Some(downsample(d)?),
+            Some(Value::String(d)) if !d.is_empty() => Some(downsample(d, &window)?),
             _ => None,
         };
         let rate = if sub.get("rate").is_some_and(lenient_bool) {
@@ -543,11 +594,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn utc(now: i64) -> Clock {
+        Clock {
+            now,
+            tz: TimeZone::UTC,
+        }
+    }
+
     #[test]
     fn m_expressions() -> Result<(), OpenTsdbError> {
         let r = from_query_string(
             "start=1500000000&m=sum:sys.cpu%7Bhost=a%7Cb%7D&ms",
-            1_600_000_000_000,
+            &utc(1_600_000_000_000),
         )?;
         assert!(r.ms_resolution);
         let q = &r.queries[0];
@@ -569,19 +627,19 @@ mod tests {
     fn request_errors() {
         let msg = |r: Result<Request, OpenTsdbError>| r.err().map(|e| e.message);
         assert_eq!(
-            msg(from_query_string("m=sum:x", 0)).as_deref(),
+            msg(from_query_string("m=sum:x", &utc(0))).as_deref(),
             Some("Missing start time")
         );
         assert_eq!(
-            msg(from_query_string("start=1h-ago", 1 << 40)).as_deref(),
+            msg(from_query_string("start=1h-ago", &utc(1 << 40))).as_deref(),
             Some("Missing queries")
         );
         assert_eq!(
-            msg(from_query_string("start=1500000000&m=foo:x", 1 << 42)).as_deref(),
+            msg(from_query_string("start=1500000000&m=foo:x", &utc(1 << 42))).as_deref(),
             Some("No such aggregation function: foo")
         );
         assert_eq!(
-            msg(from_json(&json!({"start": 1500000001, "end": 1500000000, "queries": [{"aggregator": "sum", "metric": "x"}]}), 0)).as_deref(),
+            msg(from_json(&json!({"start": 1500000001, "end": 1500000000, "queries": [{"aggregator": "sum", "metric": "x"}]}), &utc(0))).as_deref(),
             Some("End time [1500000000000] must be greater than or equal to the start time [1500000001000]")
         );
     }

@@ -2,6 +2,7 @@
 //! seconds-or-milliseconds ranges, query time strings and durations.
 
 use super::dto::Scalar;
+use jiff::tz::TimeZone;
 use sundial_model::Timestamp;
 
 /// Smallest value read as seconds.
@@ -44,8 +45,12 @@ pub(crate) fn from_scalar(v: &Scalar<'_>) -> Option<Timestamp> {
 /// Why a query time did not parse; the text is OpenTSDB's message.
 pub(crate) type TimeError = String;
 
-/// A query time (spec 4.2) relative to `now_ms`.
-pub(crate) fn parse_query_time(raw: &str, now_ms: Timestamp) -> Result<Timestamp, TimeError> {
+/// A query time (spec 4.2) relative to `now_ms`; dates are read in `tz`.
+pub(crate) fn parse_query_time(
+    raw: &str,
+    now_ms: Timestamp,
+    tz: &TimeZone,
+) -> Result<Timestamp, TimeError> {
     let s = raw.trim();
     if s.eq_ignore_ascii_case("now") {
         return Ok(now_ms);
@@ -88,44 +93,37 @@ pub(crate) fn parse_query_time(raw: &str, now_ms: Timestamp) -> Result<Timestamp
         return Ok(v * 1000 + frac_ms);
     }
     if s.contains('/') {
-        return parse_date(s).ok_or_else(|| format!("Invalid date: {raw}"));
+        return parse_date(s, tz).ok_or_else(|| format!("Invalid date: {raw}"));
     }
     Err(format!("Invalid time: {raw}"))
 }
 
-/// `yyyy/MM/dd[( |-)HH:mm[:ss]]` in UTC.
-fn parse_date(s: &str) -> Option<Timestamp> {
+/// `yyyy/MM/dd[( |-)HH:mm[:ss]]` in `tz`.
+fn parse_date(s: &str, tz: &TimeZone) -> Option<Timestamp> {
     let (date, time) = match s.split_once(['-', ' ']) {
         Some((d, t)) => (d, Some(t)),
         None => (s, None),
     };
     let mut d = date.split('/');
-    let (y, m, day): (i64, i64, i64) = (
+    let ymd: (i16, i8, i8) = (
         d.next()?.parse().ok()?,
         d.next()?.parse().ok()?,
         d.next()?.parse().ok()?,
     );
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    if d.next().is_some() {
         return None;
     }
-    let mut secs = 0i64;
+    let mut hms = [0i8; 3];
     if let Some(t) = time {
         let parts: Vec<&str> = t.split(':').collect();
         if !(2..=3).contains(&parts.len()) {
             return None;
         }
-        let mut vals = [0i64; 3];
-        for (slot, p) in vals.iter_mut().zip(&parts) {
+        for (slot, p) in hms.iter_mut().zip(&parts) {
             *slot = p.parse().ok()?;
         }
-        if vals[0] > 23 || vals[1] > 59 || vals[2] > 59 {
-            return None;
-        }
-        secs = vals[0] * 3600 + vals[1] * 60 + vals[2];
     }
-    let days =
-        sundial_model::civil::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(day).ok()?);
-    Some((days * 86_400 + secs) * 1000)
+    super::zone::local_ms(tz, ymd, (hms[0], hms[1], hms[2]))
 }
 
 /// A duration `<n><unit>` in milliseconds (spec 4.3).
@@ -191,18 +189,40 @@ mod tests {
     #[test]
     fn query_time_strings() -> Result<(), TimeError> {
         let now = 1_600_000_000_000;
-        assert_eq!(parse_query_time("1h-ago", now)?, now - 3_600_000);
-        assert_eq!(parse_query_time("NOW", now)?, now);
-        assert_eq!(parse_query_time("1500000000", now)?, 1_500_000_000_000);
-        assert_eq!(parse_query_time("1500000000123ms", now)?, 1_500_000_000_123);
-        assert_eq!(parse_query_time("1500000000.5", now)?, 1_500_000_000_500);
-        assert_eq!(parse_query_time("1970/01/02", now)?, 86_400_000);
-        // 2017-07-14T02:40:00Z is 1500000000 s.
         assert_eq!(
-            parse_query_time("2017/07/14-02:40", now)?,
+            parse_query_time("1h-ago", now, &TimeZone::UTC)?,
+            now - 3_600_000
+        );
+        assert_eq!(parse_query_time("NOW", now, &TimeZone::UTC)?, now);
+        assert_eq!(
+            parse_query_time("1500000000", now, &TimeZone::UTC)?,
             1_500_000_000_000
         );
-        assert!(parse_query_time("garbage", now).is_err());
+        assert_eq!(
+            parse_query_time("1500000000123ms", now, &TimeZone::UTC)?,
+            1_500_000_000_123
+        );
+        assert_eq!(
+            parse_query_time("1500000000.5", now, &TimeZone::UTC)?,
+            1_500_000_000_500
+        );
+        assert_eq!(
+            parse_query_time("1970/01/02", now, &TimeZone::UTC)?,
+            86_400_000
+        );
+        // 2017-07-14T02:40:00Z is 1500000000 s.
+        assert_eq!(
+            parse_query_time("2017/07/14-02:40", now, &TimeZone::UTC)?,
+            1_500_000_000_000
+        );
+        // Shanghai is eight hours ahead all year.
+        let shanghai = TimeZone::get("Asia/Shanghai").map_err(|e| e.to_string())?;
+        assert_eq!(
+            parse_query_time("2017/07/14 10:40:00", now, &shanghai)?,
+            1_500_000_000_000
+        );
+        assert!(parse_query_time("2017/02/30", now, &TimeZone::UTC).is_err());
+        assert!(parse_query_time("garbage", now, &TimeZone::UTC).is_err());
         assert_eq!(
             parse_duration("5"),
             Err("Invalid duration, must have an integer and unit: 5".into())

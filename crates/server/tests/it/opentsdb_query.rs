@@ -447,6 +447,65 @@ fn downsample_fill_and_rate() -> Result<()> {
     Ok(())
 }
 
+/// Calendar downsampling (`1dc`, `useCalendar`) cuts days at midnight of
+/// the query's time zone; date strings are read in that zone too.
+#[test]
+fn calendar_downsampling_in_a_time_zone() -> Result<()> {
+    let s = TestServer::spawn()?;
+    // 2017-07-14 00:00 in Shanghai (UTC+8 all year) is 2017-07-13T16:00Z.
+    let day0 = 1_499_961_600i64;
+    let pts: Vec<(i64, i64)> = (0..18).map(|i| (day0 + 2 * 3600 + i * 4 * 3600, i)).collect();
+    let body: Vec<Value> = pts
+        .iter()
+        .map(|(t, v)| point("cal", *t, json!(v), &[("host", "a")]))
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let sums = |first: i64, width: i64| -> Value {
+        let mut out = serde_json::Map::new();
+        for (t, v) in &pts {
+            let b = first + (t - first).div_euclid(width) * width;
+            if b >= first {
+                let slot = out.entry(b.to_string()).or_insert(json!(0.0));
+                *slot = json!(slot.as_f64().unwrap_or(0.0) + *v as f64);
+            }
+        }
+        Value::Object(out)
+    };
+    let query = |extra: Value| -> Result<(u16, Value)> {
+        let mut q = json!({"start": "2017/07/14 00:00:00", "end": "2017/07/16 23:59:59",
+            "queries": [{"aggregator": "sum", "metric": "cal", "downsample": "1dc-sum"}]});
+        if let (Value::Object(q), Value::Object(extra)) = (&mut q, extra) {
+            q.extend(extra);
+        }
+        let (status, body) = s.post("/api/query", &q.to_string())?;
+        Ok((status, json(&body)?))
+    };
+    let (status, got) = query(json!({"timezone": "Asia/Shanghai"}))?;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got[0]["dps"], sums(day0, 86_400));
+    // useCalendar turns `1d` into the same calendar days.
+    let (_, got) = query(json!({"timezone": "Asia/Shanghai", "useCalendar": true,
+        "queries": [{"aggregator": "sum", "metric": "cal", "downsample": "1d-sum"}]}))?;
+    assert_eq!(got[0]["dps"], sums(day0, 86_400));
+    // In UTC the same words mean other instants and other days: the dates
+    // start eight hours later, and so does each bucket.
+    let (_, got) = query(json!({}))?;
+    assert_eq!(got[0]["dps"], sums(day0 + 8 * 3600, 86_400));
+    // GET form.
+    let got = s.get_json(&format!(
+        "/api/query?start={day0}&end={}&timezone=Asia/Shanghai&m=sum:1dc-count:cal",
+        day0 + 86_399
+    ))?;
+    assert_eq!(got[0]["dps"], json!({ day0.to_string(): 6.0 }));
+    let (status, got) = query(json!({"timezone": "Mars/Olympus"}))?;
+    assert_eq!(status, 400);
+    assert_eq!(
+        got["error"]["message"],
+        json!("The timezone specification could not be found")
+    );
+    Ok(())
+}
+
 /// The body Grafana's OpenTSDB data source posts for a panel in 2.3 mode
 /// (showQuery, globalAnnotations, a group-by wildcard filter, a downsample),
 /// answered with `query.index` so Grafana can map results to targets; and

@@ -3,14 +3,30 @@
 //! (9.14).
 
 use super::super::error::OpenTsdbError;
-use super::super::time;
+use super::super::{time, zone};
 use super::lenient_bool;
+use jiff::tz::TimeZone;
 use serde_json::Value;
 use sundial_model::series_query::CmpOp;
-use sundial_model::{Aggregator, Downsample, FieldValue, FillPolicy, RateOptions};
+use sundial_model::{
+    Aggregator, Buckets, Downsample, FieldValue, FillPolicy, RateOptions, Timestamp,
+};
+
+/// Most calendar buckets one downsampling may cut a query into.
+const MAX_CALENDAR_BUCKETS: usize = 1_000_000;
+
+/// The time frame downsampling buckets are cut in.
+#[derive(Debug)]
+pub(super) struct Window<'a> {
+    pub(super) start: Timestamp,
+    pub(super) end: Timestamp,
+    pub(super) tz: &'a TimeZone,
+    /// `useCalendar`: every interval is a calendar one.
+    pub(super) calendar: bool,
+}
 
 /// `<interval>-<function>[-<fill>]` (spec 9.7.1).
-pub(super) fn downsample(spec: &str) -> Result<Downsample, OpenTsdbError> {
+pub(super) fn downsample(spec: &str, window: &Window<'_>) -> Result<Downsample, OpenTsdbError> {
     let parts: Vec<&str> = spec.split('-').collect();
     if parts.len() < 2 {
         return Err(OpenTsdbError::bad_request(format!(
@@ -23,14 +39,25 @@ pub(super) fn downsample(spec: &str) -> Result<Downsample, OpenTsdbError> {
         )));
     }
     let (interval, function) = (parts[0], parts[1]);
-    let interval_ms = if interval.contains("all") {
-        None
-    } else if interval.ends_with('c') {
-        return Err(OpenTsdbError::not_implemented(
-            "calendar downsampling is not supported yet",
-        ));
+    let buckets = if interval.contains("all") {
+        Buckets::All
     } else {
-        Some(time::parse_duration(interval).map_err(OpenTsdbError::bad_request)?)
+        let (duration, calendar) = match interval.strip_suffix('c') {
+            Some(d) => (d, true),
+            None => (interval, window.calendar),
+        };
+        let width = time::parse_duration(duration).map_err(OpenTsdbError::bad_request)?;
+        match zone::Unit::split(duration).filter(|_| calendar) {
+            Some((count, unit)) => Buckets::Edges(zone::calendar_edges(
+                count,
+                unit,
+                window.tz,
+                window.start,
+                window.end,
+                MAX_CALENDAR_BUCKETS,
+            )?),
+            None => Buckets::Fixed(width),
+        }
     };
     let function = match sundial_query::aggregator_by_name(function) {
         Some(Aggregator::None) => {
@@ -57,7 +84,7 @@ pub(super) fn downsample(spec: &str) -> Result<Downsample, OpenTsdbError> {
         }
     };
     Ok(Downsample {
-        interval_ms,
+        buckets,
         function,
         fill,
     })
