@@ -11,6 +11,8 @@ mod put;
 mod query;
 mod telnet;
 mod time;
+mod uidmeta;
+mod uids;
 mod zone;
 
 pub use config::Config;
@@ -30,9 +32,19 @@ use sundial_storage::Db;
 pub struct Api {
     pub db: Db,
     pub config: Arc<Config>,
+    uids: Arc<uids::Uids>,
 }
 
 impl Api {
+    /// The API over `db`, keeping its UID log in `dir`.
+    pub fn new(db: Db, config: Config, dir: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self {
+            db,
+            config: Arc::new(config),
+            uids: Arc::new(uids::Uids::open(dir)?),
+        })
+    }
+
     fn limits(&self) -> put::Limits {
         put::Limits {
             max_tags: self.config.max_tags,
@@ -80,6 +92,12 @@ pub fn routes(api: Api) -> Router {
         .route("/api/stats", guarded(get(stats).post(stats)))
         .route("/api/config", guarded(get(config_view).post(config_view)))
         .route("/api/version", guarded(get(version).post(version)))
+        .route(
+            "/api/uid/assign",
+            guarded(get(uidmeta::assign_get).post(uidmeta::assign_post)),
+        )
+        .route("/api/uid/uidmeta", guarded(get(uidmeta::uidmeta)))
+        .route("/api/uid/tsmeta", guarded(get(uidmeta::tsmeta)))
         .route("/api/health", guarded(get(|| async { StatusCode::OK })))
         .route("/api/{*rest}", any(not_found))
         .with_state(api)

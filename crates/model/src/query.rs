@@ -118,6 +118,9 @@ pub struct Query {
     /// Raw points failing this are dropped before any computation
     /// (Alibaba's `preDpValue`).
     pub pre_filter: Option<(crate::series_query::CmpOp, f64)>,
+    /// Only these series (by complete tag set), as OpenTSDB's `tsuids`
+    /// sub-queries name them.
+    pub only_series: Option<Vec<Tags>>,
 }
 
 /// OpenTSDB downsampling: buckets reduced to Doubles.
@@ -187,4 +190,9 @@ pub struct SeriesResult {
     pub aggregated_tags: Vec<String>,
     /// Ascending by time.
     pub points: Vec<(Timestamp, FieldValue)>,
+    /// Tag sets of the series behind the result, ascending.
+    pub series: Vec<Tags>,
+    /// Stored points the whole query read (the same in each of its
+    /// results), for OpenTSDB's `showSummary`.
+    pub raw_points: usize,
 }

@@ -73,6 +73,7 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         });
     }
     let mut selected: Vec<(SeriesKey, Vec<(Timestamp, FieldValue)>)> = Vec::new();
+    let mut raw_points = 0usize;
     let ids = view
         .select(&query.metric, &query.tags)
         .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
@@ -87,22 +88,28 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         {
             continue;
         }
+        if let Some(only) = &query.only_series
+            && !only.contains(&key.tags)
+        {
+            continue;
+        }
         let mut points = match (&query.downsample, query.pre_filter) {
             // Downsampling reads numbers straight from the column.
             (Some(ds), None) => match numbers(view, id, query)? {
                 Some(nums) => {
+                    raw_points += nums.len();
                     series_ops::downsample_numbers(&nums, ds, query.start, query.end, MAX_POINTS)?
                 }
                 None => {
-                    let raw = read_points(view, id, query)?;
+                    let raw = read_points(view, id, query, &mut raw_points)?;
                     series_ops::downsample(&raw, ds, query.start, query.end, MAX_POINTS)?
                 }
             },
             (Some(ds), Some(_)) => {
-                let raw = read_points(view, id, query)?;
+                let raw = read_points(view, id, query, &mut raw_points)?;
                 series_ops::downsample(&raw, ds, query.start, query.end, MAX_POINTS)?
             }
-            (None, _) => read_points(view, id, query)?,
+            (None, _) => read_points(view, id, query, &mut raw_points)?,
         };
         if let Some(opts) = query.rate {
             points = series_ops::rate(&points, opts);
@@ -117,9 +124,11 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
             .into_iter()
             .map(|(key, points)| SeriesResult {
                 metric: key.metric,
+                series: vec![key.tags.clone()],
                 tags: key.tags,
                 aggregated_tags: Vec::new(),
                 points,
+                raw_points,
             })
             .collect(),
         agg => {
@@ -144,6 +153,8 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
                         tags,
                         aggregated_tags,
                         points: aggregate::aggregate(agg, &series, query.rate.is_some()),
+                        series: members.iter().map(|(k, _)| k.tags.clone()).collect(),
+                        raw_points,
                     }
                 })
                 .collect()
@@ -151,14 +162,17 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
     })
 }
 
+/// Points of one series in the query range; `raw` counts what was read.
 fn read_points(
     view: &Snapshot<'_>,
     id: SeriesId,
     query: &Query,
+    raw: &mut usize,
 ) -> Result<Vec<(Timestamp, FieldValue)>> {
     let mut points = view
         .points(id, &query.field, query.start, query.end)
         .map_err(|e| Error::Storage(e.to_string()))?;
+    *raw += points.len();
     if let Some((op, threshold)) = query.pre_filter {
         points.retain(|(_, v)| v.as_f64().is_some_and(|x| op.holds(x, threshold)));
     }

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use config::FileConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 // Ingest allocates and frees many small strings per point; glibc malloc took
@@ -78,10 +77,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let api = sundial_api::opentsdb::Api {
-        db: engine.default_db(),
-        config: Arc::new(config.opentsdb.clone()),
-    };
+    let api = sundial_api::opentsdb::Api::new(
+        engine.default_db(),
+        config.opentsdb.clone(),
+        engine.data_dir(),
+    )?;
     let baidu = sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone())?;
     let result = runtime.block_on(listener::run(&config, api, baidu, engine.clone()));
     // Everything acknowledged is in the WAL already; closing also flushes

@@ -36,6 +36,15 @@ impl OpenTsdbError {
         }
     }
 
+    /// 404 for a missing resource (an unknown UID or TSUID).
+    pub fn missing(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+            details: None,
+        }
+    }
+
     pub fn method_not_allowed(method: &str) -> Self {
         Self {
             status: StatusCode::METHOD_NOT_ALLOWED,

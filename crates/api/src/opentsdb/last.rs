@@ -3,18 +3,24 @@
 use super::Api;
 use super::error::{OpenTsdbError, json_response};
 use super::lookup::params;
+use super::uids::{Tables, split_tsuid};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
-use sundial_model::{DEFAULT_FIELD, FieldValue, TagMatch, Timestamp};
+use sundial_model::{DEFAULT_FIELD, FieldValue, SeriesKey, TagMatch, Timestamp};
+use sundial_storage::{SeriesId, Snapshot};
 
-/// One sub-query: a metric and `key=value` pairs (`*`: any value).
+/// One sub-query: a metric and `key=value` pairs (`*`: any value), or
+/// series named by TSUID.
 #[derive(Debug)]
-struct Last {
-    metric: String,
-    tags: Vec<(String, String)>,
+enum Last {
+    Series {
+        metric: String,
+        tags: Vec<(String, String)>,
+    },
+    Tsuids(Vec<String>),
 }
 
 pub(crate) async fn get(
@@ -31,9 +37,12 @@ pub(crate) async fn get(
                     OpenTsdbError::bad_request("Unable to parse back_scan parameter")
                 })?;
             }
-            "tsuids" => {
-                return Err(OpenTsdbError::not_implemented("tsuids are not supported"));
-            }
+            "tsuids" => queries.push(Last::Tsuids(
+                v.split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
             _ => {}
         }
     }
@@ -45,17 +54,24 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
-    let bytes = crate::body::read(&headers, body, api.config.max_body_bytes).await?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
+    let v = super::lookup::json_body(&api, &headers, body).await?;
     let list = match v.get("queries") {
         Some(Value::Array(q)) if !q.is_empty() => q,
         _ => return Err(OpenTsdbError::bad_request("Missing queries")),
     };
     let mut queries = Vec::new();
     for q in list {
-        if q.get("tsuids").is_some() && q.get("metric").is_none() {
-            return Err(OpenTsdbError::not_implemented("tsuids are not supported"));
+        if let Some(list) = q.get("tsuids").filter(|_| q.get("metric").is_none()) {
+            let Value::Array(list) = list else {
+                return Err(OpenTsdbError::bad_request("tsuids must be an array"));
+            };
+            queries.push(Last::Tsuids(
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            ));
+            continue;
         }
         let metric = q
             .get("metric")
@@ -73,7 +89,7 @@ pub(crate) async fn post(
                 .collect(),
             _ => Vec::new(),
         };
-        queries.push(Last {
+        queries.push(Last::Series {
             metric: metric.to_owned(),
             tags,
         });
@@ -98,7 +114,7 @@ fn parse_series(text: &str) -> Result<Last, OpenTsdbError> {
     if metric.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing metric"));
     }
-    Ok(Last {
+    Ok(Last::Series {
         metric: metric.to_owned(),
         tags,
     })
@@ -127,13 +143,50 @@ fn run(
         Timestamp::MIN
     };
     let out = api.db.read(|view| -> Result<Vec<Value>, OpenTsdbError> {
-        let mut out = Vec::new();
-        for q in &queries {
-            if !view.has_metric(&q.metric) {
-                continue;
+        api.uids.with(&view, |uids| {
+            let mut out = Vec::new();
+            for q in &queries {
+                let mut found = Vec::new();
+                for (key, id) in series(&view, uids, q)? {
+                    if let Some((t, v)) = latest(&view, id, start, end)? {
+                        found.push((key, t, text(&v)));
+                    }
+                }
+                found.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+                for (key, t, v) in found {
+                    let tsuid = uids.tsuid(&key.metric, &key.tags);
+                    let tags: Map<String, Value> = key
+                        .tags
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    out.push(json!({
+                        "metric": key.metric,
+                        "timestamp": t,
+                        "value": v,
+                        "tags": tags,
+                        "tsuid": tsuid,
+                    }));
+                }
             }
-            let predicates: Vec<TagMatch> = q
-                .tags
+            Ok(out)
+        })
+    })?;
+    Ok(json_response(StatusCode::OK, &Value::Array(out)))
+}
+
+/// The series a sub-query names; unknown metrics and TSUIDs name none.
+fn series(
+    view: &Snapshot<'_>,
+    uids: &Tables,
+    q: &Last,
+) -> Result<Vec<(SeriesKey, SeriesId)>, OpenTsdbError> {
+    match q {
+        Last::Series { metric, tags } => {
+            if !view.has_metric(metric) {
+                return Ok(Vec::new());
+            }
+            let predicates: Vec<TagMatch> = tags
                 .iter()
                 .map(|(k, v)| {
                     if v == "*" {
@@ -147,50 +200,77 @@ fn run(
                 })
                 .collect();
             let ids = view
-                .select(&q.metric, &predicates)
+                .select(metric, &predicates)
                 .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-            let mut found = Vec::new();
-            for id in ids {
-                let Some(key) = view.key(id) else { continue };
-                // Widening windows back from `end`: the newest point is
-                // usually recent, and a whole history is read only when not.
-                let mut latest = None;
-                for back in [3_600_000i64, 86_400_000, 30 * 86_400_000, i64::MAX] {
-                    let from = end.saturating_sub(back).max(start);
-                    let points = view
-                        .points(id, DEFAULT_FIELD, from, end)
-                        .map_err(|e| OpenTsdbError::internal(&e))?;
-                    if let Some(p) = points.last() {
-                        latest = Some(p.clone());
-                        break;
-                    }
-                    if from == start {
-                        break;
-                    }
-                }
-                if let Some((t, v)) = latest {
-                    found.push((key, id, t, text(&v)));
-                }
-            }
-            found.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
-            for (key, id, t, v) in found {
-                let tags: Map<String, Value> = key
-                    .tags
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect();
-                out.push(json!({
-                    "metric": key.metric,
-                    "timestamp": t,
-                    "value": v,
-                    "tags": tags,
-                    "tsuid": format!("{:012X}", id.0),
-                }));
-            }
+            Ok(ids
+                .into_iter()
+                .filter_map(|id| Some((view.key(id)?, id)))
+                .collect())
         }
-        Ok(out)
-    })?;
-    Ok(json_response(StatusCode::OK, &Value::Array(out)))
+        Last::Tsuids(list) => {
+            let mut out = Vec::new();
+            for t in list {
+                if split_tsuid(t).is_none() {
+                    return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {t}")));
+                }
+                if let Some(key) = uids.resolve(t)
+                    && let Some(id) = find_series(view, &key)?
+                {
+                    out.push((key, id));
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The id of the series with exactly this key.
+pub(crate) fn find_series(
+    view: &Snapshot<'_>,
+    key: &SeriesKey,
+) -> Result<Option<SeriesId>, OpenTsdbError> {
+    if !view.has_metric(&key.metric) {
+        return Ok(None);
+    }
+    let predicates: Vec<TagMatch> = key
+        .tags
+        .iter()
+        .map(|(k, v)| TagMatch::Eq {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    let ids = view
+        .select(&key.metric, &predicates)
+        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+    Ok(ids.into_iter().find(|id| {
+        view.key(*id)
+            .is_some_and(|k| k.tags.len() == key.tags.len())
+    }))
+}
+
+/// The newest point of a series in `[start, end]`, reading widening
+/// windows back from `end`: the newest point is usually recent, and a whole
+/// history is read only when not.
+fn latest(
+    view: &Snapshot<'_>,
+    id: SeriesId,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<Option<(Timestamp, FieldValue)>, OpenTsdbError> {
+    for back in [3_600_000i64, 86_400_000, 30 * 86_400_000, i64::MAX] {
+        let from = end.saturating_sub(back).max(start);
+        let points = view
+            .points(id, DEFAULT_FIELD, from, end)
+            .map_err(|e| OpenTsdbError::internal(&e))?;
+        if let Some(p) = points.last() {
+            return Ok(Some(p.clone()));
+        }
+        if from == start {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// OpenTSDB renders last values as strings: `"30"`, `"1.5"`, `"1300.0"`.

@@ -4,6 +4,7 @@
 
 use super::Api;
 use super::error::{OpenTsdbError, json_response};
+use super::uids::UidKind;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,7 +30,8 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn json_body(api: &Api, headers: &HeaderMap, body: Body) -> Result<Value, OpenTsdbError> {
+/// A request's JSON body; empty is `Missing message content`.
+pub(crate) async fn json_body(api: &Api, headers: &HeaderMap, body: Body) -> Result<Value, OpenTsdbError> {
     let bytes = crate::body::read(headers, body, api.config.max_body_bytes).await?;
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing message content"));
@@ -116,6 +118,25 @@ fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
             None => view.metrics().into_iter().map(str::to_owned).collect(),
         };
         let mut set: BTreeSet<String> = BTreeSet::new();
+        // Without a metric, names come from the UID tables as in OpenTSDB:
+        // they include names assigned through `/api/uid/assign` and names
+        // whose series were deleted.
+        let uid_kind = match s.kind.as_str() {
+            "metrics" => Some(UidKind::Metric),
+            "tagk" => Some(UidKind::TagK),
+            "tagv" => Some(UidKind::TagV),
+            _ => None,
+        };
+        if let Some(kind) = uid_kind.filter(|_| s.metric.is_none()) {
+            api.uids.with(&view, |uids| {
+                set.extend(
+                    uids.names(kind)
+                        .filter(|n| n.starts_with(&s.prefix))
+                        .map(str::to_owned),
+                );
+            });
+            return Ok(set.into_iter().take(s.max).collect());
+        }
         match s.kind.as_str() {
             "metrics" => set.extend(view.metrics().into_iter().map(str::to_owned)),
             "tagk" => {
@@ -315,18 +336,21 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
                 found.extend(keys);
             }
             let total = found.len();
-            let results = found
-                .into_iter()
-                .take(l.limit)
-                .map(|(k, id)| {
-                    let tags: Map<String, Value> = k
-                        .tags
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect();
-                    json!({"tags": tags, "metric": k.metric, "tsuid": format!("{:012X}", id.0)})
-                })
-                .collect();
+            let results = api.uids.with(&view, |uids| {
+                found
+                    .into_iter()
+                    .take(l.limit)
+                    .map(|(k, _)| {
+                        let tsuid = uids.tsuid(&k.metric, &k.tags);
+                        let tags: Map<String, Value> = k
+                            .tags
+                            .into_iter()
+                            .map(|(k, v)| (k, Value::String(v)))
+                            .collect();
+                        json!({"tags": tags, "metric": k.metric, "tsuid": tsuid})
+                    })
+                    .collect()
+            });
             Ok((results, total))
         })?;
     let tags: Vec<Value> = l

@@ -18,3 +18,4 @@ mod opentsdb_meta;
 mod opentsdb_put;
 mod opentsdb_query;
 mod opentsdb_telnet;
+mod opentsdb_uids;

@@ -454,7 +454,9 @@ fn calendar_downsampling_in_a_time_zone() -> Result<()> {
     let s = TestServer::spawn()?;
     // 2017-07-14 00:00 in Shanghai (UTC+8 all year) is 2017-07-13T16:00Z.
     let day0 = 1_499_961_600i64;
-    let pts: Vec<(i64, i64)> = (0..18).map(|i| (day0 + 2 * 3600 + i * 4 * 3600, i)).collect();
+    let pts: Vec<(i64, i64)> = (0..18)
+        .map(|i| (day0 + 2 * 3600 + i * 4 * 3600, i))
+        .collect();
     let body: Vec<Value> = pts
         .iter()
         .map(|(t, v)| point("cal", *t, json!(v), &[("host", "a")]))

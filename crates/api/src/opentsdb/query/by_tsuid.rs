@@ -1,0 +1,82 @@
+//! The UID side of `/api/query` (spec 9.3, 9.13): sub-queries naming
+//! series by TSUID, `showTSUIDs`, and metrics known only by UID.
+
+use super::super::Api;
+use super::super::error::OpenTsdbError;
+use super::super::uids::{UidKind, Uids, split_tsuid};
+use super::{Request, query_error};
+use sundial_model::{Query, SeriesResult};
+use sundial_storage::Db;
+
+/// Turns each TSUID sub-query into its metric and exact series. One that
+/// names no known series is left with an empty metric and answers nothing.
+pub(super) fn resolve(db: &Db, uids: &Uids, request: &mut Request) -> Result<(), OpenTsdbError> {
+    for (q, list) in request.queries.iter_mut().zip(&request.tsuids) {
+        let Some(list) = list else { continue };
+        for t in list {
+            if split_tsuid(t).is_none() {
+                return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {t}")));
+            }
+        }
+        let keys = db.read(|view| {
+            uids.with(&view, |t| {
+                list.iter()
+                    .filter_map(|id| t.resolve(id))
+                    .collect::<Vec<_>>()
+            })
+        });
+        let Some(first) = keys.first() else {
+            q.metric.clear();
+            continue;
+        };
+        if keys.iter().any(|k| k.metric != first.metric) {
+            return Err(OpenTsdbError::bad_request(
+                "All TSUIDs must belong to the same metric",
+            ));
+        }
+        q.metric.clone_from(&first.metric);
+        q.only_series = Some(keys.into_iter().map(|k| k.tags).collect());
+    }
+    Ok(())
+}
+
+/// Runs one sub-query; a metric that has a UID but no series yet answers
+/// nothing rather than "no such name" (spec 15.1).
+pub(super) fn execute(db: &Db, uids: &Uids, q: &Query) -> Result<Vec<SeriesResult>, OpenTsdbError> {
+    if q.metric.is_empty() {
+        return Ok(Vec::new());
+    }
+    match sundial_query::execute(db, q) {
+        Err(sundial_query::Error::UnknownMetric { metric }) => {
+            let known =
+                db.read(|view| uids.with(&view, |t| t.uid(UidKind::Metric, &metric).is_some()));
+            if known {
+                Ok(Vec::new())
+            } else {
+                Err(query_error(sundial_query::Error::UnknownMetric { metric }))
+            }
+        }
+        other => other.map_err(query_error),
+    }
+}
+
+/// Per result in output order, the sorted TSUIDs of its series.
+pub(super) fn of_results(api: &Api, results: &[Vec<SeriesResult>]) -> Vec<Vec<String>> {
+    api.db.read(|view| {
+        api.uids.with(&view, |t| {
+            results
+                .iter()
+                .flatten()
+                .map(|r| {
+                    let mut list: Vec<String> = r
+                        .series
+                        .iter()
+                        .filter_map(|tags| t.tsuid(&r.metric, tags))
+                        .collect();
+                    list.sort_unstable();
+                    list
+                })
+                .collect()
+        })
+    })
+}
