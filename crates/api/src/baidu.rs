@@ -303,12 +303,18 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
     let written = db
         .write_all_or_nothing(points, false)
         .map_err(|e| BaiduError::storage(&e))?;
-    if let Some((i, e)) = written
-        .outcome
-        .results
-        .iter()
-        .enumerate()
-        .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+    // The point that failed, not one refused along with it.
+    let errors = || {
+        written
+            .outcome
+            .results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+    };
+    if let Some((i, e)) = errors()
+        .find(|(_, e)| !matches!(e, sundial_model::PointError::Rejected))
+        .or_else(|| errors().next())
     {
         return Err(BaiduError::invalid(format!(
             "data point {i}: {e}; nothing was written"

@@ -2,10 +2,13 @@
 
 mod config;
 mod dto;
+mod dump_meta;
 mod error;
 mod filters;
 mod last;
 mod lookup;
+mod mput;
+mod mquery;
 mod names;
 mod put;
 mod query;
@@ -67,6 +70,9 @@ pub fn routes(api: Api) -> Router {
                     .delete(|| async { query::delete_disabled() }),
             ),
         )
+        .route("/api/mput", guarded(post(mput::mput)))
+        .route("/api/mquery", guarded(post(mquery::mquery)))
+        .route("/api/dump_meta", guarded(post(dump_meta::dump_meta)))
         .route("/api/query/last", guarded(get(last::get).post(last::post)))
         .route(
             "/api/suggest",

@@ -48,6 +48,14 @@ pub(crate) struct Inner {
     closed: AtomicBool,
 }
 
+/// Which points of a write stand or fall together.
+#[derive(Debug, Clone, Copy)]
+enum Atomic<'a> {
+    Each,
+    /// Sizes of consecutive groups.
+    Groups(&'a [usize]),
+}
+
 /// The outcome of a write, and the wait for its WAL commit.
 #[derive(Debug)]
 pub struct Written {
@@ -136,21 +144,35 @@ impl Db {
     /// Accepted points are visible to reads on return; `commit` resolves
     /// once they are in the WAL (synced if `sync` or the policy says so).
     pub fn write(&self, points: Vec<WritePoint>, sync: bool) -> Result<Written> {
-        self.write_points(points, sync, false)
+        self.write_points(points, sync, Atomic::Each)
     }
 
     /// Like [`Db::write`], but stores nothing unless every point is
     /// acceptable (Baidu's whole-request rule); the outcome then says which
     /// points failed.
     pub fn write_all_or_nothing(&self, points: Vec<WritePoint>, sync: bool) -> Result<Written> {
-        self.write_points(points, sync, true)
+        let all = [points.len()];
+        self.write_points(points, sync, Atomic::Groups(&all))
+    }
+
+    /// Like [`Db::write`], with consecutive points grouped by `sizes`: a
+    /// group is stored whole or not at all (a multi-field point of
+    /// OpenTSDB's `/api/mput`). In a refused group the failing points carry
+    /// their error and the others [`PointError::Rejected`].
+    pub fn write_groups(
+        &self,
+        points: Vec<WritePoint>,
+        sizes: &[usize],
+        sync: bool,
+    ) -> Result<Written> {
+        self.write_points(points, sync, Atomic::Groups(sizes))
     }
 
     fn write_points(
         &self,
         mut points: Vec<WritePoint>,
         sync: bool,
-        all_or_nothing: bool,
+        atomic: Atomic<'_>,
     ) -> Result<Written> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -166,35 +188,75 @@ impl Db {
         let mut new_kinds: HashMap<(&str, &str), Kind> = HashMap::new();
         let mut results = Vec::with_capacity(points.len());
         let mut accepted: Vec<(usize, FieldValue)> = Vec::with_capacity(points.len());
-        for (i, p) in points.iter_mut().enumerate() {
-            let input = std::mem::replace(&mut p.value, ValueInput::Typed(FieldValue::Bool(false)));
-            let known = new_kinds
-                .get(&(p.series.metric.as_str(), p.field.as_str()))
-                .copied()
-                .or_else(|| head.kind(&p.series.metric, &p.field));
-            let checked = input.resolve(known).and_then(|v| match &v {
-                FieldValue::String(s) if s.len() > max_string => Err(PointError::StringTooLong {
-                    len: s.len(),
-                    max: max_string,
-                }),
-                _ if p.rejected => Err(PointError::Rejected),
-                _ => Ok(v),
-            });
-            match checked {
-                Ok(v) => {
-                    if known.is_none() {
-                        new_kinds.insert((p.series.metric.as_str(), p.field.as_str()), v.kind());
+        let n = points.len();
+        let mut inputs = points
+            .iter_mut()
+            .map(|p| std::mem::replace(&mut p.value, ValueInput::Typed(FieldValue::Bool(false))))
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut sizes = match atomic {
+            Atomic::Each => None,
+            Atomic::Groups(sizes) => Some(sizes.iter().copied()),
+        };
+        let mut from = 0;
+        while from < n {
+            let to = match sizes.as_mut() {
+                None => from + 1,
+                // Points past the listed sizes are one group each.
+                Some(it) => from + it.next().unwrap_or(1).clamp(1, n - from),
+            };
+            let (accepted_before, mut fixed) = (accepted.len(), Vec::new());
+            let mut failed = false;
+            for (i, input) in (from..to).zip(inputs.by_ref()) {
+                let Some(p) = points.get(i) else { break };
+                let key = (p.series.metric.as_str(), p.field.as_str());
+                let known = new_kinds
+                    .get(&key)
+                    .copied()
+                    .or_else(|| head.kind(key.0, key.1));
+                let checked = input.resolve(known).and_then(|v| match &v {
+                    FieldValue::String(s) if s.len() > max_string => {
+                        Err(PointError::StringTooLong {
+                            len: s.len(),
+                            max: max_string,
+                        })
                     }
-                    accepted.push((i, v));
-                    results.push(Ok(()));
+                    _ if p.rejected => Err(PointError::Rejected),
+                    _ => Ok(v),
+                });
+                match checked {
+                    Ok(v) => {
+                        if known.is_none() {
+                            new_kinds.insert(key, v.kind());
+                            fixed.push(key);
+                        }
+                        accepted.push((i, v));
+                        results.push(Ok(()));
+                    }
+                    Err(e) => {
+                        failed = true;
+                        results.push(Err(e));
+                    }
                 }
-                Err(e) => results.push(Err(e)),
             }
+            if failed && to - from > 1 {
+                // Undo the group: its points are not stored and the kinds
+                // it would have fixed stay open.
+                accepted.truncate(accepted_before);
+                for key in fixed {
+                    new_kinds.remove(&key);
+                }
+                for r in results.iter_mut().skip(from) {
+                    if r.is_ok() {
+                        *r = Err(PointError::Rejected);
+                    }
+                }
+            }
+            from = to;
         }
         drop(new_kinds);
         let outcome = WriteOutcome { results };
-        let refused = all_or_nothing && accepted.len() < points.len();
-        if accepted.is_empty() || refused {
+        if accepted.is_empty() {
             return Ok(Written {
                 outcome,
                 commit: Commit(None),

@@ -131,13 +131,16 @@ impl<'de> Deserialize<'de> for TagsDto<'de> {
     }
 }
 
-/// One `/api/put` element: the four members OpenTSDB reads.
+/// One `/api/put` element: the four members OpenTSDB reads, and the
+/// `fields` of an `/api/mput` element.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct PointDto<'a> {
     pub(crate) metric: Option<Scalar<'a>>,
     pub(crate) timestamp: Option<Scalar<'a>>,
     pub(crate) value: Option<Scalar<'a>>,
     pub(crate) tags: Option<TagsDto<'a>>,
+    /// Field name → value, same shape as tags.
+    pub(crate) fields: Option<TagsDto<'a>>,
 }
 
 impl<'de> Deserialize<'de> for PointDto<'de> {
@@ -156,6 +159,7 @@ impl<'de> Deserialize<'de> for PointDto<'de> {
                         "timestamp" => p.timestamp = Some(map.next_value()?),
                         "value" => p.value = Some(map.next_value()?),
                         "tags" => p.tags = Some(map.next_value()?),
+                        "fields" => p.fields = Some(map.next_value()?),
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }

@@ -31,7 +31,11 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// A request's JSON body; empty is `Missing message content`.
-pub(crate) async fn json_body(api: &Api, headers: &HeaderMap, body: Body) -> Result<Value, OpenTsdbError> {
+pub(crate) async fn json_body(
+    api: &Api,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, OpenTsdbError> {
     let bytes = crate::body::read(headers, body, api.config.max_body_bytes).await?;
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing message content"));

@@ -13,6 +13,7 @@ use std::time::Duration;
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
 };
+use sundial_storage::Commit;
 
 /// Query-string options of a put (spec 7.1).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -209,7 +210,7 @@ fn tag_text(v: &Scalar<'_>) -> Option<String> {
 
 /// The JSON value as the engine's not-yet-typed input (spec 7.5); `None`
 /// for arrays and objects.
-fn value_input(v: &Scalar<'_>) -> Option<ValueInput> {
+pub(crate) fn value_input(v: &Scalar<'_>) -> Option<ValueInput> {
     Some(match v {
         Scalar::Bool(b) => ValueInput::Typed(FieldValue::Bool(*b)),
         Scalar::I64(i) => ValueInput::Typed(FieldValue::Long(*i)),
@@ -292,17 +293,8 @@ pub(crate) async fn put(
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
     let params = PutParams::parse(query.as_deref())?;
-    let bytes = crate::body::read(&headers, body, api.config.max_body_bytes).await?;
-    if bytes.is_empty() {
-        return Err(OpenTsdbError::bad_request("Missing request content"));
-    }
-    let parsed = dto::parse_points(&bytes).map_err(|m| match m.strip_prefix("json: ") {
-        Some(reason) => OpenTsdbError::unparseable_json(reason),
-        None => OpenTsdbError::bad_request(m),
-    })?;
-    if parsed.is_empty() {
-        return Err(OpenTsdbError::bad_request("No datapoints found in content"));
-    }
+    let bytes = read_body(&api, &headers, body).await?;
+    let parsed = parse_body(&bytes)?;
     let limits = api.limits();
     // Per element: Err(message) or the index of its point in `points`.
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
@@ -319,36 +311,61 @@ pub(crate) async fn put(
         }
     }
     let metrics: Vec<String> = points.iter().map(|p| p.series.metric.clone()).collect();
-    let db = api.db.clone();
-    let written = db.write(points, params.sync)?;
+    let written = api.db.write(points, params.sync)?;
     let results = written.outcome.results;
-    let mut timed_out = false;
-    if params.sync && params.sync_timeout_ms > 0 {
-        let wait = Duration::from_millis(params.sync_timeout_ms);
-        match tokio::time::timeout(wait, written.commit.wait()).await {
-            Ok(r) => r?,
-            Err(_) => timed_out = true,
-        }
-    } else {
-        written.commit.wait().await?;
+    let timed_out = await_commit(written.commit, &params).await?;
+    let failures = slots.into_iter().map(|slot| match slot {
+        Err(msg) => Some(msg),
+        Ok(i) => match results.get(i) {
+            Some(Ok(())) => None,
+            Some(Err(PointError::Rejected)) => later_errors.get(i).cloned().flatten(),
+            Some(Err(e)) => Some(point_error_text(e, metrics.get(i).map_or("", |m| m))),
+            None => Some("Internal error".into()),
+        },
+    });
+    Ok(reply(&params, failures, &bytes, timed_out))
+}
+
+/// A put body, decompressed; empty is an error (spec 7.8).
+pub(crate) async fn read_body(
+    api: &Api,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, OpenTsdbError> {
+    let bytes = crate::body::read(headers, body, api.config.max_body_bytes).await?;
+    if bytes.is_empty() {
+        return Err(OpenTsdbError::bad_request("Missing request content"));
     }
+    Ok(bytes)
+}
+
+/// The elements of a put body; none is an error (spec 7.8).
+pub(crate) fn parse_body(bytes: &[u8]) -> Result<Vec<PointDto<'_>>, OpenTsdbError> {
+    let parsed = dto::parse_points(bytes).map_err(|m| match m.strip_prefix("json: ") {
+        Some(reason) => OpenTsdbError::unparseable_json(reason),
+        None => OpenTsdbError::bad_request(m),
+    })?;
+    if parsed.is_empty() {
+        return Err(OpenTsdbError::bad_request("No datapoints found in content"));
+    }
+    Ok(parsed)
+}
+
+/// The reply of a put from each element's failure, in body order.
+pub(crate) fn reply(
+    params: &PutParams,
+    failures: impl Iterator<Item = Option<String>>,
+    bytes: &[u8],
+    timed_out: bool,
+) -> Response {
     let mut errors = Vec::new();
     let mut success = 0usize;
     let mut echo: Option<Vec<Value>> = None;
-    for (element, slot) in slots.into_iter().enumerate() {
-        let failure = match slot {
-            Err(msg) => Some(msg),
-            Ok(i) => match results.get(i) {
-                Some(Ok(())) => None,
-                Some(Err(PointError::Rejected)) => later_errors.get(i).cloned().flatten(),
-                Some(Err(e)) => Some(point_error_text(e, metrics.get(i).map_or("", |m| m))),
-                None => Some("Internal error".into()),
-            },
-        };
+    for (element, failure) in failures.enumerate() {
         match failure {
             Some(error) => {
                 // Echo the element as received (spec 7.7).
-                let all = echo.get_or_insert_with(|| dto::echo_elements(&bytes));
+                let all = echo.get_or_insert_with(|| dto::echo_elements(bytes));
                 let datapoint = all.get(element).cloned().unwrap_or_default();
                 errors.push(json!({"datapoint": datapoint, "error": error}));
             }
@@ -357,13 +374,25 @@ pub(crate) async fn put(
     }
     let failed = errors.len();
     let timeouts = if timed_out { success } else { 0 };
-    Ok(render(
-        &params,
-        success - timeouts,
-        failed,
-        timeouts,
-        errors,
-    ))
+    render(params, success - timeouts, failed, timeouts, errors)
+}
+
+/// Waits for the WAL commit as `sync`/`sync_timeout` ask; true when the
+/// wait timed out (spec 7.1).
+pub(crate) async fn await_commit(
+    commit: Commit,
+    params: &PutParams,
+) -> Result<bool, OpenTsdbError> {
+    if params.sync && params.sync_timeout_ms > 0 {
+        let wait = Duration::from_millis(params.sync_timeout_ms);
+        match tokio::time::timeout(wait, commit.wait()).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(true),
+        }
+    } else {
+        commit.wait().await?;
+    }
+    Ok(false)
 }
 
 /// Builds the reply of spec 7.9 / 7.8.

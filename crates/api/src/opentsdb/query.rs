@@ -13,8 +13,9 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+pub(crate) use by_tsuid::execute as execute_one;
 use jiff::tz::TimeZone;
-use modifiers::Trim;
+pub(crate) use modifiers::{Trim, count};
 pub(crate) use parse::{from_json, from_query_string, lenient_bool};
 use serde_json::{Map, Value, json};
 use std::time::Instant;
@@ -29,7 +30,7 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    fn of(api: &Api) -> Result<Self, OpenTsdbError> {
+    pub(crate) fn of(api: &Api) -> Result<Self, OpenTsdbError> {
         Ok(Self {
             now: now_ms(),
             tz: zone::by_name(&api.config.timezone)?,
@@ -242,7 +243,7 @@ fn render(r: &SeriesResult, style: Style) -> Value {
     Value::Object(obj)
 }
 
-fn value_json(v: &FieldValue) -> Value {
+pub(crate) fn value_json(v: &FieldValue) -> Value {
     match v {
         FieldValue::Long(i) => (*i).into(),
         FieldValue::Double(f) if f.is_nan() => "NaN".into(),

@@ -14,6 +14,7 @@ mod clients;
 mod collectd;
 mod durability;
 mod harness;
+mod opentsdb_alibaba;
 mod opentsdb_meta;
 mod opentsdb_put;
 mod opentsdb_query;

@@ -363,3 +363,51 @@ fn a_quiet_head_is_flushed_after_its_maximum_age() -> Result<()> {
     db.close();
     Ok(())
 }
+
+/// A group stands or falls whole, and a refused group fixes no kind.
+#[test]
+fn grouped_writes_are_atomic_per_group() -> Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(tmp.path()))?;
+    let field = |name: &str, ts: Timestamp, v: FieldValue| WritePoint {
+        field: name.into(),
+        value: ValueInput::Typed(v),
+        ..point("a", ts, 0)
+    };
+    let text = |s: &str| FieldValue::String(s.into());
+    // Group 1 fixes `dir` as String; group 2 writes a number to `dir` and so
+    // loses its `speed` too, whose kind stays open for group 3 (a String).
+    let points = vec![
+        field("speed", 1, FieldValue::Double(1.5)),
+        field("dir", 1, text("east")),
+        field("speed", 2, FieldValue::Double(2.5)),
+        field("dir", 2, FieldValue::Long(3)),
+        field("level", 3, FieldValue::Long(4)),
+        field("level", 4, FieldValue::Long(5)),
+    ];
+    let written = db.write_groups(points, &[2, 2, 1], false)?;
+    let errors: Vec<Option<PointError>> = written
+        .outcome
+        .results
+        .iter()
+        .map(|r| r.as_ref().err().cloned())
+        .collect();
+    assert_eq!(errors[..3], [None, None, Some(PointError::Rejected)]);
+    assert!(matches!(errors[3], Some(PointError::KindMismatch { .. })));
+    assert_eq!(
+        errors[4..],
+        [None, None],
+        "points past the sizes stand alone"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Error::io("runtime", "", e))?;
+    rt.block_on(written.commit.wait())?;
+    db.read(|view| -> Result<()> {
+        let id = view.series_of("cpu")[0];
+        let speeds = view.points(id, "speed", Timestamp::MIN, Timestamp::MAX)?;
+        assert_eq!(speeds, vec![(1, FieldValue::Double(1.5))]);
+        assert_eq!(view.points(id, "level", 0, 10)?.len(), 2);
+        Ok(())
+    })
+}

@@ -42,7 +42,7 @@ pub(super) fn resolve(db: &Db, uids: &Uids, request: &mut Request) -> Result<(),
 
 /// Runs one sub-query; a metric that has a UID but no series yet answers
 /// nothing rather than "no such name" (spec 15.1).
-pub(super) fn execute(db: &Db, uids: &Uids, q: &Query) -> Result<Vec<SeriesResult>, OpenTsdbError> {
+pub(crate) fn execute(db: &Db, uids: &Uids, q: &Query) -> Result<Vec<SeriesResult>, OpenTsdbError> {
     if q.metric.is_empty() {
         return Ok(Vec::new());
     }

@@ -222,7 +222,7 @@ pub(super) fn value_condition(
 }
 
 /// A non-negative count (`limit`, `offset`).
-pub(super) fn count(v: Option<&Value>, name: &str) -> Result<usize, OpenTsdbError> {
+pub(crate) fn count(v: Option<&Value>, name: &str) -> Result<usize, OpenTsdbError> {
     match v.filter(|v| !v.is_null()) {
         None => Ok(0),
         Some(v) => v

@@ -1,0 +1,66 @@
+//! `POST /api/dump_meta` (spec 17.4): the distinct values of one tag key,
+//! by prefix, optionally within one metric.
+
+use super::Api;
+use super::error::{OpenTsdbError, json_response};
+use super::lookup::json_body;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use sundial_model::Timestamp;
+
+const DEFAULT_MAX: usize = 1000;
+
+pub(crate) async fn dump_meta(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let v = json_body(&api, &headers, body).await?;
+    let text = |name: &str| match v.get(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let key = text("tagkey")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| OpenTsdbError::bad_request("Missing parameter tagkey"))?;
+    let prefix = text("tagvalueprefix")
+        .ok_or_else(|| OpenTsdbError::bad_request("Missing parameter tagvalueprefix"))?;
+    let max = match v.get("max") {
+        None | Some(Value::Null) => DEFAULT_MAX,
+        Some(m) => m
+            .as_u64()
+            .and_then(|m| usize::try_from(m).ok())
+            .ok_or_else(|| OpenTsdbError::bad_request("Unable to parse 'max' as a number"))?,
+    };
+    let metric = text("metric").filter(|m| !m.is_empty());
+    let values: BTreeSet<String> = api.db.read(|view| {
+        let metrics: Vec<&str> = match &metric {
+            Some(m) => vec![m.as_str()],
+            None => view.metrics(),
+        };
+        let mut out = BTreeSet::new();
+        for m in metrics {
+            out.extend(
+                view.tag_values_in(m, &key, Timestamp::MIN, Timestamp::MAX)
+                    .into_iter()
+                    .filter(|v| v.starts_with(prefix.as_str()))
+                    .map(str::to_owned),
+            );
+        }
+        out
+    });
+    let list: Vec<Value> = values
+        .into_iter()
+        .take(max)
+        .map(|v| {
+            let mut one = Map::new();
+            one.insert(key.clone(), Value::String(v));
+            Value::Object(one)
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+}
