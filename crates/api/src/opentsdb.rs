@@ -1,6 +1,7 @@
 //! The OpenTSDB HTTP API and telnet protocol (seed 001, spec opentsdb.md).
 
 mod config;
+mod delete;
 mod dto;
 mod dump_meta;
 mod error;
@@ -73,6 +74,8 @@ pub fn routes(api: Api) -> Router {
         .route("/api/mput", guarded(post(mput::mput)))
         .route("/api/mquery", guarded(post(mquery::mquery)))
         .route("/api/dump_meta", guarded(post(dump_meta::dump_meta)))
+        .route("/api/delete_data", guarded(post(delete::delete_data)))
+        .route("/api/delete_meta", guarded(post(delete::delete_meta)))
         .route("/api/query/last", guarded(get(last::get).post(last::post)))
         .route(
             "/api/suggest",

@@ -58,6 +58,31 @@ impl Postings {
         }
     }
 
+    /// Unindexes a series; names left without series disappear.
+    pub fn remove(&mut self, id: u32, key: &SeriesKey) {
+        let Some(m) = self.metrics.get_mut(&key.metric) else {
+            return;
+        };
+        m.all.remove(id);
+        for (k, v) in &key.tags {
+            let Some(values) = m.tags.get_mut(k) else {
+                continue;
+            };
+            if let Some(b) = values.get_mut(v) {
+                b.remove(id);
+                if b.is_empty() {
+                    values.remove(v);
+                }
+            }
+            if values.is_empty() {
+                m.tags.remove(k);
+            }
+        }
+        if m.all.is_empty() {
+            self.metrics.remove(&key.metric);
+        }
+    }
+
     /// Series of `metric` satisfying every predicate.
     pub fn select(&self, metric: &str, predicates: &[TagMatch]) -> Result<RoaringBitmap> {
         let Some(m) = self.metrics.get(metric) else {

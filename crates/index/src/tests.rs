@@ -169,3 +169,24 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn removed_series_leave_no_names_behind() -> Result<()> {
+    let keys = [key("a", "x"), key("b", "x"), key("c", "y")];
+    let mut p = index(&keys);
+    p.remove(2, &keys[2]);
+    assert_eq!(ids(&p.select("cpu", &[])?), vec![0, 1]);
+    let dcs: Vec<&str> = p
+        .tag_values("cpu", "dc")
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(dcs, vec!["x"]);
+    p.remove(0, &keys[0]);
+    p.remove(1, &keys[1]);
+    assert!(p.metrics().is_empty());
+    assert!(p.tag_keys("cpu").is_empty());
+    p.add(1, &keys[1]);
+    assert_eq!(ids(&p.select("cpu", &[])?), vec![1]);
+    Ok(())
+}

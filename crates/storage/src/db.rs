@@ -4,6 +4,7 @@ use crate::block::{self, Block};
 use crate::catalog::Catalog;
 use crate::compact;
 use crate::config::Config;
+use crate::delete;
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::head::{Frozen, Head};
@@ -15,8 +16,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak, mpsc};
+use sundial_index::RoaringBitmap;
 use sundial_model::{
-    FieldValue, Kind, PointError, SeriesKey, ValueInput, WriteOutcome, WritePoint,
+    FieldValue, Kind, PointError, SeriesKey, Timestamp, ValueInput, WriteOutcome, WritePoint,
 };
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -38,7 +40,7 @@ pub(crate) struct Inner {
     pub(crate) layers: RwLock<Arc<Layers>>,
     wal: Wal,
     /// One flush at a time.
-    flush_lock: Mutex<()>,
+    pub(crate) flush_lock: Mutex<()>,
     /// When the head was last flushed (or the database opened).
     last_flush: Mutex<std::time::Instant>,
     /// One retention/compaction pass at a time.
@@ -312,6 +314,38 @@ impl Db {
         })
     }
 
+    /// Deletes the points of `series` in `[start, end]`, of `fields` or of
+    /// every field; returns how many were deleted. Blocking: flushes, then
+    /// rewrites the blocks holding such points.
+    pub fn delete_points(
+        &self,
+        series: &RoaringBitmap,
+        fields: Option<&[String]>,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<usize> {
+        let sel = delete::Selection {
+            series,
+            fields,
+            start,
+            end,
+        };
+        delete::delete(&self.inner, &sel, false)
+    }
+
+    /// Deletes every point of `series` and takes them out of the index
+    /// (listings and selections) until they are written again; a metric
+    /// left without series forgets its field kinds. Blocking.
+    pub fn remove_series(&self, series: &RoaringBitmap) -> Result<usize> {
+        let sel = delete::Selection {
+            series,
+            fields: None,
+            start: Timestamp::MIN,
+            end: Timestamp::MAX,
+        };
+        delete::delete(&self.inner, &sel, true)
+    }
+
     /// Runs `f` with a consistent view of the stored data.
     pub fn read<R>(&self, f: impl FnOnce(Snapshot<'_>) -> R) -> R {
         let head = self.inner.head.read();
@@ -416,10 +450,10 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
     }
 }
 
-fn flush(inner: &Inner) -> Result<()> {
+pub(crate) fn flush(inner: &Inner) -> Result<()> {
     let _one = inner.flush_lock.lock();
     *inner.last_flush.lock() = std::time::Instant::now();
-    let (frozen, rotated, new_series) = {
+    let (frozen, rotated, new_series, hidden) = {
         let mut head = inner.head.write();
         if head.point_count() == 0 {
             return Ok(());
@@ -429,12 +463,16 @@ fn flush(inner: &Inner) -> Result<()> {
         let rotated = inner.wal.rotate()?;
         let frozen = Arc::new(head.freeze());
         let new_series = std::mem::take(&mut head.uncataloged);
+        // Series written again since a delete removed them: the set must
+        // be on disk before the WAL that shows the writes is deleted.
+        let hidden = head.hidden_dirty.then(|| head.hidden.clone());
+        head.hidden_dirty = false;
         let mut layers = inner.layers.write();
         *layers = Arc::new(Layers {
             blocks: layers.blocks.clone(),
             frozen: Some(frozen.clone()),
         });
-        (frozen, rotated, new_series)
+        (frozen, rotated, new_series, hidden)
     };
     let result = rotated
         .blocking_recv()
@@ -444,7 +482,11 @@ fn flush(inner: &Inner) -> Result<()> {
         // Series definitions must be durable before the WAL holding them
         // is deleted; the block refers to series by id only.
         .and_then(|below| catalog_series(inner, &new_series).map(|()| below))
-        .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)));
+        .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)))
+        .and_then(|done| match &hidden {
+            Some(h) => delete::persist_hidden(&inner.config.data_dir, h).map(|()| done),
+            None => Ok(done),
+        });
     match result {
         Ok((below, block)) => {
             {
@@ -477,6 +519,7 @@ fn flush(inner: &Inner) -> Result<()> {
             // Readers holding an older snapshot may still share it.
             let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
             head.restore(frozen);
+            head.hidden_dirty |= hidden.is_some();
             // Appending twice is harmless (a re-definition is a no-op).
             let mut ids = new_series;
             ids.append(&mut head.uncataloged);
@@ -555,6 +598,9 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
             }
         }
         blocks.push(Arc::new(block));
+    }
+    for id in delete::load_hidden(dir)? {
+        head.hide(SeriesId(id));
     }
     let segments = wal::list_segments(dir)?;
     let mut replayed = 0usize;

@@ -61,6 +61,11 @@ pub(crate) struct Head {
     pub(crate) live: RoaringBitmap,
     /// Series defined since the last flush, not yet in the catalog.
     pub(crate) uncataloged: Vec<SeriesId>,
+    /// Removed series: defined (ids are never reused, a key written again
+    /// gets its old id back) but out of the index until written again.
+    pub(crate) hidden: RoaringBitmap,
+    /// `hidden` lost members since it was last persisted.
+    pub(crate) hidden_dirty: bool,
 }
 
 /// Up to this many symbols a key lookup needs no allocation.
@@ -157,6 +162,9 @@ impl Head {
         ts: Timestamp,
         value: FieldValue,
     ) -> bool {
+        if !self.hidden.is_empty() && self.hidden.contains(id.0) {
+            self.unhide(id);
+        }
         let Some(Some(series)) = self.series.get_mut(id.0 as usize) else {
             return false;
         };
@@ -205,6 +213,35 @@ impl Head {
             self.points += 1;
         }
         true
+    }
+
+    /// Takes a series out of the index (its data is already gone). A
+    /// metric left without series forgets its field kinds.
+    pub(crate) fn hide(&mut self, id: SeriesId) {
+        let Some(key) = self.key(id) else { return };
+        if !self.hidden.insert(id.0) {
+            return;
+        }
+        self.postings.remove(id.0, &key);
+        if let Some(ids) = self.by_metric.get_mut(&key.metric) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_metric.remove(&key.metric);
+                self.kinds.remove(&key.metric);
+            }
+        }
+    }
+
+    /// Puts a removed series back in the index when it is written again.
+    fn unhide(&mut self, id: SeriesId) {
+        let Some(key) = self.key(id) else { return };
+        self.hidden.remove(id.0);
+        self.hidden_dirty = true;
+        self.postings.add(id.0, &key);
+        let ids = self.by_metric.entry(key.metric).or_default();
+        // Keep creation order.
+        let at = ids.partition_point(|i| *i < id);
+        ids.insert(at, id);
     }
 
     /// Records the kind of a column whose data lives in blocks.

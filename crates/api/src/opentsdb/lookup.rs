@@ -291,7 +291,16 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
             } else {
                 let m = l.metric.clone().unwrap_or_default();
                 if !view.has_metric(&m) {
-                    return Err(unresolved());
+                    // A metric with a UID but no series (all removed, or
+                    // assigned by hand) matches nothing.
+                    let known = api
+                        .uids
+                        .with(&view, |t| t.uid(UidKind::Metric, &m).is_some());
+                    return if known {
+                        Ok((Vec::new(), 0))
+                    } else {
+                        Err(unresolved())
+                    };
                 }
                 vec![m]
             };

@@ -200,3 +200,133 @@ fn dump_meta_lists_tag_values_by_prefix() -> Result<()> {
     );
     Ok(())
 }
+
+/// TV-M02 and TV-M04: deletes keep what they should, also across a
+/// `kill -9`.
+#[test]
+fn delete_data_and_delete_meta() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("data");
+    let mut s = TestServer::spawn_with(&dir, &[])?;
+    let hosts = [("web01", "lga"), ("web02", "lga"), ("web03", "sjc")];
+    let series: Vec<(usize, i64, i64)> = (0..hosts.len())
+        .flat_map(|h| (0..5).map(move |i| (h, 1_500_000_000 + 30 * i, (h as i64 + 1) * 10 + i)))
+        .collect();
+    let body: Vec<Value> = series
+        .iter()
+        .map(|(h, t, v)| {
+            point(
+                "sys.cpu.user",
+                *t,
+                json!(v),
+                &[("host", hosts[*h].0), ("dc", hosts[*h].1)],
+            )
+        })
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(body).to_string())?.0, 204);
+    let pct: Vec<Value> = (0..4)
+        .map(|i| {
+            point(
+                "pct.test",
+                1_500_000_000 + 10 * i,
+                json!(10 * (i + 1)),
+                &[("host", "a")],
+            )
+        })
+        .collect();
+    assert_eq!(s.post("/api/put", &Value::Array(pct).to_string())?.0, 204);
+    let (start, end) = (1_500_000_000, 1_500_000_060);
+    let (status, body) = s.post(
+        "/api/delete_data",
+        &json!({"metric": "sys.cpu.user", "tags": {"host": "web02"}, "start": start, "end": end})
+            .to_string(),
+    )?;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let dps = |s: &TestServer, host: usize| -> Result<Value> {
+        let got = s.get_json(&format!(
+            "/api/query?start=1500000000&end=1500000300&m=sum:sys.cpu.user%7Bhost={}%7D",
+            hosts[host].0
+        ))?;
+        Ok(got[0]["dps"].clone())
+    };
+    let expect = |host: usize, deleted: &dyn Fn(i64) -> bool| -> Value {
+        let map: serde_json::Map<String, Value> = series
+            .iter()
+            .filter(|(h, t, _)| *h == host && !deleted(*t))
+            .map(|(_, t, v)| (t.to_string(), json!(v)))
+            .collect();
+        Value::Object(map)
+    };
+    let in_range = |t: i64| (start..=end).contains(&t);
+    assert_eq!(dps(&s, 1)?, expect(1, &in_range));
+    assert_eq!(dps(&s, 0)?, expect(0, &|_| false), "other series untouched");
+    let listed = s.get_json("/api/search/lookup?m=sys.cpu.user%7Bhost=web02%7D")?;
+    assert_eq!(listed["totalResults"], json!(1), "the series stays");
+    // A field the series does not have deletes nothing.
+    let (status, _) = s.post(
+        "/api/delete_data",
+        &json!({"metric": "sys.cpu.user", "start": start, "fields": ["other"]}).to_string(),
+    )?;
+    assert_eq!(status, 200);
+    assert_eq!(dps(&s, 2)?, expect(2, &|_| false));
+
+    // TV-M04.
+    let (status, body) = s.post(
+        "/api/delete_meta",
+        &json!({"metric": "pct.test"}).to_string(),
+    )?;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let (status, body) = s.post(
+        "/api/query",
+        &json!({"start": start, "queries": [{"aggregator": "sum", "metric": "pct.test"}]})
+            .to_string(),
+    )?;
+    assert_eq!((status, json(&body)?), (200, json!([])));
+    let lookup = s.get_json("/api/search/lookup?m=pct.test")?;
+    assert_eq!(
+        (lookup["results"].clone(), lookup["totalResults"].clone()),
+        (json!([]), json!(0))
+    );
+    assert_eq!(
+        s.get_json("/api/suggest?type=metrics&q=pct")?,
+        json!(["pct.test"])
+    );
+    // The kind is forgotten with the last series: text is accepted now.
+    let text = point("pct.test", 1_500_000_100, json!("up"), &[("host", "b")]);
+    assert_eq!(s.post("/api/put", &text.to_string())?.0, 204);
+
+    s.kill9()?;
+    let s = TestServer::spawn_with(&dir, &[])?;
+    assert_eq!(
+        dps(&s, 1)?,
+        expect(1, &in_range),
+        "deleted points stay deleted"
+    );
+    let lookup = s.get_json("/api/search/lookup?m=pct.test")?;
+    assert_eq!(lookup["results"][0]["tags"], json!({"host": "b"}));
+    assert_eq!(lookup["totalResults"], json!(1));
+    for (path, body, message) in [
+        (
+            "/api/delete_data",
+            json!({"start": start}),
+            "Missing metric",
+        ),
+        (
+            "/api/delete_data",
+            json!({"metric": "sys.cpu.user"}),
+            "Missing start time",
+        ),
+        (
+            "/api/delete_meta",
+            json!({"tags": {"host": "a"}}),
+            "Missing metric",
+        ),
+    ] {
+        let (status, got) = s.post(path, &body.to_string())?;
+        assert_eq!(
+            (status, json(&got)?["error"]["message"].clone()),
+            (400, json!(message))
+        );
+    }
+    Ok(())
+}

@@ -78,12 +78,26 @@ fn snapshot(db: &Db) -> Model {
     })
 }
 
+/// The listed series of one host (none once removed).
+fn series_ids(db: &Db, host: &str) -> RoaringBitmap {
+    db.read(|view| {
+        view.series_of("cpu")
+            .iter()
+            .filter(|id| view.key(**id).is_some_and(|k| k.tag("host") == Some(host)))
+            .map(|id| id.0)
+            .collect()
+    })
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Write(Vec<(u8, i16, i64)>),
     Flush,
     Compact(bool),
     Reopen,
+    /// Host, first timestamp, length of the deleted range.
+    Delete(u8, i16, i16),
+    Remove(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -92,6 +106,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Flush),
         1 => any::<bool>().prop_map(Op::Compact),
         1 => Just(Op::Reopen),
+        1 => (0u8..4, 0i16..50, 0i16..20).prop_map(|(h, t, n)| Op::Delete(h, t, n)),
+        1 => (0u8..4).prop_map(Op::Remove),
     ]
 }
 
@@ -119,6 +135,17 @@ proptest! {
                     // as far as files go: the WAL has every committed record.
                     db.abandon();
                     db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+                Op::Delete(h, t, n) => {
+                    let (start, end) = (i64::from(t), i64::from(t) + i64::from(n));
+                    let ids = series_ids(&db, &format!("h{h}"));
+                    db.delete_points(&ids, None, start, end).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    model.retain(|(host, _, ts), _| *host != format!("h{h}") || !(start..=end).contains(ts));
+                }
+                Op::Remove(h) => {
+                    let ids = series_ids(&db, &format!("h{h}"));
+                    db.remove_series(&ids).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    model.retain(|(host, _, _), _| *host != format!("h{h}"));
                 }
             }
             prop_assert_eq!(snapshot(&db), model.clone());
@@ -410,4 +437,74 @@ fn grouped_writes_are_atomic_per_group() -> Result<()> {
         assert_eq!(view.points(id, "level", 0, 10)?.len(), 2);
         Ok(())
     })
+}
+
+/// Deletes reach the head and every block, survive a reopen, and removed
+/// series leave the index until written again.
+#[test]
+fn deletes_and_removals_persist() -> Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(tmp.path()))?;
+    // Block 1: a and b at 0..10; block 2: a at 10..20; head: b at 20..30.
+    write_all(
+        &db,
+        (0..10)
+            .flat_map(|t| [point("a", t, t), point("b", t, t)])
+            .collect(),
+    )?;
+    db.flush()?;
+    write_all(&db, (10..20).map(|t| point("a", t, t)).collect())?;
+    db.flush()?;
+    write_all(&db, (20..30).map(|t| point("b", t, t)).collect())?;
+    let id_of = |db: &Db, host: &str| {
+        db.read(|view| {
+            view.series_of("cpu").iter().copied().find(|id| {
+                view.key(*id).and_then(|k| k.tag("host").map(str::to_owned)) == Some(host.into())
+            })
+        })
+    };
+    let (a, b) = (id_of(&db, "a"), id_of(&db, "b"));
+    let (Some(a), Some(b)) = (a, b) else {
+        return Err(Error::Closed);
+    };
+    let only = |id: SeriesId| RoaringBitmap::from_iter([id.0]);
+    // a loses 5..=14 across both blocks; b loses 25..=29 from the head.
+    assert_eq!(db.delete_points(&only(a), None, 5, 14)?, 10);
+    assert_eq!(
+        db.delete_points(&only(b), Some(&["value".into()]), 25, 100)?,
+        5
+    );
+    assert_eq!(
+        db.delete_points(&only(b), Some(&["other".into()]), 0, 100)?,
+        0
+    );
+    let mut model = Model::new();
+    for t in (0..5).chain(15..20) {
+        model.insert(("a".into(), "value".into(), t), FieldValue::Long(t));
+    }
+    for t in (0..10).chain(20..25) {
+        model.insert(("b".into(), "value".into(), t), FieldValue::Long(t));
+    }
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    let db = Db::open(quiet(tmp.path()))?;
+    assert_eq!(snapshot(&db), model, "deletes survive a reopen");
+    // Removing a: gone from listings, back with its old id when written.
+    assert_eq!(db.remove_series(&only(a))?, 10);
+    model.retain(|(h, _, _), _| h != "a");
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    let db = Db::open(quiet(tmp.path()))?;
+    assert_eq!(id_of(&db, "a"), None, "removal survives a reopen");
+    assert_eq!(db.read(|v| v.series_of("cpu").len()), 1);
+    write_all(&db, vec![point("a", 40, 40)])?;
+    assert_eq!(id_of(&db, "a"), Some(a));
+    db.abandon();
+    let db = Db::open(quiet(tmp.path()))?;
+    assert_eq!(id_of(&db, "a"), Some(a), "replayed write brings it back");
+    db.flush()?;
+    db.close();
+    let db = Db::open(quiet(tmp.path()))?;
+    assert_eq!(id_of(&db, "a"), Some(a), "and the flush persisted it");
+    Ok(())
 }

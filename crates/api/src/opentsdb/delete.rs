@@ -1,0 +1,134 @@
+//! `POST /api/delete_data` and `POST /api/delete_meta` (spec 17.5, 17.6).
+
+use super::Api;
+use super::error::OpenTsdbError;
+use super::lookup::json_body;
+use super::time;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use jiff::tz::TimeZone;
+use serde_json::Value;
+use sundial_model::{TagMatch, Timestamp};
+use sundial_storage::RoaringBitmap;
+
+/// The series a delete names: a metric and pairs they must all carry.
+struct Target {
+    metric: String,
+    tags: Vec<TagMatch>,
+    fields: Option<Vec<String>>,
+}
+
+fn target(v: &Value) -> Result<Target, OpenTsdbError> {
+    let metric = match v.get("metric") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => return Err(OpenTsdbError::bad_request("Missing metric")),
+    };
+    let tags = match v.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(t)) => t
+            .iter()
+            .map(|(k, val)| TagMatch::Eq {
+                key: k.clone(),
+                value: val.as_str().map_or_else(|| val.to_string(), str::to_owned),
+            })
+            .collect(),
+        Some(_) => return Err(OpenTsdbError::bad_request("tags must be an object")),
+    };
+    let fields = match v.get("fields") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(f)) => Some(
+            f.iter()
+                .map(|n| n.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| OpenTsdbError::bad_request("fields must be strings"))?,
+        ),
+        Some(_) => return Err(OpenTsdbError::bad_request("fields must be an array")),
+    };
+    Ok(Target {
+        metric,
+        tags,
+        fields,
+    })
+}
+
+/// The ids of the target's series; none for an unknown metric.
+fn series(api: &Api, t: &Target) -> Result<RoaringBitmap, OpenTsdbError> {
+    api.db.read(|view| {
+        // Names of series about to go keep their UIDs (spec 17.6).
+        api.uids.with(&view, |_| ());
+        if !view.has_metric(&t.metric) {
+            return Ok(RoaringBitmap::new());
+        }
+        let ids = view
+            .select(&t.metric, &t.tags)
+            .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+        Ok(ids.into_iter().map(|id| id.0).collect())
+    })
+}
+
+fn query_time(v: &Value, now: Timestamp) -> Result<Timestamp, OpenTsdbError> {
+    let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    time::parse_query_time(&text, now, &TimeZone::UTC).map_err(OpenTsdbError::bad_request)
+}
+
+pub(crate) async fn delete_data(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let v = json_body(&api, &headers, body).await?;
+    let t = target(&v)?;
+    let now = now_ms();
+    let start = match v.get("start") {
+        None | Some(Value::Null) => return Err(OpenTsdbError::bad_request("Missing start time")),
+        Some(s) => query_time(s, now)?,
+    };
+    let end = match v.get("end") {
+        None | Some(Value::Null) => now,
+        Some(e) => query_time(e, now)?,
+    };
+    if end < start {
+        return Err(OpenTsdbError::bad_request(format!(
+            "End time [{end}] must be greater than or equal to the start time [{start}]"
+        )));
+    }
+    let ids = series(&api, &t)?;
+    if !ids.is_empty() {
+        let db = api.db.clone();
+        tokio::task::spawn_blocking(move || {
+            db.delete_points(&ids, t.fields.as_deref(), start, end)
+        })
+        .await
+        .map_err(|e| OpenTsdbError::internal(&e))??;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+pub(crate) async fn delete_meta(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let v = json_body(&api, &headers, body).await?;
+    let t = target(&v)?;
+    let ids = series(&api, &t)?;
+    if !ids.is_empty() {
+        let db = api.db.clone();
+        // With `fields`, only those fields' data goes; the series stay.
+        tokio::task::spawn_blocking(move || match &t.fields {
+            Some(fields) => db.delete_points(&ids, Some(fields), Timestamp::MIN, Timestamp::MAX),
+            None => db.remove_series(&ids),
+        })
+        .await
+        .map_err(|e| OpenTsdbError::internal(&e))??;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+fn now_ms() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,168 @@
+//! Deleting points and removing series (OpenTSDB's `delete_data` and
+//! `delete_meta`).
+//!
+//! A delete first flushes the head, so every point written before it is in
+//! a block and none is left in the WAL to come back at replay; then it
+//! rewrites each block holding selected points without them, each rewrite
+//! replacing its block by rename as compaction does. Blocks are immutable
+//! for readers: a snapshot taken before keeps the old file open. Writes
+//! arriving during a delete are ordered after it. A crash in the middle
+//! leaves some blocks rewritten and others not; the caller was not
+//! answered and deleting again finishes the job (deletes are idempotent).
+//!
+//! Removed series keep their id and key (names keep their UIDs and a key
+//! written again gets its id back) but leave the index; the set is kept in
+//! `series.hidden`, rewritten whole on change.
+
+use crate::block::{Block, writer::BlockWriter, writer::Column};
+use crate::db::{Inner, flush};
+use crate::error::{Error, Result};
+use crate::head::SeriesId;
+use crate::snapshot::Layers;
+use crate::wal::sync_dir;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use sundial_index::RoaringBitmap;
+use sundial_model::Timestamp;
+use tracing::info;
+
+const HIDDEN_FILE: &str = "series.hidden";
+
+/// What to delete: points of these series in `[start, end]`, of the named
+/// fields or of every field.
+#[derive(Debug)]
+pub(crate) struct Selection<'a> {
+    pub(crate) series: &'a RoaringBitmap,
+    pub(crate) fields: Option<&'a [String]>,
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+}
+
+impl Selection<'_> {
+    fn column(&self, id: SeriesId, field: &str) -> bool {
+        self.series.contains(id.0) && self.fields.is_none_or(|f| f.iter().any(|n| n == field))
+    }
+}
+
+/// Deletes the selected points; `remove` also takes the series out of the
+/// index. Returns how many points were deleted.
+pub(crate) fn delete(inner: &Inner, sel: &Selection<'_>, remove: bool) -> Result<usize> {
+    let _no_compaction = inner.compact_lock.lock();
+    flush(inner)?;
+    let _no_flush = inner.flush_lock.lock();
+    let blocks = inner.layers.read().blocks.clone();
+    let mut deleted = 0;
+    for block in blocks {
+        let hit = block.columns().any(|(id, field)| {
+            sel.column(id, field)
+                && block
+                    .chunks(id, field)
+                    .iter()
+                    .any(|c| c.min_ts <= sel.end && c.max_ts >= sel.start)
+        });
+        if hit {
+            deleted += rewrite(inner, &block, sel)?;
+        }
+    }
+    if remove {
+        let mut head = inner.head.write();
+        // A series written since the flush above was written after the
+        // delete: it stays.
+        let idle: Vec<SeriesId> = sel
+            .series
+            .iter()
+            .filter(|id| !head.live.contains(*id))
+            .map(SeriesId)
+            .collect();
+        for id in idle {
+            head.hide(id);
+        }
+        persist_hidden(&inner.config.data_dir, &head.hidden)?;
+        head.hidden_dirty = false;
+    }
+    Ok(deleted)
+}
+
+/// Replaces `block` by a copy without the selected points.
+fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usize> {
+    let columns: BTreeSet<(SeriesId, String)> =
+        block.columns().map(|(id, f)| (id, f.to_owned())).collect();
+    let mut writer = BlockWriter::create(&inner.config.data_dir, block.wal_below)?;
+    let mut deleted = 0;
+    for (id, field) in &columns {
+        let mut points = block.read_uncached(*id, field, Timestamp::MIN, Timestamp::MAX)?;
+        if sel.column(*id, field) {
+            let before = points.len();
+            points.retain(|(t, _)| *t < sel.start || *t > sel.end);
+            deleted += before - points.len();
+        }
+        if !points.is_empty() {
+            writer.add(&Column {
+                series: *id,
+                field,
+                points: &points,
+            })?;
+        }
+    }
+    let path = writer.finish()?;
+    let replacement = Arc::new(Block::open(&path, block.wal_below)?);
+    let mut layers = inner.layers.write();
+    let blocks = layers
+        .blocks
+        .iter()
+        .map(|b| {
+            if Arc::ptr_eq(b, block) {
+                replacement.clone()
+            } else {
+                b.clone()
+            }
+        })
+        .collect();
+    *layers = Arc::new(Layers {
+        blocks,
+        frozen: layers.frozen.clone(),
+    });
+    info!(path = %path.display(), points = deleted, "deleted points from block");
+    Ok(deleted)
+}
+
+/// Writes the removed-series set atomically.
+pub(crate) fn persist_hidden(dir: &Path, hidden: &RoaringBitmap) -> Result<()> {
+    let path = dir.join(HIDDEN_FILE);
+    let tmp = path.with_extension("hidden-tmp");
+    let mut bytes = Vec::with_capacity(hidden.serialized_size() + 4);
+    hidden
+        .serialize_into(&mut bytes)
+        .map_err(|e| Error::io("encode removed series", &path, e))?;
+    bytes.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+    let io = |op, e| Error::io(op, &tmp, e);
+    let file = fs::File::create(&tmp).map_err(|e| io("create", e))?;
+    std::io::Write::write_all(&mut &file, &bytes).map_err(|e| io("write", e))?;
+    file.sync_all().map_err(|e| io("sync", e))?;
+    fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
+    sync_dir(dir)
+}
+
+/// The removed-series set, empty when never written.
+pub(crate) fn load_hidden(dir: &Path) -> Result<RoaringBitmap> {
+    let path = dir.join(HIDDEN_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RoaringBitmap::new()),
+        Err(e) => return Err(Error::io("read removed series", &path, e)),
+    };
+    let corrupt = |reason: &str| Error::Corrupt {
+        path: path.clone(),
+        offset: 0,
+        reason: reason.into(),
+    };
+    let (body, crc) = bytes
+        .split_last_chunk::<4>()
+        .ok_or_else(|| corrupt("too short"))?;
+    if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    RoaringBitmap::deserialize_from(body).map_err(|_| corrupt("not a series bitmap"))
+}
