@@ -34,6 +34,8 @@ pub struct Api {
     engine: Engine,
     config: Arc<Config>,
     registry: Arc<database::Registry>,
+    /// BlueKing groups that writes may be bound to.
+    groups: Option<crate::bk::ingest::Binder>,
 }
 
 impl Api {
@@ -44,7 +46,14 @@ impl Api {
             engine,
             config: Arc::new(config),
             registry,
+            groups: None,
         })
+    }
+
+    /// Binds writes to BlueKing groups (`bk_data_id`, physical names).
+    pub fn with_groups(mut self, binder: crate::bk::ingest::Binder) -> Self {
+        self.groups = Some(binder);
+        self
     }
 
     fn auth_enabled(&self) -> bool {
@@ -299,7 +308,8 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
         max_string_chars: api.config.max_string_chars,
         max_bytes: api.config.max_bytes_value,
     };
-    let points = write::parse(&body, limits, api.now_ms())?;
+    let mut points = write::parse(&body, limits, api.now_ms())?;
+    let seen = bind_groups(&api, &parts, &mut points)?;
     let written = db
         .write_all_or_nothing(points, false)
         .map_err(|e| BaiduError::storage(&e))?;
@@ -325,7 +335,41 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
         .wait()
         .await
         .map_err(|e| BaiduError::storage(&e))?;
+    if let (Some(binder), false) = (&api.groups, seen.is_empty()) {
+        binder
+            .discovered(&seen)
+            .map_err(|e| BaiduError::internal(&e))?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Binds points to BlueKing groups (spec bkmonitor 9.4, 9.5): the whole
+/// request fails on the first refusal. Returns what the points will reveal.
+fn bind_groups(
+    api: &Api,
+    parts: &Parts,
+    points: &mut [sundial_model::WritePoint],
+) -> Result<crate::bk::ingest::Seen, BaiduError> {
+    let mut seen = crate::bk::ingest::Seen::new();
+    let Some(binder) = &api.groups else {
+        return Ok(seen);
+    };
+    let explicit = crate::bk::ingest::explicit_data_id(parts.uri.query(), &parts.headers)
+        .map_err(|raw| BaiduError::invalid(format!("invalid bk_data_id '{raw}'")))?;
+    if explicit.is_none() && !binder.any_groups() {
+        return Ok(seen);
+    }
+    for p in points.iter_mut() {
+        let metric = p.series.metric.clone();
+        match binder.bind(explicit, p) {
+            Ok(Some((group, field))) => {
+                crate::bk::ingest::Binder::note(&mut seen, group, &field, &p.series);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(BaiduError::invalid(e.v1_text(&metric))),
+        }
+    }
+    Ok(seen)
 }
 
 mod databases {

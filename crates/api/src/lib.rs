@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod baidu;
+pub mod bk;
 pub mod body;
 pub mod opentsdb;
 

@@ -37,6 +37,8 @@ pub struct Api {
     pub db: Db,
     pub config: Arc<Config>,
     uids: Arc<uids::Uids>,
+    /// BlueKing groups that writes may be bound to.
+    groups: Option<crate::bk::ingest::Binder>,
 }
 
 impl Api {
@@ -46,7 +48,14 @@ impl Api {
             db,
             config: Arc::new(config),
             uids: Arc::new(uids::Uids::open(dir)?),
+            groups: None,
         })
+    }
+
+    /// Binds writes to BlueKing groups (`bk_data_id`, physical names).
+    pub fn with_groups(mut self, binder: crate::bk::ingest::Binder) -> Self {
+        self.groups = Some(binder);
+        self
     }
 
     fn limits(&self) -> put::Limits {

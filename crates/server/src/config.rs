@@ -20,6 +20,7 @@ pub(crate) struct FileConfig {
     pub(crate) storage: sundial_storage::Config,
     pub(crate) opentsdb: sundial_api::opentsdb::Config,
     pub(crate) baidu: sundial_api::baidu::Config,
+    pub(crate) bkmonitor: sundial_api::bk::Config,
 }
 
 impl Default for FileConfig {
@@ -32,6 +33,7 @@ impl Default for FileConfig {
             storage: sundial_storage::Config::default(),
             opentsdb: sundial_api::opentsdb::Config::default(),
             baidu: sundial_api::baidu::Config::default(),
+            bkmonitor: sundial_api::bk::Config::default(),
         }
     }
 }
@@ -52,6 +54,7 @@ impl FileConfig {
         self.storage.validate().map_err(anyhow::Error::msg)?;
         self.opentsdb.validate().map_err(anyhow::Error::msg)?;
         self.baidu.validate().map_err(anyhow::Error::msg)?;
+        self.bkmonitor.validate().map_err(anyhow::Error::msg)?;
         if !self.listen.ip().is_loopback() && !self.allow_unauthenticated {
             anyhow::bail!(
                 "refusing to listen on non-loopback address {}: the OpenTSDB API has no \

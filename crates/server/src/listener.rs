@@ -21,6 +21,7 @@ pub(crate) async fn run(
     config: &FileConfig,
     api: Api,
     baidu: sundial_api::baidu::Api,
+    bk: sundial_api::bk::Api,
     engine: sundial_storage::Engine,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
@@ -32,7 +33,7 @@ pub(crate) async fn run(
     println!("sundial listening on {addr}");
     let _ = std::io::stdout().flush();
 
-    let router = router(api.clone(), baidu, engine);
+    let router = router(api.clone(), baidu, bk, engine);
     let graceful = GracefulShutdown::new();
     let telnet = TaskTracker::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -68,7 +69,7 @@ pub(crate) async fn run(
                 Ok(_) => first[0].is_ascii_uppercase(),
             };
             if is_http {
-                serve_http(stream, router, watcher).await;
+                serve_http(stream, peer, router, watcher).await;
             } else {
                 debug!(%peer, "telnet connection");
                 tokio::select! {
@@ -99,23 +100,26 @@ pub(crate) async fn run(
 
 async fn serve_http(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
-    let service = TowerToHyperService::new(router.map_request(|mut req: Request<Incoming>| {
-        if let Some(path) = opentsdb::normalize_path(req.uri()) {
-            let received = sundial_api::ReceivedPath(req.uri().path().to_owned());
-            req.extensions_mut().insert(received);
-            let rebuilt = match req.uri().query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path,
-            };
-            if let Ok(uri) = rebuilt.parse() {
-                *req.uri_mut() = uri;
+    let service =
+        TowerToHyperService::new(router.map_request(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(sundial_api::bk::PeerAddr(peer));
+            if let Some(path) = opentsdb::normalize_path(req.uri()) {
+                let received = sundial_api::ReceivedPath(req.uri().path().to_owned());
+                req.extensions_mut().insert(received);
+                let rebuilt = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                if let Ok(uri) = rebuilt.parse() {
+                    *req.uri_mut() = uri;
+                }
             }
-        }
-        req
-    }));
+            req
+        }));
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
@@ -124,9 +128,15 @@ async fn serve_http(
     }
 }
 
-fn router(api: Api, baidu: sundial_api::baidu::Api, engine: sundial_storage::Engine) -> Router {
+fn router(
+    api: Api,
+    baidu: sundial_api::baidu::Api,
+    bk: sundial_api::bk::Api,
+    engine: sundial_storage::Engine,
+) -> Router {
     opentsdb::routes(api)
         .merge(sundial_api::baidu::routes(baidu))
+        .merge(sundial_api::bk::routes(bk))
         .merge(crate::admin::routes(engine))
         .fallback(|| async { OpenTsdbError::not_found() })
 }

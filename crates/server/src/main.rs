@@ -77,13 +77,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let bk = sundial_api::bk::Api::new(
+        engine.default_db(),
+        config.bkmonitor.clone(),
+        engine.data_dir(),
+        config.opentsdb.max_body_bytes,
+        config.opentsdb.max_tags,
+    )?;
     let api = sundial_api::opentsdb::Api::new(
         engine.default_db(),
         config.opentsdb.clone(),
         engine.data_dir(),
-    )?;
-    let baidu = sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone())?;
-    let result = runtime.block_on(listener::run(&config, api, baidu, engine.clone()));
+    )?
+    .with_groups(bk.binder());
+    let baidu = sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone())?
+        .with_groups(bk.binder());
+    let result = runtime.block_on(listener::run(&config, api, baidu, bk, engine.clone()));
     // Everything acknowledged is in the WAL already; closing also flushes
     // the head so the next start replays little.
     engine.close();

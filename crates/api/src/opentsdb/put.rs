@@ -296,13 +296,23 @@ pub(crate) async fn put(
     let bytes = read_body(&api, &headers, body).await?;
     let parsed = parse_body(&bytes)?;
     let limits = api.limits();
+    let mut groups = Groups::of(&api, query.as_deref(), &headers)?;
     // Per element: Err(message) or the index of its point in `points`.
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
     let mut points = Vec::with_capacity(parsed.len());
     let mut later_errors = Vec::with_capacity(parsed.len());
     for element in &parsed {
         match check_point(element, limits) {
-            Checked::Point { point, later_error } => {
+            Checked::Point {
+                mut point,
+                later_error,
+            } => {
+                if later_error.is_none()
+                    && let Err(e) = groups.bind(points.len(), &mut point)
+                {
+                    slots.push(Err(e));
+                    continue;
+                }
                 slots.push(Ok(points.len()));
                 points.push(point);
                 later_errors.push(later_error);
@@ -311,9 +321,11 @@ pub(crate) async fn put(
         }
     }
     let metrics: Vec<String> = points.iter().map(|p| p.series.metric.clone()).collect();
+    let keys = groups.keys(&points);
     let written = api.db.write(points, params.sync)?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
+    groups.discovered(&results, keys)?;
     let failures = slots.into_iter().map(|slot| match slot {
         Err(msg) => Some(msg),
         Ok(i) => match results.get(i) {
@@ -375,6 +387,86 @@ pub(crate) fn reply(
     let failed = errors.len();
     let timeouts = if timed_out { success } else { 0 };
     render(params, success - timeouts, failed, timeouts, errors)
+}
+
+/// The group binding of one put request (BlueKing, spec bkmonitor 9.3).
+pub(crate) struct Groups<'a> {
+    binder: Option<&'a crate::bk::ingest::Binder>,
+    explicit: Option<i64>,
+    /// (point index, group, field name) of bound points.
+    bound: Vec<(usize, i64, String)>,
+}
+
+impl<'a> Groups<'a> {
+    pub(crate) fn of(
+        api: &'a Api,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Self, OpenTsdbError> {
+        let Some(binder) = &api.groups else {
+            return Ok(Self {
+                binder: None,
+                explicit: None,
+                bound: Vec::new(),
+            });
+        };
+        let explicit = crate::bk::ingest::explicit_data_id(query, headers)
+            .map_err(|raw| OpenTsdbError::bad_request(format!("invalid bk_data_id '{raw}'")))?;
+        // Without a data id only metric names can bind, and only if any
+        // group exists: the common path skips the lookups.
+        let active = explicit.is_some() || binder.any_groups();
+        Ok(Self {
+            binder: active.then_some(binder),
+            explicit,
+            bound: Vec::new(),
+        })
+    }
+
+    /// Binds point `index`; `Err` is its error text.
+    pub(crate) fn bind(&mut self, index: usize, p: &mut WritePoint) -> Result<(), String> {
+        let Some(binder) = self.binder else {
+            return Ok(());
+        };
+        match binder.bind(self.explicit, p) {
+            Ok(Some((group, field))) => {
+                self.bound.push((index, group, field));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.put_text()),
+        }
+    }
+
+    /// Keys of the bound points, kept for discovery after the write.
+    pub(crate) fn keys(&self, points: &[WritePoint]) -> Vec<Option<SeriesKey>> {
+        self.bound
+            .iter()
+            .map(|(i, _, _)| points.get(*i).map(|p| p.series.clone()))
+            .collect()
+    }
+
+    /// Records the bound points the engine stored (spec bkmonitor 9.6).
+    pub(crate) fn discovered(
+        &self,
+        results: &[Result<(), PointError>],
+        keys: Vec<Option<SeriesKey>>,
+    ) -> Result<(), OpenTsdbError> {
+        let Some(binder) = self.binder else {
+            return Ok(());
+        };
+        let mut seen = crate::bk::ingest::Seen::new();
+        for ((i, group, field), key) in self.bound.iter().zip(keys) {
+            if let (Some(Ok(())), Some(key)) = (results.get(*i), key) {
+                crate::bk::ingest::Binder::note(&mut seen, *group, field, &key);
+            }
+        }
+        if seen.is_empty() {
+            return Ok(());
+        }
+        binder
+            .discovered(&seen)
+            .map_err(|e| OpenTsdbError::internal(&e))
+    }
 }
 
 /// Waits for the WAL commit as `sync`/`sync_timeout` ask; true when the

@@ -1,0 +1,198 @@
+//! BlueKing monitor metadata (seed 000, spec bkmonitor-metadata.md): the
+//! `monitor_v3` time series group APIs behind ESB-style authentication,
+//! the `/v2/push/` custom report, and the binding of `/api/put` and
+//! `/v1/datapoint` writes to groups.
+
+mod config;
+mod esb;
+mod groups;
+pub(crate) mod ingest;
+mod labels;
+mod model;
+mod sources;
+mod validate;
+
+pub use config::Config;
+pub use ingest::{Binder, PeerAddr};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use axum::routing::{any, post};
+use esb::{BkError, envelope};
+use serde_json::Value;
+use std::sync::Arc;
+use sundial_storage::Db;
+use validate::Params;
+
+/// What the BlueKing handlers need.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub(crate) registry: Arc<model::Registry>,
+    pub(crate) config: Arc<Config>,
+    /// Where group data is stored (the default database).
+    pub(crate) db: Db,
+    /// Request body limit.
+    max_body_bytes: usize,
+    /// Tag keys per series, as `/api/put` allows.
+    max_tags: usize,
+}
+
+impl Api {
+    /// Opens the metadata kept in `dir`.
+    pub fn new(
+        db: Db,
+        config: Config,
+        dir: &std::path::Path,
+        max_body_bytes: usize,
+        max_tags: usize,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            registry: Arc::new(model::Registry::open(dir)?),
+            config: Arc::new(config),
+            db,
+            max_body_bytes,
+            max_tags,
+        })
+    }
+
+    fn view(&self) -> model::View {
+        model::View {
+            now_ms: now_ms(),
+            expire_ms: i64::try_from(self.config.metric_expire_seconds)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+        }
+    }
+}
+
+/// The metadata routes (with and without the ESB prefix's alias) and
+/// `/v2/push`. Paths arrive without their trailing slash.
+pub fn routes(api: Api) -> Router {
+    Router::new()
+        .route("/api/c/compapi/v2/monitor_v3/{name}", any(dispatch))
+        .route("/app/metadata/{name}", any(dispatch_alias))
+        .route("/v2/push", post(ingest::push))
+        .with_state(api)
+}
+
+/// The APIs of spec 2 and their methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Create,
+    Get,
+    Modify,
+    Delete,
+    Query,
+    Metrics,
+    CreateDataId,
+    GetDataId,
+    ListLabel,
+}
+
+impl Call {
+    fn parse(name: &str, method: &Method) -> Option<Call> {
+        let read = *method == Method::GET || *method == Method::POST;
+        let write = *method == Method::POST;
+        let (call, ok) = match name {
+            "metadata_create_time_series_group" => (Call::Create, write),
+            "metadata_get_time_series_group" => (Call::Get, read),
+            "metadata_modify_time_series_group" => (Call::Modify, write),
+            "metadata_delete_time_series_group" => (Call::Delete, write),
+            "metadata_query_time_series_group" => (Call::Query, read),
+            "metadata_get_time_series_metrics" => (Call::Metrics, read),
+            "metadata_create_data_id" => (Call::CreateDataId, write),
+            "metadata_get_data_id" => (Call::GetDataId, read),
+            "metadata_list_label" => (Call::ListLabel, read),
+            _ => return None,
+        };
+        ok.then_some(call)
+    }
+}
+
+async fn dispatch_alias(
+    state: State<Api>,
+    Path(name): Path<String>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    dispatch(
+        state,
+        Path(format!("metadata_{name}")),
+        method,
+        query,
+        headers,
+        body,
+    )
+    .await
+}
+
+async fn dispatch(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = token();
+    let en = headers
+        .get("Blueking-Language")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("en"));
+    let result = handle(&api, &name, &method, query.as_deref(), &headers, body).await;
+    envelope(result, &request_id, en)
+}
+
+async fn handle(
+    api: &Api,
+    name: &str,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, BkError> {
+    let call = Call::parse(name, method).ok_or(BkError::Route)?;
+    let bytes = if *method == Method::POST {
+        crate::body::read(headers, body, api.max_body_bytes)
+            .await
+            .map_err(|e| BkError::Gateway(e.to_string()))?
+    } else {
+        bytes::Bytes::new()
+    };
+    let map = esb::collect_params(query.unwrap_or_default(), &bytes)?;
+    esb::authenticate(&api.config, headers, &map)?;
+    let api = api.clone();
+    // Mutations write the metadata file: off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let p = Params { map: &map };
+        match call {
+            Call::Create => groups::create(&api, &p),
+            Call::Get => groups::get(&api, &p),
+            Call::Modify => groups::modify(&api, &p),
+            Call::Delete => groups::delete(&api, &p),
+            Call::Query => groups::query(&api, &p),
+            Call::Metrics => groups::metrics(&api, &p),
+            Call::CreateDataId => sources::create_data_id(&api, &p),
+            Call::GetDataId => sources::get_data_id(&api, &p),
+            Call::ListLabel => sources::list_label(&p),
+        }
+    })
+    .await
+    .unwrap_or(Err(BkError::Internal))
+}
+
+/// A fresh 32-hex-digit token or request id.
+pub(crate) fn token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

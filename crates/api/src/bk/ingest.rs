@@ -1,0 +1,492 @@
+//! Data into groups (spec 9): the `/v2/push/` custom report, and the
+//! binding of `/api/put` and `/v1/datapoint` points to a group, by data id
+//! or by physical metric name, with discovery once they are stored.
+
+use super::model::{Group, Registry};
+use super::{Api, now_ms};
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use sundial_model::{FieldValue, NumberText, SeriesKey, ValueInput, WritePoint};
+
+/// The peer address, as the listener records it.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Metric names and dimension keys of group data.
+fn name_ok(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn name_error(name: &str) -> String {
+    format!("name '{name}' required match regex [^[a-zA-Z_][a-zA-Z0-9_]*$]")
+}
+
+/// Go's name of a JSON value's type (bk-collector's messages).
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "string",
+        Value::Number(_) => "float64",
+        Value::Bool(_) => "bool",
+        Value::Null => "<nil>",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+/// A `/v2/push/` answer: bk-collector's shape, strings included.
+fn reply(status: StatusCode, message: &str) -> Response {
+    let body = json!({"code": status.as_u16().to_string(),
+        "result": status.is_success().to_string(), "message": message});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Discoveries per group: field name → tag keys seen.
+pub(crate) type Seen = BTreeMap<i64, BTreeMap<String, Vec<String>>>;
+
+fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
+    let tags = seen
+        .entry(group)
+        .or_default()
+        .entry(field.to_owned())
+        .or_default();
+    for (k, _) in &key.tags {
+        if !tags.contains(k) {
+            tags.push(k.clone());
+        }
+    }
+    tags.sort_unstable();
+}
+
+/// `POST /v2/push/` (spec 9.2).
+pub(crate) async fn push(
+    axum::extract::State(api): axum::extract::State<Api>,
+    req: Request,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or_else(|| "unknown".into(), |p| p.0.ip().to_string());
+    let (parts, body) = req.into_parts();
+    let bytes = match crate::body::read(&parts.headers, body, api.max_body_bytes).await {
+        Ok(b) => b,
+        Err(crate::body::BodyError::TooLarge { .. }) => {
+            return reply(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+        Err(e) => return reply(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if bytes.is_empty() {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            &format!("empty request body not allowed, ip={peer}"),
+        );
+    }
+    let (points, group, seen) = match check_push(&api, &bytes) {
+        Ok(x) => x,
+        Err((status, message)) => return reply(status, &message),
+    };
+    match store(&api, points, &seen).await {
+        Ok(()) => reply(StatusCode::OK, ""),
+        Err(message) => {
+            tracing::warn!(group, error = %message, "custom report not stored");
+            reply(StatusCode::BAD_REQUEST, &message)
+        }
+    }
+}
+
+type Refusal = (StatusCode, String);
+
+/// Steps 2–20 of spec 9.2 over the whole body: the points to store.
+fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), Refusal> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let root: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    let Value::Object(root) = root else {
+        return Err(bad(format!(
+            "request body expected map[string]interface {{}}, got {}",
+            go_type(&root)
+        )));
+    };
+    let data_id = match root.get("data_id") {
+        None => 0,
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| bad(format!("data_id expected integer, got {n}")))?,
+        Some(other) => {
+            return Err(bad(format!(
+                "data_id expected integer, got {}",
+                go_type(other)
+            )));
+        }
+    };
+    let token = match root.get("access_token") {
+        None => "",
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(bad(format!(
+                "access_token expected string, got {}",
+                go_type(other)
+            )));
+        }
+    };
+    let group: Group = api
+        .registry
+        .read(|s| {
+            s.group_of_data_id(data_id)
+                .filter(|g| !g.is_delete)
+                .cloned()
+        })
+        .ok_or_else(|| {
+            (
+                StatusCode::UNAUTHORIZED,
+                format!("no active time series group for data_id {data_id}"),
+            )
+        })?;
+    if !bool::from(group.token.as_bytes().ct_eq(token.as_bytes())) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            format!("invalid access_token for data_id {data_id}"),
+        ));
+    }
+    if !group.is_enable {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("time series group {} is disabled", group.id),
+        ));
+    }
+    let items = match root.get("data") {
+        Some(Value::Array(a)) => a,
+        other => {
+            let t = other.map_or("<nil>", go_type);
+            return Err(bad(format!(
+                "timeseries data expected []interface{{}}, got {t}"
+            )));
+        }
+    };
+    if items.is_empty() {
+        return Err(bad("timeseries data cannot be empty".into()));
+    }
+    let now = now_ms();
+    let mut points = Vec::new();
+    let mut seen = Seen::new();
+    for item in items {
+        let Value::Object(item) = item else {
+            return Err(bad(format!(
+                "timeseries each item expected map[string]interface{{}} type, got {}",
+                go_type(item)
+            )));
+        };
+        let (series_tags, ts) = item_frame(api, item, now).map_err(bad)?;
+        let metrics = match item.get("metrics") {
+            None => return Err(bad("metrics missing".into())),
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(bad(format!(
+                    "metrics expected map[string]interface{{}} type, got {}",
+                    go_type(other)
+                )));
+            }
+        };
+        if metrics.is_empty() {
+            return Err(bad("metrics cannot be empty".into()));
+        }
+        let mut names: Vec<(&String, &Value)> = metrics.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, value) in names {
+            if !name_ok(name) {
+                return Err(bad(name_error(name)));
+            }
+            let Some(v) = value.as_f64() else {
+                return Err(bad(format!(
+                    "value expected float64 type, got {}",
+                    go_type(value)
+                )));
+            };
+            let key = SeriesKey::new(format!("{}.{name}", group.db_prefix()), series_tags.clone());
+            note(&mut seen, group.id, name, &key);
+            points.push(WritePoint {
+                series: key,
+                field: sundial_model::DEFAULT_FIELD.into(),
+                timestamp: ts,
+                value: ValueInput::Typed(FieldValue::Double(v)),
+                rejected: false,
+            });
+        }
+    }
+    Ok((points, group.id, seen))
+}
+
+/// Tags and timestamp of one item (steps 14–20); `metrics` is checked by
+/// the caller, in between as the spec orders it.
+fn item_frame(
+    api: &Api,
+    item: &Map<String, Value>,
+    now: i64,
+) -> Result<(Vec<(String, String)>, i64), String> {
+    let mut tags: Vec<(String, String)> = Vec::new();
+    match item.get("dimension") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(d)) => {
+            for (k, v) in d {
+                if !name_ok(k) {
+                    return Err(name_error(k));
+                }
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => continue,
+                    other => {
+                        return Err(format!(
+                            "dimension '{k}' value expected string type, got {}",
+                            go_type(other)
+                        ));
+                    }
+                };
+                // An empty value names no series; it is dropped like null.
+                if !text.is_empty() {
+                    tags.push((k.clone(), text));
+                }
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "dimension expected map[string]interface{{}} type, got {}",
+                go_type(other)
+            ));
+        }
+    }
+    match item.get("target") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) => {
+            tags.retain(|(k, _)| k != "target");
+            if !t.is_empty() {
+                tags.push(("target".into(), t.clone()));
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "target expected string type, got {}",
+                go_type(other)
+            ));
+        }
+    }
+    let ts = match item.get("timestamp") {
+        None | Some(Value::Null) => now,
+        Some(Value::Number(n)) => {
+            let f = n.as_f64().unwrap_or(0.0);
+            if f < 0.0 {
+                return Err("timestamp expected float64 type, got negative".into());
+            }
+            let t = f as i64;
+            match t {
+                0 => now,
+                t if t <= 9_999_999_999 => t.saturating_mul(1000),
+                t => t,
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "timestamp expected float64 type, got {}",
+                go_type(other)
+            ));
+        }
+    };
+    let offset =
+        i64::try_from(api.config.max_future_time_offset_seconds).unwrap_or(i64::MAX / 1000);
+    if ts.saturating_sub(now) > offset.saturating_mul(1000) {
+        return Err(format!(
+            "reject future timestamp, dataTs={}, serverTs={}, offset={offset}(s)",
+            ts / 1000,
+            now / 1000
+        ));
+    }
+    if tags.len() > api.max_tags {
+        return Err(format!(
+            "too many dimensions: {} exceeds the limit {}",
+            tags.len(),
+            api.max_tags
+        ));
+    }
+    Ok((tags, ts))
+}
+
+/// Stores the points whole and records what they revealed.
+async fn store(api: &Api, points: Vec<WritePoint>, seen: &Seen) -> Result<(), String> {
+    let written = api
+        .db
+        .write_all_or_nothing(points, false)
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = written
+        .outcome
+        .results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+    {
+        return Err(e.to_string());
+    }
+    written.commit.wait().await.map_err(|e| e.to_string())?;
+    api.binder().discovered(seen).map_err(|e| e.to_string())
+}
+
+/// Binds points of the other write APIs to groups (spec 9.3–9.5).
+#[derive(Debug, Clone)]
+pub struct Binder(Arc<Registry>);
+
+/// Why a bound point was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BindError {
+    NoGroup(i64),
+    Name(String),
+    NotNumber,
+    Field(String),
+}
+
+impl BindError {
+    /// The text `/api/put` reports.
+    pub(crate) fn put_text(&self) -> String {
+        match self {
+            BindError::NoGroup(id) => format!("no active time series group for bk_data_id {id}"),
+            BindError::Name(n) => name_error(n),
+            BindError::NotNumber => "Unable to parse value to a number".into(),
+            BindError::Field(f) => format!(
+                "field '{f}' is not allowed in a time series group; only the default field 'value' is accepted"
+            ),
+        }
+    }
+
+    /// The text `/v1/datapoint` reports for metric `m`.
+    pub(crate) fn v1_text(&self, metric: &str) -> String {
+        match self {
+            BindError::NotNumber => format!("value of metric '{metric}' must be a number"),
+            other => other.put_text(),
+        }
+    }
+}
+
+impl Api {
+    pub fn binder(&self) -> Binder {
+        Binder(self.registry.clone())
+    }
+}
+
+/// `bk_data_id` of a write request: the query parameter, else the
+/// `X-Bk-Data-Id` header. `Err` carries the raw text of a bad one.
+pub(crate) fn explicit_data_id(
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Option<i64>, String> {
+    let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "bk_data_id")
+        .map(|(_, v)| v.into_owned());
+    let raw = from_query.or_else(|| {
+        headers
+            .get("X-Bk-Data-Id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    match raw {
+        None => Ok(None),
+        Some(r) => match r.trim().parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Some(id)),
+            _ => Err(r),
+        },
+    }
+}
+
+impl Binder {
+    /// Whether a request without `bk_data_id` can touch any group.
+    pub(crate) fn any_groups(&self) -> bool {
+        self.0.has_groups()
+    }
+
+    /// Rewrites a point bound to a group (explicitly, or by its physical
+    /// name) into the group's physical series with a Double value; returns
+    /// the group and field name, or `None` for a point of no group.
+    pub(crate) fn bind(
+        &self,
+        explicit: Option<i64>,
+        p: &mut WritePoint,
+    ) -> Result<Option<(i64, String)>, BindError> {
+        let (group, field) = match explicit {
+            Some(data_id) => {
+                let group = self
+                    .0
+                    .read(|s| {
+                        s.group_of_data_id(data_id)
+                            .filter(|g| g.active())
+                            .map(|g| (g.id, g.db_prefix().to_owned()))
+                    })
+                    .ok_or(BindError::NoGroup(data_id))?;
+                (group, p.series.metric.clone())
+            }
+            None => {
+                let Some((prefix, field)) = p.series.metric.split_once('.') else {
+                    return Ok(None);
+                };
+                let Some(id) = self.0.group_by_prefix(prefix) else {
+                    return Ok(None);
+                };
+                let active = self.0.read(|s| {
+                    s.groups
+                        .get(&id)
+                        .map(|g| (g.active(), g.bk_data_id, g.db_prefix().to_owned()))
+                });
+                match active {
+                    Some((true, _, prefix)) => ((id, prefix), field.to_owned()),
+                    Some((false, data_id, _)) => return Err(BindError::NoGroup(data_id)),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let (group_id, prefix) = group;
+        if !name_ok(&field) {
+            return Err(BindError::Name(field));
+        }
+        if let Some((k, _)) = p.series.tags.iter().find(|(k, _)| !name_ok(k)) {
+            return Err(BindError::Name(k.clone()));
+        }
+        if p.field != sundial_model::DEFAULT_FIELD {
+            return Err(BindError::Field(p.field.clone()));
+        }
+        let v = match &p.value {
+            ValueInput::Typed(FieldValue::Long(i)) => *i as f64,
+            ValueInput::Typed(FieldValue::Double(d)) => *d,
+            ValueInput::Text {
+                number: NumberText::Number(n),
+                ..
+            } => n.as_f64().ok_or(BindError::NotNumber)?,
+            _ => return Err(BindError::NotNumber),
+        };
+        p.value = ValueInput::Typed(FieldValue::Double(v));
+        p.series.metric = format!("{prefix}.{field}");
+        Ok(Some((group_id, field)))
+    }
+
+    /// Records the metrics and tags of stored bound points (spec 9.6).
+    pub(crate) fn discovered(&self, seen: &Seen) -> std::io::Result<()> {
+        let now = now_ms();
+        for (group, fields) in seen {
+            self.0.discover(*group, fields, now)?;
+        }
+        Ok(())
+    }
+
+    /// Notes one stored bound point for [`Binder::discovered`].
+    pub(crate) fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
+        note(seen, group, field, key);
+    }
+}

@@ -1,0 +1,275 @@
+//! Data into BlueKing groups (spec bkmonitor 9, vectors E1–E19): the
+//! `/v2/push/` report, `/api/put` and `/v1/datapoint` bound by data id or
+//! physical name, discovery, and the data read back through `/v1`.
+
+use crate::bk::{metric_names, ok, table_id, tag_names};
+use crate::harness::{TestServer, json};
+use anyhow::Result;
+use serde_json::{Value, json};
+
+const METRICS: &str = "metadata_get_time_series_metrics";
+
+fn push(s: &TestServer, body: &Value) -> Result<(u16, Value)> {
+    let (status, text) = s.post("/v2/push/", &body.to_string())?;
+    Ok((status, json(&text)?))
+}
+
+fn collector(status: u16, message: &str) -> Value {
+    json!({"code": status.to_string(), "result": (status == 200).to_string(), "message": message})
+}
+
+fn group2_metrics(s: &TestServer) -> Result<Value> {
+    Ok(ok(s, METRICS, json!({"table_id": table_id(2, 125)}))?["metric_info_list"].clone())
+}
+
+/// E1–E19 on the server of the A–D vectors; group 2 is data id 125.
+pub(crate) fn e_vectors(s: &TestServer, token2: &str) -> Result<()> {
+    let (prefix, ts) = ("2_bkmonitor_time_series_125", 1_700_000_000_000i64);
+    let item = json!({"metrics": {"mem_used": 2048.5, "cpu_load": 10}, "target": "127.0.0.1",
+        "dimension": {"module": "db", "location": "guangdong"}, "timestamp": ts});
+    let report = |changes: Value| {
+        let mut body = json!({"data_id": 125, "access_token": token2, "data": [item.clone()]});
+        if let (Value::Object(b), Value::Object(c)) = (&mut body, changes) {
+            b.extend(c);
+        }
+        body
+    };
+    let with_item = |changes: Value| {
+        let mut it = item.clone();
+        if let (Value::Object(i), Value::Object(c)) = (&mut it, changes) {
+            i.extend(c);
+        }
+        report(json!({"data": [it]}))
+    };
+    assert_eq!(push(s, &report(json!({})))?, (200, collector(200, "")));
+    // E2: discovered metrics after the declared ones, new names ascending.
+    let list = group2_metrics(s)?;
+    assert_eq!(
+        metric_names(&list),
+        ["disk_usage", "io_wait", "cpu_load", "mem_used"]
+    );
+    assert_eq!(
+        tag_names(&list, "cpu_load"),
+        ["location", "module", "target"]
+    );
+    let cpu = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["field_name"] == json!("cpu_load"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cpu["table_id"], json!(format!("{prefix}.cpu_load")));
+    // E3: readable by physical name through /v1.
+    let query = |metric: &str, start: i64, end: i64| -> Result<Value> {
+        let body =
+            json!({"queries": [{"metric": metric, "filters": {"start": start, "end": end}}]});
+        let (status, text) = s.request("PUT", "/v1/datapoint?query", Some(&body.to_string()))?;
+        anyhow::ensure!(status == 200, "{text}");
+        json(&text)
+    };
+    let got = query(&format!("{prefix}.cpu_load"), ts, ts)?;
+    let values = &got["results"][0]["groups"][0]["values"];
+    assert_eq!(values.as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(
+        (values[0][0].as_i64(), values[0][1].as_f64()),
+        (Some(ts), Some(10.0))
+    );
+    // E4–E8, E10.
+    let bad = |body: Value, status: u16, message: &str| -> Result<()> {
+        assert_eq!(
+            push(s, &body)?,
+            (status, collector(status, message)),
+            "{body}"
+        );
+        Ok(())
+    };
+    bad(
+        report(json!({"access_token": "deadbeef"})),
+        401,
+        "invalid access_token for data_id 125",
+    )?;
+    bad(
+        report(json!({"data_id": 999})),
+        401,
+        "no active time series group for data_id 999",
+    )?;
+    bad(
+        with_item(json!({"metrics": {"cpu-load": 1}})),
+        400,
+        "name 'cpu-load' required match regex [^[a-zA-Z_][a-zA-Z0-9_]*$]",
+    )?;
+    assert_eq!(metric_names(&group2_metrics(s)?).len(), 4, "nothing stored");
+    bad(
+        with_item(json!({"metrics": {"cpu_load": "10"}})),
+        400,
+        "value expected float64 type, got string",
+    )?;
+    bad(
+        report(json!({"data": []})),
+        400,
+        "timeseries data cannot be empty",
+    )?;
+    let (status, text) = s.request("POST", "/v2/push/", None)?;
+    assert_eq!(status, 400);
+    assert!(
+        json(&text)?["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("empty request body not allowed, ip=")
+    );
+    // E9: dimension values coerced to text.
+    assert_eq!(
+        push(s, &with_item(json!({"dimension": {"shard": 3}})))?.0,
+        200
+    );
+    let list = group2_metrics(s)?;
+    assert_eq!(
+        tag_names(&list, "cpu_load"),
+        ["location", "module", "shard", "target"]
+    );
+    assert_eq!(
+        tag_names(&list, "mem_used"),
+        ["location", "module", "shard", "target"]
+    );
+    let body = json!({"queries": [{"metric": format!("{prefix}.mem_used"), "filters": {"start": ts, "end": ts,
+        "tags": {"shard": ["3"], "target": ["127.0.0.1"]}}}]});
+    let (_, text) = s.request("PUT", "/v1/datapoint?query", Some(&body.to_string()))?;
+    assert_eq!(
+        json(&text)?["results"][0]["groups"][0]["values"],
+        json!([[ts, 2048.5]])
+    );
+    bad(
+        with_item(json!({"dimension": {"shard": [3]}})),
+        400,
+        "dimension 'shard' value expected string type, got []interface {}",
+    )?;
+    // E11–E13: /api/put bound by parameter.
+    let put = |path: &str, body: Value| s.post(path, &body.to_string());
+    let (status, text) = put(
+        "/api/put?bk_data_id=125",
+        json!([{"metric": "cpu_load", "timestamp": 1_700_000_060, "value": 12, "tags": {"host": "web01"}}]),
+    )?;
+    assert_eq!(status, 204, "{text}");
+    assert_eq!(
+        tag_names(&group2_metrics(s)?, "cpu_load"),
+        ["location", "module", "shard", "host", "target"]
+    );
+    let points = json!([{"metric": "sys.cpu", "timestamp": 1_700_000_060, "value": 1, "tags": {"host": "web01"}},
+        {"metric": "disk_usage", "timestamp": 1_700_000_060, "value": "High", "tags": {"host": "web01"}}]);
+    let (status, text) = put("/api/put?bk_data_id=125&details", points.clone())?;
+    assert_eq!(status, 400);
+    assert_eq!(
+        json(&text)?,
+        json!({"errors": [
+            {"datapoint": points[0], "error": "name 'sys.cpu' required match regex [^[a-zA-Z_][a-zA-Z0-9_]*$]"},
+            {"datapoint": points[1], "error": "Unable to parse value to a number"}], "failed": 2, "success": 0})
+    );
+    let one = json!([{"metric": "cpu_load", "timestamp": 1_700_000_060, "value": 1, "tags": {"host": "web01"}}]);
+    let (status, text) = put("/api/put?bk_data_id=999&summary", one.clone())?;
+    assert_eq!(
+        (status, json(&text)?),
+        (400, json!({"failed": 1, "success": 0}))
+    );
+    let (status, text) = put("/api/put?bk_data_id=abc", one.clone())?;
+    assert_eq!(
+        (status, json(&text)?["error"]["message"].clone()),
+        (400, json!("invalid bk_data_id 'abc'"))
+    );
+    // E14: routing by physical name.
+    let (status, _) = put(
+        "/api/put",
+        json!([{"metric": format!("{prefix}.net_in"), "timestamp": 1_700_000_120, "value": 7, "tags": {"host": "web02"}}]),
+    )?;
+    assert_eq!(status, 204);
+    let list = group2_metrics(s)?;
+    assert_eq!(
+        metric_names(&list).last().map(String::as_str),
+        Some("net_in")
+    );
+    assert_eq!(tag_names(&list, "net_in"), ["host", "target"]);
+    // E15: /v1 bound write.
+    let v1 = |field: Option<&str>| {
+        let mut dp = json!({"metric": "cpu_load", "tags": {"host": "a"}, "timestamp": 1_700_000_180_000i64, "value": 1});
+        if let Some(f) = field {
+            dp["field"] = json!(f);
+        }
+        json!({"datapoints": [dp]})
+    };
+    let (status, text) = s.post(
+        "/v1/datapoint?bk_data_id=125",
+        &v1(Some("temp")).to_string(),
+    )?;
+    assert_eq!(status, 400);
+    assert_eq!(
+        json(&text)?["message"],
+        json!(
+            "field 'temp' is not allowed in a time series group; only the default field 'value' is accepted"
+        )
+    );
+    let (status, text) = s.post("/v1/datapoint?bk_data_id=125", &v1(None).to_string())?;
+    assert_eq!(status, 204, "{text}");
+    // E16: /v1 metric listing holds metrics with data only.
+    let listed = s.get_json("/v1/metric")?;
+    let names: Vec<&str> = listed["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for m in ["cpu_load", "mem_used", "net_in"] {
+        assert!(
+            names.contains(&format!("{prefix}.{m}").as_str()),
+            "{m} in {names:?}"
+        );
+    }
+    for m in ["disk_usage", "io_wait"] {
+        assert!(
+            !names.contains(&format!("{prefix}.{m}").as_str()),
+            "{m} in {names:?}"
+        );
+    }
+    // E17: group 1 (data id 123) was disabled in C4.
+    let g1 = ok(
+        s,
+        "metadata_get_time_series_group",
+        json!({"time_series_group_id": 1}),
+    )?;
+    let token1 = g1[0]["token"].as_str().unwrap_or_default();
+    bad(
+        json!({"data_id": 123, "access_token": token1, "data": [item.clone()]}),
+        403,
+        "time series group 1 is disabled",
+    )?;
+    let (status, text) = put("/api/put?bk_data_id=123&summary", one)?;
+    assert_eq!(
+        (status, json(&text)?),
+        (400, json!({"failed": 1, "success": 0}))
+    );
+    // E18, E19.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let (status, got) = push(s, &with_item(json!({"timestamp": now_ms + 2 * 3_600_000})))?;
+    assert_eq!(status, 400);
+    assert!(
+        got["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("reject future timestamp, dataTs=")
+    );
+    assert_eq!(
+        push(s, &with_item(json!({"timestamp": 1_700_000_300})))?.0,
+        200
+    );
+    let got = query(
+        &format!("{prefix}.cpu_load"),
+        1_700_000_300_000,
+        1_700_000_300_000,
+    )?;
+    assert_eq!(
+        got["results"][0]["groups"][0]["values"][0][0],
+        json!(1_700_000_300_000i64)
+    );
+    Ok(())
+}
