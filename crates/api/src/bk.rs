@@ -73,6 +73,9 @@ impl Api {
 pub fn routes(api: Api) -> Router {
     Router::new()
         .route("/api/c/compapi/v2/monitor_v3/{name}", any(dispatch))
+        // BlueKing's own client leaves the version out unless configured
+        // with `bk_api_ver="v2"`.
+        .route("/api/c/compapi/monitor_v3/{name}", any(dispatch))
         .route("/app/metadata/{name}", any(dispatch_alias))
         .route("/v2/push", post(ingest::push))
         .with_state(api)
@@ -160,7 +163,10 @@ async fn handle(
     let bytes = if *method == Method::POST {
         crate::body::read(headers, body, api.max_body_bytes)
             .await
-            .map_err(|e| BkError::Gateway(e.to_string()))?
+            .map_err(|e| match e {
+                crate::body::BodyError::TooLarge { limit } => BkError::TooLarge(limit),
+                other => BkError::Gateway(other.to_string()),
+            })?
     } else {
         bytes::Bytes::new()
     };

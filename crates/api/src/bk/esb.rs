@@ -27,6 +27,8 @@ pub(crate) enum BkError {
     Biz(Biz),
     /// Anything unexpected (code 1306000).
     Internal,
+    /// A body over the server's limit (HTTP 413).
+    TooLarge(usize),
 }
 
 /// Business messages (spec 7.3).
@@ -134,6 +136,11 @@ impl BkError {
                 (StatusCode::OK, 3300002, text)
             }
             BkError::Biz(b) => (StatusCode::OK, 500, b.text(en)),
+            BkError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                1306000,
+                format!("Request body is larger than {limit} bytes"),
+            ),
             BkError::Internal => (
                 StatusCode::OK,
                 1306000,

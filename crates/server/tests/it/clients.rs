@@ -113,3 +113,98 @@ fn baidu_js_sdk_end_to_end() -> Result<()> {
     assert!(summary["queries"].as_u64().unwrap_or(0) >= 10, "{summary}");
     Ok(())
 }
+
+/// BlueKing's ESB client (`bkapi-component-open`) against a server with a
+/// registered app: header credentials, GET and POST calls, a wrong secret,
+/// and data reported through `/v2/push/` showing up as discovered metrics
+/// and as series readable through `/v1`.
+#[test]
+fn bluekings_esb_client_manages_groups() -> Result<()> {
+    let Ok(python) = std::env::var("SUNDIAL_PYTHON") else {
+        eprintln!("SUNDIAL_PYTHON is not set: run ./scripts/test to install the clients");
+        return Ok(());
+    };
+    let (code, secret) = ("bk_demo_app", "demo-secret");
+    let s = TestServer::spawn_with_config(&format!(
+        "[bkmonitor]\nesb_apps = {{ {code} = [\"{secret}\"] }}\nesb_login_exempt_apps = [\"{code}\"]\n"
+    ))?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/bk_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(s.addr.ip().to_string())
+        .arg(s.addr.port().to_string())
+        .arg(code)
+        .arg(secret)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "client script failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ok = |step: &str| {
+        assert_eq!(
+            (got[step]["result"].clone(), got[step]["code"].clone()),
+            (json!(true), json!(200)),
+            "{step}: {}",
+            got[step]
+        );
+    };
+    for step in [
+        "create", "get", "modify", "query", "data_id", "labels", "delete",
+    ] {
+        ok(step);
+    }
+    let prefix = "7_bkmonitor_time_series_50010";
+    assert_eq!(
+        got["create"]["data"]["table_id"],
+        json!(format!("{prefix}.__default__"))
+    );
+    assert_eq!(
+        got["push"],
+        json!({"code": "200", "result": "true", "message": ""})
+    );
+    // Declared `latency`, then `errors` discovered from the report.
+    let metrics = &got["get"]["data"][0]["metric_info_list"];
+    let names: Vec<&str> = metrics
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["field_name"].as_str())
+        .collect();
+    assert_eq!(names, ["latency", "errors"]);
+    assert_eq!(got["modify"]["data"]["is_enable"], json!(false));
+    assert_eq!(got["modify"]["data"]["last_modify_user"], json!("bob"));
+    assert_eq!(got["query"]["data"]["count"], json!(1));
+    assert_eq!(
+        got["data_id"]["data"]["result_table_list"][0]["result_table"],
+        got["create"]["data"]["table_id"]
+    );
+    let types: Vec<&str> = got["labels"]["data"]["type_label"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["label_id"].as_str())
+        .collect();
+    assert_eq!(types, ["event", "log", "time_series"]);
+    assert_eq!(got["wrong_secret"]["code"], json!(1306000));
+    assert_eq!(got["get_deleted"]["code"], json!(500));
+    // The reported latencies, read back by physical name.
+    let body = json!({"queries": [{"metric": format!("{prefix}.latency"),
+        "filters": {"start": 1_700_000_000_000i64, "end": 1_700_000_060_000i64}}]});
+    let (status, text) = s.request("PUT", "/v1/datapoint?query", Some(&body.to_string()))?;
+    assert_eq!(status, 200, "{text}");
+    let read: serde_json::Value = serde_json::from_str(&text)?;
+    let mut values: Vec<f64> = read["results"][0]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["values"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v[1].as_f64())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, [12.5, 20.0]);
+    Ok(())
+}
