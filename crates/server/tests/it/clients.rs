@@ -60,12 +60,27 @@ fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<Option<serde_jso
     let s = TestServer::spawn_with_config(&format!(
         "[baidu]\ncredentials = [{{ access_key_id = \"{ak}\", secret_access_key = \"{sk}\", databases = [\"*\"] }}]\n"
     ))?;
+    let summary = run_script(&interpreter, script, &s, &[ak, sk])?;
+    // Unsigned requests are refused while credentials are configured.
+    let (status, body) = s.get("/v1/metric")?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(crate::harness::json(&body)?["code"], json!("AccessDenied"));
+    Ok(Some(summary))
+}
+
+/// Runs a client script with the server's host and port then `args`, and
+/// parses the JSON summary it prints.
+fn run_script(
+    interpreter: &str,
+    script: &str,
+    s: &TestServer,
+    args: &[&str],
+) -> Result<serde_json::Value> {
     let out = Command::new(interpreter)
         .arg(script)
         .arg(s.addr.ip().to_string())
         .arg(s.addr.port().to_string())
-        .arg(ak)
-        .arg(sk)
+        .args(args)
         .output()?;
     if !out.status.success() {
         bail!(
@@ -74,11 +89,7 @@ fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<Option<serde_jso
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Unsigned requests are refused while credentials are configured.
-    let (status, body) = s.get("/v1/metric")?;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(crate::harness::json(&body)?["code"], json!("AccessDenied"));
-    Ok(Some(serde_json::from_slice(&out.stdout)?))
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// Baidu's official Python SDK (`bce-python-sdk`): signed writes (gzip and
@@ -129,21 +140,7 @@ fn bluekings_esb_client_manages_groups() -> Result<()> {
         "[bkmonitor]\nesb_apps = {{ {code} = [\"{secret}\"] }}\nesb_login_exempt_apps = [\"{code}\"]\n"
     ))?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/bk_client.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(s.addr.ip().to_string())
-        .arg(s.addr.port().to_string())
-        .arg(code)
-        .arg(secret)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "client script failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let got = run_script(&python, script, &s, &[code, secret])?;
     let ok = |step: &str| {
         assert_eq!(
             (got[step]["result"].clone(), got[step]["code"].clone()),
