@@ -386,3 +386,67 @@ fn filter_types_and_their_listing() -> Result<()> {
     }
     Ok(())
 }
+
+/// The requests Grafana's OpenTSDB data source sends for template
+/// variables (`metrics(p)`, `tag_names(m)`, `tag_values(m, k, filters)`)
+/// and for tag suggestions in the query editor (`suggest_tagk/tagv`), with
+/// its default lookup limit of 1000; answers computed from the data.
+#[test]
+fn grafana_template_variables_and_tag_suggestions() -> Result<()> {
+    let s = TestServer::spawn()?;
+    load(&s)?;
+    let suggest = |kind: &str, q: &str| -> Result<Vec<String>> {
+        Ok(strings(&s.get_json(&format!(
+            "/api/suggest?type={kind}&q={q}&max=1000"
+        ))?))
+    };
+    let want = |f: &dyn Fn(&(&str, &str, &str)) -> Option<String>| -> Vec<String> {
+        let set: BTreeSet<String> = SERIES.iter().filter_map(f).collect();
+        set.into_iter().collect()
+    };
+    // metrics(sys.cpu)
+    assert_eq!(
+        suggest("metrics", "sys.cpu")?,
+        want(&|(m, _, _)| m.starts_with("sys.cpu").then(|| m.to_string()))
+    );
+    // suggest_tagk / suggest_tagv while typing.
+    assert_eq!(suggest("tagk", "h")?, vec!["host"]);
+    assert_eq!(
+        suggest("tagv", "web")?,
+        want(&|(_, h, _)| h.starts_with("web").then(|| h.to_string()))
+    );
+    let lookup = |m: &str| -> Result<Value> {
+        s.get_json(&format!(
+            "/api/search/lookup?m={}&limit=1000",
+            m.replace('{', "%7B").replace('}', "%7D")
+        ))
+    };
+    // tag_names(sys.cpu.user): the keys of the lookup results.
+    let names: BTreeSet<String> = lookup("sys.cpu.user")?["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["tags"].as_object())
+        .flat_map(|t| t.keys().cloned())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["dc".to_owned(), "host".to_owned()]));
+    // tag_values(sys.cpu.user, host) and tag_values(sys.cpu.user, host, dc=lga).
+    let values = |m: &str| -> Result<BTreeSet<String>> {
+        Ok(lookup(m)?["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["tags"]["host"].as_str().map(str::to_owned))
+            .collect())
+    };
+    let hosts = |dc: Option<&str>| -> BTreeSet<String> {
+        SERIES
+            .iter()
+            .filter(|(m, _, d)| *m == "sys.cpu.user" && dc.is_none_or(|want| want == *d))
+            .map(|(_, h, _)| h.to_string())
+            .collect()
+    };
+    assert_eq!(values("sys.cpu.user{host=*}")?, hosts(None));
+    assert_eq!(values("sys.cpu.user{dc=lga,host=*}")?, hosts(Some("lga")));
+    Ok(())
+}
