@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 /// (metric, host, dc) of every series written, each with points at
 /// T0 + 0..N seconds whose value is `10 * series index + i`.
-const SERIES: &[(&str, &str, &str)] = &[
+type Row = (&'static str, &'static str, &'static str);
+const SERIES: &[Row] = &[
     ("sys.cpu.user", "web01", "lga"),
     ("sys.cpu.user", "web02", "lga"),
     ("sys.cpu.user", "db01", "sjc"),
@@ -400,7 +401,7 @@ fn grafana_template_variables_and_tag_suggestions() -> Result<()> {
             "/api/suggest?type={kind}&q={q}&max=1000"
         ))?))
     };
-    let want = |f: &dyn Fn(&(&str, &str, &str)) -> Option<String>| -> Vec<String> {
+    let want = |f: &dyn Fn(&Row) -> Option<String>| -> Vec<String> {
         let set: BTreeSet<String> = SERIES.iter().filter_map(f).collect();
         set.into_iter().collect()
     };
