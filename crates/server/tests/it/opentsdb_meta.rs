@@ -7,9 +7,11 @@ use anyhow::Result;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
+/// (metric, host, dc).
+type Row = (&'static str, &'static str, &'static str);
+
 /// (metric, host, dc) of every series written, each with points at
 /// T0 + 0..N seconds whose value is `10 * series index + i`.
-type Row = (&'static str, &'static str, &'static str);
 const SERIES: &[Row] = &[
     ("sys.cpu.user", "web01", "lga"),
     ("sys.cpu.user", "web02", "lga"),
