@@ -8,6 +8,7 @@ mod database;
 mod error;
 mod meta;
 mod query;
+mod sql;
 mod time;
 mod write;
 
@@ -153,6 +154,7 @@ pub fn routes(api: Api) -> Router {
             "/v1/datapoint",
             guarded(post(write_points).get(query::get).put(query::put)),
         )
+        .route("/v1/row", guarded(get(sql::get).put(sql::put)))
         .route("/v1/metric", guarded(get(meta::metrics)))
         .route("/v1/metric/{metric}/field", guarded(get(meta::fields)))
         .route("/v1/metric/{metric}/tag", guarded(get(meta::tags)))
@@ -309,7 +311,8 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
         max_bytes: api.config.max_bytes_value,
     };
     let mut points = write::parse(&body, limits, api.now_ms())?;
-    let seen = bind_groups(&api, &parts, &mut points)?;
+    let is_default = db.config().data_dir == api.engine.default_db().config().data_dir;
+    let seen = bind_groups(&api, &parts, is_default, &mut points)?;
     let written = db
         .write_all_or_nothing(points, false)
         .map_err(|e| BaiduError::storage(&e))?;
@@ -348,6 +351,7 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
 fn bind_groups(
     api: &Api,
     parts: &Parts,
+    is_default: bool,
     points: &mut [sundial_model::WritePoint],
 ) -> Result<crate::bk::ingest::Seen, BaiduError> {
     let mut seen = crate::bk::ingest::Seen::new();
@@ -356,6 +360,15 @@ fn bind_groups(
     };
     let explicit = crate::bk::ingest::explicit_data_id(parts.uri.query(), &parts.headers)
         .map_err(|raw| BaiduError::invalid(format!("invalid bk_data_id '{raw}'")))?;
+    // Group data lives in the default database.
+    if !is_default {
+        return match explicit {
+            Some(_) => Err(BaiduError::invalid(
+                "bk_data_id applies to writes to the default database only",
+            )),
+            None => Ok(seen),
+        };
+    }
     if explicit.is_none() && !binder.any_groups() {
         return Ok(seen);
     }
@@ -369,6 +382,7 @@ fn bind_groups(
             Err(e) => return Err(BaiduError::invalid(e.v1_text(&metric))),
         }
     }
+    crate::bk::ingest::one_unit(&mut seen);
     Ok(seen)
 }
 

@@ -22,6 +22,11 @@ const FOOTER_LEN: usize = 16;
 const KIND_NUMERIC: u8 = 0;
 const KIND_STRING: u8 = 1;
 const KIND_BYTES: u8 = 2;
+/// Numeric, every value a Long (index only; the chunk payload says
+/// `KIND_NUMERIC`). Blocks written before this kind existed say
+/// `KIND_NUMERIC` for all-Long chunks too, which only costs readers the
+/// knowledge.
+const KIND_NUMERIC_LONG: u8 = 3;
 
 pub(crate) fn block_path(dir: &Path, wal_below: u64) -> PathBuf {
     dir.join(format!("block-{wal_below:010}.sdb"))

@@ -482,11 +482,13 @@ pub(crate) fn flush(inner: &Inner) -> Result<()> {
         // Series definitions must be durable before the WAL holding them
         // is deleted; the block refers to series by id only.
         .and_then(|below| catalog_series(inner, &new_series).map(|()| below))
-        .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)))
-        .and_then(|done| match &hidden {
-            Some(h) => delete::persist_hidden(&inner.config.data_dir, h).map(|()| done),
-            None => Ok(done),
-        });
+        // Before the block: once the block is in place, recovery deletes
+        // the WAL that shows the writes which put these series back.
+        .and_then(|below| match &hidden {
+            Some(h) => delete::persist_hidden(&inner.config.data_dir, h).map(|()| below),
+            None => Ok(below),
+        })
+        .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)));
     match result {
         Ok((below, block)) => {
             {

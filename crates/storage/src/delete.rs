@@ -67,20 +67,25 @@ pub(crate) fn delete(inner: &Inner, sel: &Selection<'_>, remove: bool) -> Result
         }
     }
     if remove {
-        let mut head = inner.head.write();
-        // A series written since the flush above was written after the
-        // delete: it stays.
-        let idle: Vec<SeriesId> = sel
-            .series
-            .iter()
-            .filter(|id| !head.live.contains(*id))
-            .map(SeriesId)
-            .collect();
-        for id in idle {
-            head.hide(id);
-        }
-        persist_hidden(&inner.config.data_dir, &head.hidden)?;
-        head.hidden_dirty = false;
+        let hidden = {
+            let mut head = inner.head.write();
+            // A series written since the flush above was written after the
+            // delete: it stays.
+            let idle: Vec<SeriesId> = sel
+                .series
+                .iter()
+                .filter(|id| !head.live.contains(*id))
+                .map(SeriesId)
+                .collect();
+            for id in idle {
+                head.hide(id);
+            }
+            head.hidden.clone()
+        };
+        // Written outside the head lock; a write that puts a series back
+        // meanwhile marks the set dirty for the next flush (which waits
+        // for us: we hold the flush lock).
+        persist_hidden(&inner.config.data_dir, &hidden)?;
     }
     Ok(deleted)
 }

@@ -223,6 +223,11 @@ impl Head {
             return;
         }
         self.postings.remove(id.0, &key);
+        // Its columns are empty (the data is gone); dropping them makes the
+        // next write recreate them and record the field's kind again.
+        if let Some(Some(series)) = self.series.get_mut(id.0 as usize) {
+            series.columns.clear();
+        }
         if let Some(ids) = self.by_metric.get_mut(&key.metric) {
             ids.retain(|i| *i != id);
             if ids.is_empty() {

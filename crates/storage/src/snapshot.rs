@@ -73,6 +73,30 @@ impl Snapshot<'_> {
         self.head.kind(metric, field)
     }
 
+    /// Whether every stored value of a numeric field of `metric` is a Long
+    /// (so SQL can type it Int64). Reads only block indexes and the head;
+    /// chunks of blocks that predate the index's all-Long kind count as
+    /// not all Long.
+    pub fn all_long(&self, metric: &str, field: &str) -> bool {
+        let long = |v: &FieldValue| matches!(v, FieldValue::Long(_));
+        self.series_of(metric).iter().all(|id| {
+            self.head
+                .points(*id, field, Timestamp::MIN, Timestamp::MAX)
+                .iter()
+                .all(|(_, v)| long(v))
+                && self
+                    .layers
+                    .blocks
+                    .iter()
+                    .all(|b| b.chunks(*id, field).iter().all(|c| c.all_long))
+        }) && self.layers.frozen.as_ref().is_none_or(|f| {
+            f.iter()
+                .filter(|(id, _)| self.head.key(*id).is_some_and(|k| k.metric == metric))
+                .flat_map(|(_, cols)| cols.iter().filter(|(name, _)| name == field))
+                .all(|(_, pts)| pts.iter().all(|(_, v)| long(v)))
+        })
+    }
+
     /// A metric's fields and their kinds, sorted by name.
     pub fn fields(&self, metric: &str) -> Vec<(&str, Kind)> {
         self.head.fields(metric)

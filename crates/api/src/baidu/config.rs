@@ -30,6 +30,8 @@ pub struct Config {
     pub max_query_points: usize,
     /// Groups one query may make.
     pub max_query_groups: usize,
+    /// Memory one SQL statement may use for joins, sorts and aggregations.
+    pub sql_memory_bytes: usize,
     /// 0: the real clock. Otherwise a fixed "now" in ms for signature expiry,
     /// default timestamps and relative times (tests; spec 5.4).
     pub test_clock_ms: i64,
@@ -49,6 +51,7 @@ impl Default for Config {
             query_timeout_secs: 50,
             max_query_points: 20_000_000,
             max_query_groups: 100_000,
+            sql_memory_bytes: 512 << 20,
             test_clock_ms: 0,
         }
     }

@@ -359,10 +359,11 @@ pub(super) async fn get(
     let db = api.database(&parts)?;
     match super::param(&parts, "query") {
         Some(q) => run(api, db, q.into_bytes()).await,
-        None if super::param(&parts, "sql").is_some() => Err(BaiduError::invalid(
-            "SQL queries are not available yet on this server",
-        )),
-        None => Err(BaiduError::missing("query")),
+        // The Go client's SQL route (spec 14, D3).
+        None => match super::param(&parts, "sql").filter(|s| !s.trim().is_empty()) {
+            Some(sql) => super::sql::run(&api, &db, &sql).await,
+            None => Err(BaiduError::missing("query")),
+        },
     }
 }
 

@@ -213,7 +213,7 @@ pub(super) fn create(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
             }
             let table_id = match &table_id {
                 Some(t) => {
-                    if s.groups.values().any(|g| g.table_id == *t) {
+                    if prefix_taken(s, t) {
                         return Err(BkError::Biz(Biz::TableExists));
                     }
                     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
@@ -224,7 +224,7 @@ pub(super) fn create(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
                 }
                 None => {
                     let t = default_table_id(biz, data_id);
-                    if s.groups.values().any(|g| g.table_id == t) {
+                    if prefix_taken(s, &t) {
                         return Err(BkError::Biz(Biz::TableExists));
                     }
                     t
@@ -258,6 +258,14 @@ pub(super) fn create(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
         },
         |_| BkError::Internal,
     )
+}
+
+/// Whether a group, deleted or not, already owns the db prefix of
+/// `table_id`: physical metric names are `<db prefix>.<metric>`, so two
+/// groups sharing a prefix would share series.
+fn prefix_taken(s: &State, table_id: &str) -> bool {
+    let prefix = table_id.split_once('.').map_or(table_id, |(p, _)| p);
+    s.groups.values().any(|g| g.db_prefix() == prefix)
 }
 
 fn default_table_id(biz: i64, data_id: i64) -> String {

@@ -43,6 +43,14 @@ fn go_type(v: &Value) -> &'static str {
     }
 }
 
+/// A JSON number as Go's `%v` prints a float64: `1` for 1.0, `1.5`.
+fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
+        _ => n.to_string(),
+    }
+}
+
 /// A `/v2/push/` answer: bk-collector's shape, strings included.
 fn reply(status: StatusCode, message: &str) -> Response {
     let body = json!({"code": status.as_u16().to_string(),
@@ -55,21 +63,37 @@ fn reply(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// Discoveries per group: field name → tag keys seen.
-pub(crate) type Seen = BTreeMap<i64, BTreeMap<String, Vec<String>>>;
+/// Discoveries per group in creation order (spec 6.5): field name and
+/// the tag keys seen with it, keys ascending within a write unit.
+pub(crate) type Seen = BTreeMap<i64, Vec<(String, Vec<String>)>>;
 
 fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
-    let tags = seen
-        .entry(group)
-        .or_default()
-        .entry(field.to_owned())
-        .or_default();
-    for (k, _) in &key.tags {
-        if !tags.contains(k) {
-            tags.push(k.clone());
+    let fields = seen.entry(group).or_default();
+    let at = match fields.iter().position(|(f, _)| f == field) {
+        Some(i) => i,
+        None => {
+            fields.push((field.to_owned(), Vec::new()));
+            fields.len() - 1
+        }
+    };
+    if let Some((_, tags)) = fields.get_mut(at) {
+        // Keys of a series come sorted; new ones follow those already seen.
+        for (k, _) in &key.tags {
+            if !tags.contains(k) {
+                tags.push(k.clone());
+            }
         }
     }
-    tags.sort_unstable();
+}
+
+/// Makes a whole request one write unit: new metrics in ascending order.
+pub(crate) fn one_unit(seen: &mut Seen) {
+    for fields in seen.values_mut() {
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, tags) in fields.iter_mut() {
+            tags.sort_unstable();
+        }
+    }
 }
 
 /// `POST /v2/push/` (spec 9.2).
@@ -189,7 +213,6 @@ fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), R
                 go_type(item)
             )));
         };
-        let (series_tags, ts) = item_frame(api, item, now).map_err(bad)?;
         let metrics = match item.get("metrics") {
             None => return Err(bad("metrics missing".into())),
             Some(Value::Object(m)) => m,
@@ -203,9 +226,8 @@ fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), R
         if metrics.is_empty() {
             return Err(bad("metrics cannot be empty".into()));
         }
-        let mut names: Vec<(&String, &Value)> = metrics.iter().collect();
-        names.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, value) in names {
+        let mut names: Vec<(&String, f64)> = Vec::with_capacity(metrics.len());
+        for (name, value) in metrics {
             if !name_ok(name) {
                 return Err(bad(name_error(name)));
             }
@@ -215,6 +237,12 @@ fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), R
                     go_type(value)
                 )));
             };
+            names.push((name, v));
+        }
+        // New metrics of one item are created in ascending order.
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        let (series_tags, ts) = item_frame(api, item, now).map_err(bad)?;
+        for (name, v) in names {
             let key = SeriesKey::new(format!("{}.{name}", group.db_prefix()), series_tags.clone());
             note(&mut seen, group.id, name, &key);
             points.push(WritePoint {
@@ -229,8 +257,8 @@ fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), R
     Ok((points, group.id, seen))
 }
 
-/// Tags and timestamp of one item (steps 14–20); `metrics` is checked by
-/// the caller, in between as the spec orders it.
+/// Tags and timestamp of one item (steps 14–20), checked after its
+/// `metrics` (steps 9–13).
 fn item_frame(
     api: &Api,
     item: &Map<String, Value>,
@@ -246,7 +274,7 @@ fn item_frame(
                 }
                 let text = match v {
                     Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
+                    Value::Number(n) => number_text(n),
                     Value::Bool(b) => b.to_string(),
                     Value::Null => continue,
                     other => {
@@ -256,10 +284,7 @@ fn item_frame(
                         ));
                     }
                 };
-                // An empty value names no series; it is dropped like null.
-                if !text.is_empty() {
-                    tags.push((k.clone(), text));
-                }
+                tags.push((k.clone(), text));
             }
         }
         Some(other) => {

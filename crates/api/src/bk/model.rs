@@ -279,11 +279,12 @@ impl Registry {
     pub(crate) fn discover(
         &self,
         group_id: i64,
-        seen: &BTreeMap<String, Vec<String>>,
+        seen: &[(String, Vec<String>)],
         now_ms: i64,
     ) -> std::io::Result<()> {
         let novel = self.read(|s| {
-            let Some(g) = s.groups.get(&group_id) else {
+            // A group deleted meanwhile keeps its registry empty.
+            let Some(g) = s.groups.get(&group_id).filter(|g| !g.is_delete) else {
                 return false;
             };
             seen.iter().any(|(field, tags)| {
@@ -294,7 +295,7 @@ impl Registry {
             })
         });
         let touch = |s: &mut State| {
-            if let Some(g) = s.groups.get_mut(&group_id) {
+            if let Some(g) = s.groups.get_mut(&group_id).filter(|g| !g.is_delete) {
                 for (field, tags) in seen {
                     g.merge_metric(field, tags, false);
                     if let Some(m) = g.metrics.iter_mut().find(|m| m.field_name == *field) {

@@ -68,9 +68,9 @@ fn series(api: &Api, t: &Target) -> Result<RoaringBitmap, OpenTsdbError> {
     })
 }
 
-fn query_time(v: &Value, now: Timestamp) -> Result<Timestamp, OpenTsdbError> {
+fn query_time(v: &Value, now: Timestamp, tz: &TimeZone) -> Result<Timestamp, OpenTsdbError> {
     let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-    time::parse_query_time(&text, now, &TimeZone::UTC).map_err(OpenTsdbError::bad_request)
+    time::parse_query_time(&text, now, tz).map_err(OpenTsdbError::bad_request)
 }
 
 pub(crate) async fn delete_data(
@@ -81,13 +81,15 @@ pub(crate) async fn delete_data(
     let v = json_body(&api, &headers, body).await?;
     let t = target(&v)?;
     let now = now_ms();
+    // Date strings are read in the server's zone (spec 4.5).
+    let tz = super::zone::by_name(&api.config.timezone)?;
     let start = match v.get("start") {
         None | Some(Value::Null) => return Err(OpenTsdbError::bad_request("Missing start time")),
-        Some(s) => query_time(s, now)?,
+        Some(s) => query_time(s, now, &tz)?,
     };
     let end = match v.get("end") {
         None | Some(Value::Null) => now,
-        Some(e) => query_time(e, now)?,
+        Some(e) => query_time(e, now, &tz)?,
     };
     if end < start {
         return Err(OpenTsdbError::bad_request(format!(

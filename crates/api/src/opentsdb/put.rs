@@ -463,6 +463,7 @@ impl<'a> Groups<'a> {
         if seen.is_empty() {
             return Ok(());
         }
+        crate::bk::ingest::one_unit(&mut seen);
         binder
             .discovered(&seen)
             .map_err(|e| OpenTsdbError::internal(&e))

@@ -63,7 +63,10 @@ fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
     }
     let mut out = Map::new();
     let mut failed = false;
-    api.db.read(|view| {
+    // Names of existing series first, so they keep first-seen order; the
+    // durable assignments below run without holding the database.
+    api.db.read(|view| api.uids.with(&view, |_| ()));
+    {
         for (kind, names) in wanted {
             let mut done = Map::new();
             let mut errors = Map::new();
@@ -76,7 +79,7 @@ fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
                         kind.name()
                     ))
                 } else {
-                    match api.uids.assign(&view, kind, &name) {
+                    match api.uids.assign(kind, &name) {
                         Ok(uid) => {
                             done.insert(name.clone(), json!(hex(uid)));
                             None
@@ -98,7 +101,7 @@ fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
                 out.insert(format!("{}_errors", kind.name()), Value::Object(errors));
             }
         }
-    });
+    }
     let status = if failed {
         StatusCode::BAD_REQUEST
     } else {

@@ -238,14 +238,11 @@ impl Uids {
 
     /// Assigns `name` explicitly (`/api/uid/assign`), durably: an existing
     /// name is an error carrying its UID.
-    pub(crate) fn assign(
-        &self,
-        view: &Snapshot<'_>,
-        kind: UidKind,
-        name: &str,
-    ) -> Result<u32, AssignError> {
+    ///
+    /// Call [`Uids::with`] first: names of series created since are
+    /// assigned after this one.
+    pub(crate) fn assign(&self, kind: UidKind, name: &str) -> Result<u32, AssignError> {
         let mut state = self.state.lock();
-        state.0.catch_up(view, now_secs());
         if let Some(uid) = state.0.uid(kind, name) {
             self.append(&mut state, false);
             return Err(AssignError::Exists(uid));

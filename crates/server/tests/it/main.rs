@@ -8,6 +8,7 @@ mod baidu_errors;
 mod baidu_fill;
 mod baidu_mgmt;
 mod baidu_query;
+mod baidu_sql;
 mod baidu_write;
 mod bk;
 mod bk_ingest;

@@ -2,7 +2,10 @@
 //! reads, so a narrow query touches only its chunks.
 
 use super::cache::{CACHE, NumericChunk};
-use super::{ChunkStats, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_STRING, MAGIC};
+use super::{
+    ChunkStats, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG, KIND_STRING,
+    MAGIC,
+};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::record::{self, get_str, get_varint, take, unzigzag};
@@ -18,6 +21,9 @@ use sundial_model::{FieldValue, Kind, Timestamp};
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkEntry {
     kind: u8,
+    /// Numeric with every value a Long (known for blocks written since the
+    /// index recorded it).
+    pub(crate) all_long: bool,
     offset: u64,
     len: u64,
     pub(crate) count: u64,
@@ -443,7 +449,10 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
         if field as usize >= fields.len() {
             return Err(format!("field index {field} out of range"));
         }
-        let kind = take(input, 1)?[0];
+        let (kind, all_long) = match take(input, 1)?[0] {
+            KIND_NUMERIC_LONG => (KIND_NUMERIC, true),
+            k => (k, false),
+        };
         let offset = get_varint(input)?;
         let len = get_varint(input)?;
         let count = get_varint(input)?;
@@ -469,6 +478,7 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
             .or_insert_with(Vec::new)
             .push(ChunkEntry {
                 kind,
+                all_long,
                 offset,
                 len,
                 count,

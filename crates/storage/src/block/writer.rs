@@ -1,6 +1,8 @@
 //! Writes a block from a flushed head.
 
-use super::{FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_STRING, MAGIC, block_path};
+use super::{
+    FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG, KIND_STRING, MAGIC, block_path,
+};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::record::{self, put_str, put_varint, zigzag};
@@ -121,6 +123,8 @@ impl BlockWriter {
 /// What the index records about a chunk besides its place.
 struct ChunkMeta {
     kind: u8,
+    /// Numeric and every value a Long.
+    all_long: bool,
     count: u64,
     min_ts: Timestamp,
     max_ts: Timestamp,
@@ -177,8 +181,11 @@ fn encode_chunk(
             sundial_codec::encode_texts_into(&texts, out);
         }
     }
+    let all_long =
+        kind == KIND_NUMERIC && run.iter().all(|(_, v)| matches!(v, FieldValue::Long(_)));
     Ok(ChunkMeta {
         kind,
+        all_long,
         count: ts.len() as u64,
         min_ts: ts.first().copied().unwrap_or_default(),
         max_ts: ts.last().copied().unwrap_or_default(),
@@ -207,7 +214,11 @@ impl IndexBuilder {
         let c = &mut self.chunks;
         put_varint(c, u64::from(col.series.0));
         put_varint(c, field as u64);
-        c.push(meta.kind);
+        c.push(if meta.all_long {
+            KIND_NUMERIC_LONG
+        } else {
+            meta.kind
+        });
         put_varint(c, offset);
         put_varint(c, len);
         put_varint(c, meta.count);

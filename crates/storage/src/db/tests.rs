@@ -508,3 +508,35 @@ fn deletes_and_removals_persist() -> Result<()> {
     assert_eq!(id_of(&db, "a"), Some(a), "and the flush persisted it");
     Ok(())
 }
+
+/// A removed metric forgets its kind, and the kind the next write fixes
+/// holds again (the series' old columns do not linger without one).
+#[test]
+fn removal_forgets_kinds_and_the_next_write_fixes_one() -> Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(tmp.path()))?;
+    write_all(&db, vec![point("a", 1, 1)])?;
+    db.flush()?;
+    let ids = series_ids(&db, "a");
+    db.remove_series(&ids)?;
+    let text = |ts: Timestamp| WritePoint {
+        value: ValueInput::Typed(FieldValue::String("x".into())),
+        ..point("a", ts, 0)
+    };
+    let written = db.write(vec![text(2)], false)?;
+    assert_eq!(
+        written.outcome.results,
+        vec![Ok(())],
+        "the kind was forgotten"
+    );
+    let written = db.write(vec![point("a", 3, 5)], false)?;
+    assert!(
+        matches!(
+            written.outcome.results[0],
+            Err(PointError::KindMismatch { .. })
+        ),
+        "the text write fixed the kind: {:?}",
+        written.outcome.results
+    );
+    Ok(())
+}

@@ -89,7 +89,9 @@ pub(crate) fn from_query_string(raw: &str, clock: &Clock) -> Result<Request, Ope
             .split_once(':')
             .ok_or_else(|| OpenTsdbError::bad_request(format!("Invalid parameter tsuid={t}")))?;
         queries.push(query("", Vec::new(), aggregator(agg)?, start, end));
-        tsuids.push(Some(list.split(',').map(str::to_owned).collect()));
+        tsuids.push(Some(checked_tsuids(
+            list.split(',').map(str::to_owned).collect(),
+        )?));
     }
     let described = queries
         .iter()
@@ -293,7 +295,7 @@ pub(crate) fn from_json(json: &Value, clock: &Clock) -> Result<Request, OpenTsdb
                 ));
             }
         };
-        tsuids.push(by_tsuid);
+        tsuids.push(by_tsuid.map(checked_tsuids).transpose()?);
         let ds = match sub.get("downsample") {
             Some(Value::String(d)) if !d.is_empty() => Some(downsample(d, &window)?),
             _ => None,
@@ -369,6 +371,18 @@ pub(crate) fn from_json(json: &Value, clock: &Clock) -> Result<Request, OpenTsdb
             .iter()
             .any(|k| obj.get(*k).is_some_and(lenient_bool)),
     })
+}
+
+/// TSUIDs are checked where their sub-query is read, so errors come in
+/// sub-query order (spec 9.3).
+fn checked_tsuids(list: Vec<String>) -> Result<Vec<String>, OpenTsdbError> {
+    match list
+        .iter()
+        .find(|t| super::super::uids::split_tsuid(t).is_none())
+    {
+        Some(bad) => Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {bad}"))),
+        None => Ok(list),
+    }
 }
 
 fn time_text(v: &Value) -> Option<String> {

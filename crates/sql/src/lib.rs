@@ -1,0 +1,234 @@
+//! SQL over stored series (Baidu TSDB `/v1/row`, spec baidu-tsdb 10) on
+//! Apache DataFusion: each metric of a database is a table, scanned from
+//! storage with time-range and tag push-down, within the same row, point,
+//! memory and time limits as the JSON query.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod rewrite;
+mod scan;
+mod table;
+
+pub use rewrite::WidthParser;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use sundial_storage::Db;
+
+/// Bounds of one statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Result rows (spec: 1 000 000).
+    pub max_rows: usize,
+    /// Stored points the scans may read.
+    pub max_scan_points: usize,
+    pub timeout: Duration,
+    /// Memory for joins, sorts and aggregations.
+    pub memory_bytes: usize,
+    /// Reads `time_bucket` widths (`'10 seconds'`).
+    pub bucket_width: WidthParser,
+}
+
+/// One result value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Long(i64),
+    Double(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Bool(bool),
+}
+
+/// Column names and rows of a statement's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SqlError {
+    /// Parse, planning or evaluation error, or a limit: the client's.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the statement ran longer than {0:?}")]
+    Timeout(Duration),
+    /// Storage or engine failure; not shown to clients.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Points read and the deadline of one statement, shared by its scans.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    points: AtomicUsize,
+    max_points: usize,
+    deadline: Instant,
+}
+
+impl Budget {
+    pub(crate) fn take(&self, n: usize) -> Result<(), DataFusionError> {
+        let total = self
+            .points
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        if total > self.max_points {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "the statement reads more than {} stored points; narrow the time range or the tags",
+                self.max_points
+            )));
+        }
+        self.check_time()
+    }
+
+    pub(crate) fn check_time(&self) -> Result<(), DataFusionError> {
+        if Instant::now() > self.deadline {
+            return Err(DataFusionError::ResourcesExhausted("deadline".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Runs one SELECT statement over the metrics of `db`.
+pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> {
+    let prepared = rewrite::prepare(sql, opts.bucket_width)?;
+    let deadline = Instant::now() + opts.timeout;
+    let budget = Arc::new(Budget {
+        points: AtomicUsize::new(0),
+        max_points: opts.max_scan_points,
+        deadline,
+    });
+    let mut config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_information_schema(false);
+    // Field and tag names are case-sensitive (spec 10.2).
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(opts.memory_bytes, 1.0)
+        .build_arc()
+        .map_err(internal)?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let catalog = ctx
+        .catalog("datafusion")
+        .ok_or_else(|| SqlError::Internal("no default catalog".into()))?;
+    catalog
+        .register_schema(
+            "public",
+            Arc::new(table::Metrics {
+                db: db.clone(),
+                budget: budget.clone(),
+            }),
+        )
+        .map_err(internal)?;
+    let work = async {
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(prepared.statement));
+        let plan = ctx
+            .state()
+            .statement_to_plan(statement)
+            .await
+            .map_err(classify)?;
+        let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
+        let columns: Vec<String> = frame
+            .schema()
+            .iter()
+            .map(|(q, f)| match q {
+                Some(q) if prepared.qualify => format!("{}.{}", q.table(), f.name()),
+                _ => f.name().clone(),
+            })
+            .collect();
+        let mut stream = frame.execute_stream().await.map_err(classify)?;
+        let mut rows = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(classify)?;
+            if rows.len() + batch.num_rows() > opts.max_rows {
+                return Err(SqlError::Invalid(format!(
+                    "the result has more than {} rows; add a LIMIT or narrow the query",
+                    opts.max_rows
+                )));
+            }
+            append_rows(&batch, &mut rows);
+        }
+        Ok(Output { columns, rows })
+    };
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(result) => result.map_err(|e| match e {
+            SqlError::Invalid(m) if m.contains("deadline") => SqlError::Timeout(opts.timeout),
+            other => other,
+        }),
+        Err(_) => Err(SqlError::Timeout(opts.timeout)),
+    }
+}
+
+fn internal(e: DataFusionError) -> SqlError {
+    SqlError::Internal(e.to_string())
+}
+
+/// Client mistakes and limits are `Invalid`; engine and storage failures
+/// are `Internal`.
+fn classify(e: DataFusionError) -> SqlError {
+    match e {
+        DataFusionError::IoError(_) | DataFusionError::Internal(_) => internal(e),
+        DataFusionError::External(inner) => {
+            if inner.downcast_ref::<sundial_storage::Error>().is_some() {
+                SqlError::Internal(inner.to_string())
+            } else {
+                SqlError::Invalid(inner.to_string())
+            }
+        }
+        DataFusionError::Context(_, inner) => classify(*inner),
+        DataFusionError::ResourcesExhausted(m) => SqlError::Invalid(m),
+        other => SqlError::Invalid(other.strip_backtrace().to_string()),
+    }
+}
+
+fn append_rows(batch: &RecordBatch, rows: &mut Vec<Vec<Cell>>) {
+    let start = rows.len();
+    rows.extend((0..batch.num_rows()).map(|_| Vec::with_capacity(batch.num_columns())));
+    for column in batch.columns() {
+        for (i, row) in rows[start..].iter_mut().enumerate() {
+            row.push(cell(column.as_ref(), i));
+        }
+    }
+}
+
+fn cell(a: &dyn Array, i: usize) -> Cell {
+    if a.is_null(i) {
+        return Cell::Null;
+    }
+    match a.data_type() {
+        DataType::Int64 => Cell::Long(a.as_primitive::<Int64Type>().value(i)),
+        DataType::Float64 => Cell::Double(a.as_primitive::<Float64Type>().value(i)),
+        DataType::Utf8 => Cell::Text(a.as_string::<i32>().value(i).to_owned()),
+        DataType::LargeUtf8 => Cell::Text(a.as_string::<i64>().value(i).to_owned()),
+        DataType::Utf8View => Cell::Text(a.as_string_view().value(i).to_owned()),
+        DataType::Binary => Cell::Bytes(a.as_binary::<i32>().value(i).to_vec()),
+        DataType::Boolean => Cell::Bool(a.as_boolean().value(i)),
+        DataType::Null => Cell::Null,
+        other if other.is_integer() => cast(a, i, &DataType::Int64).map_or(Cell::Null, |c| {
+            Cell::Long(c.as_primitive::<Int64Type>().value(0))
+        }),
+        other if other.is_floating() || matches!(other, DataType::Decimal128(..)) => {
+            cast(a, i, &DataType::Float64).map_or(Cell::Null, |c| {
+                Cell::Double(c.as_primitive::<Float64Type>().value(0))
+            })
+        }
+        _ => cast(a, i, &DataType::Utf8).map_or(Cell::Null, |c| {
+            Cell::Text(c.as_string::<i32>().value(0).to_owned())
+        }),
+    }
+}
+
+/// One value of `a` cast to `to`.
+fn cast(a: &dyn Array, i: usize, to: &DataType) -> Option<Arc<dyn Array>> {
+    let one = a.slice(i, 1);
+    datafusion::arrow::compute::cast(&one, to)
+        .ok()
+        .filter(|c| !c.is_null(0))
+}

@@ -1,0 +1,210 @@
+//! What the SQL of spec baidu-tsdb 10 needs beyond DataFusion's own SQL:
+//! MySQL quoting (double-quoted strings, backtick identifiers), `timestamp`
+//! as a name of the time column, `IF`, `max_by`/`min_by`, `time_bucket`,
+//! and output names taken from the statement's text.
+//!
+//! Replacements are built as SQL text from the displayed sub-expressions
+//! and parsed back, which keeps this independent of the AST's shapes.
+
+use crate::SqlError;
+use crate::table::TIME;
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectNamePart, Query,
+    SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::MySqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use std::ops::ControlFlow;
+
+/// Parses a width such as `'10 seconds'` into milliseconds.
+pub type WidthParser = fn(&str) -> Result<i64, String>;
+
+/// A statement ready for DataFusion, and whether `*` columns of a join
+/// are named `metric.column`.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) statement: Statement,
+    pub(crate) qualify: bool,
+}
+
+fn invalid(e: impl std::fmt::Display) -> SqlError {
+    SqlError::Invalid(e.to_string())
+}
+
+pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlError> {
+    let mut statements = Parser::parse_sql(&MySqlDialect {}, sql).map_err(invalid)?;
+    if statements.len() != 1 {
+        return Err(invalid("exactly one statement is expected"));
+    }
+    let Some(mut statement) = statements.pop() else {
+        return Err(invalid("exactly one statement is expected"));
+    };
+    let Statement::Query(query) = &mut statement else {
+        return Err(invalid("only SELECT statements are supported"));
+    };
+    let qualify = name_outputs(query);
+    let mut failure = None;
+    let _ = visit_expressions_mut(&mut statement, |e| {
+        if let Err(err) = rewrite(e, width) {
+            failure = Some(err);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(Prepared { statement, qualify }),
+    }
+}
+
+/// Aliases every unaliased select item after its text (spec 10.3: an
+/// expression's column is named by its source text); `timestamp` keeps
+/// its name although it reads the time column. Returns whether the query
+/// joins and selects `*`.
+fn name_outputs(query: &mut Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return false;
+    };
+    let joins = select.from.iter().any(|t| !t.joins.is_empty()) || select.from.len() > 1;
+    let mut wildcard = false;
+    for item in &mut select.projection {
+        match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(id))
+                if !id.value.eq_ignore_ascii_case("timestamp") || id.quote_style.is_some() => {}
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(_)) => {}
+            SelectItem::UnnamedExpr(expr) => {
+                let name = match &*expr {
+                    Expr::Identifier(id) => id.value.clone(),
+                    other => other.to_string().trim().to_owned(),
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::with_quote('`', name),
+                };
+            }
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => wildcard = true,
+            _ => {}
+        }
+    }
+    // Table names are metric names, dots included (`sys.cpu.user`): an
+    // unquoted dotted name is one metric, not catalog.schema.table.
+    let relations = select.from.iter_mut().flat_map(|t| {
+        std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
+    });
+    for relation in relations {
+        if let TableFactor::Table { name, .. } = relation {
+            let parts: Option<Vec<String>> = name
+                .0
+                .iter()
+                .map(|p| match p {
+                    ObjectNamePart::Identifier(id) if id.quote_style.is_none() => {
+                        Some(id.value.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if let Some(parts) = parts.filter(|p| p.len() > 1) {
+                name.0 = vec![ObjectNamePart::Identifier(Ident::with_quote(
+                    '`',
+                    parts.join("."),
+                ))];
+            }
+        }
+    }
+    joins && wildcard
+}
+
+fn parse_expr(text: &str) -> Result<Expr, SqlError> {
+    Parser::new(&MySqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(invalid)
+}
+
+/// Plain arguments of a function call, or `None` for other argument forms.
+fn plain_args(args: &FunctionArguments) -> Option<Vec<&Expr>> {
+    let FunctionArguments::List(list) = args else {
+        return Some(Vec::new());
+    };
+    if !list.clauses.is_empty() || list.duplicate_treatment.is_some() {
+        return None;
+    }
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rewrite(e: &mut Expr, width: WidthParser) -> Result<(), SqlError> {
+    match e {
+        Expr::Identifier(id)
+            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("timestamp") =>
+        {
+            id.value = TIME.into();
+        }
+        Expr::CompoundIdentifier(parts) => {
+            if let Some(last) = parts.last_mut()
+                && last.quote_style.is_none()
+                && last.value.eq_ignore_ascii_case("timestamp")
+            {
+                last.value = TIME.into();
+            }
+        }
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let Some(args) = plain_args(&f.args) else {
+                return Ok(());
+            };
+            let text: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let replacement = match (name.as_str(), text.as_slice()) {
+                ("if", [c, a, b]) => format!("CASE WHEN {c} THEN {a} ELSE {b} END"),
+                ("max_by", [x, y]) => format!("first_value({x} ORDER BY {y} DESC)"),
+                ("min_by", [x, y]) => format!("first_value({x} ORDER BY {y} ASC)"),
+                ("time_bucket", [ts, _]) => {
+                    let spec = match args.get(1) {
+                        Some(Expr::Value(v)) => match &v.value {
+                            datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s)
+                            | datafusion::sql::sqlparser::ast::Value::DoubleQuotedString(s) => {
+                                s.clone()
+                            }
+                            other => {
+                                return Err(invalid(format!(
+                                    "time_bucket width must be a string such as '10 seconds', not {other}"
+                                )));
+                            }
+                        },
+                        _ => {
+                            return Err(invalid(
+                                "time_bucket width must be a string literal such as '10 seconds'",
+                            ));
+                        }
+                    };
+                    let w = width(&spec).map_err(invalid)?;
+                    // Epoch-aligned floor, also for negative times.
+                    format!("(({ts}) - ((({ts}) % {w}) + {w}) % {w})")
+                }
+                ("if" | "max_by" | "min_by" | "time_bucket", _) => {
+                    return Err(invalid(format!("wrong number of arguments to {name}")));
+                }
+                _ => return Ok(()),
+            };
+            let mut replaced = parse_expr(&replacement)?;
+            // The arguments may hold more to rewrite.
+            let _ = visit_expressions_mut(&mut replaced, |inner| {
+                if let Expr::Identifier(id) = inner
+                    && id.quote_style.is_none()
+                    && id.value.eq_ignore_ascii_case("timestamp")
+                {
+                    id.value = TIME.into();
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            *e = replaced;
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! The storage scan behind a metric table: the selected series' rows in
+//! ascending (time, series key) order, as record batches sent while they
+//! are built.
+
+use crate::Budget;
+use crate::table::Source;
+use datafusion::arrow::array::{
+    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use sundial_model::{FieldValue, Kind, TagMatch, Timestamp};
+use sundial_storage::Db;
+
+const BATCH_ROWS: usize = 8192;
+
+/// What `WHERE` lets the scan skip.
+#[derive(Debug, Clone)]
+pub(crate) struct Pushdown {
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+    pub(crate) tags: Vec<TagMatch>,
+}
+
+impl Default for Pushdown {
+    fn default() -> Self {
+        Self {
+            start: Timestamp::MIN,
+            end: Timestamp::MAX,
+            tags: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SeriesScan {
+    pub(crate) db: Db,
+    pub(crate) metric: String,
+    pub(crate) schema: SchemaRef,
+    pub(crate) sources: Vec<Source>,
+    /// Per schema column, whether the query uses it.
+    pub(crate) wanted: Vec<bool>,
+    pub(crate) pushdown: Pushdown,
+    pub(crate) budget: Arc<Budget>,
+}
+
+/// One series' rows: tag values, then per timestamp one value per field.
+struct SeriesRows {
+    tags: Vec<Option<String>>,
+    rows: Vec<(Timestamp, Vec<Option<FieldValue>>)>,
+}
+
+impl PartitionStream for SeriesScan {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
+        let job = Job {
+            db: self.db.clone(),
+            metric: self.metric.clone(),
+            schema: self.schema.clone(),
+            sources: self.sources.clone(),
+            wanted: self.wanted.clone(),
+            pushdown: self.pushdown.clone(),
+            budget: self.budget.clone(),
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = job.run(&tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+    }
+}
+
+struct Job {
+    db: Db,
+    metric: String,
+    schema: SchemaRef,
+    sources: Vec<Source>,
+    wanted: Vec<bool>,
+    pushdown: Pushdown,
+    budget: Arc<Budget>,
+}
+
+type Sender = tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>;
+
+impl Job {
+    fn run(&self, tx: &Sender) -> Result<(), DataFusionError> {
+        let series = self.read()?;
+        // k-way merge by (time, series key); series come sorted by key.
+        let mut heap: BinaryHeap<Reverse<(Timestamp, usize, usize)>> = series
+            .iter()
+            .enumerate()
+            .filter_map(|(s, rows)| rows.rows.first().map(|(t, _)| Reverse((*t, s, 0))))
+            .collect();
+        let mut batch = BatchBuilder::new(&self.schema, &self.sources, &self.wanted);
+        while let Some(Reverse((_, s, i))) = heap.pop() {
+            let (Some(rows), Some(row)) =
+                (series.get(s), series.get(s).and_then(|r| r.rows.get(i)))
+            else {
+                continue;
+            };
+            batch.push(row, &rows.tags);
+            if let Some((t, _)) = rows.rows.get(i + 1) {
+                heap.push(Reverse((*t, s, i + 1)));
+            }
+            if batch.len() >= BATCH_ROWS {
+                let full = std::mem::replace(
+                    &mut batch,
+                    BatchBuilder::new(&self.schema, &self.sources, &self.wanted),
+                );
+                if tx.blocking_send(full.finish(&self.schema)).is_err() {
+                    return Ok(());
+                }
+                self.budget.check_time()?;
+            }
+        }
+        if batch.len() > 0 {
+            let _ = tx.blocking_send(batch.finish(&self.schema));
+        }
+        Ok(())
+    }
+
+    /// The selected series' rows, sorted by series key.
+    fn read(&self) -> Result<Vec<SeriesRows>, DataFusionError> {
+        let fields: Vec<&str> = self
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Field { name, .. } => Some(name.as_str()),
+                Source::Tag(_) => None,
+            })
+            .collect();
+        let tag_names: Vec<&str> = self
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Tag(t) => Some(t.as_str()),
+                Source::Field { .. } => None,
+            })
+            .collect();
+        let p = &self.pushdown;
+        self.db.read(|view| {
+            let ids = view
+                .select(&self.metric, &p.tags)
+                .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+            let mut out: Vec<(Vec<(String, String)>, SeriesRows)> = Vec::new();
+            for id in ids {
+                let Some(key) = view.key(id) else { continue };
+                let mut rows: BTreeMap<Timestamp, Vec<Option<FieldValue>>> = BTreeMap::new();
+                for (f, name) in fields.iter().enumerate() {
+                    let points = view
+                        .points(id, name, p.start, p.end)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    self.budget.take(points.len())?;
+                    for (t, v) in points {
+                        let row = rows.entry(t).or_insert_with(|| vec![None; fields.len()]);
+                        if let Some(slot) = row.get_mut(f) {
+                            *slot = Some(v);
+                        }
+                    }
+                }
+                if rows.is_empty() {
+                    continue;
+                }
+                let tags = tag_names
+                    .iter()
+                    .map(|k| key.tag(k).map(str::to_owned))
+                    .collect();
+                out.push((
+                    key.tags,
+                    SeriesRows {
+                        tags,
+                        rows: rows.into_iter().collect(),
+                    },
+                ));
+            }
+            self.budget.check_time()?;
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(out.into_iter().map(|(_, rows)| rows).collect())
+        })
+    }
+}
+
+/// Builders of one batch; unwanted columns get nulls only.
+struct BatchBuilder {
+    time: Int64Builder,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+enum Column {
+    Long(Int64Builder),
+    Double(Float64Builder),
+    Text(StringBuilder),
+    Bytes(BinaryBuilder),
+    /// Not projected: only counted.
+    Skip,
+}
+
+impl BatchBuilder {
+    fn new(schema: &SchemaRef, sources: &[Source], wanted: &[bool]) -> Self {
+        let _ = schema;
+        let columns = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if !wanted.get(i + 1).copied().unwrap_or(false) {
+                    return Column::Skip;
+                }
+                match s {
+                    Source::Field {
+                        kind: Kind::Numeric,
+                        all_long: true,
+                        ..
+                    } => Column::Long(Int64Builder::new()),
+                    Source::Field {
+                        kind: Kind::Numeric,
+                        ..
+                    } => Column::Double(Float64Builder::new()),
+                    Source::Field {
+                        kind: Kind::String, ..
+                    }
+                    | Source::Tag(_) => Column::Text(StringBuilder::new()),
+                    Source::Field {
+                        kind: Kind::Bytes, ..
+                    } => Column::Bytes(BinaryBuilder::new()),
+                }
+            })
+            .collect();
+        Self {
+            time: Int64Builder::new(),
+            columns,
+            rows: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.rows
+    }
+
+    fn push(&mut self, row: &(Timestamp, Vec<Option<FieldValue>>), tags: &[Option<String>]) {
+        self.rows += 1;
+        self.time.append_value(row.0);
+        let mut fields = row.1.iter();
+        let mut tag_values = tags.iter();
+        for c in &mut self.columns {
+            // Fields come first in the sources, then tags.
+            let value: Cell<'_> = match fields.next() {
+                Some(v) => Cell::Field(v.as_ref()),
+                None => Cell::Tag(tag_values.next().and_then(Option::as_deref)),
+            };
+            match (c, value) {
+                (Column::Skip, _) => {}
+                (Column::Long(b), Cell::Field(v)) => b.append_option(v.and_then(|v| match v {
+                    FieldValue::Long(i) => Some(*i),
+                    other => other.as_f64().map(|f| f as i64),
+                })),
+                (Column::Double(b), Cell::Field(v)) => {
+                    b.append_option(v.and_then(FieldValue::as_f64))
+                }
+                (Column::Text(b), Cell::Field(v)) => b.append_option(v.and_then(|v| match v {
+                    FieldValue::String(s) => Some(s.as_str()),
+                    _ => None,
+                })),
+                (Column::Text(b), Cell::Tag(t)) => b.append_option(t),
+                (Column::Bytes(b), Cell::Field(v)) => b.append_option(v.and_then(|v| match v {
+                    FieldValue::Bytes(x) => Some(x.as_slice()),
+                    _ => None,
+                })),
+                (Column::Long(b), Cell::Tag(_)) => b.append_null(),
+                (Column::Double(b), Cell::Tag(_)) => b.append_null(),
+                (Column::Bytes(b), Cell::Tag(_)) => b.append_null(),
+            }
+        }
+    }
+
+    fn finish(mut self, schema: &SchemaRef) -> Result<RecordBatch, DataFusionError> {
+        let n = self.rows;
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.time.finish())];
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            arrays.push(match c {
+                Column::Long(b) => Arc::new(b.finish()),
+                Column::Double(b) => Arc::new(b.finish()),
+                Column::Text(b) => Arc::new(b.finish()),
+                Column::Bytes(b) => Arc::new(b.finish()),
+                Column::Skip => {
+                    let ty = schema.field(i + 1).data_type();
+                    datafusion::arrow::array::new_null_array(ty, n)
+                }
+            });
+        }
+        Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+    }
+}
+
+enum Cell<'a> {
+    Field(Option<&'a FieldValue>),
+    Tag(Option<&'a str>),
+}

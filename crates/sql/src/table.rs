@@ -1,0 +1,315 @@
+//! Metrics as DataFusion tables (spec baidu-tsdb 10.2): the time column,
+//! one column per field, one per tag key. Time ranges and tag equalities
+//! in `WHERE` narrow the storage scan (inexactly: DataFusion applies every
+//! filter again), and only projected fields are read.
+
+use crate::scan::{Pushdown, SeriesScan};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::{Column, DataFusionError, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::streaming::StreamingTableExec;
+use std::sync::Arc;
+use sundial_model::{Kind, TagMatch, Timestamp};
+use sundial_storage::Db;
+
+/// The name of the time column (also reachable as `timestamp`).
+pub(crate) const TIME: &str = "time";
+
+/// Every metric of one database.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    pub(crate) db: Db,
+    pub(crate) budget: Arc<crate::Budget>,
+}
+
+#[async_trait]
+impl SchemaProvider for Metrics {
+    fn table_names(&self) -> Vec<String> {
+        self.db
+            .read(|v| v.metrics().into_iter().map(str::to_owned).collect())
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        Ok(MetricTable::open(&self.db, name, self.budget.clone())
+            .map(|t| Arc::new(t) as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.db.read(|v| v.has_metric(name))
+    }
+}
+
+/// A column of a metric table beyond the time column.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Field {
+        name: String,
+        kind: Kind,
+        all_long: bool,
+    },
+    Tag(String),
+}
+
+#[derive(Debug)]
+pub(crate) struct MetricTable {
+    db: Db,
+    metric: String,
+    schema: SchemaRef,
+    /// Column `i + 1` of the schema.
+    sources: Vec<Source>,
+    budget: Arc<crate::Budget>,
+}
+
+impl MetricTable {
+    fn open(db: &Db, metric: &str, budget: Arc<crate::Budget>) -> Option<Self> {
+        let (fields, tags) = db.read(|v| {
+            if !v.has_metric(metric) {
+                return None;
+            }
+            let fields: Vec<(String, Kind, bool)> = v
+                .fields(metric)
+                .into_iter()
+                .map(|(f, k)| (f.to_owned(), k, k == Kind::Numeric && v.all_long(metric, f)))
+                .collect();
+            let tags: Vec<String> = v
+                .tag_keys_in(metric, Timestamp::MIN, Timestamp::MAX)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            Some((fields, tags))
+        })?;
+        let mut columns = vec![Field::new(TIME, DataType::Int64, false)];
+        let mut sources = Vec::new();
+        // The time column wins over a field or tag of the same name.
+        let taken = |n: &str, cols: &[Field]| {
+            n == TIME || n == "timestamp" || cols.iter().any(|c| c.name() == n)
+        };
+        for (name, kind, all_long) in fields {
+            if taken(&name, &columns) {
+                continue;
+            }
+            let ty = match (kind, all_long) {
+                (Kind::Numeric, true) => DataType::Int64,
+                (Kind::Numeric, false) => DataType::Float64,
+                (Kind::String, _) => DataType::Utf8,
+                (Kind::Bytes, _) => DataType::Binary,
+            };
+            columns.push(Field::new(&name, ty, true));
+            sources.push(Source::Field {
+                name,
+                kind,
+                all_long,
+            });
+        }
+        for tag in tags {
+            if taken(&tag, &columns) {
+                continue;
+            }
+            columns.push(Field::new(&tag, DataType::Utf8, true));
+            sources.push(Source::Tag(tag));
+        }
+        Some(Self {
+            db: db.clone(),
+            metric: metric.to_owned(),
+            schema: Arc::new(Schema::new(columns)),
+            sources,
+            budget,
+        })
+    }
+
+    /// A filter the scan can use: a time bound or a tag (in)equality.
+    fn usable(&self, e: &Expr) -> bool {
+        let mut p = Pushdown::default();
+        self.narrow(e, &mut p)
+    }
+
+    /// Tightens `p` by `e`; false if `e` says nothing the scan can use.
+    fn narrow(&self, e: &Expr, p: &mut Pushdown) -> bool {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::And => {
+                let l = self.narrow(left, p);
+                let r = self.narrow(right, p);
+                l || r
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (col, lit, op) =
+                    match (column(left), literal(right), column(right), literal(left)) {
+                        (Some(c), Some(v), _, _) => (c, v, *op),
+                        (_, _, Some(c), Some(v)) => match op.swap() {
+                            Some(op) => (c, v, op),
+                            None => return false,
+                        },
+                        _ => return false,
+                    };
+                if col.name == TIME {
+                    let Some(t) = as_i64(&lit) else { return false };
+                    match op {
+                        Operator::Eq => {
+                            p.start = p.start.max(t);
+                            p.end = p.end.min(t);
+                        }
+                        Operator::Gt => p.start = p.start.max(t.saturating_add(1)),
+                        Operator::GtEq => p.start = p.start.max(t),
+                        Operator::Lt => p.end = p.end.min(t.saturating_sub(1)),
+                        Operator::LtEq => p.end = p.end.min(t),
+                        _ => return false,
+                    }
+                    return true;
+                }
+                match (self.tag(&col.name), op, lit) {
+                    (
+                        Some(tag),
+                        Operator::Eq,
+                        ScalarValue::Utf8(Some(v))
+                        | ScalarValue::LargeUtf8(Some(v))
+                        | ScalarValue::Utf8View(Some(v)),
+                    ) => {
+                        p.tags.push(TagMatch::Eq {
+                            key: tag.to_owned(),
+                            value: v,
+                        });
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Expr::InList(list) if !list.negated => {
+                let Some(col) = column(&list.expr) else {
+                    return false;
+                };
+                let Some(tag) = self.tag(&col.name) else {
+                    return false;
+                };
+                let values: Option<Vec<String>> = list
+                    .list
+                    .iter()
+                    .map(|v| match literal(v)? {
+                        ScalarValue::Utf8(Some(s))
+                        | ScalarValue::LargeUtf8(Some(s))
+                        | ScalarValue::Utf8View(Some(s)) => Some(s),
+                        _ => None,
+                    })
+                    .collect();
+                match values {
+                    Some(values) => {
+                        p.tags.push(TagMatch::In {
+                            key: tag.to_owned(),
+                            values,
+                        });
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Expr::Between(b) if !b.negated && column(&b.expr).is_some_and(|c| c.name == TIME) => {
+                match (
+                    literal(&b.low).as_ref().and_then(as_i64),
+                    literal(&b.high).as_ref().and_then(as_i64),
+                ) {
+                    (Some(lo), Some(hi)) => {
+                        p.start = p.start.max(lo);
+                        p.end = p.end.min(hi);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn tag(&self, name: &str) -> Option<&str> {
+        self.sources.iter().find_map(|s| match s {
+            Source::Tag(t) if t == name => Some(t.as_str()),
+            _ => None,
+        })
+    }
+}
+
+fn column(e: &Expr) -> Option<&Column> {
+    match e {
+        Expr::Column(c) => Some(c),
+        Expr::Cast(c) => column(&c.expr),
+        _ => None,
+    }
+}
+
+fn literal(e: &Expr) -> Option<ScalarValue> {
+    match e {
+        Expr::Literal(v, _) => Some(v.clone()),
+        Expr::Cast(c) => literal(&c.expr)?.cast_to(c.field.data_type()).ok(),
+        _ => None,
+    }
+}
+
+fn as_i64(v: &ScalarValue) -> Option<i64> {
+    match v.cast_to(&DataType::Int64).ok()? {
+        ScalarValue::Int64(Some(t)) => Some(t),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for MetricTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.usable(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let mut pushdown = Pushdown::default();
+        for f in filters {
+            self.narrow(f, &mut pushdown);
+        }
+        let wanted: Vec<bool> = (0..self.schema.fields().len())
+            .map(|i| projection.is_none_or(|p| p.contains(&i)))
+            .collect();
+        let scan = SeriesScan {
+            db: self.db.clone(),
+            metric: self.metric.clone(),
+            schema: self.schema.clone(),
+            sources: self.sources.clone(),
+            wanted,
+            pushdown,
+            budget: self.budget.clone(),
+        };
+        let exec = StreamingTableExec::try_new(
+            self.schema.clone(),
+            vec![Arc::new(scan)],
+            projection,
+            [],
+            false,
+            limit,
+        )?;
+        Ok(Arc::new(exec))
+    }
+}
