@@ -11,7 +11,7 @@ mod table;
 pub use rewrite::WidthParser;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -211,6 +211,13 @@ fn cell(a: &dyn Array, i: usize) -> Cell {
         DataType::Binary => Cell::Bytes(a.as_binary::<i32>().value(i).to_vec()),
         DataType::Boolean => Cell::Bool(a.as_boolean().value(i)),
         DataType::Null => Cell::Null,
+        // Times (`date_bin`, `now()`, ...) as epoch milliseconds, like the
+        // time column.
+        DataType::Timestamp(..) => cast(a, i, &DataType::Timestamp(TimeUnit::Millisecond, None))
+            .and_then(|ms| cast(ms.as_ref(), 0, &DataType::Int64))
+            .map_or(Cell::Null, |c| {
+                Cell::Long(c.as_primitive::<Int64Type>().value(0))
+            }),
         other if other.is_integer() => cast(a, i, &DataType::Int64).map_or(Cell::Null, |c| {
             Cell::Long(c.as_primitive::<Int64Type>().value(0))
         }),

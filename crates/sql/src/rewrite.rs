@@ -12,9 +12,42 @@ use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectNamePart, Query,
     SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::MySqlDialect;
+use datafusion::sql::sqlparser::dialect::{Dialect, MySqlDialect};
 use datafusion::sql::sqlparser::parser::Parser;
 use std::ops::ControlFlow;
+
+/// Baidu's SQL (spec 10.2, 10.3): MySQL's quoting (backticks quote
+/// identifiers, double quotes strings, doubled quotes escape, backslash
+/// is an ordinary character) with PostgreSQL-style intervals
+/// (`interval '5 minutes'`) as DataFusion users write them.
+#[derive(Debug)]
+struct TsdbDialect;
+
+impl Dialect for TsdbDialect {
+    fn is_identifier_start(&self, ch: char) -> bool {
+        MySqlDialect {}.is_identifier_start(ch)
+    }
+
+    fn is_identifier_part(&self, ch: char) -> bool {
+        MySqlDialect {}.is_identifier_part(ch)
+    }
+
+    fn is_delimited_identifier_start(&self, ch: char) -> bool {
+        ch == '`'
+    }
+
+    fn identifier_quote_style(&self, _identifier: &str) -> Option<char> {
+        Some('`')
+    }
+
+    fn supports_string_literal_backslash_escape(&self) -> bool {
+        false
+    }
+
+    fn require_interval_qualifier(&self) -> bool {
+        false
+    }
+}
 
 /// Parses a width such as `'10 seconds'` into milliseconds.
 pub type WidthParser = fn(&str) -> Result<i64, String>;
@@ -32,7 +65,7 @@ fn invalid(e: impl std::fmt::Display) -> SqlError {
 }
 
 pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlError> {
-    let mut statements = Parser::parse_sql(&MySqlDialect {}, sql).map_err(invalid)?;
+    let mut statements = Parser::parse_sql(&TsdbDialect, sql).map_err(invalid)?;
     if statements.len() != 1 {
         return Err(invalid("exactly one statement is expected"));
     }
@@ -115,7 +148,7 @@ fn name_outputs(query: &mut Query) -> bool {
 }
 
 fn parse_expr(text: &str) -> Result<Expr, SqlError> {
-    Parser::new(&MySqlDialect {})
+    Parser::new(&TsdbDialect)
         .try_with_sql(text)
         .and_then(|mut p| p.parse_expr())
         .map_err(invalid)

@@ -156,3 +156,58 @@ fn authentication_vectors_against_the_server() -> Result<()> {
     }
     Ok(())
 }
+
+/// TV-A3: a presigned SQL URL (host only) answers the statement. The data
+/// is written first by the same directory's server without credentials.
+#[test]
+fn presigned_sql_url() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let mut open = TestServer::spawn_with(&data, &[])?;
+    let created = open.send(
+        "POST",
+        "/v1/database?clientToken=a3",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"databaseName":"metricsdb","ingestDataPointsMonthly":1,"purchaseLength":1}"#),
+    )?;
+    assert!(created.status < 300, "{}", created.body);
+    let r = open.send(
+        "POST",
+        "/v1/datapoint?database=metricsdb",
+        &[("Content-Type", "application/json")],
+        Some(crate::baidu::D1.as_bytes()),
+    )?;
+    assert_eq!(r.status, 204, "{}", r.body);
+    open.terminate()?;
+    let config = tmp.path().join("sundial.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[baidu]\ntest_clock_ms = {}\ncredentials = [{{ access_key_id = \"{AK}\", \
+             secret_access_key = \"{SK}\", databases = [\"*\"] }}]\n",
+            at(17, 0, 0)
+        ),
+    )?;
+    let s = TestServer::spawn_with(&data, &["--config", &config.to_string_lossy()])?;
+    let url = "/v1/row?sql=select%20%2A%20from%20cpu_idle&authorization=bce-auth-v1%2Faaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%2F2016-06-08T16%3A49%3A51Z%2F1800%2Fhost%2F9614e3f406b47c27e41fa9fcb6440b2546a7b899ff75dc977ed3f9393d3097b1";
+    let r = s.send("GET", url, &[("Host", HOST)], None)?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rows = serde_json::from_str::<Value>(&r.body)?["rows"].clone();
+    let written: usize = crate::baidu::d1_series()
+        .iter()
+        .map(|s| s.points.len())
+        .sum();
+    assert_eq!(rows.as_array().map(Vec::len), Some(written));
+    // Altering the statement breaks the signature.
+    let r = s.send(
+        "GET",
+        &url.replace("cpu_idle", "cpu_busy"),
+        &[("Host", HOST)],
+        None,
+    )?;
+    assert_eq!(
+        (r.status, code(&r.body)),
+        (400, "SignatureDoesNotMatch".into())
+    );
+    Ok(())
+}

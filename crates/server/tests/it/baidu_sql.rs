@@ -145,6 +145,34 @@ fn vectors_s1_to_s10() -> Result<()> {
             json!({"columns": columns(&["timestamp", "value"]), "rows": want})
         )
     );
+    // DataFusion's time functions over the time column, times back as ms.
+    let got = ok(
+        &s,
+        "select date_bin(interval '5 minutes', to_timestamp_millis(timestamp)) as b, count(*) as n from cpu_idle group by b order by b",
+    )?;
+    let mut counts: std::collections::BTreeMap<i64, usize> = Default::default();
+    for (t, _, _) in rows(&|_, _| true) {
+        *counts.entry(t - t.rem_euclid(300_000)).or_default() += 1;
+    }
+    let want: Vec<Value> = counts.iter().map(|(b, n)| json!([b, n])).collect();
+    assert_eq!(got["rows"], Value::Array(want));
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let now = ok(&s, "select now() as n")?["rows"][0][0]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(now >= before && now - before < 60_000, "now() = {now}");
+    // A type error is the client's.
+    let (status, body) = sql(
+        &s,
+        "select value + 'x' from cpu_idle where host = 'a' and value / 0 > 1",
+    )?;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("InvalidArgument")),
+        "{body}"
+    );
     // S10.
     let r = get(&s, "/v1/row")?;
     assert_eq!(
