@@ -6,7 +6,8 @@
 #   hourly hourly avg per host over 24 h, 100 hosts, grouped by host
 #   max10  10-minute max over all hosts, 24 h
 # Sundial answers through the Baidu /v1 JSON query (and, labelled
-# sundial-opentsdb, through OpenTSDB's /api/query), VictoriaMetrics through
+# sundial-opentsdb, through OpenTSDB's /api/query; the hourly query also as
+# SQL on /v1/row, labelled sundial-sql), VictoriaMetrics through
 # export / query_range, InfluxDB through InfluxQL. Each query runs once to
 # warm up, then --runs times; the median wall time (curl time_total) is
 # reported in ms.
@@ -73,6 +74,9 @@ run_sundial() {
   o raw "none:cpu.usage_user{hostname=host_0}"
   o hourly "avg:1h-avg:cpu.usage_user{hostname=*}"
   o max10 "max:10m-max:cpu.usage_user"
+  # The hourly query as SQL on /v1/row.
+  time_query sundial-sql hourly -G "http://127.0.0.1:$port/v1/row" --data-urlencode \
+    "sql=select hostname, time_bucket(timestamp, '1 hour') as h, avg(value) as v from \`cpu.usage_user\` where timestamp between $s and $e group by hostname, time_bucket(timestamp, '1 hour')"
 }
 
 run_victoria() {

@@ -71,6 +71,10 @@ pub(crate) struct Budget {
     points: AtomicUsize,
     max_points: usize,
     deadline: Instant,
+    /// The statement may see rows in storage order: scans then go series
+    /// by series, over several partitions.
+    pub(crate) ordered: bool,
+    pub(crate) partitions: usize,
 }
 
 impl Budget {
@@ -100,13 +104,18 @@ impl Budget {
 pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> {
     let prepared = rewrite::prepare(sql, opts.bucket_width)?;
     let deadline = Instant::now() + opts.timeout;
+    let partitions = std::thread::available_parallelism().map_or(1, usize::from);
     let budget = Arc::new(Budget {
         points: AtomicUsize::new(0),
         max_points: opts.max_scan_points,
         deadline,
+        ordered: prepared.ordered,
+        partitions,
     });
+    // One partition keeps the scan's row order through projections and
+    // filters, which a plain SELECT needs.
     let mut config = SessionConfig::new()
-        .with_target_partitions(1)
+        .with_target_partitions(if prepared.ordered { 1 } else { partitions })
         .with_information_schema(false);
     // Field and tag names are case-sensitive (spec 10.2).
     config.options_mut().sql_parser.enable_ident_normalization = false;

@@ -9,8 +9,8 @@
 use crate::SqlError;
 use crate::table::TIME;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectNamePart, Query,
-    SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectNamePart,
+    Query, SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::{Dialect, MySqlDialect};
 use datafusion::sql::sqlparser::parser::Parser;
@@ -58,6 +58,9 @@ pub type WidthParser = fn(&str) -> Result<i64, String>;
 pub(crate) struct Prepared {
     pub(crate) statement: Statement,
     pub(crate) qualify: bool,
+    /// The result must come in storage order (time, series key): a plain
+    /// SELECT without ORDER BY, GROUP BY, DISTINCT, aggregates or joins.
+    pub(crate) ordered: bool,
 }
 
 fn invalid(e: impl std::fmt::Display) -> SqlError {
@@ -76,6 +79,7 @@ pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlErro
         return Err(invalid("only SELECT statements are supported"));
     };
     let qualify = name_outputs(query);
+    let ordered = needs_storage_order(query);
     let mut failure = None;
     let _ = visit_expressions_mut(&mut statement, |e| {
         if let Err(err) = rewrite(e, width) {
@@ -86,7 +90,11 @@ pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlErro
     });
     match failure {
         Some(e) => Err(e),
-        None => Ok(Prepared { statement, qualify }),
+        None => Ok(Prepared {
+            statement,
+            qualify,
+            ordered,
+        }),
     }
 }
 
@@ -145,6 +153,68 @@ fn name_outputs(query: &mut Query) -> bool {
         }
     }
     joins && wildcard
+}
+
+/// Aggregate functions whose presence makes row order irrelevant.
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "mean",
+    "min",
+    "max",
+    "max_by",
+    "min_by",
+    "first_value",
+    "last_value",
+    "median",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "var",
+    "var_pop",
+    "var_samp",
+    "variance",
+    "approx_distinct",
+    "approx_median",
+    "approx_percentile_cont",
+    "array_agg",
+    "string_agg",
+    "bit_and",
+    "bit_or",
+    "bool_and",
+    "bool_or",
+    "corr",
+    "covar",
+    "covar_pop",
+    "covar_samp",
+];
+
+fn needs_storage_order(query: &Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return true;
+    };
+    let grouped = match &select.group_by {
+        GroupByExpr::All(_) => true,
+        GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+    };
+    let joined = select.from.len() > 1 || select.from.iter().any(|t| !t.joins.is_empty());
+    let mut aggregated = false;
+    for item in &select.projection {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            let mut e = e.clone();
+            let _ = visit_expressions_mut(&mut e, |inner| {
+                if let Expr::Function(f) = inner
+                    && f.over.is_none()
+                    && AGGREGATES.contains(&f.name.to_string().to_ascii_lowercase().as_str())
+                {
+                    aggregated = true;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+    }
+    !(grouped || joined || aggregated || query.order_by.is_some() || select.distinct.is_some())
 }
 
 fn parse_expr(text: &str) -> Result<Expr, SqlError> {

@@ -5,7 +5,7 @@
 use crate::Budget;
 use crate::table::Source;
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use sundial_model::{FieldValue, Kind, TagMatch, Timestamp};
-use sundial_storage::Db;
+use sundial_storage::{Db, Num, NumSlice};
 
 const BATCH_ROWS: usize = 8192;
 
@@ -48,6 +48,10 @@ pub(crate) struct SeriesScan {
     pub(crate) wanted: Vec<bool>,
     pub(crate) pushdown: Pushdown,
     pub(crate) budget: Arc<Budget>,
+    /// This partition takes the selected series `part`, `part + parts`, ...
+    /// (series order only matters to an ordered scan, which has one).
+    pub(crate) part: usize,
+    pub(crate) parts: usize,
 }
 
 /// One series' rows: tag values, then per timestamp one value per field.
@@ -71,6 +75,8 @@ impl PartitionStream for SeriesScan {
             wanted: self.wanted.clone(),
             pushdown: self.pushdown.clone(),
             budget: self.budget.clone(),
+            part: self.part,
+            parts: self.parts.max(1),
         };
         tokio::task::spawn_blocking(move || {
             if let Err(e) = job.run(&tx) {
@@ -92,12 +98,131 @@ struct Job {
     wanted: Vec<bool>,
     pushdown: Pushdown,
     budget: Arc<Budget>,
+    part: usize,
+    parts: usize,
 }
 
 type Sender = tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>;
 
 impl Job {
     fn run(&self, tx: &Sender) -> Result<(), DataFusionError> {
+        if self.budget.ordered {
+            self.run_ordered(tx)
+        } else {
+            self.run_by_series(tx)
+        }
+    }
+
+    /// Series after series, each read under its own short snapshot: the
+    /// statement sorts or aggregates, so row order does not matter, and
+    /// nothing but the batch in flight is held.
+    fn run_by_series(&self, tx: &Sender) -> Result<(), DataFusionError> {
+        let ids: Vec<sundial_storage::SeriesId> = self.db.read(|view| {
+            view.select(&self.metric, &self.pushdown.tags)
+                .map(|ids| ids.into_iter().collect())
+                .map_err(|e| DataFusionError::Plan(e.to_string()))
+        })?;
+        let numeric_only = match self.sources.first() {
+            Some(Source::Field {
+                kind: Kind::Numeric,
+                ..
+            }) => self
+                .sources
+                .iter()
+                .skip(1)
+                .all(|s| matches!(s, Source::Tag(_))),
+            _ => false,
+        };
+        for id in ids.into_iter().skip(self.part).step_by(self.parts) {
+            let batch = if numeric_only {
+                self.numeric_series(id)?
+            } else {
+                let rows = self.db.read(|view| self.series_rows(&view, id))?;
+                rows.map(|rows| {
+                    let mut b = BatchBuilder::new(&self.schema, &self.sources, &self.wanted);
+                    for row in &rows.rows {
+                        b.push(row, &rows.tags);
+                    }
+                    b.finish(&self.schema)
+                })
+                .transpose()?
+            };
+            if let Some(batch) = batch.filter(|b| b.num_rows() > 0)
+                && tx.blocking_send(Ok(batch)).is_err()
+            {
+                return Ok(());
+            }
+            self.budget.check_time()?;
+        }
+        Ok(())
+    }
+
+    /// One series of a single-field numeric metric, straight from the
+    /// decoded columns into Arrow arrays.
+    fn numeric_series(
+        &self,
+        id: sundial_storage::SeriesId,
+    ) -> Result<Option<RecordBatch>, DataFusionError> {
+        let Some(Source::Field { name, all_long, .. }) = self.sources.first() else {
+            return Ok(None);
+        };
+        let p = &self.pushdown;
+        self.db.read(|view| {
+            let Some(key) = view.key(id) else {
+                return Ok(None);
+            };
+            let mut time = Int64Builder::new();
+            let mut longs = Int64Builder::new();
+            let mut doubles = Float64Builder::new();
+            let mut n = 0usize;
+            view.visit_numeric(id, name, p.start, p.end, &mut |ts, values| {
+                n += ts.len();
+                time.append_slice(ts);
+                match (values, *all_long) {
+                    (NumSlice::Longs(v), true) => longs.append_slice(v),
+                    (NumSlice::Longs(v), false) => {
+                        doubles.extend(v.iter().map(|x| Some(*x as f64)));
+                    }
+                    (NumSlice::Doubles(v), _) => doubles.append_slice(v),
+                    (NumSlice::Mixed(v), _) => {
+                        for x in v {
+                            match (x, *all_long) {
+                                (Num::Long(i), true) => longs.append_value(*i),
+                                (other, true) => longs.append_value(num_f64(other) as i64),
+                                (other, false) => doubles.append_value(num_f64(other)),
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            self.budget.take(n)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut arrays: Vec<ArrayRef> = vec![Arc::new(time.finish())];
+            for (i, source) in self.sources.iter().enumerate() {
+                let ty = self.schema.field(i + 1).data_type();
+                let wanted = self.wanted.get(i + 1).copied().unwrap_or(false);
+                arrays.push(match source {
+                    _ if !wanted => datafusion::arrow::array::new_null_array(ty, n),
+                    Source::Field { .. } if *all_long => Arc::new(longs.finish()),
+                    Source::Field { .. } => Arc::new(doubles.finish()),
+                    Source::Tag(t) => match key.tag(t) {
+                        Some(v) => {
+                            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(v, n)))
+                        }
+                        None => datafusion::arrow::array::new_null_array(ty, n),
+                    },
+                });
+            }
+            Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+        })
+    }
+
+    /// Rows in (time, series key) order across all selected series: the
+    /// order a plain SELECT without ORDER BY promises (spec 10.3).
+    fn run_ordered(&self, tx: &Sender) -> Result<(), DataFusionError> {
         let series = self.read()?;
         // k-way merge by (time, series key); series come sorted by key.
         let mut heap: BinaryHeap<Reverse<(Timestamp, usize, usize)>> = series
@@ -135,6 +260,33 @@ impl Job {
 
     /// The selected series' rows, sorted by series key.
     fn read(&self) -> Result<Vec<SeriesRows>, DataFusionError> {
+        let ids: Vec<sundial_storage::SeriesId> = self.db.read(|view| {
+            view.select(&self.metric, &self.pushdown.tags)
+                .map(|ids| ids.into_iter().collect())
+                .map_err(|e| DataFusionError::Plan(e.to_string()))
+        })?;
+        let mut out: Vec<(Vec<(String, String)>, SeriesRows)> = Vec::new();
+        for id in ids {
+            let found = self.db.read(|view| -> Result<_, DataFusionError> {
+                let key = view.key(id);
+                Ok(key.zip(self.series_rows(&view, id)?))
+            })?;
+            if let Some((key, rows)) = found {
+                out.push((key.tags, rows));
+            }
+        }
+        self.budget.check_time()?;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out.into_iter().map(|(_, rows)| rows).collect())
+    }
+
+    /// One series' rows: per timestamp one value per field; `None` if it
+    /// has none in range.
+    fn series_rows(
+        &self,
+        view: &sundial_storage::Snapshot<'_>,
+        id: sundial_storage::SeriesId,
+    ) -> Result<Option<SeriesRows>, DataFusionError> {
         let fields: Vec<&str> = self
             .sources
             .iter()
@@ -143,54 +295,46 @@ impl Job {
                 Source::Tag(_) => None,
             })
             .collect();
-        let tag_names: Vec<&str> = self
+        let p = &self.pushdown;
+        let Some(key) = view.key(id) else {
+            return Ok(None);
+        };
+        let mut rows: BTreeMap<Timestamp, Vec<Option<FieldValue>>> = BTreeMap::new();
+        for (f, name) in fields.iter().enumerate() {
+            let points = view
+                .points(id, name, p.start, p.end)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            self.budget.take(points.len())?;
+            for (t, v) in points {
+                let row = rows.entry(t).or_insert_with(|| vec![None; fields.len()]);
+                if let Some(slot) = row.get_mut(f) {
+                    *slot = Some(v);
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let tags = self
             .sources
             .iter()
             .filter_map(|s| match s {
-                Source::Tag(t) => Some(t.as_str()),
+                Source::Tag(t) => Some(key.tag(t).map(str::to_owned)),
                 Source::Field { .. } => None,
             })
             .collect();
-        let p = &self.pushdown;
-        self.db.read(|view| {
-            let ids = view
-                .select(&self.metric, &p.tags)
-                .map_err(|e| DataFusionError::Plan(e.to_string()))?;
-            let mut out: Vec<(Vec<(String, String)>, SeriesRows)> = Vec::new();
-            for id in ids {
-                let Some(key) = view.key(id) else { continue };
-                let mut rows: BTreeMap<Timestamp, Vec<Option<FieldValue>>> = BTreeMap::new();
-                for (f, name) in fields.iter().enumerate() {
-                    let points = view
-                        .points(id, name, p.start, p.end)
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    self.budget.take(points.len())?;
-                    for (t, v) in points {
-                        let row = rows.entry(t).or_insert_with(|| vec![None; fields.len()]);
-                        if let Some(slot) = row.get_mut(f) {
-                            *slot = Some(v);
-                        }
-                    }
-                }
-                if rows.is_empty() {
-                    continue;
-                }
-                let tags = tag_names
-                    .iter()
-                    .map(|k| key.tag(k).map(str::to_owned))
-                    .collect();
-                out.push((
-                    key.tags,
-                    SeriesRows {
-                        tags,
-                        rows: rows.into_iter().collect(),
-                    },
-                ));
-            }
-            self.budget.check_time()?;
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(out.into_iter().map(|(_, rows)| rows).collect())
-        })
+        Ok(Some(SeriesRows {
+            tags,
+            rows: rows.into_iter().collect(),
+        }))
+    }
+}
+
+fn num_f64(n: &Num) -> f64 {
+    match n {
+        Num::Long(i) => *i as f64,
+        Num::Double(d) => *d,
+        Num::Bool(b) => f64::from(u8::from(*b)),
     }
 }
 

@@ -11,7 +11,7 @@ use datafusion::common::{Column, DataFusionError, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::streaming::StreamingTableExec;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use std::sync::Arc;
 use sundial_model::{Kind, TagMatch, Timestamp};
 use sundial_storage::Db;
@@ -293,18 +293,30 @@ impl TableProvider for MetricTable {
         let wanted: Vec<bool> = (0..self.schema.fields().len())
             .map(|i| projection.is_none_or(|p| p.contains(&i)))
             .collect();
-        let scan = SeriesScan {
-            db: self.db.clone(),
-            metric: self.metric.clone(),
-            schema: self.schema.clone(),
-            sources: self.sources.clone(),
-            wanted,
-            pushdown,
-            budget: self.budget.clone(),
+        // An unordered scan splits its series over the partitions.
+        let parts = if self.budget.ordered {
+            1
+        } else {
+            self.budget.partitions.max(1)
         };
+        let partitions: Vec<Arc<dyn PartitionStream>> = (0..parts)
+            .map(|part| {
+                Arc::new(SeriesScan {
+                    db: self.db.clone(),
+                    metric: self.metric.clone(),
+                    schema: self.schema.clone(),
+                    sources: self.sources.clone(),
+                    wanted: wanted.clone(),
+                    pushdown: pushdown.clone(),
+                    budget: self.budget.clone(),
+                    part,
+                    parts,
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
         let exec = StreamingTableExec::try_new(
             self.schema.clone(),
-            vec![Arc::new(scan)],
+            partitions,
             projection,
             [],
             false,
