@@ -65,6 +65,9 @@ pub enum SqlError {
     Internal(String),
 }
 
+/// What a scan past the deadline reports (never a client's text).
+const DEADLINE: &str = "\u{1}sundial: statement deadline";
+
 /// Points read and the deadline of one statement, shared by its scans.
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -94,7 +97,7 @@ impl Budget {
 
     pub(crate) fn check_time(&self) -> Result<(), DataFusionError> {
         if Instant::now() > self.deadline {
-            return Err(DataFusionError::ResourcesExhausted("deadline".into()));
+            return Err(DataFusionError::ResourcesExhausted(DEADLINE.into()));
         }
         Ok(())
     }
@@ -168,7 +171,7 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
     };
     match tokio::time::timeout_at(deadline.into(), work).await {
         Ok(result) => result.map_err(|e| match e {
-            SqlError::Invalid(m) if m.contains("deadline") => SqlError::Timeout(opts.timeout),
+            SqlError::Timeout(_) => SqlError::Timeout(opts.timeout),
             other => other,
         }),
         Err(_) => Err(SqlError::Timeout(opts.timeout)),
@@ -182,8 +185,11 @@ fn internal(e: DataFusionError) -> SqlError {
 /// Client mistakes and limits are `Invalid`; engine and storage failures
 /// are `Internal`.
 fn classify(e: DataFusionError) -> SqlError {
-    match e {
-        DataFusionError::IoError(_) | DataFusionError::Internal(_) => internal(e),
+    // Errors of other partitions arrive wrapped (`Shared`, `Context`).
+    match e.find_root() {
+        DataFusionError::IoError(_) | DataFusionError::Internal(_) => {
+            SqlError::Internal(e.to_string())
+        }
         DataFusionError::External(inner) => {
             if inner.downcast_ref::<sundial_storage::Error>().is_some() {
                 SqlError::Internal(inner.to_string())
@@ -191,9 +197,11 @@ fn classify(e: DataFusionError) -> SqlError {
                 SqlError::Invalid(inner.to_string())
             }
         }
-        DataFusionError::Context(_, inner) => classify(*inner),
-        DataFusionError::ResourcesExhausted(m) => SqlError::Invalid(m),
-        other => SqlError::Invalid(other.strip_backtrace().to_string()),
+        DataFusionError::ResourcesExhausted(m) if m == DEADLINE => {
+            SqlError::Timeout(Duration::ZERO)
+        }
+        DataFusionError::ResourcesExhausted(m) => SqlError::Invalid(m.clone()),
+        root => SqlError::Invalid(root.strip_backtrace()),
     }
 }
 

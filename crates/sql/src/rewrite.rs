@@ -78,7 +78,7 @@ pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlErro
     let Statement::Query(query) = &mut statement else {
         return Err(invalid("only SELECT statements are supported"));
     };
-    let qualify = name_outputs(query);
+    let qualify = name_outputs(query)?;
     let ordered = needs_storage_order(query);
     let mut failure = None;
     let _ = visit_expressions_mut(&mut statement, |e| {
@@ -102,16 +102,18 @@ pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlErro
 /// expression's column is named by its source text); `timestamp` keeps
 /// its name although it reads the time column. Returns whether the query
 /// joins and selects `*`.
-fn name_outputs(query: &mut Query) -> bool {
+fn name_outputs(query: &mut Query) -> Result<bool, SqlError> {
     let SetExpr::Select(select) = query.body.as_mut() else {
-        return false;
+        return Ok(false);
     };
     let joins = select.from.iter().any(|t| !t.joins.is_empty()) || select.from.len() > 1;
     let mut wildcard = false;
     for item in &mut select.projection {
         match item {
+            // Plain names keep DataFusion's naming, except the time
+            // column's keywords, which keep the spelling written.
             SelectItem::UnnamedExpr(Expr::Identifier(id))
-                if !id.value.eq_ignore_ascii_case("timestamp") || id.quote_style.is_some() => {}
+                if !is_time_keyword(id) || id.value == TIME => {}
             SelectItem::UnnamedExpr(Expr::CompoundIdentifier(_)) => {}
             SelectItem::UnnamedExpr(expr) => {
                 let name = match &*expr {
@@ -133,6 +135,9 @@ fn name_outputs(query: &mut Query) -> bool {
         std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
     });
     for relation in relations {
+        if let TableFactor::Table { args: Some(_), .. } = relation {
+            return Err(invalid("table functions are not available"));
+        }
         if let TableFactor::Table { name, .. } = relation {
             let parts: Option<Vec<String>> = name
                 .0
@@ -152,7 +157,7 @@ fn name_outputs(query: &mut Query) -> bool {
             }
         }
     }
-    joins && wildcard
+    Ok(joins && wildcard)
 }
 
 /// Aggregate functions whose presence makes row order irrelevant.
@@ -217,6 +222,15 @@ fn needs_storage_order(query: &Query) -> bool {
     !(grouped || joined || aggregated || query.order_by.is_some() || select.distinct.is_some())
 }
 
+/// Functions refused: their output grows with an argument.
+const DENIED: &[&str] = &["repeat", "lpad", "rpad", "generate_series", "range"];
+
+/// `time` or `timestamp` in any case, unquoted: the time column (spec 10.2).
+fn is_time_keyword(id: &Ident) -> bool {
+    id.quote_style.is_none()
+        && (id.value.eq_ignore_ascii_case("timestamp") || id.value.eq_ignore_ascii_case(TIME))
+}
+
 fn parse_expr(text: &str) -> Result<Expr, SqlError> {
     Parser::new(&TsdbDialect)
         .try_with_sql(text)
@@ -243,15 +257,12 @@ fn plain_args(args: &FunctionArguments) -> Option<Vec<&Expr>> {
 
 fn rewrite(e: &mut Expr, width: WidthParser) -> Result<(), SqlError> {
     match e {
-        Expr::Identifier(id)
-            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("timestamp") =>
-        {
+        Expr::Identifier(id) if is_time_keyword(id) => {
             id.value = TIME.into();
         }
         Expr::CompoundIdentifier(parts) => {
             if let Some(last) = parts.last_mut()
-                && last.quote_style.is_none()
-                && last.value.eq_ignore_ascii_case("timestamp")
+                && is_time_keyword(last)
             {
                 last.value = TIME.into();
             }
@@ -264,8 +275,18 @@ fn rewrite(e: &mut Expr, width: WidthParser) -> Result<(), SqlError> {
             let text: Vec<String> = args.iter().map(|a| a.to_string()).collect();
             let replacement = match (name.as_str(), text.as_slice()) {
                 ("if", [c, a, b]) => format!("CASE WHEN {c} THEN {a} ELSE {b} END"),
-                ("max_by", [x, y]) => format!("first_value({x} ORDER BY {y} DESC)"),
-                ("min_by", [x, y]) => format!("first_value({x} ORDER BY {y} ASC)"),
+                // Rows without a `y` take no part (a metric's row may lack
+                // one of its fields).
+                ("max_by", [x, y]) => {
+                    format!(
+                        "first_value({x} ORDER BY {y} DESC NULLS LAST) FILTER (WHERE {y} IS NOT NULL)"
+                    )
+                }
+                ("min_by", [x, y]) => {
+                    format!(
+                        "first_value({x} ORDER BY {y} ASC NULLS LAST) FILTER (WHERE {y} IS NOT NULL)"
+                    )
+                }
                 ("time_bucket", [ts, _]) => {
                     let spec = match args.get(1) {
                         Some(Expr::Value(v)) => match &v.value {
@@ -292,14 +313,18 @@ fn rewrite(e: &mut Expr, width: WidthParser) -> Result<(), SqlError> {
                 ("if" | "max_by" | "min_by" | "time_bucket", _) => {
                     return Err(invalid(format!("wrong number of arguments to {name}")));
                 }
+                // Functions whose output size a client chooses are outside
+                // every limit of a statement.
+                (n, _) if DENIED.contains(&n) => {
+                    return Err(invalid(format!("function {name} is not available")));
+                }
                 _ => return Ok(()),
             };
             let mut replaced = parse_expr(&replacement)?;
             // The arguments may hold more to rewrite.
             let _ = visit_expressions_mut(&mut replaced, |inner| {
                 if let Expr::Identifier(id) = inner
-                    && id.quote_style.is_none()
-                    && id.value.eq_ignore_ascii_case("timestamp")
+                    && is_time_keyword(id)
                 {
                     id.value = TIME.into();
                 }

@@ -41,15 +41,15 @@ impl Default for Pushdown {
 #[derive(Debug)]
 pub(crate) struct SeriesScan {
     pub(crate) db: Db,
-    pub(crate) metric: String,
     pub(crate) schema: SchemaRef,
     pub(crate) sources: Vec<Source>,
     /// Per schema column, whether the query uses it.
     pub(crate) wanted: Vec<bool>,
     pub(crate) pushdown: Pushdown,
     pub(crate) budget: Arc<Budget>,
-    /// This partition takes the selected series `part`, `part + parts`, ...
-    /// (series order only matters to an ordered scan, which has one).
+    /// The selected series; this partition takes `part`, `part + parts`,
+    /// ... (series order only matters to an ordered scan, which has one).
+    pub(crate) ids: Arc<Vec<sundial_storage::SeriesId>>,
     pub(crate) part: usize,
     pub(crate) parts: usize,
 }
@@ -69,17 +69,22 @@ impl PartitionStream for SeriesScan {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
         let job = Job {
             db: self.db.clone(),
-            metric: self.metric.clone(),
             schema: self.schema.clone(),
             sources: self.sources.clone(),
             wanted: self.wanted.clone(),
             pushdown: self.pushdown.clone(),
             budget: self.budget.clone(),
+            ids: self.ids.clone(),
             part: self.part,
             parts: self.parts.max(1),
         };
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = job.run(&tx) {
+            // A panic must end the stream with an error, not a short result.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&tx)))
+                .unwrap_or_else(|_| {
+                    Err(DataFusionError::Internal("the storage scan failed".into()))
+                });
+            if let Err(e) = outcome {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -92,12 +97,12 @@ impl PartitionStream for SeriesScan {
 
 struct Job {
     db: Db,
-    metric: String,
     schema: SchemaRef,
     sources: Vec<Source>,
     wanted: Vec<bool>,
     pushdown: Pushdown,
     budget: Arc<Budget>,
+    ids: Arc<Vec<sundial_storage::SeriesId>>,
     part: usize,
     parts: usize,
 }
@@ -117,11 +122,6 @@ impl Job {
     /// statement sorts or aggregates, so row order does not matter, and
     /// nothing but the batch in flight is held.
     fn run_by_series(&self, tx: &Sender) -> Result<(), DataFusionError> {
-        let ids: Vec<sundial_storage::SeriesId> = self.db.read(|view| {
-            view.select(&self.metric, &self.pushdown.tags)
-                .map(|ids| ids.into_iter().collect())
-                .map_err(|e| DataFusionError::Plan(e.to_string()))
-        })?;
         let numeric_only = match self.sources.first() {
             Some(Source::Field {
                 kind: Kind::Numeric,
@@ -133,7 +133,7 @@ impl Job {
                 .all(|s| matches!(s, Source::Tag(_))),
             _ => false,
         };
-        for id in ids.into_iter().skip(self.part).step_by(self.parts) {
+        for id in self.ids.iter().copied().skip(self.part).step_by(self.parts) {
             let batch = if numeric_only {
                 self.numeric_series(id)?
             } else {
@@ -175,7 +175,16 @@ impl Job {
             let mut longs = Int64Builder::new();
             let mut doubles = Float64Builder::new();
             let mut n = 0usize;
+            let mut over = None;
             view.visit_numeric(id, name, p.start, p.end, &mut |ts, values| {
+                // Charged run by run, so one long series stops early.
+                if over.is_some() {
+                    return;
+                }
+                if let Err(e) = self.budget.take(ts.len()) {
+                    over = Some(e);
+                    return;
+                }
                 n += ts.len();
                 time.append_slice(ts);
                 match (values, *all_long) {
@@ -183,7 +192,11 @@ impl Job {
                     (NumSlice::Longs(v), false) => {
                         doubles.extend(v.iter().map(|x| Some(*x as f64)));
                     }
-                    (NumSlice::Doubles(v), _) => doubles.append_slice(v),
+                    // A chunk flushed after the table was typed.
+                    (NumSlice::Doubles(v), true) => {
+                        longs.extend(v.iter().map(|x| Some(*x as i64)));
+                    }
+                    (NumSlice::Doubles(v), false) => doubles.append_slice(v),
                     (NumSlice::Mixed(v), _) => {
                         for x in v {
                             match (x, *all_long) {
@@ -196,7 +209,9 @@ impl Job {
                 }
             })
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            self.budget.take(n)?;
+            if let Some(e) = over {
+                return Err(e);
+            }
             if n == 0 {
                 return Ok(None);
             }
@@ -260,13 +275,8 @@ impl Job {
 
     /// The selected series' rows, sorted by series key.
     fn read(&self) -> Result<Vec<SeriesRows>, DataFusionError> {
-        let ids: Vec<sundial_storage::SeriesId> = self.db.read(|view| {
-            view.select(&self.metric, &self.pushdown.tags)
-                .map(|ids| ids.into_iter().collect())
-                .map_err(|e| DataFusionError::Plan(e.to_string()))
-        })?;
         let mut out: Vec<(Vec<(String, String)>, SeriesRows)> = Vec::new();
-        for id in ids {
+        for id in self.ids.iter().copied() {
             let found = self.db.read(|view| -> Result<_, DataFusionError> {
                 let key = view.key(id);
                 Ok(key.zip(self.series_rows(&view, id)?))

@@ -230,10 +230,11 @@ impl MetricTable {
     }
 }
 
+/// A bare column: a cast column compares something else (text, a
+/// rounded float), which the scan must not narrow by.
 fn column(e: &Expr) -> Option<&Column> {
     match e {
         Expr::Column(c) => Some(c),
-        Expr::Cast(c) => column(&c.expr),
         _ => None,
     }
 }
@@ -246,7 +247,11 @@ fn literal(e: &Expr) -> Option<ScalarValue> {
     }
 }
 
+/// An integer literal (a fractional bound is left to DataFusion).
 fn as_i64(v: &ScalarValue) -> Option<i64> {
+    if !v.data_type().is_integer() {
+        return None;
+    }
     match v.cast_to(&DataType::Int64).ok()? {
         ScalarValue::Int64(Some(t)) => Some(t),
         _ => None,
@@ -293,22 +298,28 @@ impl TableProvider for MetricTable {
         let wanted: Vec<bool> = (0..self.schema.fields().len())
             .map(|i| projection.is_none_or(|p| p.contains(&i)))
             .collect();
-        // An unordered scan splits its series over the partitions.
+        // An unordered scan splits its series over the partitions, selected
+        // once so every partition sees the same list.
         let parts = if self.budget.ordered {
             1
         } else {
             self.budget.partitions.max(1)
         };
+        let ids: Arc<Vec<sundial_storage::SeriesId>> = Arc::new(self.db.read(|view| {
+            view.select(&self.metric, &pushdown.tags)
+                .map(|ids| ids.into_iter().collect())
+                .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))
+        })?);
         let partitions: Vec<Arc<dyn PartitionStream>> = (0..parts)
             .map(|part| {
                 Arc::new(SeriesScan {
                     db: self.db.clone(),
-                    metric: self.metric.clone(),
                     schema: self.schema.clone(),
                     sources: self.sources.clone(),
                     wanted: wanted.clone(),
                     pushdown: pushdown.clone(),
                     budget: self.budget.clone(),
+                    ids: ids.clone(),
                     part,
                     parts,
                 }) as Arc<dyn PartitionStream>

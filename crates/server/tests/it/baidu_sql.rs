@@ -364,3 +364,63 @@ fn push_down_reads_only_the_range() -> Result<()> {
     );
     Ok(())
 }
+
+/// Edge cases: the time keyword in any case, fractional time bounds,
+/// `max_by` over rows lacking the ordering field, refused functions, and a
+/// column named like an internal marker.
+#[test]
+fn edge_cases() -> Result<()> {
+    let s = TestServer::spawn()?;
+    write_ok(&s, &serde_json::from_str(D1)?)?;
+    let d1 = d1_series();
+    let a: Vec<(i64, i64)> = d1
+        .iter()
+        .filter(|s| s.tag("host") == "a")
+        .flat_map(|s| s.points.clone())
+        .collect();
+    let got = ok(
+        &s,
+        "select TIME from cpu_idle where host = 'a' and Time <= 1500000060000",
+    )?;
+    assert_eq!(got["columns"], columns(&["TIME"]));
+    let want: Vec<Value> = a
+        .iter()
+        .filter(|(t, _)| *t <= 1_500_000_060_000)
+        .map(|(t, _)| json!([t]))
+        .collect();
+    assert_eq!(got["rows"], Value::Array(want));
+    // A fractional bound keeps the row at the integer below it.
+    let first = a.first().map(|p| p.0).unwrap_or_default();
+    let got = ok(
+        &s,
+        &format!("select value from cpu_idle where host = 'a' and timestamp < {first}.5"),
+    )?;
+    assert_eq!(got["rows"].as_array().map(Vec::len), Some(1));
+    // `mix`: field `b` only on the first row; max_by(a, b) ignores the other.
+    let dps = json!({"datapoints": [
+        {"metric": "mix", "field": "a", "tags": {"h": "x"}, "values": [[1_500_000_000_000i64, 1], [1_500_000_060_000i64, 2]]},
+        {"metric": "mix", "field": "b", "tags": {"h": "x"}, "timestamp": 1_500_000_000_000i64, "value": 5}]});
+    write_ok(&s, &dps)?;
+    assert_eq!(
+        ok(&s, "select max_by(a, b) as m from mix")?["rows"],
+        json!([[1]])
+    );
+    for refused in [
+        "select repeat('x', 1000000000) from cpu_idle",
+        "select * from generate_series(1, 10)",
+    ] {
+        let (status, body) = sql(&s, refused)?;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (400, json!("InvalidArgument")),
+            "{refused}: {body}"
+        );
+    }
+    let (status, body) = sql(&s, "select deadline from cpu_idle")?;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("InvalidArgument")),
+        "{body}"
+    );
+    Ok(())
+}
