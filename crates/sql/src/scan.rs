@@ -52,6 +52,9 @@ pub(crate) struct SeriesScan {
     pub(crate) ids: Arc<Vec<sundial_storage::SeriesId>>,
     pub(crate) part: usize,
     pub(crate) parts: usize,
+    /// Rows the statement needs at most (a LIMIT DataFusion pushed down):
+    /// an ordered scan then keeps only each series' first `limit` rows.
+    pub(crate) limit: Option<usize>,
 }
 
 /// One series' rows: tag values, then per timestamp one value per field.
@@ -77,6 +80,7 @@ impl PartitionStream for SeriesScan {
             ids: self.ids.clone(),
             part: self.part,
             parts: self.parts.max(1),
+            limit: self.limit,
         };
         tokio::task::spawn_blocking(move || {
             // A panic must end the stream with an error, not a short result.
@@ -105,6 +109,7 @@ struct Job {
     ids: Arc<Vec<sundial_storage::SeriesId>>,
     part: usize,
     parts: usize,
+    limit: Option<usize>,
 }
 
 type Sender = tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>;
@@ -314,7 +319,10 @@ impl Job {
             let points = view
                 .points(id, name, p.start, p.end)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            self.budget.take(points.len())?;
+            // With a LIMIT only a series' first rows can reach the result;
+            // one series at a time is decoded whole, the rest is dropped.
+            self.budget
+                .take(self.limit.map_or(points.len(), |l| points.len().min(l)))?;
             for (t, v) in points {
                 let row = rows.entry(t).or_insert_with(|| vec![None; fields.len()]);
                 if let Some(slot) = row.get_mut(f) {
@@ -325,6 +333,10 @@ impl Job {
         if rows.is_empty() {
             return Ok(None);
         }
+        let rows: Vec<(Timestamp, Vec<Option<FieldValue>>)> = match self.limit {
+            Some(l) => rows.into_iter().take(l).collect(),
+            None => rows.into_iter().collect(),
+        };
         let tags = self
             .sources
             .iter()
@@ -333,10 +345,7 @@ impl Job {
                 Source::Field { .. } => None,
             })
             .collect();
-        Ok(Some(SeriesRows {
-            tags,
-            rows: rows.into_iter().collect(),
-        }))
+        Ok(Some(SeriesRows { tags, rows }))
     }
 }
 

@@ -322,6 +322,7 @@ impl TableProvider for MetricTable {
                     ids: ids.clone(),
                     part,
                     parts,
+                    limit,
                 }) as Arc<dyn PartitionStream>
             })
             .collect();

@@ -353,6 +353,16 @@ fn push_down_reads_only_the_range() -> Result<()> {
     assert_eq!(got["rows"], json!([[1], [2]]));
     let got = ok(&s, "select value from cpu_idle where host in ('c')")?;
     assert_eq!(got["rows"], json!([[7]]));
+    // A plain LIMIT keeps one row per series in the scan: 3 series, 3 points.
+    let got = ok(&s, "select * from cpu_idle limit 1")?;
+    let d1 = d1_series();
+    let first = crate::baidu::select(&d1, |_, _, _| true);
+    let want: Vec<Value> = first
+        .iter()
+        .take(1)
+        .map(|(t, v, s)| json!([t, v, s.tag("host"), s.tag("rack")]))
+        .collect();
+    assert_eq!(got["rows"], Value::Array(want));
     let (status, body) = sql(&s, "select value from cpu_idle")?;
     assert_eq!(status, 400, "{body}");
     assert!(
