@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 use serde_json::Value;
 use sundial_model::{TagMatch, Timestamp};
-use sundial_storage::RoaringBitmap;
+use sundial_storage::{Db, RoaringBitmap};
 
 /// The series a delete names: a metric and pairs they must all carry.
 struct Target {
@@ -96,16 +96,10 @@ pub(crate) async fn delete_data(
             "End time [{end}] must be greater than or equal to the start time [{start}]"
         )));
     }
-    let ids = series(&api, &t)?;
-    if !ids.is_empty() {
-        let db = api.db.clone();
-        tokio::task::spawn_blocking(move || {
-            db.delete_points(&ids, t.fields.as_deref(), start, end)
-        })
-        .await
-        .map_err(|e| OpenTsdbError::internal(&e))??;
-    }
-    Ok(StatusCode::OK.into_response())
+    run(&api, &t, move |db, ids, fields| {
+        db.delete_points(ids, fields, start, end)
+    })
+    .await
 }
 
 pub(crate) async fn delete_meta(
@@ -115,16 +109,29 @@ pub(crate) async fn delete_meta(
 ) -> Result<Response, OpenTsdbError> {
     let v = json_body(&api, &headers, body).await?;
     let t = target(&v)?;
-    let ids = series(&api, &t)?;
+    // With `fields`, only those fields' data goes; the series stay.
+    run(&api, &t, |db, ids, fields| match fields {
+        Some(fields) => db.delete_points(ids, Some(fields), Timestamp::MIN, Timestamp::MAX),
+        None => db.remove_series(ids),
+    })
+    .await
+}
+
+/// Runs `delete` on the target's series off the async workers (it flushes
+/// and rewrites blocks); nothing to do for an unknown metric.
+async fn run(
+    api: &Api,
+    t: &Target,
+    delete: impl FnOnce(&Db, &RoaringBitmap, Option<&[String]>) -> sundial_storage::Result<usize>
+    + Send
+    + 'static,
+) -> Result<Response, OpenTsdbError> {
+    let ids = series(api, t)?;
     if !ids.is_empty() {
-        let db = api.db.clone();
-        // With `fields`, only those fields' data goes; the series stay.
-        tokio::task::spawn_blocking(move || match &t.fields {
-            Some(fields) => db.delete_points(&ids, Some(fields), Timestamp::MIN, Timestamp::MAX),
-            None => db.remove_series(&ids),
-        })
-        .await
-        .map_err(|e| OpenTsdbError::internal(&e))??;
+        let (db, fields) = (api.db.clone(), t.fields.clone());
+        tokio::task::spawn_blocking(move || delete(&db, &ids, fields.as_deref()))
+            .await
+            .map_err(|e| OpenTsdbError::internal(&e))??;
     }
     Ok(StatusCode::OK.into_response())
 }
