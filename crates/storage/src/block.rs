@@ -28,8 +28,47 @@ const KIND_BYTES: u8 = 2;
 /// knowledge.
 const KIND_NUMERIC_LONG: u8 = 3;
 
-pub(crate) fn block_path(dir: &Path, wal_below: u64) -> PathBuf {
-    dir.join(format!("block-{wal_below:010}.sdb"))
+/// A block's name and its place in the overwrite order: blocks of later
+/// flushes (higher `wal_below`) win over earlier ones; the blocks of one
+/// flush (one per time window, `seq` counting them) never overlap in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct BlockId {
+    /// The block's points were logged in WAL segments below this number.
+    pub(crate) wal_below: u64,
+    pub(crate) seq: u32,
+}
+
+/// `block-<wal_below>.sdb` for the first block of a flush (the only name
+/// before flushes were split by time window), `block-<wal_below>-<seq>.sdb`
+/// for the others.
+pub(crate) fn block_path(dir: &Path, id: BlockId) -> PathBuf {
+    match id.seq {
+        0 => dir.join(format!("block-{:010}.sdb", id.wal_below)),
+        seq => dir.join(format!("block-{:010}-{seq:03}.sdb", id.wal_below)),
+    }
+}
+
+/// The blocks in a data directory, oldest first.
+pub(crate) fn list_blocks(dir: &Path) -> crate::error::Result<Vec<BlockId>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| crate::error::Error::io("list", dir, e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| crate::error::Error::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("block-"))
+            .and_then(|n| n.strip_suffix(".sdb"))
+        else {
+            continue;
+        };
+        let (below, seq) = stem.split_once('-').unwrap_or((stem, "0"));
+        if let (Ok(wal_below), Ok(seq)) = (below.parse(), seq.parse()) {
+            out.push(BlockId { wal_below, seq });
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Per-chunk statistics of a numeric column (booleans count as 1/0).

@@ -1,21 +1,27 @@
 //! Background maintenance of a database's blocks: retention drops blocks
-//! whose newest point is older than the TTL; compaction merges runs of
-//! adjacent blocks of similar size into one, applying last-write-wins, so
-//! series end up in day-long chunks (which is where the codecs pay off).
+//! whose newest point is older than the TTL; compaction merges blocks by
+//! time tier, applying last-write-wins, so series end up in day-long chunks
+//! (which is where the codecs pay off) and old data in few files.
 //!
-//! Size tiers keep write amplification logarithmic: a block's tier is
-//! `log4(size / 1 MiB)`, and `compaction_min_blocks` adjacent blocks of one
-//! tier merge into one of the next. Only adjacent blocks merge, so the
-//! oldest-first order that decides overwrites is preserved. The merged
-//! block takes the name (number) of the newest input, replacing it by
-//! rename; the older inputs are deleted afterwards. A crash in between
-//! leaves the older inputs beside a merged block that already holds their
-//! points and wins every tie, so recovery reads the same data.
+//! Flushes write one block per partition (2 h). The blocks inside one UTC
+//! day merge into a day block once the day has closed and its blocks have
+//! settled, or earlier when it holds `compaction_min_blocks`; the blocks of
+//! a closed week (Monday to Monday) merge into a week block. Each input
+//! holds each write at most once and merged blocks never overlap blocks of
+//! other windows, so the write amplification is one rewrite per tier (plus
+//! the early merges of a day still being written).
+//!
+//! The merged block takes the name of the newest input, replacing it by
+//! rename, and its place in the overwrite order; the older inputs are
+//! deleted afterwards. A crash in between leaves the older inputs beside a
+//! merged block that already holds their points and wins every tie, so
+//! recovery reads the same data.
 
 use crate::block::{Block, writer::BlockWriter, writer::Column};
 use crate::db::Inner;
 use crate::error::Result;
 use crate::head::SeriesId;
+use crate::partition::{self, Tiers, Window};
 use crate::snapshot::Layers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -28,8 +34,8 @@ use tracing::{info, warn};
 pub(crate) fn maintain(inner: &Inner, force: bool) -> Result<()> {
     let _one = inner.compact_lock.lock();
     drop_expired(inner);
-    while let Some(run) = pick_run(inner, force) {
-        merge(inner, run)?;
+    while let Some(members) = pick_run(inner, force) {
+        merge(inner, members)?;
     }
     Ok(())
 }
@@ -73,85 +79,127 @@ fn drop_expired(inner: &Inner) {
     }
 }
 
-fn tier(bytes: u64) -> u32 {
-    let mut t = 0;
-    let mut limit = 1u64 << 20;
-    while bytes >= limit && t < 30 {
-        t += 1;
-        limit = limit.saturating_mul(4);
-    }
-    t
-}
-
-/// Indexes (into the current block list) of the next run to merge.
-fn pick_run(inner: &Inner, force: bool) -> Option<std::ops::Range<usize>> {
+/// Indexes (ascending) into the current block list of the next blocks to
+/// merge: all the blocks lying inside one day, or one week, window.
+fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
     let blocks = inner.layers.read().blocks.clone();
-    let max = inner.config.max_block_bytes;
-    let min_blocks = inner.config.compaction_min_blocks.max(2);
-    let mut start = 0;
-    while start < blocks.len() {
-        let mut end = start;
-        let mut bytes = 0u64;
-        let first_tier = blocks.get(start).map(|b| tier(b.file_bytes));
-        while let Some(b) = blocks.get(end) {
-            let same = force || Some(tier(b.file_bytes)) == first_tier;
-            if !same || bytes + b.file_bytes > max {
-                break;
+    let config = &inner.config;
+    let tiers = Tiers::new(config.partition_secs);
+    let now = partition::now_ms();
+    let grace = i64::try_from(config.partition_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let settle = std::time::Duration::from_secs(config.compaction_settle_secs);
+    // Forced, go straight to weeks: merging days first would write twice.
+    let levels: &[usize] = if force {
+        &[partition::WEEK]
+    } else {
+        &[partition::DAY, partition::WEEK]
+    };
+    for &level in levels {
+        let mut windows: BTreeMap<Window, Vec<usize>> = BTreeMap::new();
+        for (i, b) in blocks.iter().enumerate() {
+            if tiers
+                .level_of(b.min_ts, b.max_ts)
+                .is_some_and(|(l, _)| l <= level)
+            {
+                windows
+                    .entry(tiers.window(level, b.min_ts))
+                    .or_default()
+                    .push(i);
             }
-            bytes += b.file_bytes;
-            end += 1;
         }
-        let needed = if force { 2 } else { min_blocks };
-        if end - start >= needed {
-            return Some(start..end);
+        for (w, members) in windows {
+            let inputs: Vec<&Arc<Block>> = members.iter().filter_map(|i| blocks.get(*i)).collect();
+            if inputs.len() < 2 {
+                continue;
+            }
+            let closed = now >= w.end.saturating_add(grace);
+            let settled = inputs.iter().all(|b| b.opened.elapsed() >= settle);
+            let crowded = level == partition::DAY && inputs.len() >= config.compaction_min_blocks;
+            if !(force || (closed && settled) || crowded) {
+                continue;
+            }
+            if inputs.iter().map(|b| b.file_bytes).sum::<u64>() > config.max_block_bytes {
+                continue;
+            }
+            // A block reaching over the window's edge (written before
+            // flushes were cut by window) must not lie between the inputs:
+            // the merged block, in the newest input's place, would then
+            // win over its points where it should lose.
+            let (first, last) = (*members.first()?, *members.last()?);
+            let straddled = blocks
+                .iter()
+                .enumerate()
+                .skip(first)
+                .take(last - first)
+                .any(|(j, b)| !members.contains(&j) && w.overlaps(b.min_ts, b.max_ts));
+            if !straddled {
+                return Some(members);
+            }
         }
-        start = end.max(start + 1);
     }
     None
 }
 
-fn merge(inner: &Inner, run: std::ops::Range<usize>) -> Result<()> {
-    let inputs: Vec<Arc<Block>> = inner.layers.read().blocks[run.clone()].to_vec();
+/// Merges the blocks at `members` (ascending indexes) into one that takes
+/// the newest input's name and place.
+fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
+    let inputs: Vec<Arc<Block>> = {
+        let layers = inner.layers.read();
+        members
+            .iter()
+            .filter_map(|i| layers.blocks.get(*i).cloned())
+            .collect()
+    };
     let (Some(newest), true) = (inputs.last(), inputs.len() >= 2) else {
         return Ok(());
     };
-    let below = newest.wal_below;
+    let id = newest.id;
     let columns: BTreeSet<(SeriesId, String)> = inputs
         .iter()
         .flat_map(|b| b.columns().map(|(id, f)| (id, f.to_owned())))
         .collect();
     let cutoff = retention_cutoff(inner.config.retention_secs).unwrap_or(Timestamp::MIN);
     let dir = &inner.config.data_dir;
-    let mut writer = BlockWriter::create(dir, below)?;
+    let mut writer = BlockWriter::create(dir, id)?;
     let mut points_out = 0usize;
-    for (id, field) in &columns {
+    for (series, field) in &columns {
         let mut points: BTreeMap<Timestamp, FieldValue> = BTreeMap::new();
         for b in &inputs {
-            points.extend(b.read_uncached(*id, field, cutoff, Timestamp::MAX)?);
+            points.extend(b.read_uncached(*series, field, cutoff, Timestamp::MAX)?);
         }
         points_out += points.len();
         let points: Vec<(Timestamp, FieldValue)> = points.into_iter().collect();
         writer.add(&Column {
-            series: *id,
+            series: *series,
             field,
             points: &points,
         })?;
     }
     let path = writer.finish()?;
-    let merged = Arc::new(Block::open(&path, below)?);
+    let merged = Arc::new(Block::open(&path, id)?);
     {
         let mut layers = inner.layers.write();
-        // Flushes only append, so the run is where it was.
-        let still_there = layers
-            .blocks
-            .get(run.clone())
-            .is_some_and(|cur| cur.iter().zip(&inputs).all(|(a, b)| Arc::ptr_eq(a, b)));
+        // Flushes only append, so the inputs are where they were.
+        let still_there = members.len() == inputs.len()
+            && members
+                .iter()
+                .zip(&inputs)
+                .all(|(i, b)| layers.blocks.get(*i).is_some_and(|cur| Arc::ptr_eq(cur, b)));
         if !still_there {
             warn!("block list changed under compaction; keeping the merged block only on disk");
             return Ok(());
         }
-        let mut blocks = layers.blocks.clone();
-        blocks.splice(run, [merged]);
+        let last = members.last().copied();
+        let blocks = layers
+            .blocks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match Some(i) == last {
+                true => Some(merged.clone()),
+                false if members.contains(&i) => None,
+                false => Some(b.clone()),
+            })
+            .collect();
         *layers = Arc::new(Layers {
             blocks,
             frozen: layers.frozen.clone(),

@@ -45,8 +45,19 @@ pub struct Config {
     pub retention_secs: u64,
     /// Per-database retention overriding `retention_secs` (0: forever).
     pub database_retention_secs: std::collections::BTreeMap<String, u64>,
-    /// This many adjacent blocks of one size tier merge into one.
+    /// Width of a time partition: the head flushes each partition into its
+    /// own block once the partition has closed. Must divide a day.
+    pub partition_secs: u64,
+    /// A partition counts as closed this long after its end, so points
+    /// arriving a little late still land in the head before the flush.
+    pub partition_grace_secs: u64,
+    /// A day (or week) holding this many blocks merges them even before
+    /// it has closed.
     pub compaction_min_blocks: usize,
+    /// A closed day or week merges its blocks once none of them is younger
+    /// than this (a backfill still writing into it is not rewritten over
+    /// and over).
+    pub compaction_settle_secs: u64,
     /// Compaction never writes a block larger than this.
     pub max_block_bytes: u64,
     /// How often the maintenance thread checks retention and compaction.
@@ -54,8 +65,10 @@ pub struct Config {
     /// Memory for decoded numeric chunks kept for repeated reads (one
     /// budget for the process; 0 turns the cache off).
     pub chunk_cache_bytes: usize,
-    /// A head holding points is flushed at least this often, so a quiet
-    /// database still ends up in blocks and restarts replay little.
+    /// The whole head, open partition and future-dated points too, is
+    /// flushed at least this often (closed partitions go at once), so
+    /// points of a partition that is far from closing are not logged again
+    /// at every partition flush forever.
     pub max_head_age_secs: u64,
 }
 
@@ -71,10 +84,13 @@ impl Default for Config {
             max_head_points: 8_000_000,
             retention_secs: 0,
             database_retention_secs: std::collections::BTreeMap::new(),
+            partition_secs: 7200,
+            partition_grace_secs: 300,
             compaction_min_blocks: 4,
+            compaction_settle_secs: 300,
             max_block_bytes: 1 << 30,
             maintenance_interval_secs: 60,
-            max_head_age_secs: 7200,
+            max_head_age_secs: 86_400,
             chunk_cache_bytes: 64 << 20,
         }
     }
@@ -91,6 +107,9 @@ impl Config {
         }
         if self.max_head_points < 10_000 {
             return Err("storage.max_head_points must be at least 10000".into());
+        }
+        if self.partition_secs < 60 || 86_400 % self.partition_secs != 0 {
+            return Err("storage.partition_secs must be at least 60 and divide 86400".into());
         }
         if self.compaction_min_blocks < 2 {
             return Err("storage.compaction_min_blocks must be at least 2".into());

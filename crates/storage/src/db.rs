@@ -1,6 +1,6 @@
 //! The engine handle every API writes to and reads from.
 
-use crate::block::{self, Block};
+use crate::block::{self, Block, BlockId};
 use crate::catalog::Catalog;
 use crate::compact;
 use crate::config::Config;
@@ -8,6 +8,7 @@ use crate::delete;
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::head::{Frozen, Head};
+use crate::partition::{self, Tiers, Window};
 use crate::record::{Batch, BatchEncoder};
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
@@ -41,7 +42,7 @@ pub(crate) struct Inner {
     wal: Wal,
     /// One flush at a time.
     pub(crate) flush_lock: Mutex<()>,
-    /// When the head was last flushed (or the database opened).
+    /// When the whole head was last flushed (or the database opened).
     last_flush: Mutex<std::time::Instant>,
     /// One retention/compaction pass at a time.
     pub(crate) compact_lock: Mutex<()>,
@@ -73,7 +74,19 @@ pub struct Commit(Option<oneshot::Receiver<CommitResult>>);
 impl Commit {
     pub async fn wait(self) -> Result<()> {
         let Some(rx) = self.0 else { return Ok(()) };
-        match rx.await {
+        Self::outcome(rx.await)
+    }
+
+    /// [`Commit::wait`] for threads outside the runtime.
+    pub(crate) fn wait_blocking(self) -> Result<()> {
+        let Some(rx) = self.0 else { return Ok(()) };
+        Self::outcome(rx.blocking_recv())
+    }
+
+    fn outcome(
+        received: std::result::Result<CommitResult, oneshot::error::RecvError>,
+    ) -> Result<()> {
+        match received {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(Error::WalStopped { reason }),
             Err(_) => Err(Error::WalStopped {
@@ -439,9 +452,19 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
             return;
         }
         let age = inner.last_flush.lock().elapsed();
-        if age.as_secs() >= inner.config.max_head_age_secs
-            && let Err(e) = flush(&inner)
-        {
+        let flushed = if age.as_secs() >= inner.config.max_head_age_secs {
+            flush(&inner)
+        } else {
+            // Closed partitions go to their blocks; the open one stays.
+            let tiers = Tiers::new(inner.config.partition_secs);
+            let grace = i64::try_from(inner.config.partition_grace_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+            flush_before(
+                &inner,
+                Some(tiers.closed_before(partition::now_ms(), grace)),
+            )
+        };
+        if let Err(e) = flushed {
             error!(error = %e, "periodic flush failed; will retry");
         }
         if let Err(e) = compact::maintain(&inner, false) {
@@ -450,18 +473,45 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
     }
 }
 
+/// Flushes every point in the head.
 pub(crate) fn flush(inner: &Inner) -> Result<()> {
+    flush_before(inner, None)
+}
+
+/// Flushes the head's points older than `before` (all for `None`) into one
+/// block per time window, then deletes the WAL segments they were logged
+/// in. Points left in the head are logged again first, in the segment the
+/// rotation starts, so those segments can go.
+pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<()> {
     let _one = inner.flush_lock.lock();
-    *inner.last_flush.lock() = std::time::Instant::now();
-    let (frozen, rotated, new_series, hidden) = {
+    if before.is_none() {
+        *inner.last_flush.lock() = std::time::Instant::now();
+    }
+    let (frozen, rotated, relogged, new_series, hidden) = {
         let mut head = inner.head.write();
-        if head.point_count() == 0 {
+        if head.point_count() == 0 || before.is_some_and(|t| !head.has_points_before(t)) {
             return Ok(());
         }
         // Rotate under the head lock: every record of the frozen points is
         // in a segment below the new one, and nothing newer is.
         let rotated = inner.wal.rotate()?;
-        let frozen = Arc::new(head.freeze());
+        // First in the new segment, ahead of any later write to the same
+        // points, so replay keeps last-write-wins; synced before the old
+        // segments are deleted whatever the fsync policy.
+        let relogged = match before {
+            Some(t) => {
+                let mut enc = BatchEncoder::default();
+                if head.encode_points(t, &mut enc) > 0 {
+                    let mut payload = Vec::new();
+                    enc.finish_into(&mut payload);
+                    Some(inner.wal.append(&payload, true)?)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let frozen = Arc::new(head.freeze(before));
         let new_series = std::mem::take(&mut head.uncataloged);
         // Series written again since a delete removed them: the set must
         // be on disk before the WAL that shows the writes is deleted.
@@ -472,7 +522,7 @@ pub(crate) fn flush(inner: &Inner) -> Result<()> {
             blocks: layers.blocks.clone(),
             frozen: Some(frozen.clone()),
         });
-        (frozen, rotated, new_series, hidden)
+        (frozen, rotated, relogged, new_series, hidden)
     };
     let result = rotated
         .blocking_recv()
@@ -488,19 +538,30 @@ pub(crate) fn flush(inner: &Inner) -> Result<()> {
             Some(h) => delete::persist_hidden(&inner.config.data_dir, h).map(|()| below),
             None => Ok(below),
         })
-        .and_then(|below| write_block(inner, &frozen, below).map(|b| (below, b)));
+        .and_then(|below| write_blocks(inner, &frozen, below).map(|b| (below, b)));
     match result {
-        Ok((below, block)) => {
+        Ok((below, written)) => {
             {
                 let mut layers = inner.layers.write();
                 let mut blocks = layers.blocks.clone();
-                blocks.push(Arc::new(block));
+                blocks.extend(written.into_iter().map(Arc::new));
                 *layers = Arc::new(Layers {
                     blocks,
                     frozen: None,
                 });
             }
+            let relogged = match relogged {
+                Some(rx) => Commit(Some(rx)).wait_blocking(),
+                None => Ok(()),
+            };
+            if let Err(e) = relogged {
+                // The blocks hold the flushed points; the old segments stay
+                // and replay them again, which is harmless.
+                warn!(error = %e, "points kept in the head were not logged again; WAL segments kept");
+                return Ok(());
+            }
             let dir = &inner.config.data_dir;
+            write_covered(dir, below)?;
             for n in wal::list_segments(dir)?.into_iter().filter(|n| *n < below) {
                 let path = wal::segment_path(dir, n);
                 if let Err(e) = fs::remove_file(&path) {
@@ -548,24 +609,122 @@ fn catalog_series(inner: &Inner, ids: &[SeriesId]) -> Result<()> {
     Ok(())
 }
 
-fn write_block(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Block> {
-    let mut writer = block::writer::BlockWriter::create(&inner.config.data_dir, below)?;
-    let mut points = 0usize;
-    for (id, cols) in frozen {
-        for (field, pts) in cols {
-            points += pts.len();
-            writer.add(&block::writer::Column {
-                series: *id,
-                field,
-                points: pts,
-            })?;
+/// Most blocks one flush writes: a head spanning more partitions (a
+/// backfill of scattered old points) is cut by days, or weeks, instead.
+const MAX_FLUSH_BLOCKS: usize = 36;
+
+/// Writes the frozen points as one block per window, oldest window first.
+/// On failure no block of this flush is left behind.
+fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>> {
+    let dir = &inner.config.data_dir;
+    let tiers = Tiers::new(inner.config.partition_secs);
+    let mut written: Vec<Block> = Vec::new();
+    let result = (|| {
+        for (seq, w) in flush_windows(&tiers, frozen).into_iter().enumerate() {
+            let id = BlockId {
+                wal_below: below,
+                seq: u32::try_from(seq).unwrap_or(u32::MAX),
+            };
+            let mut writer = block::writer::BlockWriter::create(dir, id)?;
+            let mut points = 0usize;
+            for (series, cols) in frozen {
+                for (field, pts) in cols {
+                    let part = in_window(pts, w);
+                    if part.is_empty() {
+                        continue;
+                    }
+                    points += part.len();
+                    writer.add(&block::writer::Column {
+                        series: *series,
+                        field,
+                        points: part,
+                    })?;
+                }
+            }
+            let path = writer.finish()?;
+            written.push(Block::open(&path, id)?);
+            info!(path = %path.display(), points, "flushed head to block");
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(written),
+        Err(e) => {
+            for b in &written {
+                let _ = fs::remove_file(b.path());
+            }
+            Err(e)
         }
     }
-    let path = writer.finish()?;
-    let block = Block::open(&path, below)?;
-    info!(path = %path.display(), points, "flushed head to block");
-    Ok(block)
 }
+
+/// The windows holding frozen points, of the smallest tier that needs at
+/// most [`MAX_FLUSH_BLOCKS`] of them (weeks in any case).
+fn flush_windows(tiers: &Tiers, frozen: &Frozen) -> Vec<Window> {
+    let mut windows = std::collections::BTreeSet::new();
+    for level in 0..=partition::WEEK {
+        windows.clear();
+        'columns: for (_, cols) in frozen {
+            for (_, pts) in cols {
+                let mut rest = pts.as_slice();
+                while let Some((ts, _)) = rest.first() {
+                    let w = tiers.window(level, *ts);
+                    windows.insert(w);
+                    if windows.len() > MAX_FLUSH_BLOCKS && level < partition::WEEK {
+                        break 'columns;
+                    }
+                    rest = rest.get(in_window(rest, w).len()..).unwrap_or_default();
+                }
+            }
+        }
+        if windows.len() <= MAX_FLUSH_BLOCKS {
+            break;
+        }
+    }
+    windows.into_iter().collect()
+}
+
+/// The part of an ascending column inside `w`.
+fn in_window(points: &[(Timestamp, FieldValue)], w: Window) -> &[(Timestamp, FieldValue)] {
+    let lo = points.partition_point(|p| p.0 < w.start);
+    // A window reaching the end of time holds its last instant too.
+    let hi = if w.end == Timestamp::MAX {
+        points.len()
+    } else {
+        points.partition_point(|p| p.0 < w.end)
+    };
+    points.get(lo..hi).unwrap_or_default()
+}
+
+/// Records that every WAL segment below `below` is in blocks. Recovery
+/// replays from there: a flush that wrote some of its blocks and then
+/// crashed leaves the mark where it was, and its WAL is replayed.
+fn write_covered(dir: &std::path::Path, below: u64) -> Result<()> {
+    let path = dir.join(COVERED_FILE);
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, format!("{below}\n"))
+        .and_then(|()| fs::File::open(&tmp)?.sync_all())
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
+    wal::sync_dir(dir)
+}
+
+/// The WAL segment recovery replays from, or `None` before the first
+/// flush of this format.
+fn read_covered(dir: &std::path::Path) -> Result<Option<u64>> {
+    let path = dir.join(COVERED_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| Error::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            reason: format!("not a segment number: {:?}", text.trim()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", &path, e)),
+    }
+}
+
+const COVERED_FILE: &str = "wal.flushed";
 
 /// Rebuilds the series registry from the catalog, the field kinds from the
 /// blocks and the head from the WAL; returns them with the number of the
@@ -590,10 +749,10 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
         }
     }
     let mut blocks = Vec::new();
-    let mut covered = 0u64;
-    for below in wal::list_numbered(dir, "block-", ".sdb")? {
-        let block = Block::open(&block::block_path(dir, below), below)?;
-        covered = covered.max(below);
+    let mut legacy_covered = 0u64;
+    for id in block::list_blocks(dir)? {
+        let block = Block::open(&block::block_path(dir, id), id)?;
+        legacy_covered = legacy_covered.max(id.wal_below);
         for (id, field, kind) in block.column_kinds() {
             if let Some(metric) = head.key(id).map(|k| k.metric.clone()) {
                 head.set_kind(&metric, field, kind);
@@ -604,6 +763,15 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
     for id in delete::load_hidden(dir)? {
         head.hide(SeriesId(id));
     }
+    // Directories from before the mark existed wrote one block per flush,
+    // named by the segment it covers up to.
+    let covered = match read_covered(dir)? {
+        Some(n) => n,
+        None => {
+            write_covered(dir, legacy_covered)?;
+            legacy_covered
+        }
+    };
     let segments = wal::list_segments(dir)?;
     let mut replayed = 0usize;
     for &n in &segments {

@@ -94,7 +94,7 @@ pub(crate) fn delete(inner: &Inner, sel: &Selection<'_>, remove: bool) -> Result
 fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usize> {
     let columns: BTreeSet<(SeriesId, String)> =
         block.columns().map(|(id, f)| (id, f.to_owned())).collect();
-    let mut writer = BlockWriter::create(&inner.config.data_dir, block.wal_below)?;
+    let mut writer = BlockWriter::create(&inner.config.data_dir, block.id)?;
     let mut deleted = 0;
     for (id, field) in &columns {
         let mut points = block.read_uncached(*id, field, Timestamp::MIN, Timestamp::MAX)?;
@@ -112,7 +112,7 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
         }
     }
     let path = writer.finish()?;
-    let replacement = Arc::new(Block::open(&path, block.wal_below)?);
+    let replacement = Arc::new(Block::open(&path, block.id)?);
     let mut layers = inner.layers.write();
     let blocks = layers
         .blocks

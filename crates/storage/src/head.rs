@@ -262,32 +262,84 @@ impl Head {
         self.points
     }
 
-    /// Takes every point out of the head for a flush, sorted by series.
-    /// The registry and kinds stay.
-    pub(crate) fn freeze(&mut self) -> Frozen {
-        self.points = 0;
+    /// Takes the points older than `before` (every point for `None`) out
+    /// of the head for a flush, sorted by series. The registry and kinds
+    /// stay, and so do newer points.
+    pub(crate) fn freeze(&mut self, before: Option<Timestamp>) -> Frozen {
         let live = std::mem::take(&mut self.live);
         let mut out = Vec::with_capacity(live.len() as usize);
-        for id in live {
+        for id in &live {
             let Some(Some(series)) = self.series.get_mut(id as usize) else {
                 continue;
             };
-            let cols: Vec<(String, Points)> = series
-                .columns
-                .iter_mut()
-                .filter(|c| !c.points.is_empty())
-                .map(|c| {
-                    (
-                        self.symbols.resolve(c.field).to_owned(),
-                        std::mem::take(&mut c.points),
-                    )
-                })
-                .collect();
+            let mut cols: Vec<(String, Points)> = Vec::new();
+            let mut kept = false;
+            for c in series.columns.iter_mut().filter(|c| !c.points.is_empty()) {
+                let split =
+                    before.map_or(c.points.len(), |t| c.points.partition_point(|p| p.0 < t));
+                let taken = if split == c.points.len() {
+                    std::mem::take(&mut c.points)
+                } else {
+                    let rest = c.points.split_off(split);
+                    kept = true;
+                    std::mem::replace(&mut c.points, rest)
+                };
+                if !taken.is_empty() {
+                    self.points -= taken.len();
+                    cols.push((self.symbols.resolve(c.field).to_owned(), taken));
+                }
+            }
+            if kept {
+                self.live.insert(id);
+            }
             if !cols.is_empty() {
                 out.push((SeriesId(id), cols));
             }
         }
         out
+    }
+
+    /// Whether any point is older than `before`.
+    pub(crate) fn has_points_before(&self, before: Timestamp) -> bool {
+        self.live.iter().any(|id| {
+            self.series
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| {
+                    s.columns
+                        .iter()
+                        .any(|c| c.points.first().is_some_and(|p| p.0 < before))
+                })
+        })
+    }
+
+    /// The points from `from` on, as a WAL record's points (series already
+    /// defined): a partial flush logs what it leaves behind again, so the
+    /// WAL segments before it can go.
+    pub(crate) fn encode_points(
+        &self,
+        from: Timestamp,
+        enc: &mut crate::record::BatchEncoder,
+    ) -> usize {
+        let mut n = 0;
+        for id in &self.live {
+            let Some(Some(series)) = self.series.get(id as usize) else {
+                continue;
+            };
+            for c in &series.columns {
+                let at = c.points.partition_point(|p| p.0 < from);
+                let kept = c.points.get(at..).unwrap_or_default();
+                if kept.is_empty() {
+                    continue;
+                }
+                let f = enc.field(self.symbols.resolve(c.field));
+                for (ts, v) in kept {
+                    enc.point(SeriesId(id), f, *ts, v);
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Puts frozen points back after a failed flush; points written since

@@ -16,6 +16,7 @@ mod delete;
 mod engine;
 mod error;
 mod head;
+mod partition;
 mod record;
 mod snapshot;
 mod wal;

@@ -40,19 +40,25 @@ pub(crate) struct Block {
     fields: Vec<String>,
     /// Per column, ascending by time.
     chunks: HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
-    /// The block covers WAL segments below this number (its name).
-    pub(crate) wal_below: u64,
+    /// Its name and place in the overwrite order.
+    pub(crate) id: super::BlockId,
     /// Bytes on disk.
     pub(crate) file_bytes: u64,
+    /// Oldest timestamp in the block (compaction groups blocks by time
+    /// window).
+    pub(crate) min_ts: Timestamp,
     /// Newest timestamp in the block (retention drops whole blocks by it).
     pub(crate) max_ts: Timestamp,
+    /// When this process opened or wrote it: compaction lets a window's
+    /// blocks settle before merging them.
+    pub(crate) opened: std::time::Instant,
     /// Never reused: the chunk cache key.
     uid: u64,
 }
 
 impl Block {
     /// Opens a block and reads its index.
-    pub(crate) fn open(path: &Path, wal_below: u64) -> Result<Self> {
+    pub(crate) fn open(path: &Path, id: super::BlockId) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io("open block", path, e))?;
         let corrupt = |offset: u64, reason: String| Error::Corrupt {
             path: path.to_owned(),
@@ -99,7 +105,7 @@ impl Block {
             .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
         let (fields, mut chunks) =
             decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
-        let mut max_ts = Timestamp::MIN;
+        let (mut min_ts, mut max_ts) = (Timestamp::MAX, Timestamp::MIN);
         for entries in chunks.values_mut() {
             entries.sort_by_key(|e| e.min_ts);
             // Most columns have one chunk; Vec's growth would keep room for
@@ -109,14 +115,20 @@ impl Block {
                 .iter()
                 .map(|e| e.max_ts)
                 .fold(max_ts, Timestamp::max);
+            min_ts = entries
+                .iter()
+                .map(|e| e.min_ts)
+                .fold(min_ts, Timestamp::min);
         }
         Ok(Self {
             uid: super::cache::next_block_id(),
             path: path.to_owned(),
             file,
-            wal_below,
+            id,
             file_bytes: len,
+            min_ts,
             max_ts,
+            opened: std::time::Instant::now(),
             fields,
             chunks,
         })

@@ -35,7 +35,13 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
         },
     ];
     let path = write(dir.path(), 7, &cols)?;
-    let block = Block::open(&path, 7)?;
+    let block = Block::open(
+        &path,
+        super::BlockId {
+            wal_below: 7,
+            seq: 0,
+        },
+    )?;
     let all = block.read(SeriesId(0), "value", i64::MIN, i64::MAX)?;
     assert_eq!(all, a);
     let narrow = block.read(SeriesId(0), "value", 2_000, 2_050)?;
@@ -83,7 +89,14 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x40;
         std::fs::write(&path, &bytes).map_err(|e| crate::Error::io("write", &path, e))?;
-        let result = Block::open(&path, 1).and_then(|b| b.read(SeriesId(0), "value", 0, 100));
+        let result = Block::open(
+            &path,
+            super::BlockId {
+                wal_below: 1,
+                seq: 0,
+            },
+        )
+        .and_then(|b| b.read(SeriesId(0), "value", 0, 100));
         match result {
             Err(crate::Error::Corrupt { path: p, .. }) => assert_eq!(p, path),
             other => panic!("flip at {at}: expected corruption, got {other:?}"),
@@ -92,7 +105,13 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
     std::fs::write(&path, &clean[..clean.len() - 1])
         .map_err(|e| crate::Error::io("write", &path, e))?;
     assert!(matches!(
-        Block::open(&path, 1),
+        Block::open(
+            &path,
+            super::BlockId {
+                wal_below: 1,
+                seq: 0
+            }
+        ),
         Err(crate::Error::Corrupt { .. })
     ));
     Ok(())

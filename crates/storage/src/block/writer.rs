@@ -29,7 +29,8 @@ pub(crate) const CHUNK_SPAN_MS: i64 = 86_400_000;
 /// below `wal_below`.
 #[cfg(test)]
 pub(crate) fn write(dir: &Path, wal_below: u64, columns: &[Column<'_>]) -> Result<PathBuf> {
-    let mut w = BlockWriter::create(dir, wal_below)?;
+    let id = super::BlockId { wal_below, seq: 0 };
+    let mut w = BlockWriter::create(dir, id)?;
     for col in columns {
         w.add(col)?;
     }
@@ -50,8 +51,8 @@ pub(crate) struct BlockWriter {
 }
 
 impl BlockWriter {
-    pub(crate) fn create(dir: &Path, wal_below: u64) -> Result<Self> {
-        let path = block_path(dir, wal_below);
+    pub(crate) fn create(dir: &Path, id: super::BlockId) -> Result<Self> {
+        let path = block_path(dir, id);
         let tmp = path.with_extension("tmp");
         let file = File::create(&tmp).map_err(|e| Error::io("create block", &tmp, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);

@@ -3,7 +3,7 @@
 
 use super::*;
 use proptest::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use sundial_model::{SeriesKey, Timestamp};
 
 type Model = BTreeMap<(String, String, Timestamp), FieldValue>;
@@ -14,6 +14,8 @@ fn config(dir: &std::path::Path) -> Config {
         wal_segment_bytes: 4096,
         flush_wal_bytes: 4096,
         compaction_min_blocks: 2,
+        // Every window of these tests closed long ago: merge right away.
+        compaction_settle_secs: 0,
         ..Config::default()
     }
 }
@@ -93,6 +95,8 @@ fn series_ids(db: &Db, host: &str) -> RoaringBitmap {
 enum Op {
     Write(Vec<(u8, i16, i64)>),
     Flush,
+    /// Flush the partitions before this time (scaled like timestamps).
+    FlushBefore(i16),
     Compact(bool),
     Reopen,
     /// Host, first timestamp, length of the deleted range.
@@ -104,6 +108,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec((0u8..4, 0i16..50, any::<i64>()), 1..40).prop_map(Op::Write),
         2 => Just(Op::Flush),
+        2 => (0i16..50).prop_map(Op::FlushBefore),
         1 => any::<bool>().prop_map(Op::Compact),
         1 => Just(Op::Reopen),
         1 => (0u8..4, 0i16..50, 0i16..20).prop_map(|(h, t, n)| Op::Delete(h, t, n)),
@@ -115,20 +120,28 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_model(ops in proptest::collection::vec(op(), 1..30)) {
+    fn engine_matches_model(
+        ops in proptest::collection::vec(op(), 1..30),
+        // Milliseconds per timestamp step: all in one partition, steps of
+        // an hour (flushes cut by 2 h partitions, merges by day), or of
+        // three hours (flushes cut by day, merges across a week's edge).
+        scale in prop_oneof![Just(1i64), Just(3_600_000), Just(10_800_000)],
+    ) {
         let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut model = Model::new();
         for op in ops {
             match op {
                 Op::Write(pts) => {
-                    let batch = pts.iter().map(|(h, t, v)| point(&format!("h{h}"), i64::from(*t), *v)).collect();
+                    let batch = pts.iter().map(|(h, t, v)| point(&format!("h{h}"), i64::from(*t) * scale, *v)).collect();
                     write_all(&db, batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
                     for (h, t, v) in pts {
-                        model.insert((format!("h{h}"), "value".into(), i64::from(t)), FieldValue::Long(v));
+                        model.insert((format!("h{h}"), "value".into(), i64::from(t) * scale), FieldValue::Long(v));
                     }
                 }
                 Op::Flush => db.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,
+                Op::FlushBefore(t) => flush_before(&db.inner, Some(i64::from(t) * scale))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?,
                 Op::Compact(force) => db.compact(force).map_err(|e| TestCaseError::fail(e.to_string()))?,
                 Op::Reopen => {
                     // Dropping without close() is what a crash leaves behind,
@@ -137,7 +150,7 @@ proptest! {
                     db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
                 Op::Delete(h, t, n) => {
-                    let (start, end) = (i64::from(t), i64::from(t) + i64::from(n));
+                    let (start, end) = (i64::from(t) * scale, (i64::from(t) + i64::from(n)) * scale);
                     let ids = series_ids(&db, &format!("h{h}"));
                     db.delete_points(&ids, None, start, end).map_err(|e| TestCaseError::fail(e.to_string()))?;
                     model.retain(|(host, _, ts), _| *host != format!("h{h}") || !(start..=end).contains(ts));
@@ -540,3 +553,5 @@ fn removal_forgets_kinds_and_the_next_write_fixes_one() -> Result<()> {
     );
     Ok(())
 }
+
+mod partitions;

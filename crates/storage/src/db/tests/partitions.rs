@@ -1,0 +1,192 @@
+//! Flushes cut by time partition and compaction by day and week.
+
+use super::*;
+use crate::partition::{DAY, Tiers, WEEK};
+
+const HOUR: i64 = 3_600_000;
+
+/// Block ranges, oldest block first.
+fn ranges(db: &Db) -> Vec<(Timestamp, Timestamp)> {
+    db.inner
+        .layers
+        .read()
+        .blocks
+        .iter()
+        .map(|b| (b.min_ts, b.max_ts))
+        .collect()
+}
+
+#[test]
+fn flush_writes_a_block_per_partition_and_compaction_merges_days_then_weeks() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = Config {
+        compaction_settle_secs: 0,
+        ..quiet(dir.path())
+    };
+    let tiers = Tiers::new(cfg.partition_secs);
+    let db = Db::open(cfg.clone())?;
+    // Saturday 2023-11-18 00:00 UTC; points every 90 minutes for 3 days,
+    // across a week's edge, written in two halves so the middle day gets
+    // blocks from both.
+    let saturday = 1_700_265_600_000;
+    let stamps: Vec<Timestamp> = (0..48).map(|i| saturday + i * 90 * 60_000).collect();
+    let mut model = Model::new();
+    for half in stamps.chunks(24) {
+        let mut points = Vec::new();
+        for (i, ts) in half.iter().enumerate() {
+            for host in ["a", "b"] {
+                points.push(point(host, *ts, i as i64));
+                model.insert(
+                    (host.into(), "value".into(), *ts),
+                    FieldValue::Long(i as i64),
+                );
+            }
+        }
+        write_all(&db, points)?;
+        db.flush()?;
+    }
+    // One block per 2 h partition holding points.
+    let partitions: BTreeSet<_> = stamps.iter().map(|t| tiers.window(0, *t)).collect();
+    let got = ranges(&db);
+    assert_eq!(got.len(), partitions.len());
+    assert!(
+        got.iter()
+            .all(|(lo, hi)| tiers.level_of(*lo, *hi).is_some_and(|(l, _)| l == 0))
+    );
+    assert_eq!(snapshot(&db), model);
+
+    // Every day and week here closed long ago: days merge, then weeks.
+    db.compact(false)?;
+    let weeks: BTreeSet<_> = stamps.iter().map(|t| tiers.window(WEEK, *t)).collect();
+    let got = ranges(&db);
+    assert_eq!(weeks.len(), 2);
+    assert_eq!(got.len(), weeks.len(), "one block per week: {got:?}");
+    for ((lo, hi), w) in got.iter().zip(&weeks) {
+        assert!(w.contains(*lo, *hi));
+    }
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    let db = Db::open(cfg)?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn an_open_day_merges_once_crowded_and_not_before() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = Config {
+        compaction_min_blocks: 3,
+        ..quiet(dir.path())
+    };
+    let tiers = Tiers::new(cfg.partition_secs);
+    let db = Db::open(cfg)?;
+    let today = tiers.window(DAY, crate::partition::now_ms());
+    // Two partitions of today (settle time not reached): nothing merges.
+    for i in 0..2 {
+        write_all(&db, vec![point("a", today.start + i * 2 * HOUR, i)])?;
+        db.flush()?;
+    }
+    db.compact(false)?;
+    assert_eq!(db.block_count(), 2);
+    write_all(&db, vec![point("a", today.start + 4 * HOUR, 2)])?;
+    db.flush()?;
+    db.compact(false)?;
+    assert_eq!(ranges(&db), vec![(today.start, today.start + 4 * HOUR)]);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn a_partial_flush_keeps_the_open_partition_in_the_head_and_the_wal() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = quiet(dir.path());
+    let tiers = Tiers::new(cfg.partition_secs);
+    let db = Db::open(cfg.clone())?;
+    let now = crate::partition::now_ms();
+    let open = tiers.window(0, now);
+    let mut model = Model::new();
+    let mut points = Vec::new();
+    for (i, ts) in [open.start - 5 * HOUR, open.start - 1, open.start, now]
+        .iter()
+        .enumerate()
+    {
+        points.push(point("a", *ts, i as i64));
+        model.insert(
+            ("a".into(), "value".into(), *ts),
+            FieldValue::Long(i as i64),
+        );
+    }
+    write_all(&db, points)?;
+    let before = tiers.closed_before(now, 0);
+    assert_eq!(before, open.start);
+    flush_before(&db.inner, Some(before))?;
+    // Two closed partitions went to two blocks; the open one stayed.
+    assert_eq!(db.block_count(), 2);
+    assert_eq!(db.head_points(), 2);
+    assert_eq!(snapshot(&db), model);
+    // Nothing older left to flush: a second call writes nothing.
+    flush_before(&db.inner, Some(before))?;
+    assert_eq!(db.block_count(), 2);
+    // The segments before the one holding the kept points are gone.
+    let covered = read_covered(dir.path())?.ok_or(Error::Closed)?;
+    assert!(
+        wal::list_segments(dir.path())?
+            .iter()
+            .all(|n| *n >= covered)
+    );
+    // A newer write to a kept point must win over the copy logged again.
+    write_all(&db, vec![point("a", now, 99)])?;
+    model.insert(("a".into(), "value".into(), now), FieldValue::Long(99));
+    db.abandon();
+    let db = Db::open(cfg)?;
+    assert_eq!(db.head_points(), 2);
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn a_flush_that_crashed_midway_is_replayed_from_its_wal() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = quiet(dir.path());
+    let db = Db::open(cfg.clone())?;
+    let mut model = Model::new();
+    for (i, ts) in [0, 3 * HOUR, 6 * HOUR].iter().enumerate() {
+        write_all(&db, vec![point("a", *ts, i as i64)])?;
+        model.insert(
+            ("a".into(), "value".into(), *ts),
+            FieldValue::Long(i as i64),
+        );
+    }
+    let covered = read_covered(dir.path())?;
+    // What a crash after the first of three blocks leaves: that block
+    // under its final name, the mark where it was, the whole WAL.
+    let next = wal::list_segments(dir.path())?.last().copied().unwrap_or(1) + 1;
+    let first = [(0, FieldValue::Long(0))];
+    let id = db
+        .inner
+        .head
+        .read()
+        .lookup(&point("a", 0, 0).series)
+        .ok_or(Error::Closed)?;
+    let mut w = block::writer::BlockWriter::create(
+        dir.path(),
+        BlockId {
+            wal_below: next,
+            seq: 0,
+        },
+    )?;
+    w.add(&block::writer::Column {
+        series: id,
+        field: "value",
+        points: &first,
+    })?;
+    w.finish()?;
+    db.abandon();
+    let db = Db::open(cfg)?;
+    assert_eq!(read_covered(dir.path())?, covered);
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
