@@ -39,6 +39,8 @@ pub struct Api {
     uids: Arc<uids::Uids>,
     /// BlueKing groups that writes may be bound to.
     groups: Option<crate::bk::ingest::Binder>,
+    /// Checked series keys of put elements.
+    keys: Arc<put::keys::KeyCache>,
 }
 
 impl Api {
@@ -49,6 +51,7 @@ impl Api {
             config: Arc::new(config),
             uids: Arc::new(uids::Uids::open(dir)?),
             groups: None,
+            keys: Arc::default(),
         })
     }
 

@@ -5,7 +5,9 @@ use crate::{Kind, SeriesKey, Timestamp, ValueInput};
 /// One data point to write.
 #[derive(Debug, Clone)]
 pub struct WritePoint {
-    pub series: SeriesKey,
+    /// Shared: a series written many times is parsed and checked once
+    /// (the adapters cache keys) and cloned by reference.
+    pub series: std::sync::Arc<SeriesKey>,
     pub field: String,
     pub timestamp: Timestamp,
     pub value: ValueInput,

@@ -201,6 +201,8 @@ impl Db {
             });
         }
         let mut new_kinds: HashMap<(&str, &str), Kind> = HashMap::new();
+        // Points of one metric come in runs: skips two hash lookups each.
+        let mut last_fixed: Option<((&str, &str), Kind)> = None;
         let mut results = Vec::with_capacity(points.len());
         let mut accepted: Vec<(usize, FieldValue)> = Vec::with_capacity(points.len());
         let n = points.len();
@@ -225,10 +227,18 @@ impl Db {
             for (i, input) in (from..to).zip(inputs.by_ref()) {
                 let Some(p) = points.get(i) else { break };
                 let key = (p.series.metric.as_str(), p.field.as_str());
-                let known = new_kinds
-                    .get(&key)
-                    .copied()
-                    .or_else(|| head.kind(key.0, key.1));
+                let known = match last_fixed {
+                    Some((k, kind)) if k == key => Some(kind),
+                    _ => match new_kinds.get(&key) {
+                        Some(kind) => Some(*kind),
+                        None => {
+                            let kind = head.kind(key.0, key.1);
+                            // Kinds the head knows stay fixed for the batch.
+                            last_fixed = kind.map(|k| (key, k)).or(last_fixed);
+                            kind
+                        }
+                    },
+                };
                 let checked = input.resolve(known).and_then(|v| match &v {
                     FieldValue::String(s) if s.len() > max_string => {
                         Err(PointError::StringTooLong {
@@ -285,9 +295,13 @@ impl Db {
         let mut next = head.next_id();
         for (i, _) in &accepted {
             let Some(p) = points.get(*i) else { continue };
+            if let Some(id) = head.recent_id(&p.series) {
+                ids.push((id, true));
+                continue;
+            }
             let id = match head.lookup(&p.series) {
                 Some(id) => id,
-                None => match new_series.iter().find(|(_, k)| **k == p.series) {
+                None => match new_series.iter().find(|(_, k)| **k == *p.series) {
                     Some((id, _)) => *id,
                     None => {
                         let id = SeriesId(next);
@@ -298,9 +312,9 @@ impl Db {
                     }
                 },
             };
-            ids.push(id);
+            ids.push((id, false));
         }
-        for ((i, v), id) in accepted.iter().zip(&ids) {
+        for ((i, v), (id, _)) in accepted.iter().zip(&ids) {
             if let Some(p) = points.get(*i) {
                 let f = enc.field(&p.field);
                 enc.point(*id, f, p.timestamp, v);
@@ -316,9 +330,12 @@ impl Db {
             head.define(id, key.clone());
             head.uncataloged.push(id);
         }
-        for ((i, v), id) in accepted.into_iter().zip(ids) {
+        for ((i, v), (id, known)) in accepted.into_iter().zip(ids) {
             if let Some(p) = points.get(i) {
                 head.apply(id, &p.field, p.timestamp, v);
+                if !known {
+                    head.remember(&p.series, id);
+                }
             }
         }
         Ok(Written {

@@ -228,7 +228,7 @@ mod tests {
             .map_or(0, |d| d.as_millis() as i64);
         let two_hours_ago = now_ms - 7_200_000;
         let point = || WritePoint {
-            series: SeriesKey::new("m", vec![("k".into(), "v".into())]),
+            series: SeriesKey::new("m", vec![("k".into(), "v".into())]).into(),
             field: "value".into(),
             timestamp: two_hours_ago,
             value: ValueInput::Typed(FieldValue::Long(1)),

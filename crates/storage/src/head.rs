@@ -10,6 +10,7 @@ mod symbols;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::{Arc, Weak};
 use sundial_index::{Postings, RoaringBitmap};
 use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
 pub(crate) use symbols::Symbols;
@@ -66,7 +67,15 @@ pub(crate) struct Head {
     pub(crate) hidden: RoaringBitmap,
     /// `hidden` lost members since it was last persisted.
     pub(crate) hidden_dirty: bool,
+    /// Ids of recently written keys by the address of their shared key:
+    /// adapters hand the same `Arc` for a series they have seen, and this
+    /// skips hashing its names. The weak reference keeps the allocation,
+    /// so no other key can take the address while the entry exists.
+    recent: FastMap<usize, (Weak<SeriesKey>, SeriesId)>,
 }
+
+/// Entries of [`Head::recent`] before it starts over.
+const MAX_RECENT: usize = 1 << 18;
 
 /// Up to this many symbols a key lookup needs no allocation.
 const INLINE_KEY: usize = 2 * 24 + 1;
@@ -109,6 +118,23 @@ impl Head {
         self.ids
             .find(hash, |id| sym_key(series, *id) == Some(syms))
             .copied()
+    }
+
+    /// The id of a key written recently through the same `Arc`.
+    pub(crate) fn recent_id(&self, key: &Arc<SeriesKey>) -> Option<SeriesId> {
+        let (weak, id) = self.recent.get(&(Arc::as_ptr(key) as usize))?;
+        // A dead key's address is still reserved by the weak reference,
+        // but `Arc::make_mut` may have moved its value out: never trust it.
+        (weak.strong_count() > 0).then_some(*id)
+    }
+
+    /// Remembers the id of a key written through `key`.
+    pub(crate) fn remember(&mut self, key: &Arc<SeriesKey>, id: SeriesId) {
+        if self.recent.len() >= MAX_RECENT {
+            self.recent.clear();
+        }
+        self.recent
+            .insert(Arc::as_ptr(key) as usize, (Arc::downgrade(key), id));
     }
 
     /// The id the next new series gets.

@@ -109,7 +109,7 @@ fn datapoint(
         }
         tag_pairs.push((k.clone(), v));
     }
-    let series = SeriesKey::new(metric.clone(), tag_pairs);
+    let series = std::sync::Arc::new(SeriesKey::new(metric.clone(), tag_pairs));
     let kind = match present(dp, "type") {
         None => None,
         Some(Value::String(t)) => Some(WireType::parse(t)?),

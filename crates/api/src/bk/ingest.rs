@@ -246,7 +246,7 @@ fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), R
             let key = SeriesKey::new(format!("{}.{name}", group.db_prefix()), series_tags.clone());
             note(&mut seen, group.id, name, &key);
             points.push(WritePoint {
-                series: key,
+                series: key.into(),
                 field: sundial_model::DEFAULT_FIELD.into(),
                 timestamp: ts,
                 value: ValueInput::Typed(FieldValue::Double(v)),
@@ -497,7 +497,7 @@ impl Binder {
             _ => return Err(BindError::NotNumber),
         };
         p.value = ValueInput::Typed(FieldValue::Double(v));
-        p.series.metric = format!("{prefix}.{field}");
+        std::sync::Arc::make_mut(&mut p.series).metric = format!("{prefix}.{field}");
         Ok(Some((group_id, field)))
     }
 

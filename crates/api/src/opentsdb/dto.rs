@@ -75,6 +75,35 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 }
 
 /// The `tags` member: the pairs of an object, or a note that it was not one.
+/// A JSON string, borrowed from the body unless it has escapes (serde's
+/// `Cow<str>` always copies: 14 allocations per put element).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Tag pairs of an element as received (later duplicates replaced).
+pub(crate) type TagPairs<'a> = [(Cow<'a, str>, Scalar<'a>)];
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TagsDto<'a> {
     /// Pairs in first-seen key order; a repeated key keeps its last value.
@@ -91,8 +120,8 @@ impl<'de> Deserialize<'de> for TagsDto<'de> {
                 f.write_str("a tags object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs: Vec<(Cow<'de, str>, Scalar<'de>)> = Vec::new();
-                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                let mut pairs: Vec<(Cow<'de, str>, Scalar<'de>)> = Vec::with_capacity(8);
+                while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
                     let v: Scalar<'de> = map.next_value()?;
                     match pairs.iter_mut().find(|(pk, _)| *pk == k) {
                         Some(slot) => slot.1 = v,
@@ -153,7 +182,7 @@ impl<'de> Deserialize<'de> for PointDto<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut p = PointDto::default();
-                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
                     match k.as_ref() {
                         "metric" => p.metric = Some(map.next_value()?),
                         "timestamp" => p.timestamp = Some(map.next_value()?),

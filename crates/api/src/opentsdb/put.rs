@@ -1,6 +1,6 @@
 //! `POST /api/put` (seed 001, spec section 7).
 
-use super::dto::{self, PointDto, Scalar, TagsDto};
+use super::dto::{self, PointDto, Scalar, TagPairs, TagsDto};
 use super::error::{OpenTsdbError, json_response};
 use super::{Api, names, time};
 use axum::body::Body;
@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
@@ -76,6 +76,15 @@ pub(crate) struct Limits {
 /// Runs spec 7.4 rules 1–4 and 6–14 on one element; rule 5 (the value
 /// kind) is the engine's.
 pub(crate) fn check_point(p: &PointDto<'_>, limits: Limits) -> Checked {
+    check_point_by(p, |metric, tags| keys::resolve(metric, tags, limits))
+}
+
+/// [`check_point`] with rules 6–14 and the key from `names` (which may
+/// know them from an earlier element).
+pub(crate) fn check_point_by(
+    p: &PointDto<'_>,
+    names: impl FnOnce(&str, &TagPairs<'_>) -> keys::Resolved,
+) -> Checked {
     let metric = match &p.metric {
         Some(Scalar::Str(m)) if !m.is_empty() => m,
         _ => return Checked::Failed("Metric name was empty".into()),
@@ -95,23 +104,31 @@ pub(crate) fn check_point(p: &PointDto<'_>, limits: Limits) -> Checked {
     let Some(value) = value_input(value) else {
         return Checked::Failed("Unable to parse value to a number".into());
     };
-    let (tags, later_error) = check_names(metric, tags, limits);
+    let keys::Resolved { key, error } = names(metric, tags);
     Checked::Point {
         point: WritePoint {
-            series: SeriesKey::new(metric.as_ref(), tags),
+            series: key,
             field: DEFAULT_FIELD.into(),
             timestamp,
             value,
-            rejected: later_error.is_some(),
+            rejected: error.is_some(),
         },
-        later_error,
+        later_error: error.map(|e| e.to_string()),
+    }
+}
+
+/// The metric and tags of an element whose names the key cache may know.
+fn names_of<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a TagPairs<'a>)> {
+    match (&p.metric, &p.tags) {
+        (Some(Scalar::Str(m)), Some(TagsDto::Map(t))) => Some((m.as_ref(), t.as_slice())),
+        _ => None,
     }
 }
 
 /// Converts the tags and finds the first failure of rules 6–14.
-fn check_names(
+pub(crate) fn check_names(
     metric: &str,
-    tags: &[(Cow<'_, str>, Scalar<'_>)],
+    tags: &TagPairs<'_>,
     limits: Limits,
 ) -> (Vec<(String, String)>, Option<String>) {
     let mut converted: Vec<(String, Option<String>)> = tags
@@ -301,8 +318,18 @@ pub(crate) async fn put(
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
     let mut points = Vec::with_capacity(parsed.len());
     let mut later_errors = Vec::with_capacity(parsed.len());
-    for element in &parsed {
-        match check_point(element, limits) {
+    let known = api.keys.lookup_all(parsed.iter().map(names_of));
+    let mut learned = Vec::new();
+    for (element, known) in parsed.iter().zip(known) {
+        let checked = check_point_by(element, |metric, tags| match known {
+            Some(resolved) => resolved,
+            None => {
+                let resolved = keys::resolve(metric, tags, limits);
+                learned.extend(api.keys.pending(metric, tags, &resolved));
+                resolved
+            }
+        });
+        match checked {
             Checked::Point {
                 mut point,
                 later_error,
@@ -320,7 +347,8 @@ pub(crate) async fn put(
             Checked::Failed(msg) => slots.push(Err(msg)),
         }
     }
-    let metrics: Vec<String> = points.iter().map(|p| p.series.metric.clone()).collect();
+    api.keys.insert_all(learned);
+    let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
     let keys = groups.keys(&points);
     let written = api.db.write(points, params.sync)?;
     let results = written.outcome.results;
@@ -331,7 +359,10 @@ pub(crate) async fn put(
         Ok(i) => match results.get(i) {
             Some(Ok(())) => None,
             Some(Err(PointError::Rejected)) => later_errors.get(i).cloned().flatten(),
-            Some(Err(e)) => Some(point_error_text(e, metrics.get(i).map_or("", |m| m))),
+            Some(Err(e)) => Some(point_error_text(
+                e,
+                series.get(i).map_or("", |k| k.metric.as_str()),
+            )),
             None => Some("Internal error".into()),
         },
     });
@@ -438,7 +469,7 @@ impl<'a> Groups<'a> {
     }
 
     /// Keys of the bound points, kept for discovery after the write.
-    pub(crate) fn keys(&self, points: &[WritePoint]) -> Vec<Option<SeriesKey>> {
+    pub(crate) fn keys(&self, points: &[WritePoint]) -> Vec<Option<Arc<SeriesKey>>> {
         self.bound
             .iter()
             .map(|(i, _, _)| points.get(*i).map(|p| p.series.clone()))
@@ -449,7 +480,7 @@ impl<'a> Groups<'a> {
     pub(crate) fn discovered(
         &self,
         results: &[Result<(), PointError>],
-        keys: Vec<Option<SeriesKey>>,
+        keys: Vec<Option<Arc<SeriesKey>>>,
     ) -> Result<(), OpenTsdbError> {
         let Some(binder) = self.binder else {
             return Ok(());
@@ -529,5 +560,6 @@ fn render(
     json_response(status, &body)
 }
 
+pub(crate) mod keys;
 #[cfg(test)]
 mod tests;

@@ -72,7 +72,7 @@ pub(crate) fn parse_put(words: &[&str], limits: Limits) -> Result<WritePoint, St
         return Err(illegal(e));
     }
     Ok(WritePoint {
-        series,
+        series: series.into(),
         field: DEFAULT_FIELD.into(),
         timestamp,
         value,

@@ -15,13 +15,13 @@ fn db_with(
     let batch = points
         .iter()
         .map(|(host, rack, t, v)| WritePoint {
-            series: SeriesKey::new(
+            series: std::sync::Arc::new(SeriesKey::new(
                 "cpu",
                 vec![
                     ("host".into(), (*host).into()),
                     ("rack".into(), (*rack).into()),
                 ],
-            ),
+            )),
             field: "value".into(),
             timestamp: *t,
             value: ValueInput::Typed(FieldValue::Long(*v)),

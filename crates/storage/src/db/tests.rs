@@ -32,7 +32,7 @@ fn quiet(dir: &std::path::Path) -> Config {
 
 fn point(host: &str, ts: Timestamp, v: i64) -> WritePoint {
     WritePoint {
-        series: SeriesKey::new("cpu", vec![("host".into(), host.into())]),
+        series: SeriesKey::new("cpu", vec![("host".into(), host.into())]).into(),
         field: "value".into(),
         timestamp: ts,
         value: ValueInput::Typed(FieldValue::Long(v)),
@@ -292,7 +292,7 @@ fn listings_are_restricted_to_the_time_range() -> Result<()> {
     let quiet = quiet(dir.path());
     let db = Db::open(quiet)?;
     let at = |metric: &str, host: &str, ts: Timestamp| WritePoint {
-        series: SeriesKey::new(metric, vec![("host".into(), host.into())]),
+        series: SeriesKey::new(metric, vec![("host".into(), host.into())]).into(),
         field: "value".into(),
         timestamp: ts,
         value: ValueInput::Typed(FieldValue::Long(1)),
@@ -555,3 +555,24 @@ fn removal_forgets_kinds_and_the_next_write_fixes_one() -> Result<()> {
 }
 
 mod partitions;
+
+#[test]
+fn a_shared_key_changed_after_a_write_is_looked_up_again() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(dir.path()))?;
+    let mut first = point("a", 1, 1);
+    let key = first.series.clone();
+    write_all(&db, vec![first.clone()])?;
+    // The adapter's shared key, rewritten in place by its last owner
+    // (what BlueKing's binding does with `Arc::make_mut`).
+    drop(key);
+    std::sync::Arc::make_mut(&mut first.series).tags = vec![("host".into(), "b".into())];
+    first.timestamp = 2;
+    write_all(&db, vec![first])?;
+    let mut want = Model::new();
+    want.insert(("a".into(), "value".into(), 1), FieldValue::Long(1));
+    want.insert(("b".into(), "value".into(), 2), FieldValue::Long(1));
+    assert_eq!(snapshot(&db), want);
+    db.close();
+    Ok(())
+}

@@ -185,3 +185,76 @@ fn body_parsing_keeps_last_duplicates_and_rejects_bad_json() {
         Some("The JSON must start as an object or an array")
     );
 }
+
+/// Resolves every element of `body` through `cache` as a put does; the
+/// key and the name error of each point.
+fn through_cache(
+    cache: &keys::KeyCache,
+    body: &str,
+) -> Vec<Option<(Arc<SeriesKey>, Option<String>)>> {
+    let Ok(parsed) = dto::parse_points(body.as_bytes()) else {
+        return Vec::new();
+    };
+    let known = cache.lookup_all(parsed.iter().map(names_of));
+    let mut learned = Vec::new();
+    let out = parsed
+        .iter()
+        .zip(known)
+        .map(|(element, known)| {
+            let checked = check_point_by(element, |metric, tags| match known {
+                Some(r) => r,
+                None => {
+                    let r = keys::resolve(metric, tags, LIMITS);
+                    learned.extend(cache.pending(metric, tags, &r));
+                    r
+                }
+            });
+            match checked {
+                Checked::Point { point, later_error } => Some((point.series, later_error)),
+                Checked::Failed(_) => None,
+            }
+        })
+        .collect();
+    cache.insert_all(learned);
+    out
+}
+
+#[test]
+fn the_key_cache_answers_as_the_checks_do() {
+    let cache = keys::KeyCache::default();
+    let body = json!([
+        {"metric": "cpu", "timestamp": 1500000001, "value": 1, "tags": {"host": "a", "dc": "x"}},
+        {"metric": "cpu", "timestamp": 1500000002, "value": 1, "tags": {"dc": "x", "host": "a"}},
+        {"metric": "cpu", "timestamp": 1500000003, "value": 1, "tags": {"host": "b c", "dc": "x"}},
+        {"metric": "cpu", "timestamp": 1500000004, "value": 1, "tags": {"host": 7, "dc": "x"}},
+        {"metric": "mem", "timestamp": 1500000005, "value": 1, "tags": {"host": "a", "dc": "x"}},
+        {"metric": "cpu", "timestamp": 1500000006, "value": 1, "tags": {"host": "a", "dc": "y"}},
+    ])
+    .to_string();
+    let uncached: Vec<_> = dto::parse_points(body.as_bytes())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| match check_point(p, LIMITS) {
+            Checked::Point { point, later_error } => Some((point.series, later_error)),
+            Checked::Failed(_) => None,
+        })
+        .collect();
+    // Cold (every element checked), then warm (every cacheable one known).
+    let cold = through_cache(&cache, &body);
+    let warm = through_cache(&cache, &body);
+    assert_eq!(cold, uncached);
+    assert_eq!(warm, uncached);
+    // Tag order does not change the series; the illegal name keeps its
+    // error; a number as tag value is converted text.
+    let keys: Vec<_> = warm.iter().flatten().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys.len(), 6);
+    assert_eq!(keys[0], keys[1]);
+    assert!(warm[2].as_ref().is_some_and(|(_, e)| e.is_some()));
+    assert_eq!(keys[3].tag("host"), Some("7"));
+    assert_ne!(keys[0], keys[4]);
+    assert_ne!(keys[0], keys[5]);
+    // Warm lookups share the cached key instead of building another.
+    let again = through_cache(&cache, &body);
+    let (a, b) = (&again[0], &warm[0]);
+    assert!(matches!((a, b), (Some((x, _)), Some((y, _))) if Arc::ptr_eq(x, y)));
+}
