@@ -163,12 +163,12 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     let mut writer = BlockWriter::create(dir, id)?;
     let mut points_out = 0usize;
     for (series, field) in &columns {
-        let mut points: BTreeMap<Timestamp, FieldValue> = BTreeMap::new();
+        let mut points: Vec<(Timestamp, FieldValue)> = Vec::new();
         for b in &inputs {
-            points.extend(b.read_uncached(*series, field, cutoff, Timestamp::MAX)?);
+            let newer = b.read_uncached(*series, field, cutoff, Timestamp::MAX)?;
+            points = newest_wins(points, newer);
         }
         points_out += points.len();
-        let points: Vec<(Timestamp, FieldValue)> = points.into_iter().collect();
         writer.add(&Column {
             series: *series,
             field,
@@ -212,4 +212,70 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     }
     info!(path = %path.display(), blocks = inputs.len(), points = points_out, "compacted blocks");
     Ok(())
+}
+
+/// Merges two ascending columns with unique timestamps, `newer` winning a
+/// tie. Inputs of different windows follow each other and only append.
+fn newest_wins(
+    older: Vec<(Timestamp, FieldValue)>,
+    newer: Vec<(Timestamp, FieldValue)>,
+) -> Vec<(Timestamp, FieldValue)> {
+    match (older.last(), newer.first()) {
+        (None, _) => return newer,
+        (_, None) => return older,
+        (Some(a), Some(b)) if a.0 < b.0 => {
+            let mut out = older;
+            out.extend(newer);
+            return out;
+        }
+        _ => {}
+    }
+    let mut out = Vec::with_capacity(older.len() + newer.len());
+    let mut older = older.into_iter().peekable();
+    let mut newer = newer.into_iter().peekable();
+    loop {
+        let order = match (older.peek(), newer.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(a), Some(b)) => a.0.cmp(&b.0),
+        };
+        let next = match order {
+            std::cmp::Ordering::Less => older.next(),
+            std::cmp::Ordering::Equal => {
+                older.next();
+                newer.next()
+            }
+            std::cmp::Ordering::Greater => newer.next(),
+        };
+        out.extend(next);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newest_wins;
+    use sundial_model::FieldValue;
+
+    #[test]
+    fn the_newer_column_wins_ties_and_order_is_kept() {
+        let col = |pts: &[(i64, i64)]| -> Vec<(i64, FieldValue)> {
+            pts.iter()
+                .map(|(t, v)| (*t, FieldValue::Long(*v)))
+                .collect()
+        };
+        let older = col(&[(1, 1), (3, 1), (5, 1), (7, 1)]);
+        let newer = col(&[(2, 2), (3, 2), (7, 2), (9, 2)]);
+        let want = col(&[(1, 1), (2, 2), (3, 2), (5, 1), (7, 2), (9, 2)]);
+        assert_eq!(newest_wins(older.clone(), newer.clone()), want);
+        // Disjoint runs append in either order.
+        let later = col(&[(10, 3), (11, 3)]);
+        let mut both = older.clone();
+        both.extend(later.clone());
+        assert_eq!(newest_wins(older.clone(), later.clone()), both);
+        assert_eq!(newest_wins(later, older.clone()), both);
+        assert_eq!(newest_wins(Vec::new(), older.clone()), older);
+        assert_eq!(newest_wins(older.clone(), Vec::new()), older);
+    }
 }

@@ -86,7 +86,7 @@ impl Default for Config {
             database_retention_secs: std::collections::BTreeMap::new(),
             partition_secs: 7200,
             partition_grace_secs: 300,
-            compaction_min_blocks: 4,
+            compaction_min_blocks: 8,
             compaction_settle_secs: 300,
             max_block_bytes: 1 << 30,
             maintenance_interval_secs: 60,
