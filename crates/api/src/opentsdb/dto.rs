@@ -109,6 +109,32 @@ pub(crate) enum TagsDto<'a> {
     /// Pairs in first-seen key order; a repeated key keeps its last value.
     Map(Vec<(Cow<'a, str>, Scalar<'a>)>),
     NotAnObject,
+    /// The JSON text of a put element's tags, parsed only when the key
+    /// cache does not know it.
+    Raw(Cow<'a, str>),
+}
+
+impl TagsDto<'_> {
+    /// The pairs of raw tags (text that does not parse is not an object).
+    pub(crate) fn parsed(&self) -> Cow<'_, TagsDto<'_>> {
+        match self {
+            TagsDto::Raw(text) => {
+                Cow::Owned(sonic_rs::from_str::<TagsDto<'_>>(text).unwrap_or(TagsDto::NotAnObject))
+            }
+            other => Cow::Borrowed(other),
+        }
+    }
+}
+
+/// Tags kept as their JSON text: sonic-rs skips the object with SIMD and
+/// hands out the slice (`LazyValue`), which only its own deserializer can.
+struct RawTags<'a>(TagsDto<'a>);
+
+impl<'de> Deserialize<'de> for RawTags<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = sonic_rs::LazyValue::deserialize(d)?;
+        Ok(RawTags(TagsDto::Raw(raw.as_raw_cow())))
+    }
 }
 
 impl<'de> Deserialize<'de> for TagsDto<'de> {
@@ -187,7 +213,7 @@ impl<'de> Deserialize<'de> for PointDto<'de> {
                         "metric" => p.metric = Some(map.next_value()?),
                         "timestamp" => p.timestamp = Some(map.next_value()?),
                         "value" => p.value = Some(map.next_value()?),
-                        "tags" => p.tags = Some(map.next_value()?),
+                        "tags" => p.tags = Some(map.next_value::<RawTags<'de>>()?.0),
                         "fields" => p.fields = Some(map.next_value()?),
                         _ => {
                             map.next_value::<IgnoredAny>()?;

@@ -76,13 +76,15 @@ pub(crate) struct Limits {
 /// Runs spec 7.4 rules 1–4 and 6–14 on one element; rule 5 (the value
 /// kind) is the engine's.
 pub(crate) fn check_point(p: &PointDto<'_>, limits: Limits) -> Checked {
-    check_point_by(p, |metric, tags| keys::resolve(metric, tags, limits))
+    check_point_by(p, None, |metric, tags| keys::resolve(metric, tags, limits))
 }
 
-/// [`check_point`] with rules 6–14 and the key from `names` (which may
-/// know them from an earlier element).
+/// [`check_point`] with rules 4 and 6–14 answered by `known` (an earlier
+/// element with the same metric and tags text passed rule 4), or by
+/// `names` on the parsed tags.
 pub(crate) fn check_point_by(
     p: &PointDto<'_>,
+    known: Option<keys::Resolved>,
     names: impl FnOnce(&str, &TagPairs<'_>) -> keys::Resolved,
 ) -> Checked {
     let metric = match &p.metric {
@@ -97,14 +99,25 @@ pub(crate) fn check_point_by(
         Some(Scalar::Str(s)) if s.is_empty() => return Checked::Failed("Empty value".into()),
         Some(v) => v,
     };
-    let tags = match &p.tags {
-        Some(TagsDto::Map(t)) if !t.is_empty() => t,
-        _ => return Checked::Failed("Missing tags".into()),
+    let parsed;
+    let tags = match known {
+        Some(_) => None,
+        None => {
+            parsed = p.tags.as_ref().map(|t| t.parsed());
+            match parsed.as_deref() {
+                Some(TagsDto::Map(t)) if !t.is_empty() => Some(t),
+                _ => return Checked::Failed("Missing tags".into()),
+            }
+        }
     };
     let Some(value) = value_input(value) else {
         return Checked::Failed("Unable to parse value to a number".into());
     };
-    let keys::Resolved { key, error } = names(metric, tags);
+    let keys::Resolved { key, error } = match (known, tags) {
+        (Some(resolved), _) => resolved,
+        (None, Some(tags)) => names(metric, tags),
+        (None, None) => return Checked::Failed("Missing tags".into()),
+    };
     Checked::Point {
         point: WritePoint {
             series: key,
@@ -117,10 +130,10 @@ pub(crate) fn check_point_by(
     }
 }
 
-/// The metric and tags of an element whose names the key cache may know.
-fn names_of<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a TagPairs<'a>)> {
+/// The metric and tags text of an element the key cache may know.
+fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
     match (&p.metric, &p.tags) {
-        (Some(Scalar::Str(m)), Some(TagsDto::Map(t))) => Some((m.as_ref(), t.as_slice())),
+        (Some(Scalar::Str(m)), Some(TagsDto::Raw(t))) => Some((m.as_ref(), t.as_ref())),
         _ => None,
     }
 }
@@ -318,16 +331,15 @@ pub(crate) async fn put(
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
     let mut points = Vec::with_capacity(parsed.len());
     let mut later_errors = Vec::with_capacity(parsed.len());
-    let known = api.keys.lookup_all(parsed.iter().map(names_of));
+    let known = api.keys.lookup_all(parsed.iter().map(raw_names));
     let mut learned = Vec::new();
     for (element, known) in parsed.iter().zip(known) {
-        let checked = check_point_by(element, |metric, tags| match known {
-            Some(resolved) => resolved,
-            None => {
-                let resolved = keys::resolve(metric, tags, limits);
-                learned.extend(api.keys.pending(metric, tags, &resolved));
-                resolved
+        let checked = check_point_by(element, known, |metric, tags| {
+            let resolved = keys::resolve(metric, tags, limits);
+            if let Some((metric, text)) = raw_names(element) {
+                learned.push(api.keys.pending(metric, text, &resolved));
             }
+            resolved
         });
         match checked {
             Checked::Point {

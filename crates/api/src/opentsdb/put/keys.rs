@@ -1,18 +1,18 @@
 //! Series keys of put elements, checked and built once per distinct
-//! (metric, tags) text. Agents send the same series over and over; naming
-//! rules, sorting and owned strings would otherwise cost more than
-//! everything else a put does with a point.
+//! (metric, tags text). Agents send the same series over and over; parsing
+//! the tags, the naming rules, sorting and owned strings would otherwise
+//! cost more than everything else a put does with a point.
 
 use super::Limits;
-use super::dto::{Scalar, TagPairs};
+use super::dto::TagPairs;
 use parking_lot::RwLock;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use sundial_model::SeriesKey;
 
-/// Entries kept before the cache starts over (about 300 bytes each with
-/// ten tags); a workload with more live series pays the full checks for
-/// some points, not unbounded memory.
+/// Entries kept before the cache starts over (about 500 bytes each with
+/// ten tags, the key included); a workload with more live series pays the
+/// full checks for some points, not unbounded memory.
 const MAX_ENTRIES: usize = 65_536;
 
 /// What the checks made of a metric and its tags.
@@ -27,21 +27,9 @@ pub(crate) struct Resolved {
 struct Entry {
     hash: u64,
     metric: Box<str>,
-    /// As received: order and text (only all-string tag values are kept).
-    tags: Box<[(Box<str>, Box<str>)]>,
+    /// The tags object's JSON text as received.
+    tags: Box<str>,
     resolved: Resolved,
-}
-
-impl Entry {
-    fn matches(&self, metric: &str, tags: &TagPairs<'_>) -> bool {
-        *self.metric == *metric
-            && self.tags.len() == tags.len()
-            && self
-                .tags
-                .iter()
-                .zip(tags)
-                .all(|((k, v), (tk, tv))| **k == **tk && matches!(tv, Scalar::Str(s) if **v == **s))
-    }
 }
 
 #[derive(Debug, Default)]
@@ -51,60 +39,41 @@ pub(crate) struct KeyCache {
 }
 
 impl KeyCache {
-    /// The hash of a cacheable element, `None` when a tag value is not a
-    /// string (converted text is not worth caching).
-    fn hash(&self, metric: &str, tags: &TagPairs<'_>) -> Option<u64> {
+    fn hash(&self, metric: &str, tags: &str) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write(metric.as_bytes());
         h.write_u8(0xff);
-        for (k, v) in tags {
-            let Scalar::Str(v) = v else { return None };
-            h.write(k.as_bytes());
-            h.write_u8(0xff);
-            h.write(v.as_bytes());
-            h.write_u8(0xff);
-        }
-        Some(h.finish())
+        h.write(tags.as_bytes());
+        h.finish()
     }
 
-    /// Looks every element up under one read lock.
+    /// Looks every (metric, tags text) up under one read lock.
     pub(crate) fn lookup_all<'a, I>(&self, elements: I) -> Vec<Option<Resolved>>
     where
-        I: Iterator<Item = Option<(&'a str, &'a TagPairs<'a>)>>,
+        I: Iterator<Item = Option<(&'a str, &'a str)>>,
     {
         let table = self.table.read();
         elements
             .map(|e| {
                 let (metric, tags) = e?;
-                let hash = self.hash(metric, tags)?;
+                let hash = self.hash(metric, tags);
                 table
-                    .find(hash, |entry| entry.matches(metric, tags))
+                    .find(hash, |entry| {
+                        *entry.metric == *metric && *entry.tags == *tags
+                    })
                     .map(|entry| entry.resolved.clone())
             })
             .collect()
     }
 
     /// Remembers what the checks made of one element.
-    pub(crate) fn pending(
-        &self,
-        metric: &str,
-        tags: &TagPairs<'_>,
-        resolved: &Resolved,
-    ) -> Option<Pending> {
-        let hash = self.hash(metric, tags)?;
-        let tags = tags
-            .iter()
-            .filter_map(|(k, v)| match v {
-                Scalar::Str(v) => Some((k.as_ref().into(), v.as_ref().into())),
-                _ => None,
-            })
-            .collect();
-        Some(Pending(Entry {
-            hash,
+    pub(crate) fn pending(&self, metric: &str, tags: &str, resolved: &Resolved) -> Pending {
+        Pending(Entry {
+            hash: self.hash(metric, tags),
             metric: metric.into(),
-            tags,
+            tags: tags.into(),
             resolved: resolved.clone(),
-        }))
+        })
     }
 
     /// Adds the entries of one request under one write lock.

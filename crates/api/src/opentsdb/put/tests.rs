@@ -9,7 +9,7 @@ const LIMITS: Limits = Limits {
 
 fn failure(v: Value) -> Option<String> {
     let text = v.to_string();
-    let Ok(p) = serde_json::from_str::<PointDto<'_>>(&text) else {
+    let Ok(p) = sonic_rs::from_str::<PointDto<'_>>(&text) else {
         return Some("not an object".into());
     };
     match check_point(&p, LIMITS) {
@@ -117,13 +117,13 @@ fn tag_values_are_coerced_to_text() -> Result<(), serde_json::Error> {
 }
 
 #[test]
-fn duplicate_members_keep_the_last_occurrence() -> Result<(), serde_json::Error> {
-    let p: PointDto<'_> = serde_json::from_str(
+fn duplicate_members_keep_the_last_occurrence() -> Result<(), sonic_rs::Error> {
+    let p: PointDto<'_> = sonic_rs::from_str(
         r#"{"metric":"a","metric":"b","tags":{"h":"x","h":"y"},"extra":[1,{"k":2}]}"#,
     )?;
     assert_eq!(p.metric, Some(Scalar::Str("b".into())));
     assert_eq!(
-        p.tags,
+        p.tags.as_ref().map(|t| t.parsed().into_owned()),
         Some(TagsDto::Map(vec![("h".into(), Scalar::Str("y".into()))]))
     );
     Ok(())
@@ -166,7 +166,7 @@ fn body_parsing_keeps_last_duplicates_and_rejects_bad_json() {
     assert_eq!(points[0].metric, Some(Scalar::Str("b".into())));
     assert_eq!(points[0].value, Some(Scalar::Str("x\u{e9}".into())));
     assert_eq!(
-        points[0].tags,
+        points[0].tags.as_ref().map(|t| t.parsed().into_owned()),
         Some(TagsDto::Map(vec![("h".into(), Scalar::Str("y".into()))]))
     );
     for bad in [
@@ -195,19 +195,18 @@ fn through_cache(
     let Ok(parsed) = dto::parse_points(body.as_bytes()) else {
         return Vec::new();
     };
-    let known = cache.lookup_all(parsed.iter().map(names_of));
+    let known = cache.lookup_all(parsed.iter().map(raw_names));
     let mut learned = Vec::new();
     let out = parsed
         .iter()
         .zip(known)
         .map(|(element, known)| {
-            let checked = check_point_by(element, |metric, tags| match known {
-                Some(r) => r,
-                None => {
-                    let r = keys::resolve(metric, tags, LIMITS);
-                    learned.extend(cache.pending(metric, tags, &r));
-                    r
+            let checked = check_point_by(element, known, |metric, tags| {
+                let r = keys::resolve(metric, tags, LIMITS);
+                if let Some((metric, text)) = raw_names(element) {
+                    learned.push(cache.pending(metric, text, &r));
                 }
+                r
             });
             match checked {
                 Checked::Point { point, later_error } => Some((point.series, later_error)),
@@ -231,6 +230,10 @@ fn the_key_cache_answers_as_the_checks_do() {
         {"metric": "cpu", "timestamp": 1500000006, "value": 1, "tags": {"host": "a", "dc": "y"}},
     ])
     .to_string();
+    // An escaped tag value: other text, same series as the first element.
+    let escaped =
+        r#"{"metric":"cpu","timestamp":1500000007,"value":1,"tags":{"host":"\u0061","dc":"x"}}"#;
+    let body = format!("{},{escaped}]", body.trim_end_matches(']'));
     let uncached: Vec<_> = dto::parse_points(body.as_bytes())
         .unwrap_or_default()
         .iter()
@@ -247,8 +250,9 @@ fn the_key_cache_answers_as_the_checks_do() {
     // Tag order does not change the series; the illegal name keeps its
     // error; a number as tag value is converted text.
     let keys: Vec<_> = warm.iter().flatten().map(|(k, _)| k.clone()).collect();
-    assert_eq!(keys.len(), 6);
+    assert_eq!(keys.len(), 7);
     assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[0], keys[6]);
     assert!(warm[2].as_ref().is_some_and(|(_, e)| e.is_some()));
     assert_eq!(keys[3].tag("host"), Some("7"));
     assert_ne!(keys[0], keys[4]);
