@@ -7,7 +7,7 @@
 //! `u8 mode` (0: decimal with `u8 scale`, pco i64 of value × 10^scale;
 //! 1: pco f64 of the raw values).
 
-use crate::{Error, Result, pco_compress, pco_decompress, varint};
+use crate::{Effort, Error, Result, pco_compress, pco_decompress, varint};
 
 /// One number as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +35,11 @@ fn kind(n: &Num) -> u8 {
 
 /// Appends the encoding of `nums`.
 pub fn encode_numbers_into(nums: &[Num], out: &mut Vec<u8>) -> Result<()> {
+    encode_numbers_with(nums, Effort::Small, out)
+}
+
+/// [`encode_numbers_into`] at a chosen effort.
+pub fn encode_numbers_with(nums: &[Num], effort: Effort, out: &mut Vec<u8>) -> Result<()> {
     varint::put(out, nums.len() as u64);
     let Some(first) = nums.first() else {
         return Ok(());
@@ -45,7 +50,7 @@ pub fn encode_numbers_into(nums: &[Num], out: &mut Vec<u8>) -> Result<()> {
     } else {
         out.push(MIXED);
         let kinds: Vec<u32> = nums.iter().map(|n| u32::from(kind(n))).collect();
-        pco_compress(&kinds, out)?;
+        pco_compress(&kinds, effort, out)?;
     }
     let ints: Vec<i64> = nums
         .iter()
@@ -57,7 +62,7 @@ pub fn encode_numbers_into(nums: &[Num], out: &mut Vec<u8>) -> Result<()> {
         .collect();
     varint::put(out, ints.len() as u64);
     if !ints.is_empty() {
-        pco_compress(&ints, out)?;
+        pco_compress(&ints, effort, out)?;
     }
     let doubles: Vec<f64> = nums
         .iter()
@@ -79,11 +84,11 @@ pub fn encode_numbers_into(nums: &[Num], out: &mut Vec<u8>) -> Result<()> {
                 .iter()
                 .map(|v| (v * factor).round() as i64)
                 .collect();
-            pco_compress(&scaled, out)
+            pco_compress(&scaled, effort, out)
         }
         None => {
             out.push(1);
-            pco_compress(&doubles, out)
+            pco_compress(&doubles, effort, out)
         }
     }
 }

@@ -1,14 +1,19 @@
 //! Timestamp columns: `varint n`, then the pco stream of the n values.
 
-use crate::{Result, pco_compress, pco_decompress, varint};
+use crate::{Effort, Result, pco_compress, pco_decompress, varint};
 
 /// Appends the encoding of `ts` (any order; blocks pass ascending).
 pub fn encode_timestamps_into(ts: &[i64], out: &mut Vec<u8>) -> crate::Result<()> {
+    encode_timestamps_with(ts, Effort::Small, out)
+}
+
+/// [`encode_timestamps_into`] at a chosen effort.
+pub fn encode_timestamps_with(ts: &[i64], effort: Effort, out: &mut Vec<u8>) -> crate::Result<()> {
     varint::put(out, ts.len() as u64);
     if ts.is_empty() {
         return Ok(());
     }
-    pco_compress(ts, out)
+    pco_compress(ts, effort, out)
 }
 
 /// Reads a timestamp column; `input` advances past it.

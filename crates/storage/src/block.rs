@@ -13,7 +13,12 @@ pub(crate) use writer::write;
 
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"SDBLK002";
+const MAGIC: &[u8; 8] = b"SDBLK003";
+/// Blocks written before the index carried flags: read the same, flags 0.
+const MAGIC_V2: &[u8; 8] = b"SDBLK002";
+/// Index flag: chunks were encoded fast (a flush's); compaction rewrites
+/// such a block even alone in its window.
+const FLAG_FAST: u8 = 1;
 const FOOTER_MAGIC: &[u8; 8] = b"SDBLKEND";
 /// `u64 LE index offset` + footer magic.
 const FOOTER_LEN: usize = 16;

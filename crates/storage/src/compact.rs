@@ -11,6 +11,10 @@
 //! other windows, so the write amplification is one rewrite per tier (plus
 //! the early merges of a day still being written).
 //!
+//! Flushes encode fast (pco level 2); the first compaction of a block
+//! re-encodes it at pco's default level, also when it is alone in its
+//! closed day.
+//!
 //! The merged block takes the name of the newest input, replacing it by
 //! rename, and its place in the overwrite order; the older inputs are
 //! deleted afterwards. A crash in between leaves the older inputs beside a
@@ -109,7 +113,10 @@ fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
         }
         for (w, members) in windows {
             let inputs: Vec<&Arc<Block>> = members.iter().filter_map(|i| blocks.get(*i)).collect();
-            if inputs.len() < 2 {
+            // A flush's block alone in its window is still rewritten once,
+            // at the effort compaction spends.
+            let lone_fast = matches!(inputs.as_slice(), [b] if b.fast);
+            if inputs.len() < 2 && !lone_fast {
                 continue;
             }
             let closed = now >= w.end.saturating_add(grace);
@@ -150,7 +157,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
             .filter_map(|i| layers.blocks.get(*i).cloned())
             .collect()
     };
-    let (Some(newest), true) = (inputs.last(), inputs.len() >= 2) else {
+    let Some(newest) = inputs.last() else {
         return Ok(());
     };
     let id = newest.id;
@@ -160,7 +167,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         .collect();
     let cutoff = retention_cutoff(inner.config.retention_secs).unwrap_or(Timestamp::MIN);
     let dir = &inner.config.data_dir;
-    let mut writer = BlockWriter::create(dir, id)?;
+    let mut writer = BlockWriter::create(dir, id, sundial_codec::Effort::Small)?;
     let mut points_out = 0usize;
     for (series, field) in &columns {
         let mut points: Vec<(Timestamp, FieldValue)> = Vec::new();

@@ -642,7 +642,8 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
                 wal_below: below,
                 seq: u32::try_from(seq).unwrap_or(u32::MAX),
             };
-            let mut writer = block::writer::BlockWriter::create(dir, id)?;
+            let mut writer =
+                block::writer::BlockWriter::create(dir, id, sundial_codec::Effort::Fast)?;
             let mut points = 0usize;
             for (series, cols) in frozen {
                 for (field, pts) in cols {

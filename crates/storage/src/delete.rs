@@ -94,7 +94,11 @@ pub(crate) fn delete(inner: &Inner, sel: &Selection<'_>, remove: bool) -> Result
 fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usize> {
     let columns: BTreeSet<(SeriesId, String)> =
         block.columns().map(|(id, f)| (id, f.to_owned())).collect();
-    let mut writer = BlockWriter::create(&inner.config.data_dir, block.id)?;
+    let mut writer = BlockWriter::create(
+        &inner.config.data_dir,
+        block.id,
+        sundial_codec::Effort::Small,
+    )?;
     let mut deleted = 0;
     for (id, field) in &columns {
         let mut points = block.read_uncached(*id, field, Timestamp::MIN, Timestamp::MAX)?;

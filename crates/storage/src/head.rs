@@ -474,20 +474,34 @@ fn insert(points: &mut Points, ts: Timestamp, value: FieldValue) -> bool {
             points.push((ts, value));
             true
         }
-        _ => match points.binary_search_by_key(&ts, |p| p.0) {
-            Ok(i) => {
-                if let Some(slot) = points.get_mut(i) {
-                    slot.1 = value;
+        _ => {
+            // Late points (concurrent writers, a retry) land near the end:
+            // search the tail, which is in cache, before the whole column.
+            let tail = points.len().saturating_sub(LATE_WINDOW);
+            let at = match points.get(tail) {
+                Some(p) if p.0 <= ts => {
+                    tail + points
+                        .get(tail..)
+                        .map_or(0, |t| t.partition_point(|p| p.0 < ts))
                 }
-                false
+                _ => points.partition_point(|p| p.0 < ts),
+            };
+            match points.get_mut(at) {
+                Some(slot) if slot.0 == ts => {
+                    slot.1 = value;
+                    false
+                }
+                _ => {
+                    points.insert(at, (ts, value));
+                    true
+                }
             }
-            Err(i) => {
-                points.insert(i, (ts, value));
-                true
-            }
-        },
+        }
     }
 }
+
+/// How far from the end [`insert`] looks for a late point's place first.
+const LATE_WINDOW: usize = 32;
 
 /// The part of an ascending slice with timestamps in `[start, end]`.
 pub(crate) fn range(

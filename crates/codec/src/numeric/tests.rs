@@ -114,3 +114,25 @@ fn negative_zero_and_huge_values_stay_exact() -> Result<()> {
     assert!(same(&nums, &decode_numbers(&mut out.as_slice())?));
     Ok(())
 }
+
+#[test]
+fn fast_effort_decodes_to_the_same_values() -> crate::Result<()> {
+    let ts: Vec<i64> = (0..5000).map(|i| 1_700_000_000_000 + i * 10_000).collect();
+    let mut walk = 50.0f64;
+    let nums: Vec<Num> = (0..5000)
+        .map(|i| {
+            walk += f64::from((i * 7919) % 200 - 100) / 100.0;
+            Num::Double((walk * 100.0).round() / 100.0)
+        })
+        .collect();
+    for effort in [crate::Effort::Fast, crate::Effort::Small] {
+        let mut out = Vec::new();
+        crate::encode_timestamps_with(&ts, effort, &mut out)?;
+        crate::encode_numbers_with(&nums, effort, &mut out)?;
+        let mut input = out.as_slice();
+        assert_eq!(decode_timestamps(&mut input)?, ts);
+        assert_eq!(decode_numbers(&mut input)?, nums);
+        assert!(input.is_empty());
+    }
+    Ok(())
+}

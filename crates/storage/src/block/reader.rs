@@ -3,8 +3,8 @@
 
 use super::cache::{CACHE, NumericChunk};
 use super::{
-    ChunkStats, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG, KIND_STRING,
-    MAGIC,
+    ChunkStats, FLAG_FAST, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG,
+    KIND_STRING, MAGIC, MAGIC_V2,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -52,6 +52,8 @@ pub(crate) struct Block {
     /// When this process opened or wrote it: compaction lets a window's
     /// blocks settle before merging them.
     pub(crate) opened: std::time::Instant,
+    /// Encoded fast by a flush: compaction rewrites it smaller.
+    pub(crate) fast: bool,
     /// Never reused: the chunk cache key.
     uid: u64,
 }
@@ -74,7 +76,8 @@ impl Block {
         }
         let mut head = [0u8; 8];
         read_at(&file, path, &mut head, 0)?;
-        if &head != MAGIC {
+        let has_flags = &head == MAGIC;
+        if !has_flags && &head != MAGIC_V2 {
             return Err(corrupt(
                 0,
                 "not a block file of this version (bad magic)".into(),
@@ -103,6 +106,11 @@ impl Block {
         read_at(&file, path, &mut framed, index_at)?;
         let (payload, _) = record::read_frame(&framed)
             .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
+        let (flags, payload) = match (has_flags, payload.split_first()) {
+            (false, _) => (0, payload),
+            (true, Some((flags, rest))) => (*flags, rest),
+            (true, None) => return Err(corrupt(index_at, "index: no flags byte".into())),
+        };
         let (fields, mut chunks) =
             decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
         let (mut min_ts, mut max_ts) = (Timestamp::MAX, Timestamp::MIN);
@@ -129,6 +137,7 @@ impl Block {
             min_ts,
             max_ts,
             opened: std::time::Instant::now(),
+            fast: flags & FLAG_FAST != 0,
             fields,
             chunks,
         })

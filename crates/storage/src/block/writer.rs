@@ -1,7 +1,8 @@
 //! Writes a block from a flushed head.
 
 use super::{
-    FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG, KIND_STRING, MAGIC, block_path,
+    FLAG_FAST, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG, KIND_STRING, MAGIC,
+    block_path,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -10,7 +11,7 @@ use crate::wal::sync_dir;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use sundial_codec::Num;
+use sundial_codec::{Effort, Num};
 use sundial_model::{FieldValue, Timestamp};
 
 /// One column to write: series, field, points ascending by time.
@@ -30,7 +31,7 @@ pub(crate) const CHUNK_SPAN_MS: i64 = 86_400_000;
 #[cfg(test)]
 pub(crate) fn write(dir: &Path, wal_below: u64, columns: &[Column<'_>]) -> Result<PathBuf> {
     let id = super::BlockId { wal_below, seq: 0 };
-    let mut w = BlockWriter::create(dir, id)?;
+    let mut w = BlockWriter::create(dir, id, Effort::Small)?;
     for col in columns {
         w.add(col)?;
     }
@@ -48,10 +49,12 @@ pub(crate) struct BlockWriter {
     index: IndexBuilder,
     payload: Vec<u8>,
     framed: Vec<u8>,
+    effort: Effort,
 }
 
 impl BlockWriter {
-    pub(crate) fn create(dir: &Path, id: super::BlockId) -> Result<Self> {
+    /// `Effort::Fast` for flushes: compaction rewrites their blocks.
+    pub(crate) fn create(dir: &Path, id: super::BlockId, effort: Effort) -> Result<Self> {
         let path = block_path(dir, id);
         let tmp = path.with_extension("tmp");
         let file = File::create(&tmp).map_err(|e| Error::io("create block", &tmp, e))?;
@@ -67,6 +70,7 @@ impl BlockWriter {
             index: IndexBuilder::default(),
             payload: Vec::new(),
             framed: Vec::new(),
+            effort,
         })
     }
 
@@ -90,11 +94,12 @@ impl BlockWriter {
     fn chunk(&mut self, col: &Column<'_>, run: &[(Timestamp, &FieldValue)]) -> Result<()> {
         self.payload.clear();
         self.framed.clear();
-        let meta = encode_chunk(run, &mut self.payload).map_err(|e| Error::Corrupt {
-            path: self.tmp.clone(),
-            offset: self.offset,
-            reason: format!("cannot encode chunk: {e}"),
-        })?;
+        let meta =
+            encode_chunk(run, self.effort, &mut self.payload).map_err(|e| Error::Corrupt {
+                path: self.tmp.clone(),
+                offset: self.offset,
+                reason: format!("cannot encode chunk: {e}"),
+            })?;
         record::frame_into(&self.payload, &mut self.framed);
         self.out
             .write_all(&self.framed)
@@ -109,7 +114,11 @@ impl BlockWriter {
         let tmp = self.tmp.clone();
         let io = |e| Error::io("write block", &tmp, e);
         self.framed.clear();
-        record::frame_into(&self.index.finish(), &mut self.framed);
+        let flags = match self.effort {
+            Effort::Fast => FLAG_FAST,
+            Effort::Small => 0,
+        };
+        record::frame_into(&self.index.finish(flags), &mut self.framed);
         self.out.write_all(&self.framed).map_err(io)?;
         self.out.write_all(&self.offset.to_le_bytes()).map_err(io)?;
         self.out.write_all(FOOTER_MAGIC).map_err(io)?;
@@ -134,6 +143,7 @@ struct ChunkMeta {
 
 fn encode_chunk(
     run: &[(Timestamp, &FieldValue)],
+    effort: Effort,
     out: &mut Vec<u8>,
 ) -> sundial_codec::Result<ChunkMeta> {
     let ts: Vec<Timestamp> = run.iter().map(|(t, _)| *t).collect();
@@ -143,7 +153,7 @@ fn encode_chunk(
         _ => KIND_NUMERIC,
     };
     out.push(kind);
-    sundial_codec::encode_timestamps_into(&ts, out)?;
+    sundial_codec::encode_timestamps_with(&ts, effort, out)?;
     let mut stats = None;
     match kind {
         KIND_NUMERIC => {
@@ -168,7 +178,7 @@ fn encode_chunk(
                 s.sum += v;
             }
             stats = Some(s);
-            sundial_codec::encode_numbers_into(&nums, out)?;
+            sundial_codec::encode_numbers_with(&nums, effort, out)?;
         }
         _ => {
             let texts: Vec<&[u8]> = run
@@ -232,8 +242,9 @@ impl IndexBuilder {
         }
     }
 
-    fn finish(self) -> Vec<u8> {
+    fn finish(self, flags: u8) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.chunks.len() + 64);
+        out.push(flags);
         put_varint(&mut out, self.fields.len() as u64);
         for f in &self.fields {
             put_str(&mut out, f);

@@ -176,6 +176,7 @@ fn a_flush_that_crashed_midway_is_replayed_from_its_wal() -> Result<()> {
             wal_below: next,
             seq: 0,
         },
+        sundial_codec::Effort::Fast,
     )?;
     w.add(&block::writer::Column {
         series: id,
@@ -186,6 +187,49 @@ fn a_flush_that_crashed_midway_is_replayed_from_its_wal() -> Result<()> {
     db.abandon();
     let db = Db::open(cfg)?;
     assert_eq!(read_covered(dir.path())?, covered);
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn a_flushed_block_alone_in_a_closed_day_is_recompressed_once() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = Config {
+        compaction_settle_secs: 0,
+        ..quiet(dir.path())
+    };
+    let db = Db::open(cfg.clone())?;
+    let mut model = Model::new();
+    let points = (0..500)
+        .map(|i| {
+            let ts = 1_700_006_400_000 + i * 10_000;
+            model.insert(("a".into(), "value".into(), ts), FieldValue::Long(i * i));
+            point("a", ts, i * i)
+        })
+        .collect();
+    write_all(&db, points)?;
+    db.flush()?;
+    let fast = |db: &Db| -> Vec<bool> {
+        db.inner
+            .layers
+            .read()
+            .blocks
+            .iter()
+            .map(|b| b.fast)
+            .collect()
+    };
+    assert_eq!(fast(&db), vec![true]);
+    db.compact(false)?;
+    assert_eq!(fast(&db), vec![false]);
+    // Nothing left to do: a second pass rewrites nothing.
+    let before = db.inner.layers.read().blocks[0].clone();
+    db.compact(false)?;
+    assert!(Arc::ptr_eq(&before, &db.inner.layers.read().blocks[0]));
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    let db = Db::open(cfg)?;
+    assert_eq!(fast(&db), vec![false]);
     assert_eq!(snapshot(&db), model);
     db.close();
     Ok(())
