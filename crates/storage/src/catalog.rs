@@ -12,7 +12,16 @@ use std::path::{Path, PathBuf};
 use sundial_model::SeriesKey;
 use tracing::warn;
 
-const MAGIC: &[u8; 8] = b"SDCAT001";
+const MAGIC: &[u8; 8] = b"SDCAT002";
+/// Records hold the batch payload itself; such catalogs are rewritten in
+/// the current format at open.
+const MAGIC_V1: &[u8; 8] = b"SDCAT001";
+/// Record payload: `u8 ZSTD`, `varint` length of the batch payload, then a
+/// zstd frame of it.
+const ZSTD: u8 = 1;
+/// Tag names and values repeat from series to series: zstd takes a
+/// catalog of TSBS-like keys to about a tenth.
+const ZSTD_LEVEL: i32 = 9;
 
 #[derive(Debug)]
 pub(crate) struct Catalog {
@@ -43,18 +52,22 @@ impl Catalog {
             return Ok((Self { path, file }, Vec::new()));
         }
         let bytes = std::fs::read(&path).map_err(|e| io("read series catalog", e))?;
-        let Some(mut rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
-            return Err(Error::Corrupt {
-                path,
-                offset: 0,
-                reason: "not a series catalog (bad magic)".into(),
-            });
+        let (mut rest, compressed) = match bytes.split_at_checked(MAGIC.len()) {
+            Some((m, rest)) if m == MAGIC => (rest, true),
+            Some((m, rest)) if m == MAGIC_V1 => (rest, false),
+            _ => {
+                return Err(Error::Corrupt {
+                    path,
+                    offset: 0,
+                    reason: "not a series catalog (bad magic)".into(),
+                });
+            }
         };
         let mut defs = Vec::new();
         while !rest.is_empty() {
             let offset = bytes.len() - rest.len();
             let damaged = match record::read_frame(rest) {
-                Ok((payload, tail)) => match record::decode_batch(payload) {
+                Ok((payload, tail)) => match decode_record(payload, compressed) {
                     Ok(batch) => {
                         defs.extend(batch.new_series);
                         rest = tail;
@@ -71,10 +84,43 @@ impl Catalog {
                 .map_err(|e| io("truncate series catalog", e))?;
             break;
         }
-        Ok((Self { path, file }, defs))
+        let mut catalog = Self { path, file };
+        if !compressed {
+            catalog = catalog.rewrite(dir, &defs)?;
+        }
+        Ok((catalog, defs))
     }
 
-    /// Appends definitions durably.
+    /// Replaces the catalog by one in the current format holding `defs`
+    /// (written aside, synced, renamed over).
+    fn rewrite(self, dir: &Path, defs: &[(SeriesId, SeriesKey)]) -> Result<Self> {
+        let tmp = self.path.with_extension("cat-tmp");
+        let io = |op, e| Error::io(op, &tmp, e);
+        // Left by a rewrite that crashed: the catalog itself is intact.
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .append(true)
+            .open(&tmp)
+            .map_err(|e| io("create series catalog", e))?;
+        file.write_all(MAGIC)
+            .map_err(|e| io("write series catalog", e))?;
+        let mut aside = Self {
+            path: tmp.clone(),
+            file,
+        };
+        for chunk in defs.chunks(4096) {
+            aside.append(chunk)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(|e| io("rename series catalog", e))?;
+        sync_dir(dir)?;
+        Ok(Self {
+            path: self.path,
+            file: aside.file,
+        })
+    }
+
     pub(crate) fn append(&mut self, defs: &[(SeriesId, SeriesKey)]) -> Result<()> {
         if defs.is_empty() {
             return Ok(());
@@ -83,13 +129,45 @@ impl Catalog {
         for (id, key) in defs {
             enc.define_series(*id, key);
         }
-        let (mut payload, mut framed) = (Vec::new(), Vec::new());
-        enc.finish_into(&mut payload);
+        let mut batch = Vec::new();
+        enc.finish_into(&mut batch);
+        let mut payload = vec![ZSTD];
+        record::put_varint(&mut payload, batch.len() as u64);
+        payload.extend(
+            zstd::bulk::compress(&batch, ZSTD_LEVEL)
+                .map_err(|e| Error::io("compress series catalog record", &self.path, e))?,
+        );
+        let mut framed = Vec::new();
         record::frame_into(&payload, &mut framed);
         self.file
             .write_all(&framed)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| Error::io("append to series catalog", &self.path, e))
+    }
+}
+
+/// Batch payloads above this size are refused (the decompressor allocates
+/// the stated length).
+const MAX_RECORD_BYTES: usize = 1 << 30;
+
+fn decode_record(payload: &[u8], compressed: bool) -> std::result::Result<record::Batch, String> {
+    if !compressed {
+        return record::decode_batch(payload);
+    }
+    match payload.split_first() {
+        Some((&ZSTD, mut rest)) => {
+            let len = usize::try_from(record::get_varint(&mut rest)?)
+                .ok()
+                .filter(|n| *n <= MAX_RECORD_BYTES)
+                .ok_or("record length out of range")?;
+            let batch = zstd::bulk::decompress(rest, len).map_err(|e| format!("zstd: {e}"))?;
+            if batch.len() != len {
+                return Err(format!("record holds {} bytes, not {len}", batch.len()));
+            }
+            record::decode_batch(&batch)
+        }
+        Some((codec, _)) => Err(format!("unknown record codec {codec}")),
+        None => Err("empty record".into()),
     }
 }
 
@@ -126,6 +204,35 @@ mod tests {
         drop(cat);
         let (_, defs) = Catalog::open(dir.path())?;
         assert_eq!(defs.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_catalog_of_the_first_format_is_read_and_rewritten() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+        let path = dir.path().join("series.cat");
+        let want: Vec<(SeriesId, SeriesKey)> = (0..50)
+            .map(|i| (SeriesId(i), key(&format!("host-{i}"))))
+            .collect();
+        let mut enc = BatchEncoder::default();
+        for (id, k) in &want {
+            enc.define_series(*id, k);
+        }
+        let (mut payload, mut bytes) = (Vec::new(), MAGIC_V1.to_vec());
+        enc.finish_into(&mut payload);
+        record::frame_into(&payload, &mut bytes);
+        std::fs::write(&path, &bytes).map_err(|e| Error::io("write", &path, e))?;
+        let (mut cat, defs) = Catalog::open(dir.path())?;
+        assert_eq!(defs, want);
+        cat.append(&[(SeriesId(50), key("late"))])?;
+        drop(cat);
+        let now = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        assert!(now.starts_with(MAGIC));
+        // Compressed: smaller than the plain records it replaced.
+        assert!(now.len() < bytes.len());
+        let (_, defs) = Catalog::open(dir.path())?;
+        assert_eq!(defs.len(), 51);
+        assert_eq!(defs[..50], want[..]);
         Ok(())
     }
 }

@@ -80,6 +80,14 @@ impl Tiers {
     }
 }
 
+/// The start of the week (Monday 00:00 UTC) holding `ts`.
+pub(crate) fn week_start(ts: Timestamp) -> Timestamp {
+    ts.saturating_sub(WEEK_ORIGIN_MS)
+        .div_euclid(WEEK_MS)
+        .saturating_mul(WEEK_MS)
+        .saturating_add(WEEK_ORIGIN_MS)
+}
+
 /// Milliseconds since the epoch, now.
 pub(crate) fn now_ms() -> Timestamp {
     std::time::SystemTime::now()

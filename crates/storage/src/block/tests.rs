@@ -116,3 +116,38 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
     ));
     Ok(())
 }
+
+#[test]
+fn long_columns_are_cut_by_count_and_at_a_week_edge() -> crate::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    // 40 000 points a second apart, the 30 000th on Monday 2023-11-20 00:00 UTC.
+    let monday = 1_700_438_400_000;
+    let pts: Vec<(i64, FieldValue)> = (0..40_000)
+        .map(|i| (monday + (i - 30_000) * 1000, FieldValue::Long(i)))
+        .collect();
+    let col = Column {
+        series: SeriesId(1),
+        field: "value",
+        points: &pts,
+    };
+    let path = write(dir.path(), 1, &[col])?;
+    let block = Block::open(
+        &path,
+        BlockId {
+            wal_below: 1,
+            seq: 0,
+        },
+    )?;
+    let counts: Vec<u64> = block
+        .chunks(SeriesId(1), "value")
+        .iter()
+        .map(|c| c.count)
+        .collect();
+    let max = writer::MAX_CHUNK_POINTS as u64;
+    // Before Monday: 30 000 points in chunks of at most `max`; after it, 10 000.
+    assert_eq!(counts, vec![max, 30_000 - max, 10_000]);
+    let monday_chunk = &block.chunks(SeriesId(1), "value")[2];
+    assert_eq!(monday_chunk.min_ts, monday);
+    assert_eq!(block.read(SeriesId(1), "value", i64::MIN, i64::MAX)?, pts);
+    Ok(())
+}
