@@ -19,6 +19,10 @@ const MAGIC_V2: &[u8; 8] = b"SDBLK002";
 /// Index flag: chunks were encoded fast (a flush's); compaction rewrites
 /// such a block even alone in its window.
 const FLAG_FAST: u8 = 1;
+/// Index flag: the rest of the index payload is `varint len` and a zstd
+/// frame of `len` bytes (offsets, counts and statistics compress to a
+/// third).
+const FLAG_INDEX_ZSTD: u8 = 2;
 const FOOTER_MAGIC: &[u8; 8] = b"SDBLKEND";
 /// `u64 LE index offset` + footer magic.
 const FOOTER_LEN: usize = 16;

@@ -136,3 +136,26 @@ fn fast_effort_decodes_to_the_same_values() -> crate::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn regular_timestamps_take_a_few_bytes_and_others_stay_exact() -> crate::Result<()> {
+    let regular: Vec<i64> = (0..8640).map(|i| 1_700_000_000_000 + i * 10_000).collect();
+    let mut out = Vec::new();
+    encode_timestamps_into(&regular, &mut out)?;
+    assert!(out.len() <= 12, "{} bytes", out.len());
+    assert_eq!(decode_timestamps(&mut out.as_slice())?, regular);
+    // One late sample: the pco stream, exact.
+    let mut jitter = regular.clone();
+    jitter[100] += 1;
+    for ts in [jitter, vec![5], vec![i64::MIN, 0, i64::MAX], vec![3, 2, 1]] {
+        let mut out = Vec::new();
+        encode_timestamps_into(&ts, &mut out)?;
+        assert_eq!(decode_timestamps(&mut out.as_slice())?, ts);
+    }
+    // A damaged count in regular form is an error, not an allocation.
+    let mut bad = Vec::new();
+    crate::varint::put(&mut bad, u64::MAX >> 1);
+    bad.extend([0, 2, 2]);
+    assert!(decode_timestamps(&mut bad.as_slice()).is_err());
+    Ok(())
+}

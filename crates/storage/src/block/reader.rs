@@ -3,8 +3,8 @@
 
 use super::cache::{CACHE, NumericChunk};
 use super::{
-    ChunkStats, FLAG_FAST, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG,
-    KIND_STRING, MAGIC, MAGIC_V2,
+    ChunkStats, FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC,
+    KIND_NUMERIC_LONG, KIND_STRING, MAGIC, MAGIC_V2,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -110,6 +110,14 @@ impl Block {
             (false, _) => (0, payload),
             (true, Some((flags, rest))) => (*flags, rest),
             (true, None) => return Err(corrupt(index_at, "index: no flags byte".into())),
+        };
+        let inflated;
+        let payload = if flags & FLAG_INDEX_ZSTD != 0 {
+            inflated =
+                inflate_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
+            inflated.as_slice()
+        } else {
+            payload
         };
         let (fields, mut chunks) =
             decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
@@ -454,6 +462,22 @@ fn decode_chunk_into(
 }
 
 type Index = (Vec<String>, HashMap<(SeriesId, u32), Vec<ChunkEntry>>);
+
+/// Largest index a block may state (a damaged length must not allocate
+/// without bound; a million series' index is a few hundred megabytes).
+const MAX_INDEX_BYTES: usize = 1 << 32;
+
+fn inflate_index(mut input: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let len = usize::try_from(get_varint(&mut input)?)
+        .ok()
+        .filter(|n| *n <= MAX_INDEX_BYTES)
+        .ok_or("index length out of range")?;
+    let out = zstd::bulk::decompress(input, len).map_err(|e| format!("zstd: {e}"))?;
+    if out.len() != len {
+        return Err(format!("index holds {} bytes, not {len}", out.len()));
+    }
+    Ok(out)
+}
 
 fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
     let input = &mut input;

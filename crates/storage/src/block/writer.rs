@@ -1,8 +1,8 @@
 //! Writes a block from a flushed head.
 
 use super::{
-    FLAG_FAST, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG, KIND_STRING, MAGIC,
-    block_path,
+    FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG,
+    KIND_STRING, MAGIC, block_path,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -119,11 +119,15 @@ impl BlockWriter {
         let tmp = self.tmp.clone();
         let io = |e| Error::io("write block", &tmp, e);
         self.framed.clear();
-        let flags = match self.effort {
-            Effort::Fast => FLAG_FAST,
-            Effort::Small => 0,
+        let (flags, level) = match self.effort {
+            Effort::Fast => (FLAG_FAST, 1),
+            Effort::Small => (0, 9),
         };
-        record::frame_into(&self.index.finish(flags), &mut self.framed);
+        let index = self.index.finish();
+        let mut payload = vec![flags | FLAG_INDEX_ZSTD];
+        put_varint(&mut payload, index.len() as u64);
+        payload.extend(zstd::bulk::compress(&index, level).map_err(io)?);
+        record::frame_into(&payload, &mut self.framed);
         self.out.write_all(&self.framed).map_err(io)?;
         self.out.write_all(&self.offset.to_le_bytes()).map_err(io)?;
         self.out.write_all(FOOTER_MAGIC).map_err(io)?;
@@ -247,9 +251,8 @@ impl IndexBuilder {
         }
     }
 
-    fn finish(self, flags: u8) -> Vec<u8> {
+    fn finish(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.chunks.len() + 64);
-        out.push(flags);
         put_varint(&mut out, self.fields.len() as u64);
         for f in &self.fields {
             put_str(&mut out, f);
