@@ -44,6 +44,10 @@ pub(crate) struct Inner {
     pub(crate) flush_lock: Mutex<()>,
     /// When the whole head was last flushed (or the database opened).
     last_flush: Mutex<std::time::Instant>,
+    /// The partition boundary the last maintenance flush went up to: late
+    /// points for closed partitions wait for the next boundary (or a size
+    /// flush) instead of having the open partition logged again each pass.
+    closed_up_to: Mutex<Timestamp>,
     /// One retention/compaction pass at a time.
     pub(crate) compact_lock: Mutex<()>,
     /// The flush and maintenance threads, joined at close.
@@ -131,6 +135,7 @@ impl Db {
             wal,
             flush_lock: Mutex::new(()),
             last_flush: Mutex::new(std::time::Instant::now()),
+            closed_up_to: Mutex::new(Timestamp::MIN),
             compact_lock: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -476,10 +481,12 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
             let tiers = Tiers::new(inner.config.partition_secs);
             let grace = i64::try_from(inner.config.partition_grace_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX);
-            flush_before(
-                &inner,
-                Some(tiers.closed_before(partition::now_ms(), grace)),
-            )
+            let before = tiers.closed_before(partition::now_ms(), grace);
+            if before > *inner.closed_up_to.lock() {
+                flush_before(&inner, Some(before)).inspect(|()| *inner.closed_up_to.lock() = before)
+            } else {
+                Ok(())
+            }
         };
         if let Err(e) = flushed {
             error!(error = %e, "periodic flush failed; will retry");

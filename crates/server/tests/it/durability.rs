@@ -19,6 +19,7 @@ type Acked = Arc<Mutex<Vec<Vec<(i64, i64)>>>>;
 /// answered 204. Bounded by count and time.
 fn stream_writes(
     s: &TestServer,
+    t0: i64,
     stop: Arc<AtomicBool>,
 ) -> (Acked, Vec<std::thread::JoinHandle<()>>) {
     let acked: Acked = Arc::new(Mutex::new(vec![Vec::new(); WRITERS as usize]));
@@ -37,7 +38,7 @@ fn stream_writes(
                         return;
                     }
                     let pts: Vec<(i64, i64)> = (0..BATCH)
-                        .map(|i| (T0 + batch * BATCH + i, batch * 1000 + i + w))
+                        .map(|i| (t0 + batch * BATCH + i, batch * 1000 + i + w))
                         .collect();
                     let body: Vec<Value> = pts
                         .iter()
@@ -63,10 +64,10 @@ fn stream_writes(
     (acked, handles)
 }
 
-fn stored(s: &TestServer, writer: i64) -> Result<BTreeMap<i64, i64>> {
+fn stored(s: &TestServer, t0: i64, writer: i64) -> Result<BTreeMap<i64, i64>> {
     let (status, text) = s.get(&format!(
-        "/api/query?start={T0}&end={}&m=none:crash.test{{writer={writer}}}",
-        T0 + 2000 * BATCH
+        "/api/query?start={t0}&end={}&m=none:crash.test{{writer={writer}}}",
+        t0 + 2000 * BATCH
     ))?;
     if status == 400 {
         return Ok(BTreeMap::new());
@@ -88,7 +89,7 @@ fn integer_dps(answer: &Value) -> Result<BTreeMap<i64, i64>> {
     Ok(out)
 }
 
-fn kill_during_stream(extra: &[&str], config: Option<&str>) -> Result<()> {
+fn kill_during_stream(extra: &[&str], config: Option<&str>, t0: i64) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("data");
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -101,10 +102,11 @@ fn kill_during_stream(extra: &[&str], config: Option<&str>) -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     for round in 0..5 {
         let mut s = TestServer::spawn_with(&dir, &args)?;
-        let before: Vec<BTreeMap<i64, i64>> =
-            (0..WRITERS).map(|w| stored(&s, w)).collect::<Result<_>>()?;
+        let before: Vec<BTreeMap<i64, i64>> = (0..WRITERS)
+            .map(|w| stored(&s, t0, w))
+            .collect::<Result<_>>()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (acked, handles) = stream_writes(&s, stop.clone());
+        let (acked, handles) = stream_writes(&s, t0, stop.clone());
         std::thread::sleep(Duration::from_millis(700 + 300 * round));
         s.kill9()?;
         stop.store(true, Ordering::Relaxed);
@@ -115,7 +117,7 @@ fn kill_during_stream(extra: &[&str], config: Option<&str>) -> Result<()> {
         let acked = acked.lock().map_err(|_| anyhow!("poisoned"))?.clone();
         let mut total = 0;
         for w in 0..WRITERS {
-            let got = stored(&s, w)?;
+            let got = stored(&s, t0, w)?;
             for (t, v) in &acked[w as usize] {
                 assert_eq!(
                     got.get(t),
@@ -144,7 +146,7 @@ fn kill_during_stream(extra: &[&str], config: Option<&str>) -> Result<()> {
 
 #[test]
 fn kill9_during_writes_loses_no_acknowledged_point() -> Result<()> {
-    kill_during_stream(&[], None)
+    kill_during_stream(&[], None, T0)
 }
 
 #[test]
@@ -157,6 +159,25 @@ fn kill9_during_flushes_and_compactions_loses_no_acknowledged_point() -> Result<
             "[storage]\nwal_segment_bytes = 8192\nflush_wal_bytes = 16384\n\
              compaction_min_blocks = 2\nmaintenance_interval_secs = 1\n",
         ),
+        T0,
+    )
+}
+
+#[test]
+fn kill9_while_closed_partitions_flush_loses_no_acknowledged_point() -> Result<()> {
+    // Points from four hours ago into the future: the first maintenance
+    // pass of each start flushes the closed partitions and logs the open
+    // and future ones again, so kills land around those re-logs too.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    kill_during_stream(
+        &[],
+        Some(
+            "[storage]\nwal_segment_bytes = 65536\nflush_wal_bytes = 8388608\n\
+             partition_grace_secs = 0\nmaintenance_interval_secs = 1\n",
+        ),
+        i64::try_from(now)? - 4 * 3600,
     )
 }
 
