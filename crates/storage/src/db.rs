@@ -774,10 +774,10 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
         }
     }
     let mut blocks = Vec::new();
-    let mut legacy_covered = 0u64;
+    let mut newest_below = 0u64;
     for id in block::list_blocks(dir)? {
         let block = Block::open(&block::block_path(dir, id), id)?;
-        legacy_covered = legacy_covered.max(id.wal_below);
+        newest_below = newest_below.max(id.wal_below);
         for (id, field, kind) in block.column_kinds() {
             if let Some(metric) = head.key(id).map(|k| k.metric.clone()) {
                 head.set_kind(&metric, field, kind);
@@ -793,8 +793,8 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
     let covered = match read_covered(dir)? {
         Some(n) => n,
         None => {
-            write_covered(dir, legacy_covered)?;
-            legacy_covered
+            write_covered(dir, newest_below)?;
+            newest_below
         }
     };
     let segments = wal::list_segments(dir)?;
@@ -813,7 +813,12 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
     if replayed > 0 {
         info!(points = replayed, "replayed the write-ahead log");
     }
-    let next = segments.last().map_or(1, |n| n + 1).max(covered.max(1));
+    // Never below a block's number: a flush that crashed between its
+    // blocks must stay older than every later flush.
+    let next = segments
+        .last()
+        .map_or(1, |n| n + 1)
+        .max(covered.max(newest_below).max(1));
     Ok((head, catalog, blocks, next))
 }
 
