@@ -105,6 +105,7 @@ impl Catalog {
             .open(&tmp)
             .map_err(|e| io("create series catalog", e))?;
         file.write_all(MAGIC)
+            .and_then(|()| file.sync_all())
             .map_err(|e| io("write series catalog", e))?;
         let mut aside = Self {
             path: tmp.clone(),

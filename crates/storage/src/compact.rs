@@ -15,6 +15,10 @@
 //! re-encodes it at pco's default level, also when it is alone in its
 //! closed day.
 //!
+//! Blocks wider than a week (older directories, or a flush of points
+//! scattered over more weeks than a flush writes blocks) merge with the
+//! blocks between them, so they do not accumulate.
+//!
 //! The merged block takes the name of the newest input, replacing it by
 //! rename, and its place in the overwrite order; the older inputs are
 //! deleted afterwards. A crash in between leaves the older inputs beside a
@@ -144,7 +148,28 @@ fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
             }
         }
     }
-    None
+    straddlers(&tiers, &blocks, config.max_block_bytes)
+}
+
+/// Blocks wider than a week (a flush of points scattered over many weeks,
+/// or blocks of older directories) never fit a window: two or more merge
+/// with every block between them (a contiguous run keeps the overwrite
+/// order), so there is at most one left after a pass.
+fn straddlers(tiers: &Tiers, blocks: &[Arc<Block>], max_bytes: u64) -> Option<Vec<usize>> {
+    let wide: Vec<usize> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| tiers.level_of(b.min_ts, b.max_ts).is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let (first, last) = (*wide.first()?, *wide.last()?);
+    let run: Vec<usize> = (first..=last).collect();
+    let bytes: u64 = run
+        .iter()
+        .filter_map(|i| blocks.get(*i))
+        .map(|b| b.file_bytes)
+        .sum();
+    (wide.len() >= 2 && bytes <= max_bytes).then_some(run)
 }
 
 /// Merges the blocks at `members` (ascending indexes) into one that takes

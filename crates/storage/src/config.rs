@@ -29,9 +29,9 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_bytes: u64,
-    /// The head is flushed to a block once this many WAL bytes have
-    /// accumulated since the last flush (about 20 bytes per point, so the
-    /// default bounds the head near 1.6 M points).
+    /// The whole head is flushed once this many WAL bytes have accumulated
+    /// since the last flush (about 15 bytes per point, so the default
+    /// bounds the head near 2.2 M points).
     pub flush_wal_bytes: u64,
     /// Writes waiting for the WAL beyond this many bytes are refused as busy.
     pub max_wal_queue_bytes: u64,

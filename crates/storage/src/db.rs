@@ -523,17 +523,8 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
         // points, so replay keeps last-write-wins; synced before the old
         // segments are deleted whatever the fsync policy.
         let relogged = match before {
-            Some(t) => {
-                let mut enc = BatchEncoder::default();
-                if head.encode_points(t, &mut enc) > 0 {
-                    let mut payload = Vec::new();
-                    enc.finish_into(&mut payload);
-                    Some(inner.wal.append(&payload, true)?)
-                } else {
-                    None
-                }
-            }
-            None => None,
+            Some(t) => relog(inner, &head, t)?,
+            None => Vec::new(),
         };
         let frozen = Arc::new(head.freeze(before));
         let new_series = std::mem::take(&mut head.uncataloged);
@@ -574,10 +565,9 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
                     frozen: None,
                 });
             }
-            let relogged = match relogged {
-                Some(rx) => Commit(Some(rx)).wait_blocking(),
-                None => Ok(()),
-            };
+            let relogged = relogged
+                .into_iter()
+                .try_for_each(|rx| Commit(Some(rx)).wait_blocking());
             if let Err(e) = relogged {
                 // The blocks hold the flushed points; the old segments stay
                 // and replay them again, which is harmless.
@@ -614,6 +604,28 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
             Err(e)
         }
     }
+}
+
+/// Points per record when a partial flush logs the kept points again (a
+/// WAL frame's length is a u32).
+const RELOG_POINTS: usize = 1 << 20;
+
+/// Queues the head's points from `from` on as WAL records (synced), in
+/// order; returns their commits.
+fn relog(
+    inner: &Inner,
+    head: &Head,
+    from: Timestamp,
+) -> Result<Vec<oneshot::Receiver<CommitResult>>> {
+    let mut commits = Vec::new();
+    let mut payload = Vec::new();
+    for enc in head.encode_points(from, RELOG_POINTS) {
+        payload.clear();
+        let mut enc = enc;
+        enc.finish_into(&mut payload);
+        commits.push(inner.wal.append(&payload, true)?);
+    }
+    Ok(commits)
 }
 
 /// Appends the definitions of `ids` to the catalog, a few thousand keys at
@@ -684,7 +696,9 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
 }
 
 /// The windows holding frozen points, of the smallest tier that needs at
-/// most [`MAX_FLUSH_BLOCKS`] of them (weeks in any case).
+/// most [`MAX_FLUSH_BLOCKS`] of them; points scattered over more weeks than
+/// that go to one block spanning them all (compaction merges such blocks
+/// with everything between them).
 fn flush_windows(tiers: &Tiers, frozen: &Frozen) -> Vec<Window> {
     let mut windows = std::collections::BTreeSet::new();
     for level in 0..=partition::WEEK {
@@ -695,18 +709,22 @@ fn flush_windows(tiers: &Tiers, frozen: &Frozen) -> Vec<Window> {
                 while let Some((ts, _)) = rest.first() {
                     let w = tiers.window(level, *ts);
                     windows.insert(w);
-                    if windows.len() > MAX_FLUSH_BLOCKS && level < partition::WEEK {
+                    let taken = in_window(rest, w).len();
+                    if windows.len() > MAX_FLUSH_BLOCKS || taken == 0 {
                         break 'columns;
                     }
-                    rest = rest.get(in_window(rest, w).len()..).unwrap_or_default();
+                    rest = rest.get(taken..).unwrap_or_default();
                 }
             }
         }
         if windows.len() <= MAX_FLUSH_BLOCKS {
-            break;
+            return windows.into_iter().collect();
         }
     }
-    windows.into_iter().collect()
+    vec![Window {
+        start: Timestamp::MIN,
+        end: Timestamp::MAX,
+    }]
 }
 
 /// The part of an ascending column inside `w`.

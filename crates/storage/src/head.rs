@@ -339,15 +339,16 @@ impl Head {
         })
     }
 
-    /// The points from `from` on, as a WAL record's points (series already
-    /// defined): a partial flush logs what it leaves behind again, so the
-    /// WAL segments before it can go.
+    /// The points from `from` on, as WAL records of at most `per_record`
+    /// points (series already defined): a partial flush logs what it
+    /// leaves behind again, so the WAL segments before it can go.
     pub(crate) fn encode_points(
         &self,
         from: Timestamp,
-        enc: &mut crate::record::BatchEncoder,
-    ) -> usize {
-        let mut n = 0;
+        per_record: usize,
+    ) -> Vec<crate::record::BatchEncoder> {
+        let mut out = Vec::new();
+        let (mut enc, mut n) = (crate::record::BatchEncoder::default(), 0usize);
         for id in &self.live {
             let Some(Some(series)) = self.series.get(id as usize) else {
                 continue;
@@ -358,14 +359,22 @@ impl Head {
                 if kept.is_empty() {
                     continue;
                 }
-                let f = enc.field(self.symbols.resolve(c.field));
+                let mut f = enc.field(self.symbols.resolve(c.field));
                 for (ts, v) in kept {
+                    if n == per_record.max(1) {
+                        out.push(std::mem::take(&mut enc));
+                        n = 0;
+                        f = enc.field(self.symbols.resolve(c.field));
+                    }
                     enc.point(SeriesId(id), f, *ts, v);
                     n += 1;
                 }
             }
         }
-        n
+        if n > 0 {
+            out.push(enc);
+        }
+        out
     }
 
     /// Puts frozen points back after a failed flush; points written since

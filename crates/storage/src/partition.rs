@@ -54,15 +54,8 @@ impl Tiers {
             DAY => (DAY_MS, 0),
             _ => (WEEK_MS, WEEK_ORIGIN_MS),
         };
-        let start = ts
-            .saturating_sub(origin)
-            .div_euclid(width)
-            .saturating_mul(width)
-            .saturating_add(origin);
-        Window {
-            start,
-            end: start.saturating_add(width),
-        }
+        let (start, end) = floor_window(ts, width, origin);
+        Window { start, end }
     }
 
     /// The smallest tier whose window holds all of `[min_ts, max_ts]`, with
@@ -82,10 +75,20 @@ impl Tiers {
 
 /// The start of the week (Monday 00:00 UTC) holding `ts`.
 pub(crate) fn week_start(ts: Timestamp) -> Timestamp {
-    ts.saturating_sub(WEEK_ORIGIN_MS)
-        .div_euclid(WEEK_MS)
-        .saturating_mul(WEEK_MS)
-        .saturating_add(WEEK_ORIGIN_MS)
+    floor_window(ts, WEEK_MS, WEEK_ORIGIN_MS).0
+}
+
+/// `[start, end)` of the `width`-wide window (aligned to `origin`) holding
+/// `ts`, computed wide and clamped, so it holds `ts` even at the ends of
+/// time (the last window's end is `Timestamp::MAX`, included by readers).
+fn floor_window(ts: Timestamp, width: i64, origin: i64) -> (Timestamp, Timestamp) {
+    let (ts, width, origin) = (i128::from(ts), i128::from(width.max(1)), i128::from(origin));
+    let start = (ts - origin).div_euclid(width) * width + origin;
+    let clamp = |v: i128| {
+        Timestamp::try_from(v.clamp(i128::from(Timestamp::MIN), i128::from(Timestamp::MAX)))
+            .unwrap_or(Timestamp::MAX)
+    };
+    (clamp(start), clamp(start + width))
 }
 
 /// Milliseconds since the epoch, now.
@@ -117,7 +120,13 @@ mod tests {
         // The partition's end is the next day's first instant.
         assert_eq!(tiers.level_of(p.start, p.end), Some((WEEK, w)));
         assert_eq!(tiers.level_of(w.start, w.end), None);
-        // Extremes saturate instead of overflowing.
+        // Extremes clamp instead of overflowing, and still hold the point.
+        for ts in [Timestamp::MIN, Timestamp::MIN + 1000, Timestamp::MAX] {
+            for level in 0..=WEEK {
+                let w = tiers.window(level, ts);
+                assert!(w.start <= ts && (ts < w.end || w.end == Timestamp::MAX));
+            }
+        }
         let low = tiers.window(WEEK, Timestamp::MIN);
         assert!(low.start <= low.end);
         let high = tiers.window(0, Timestamp::MAX);

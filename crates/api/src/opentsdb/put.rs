@@ -337,7 +337,7 @@ pub(crate) async fn put(
         let checked = check_point_by(element, known, |metric, tags| {
             let resolved = keys::resolve(metric, tags, limits);
             if let Some((metric, text)) = raw_names(element) {
-                learned.push(api.keys.pending(metric, text, &resolved));
+                learned.extend(api.keys.pending(metric, text, &resolved));
             }
             resolved
         });

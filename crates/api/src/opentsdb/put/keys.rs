@@ -14,6 +14,11 @@ use sundial_model::SeriesKey;
 /// ten tags, the key included); a workload with more live series pays the
 /// full checks for some points, not unbounded memory.
 const MAX_ENTRIES: usize = 65_536;
+/// Memory the entries may hold before the cache starts over.
+const MAX_BYTES: usize = 32 << 20;
+/// Longer metric + tags text is not cached (padding would make each
+/// variant of one series an entry of its own).
+const MAX_ENTRY_TEXT: usize = 2048;
 
 /// What the checks made of a metric and its tags.
 #[derive(Debug, Clone)]
@@ -34,8 +39,23 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    table: RwLock<hashbrown::HashTable<Entry>>,
+    table: RwLock<Table>,
     hasher: foldhash::fast::RandomState,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: hashbrown::HashTable<Entry>,
+    bytes: usize,
+}
+
+impl Entry {
+    /// Heap bytes held (texts and the key's strings), roughly.
+    fn bytes(&self) -> usize {
+        let key = &self.resolved.key;
+        let names: usize = key.tags.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+        self.metric.len() + self.tags.len() + key.metric.len() + names + 128
+    }
 }
 
 impl KeyCache {
@@ -58,6 +78,7 @@ impl KeyCache {
                 let (metric, tags) = e?;
                 let hash = self.hash(metric, tags);
                 table
+                    .entries
                     .find(hash, |entry| {
                         *entry.metric == *metric && *entry.tags == *tags
                     })
@@ -66,14 +87,18 @@ impl KeyCache {
             .collect()
     }
 
-    /// Remembers what the checks made of one element.
-    pub(crate) fn pending(&self, metric: &str, tags: &str, resolved: &Resolved) -> Pending {
-        Pending(Entry {
+    /// Remembers what the checks made of one element; `None` for elements
+    /// not worth keeping (long text, a name error).
+    pub(crate) fn pending(&self, metric: &str, tags: &str, resolved: &Resolved) -> Option<Pending> {
+        if metric.len() + tags.len() > MAX_ENTRY_TEXT || resolved.error.is_some() {
+            return None;
+        }
+        Some(Pending(Entry {
             hash: self.hash(metric, tags),
             metric: metric.into(),
             tags: tags.into(),
             resolved: resolved.clone(),
-        })
+        }))
     }
 
     /// Adds the entries of one request under one write lock.
@@ -82,16 +107,19 @@ impl KeyCache {
             return;
         }
         let mut table = self.table.write();
-        if table.len() + pending.len() > MAX_ENTRIES {
-            table.clear();
+        let adding: usize = pending.iter().map(|Pending(e)| e.bytes()).sum();
+        if table.entries.len() + pending.len() > MAX_ENTRIES || table.bytes + adding > MAX_BYTES {
+            table.entries.clear();
+            table.bytes = 0;
         }
         for Pending(entry) in pending {
             // Two requests (or two elements of one) may race to add it.
-            let known = table.find(entry.hash, |e| {
+            let known = table.entries.find(entry.hash, |e| {
                 e.metric == entry.metric && e.tags == entry.tags
             });
             if known.is_none() {
-                table.insert_unique(entry.hash, entry, |e| e.hash);
+                table.bytes += entry.bytes();
+                table.entries.insert_unique(entry.hash, entry, |e| e.hash);
             }
         }
     }

@@ -204,7 +204,7 @@ fn through_cache(
             let checked = check_point_by(element, known, |metric, tags| {
                 let r = keys::resolve(metric, tags, LIMITS);
                 if let Some((metric, text)) = raw_names(element) {
-                    learned.push(cache.pending(metric, text, &r));
+                    learned.extend(cache.pending(metric, text, &r));
                 }
                 r
             });

@@ -234,3 +234,77 @@ fn a_flushed_block_alone_in_a_closed_day_is_recompressed_once() -> Result<()> {
     db.close();
     Ok(())
 }
+
+#[test]
+fn points_scattered_over_many_weeks_make_one_block_and_such_blocks_merge() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let cfg = quiet(dir.path());
+    let tiers = Tiers::new(cfg.partition_secs);
+    let db = Db::open(cfg.clone())?;
+    let week = 7 * 24 * HOUR;
+    let mut model = Model::new();
+    for round in 0..2i64 {
+        // 40 weeks, one point each: more windows than a flush writes.
+        let points = (0..40)
+            .map(|i| {
+                let ts = 1_600_000_000_000 + i * week + round;
+                model.insert(("a".into(), "value".into(), ts), FieldValue::Long(i));
+                point("a", ts, i)
+            })
+            .collect();
+        write_all(&db, points)?;
+        db.flush()?;
+        // And one ordinary partition block in between.
+        let ts = 1_600_000_000_000 + 3 * HOUR + round;
+        write_all(&db, vec![point("b", ts, round)])?;
+        model.insert(("b".into(), "value".into(), ts), FieldValue::Long(round));
+        db.flush()?;
+    }
+    let wide = |db: &Db| {
+        ranges(db)
+            .iter()
+            .filter(|(lo, hi)| tiers.level_of(*lo, *hi).is_none())
+            .count()
+    };
+    assert_eq!((db.block_count(), wide(&db)), (4, 2));
+    db.compact(false)?;
+    // The two wide blocks and the one between them became one.
+    assert_eq!(wide(&db), 1);
+    assert_eq!(db.block_count(), 2);
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    let db = Db::open(cfg)?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn kept_points_are_logged_again_in_bounded_records() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(dir.path()))?;
+    let points = (0..7)
+        .flat_map(|i| [point("a", i, i), point("b", i, i)])
+        .collect();
+    write_all(&db, points)?;
+    let head = db.inner.head.read();
+    let records: Vec<Vec<u8>> = head
+        .encode_points(2, 3)
+        .into_iter()
+        .map(|mut enc| {
+            let mut out = Vec::new();
+            enc.finish_into(&mut out);
+            out
+        })
+        .collect();
+    // Ten points from t = 2 on, three per record.
+    let sizes: Vec<usize> = records
+        .iter()
+        .map(|r| crate::record::decode_batch(r).map(|b| b.points.len()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::io("decode record", "", std::io::Error::other(e)))?;
+    assert_eq!(sizes, vec![3, 3, 3, 1]);
+    drop(head);
+    db.close();
+    Ok(())
+}
