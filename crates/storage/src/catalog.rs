@@ -133,11 +133,8 @@ impl Catalog {
         let mut batch = Vec::new();
         enc.finish_into(&mut batch);
         let mut payload = vec![ZSTD];
-        record::put_varint(&mut payload, batch.len() as u64);
-        payload.extend(
-            zstd::bulk::compress(&batch, ZSTD_LEVEL)
-                .map_err(|e| Error::io("compress series catalog record", &self.path, e))?,
-        );
+        record::deflate_into(&batch, ZSTD_LEVEL, &mut payload)
+            .map_err(|e| Error::io("compress series catalog record", &self.path, e))?;
         let mut framed = Vec::new();
         record::frame_into(&payload, &mut framed);
         self.file
@@ -156,17 +153,7 @@ fn decode_record(payload: &[u8], compressed: bool) -> std::result::Result<record
         return record::decode_batch(payload);
     }
     match payload.split_first() {
-        Some((&ZSTD, mut rest)) => {
-            let len = usize::try_from(record::get_varint(&mut rest)?)
-                .ok()
-                .filter(|n| *n <= MAX_RECORD_BYTES)
-                .ok_or("record length out of range")?;
-            let batch = zstd::bulk::decompress(rest, len).map_err(|e| format!("zstd: {e}"))?;
-            if batch.len() != len {
-                return Err(format!("record holds {} bytes, not {len}", batch.len()));
-            }
-            record::decode_batch(&batch)
-        }
+        Some((&ZSTD, rest)) => record::decode_batch(&record::inflate(rest, MAX_RECORD_BYTES)?),
         Some((codec, _)) => Err(format!("unknown record codec {codec}")),
         None => Err("empty record".into()),
     }

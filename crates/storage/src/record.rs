@@ -243,5 +243,26 @@ pub(crate) fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], Strin
     sundial_codec::varint::take(input, n).map_err(|e| format!("needs {n} bytes: {e}"))
 }
 
+/// Appends `varint len(data)` and a zstd frame of `data`.
+pub(crate) fn deflate_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Result<()> {
+    put_varint(out, data.len() as u64);
+    out.extend(zstd::bulk::compress(data, level)?);
+    Ok(())
+}
+
+/// Reads what [`deflate_into`] wrote; a stated length above `max` is refused
+/// (the decompressor allocates it).
+pub(crate) fn inflate(mut input: &[u8], max: usize) -> Result<Vec<u8>, String> {
+    let len = usize::try_from(get_varint(&mut input)?)
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or("compressed length out of range")?;
+    let out = zstd::bulk::decompress(input, len).map_err(|e| format!("zstd: {e}"))?;
+    if out.len() != len {
+        return Err(format!("holds {} bytes, not {len}", out.len()));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

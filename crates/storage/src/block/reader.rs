@@ -113,8 +113,8 @@ impl Block {
         };
         let inflated;
         let payload = if flags & FLAG_INDEX_ZSTD != 0 {
-            inflated =
-                inflate_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
+            inflated = record::inflate(payload, MAX_INDEX_BYTES)
+                .map_err(|r| corrupt(index_at, format!("index: {r}")))?;
             inflated.as_slice()
         } else {
             payload
@@ -466,18 +466,6 @@ type Index = (Vec<String>, HashMap<(SeriesId, u32), Vec<ChunkEntry>>);
 /// Largest index a block may state (a damaged length must not allocate
 /// without bound; a million series' index is a few hundred megabytes).
 const MAX_INDEX_BYTES: usize = 1 << 32;
-
-fn inflate_index(mut input: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let len = usize::try_from(get_varint(&mut input)?)
-        .ok()
-        .filter(|n| *n <= MAX_INDEX_BYTES)
-        .ok_or("index length out of range")?;
-    let out = zstd::bulk::decompress(input, len).map_err(|e| format!("zstd: {e}"))?;
-    if out.len() != len {
-        return Err(format!("index holds {} bytes, not {len}", out.len()));
-    }
-    Ok(out)
-}
 
 fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
     let input = &mut input;

@@ -125,8 +125,7 @@ impl BlockWriter {
         };
         let index = self.index.finish();
         let mut payload = vec![flags | FLAG_INDEX_ZSTD];
-        put_varint(&mut payload, index.len() as u64);
-        payload.extend(zstd::bulk::compress(&index, level).map_err(io)?);
+        record::deflate_into(&index, level, &mut payload).map_err(io)?;
         record::frame_into(&payload, &mut self.framed);
         self.out.write_all(&self.framed).map_err(io)?;
         self.out.write_all(&self.offset.to_le_bytes()).map_err(io)?;

@@ -5,6 +5,15 @@ use crate::partition::{DAY, Tiers, WEEK};
 
 const HOUR: i64 = 3_600_000;
 
+/// Closes `db`, opens its directory again and checks it reads `model`.
+fn reopened_holds(db: Db, cfg: Config, model: &Model) -> Result<()> {
+    db.close();
+    let db = Db::open(cfg)?;
+    assert_eq!(snapshot(&db), *model);
+    db.close();
+    Ok(())
+}
+
 /// Block ranges, oldest block first.
 fn ranges(db: &Db) -> Vec<(Timestamp, Timestamp)> {
     db.inner
@@ -65,11 +74,7 @@ fn flush_writes_a_block_per_partition_and_compaction_merges_days_then_weeks() ->
         assert!(w.contains(*lo, *hi));
     }
     assert_eq!(snapshot(&db), model);
-    db.close();
-    let db = Db::open(cfg)?;
-    assert_eq!(snapshot(&db), model);
-    db.close();
-    Ok(())
+    reopened_holds(db, cfg, &model)
 }
 
 #[test]
@@ -272,11 +277,7 @@ fn points_scattered_over_many_weeks_make_one_block_and_such_blocks_merge() -> Re
     assert_eq!(wide(&db), 1);
     assert_eq!(db.block_count(), 2);
     assert_eq!(snapshot(&db), model);
-    db.close();
-    let db = Db::open(cfg)?;
-    assert_eq!(snapshot(&db), model);
-    db.close();
-    Ok(())
+    reopened_holds(db, cfg, &model)
 }
 
 #[test]
