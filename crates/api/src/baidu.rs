@@ -12,10 +12,11 @@ mod sql;
 mod time;
 mod write;
 
-pub use auth::Credential;
+pub use auth::{Credential, authorization};
 pub use config::Config;
 pub use error::BaiduError;
 
+use crate::access::{Action, Identity, Store};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -34,18 +35,28 @@ use sundial_storage::{DEFAULT_DATABASE, Db, Engine};
 pub struct Api {
     engine: Engine,
     config: Arc<Config>,
+    store: Arc<Store>,
+    limits: crate::limits::Limits,
     registry: Arc<database::Registry>,
     /// BlueKing groups that writes may be bound to.
     groups: Option<crate::bk::ingest::Binder>,
 }
 
 impl Api {
-    /// Opens the database registry under the engine's data directory.
-    pub fn new(engine: Engine, config: Config) -> std::io::Result<Self> {
+    /// Opens the database registry under the engine's data directory;
+    /// callers are checked against `store`.
+    pub fn new(
+        engine: Engine,
+        config: Config,
+        store: Arc<Store>,
+        limits: crate::limits::Limits,
+    ) -> std::io::Result<Self> {
         let registry = Arc::new(database::Registry::open(&engine)?);
         Ok(Self {
             engine,
             config: Arc::new(config),
+            store,
+            limits,
             registry,
             groups: None,
         })
@@ -57,15 +68,25 @@ impl Api {
         self
     }
 
-    fn auth_enabled(&self) -> bool {
-        self.config.require_auth && !self.config.credentials.is_empty()
+    /// A query's deadline: `baidu.query_timeout_secs`, else `[limits]`.
+    pub(crate) fn query_timeout(&self) -> std::time::Duration {
+        self.config.query_timeout_secs.map_or_else(
+            || self.limits.config.query_timeout(),
+            std::time::Duration::from_secs,
+        )
     }
 
-    /// Checks the signature (when auth is on); returns the key's database
-    /// permission check.
-    fn authenticate(&self, parts: &Parts) -> Result<Option<&Credential>, BaiduError> {
-        if !self.auth_enabled() {
-            return Ok(None);
+    /// Points one query may read: `baidu.max_query_points`, else `[limits]`.
+    pub(crate) fn max_query_points(&self) -> usize {
+        self.config
+            .max_query_points
+            .unwrap_or(self.limits.config.max_query_points)
+    }
+
+    /// Checks the signature when access keys are configured; the caller.
+    fn authenticate(&self, parts: &Parts) -> Result<Identity, BaiduError> {
+        if let Some(open) = self.store.anonymous() {
+            return Ok(open);
         }
         let path = parts
             .extensions
@@ -77,18 +98,17 @@ impl Api {
             query: parts.uri.query(),
             headers: &parts.headers,
         };
-        auth::verify(&req, &self.config.credentials, self.now_ms() / 1000)
-            .map(Some)
-            .map_err(|e| {
-                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
-                BaiduError::new(status, e.code(), e.to_string())
-            })
+        auth::verify(&req, &self.store, self.now_ms() / 1000).map_err(|e| {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+            BaiduError::new(status, e.code(), e.to_string())
+        })
     }
 
     /// Authentication, then the database: `database=`, a `{db}.tsdb.` Host,
-    /// or the default (spec 3.2).
-    fn database(&self, parts: &Parts) -> Result<Db, BaiduError> {
-        let credential = self.authenticate(parts)?;
+    /// or the default (spec 3.2), which the caller must be allowed to
+    /// `action` on.
+    fn database(&self, parts: &Parts, action: Action) -> Result<Db, BaiduError> {
+        let identity = self.authenticate(parts)?;
         let name = param(parts, "database")
             .filter(|d| !d.is_empty())
             .or_else(|| {
@@ -98,26 +118,23 @@ impl Api {
                     .then(|| host.split('.').next().unwrap_or_default().to_owned())
             })
             .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+        // The grant first: a key learns nothing of databases it may not use.
+        if !identity.may(&name, action) {
+            return Err(BaiduError::access_denied(identity.denial(&name, action)));
+        }
         let db = self
             .engine
             .database(&name)
             .ok_or_else(|| BaiduError::not_found(format!("database {name} does not exist")))?;
-        if let Some(c) = credential
-            && !c.may_use(&name)
-        {
-            return Err(BaiduError::access_denied(format!(
-                "access key {} may not use database {name}",
-                c.access_key_id
-            )));
-        }
         check_accept(&parts.headers)?;
         Ok(db)
     }
 
     /// Authentication for the management API, then `Accept`.
-    fn authenticate_management(&self, parts: &Parts) -> Result<(), BaiduError> {
-        self.authenticate(parts)?;
-        check_accept(&parts.headers)
+    fn authenticate_management(&self, parts: &Parts) -> Result<Identity, BaiduError> {
+        let identity = self.authenticate(parts)?;
+        check_accept(&parts.headers)?;
+        Ok(identity)
     }
 }
 
@@ -138,6 +155,21 @@ fn now_ms() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as Timestamp)
         .unwrap_or_default()
+}
+
+/// Runs a query off the reactor: on the current worker thread where the
+/// runtime allows it (no thread hand-off, which is a good part of a small
+/// query's latency), else on the blocking pool.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BaiduError> + Send + 'static,
+) -> Result<T, BaiduError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        return tokio::task::block_in_place(f);
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BaiduError::internal(&e))?
 }
 
 /// The first value of a query parameter, percent-decoded.
@@ -180,24 +212,11 @@ async fn not_found() -> BaiduError {
     BaiduError::not_found("no such resource")
 }
 
-/// Request id, CORS, `Accept`, and the error body that repeats the id.
+/// The request id, and the error body that repeats it. (CORS, spec 3.6,
+/// is the server's: only listed origins get it.)
 async fn envelope(req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
-    let mut resp = if req.method() == Method::OPTIONS {
-        let mut r = StatusCode::OK.into_response();
-        let h = r.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, PUT, POST, DELETE, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("*"),
-        );
-        r
-    } else {
-        next.run(req).await
-    };
+    let mut resp = next.run(req).await;
     if let Some(err) = resp.extensions_mut().remove::<ErrorBody>() {
         let body = json!({"requestId": id, "code": err.code, "message": err.message});
         *resp.body_mut() = Body::from(body.to_string());
@@ -206,18 +225,29 @@ async fn envelope(req: Request, next: Next) -> Response {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
     }
-    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        h.insert("x-bce-request-id", v);
+        resp.headers_mut().insert("x-bce-request-id", v);
     }
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("x-bce-request-id"),
-    );
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// A complete `/v1` error answer for refusals made before routing.
+pub fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = json!({"requestId": id, "code": code, "message": message});
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-bce-request-id", v);
+    }
     resp
 }
 
@@ -303,7 +333,8 @@ pub(crate) async fn json_body(
 
 async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let (parts, body) = req.into_parts();
-    let db = api.database(&parts)?;
+    let db = api.database(&parts, Action::Write)?;
+    let _slot = api.limits.write_slot().await?;
     let body = json_body(&api, &parts, body).await?;
     let limits = write::WriteLimits {
         max_points: api.config.max_points_per_write,
@@ -395,7 +426,7 @@ mod databases {
         req: Request,
     ) -> Result<Response, BaiduError> {
         let (parts, body) = req.into_parts();
-        api.authenticate_management(&parts)?;
+        let identity = api.authenticate_management(&parts)?;
         let token = param(&parts, "clientToken")
             .filter(|t| !t.is_empty())
             .ok_or_else(|| BaiduError::missing("clientToken"))?;
@@ -404,7 +435,8 @@ mod databases {
             .map_err(|e| BaiduError::malformed(format!("body is not valid JSON: {e}")))?;
         let now_secs = api.now_ms() / 1000;
         let reply = tokio::task::spawn_blocking(move || {
-            api.registry.create(&api.engine, &token, &body, now_secs)
+            api.registry
+                .create(&api.engine, &identity, &token, &body, now_secs)
         })
         .await
         .map_err(|e| BaiduError::internal(&e))??;
@@ -412,15 +444,19 @@ mod databases {
     }
 
     pub(super) async fn list(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
-        api.authenticate_management(&req.into_parts().0)?;
-        Ok(json_ok(&api.registry.list(&api.config.region)))
+        let identity = api.authenticate_management(&req.into_parts().0)?;
+        Ok(json_ok(&api.registry.list(&identity, &api.config.region)))
     }
 
     pub(super) async fn get(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
         let parts = req.into_parts().0;
-        api.authenticate_management(&parts)?;
+        let identity = api.authenticate_management(&parts)?;
         let id = path_segment(&parts, 3)?;
-        Ok(json_ok(&api.registry.get(&id, &api.config.region)?))
+        Ok(json_ok(&api.registry.get(
+            &identity,
+            &id,
+            &api.config.region,
+        )?))
     }
 
     pub(super) async fn delete(
@@ -428,9 +464,9 @@ mod databases {
         req: Request,
     ) -> Result<Response, BaiduError> {
         let parts = req.into_parts().0;
-        api.authenticate_management(&parts)?;
+        let identity = api.authenticate_management(&parts)?;
         let id = path_segment(&parts, 3)?;
-        tokio::task::spawn_blocking(move || api.registry.delete(&api.engine, &id))
+        tokio::task::spawn_blocking(move || api.registry.delete(&api.engine, &identity, &id))
             .await
             .map_err(|e| BaiduError::internal(&e))??;
         Ok(StatusCode::OK.into_response())

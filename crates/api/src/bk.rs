@@ -15,6 +15,7 @@ mod validate;
 pub use config::Config;
 pub use ingest::{Binder, PeerAddr};
 
+use crate::access::Action;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -24,7 +25,7 @@ use axum::routing::{any, post};
 use esb::{BkError, envelope};
 use serde_json::Value;
 use std::sync::Arc;
-use sundial_storage::Db;
+use sundial_storage::{DEFAULT_DATABASE, Db};
 use validate::Params;
 
 /// What the BlueKing handlers need.
@@ -38,6 +39,8 @@ pub struct Api {
     max_body_bytes: usize,
     /// Tag keys per series, as `/api/put` allows.
     max_tags: usize,
+    store: Arc<crate::access::Store>,
+    limits: crate::limits::Limits,
 }
 
 impl Api {
@@ -48,6 +51,8 @@ impl Api {
         dir: &std::path::Path,
         max_body_bytes: usize,
         max_tags: usize,
+        store: Arc<crate::access::Store>,
+        limits: crate::limits::Limits,
     ) -> std::io::Result<Self> {
         Ok(Self {
             registry: Arc::new(model::Registry::open(dir)?),
@@ -55,6 +60,8 @@ impl Api {
             db,
             max_body_bytes,
             max_tags,
+            store,
+            limits,
         })
     }
 
@@ -96,6 +103,18 @@ enum Call {
 }
 
 impl Call {
+    /// What the call does to the `default` database, where group data
+    /// lives.
+    fn action(self) -> Action {
+        match self {
+            Call::Get | Call::Query | Call::Metrics | Call::GetDataId | Call::ListLabel => {
+                Action::Read
+            }
+            Call::Create | Call::Modify | Call::CreateDataId => Action::Write,
+            Call::Delete => Action::Admin,
+        }
+    }
+
     fn parse(name: &str, method: &Method) -> Option<Call> {
         let read = *method == Method::GET || *method == Method::POST;
         let write = *method == Method::POST;
@@ -171,11 +190,22 @@ async fn handle(
         bytes::Bytes::new()
     };
     let map = esb::collect_params(query.unwrap_or_default(), &bytes)?;
-    esb::authenticate(&api.config, headers, &map)?;
+    let (_user, identity) = esb::authenticate(&api.config, &api.store, headers, &map)?;
+    let action = call.action();
+    if !identity.may(DEFAULT_DATABASE, action) {
+        return Err(BkError::Gateway(format!(
+            "Permission denied: {}",
+            identity.denial(DEFAULT_DATABASE, action)
+        )));
+    }
+    let shows_tokens = identity.may(DEFAULT_DATABASE, Action::Write);
     let api = api.clone();
     // Mutations write the metadata file: off the async workers.
     tokio::task::spawn_blocking(move || {
-        let p = Params { map: &map };
+        let p = Params {
+            map: &map,
+            shows_tokens,
+        };
         match call {
             Call::Create => groups::create(&api, &p),
             Call::Get => groups::get(&api, &p),
@@ -190,6 +220,24 @@ async fn handle(
     })
     .await
     .unwrap_or(Err(BkError::Internal))
+}
+
+/// A complete answer for refusals made before routing: the metadata
+/// envelope, or bk-collector's shape for `/v2/push`.
+pub fn refusal(path: &str, status: axum::http::StatusCode, message: &str) -> Response {
+    if path.starts_with("/v2/push") {
+        return ingest::reply(status, message);
+    }
+    let mut r = envelope(Err(BkError::Gateway(message.to_owned())), &token(), false);
+    *r.status_mut() = status;
+    r
+}
+
+/// Whether a path belongs to this API.
+pub fn owns(path: &str) -> bool {
+    path.starts_with("/api/c/compapi/")
+        || path.starts_with("/app/metadata/")
+        || path.starts_with("/v2/push")
 }
 
 /// A fresh 32-hex-digit token or request id.

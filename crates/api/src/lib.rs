@@ -3,9 +3,11 @@
 //! its own shape.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod baidu;
 pub mod bk;
 pub mod body;
+pub mod limits;
 pub mod opentsdb;
 
 /// The request path exactly as the client sent it, kept in the request

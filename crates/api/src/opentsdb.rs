@@ -13,6 +13,7 @@ mod mquery;
 mod names;
 mod put;
 mod query;
+mod scope;
 mod telnet;
 mod time;
 mod uidmeta;
@@ -27,32 +28,126 @@ use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
+use parking_lot::Mutex;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
-use sundial_storage::Db;
+use sundial_storage::{DEFAULT_DATABASE, Db, Engine};
 
-/// What the OpenTSDB handlers need.
+/// Open UID tables by database name, with the database they belong to.
+type UidsByDatabase = HashMap<String, (Db, Arc<uids::Uids>)>;
+
+/// What the OpenTSDB handlers need. Handlers get it pointed at the
+/// database their request addresses (see `scope`).
 #[derive(Debug, Clone)]
 pub struct Api {
+    /// The database this request reads or writes.
     pub db: Db,
-    pub config: Arc<Config>,
+    /// Its name.
+    database: Arc<str>,
+    /// Its UID tables.
     uids: Arc<uids::Uids>,
-    /// BlueKing groups that writes may be bound to.
+    default_uids: Arc<uids::Uids>,
+    engine: Engine,
+    pub config: Arc<Config>,
+    store: Arc<crate::access::Store>,
+    limits: crate::limits::Limits,
+    /// UID tables of the databases other than `default`, opened on first
+    /// use; a dropped and recreated database gets fresh ones.
+    other_uids: Arc<Mutex<UidsByDatabase>>,
+    /// BlueKing groups that writes to `default` may be bound to.
     groups: Option<crate::bk::ingest::Binder>,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
 }
 
 impl Api {
-    /// The API over `db`, keeping its UID log in `dir`.
-    pub fn new(db: Db, config: Config, dir: &std::path::Path) -> std::io::Result<Self> {
+    /// The API over the engine's databases (`default` unless a request
+    /// names another), checking callers against `store`.
+    pub fn new(
+        engine: Engine,
+        config: Config,
+        store: Arc<crate::access::Store>,
+        limits: crate::limits::Limits,
+    ) -> std::io::Result<Self> {
+        let uids = Arc::new(uids::Uids::open(engine.vfs(), engine.data_dir())?);
         Ok(Self {
-            db,
+            db: engine.default_db(),
+            database: DEFAULT_DATABASE.into(),
+            default_uids: uids.clone(),
+            uids,
+            engine,
             config: Arc::new(config),
-            uids: Arc::new(uids::Uids::open(dir)?),
+            store,
+            limits,
+            other_uids: Arc::default(),
             groups: None,
             keys: Arc::default(),
         })
+    }
+
+    /// This API pointed at database `name`; `None` if it does not exist.
+    /// The first use of a database opens its UID log (off the async
+    /// workers).
+    async fn for_database(&self, name: &str) -> Result<Option<Self>, OpenTsdbError> {
+        let mut api = self.clone();
+        if name == DEFAULT_DATABASE {
+            api.db = self.engine.default_db();
+            api.database = DEFAULT_DATABASE.into();
+            api.uids = self.default_uids.clone();
+            return Ok(Some(api));
+        }
+        let Some(db) = self.engine.database(name) else {
+            return Ok(None);
+        };
+        let known = match self.other_uids.lock().get(name) {
+            Some((known, uids)) if known.same_as(&db) => Some(uids.clone()),
+            _ => None,
+        };
+        let uids = match known {
+            Some(uids) => uids,
+            None => {
+                let (vfs, dir) = (db.config().vfs.clone(), db.config().data_dir.clone());
+                let uids = tokio::task::spawn_blocking(move || uids::Uids::open(&vfs, &dir))
+                    .await
+                    .map_err(|e| OpenTsdbError::internal(&e))?
+                    .map_err(|e| OpenTsdbError::internal(&e))?;
+                let uids = Arc::new(uids);
+                self.other_uids
+                    .lock()
+                    .insert(name.to_owned(), (db.clone(), uids.clone()));
+                uids
+            }
+        };
+        api.db = db;
+        api.database = name.into();
+        api.uids = uids;
+        Ok(Some(api))
+    }
+
+    /// The deadline and point budget of one query request.
+    fn query_budget(&self) -> sundial_query::QueryBudget {
+        let c = &self.limits.config;
+        sundial_query::QueryBudget::new(c.query_timeout(), c.max_query_points)
+    }
+
+    /// Runs read work (lookups, listings, meta data) off the async
+    /// workers, in one of the query slots.
+    async fn read_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Api) -> Result<T, OpenTsdbError> + Send + 'static,
+    ) -> Result<T, OpenTsdbError> {
+        let _slot = self.limits.query_slot().await?;
+        let api = self.clone();
+        tokio::task::spawn_blocking(move || work(&api))
+            .await
+            .map_err(|e| OpenTsdbError::internal(&e))?
+    }
+
+    /// Whether this API addresses the `default` database (the only one
+    /// BlueKing groups bind into).
+    fn is_default(&self) -> bool {
+        &*self.database == DEFAULT_DATABASE
     }
 
     /// Binds writes to BlueKing groups (`bk_data_id`, physical names).
@@ -61,7 +156,7 @@ impl Api {
         self
     }
 
-    fn limits(&self) -> put::Limits {
+    fn name_limits(&self) -> put::Limits {
         put::Limits {
             max_tags: self.config.max_tags,
             max_metric_bytes: self.config.max_metric_bytes,
@@ -121,6 +216,10 @@ pub fn routes(api: Api) -> Router {
         .route("/api/uid/tsmeta", guarded(get(uidmeta::tsmeta)))
         .route("/api/health", guarded(get(|| async { StatusCode::OK })))
         .route("/api/{*rest}", any(not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            scope::authenticate,
+        ))
         .with_state(api)
 }
 

@@ -7,6 +7,8 @@ mod series_ops;
 pub mod series_query;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
 use sundial_storage::{Db, NumSlice, SeriesId, Snapshot};
 
@@ -51,12 +53,58 @@ pub enum Error {
 /// Points a fill policy may make for one series.
 const MAX_POINTS: usize = 10_000_000;
 
-/// Runs one query.
-pub fn execute(db: &Db, query: &Query) -> Result<Vec<SeriesResult>> {
-    db.read(|view| run(&view, query))
+/// A request's deadline and the stored points it may still read, shared
+/// by its sub-queries.
+#[derive(Debug)]
+pub struct QueryBudget {
+    deadline: Instant,
+    timeout: Duration,
+    max_points: usize,
+    read: AtomicUsize,
 }
 
-fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
+impl QueryBudget {
+    pub fn new(timeout: Duration, max_points: usize) -> Self {
+        Self {
+            deadline: Instant::now() + timeout,
+            timeout,
+            max_points,
+            read: AtomicUsize::new(0),
+        }
+    }
+
+    /// An error once the deadline has passed.
+    pub fn check_time(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout {
+                limit_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts `n` points read; an error past the budget.
+    pub fn take(&self, n: usize) -> Result<()> {
+        let before = self.read.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > self.max_points {
+            return Err(Error::TooManyPoints {
+                limit: self.max_points,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Series read between two chances for writers to take the head.
+const SERIES_PER_YIELD: usize = 64;
+
+/// Runs one query within `budget`.
+pub fn execute(db: &Db, query: &Query, budget: &QueryBudget) -> Result<Vec<SeriesResult>> {
+    budget.check_time()?;
+    db.read(|mut view| run(&mut view, query, budget))
+}
+
+fn run(view: &mut Snapshot<'_>, query: &Query, budget: &QueryBudget) -> Result<Vec<SeriesResult>> {
     if !view.has_metric(&query.metric) {
         return Err(Error::UnknownMetric {
             metric: query.metric.clone(),
@@ -80,7 +128,11 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
     let explicit: Option<std::collections::BTreeSet<&str>> = query
         .explicit_tags
         .then(|| query.tags.iter().map(|m| m.key()).collect());
-    for id in ids {
+    for (n, id) in ids.into_iter().enumerate() {
+        if n > 0 && n % SERIES_PER_YIELD == 0 {
+            budget.check_time()?;
+            view.yield_to_writers();
+        }
         let Some(key) = view.key(id) else { continue };
         if let Some(keys) = &explicit
             && (key.tags.len() != keys.len()
@@ -93,23 +145,31 @@ fn run(view: &Snapshot<'_>, query: &Query) -> Result<Vec<SeriesResult>> {
         {
             continue;
         }
+        let before = raw_points;
         let mut points = match (&query.downsample, query.pre_filter) {
             // Downsampling reads numbers straight from the column.
             (Some(ds), None) => match numbers(view, id, query)? {
                 Some(nums) => {
                     raw_points += nums.len();
+                    budget.take(nums.len())?;
                     series_ops::downsample_numbers(&nums, ds, query.start, query.end, MAX_POINTS)?
                 }
                 None => {
                     let raw = read_points(view, id, query, &mut raw_points)?;
+                    budget.take(raw_points - before)?;
                     series_ops::downsample(&raw, ds, query.start, query.end, MAX_POINTS)?
                 }
             },
             (Some(ds), Some(_)) => {
                 let raw = read_points(view, id, query, &mut raw_points)?;
+                budget.take(raw_points - before)?;
                 series_ops::downsample(&raw, ds, query.start, query.end, MAX_POINTS)?
             }
-            (None, _) => read_points(view, id, query, &mut raw_points)?,
+            (None, _) => {
+                let raw = read_points(view, id, query, &mut raw_points)?;
+                budget.take(raw_points - before)?;
+                raw
+            }
         };
         if let Some(opts) = query.rate {
             points = series_ops::rate(&points, opts);

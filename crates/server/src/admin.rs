@@ -1,17 +1,51 @@
-//! Operator endpoints that belong to no client API.
+//! Operator endpoints that belong to no client API. With access keys
+//! configured they need HTTP Basic credentials of a key that may
+//! administer every database (`grants = { "*" = ["admin"] }`).
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
+use std::sync::Arc;
+use sundial_api::access::{Action, Store, basic_credentials};
 use sundial_storage::Engine;
 
-pub(crate) fn routes(engine: Engine) -> Router {
+pub(crate) fn routes(engine: Engine, store: Arc<Store>) -> Router {
     Router::new()
         .route("/admin/compact", post(compact))
+        .layer(axum::middleware::from_fn_with_state(store, authorize))
         .with_state(engine)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = json!({"error": {"code": status.as_u16(), "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+async fn authorize(State(store): State<Arc<Store>>, req: Request, next: Next) -> Response {
+    if store.anonymous().is_none() {
+        let identity = basic_credentials(req.headers())
+            .ok()
+            .and_then(|(id, secret)| store.check_secret(&id, &secret));
+        let Some(identity) = identity else {
+            let mut r = error(StatusCode::UNAUTHORIZED, "Authentication required");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"sundial\""),
+            );
+            return r;
+        };
+        if !identity.may_all(Action::Admin) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "Access denied: administration needs a key with admin on every database (\"*\")",
+            );
+        }
+    }
+    next.run(req).await
 }
 
 /// Flushes every database and merges all adjacent blocks (as far as the
@@ -22,15 +56,11 @@ async fn compact(State(engine): State<Engine>) -> Response {
         Ok(Ok(())) => (StatusCode::OK, axum::Json(json!({"compacted": true}))).into_response(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "forced compaction failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"error": {"code": 500, "message": "Internal server error"}})),
-            )
-                .into_response()
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
         Err(e) => {
             tracing::error!(error = %e, "forced compaction task failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     }
 }

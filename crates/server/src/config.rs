@@ -17,10 +17,60 @@ pub(crate) struct FileConfig {
     pub(crate) allow_unauthenticated: bool,
     /// Seconds in-flight requests get to finish at shutdown.
     pub(crate) shutdown_grace_secs: u64,
+    pub(crate) auth: sundial_api::access::Config,
+    pub(crate) limits: sundial_api::limits::Config,
+    pub(crate) http: HttpConfig,
+    pub(crate) tls: TlsConfig,
     pub(crate) storage: sundial_storage::Config,
     pub(crate) opentsdb: sundial_api::opentsdb::Config,
     pub(crate) baidu: sundial_api::baidu::Config,
     pub(crate) bkmonitor: sundial_api::bk::Config,
+}
+
+/// Connections, timeouts and browser rules of the listener (`[http]`;
+/// the telnet protocol shares the port and the connection cap).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct HttpConfig {
+    /// Open connections (HTTP and telnet); more are answered 503 and closed.
+    pub(crate) max_connections: usize,
+    /// Time a client has to send a request's headers; also how long an
+    /// idle keep-alive connection stays open.
+    pub(crate) header_timeout_secs: u64,
+    /// Time a client has to send a request's whole body.
+    pub(crate) body_timeout_secs: u64,
+    /// A telnet connection silent this long is closed.
+    pub(crate) telnet_idle_timeout_secs: u64,
+    /// Origins whose pages may call the API (and get CORS headers);
+    /// `"*"` for every origin.
+    pub(crate) cors_allow_origins: Vec<String>,
+    /// Host names served without credentials besides IP addresses and
+    /// localhost: `"metrics.example.com"`, `".example.com"` (a domain and
+    /// its subdomains) or `"*"`.
+    pub(crate) allowed_hosts: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout_secs: 60,
+            body_timeout_secs: 120,
+            telnet_idle_timeout_secs: 600,
+            cors_allow_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// TLS on the listener (`[tls]`): both paths, PEM, or neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub(crate) cert: Option<PathBuf>,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub(crate) key: Option<PathBuf>,
 }
 
 impl Default for FileConfig {
@@ -30,6 +80,10 @@ impl Default for FileConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4242)),
             allow_unauthenticated: false,
             shutdown_grace_secs: 30,
+            auth: sundial_api::access::Config::default(),
+            limits: sundial_api::limits::Config::default(),
+            http: HttpConfig::default(),
+            tls: TlsConfig::default(),
             storage: sundial_storage::Config::default(),
             opentsdb: sundial_api::opentsdb::Config::default(),
             baidu: sundial_api::baidu::Config::default(),
@@ -51,19 +105,47 @@ impl FileConfig {
 
     /// Checks every section and the listen-address rule.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        let store = self.access_store()?;
+        if self.http.max_connections == 0
+            || self.http.header_timeout_secs == 0
+            || self.http.body_timeout_secs == 0
+            || self.http.telnet_idle_timeout_secs == 0
+        {
+            anyhow::bail!("http: max_connections and the timeouts must be positive");
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            anyhow::bail!("tls: set both cert and key, or neither");
+        }
+        self.limits.validate().map_err(anyhow::Error::msg)?;
         self.storage.validate().map_err(anyhow::Error::msg)?;
         self.opentsdb.validate().map_err(anyhow::Error::msg)?;
         self.baidu.validate().map_err(anyhow::Error::msg)?;
         self.bkmonitor.validate().map_err(anyhow::Error::msg)?;
-        if !self.listen.ip().is_loopback() && !self.allow_unauthenticated {
+        if !self.listen.ip().is_loopback() && !store.is_enabled() && !self.allow_unauthenticated {
             anyhow::bail!(
-                "refusing to listen on non-loopback address {}: the OpenTSDB API has no \
-                 authentication; pass --allow-unauthenticated (or set \
+                "refusing to listen on non-loopback address {} without access keys: configure \
+                 [auth] credentials, or pass --allow-unauthenticated (or set \
                  allow_unauthenticated = true) to serve it to the network anyway",
                 self.listen
             );
         }
         Ok(())
+    }
+
+    /// The one key store: `[auth] credentials`, plus the keys of the older
+    /// `[baidu] credentials` and `[bkmonitor] esb_apps` lists.
+    pub(crate) fn access_store(&self) -> anyhow::Result<sundial_api::access::Store> {
+        use sundial_api::access::{Action, GrantConfig};
+        let baidu = self.baidu.credentials.iter().map(|c| c.to_key());
+        let bk = self.bkmonitor.esb_apps.iter().map(|(code, secrets)| {
+            let grants = GrantConfig::from([(
+                sundial_storage::DEFAULT_DATABASE.to_owned(),
+                vec![Action::Read, Action::Write, Action::Admin],
+            )]);
+            (code.clone(), secrets.clone(), grants)
+        });
+        sundial_api::access::Store::new(&self.auth, baidu.chain(bk))
+            .map_err(|e| anyhow::anyhow!("auth: {e}"))
     }
 }
 

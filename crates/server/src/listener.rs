@@ -1,42 +1,84 @@
 //! One TCP listener for HTTP and the telnet protocol, told apart by the
-//! first byte (an upper-case letter starts an HTTP method), and graceful
-//! shutdown on SIGTERM / Ctrl-C.
+//! first byte (an upper-case letter starts an HTTP method), optionally
+//! behind TLS; a cap on open connections, header, body and idle timeouts,
+//! and graceful shutdown on SIGTERM / Ctrl-C.
 
 use crate::config::FileConfig;
+use crate::guard::{self, Edge};
+use crate::stream::Prefixed;
 use axum::Router;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+use sundial_api::access::Store;
 use sundial_api::opentsdb::{self, Api, OpenTsdbError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
-pub(crate) async fn run(
-    config: &FileConfig,
-    api: Api,
-    baidu: sundial_api::baidu::Api,
-    bk: sundial_api::bk::Api,
-    engine: sundial_storage::Engine,
-) -> anyhow::Result<()> {
+/// The APIs and the engine the listener serves.
+#[derive(Debug)]
+pub(crate) struct Apis {
+    pub(crate) opentsdb: Api,
+    pub(crate) baidu: sundial_api::baidu::Api,
+    pub(crate) bk: sundial_api::bk::Api,
+    pub(crate) engine: sundial_storage::Engine,
+    pub(crate) store: Arc<Store>,
+}
+
+/// What every connection task needs.
+#[derive(Clone)]
+struct Conn {
+    router: Router,
+    telnet: Api,
+    tls: Option<TlsAcceptor>,
+    header_timeout: Duration,
+    telnet_idle: Duration,
+}
+
+pub(crate) async fn run(config: &FileConfig, apis: Apis) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
-    info!(%addr, data_dir = %config.data_dir.display(), "sundial listening");
+    let tls = crate::tls::acceptor(&config.tls)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%addr, scheme, data_dir = %config.data_dir.display(), "sundial listening");
     // Tests and scripts read the bound address (port 0) from this line.
     println!("sundial listening on {addr}");
     let _ = std::io::stdout().flush();
 
-    let router = router(api.clone(), baidu, bk, engine);
+    let edge = Edge {
+        guard: Arc::new(sundial_api::access::web::Guard::new(
+            sundial_api::access::web::Settings {
+                cors_allow_origins: config.http.cors_allow_origins.clone(),
+                allowed_hosts: config.http.allowed_hosts.clone(),
+            },
+            !apis.store.is_enabled(),
+        )),
+        body_timeout: Duration::from_secs(config.http.body_timeout_secs),
+    };
+    let conn = Conn {
+        router: router(&apis, edge),
+        telnet: apis.opentsdb.clone(),
+        tls,
+        header_timeout: Duration::from_secs(config.http.header_timeout_secs),
+        telnet_idle: Duration::from_secs(config.http.telnet_idle_timeout_secs),
+    };
+    let slots = Arc::new(Semaphore::new(config.http.max_connections));
     let graceful = GracefulShutdown::new();
-    let telnet = TaskTracker::new();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = TaskTracker::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -52,33 +94,19 @@ pub(crate) async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let mut first = [0u8; 1];
-        // Peeking happens in the connection's own task so a silent client
-        // cannot stall the accept loop.
-        let router = router.clone();
-        let api = api.clone();
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "connection refused: max_connections reached");
+            tasks.spawn(refuse_busy(stream));
+            continue;
+        };
+        let conn = conn.clone();
         let watcher = graceful.watcher();
-        let mut stop = stop_rx.clone();
-        telnet.spawn(async move {
-            let peeked = tokio::select! {
-                p = stream.peek(&mut first) => p,
-                _ = stop.changed() => return,
-            };
-            let is_http = match peeked {
-                Ok(0) | Err(_) => return,
-                Ok(_) => first[0].is_ascii_uppercase(),
-            };
-            if is_http {
-                serve_http(stream, peer, router, watcher).await;
-            } else {
-                debug!(%peer, "telnet connection");
-                tokio::select! {
-                    r = opentsdb::serve_telnet(api, stream) => {
-                        if let Err(e) = r { debug!(%peer, error = %e, "telnet connection ended"); }
-                    }
-                    _ = stop.changed() => {}
-                }
-            }
+        let stop = stop_rx.clone();
+        // Everything after accept runs in the connection's own task, so a
+        // silent client cannot stall the accept loop.
+        tasks.spawn(async move {
+            serve_connection(conn, stream, peer, watcher, stop).await;
+            drop(slot);
         });
     }
     info!("shutting down: no new connections, finishing requests in flight");
@@ -91,19 +119,105 @@ pub(crate) async fn run(
     {
         warn!("some HTTP connections did not finish in time");
     }
-    telnet.close();
-    if tokio::time::timeout(grace, telnet.wait()).await.is_err() {
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         warn!("some connections did not finish in time");
     }
     Ok(())
 }
 
-async fn serve_http(
+/// Answers a connection over the cap with a 503 (HTTP clients retry; a
+/// telnet client sees the line and the close). What the client sent is
+/// read first and the close is graceful, so the answer is not lost to a
+/// reset.
+async fn refuse_busy(mut stream: TcpStream) {
+    let reply = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
+Content-Type: text/plain\r\nContent-Length: 28\r\n\r\ntoo many connections; retry\n";
+    let linger = async {
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await;
+        stream.write_all(reply).await?;
+        stream.shutdown().await?;
+        while stream.read(&mut buf).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), linger).await;
+}
+
+async fn serve_connection(
+    conn: Conn,
     stream: TcpStream,
-    peer: std::net::SocketAddr,
-    router: Router,
-    watcher: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+    watcher: Watcher,
+    mut stop: watch::Receiver<bool>,
 ) {
+    let Some(tls) = conn.tls.clone() else {
+        let mut first = [0u8; 1];
+        let peeked = tokio::select! {
+            p = tokio::time::timeout(conn.header_timeout, stream.peek(&mut first)) => p,
+            _ = stop.changed() => return,
+        };
+        match peeked {
+            Ok(Ok(n)) if n > 0 => serve_protocol(conn, stream, first[0], peer, watcher, stop).await,
+            _ => {}
+        }
+        return;
+    };
+    let handshake = tokio::time::timeout(conn.header_timeout, tls.accept(stream));
+    let mut stream = match handshake.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let mut first = [0u8; 1];
+    let read = tokio::select! {
+        r = tokio::time::timeout(conn.header_timeout, stream.read(&mut first)) => r,
+        _ = stop.changed() => return,
+    };
+    if let Ok(Ok(1)) = read {
+        let stream = Prefixed::new(first[0], stream);
+        serve_protocol(conn, stream, first[0], peer, watcher, stop).await;
+    }
+}
+
+async fn serve_protocol<S>(
+    conn: Conn,
+    stream: S,
+    first: u8,
+    peer: SocketAddr,
+    watcher: Watcher,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if first.is_ascii_uppercase() {
+        serve_http(stream, peer, conn.router, conn.header_timeout, watcher).await;
+    } else {
+        debug!(%peer, "telnet connection");
+        tokio::select! {
+            r = opentsdb::serve_telnet(conn.telnet, stream, conn.telnet_idle) => {
+                if let Err(e) = r { debug!(%peer, error = %e, "telnet connection ended"); }
+            }
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    watcher: Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service =
         TowerToHyperService::new(router.map_request(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(sundial_api::bk::PeerAddr(peer));
@@ -120,7 +234,11 @@ async fn serve_http(
             }
             req
         }));
+    // The timer makes hyper enforce the header timeout, which also closes
+    // keep-alive connections idle that long (slow or silent clients).
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(conn).await {
@@ -128,17 +246,16 @@ async fn serve_http(
     }
 }
 
-fn router(
-    api: Api,
-    baidu: sundial_api::baidu::Api,
-    bk: sundial_api::bk::Api,
-    engine: sundial_storage::Engine,
-) -> Router {
-    opentsdb::routes(api)
-        .merge(sundial_api::baidu::routes(baidu))
-        .merge(sundial_api::bk::routes(bk))
-        .merge(crate::admin::routes(engine))
+fn router(apis: &Apis, edge: Edge) -> Router {
+    opentsdb::routes(apis.opentsdb.clone())
+        .merge(sundial_api::baidu::routes(apis.baidu.clone()))
+        .merge(sundial_api::bk::routes(apis.bk.clone()))
+        .merge(crate::admin::routes(
+            apis.engine.clone(),
+            apis.store.clone(),
+        ))
         .fallback(|| async { OpenTsdbError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(edge, guard::check))
 }
 
 async fn shutdown_signal() {

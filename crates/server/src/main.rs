@@ -2,7 +2,10 @@
 
 mod admin;
 mod config;
+mod guard;
 mod listener;
+mod stream;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use config::FileConfig;
@@ -100,6 +103,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.validate()?;
     config.storage.data_dir = config.data_dir.clone();
 
+    let store = std::sync::Arc::new(config.access_store()?);
+    let limits = sundial_api::limits::Limits::new(config.limits.clone());
     let engine = sundial_storage::Engine::open(config.storage.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,16 +115,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         engine.data_dir(),
         config.opentsdb.max_body_bytes,
         config.opentsdb.max_tags,
+        store.clone(),
+        limits.clone(),
     )?;
-    let api = sundial_api::opentsdb::Api::new(
-        engine.default_db(),
+    let opentsdb = sundial_api::opentsdb::Api::new(
+        engine.clone(),
         config.opentsdb.clone(),
-        engine.data_dir(),
+        store.clone(),
+        limits.clone(),
     )?
     .with_groups(bk.binder());
-    let baidu = sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone())?
-        .with_groups(bk.binder());
-    let result = runtime.block_on(listener::run(&config, api, baidu, bk, engine.clone()));
+    let baidu =
+        sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
+            .with_groups(bk.binder());
+    let apis = listener::Apis {
+        opentsdb,
+        baidu,
+        bk,
+        engine: engine.clone(),
+        store,
+    };
+    let result = runtime.block_on(listener::run(&config, apis));
     // Everything acknowledged is in the WAL already; closing also flushes
     // the head so the next start replays little.
     engine.close();

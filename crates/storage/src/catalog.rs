@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::record::{self, BatchEncoder, FrameError};
+use crate::vfs::{Vfs, VfsFile};
 use crate::wal::sync_dir;
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use sundial_model::SeriesKey;
@@ -26,30 +26,36 @@ const ZSTD_LEVEL: i32 = 9;
 #[derive(Debug)]
 pub(crate) struct Catalog {
     path: PathBuf,
-    file: File,
+    file: VfsFile,
+    /// Length up to the last complete record: a failed append is cut
+    /// back to it, so later records are never hidden behind a partial one.
+    len: u64,
+    vfs: Vfs,
 }
 
 impl Catalog {
     /// Opens (or creates) the catalog and returns every definition in it.
     /// A torn last record is cut off with a warning: its series are still
     /// defined in the WAL, which is deleted only after a complete append.
-    pub(crate) fn open(dir: &Path) -> Result<(Self, Vec<(SeriesId, SeriesKey)>)> {
+    pub(crate) fn open(vfs: &Vfs, dir: &Path) -> Result<(Self, Vec<(SeriesId, SeriesKey)>)> {
         let path = dir.join("series.cat");
         let io = |op, e| Error::io(op, &path, e);
         let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&path)
+        let mut file = vfs
+            .open_append(&path)
             .map_err(|e| io("open series catalog", e))?;
         if !existed {
             file.write_all(MAGIC)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io("write series catalog", e))?;
-            sync_dir(dir)?;
-            return Ok((Self { path, file }, Vec::new()));
+            sync_dir(vfs, dir)?;
+            let catalog = Self {
+                path,
+                file,
+                len: MAGIC.len() as u64,
+                vfs: vfs.clone(),
+            };
+            return Ok((catalog, Vec::new()));
         }
         let bytes = std::fs::read(&path).map_err(|e| io("read series catalog", e))?;
         let (mut rest, compressed) = match bytes.split_at_checked(MAGIC.len()) {
@@ -64,6 +70,7 @@ impl Catalog {
             }
         };
         let mut defs = Vec::new();
+        let mut len = bytes.len() as u64;
         while !rest.is_empty() {
             let offset = bytes.len() - rest.len();
             let damaged = match record::read_frame(rest) {
@@ -82,9 +89,15 @@ impl Catalog {
             file.set_len(offset as u64)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io("truncate series catalog", e))?;
+            len = offset as u64;
             break;
         }
-        let mut catalog = Self { path, file };
+        let mut catalog = Self {
+            path,
+            file,
+            len,
+            vfs: vfs.clone(),
+        };
         if !compressed {
             catalog = catalog.rewrite(dir, &defs)?;
         }
@@ -97,12 +110,10 @@ impl Catalog {
         let tmp = self.path.with_extension("cat-tmp");
         let io = |op, e| Error::io(op, &tmp, e);
         // Left by a rewrite that crashed: the catalog itself is intact.
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .append(true)
-            .open(&tmp)
+        let _ = self.vfs.remove_file(&tmp);
+        let mut file = self
+            .vfs
+            .create_new(&tmp)
             .map_err(|e| io("create series catalog", e))?;
         file.write_all(MAGIC)
             .and_then(|()| file.sync_all())
@@ -110,15 +121,21 @@ impl Catalog {
         let mut aside = Self {
             path: tmp.clone(),
             file,
+            len: MAGIC.len() as u64,
+            vfs: self.vfs.clone(),
         };
         for chunk in defs.chunks(4096) {
             aside.append(chunk)?;
         }
-        std::fs::rename(&tmp, &self.path).map_err(|e| io("rename series catalog", e))?;
-        sync_dir(dir)?;
+        self.vfs
+            .rename(&tmp, &self.path)
+            .map_err(|e| io("rename series catalog", e))?;
+        sync_dir(&self.vfs, dir)?;
         Ok(Self {
             path: self.path,
             file: aside.file,
+            len: aside.len,
+            vfs: self.vfs,
         })
     }
 
@@ -137,10 +154,29 @@ impl Catalog {
             .map_err(|e| Error::io("compress series catalog record", &self.path, e))?;
         let mut framed = Vec::new();
         record::frame_into(&payload, &mut framed);
-        self.file
+        let appended = self
+            .file
             .write_all(&framed)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| Error::io("append to series catalog", &self.path, e))
+            .and_then(|()| self.file.sync_data());
+        match appended {
+            Ok(()) => {
+                self.len += framed.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Cut the partial record off; should that fail too, the
+                // next open cuts it (a torn tail), and the WAL that defines
+                // these series is kept until an append succeeds.
+                let cut = self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.sync_all());
+                if let Err(cut) = cut {
+                    warn!(path = %self.path.display(), error = %cut, "cannot cut a failed catalog append back");
+                }
+                Err(Error::io("append to series catalog", &self.path, e))
+            }
+        }
     }
 }
 
@@ -170,7 +206,7 @@ mod tests {
     #[test]
     fn definitions_survive_reopen_and_a_torn_tail_is_cut() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-        let (mut cat, defs) = Catalog::open(dir.path())?;
+        let (mut cat, defs) = Catalog::open(&Vfs::default(), dir.path())?;
         assert!(defs.is_empty());
         cat.append(&[(SeriesId(0), key("a")), (SeriesId(1), key("b"))])?;
         cat.append(&[(SeriesId(2), key("c"))])?;
@@ -179,18 +215,18 @@ mod tests {
         let len = std::fs::metadata(&path)
             .map_err(|e| Error::io("stat", &path, e))?
             .len();
-        let f = OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         f.set_len(len - 3)
             .map_err(|e| Error::io("truncate", &path, e))?;
-        let (mut cat, defs) = Catalog::open(dir.path())?;
+        let (mut cat, defs) = Catalog::open(&Vfs::default(), dir.path())?;
         assert_eq!(defs, vec![(SeriesId(0), key("a")), (SeriesId(1), key("b"))]);
         // Appends after the cut are read back cleanly.
         cat.append(&[(SeriesId(2), key("c"))])?;
         drop(cat);
-        let (_, defs) = Catalog::open(dir.path())?;
+        let (_, defs) = Catalog::open(&Vfs::default(), dir.path())?;
         assert_eq!(defs.len(), 3);
         Ok(())
     }
@@ -210,7 +246,7 @@ mod tests {
         enc.finish_into(&mut payload);
         record::frame_into(&payload, &mut bytes);
         std::fs::write(&path, &bytes).map_err(|e| Error::io("write", &path, e))?;
-        let (mut cat, defs) = Catalog::open(dir.path())?;
+        let (mut cat, defs) = Catalog::open(&Vfs::default(), dir.path())?;
         assert_eq!(defs, want);
         cat.append(&[(SeriesId(50), key("late"))])?;
         drop(cat);
@@ -218,7 +254,7 @@ mod tests {
         assert!(now.starts_with(MAGIC));
         // Compressed: smaller than the plain records it replaced.
         assert!(now.len() < bytes.len());
-        let (_, defs) = Catalog::open(dir.path())?;
+        let (_, defs) = Catalog::open(&Vfs::default(), dir.path())?;
         assert_eq!(defs.len(), 51);
         assert_eq!(defs[..50], want[..]);
         Ok(())

@@ -32,7 +32,7 @@ use crate::head::SeriesId;
 use crate::partition::{self, Tiers, Window};
 use crate::snapshot::Layers;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
+
 use std::sync::Arc;
 use sundial_model::{FieldValue, Timestamp};
 use tracing::{info, warn};
@@ -81,7 +81,7 @@ fn drop_expired(inner: &Inner) {
     };
     for b in expired {
         info!(path = %b.path().display(), "retention: dropping expired block");
-        if let Err(e) = fs::remove_file(b.path()) {
+        if let Err(e) = inner.config.vfs.remove_file(b.path()) {
             warn!(path = %b.path().display(), error = %e, "cannot delete expired block");
         }
     }
@@ -192,7 +192,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         .collect();
     let cutoff = retention_cutoff(inner.config.retention_secs).unwrap_or(Timestamp::MIN);
     let dir = &inner.config.data_dir;
-    let mut writer = BlockWriter::create(dir, id, sundial_codec::Effort::Small)?;
+    let mut writer = BlockWriter::create(&inner.config.vfs, dir, id, sundial_codec::Effort::Small)?;
     let mut points_out = 0usize;
     for (series, field) in &columns {
         let mut points: Vec<(Timestamp, FieldValue)> = Vec::new();
@@ -238,7 +238,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         });
     }
     for b in &inputs[..inputs.len() - 1] {
-        if let Err(e) = fs::remove_file(b.path()) {
+        if let Err(e) = inner.config.vfs.remove_file(b.path()) {
             warn!(path = %b.path().display(), error = %e, "cannot delete compacted block");
         }
     }

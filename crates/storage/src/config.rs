@@ -26,6 +26,9 @@ pub struct Config {
     /// top-level `data_dir`, not from the `[storage]` table.
     #[serde(skip)]
     pub data_dir: PathBuf,
+    /// Every file write goes through this (tests inject faults here).
+    #[serde(skip)]
+    pub vfs: crate::vfs::Vfs,
     pub fsync: FsyncPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_bytes: u64,
@@ -70,12 +73,18 @@ pub struct Config {
     /// points of a partition that is far from closing are not logged again
     /// at every partition flush forever.
     pub max_head_age_secs: u64,
+    /// A WAL segment damaged in the middle (intact records after a bad
+    /// one) stops the start with an error naming it; `true` replays the
+    /// intact records around the damage instead and keeps a copy of the
+    /// segment as `*.damaged`.
+    pub wal_skip_damaged: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("sundial-data"),
+            vfs: crate::vfs::Vfs::default(),
             fsync: FsyncPolicy::Always,
             wal_segment_bytes: 8 << 20,
             flush_wal_bytes: 32 << 20,
@@ -92,6 +101,7 @@ impl Default for Config {
             maintenance_interval_secs: 60,
             max_head_age_secs: 86_400,
             chunk_cache_bytes: 64 << 20,
+            wal_skip_damaged: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::head::{Frozen, Head};
 use crate::partition::{self, Tiers, Window};
+use crate::pending::{Apply, Pending};
 use crate::record::{Batch, BatchEncoder};
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
@@ -33,7 +34,11 @@ pub struct Db {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) config: Config,
-    pub(crate) head: RwLock<Head>,
+    /// Shared with the WAL writer thread, which applies durable records.
+    pub(crate) head: Arc<RwLock<Head>>,
+    /// Kinds and series of queued records; writers check and queue under
+    /// this lock, so the WAL order is the order writes were checked in.
+    pending: Arc<Mutex<Pending>>,
     /// Persistent series definitions; appended at each flush.
     catalog: Mutex<Catalog>,
     /// Replaced whole (copy on write) when a flush, compaction or
@@ -82,7 +87,7 @@ impl Commit {
     }
 
     /// [`Commit::wait`] for threads outside the runtime.
-    pub(crate) fn wait_blocking(self) -> Result<()> {
+    pub fn wait_blocking(self) -> Result<()> {
         let Some(rx) = self.0 else { return Ok(()) };
         Self::outcome(rx.blocking_recv())
     }
@@ -92,7 +97,7 @@ impl Commit {
     ) -> Result<()> {
         match received {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(Error::WalStopped { reason }),
+            Ok(Err(reason)) => Err(Error::WalFailed { reason }),
             Err(_) => Err(Error::WalStopped {
                 reason: "writer exited before committing".into(),
             }),
@@ -107,9 +112,19 @@ impl Db {
     /// maintenance (retention, compaction) threads.
     pub fn open(config: Config) -> Result<Self> {
         let dir = config.data_dir.clone();
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
+        config
+            .vfs
+            .create_dir_all(&dir)
+            .map_err(|e| Error::io("create data directory", &dir, e))?;
         let (head, catalog, blocks, next_segment) = recover(&config)?;
         let (hint_tx, hint_rx) = mpsc::sync_channel::<()>(1);
+        let head = Arc::new(RwLock::new(head));
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let applier = Applier {
+            head: head.clone(),
+            pending: pending.clone(),
+            hint: hint_tx,
+        };
         let wal = Wal::start(
             WriterSettings {
                 dir: dir.clone(),
@@ -118,15 +133,14 @@ impl Db {
                 segment_bytes: config.wal_segment_bytes,
                 flush_bytes: config.flush_wal_bytes,
                 max_queued_bytes: config.max_wal_queue_bytes,
+                vfs: config.vfs.clone(),
             },
-            Box::new(move || {
-                // A full channel means a flush is already due.
-                let _ = hint_tx.try_send(());
-            }),
+            Box::new(applier),
         )?;
         let inner = Arc::new(Inner {
             config,
-            head: RwLock::new(head),
+            head,
+            pending,
             catalog: Mutex::new(catalog),
             layers: RwLock::new(Arc::new(Layers {
                 blocks,
@@ -157,6 +171,12 @@ impl Db {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Whether both handles are the same open database (a database
+    /// dropped and created again is a different one).
+    pub fn same_as(&self, other: &Db) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Validates kinds and stores every acceptable point, in order: an
@@ -199,92 +219,28 @@ impl Db {
         }
         self.inner.wal.check_room()?;
         let max_string = self.inner.config.max_string_value_bytes;
-        let mut head = self.inner.head.write();
+        // Checked and queued under one lock: the WAL order is this order.
+        let mut pending = self.inner.pending.lock();
+        let head = self.inner.head.read();
         if head.point_count() >= self.inner.config.max_head_points {
             return Err(Error::HeadFull {
                 limit_points: self.inner.config.max_head_points,
             });
         }
-        let mut new_kinds: HashMap<(&str, &str), Kind> = HashMap::new();
-        // Points of one metric come in runs: skips two hash lookups each.
-        let mut last_fixed: Option<((&str, &str), Kind)> = None;
-        let mut results = Vec::with_capacity(points.len());
-        let mut accepted: Vec<(usize, FieldValue)> = Vec::with_capacity(points.len());
         let n = points.len();
         let mut inputs = points
             .iter_mut()
             .map(|p| std::mem::replace(&mut p.value, ValueInput::Typed(FieldValue::Bool(false))))
             .collect::<Vec<_>>()
             .into_iter();
-        let mut sizes = match atomic {
-            Atomic::Each => None,
-            Atomic::Groups(sizes) => Some(sizes.iter().copied()),
-        };
-        let mut from = 0;
-        while from < n {
-            let to = match sizes.as_mut() {
-                None => from + 1,
-                // Points past the listed sizes are one group each.
-                Some(it) => from + it.next().unwrap_or(1).clamp(1, n - from),
+        let (results, accepted, new_kinds) = {
+            let known_kind = |metric: &str, field: &str| {
+                pending
+                    .kind(metric, field)
+                    .or_else(|| head.kind(metric, field))
             };
-            let (accepted_before, mut fixed) = (accepted.len(), Vec::new());
-            let mut failed = false;
-            for (i, input) in (from..to).zip(inputs.by_ref()) {
-                let Some(p) = points.get(i) else { break };
-                let key = (p.series.metric.as_str(), p.field.as_str());
-                let known = match last_fixed {
-                    Some((k, kind)) if k == key => Some(kind),
-                    _ => match new_kinds.get(&key) {
-                        Some(kind) => Some(*kind),
-                        None => {
-                            let kind = head.kind(key.0, key.1);
-                            // Kinds the head knows stay fixed for the batch.
-                            last_fixed = kind.map(|k| (key, k)).or(last_fixed);
-                            kind
-                        }
-                    },
-                };
-                let checked = input.resolve(known).and_then(|v| match &v {
-                    FieldValue::String(s) if s.len() > max_string => {
-                        Err(PointError::StringTooLong {
-                            len: s.len(),
-                            max: max_string,
-                        })
-                    }
-                    _ if p.rejected => Err(PointError::Rejected),
-                    _ => Ok(v),
-                });
-                match checked {
-                    Ok(v) => {
-                        if known.is_none() {
-                            new_kinds.insert(key, v.kind());
-                            fixed.push(key);
-                        }
-                        accepted.push((i, v));
-                        results.push(Ok(()));
-                    }
-                    Err(e) => {
-                        failed = true;
-                        results.push(Err(e));
-                    }
-                }
-            }
-            if failed && to - from > 1 {
-                // Undo the group: its points are not stored and the kinds
-                // it would have fixed stay open.
-                accepted.truncate(accepted_before);
-                for key in fixed {
-                    new_kinds.remove(&key);
-                }
-                for r in results.iter_mut().skip(from) {
-                    if r.is_ok() {
-                        *r = Err(PointError::Rejected);
-                    }
-                }
-            }
-            from = to;
-        }
-        drop(new_kinds);
+            check_points(&points, &mut inputs, n, atomic, max_string, known_kind)
+        };
         let outcome = WriteOutcome { results };
         if accepted.is_empty() {
             return Ok(Written {
@@ -292,57 +248,58 @@ impl Db {
                 commit: Commit(None),
             });
         }
-        // Series ids: existing ones from the head, new ones numbered on from
-        // the head's next id and defined in this record.
+        let seq = pending.take_seq();
+        // Series ids: existing ones from the head or from queued writes,
+        // new ones numbered on and defined in this record.
         let mut enc = BatchEncoder::default();
-        let mut new_series: Vec<(SeriesId, &SeriesKey)> = Vec::new();
-        let mut ids = Vec::with_capacity(accepted.len());
-        let mut next = head.next_id();
-        for (i, _) in &accepted {
-            let Some(p) = points.get(*i) else { continue };
+        let mut new_series: Vec<(SeriesId, Arc<SeriesKey>)> = Vec::new();
+        let mut resolved = Vec::with_capacity(accepted.len());
+        for (i, v) in accepted {
+            let Some(p) = points.get(i) else { continue };
             if let Some(id) = head.recent_id(&p.series) {
-                ids.push((id, true));
+                resolved.push((i, v, id, true));
                 continue;
             }
-            let id = match head.lookup(&p.series) {
+            let id = match head.lookup(&p.series).or_else(|| pending.series(&p.series)) {
                 Some(id) => id,
-                None => match new_series.iter().find(|(_, k)| **k == *p.series) {
-                    Some((id, _)) => *id,
-                    None => {
-                        let id = SeriesId(next);
-                        next += 1;
-                        enc.define_series(id, &p.series);
-                        new_series.push((id, &p.series));
-                        id
-                    }
-                },
+                None => {
+                    let id = pending.new_id(head.next_id());
+                    enc.define_series(id, &p.series);
+                    pending.add_series(p.series.clone(), id, seq);
+                    new_series.push((id, p.series.clone()));
+                    id
+                }
             };
-            ids.push((id, false));
+            resolved.push((i, v, id, false));
         }
-        for ((i, v), (id, _)) in accepted.iter().zip(&ids) {
+        for (i, v, id, _) in &resolved {
             if let Some(p) = points.get(*i) {
                 let f = enc.field(&p.field);
                 enc.point(*id, f, p.timestamp, v);
             }
         }
+        drop(head);
+        for (metric, field, kind) in &new_kinds {
+            pending.add_kind(metric, field, *kind, seq);
+        }
         let mut payload = Vec::new();
         enc.finish_into(&mut payload);
-        // Queued while holding the head lock, so the WAL order is the order
-        // in which the head applied writes: replay reproduces last-write-wins.
-        // Series are defined in the head only once their record is queued.
-        let rx = self.inner.wal.append(&payload, sync)?;
-        for (id, key) in new_series {
-            head.define(id, key.clone());
-            head.uncataloged.push(id);
-        }
-        for ((i, v), (id, known)) in accepted.into_iter().zip(ids) {
-            if let Some(p) = points.get(i) {
-                head.apply(id, &p.field, p.timestamp, v);
-                if !known {
-                    head.remember(&p.series, id);
-                }
+        let apply = Apply {
+            seq,
+            new_series,
+            new_kinds: new_kinds.into_iter().map(|(m, f, _)| (m, f)).collect(),
+            points,
+            accepted: resolved,
+        };
+        let rx = match self.inner.wal.append(seq, &payload, sync, apply) {
+            Ok(rx) => rx,
+            Err(e) => {
+                // The log has stopped: nothing queued will be applied.
+                pending.clear();
+                return Err(e);
             }
-        }
+        };
+        drop(pending);
         Ok(Written {
             outcome,
             commit: Commit(Some(rx)),
@@ -386,11 +343,18 @@ impl Db {
         let head = self.inner.head.read();
         let layers = self.inner.layers.read().clone();
         f(Snapshot {
-            head: &head,
+            head,
+            source: &self.inner.layers,
             layers,
             min_ts: compact::retention_cutoff(self.inner.config.retention_secs)
                 .unwrap_or(sundial_model::Timestamp::MIN),
         })
+    }
+
+    /// Why the write-ahead log refuses writes, while it does (a failed
+    /// write or sync; it recovers by itself).
+    pub fn wal_failure(&self) -> Option<String> {
+        self.inner.wal.failure()
     }
 
     /// Points in the head (not yet in a block).
@@ -443,6 +407,155 @@ impl Db {
                 error!("a storage thread panicked");
             }
         }
+    }
+}
+
+/// What [`check_points`] found: per point its result, the accepted points
+/// with their values, and the (metric, field) kinds the write fixes.
+type Checked = (
+    Vec<std::result::Result<(), PointError>>,
+    Vec<(usize, FieldValue)>,
+    Vec<(String, String, Kind)>,
+);
+
+/// Checks values in order against their field's kind (`known_kind`, or
+/// the kind an earlier point of the batch fixed) and the string limit;
+/// in a failing group of `atomic`, every point is refused.
+fn check_points(
+    points: &[WritePoint],
+    inputs: &mut impl Iterator<Item = ValueInput>,
+    n: usize,
+    atomic: Atomic<'_>,
+    max_string: usize,
+    known_kind: impl Fn(&str, &str) -> Option<Kind>,
+) -> Checked {
+    let mut new_kinds: HashMap<(&str, &str), Kind> = HashMap::new();
+    // Points of one metric come in runs: skips two hash lookups each.
+    let mut last_fixed: Option<((&str, &str), Kind)> = None;
+    let mut results = Vec::with_capacity(n);
+    let mut accepted: Vec<(usize, FieldValue)> = Vec::with_capacity(n);
+    let mut sizes = match atomic {
+        Atomic::Each => None,
+        Atomic::Groups(sizes) => Some(sizes.iter().copied()),
+    };
+    let mut from = 0;
+    while from < n {
+        let to = match sizes.as_mut() {
+            None => from + 1,
+            // Points past the listed sizes are one group each.
+            Some(it) => from + it.next().unwrap_or(1).clamp(1, n - from),
+        };
+        let (accepted_before, mut fixed) = (accepted.len(), Vec::new());
+        let mut failed = false;
+        for (i, input) in (from..to).zip(inputs.by_ref()) {
+            let Some(p) = points.get(i) else { break };
+            let key = (p.series.metric.as_str(), p.field.as_str());
+            let known = match last_fixed {
+                Some((k, kind)) if k == key => Some(kind),
+                _ => match new_kinds.get(&key) {
+                    Some(kind) => Some(*kind),
+                    None => {
+                        let kind = known_kind(key.0, key.1);
+                        // Kinds already fixed stay fixed for the batch.
+                        last_fixed = kind.map(|k| (key, k)).or(last_fixed);
+                        kind
+                    }
+                },
+            };
+            let checked = input.resolve(known).and_then(|v| match &v {
+                FieldValue::String(s) if s.len() > max_string => Err(PointError::StringTooLong {
+                    len: s.len(),
+                    max: max_string,
+                }),
+                _ if p.rejected => Err(PointError::Rejected),
+                _ => Ok(v),
+            });
+            match checked {
+                Ok(v) => {
+                    if known.is_none() {
+                        new_kinds.insert(key, v.kind());
+                        fixed.push(key);
+                    }
+                    accepted.push((i, v));
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    failed = true;
+                    results.push(Err(e));
+                }
+            }
+        }
+        if failed && to - from > 1 {
+            // Undo the group: its points are not stored and the kinds it
+            // would have fixed stay open.
+            accepted.truncate(accepted_before);
+            for key in fixed {
+                new_kinds.remove(&key);
+            }
+            for r in results.iter_mut().skip(from) {
+                if r.is_ok() {
+                    *r = Err(PointError::Rejected);
+                }
+            }
+        }
+        from = to;
+    }
+    let kinds = new_kinds
+        .into_iter()
+        .map(|((m, f), k)| (m.to_owned(), f.to_owned(), k))
+        .collect();
+    (results, accepted, kinds)
+}
+
+/// Makes durable WAL records visible: the writer thread's hooks.
+struct Applier {
+    head: Arc<RwLock<Head>>,
+    pending: Arc<Mutex<Pending>>,
+    hint: mpsc::SyncSender<()>,
+}
+
+impl wal::Hooks for Applier {
+    fn durable(&self, mut applies: Vec<Apply>) {
+        {
+            let mut head = self.head.write();
+            for a in &mut applies {
+                for (id, key) in &a.new_series {
+                    let new = head.key(*id).is_none();
+                    if head.define(*id, (**key).clone()) && new {
+                        head.uncataloged.push(*id);
+                    }
+                }
+                for (i, v, id, known) in std::mem::take(&mut a.accepted) {
+                    let Some(p) = a.points.get(i) else { continue };
+                    head.apply(id, &p.field, p.timestamp, v);
+                    if !known {
+                        head.remember(&p.series, id);
+                    }
+                }
+            }
+        }
+        // After the head: a writer checking in between finds the kinds and
+        // series in both places, which agree.
+        let mut pending = self.pending.lock();
+        for a in &applies {
+            pending.settle(a);
+        }
+    }
+
+    fn failed(&self, applies: Vec<Apply>) {
+        let mut pending = self.pending.lock();
+        for a in &applies {
+            pending.settle(a);
+        }
+    }
+
+    fn broken(&self) -> u64 {
+        self.pending.lock().clear()
+    }
+
+    fn flush_due(&self) {
+        // A full channel means a flush is already due.
+        let _ = self.hint.try_send(());
     }
 }
 
@@ -511,21 +624,35 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
     if before.is_none() {
         *inner.last_flush.lock() = std::time::Instant::now();
     }
-    let (frozen, rotated, relogged, new_series, hidden) = {
-        let mut head = inner.head.write();
+    {
+        let head = inner.head.read();
         if head.point_count() == 0 || before.is_some_and(|t| !head.has_points_before(t)) {
             return Ok(());
         }
-        // Rotate under the head lock: every record of the frozen points is
-        // in a segment below the new one, and nothing newer is.
-        let rotated = inner.wal.rotate()?;
-        // First in the new segment, ahead of any later write to the same
-        // points, so replay keeps last-write-wins; synced before the old
-        // segments are deleted whatever the fsync policy.
-        let relogged = match before {
-            Some(t) => relog(inner, &head, t)?,
+    }
+    // The rotation answers once every record queued before it is durable
+    // and in the head; the writer then writes nothing until the kept
+    // points are logged again, first in the new segment, so replay keeps
+    // last-write-wins.
+    let rotation = inner.wal.rotate()?;
+    let below = match rotation.rotated.blocking_recv() {
+        Ok(Ok(n)) => n,
+        Ok(Err(reason)) => return Err(Error::WalFailed { reason }),
+        Err(_) => {
+            return Err(Error::WalStopped {
+                reason: "writer exited during rotation".into(),
+            });
+        }
+    };
+    let (frozen, relogged, new_series, hidden) = {
+        let mut head = inner.head.write();
+        let payloads = match before {
+            Some(t) => relog_payloads(&head, t),
             None => Vec::new(),
         };
+        let (done, relogged) = oneshot::channel();
+        // A dropped receiver means the writer stopped; the wait below says so.
+        let _ = rotation.relog.send(wal::Relog { payloads, done });
         let frozen = Arc::new(head.freeze(before));
         let new_series = std::mem::take(&mut head.uncataloged);
         // Series written again since a delete removed them: the set must
@@ -537,25 +664,20 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
             blocks: layers.blocks.clone(),
             frozen: Some(frozen.clone()),
         });
-        (frozen, rotated, relogged, new_series, hidden)
+        (frozen, relogged, new_series, hidden)
     };
-    let result = rotated
-        .blocking_recv()
-        .map_err(|_| Error::WalStopped {
-            reason: "writer exited during rotation".into(),
-        })
-        // Series definitions must be durable before the WAL holding them
-        // is deleted; the block refers to series by id only.
-        .and_then(|below| catalog_series(inner, &new_series).map(|()| below))
+    // Series definitions must be durable before the WAL holding them is
+    // deleted; the block refers to series by id only.
+    let result = catalog_series(inner, &new_series)
         // Before the block: once the block is in place, recovery deletes
         // the WAL that shows the writes which put these series back.
-        .and_then(|below| match &hidden {
-            Some(h) => delete::persist_hidden(&inner.config.data_dir, h).map(|()| below),
-            None => Ok(below),
+        .and_then(|()| match &hidden {
+            Some(h) => delete::persist_hidden(&inner.config.vfs, &inner.config.data_dir, h),
+            None => Ok(()),
         })
-        .and_then(|below| write_blocks(inner, &frozen, below).map(|b| (below, b)));
+        .and_then(|()| write_blocks(inner, &frozen, below));
     match result {
-        Ok((below, written)) => {
+        Ok(written) => {
             {
                 let mut layers = inner.layers.write();
                 let mut blocks = layers.blocks.clone();
@@ -565,20 +687,17 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
                     frozen: None,
                 });
             }
-            let relogged = relogged
-                .into_iter()
-                .try_for_each(|rx| Commit(Some(rx)).wait_blocking());
-            if let Err(e) = relogged {
+            if let Err(e) = Commit(Some(relogged)).wait_blocking() {
                 // The blocks hold the flushed points; the old segments stay
                 // and replay them again, which is harmless.
                 warn!(error = %e, "points kept in the head were not logged again; WAL segments kept");
                 return Ok(());
             }
             let dir = &inner.config.data_dir;
-            write_covered(dir, below)?;
+            write_covered(&inner.config.vfs, dir, below)?;
             for n in wal::list_segments(dir)?.into_iter().filter(|n| *n < below) {
                 let path = wal::segment_path(dir, n);
-                if let Err(e) = fs::remove_file(&path) {
+                if let Err(e) = inner.config.vfs.remove_file(&path) {
                     warn!(path = %path.display(), error = %e, "cannot delete flushed WAL segment");
                 }
             }
@@ -610,22 +729,16 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
 /// WAL frame's length is a u32).
 const RELOG_POINTS: usize = 1 << 20;
 
-/// Queues the head's points from `from` on as WAL records (synced), in
-/// order; returns their commits.
-fn relog(
-    inner: &Inner,
-    head: &Head,
-    from: Timestamp,
-) -> Result<Vec<oneshot::Receiver<CommitResult>>> {
-    let mut commits = Vec::new();
-    let mut payload = Vec::new();
-    for enc in head.encode_points(from, RELOG_POINTS) {
-        payload.clear();
-        let mut enc = enc;
-        enc.finish_into(&mut payload);
-        commits.push(inner.wal.append(&payload, true)?);
-    }
-    Ok(commits)
+/// The head's points from `from` on as WAL record payloads, in order.
+fn relog_payloads(head: &Head, from: Timestamp) -> Vec<Vec<u8>> {
+    head.encode_points(from, RELOG_POINTS)
+        .into_iter()
+        .map(|mut enc| {
+            let mut payload = Vec::new();
+            enc.finish_into(&mut payload);
+            payload
+        })
+        .collect()
 }
 
 /// Appends the definitions of `ids` to the catalog, a few thousand keys at
@@ -661,8 +774,12 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
                 wal_below: below,
                 seq: u32::try_from(seq).unwrap_or(u32::MAX),
             };
-            let mut writer =
-                block::writer::BlockWriter::create(dir, id, sundial_codec::Effort::Fast)?;
+            let mut writer = block::writer::BlockWriter::create(
+                &inner.config.vfs,
+                dir,
+                id,
+                sundial_codec::Effort::Fast,
+            )?;
             let mut points = 0usize;
             for (series, cols) in frozen {
                 for (field, pts) in cols {
@@ -688,7 +805,7 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
         Ok(()) => Ok(written),
         Err(e) => {
             for b in &written {
-                let _ = fs::remove_file(b.path());
+                let _ = inner.config.vfs.remove_file(b.path());
             }
             Err(e)
         }
@@ -742,14 +859,10 @@ fn in_window(points: &[(Timestamp, FieldValue)], w: Window) -> &[(Timestamp, Fie
 /// Records that every WAL segment below `below` is in blocks. Recovery
 /// replays from there: a flush that wrote some of its blocks and then
 /// crashed leaves the mark where it was, and its WAL is replayed.
-fn write_covered(dir: &std::path::Path, below: u64) -> Result<()> {
+fn write_covered(vfs: &crate::vfs::Vfs, dir: &std::path::Path, below: u64) -> Result<()> {
     let path = dir.join(COVERED_FILE);
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, format!("{below}\n"))
-        .and_then(|()| fs::File::open(&tmp)?.sync_all())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
-    wal::sync_dir(dir)
+    vfs.write_atomic(&path, format!("{below}\n").as_bytes())
+        .map_err(|e| Error::io("write", &path, e))
 }
 
 /// The WAL segment recovery replays from, or `None` before the first
@@ -781,11 +894,11 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
         let path = entry.path();
         if path.extension().is_some_and(|x| x == "tmp") {
             warn!(path = %path.display(), "removing an unfinished block from an interrupted flush");
-            let _ = fs::remove_file(&path);
+            let _ = config.vfs.remove_file(&path);
         }
     }
     let mut head = Head::default();
-    let (catalog, defs) = Catalog::open(dir)?;
+    let (catalog, defs) = Catalog::open(&config.vfs, dir)?;
     for (id, key) in defs {
         if !head.define(id, key.clone()) {
             warn!(series = %key, id = id.0, "series id already names another series");
@@ -811,7 +924,7 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
     let covered = match read_covered(dir)? {
         Some(n) => n,
         None => {
-            write_covered(dir, newest_below)?;
+            write_covered(&config.vfs, dir, newest_below)?;
             newest_below
         }
     };
@@ -820,10 +933,10 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
     for &n in &segments {
         let path = wal::segment_path(dir, n);
         if n < covered {
-            let _ = fs::remove_file(&path);
+            let _ = config.vfs.remove_file(&path);
             continue;
         }
-        for batch in wal::read_segment(&path)? {
+        for batch in replay_segment(config, &path)? {
             replayed += batch.points.len();
             apply_batch(&mut head, batch);
         }
@@ -838,6 +951,37 @@ fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>, u64)> {
         .map_or(1, |n| n + 1)
         .max(covered.max(newest_below).max(1));
     Ok((head, catalog, blocks, next))
+}
+
+/// The records of one segment to replay. A torn tail (what a crash
+/// leaves) is dropped with a warning; damage with intact records after it
+/// stops the start, unless `wal_skip_damaged` says to replay around it.
+fn replay_segment(config: &Config, path: &std::path::Path) -> Result<Vec<Batch>> {
+    let bytes = fs::read(path).map_err(|e| Error::io("read WAL segment", path, e))?;
+    let records = wal::parse_segment(&bytes, config.wal_skip_damaged);
+    let Some(damage) = records.damage else {
+        return Ok(records.batches);
+    };
+    let Some(resumes_at) = damage.resumes_at else {
+        warn!(path = %path.display(), offset = damage.offset, reason = %damage.reason,
+            "torn WAL tail dropped (writes a crash interrupted, never acknowledged)");
+        return Ok(records.batches);
+    };
+    if !config.wal_skip_damaged {
+        return Err(Error::DamagedWal {
+            path: path.to_owned(),
+            offset: damage.offset,
+            reason: damage.reason,
+        });
+    }
+    let mut kept = path.as_os_str().to_owned();
+    kept.push(".damaged");
+    if let Err(e) = fs::copy(path, &kept) {
+        warn!(path = %path.display(), error = %e, "cannot keep a copy of the damaged WAL segment");
+    }
+    error!(path = %path.display(), offset = damage.offset, resumes_at, reason = %damage.reason,
+        "damaged WAL segment: the records in the damaged bytes are lost; replaying the rest");
+    Ok(records.batches)
 }
 
 fn apply_batch(head: &mut Head, batch: Batch) {

@@ -19,7 +19,7 @@ use crate::db::{Inner, flush};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::snapshot::Layers;
-use crate::wal::sync_dir;
+use crate::vfs::Vfs;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
@@ -85,7 +85,7 @@ pub(crate) fn delete(inner: &Inner, sel: &Selection<'_>, remove: bool) -> Result
         // Written outside the head lock; a write that puts a series back
         // meanwhile marks the set dirty for the next flush (which waits
         // for us: we hold the flush lock).
-        persist_hidden(&inner.config.data_dir, &hidden)?;
+        persist_hidden(&inner.config.vfs, &inner.config.data_dir, &hidden)?;
     }
     Ok(deleted)
 }
@@ -95,6 +95,7 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
     let columns: BTreeSet<(SeriesId, String)> =
         block.columns().map(|(id, f)| (id, f.to_owned())).collect();
     let mut writer = BlockWriter::create(
+        &inner.config.vfs,
         &inner.config.data_dir,
         block.id,
         sundial_codec::Effort::Small,
@@ -138,20 +139,15 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
 }
 
 /// Writes the removed-series set atomically.
-pub(crate) fn persist_hidden(dir: &Path, hidden: &RoaringBitmap) -> Result<()> {
+pub(crate) fn persist_hidden(vfs: &Vfs, dir: &Path, hidden: &RoaringBitmap) -> Result<()> {
     let path = dir.join(HIDDEN_FILE);
-    let tmp = path.with_extension("hidden-tmp");
     let mut bytes = Vec::with_capacity(hidden.serialized_size() + 4);
     hidden
         .serialize_into(&mut bytes)
         .map_err(|e| Error::io("encode removed series", &path, e))?;
     bytes.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
-    let io = |op, e| Error::io(op, &tmp, e);
-    let file = fs::File::create(&tmp).map_err(|e| io("create", e))?;
-    std::io::Write::write_all(&mut &file, &bytes).map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("sync", e))?;
-    fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
-    sync_dir(dir)
+    vfs.write_atomic(&path, &bytes)
+        .map_err(|e| Error::io("write", &path, e))
 }
 
 /// The removed-series set, empty when never written.

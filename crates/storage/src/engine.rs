@@ -37,7 +37,9 @@ impl Engine {
         let root = config.data_dir.clone();
         crate::block::cache::CACHE.set_capacity(config.chunk_cache_bytes);
         let dbs_dir = root.join("db");
-        fs::create_dir_all(&dbs_dir)
+        config
+            .vfs
+            .create_dir_all(&dbs_dir)
             .map_err(|e| Error::io("create data directory", &dbs_dir, e))?;
         let lock_path = root.join("LOCK");
         let lock = OpenOptions::new()
@@ -57,7 +59,10 @@ impl Engine {
             if name.starts_with('.') && name.ends_with(".deleted") {
                 // A drop that crashed after its rename: finish it.
                 let path = entry.path();
-                fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+                config
+                    .vfs
+                    .remove_dir_all(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
                 continue;
             }
             if entry.path().is_dir() && is_valid_name(&name) {
@@ -128,13 +133,22 @@ impl Engine {
         // Renamed first so a crash mid-delete never leaves a half database
         // that the next start would open.
         let doomed = PathBuf::from(&self.inner.config.data_dir).join(format!("db/.{name}.deleted"));
-        fs::rename(&dir, &doomed).map_err(|e| Error::io("rename", &dir, e))?;
-        fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))
+        let vfs = &self.inner.config.vfs;
+        vfs.rename(&dir, &doomed)
+            .map_err(|e| Error::io("rename", &dir, e))?;
+        vfs.remove_dir_all(&doomed)
+            .map_err(|e| Error::io("remove", &doomed, e))
     }
 
     /// The engine's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.config.data_dir
+    }
+
+    /// What every file write of the server goes through (the APIs keep
+    /// their metadata files with it too).
+    pub fn vfs(&self) -> &crate::vfs::Vfs {
+        &self.inner.config.vfs
     }
 
     /// Flushes every database and runs its compactions (`force`: merge all
@@ -237,7 +251,7 @@ mod tests {
         let default = engine.default_db();
         let mut visible = Vec::new();
         for db in [&default, &short] {
-            db.write(vec![point()], false)?;
+            db.write(vec![point()], false)?.commit.wait_blocking()?;
             let id = db.read(|v| v.series_of("m").first().copied());
             let n = match id {
                 Some(id) => db.read(|v| v.points(id, "value", 0, i64::MAX))?.len(),

@@ -34,6 +34,20 @@ pub enum Error {
     HeadFull { limit_points: usize },
     #[error("the write-ahead log writer has stopped: {reason}")]
     WalStopped { reason: String },
+    /// A write or sync of the log failed; writes are refused until it
+    /// recovers by itself.
+    #[error("{reason}")]
+    WalFailed { reason: String },
+    #[error(
+        "WAL segment {path} is damaged at offset {offset} ({reason}) and has intact records \
+         after it, which may hold acknowledged writes; set storage.wal_skip_damaged = true to \
+         replay around the damage (a copy is kept as *.damaged)"
+    )]
+    DamagedWal {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("storage is closed")]
     Closed,
     #[error("data directory {path} is in use by another process")]
@@ -49,12 +63,13 @@ pub enum Error {
 impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Busy { .. } | Self::HeadFull { .. } => ErrorClass::Busy,
+            Self::Busy { .. } | Self::HeadFull { .. } | Self::WalFailed { .. } => ErrorClass::Busy,
             Self::InvalidName { .. } => ErrorClass::InvalidInput,
             Self::Exists { .. } => ErrorClass::Conflict,
             Self::NoDatabase { .. } => ErrorClass::NotFound,
             Self::Io { .. }
             | Self::Corrupt { .. }
+            | Self::DamagedWal { .. }
             | Self::WalStopped { .. }
             | Self::Closed
             | Self::Locked { .. } => ErrorClass::Internal,

@@ -42,7 +42,7 @@ pub(crate) type Frozen = Vec<(SeriesId, Vec<(String, Points)>)>;
 
 /// Hashing for per-point lookups; clients cannot choose the per-process
 /// seed, and foldhash is several times faster than SipHash here.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Head {

@@ -17,8 +17,10 @@ mod engine;
 mod error;
 mod head;
 mod partition;
+mod pending;
 mod record;
 mod snapshot;
+pub mod vfs;
 mod wal;
 
 pub use block::ChunkStats;

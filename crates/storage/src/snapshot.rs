@@ -38,16 +38,27 @@ pub struct ColumnParts {
     pub points: Vec<(Timestamp, FieldValue)>,
 }
 
-/// Read access held for one query.
+/// Read access held for one query. Writers wait while it is held: a long
+/// reader calls [`Snapshot::yield_to_writers`] between series.
 #[derive(Debug)]
 pub struct Snapshot<'a> {
-    pub(crate) head: &'a Head,
+    pub(crate) head: parking_lot::RwLockReadGuard<'a, Head>,
+    /// Where `layers` comes from, to refresh it after a yield.
+    pub(crate) source: &'a parking_lot::RwLock<Arc<Layers>>,
     pub(crate) layers: Arc<Layers>,
     /// Retention: nothing older is returned, even before its block is dropped.
     pub(crate) min_ts: Timestamp,
 }
 
 impl Snapshot<'_> {
+    /// Lets waiting writers in (they apply durable writes, and flushes
+    /// move points from the head to blocks), then reads on from the state
+    /// after them. Call between series: each series is read from one
+    /// consistent state.
+    pub fn yield_to_writers(&mut self) {
+        parking_lot::RwLockReadGuard::bump(&mut self.head);
+        self.layers = self.source.read().clone();
+    }
     /// Every point of a column in the flush in progress, ascending.
     fn frozen_points(&self, id: SeriesId, field: &str) -> &[(Timestamp, FieldValue)] {
         self.layers
@@ -105,6 +116,25 @@ impl Snapshot<'_> {
     /// Every series of a metric, in creation order.
     pub fn series_of(&self, metric: &str) -> &[SeriesId] {
         self.head.series_of(metric)
+    }
+
+    /// The keys of `ids` (ids without one skipped), letting writers in
+    /// every few thousand keys.
+    pub fn keys_of(
+        &mut self,
+        ids: impl IntoIterator<Item = SeriesId>,
+    ) -> Vec<(SeriesId, SeriesKey)> {
+        const KEYS_PER_YIELD: usize = 4096;
+        let mut out = Vec::new();
+        for (n, id) in ids.into_iter().enumerate() {
+            if n > 0 && n % KEYS_PER_YIELD == 0 {
+                self.yield_to_writers();
+            }
+            if let Some(key) = self.key(id) {
+                out.push((id, key));
+            }
+        }
+        out
     }
 
     /// The series' key (rebuilt from interned names).

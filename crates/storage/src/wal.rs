@@ -1,49 +1,103 @@
 //! The write-ahead log: segment files of CRC-framed batch records, written
 //! by one thread that commits every queued request with one `write` and
-//! (per policy) one `fdatasync`. Format: `docs/format/wal.md`.
+//! (per policy) one `fdatasync`, then hands the records to [`Hooks::durable`]
+//! so their points become visible only once durable. Format:
+//! `docs/format/wal.md`.
+//!
+//! After a failed write or sync the log is *failed*: the segment is cut
+//! back to its last good record, every queued record fails and nothing
+//! new is taken, until a fresh segment can be started (retried each
+//! second, so writing resumes by itself once a full disk has room).
 
 use crate::config::FsyncPolicy;
 use crate::error::{Error, Result};
+use crate::pending::Apply;
 use crate::record::{self, Batch, FrameError};
-use std::fs::{self, File, OpenOptions};
+use crate::vfs::{Vfs, VfsFile};
+use parking_lot::Mutex;
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 const MAGIC: &[u8; 8] = b"SDWAL002";
 /// Largest amount of record bytes gathered into one group commit.
 const MAX_GROUP_BYTES: usize = 16 << 20;
+/// How often a failed log tries to start a fresh segment.
+const RECOVER_EVERY: Duration = Duration::from_secs(1);
 
 /// Result of a commit as the writer reports it to a waiting request.
 pub(crate) type CommitResult = std::result::Result<(), String>;
 
+/// What the writer thread calls back into.
+pub(crate) trait Hooks: Send + 'static {
+    /// The records are durable: make them visible, in this order, before
+    /// they are acknowledged.
+    fn durable(&self, applies: Vec<Apply>);
+    /// The records failed and will never be applied.
+    fn failed(&self, applies: Vec<Apply>);
+    /// The log failed: forget everything queued records announced and
+    /// return the first sequence number that may still be written.
+    fn broken(&self) -> u64;
+    /// The bytes written since the last flush passed the flush threshold.
+    fn flush_due(&self);
+}
+
 enum Command {
     Append {
+        seq: u64,
         frame: Vec<u8>,
         sync: bool,
+        apply: Option<Apply>,
         done: oneshot::Sender<CommitResult>,
     },
-    /// Close the current segment and start the next; replies with the new
-    /// segment's number, so every earlier segment is complete.
-    Rotate { done: oneshot::Sender<u64> },
+    /// Commit what is queued, start the next segment and answer with its
+    /// number; then wait for the records to log again first in it.
+    Rotate {
+        done: oneshot::Sender<std::result::Result<u64, String>>,
+        relog: mpsc::Receiver<Relog>,
+    },
+}
+
+/// Records a flush logs again as the first of a new segment (points kept
+/// in the head), always synced.
+#[derive(Debug)]
+pub(crate) struct Relog {
+    pub(crate) payloads: Vec<Vec<u8>>,
+    pub(crate) done: oneshot::Sender<CommitResult>,
+}
+
+/// The rotation a flush asked for: the new segment's number, and where to
+/// send the records to log again.
+#[derive(Debug)]
+pub(crate) struct Rotation {
+    pub(crate) rotated: oneshot::Receiver<std::result::Result<u64, String>>,
+    pub(crate) relog: mpsc::Sender<Relog>,
+}
+
+/// Shared between the writers and the writer thread.
+#[derive(Debug, Default)]
+struct Status {
+    /// Why the log is failed, while it is.
+    failed: Mutex<Option<String>>,
+    /// Records queued below this sequence number fail.
+    valid_from: AtomicU64,
 }
 
 /// Sending side of the WAL, shared by writers.
 #[derive(Debug)]
 pub(crate) struct Wal {
-    tx: parking_lot::Mutex<Option<mpsc::Sender<Command>>>,
+    tx: Mutex<Option<mpsc::Sender<Command>>>,
     queued_bytes: Arc<AtomicU64>,
     max_queued_bytes: u64,
-    thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    status: Arc<Status>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
-
-/// Called by the writer thread when the bytes written since the last flush
-/// pass the flush threshold.
-pub(crate) type FlushHint = Box<dyn Fn() + Send>;
 
 pub(crate) struct WriterSettings {
     pub(crate) dir: PathBuf,
@@ -52,13 +106,15 @@ pub(crate) struct WriterSettings {
     pub(crate) segment_bytes: u64,
     pub(crate) flush_bytes: u64,
     pub(crate) max_queued_bytes: u64,
+    pub(crate) vfs: Vfs,
 }
 
 impl Wal {
     /// Creates the first segment and starts the writer thread.
-    pub(crate) fn start(settings: WriterSettings, flush_hint: FlushHint) -> Result<Self> {
-        let segment = Segment::create(&settings.dir, settings.first_segment)?;
+    pub(crate) fn start(settings: WriterSettings, hooks: Box<dyn Hooks>) -> Result<Self> {
+        let segment = Segment::create(&settings.vfs, &settings.dir, settings.first_segment)?;
         let queued_bytes = Arc::new(AtomicU64::new(0));
+        let status = Arc::new(Status::default());
         let (tx, rx) = mpsc::channel();
         let max_queued_bytes = settings.max_queued_bytes;
         let writer = Writer {
@@ -66,23 +122,29 @@ impl Wal {
             segment,
             queued_bytes: queued_bytes.clone(),
             since_flush: 0,
-            flush_hint,
-            broken: None,
+            hooks,
+            status: status.clone(),
+            uncut: None,
+            last_attempt: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("sundial-wal".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::io("start the WAL thread for", "", e))?;
         Ok(Self {
-            tx: parking_lot::Mutex::new(Some(tx)),
+            tx: Mutex::new(Some(tx)),
             queued_bytes,
             max_queued_bytes,
-            thread: parking_lot::Mutex::new(Some(thread)),
+            status,
+            thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Refuses the write if the writer is too far behind.
+    /// Refuses the write if the log has failed or is too far behind.
     pub(crate) fn check_room(&self) -> Result<()> {
+        if let Some(reason) = self.status.failed.lock().clone() {
+            return Err(Error::WalFailed { reason });
+        }
         if self.queued_bytes.load(Ordering::Relaxed) > self.max_queued_bytes {
             return Err(Error::Busy {
                 limit_bytes: self.max_queued_bytes,
@@ -91,26 +153,44 @@ impl Wal {
         Ok(())
     }
 
-    /// Queues one record. Records are written in the order of these calls.
+    /// Why the log is failed, if it is.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.status.failed.lock().clone()
+    }
+
+    /// Queues record `seq`. Records are written in the order of these
+    /// calls; `apply` reaches [`Hooks::durable`] once the record is.
     pub(crate) fn append(
         &self,
+        seq: u64,
         payload: &[u8],
         sync: bool,
+        apply: Apply,
     ) -> Result<oneshot::Receiver<CommitResult>> {
         let mut frame = Vec::with_capacity(payload.len() + record::FRAME_HEADER);
         record::frame_into(payload, &mut frame);
         let (done, rx) = oneshot::channel();
         self.queued_bytes
             .fetch_add(frame.len() as u64, Ordering::Relaxed);
-        self.send(Command::Append { frame, sync, done })?;
+        self.send(Command::Append {
+            seq,
+            frame,
+            sync,
+            apply: Some(apply),
+            done,
+        })?;
         Ok(rx)
     }
 
     /// Starts a new segment after everything queued so far.
-    pub(crate) fn rotate(&self) -> Result<oneshot::Receiver<u64>> {
-        let (done, rx) = oneshot::channel();
-        self.send(Command::Rotate { done })?;
-        Ok(rx)
+    pub(crate) fn rotate(&self) -> Result<Rotation> {
+        let (done, rotated) = oneshot::channel();
+        let (relog_tx, relog) = mpsc::channel();
+        self.send(Command::Rotate { done, relog })?;
+        Ok(Rotation {
+            rotated,
+            relog: relog_tx,
+        })
     }
 
     fn send(&self, cmd: Command) -> Result<()> {
@@ -133,31 +213,44 @@ impl Wal {
 }
 
 struct Segment {
-    path: PathBuf,
-    file: File,
+    file: VfsFile,
     number: u64,
     len: u64,
 }
 
 impl Segment {
-    fn create(dir: &Path, number: u64) -> Result<Self> {
+    fn create(vfs: &Vfs, dir: &Path, number: u64) -> Result<Self> {
         let path = segment_path(dir, number);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)
+        let mut file = vfs
+            .create_new(&path)
             .map_err(|e| Error::io("create WAL segment", &path, e))?;
-        file.write_all(MAGIC)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("write WAL segment", &path, e))?;
-        sync_dir(dir)?;
+        let written = file.write_all(MAGIC).and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            drop(file);
+            let _ = vfs.remove_file(&path);
+            return Err(Error::io("write WAL segment", &path, e));
+        }
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
         Ok(Self {
-            path,
             file,
             number,
             len: MAGIC.len() as u64,
         })
     }
+
+    fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// One group commit being gathered.
+#[derive(Default)]
+struct Group {
+    buf: Vec<u8>,
+    waiters: Vec<oneshot::Sender<CommitResult>>,
+    applies: Vec<Apply>,
+    sync: bool,
 }
 
 struct Writer {
@@ -165,99 +258,232 @@ struct Writer {
     segment: Segment,
     queued_bytes: Arc<AtomicU64>,
     since_flush: u64,
-    flush_hint: FlushHint,
-    /// Set after an I/O error: nothing more is acknowledged.
-    broken: Option<String>,
+    hooks: Box<dyn Hooks>,
+    status: Arc<Status>,
+    /// A failed segment not yet cut back to this length.
+    uncut: Option<u64>,
+    last_attempt: Instant,
 }
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Command>) {
-        let mut buf = Vec::new();
-        let mut waiters = Vec::new();
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.is_failed() {
+                self.try_recover();
+                match rx.recv_timeout(RECOVER_EVERY) {
+                    Ok(cmd) => cmd,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(cmd) => cmd,
+                    Err(_) => break,
+                }
+            };
+            let mut group = Group {
+                sync: self.settings.fsync == FsyncPolicy::Always,
+                ..Group::default()
+            };
             let mut next = Some(first);
-            let mut need_sync = self.settings.fsync == FsyncPolicy::Always;
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Command::Append { frame, sync, done } => {
-                        need_sync |= sync;
-                        buf.extend_from_slice(&frame);
-                        waiters.push(done);
+                    Command::Append {
+                        seq,
+                        frame,
+                        sync,
+                        apply,
+                        done,
+                    } => {
+                        self.queued_bytes
+                            .fetch_sub(frame.len() as u64, Ordering::Relaxed);
+                        if seq < self.status.valid_from.load(Ordering::Acquire) {
+                            // Checked against writes that failed.
+                            let reason = self.failure_text();
+                            self.hooks.failed(apply.into_iter().collect());
+                            let _ = done.send(Err(reason));
+                        } else {
+                            group.sync |= sync;
+                            group.buf.extend_from_slice(&frame);
+                            group.waiters.push(done);
+                            group.applies.extend(apply);
+                        }
                     }
-                    Command::Rotate { done } => {
-                        self.commit(&mut buf, &mut waiters, need_sync);
-                        let number = self.segment.number + 1;
-                        self.open_segment(number);
-                        let _ = done.send(number);
+                    Command::Rotate { done, relog } => {
+                        self.commit(std::mem::take(&mut group));
+                        group.sync = self.settings.fsync == FsyncPolicy::Always;
+                        self.rotate(done, &relog);
                     }
                 }
-                if buf.len() < MAX_GROUP_BYTES {
+                if group.buf.len() < MAX_GROUP_BYTES {
                     next = rx.try_recv().ok();
                 }
             }
-            self.commit(&mut buf, &mut waiters, need_sync);
-            if self.segment.len >= self.settings.segment_bytes {
+            self.commit(group);
+            if !self.is_failed() && self.segment.len >= self.settings.segment_bytes {
                 let number = self.segment.number + 1;
                 self.open_segment(number);
             }
         }
         // Channel closed: shutting down. Make everything durable.
         if let Err(e) = self.segment.file.sync_data() {
-            error!(path = %self.segment.path.display(), error = %e, "final WAL sync failed");
+            error!(path = %self.segment.path().display(), error = %e, "final WAL sync failed");
         }
     }
 
-    fn commit(
-        &mut self,
-        buf: &mut Vec<u8>,
-        waiters: &mut Vec<oneshot::Sender<CommitResult>>,
-        sync: bool,
-    ) {
-        if buf.is_empty() && waiters.is_empty() {
+    fn is_failed(&self) -> bool {
+        self.status.failed.lock().is_some()
+    }
+
+    fn failure_text(&self) -> String {
+        self.status
+            .failed
+            .lock()
+            .clone()
+            .unwrap_or_else(|| "the write-ahead log failed".into())
+    }
+
+    /// Writes (and syncs) a group; applies it on success, fails it
+    /// otherwise. Waiters hear only after their records are visible.
+    fn commit(&mut self, group: Group) {
+        if group.buf.is_empty() && group.waiters.is_empty() {
             return;
         }
-        let result = match &self.broken {
-            Some(reason) => Err(reason.clone()),
-            None => self.write(buf, sync),
+        let result = if self.is_failed() {
+            Err(self.failure_text())
+        } else {
+            let good_len = self.segment.len;
+            let written = self.write(&group.buf, group.sync);
+            if let Err(e) = &written {
+                self.fail(good_len, e);
+            }
+            written.map_err(|_| self.failure_text())
         };
-        if let Err(reason) = &result {
-            error!(path = %self.segment.path.display(), error = %reason, "WAL write failed; refusing further writes");
-            self.broken = Some(reason.clone());
+        match &result {
+            Ok(()) => {
+                self.since_flush += group.buf.len() as u64;
+                if self.since_flush >= self.settings.flush_bytes {
+                    self.since_flush = 0;
+                    self.hooks.flush_due();
+                }
+                self.hooks.durable(group.applies);
+            }
+            Err(_) => self.hooks.failed(group.applies),
         }
-        self.queued_bytes
-            .fetch_sub(buf.len() as u64, Ordering::Relaxed);
-        self.since_flush += buf.len() as u64;
-        if self.since_flush >= self.settings.flush_bytes {
-            self.since_flush = 0;
-            (self.flush_hint)();
-        }
-        buf.clear();
-        for w in waiters.drain(..) {
+        for w in group.waiters {
             let _ = w.send(result.clone());
         }
     }
 
-    fn write(&mut self, buf: &[u8], sync: bool) -> CommitResult {
-        self.segment
-            .file
-            .write_all(buf)
-            .map_err(|e| e.to_string())?;
+    fn write(&mut self, buf: &[u8], sync: bool) -> std::io::Result<()> {
+        self.segment.file.write_all(buf)?;
         self.segment.len += buf.len() as u64;
         if sync {
-            self.segment.file.sync_data().map_err(|e| e.to_string())?;
+            self.segment.file.sync_data()?;
         }
         Ok(())
     }
 
-    fn open_segment(&mut self, number: u64) {
-        if let Err(e) = self.segment.file.sync_data() {
-            self.broken = Some(e.to_string());
+    /// Enters the failed state: queued records fail, and the segment is cut
+    /// back to `good_len` so nothing unacknowledged is replayed later.
+    fn fail(&mut self, good_len: u64, e: &std::io::Error) {
+        let reason =
+            format!("the write-ahead log failed ({e}); writes are refused until it recovers");
+        error!(path = %self.segment.path().display(), error = %e, "WAL write failed; refusing writes until a new segment can be started");
+        *self.status.failed.lock() = Some(reason);
+        let valid_from = self.hooks.broken();
+        self.status.valid_from.store(valid_from, Ordering::Release);
+        self.segment.len = good_len;
+        self.uncut = Some(good_len);
+        self.cut_back();
+        self.last_attempt = Instant::now();
+    }
+
+    fn cut_back(&mut self) {
+        let Some(len) = self.uncut else { return };
+        let cut = self
+            .segment
+            .file
+            .set_len(len)
+            .and_then(|()| self.segment.file.sync_all());
+        match cut {
+            Ok(()) => self.uncut = None,
+            Err(e) => {
+                warn!(path = %self.segment.path().display(), error = %e, "cannot cut the failed WAL segment back yet");
+            }
         }
-        match Segment::create(&self.settings.dir, number) {
+    }
+
+    /// Once a second while failed: cut the old segment back, start a new
+    /// one, and take writes again.
+    fn try_recover(&mut self) {
+        if self.last_attempt.elapsed() < RECOVER_EVERY {
+            return;
+        }
+        self.last_attempt = Instant::now();
+        self.cut_back();
+        if self.uncut.is_some() {
+            return;
+        }
+        let number = self.segment.number + 1;
+        match Segment::create(&self.settings.vfs, &self.settings.dir, number) {
+            Ok(s) => {
+                self.segment = s;
+                *self.status.failed.lock() = None;
+                info!(
+                    segment = number,
+                    "the write-ahead log recovered; writes are taken again"
+                );
+            }
+            Err(e) => warn!(error = %e, "the write-ahead log is still failed"),
+        }
+    }
+
+    fn rotate(
+        &mut self,
+        done: oneshot::Sender<std::result::Result<u64, String>>,
+        relog: &mpsc::Receiver<Relog>,
+    ) {
+        if self.is_failed() {
+            let _ = done.send(Err(self.failure_text()));
+            return;
+        }
+        let number = self.segment.number + 1;
+        self.open_segment(number);
+        if self.is_failed() {
+            let _ = done.send(Err(self.failure_text()));
+            return;
+        }
+        let _ = done.send(Ok(number));
+        // Nothing else is written until the kept points are logged again:
+        // they must come first in the new segment.
+        let Ok(Relog { payloads, done }) = relog.recv() else {
+            return;
+        };
+        let mut buf = Vec::new();
+        for p in &payloads {
+            record::frame_into(p, &mut buf);
+        }
+        let good_len = self.segment.len;
+        let written = self.write(&buf, true);
+        if let Err(e) = &written {
+            self.fail(good_len, e);
+        }
+        let _ = done.send(written.map_err(|_| self.failure_text()));
+    }
+
+    fn open_segment(&mut self, number: u64) {
+        let old_len = self.segment.len;
+        if let Err(e) = self.segment.file.sync_data() {
+            self.fail(old_len, &e);
+            return;
+        }
+        match Segment::create(&self.settings.vfs, &self.settings.dir, number) {
             Ok(s) => self.segment = s,
             Err(e) => {
                 error!(error = %e, "cannot start a new WAL segment");
-                self.broken = Some(e.to_string());
+                let io = std::io::Error::other(e.to_string());
+                self.fail(old_len, &io);
             }
         }
     }
@@ -291,45 +517,84 @@ pub(crate) fn list_numbered(dir: &Path, prefix: &str, suffix: &str) -> Result<Ve
     Ok(out)
 }
 
-/// Reads every intact record of a segment. A torn or corrupt tail is
-/// dropped with a warning: it can only hold writes that were never
-/// acknowledged (or, for mid-file damage, the segment's rest is unreadable).
-pub(crate) fn read_segment(path: &Path) -> Result<Vec<Batch>> {
-    let bytes = fs::read(path).map_err(|e| Error::io("read WAL segment", path, e))?;
+/// A segment's intact records, and where it is damaged.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentRecords {
+    pub(crate) batches: Vec<Batch>,
+    pub(crate) damage: Option<Damage>,
+}
+
+/// A part of a segment that is not intact records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    pub(crate) offset: u64,
+    pub(crate) reason: String,
+    /// Where intact records start again (`None`: the damage is the torn
+    /// tail a crash leaves, and holds nothing that was acknowledged).
+    pub(crate) resumes_at: Option<u64>,
+}
+
+/// The records of segment bytes. At the first damaged record, the rest is
+/// searched for intact records: none means a torn tail; some means damage
+/// in the middle, whose records after it are returned only when
+/// `skip_damage` says so.
+pub(crate) fn parse_segment(bytes: &[u8], skip_damage: bool) -> SegmentRecords {
+    let mut out = SegmentRecords::default();
     let Some(mut rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
-        warn!(path = %path.display(), "WAL segment without a complete header; skipped");
-        return Ok(Vec::new());
+        out.damage = Some(Damage {
+            offset: 0,
+            reason: "no complete segment header".into(),
+            resumes_at: None,
+        });
+        return out;
     };
-    let mut records = Vec::new();
     while !rest.is_empty() {
         let offset = bytes.len() - rest.len();
-        match record::read_frame(rest) {
+        let reason = match record::read_frame(rest) {
             Ok((payload, tail)) => match record::decode_batch(payload) {
                 Ok(batch) => {
-                    records.push(batch);
+                    out.batches.push(batch);
                     rest = tail;
+                    continue;
                 }
-                Err(reason) => {
-                    warn!(path = %path.display(), offset, %reason, "undecodable WAL record; rest of segment dropped");
-                    break;
-                }
+                Err(reason) => format!("undecodable record: {reason}"),
             },
-            Err(FrameError::Truncated) => {
-                warn!(path = %path.display(), offset, "torn WAL tail record dropped");
-                break;
-            }
-            Err(FrameError::Checksum) => {
-                warn!(path = %path.display(), offset, "WAL record checksum mismatch; rest of segment dropped");
-                break;
-            }
+            Err(FrameError::Truncated) => "record runs past the end of the file".into(),
+            Err(FrameError::Checksum) => "record checksum mismatch".into(),
+        };
+        let resumes_at = next_intact(bytes, offset + 1);
+        if out.damage.is_none() {
+            out.damage = Some(Damage {
+                offset: offset as u64,
+                reason,
+                resumes_at: resumes_at.map(|r| r as u64),
+            });
+        }
+        match resumes_at {
+            Some(at) if skip_damage => rest = bytes.get(at..).unwrap_or_default(),
+            _ => break,
         }
     }
-    Ok(records)
+    out
+}
+
+/// The first offset from `from` on where an intact, non-empty record
+/// starts.
+fn next_intact(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len()).find(|&at| {
+        let Some(candidate) = bytes.get(at..) else {
+            return false;
+        };
+        match record::read_frame(candidate) {
+            Ok((payload, _)) if !payload.is_empty() => record::decode_batch(payload)
+                .is_ok_and(|b| !b.points.is_empty() || !b.new_series.is_empty()),
+            _ => false,
+        }
+    })
 }
 
 /// Makes a rename or file creation in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub(crate) fn sync_dir(vfs: &Vfs, dir: &Path) -> Result<()> {
+    vfs.sync_dir(dir)
         .map_err(|e| Error::io("sync directory", dir, e))
 }

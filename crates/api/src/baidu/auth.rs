@@ -4,6 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::access::{Action, GrantConfig, Identity, Store};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use percent_encoding::percent_decode;
@@ -17,7 +18,9 @@ const AUTH_VERSION: &str = "bce-auth-v1";
 /// Tolerated clock skew for timestamps in the future (spec 5.4).
 const MAX_FUTURE_SKEW_SECS: i64 = 900;
 
-/// One configured access key.
+/// An access key of the older `[baidu] credentials` list; the server
+/// adds it to the one key store with read and write on its databases
+/// (and administration too for `"*"`, which could always manage databases).
 #[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
@@ -28,9 +31,24 @@ pub struct Credential {
 }
 
 impl Credential {
-    /// Whether this key may use `database` (spec 5.3 step 8).
-    pub(crate) fn may_use(&self, database: &str) -> bool {
-        self.databases.iter().any(|d| d == "*" || d == database)
+    /// The key as the store takes it: id, secrets, grants.
+    pub fn to_key(&self) -> (String, Vec<String>, GrantConfig) {
+        let grants = self
+            .databases
+            .iter()
+            .map(|db| {
+                let mut actions = vec![Action::Read, Action::Write];
+                if db == "*" {
+                    actions.push(Action::Admin);
+                }
+                (db.clone(), actions)
+            })
+            .collect();
+        (
+            self.access_key_id.clone(),
+            vec![self.secret_access_key.clone()],
+            grants,
+        )
     }
 }
 
@@ -63,12 +81,16 @@ pub(crate) enum AuthError {
     Missing,
     #[error("invalid authorization string: {0}")]
     Malformed(String),
-    #[error("unknown access key id")]
-    UnknownKey,
+    /// Also for an unknown access key id: both look the same, so keys
+    /// cannot be probed for.
     #[error("the request signature does not match")]
     SignatureMismatch,
     #[error("the request signature has expired or is not yet valid")]
     Expired,
+    #[error(
+        "the signature's validity period of {claimed} s is over the server's maximum of {max} s"
+    )]
+    TooLong { claimed: i64, max: u64 },
 }
 
 impl AuthError {
@@ -77,17 +99,18 @@ impl AuthError {
         match self {
             Self::Missing => "AccessDenied",
             Self::Malformed(_) => "InvalidHTTPAuthHeader",
-            Self::UnknownKey => "InvalidAccessKeyId",
             Self::SignatureMismatch => "SignatureDoesNotMatch",
-            Self::Expired => "RequestExpired",
+            Self::Expired | Self::TooLong { .. } => "RequestExpired",
         }
     }
 
     /// The HTTP status that goes with [`Self::code`].
     pub(crate) fn status(&self) -> u16 {
         match self {
-            Self::Missing | Self::UnknownKey => 403,
-            Self::Malformed(_) | Self::SignatureMismatch | Self::Expired => 400,
+            Self::Missing => 403,
+            Self::Malformed(_) | Self::SignatureMismatch | Self::Expired | Self::TooLong { .. } => {
+                400
+            }
         }
     }
 }
@@ -328,6 +351,39 @@ pub(crate) fn sign(signing_key_hex: &str, canonical_request: &str) -> String {
     hmac_sha256_hex(signing_key_hex.as_bytes(), canonical_request)
 }
 
+/// The `bce-auth-v1` authorization string signing `method`, `path`,
+/// `query` and the `host` header, as the BCE SDKs compute it: for
+/// clients (the CLI, tests) that talk to a server with access keys.
+/// `timestamp` is `YYYY-MM-DDTHH:MM:SSZ`.
+#[allow(clippy::too_many_arguments)]
+pub fn authorization(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    host: &str,
+    access_key_id: &str,
+    secret: &str,
+    timestamp: &str,
+    expiration_secs: u64,
+) -> String {
+    let mut headers = HeaderMap::new();
+    if let Ok(h) = http::HeaderValue::from_str(host) {
+        headers.insert(http::header::HOST, h);
+    }
+    let req = SignedRequest {
+        method,
+        path,
+        query,
+        headers: &headers,
+    };
+    let prefix = format!("{AUTH_VERSION}/{access_key_id}/{timestamp}/{expiration_secs}");
+    let signature = sign(
+        &signing_key(secret, &prefix),
+        &canonical_request(&req, &["host"]),
+    );
+    format!("{prefix}/host/{signature}")
+}
+
 /// The authorization string: the header wins over the presigned-URL query
 /// parameter (spec 5.1).
 fn find_authorization(req: &SignedRequest<'_>) -> Result<String, AuthError> {
@@ -343,25 +399,39 @@ fn find_authorization(req: &SignedRequest<'_>) -> Result<String, AuthError> {
         .ok_or(AuthError::Missing)
 }
 
-/// Verifies the request's signature; `now_secs` is the injected clock (Unix seconds).
-/// Returns the matching credential (the caller checks database permission with [`Credential::may_use`]).
-pub(crate) fn verify<'c>(
+/// Verifies the request's signature; `now_secs` is the injected clock (Unix
+/// seconds). Returns the caller (the handler checks its grant).
+pub(crate) fn verify(
     req: &SignedRequest<'_>,
-    credentials: &'c [Credential],
+    store: &Store,
     now_secs: i64,
-) -> Result<&'c Credential, AuthError> {
+) -> Result<Identity, AuthError> {
     let raw = find_authorization(req)?;
     let auth = parse_auth_string(&raw)?;
-    let credential = credentials
-        .iter()
-        .find(|c| c.access_key_id == auth.access_key_id)
-        .ok_or(AuthError::UnknownKey)?;
-
-    let key = signing_key(&credential.secret_access_key, &auth.prefix());
-    let expected = sign(&key, &canonical_request(req, &auth.signed_headers));
-    if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
-        return Err(AuthError::SignatureMismatch);
+    if u64::try_from(auth.expiration_secs).map_or(true, |e| e > store.max_signature_secs) {
+        return Err(AuthError::TooLong {
+            claimed: auth.expiration_secs,
+            max: store.max_signature_secs,
+        });
     }
+    let principal = store.key(auth.access_key_id);
+    // An unknown key is checked against a stand-in secret: the same work
+    // and the same answer as a wrong signature.
+    let stand_in = [String::new()];
+    let secrets = principal.map_or(&stand_in[..], |p| p.secrets());
+    let canonical = canonical_request(req, &auth.signed_headers);
+    let matched = secrets.iter().fold(false, |ok, secret| {
+        let expected = sign(&signing_key(secret, &auth.prefix()), &canonical);
+        ok | bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes()))
+    });
+    let principal = match (principal, matched) {
+        (Some(p), true) => p.clone(),
+        (None, _) => {
+            tracing::debug!(access_key_id = auth.access_key_id, "unknown access key id");
+            return Err(AuthError::SignatureMismatch);
+        }
+        (Some(_), false) => return Err(AuthError::SignatureMismatch),
+    };
 
     // Saturating: a huge expiration must not wrap into the past.
     let expires_at = auth.timestamp_secs.saturating_add(auth.expiration_secs);
@@ -369,7 +439,7 @@ pub(crate) fn verify<'c>(
     {
         return Err(AuthError::Expired);
     }
-    Ok(credential)
+    Ok(Identity::Key(principal))
 }
 
 #[cfg(test)]

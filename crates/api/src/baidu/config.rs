@@ -7,9 +7,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Access keys for `bce-auth-v1`; none configured: no authentication.
+    /// Access keys in the older form (`[auth] credentials` is the one
+    /// store; these join it with read and write on their databases).
     pub credentials: Vec<Credential>,
-    /// Verify signatures when credentials are configured.
+    /// Kept so older files load; `false` is refused: once any key is
+    /// configured every API requires one.
     pub require_auth: bool,
     /// Time zone of calendar sampling units (`1 dc`, `1 nc`), `+HH:MM`.
     pub calendar_utc_offset: String,
@@ -23,11 +25,12 @@ pub struct Config {
     pub max_bytes_value: usize,
     /// Largest request body after decompression.
     pub max_body_bytes: usize,
-    /// A query running longer is stopped with an error.
-    pub query_timeout_secs: u64,
-    /// Data points one query may hold in memory (raw rows, fill, value
-    /// filters), or buckets for the streaming Count/Sum/Min/Max/Avg.
-    pub max_query_points: usize,
+    /// Older name of `limits.query_timeout_secs`; wins when set.
+    pub query_timeout_secs: Option<u64>,
+    /// Older name of `limits.max_query_points` (raw rows, fill, value
+    /// filters, or buckets for the streaming Count/Sum/Min/Max/Avg); wins
+    /// when set.
+    pub max_query_points: Option<usize>,
     /// Groups one query may make.
     pub max_query_groups: usize,
     /// Memory one SQL statement may use for joins, sorts and aggregations.
@@ -48,8 +51,8 @@ impl Default for Config {
             max_string_chars: 256,
             max_bytes_value: 200,
             max_body_bytes: 32 << 20,
-            query_timeout_secs: 50,
-            max_query_points: 20_000_000,
+            query_timeout_secs: None,
+            max_query_points: None,
             max_query_groups: 100_000,
             sql_memory_bytes: 512 << 20,
             test_clock_ms: 0,
@@ -60,8 +63,15 @@ impl Default for Config {
 impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.utc_offset_ms()?;
-        if self.query_timeout_secs == 0
-            || self.max_query_points == 0
+        if !self.require_auth {
+            return Err(
+                "baidu.require_auth = false is no longer supported: once any access key \
+                        is configured every API requires one (remove the keys to run open)"
+                    .into(),
+            );
+        }
+        if self.query_timeout_secs == Some(0)
+            || self.max_query_points == Some(0)
             || self.max_points_per_write == 0
         {
             return Err("baidu: query_timeout_secs, max_query_points and max_points_per_write must be positive".into());

@@ -4,6 +4,7 @@
 
 use super::error::BaiduError;
 use super::write::present;
+use crate::access::{Action, Identity};
 use axum::http::StatusCode;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -71,12 +72,14 @@ impl Registry {
     pub(crate) fn create(
         &self,
         engine: &Engine,
+        identity: &Identity,
         token: &str,
         body: &Value,
         now_secs: i64,
     ) -> Result<Value, BaiduError> {
         let mut entries = self.entries.lock();
         if let Some(e) = entries.iter().find(|e| e.client_token == token) {
+            may_administer(identity, &e.name)?;
             return Ok(created(e));
         }
         let Some(b) = body.as_object() else {
@@ -121,6 +124,7 @@ impl Registry {
                 ));
             }
         };
+        may_administer(identity, &name)?;
         if entries.iter().any(|e| e.name == name) || engine.database(&name).is_some() {
             return Err(BaiduError::invalid(format!(
                 "database name {name} is taken"
@@ -155,27 +159,49 @@ impl Registry {
         Ok(reply)
     }
 
-    pub(crate) fn get(&self, id: &str, region: &str) -> Result<Value, BaiduError> {
+    /// A database the caller has a grant on (others look absent).
+    pub(crate) fn get(
+        &self,
+        identity: &Identity,
+        id: &str,
+        region: &str,
+    ) -> Result<Value, BaiduError> {
         self.entries
             .lock()
             .iter()
-            .find(|e| e.id == id)
+            .find(|e| e.id == id && identity.knows(&e.name))
             .map(|e| describe(e, region))
             .ok_or_else(|| BaiduError::not_found(format!("no database {id}")))
     }
 
-    pub(crate) fn list(&self, region: &str) -> Value {
-        let mut entries = self.entries.lock().clone();
+    /// The databases the caller has a grant on.
+    pub(crate) fn list(&self, identity: &Identity, region: &str) -> Value {
+        let mut entries: Vec<Entry> = self
+            .entries
+            .lock()
+            .iter()
+            .filter(|e| identity.knows(&e.name))
+            .cloned()
+            .collect();
         entries.sort_by(|a, b| (a.create_secs, &a.id).cmp(&(b.create_secs, &b.id)));
         json!({"databases": entries.iter().map(|e| describe(e, region)).collect::<Vec<_>>()})
     }
 
     /// Drops the database and its data; blocking.
-    pub(crate) fn delete(&self, engine: &Engine, id: &str) -> Result<(), BaiduError> {
+    pub(crate) fn delete(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        id: &str,
+    ) -> Result<(), BaiduError> {
         let mut entries = self.entries.lock();
-        let Some(pos) = entries.iter().position(|e| e.id == id) else {
+        let Some(pos) = entries
+            .iter()
+            .position(|e| e.id == id && identity.knows(&e.name))
+        else {
             return Err(BaiduError::not_found(format!("no database {id}")));
         };
+        may_administer(identity, &entries[pos].name)?;
         let entry = entries.remove(pos);
         // Forget it first: a crash after this leaves orphan files, never a
         // listed database without data.
@@ -185,6 +211,16 @@ impl Registry {
             Err(e) if e.class() == sundial_storage::ErrorClass::NotFound => Ok(()),
             Err(e) => Err(BaiduError::storage(&e)),
         }
+    }
+}
+
+fn may_administer(identity: &Identity, name: &str) -> Result<(), BaiduError> {
+    if identity.may(name, Action::Admin) {
+        Ok(())
+    } else {
+        Err(BaiduError::access_denied(
+            identity.denial(name, Action::Admin),
+        ))
     }
 }
 

@@ -90,10 +90,24 @@ impl BaiduError {
     }
 }
 
+impl From<crate::limits::Busy> for BaiduError {
+    fn from(e: crate::limits::Busy) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            e.to_string(),
+        )
+    }
+}
+
 impl From<BodyError> for BaiduError {
     fn from(e: BodyError) -> Self {
-        if let BodyError::Read(_) = e {
-            return Self::internal(&e);
+        match e {
+            BodyError::Read(_) => return Self::internal(&e),
+            BodyError::TimedOut { .. } => {
+                return Self::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", e.to_string());
+            }
+            _ => {}
         }
         Self::new(StatusCode::BAD_REQUEST, "InvalidHTTPRequest", e.to_string())
     }

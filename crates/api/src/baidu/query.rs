@@ -10,6 +10,7 @@ pub(crate) use render::render_into;
 use super::error::BaiduError;
 use super::time::{self, Span};
 use super::write::present;
+use crate::access::Action;
 use serde_json::{Map, Value};
 use sundial_model::series_query::{
     Aggregation, Fill, FillKind, Order, RangeFn, RowKey, Sampling, SeriesQuery,
@@ -356,7 +357,7 @@ pub(super) async fn get(
     req: axum::extract::Request,
 ) -> Result<axum::response::Response, BaiduError> {
     let parts = req.into_parts().0;
-    let db = api.database(&parts)?;
+    let db = api.database(&parts, Action::Read)?;
     match super::param(&parts, "query") {
         Some(q) => run(api, db, q.into_bytes()).await,
         // The Go client's SQL route (spec 14, D3).
@@ -373,7 +374,7 @@ pub(super) async fn put(
     req: axum::extract::Request,
 ) -> Result<axum::response::Response, BaiduError> {
     let (parts, body) = req.into_parts();
-    let db = api.database(&parts)?;
+    let db = api.database(&parts, Action::Read)?;
     if super::param(&parts, "query").is_none() {
         return Err(BaiduError::missing("query parameter"));
     }
@@ -394,12 +395,13 @@ async fn run(
             .map_err(|e| BaiduError::internal(&e))?,
     };
     let parsed = parse(&text, ctx)?;
+    let _slot = api.limits.query_slot().await?;
     let limits = sundial_query::series_query::Limits {
-        max_points: api.config.max_query_points,
+        max_points: api.max_query_points(),
         max_groups: api.config.max_query_groups,
-        timeout: std::time::Duration::from_secs(api.config.query_timeout_secs),
+        timeout: api.query_timeout(),
     };
-    let body = run_blocking(move || -> Result<Vec<u8>, BaiduError> {
+    let body = super::run_blocking(move || -> Result<Vec<u8>, BaiduError> {
         let mut buf = b"{\"results\":[".to_vec();
         for (i, p) in parsed.iter().enumerate() {
             let out = sundial_query::series_query::execute_series(&db, &p.query, limits)?;
@@ -413,19 +415,4 @@ async fn run(
     })
     .await?;
     Ok(super::json_bytes(body))
-}
-
-/// Runs a query off the reactor: on the current worker thread where the
-/// runtime allows it (no thread hand-off, which is a good part of a small
-/// query's latency), else on the blocking pool.
-async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BaiduError> + Send + 'static,
-) -> Result<T, BaiduError> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        return tokio::task::block_in_place(f);
-    }
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BaiduError::internal(&e))?
 }

@@ -3,6 +3,7 @@
 
 use super::error::BaiduError;
 use super::{Api, param};
+use crate::access::Action;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use base64::Engine as _;
@@ -10,13 +11,10 @@ use serde_json::{Value, json};
 use sundial_sql::{Cell, SqlError};
 use sundial_storage::Db;
 
-/// Most rows one statement may return (spec 10.1).
-const MAX_ROWS: usize = 1_000_000;
-
 /// `GET /v1/row?sql=`.
 pub(super) async fn get(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let parts = req.into_parts().0;
-    let db = api.database(&parts)?;
+    let db = api.database(&parts, Action::Read)?;
     let sql = param(&parts, "sql")
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| BaiduError::missing("sql"))?;
@@ -27,7 +25,7 @@ pub(super) async fn get(State(api): State<Api>, req: Request) -> Result<Response
 /// parameter wins.
 pub(super) async fn put(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let (parts, body) = req.into_parts();
-    let db = api.database(&parts)?;
+    let db = api.database(&parts, Action::Read)?;
     let from_param = param(&parts, "sql").filter(|s| !s.trim().is_empty());
     let sql = match from_param {
         Some(s) => s,
@@ -45,10 +43,11 @@ pub(super) async fn put(State(api): State<Api>, req: Request) -> Result<Response
 
 /// Runs `sql` and renders `{columns, rows}`.
 pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, BaiduError> {
+    let _slot = api.limits.query_slot().await?;
     let opts = sundial_sql::Options {
-        max_rows: MAX_ROWS,
-        max_scan_points: api.config.max_query_points,
-        timeout: std::time::Duration::from_secs(api.config.query_timeout_secs),
+        max_rows: api.limits.config.max_result_rows,
+        max_scan_points: api.max_query_points(),
+        timeout: api.query_timeout(),
         memory_bytes: api.config.sql_memory_bytes,
         bucket_width: width,
     };

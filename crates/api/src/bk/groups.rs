@@ -314,6 +314,9 @@ pub(super) fn get(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
     api.registry.read(|s| {
         let g = active_group(s, id)?;
         let mut obj = group_json(g, view);
+        if !p.shows_tokens {
+            hide_token(&mut obj);
+        }
         if with_rt == Some(true) {
             let prefix = g.db_prefix();
             obj["shipper_list"] = json!([{"cluster_type": "tsdb", "storage_config":
@@ -505,23 +508,30 @@ pub(super) fn query(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
             .filter(|g| name.as_ref().is_none_or(|n| g.name == *n))
             .filter(|g| biz.is_none_or(|b| g.bk_biz_id == b))
             .collect();
+        // A search never shows tokens: they are credentials for pushing
+        // data, and a listing would hand out all of them at once.
+        let listed = |g: &&Group| {
+            let mut obj = group_json(g, view);
+            hide_token(&mut obj);
+            obj
+        };
         if page_size <= 0 {
-            return Ok(Value::Array(
-                matches.iter().map(|g| group_json(g, view)).collect(),
-            ));
+            return Ok(Value::Array(matches.iter().map(listed).collect()));
         }
         let size = usize::try_from(page_size).unwrap_or(usize::MAX);
         let skip = usize::try_from(page - 1)
             .unwrap_or(usize::MAX)
             .saturating_mul(size);
-        let info: Vec<Value> = matches
-            .iter()
-            .skip(skip)
-            .take(size)
-            .map(|g| group_json(g, view))
-            .collect();
+        let info: Vec<Value> = matches.iter().skip(skip).take(size).map(listed).collect();
         Ok(json!({"count": matches.len(), "info": info}))
     })
+}
+
+/// Takes the push token out of a group or data source object.
+pub(super) fn hide_token(obj: &mut Value) {
+    if let Some(o) = obj.as_object_mut() {
+        o.remove("token");
+    }
 }
 
 pub(super) fn metrics(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {

@@ -52,7 +52,7 @@ fn number_text(n: &serde_json::Number) -> String {
 }
 
 /// A `/v2/push/` answer: bk-collector's shape, strings included.
-fn reply(status: StatusCode, message: &str) -> Response {
+pub(crate) fn reply(status: StatusCode, message: &str) -> Response {
     let body = json!({"code": status.as_u16().to_string(),
         "result": status.is_success().to_string(), "message": message});
     (
@@ -106,6 +106,17 @@ pub(crate) async fn push(
         .get::<PeerAddr>()
         .map_or_else(|| "unknown".into(), |p| p.0.ip().to_string());
     let (parts, body) = req.into_parts();
+    let Ok(_slot) = api.limits.write_slot().await else {
+        let mut busy = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many writes; retry shortly",
+        );
+        busy.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return busy;
+    };
     let bytes = match crate::body::read(&parts.headers, body, api.max_body_bytes).await {
         Ok(b) => b,
         Err(crate::body::BodyError::TooLarge { .. }) => {

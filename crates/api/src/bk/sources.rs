@@ -119,6 +119,9 @@ pub(super) fn get_data_id(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
             "space_type_id": source.space_type_id, "space_uid": source.space_uid,
             "bk_biz_id": source.bk_biz_id,
         });
+        if !p.shows_tokens {
+            super::groups::hide_token(&mut out);
+        }
         if with_rt {
             let tables: Vec<Value> = s
                 .groups

@@ -89,6 +89,8 @@ pub(crate) fn py_type(v: &Value) -> &'static str {
 #[derive(Debug)]
 pub(crate) struct Params<'a> {
     pub(crate) map: &'a Map<String, Value>,
+    /// Whether the caller may see group tokens (it may write group data).
+    pub(crate) shows_tokens: bool,
 }
 
 impl Params<'_> {
@@ -265,7 +267,10 @@ mod tests {
         let body = json!({"a": " 42 ", "b": "3.00", "c": 5.0, "d": "abc", "e": true, "f": "  ",
             "g": 7, "h": "yes", "i": "maybe", "j": null});
         let Value::Object(map) = body else { return };
-        let p = Params { map: &map };
+        let p = Params {
+            map: &map,
+            shows_tokens: true,
+        };
         assert_eq!(p.int("a", 1, 100), Ok(42));
         assert_eq!(p.int("b", 1, 100), Ok(3));
         assert_eq!(p.int("c", 1, 100), Ok(5));

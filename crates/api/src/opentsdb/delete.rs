@@ -3,9 +3,9 @@
 use super::Api;
 use super::error::OpenTsdbError;
 use super::lookup::json_body;
+use super::scope::AdminScope;
 use super::time;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
@@ -55,9 +55,9 @@ fn target(v: &Value) -> Result<Target, OpenTsdbError> {
 
 /// The ids of the target's series; none for an unknown metric.
 fn series(api: &Api, t: &Target) -> Result<RoaringBitmap, OpenTsdbError> {
-    api.db.read(|view| {
+    api.db.read(|mut view| {
         // Names of series about to go keep their UIDs (spec 17.6).
-        api.uids.with(&view, |_| ());
+        api.uids.catch_up(&mut view);
         if !view.has_metric(&t.metric) {
             return Ok(RoaringBitmap::new());
         }
@@ -74,7 +74,7 @@ fn query_time(v: &Value, now: Timestamp, tz: &TimeZone) -> Result<Timestamp, Ope
 }
 
 pub(crate) async fn delete_data(
-    State(api): State<Api>,
+    AdminScope(api): AdminScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -103,7 +103,7 @@ pub(crate) async fn delete_data(
 }
 
 pub(crate) async fn delete_meta(
-    State(api): State<Api>,
+    AdminScope(api): AdminScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {

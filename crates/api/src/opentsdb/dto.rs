@@ -230,28 +230,128 @@ impl<'de> Deserialize<'de> for PointDto<'de> {
 /// Parses a put body in one pass: an array of data points or a single one.
 /// `Err` carries the OpenTSDB message, prefixed `json: ` when the body is
 /// not the JSON a put needs (which OpenTSDB reports as unparseable).
-pub(crate) fn parse_points(body: &[u8]) -> Result<Vec<PointDto<'_>>, String> {
+pub(crate) fn parse_points(body: &[u8], max: usize) -> Result<Vec<PointDto<'_>>, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     // sonic-rs parses with SIMD: the largest single cost of a put is here.
     let parsed = match first {
-        Some(b'[') => sonic_rs::from_slice::<Vec<PointDto<'_>>>(body),
+        Some(b'[') => {
+            let mut de = sonic_rs::Deserializer::from_slice(body);
+            serde::de::DeserializeSeed::deserialize(Capped(max), &mut de)
+                .and_then(|points| de.end().map(|()| points))
+        }
         Some(b'{') => sonic_rs::from_slice::<PointDto<'_>>(body).map(|p| vec![p]),
         _ => {
             return match serde_json::from_slice::<IgnoredAny>(body) {
-                Ok(_) => Err("The JSON must start as an object or an array".into()),
-                Err(e) => Err(format!("json: {e}")),
+                Ok(_) => Err(ParseError::Shape),
+                Err(e) => Err(ParseError::Json(e.to_string())),
             };
         }
     };
-    parsed.map_err(|e| format!("json: {e}"))
+    parsed.map_err(|e| {
+        let text = e.to_string();
+        if text.contains(TOO_MANY) {
+            ParseError::TooMany { max }
+        } else {
+            ParseError::Json(text)
+        }
+    })
 }
 
-/// The elements of a put body as `serde_json::Value`s, to echo failed
-/// points exactly as received (spec 7.7). Only called when some failed.
-pub(crate) fn echo_elements(body: &[u8]) -> Vec<serde_json::Value> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Array(items)) => items,
-        Ok(obj) => vec![obj],
-        Err(_) => Vec::new(),
+/// Why a put body was not parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ParseError {
+    /// Not JSON (the parser's message).
+    Json(String),
+    /// JSON, but neither an object nor an array.
+    Shape,
+    /// More elements than a request may carry.
+    TooMany { max: usize },
+}
+
+/// Marks the error the capped visitor raises (a message is all serde's
+/// error type carries).
+const TOO_MANY: &str = "sundial: too many data points";
+
+/// An array of at most `.0` elements, refused as soon as it holds more,
+/// so a small body of `{},{},...` cannot make millions of them.
+struct Capped(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Capped {
+    type Value = Vec<PointDto<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Capped {
+    type Value = Vec<PointDto<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of data points")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.0).min(1 << 16));
+        while let Some(p) = seq.next_element::<PointDto<'de>>()? {
+            if out.len() == self.0 {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+}
+
+/// The elements at `wanted` (ascending indexes) of a put body as
+/// `serde_json::Value`s, to echo failed points exactly as received (spec
+/// 7.7); the others are skipped, not built.
+pub(crate) fn echo_elements(body: &[u8], wanted: &[usize]) -> Vec<serde_json::Value> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return serde_json::from_slice(body)
+            .map(|v| vec![v])
+            .unwrap_or_default();
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::de::DeserializeSeed::deserialize(Picked(wanted), &mut de).unwrap_or_default()
+}
+
+/// The elements of a JSON array at the given indexes.
+struct Picked<'w>(&'w [usize]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Picked<'_> {
+    type Value = Vec<serde_json::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Picked<'_> {
+    type Value = Vec<serde_json::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(self.0.len());
+        let mut wanted = self.0.iter().peekable();
+        let mut i = 0;
+        while let Some(&&next) = wanted.peek() {
+            if i == next {
+                match seq.next_element::<serde_json::Value>()? {
+                    Some(v) => out.push(v),
+                    None => break,
+                }
+                wanted.next();
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        // The rest is skipped (the parser wants the array read to its end).
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(out)
     }
 }

@@ -1,11 +1,11 @@
 //! `POST /api/dump_meta` (spec 17.4): the distinct values of one tag key,
 //! by prefix, optionally within one metric.
 
-use super::Api;
+use super::scope::ReadScope;
+
 use super::error::{OpenTsdbError, json_response};
 use super::lookup::json_body;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -15,7 +15,7 @@ use sundial_model::Timestamp;
 const DEFAULT_MAX: usize = 1000;
 
 pub(crate) async fn dump_meta(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -37,22 +37,27 @@ pub(crate) async fn dump_meta(
             .ok_or_else(|| OpenTsdbError::bad_request("Unable to parse 'max' as a number"))?,
     };
     let metric = text("metric").filter(|m| !m.is_empty());
-    let values: BTreeSet<String> = api.db.read(|view| {
-        let metrics: Vec<&str> = match &metric {
-            Some(m) => vec![m.as_str()],
-            None => view.metrics(),
-        };
-        let mut out = BTreeSet::new();
-        for m in metrics {
-            out.extend(
-                view.tag_values_in(m, &key, Timestamp::MIN, Timestamp::MAX)
-                    .into_iter()
-                    .filter(|v| v.starts_with(prefix.as_str()))
-                    .map(str::to_owned),
-            );
-        }
-        out
-    });
+    let wanted = key.clone();
+    let values: BTreeSet<String> = api
+        .read_blocking(move |api| {
+            Ok(api.db.read(|view| {
+                let metrics: Vec<&str> = match &metric {
+                    Some(m) => vec![m.as_str()],
+                    None => view.metrics(),
+                };
+                let mut out = BTreeSet::new();
+                for m in metrics {
+                    out.extend(
+                        view.tag_values_in(m, &wanted, Timestamp::MIN, Timestamp::MAX)
+                            .into_iter()
+                            .filter(|v| v.starts_with(prefix.as_str()))
+                            .map(str::to_owned),
+                    );
+                }
+                out
+            }))
+        })
+        .await?;
     let list: Vec<Value> = values
         .into_iter()
         .take(max)

@@ -97,6 +97,16 @@ impl From<sundial_storage::Error> for OpenTsdbError {
     }
 }
 
+impl From<crate::limits::Busy> for OpenTsdbError {
+    fn from(e: crate::limits::Busy) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "Please throttle writes".into(),
+            details: Some(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::body::BodyError> for OpenTsdbError {
     fn from(e: crate::body::BodyError) -> Self {
         use crate::body::BodyError;
@@ -109,6 +119,11 @@ impl From<crate::body::BodyError> for OpenTsdbError {
             BodyError::Decode { .. } | BodyError::UnsupportedEncoding(_) => {
                 Self::unparseable_json(e.to_string())
             }
+            BodyError::TimedOut { .. } => Self {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message: "Request body timed out".into(),
+                details: Some(e.to_string()),
+            },
             BodyError::Read(_) => {
                 Self::bad_request("Unable to read the request body").with_details(e.to_string())
             }

@@ -3,9 +3,10 @@
 use super::Api;
 use super::error::{OpenTsdbError, json_response};
 use super::lookup::params;
+use super::scope::ReadScope;
 use super::uids::{Tables, split_tsuid};
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -24,7 +25,7 @@ enum Last {
 }
 
 pub(crate) async fn get(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let mut queries = Vec::new();
@@ -46,11 +47,12 @@ pub(crate) async fn get(
             _ => {}
         }
     }
-    run(&api, queries, back_scan, None)
+    api.read_blocking(move |api| run(api, queries, back_scan, None))
+        .await
 }
 
 pub(crate) async fn post(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -105,7 +107,8 @@ pub(crate) async fn post(
             )
         }
     };
-    run(&api, queries, back_scan, until)
+    api.read_blocking(move |api| run(api, queries, back_scan, until))
+        .await
 }
 
 /// `metric{k=v,...}`.
@@ -142,36 +145,39 @@ fn run(
     } else {
         Timestamp::MIN
     };
-    let out = api.db.read(|view| -> Result<Vec<Value>, OpenTsdbError> {
-        api.uids.with(&view, |uids| {
-            let mut out = Vec::new();
-            for q in &queries {
-                let mut found = Vec::new();
-                for (key, id) in series(&view, uids, q)? {
-                    if let Some((t, v)) = latest(&view, id, start, end)? {
-                        found.push((key, t, text(&v)));
+    let out = api
+        .db
+        .read(|mut view| -> Result<Vec<Value>, OpenTsdbError> {
+            api.uids.catch_up(&mut view);
+            api.uids.with(&view, |uids| {
+                let mut out = Vec::new();
+                for q in &queries {
+                    let mut found = Vec::new();
+                    for (key, id) in series(&view, uids, q)? {
+                        if let Some((t, v)) = latest(&view, id, start, end)? {
+                            found.push((key, t, text(&v)));
+                        }
+                    }
+                    found.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+                    for (key, t, v) in found {
+                        let tsuid = uids.tsuid(&key.metric, &key.tags);
+                        let tags: Map<String, Value> = key
+                            .tags
+                            .into_iter()
+                            .map(|(k, v)| (k, Value::String(v)))
+                            .collect();
+                        out.push(json!({
+                            "metric": key.metric,
+                            "timestamp": t,
+                            "value": v,
+                            "tags": tags,
+                            "tsuid": tsuid,
+                        }));
                     }
                 }
-                found.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
-                for (key, t, v) in found {
-                    let tsuid = uids.tsuid(&key.metric, &key.tags);
-                    let tags: Map<String, Value> = key
-                        .tags
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect();
-                    out.push(json!({
-                        "metric": key.metric,
-                        "timestamp": t,
-                        "value": v,
-                        "tags": tags,
-                        "tsuid": tsuid,
-                    }));
-                }
-            }
-            Ok(out)
-        })
-    })?;
+                Ok(out)
+            })
+        })?;
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }
 

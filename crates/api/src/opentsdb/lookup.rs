@@ -4,9 +4,10 @@
 
 use super::Api;
 use super::error::{OpenTsdbError, json_response};
+use super::scope::ReadScope;
 use super::uids::UidKind;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -53,7 +54,7 @@ struct Suggest {
 }
 
 pub(crate) async fn suggest_get(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let p = params(raw.as_deref());
@@ -66,19 +67,17 @@ pub(crate) async fn suggest_get(
             .parse::<i64>()
             .map_err(|_| OpenTsdbError::bad_request("Unable to parse 'max' as a number"))?,
     };
-    suggest(
-        &api,
-        Suggest {
-            kind: kind.to_owned(),
-            prefix: param(&p, "q").unwrap_or_default().to_owned(),
-            max: if max <= 0 { DEFAULT_MAX } else { max as usize },
-            metric: param(&p, "metric").map(str::to_owned),
-        },
-    )
+    let s = Suggest {
+        kind: kind.to_owned(),
+        prefix: param(&p, "q").unwrap_or_default().to_owned(),
+        max: if max <= 0 { DEFAULT_MAX } else { max as usize },
+        metric: param(&p, "metric").map(str::to_owned),
+    };
+    api.read_blocking(move |api| suggest(api, s)).await
 }
 
 pub(crate) async fn suggest_post(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -100,86 +99,87 @@ pub(crate) async fn suggest_post(
             ));
         }
     };
-    suggest(
-        &api,
-        Suggest {
-            kind: kind.to_owned(),
-            prefix: v
-                .get("q")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            max: if max <= 0 { DEFAULT_MAX } else { max as usize },
-            metric: v.get("metric").and_then(Value::as_str).map(str::to_owned),
-        },
-    )
+    let s = Suggest {
+        kind: kind.to_owned(),
+        prefix: v
+            .get("q")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        max: if max <= 0 { DEFAULT_MAX } else { max as usize },
+        metric: v.get("metric").and_then(Value::as_str).map(str::to_owned),
+    };
+    api.read_blocking(move |api| suggest(api, s)).await
 }
 
 fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
-    let names: Vec<String> = api.db.read(|view| -> Result<Vec<String>, OpenTsdbError> {
-        let metrics: Vec<String> = match &s.metric {
-            Some(m) => vec![m.clone()],
-            None => view.metrics().into_iter().map(str::to_owned).collect(),
-        };
-        let mut set: BTreeSet<String> = BTreeSet::new();
-        // Without a metric, names come from the UID tables as in OpenTSDB:
-        // they include names assigned through `/api/uid/assign` and names
-        // whose series were deleted.
-        let uid_kind = match s.kind.as_str() {
-            "metrics" => Some(UidKind::Metric),
-            "tagk" => Some(UidKind::TagK),
-            "tagv" => Some(UidKind::TagV),
-            _ => None,
-        };
-        if let Some(kind) = uid_kind.filter(|_| s.metric.is_none()) {
-            api.uids.with(&view, |uids| {
-                set.extend(
-                    uids.names(kind)
-                        .filter(|n| n.starts_with(&s.prefix))
-                        .map(str::to_owned),
-                );
-            });
-            return Ok(set.into_iter().take(s.max).collect());
-        }
-        match s.kind.as_str() {
-            "metrics" => set.extend(view.metrics().into_iter().map(str::to_owned)),
-            "tagk" => {
-                for m in &metrics {
+    let names: Vec<String> = api
+        .db
+        .read(|mut view| -> Result<Vec<String>, OpenTsdbError> {
+            api.uids.catch_up(&mut view);
+            let metrics: Vec<String> = match &s.metric {
+                Some(m) => vec![m.clone()],
+                None => view.metrics().into_iter().map(str::to_owned).collect(),
+            };
+            let mut set: BTreeSet<String> = BTreeSet::new();
+            // Without a metric, names come from the UID tables as in OpenTSDB:
+            // they include names assigned through `/api/uid/assign` and names
+            // whose series were deleted.
+            let uid_kind = match s.kind.as_str() {
+                "metrics" => Some(UidKind::Metric),
+                "tagk" => Some(UidKind::TagK),
+                "tagv" => Some(UidKind::TagV),
+                _ => None,
+            };
+            if let Some(kind) = uid_kind.filter(|_| s.metric.is_none()) {
+                api.uids.with(&view, |uids| {
                     set.extend(
-                        view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX)
-                            .into_iter()
+                        uids.names(kind)
+                            .filter(|n| n.starts_with(&s.prefix))
                             .map(str::to_owned),
                     );
-                }
+                });
+                return Ok(set.into_iter().take(s.max).collect());
             }
-            "tagv" => {
-                for m in &metrics {
-                    for k in view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX) {
+            match s.kind.as_str() {
+                "metrics" => set.extend(view.metrics().into_iter().map(str::to_owned)),
+                "tagk" => {
+                    for m in &metrics {
                         set.extend(
-                            view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX)
+                            view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX)
                                 .into_iter()
                                 .map(str::to_owned),
                         );
                     }
                 }
-            }
-            "field" => {
-                for m in &metrics {
-                    set.extend(view.fields(m).into_iter().map(|(f, _)| f.to_owned()));
+                "tagv" => {
+                    for m in &metrics {
+                        for k in view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX) {
+                            set.extend(
+                                view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX)
+                                    .into_iter()
+                                    .map(str::to_owned),
+                            );
+                        }
+                    }
+                }
+                "field" => {
+                    for m in &metrics {
+                        set.extend(view.fields(m).into_iter().map(|(f, _)| f.to_owned()));
+                    }
+                }
+                other => {
+                    return Err(OpenTsdbError::bad_request(format!(
+                        "Invalid 'type' parameter:{other}"
+                    )));
                 }
             }
-            other => {
-                return Err(OpenTsdbError::bad_request(format!(
-                    "Invalid 'type' parameter:{other}"
-                )));
-            }
-        }
-        Ok(set
-            .into_iter()
-            .filter(|n| n.starts_with(&s.prefix))
-            .take(s.max)
-            .collect())
-    })?;
+            Ok(set
+                .into_iter()
+                .filter(|n| n.starts_with(&s.prefix))
+                .take(s.max)
+                .collect())
+        })?;
     Ok(json_response(StatusCode::OK, &json!(names)))
 }
 
@@ -192,7 +192,7 @@ struct Lookup {
 }
 
 pub(crate) async fn lookup_get(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let p = params(raw.as_deref());
@@ -202,18 +202,16 @@ pub(crate) async fn lookup_get(
             .map(|l| Value::String(l.to_owned()))
             .as_ref(),
     )?;
-    lookup(
-        &api,
-        Lookup {
-            metric: (!metric.is_empty()).then(|| metric.to_owned()),
-            pairs,
-            limit,
-        },
-    )
+    let l = Lookup {
+        metric: (!metric.is_empty()).then(|| metric.to_owned()),
+        pairs,
+        limit,
+    };
+    api.read_blocking(move |api| lookup(api, l)).await
 }
 
 pub(crate) async fn lookup_post(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -228,14 +226,12 @@ pub(crate) async fn lookup_post(
         }
     }
     let limit = limit(v.get("limit"))?;
-    lookup(
-        &api,
-        Lookup {
-            metric: metric.filter(|m| !m.is_empty()),
-            pairs,
-            limit,
-        },
-    )
+    let l = Lookup {
+        metric: metric.filter(|m| !m.is_empty()),
+        pairs,
+        limit,
+    };
+    api.read_blocking(move |api| lookup(api, l)).await
 }
 
 /// `key=value` pairs as written.
@@ -283,89 +279,91 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
             "Missing metric and tags. Please supply at least one value.",
         ));
     }
-    let (results, total) = api
-        .db
-        .read(|view| -> Result<(Vec<Value>, usize), OpenTsdbError> {
-            let metrics: Vec<String> = if any_metric {
-                view.metrics().into_iter().map(str::to_owned).collect()
-            } else {
-                let m = l.metric.clone().unwrap_or_default();
-                if !view.has_metric(&m) {
-                    // A metric with a UID but no series (all removed, or
-                    // assigned by hand) matches nothing.
-                    let known = api
-                        .uids
-                        .with(&view, |t| t.uid(UidKind::Metric, &m).is_some());
-                    return if known {
-                        Ok((Vec::new(), 0))
-                    } else {
-                        Err(unresolved())
-                    };
+    let (results, total) =
+        api.db
+            .read(|mut view| -> Result<(Vec<Value>, usize), OpenTsdbError> {
+                api.uids.catch_up(&mut view);
+                let metrics: Vec<String> = if any_metric {
+                    view.metrics().into_iter().map(str::to_owned).collect()
+                } else {
+                    let m = l.metric.clone().unwrap_or_default();
+                    if !view.has_metric(&m) {
+                        // A metric with a UID but no series (all removed, or
+                        // assigned by hand) matches nothing.
+                        let known = api
+                            .uids
+                            .with(&view, |t| t.uid(UidKind::Metric, &m).is_some());
+                        return if known {
+                            Ok((Vec::new(), 0))
+                        } else {
+                            Err(unresolved())
+                        };
+                    }
+                    vec![m]
+                };
+                check_names(&view, &l.pairs)?;
+                // Literal keys become predicates (same key ORed); `*=v` pairs are
+                // checked on each series' tags.
+                let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
+                for (k, v) in l.pairs.iter().filter(|(k, _)| k != "*") {
+                    match by_key.iter_mut().find(|(key, _)| key == k) {
+                        Some((_, values)) => match (values.as_mut(), v == "*") {
+                            (_, true) => *values = None,
+                            (Some(vs), false) => vs.push(v.clone()),
+                            (None, false) => {}
+                        },
+                        None => by_key.push((k.clone(), (v != "*").then(|| vec![v.clone()]))),
+                    }
                 }
-                vec![m]
-            };
-            check_names(&view, &l.pairs)?;
-            // Literal keys become predicates (same key ORed); `*=v` pairs are
-            // checked on each series' tags.
-            let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
-            for (k, v) in l.pairs.iter().filter(|(k, _)| k != "*") {
-                match by_key.iter_mut().find(|(key, _)| key == k) {
-                    Some((_, values)) => match (values.as_mut(), v == "*") {
-                        (_, true) => *values = None,
-                        (Some(vs), false) => vs.push(v.clone()),
-                        (None, false) => {}
-                    },
-                    None => by_key.push((k.clone(), (v != "*").then(|| vec![v.clone()]))),
-                }
-            }
-            let predicates: Vec<TagMatch> = by_key
-                .into_iter()
-                .map(|(key, values)| match values {
-                    None => TagMatch::Exists { key },
-                    Some(values) => TagMatch::In { key, values },
-                })
-                .collect();
-            let any_key_values: Vec<&str> = l
-                .pairs
-                .iter()
-                .filter(|(k, v)| k == "*" && v != "*")
-                .map(|(_, v)| v.as_str())
-                .collect();
-            let mut found = Vec::new();
-            for m in &metrics {
-                let ids = view
-                    .select(m, &predicates)
-                    .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-                let mut keys: Vec<_> = ids
+                let predicates: Vec<TagMatch> = by_key
                     .into_iter()
-                    .filter_map(|id| view.key(id).map(|k| (k, id)))
-                    .filter(|(k, _)| {
-                        any_key_values
-                            .iter()
-                            .all(|want| k.tags.iter().any(|(_, v)| v == want))
+                    .map(|(key, values)| match values {
+                        None => TagMatch::Exists { key },
+                        Some(values) => TagMatch::In { key, values },
                     })
                     .collect();
-                keys.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
-                found.extend(keys);
-            }
-            let total = found.len();
-            let results = api.uids.with(&view, |uids| {
-                found
-                    .into_iter()
-                    .take(l.limit)
-                    .map(|(k, _)| {
-                        let tsuid = uids.tsuid(&k.metric, &k.tags);
-                        let tags: Map<String, Value> = k
-                            .tags
-                            .into_iter()
-                            .map(|(k, v)| (k, Value::String(v)))
-                            .collect();
-                        json!({"tags": tags, "metric": k.metric, "tsuid": tsuid})
-                    })
-                    .collect()
-            });
-            Ok((results, total))
-        })?;
+                let any_key_values: Vec<&str> = l
+                    .pairs
+                    .iter()
+                    .filter(|(k, v)| k == "*" && v != "*")
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                let mut found = Vec::new();
+                for m in &metrics {
+                    let ids = view
+                        .select(m, &predicates)
+                        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+                    let mut keys: Vec<_> = view
+                        .keys_of(ids)
+                        .into_iter()
+                        .map(|(id, k)| (k, id))
+                        .filter(|(k, _)| {
+                            any_key_values
+                                .iter()
+                                .all(|want| k.tags.iter().any(|(_, v)| v == want))
+                        })
+                        .collect();
+                    keys.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+                    found.extend(keys);
+                }
+                let total = found.len();
+                let results = api.uids.with(&view, |uids| {
+                    found
+                        .into_iter()
+                        .take(l.limit)
+                        .map(|(k, _)| {
+                            let tsuid = uids.tsuid(&k.metric, &k.tags);
+                            let tags: Map<String, Value> = k
+                                .tags
+                                .into_iter()
+                                .map(|(k, v)| (k, Value::String(v)))
+                                .collect();
+                            json!({"tags": tags, "metric": k.metric, "tsuid": tsuid})
+                        })
+                        .collect()
+                });
+                Ok((results, total))
+            })?;
     let tags: Vec<Value> = l
         .pairs
         .iter()

@@ -4,13 +4,14 @@
 
 use super::dto::{PointDto, Scalar, TagsDto};
 use super::error::OpenTsdbError;
+use super::names;
 use super::put::{
     Checked, PutParams, await_commit, check_point, parse_body, point_error_text, read_body, reply,
     value_input,
 };
-use super::{Api, names};
+use super::scope::WriteScope;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use std::borrow::Cow;
@@ -29,15 +30,16 @@ enum Slot {
 }
 
 pub(crate) async fn mput(
-    State(api): State<Api>,
+    WriteScope(api): WriteScope,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
     let params = PutParams::parse(query.as_deref())?;
+    let _slot = api.limits.write_slot().await?;
     let bytes = read_body(&api, &headers, body).await?;
-    let parsed = parse_body(&bytes)?;
-    let limits = api.limits();
+    let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
+    let limits = api.name_limits();
     let mut slots = Vec::with_capacity(parsed.len());
     let mut points: Vec<WritePoint> = Vec::new();
     let mut sizes = Vec::with_capacity(parsed.len());

@@ -6,8 +6,8 @@ use super::Api;
 use super::error::{OpenTsdbError, json_response};
 use super::lookup::json_body;
 use super::query::{Clock, Trim, count, execute_one, from_json, lenient_bool, value_json};
+use super::scope::ReadScope;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -29,7 +29,7 @@ struct Plan {
 }
 
 pub(crate) async fn mquery(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -50,14 +50,16 @@ pub(crate) async fn mquery(
         .iter()
         .map(|sub| plan(&api, obj, sub, &clock))
         .collect::<Result<Vec<_>, _>>()?;
+    let _slot = api.limits.query_slot().await?;
     let (db, uids) = (api.db.clone(), api.uids.clone());
+    let budget = api.query_budget();
     let out = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, OpenTsdbError> {
         let mut out = Vec::new();
         for p in &plans {
             let results = p
                 .columns
                 .iter()
-                .map(|c| execute_one(&db, &uids, &c.query))
+                .map(|c| execute_one(&db, &uids, &c.query, &budget))
                 .collect::<Result<Vec<_>, _>>()?;
             out.extend(join(p, results, ms));
         }

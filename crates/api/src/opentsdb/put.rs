@@ -2,9 +2,10 @@
 
 use super::dto::{self, PointDto, Scalar, TagPairs, TagsDto};
 use super::error::{OpenTsdbError, json_response};
+use super::scope::WriteScope;
 use super::{Api, names, time};
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -317,15 +318,16 @@ pub(crate) fn point_error_text(e: &PointError, metric: &str) -> String {
 }
 
 pub(crate) async fn put(
-    State(api): State<Api>,
+    WriteScope(api): WriteScope,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
     let params = PutParams::parse(query.as_deref())?;
+    let _slot = api.limits.write_slot().await?;
     let bytes = read_body(&api, &headers, body).await?;
-    let parsed = parse_body(&bytes)?;
-    let limits = api.limits();
+    let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
+    let limits = api.name_limits();
     let mut groups = Groups::of(&api, query.as_deref(), &headers)?;
     // Per element: Err(message) or the index of its point in `points`.
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
@@ -394,17 +396,30 @@ pub(crate) async fn read_body(
     Ok(bytes)
 }
 
-/// The elements of a put body; none is an error (spec 7.8).
-pub(crate) fn parse_body(bytes: &[u8]) -> Result<Vec<PointDto<'_>>, OpenTsdbError> {
-    let parsed = dto::parse_points(bytes).map_err(|m| match m.strip_prefix("json: ") {
-        Some(reason) => OpenTsdbError::unparseable_json(reason),
-        None => OpenTsdbError::bad_request(m),
+/// The elements of a put body, at most `max`; none is an error (spec 7.8).
+pub(crate) fn parse_body(bytes: &[u8], max: usize) -> Result<Vec<PointDto<'_>>, OpenTsdbError> {
+    let parsed = dto::parse_points(bytes, max).map_err(|e| match e {
+        dto::ParseError::Json(reason) => OpenTsdbError::unparseable_json(reason),
+        dto::ParseError::Shape => {
+            OpenTsdbError::bad_request("The JSON must start as an object or an array")
+        }
+        dto::ParseError::TooMany { max } => OpenTsdbError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "Too many data points".into(),
+            details: Some(format!(
+                "a request may carry at most {max} data points (limits.max_write_points)"
+            )),
+        },
     })?;
     if parsed.is_empty() {
         return Err(OpenTsdbError::bad_request("No datapoints found in content"));
     }
     Ok(parsed)
 }
+
+/// Failed elements listed (and echoed) in one reply; the counts still
+/// cover them all.
+const MAX_LISTED_ERRORS: usize = 10_000;
 
 /// The reply of a put from each element's failure, in body order.
 pub(crate) fn reply(
@@ -413,21 +428,35 @@ pub(crate) fn reply(
     bytes: &[u8],
     timed_out: bool,
 ) -> Response {
-    let mut errors = Vec::new();
-    let mut success = 0usize;
-    let mut echo: Option<Vec<Value>> = None;
+    let mut listed: Vec<(usize, String)> = Vec::new();
+    let (mut success, mut failed) = (0usize, 0usize);
     for (element, failure) in failures.enumerate() {
         match failure {
             Some(error) => {
-                // Echo the element as received (spec 7.7).
-                let all = echo.get_or_insert_with(|| dto::echo_elements(bytes));
-                let datapoint = all.get(element).cloned().unwrap_or_default();
-                errors.push(json!({"datapoint": datapoint, "error": error}));
+                failed += 1;
+                if listed.len() < MAX_LISTED_ERRORS {
+                    listed.push((element, error));
+                }
             }
             None => success += 1,
         }
     }
-    let failed = errors.len();
+    let wants_list = params.details || params.ignore_errors;
+    let errors = if wants_list && !listed.is_empty() {
+        // Echo the elements as received (spec 7.7), building only those.
+        let indexes: Vec<usize> = listed.iter().map(|(i, _)| *i).collect();
+        let echoed = dto::echo_elements(bytes, &indexes);
+        listed
+            .into_iter()
+            .enumerate()
+            .map(|(n, (_, error))| {
+                let datapoint = echoed.get(n).cloned().unwrap_or_default();
+                json!({"datapoint": datapoint, "error": error})
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let timeouts = if timed_out { success } else { 0 };
     render(params, success - timeouts, failed, timeouts, errors)
 }
@@ -455,6 +484,19 @@ impl<'a> Groups<'a> {
         };
         let explicit = crate::bk::ingest::explicit_data_id(query, headers)
             .map_err(|raw| OpenTsdbError::bad_request(format!("invalid bk_data_id '{raw}'")))?;
+        // Group data lives in the default database.
+        if !api.is_default() {
+            if explicit.is_some() {
+                return Err(OpenTsdbError::bad_request(
+                    "bk_data_id applies to writes to the default database only",
+                ));
+            }
+            return Ok(Self {
+                binder: None,
+                explicit: None,
+                bound: Vec::new(),
+            });
+        }
         // Without a data id only metric names can bind, and only if any
         // group exists: the common path skips the lookups.
         let active = explicit.is_some() || binder.any_groups();

@@ -8,9 +8,10 @@ mod modifiers;
 mod parse;
 
 use super::error::{OpenTsdbError, json_response};
+use super::scope::ReadScope;
 use super::{Api, zone};
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 pub(crate) use by_tsuid::execute as execute_one;
@@ -61,7 +62,7 @@ pub(crate) struct Request {
 }
 
 pub(crate) async fn get(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let request = from_query_string(raw.as_deref().unwrap_or_default(), &Clock::of(&api)?)?;
@@ -69,7 +70,7 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn post(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -92,14 +93,16 @@ pub(crate) async fn post(
 
 async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
     let started = Instant::now();
+    let _slot = api.limits.query_slot().await?;
     let (db, uids) = (api.db.clone(), api.uids.clone());
+    let budget = api.query_budget();
     let (request, results) = tokio::task::spawn_blocking(move || {
         let mut request = request;
         let results = by_tsuid::resolve(&db, &uids, &mut request).and_then(|()| {
             request
                 .queries
                 .iter()
-                .map(|q| by_tsuid::execute(&db, &uids, q))
+                .map(|q| by_tsuid::execute(&db, &uids, q, &budget))
                 .collect::<Result<Vec<_>, _>>()
         });
         (request, results)
@@ -195,10 +198,16 @@ pub(crate) fn query_error(e: sundial_query::Error) -> OpenTsdbError {
             "Aggregator {aggregator} cannot be applied to {} values of metric {metric}",
             format!("{kind:?}").to_lowercase()
         )),
+        e @ sundial_query::Error::TooManyPoints { .. } => {
+            OpenTsdbError::bad_request("Query reads too many data points")
+                .with_details(format!("{e} (limits.max_query_points)"))
+        }
         e @ (sundial_query::Error::NumberRequired { .. }
-        | sundial_query::Error::TooManyPoints { .. }
         | sundial_query::Error::TooManyGroups { .. }) => OpenTsdbError::bad_request(e.to_string()),
-        e @ sundial_query::Error::Timeout { .. } => OpenTsdbError::internal(&e),
+        e @ sundial_query::Error::Timeout { .. } => OpenTsdbError::bad_request("Query timed out")
+            .with_details(format!(
+                "{e}; narrow the time range or the series (limits.query_timeout_secs)"
+            )),
     }
 }
 

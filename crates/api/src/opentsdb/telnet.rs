@@ -2,6 +2,7 @@
 
 use super::put::{Limits, number_text, point_error_text, tag_error};
 use super::{Api, names, time};
+use crate::access::{Action, Identity};
 use sundial_model::{DEFAULT_FIELD, NumberText, PointError, SeriesKey, ValueInput, WritePoint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
@@ -101,6 +102,8 @@ fn telnet_timestamp(t: &str) -> Option<i64> {
 /// What one line asks for.
 enum Line {
     Put(Result<WritePoint, String>),
+    /// `auth <access key id> <secret>`.
+    Auth(String, String),
     Reply(String),
     Exit,
     Nothing,
@@ -113,30 +116,45 @@ fn classify_line(line: &str, limits: Limits) -> Line {
     };
     match cmd {
         "put" => Line::Put(parse_put(args, limits)),
+        "auth" => match args {
+            [id, secret] => Line::Auth((*id).to_owned(), (*secret).to_owned()),
+            _ => Line::Reply("auth: usage: auth <access key id> <secret>\n".into()),
+        },
         "version" => Line::Reply(format!(
             "sundial {} (OpenTSDB 2.4.0 compatible)\nBuilt on {}\n",
             env!("CARGO_PKG_VERSION"),
             option_env!("SUNDIAL_BUILD_DATE").unwrap_or("unknown date")
         )),
-        "help" => Line::Reply("available commands: put version help exit\n".into()),
+        "help" => Line::Reply("available commands: put auth version help exit\n".into()),
         "exit" => Line::Exit,
         other => Line::Reply(format!("unknown command: {other}.  Try `help'.\n")),
     }
 }
 
 /// Serves one telnet connection until the client closes it or says `exit`.
-/// Puts of all lines read together are written as one batch.
+/// Puts of all lines read together are written as one batch. With access
+/// keys configured, `put` needs an earlier `auth` line of a key that may
+/// write the `default` database; a put without one closes the connection.
+/// A connection silent for `idle` is closed.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     api: Api,
     mut stream: S,
+    idle: std::time::Duration,
 ) -> std::io::Result<()> {
-    let limits = api.limits();
+    let mut identity = api.store.anonymous();
+    let limits = api.name_limits();
     let max_line = api.config.telnet_max_line_bytes;
     let return_errors = api.config.telnet_return_errors;
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let n = stream.read(&mut chunk).await?;
+        let n = match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+            Ok(read) => read?,
+            Err(_) => {
+                debug!("telnet connection idle too long; closed");
+                return Ok(());
+            }
+        };
         if n == 0 {
             return Ok(());
         }
@@ -154,6 +172,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let mut replies: Vec<(usize, String)> = Vec::new();
         let mut exit = false;
         let mut too_long = false;
+        let mut refused = false;
         for (i, raw) in complete.split(|b| *b == b'\n').enumerate() {
             if raw.len() > max_line {
                 too_long = true;
@@ -161,8 +180,30 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             let line = String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw));
             match classify_line(&line, limits) {
+                Line::Put(_) if !may_write(&identity, &api) => {
+                    let why = match &identity {
+                        None => {
+                            "authentication required: send 'auth <access key id> <secret>' first"
+                        }
+                        Some(_) => "access denied: this key may not write database default",
+                    };
+                    replies.push((i, format!("put: {why}\n")));
+                    refused = true;
+                    break;
+                }
                 Line::Put(Ok(p)) => batch.push((i, p)),
                 Line::Put(Err(e)) if return_errors => replies.push((i, e + "\n")),
+                Line::Auth(id, secret) => match api.store.check_secret(&id, &secret) {
+                    Some(ok) => {
+                        identity = Some(ok);
+                        replies.push((i, "auth: ok\n".into()));
+                    }
+                    None => {
+                        replies.push((i, "auth: wrong access key id or secret\n".into()));
+                        refused = true;
+                        break;
+                    }
+                },
                 Line::Put(Err(e)) => debug!(error = %e, "telnet put rejected"),
                 Line::Reply(r) => replies.push((i, r)),
                 Line::Nothing => {}
@@ -173,44 +214,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         if !batch.is_empty() {
-            let metrics: Vec<(usize, String)> = batch
-                .iter()
-                .map(|(i, p)| (*i, p.series.metric.clone()))
-                .collect();
-            let points = batch.into_iter().map(|(_, p)| p).collect();
-            match api.db.write(points, false) {
-                Ok(written) => {
-                    for ((i, metric), r) in metrics.iter().zip(&written.outcome.results) {
-                        if let Err(e) = r
-                            && return_errors
-                        {
-                            let text = match e {
-                                PointError::NotANumber => {
-                                    "Unable to parse value to a number".into()
-                                }
-                                e => point_error_text(e, metric),
-                            };
-                            replies.push((*i, format!("put: illegal argument: {text}\n")));
-                        }
-                    }
-                    // Waiting keeps a fast sender from outrunning the WAL.
-                    if let Err(e) = written.commit.wait().await {
-                        tracing::error!(error = %e, "telnet write not committed");
-                        replies.push((usize::MAX, "put: Internal server error\n".into()));
-                    }
-                }
-                Err(e) if e.class() == sundial_storage::ErrorClass::Busy => {
-                    replies.extend(
-                        metrics
-                            .iter()
-                            .map(|(i, _)| (*i, "put: Please throttle writes\n".into())),
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "telnet write failed");
-                    replies.push((usize::MAX, "put: Internal server error\n".into()));
-                }
-            }
+            write_batch(&api, batch, return_errors, &mut replies).await;
         }
         replies.sort_by_key(|(i, _)| *i);
         for (_, r) in replies {
@@ -222,10 +226,68 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         if !out.is_empty() {
             stream.write_all(out.as_bytes()).await?;
         }
-        if exit || too_long {
+        if exit || too_long || refused {
             return Ok(());
         }
     }
+}
+
+/// Writes the puts of one read and adds their errors to `replies`; waits
+/// for the commit, which keeps a fast sender from outrunning the WAL.
+async fn write_batch(
+    api: &Api,
+    batch: Vec<(usize, WritePoint)>,
+    return_errors: bool,
+    replies: &mut Vec<(usize, String)>,
+) {
+    let lines: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
+    let throttle = |replies: &mut Vec<(usize, String)>| {
+        replies.extend(
+            lines
+                .iter()
+                .map(|i| (*i, "put: Please throttle writes\n".to_owned())),
+        );
+    };
+    let Ok(_slot) = api.limits.write_slot().await else {
+        throttle(replies);
+        return;
+    };
+    let metrics: Vec<String> = batch.iter().map(|(_, p)| p.series.metric.clone()).collect();
+    let points = batch.into_iter().map(|(_, p)| p).collect();
+    let written = match api.db.write(points, false) {
+        Ok(w) => w,
+        Err(e) if e.class() == sundial_storage::ErrorClass::Busy => return throttle(replies),
+        Err(e) => {
+            tracing::error!(error = %e, "telnet write failed");
+            replies.push((usize::MAX, "put: Internal server error\n".into()));
+            return;
+        }
+    };
+    if return_errors {
+        for ((i, metric), r) in lines.iter().zip(&metrics).zip(&written.outcome.results) {
+            if let Err(e) = r {
+                let text = match e {
+                    PointError::NotANumber => "Unable to parse value to a number".into(),
+                    e => point_error_text(e, metric),
+                };
+                replies.push((*i, format!("put: illegal argument: {text}\n")));
+            }
+        }
+    }
+    match written.commit.wait().await {
+        Ok(()) => {}
+        Err(e) if e.class() == sundial_storage::ErrorClass::Busy => throttle(replies),
+        Err(e) => {
+            tracing::error!(error = %e, "telnet write not committed");
+            replies.push((usize::MAX, "put: Internal server error\n".into()));
+        }
+    }
+}
+
+fn may_write(identity: &Option<Identity>, api: &Api) -> bool {
+    identity
+        .as_ref()
+        .is_some_and(|i| i.may(&api.database, Action::Write))
 }
 
 #[cfg(test)]

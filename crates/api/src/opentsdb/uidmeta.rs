@@ -6,9 +6,10 @@ use super::error::{OpenTsdbError, json_response};
 use super::last::find_series;
 use super::lookup::{params, split_series};
 use super::names::first_illegal;
+use super::scope::{ReadScope, WriteScope};
 use super::uids::{AssignError, Tables, UidKind, hex, split_tsuid};
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -18,7 +19,7 @@ use sundial_model::{SeriesKey, TagMatch};
 type Requested = Vec<(UidKind, Vec<String>)>;
 
 pub(crate) async fn assign_get(
-    State(api): State<Api>,
+    WriteScope(api): WriteScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let mut wanted: Requested = Vec::new();
@@ -27,11 +28,11 @@ pub(crate) async fn assign_get(
             wanted.push((kind, v.split(',').map(str::to_owned).collect()));
         }
     }
-    assign(&api, wanted)
+    api.read_blocking(move |api| assign(api, wanted)).await
 }
 
 pub(crate) async fn assign_post(
-    State(api): State<Api>,
+    WriteScope(api): WriteScope,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
@@ -54,7 +55,7 @@ pub(crate) async fn assign_post(
             }
         }
     }
-    assign(&api, wanted)
+    api.read_blocking(move |api| assign(api, wanted)).await
 }
 
 fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
@@ -65,7 +66,7 @@ fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
     let mut failed = false;
     // Names of existing series first, so they keep first-seen order; the
     // durable assignments below run without holding the database.
-    api.db.read(|view| api.uids.with(&view, |_| ()));
+    api.db.read(|mut view| api.uids.catch_up(&mut view));
     {
         for (kind, names) in wanted {
             let mut done = Map::new();
@@ -112,7 +113,7 @@ fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
 
 /// `GET /api/uid/uidmeta?uid=&type=`.
 pub(crate) async fn uidmeta(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let p = params(raw.as_deref());
@@ -126,8 +127,13 @@ pub(crate) async fn uidmeta(
     let not_found = || OpenTsdbError::missing("Could not find the requested UID");
     let value = u32::from_str_radix(&uid, 16).map_err(|_| not_found())?;
     let meta = api
-        .db
-        .read(|view| api.uids.with(&view, |t| uid_object(t, kind, value)))
+        .read_blocking(move |api| {
+            Ok(api.db.read(|mut view| {
+                api.uids.catch_up(&mut view);
+                api.uids.with(&view, |t| uid_object(t, kind, value))
+            }))
+        })
+        .await?
         .ok_or_else(not_found)?;
     Ok(json_response(StatusCode::OK, &meta))
 }
@@ -142,7 +148,7 @@ fn uid_object(t: &Tables, kind: UidKind, uid: u32) -> Option<Value> {
 
 /// `GET /api/uid/tsmeta?tsuid=` (one object) or `?m=metric{k=v}` (array).
 pub(crate) async fn tsmeta(
-    State(api): State<Api>,
+    ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let p = params(raw.as_deref());
@@ -154,21 +160,27 @@ pub(crate) async fn tsmeta(
                 "Invalid TSUID: {tsuid}"
             )));
         }
-        let meta = api.db.read(|view| {
-            api.uids
-                .with(&view, |t| -> Result<Option<Value>, OpenTsdbError> {
-                    let Some(key) = t.resolve(&tsuid) else {
-                        return Ok(None);
-                    };
-                    Ok(find_series(&view, &key)?.and_then(|_| ts_object(t, &key)))
+        let meta = api
+            .read_blocking(move |api| {
+                api.db.read(|mut view| {
+                    api.uids.catch_up(&mut view);
+                    api.uids
+                        .with(&view, |t| -> Result<Option<Value>, OpenTsdbError> {
+                            let Some(key) = t.resolve(&tsuid) else {
+                                return Ok(None);
+                            };
+                            Ok(find_series(&view, &key)?.and_then(|_| ts_object(t, &key)))
+                        })
                 })
-        })?;
+            })
+            .await?;
         return Ok(json_response(StatusCode::OK, &meta.ok_or_else(not_found)?));
     }
     let m = get("m").ok_or_else(|| {
         OpenTsdbError::bad_request("Missing parameter <code>tsuid</code> or <code>m</code>")
     })?;
     let (metric, pairs) = split_series(&m)?;
+    let metric = metric.to_owned();
     let predicates: Vec<TagMatch> = pairs
         .iter()
         .map(|(k, v)| match v.as_str() {
@@ -179,21 +191,35 @@ pub(crate) async fn tsmeta(
             },
         })
         .collect();
-    let list = api.db.read(|view| -> Result<Vec<Value>, OpenTsdbError> {
-        if !view.has_metric(metric) {
-            return Err(OpenTsdbError::missing(format!(
-                "No such name for 'metrics': '{metric}'"
-            )));
-        }
-        let ids = view
-            .select(metric, &predicates)
-            .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-        let mut keys: Vec<SeriesKey> = ids.into_iter().filter_map(|id| view.key(id)).collect();
-        keys.sort_by(|a, b| a.tags.cmp(&b.tags));
-        Ok(api.uids.with(&view, |t| {
-            keys.iter().filter_map(|k| ts_object(t, k)).collect()
-        }))
-    })?;
+    let list = api
+        .read_blocking(move |api| {
+            let max = api.limits.config.max_result_rows;
+            api.db
+                .read(|mut view| -> Result<Vec<Value>, OpenTsdbError> {
+                    if !view.has_metric(&metric) {
+                        return Err(OpenTsdbError::missing(format!(
+                            "No such name for 'metrics': '{metric}'"
+                        )));
+                    }
+                    let ids = view
+                        .select(&metric, &predicates)
+                        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+                    if ids.len() > max {
+                        return Err(OpenTsdbError::bad_request(format!(
+                            "{} series match; at most {max} are listed (limits.max_result_rows)",
+                            ids.len()
+                        )));
+                    }
+                    api.uids.catch_up(&mut view);
+                    let mut keys: Vec<SeriesKey> =
+                        view.keys_of(ids).into_iter().map(|(_, k)| k).collect();
+                    keys.sort_by(|a, b| a.tags.cmp(&b.tags));
+                    Ok(api.uids.with(&view, |t| {
+                        keys.iter().filter_map(|k| ts_object(t, k)).collect()
+                    }))
+                })
+        })
+        .await?;
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
 

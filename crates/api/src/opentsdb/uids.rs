@@ -10,10 +10,10 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use sundial_model::{SeriesKey, Tags};
+use sundial_storage::vfs::{Vfs, VfsFile};
 use sundial_storage::{SeriesId, Snapshot};
 
 /// UID width in bytes: hex strings of six digits.
@@ -154,7 +154,12 @@ impl Tables {
     /// Assigns the names of series created since the last call.
     fn catch_up(&mut self, view: &Snapshot<'_>, now_secs: i64) {
         let count = u32::try_from(view.series_count()).unwrap_or(u32::MAX);
-        while self.synced < count {
+        self.catch_up_to(view, count, now_secs);
+    }
+
+    /// Assigns the names of series below id `upto`.
+    fn catch_up_to(&mut self, view: &Snapshot<'_>, upto: u32, now_secs: i64) {
+        while self.synced < upto {
             if let Some(key) = view.key(SeriesId(self.synced)) {
                 // Exhaustion leaves the series without a TSUID; it is
                 // reported where a client asks for a UID.
@@ -190,13 +195,21 @@ pub(crate) fn split_tsuid(tsuid: &str) -> Option<Vec<u32>> {
 #[derive(Debug)]
 pub(crate) struct Uids {
     path: PathBuf,
-    state: Mutex<(Tables, Option<File>)>,
+    state: Mutex<(Tables, Option<Log>)>,
+}
+
+/// The open log and its length up to the last complete line: a failed
+/// append is cut back to it, so no partial line hides later ones.
+#[derive(Debug)]
+struct Log {
+    file: VfsFile,
+    len: u64,
 }
 
 impl Uids {
     /// Loads the log in `dir`; a torn last line (a crash mid-append) is cut
     /// off, since the walk over series recovers such names anyway.
-    pub(crate) fn open(dir: &Path) -> io::Result<Self> {
+    pub(crate) fn open(vfs: &Vfs, dir: &Path) -> io::Result<Self> {
         let path = dir.join("opentsdb-uids.log");
         let mut tables = Tables::default();
         let text = match std::fs::read(&path) {
@@ -218,14 +231,35 @@ impl Uids {
             good += line.len();
         }
         tables.pending.clear();
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = vfs.open_append(&path)?;
+        let len = u64::try_from(good).unwrap_or(0);
         if good < text.len() {
-            file.set_len(u64::try_from(good).unwrap_or(0))?;
+            file.set_len(len)?;
         }
         Ok(Self {
             path,
-            state: Mutex::new((tables, Some(file))),
+            state: Mutex::new((tables, Some(Log { file, len }))),
         })
+    }
+
+    /// Assigns UIDs to every series `view` has that the tables have not
+    /// seen, letting writers in between batches (after a restart that is
+    /// every series).
+    pub(crate) fn catch_up(&self, view: &mut Snapshot<'_>) {
+        const BATCH: u32 = 4096;
+        loop {
+            let count = u32::try_from(view.series_count()).unwrap_or(u32::MAX);
+            let mut state = self.state.lock();
+            if state.0.synced >= count {
+                self.append(&mut state, false);
+                return;
+            }
+            let upto = state.0.synced.saturating_add(BATCH).min(count);
+            state.0.catch_up_to(view, upto, now_secs());
+            self.append(&mut state, false);
+            drop(state);
+            view.yield_to_writers();
+        }
     }
 
     /// Runs `f` on tables caught up with every series of `view`.
@@ -259,24 +293,29 @@ impl Uids {
 
     /// Writes pending lines; `sync` makes them durable. A failed write is
     /// logged and retried with the next call (the lines stay pending).
-    fn append(&self, state: &mut (Tables, Option<File>), sync: bool) -> bool {
-        let (tables, file) = state;
+    fn append(&self, state: &mut (Tables, Option<Log>), sync: bool) -> bool {
+        let (tables, log) = state;
         if tables.pending.is_empty() {
             return true;
         }
-        let Some(file) = file else { return false };
+        let Some(log) = log else { return false };
         let mut text = tables.pending.join("\n");
         text.push('\n');
-        let result = file
+        let result = log
+            .file
             .write_all(text.as_bytes())
-            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+            .and_then(|()| if sync { log.file.sync_data() } else { Ok(()) });
         match result {
             Ok(()) => {
+                log.len += text.len() as u64;
                 tables.pending.clear();
                 true
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "UID log append failed");
+                if let Err(cut) = log.file.set_len(log.len) {
+                    tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a failed UID log append back");
+                }
                 false
             }
         }

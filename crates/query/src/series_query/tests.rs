@@ -28,7 +28,7 @@ fn db_with(
             rejected: false,
         })
         .collect();
-    db.write(batch, false)?;
+    db.write(batch, false)?.commit.wait_blocking()?;
     Ok((dir, db))
 }
 

@@ -272,7 +272,8 @@ def main():
     aggregated(c)
     presigned(q, exp)
     auth_failure("wrong secret key", client(sk=SK + "x"), "SignatureDoesNotMatch", 400)
-    auth_failure("unknown access key", client(ak="sundial-unknown-ak"), "InvalidAccessKeyId", 403)
+    # An unknown key answers like a wrong signature (issue 14: keys cannot be probed for).
+    auth_failure("unknown access key", client(ak="sundial-unknown-ak"), "SignatureDoesNotMatch", 400)
     if failures:
         print(f"{len(failures)} check(s) failed: {failures}", file=sys.stderr)
         sys.exit(1)

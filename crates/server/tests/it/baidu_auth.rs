@@ -98,9 +98,11 @@ fn authentication_vectors_against_the_server() -> Result<()> {
             A1_SIG,
         )),
     )?;
+    // Issue 14: an unknown key answers like a wrong signature (TV-A7 had
+    // 403 InvalidAccessKeyId, which lets keys be probed for).
     assert_eq!(
         (r.status, code(&r.body)),
-        (403, "InvalidAccessKeyId".into())
+        (400, "SignatureDoesNotMatch".into())
     );
     let r = get(HOST, None)?;
     assert_eq!((r.status, code(&r.body)), (403, "AccessDenied".into()));

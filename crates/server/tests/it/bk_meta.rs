@@ -554,9 +554,11 @@ fn registered_apps_and_users() -> Result<()> {
     );
     let (status, env) =
         list(json!({"bk_app_code": "foo", "bk_app_secret": "s3cr3t", "include_admin_only": true}))?;
+    // Issue 14: an unknown app answers like a wrong secret (spec B10 had
+    // its own message, which lets the server's keys be probed for).
     assert_eq!(
         assert_failure(status, &env, 1306000)?,
-        "Invalid APP Code [bk_app_code=foo], please confirm if the APP Code has been registered"
+        "APP Secret verification failed, pelase confirm if the APP Secret and APP Code [bk_app_code=foo] match"
     );
     let (status, env) = list(
         json!({"bk_app_code": "bk_monitor_test", "bk_app_secret": "s3cr3t", "include_admin_only": true}),

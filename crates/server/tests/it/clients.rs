@@ -9,10 +9,7 @@ use std::process::Command;
 
 #[test]
 fn python_opentsdb_clients_write_and_read_back() -> Result<()> {
-    let Ok(python) = std::env::var("SUNDIAL_PYTHON") else {
-        eprintln!("SUNDIAL_PYTHON is not set: run ./scripts/test to install the Python clients");
-        return Ok(());
-    };
+    let python = crate::harness::installed_client("SUNDIAL_PYTHON")?;
     let s = TestServer::spawn()?;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -49,13 +46,9 @@ fn python_opentsdb_clients_write_and_read_back() -> Result<()> {
 }
 
 /// Runs one Baidu SDK script against a server holding one credential and
-/// returns the JSON summary it prints; `None` when the interpreter is not
-/// installed (run ./scripts/test).
-fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<Option<serde_json::Value>> {
-    let Ok(interpreter) = std::env::var(interpreter_var) else {
-        eprintln!("{interpreter_var} is not set: run ./scripts/test to install the SDKs");
-        return Ok(None);
-    };
+/// returns the JSON summary it prints.
+fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<serde_json::Value> {
+    let interpreter = crate::harness::installed_client(interpreter_var)?;
     let (ak, sk) = ("sdkaccesskey", "sdksecretkey");
     let s = TestServer::spawn_with_config(&format!(
         "[baidu]\ncredentials = [{{ access_key_id = \"{ak}\", secret_access_key = \"{sk}\", databases = [\"*\"] }}]\n"
@@ -65,7 +58,7 @@ fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<Option<serde_jso
     let (status, body) = s.get("/v1/metric")?;
     assert_eq!(status, 403, "{body}");
     assert_eq!(crate::harness::json(&body)?["code"], json!("AccessDenied"));
-    Ok(Some(summary))
+    Ok(summary)
 }
 
 /// Runs a client script with the server's host and port then `args`, and
@@ -97,9 +90,7 @@ fn run_script(
 #[test]
 fn baidu_python_sdk_end_to_end() -> Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/baidu_sdk.py");
-    let Some(summary) = run_baidu_sdk("SUNDIAL_PYTHON", script)? else {
-        return Ok(());
-    };
+    let summary = run_baidu_sdk("SUNDIAL_PYTHON", script)?;
     assert_eq!(summary["auth_failures"], json!(2));
     assert_eq!(summary["presigned"], json!(1));
     assert!(summary["written"].as_u64().unwrap_or(0) > 0, "{summary}");
@@ -116,9 +107,7 @@ fn baidu_js_sdk_end_to_end() -> Result<()> {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/clients/baidu_js/sdk.mjs"
     );
-    let Some(summary) = run_baidu_sdk("SUNDIAL_NODE", script)? else {
-        return Ok(());
-    };
+    let summary = run_baidu_sdk("SUNDIAL_NODE", script)?;
     assert_eq!(summary["auth_failures"], json!(2));
     assert_eq!(summary["presigned"], json!(1));
     assert!(summary["queries"].as_u64().unwrap_or(0) >= 10, "{summary}");
@@ -131,13 +120,12 @@ fn baidu_js_sdk_end_to_end() -> Result<()> {
 /// and as series readable through `/v1`.
 #[test]
 fn bluekings_esb_client_manages_groups() -> Result<()> {
-    let Ok(python) = std::env::var("SUNDIAL_PYTHON") else {
-        eprintln!("SUNDIAL_PYTHON is not set: run ./scripts/test to install the clients");
-        return Ok(());
-    };
+    let python = crate::harness::installed_client("SUNDIAL_PYTHON")?;
     let (code, secret) = ("bk_demo_app", "demo-secret");
     let s = TestServer::spawn_with_config(&format!(
-        "[bkmonitor]\nesb_apps = {{ {code} = [\"{secret}\"] }}\nesb_login_exempt_apps = [\"{code}\"]\n"
+        "[bkmonitor]\nesb_apps = {{ {code} = [\"{secret}\"] }}\nesb_login_exempt_apps = [\"{code}\"]\n\
+         [baidu]\ntest_clock_ms = {}\n",
+        crate::access::NOW_MS
     ))?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/bk_client.py");
     let got = run_script(&python, script, &s, &[code, secret])?;
@@ -188,10 +176,23 @@ fn bluekings_esb_client_manages_groups() -> Result<()> {
     assert_eq!(types, ["event", "log", "time_series"]);
     assert_eq!(got["wrong_secret"]["code"], json!(1306000));
     assert_eq!(got["get_deleted"]["code"], json!(500));
-    // The reported latencies, read back by physical name.
+    // The reported latencies, read back by physical name; the app's key
+    // signs (with keys configured, every API needs one).
     let body = json!({"queries": [{"metric": format!("{prefix}.latency"),
         "filters": {"start": 1_700_000_000_000i64, "end": 1_700_000_060_000i64}}]});
-    let (status, text) = s.request("PUT", "/v1/datapoint?query", Some(&body.to_string()))?;
+    let who = crate::access::Caller::Key(code);
+    let body = body.to_string();
+    let unsigned = s.request("PUT", "/v1/datapoint?query", Some(&body))?;
+    assert_eq!(unsigned.0, 403, "{}", unsigned.1);
+    let (status, text) = crate::access::baidu_as(
+        &s,
+        who,
+        secret,
+        "PUT",
+        "/v1/datapoint",
+        Some("query"),
+        Some(&body),
+    )?;
     assert_eq!(status, 200, "{text}");
     let read: serde_json::Value = serde_json::from_str(&text)?;
     let mut values: Vec<f64> = read["results"][0]["groups"]

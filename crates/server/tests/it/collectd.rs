@@ -21,10 +21,7 @@ const MEMORY: [&str; 6] = [
 
 #[test]
 fn collectd_write_tsdb_reaches_the_query_api() -> Result<()> {
-    let Ok(collectd) = std::env::var("SUNDIAL_COLLECTD") else {
-        eprintln!("SUNDIAL_COLLECTD is not set: run ./scripts/test to install collectd");
-        return Ok(());
-    };
+    let collectd = crate::harness::installed_client("SUNDIAL_COLLECTD")?;
     let s = TestServer::spawn()?;
     let dir = tempfile::tempdir()?;
     let conf = dir.path().join("collectd.conf");

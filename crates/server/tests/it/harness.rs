@@ -9,6 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// The path of a real client that `scripts/test` installs (`var` names
+/// it). Missing is a failure: a client test never passes without its
+/// client.
+pub(crate) fn installed_client(var: &str) -> Result<String> {
+    std::env::var(var).map_err(|_| {
+        anyhow!("{var} is not set: run ./scripts/test, which installs the real clients")
+    })
+}
+
 /// A running `sundial serve` on 127.0.0.1 with its own data directory.
 pub(crate) struct TestServer {
     child: Option<Child>,

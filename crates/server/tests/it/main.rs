@@ -1,6 +1,7 @@
 //! Integration tests: the real `sundial` binary on a loopback port with a
 //! temporary data directory, spoken to over HTTP and telnet.
 
+mod access;
 mod baidu;
 mod baidu_agg;
 mod baidu_auth;
@@ -17,6 +18,7 @@ mod cli;
 mod clients;
 mod collectd;
 mod durability;
+mod edge;
 mod harness;
 mod opentsdb_alibaba;
 mod opentsdb_meta;

@@ -7,8 +7,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::record::{self, put_str, put_varint, zigzag};
+use crate::vfs::{Vfs, VfsFile};
 use crate::wal::sync_dir;
-use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use sundial_codec::{Effort, Num};
@@ -34,7 +34,7 @@ pub(crate) const MAX_CHUNK_POINTS: usize = 16_384;
 #[cfg(test)]
 pub(crate) fn write(dir: &Path, wal_below: u64, columns: &[Column<'_>]) -> Result<PathBuf> {
     let id = super::BlockId { wal_below, seq: 0 };
-    let mut w = BlockWriter::create(dir, id, Effort::Small)?;
+    let mut w = BlockWriter::create(&Vfs::default(), dir, id, Effort::Small)?;
     for col in columns {
         w.add(col)?;
     }
@@ -42,12 +42,15 @@ pub(crate) fn write(dir: &Path, wal_below: u64, columns: &[Column<'_>]) -> Resul
 }
 
 /// Streams columns into a new block. The file appears under its final name
-/// (replacing any block of that name) only once complete and synced.
+/// (replacing any block of that name) only once complete and synced; a
+/// writer dropped before that removes its unfinished file.
 pub(crate) struct BlockWriter {
     dir: PathBuf,
     path: PathBuf,
     tmp: PathBuf,
-    out: BufWriter<File>,
+    vfs: Vfs,
+    /// `None` once finished.
+    out: Option<BufWriter<VfsFile>>,
     offset: u64,
     index: IndexBuilder,
     payload: Vec<u8>,
@@ -57,23 +60,41 @@ pub(crate) struct BlockWriter {
 
 impl BlockWriter {
     /// `Effort::Fast` for flushes: compaction rewrites their blocks.
-    pub(crate) fn create(dir: &Path, id: super::BlockId, effort: Effort) -> Result<Self> {
+    pub(crate) fn create(
+        vfs: &Vfs,
+        dir: &Path,
+        id: super::BlockId,
+        effort: Effort,
+    ) -> Result<Self> {
         let path = block_path(dir, id);
         let tmp = path.with_extension("tmp");
-        let file = File::create(&tmp).map_err(|e| Error::io("create block", &tmp, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(MAGIC)
-            .map_err(|e| Error::io("write block", &tmp, e))?;
-        Ok(Self {
+        let file = vfs
+            .create(&tmp)
+            .map_err(|e| Error::io("create block", &tmp, e))?;
+        let mut writer = Self {
             dir: dir.to_owned(),
             path,
-            tmp,
-            out,
+            tmp: tmp.clone(),
+            vfs: vfs.clone(),
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
             offset: MAGIC.len() as u64,
             index: IndexBuilder::default(),
             payload: Vec::new(),
             framed: Vec::new(),
             effort,
+        };
+        writer
+            .out()?
+            .write_all(MAGIC)
+            .map_err(|e| Error::io("write block", &tmp, e))?;
+        Ok(writer)
+    }
+
+    fn out(&mut self) -> Result<&mut BufWriter<VfsFile>> {
+        self.out.as_mut().ok_or_else(|| Error::Corrupt {
+            path: self.tmp.clone(),
+            offset: self.offset,
+            reason: "block writer used after finishing".into(),
         })
     }
 
@@ -106,9 +127,11 @@ impl BlockWriter {
                 reason: format!("cannot encode chunk: {e}"),
             })?;
         record::frame_into(&self.payload, &mut self.framed);
-        self.out
-            .write_all(&self.framed)
-            .map_err(|e| Error::io("write block", &self.tmp, e))?;
+        let tmp = self.tmp.clone();
+        let framed = std::mem::take(&mut self.framed);
+        let written = self.out()?.write_all(&framed);
+        self.framed = framed;
+        written.map_err(|e| Error::io("write block", &tmp, e))?;
         self.index
             .add(col, meta, self.offset, self.framed.len() as u64);
         self.offset += self.framed.len() as u64;
@@ -123,18 +146,50 @@ impl BlockWriter {
             Effort::Fast => (FLAG_FAST, 1),
             Effort::Small => (0, 9),
         };
-        let index = self.index.finish();
+        let index = std::mem::take(&mut self.index).finish();
         let mut payload = vec![flags | FLAG_INDEX_ZSTD];
         record::deflate_into(&index, level, &mut payload).map_err(io)?;
         record::frame_into(&payload, &mut self.framed);
-        self.out.write_all(&self.framed).map_err(io)?;
-        self.out.write_all(&self.offset.to_le_bytes()).map_err(io)?;
-        self.out.write_all(FOOTER_MAGIC).map_err(io)?;
-        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        fs::rename(&tmp, &self.path).map_err(|e| Error::io("rename block", &tmp, e))?;
-        sync_dir(&self.dir)?;
-        Ok(self.path)
+        let mut out = self
+            .out
+            .take()
+            .ok_or_else(|| io(std::io::ErrorKind::Other.into()))?;
+        let written = out
+            .write_all(&self.framed)
+            .and_then(|()| out.write_all(&self.offset.to_le_bytes()))
+            .and_then(|()| out.write_all(FOOTER_MAGIC));
+        if let Err(e) = written {
+            drop(out);
+            let _ = self.vfs.remove_file(&tmp);
+            return Err(io(e));
+        }
+        let file = match out.into_inner() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = self.vfs.remove_file(&tmp);
+                return Err(io(e.into_error()));
+            }
+        };
+        let done = file
+            .sync_all()
+            .and_then(|()| self.vfs.rename(&tmp, &self.path));
+        drop(file);
+        if let Err(e) = done {
+            let _ = self.vfs.remove_file(&tmp);
+            return Err(io(e));
+        }
+        sync_dir(&self.vfs, &self.dir)?;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        // Not finished: an error stopped it; its file must not fill a disk.
+        if let Some(out) = self.out.take() {
+            drop(out);
+            let _ = self.vfs.remove_file(&self.tmp);
+        }
     }
 }
 

@@ -158,7 +158,7 @@ fn number_text_classification() {
 #[test]
 fn body_parsing_keeps_last_duplicates_and_rejects_bad_json() {
     let body = br#"[{"metric":"a","metric":"b","timestamp":"1500000000","value":"x\u00e9","tags":{"h":"x","h":"y"}}]"#;
-    let parsed = dto::parse_points(body);
+    let parsed = dto::parse_points(body, usize::MAX);
     let Ok(points) = parsed else {
         panic!("valid body rejected: {parsed:?}");
     };
@@ -176,13 +176,38 @@ fn body_parsing_keeps_last_duplicates_and_rejects_bad_json() {
         b"nope",
     ] {
         assert!(
-            matches!(dto::parse_points(bad), Err(m) if m.starts_with("json: ")),
+            matches!(
+                dto::parse_points(bad, usize::MAX),
+                Err(dto::ParseError::Json(_))
+            ),
             "{bad:?}"
         );
     }
     assert_eq!(
-        dto::parse_points(b"5").err().as_deref(),
-        Some("The JSON must start as an object or an array")
+        dto::parse_points(b"5", usize::MAX).err(),
+        Some(dto::ParseError::Shape)
+    );
+}
+
+/// Issue 14: a small body of many elements is refused while parsing, not
+/// after building them all.
+#[test]
+fn element_count_is_capped_while_parsing() {
+    let body = format!("[{}{{}}]", "{},".repeat(99));
+    assert_eq!(
+        dto::parse_points(body.as_bytes(), 100).map(|p| p.len()),
+        Ok(100)
+    );
+    assert_eq!(
+        dto::parse_points(body.as_bytes(), 99).err(),
+        Some(dto::ParseError::TooMany { max: 99 })
+    );
+    // Echoes build only the elements asked for.
+    let body = br#"[{"a":1},{"b":2},{"c":3}]"#;
+    let picked = dto::echo_elements(body, &[0, 2]);
+    assert_eq!(
+        picked,
+        vec![serde_json::json!({"a":1}), serde_json::json!({"c":3})]
     );
 }
 
@@ -192,7 +217,7 @@ fn through_cache(
     cache: &keys::KeyCache,
     body: &str,
 ) -> Vec<Option<(Arc<SeriesKey>, Option<String>)>> {
-    let Ok(parsed) = dto::parse_points(body.as_bytes()) else {
+    let Ok(parsed) = dto::parse_points(body.as_bytes(), usize::MAX) else {
         return Vec::new();
     };
     let known = cache.lookup_all(parsed.iter().map(raw_names));
@@ -234,7 +259,7 @@ fn the_key_cache_answers_as_the_checks_do() {
     let escaped =
         r#"{"metric":"cpu","timestamp":1500000007,"value":1,"tags":{"host":"\u0061","dc":"x"}}"#;
     let body = format!("{},{escaped}]", body.trim_end_matches(']'));
-    let uncached: Vec<_> = dto::parse_points(body.as_bytes())
+    let uncached: Vec<_> = dto::parse_points(body.as_bytes(), usize::MAX)
         .unwrap_or_default()
         .iter()
         .map(|p| match check_point(p, LIMITS) {

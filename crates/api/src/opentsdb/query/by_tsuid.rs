@@ -6,6 +6,7 @@ use super::super::error::OpenTsdbError;
 use super::super::uids::{UidKind, Uids, split_tsuid};
 use super::{Request, query_error};
 use sundial_model::{Query, SeriesResult};
+use sundial_query::QueryBudget;
 use sundial_storage::Db;
 
 /// Turns each TSUID sub-query into its metric and exact series. One that
@@ -18,7 +19,8 @@ pub(super) fn resolve(db: &Db, uids: &Uids, request: &mut Request) -> Result<(),
                 return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {t}")));
             }
         }
-        let keys = db.read(|view| {
+        let keys = db.read(|mut view| {
+            uids.catch_up(&mut view);
             uids.with(&view, |t| {
                 list.iter()
                     .filter_map(|id| t.resolve(id))
@@ -42,14 +44,21 @@ pub(super) fn resolve(db: &Db, uids: &Uids, request: &mut Request) -> Result<(),
 
 /// Runs one sub-query; a metric that has a UID but no series yet answers
 /// nothing rather than "no such name" (spec 15.1).
-pub(crate) fn execute(db: &Db, uids: &Uids, q: &Query) -> Result<Vec<SeriesResult>, OpenTsdbError> {
+pub(crate) fn execute(
+    db: &Db,
+    uids: &Uids,
+    q: &Query,
+    budget: &QueryBudget,
+) -> Result<Vec<SeriesResult>, OpenTsdbError> {
     if q.metric.is_empty() {
         return Ok(Vec::new());
     }
-    match sundial_query::execute(db, q) {
+    match sundial_query::execute(db, q, budget) {
         Err(sundial_query::Error::UnknownMetric { metric }) => {
-            let known =
-                db.read(|view| uids.with(&view, |t| t.uid(UidKind::Metric, &metric).is_some()));
+            let known = db.read(|mut view| {
+                uids.catch_up(&mut view);
+                uids.with(&view, |t| t.uid(UidKind::Metric, &metric).is_some())
+            });
             if known {
                 Ok(Vec::new())
             } else {
@@ -62,7 +71,8 @@ pub(crate) fn execute(db: &Db, uids: &Uids, q: &Query) -> Result<Vec<SeriesResul
 
 /// Per result in output order, the sorted TSUIDs of its series.
 pub(super) fn of_results(api: &Api, results: &[Vec<SeriesResult>]) -> Vec<Vec<String>> {
-    api.db.read(|view| {
+    api.db.read(|mut view| {
+        api.uids.catch_up(&mut view);
         api.uids.with(&view, |t| {
             results
                 .iter()

@@ -176,6 +176,7 @@ fn a_flush_that_crashed_midway_is_replayed_from_its_wal() -> Result<()> {
         .lookup(&point("a", 0, 0).series)
         .ok_or(Error::Closed)?;
     let mut w = block::writer::BlockWriter::create(
+        &crate::vfs::Vfs::default(),
         dir.path(),
         BlockId {
             wal_below: next,

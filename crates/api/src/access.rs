@@ -1,0 +1,21 @@
+//! Who may do what, for every API: one store of access keys with grants per
+//! database and action, HTTP Basic credentials (OpenTSDB, admin), and the
+//! browser-facing checks (Origin, Host, CORS) every route shares.
+//!
+//! When no key is configured the server is open: every caller may do
+//! everything, and [`web`] keeps foreign web pages and DNS-rebound names
+//! away from it. Once any key exists (here, in `[baidu] credentials` or in
+//! `[bkmonitor] esb_apps`), every route but `/api/version` and the health
+//! check needs one.
+
+mod basic;
+mod store;
+pub mod web;
+
+pub use basic::{BasicError, basic_credentials};
+pub use store::{Action, Config, GrantConfig, Identity, KeyConfig, Principal, Store};
+
+/// Routes that answer without credentials.
+pub fn is_public_path(path: &str) -> bool {
+    matches!(path, "/api/version" | "/api/health")
+}

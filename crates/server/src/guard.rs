@@ -1,0 +1,62 @@
+//! The checks every HTTP request passes before its API sees it: foreign
+//! web pages and DNS-rebound host names are refused (in the shape of the
+//! API the path belongs to), CORS preflights are answered, listed origins
+//! get CORS headers, and the request body gets its deadline.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_api::access::web::{Guard, Verdict};
+use sundial_api::body::Deadline;
+use sundial_api::opentsdb::OpenTsdbError;
+
+/// What the middleware needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Edge {
+    pub(crate) guard: Arc<Guard>,
+    pub(crate) body_timeout: Duration,
+}
+
+pub(crate) async fn check(State(edge): State<Edge>, req: Request, next: Next) -> Response {
+    match edge.guard.check(req.method(), req.headers()) {
+        Verdict::Refuse(reason) => {
+            tracing::info!(path = req.uri().path(), %reason, "request refused");
+            refusal(req.uri().path(), StatusCode::FORBIDDEN, &reason)
+        }
+        Verdict::Preflight(cors) => {
+            let mut r = StatusCode::OK.into_response();
+            if let Some(cors) = cors {
+                cors.apply_preflight(req.headers(), r.headers_mut());
+            }
+            r
+        }
+        Verdict::Pass(cors) => {
+            let req = req.map(|b| Body::new(Deadline::new(b, edge.body_timeout)));
+            let mut r = next.run(req).await;
+            if let Some(cors) = cors {
+                cors.apply(r.headers_mut());
+            }
+            r
+        }
+    }
+}
+
+/// A refusal in the shape of the API that owns `path`.
+pub(crate) fn refusal(path: &str, status: StatusCode, message: &str) -> Response {
+    if path == "/v1" || path.starts_with("/v1/") {
+        return sundial_api::baidu::refusal(status, "AccessDenied", message);
+    }
+    if sundial_api::bk::owns(path) {
+        return sundial_api::bk::refusal(path, status, message);
+    }
+    OpenTsdbError {
+        status,
+        message: "Request refused".into(),
+        details: Some(message.to_owned()),
+    }
+    .into_response()
+}
