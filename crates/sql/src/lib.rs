@@ -4,6 +4,7 @@
 //! memory and time limits as the JSON query.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod guard;
 mod rewrite;
 mod scan;
 mod table;
@@ -127,6 +128,7 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
         .build_arc()
         .map_err(internal)?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    guard::restrict(&ctx).map_err(internal)?;
     let catalog = ctx
         .catalog("datafusion")
         .ok_or_else(|| SqlError::Internal("no default catalog".into()))?;

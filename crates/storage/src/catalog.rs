@@ -30,6 +30,8 @@ pub(crate) struct Catalog {
     /// Length up to the last complete record: a failed append is cut
     /// back to it, so later records are never hidden behind a partial one.
     len: u64,
+    /// A failed append could not be cut back yet: no append until it is.
+    uncut: bool,
     vfs: Vfs,
 }
 
@@ -53,6 +55,7 @@ impl Catalog {
                 path,
                 file,
                 len: MAGIC.len() as u64,
+                uncut: false,
                 vfs: vfs.clone(),
             };
             return Ok((catalog, Vec::new()));
@@ -96,6 +99,7 @@ impl Catalog {
             path,
             file,
             len,
+            uncut: false,
             vfs: vfs.clone(),
         };
         if !compressed {
@@ -122,6 +126,7 @@ impl Catalog {
             path: tmp.clone(),
             file,
             len: MAGIC.len() as u64,
+            uncut: false,
             vfs: self.vfs.clone(),
         };
         for chunk in defs.chunks(4096) {
@@ -135,6 +140,7 @@ impl Catalog {
             path: self.path,
             file: aside.file,
             len: aside.len,
+            uncut: false,
             vfs: self.vfs,
         })
     }
@@ -142,6 +148,10 @@ impl Catalog {
     pub(crate) fn append(&mut self, defs: &[(SeriesId, SeriesKey)]) -> Result<()> {
         if defs.is_empty() {
             return Ok(());
+        }
+        if self.uncut {
+            self.cut_back()
+                .map_err(|e| Error::io("cut back the series catalog", &self.path, e))?;
         }
         let mut enc = BatchEncoder::default();
         for (id, key) in defs {
@@ -164,19 +174,24 @@ impl Catalog {
                 Ok(())
             }
             Err(e) => {
-                // Cut the partial record off; should that fail too, the
-                // next open cuts it (a torn tail), and the WAL that defines
-                // these series is kept until an append succeeds.
-                let cut = self
-                    .file
-                    .set_len(self.len)
-                    .and_then(|()| self.file.sync_all());
-                if let Err(cut) = cut {
-                    warn!(path = %self.path.display(), error = %cut, "cannot cut a failed catalog append back");
+                // Cut the partial record off; should that fail too, no
+                // append happens until it succeeds (the next open would cut
+                // it as a torn tail, with everything after it), and the WAL
+                // that defines these series is kept meanwhile.
+                if let Err(cut) = self.cut_back() {
+                    warn!(path = %self.path.display(), error = %cut, "cannot cut a failed catalog append back yet");
                 }
                 Err(Error::io("append to series catalog", &self.path, e))
             }
         }
+    }
+
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        self.uncut = true;
+        self.file.set_len(self.len)?;
+        self.file.sync_all()?;
+        self.uncut = false;
+        Ok(())
     }
 }
 

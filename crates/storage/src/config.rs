@@ -48,6 +48,13 @@ pub struct Config {
     pub retention_secs: u64,
     /// Per-database retention overriding `retention_secs` (0: forever).
     pub database_retention_secs: std::collections::BTreeMap<String, u64>,
+    /// Series one database may hold; writes creating more are refused.
+    pub max_series: u64,
+    /// Per-database `max_series`.
+    pub database_max_series: std::collections::BTreeMap<String, u64>,
+    /// New series one write may create (a million in one request would
+    /// hold other writers up for seconds).
+    pub max_new_series_per_write: usize,
     /// Width of a time partition: the head flushes each partition into its
     /// own block once the partition has closed. Must divide a day.
     pub partition_secs: u64,
@@ -93,6 +100,9 @@ impl Default for Config {
             max_head_points: 8_000_000,
             retention_secs: 0,
             database_retention_secs: std::collections::BTreeMap::new(),
+            max_series: 10_000_000,
+            database_max_series: std::collections::BTreeMap::new(),
+            max_new_series_per_write: 100_000,
             partition_secs: 7200,
             partition_grace_secs: 300,
             compaction_min_blocks: 8,
@@ -129,6 +139,9 @@ impl Config {
         }
         if self.maintenance_interval_secs == 0 {
             return Err("storage.maintenance_interval_secs must be positive".into());
+        }
+        if self.max_series == 0 || self.max_new_series_per_write == 0 {
+            return Err("storage.max_series and max_new_series_per_write must be positive".into());
         }
         if self.max_wal_queue_bytes < 1 << 20 {
             return Err("storage.max_wal_queue_bytes must be at least 1 MiB".into());

@@ -6,8 +6,7 @@ use crate::compact;
 use crate::config::Config;
 use crate::delete;
 use crate::error::{Error, Result};
-use crate::head::SeriesId;
-use crate::head::{Frozen, Head};
+use crate::head::{FastMap, Frozen, Head, SeriesId};
 use crate::partition::{self, Tiers, Window};
 use crate::pending::{Apply, Pending};
 use crate::record::{Batch, BatchEncoder};
@@ -248,29 +247,48 @@ impl Db {
                 commit: Commit(None),
             });
         }
-        let seq = pending.take_seq();
         // Series ids: existing ones from the head or from queued writes,
-        // new ones numbered on and defined in this record.
-        let mut enc = BatchEncoder::default();
-        let mut new_series: Vec<(SeriesId, Arc<SeriesKey>)> = Vec::new();
-        let mut resolved = Vec::with_capacity(accepted.len());
+        // new ones numbered on and defined in this record (hash lookups:
+        // a write of a million new series costs a million, not squared).
+        let mut known = Vec::with_capacity(accepted.len());
+        let mut unknown: FastMap<Arc<SeriesKey>, Option<SeriesId>> = FastMap::default();
         for (i, v) in accepted {
             let Some(p) = points.get(i) else { continue };
-            if let Some(id) = head.recent_id(&p.series) {
-                resolved.push((i, v, id, true));
-                continue;
-            }
-            let id = match head.lookup(&p.series).or_else(|| pending.series(&p.series)) {
-                Some(id) => id,
-                None => {
-                    let id = pending.new_id(head.next_id());
-                    enc.define_series(id, &p.series);
-                    pending.add_series(p.series.clone(), id, seq);
-                    new_series.push((id, p.series.clone()));
-                    id
-                }
+            let id = match head.recent_id(&p.series) {
+                Some(id) => Some((id, true)),
+                None => head
+                    .lookup(&p.series)
+                    .or_else(|| pending.series(&p.series))
+                    .map(|id| (id, false)),
             };
-            resolved.push((i, v, id, false));
+            if id.is_none() {
+                unknown.insert(p.series.clone(), None);
+            }
+            known.push((i, v, id));
+        }
+        self.check_series_limits(unknown.len(), head.series_count(), &pending)?;
+        let seq = pending.take_seq();
+        let mut enc = BatchEncoder::default();
+        let mut new_series: Vec<(SeriesId, Arc<SeriesKey>)> = Vec::with_capacity(unknown.len());
+        let mut resolved = Vec::with_capacity(known.len());
+        for (i, v, id) in known {
+            let Some(p) = points.get(i) else { continue };
+            let (id, cached) = match id {
+                Some(found) => found,
+                None => match unknown.get_mut(&p.series) {
+                    Some(Some(id)) => (*id, false),
+                    Some(slot) => {
+                        let id = pending.new_id(head.next_id());
+                        enc.define_series(id, &p.series);
+                        pending.add_series(p.series.clone(), id, seq);
+                        new_series.push((id, p.series.clone()));
+                        *slot = Some(id);
+                        (id, false)
+                    }
+                    None => continue,
+                },
+            };
+            resolved.push((i, v, id, cached));
         }
         for (i, v, id, _) in &resolved {
             if let Some(p) = points.get(*i) {
@@ -304,6 +322,24 @@ impl Db {
             outcome,
             commit: Commit(Some(rx)),
         })
+    }
+
+    /// Refuses a write that would create more new series than one write
+    /// may, or take the database past its series limit.
+    fn check_series_limits(&self, new: usize, in_head: usize, pending: &Pending) -> Result<()> {
+        let config = &self.inner.config;
+        if new > config.max_new_series_per_write {
+            return Err(Error::TooManyNewSeries {
+                limit: config.max_new_series_per_write,
+            });
+        }
+        let total = (in_head + pending.series_count() + new) as u64;
+        if new > 0 && total > config.max_series {
+            return Err(Error::SeriesLimit {
+                limit: config.max_series,
+            });
+        }
+        Ok(())
     }
 
     /// Deletes the points of `series` in `[start, end]`, of `fields` or of

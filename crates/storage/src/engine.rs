@@ -185,6 +185,9 @@ fn db_config(config: &Config, name: &str) -> Config {
     if let Some(secs) = config.database_retention_secs.get(name) {
         c.retention_secs = *secs;
     }
+    if let Some(n) = config.database_max_series.get(name) {
+        c.max_series = *n;
+    }
     c
 }
 

@@ -11,6 +11,8 @@ pub enum ErrorClass {
     NotFound,
     Conflict,
     Busy,
+    /// A configured quota is used up.
+    Quota,
     Internal,
 }
 
@@ -54,6 +56,12 @@ pub enum Error {
     Locked { path: PathBuf },
     #[error("invalid database name {name:?}")]
     InvalidName { name: String },
+    #[error("one write may create at most {limit} new series (storage.max_new_series_per_write)")]
+    TooManyNewSeries { limit: usize },
+    #[error(
+        "the database holds {limit} series, its limit (storage.max_series); the write would create more"
+    )]
+    SeriesLimit { limit: u64 },
     #[error("database {name} already exists")]
     Exists { name: String },
     #[error("no database {name}")]
@@ -64,7 +72,8 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Busy { .. } | Self::HeadFull { .. } | Self::WalFailed { .. } => ErrorClass::Busy,
-            Self::InvalidName { .. } => ErrorClass::InvalidInput,
+            Self::InvalidName { .. } | Self::TooManyNewSeries { .. } => ErrorClass::InvalidInput,
+            Self::SeriesLimit { .. } => ErrorClass::Quota,
             Self::Exists { .. } => ErrorClass::Conflict,
             Self::NoDatabase { .. } => ErrorClass::NotFound,
             Self::Io { .. }

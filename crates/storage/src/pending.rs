@@ -46,6 +46,11 @@ impl Pending {
         self.kinds.get(metric)?.get(field).map(|(k, _)| *k)
     }
 
+    /// Series announced and not yet in the head.
+    pub(crate) fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
     pub(crate) fn series(&self, key: &SeriesKey) -> Option<SeriesId> {
         self.series.get(key).map(|(id, _)| *id)
     }

@@ -241,6 +241,11 @@ impl Snapshot<'_> {
         self.head.series_count()
     }
 
+    /// Every series id is below this (ids of writes that failed leave gaps).
+    pub fn id_bound(&self) -> u32 {
+        self.head.next_id()
+    }
+
     /// Points of one field of one series in `[start, end]`, ascending, with
     /// later writes winning equal timestamps. Reads only the block chunks
     /// whose time range overlaps.

@@ -85,6 +85,11 @@ impl BaiduError {
             ErrorClass::InvalidInput => Self::invalid(e.to_string()),
             ErrorClass::NotFound => Self::not_found(e.to_string()),
             ErrorClass::Conflict => Self::invalid(e.to_string()),
+            ErrorClass::Quota => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "InsufficientQuota",
+                e.to_string(),
+            ),
             ErrorClass::Internal => Self::internal(e),
         }
     }

@@ -86,7 +86,9 @@ impl From<sundial_storage::Error> for OpenTsdbError {
                 message: "Please throttle writes".into(),
                 details: Some(e.to_string()),
             },
-            ErrorClass::InvalidInput | ErrorClass::Conflict => Self::bad_request(e.to_string()),
+            ErrorClass::InvalidInput | ErrorClass::Conflict | ErrorClass::Quota => {
+                Self::bad_request(e.to_string())
+            }
             ErrorClass::NotFound => Self {
                 status: StatusCode::NOT_FOUND,
                 message: e.to_string(),

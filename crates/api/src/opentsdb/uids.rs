@@ -153,7 +153,7 @@ impl Tables {
 
     /// Assigns the names of series created since the last call.
     fn catch_up(&mut self, view: &Snapshot<'_>, now_secs: i64) {
-        let count = u32::try_from(view.series_count()).unwrap_or(u32::MAX);
+        let count = view.id_bound();
         self.catch_up_to(view, count, now_secs);
     }
 
@@ -204,6 +204,8 @@ pub(crate) struct Uids {
 struct Log {
     file: VfsFile,
     len: u64,
+    /// A failed append is not cut back yet: nothing is appended until it is.
+    uncut: bool,
 }
 
 impl Uids {
@@ -238,7 +240,14 @@ impl Uids {
         }
         Ok(Self {
             path,
-            state: Mutex::new((tables, Some(Log { file, len }))),
+            state: Mutex::new((
+                tables,
+                Some(Log {
+                    file,
+                    len,
+                    uncut: false,
+                }),
+            )),
         })
     }
 
@@ -248,7 +257,7 @@ impl Uids {
     pub(crate) fn catch_up(&self, view: &mut Snapshot<'_>) {
         const BATCH: u32 = 4096;
         loop {
-            let count = u32::try_from(view.series_count()).unwrap_or(u32::MAX);
+            let count = view.id_bound();
             let mut state = self.state.lock();
             if state.0.synced >= count {
                 self.append(&mut state, false);
@@ -299,6 +308,9 @@ impl Uids {
             return true;
         }
         let Some(log) = log else { return false };
+        if log.uncut && !self.cut_back(log) {
+            return false;
+        }
         let mut text = tables.pending.join("\n");
         text.push('\n');
         let result = log
@@ -313,9 +325,22 @@ impl Uids {
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "UID log append failed");
-                if let Err(cut) = log.file.set_len(log.len) {
-                    tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a failed UID log append back");
-                }
+                log.uncut = true;
+                self.cut_back(log);
+                false
+            }
+        }
+    }
+
+    /// Cuts a failed append back to the last complete line.
+    fn cut_back(&self, log: &mut Log) -> bool {
+        match log.file.set_len(log.len) {
+            Ok(()) => {
+                log.uncut = false;
+                true
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot cut a failed UID log append back yet");
                 false
             }
         }

@@ -415,9 +415,19 @@ fn edge_cases() -> Result<()> {
         ok(&s, "select max_by(a, b) as m from mix")?["rows"],
         json!([[1]])
     );
+    // Issue 14: refused by resolved name at every level, and growth that
+    // no name gives away stops before it takes the memory.
+    let grow = (0..12).fold("host".to_owned(), |e, _| {
+        format!("replace({e}, 'a', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')")
+    });
+    let nested = format!("select length({grow}) from cpu_idle");
     for refused in [
         "select repeat('x', 1000000000) from cpu_idle",
         "select * from generate_series(1, 10)",
+        "select x from (select \"lpad\"('a', 1000000000) as x) t",
+        "select (select max(length(rpad('a', 1000000000))) from cpu_idle) from cpu_idle",
+        "select * from range(1000000000)",
+        nested.as_str(),
     ] {
         let (status, body) = sql(&s, refused)?;
         assert_eq!(

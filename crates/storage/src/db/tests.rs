@@ -554,6 +554,7 @@ fn removal_forgets_kinds_and_the_next_write_fixes_one() -> Result<()> {
     Ok(())
 }
 
+mod faults;
 mod partitions;
 
 #[test]
