@@ -6,6 +6,9 @@
 pub mod baidu;
 pub mod bk;
 pub mod body;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod opentsdb;
 
 /// The request path exactly as the client sent it, kept in the request

@@ -99,14 +99,14 @@ fn telnet_timestamp(t: &str) -> Option<i64> {
 }
 
 /// What one line asks for.
-enum Line {
+pub(super) enum Line {
     Put(Result<WritePoint, String>),
     Reply(String),
     Exit,
     Nothing,
 }
 
-fn classify_line(line: &str, limits: Limits) -> Line {
+pub(super) fn classify_line(line: &str, limits: Limits) -> Line {
     let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
     let Some((&cmd, args)) = words.split_first() else {
         return Line::Nothing;
