@@ -6,6 +6,9 @@ mod auth;
 mod config;
 mod database;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod meta;
 mod query;
 mod sql;

@@ -5,6 +5,9 @@
 
 mod config;
 mod esb;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod groups;
 pub(crate) mod ingest;
 mod labels;

@@ -7,6 +7,9 @@ pub mod access;
 pub mod baidu;
 pub mod bk;
 pub mod body;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod limits;
 pub mod opentsdb;
 

@@ -6,6 +6,9 @@ mod dto;
 mod dump_meta;
 mod error;
 mod filters;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod last;
 mod lookup;
 mod mput;

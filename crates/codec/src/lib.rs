@@ -12,6 +12,9 @@
 //! never panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod numeric;
 mod timestamps;
 pub mod varint;

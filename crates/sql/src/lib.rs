@@ -4,6 +4,9 @@
 //! memory and time limits as the JSON query.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod guard;
 mod rewrite;
 mod scan;
@@ -116,38 +119,9 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
         ordered: prepared.ordered,
         partitions,
     });
-    // One partition keeps the scan's row order through projections and
-    // filters, which a plain SELECT needs.
-    let mut config = SessionConfig::new()
-        .with_target_partitions(if prepared.ordered { 1 } else { partitions })
-        .with_information_schema(false);
-    // Field and tag names are case-sensitive (spec 10.2).
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(opts.memory_bytes, 1.0)
-        .build_arc()
-        .map_err(internal)?;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    guard::restrict(&ctx).map_err(internal)?;
-    let catalog = ctx
-        .catalog("datafusion")
-        .ok_or_else(|| SqlError::Internal("no default catalog".into()))?;
-    catalog
-        .register_schema(
-            "public",
-            Arc::new(table::Metrics {
-                db: db.clone(),
-                budget: budget.clone(),
-            }),
-        )
-        .map_err(internal)?;
+    let ctx = session(db, budget, opts.memory_bytes)?;
     let work = async {
-        let statement = datafusion::sql::parser::Statement::Statement(Box::new(prepared.statement));
-        let plan = ctx
-            .state()
-            .statement_to_plan(statement)
-            .await
-            .map_err(classify)?;
+        let plan = plan(&ctx, prepared.statement).await?;
         let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
         let columns: Vec<String> = frame
             .schema()
@@ -178,6 +152,49 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
         }),
         Err(_) => Err(SqlError::Timeout(opts.timeout)),
     }
+}
+
+/// The DataFusion session a statement is planned and run in: the metrics
+/// of `db` as tables, scans within `budget`, memory within `memory_bytes`.
+fn session(db: &Db, budget: Arc<Budget>, memory_bytes: usize) -> Result<SessionContext, SqlError> {
+    // One partition keeps the scan's row order through projections and
+    // filters, which a plain SELECT needs.
+    let mut config = SessionConfig::new()
+        .with_target_partitions(if budget.ordered { 1 } else { budget.partitions })
+        .with_information_schema(false);
+    // Field and tag names are case-sensitive (spec 10.2).
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_bytes, 1.0)
+        .build_arc()
+        .map_err(internal)?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    guard::restrict(&ctx).map_err(internal)?;
+    let catalog = ctx
+        .catalog("datafusion")
+        .ok_or_else(|| SqlError::Internal("no default catalog".into()))?;
+    catalog
+        .register_schema(
+            "public",
+            Arc::new(table::Metrics {
+                db: db.clone(),
+                budget,
+            }),
+        )
+        .map_err(internal)?;
+    Ok(ctx)
+}
+
+/// The logical plan of a prepared statement.
+async fn plan(
+    ctx: &SessionContext,
+    statement: datafusion::sql::sqlparser::ast::Statement,
+) -> Result<datafusion::logical_expr::LogicalPlan, SqlError> {
+    let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+    ctx.state()
+        .statement_to_plan(statement)
+        .await
+        .map_err(classify)
 }
 
 fn internal(e: DataFusionError) -> SqlError {

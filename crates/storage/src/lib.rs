@@ -15,6 +15,9 @@ mod db;
 mod delete;
 mod engine;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod head;
 mod partition;
 mod pending;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-const MAGIC: &[u8; 8] = b"SDWAL002";
+pub(crate) const MAGIC: &[u8; 8] = b"SDWAL002";
 /// Largest amount of record bytes gathered into one group commit.
 const MAX_GROUP_BYTES: usize = 16 << 20;
 /// How often a failed log tries to start a fresh segment.

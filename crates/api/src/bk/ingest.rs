@@ -143,10 +143,10 @@ pub(crate) async fn push(
     }
 }
 
-type Refusal = (StatusCode, String);
+pub(super) type Refusal = (StatusCode, String);
 
 /// Steps 2–20 of spec 9.2 over the whole body: the points to store.
-fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), Refusal> {
+pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), Refusal> {
     let bad = |m: String| (StatusCode::BAD_REQUEST, m);
     let root: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
     let Value::Object(root) = root else {

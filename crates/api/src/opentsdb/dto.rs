@@ -231,6 +231,11 @@ impl<'de> Deserialize<'de> for PointDto<'de> {
 /// `Err` carries the OpenTSDB message, prefixed `json: ` when the body is
 /// not the JSON a put needs (which OpenTSDB reports as unparseable).
 pub(crate) fn parse_points(body: &[u8], max: usize) -> Result<Vec<PointDto<'_>>, ParseError> {
+    // sonic-rs panics on invalid UTF-8 inside a lazily kept value (the
+    // tags): such a body is not JSON, and is refused before parsing.
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(ParseError::Json(e.to_string()));
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     // sonic-rs parses with SIMD: the largest single cost of a put is here.
     let parsed = match first {

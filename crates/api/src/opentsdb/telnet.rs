@@ -100,7 +100,7 @@ fn telnet_timestamp(t: &str) -> Option<i64> {
 }
 
 /// What one line asks for.
-enum Line {
+pub(super) enum Line {
     Put(Result<WritePoint, String>),
     /// `auth <access key id> <secret>`.
     Auth(String, String),
@@ -109,7 +109,7 @@ enum Line {
     Nothing,
 }
 
-fn classify_line(line: &str, limits: Limits) -> Line {
+pub(super) fn classify_line(line: &str, limits: Limits) -> Line {
     let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
     let Some((&cmd, args)) = words.split_first() else {
         return Line::Nothing;

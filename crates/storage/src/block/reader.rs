@@ -340,11 +340,19 @@ impl Block {
     }
 
     fn chunk_payload(&self, entry: &ChunkEntry) -> Result<Vec<u8>> {
-        let len = usize::try_from(entry.len).map_err(|_| Error::Corrupt {
-            path: self.path.clone(),
-            offset: entry.offset,
-            reason: "chunk length".into(),
-        })?;
+        // A damaged index must not make us allocate past the file.
+        let inside = entry
+            .offset
+            .checked_add(entry.len)
+            .is_some_and(|end| end <= self.file_bytes);
+        let len = usize::try_from(entry.len)
+            .ok()
+            .filter(|_| inside)
+            .ok_or_else(|| Error::Corrupt {
+                path: self.path.clone(),
+                offset: entry.offset,
+                reason: format!("chunk of {} bytes beyond the end of the block", entry.len),
+            })?;
         let mut framed = vec![0u8; len];
         read_at(&self.file, &self.path, &mut framed, entry.offset)?;
         Ok(framed)

@@ -1,0 +1,147 @@
+//! Fuzz entry points of the OpenTSDB adapter (run by `fuzz/`, replayed by
+//! `cargo test` through `crate::fuzz`): what a request's bytes go through
+//! before the engine is called. None may panic.
+
+use super::dto::{PointDto, Scalar, TagsDto};
+use super::put::keys::KeyCache;
+use super::put::{self, Checked, Limits, PutParams};
+use super::query::{Clock, from_json, from_query_string};
+use super::telnet;
+use jiff::tz::TimeZone;
+use sundial_model::{FieldValue, ValueInput};
+
+/// The default limits (spec 3.2).
+const LIMITS: Limits = Limits {
+    max_tags: 16,
+    max_metric_bytes: 255,
+    max_tagk_bytes: 255,
+    max_tagv_bytes: 255,
+};
+
+/// `POST /api/put`: the first line is the query string, the rest the
+/// body. Each element is checked twice, the second time with the series
+/// keys the first pass put into a key cache, as the handler does across
+/// requests: both must come to the same point or error. The reply is
+/// rendered, failed points echoed.
+pub fn put(data: &[u8]) {
+    let (query, body) = split_line(data);
+    let Ok(params) = PutParams::parse(Some(&query)) else {
+        return;
+    };
+    let Ok(elements) = put::parse_body(body, 100_000) else {
+        return;
+    };
+    let cache = KeyCache::default();
+    let fresh: Vec<String> = elements
+        .iter()
+        .map(|e| {
+            let checked = put::check_point_by(e, None, |metric, tags| {
+                let resolved = put::keys::resolve(metric, tags, LIMITS);
+                if let Some((metric, text)) = raw_names(e) {
+                    cache.insert_all(cache.pending(metric, text, &resolved).into_iter().collect());
+                }
+                resolved
+            });
+            summary(&checked)
+        })
+        .collect();
+    let known = cache.lookup_all(elements.iter().map(raw_names));
+    for ((e, known), fresh) in elements.iter().zip(known).zip(&fresh) {
+        let cached = put::check_point_by(e, known, |metric, tags| {
+            put::keys::resolve(metric, tags, LIMITS)
+        });
+        assert_eq!(&summary(&cached), fresh, "the key cache changed a point");
+    }
+    let failures = elements.iter().map(|e| match put::check_point(e, LIMITS) {
+        Checked::Point { later_error, .. } => later_error,
+        Checked::Failed(message) => Some(message),
+    });
+    let _ = put::reply(&params, failures, body, false);
+}
+
+/// The metric and raw tags text the handler looks up in its key cache.
+fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
+    match (&p.metric, &p.tags) {
+        (Some(Scalar::Str(m)), Some(TagsDto::Raw(t))) => Some((m.as_ref(), t.as_ref())),
+        _ => None,
+    }
+}
+
+fn summary(c: &Checked) -> String {
+    match c {
+        Checked::Point { point, later_error } => format!(
+            "{:?} {} {} {:?} {} {later_error:?}",
+            point.series, point.field, point.timestamp, point.value, point.rejected
+        ),
+        Checked::Failed(message) => message.clone(),
+    }
+}
+
+/// Telnet lines as the listener splits them. A `put` that parses,
+/// printed back as a line, parses to the same series and time (and the
+/// same value when it is a Long).
+pub fn telnet(data: &[u8]) {
+    for raw in data.split(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw));
+        let _ = telnet::classify_line(&line, LIMITS);
+        let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+        let Some((&"put", args)) = words.split_first() else {
+            continue;
+        };
+        let Ok(point) = telnet::parse_put(args, LIMITS) else {
+            continue;
+        };
+        let ts = point.timestamp;
+        let time = if ts >= 10_000_000_000 {
+            ts.to_string()
+        } else {
+            format!("{}.{:03}", ts / 1000, ts % 1000)
+        };
+        let value = match &point.value {
+            ValueInput::Typed(FieldValue::Long(v)) => v.to_string(),
+            _ => "1".into(),
+        };
+        let mut again = vec![point.series.metric.clone(), time, value];
+        again.extend(point.series.tags.iter().map(|(k, v)| format!("{k}={v}")));
+        let again: Vec<&str> = again.iter().map(String::as_str).collect();
+        match telnet::parse_put(&again, LIMITS) {
+            Ok(p) => {
+                assert_eq!((&p.series, p.timestamp), (&point.series, point.timestamp));
+                if matches!(point.value, ValueInput::Typed(FieldValue::Long(_))) {
+                    assert_eq!(p.value, point.value);
+                }
+            }
+            Err(e) => panic!("{again:?} (printed from {line:?}) does not parse: {e}"),
+        }
+    }
+}
+
+/// What queries read times against: a fixed clock, UTC by default.
+fn clock() -> Clock {
+    Clock {
+        now: 1_500_000_000_000,
+        tz: TimeZone::UTC,
+    }
+}
+
+/// `GET /api/query?...`: the raw query string.
+pub fn query_get(data: &[u8]) {
+    let _ = from_query_string(&String::from_utf8_lossy(data), &clock());
+}
+
+/// `POST /api/query`: the JSON body.
+pub fn query_post(data: &[u8]) {
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) {
+        let _ = from_json(&json, &clock());
+    }
+}
+
+/// The first line (lossy UTF-8, without `\r`) and the bytes after it.
+pub(crate) fn split_line(data: &[u8]) -> (String, &[u8]) {
+    let (line, rest) = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    (String::from_utf8_lossy(line).into_owned(), rest)
+}
