@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::head::{Frozen, Head};
 use crate::partition::{self, Tiers, Window};
+use crate::phase::Phase;
 use crate::record::{Batch, BatchEncoder};
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
@@ -539,6 +540,8 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
         });
         (frozen, rotated, relogged, new_series, hidden)
     };
+    // Logged outside the head lock; ends when this function returns.
+    let _phase = Phase::start("flush", &inner.config.data_dir);
     let result = rotated
         .blocking_recv()
         .map_err(|_| Error::WalStopped {

@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod head;
 mod partition;
+mod phase;
 mod record;
 mod snapshot;
 mod wal;
