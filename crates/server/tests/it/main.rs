@@ -16,6 +16,7 @@ mod bk_meta;
 mod cli;
 mod clients;
 mod collectd;
+mod crash_loop;
 mod durability;
 mod harness;
 mod opentsdb_alibaba;
