@@ -96,6 +96,8 @@ pub struct Summary {
     pub panics: u64,
     /// Error answers while the server ran (not caused by a kill).
     pub unexpected_answers: u64,
+    /// Wall time of the rounds.
+    pub elapsed_secs: u64,
 }
 
 impl Summary {
@@ -334,6 +336,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
         data.display()
     )?;
     let started_ms = now_ms();
+    let began = std::time::Instant::now();
     let mut server = match Server::start(&opts.server, &config, &data)? {
         Started::Up(s) => s,
         Started::Refused(log) => {
@@ -365,7 +368,16 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
             started_ms,
         };
         let next;
-        (next, writers, control) = r.run(server, writers, control, &mut summary, out)?;
+        (next, writers, control) = r
+            .run(server, writers, control, &mut summary, out)
+            .with_context(|| {
+                format!(
+                    "round {round} (seed {}, data in {})",
+                    opts.seed,
+                    work.display()
+                )
+            })?;
+        summary.elapsed_secs = began.elapsed().as_secs();
         match next {
             Some(s) => server = s,
             None => return Ok(summary),
