@@ -135,11 +135,12 @@ impl fmt::Display for Summary {
             self.flushes, self.compactions
         )?;
         writeln!(f, "  server panics              {}", self.panics)?;
-        write!(
+        writeln!(
             f,
             "  unexpected error answers   {}",
             self.unexpected_answers
-        )
+        )?;
+        write!(f, "  elapsed                    {} s", self.elapsed_secs)
     }
 }
 
