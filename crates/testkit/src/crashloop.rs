@@ -50,6 +50,9 @@ pub struct Options {
     pub work_dir: Option<PathBuf>,
     /// `storage.retention_secs` of the server (at least 120).
     pub retention_secs: u64,
+    /// `storage.fsync` of the server: with `buffered` an acknowledged write
+    /// is in the OS's hands, which a process kill does not lose either.
+    pub buffered: bool,
     /// Keep the work directory after a clean run too.
     pub keep: bool,
 }
@@ -64,6 +67,7 @@ impl Options {
             seed: u64::try_from(now_ms()).unwrap_or_default(),
             work_dir: None,
             retention_secs: 240,
+            buffered: false,
             keep: false,
         }
     }
@@ -284,7 +288,8 @@ fn writers(prefix: &str) -> (Vec<Writer>, Vec<Column>) {
 
 /// The server's configuration: everything small and frequent, so flushes,
 /// partition flushes, compactions and retention all run within seconds.
-fn config_text(retention_secs: u64) -> String {
+fn config_text(retention_secs: u64, buffered: bool) -> String {
+    let fsync = if buffered { "buffered" } else { "always" };
     format!(
         "[storage]\n\
          partition_secs = 60\n\
@@ -294,7 +299,8 @@ fn config_text(retention_secs: u64) -> String {
          maintenance_interval_secs = 1\n\
          compaction_min_blocks = 2\n\
          compaction_settle_secs = 5\n\
-         retention_secs = {retention_secs}\n"
+         retention_secs = {retention_secs}\n\
+         fsync = \"{fsync}\"\n"
     )
 }
 
@@ -321,7 +327,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     }
     std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
     let config = work.join("sundial.toml");
-    std::fs::write(&config, config_text(opts.retention_secs))?;
+    std::fs::write(&config, config_text(opts.retention_secs, opts.buffered))?;
     let mut summary = Summary {
         seed: opts.seed,
         work_dir: work.clone(),
@@ -329,11 +335,12 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     };
     writeln!(
         out,
-        "crash loop: seed {}, {} rounds, kills within {}s, retention {}s, data in {}",
+        "crash loop: seed {}, {} rounds, kills within {}s, retention {}s, fsync {}, data in {}",
         opts.seed,
         opts.rounds,
         opts.seconds,
         opts.retention_secs,
+        if opts.buffered { "buffered" } else { "always" },
         data.display()
     )?;
     let started_ms = now_ms();

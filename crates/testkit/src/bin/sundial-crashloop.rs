@@ -27,6 +27,9 @@ struct Args {
     /// The server's retention (at least 120 s).
     #[arg(long, default_value_t = 240)]
     retention_secs: u64,
+    /// Run the server with `fsync = "buffered"` (default "always").
+    #[arg(long)]
+    buffered: bool,
     /// Keep the work directory after a clean run.
     #[arg(long)]
     keep: bool,
@@ -39,6 +42,7 @@ fn main() -> Result<()> {
     opts.seed = args.seed.unwrap_or(opts.seed);
     opts.work_dir = args.work_dir;
     opts.retention_secs = args.retention_secs;
+    opts.buffered = args.buffered;
     opts.keep = args.keep;
     let summary = crashloop::run(&opts, &mut std::io::stdout())?;
     println!("{summary}");
