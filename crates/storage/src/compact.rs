@@ -30,6 +30,7 @@ use crate::db::Inner;
 use crate::error::Result;
 use crate::head::SeriesId;
 use crate::partition::{self, Tiers, Window};
+use crate::phase::Phase;
 use crate::snapshot::Layers;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -175,6 +176,7 @@ fn straddlers(tiers: &Tiers, blocks: &[Arc<Block>], max_bytes: u64) -> Option<Ve
 /// Merges the blocks at `members` (ascending indexes) into one that takes
 /// the newest input's name and place.
 fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
+    let _phase = Phase::start("compaction", &inner.config.data_dir);
     let inputs: Vec<Arc<Block>> = {
         let layers = inner.layers.read();
         members

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::head::{FastMap, Frozen, Head, SeriesId};
 use crate::partition::{self, Tiers, Window};
 use crate::pending::{Apply, Pending};
+use crate::phase::Phase;
 use crate::record::{Batch, BatchEncoder};
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
@@ -702,6 +703,8 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
         });
         (frozen, relogged, new_series, hidden)
     };
+    // Logged outside the head lock; ends when this function returns.
+    let _phase = Phase::start("flush", &inner.config.data_dir);
     // Series definitions must be durable before the WAL holding them is
     // deleted; the block refers to series by id only.
     let result = catalog_series(inner, &new_series)

@@ -21,6 +21,7 @@ pub mod fuzz;
 mod head;
 mod partition;
 mod pending;
+mod phase;
 mod record;
 mod snapshot;
 pub mod vfs;

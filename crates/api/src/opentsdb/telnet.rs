@@ -254,12 +254,15 @@ async fn write_batch(
     };
     let metrics: Vec<String> = batch.iter().map(|(_, p)| p.series.metric.clone()).collect();
     let points = batch.into_iter().map(|(_, p)| p).collect();
+    // Errors of the whole batch answer at its last put, before any later
+    // line's answer (a `version` after the puts stays a barrier).
+    let last = lines.last().copied().unwrap_or_default();
     let written = match api.db.write(points, false) {
         Ok(w) => w,
         Err(e) if e.class() == sundial_storage::ErrorClass::Busy => return throttle(replies),
         Err(e) => {
             tracing::error!(error = %e, "telnet write failed");
-            replies.push((usize::MAX, "put: Internal server error\n".into()));
+            replies.push((last, "put: Internal server error\n".into()));
             return;
         }
     };
@@ -279,7 +282,7 @@ async fn write_batch(
         Err(e) if e.class() == sundial_storage::ErrorClass::Busy => throttle(replies),
         Err(e) => {
             tracing::error!(error = %e, "telnet write not committed");
-            replies.push((usize::MAX, "put: Internal server error\n".into()));
+            replies.push((last, "put: Internal server error\n".into()));
         }
     }
 }

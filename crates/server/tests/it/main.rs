@@ -17,6 +17,7 @@ mod bk_meta;
 mod cli;
 mod clients;
 mod collectd;
+mod crash_loop;
 mod durability;
 mod edge;
 mod harness;
