@@ -70,6 +70,20 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes
     }
 }
 
+/// Reads and drops a body the server will not use (at most `limit`
+/// bytes), so the answer it gets instead reaches a client still sending
+/// it rather than a reset connection. Nothing is kept in memory.
+pub async fn discard(body: Body, limit: usize) {
+    let mut body = body;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > limit {
+            return;
+        }
+    }
+}
+
 /// Finds a [`BodyTimedOut`] in an error and its sources.
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> Option<BodyTimedOut> {
     let mut next = Some(e);

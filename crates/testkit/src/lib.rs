@@ -1,9 +1,11 @@
 //! Dev-only data generators: a TSBS-devops-like data set (hosts × cpu
 //! metrics, ten tags per series, fixed interval) rendered as OpenTSDB
-//! `/api/put` bodies, for benches and load tests; and the crash loop that
-//! kills a running server under writes and checks what it kept.
+//! `/api/put` bodies, for benches and load tests; the crash loop that
+//! kills a running server under writes and checks what it kept; and the
+//! overload driver.
 
 pub mod crashloop;
+pub mod overload;
 
 /// Shape of a generated data set.
 #[derive(Debug, Clone)]

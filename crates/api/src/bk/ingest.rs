@@ -107,6 +107,7 @@ pub(crate) async fn push(
         .map_or_else(|| "unknown".into(), |p| p.0.ip().to_string());
     let (parts, body) = req.into_parts();
     let Ok(_slot) = api.limits.write_slot().await else {
+        crate::body::discard(body, api.max_body_bytes).await;
         let mut busy = reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many writes; retry shortly",
