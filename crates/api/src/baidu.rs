@@ -380,7 +380,8 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
         .map_err(|e| BaiduError::storage(&e))?;
     if let (Some(binder), false) = (&api.groups, seen.is_empty()) {
         binder
-            .discovered(&seen)
+            .discovered(seen)
+            .await
             .map_err(|e| BaiduError::internal(&e))?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())

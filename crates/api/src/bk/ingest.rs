@@ -212,6 +212,13 @@ pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i6
             )));
         }
     };
+    let max = api.limits.config.max_write_points;
+    if items.len() > max {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {max} data items per report (limits.max_write_points)"),
+        ));
+    }
     if items.is_empty() {
         return Err(bad("timeseries data cannot be empty".into()));
     }
@@ -376,7 +383,10 @@ async fn store(api: &Api, points: Vec<WritePoint>, seen: &Seen) -> Result<(), St
         return Err(e.to_string());
     }
     written.commit.wait().await.map_err(|e| e.to_string())?;
-    api.binder().discovered(seen).map_err(|e| e.to_string())
+    api.binder()
+        .discovered(seen.clone())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Binds points of the other write APIs to groups (spec 9.3–9.5).
@@ -514,12 +524,19 @@ impl Binder {
     }
 
     /// Records the metrics and tags of stored bound points (spec 9.6).
-    pub(crate) fn discovered(&self, seen: &Seen) -> std::io::Result<()> {
-        let now = now_ms();
-        for (group, fields) in seen {
-            self.0.discover(*group, fields, now)?;
-        }
-        Ok(())
+    /// Records what stored points revealed; durable (it may write the
+    /// metadata file) and off the async workers.
+    pub(crate) async fn discovered(&self, seen: Seen) -> std::io::Result<()> {
+        let registry = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for (group, fields) in &seen {
+                registry.discover(*group, fields, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Notes one stored bound point for [`Binder::discovered`].

@@ -129,6 +129,9 @@ fn now_ms() -> Timestamp {
         .map_or(0, |d| d.as_millis() as Timestamp)
 }
 
+/// Series read between two chances for writers to take the head.
+const SERIES_PER_YIELD: usize = 64;
+
 fn run(
     api: &Api,
     queries: Vec<Last>,
@@ -145,38 +148,53 @@ fn run(
     } else {
         Timestamp::MIN
     };
+    let budget = api.query_budget();
+    let max = api.limits.config.max_result_rows;
     let out = api
         .db
         .read(|mut view| -> Result<Vec<Value>, OpenTsdbError> {
             api.uids.catch_up(&mut view);
-            api.uids.with(&view, |uids| {
-                let mut out = Vec::new();
-                for q in &queries {
-                    let mut found = Vec::new();
-                    for (key, id) in series(&view, uids, q)? {
-                        if let Some((t, v)) = latest(&view, id, start, end)? {
-                            found.push((key, t, text(&v)));
-                        }
+            let mut found = Vec::new();
+            for q in &queries {
+                let selected = api.uids.with(&view, |uids| series(&view, uids, q))?;
+                if found.len() + selected.len() > max {
+                    return Err(OpenTsdbError::bad_request(format!(
+                        "more than {max} series match (limits.max_result_rows)"
+                    )));
+                }
+                let mut latest_of_query = Vec::new();
+                for (n, (key, id)) in selected.into_iter().enumerate() {
+                    if n > 0 && n % SERIES_PER_YIELD == 0 {
+                        budget.check_time().map_err(super::query::query_error)?;
+                        view.yield_to_writers();
                     }
-                    found.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
-                    for (key, t, v) in found {
+                    if let Some((t, v)) = latest(&view, id, start, end)? {
+                        latest_of_query.push((key, t, text(&v)));
+                    }
+                }
+                latest_of_query.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+                found.extend(latest_of_query);
+            }
+            Ok(api.uids.with(&view, |uids| {
+                found
+                    .into_iter()
+                    .map(|(key, t, v)| {
                         let tsuid = uids.tsuid(&key.metric, &key.tags);
                         let tags: Map<String, Value> = key
                             .tags
                             .into_iter()
                             .map(|(k, v)| (k, Value::String(v)))
                             .collect();
-                        out.push(json!({
+                        json!({
                             "metric": key.metric,
                             "timestamp": t,
                             "value": v,
                             "tags": tags,
                             "tsuid": tsuid,
-                        }));
-                    }
-                }
-                Ok(out)
-            })
+                        })
+                    })
+                    .collect()
+            }))
         })?;
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }

@@ -367,7 +367,7 @@ pub(crate) async fn put(
     let written = api.db.write(points, params.sync)?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
-    groups.discovered(&results, keys)?;
+    groups.discovered(&results, keys).await?;
     let failures = slots.into_iter().map(|slot| match slot {
         Err(msg) => Some(msg),
         Ok(i) => match results.get(i) {
@@ -546,7 +546,7 @@ impl<'a> Groups<'a> {
     }
 
     /// Records the bound points the engine stored (spec bkmonitor 9.6).
-    pub(crate) fn discovered(
+    pub(crate) async fn discovered(
         &self,
         results: &[Result<(), PointError>],
         keys: Vec<Option<Arc<SeriesKey>>>,
@@ -565,7 +565,8 @@ impl<'a> Groups<'a> {
         }
         crate::bk::ingest::one_unit(&mut seen);
         binder
-            .discovered(&seen)
+            .discovered(seen)
+            .await
             .map_err(|e| OpenTsdbError::internal(&e))
     }
 }
