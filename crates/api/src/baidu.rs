@@ -353,8 +353,9 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
     let mut points = write::parse(&body, limits, api.now_ms())?;
     let is_default = db.config().data_dir == api.engine.default_db().config().data_dir;
     let seen = bind_groups(&api, &parts, is_default, &mut points)?;
-    let written = db
-        .write_all_or_nothing(points, false)
+    let target = db.clone();
+    let written = crate::write_off_workers(move || target.write_all_or_nothing(points, false))
+        .await
         .map_err(|e| BaiduError::storage(&e))?;
     // The point that failed, not one refused along with it.
     let errors = || {

@@ -173,6 +173,9 @@ async fn dispatch(
     envelope(result, &request_id, en)
 }
 
+/// Metadata calls carry group definitions, never data: 4 MiB is ample.
+const METADATA_MAX_BODY: usize = 4 << 20;
+
 async fn handle(
     api: &Api,
     name: &str,
@@ -183,7 +186,9 @@ async fn handle(
 ) -> Result<Value, BkError> {
     let call = Call::parse(name, method).ok_or(BkError::Route)?;
     let bytes = if *method == Method::POST {
-        crate::body::read(headers, body, api.max_body_bytes)
+        // Read and parsed before the caller is known: bounded small.
+        let limit = api.max_body_bytes.min(METADATA_MAX_BODY);
+        crate::body::read(headers, body, limit)
             .await
             .map_err(|e| match e {
                 crate::body::BodyError::TooLarge { limit } => BkError::TooLarge(limit),

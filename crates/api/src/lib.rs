@@ -13,6 +13,21 @@ pub mod fuzz;
 pub mod limits;
 pub mod opentsdb;
 
+/// Runs a storage write off the async workers: it may wait for the head
+/// (behind a flush) or the WAL queue. A panic in it answers as an I/O
+/// error of the write.
+pub(crate) async fn write_off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> sundial_storage::Result<T> + Send + 'static,
+) -> sundial_storage::Result<T> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(sundial_storage::Error::Io {
+            op: "write task",
+            path: std::path::PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
 /// The request path exactly as the client sent it, kept in the request
 /// extensions when the listener rewrites the URI for routing (signatures
 /// cover the path as received).

@@ -31,7 +31,6 @@ use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
-use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,7 +56,8 @@ pub struct Api {
     limits: crate::limits::Limits,
     /// UID tables of the databases other than `default`, opened on first
     /// use; a dropped and recreated database gets fresh ones.
-    other_uids: Arc<Mutex<UidsByDatabase>>,
+    /// Async: held across a first open, so one log has one owner.
+    other_uids: Arc<tokio::sync::Mutex<UidsByDatabase>>,
     /// BlueKing groups that writes to `default` may be bound to.
     groups: Option<crate::bk::ingest::Binder>,
     /// Checked series keys of put elements.
@@ -103,25 +103,21 @@ impl Api {
         let Some(db) = self.engine.database(name) else {
             return Ok(None);
         };
-        let known = match self.other_uids.lock().get(name) {
-            Some((known, uids)) if known.same_as(&db) => Some(uids.clone()),
-            _ => None,
-        };
-        let uids = match known {
-            Some(uids) => uids,
-            None => {
+        let mut opened = self.other_uids.lock().await;
+        let uids = match opened.get(name) {
+            Some((known, uids)) if known.same_as(&db) => uids.clone(),
+            _ => {
                 let (vfs, dir) = (db.config().vfs.clone(), db.config().data_dir.clone());
                 let uids = tokio::task::spawn_blocking(move || uids::Uids::open(&vfs, &dir))
                     .await
                     .map_err(|e| OpenTsdbError::internal(&e))?
                     .map_err(|e| OpenTsdbError::internal(&e))?;
                 let uids = Arc::new(uids);
-                self.other_uids
-                    .lock()
-                    .insert(name.to_owned(), (db.clone(), uids.clone()));
+                opened.insert(name.to_owned(), (db.clone(), uids.clone()));
                 uids
             }
         };
+        drop(opened);
         api.db = db;
         api.database = name.into();
         api.uids = uids;
@@ -132,6 +128,15 @@ impl Api {
     fn query_budget(&self) -> sundial_query::QueryBudget {
         let c = &self.limits.config;
         sundial_query::QueryBudget::new(c.query_timeout(), c.max_query_points)
+    }
+
+    /// Paces a walk over names under one snapshot (lookups, suggest,
+    /// dump_meta) by the query deadline.
+    fn pacer(&self) -> Pacer {
+        Pacer {
+            budget: self.query_budget(),
+            steps: 0,
+        }
     }
 
     /// Runs read work (lookups, listings, meta data) off the async
@@ -318,4 +323,28 @@ pub fn normalize_path(uri: &Uri) -> Option<String> {
         out = format!("/api/{tail}");
     }
     (out != path).then_some(out)
+}
+
+/// Every [`Pacer::STEPS`] steps of a long walk: past the query deadline
+/// the walk ends with the timeout error, and writers waiting for the head
+/// get their turn.
+pub(crate) struct Pacer {
+    budget: sundial_query::QueryBudget,
+    steps: usize,
+}
+
+impl Pacer {
+    const STEPS: usize = 64;
+
+    pub(crate) fn step(
+        &mut self,
+        view: &mut sundial_storage::Snapshot<'_>,
+    ) -> Result<(), error::OpenTsdbError> {
+        self.steps += 1;
+        if self.steps.is_multiple_of(Self::STEPS) {
+            self.budget.check_time().map_err(query::query_error)?;
+            view.yield_to_writers();
+        }
+        Ok(())
+    }
 }

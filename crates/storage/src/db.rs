@@ -181,8 +181,9 @@ impl Db {
 
     /// Validates kinds and stores every acceptable point, in order: an
     /// earlier point of the batch can fix the kind a later one must match.
-    /// Accepted points are visible to reads on return; `commit` resolves
-    /// once they are in the WAL (synced if `sync` or the policy says so).
+    /// Accepted points become visible to reads once their WAL record is
+    /// written (synced if `sync` or the policy says so); `commit` resolves
+    /// then, or fails, and a failed record is never applied.
     pub fn write(&self, points: Vec<WritePoint>, sync: bool) -> Result<Written> {
         self.write_points(points, sync, Atomic::Each)
     }

@@ -106,18 +106,6 @@ pub(crate) async fn push(
         .get::<PeerAddr>()
         .map_or_else(|| "unknown".into(), |p| p.0.ip().to_string());
     let (parts, body) = req.into_parts();
-    let Ok(_slot) = api.limits.write_slot().await else {
-        crate::body::discard(body, api.max_body_bytes).await;
-        let mut busy = reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many writes; retry shortly",
-        );
-        busy.headers_mut().insert(
-            header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return busy;
-    };
     let bytes = match crate::body::read(&parts.headers, body, api.max_body_bytes).await {
         Ok(b) => b,
         Err(crate::body::BodyError::TooLarge { .. }) => {
@@ -131,9 +119,29 @@ pub(crate) async fn push(
             &format!("empty request body not allowed, ip={peer}"),
         );
     }
-    let (points, group, seen) = match check_push(&api, &bytes) {
-        Ok(x) => x,
-        Err((status, message)) => return reply(status, &message),
+    // The token first: a stranger's body never takes a write slot.
+    if let Err((status, message)) = authenticate_push(&api, &bytes) {
+        return reply(status, &message);
+    }
+    let Ok(_slot) = api.limits.write_slot().await else {
+        let mut busy = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many writes; retry shortly",
+        );
+        busy.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return busy;
+    };
+    let checked = {
+        let api = api.clone();
+        tokio::task::spawn_blocking(move || check_push(&api, &bytes)).await
+    };
+    let (points, group, seen) = match checked {
+        Ok(Ok(x)) => x,
+        Ok(Err((status, message))) => return reply(status, &message),
+        Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     match store(&api, points, &seen).await {
         Ok(()) => reply(StatusCode::OK, ""),
@@ -146,17 +154,45 @@ pub(crate) async fn push(
 
 pub(super) type Refusal = (StatusCode, String);
 
-/// Steps 2–20 of spec 9.2 over the whole body: the points to store.
-pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), Refusal> {
+/// The fields `/v2/push/` authenticates by; the rest of the body is
+/// skipped unparsed.
+#[derive(serde::Deserialize)]
+struct PushHead {
+    data_id: Option<Value>,
+    access_token: Option<Value>,
+}
+
+/// The token check of [`check_push`] without building the body's tree:
+/// an unauthenticated body costs a scan, never memory or a write slot.
+fn authenticate_push(api: &Api, bytes: &[u8]) -> Result<(), Refusal> {
     let bad = |m: String| (StatusCode::BAD_REQUEST, m);
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-    let Value::Object(root) = root else {
-        return Err(bad(format!(
-            "request body expected map[string]interface {{}}, got {}",
-            go_type(&root)
-        )));
-    };
-    let data_id = match root.get("data_id") {
+    match serde_json::from_slice::<PushHead>(bytes) {
+        Ok(head) => group_for(api, head.data_id.as_ref(), head.access_token.as_ref()).map(drop),
+        Err(e) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+                .map_err(|_| bad(e.to_string()))?;
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            let got = match first {
+                // An object the typed head refused (a repeated key): the
+                // full check decides, as before.
+                Some(b'{') => return Ok(()),
+                Some(b'[') => "[]interface {}",
+                Some(b'"') => "string",
+                Some(b't' | b'f') => "bool",
+                Some(b'n') => "<nil>",
+                _ => "float64",
+            };
+            Err(bad(format!(
+                "request body expected map[string]interface {{}}, got {got}"
+            )))
+        }
+    }
+}
+
+/// The group a report's `data_id` names, if `token` is its token.
+fn group_for(api: &Api, data_id: Option<&Value>, token: Option<&Value>) -> Result<Group, Refusal> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let data_id = match data_id {
         None => 0,
         Some(Value::Number(n)) => n
             .as_i64()
@@ -168,7 +204,7 @@ pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i6
             )));
         }
     };
-    let token = match root.get("access_token") {
+    let token = match token {
         None => "",
         Some(Value::String(s)) => s.as_str(),
         Some(other) => {
@@ -197,6 +233,20 @@ pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i6
             format!("invalid access_token for data_id {data_id}"),
         ));
     }
+    Ok(group)
+}
+
+/// Steps 2–20 of spec 9.2 over the whole body: the points to store.
+pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i64, Seen), Refusal> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let root: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    let Value::Object(root) = root else {
+        return Err(bad(format!(
+            "request body expected map[string]interface {{}}, got {}",
+            go_type(&root)
+        )));
+    };
+    let group = group_for(api, root.get("data_id"), root.get("access_token"))?;
     if !group.is_enable {
         return Err((
             StatusCode::FORBIDDEN,
@@ -370,9 +420,9 @@ fn item_frame(
 
 /// Stores the points whole and records what they revealed.
 async fn store(api: &Api, points: Vec<WritePoint>, seen: &Seen) -> Result<(), String> {
-    let written = api
-        .db
-        .write_all_or_nothing(points, false)
+    let db = api.db.clone();
+    let written = crate::write_off_workers(move || db.write_all_or_nothing(points, false))
+        .await
         .map_err(|e| e.to_string())?;
     if let Some(e) = written
         .outcome

@@ -35,27 +35,34 @@ pub(crate) async fn dump_meta(
             .as_u64()
             .and_then(|m| usize::try_from(m).ok())
             .ok_or_else(|| OpenTsdbError::bad_request("Unable to parse 'max' as a number"))?,
-    };
+    }
+    .min(api.limits.config.max_result_rows);
     let metric = text("metric").filter(|m| !m.is_empty());
     let wanted = key.clone();
     let values: BTreeSet<String> = api
         .read_blocking(move |api| {
-            Ok(api.db.read(|view| {
-                let metrics: Vec<&str> = match &metric {
-                    Some(m) => vec![m.as_str()],
-                    None => view.metrics(),
+            api.db.read(|mut view| {
+                let metrics: Vec<String> = match metric {
+                    Some(m) => vec![m],
+                    None => view.metrics().into_iter().map(str::to_owned).collect(),
                 };
+                let mut pacer = api.pacer();
                 let mut out = BTreeSet::new();
-                for m in metrics {
+                for m in &metrics {
+                    pacer.step(&mut view)?;
                     out.extend(
                         view.tag_values_in(m, &wanted, Timestamp::MIN, Timestamp::MAX)
                             .into_iter()
                             .filter(|v| v.starts_with(prefix.as_str()))
                             .map(str::to_owned),
                     );
+                    // Only the first `max` in order are answered.
+                    while out.len() > max {
+                        out.pop_last();
+                    }
                 }
-                out
-            }))
+                Ok(out)
+            })
         })
         .await?;
     let list: Vec<Value> = values

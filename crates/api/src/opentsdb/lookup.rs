@@ -113,6 +113,7 @@ pub(crate) async fn suggest_post(
 }
 
 fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
+    let max = s.max.min(api.limits.config.max_result_rows);
     let names: Vec<String> = api
         .db
         .read(|mut view| -> Result<Vec<String>, OpenTsdbError> {
@@ -122,6 +123,14 @@ fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
                 None => view.metrics().into_iter().map(str::to_owned).collect(),
             };
             let mut set: BTreeSet<String> = BTreeSet::new();
+            // Only the first `max` in order are answered.
+            let add = |set: &mut BTreeSet<String>, names: Vec<&str>| {
+                let matching = names.into_iter().filter(|n| n.starts_with(&s.prefix));
+                set.extend(matching.map(str::to_owned));
+                while set.len() > max {
+                    set.pop_last();
+                }
+            };
             // Without a metric, names come from the UID tables as in OpenTSDB:
             // they include names assigned through `/api/uid/assign` and names
             // whose series were deleted.
@@ -132,53 +141,43 @@ fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
                 _ => None,
             };
             if let Some(kind) = uid_kind.filter(|_| s.metric.is_none()) {
-                api.uids.with(&view, |uids| {
-                    set.extend(
-                        uids.names(kind)
-                            .filter(|n| n.starts_with(&s.prefix))
-                            .map(str::to_owned),
-                    );
-                });
-                return Ok(set.into_iter().take(s.max).collect());
+                api.uids
+                    .with(&view, |uids| add(&mut set, uids.names(kind).collect()));
+                return Ok(set.into_iter().collect());
             }
-            match s.kind.as_str() {
-                "metrics" => set.extend(view.metrics().into_iter().map(str::to_owned)),
-                "tagk" => {
-                    for m in &metrics {
-                        set.extend(
-                            view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX)
-                                .into_iter()
-                                .map(str::to_owned),
-                        );
-                    }
-                }
-                "tagv" => {
-                    for m in &metrics {
+            if !matches!(s.kind.as_str(), "metrics" | "tagk" | "tagv" | "field") {
+                return Err(OpenTsdbError::bad_request(format!(
+                    "Invalid 'type' parameter:{}",
+                    s.kind
+                )));
+            }
+            if s.kind == "metrics" {
+                add(&mut set, view.metrics());
+                return Ok(set.into_iter().collect());
+            }
+            let mut pacer = api.pacer();
+            for m in &metrics {
+                pacer.step(&mut view)?;
+                match s.kind.as_str() {
+                    "tagk" => add(
+                        &mut set,
+                        view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX),
+                    ),
+                    "tagv" => {
                         for k in view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX) {
-                            set.extend(
-                                view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX)
-                                    .into_iter()
-                                    .map(str::to_owned),
+                            add(
+                                &mut set,
+                                view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX),
                             );
                         }
                     }
-                }
-                "field" => {
-                    for m in &metrics {
-                        set.extend(view.fields(m).into_iter().map(|(f, _)| f.to_owned()));
-                    }
-                }
-                other => {
-                    return Err(OpenTsdbError::bad_request(format!(
-                        "Invalid 'type' parameter:{other}"
-                    )));
+                    _ => add(
+                        &mut set,
+                        view.fields(m).into_iter().map(|(f, _)| f).collect(),
+                    ),
                 }
             }
-            Ok(set
-                .into_iter()
-                .filter(|n| n.starts_with(&s.prefix))
-                .take(s.max)
-                .collect())
+            Ok(set.into_iter().collect())
         })?;
     Ok(json_response(StatusCode::OK, &json!(names)))
 }
@@ -301,7 +300,7 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
                     }
                     vec![m]
                 };
-                check_names(&view, &l.pairs)?;
+                check_names(api, &view, &l.pairs)?;
                 // Literal keys become predicates (same key ORed); `*=v` pairs are
                 // checked on each series' tags.
                 let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
@@ -328,8 +327,11 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
                     .filter(|(k, v)| k == "*" && v != "*")
                     .map(|(_, v)| v.as_str())
                     .collect();
+                let max = api.limits.config.max_result_rows;
+                let mut pacer = api.pacer();
                 let mut found = Vec::new();
                 for m in &metrics {
+                    pacer.step(&mut view)?;
                     let ids = view
                         .select(m, &predicates)
                         .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
@@ -345,6 +347,11 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
                         .collect();
                     keys.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
                     found.extend(keys);
+                    if found.len() > max {
+                        return Err(OpenTsdbError::bad_request(format!(
+                            "more than {max} series match (limits.max_result_rows)"
+                        )));
+                    }
                 }
                 let total = found.len();
                 let results = api.uids.with(&view, |uids| {
@@ -394,20 +401,19 @@ fn unresolved() -> OpenTsdbError {
 
 /// Literal tag keys and values must be known names (OpenTSDB resolves them
 /// to UIDs first).
-fn check_names(view: &Snapshot<'_>, pairs: &[(String, String)]) -> Result<(), OpenTsdbError> {
+fn check_names(
+    api: &Api,
+    view: &Snapshot<'_>,
+    pairs: &[(String, String)],
+) -> Result<(), OpenTsdbError> {
     if pairs.is_empty() {
         return Ok(());
     }
-    let mut keys: BTreeSet<&str> = BTreeSet::new();
-    let mut values: BTreeSet<&str> = BTreeSet::new();
-    for m in view.metrics() {
-        for k in view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX) {
-            keys.insert(k);
-            values.extend(view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX));
-        }
-    }
-    let known = pairs.iter().all(|(k, v)| {
-        (k == "*" || keys.contains(k.as_str())) && (v == "*" || values.contains(v.as_str()))
+    let known = api.uids.with(view, |uids| {
+        pairs.iter().all(|(k, v)| {
+            (k == "*" || uids.uid(UidKind::TagK, k).is_some())
+                && (v == "*" || uids.uid(UidKind::TagV, v).is_some())
+        })
     });
     if known { Ok(()) } else { Err(unresolved()) }
 }

@@ -90,7 +90,8 @@ pub(crate) async fn mput(
         .iter()
         .map(|p| (p.series.metric.clone(), p.field.clone()))
         .collect();
-    let written = api.db.write_groups(points, &sizes, params.sync)?;
+    let (db, sync) = (api.db.clone(), params.sync);
+    let written = crate::write_off_workers(move || db.write_groups(points, &sizes, sync)).await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
     let failures = slots.into_iter().map(|slot| match slot {

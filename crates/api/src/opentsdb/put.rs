@@ -364,7 +364,8 @@ pub(crate) async fn put(
     api.keys.insert_all(learned);
     let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
     let keys = groups.keys(&points);
-    let written = api.db.write(points, params.sync)?;
+    let (db, sync) = (api.db.clone(), params.sync);
+    let written = crate::write_off_workers(move || db.write(points, sync)).await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
     groups.discovered(&results, keys).await?;

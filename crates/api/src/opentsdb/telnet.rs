@@ -257,7 +257,8 @@ async fn write_batch(
     // Errors of the whole batch answer at its last put, before any later
     // line's answer (a `version` after the puts stays a barrier).
     let last = lines.last().copied().unwrap_or_default();
-    let written = match api.db.write(points, false) {
+    let db = api.db.clone();
+    let written = match crate::write_off_workers(move || db.write(points, false)).await {
         Ok(w) => w,
         Err(e) if e.class() == sundial_storage::ErrorClass::Busy => return throttle(replies),
         Err(e) => {

@@ -151,6 +151,16 @@ impl Tables {
         Ok(uid)
     }
 
+    /// Takes back the UID [`Tables::assign`] has just given a new name of
+    /// `kind` (an explicit assignment whose log append failed).
+    fn forget_last(&mut self, kind: UidKind) {
+        let table = &mut self.kinds[kind.index()];
+        if let Some((name, _)) = table.names.pop() {
+            table.by_name.remove(&name);
+        }
+        self.pending.pop();
+    }
+
     /// Assigns the names of series created since the last call.
     fn catch_up(&mut self, view: &Snapshot<'_>, now_secs: i64) {
         let count = view.id_bound();
@@ -295,6 +305,8 @@ impl Uids {
             .assign(kind, name, now_secs())
             .map_err(AssignError::Exhausted)?;
         if !self.append(&mut state, true) {
+            // Refused, so not kept: a retry must not find it "existing".
+            state.0.forget_last(kind);
             return Err(AssignError::Io);
         }
         Ok(uid)
@@ -388,6 +400,46 @@ mod tests {
         assert_eq!(split_tsuid("00000100000"), None);
         assert_eq!(split_tsuid("000001000001"), None);
         assert_eq!(split_tsuid("00000G"), None);
+        Ok(())
+    }
+
+    /// Issue 14, point 6 (metadata): a failed append to the UID log is
+    /// refused and cut back, so the log still reads to its end and the
+    /// names written once the disk behaves are all there after a restart.
+    #[test]
+    fn a_failed_uid_append_is_cut_back() -> Result<(), String> {
+        use sundial_storage::vfs::{FaultKind, Faults, Op, Rule};
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let faults = Faults::new();
+        let vfs = Vfs::with_faults(faults.clone());
+        let uids = Uids::open(&vfs, dir.path()).map_err(|e| e.to_string())?;
+        let ok = |r: Result<u32, AssignError>| r.map_err(|e| format!("{e:?}"));
+        let first = ok(uids.assign(UidKind::Metric, "before.fault"))?;
+        let log = dir.path().join("opentsdb-uids.log");
+        let good_len = std::fs::metadata(&log).map_err(|e| e.to_string())?.len();
+        for kind in [FaultKind::ShortWrite { keep: 3 }, FaultKind::NoSpace] {
+            faults.add(Rule::new(Op::Write, "opentsdb-uids", 0, 1, kind));
+            assert!(matches!(
+                uids.assign(UidKind::TagK, &format!("during.{kind:?}")),
+                Err(AssignError::Io)
+            ));
+            // Nothing of the failed append stays in the file.
+            let len = std::fs::metadata(&log).map_err(|e| e.to_string())?.len();
+            assert_eq!(len, good_len, "{kind:?}");
+        }
+        // A retry is a new assignment, not "exists": the first tag key UID.
+        let retried = ok(uids.assign(UidKind::TagK, "during.NoSpace"))?;
+        assert_eq!(retried, 1);
+        let after = ok(uids.assign(UidKind::TagV, "after.fault"))?;
+        drop(uids);
+        let reopened = Uids::open(&Vfs::default(), dir.path()).map_err(|e| e.to_string())?;
+        let state = reopened.state.lock();
+        assert_eq!(state.0.uid(UidKind::Metric, "before.fault"), Some(first));
+        assert_eq!(state.0.uid(UidKind::TagV, "after.fault"), Some(after));
+        // A refused name was not kept, in memory or on disk.
+        let refused = "during.ShortWrite { keep: 3 }";
+        assert_eq!(state.0.uid(UidKind::TagK, refused), None);
+        assert_eq!(state.0.uid(UidKind::TagK, "during.NoSpace"), Some(retried));
         Ok(())
     }
 }

@@ -273,3 +273,65 @@ pub(crate) fn e_vectors(s: &TestServer, token2: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 14: a report proves its token before it waits for a write slot,
+/// so bodies of strangers never hold the slots the groups' writers need,
+/// and a stranger is told 401, not busy, while every slot is taken.
+#[test]
+fn a_report_is_authenticated_before_it_waits_for_a_slot() -> Result<()> {
+    use std::io::Write;
+    let s = TestServer::spawn_with_config(
+        "[limits]\nmax_concurrent_writes = 1\nqueue_timeout_ms = 50\n",
+    )?;
+    let group = ok(
+        &s,
+        "metadata_create_time_series_group",
+        crate::bk::seed_request(),
+    )?;
+    let token = group["token"].as_str().unwrap_or_default().to_owned();
+    let item = json!({"metrics": {"load": 1}, "target": "h", "timestamp": 1_700_000_000_000i64});
+    let good = json!({"data_id": 123, "access_token": token, "data": [item]});
+    let stranger = json!({"data_id": 123, "access_token": "not-the-token", "data": [item]});
+    // A put whose body never finishes holds the only slot.
+    let mut held = std::net::TcpStream::connect(
+        s.url("")
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    )?;
+    held.write_all(b"POST /api/put HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n[")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _) = push(&s, &good)?;
+        if status == 503 {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the held put never took the slot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (status, reply) = push(&s, &stranger)?;
+    assert_eq!(status, 401, "{reply}");
+    // A body that is no object is refused as before, without a slot.
+    let (status, reply) = push(&s, &json!([0, 0, 0]))?;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(
+        reply["message"],
+        json!("request body expected map[string]interface {}, got []interface {}")
+    );
+    drop(held);
+    loop {
+        let (status, reply) = push(&s, &good)?;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{reply}");
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}

@@ -453,3 +453,51 @@ fn grafana_template_variables_and_tag_suggestions() -> Result<()> {
     assert_eq!(values("sys.cpu.user{dc=lga,host=*}")?, hosts(Some("lga")));
     Ok(())
 }
+
+/// Issue 14: lookups, suggestions and dump_meta answer within
+/// `limits.max_result_rows`: a lookup matching more series is refused
+/// clearly, `max` of suggest and dump_meta is clamped to it.
+#[test]
+fn discovery_stays_within_the_result_limit() -> Result<()> {
+    let s = TestServer::spawn_with_config("[limits]\nmax_result_rows = 2\n")?;
+    load(&s)?;
+    let cpu_series = SERIES
+        .iter()
+        .filter(|(m, _, _)| *m == "sys.cpu.user")
+        .count();
+    assert!(cpu_series > 2);
+    let (status, text) = s.get("/api/search/lookup?m=sys.cpu.user&limit=100")?;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("limits.max_result_rows"), "{text}");
+    // Within the limit it answers as before.
+    let got = s.get_json("/api/search/lookup?m=sys.mem.free")?;
+    assert_eq!(got["totalResults"], json!(1));
+    // Suggest: the first two hosts in order, though `max` asks for more.
+    let hosts: BTreeSet<&str> = SERIES.iter().map(|(_, h, _)| *h).collect();
+    let want: Vec<String> = hosts.iter().take(2).map(|h| h.to_string()).collect();
+    let got = s.get_json("/api/suggest?type=tagv&max=100")?;
+    let values: BTreeSet<&str> = SERIES.iter().flat_map(|(_, h, d)| [*h, *d]).collect();
+    let want_values: Vec<String> = values.iter().take(2).map(|v| v.to_string()).collect();
+    assert_eq!(strings(&got), want_values);
+    let got = s.get_json("/api/suggest?type=tagv&metric=sys.cpu.user&max=100")?;
+    let cpu_values: BTreeSet<&str> = SERIES
+        .iter()
+        .filter(|(m, _, _)| *m == "sys.cpu.user")
+        .flat_map(|(_, h, d)| [*h, *d])
+        .collect();
+    let want_cpu: Vec<String> = cpu_values.iter().take(2).map(|v| v.to_string()).collect();
+    assert_eq!(strings(&got), want_cpu);
+    let (status, text) = s.post(
+        "/api/dump_meta",
+        &json!({"tagkey": "host", "tagvalueprefix": "", "max": 100}).to_string(),
+    )?;
+    assert_eq!(status, 200, "{text}");
+    let listed: Vec<String> = json(&text)?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["host"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(listed, want);
+    Ok(())
+}

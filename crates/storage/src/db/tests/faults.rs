@@ -203,12 +203,37 @@ fn flush_faults_keep_every_point() -> Result<()> {
 }
 
 /// Random faults of every kind on every file, with flushes and crashes,
-/// against the model (a few seeds here; `scripts/fault-soak` runs more).
+/// against the model (a few seeds here; `scripts/fault-soak N` runs N).
 #[test]
 fn random_faults_against_the_model() -> Result<()> {
     for seed in 1..=6u64 {
         random_run(seed, 60)?;
     }
+    Ok(())
+}
+
+/// The long version for `scripts/fault-soak N`: N seeds (from
+/// `SUNDIAL_FAULT_SEEDS`, default 200) of 120 rounds each.
+#[test]
+#[ignore = "long: run by scripts/fault-soak"]
+fn random_faults_soak() -> Result<()> {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (first, count) = (
+        env("SUNDIAL_FAULT_FIRST_SEED", 1000),
+        env("SUNDIAL_FAULT_SEEDS", 200),
+    );
+    for seed in first..first + count {
+        random_run(seed, 120)?;
+    }
+    eprintln!(
+        "fault soak: seeds {first}..{} (120 rounds each) held against the model",
+        first + count
+    );
     Ok(())
 }
 
