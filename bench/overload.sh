@@ -5,14 +5,17 @@
 # overloaded. Prints both reports (accepted points/s, busy rate, p50/p99 of
 # accepted writes, RSS over time) as JSON lines.
 #
-#   bench/overload.sh [--seconds S] [--connections C] [--batch B]
+#   bench/overload.sh [--seconds S] [--connections C] [--batch B] [--config FILE]
+#
+# --config: a server config file (e.g. smaller [limits] to see busy answers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_RUN=60 CONNS=64 BATCH=1000
+SECONDS_RUN=60 CONNS=64 BATCH=1000 CONFIG=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_RUN=$2; shift 2;; --connections) CONNS=$2; shift 2;;
-    --batch) BATCH=$2; shift 2;; *) echo "unknown argument $1" >&2; exit 2;;
+    --batch) BATCH=$2; shift 2;; --config) CONFIG=(--config "$(realpath "$2")"); shift 2;;
+    *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
@@ -22,7 +25,7 @@ WORK=$(mktemp -d /tmp/sundial-overload.XXXXXX)
 trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 start() { # data dir -> pid, port on fd
-  "$BIN/sundial" serve --data-dir "$1" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
+  "$BIN/sundial" serve "${CONFIG[@]}" --data-dir "$1" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
   PID=$!
   for _ in $(seq 1 600); do
     PORT=$(sed -n 's/^sundial listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$WORK/out")

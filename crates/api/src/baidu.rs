@@ -456,18 +456,25 @@ mod databases {
 
     pub(super) async fn list(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
         let identity = api.authenticate_management(&req.into_parts().0)?;
-        Ok(json_ok(&api.registry.list(&identity, &api.config.region)))
+        // The registry's lock is held by creates and deletes while they
+        // sync or remove files: wait for it off the async workers.
+        let list =
+            tokio::task::spawn_blocking(move || api.registry.list(&identity, &api.config.region))
+                .await
+                .map_err(|e| BaiduError::internal(&e))?;
+        Ok(json_ok(&list))
     }
 
     pub(super) async fn get(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
         let parts = req.into_parts().0;
         let identity = api.authenticate_management(&parts)?;
         let id = path_segment(&parts, 3)?;
-        Ok(json_ok(&api.registry.get(
-            &identity,
-            &id,
-            &api.config.region,
-        )?))
+        let got = tokio::task::spawn_blocking(move || {
+            api.registry.get(&identity, &id, &api.config.region)
+        })
+        .await
+        .map_err(|e| BaiduError::internal(&e))??;
+        Ok(json_ok(&got))
     }
 
     pub(super) async fn delete(

@@ -395,6 +395,13 @@ impl Db {
         self.inner.wal.failure()
     }
 
+    /// Whether the last failed WAL record is still in its segment because
+    /// the disk refused to truncate it as well: until it is cut (the log
+    /// retries each second), a crash would bring the refused write back.
+    pub fn wal_failure_uncut(&self) -> bool {
+        self.inner.wal.has_uncut_failure()
+    }
+
     /// Points in the head (not yet in a block).
     pub fn head_points(&self) -> usize {
         self.inner.head.read().point_count()

@@ -19,7 +19,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -87,6 +87,9 @@ struct Status {
     failed: Mutex<Option<String>>,
     /// Records queued below this sequence number fail.
     valid_from: AtomicU64,
+    /// A failed record is still in its segment (the disk refused the
+    /// truncate too): a crash now would replay it.
+    uncut: AtomicBool,
 }
 
 /// Sending side of the WAL, shared by writers.
@@ -156,6 +159,11 @@ impl Wal {
     /// Why the log is failed, if it is.
     pub(crate) fn failure(&self) -> Option<String> {
         self.status.failed.lock().clone()
+    }
+
+    /// Whether a failed record could not be cut back yet.
+    pub(crate) fn has_uncut_failure(&self) -> bool {
+        self.status.uncut.load(Ordering::Acquire)
     }
 
     /// Queues record `seq`. Records are written in the order of these
@@ -230,8 +238,11 @@ impl Segment {
             let _ = vfs.remove_file(&path);
             return Err(Error::io("write WAL segment", &path, e));
         }
-        vfs.sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
+        if let Err(e) = vfs.sync_dir(dir) {
+            drop(file);
+            let _ = vfs.remove_file(&path);
+            return Err(Error::io("sync directory", dir, e));
+        }
         Ok(Self {
             file,
             number,
@@ -395,6 +406,7 @@ impl Writer {
         self.status.valid_from.store(valid_from, Ordering::Release);
         self.segment.len = good_len;
         self.uncut = Some(good_len);
+        self.status.uncut.store(true, Ordering::Release);
         self.cut_back();
         self.last_attempt = Instant::now();
     }
@@ -407,7 +419,10 @@ impl Writer {
             .set_len(len)
             .and_then(|()| self.segment.file.sync_all());
         match cut {
-            Ok(()) => self.uncut = None,
+            Ok(()) => {
+                self.uncut = None;
+                self.status.uncut.store(false, Ordering::Release);
+            }
             Err(e) => {
                 warn!(path = %self.segment.path().display(), error = %e, "cannot cut the failed WAL segment back yet");
             }
@@ -425,7 +440,11 @@ impl Writer {
         if self.uncut.is_some() {
             return;
         }
-        let number = self.segment.number + 1;
+        // Past a file a failed start may have left (its removal failed too).
+        let mut number = self.segment.number + 1;
+        while segment_path(&self.settings.dir, number).exists() {
+            number += 1;
+        }
         match Segment::create(&self.settings.vfs, &self.settings.dir, number) {
             Ok(s) => {
                 self.segment = s;

@@ -113,6 +113,11 @@ impl KeyCache {
             table.bytes = 0;
         }
         for Pending(entry) in pending {
+            // One request may bring more than the table holds: the rest
+            // is checked again next time, never kept past the bound.
+            if table.entries.len() >= MAX_ENTRIES || table.bytes + entry.bytes() > MAX_BYTES {
+                break;
+            }
             // Two requests (or two elements of one) may race to add it.
             let known = table.entries.find(entry.hash, |e| {
                 e.metric == entry.metric && e.tags == entry.tags

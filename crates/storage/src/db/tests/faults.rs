@@ -206,7 +206,10 @@ fn flush_faults_keep_every_point() -> Result<()> {
 /// against the model (a few seeds here; `scripts/fault-soak N` runs N).
 #[test]
 fn random_faults_against_the_model() -> Result<()> {
-    for seed in 1..=6u64 {
+    // 1055 and 1178 are what the soak found: a refused record the disk
+    // would not truncate, then a crash; a segment start whose directory
+    // sync failed, leaving its file behind.
+    for seed in [1, 2, 3, 4, 5, 6, 1055, 1178] {
         random_run(seed, 60)?;
     }
     Ok(())
@@ -228,13 +231,35 @@ fn random_faults_soak() -> Result<()> {
         env("SUNDIAL_FAULT_SEEDS", 200),
     );
     for seed in first..first + count {
-        random_run(seed, 120)?;
+        random_run(seed, 120).inspect_err(|e| eprintln!("seed {seed}: {e}"))?;
     }
     eprintln!(
         "fault soak: seeds {first}..{} (120 rounds each) held against the model",
         first + count
     );
     Ok(())
+}
+
+/// After a crash with an uncut failed record: refused `rounds` found
+/// stored whole join the model; one stored in part is a failure.
+fn adopt_whole_rounds(db: &Db, model: &mut Model, rounds: &[i64], seed: u64) {
+    let now = snapshot(db);
+    for &round in rounds {
+        let pts = batch(round);
+        let present = pts
+            .iter()
+            .filter(|(h, t, _)| now.contains_key(&(h.clone(), "value".into(), *t)))
+            .count();
+        assert!(
+            present == 0 || present == pts.len(),
+            "seed {seed}: refused round {round} came back in part"
+        );
+        if present == pts.len() {
+            for (h, t, v) in pts {
+                model.insert((h, "value".into(), t), FieldValue::Long(v));
+            }
+        }
+    }
 }
 
 /// One random run: `rounds` writes with faults, flushes and crashes.
@@ -263,17 +288,30 @@ pub(crate) fn random_run(seed: u64, rounds: i64) -> Result<()> {
         FaultKind::NoSpace,
         FaultKind::ShortWrite { keep: 5 },
     ];
+    let trace = std::env::var_os("SUNDIAL_FAULT_TRACE").is_some();
+    let mut refused = Vec::new();
     for round in 0..rounds {
-        match next(10) {
+        let action = next(10);
+        if trace {
+            eprintln!(
+                "round {round}: action {action}, injected so far {}",
+                faults.injected()
+            );
+        }
+        match action {
             0 => {
                 let pick = |n: u64, k: usize| usize::try_from(n).unwrap_or(0) % k;
-                faults.add(Rule::new(
+                let rule = Rule::new(
                     ops[pick(next(5), ops.len())],
                     files[pick(next(5), files.len())],
                     next(4),
                     1 + next(3),
                     kinds[pick(next(3), kinds.len())],
-                ));
+                );
+                if trace {
+                    eprintln!("  fault {rule:?}");
+                }
+                faults.add(rule);
             }
             1 => {
                 // A flush may fail under faults; the points stay.
@@ -281,8 +319,16 @@ pub(crate) fn random_run(seed: u64, rounds: i64) -> Result<()> {
             }
             2 => {
                 faults.clear();
+                // A refused record the disk would not even truncate may
+                // come back with a crash (the one ambiguous outcome, like
+                // a write whose answer was lost); whole or not at all.
+                let uncut = db.wal_failure_uncut();
+                let ambiguous = std::mem::take(&mut refused);
                 db.abandon();
                 db = Db::open(faulty(dir.path(), &faults))?;
+                if uncut {
+                    adopt_whole_rounds(&db, &mut model, &ambiguous, seed);
+                }
             }
             3 => {
                 faults.clear();
@@ -290,7 +336,16 @@ pub(crate) fn random_run(seed: u64, rounds: i64) -> Result<()> {
             }
             _ => {}
         }
-        write_round(&db, &mut model, round);
+        let acked = write_round(&db, &mut model, round);
+        if !acked {
+            refused.push(round);
+        }
+        if trace {
+            eprintln!(
+                "  write acknowledged: {acked}, WAL failure: {:?}",
+                db.wal_failure()
+            );
+        }
         assert_eq!(snapshot(&db), model, "seed {seed}, round {round}");
     }
     faults.clear();
