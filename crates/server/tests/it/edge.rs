@@ -191,3 +191,42 @@ fn tls_serves_http_and_telnet() -> Result<()> {
     assert_eq!(json(&res.into_string()?)?[0]["dps"]["1500000000"], 5);
     Ok(())
 }
+
+/// A body nested a million levels deep gets a 4xx from every JSON route
+/// and the server lives on (sonic-rs skipped such values recursively and
+/// the stack overflowed, aborting the process).
+#[test]
+fn deeply_nested_bodies_are_refused_not_fatal() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let deep = "[".repeat(1 << 20);
+    let deep_value = format!(r#"[{{"metric":"m","timestamp":1,"value":{deep}}}]"#);
+    for (path, body) in [
+        ("/api/put", deep.as_str()),
+        ("/api/put", deep_value.as_str()),
+        ("/api/mput", deep.as_str()),
+        ("/api/query", deep.as_str()),
+        ("/api/query/last", deep.as_str()),
+        ("/api/search/lookup", deep.as_str()),
+        ("/api/dump_meta", deep.as_str()),
+        ("/v1/datapoint", deep.as_str()),
+        ("/v1/row", deep.as_str()),
+        ("/v2/push/", deep.as_str()),
+        (
+            "/api/c/compapi/v2/monitor_v3/metadata_query_time_series_group/",
+            deep.as_str(),
+        ),
+    ] {
+        let (status, text) = s.post(path, body)?;
+        // BlueKing's envelope carries its errors with HTTP 200.
+        let refused = (400..500).contains(&status)
+            || (status == 200 && json(&text)?["result"] == serde_json::json!(false));
+        assert!(
+            refused,
+            "{path}: {status} {}",
+            text.chars().take(200).collect::<String>()
+        );
+        let (alive, _) = s.get("/api/version")?;
+        assert_eq!(alive, 200, "the server died on {path}");
+    }
+    Ok(())
+}
