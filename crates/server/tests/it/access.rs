@@ -300,6 +300,16 @@ fn every_route_needs_a_granted_key() -> Result<()> {
             statuses[3], want_other,
             "{name} with another database's key"
         );
+        // A key with less than the action needs is refused.
+        let weaker = match action {
+            "write" => Some("reader"),
+            "admin" | "server" => Some("writer"),
+            _ => None,
+        };
+        if let Some(key) = weaker {
+            let (status, text) = tsdb(&s, Caller::Key(key), method, &path, body.as_deref())?;
+            assert_eq!(status, 403, "{name} with {key}'s key: {text}");
+        }
         rows.push((
             format!("OpenTSDB {method} {name} ({action})"),
             statuses.map_into(),
@@ -412,6 +422,11 @@ fn every_route_needs_a_granted_key() -> Result<()> {
             statuses[3], want_other,
             "{name} with another database's key"
         );
+        // A read-only key may not write.
+        if action == "write" {
+            let (status, ..) = baidu(&s, Caller::Key("reader"), method, path, query, body)?;
+            assert_eq!(status, 403, "{name} with the reader's key");
+        }
         rows.push((
             format!("Baidu {method} {name} ({action})"),
             statuses.map_into(),
