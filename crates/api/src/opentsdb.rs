@@ -14,6 +14,7 @@ mod lookup;
 mod mput;
 mod mquery;
 mod names;
+mod nesting;
 mod put;
 mod query;
 mod scope;

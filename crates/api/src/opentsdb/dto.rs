@@ -238,7 +238,7 @@ pub(crate) fn parse_points(body: &[u8], max: usize) -> Result<Vec<PointDto<'_>>,
     }
     // sonic-rs skips unread values recursively with no depth limit: a body
     // of a million `[` would overflow the stack and abort the server.
-    if nests_deeper_than(body, MAX_NESTING) {
+    if super::nesting::deeper_than(body, MAX_NESTING) {
         return Err(ParseError::Json(format!(
             "arrays and objects nest deeper than {MAX_NESTING} levels"
         )));
@@ -272,41 +272,6 @@ pub(crate) fn parse_points(body: &[u8], max: usize) -> Result<Vec<PointDto<'_>>,
 /// Deepest nesting a put body may have (serde_json's own limit); a put
 /// needs three: the array, a point, its tags.
 const MAX_NESTING: usize = 128;
-
-/// Whether arrays and objects in `body` nest deeper than `limit`, strings
-/// skipped (with `memchr`, so the check costs little beside the parse).
-/// Malformed text is left to the parser to report.
-pub(crate) fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(&b) = body.get(i) {
-        i += 1;
-        match b {
-            b'"' => loop {
-                let Some(rest) = body.get(i..) else {
-                    return false;
-                };
-                match memchr::memchr2(b'"', b'\\', rest) {
-                    None => return false,
-                    Some(j) if rest.get(j) == Some(&b'\\') => i += j + 2,
-                    Some(j) => {
-                        i += j + 1;
-                        break;
-                    }
-                }
-            },
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
 
 /// Why a put body was not parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,15 +393,5 @@ mod tests {
                 "{got:?}"
             );
         }
-        // Brackets and escaped quotes inside strings do not count.
-        let text = format!(
-            r#"[{{"metric":"{}\"{}","value":1}}]"#,
-            "[".repeat(500),
-            "{".repeat(500)
-        );
-        assert!(!nests_deeper_than(text.as_bytes(), 2));
-        assert!(nests_deeper_than(b"[[[[", 3));
-        assert!(!nests_deeper_than(b"[[[]]]", 3));
-        assert!(!nests_deeper_than(br#"["\\"]"#, 1));
     }
 }
