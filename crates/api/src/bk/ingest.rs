@@ -173,9 +173,9 @@ fn authenticate_push(api: &Api, bytes: &[u8]) -> Result<(), Refusal> {
                 .map_err(|_| bad(e.to_string()))?;
             let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
             let got = match first {
-                // An object the typed head refused (a repeated key): the
-                // full check decides, as before.
-                Some(b'{') => return Ok(()),
+                // An object the typed head refused: `data_id` or
+                // `access_token` given twice.
+                Some(b'{') => return Err(bad(e.to_string())),
                 Some(b'[') => "[]interface {}",
                 Some(b'"') => "string",
                 Some(b't' | b'f') => "bool",
