@@ -37,6 +37,14 @@ fn batch(round: i64) -> Vec<(String, Timestamp, i64)> {
         .collect()
 }
 
+/// Opens `dir` again (without faults) and checks it holds exactly `model`.
+fn reopened_holds(dir: &std::path::Path, model: &Model, what: &str) -> Result<()> {
+    let db = Db::open(quiet(dir))?;
+    assert_eq!(&snapshot(&db), model, "{what}");
+    db.close();
+    Ok(())
+}
+
 /// Writes `round`; the model learns it only when acknowledged.
 fn write_round(db: &Db, model: &mut Model, round: i64) -> bool {
     let pts = batch(round);
@@ -101,9 +109,7 @@ fn wal_faults_never_ack_nor_keep_a_failed_write() -> Result<()> {
             "{name}"
         );
         db.abandon();
-        let db = Db::open(quiet(dir.path()))?;
-        assert_eq!(snapshot(&db), model, "{name}, after a crash");
-        db.close();
+        reopened_holds(dir.path(), &model, &format!("{name}, after a crash"))?;
     }
     Ok(())
 }
@@ -141,9 +147,7 @@ fn a_full_disk_refuses_writes_and_recovers() -> Result<()> {
     db.flush()?;
     assert_eq!(snapshot(&db), model);
     db.close();
-    let db = Db::open(quiet(dir.path()))?;
-    assert_eq!(snapshot(&db), model);
-    db.close();
+    reopened_holds(dir.path(), &model, "after reopening")?;
     Ok(())
 }
 
@@ -195,9 +199,7 @@ fn flush_faults_keep_every_point() -> Result<()> {
         db.flush()?;
         assert_eq!(snapshot(&db), model, "{name}");
         db.abandon();
-        let db = Db::open(quiet(dir.path()))?;
-        assert_eq!(snapshot(&db), model, "{name}: after a crash");
-        db.close();
+        reopened_holds(dir.path(), &model, &format!("{name}: after a crash"))?;
     }
     Ok(())
 }
@@ -352,10 +354,7 @@ pub(crate) fn random_run(seed: u64, rounds: i64) -> Result<()> {
     recovered(&db)?;
     db.flush()?;
     db.abandon();
-    let db = Db::open(quiet(dir.path()))?;
-    assert_eq!(snapshot(&db), model, "seed {seed}, at the end");
-    db.close();
-    Ok(())
+    reopened_holds(dir.path(), &model, &format!("seed {seed}, at the end"))
 }
 
 /// A checksum error in the middle of a segment stops the start with an
