@@ -337,13 +337,7 @@ pub(crate) async fn json_body(
 async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let (parts, body) = req.into_parts();
     let db = api.database(&parts, Action::Write)?;
-    let _slot = match api.limits.write_slot().await {
-        Ok(slot) => slot,
-        Err(busy) => {
-            crate::body::discard(body, api.config.max_body_bytes).await;
-            return Err(busy.into());
-        }
-    };
+    let _slot = api.limits.write_slot().await?;
     let body = json_body(&api, &parts, body).await?;
     let limits = write::WriteLimits {
         max_points: api.config.max_points_per_write,

@@ -72,7 +72,8 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes
 
 /// Reads and drops a body the server will not use (at most `limit`
 /// bytes), so the answer it gets instead reaches a client still sending
-/// it rather than a reset connection. Nothing is kept in memory.
+/// it rather than a reset connection (the server's lingering does this
+/// for every route). Nothing is kept in memory.
 pub async fn discard(body: Body, limit: usize) {
     let mut body = body;
     let mut seen = 0usize;

@@ -11,8 +11,6 @@ pub use crate::opentsdb::fuzz::{
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
     /// A target's name and entry point.
     type Target = (&'static str, fn(&[u8]));
 
@@ -28,27 +26,10 @@ mod tests {
         ("bk_push", super::bk_push),
     ];
 
-    /// Every file of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`.
-    fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut out = Vec::new();
-        for kind in ["corpus", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(root.join(kind).join(target)) else {
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    out.push((path, bytes));
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn corpus_and_regressions_replay() {
         for (target, run) in TARGETS {
-            let inputs = inputs(target);
+            let inputs = sundial_codec::fuzz::replay_inputs(target);
             assert!(!inputs.is_empty(), "no corpus for {target}");
             for (path, bytes) in inputs {
                 eprintln!("{target}: {}", path.display());

@@ -269,36 +269,47 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::{Path, PathBuf};
+/// The repository's `fuzz/` directory. Found at run time (cargo and
+/// nextest set `CARGO_MANIFEST_DIR` for every test): a test binary built
+/// from another clone that shares the target directory would otherwise
+/// read that clone's files.
+pub fn fuzz_dir() -> std::path::PathBuf {
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    crate_dir.join("../../fuzz")
+}
 
-    /// A target's name and entry point.
-    type Target = (&'static str, fn(&[u8]));
-
-    /// Every file of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`.
-    fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut out = Vec::new();
-        for kind in ["corpus", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(root.join(kind).join(target)) else {
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    out.push((path, bytes));
-                }
+/// Every file of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`,
+/// for the tests that replay them.
+pub fn replay_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let root = fuzz_dir();
+    let mut out = Vec::new();
+    for kind in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(root.join(kind).join(target)) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
             }
         }
-        out
     }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// A target's name and entry point.
+    type Target = (&'static str, fn(&[u8]));
 
     /// Refreshes the seed files: `cargo test -p sundial-codec
     /// write_fuzz_seeds -- --ignored`.
     #[test]
     #[ignore = "writes into fuzz/corpus"]
     fn write_fuzz_seeds() -> std::io::Result<()> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+        let root = super::fuzz_dir().join("corpus");
         let mut counts = std::collections::BTreeMap::new();
         for (target, bytes) in super::seeds() {
             let n = counts.entry(target).or_insert(0);
@@ -320,7 +331,7 @@ mod tests {
             ("codec_roundtrip", super::roundtrip),
         ];
         for (target, run) in targets {
-            let inputs = inputs(target);
+            let inputs = super::replay_inputs(target);
             assert!(!inputs.is_empty(), "no corpus for {target}");
             for (path, bytes) in inputs {
                 eprintln!("{target}: {}", path.display());

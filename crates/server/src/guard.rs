@@ -1,7 +1,7 @@
 //! The checks every HTTP request passes before its API sees it: foreign
 //! web pages and DNS-rebound host names are refused (in the shape of the
 //! API the path belongs to), CORS preflights are answered, listed origins
-//! get CORS headers, and the request body gets its deadline.
+//! get CORS headers, and the request body gets its deadline and lingers.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -19,10 +19,15 @@ use sundial_api::opentsdb::OpenTsdbError;
 pub(crate) struct Edge {
     pub(crate) guard: Arc<Guard>,
     pub(crate) body_timeout: Duration,
+    /// How much of a body a handler left unread is read and dropped.
+    pub(crate) drain_limit: usize,
 }
 
 pub(crate) async fn check(State(edge): State<Edge>, req: Request, next: Next) -> Response {
-    match edge.guard.check(req.method(), req.headers()) {
+    let (parts, body) = req.into_parts();
+    let (body, leftover) = crate::linger::split(Body::new(Deadline::new(body, edge.body_timeout)));
+    let req = Request::from_parts(parts, body);
+    let response = match edge.guard.check(req.method(), req.headers()) {
         Verdict::Refuse(reason) => {
             tracing::info!(path = req.uri().path(), %reason, "request refused");
             refusal(req.uri().path(), StatusCode::FORBIDDEN, &reason)
@@ -35,14 +40,15 @@ pub(crate) async fn check(State(edge): State<Edge>, req: Request, next: Next) ->
             r
         }
         Verdict::Pass(cors) => {
-            let req = req.map(|b| Body::new(Deadline::new(b, edge.body_timeout)));
             let mut r = next.run(req).await;
             if let Some(cors) = cors {
                 cors.apply(r.headers_mut());
             }
             r
         }
-    }
+    };
+    leftover.drain(edge.drain_limit);
+    response
 }
 
 /// A refusal in the shape of the API that owns `path`.

@@ -67,6 +67,10 @@ pub(crate) async fn run(config: &FileConfig, apis: Apis) -> anyhow::Result<()> {
             !apis.store.is_enabled(),
         )),
         body_timeout: Duration::from_secs(config.http.body_timeout_secs),
+        drain_limit: config
+            .opentsdb
+            .max_body_bytes
+            .max(config.baidu.max_body_bytes),
     };
     let conn = Conn {
         router: router(&apis, edge),

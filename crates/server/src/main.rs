@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod guard;
+mod linger;
 mod listener;
 mod stream;
 mod tls;

@@ -129,28 +129,9 @@ fn width(text: &str) -> Result<i64, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
-    /// Every file of `fuzz/corpus/sql_plan` and `fuzz/regressions/sql_plan`.
-    fn inputs() -> Vec<(PathBuf, Vec<u8>)> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut out = Vec::new();
-        for kind in ["corpus", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(root.join(kind).join("sql_plan")) else {
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    out.push((path, bytes));
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn corpus_and_regressions_replay() {
-        let inputs = inputs();
+        let inputs = sundial_codec::fuzz::replay_inputs("sql_plan");
         assert!(!inputs.is_empty(), "no corpus for sql_plan");
         for (path, bytes) in inputs {
             eprintln!("sql_plan: {}", path.display());

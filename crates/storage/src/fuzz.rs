@@ -363,30 +363,8 @@ fn plain_index(block: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
-    fn root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-    }
-
     /// A target's name and entry point.
     type Target = (&'static str, fn(&[u8]));
-
-    /// Every file of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`.
-    fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut out = Vec::new();
-        for kind in ["corpus", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(root().join(kind).join(target)) else {
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    out.push((path, bytes));
-                }
-            }
-        }
-        out
-    }
 
     /// Refreshes the seed files: `cargo test -p sundial-storage
     /// write_fuzz_seeds -- --ignored`.
@@ -397,7 +375,7 @@ mod tests {
         for (target, bytes) in super::seeds()? {
             let n = counts.entry(target).or_insert(0);
             *n += 1;
-            let dir = root().join("corpus").join(target);
+            let dir = sundial_codec::fuzz::fuzz_dir().join("corpus").join(target);
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join(format!("seed-{n:02}")), bytes)?;
         }
@@ -413,7 +391,7 @@ mod tests {
             ("catalog", super::catalog),
         ];
         for (target, run) in targets {
-            let inputs = inputs(target);
+            let inputs = sundial_codec::fuzz::replay_inputs(target);
             assert!(!inputs.is_empty(), "no corpus for {target}");
             for (path, bytes) in inputs {
                 eprintln!("{target}: {}", path.display());

@@ -36,7 +36,7 @@ pub(crate) async fn mput(
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
     let params = PutParams::parse(query.as_deref())?;
-    let (_slot, body) = super::put::write_slot(&api, body).await?;
+    let _slot = api.limits.write_slot().await?;
     let bytes = read_body(&api, &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
     let limits = api.name_limits();

@@ -324,7 +324,7 @@ pub(crate) async fn put(
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
     let params = PutParams::parse(query.as_deref())?;
-    let (_slot, body) = write_slot(&api, body).await?;
+    let _slot = api.limits.write_slot().await?;
     let bytes = read_body(&api, &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
     let limits = api.name_limits();
@@ -382,21 +382,6 @@ pub(crate) async fn put(
         },
     });
     Ok(reply(&params, failures, &bytes, timed_out))
-}
-
-/// A write slot; when none comes free the body is read and dropped
-/// before the busy answer, so the client sees the answer.
-pub(crate) async fn write_slot(
-    api: &Api,
-    body: Body,
-) -> Result<(tokio::sync::OwnedSemaphorePermit, Body), OpenTsdbError> {
-    match api.limits.write_slot().await {
-        Ok(slot) => Ok((slot, body)),
-        Err(busy) => {
-            crate::body::discard(body, api.config.max_body_bytes).await;
-            Err(busy.into())
-        }
-    }
 }
 
 /// A put body, decompressed; empty is an error (spec 7.8).

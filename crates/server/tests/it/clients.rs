@@ -5,16 +5,22 @@
 use crate::harness::TestServer;
 use anyhow::{Result, bail};
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// A script under `tests/clients/` of this checkout (found at run time: a
+/// binary built from another clone may share the target directory).
+fn client_script(name: &str) -> PathBuf {
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    crate_dir.join("tests/clients").join(name)
+}
 
 #[test]
 fn python_opentsdb_clients_write_and_read_back() -> Result<()> {
     let python = crate::harness::installed_client("SUNDIAL_PYTHON")?;
     let s = TestServer::spawn()?;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/opentsdb_clients.py"
-    );
+    let script = client_script("opentsdb_clients.py");
     let out = Command::new(python)
         .arg(script)
         .arg(s.addr.ip().to_string())
@@ -47,7 +53,7 @@ fn python_opentsdb_clients_write_and_read_back() -> Result<()> {
 
 /// Runs one Baidu SDK script against a server holding one credential and
 /// returns the JSON summary it prints.
-fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<serde_json::Value> {
+fn run_baidu_sdk(interpreter_var: &str, script: &Path) -> Result<serde_json::Value> {
     let interpreter = crate::harness::installed_client(interpreter_var)?;
     let (ak, sk) = ("sdkaccesskey", "sdksecretkey");
     let s = TestServer::spawn_with_config(&format!(
@@ -65,7 +71,7 @@ fn run_baidu_sdk(interpreter_var: &str, script: &str) -> Result<serde_json::Valu
 /// parses the JSON summary it prints.
 fn run_script(
     interpreter: &str,
-    script: &str,
+    script: &Path,
     s: &TestServer,
     args: &[&str],
 ) -> Result<serde_json::Value> {
@@ -77,7 +83,8 @@ fn run_script(
         .output()?;
     if !out.status.success() {
         bail!(
-            "{script} failed: {}\n{}",
+            "{} failed: {}\n{}",
+            script.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -89,8 +96,8 @@ fn run_script(
 /// plain), listings, queries, a presigned GET, and signature failures.
 #[test]
 fn baidu_python_sdk_end_to_end() -> Result<()> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/baidu_sdk.py");
-    let summary = run_baidu_sdk("SUNDIAL_PYTHON", script)?;
+    let script = client_script("baidu_sdk.py");
+    let summary = run_baidu_sdk("SUNDIAL_PYTHON", &script)?;
     assert_eq!(summary["auth_failures"], json!(2));
     assert_eq!(summary["presigned"], json!(1));
     assert!(summary["written"].as_u64().unwrap_or(0) > 0, "{summary}");
@@ -103,11 +110,8 @@ fn baidu_python_sdk_end_to_end() -> Result<()> {
 /// signature failures.
 #[test]
 fn baidu_js_sdk_end_to_end() -> Result<()> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/baidu_js/sdk.mjs"
-    );
-    let summary = run_baidu_sdk("SUNDIAL_NODE", script)?;
+    let script = client_script("baidu_js/sdk.mjs");
+    let summary = run_baidu_sdk("SUNDIAL_NODE", &script)?;
     assert_eq!(summary["auth_failures"], json!(2));
     assert_eq!(summary["presigned"], json!(1));
     assert!(summary["queries"].as_u64().unwrap_or(0) >= 10, "{summary}");
@@ -127,8 +131,8 @@ fn bluekings_esb_client_manages_groups() -> Result<()> {
          [baidu]\ntest_clock_ms = {}\n",
         crate::access::NOW_MS
     ))?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/bk_client.py");
-    let got = run_script(&python, script, &s, &[code, secret])?;
+    let script = client_script("bk_client.py");
+    let got = run_script(&python, &script, &s, &[code, secret])?;
     let ok = |step: &str| {
         assert_eq!(
             (got[step]["result"].clone(), got[step]["code"].clone()),

@@ -230,3 +230,36 @@ fn deeply_nested_bodies_are_refused_not_fatal() -> Result<()> {
     }
     Ok(())
 }
+
+/// A request refused before its body is read still gets its answer, not
+/// a broken pipe, though the client sends all 8 MiB before reading (as
+/// ureq and most SDKs do); nothing of the refused body is stored and the
+/// connection serves on.
+#[test]
+fn refusals_reach_clients_still_sending_the_body() -> Result<()> {
+    use crate::access::{Caller, baidu, server, tsdb};
+    let s = server()?;
+    let point = r#"{"metric":"refused.m","timestamp":1465405000,"value":1,"tags":{"h":"a"}},"#;
+    let mut body = "[".to_owned() + &point.repeat((8 << 20) / point.len());
+    body.pop();
+    body.push(']');
+    for (who, path) in [
+        (Caller::None, "/api/put"),
+        (Caller::Wrong, "/api/put"),
+        (Caller::Key("reader"), "/api/put"),
+        (Caller::Key("root"), "/api/no/such/route"),
+    ] {
+        let (status, text) = tsdb(&s, who, "POST", path, Some(&body))?;
+        assert!((400..500).contains(&status), "{who:?} {path}: {status}");
+        assert!(json(&text)?["error"]["message"].is_string(), "{text}");
+    }
+    let (status, text) = baidu(&s, Caller::None, "POST", "/v1/datapoint", None, Some(&body))?;
+    assert!((400..500).contains(&status), "/v1/datapoint: {status}");
+    assert!(json(&text)?["code"].is_string(), "{text}");
+    let q = r#"{"start":1465400000,"queries":[{"metric":"refused.m","aggregator":"sum"}]}"#;
+    let (status, text) = tsdb(&s, Caller::Key("root"), "POST", "/api/query", Some(q))?;
+    // OpenTSDB's answer for a metric never written.
+    assert_eq!(status, 400, "a refused body was stored: {text}");
+    assert!(text.contains("No such name"), "{text}");
+    Ok(())
+}
