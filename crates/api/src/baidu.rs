@@ -31,6 +31,7 @@ use error::ErrorBody;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use sundial_model::Timestamp;
+use sundial_model::now_ms;
 use sundial_storage::{DEFAULT_DATABASE, Db, Engine};
 
 /// What the `/v1` handlers share.
@@ -150,14 +151,6 @@ impl Api {
             fixed => fixed,
         }
     }
-}
-
-/// Milliseconds since the epoch.
-fn now_ms() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Timestamp)
-        .unwrap_or_default()
 }
 
 /// Runs a query off the reactor: on the current worker thread where the

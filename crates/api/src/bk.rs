@@ -28,6 +28,7 @@ use axum::routing::{any, post};
 use esb::{BkError, envelope};
 use serde_json::Value;
 use std::sync::Arc;
+use sundial_model::now_ms;
 use sundial_storage::{DEFAULT_DATABASE, Db};
 use validate::Params;
 
@@ -251,10 +252,4 @@ pub fn owns(path: &str) -> bool {
 /// A fresh 32-hex-digit token or request id.
 pub(crate) fn token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -5,7 +5,6 @@
 //! own units at its edge.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod civil;
 pub mod query;
 pub mod series;
 pub mod series_query;
@@ -23,6 +22,14 @@ pub use write::{PointError, WriteOutcome, WritePoint};
 
 /// Milliseconds since the Unix epoch.
 pub type Timestamp = i64;
+
+/// The wall clock, in [`Timestamp`] units (0 before the epoch, the
+/// maximum past year 292 million).
+pub fn now_ms() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// The field OpenTSDB single-value writes and reads use.
 pub const DEFAULT_FIELD: &str = "value";

@@ -94,7 +94,7 @@ fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
     let blocks = inner.layers.read().blocks.clone();
     let config = &inner.config;
     let tiers = Tiers::new(config.partition_secs);
-    let now = partition::now_ms();
+    let now = sundial_model::now_ms();
     let grace = i64::try_from(config.partition_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let settle = std::time::Duration::from_secs(config.compaction_settle_secs);
     // Forced, go straight to weeks: merging days first would write twice.

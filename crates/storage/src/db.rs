@@ -639,7 +639,7 @@ fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
             let tiers = Tiers::new(inner.config.partition_secs);
             let grace = i64::try_from(inner.config.partition_grace_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX);
-            let before = tiers.closed_before(partition::now_ms(), grace);
+            let before = tiers.closed_before(sundial_model::now_ms(), grace);
             if before > *inner.closed_up_to.lock() {
                 flush_before(&inner, Some(before)).inspect(|()| *inner.closed_up_to.lock() = before)
             } else {

@@ -91,13 +91,6 @@ fn floor_window(ts: Timestamp, width: i64, origin: i64) -> (Timestamp, Timestamp
     (clamp(start), clamp(start + width))
 }
 
-/// Milliseconds since the epoch, now.
-pub(crate) fn now_ms() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,6 @@ use http::HeaderMap;
 use percent_encoding::percent_decode;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use sundial_model::civil::days_from_civil;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -194,18 +193,19 @@ fn parse_timestamp(s: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let year = i64::from(year);
-    let first_of_month = days_from_civil(year, month, 1);
-    let days_in_month = if month == 12 {
-        days_from_civil(year + 1, 1, 1) - first_of_month
-    } else {
-        days_from_civil(year, month + 1, 1) - first_of_month
-    };
-    if day == 0 || i64::from(day) > days_in_month {
-        return None;
-    }
-    let days = first_of_month + i64::from(day) - 1;
-    Some(days * 86_400 + i64::from(hour * 3_600 + minute * 60 + second))
+    let narrow = |v: u32| i8::try_from(v).ok();
+    let time = jiff::civil::DateTime::new(
+        i16::try_from(year).ok()?,
+        narrow(month)?,
+        narrow(day)?,
+        narrow(hour)?,
+        narrow(minute)?,
+        narrow(second)?,
+        0,
+    )
+    .ok()?;
+    let utc = time.to_zoned(jiff::tz::TimeZone::UTC).ok()?;
+    Some(utc.timestamp().as_second())
 }
 
 /// Spec 5.2: keeps `A-Z a-z 0-9 - . _ ~` (and `/` when asked), everything

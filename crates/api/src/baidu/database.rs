@@ -9,10 +9,9 @@ use axum::http::StatusCode;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::io::Write as _;
 use std::path::PathBuf;
-use sundial_model::civil::{civil_from_days, days_from_civil};
 use sundial_storage::Engine;
+use sundial_storage::vfs::Vfs;
 
 const MAX_DATABASES: usize = 100;
 const TIME_SERIES_QUOTA: u64 = 10_000_000;
@@ -54,18 +53,10 @@ impl Registry {
     }
 
     fn save(&self, entries: &[Entry]) -> Result<(), BaiduError> {
-        let write = || -> std::io::Result<()> {
-            let tmp = self.path.with_extension("json.tmp");
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(entries).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| BaiduError::internal(&e))
+        let bytes = serde_json::to_vec_pretty(entries).map_err(|e| BaiduError::internal(&e))?;
+        Vfs::default()
+            .write_atomic(&self.path, &bytes)
+            .map_err(|e| BaiduError::internal(&e))
     }
 
     /// `POST /v1/database?clientToken=`; blocking.
@@ -266,35 +257,27 @@ fn base36(hex: &str) -> String {
 
 /// `secs` plus whole calendar months, the day clamped to the month's end.
 fn add_months(secs: i64, months: u64) -> i64 {
-    let days = secs.div_euclid(86_400);
-    let in_day = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let total =
-        (y * 12 + i64::from(m) - 1).saturating_add(i64::try_from(months).unwrap_or(i64::MAX / 2));
-    let (ny, nm) = (
-        total.div_euclid(12),
-        u32::try_from(total.rem_euclid(12) + 1).unwrap_or(1),
-    );
-    let next_first = if nm == 12 {
-        days_from_civil(ny + 1, 1, 1)
-    } else {
-        days_from_civil(ny, nm + 1, 1)
+    let later = || {
+        let months = i32::try_from(months).ok()?;
+        let start = jiff::Timestamp::from_second(secs).ok()?;
+        let zoned = start.to_zoned(jiff::tz::TimeZone::UTC);
+        // jiff clamps to the month's last day: Jan 31 + 1 month = Feb 28/29.
+        let end = zoned
+            .checked_add(jiff::Span::new().try_months(months).ok()?)
+            .ok()?;
+        Some(end.timestamp().as_second())
     };
-    let month_len = next_first - days_from_civil(ny, nm, 1);
-    let day = i64::from(d).min(month_len);
-    (days_from_civil(ny, nm, 1) + day - 1) * 86_400 + in_day
+    later().unwrap_or(jiff::Timestamp::MAX.as_second())
 }
 
 /// `yyyy-MM-ddTHH:mm:ssZ`.
 pub(crate) fn utc(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    let time = jiff::Timestamp::from_second(secs).unwrap_or(if secs < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]
@@ -303,7 +286,8 @@ mod tests {
 
     #[test]
     fn months_clamp_to_the_month_end() {
-        let jan31 = days_from_civil(2024, 1, 31) * 86_400 + 3_600;
+        let jan31 = 1_706_662_800; // 2024-01-31T01:00:00Z
+        assert_eq!(utc(jan31), "2024-01-31T01:00:00Z");
         assert_eq!(utc(add_months(jan31, 1)), "2024-02-29T01:00:00Z");
         assert_eq!(utc(add_months(jan31, 12)), "2025-01-31T01:00:00Z");
         assert_eq!(base36("ffffffffffffffffffffffffffffffff").len(), 12);

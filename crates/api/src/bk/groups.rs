@@ -1,11 +1,12 @@
 //! The time series group APIs (spec 8.1–8.6).
 
+use super::Api;
 use super::esb::{Biz, BkError};
 use super::labels::{self, RESULT_TABLE};
 use super::model::{DataSource, Dimension, Group, State, View, group_json, metric_infos};
 use super::validate::{Detail, FieldError, Params};
-use super::{Api, now_ms};
 use serde_json::{Map, Value, json};
+use sundial_model::now_ms;
 
 const CREATE: &str = "metadata.resources.resources.CreateTimeSeriesGroupResource";
 const GET: &str = "metadata.resources.resources.GetTimeSeriesGroupResource";

@@ -2,8 +2,8 @@
 //! binding of `/api/put` and `/v1/datapoint` points to a group, by data id
 //! or by physical metric name, with discovery once they are stored.
 
+use super::Api;
 use super::model::{Group, Registry};
-use super::{Api, now_ms};
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use sundial_model::now_ms;
 use sundial_model::{FieldValue, NumberText, SeriesKey, ValueInput, WritePoint};
 
 /// The peer address, as the listener records it.

@@ -6,8 +6,8 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use sundial_storage::vfs::Vfs;
 
 /// A data source (spec 6.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -325,16 +325,8 @@ impl Registry {
     }
 
     fn persist(&self, state: &State) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(state)?;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        Vfs::default().write_atomic(&self.path, &bytes)
     }
 }
 

@@ -1,13 +1,14 @@
 //! Data sources and labels (spec 8.7–8.9).
 
+use super::Api;
 use super::esb::{Biz, BkError};
 use super::groups::{MAX_ENTRIES, param};
 use super::labels::{self, LABELS, SOURCE, TYPE};
 use super::model::{DataSource, State, visible};
 use super::validate::Params;
-use super::{Api, now_ms};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use sundial_model::now_ms;
 
 const CREATE: &str = "metadata.resources.resources.CreateDataIDResource";
 const GET: &str = "metadata.resources.resources.QueryDataSourceResource";

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 use serde_json::Value;
+use sundial_model::now_ms;
 use sundial_model::{TagMatch, Timestamp};
 use sundial_storage::{Db, RoaringBitmap};
 
@@ -134,10 +135,4 @@ async fn run(
             .map_err(|e| OpenTsdbError::internal(&e))??;
     }
     Ok(StatusCode::OK.into_response())
-}
-
-fn now_ms() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

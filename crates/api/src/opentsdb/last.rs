@@ -10,6 +10,7 @@ use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
+use sundial_model::now_ms;
 use sundial_model::{DEFAULT_FIELD, FieldValue, SeriesKey, TagMatch, Timestamp};
 use sundial_storage::{SeriesId, Snapshot};
 
@@ -121,12 +122,6 @@ fn parse_series(text: &str) -> Result<Last, OpenTsdbError> {
         metric: metric.to_owned(),
         tags,
     })
-}
-
-fn now_ms() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Timestamp)
 }
 
 /// Series read between two chances for writers to take the head.

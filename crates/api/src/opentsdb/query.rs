@@ -20,6 +20,7 @@ pub(crate) use modifiers::{Trim, count};
 pub(crate) use parse::{from_json, from_query_string, lenient_bool};
 use serde_json::{Map, Value, json};
 use std::time::Instant;
+use sundial_model::now_ms;
 use sundial_model::{FieldValue, FillPolicy, Query, SeriesResult};
 
 /// What a request's times are read against: the server clock and the
@@ -209,12 +210,6 @@ pub(crate) fn query_error(e: sundial_query::Error) -> OpenTsdbError {
                 "{e}; narrow the time range or the series (limits.query_timeout_secs)"
             )),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A result object (spec 9.13).

@@ -1,8 +1,8 @@
 //! Sampling buckets: fixed widths anchored at the query start, or calendar
 //! units in a fixed-offset time zone (Baidu's `1 hc`, `1 dc`, `1 nc`, ...).
 
+use jiff::tz::Offset;
 use sundial_model::Timestamp;
-use sundial_model::civil::{civil_from_days, days_from_civil};
 use sundial_model::series_query::{CalendarUnit, Sampling};
 
 const DAY_MS: i64 = 86_400_000;
@@ -27,16 +27,12 @@ pub(crate) fn bucket_start(sampling: Sampling, anchor: Timestamp, t: Timestamp) 
                 | CalendarUnit::Hour
                 | CalendarUnit::Day => fixed_units(local, fixed_unit_ms(unit), count),
                 CalendarUnit::Month => {
-                    let (y, m, _) = civil_from_days(local.div_euclid(DAY_MS));
-                    let index = (y - 1970) * 12 + i64::from(m) - 1;
-                    let first = index.div_euclid(count) * count;
-                    let month = u32::try_from(first.rem_euclid(12) + 1).unwrap_or(1);
-                    days_from_civil(1970 + first.div_euclid(12), month, 1).saturating_mul(DAY_MS)
+                    let index = month_index(local);
+                    month_start(index.div_euclid(count) * count)
                 }
                 CalendarUnit::Year => {
-                    let (y, _, _) = civil_from_days(local.div_euclid(DAY_MS));
-                    let first = (y - 1970).div_euclid(count) * count;
-                    days_from_civil(1970 + first, 1, 1).saturating_mul(DAY_MS)
+                    let year = month_index(local).div_euclid(12);
+                    month_start(year.div_euclid(count) * count * 12)
                 }
             };
             start_local.saturating_sub(utc_offset_ms)
@@ -67,16 +63,44 @@ pub(crate) fn bucket_end(sampling: Sampling, start: Timestamp) -> Timestamp {
                         count
                     };
                     let local = start.saturating_add(utc_offset_ms);
-                    let (y, m, _) = civil_from_days(local.div_euclid(DAY_MS));
-                    let index = (y - 1970) * 12 + i64::from(m) - 1 + months;
-                    let month = u32::try_from(index.rem_euclid(12) + 1).unwrap_or(1);
-                    let first = days_from_civil(1970 + index.div_euclid(12), month, 1)
-                        .saturating_mul(DAY_MS);
+                    let first = month_start(month_index(local).saturating_add(months));
                     return first.saturating_sub(utc_offset_ms);
                 }
             };
             start.saturating_add(count.saturating_mul(unit_ms))
         }
+    }
+}
+
+/// Months from 1970-01 to the month holding `local` (milliseconds, read
+/// as UTC); times past jiff's years -9999..=9999 count from its ends.
+fn month_index(local: Timestamp) -> i64 {
+    let t = jiff::Timestamp::from_millisecond(local).unwrap_or(if local < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    let date = Offset::UTC.to_datetime(t).date();
+    (i64::from(date.year()) - 1970) * 12 + i64::from(date.month()) - 1
+}
+
+/// The first millisecond (read as UTC) of the month `index` months after
+/// 1970-01; past jiff's range, the far end of [`Timestamp`].
+fn month_start(index: i64) -> Timestamp {
+    let year = i16::try_from(1970 + index.div_euclid(12)).ok();
+    let month = i8::try_from(index.rem_euclid(12) + 1).ok();
+    let first = year
+        .zip(month)
+        .and_then(|(y, m)| jiff::civil::Date::new(y, m, 1).ok())
+        .and_then(|d| {
+            Offset::UTC
+                .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+                .ok()
+        });
+    match first {
+        Some(t) => t.as_millisecond(),
+        None if index < 0 => Timestamp::MIN,
+        None => Timestamp::MAX,
     }
 }
 
@@ -139,6 +163,12 @@ mod tests {
 
     const BEIJING: i64 = 8 * 3_600_000;
 
+    /// Days since 1970-01-01 of a date.
+    fn days(y: i16, m: i8, d: i8) -> i64 {
+        let midnight = jiff::civil::date(y, m, d).at(0, 0, 0, 0);
+        Offset::UTC.to_timestamp(midnight).unwrap().as_second() / 86_400
+    }
+
     fn cal(count: i64, unit: CalendarUnit) -> Sampling {
         Sampling::Calendar {
             count,
@@ -158,17 +188,17 @@ mod tests {
     #[test]
     fn beijing_months_and_days() {
         // 2017-07-10 00:00 +08 lies in the month starting 2017-07-01 00:00 +08.
-        let july_first = days_from_civil(2017, 7, 1) * DAY_MS - BEIJING;
-        let t = days_from_civil(2017, 7, 10) * DAY_MS - BEIJING;
+        let july_first = days(2017, 7, 1) * DAY_MS - BEIJING;
+        let t = days(2017, 7, 10) * DAY_MS - BEIJING;
         assert_eq!(bucket_start(cal(1, CalendarUnit::Month), 0, t), july_first);
         // Quarters start in January, April, July, October.
-        let aug = days_from_civil(2017, 8, 20) * DAY_MS;
+        let aug = days(2017, 8, 20) * DAY_MS;
         assert_eq!(
             bucket_start(cal(3, CalendarUnit::Month), 0, aug),
             july_first
         );
         // 23:00 +08 and 01:00 +08 the next day are in different natural days.
-        let day = days_from_civil(2017, 7, 14) * DAY_MS - BEIJING;
+        let day = days(2017, 7, 14) * DAY_MS - BEIJING;
         let late = day + 23 * 3_600_000;
         assert_eq!(bucket_start(cal(1, CalendarUnit::Day), 0, late), day);
         assert_eq!(
@@ -181,7 +211,7 @@ mod tests {
             bucket_start(cal(2, CalendarUnit::Hour), 0, odd),
             day + 2 * 3_600_000
         );
-        let year = days_from_civil(2017, 1, 1) * DAY_MS - BEIJING;
+        let year = days(2017, 1, 1) * DAY_MS - BEIJING;
         assert_eq!(bucket_start(cal(1, CalendarUnit::Year), 0, t), year);
     }
 
@@ -198,8 +228,8 @@ mod tests {
         ];
         for s in samplings {
             let mut b = Bucketer::new(Some(s), 5);
-            let mut t = days_from_civil(2016, 11, 20) * DAY_MS;
-            while t < days_from_civil(2018, 3, 1) * DAY_MS {
+            let mut t = days(2016, 11, 20) * DAY_MS;
+            while t < days(2018, 3, 1) * DAY_MS {
                 assert_eq!(b.bucket(t), bucket_start(s, 5, t), "{s:?} {t}");
                 t += 3_600_000 * 7 + 13;
             }

@@ -5,13 +5,14 @@ use super::model::{self, Zone};
 use super::rng::Rng;
 use super::server::{self, LogEvent, Server, Started};
 use super::writers::{Api, Writer};
-use super::{Options, RoundCtx, Summary, check, now_ms};
+use super::{Options, RoundCtx, Summary, check};
 use anyhow::{Result, anyhow};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
+use sundial_model::now_ms;
 
 /// Where the kill goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,7 +126,7 @@ impl Writer {
     /// 10 ms grid, so fresh points also land on known keys now and then.
     fn batch(&mut self, ctx: &RoundCtx, rng: &mut Rng) -> Vec<Point> {
         let n = 1 + rng.below(100);
-        let now = super::now_ms();
+        let now = sundial_model::now_ms();
         let r = ctx.retention_ms;
         let mut keys = HashSet::new();
         let mut out = Vec::new();

@@ -31,8 +31,9 @@ fn credentials() -> Store {
     Store::new(&crate::access::Config::default(), [key.to_key()]).unwrap_or_default()
 }
 
-fn at(year: i64, month: u32, day: u32, hour: i64, minute: i64, second: i64) -> i64 {
-    days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
+fn at(year: i16, month: i8, day: i8, hour: i8, minute: i8, second: i8) -> i64 {
+    let time = jiff::civil::date(year, month, day).at(hour, minute, second, 0);
+    jiff::tz::Offset::UTC.to_timestamp(time).unwrap().as_second()
 }
 
 /// The TV clock, 2016-06-08T17:00:00Z.

@@ -86,7 +86,7 @@ fn an_open_day_merges_once_crowded_and_not_before() -> Result<()> {
     };
     let tiers = Tiers::new(cfg.partition_secs);
     let db = Db::open(cfg)?;
-    let today = tiers.window(DAY, crate::partition::now_ms());
+    let today = tiers.window(DAY, sundial_model::now_ms());
     // Two partitions of today (settle time not reached): nothing merges.
     for i in 0..2 {
         write_all(&db, vec![point("a", today.start + i * 2 * HOUR, i)])?;
@@ -108,7 +108,7 @@ fn a_partial_flush_keeps_the_open_partition_in_the_head_and_the_wal() -> Result<
     let cfg = quiet(dir.path());
     let tiers = Tiers::new(cfg.partition_secs);
     let db = Db::open(cfg.clone())?;
-    let now = crate::partition::now_ms();
+    let now = sundial_model::now_ms();
     let open = tiers.window(0, now);
     let mut model = Model::new();
     let mut points = Vec::new();
