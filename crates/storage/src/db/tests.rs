@@ -1,10 +1,13 @@
 //! Storage oracle tests: random writes against a BTreeMap model, across
 //! flushes, reopens and a torn WAL tail.
 
+use super::flush::flush_before;
 use super::*;
+use crate::block::{self, BlockId};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use sundial_model::{SeriesKey, Timestamp};
+use std::fs;
+use sundial_model::{Kind, PointError, SeriesKey, Timestamp};
 
 type Model = BTreeMap<(String, String, Timestamp), FieldValue>;
 

@@ -33,7 +33,10 @@ fn credentials() -> Store {
 
 fn at(year: i16, month: i8, day: i8, hour: i8, minute: i8, second: i8) -> i64 {
     let time = jiff::civil::date(year, month, day).at(hour, minute, second, 0);
-    jiff::tz::Offset::UTC.to_timestamp(time).unwrap().as_second()
+    jiff::tz::Offset::UTC
+        .to_timestamp(time)
+        .unwrap()
+        .as_second()
 }
 
 /// The TV clock, 2016-06-08T17:00:00Z.

@@ -1,6 +1,7 @@
 //! Flushes cut by time partition and compaction by day and week.
 
 use super::*;
+use crate::db::flush::read_covered;
 use crate::partition::{DAY, Tiers, WEEK};
 
 const HOUR: i64 = 3_600_000;
