@@ -20,6 +20,7 @@ pub use config::Config;
 pub use error::BaiduError;
 
 use crate::access::{Action, Identity, Store};
+use crate::write_hook::{HookedRequest, Refusal, WriteRequest};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -42,8 +43,8 @@ pub struct Api {
     store: Arc<Store>,
     limits: crate::limits::Limits,
     registry: Arc<database::Registry>,
-    /// BlueKing groups that writes may be bound to.
-    groups: Option<crate::bk::ingest::Binder>,
+    /// What every write passes through before the engine.
+    hooks: crate::write_hook::WriteHooks,
 }
 
 impl Api {
@@ -62,13 +63,13 @@ impl Api {
             store,
             limits,
             registry,
-            groups: None,
+            hooks: crate::write_hook::WriteHooks::default(),
         })
     }
 
-    /// Binds writes to BlueKing groups (`bk_data_id`, physical names).
-    pub fn with_groups(mut self, binder: crate::bk::ingest::Binder) -> Self {
-        self.groups = Some(binder);
+    /// Passes every write through `hooks` (BlueKing's group binding).
+    pub fn with_hooks(mut self, hooks: crate::write_hook::WriteHooks) -> Self {
+        self.hooks = hooks;
         self
     }
 
@@ -339,7 +340,7 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
     };
     let mut points = write::parse(&body, limits, api.now_ms())?;
     let is_default = db.config().data_dir == api.engine.default_db().config().data_dir;
-    let seen = bind_groups(&api, &parts, is_default, &mut points)?;
+    let hooked = admit(&api, &parts, is_default, &mut points)?;
     let target = db.clone();
     let written = crate::write_off_workers(move || target.write_all_or_nothing(points, false))
         .await
@@ -366,53 +367,39 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
         .wait()
         .await
         .map_err(|e| BaiduError::storage(&e))?;
-    if let (Some(binder), false) = (&api.groups, seen.is_empty()) {
-        binder
-            .discovered(seen)
-            .await
-            .map_err(|e| BaiduError::internal(&e))?;
-    }
+    hooked
+        .stored(&written.outcome.results)
+        .await
+        .map_err(|e| BaiduError::internal(&e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Binds points to BlueKing groups (spec bkmonitor 9.4, 9.5): the whole
-/// request fails on the first refusal. Returns what the points will reveal.
-fn bind_groups(
+/// Passes the points through the write hooks (BlueKing's group binding,
+/// spec bkmonitor 9.4, 9.5): the whole request fails on the first refusal.
+fn admit(
     api: &Api,
     parts: &Parts,
     is_default: bool,
     points: &mut [sundial_model::WritePoint],
-) -> Result<crate::bk::ingest::Seen, BaiduError> {
-    let mut seen = crate::bk::ingest::Seen::new();
-    let Some(binder) = &api.groups else {
-        return Ok(seen);
-    };
-    let explicit = crate::bk::ingest::explicit_data_id(parts.uri.query(), &parts.headers)
-        .map_err(|raw| BaiduError::invalid(format!("invalid bk_data_id '{raw}'")))?;
-    // Group data lives in the default database.
-    if !is_default {
-        return match explicit {
-            Some(_) => Err(BaiduError::invalid(
-                "bk_data_id applies to writes to the default database only",
-            )),
-            None => Ok(seen),
-        };
-    }
-    if explicit.is_none() && !binder.any_groups() {
-        return Ok(seen);
-    }
-    for p in points.iter_mut() {
+) -> Result<HookedRequest, BaiduError> {
+    let mut hooked = api
+        .hooks
+        .begin(WriteRequest {
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            default_database: is_default,
+        })
+        .map_err(|e| BaiduError::invalid(e.to_string()))?;
+    for (i, p) in points.iter_mut().enumerate() {
         let metric = p.series.metric.clone();
-        match binder.bind(explicit, p) {
-            Ok(Some((group, field))) => {
-                crate::bk::ingest::Binder::note(&mut seen, group, &field, &p.series);
+        hooked.admit(i, p).map_err(|e| match e {
+            Refusal::NotANumber => {
+                BaiduError::invalid(format!("value of metric '{metric}' must be a number"))
             }
-            Ok(None) => {}
-            Err(e) => return Err(BaiduError::invalid(e.v1_text(&metric))),
-        }
+            other => BaiduError::invalid(other.to_string()),
+        })?;
     }
-    crate::bk::ingest::one_unit(&mut seen);
-    Ok(seen)
+    Ok(hooked)
 }
 
 mod databases {

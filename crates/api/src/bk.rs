@@ -3,20 +3,22 @@
 //! the `/v2/push/` custom report, and the binding of `/api/put` and
 //! `/v1/datapoint` writes to groups.
 
+mod binder;
 mod config;
 mod esb;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
 mod groups;
-pub(crate) mod ingest;
+mod ingest;
 mod labels;
 mod model;
 mod sources;
 mod validate;
 
+pub use binder::Binder;
 pub use config::Config;
-pub use ingest::{Binder, PeerAddr};
+pub use ingest::PeerAddr;
 
 use crate::access::Action;
 use axum::Router;

@@ -12,6 +12,7 @@ pub mod body;
 pub mod fuzz;
 pub mod limits;
 pub mod opentsdb;
+pub mod write_hook;
 
 /// Runs a storage write off the async workers: it may wait for the head
 /// (behind a flush) or the WAL queue. A panic in it answers as an I/O

@@ -59,8 +59,8 @@ pub struct Api {
     /// use; a dropped and recreated database gets fresh ones.
     /// Async: held across a first open, so one log has one owner.
     other_uids: Arc<tokio::sync::Mutex<UidsByDatabase>>,
-    /// BlueKing groups that writes to `default` may be bound to.
-    groups: Option<crate::bk::ingest::Binder>,
+    /// What every write passes through before the engine.
+    hooks: crate::write_hook::WriteHooks,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
 }
@@ -85,7 +85,7 @@ impl Api {
             store,
             limits,
             other_uids: Arc::default(),
-            groups: None,
+            hooks: crate::write_hook::WriteHooks::default(),
             keys: Arc::default(),
         })
     }
@@ -159,9 +159,9 @@ impl Api {
         &*self.database == DEFAULT_DATABASE
     }
 
-    /// Binds writes to BlueKing groups (`bk_data_id`, physical names).
-    pub fn with_groups(mut self, binder: crate::bk::ingest::Binder) -> Self {
-        self.groups = Some(binder);
+    /// Passes every write through `hooks` (BlueKing's group binding).
+    pub fn with_hooks(mut self, hooks: crate::write_hook::WriteHooks) -> Self {
+        self.hooks = hooks;
         self
     }
 

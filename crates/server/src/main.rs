@@ -119,16 +119,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         limits.clone(),
     )?;
+    // BlueKing's group binding sees the writes of every other API.
+    let hooks = sundial_api::write_hook::WriteHooks::new(vec![std::sync::Arc::new(bk.binder())]);
     let opentsdb = sundial_api::opentsdb::Api::new(
         engine.clone(),
         config.opentsdb.clone(),
         store.clone(),
         limits.clone(),
     )?
-    .with_groups(bk.binder());
+    .with_hooks(hooks.clone());
     let baidu =
         sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
-            .with_groups(bk.binder());
+            .with_hooks(hooks.clone());
     let apis = listener::Apis {
         opentsdb,
         baidu,

@@ -1,26 +1,24 @@
-//! Data into groups (spec 9): the `/v2/push/` custom report, and the
-//! binding of `/api/put` and `/v1/datapoint` points to a group, by data id
-//! or by physical metric name, with discovery once they are stored.
+//! Data into groups (spec 9): the `/v2/push/` custom report. Points that
+//! other APIs write are bound to groups by `binder.rs`.
 
 use super::Api;
-use super::model::{Group, Registry};
+use super::model::Group;
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use sundial_model::now_ms;
-use sundial_model::{FieldValue, NumberText, SeriesKey, ValueInput, WritePoint};
+use sundial_model::{FieldValue, SeriesKey, ValueInput, WritePoint};
 
 /// The peer address, as the listener records it.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
 /// Metric names and dimension keys of group data.
-fn name_ok(s: &str) -> bool {
+pub(super) fn name_ok(s: &str) -> bool {
     let mut bytes = s.bytes();
     bytes
         .next()
@@ -28,7 +26,7 @@ fn name_ok(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn name_error(name: &str) -> String {
+pub(super) fn name_error(name: &str) -> String {
     format!("name '{name}' required match regex [^[a-zA-Z_][a-zA-Z0-9_]*$]")
 }
 
@@ -66,9 +64,9 @@ pub(crate) fn reply(status: StatusCode, message: &str) -> Response {
 
 /// Discoveries per group in creation order (spec 6.5): field name and
 /// the tag keys seen with it, keys ascending within a write unit.
-pub(crate) type Seen = BTreeMap<i64, Vec<(String, Vec<String>)>>;
+pub(super) type Seen = BTreeMap<i64, Vec<(String, Vec<String>)>>;
 
-fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
+pub(super) fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
     let fields = seen.entry(group).or_default();
     let at = match fields.iter().position(|(f, _)| f == field) {
         Some(i) => i,
@@ -88,7 +86,7 @@ fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
 }
 
 /// Makes a whole request one write unit: new metrics in ascending order.
-pub(crate) fn one_unit(seen: &mut Seen) {
+pub(super) fn one_unit(seen: &mut Seen) {
     for fields in seen.values_mut() {
         fields.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, tags) in fields.iter_mut() {
@@ -438,160 +436,4 @@ async fn store(api: &Api, points: Vec<WritePoint>, seen: &Seen) -> Result<(), St
         .discovered(seen.clone())
         .await
         .map_err(|e| e.to_string())
-}
-
-/// Binds points of the other write APIs to groups (spec 9.3–9.5).
-#[derive(Debug, Clone)]
-pub struct Binder(Arc<Registry>);
-
-/// Why a bound point was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BindError {
-    NoGroup(i64),
-    Name(String),
-    NotNumber,
-    Field(String),
-}
-
-impl BindError {
-    /// The text `/api/put` reports.
-    pub(crate) fn put_text(&self) -> String {
-        match self {
-            BindError::NoGroup(id) => format!("no active time series group for bk_data_id {id}"),
-            BindError::Name(n) => name_error(n),
-            BindError::NotNumber => "Unable to parse value to a number".into(),
-            BindError::Field(f) => format!(
-                "field '{f}' is not allowed in a time series group; only the default field 'value' is accepted"
-            ),
-        }
-    }
-
-    /// The text `/v1/datapoint` reports for metric `m`.
-    pub(crate) fn v1_text(&self, metric: &str) -> String {
-        match self {
-            BindError::NotNumber => format!("value of metric '{metric}' must be a number"),
-            other => other.put_text(),
-        }
-    }
-}
-
-impl Api {
-    pub fn binder(&self) -> Binder {
-        Binder(self.registry.clone())
-    }
-}
-
-/// `bk_data_id` of a write request: the query parameter, else the
-/// `X-Bk-Data-Id` header. `Err` carries the raw text of a bad one.
-pub(crate) fn explicit_data_id(
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<Option<i64>, String> {
-    let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "bk_data_id")
-        .map(|(_, v)| v.into_owned());
-    let raw = from_query.or_else(|| {
-        headers
-            .get("X-Bk-Data-Id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
-    match raw {
-        None => Ok(None),
-        Some(r) => match r.trim().parse::<i64>() {
-            Ok(id) if id > 0 => Ok(Some(id)),
-            _ => Err(r),
-        },
-    }
-}
-
-impl Binder {
-    /// Whether a request without `bk_data_id` can touch any group.
-    pub(crate) fn any_groups(&self) -> bool {
-        self.0.has_groups()
-    }
-
-    /// Rewrites a point bound to a group (explicitly, or by its physical
-    /// name) into the group's physical series with a Double value; returns
-    /// the group and field name, or `None` for a point of no group.
-    pub(crate) fn bind(
-        &self,
-        explicit: Option<i64>,
-        p: &mut WritePoint,
-    ) -> Result<Option<(i64, String)>, BindError> {
-        let (group, field) = match explicit {
-            Some(data_id) => {
-                let group = self
-                    .0
-                    .read(|s| {
-                        s.group_of_data_id(data_id)
-                            .filter(|g| g.active())
-                            .map(|g| (g.id, g.db_prefix().to_owned()))
-                    })
-                    .ok_or(BindError::NoGroup(data_id))?;
-                (group, p.series.metric.clone())
-            }
-            None => {
-                let Some((prefix, field)) = p.series.metric.split_once('.') else {
-                    return Ok(None);
-                };
-                let Some(id) = self.0.group_by_prefix(prefix) else {
-                    return Ok(None);
-                };
-                let active = self.0.read(|s| {
-                    s.groups
-                        .get(&id)
-                        .map(|g| (g.active(), g.bk_data_id, g.db_prefix().to_owned()))
-                });
-                match active {
-                    Some((true, _, prefix)) => ((id, prefix), field.to_owned()),
-                    Some((false, data_id, _)) => return Err(BindError::NoGroup(data_id)),
-                    None => return Ok(None),
-                }
-            }
-        };
-        let (group_id, prefix) = group;
-        if !name_ok(&field) {
-            return Err(BindError::Name(field));
-        }
-        if let Some((k, _)) = p.series.tags.iter().find(|(k, _)| !name_ok(k)) {
-            return Err(BindError::Name(k.clone()));
-        }
-        if p.field != sundial_model::DEFAULT_FIELD {
-            return Err(BindError::Field(p.field.clone()));
-        }
-        let v = match &p.value {
-            ValueInput::Typed(FieldValue::Long(i)) => *i as f64,
-            ValueInput::Typed(FieldValue::Double(d)) => *d,
-            ValueInput::Text {
-                number: NumberText::Number(n),
-                ..
-            } => n.as_f64().ok_or(BindError::NotNumber)?,
-            _ => return Err(BindError::NotNumber),
-        };
-        p.value = ValueInput::Typed(FieldValue::Double(v));
-        std::sync::Arc::make_mut(&mut p.series).metric = format!("{prefix}.{field}");
-        Ok(Some((group_id, field)))
-    }
-
-    /// Records the metrics and tags of stored bound points (spec 9.6).
-    /// Records what stored points revealed; durable (it may write the
-    /// metadata file) and off the async workers.
-    pub(crate) async fn discovered(&self, seen: Seen) -> std::io::Result<()> {
-        let registry = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            for (group, fields) in &seen {
-                registry.discover(*group, fields, now)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(std::io::Error::other)?
-    }
-
-    /// Notes one stored bound point for [`Binder::discovered`].
-    pub(crate) fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
-        note(seen, group, field, key);
-    }
 }

@@ -4,6 +4,7 @@ use super::dto::{self, PointDto, Scalar, TagPairs, TagsDto};
 use super::error::{OpenTsdbError, json_response};
 use super::scope::WriteScope;
 use super::{Api, names, time};
+use crate::write_hook::WriteRequest;
 use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
@@ -328,7 +329,14 @@ pub(crate) async fn put(
     let bytes = read_body(&api, &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
     let limits = api.name_limits();
-    let mut groups = Groups::of(&api, query.as_deref(), &headers)?;
+    let mut hooked = api
+        .hooks
+        .begin(WriteRequest {
+            query: query.as_deref(),
+            headers: &headers,
+            default_database: api.is_default(),
+        })
+        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
     // Per element: Err(message) or the index of its point in `points`.
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
     let mut points = Vec::with_capacity(parsed.len());
@@ -349,9 +357,9 @@ pub(crate) async fn put(
                 later_error,
             } => {
                 if later_error.is_none()
-                    && let Err(e) = groups.bind(points.len(), &mut point)
+                    && let Err(e) = hooked.admit(points.len(), &mut point)
                 {
-                    slots.push(Err(e));
+                    slots.push(Err(e.to_string()));
                     continue;
                 }
                 slots.push(Ok(points.len()));
@@ -363,12 +371,14 @@ pub(crate) async fn put(
     }
     api.keys.insert_all(learned);
     let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
-    let keys = groups.keys(&points);
     let (db, sync) = (api.db.clone(), params.sync);
     let written = crate::write_off_workers(move || db.write(points, sync)).await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
-    groups.discovered(&results, keys).await?;
+    hooked
+        .stored(&results)
+        .await
+        .map_err(|e| OpenTsdbError::internal(&e))?;
     let failures = slots.into_iter().map(|slot| match slot {
         Err(msg) => Some(msg),
         Ok(i) => match results.get(i) {
@@ -460,101 +470,6 @@ pub(crate) fn reply(
     };
     let timeouts = if timed_out { success } else { 0 };
     render(params, success - timeouts, failed, timeouts, errors)
-}
-
-/// The group binding of one put request (BlueKing, spec bkmonitor 9.3).
-pub(crate) struct Groups<'a> {
-    binder: Option<&'a crate::bk::ingest::Binder>,
-    explicit: Option<i64>,
-    /// (point index, group, field name) of bound points.
-    bound: Vec<(usize, i64, String)>,
-}
-
-impl<'a> Groups<'a> {
-    pub(crate) fn of(
-        api: &'a Api,
-        query: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<Self, OpenTsdbError> {
-        let Some(binder) = &api.groups else {
-            return Ok(Self {
-                binder: None,
-                explicit: None,
-                bound: Vec::new(),
-            });
-        };
-        let explicit = crate::bk::ingest::explicit_data_id(query, headers)
-            .map_err(|raw| OpenTsdbError::bad_request(format!("invalid bk_data_id '{raw}'")))?;
-        // Group data lives in the default database.
-        if !api.is_default() {
-            if explicit.is_some() {
-                return Err(OpenTsdbError::bad_request(
-                    "bk_data_id applies to writes to the default database only",
-                ));
-            }
-            return Ok(Self {
-                binder: None,
-                explicit: None,
-                bound: Vec::new(),
-            });
-        }
-        // Without a data id only metric names can bind, and only if any
-        // group exists: the common path skips the lookups.
-        let active = explicit.is_some() || binder.any_groups();
-        Ok(Self {
-            binder: active.then_some(binder),
-            explicit,
-            bound: Vec::new(),
-        })
-    }
-
-    /// Binds point `index`; `Err` is its error text.
-    pub(crate) fn bind(&mut self, index: usize, p: &mut WritePoint) -> Result<(), String> {
-        let Some(binder) = self.binder else {
-            return Ok(());
-        };
-        match binder.bind(self.explicit, p) {
-            Ok(Some((group, field))) => {
-                self.bound.push((index, group, field));
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.put_text()),
-        }
-    }
-
-    /// Keys of the bound points, kept for discovery after the write.
-    pub(crate) fn keys(&self, points: &[WritePoint]) -> Vec<Option<Arc<SeriesKey>>> {
-        self.bound
-            .iter()
-            .map(|(i, _, _)| points.get(*i).map(|p| p.series.clone()))
-            .collect()
-    }
-
-    /// Records the bound points the engine stored (spec bkmonitor 9.6).
-    pub(crate) async fn discovered(
-        &self,
-        results: &[Result<(), PointError>],
-        keys: Vec<Option<Arc<SeriesKey>>>,
-    ) -> Result<(), OpenTsdbError> {
-        let Some(binder) = self.binder else {
-            return Ok(());
-        };
-        let mut seen = crate::bk::ingest::Seen::new();
-        for ((i, group, field), key) in self.bound.iter().zip(keys) {
-            if let (Some(Ok(())), Some(key)) = (results.get(*i), key) {
-                crate::bk::ingest::Binder::note(&mut seen, *group, field, &key);
-            }
-        }
-        if seen.is_empty() {
-            return Ok(());
-        }
-        crate::bk::ingest::one_unit(&mut seen);
-        binder
-            .discovered(seen)
-            .await
-            .map_err(|e| OpenTsdbError::internal(&e))
-    }
 }
 
 /// Waits for the WAL commit as `sync`/`sync_timeout` ask; true when the

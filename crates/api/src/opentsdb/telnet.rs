@@ -3,6 +3,7 @@
 use super::put::{Limits, number_text, point_error_text, tag_error};
 use super::{Api, names, time};
 use crate::access::{Action, Identity};
+use crate::write_hook::{HookedRequest, WriteRequest};
 use sundial_model::{DEFAULT_FIELD, NumberText, PointError, SeriesKey, ValueInput, WritePoint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
@@ -240,20 +241,17 @@ async fn write_batch(
     return_errors: bool,
     replies: &mut Vec<(usize, String)>,
 ) {
-    let lines: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
-    let throttle = |replies: &mut Vec<(usize, String)>| {
-        replies.extend(
-            lines
-                .iter()
-                .map(|i| (*i, "put: Please throttle writes\n".to_owned())),
-        );
-    };
     let Ok(_slot) = api.limits.write_slot().await else {
-        throttle(replies);
+        replies.extend(batch.iter().map(|(i, _)| (*i, THROTTLE.to_owned())));
         return;
     };
-    let metrics: Vec<String> = batch.iter().map(|(_, p)| p.series.metric.clone()).collect();
-    let points = batch.into_iter().map(|(_, p)| p).collect();
+    let Some((hooked, lines, points)) = admit(api, batch, return_errors, replies) else {
+        return;
+    };
+    let throttle = |replies: &mut Vec<(usize, String)>| {
+        replies.extend(lines.iter().map(|i| (*i, THROTTLE.to_owned())));
+    };
+    let metrics: Vec<String> = points.iter().map(|p| p.series.metric.clone()).collect();
     // Errors of the whole batch answer at its last put, before any later
     // line's answer (a `version` after the puts stays a barrier).
     let last = lines.last().copied().unwrap_or_default();
@@ -263,7 +261,7 @@ async fn write_batch(
         Err(e) if e.class() == sundial_storage::ErrorClass::Busy => return throttle(replies),
         Err(e) => {
             tracing::error!(error = %e, "telnet write failed");
-            replies.push((last, "put: Internal server error\n".into()));
+            replies.push((last, INTERNAL.into()));
             return;
         }
     };
@@ -278,15 +276,58 @@ async fn write_batch(
             }
         }
     }
-    match written.commit.wait().await {
-        Ok(()) => {}
-        Err(e) if e.class() == sundial_storage::ErrorClass::Busy => throttle(replies),
-        Err(e) => {
-            tracing::error!(error = %e, "telnet write not committed");
-            replies.push((last, "put: Internal server error\n".into()));
-        }
+    let committed = match written.commit.wait().await {
+        Ok(()) => hooked.stored(&written.outcome.results).await,
+        Err(e) if e.class() == sundial_storage::ErrorClass::Busy => return throttle(replies),
+        Err(e) => Err(std::io::Error::other(e)),
+    };
+    if let Err(e) = committed {
+        tracing::error!(error = %e, "telnet write not committed");
+        replies.push((last, INTERNAL.into()));
     }
 }
+
+/// Passes a batch through the write hooks; returns the hooks' part, and
+/// the lines and points that go on (refused ones answered when asked).
+fn admit(
+    api: &Api,
+    batch: Vec<(usize, WritePoint)>,
+    return_errors: bool,
+    replies: &mut Vec<(usize, String)>,
+) -> Option<(HookedRequest, Vec<usize>, Vec<WritePoint>)> {
+    let no_headers = axum::http::HeaderMap::new();
+    let request = WriteRequest {
+        query: None,
+        headers: &no_headers,
+        default_database: api.is_default(),
+    };
+    let mut hooked = match api.hooks.begin(request) {
+        Ok(h) => h,
+        Err(e) => {
+            let last = batch.last().map_or(0, |(i, _)| *i);
+            replies.push((last, format!("put: illegal argument: {e}\n")));
+            return None;
+        }
+    };
+    let mut lines = Vec::with_capacity(batch.len());
+    let mut points = Vec::with_capacity(batch.len());
+    for (line, mut p) in batch {
+        match hooked.admit(points.len(), &mut p) {
+            Ok(()) => {
+                lines.push(line);
+                points.push(p);
+            }
+            Err(e) if return_errors => {
+                replies.push((line, format!("put: illegal argument: {e}\n")));
+            }
+            Err(_) => {}
+        }
+    }
+    Some((hooked, lines, points))
+}
+
+const THROTTLE: &str = "put: Please throttle writes\n";
+const INTERNAL: &str = "put: Internal server error\n";
 
 fn may_write(identity: &Option<Identity>, api: &Api) -> bool {
     identity

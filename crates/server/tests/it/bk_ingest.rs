@@ -22,6 +22,33 @@ fn group2_metrics(s: &TestServer) -> Result<Value> {
     Ok(ok(s, METRICS, json!({"table_id": table_id(2, 125)}))?["metric_info_list"].clone())
 }
 
+/// Telnet puts pass the same write hook as `/api/put`: a physical name
+/// binds to its group and is discovered, a name the group refuses is
+/// answered (telnet_return_errors is on by default) and not stored.
+pub(crate) fn telnet_binds_like_put(s: &TestServer) -> Result<()> {
+    let prefix = "2_bkmonitor_time_series_125";
+    let before = metric_names(&group2_metrics(s)?).len();
+    let mut t = s.telnet()?;
+    t.send(&format!("put {prefix}.via_telnet 1700000100 7 rack=r1\n"))?;
+    t.send(&format!(
+        "put {prefix}.bad-name 1700000100 7 rack=r1\nversion\n"
+    ))?;
+    let answer = t.read_available()?;
+    assert!(
+        answer.starts_with(
+            "put: illegal argument: name 'bad-name' required match regex [^[a-zA-Z_][a-zA-Z0-9_]*$]\n"
+        ),
+        "{answer}"
+    );
+    let list = group2_metrics(s)?;
+    let names = metric_names(&list);
+    assert_eq!(names.len(), before + 1, "{names:?}");
+    assert!(names.iter().any(|n| n == "via_telnet"), "{names:?}");
+    let tags = tag_names(&list, "via_telnet");
+    assert!(tags.iter().any(|t| t == "rack"), "{tags:?}");
+    Ok(())
+}
+
 /// E1–E19 on the server of the A–D vectors; group 2 is data id 125.
 pub(crate) fn e_vectors(s: &TestServer, token2: &str) -> Result<()> {
     let (prefix, ts) = ("2_bkmonitor_time_series_125", 1_700_000_000_000i64);

@@ -29,6 +29,7 @@ fn vectors_a_to_e_then_restart() -> Result<()> {
     c_groups(&s)?;
     d_sources(&s)?;
     crate::bk_ingest::e_vectors(&s, &token2)?;
+    crate::bk_ingest::telnet_binds_like_put(&s)?;
     // E20: the same answers after a crash.
     let group1_now = ok(&s, GET, json!({"time_series_group_id": 1}))?;
     let metrics_now = ok(&s, METRICS, json!({"table_id": table_id(2, 125)}))?;
