@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sundial_api::fuzz::baidu_auth(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sundial_baidu::fuzz::auth(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sundial_api::fuzz::bk_esb(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sundial_bkmonitor::fuzz::esb(data));

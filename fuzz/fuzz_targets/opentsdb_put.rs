@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sundial_api::fuzz::opentsdb_put(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sundial_opentsdb::fuzz::put(data));

@@ -1,23 +1,22 @@
-//! Sundial's wire APIs. Each folder turns its protocol into
-//! `sundial-model` values, makes one engine call, and renders the answer in
-//! its own shape.
+//! What Sundial's wire APIs share: one credential store and its grants
+//! (`access`), request bodies (`body`), the server-wide `[limits]`, and the
+//! write hook every API's writes pass through. The APIs themselves are the
+//! crates `sundial-opentsdb`, `sundial-baidu` and `sundial-bkmonitor`, none
+//! of which depends on another.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod access;
-pub mod baidu;
-pub mod bk;
 pub mod body;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod limits;
-pub mod opentsdb;
 pub mod write_hook;
 
 /// Runs a storage write off the async workers: it may wait for the head
 /// (behind a flush) or the WAL queue. A panic in it answers as an I/O
 /// error of the write.
-pub(crate) async fn write_off_workers<T: Send + 'static>(
+pub async fn write_off_workers<T: Send + 'static>(
     work: impl FnOnce() -> sundial_storage::Result<T> + Send + 'static,
 ) -> sundial_storage::Result<T> {
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {

@@ -281,22 +281,25 @@ pub fn fuzz_dir() -> std::path::PathBuf {
     crate_dir.join("../../fuzz")
 }
 
-/// Every file of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`,
-/// for the tests that replay them.
-pub fn replay_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+/// Runs `run` over every file of `fuzz/corpus/<target>` and
+/// `fuzz/regressions/<target>`: the tests that replay each target. An
+/// empty corpus fails, so a moved directory cannot pass silently.
+pub fn replay(target: &str, run: fn(&[u8])) {
     let root = fuzz_dir();
-    let mut out = Vec::new();
+    let mut seen = 0;
     for kind in ["corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(root.join(kind).join(target)) else {
             continue;
         };
         for path in entries.flatten().map(|e| e.path()) {
             if let Ok(bytes) = std::fs::read(&path) {
-                out.push((path, bytes));
+                eprintln!("{target}: {}", path.display());
+                run(&bytes);
+                seen += 1;
             }
         }
     }
-    out
+    assert!(seen > 0, "no corpus for {target}");
 }
 
 #[cfg(test)]
@@ -331,12 +334,7 @@ mod tests {
             ("codec_roundtrip", super::roundtrip),
         ];
         for (target, run) in targets {
-            let inputs = super::replay_inputs(target);
-            assert!(!inputs.is_empty(), "no corpus for {target}");
-            for (path, bytes) in inputs {
-                eprintln!("{target}: {}", path.display());
-                run(&bytes);
-            }
+            super::replay(target, run);
         }
     }
 }

@@ -22,9 +22,9 @@ pub(crate) struct FileConfig {
     pub(crate) http: HttpConfig,
     pub(crate) tls: TlsConfig,
     pub(crate) storage: sundial_storage::Config,
-    pub(crate) opentsdb: sundial_api::opentsdb::Config,
-    pub(crate) baidu: sundial_api::baidu::Config,
-    pub(crate) bkmonitor: sundial_api::bk::Config,
+    pub(crate) opentsdb: sundial_opentsdb::Config,
+    pub(crate) baidu: sundial_baidu::Config,
+    pub(crate) bkmonitor: sundial_bkmonitor::Config,
 }
 
 /// Connections, timeouts and browser rules of the listener (`[http]`;
@@ -85,9 +85,9 @@ impl Default for FileConfig {
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
             storage: sundial_storage::Config::default(),
-            opentsdb: sundial_api::opentsdb::Config::default(),
-            baidu: sundial_api::baidu::Config::default(),
-            bkmonitor: sundial_api::bk::Config::default(),
+            opentsdb: sundial_opentsdb::Config::default(),
+            baidu: sundial_baidu::Config::default(),
+            bkmonitor: sundial_bkmonitor::Config::default(),
         }
     }
 }

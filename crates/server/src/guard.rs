@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use sundial_api::access::web::{Guard, Verdict};
 use sundial_api::body::Deadline;
-use sundial_api::opentsdb::OpenTsdbError;
+use sundial_opentsdb::OpenTsdbError;
 
 /// What the middleware needs.
 #[derive(Debug, Clone)]
@@ -54,10 +54,10 @@ pub(crate) async fn check(State(edge): State<Edge>, req: Request, next: Next) ->
 /// A refusal in the shape of the API that owns `path`.
 pub(crate) fn refusal(path: &str, status: StatusCode, message: &str) -> Response {
     if path == "/v1" || path.starts_with("/v1/") {
-        return sundial_api::baidu::refusal(status, "AccessDenied", message);
+        return sundial_baidu::refusal(status, "AccessDenied", message);
     }
-    if sundial_api::bk::owns(path) {
-        return sundial_api::bk::refusal(path, status, message);
+    if sundial_bkmonitor::owns(path) {
+        return sundial_bkmonitor::refusal(path, status, message);
     }
     OpenTsdbError {
         status,

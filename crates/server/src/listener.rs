@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_api::access::Store;
-use sundial_api::opentsdb::{self, Api, OpenTsdbError};
+use sundial_opentsdb as opentsdb;
+use sundial_opentsdb::{Api, OpenTsdbError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -30,8 +31,8 @@ use tracing::{debug, info, warn};
 #[derive(Debug)]
 pub(crate) struct Apis {
     pub(crate) opentsdb: Api,
-    pub(crate) baidu: sundial_api::baidu::Api,
-    pub(crate) bk: sundial_api::bk::Api,
+    pub(crate) baidu: sundial_baidu::Api,
+    pub(crate) bk: sundial_bkmonitor::Api,
     pub(crate) engine: sundial_storage::Engine,
     pub(crate) store: Arc<Store>,
 }
@@ -224,7 +225,8 @@ async fn serve_http<S>(
 {
     let service =
         TowerToHyperService::new(router.map_request(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(sundial_api::bk::PeerAddr(peer));
+            req.extensions_mut()
+                .insert(sundial_bkmonitor::PeerAddr(peer));
             if let Some(path) = opentsdb::normalize_path(req.uri()) {
                 let received = sundial_api::ReceivedPath(req.uri().path().to_owned());
                 req.extensions_mut().insert(received);
@@ -252,8 +254,8 @@ async fn serve_http<S>(
 
 fn router(apis: &Apis, edge: Edge) -> Router {
     opentsdb::routes(apis.opentsdb.clone())
-        .merge(sundial_api::baidu::routes(apis.baidu.clone()))
-        .merge(sundial_api::bk::routes(apis.bk.clone()))
+        .merge(sundial_baidu::routes(apis.baidu.clone()))
+        .merge(sundial_bkmonitor::routes(apis.bk.clone()))
         .merge(crate::admin::routes(
             apis.engine.clone(),
             apis.store.clone(),

@@ -110,7 +110,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let bk = sundial_api::bk::Api::new(
+    let bk = sundial_bkmonitor::Api::new(
         engine.default_db(),
         config.bkmonitor.clone(),
         engine.data_dir(),
@@ -121,7 +121,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     // BlueKing's group binding sees the writes of every other API.
     let hooks = sundial_api::write_hook::WriteHooks::new(vec![std::sync::Arc::new(bk.binder())]);
-    let opentsdb = sundial_api::opentsdb::Api::new(
+    let opentsdb = sundial_opentsdb::Api::new(
         engine.clone(),
         config.opentsdb.clone(),
         store.clone(),
@@ -129,7 +129,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?
     .with_hooks(hooks.clone());
     let baidu =
-        sundial_api::baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
+        sundial_baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
             .with_hooks(hooks.clone());
     let apis = listener::Apis {
         opentsdb,

@@ -131,11 +131,6 @@ fn width(text: &str) -> Result<i64, String> {
 mod tests {
     #[test]
     fn corpus_and_regressions_replay() {
-        let inputs = sundial_codec::fuzz::replay_inputs("sql_plan");
-        assert!(!inputs.is_empty(), "no corpus for sql_plan");
-        for (path, bytes) in inputs {
-            eprintln!("sql_plan: {}", path.display());
-            super::plan(&bytes);
-        }
+        sundial_codec::fuzz::replay("sql_plan", super::plan);
     }
 }

@@ -391,12 +391,7 @@ mod tests {
             ("catalog", super::catalog),
         ];
         for (target, run) in targets {
-            let inputs = sundial_codec::fuzz::replay_inputs(target);
-            assert!(!inputs.is_empty(), "no corpus for {target}");
-            for (path, bytes) in inputs {
-                eprintln!("{target}: {}", path.display());
-                run(&bytes);
-            }
+            sundial_codec::fuzz::replay(target, run);
         }
     }
 }

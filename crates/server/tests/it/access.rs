@@ -105,7 +105,7 @@ pub(crate) fn baidu_as(
 ) -> Result<(u16, String)> {
     let host = s.addr.to_string();
     let auth = who.secret().map(|(id, _)| {
-        sundial_api::baidu::authorization(method, path, query, &host, id, secret, SIGNED_AT, 1800)
+        sundial_baidu::authorization(method, path, query, &host, id, secret, SIGNED_AT, 1800)
     });
     let url = match query {
         Some(q) => format!("{path}?{q}"),

@@ -1,11 +1,11 @@
 //! Fuzz entry points of the Baidu `/v1` adapter (run by `fuzz/`, replayed
-//! by `cargo test` through `crate::fuzz`). None may panic.
+//! by `cargo test` through the test below). None may panic.
 
 use super::auth::{self, AuthError, Credential, SignedRequest};
 use super::config::Config;
 use super::{query, write};
-use crate::access::Store;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use sundial_api::access::Store;
 
 /// The clock of every target: 2016-06-08T17:00:00Z, the spec's
 /// authentication vectors' (TV-A1..A7).
@@ -67,7 +67,8 @@ pub fn auth(data: &[u8]) {
         secret_access_key: SK.into(),
         databases: vec!["*".into()],
     };
-    let Ok(credentials) = Store::new(&crate::access::Config::default(), [key.to_key()]) else {
+    let Ok(credentials) = Store::new(&sundial_api::access::Config::default(), [key.to_key()])
+    else {
         return;
     };
     let req = SignedRequest {
@@ -154,4 +155,14 @@ fn resign_and_verify(req: &SignedRequest<'_>, credentials: &Store) {
         result.as_ref().err() != Some(&AuthError::SignatureMismatch),
         "a correctly signed request was refused: {fixed}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn corpus_and_regressions_replay() {
+        sundial_codec::fuzz::replay("baidu_write", super::write);
+        sundial_codec::fuzz::replay("baidu_query", super::query);
+        sundial_codec::fuzz::replay("baidu_auth", super::auth);
+    }
 }

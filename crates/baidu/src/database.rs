@@ -4,12 +4,12 @@
 
 use super::error::BaiduError;
 use super::write::present;
-use crate::access::{Action, Identity};
 use axum::http::StatusCode;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use sundial_api::access::{Action, Identity};
 use sundial_storage::Engine;
 use sundial_storage::vfs::Vfs;
 

@@ -1,5 +1,5 @@
 //! Fuzz entry points of the OpenTSDB adapter (run by `fuzz/`, replayed by
-//! `cargo test` through `crate::fuzz`): what a request's bytes go through
+//! `cargo test` through the test below): what a request's bytes go through
 //! before the engine is called. None may panic.
 
 use super::dto::{PointDto, Scalar, TagsDto};
@@ -24,7 +24,7 @@ const LIMITS: Limits = Limits {
 /// requests: both must come to the same point or error. The reply is
 /// rendered, failed points echoed.
 pub fn put(data: &[u8]) {
-    let (query, body) = split_line(data);
+    let (query, body) = sundial_api::fuzz::split_line(data);
     let Ok(params) = PutParams::parse(Some(&query)) else {
         return;
     };
@@ -136,12 +136,13 @@ pub fn query_post(data: &[u8]) {
     }
 }
 
-/// The first line (lossy UTF-8, without `\r`) and the bytes after it.
-pub(crate) fn split_line(data: &[u8]) -> (String, &[u8]) {
-    let (line, rest) = match data.iter().position(|b| *b == b'\n') {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (data, &[][..]),
-    };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    (String::from_utf8_lossy(line).into_owned(), rest)
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn corpus_and_regressions_replay() {
+        sundial_codec::fuzz::replay("opentsdb_put", super::put);
+        sundial_codec::fuzz::replay("opentsdb_telnet", super::telnet);
+        sundial_codec::fuzz::replay("opentsdb_query_get", super::query_get);
+        sundial_codec::fuzz::replay("opentsdb_query_post", super::query_post);
+    }
 }

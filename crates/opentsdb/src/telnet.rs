@@ -2,8 +2,8 @@
 
 use super::put::{Limits, number_text, point_error_text, tag_error};
 use super::{Api, names, time};
-use crate::access::{Action, Identity};
-use crate::write_hook::{HookedRequest, WriteRequest};
+use sundial_api::access::{Action, Identity};
+use sundial_api::write_hook::{HookedRequest, WriteRequest};
 use sundial_model::{DEFAULT_FIELD, NumberText, PointError, SeriesKey, ValueInput, WritePoint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
@@ -256,7 +256,7 @@ async fn write_batch(
     // line's answer (a `version` after the puts stays a barrier).
     let last = lines.last().copied().unwrap_or_default();
     let db = api.db.clone();
-    let written = match crate::write_off_workers(move || db.write(points, false)).await {
+    let written = match sundial_api::write_off_workers(move || db.write(points, false)).await {
         Ok(w) => w,
         Err(e) if e.class() == sundial_storage::ErrorClass::Busy => return throttle(replies),
         Err(e) => {

@@ -76,7 +76,7 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
-    let bytes = crate::body::read(&headers, body, api.config.max_body_bytes).await?;
+    let bytes = sundial_api::body::read(&headers, body, api.config.max_body_bytes).await?;
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing message content")
             .with_details("Supply valid JSON formatted data in the body of your request"));

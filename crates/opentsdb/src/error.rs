@@ -99,8 +99,8 @@ impl From<sundial_storage::Error> for OpenTsdbError {
     }
 }
 
-impl From<crate::limits::Busy> for OpenTsdbError {
-    fn from(e: crate::limits::Busy) -> Self {
+impl From<sundial_api::limits::Busy> for OpenTsdbError {
+    fn from(e: sundial_api::limits::Busy) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "Please throttle writes".into(),
@@ -109,9 +109,9 @@ impl From<crate::limits::Busy> for OpenTsdbError {
     }
 }
 
-impl From<crate::body::BodyError> for OpenTsdbError {
-    fn from(e: crate::body::BodyError) -> Self {
-        use crate::body::BodyError;
+impl From<sundial_api::body::BodyError> for OpenTsdbError {
+    fn from(e: sundial_api::body::BodyError) -> Self {
+        use sundial_api::body::BodyError;
         match e {
             BodyError::TooLarge { .. } => Self {
                 status: StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,10 +4,10 @@
 
 use super::config::Config;
 use super::validate::FieldError;
-use crate::access::{Identity, Store};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use sundial_api::access::{Identity, Store};
 
 /// Every way a metadata request fails, in the order they are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,7 +37,7 @@ pub(crate) async fn json_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Value, OpenTsdbError> {
-    let bytes = crate::body::read(headers, body, api.config.max_body_bytes).await?;
+    let bytes = sundial_api::body::read(headers, body, api.config.max_body_bytes).await?;
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing message content"));
     }

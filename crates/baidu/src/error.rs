@@ -2,9 +2,9 @@
 //! [`BaiduError`]; the envelope middleware adds the request id, which the
 //! body must repeat.
 
-use crate::body::BodyError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sundial_api::body::BodyError;
 use sundial_storage::ErrorClass;
 use tracing::error;
 
@@ -95,8 +95,8 @@ impl BaiduError {
     }
 }
 
-impl From<crate::limits::Busy> for BaiduError {
-    fn from(e: crate::limits::Busy) -> Self {
+impl From<sundial_api::limits::Busy> for BaiduError {
+    fn from(e: sundial_api::limits::Busy) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",

@@ -10,8 +10,8 @@ pub(crate) use render::render_into;
 use super::error::BaiduError;
 use super::time::{self, Span};
 use super::write::present;
-use crate::access::Action;
 use serde_json::{Map, Value};
+use sundial_api::access::Action;
 use sundial_model::series_query::{
     Aggregation, Fill, FillKind, Order, RangeFn, RowKey, Sampling, SeriesQuery,
 };

@@ -3,11 +3,11 @@
 
 use super::error::BaiduError;
 use super::{Api, param};
-use crate::access::Action;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Value, json};
+use sundial_api::access::Action;
 use sundial_sql::{Cell, SqlError};
 use sundial_storage::Db;
 
@@ -30,7 +30,8 @@ pub(super) async fn put(State(api): State<Api>, req: Request) -> Result<Response
     let sql = match from_param {
         Some(s) => s,
         None => {
-            let bytes = crate::body::read(&parts.headers, body, api.config.max_body_bytes).await?;
+            let bytes =
+                sundial_api::body::read(&parts.headers, body, api.config.max_body_bytes).await?;
             String::from_utf8(bytes.to_vec())
                 .map_err(|_| BaiduError::invalid("the SQL statement is not UTF-8"))?
         }

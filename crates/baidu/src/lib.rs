@@ -1,6 +1,7 @@
 //! The Baidu TSDB `/v1` API (seed 002, spec baidu-tsdb.md): writes,
 //! metadata, the JSON query and the database management API, with
 //! `bce-auth-v1` signatures.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod auth;
 mod config;
@@ -19,8 +20,6 @@ pub use auth::{Credential, authorization};
 pub use config::Config;
 pub use error::BaiduError;
 
-use crate::access::{Action, Identity, Store};
-use crate::write_hook::{HookedRequest, Refusal, WriteRequest};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -31,6 +30,8 @@ use axum::routing::{MethodRouter, any, get, post};
 use error::ErrorBody;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use sundial_api::access::{Action, Identity, Store};
+use sundial_api::write_hook::{HookedRequest, Refusal, WriteRequest};
 use sundial_model::Timestamp;
 use sundial_model::now_ms;
 use sundial_storage::{DEFAULT_DATABASE, Db, Engine};
@@ -41,10 +42,10 @@ pub struct Api {
     engine: Engine,
     config: Arc<Config>,
     store: Arc<Store>,
-    limits: crate::limits::Limits,
+    limits: sundial_api::limits::Limits,
     registry: Arc<database::Registry>,
     /// What every write passes through before the engine.
-    hooks: crate::write_hook::WriteHooks,
+    hooks: sundial_api::write_hook::WriteHooks,
 }
 
 impl Api {
@@ -54,7 +55,7 @@ impl Api {
         engine: Engine,
         config: Config,
         store: Arc<Store>,
-        limits: crate::limits::Limits,
+        limits: sundial_api::limits::Limits,
     ) -> std::io::Result<Self> {
         let registry = Arc::new(database::Registry::open(&engine)?);
         Ok(Self {
@@ -63,12 +64,12 @@ impl Api {
             store,
             limits,
             registry,
-            hooks: crate::write_hook::WriteHooks::default(),
+            hooks: sundial_api::write_hook::WriteHooks::default(),
         })
     }
 
     /// Passes every write through `hooks` (BlueKing's group binding).
-    pub fn with_hooks(mut self, hooks: crate::write_hook::WriteHooks) -> Self {
+    pub fn with_hooks(mut self, hooks: sundial_api::write_hook::WriteHooks) -> Self {
         self.hooks = hooks;
         self
     }
@@ -95,7 +96,7 @@ impl Api {
         }
         let path = parts
             .extensions
-            .get::<crate::ReceivedPath>()
+            .get::<sundial_api::ReceivedPath>()
             .map_or(parts.uri.path(), |p| p.0.as_str());
         let req = auth::SignedRequest {
             method: parts.method.as_str(),
@@ -307,7 +308,7 @@ pub(crate) async fn json_body(
     parts: &Parts,
     body: Body,
 ) -> Result<bytes::Bytes, BaiduError> {
-    let bytes = crate::body::read(&parts.headers, body, api.config.max_body_bytes).await?;
+    let bytes = sundial_api::body::read(&parts.headers, body, api.config.max_body_bytes).await?;
     if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
         let media = ct
             .to_str()
@@ -342,9 +343,10 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
     let is_default = db.config().data_dir == api.engine.default_db().config().data_dir;
     let hooked = admit(&api, &parts, is_default, &mut points)?;
     let target = db.clone();
-    let written = crate::write_off_workers(move || target.write_all_or_nothing(points, false))
-        .await
-        .map_err(|e| BaiduError::storage(&e))?;
+    let written =
+        sundial_api::write_off_workers(move || target.write_all_or_nothing(points, false))
+            .await
+            .map_err(|e| BaiduError::storage(&e))?;
     // The point that failed, not one refused along with it.
     let errors = || {
         written

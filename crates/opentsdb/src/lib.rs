@@ -1,4 +1,5 @@
 //! The OpenTSDB HTTP API and telnet protocol (seed 001, spec opentsdb.md).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod delete;
@@ -53,14 +54,14 @@ pub struct Api {
     default_uids: Arc<uids::Uids>,
     engine: Engine,
     pub config: Arc<Config>,
-    store: Arc<crate::access::Store>,
-    limits: crate::limits::Limits,
+    store: Arc<sundial_api::access::Store>,
+    limits: sundial_api::limits::Limits,
     /// UID tables of the databases other than `default`, opened on first
     /// use; a dropped and recreated database gets fresh ones.
     /// Async: held across a first open, so one log has one owner.
     other_uids: Arc<tokio::sync::Mutex<UidsByDatabase>>,
     /// What every write passes through before the engine.
-    hooks: crate::write_hook::WriteHooks,
+    hooks: sundial_api::write_hook::WriteHooks,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
 }
@@ -71,8 +72,8 @@ impl Api {
     pub fn new(
         engine: Engine,
         config: Config,
-        store: Arc<crate::access::Store>,
-        limits: crate::limits::Limits,
+        store: Arc<sundial_api::access::Store>,
+        limits: sundial_api::limits::Limits,
     ) -> std::io::Result<Self> {
         let uids = Arc::new(uids::Uids::open(engine.vfs(), engine.data_dir())?);
         Ok(Self {
@@ -85,7 +86,7 @@ impl Api {
             store,
             limits,
             other_uids: Arc::default(),
-            hooks: crate::write_hook::WriteHooks::default(),
+            hooks: sundial_api::write_hook::WriteHooks::default(),
             keys: Arc::default(),
         })
     }
@@ -160,7 +161,7 @@ impl Api {
     }
 
     /// Passes every write through `hooks` (BlueKing's group binding).
-    pub fn with_hooks(mut self, hooks: crate::write_hook::WriteHooks) -> Self {
+    pub fn with_hooks(mut self, hooks: sundial_api::write_hook::WriteHooks) -> Self {
         self.hooks = hooks;
         self
     }

@@ -2,6 +2,7 @@
 //! `monitor_v3` time series group APIs behind ESB-style authentication,
 //! the `/v2/push/` custom report, and the binding of `/api/put` and
 //! `/v1/datapoint` writes to groups.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod binder;
 mod config;
@@ -20,7 +21,6 @@ pub use binder::Binder;
 pub use config::Config;
 pub use ingest::PeerAddr;
 
-use crate::access::Action;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -30,6 +30,7 @@ use axum::routing::{any, post};
 use esb::{BkError, envelope};
 use serde_json::Value;
 use std::sync::Arc;
+use sundial_api::access::Action;
 use sundial_model::now_ms;
 use sundial_storage::{DEFAULT_DATABASE, Db};
 use validate::Params;
@@ -45,8 +46,8 @@ pub struct Api {
     max_body_bytes: usize,
     /// Tag keys per series, as `/api/put` allows.
     max_tags: usize,
-    store: Arc<crate::access::Store>,
-    limits: crate::limits::Limits,
+    store: Arc<sundial_api::access::Store>,
+    limits: sundial_api::limits::Limits,
 }
 
 impl Api {
@@ -57,8 +58,8 @@ impl Api {
         dir: &std::path::Path,
         max_body_bytes: usize,
         max_tags: usize,
-        store: Arc<crate::access::Store>,
-        limits: crate::limits::Limits,
+        store: Arc<sundial_api::access::Store>,
+        limits: sundial_api::limits::Limits,
     ) -> std::io::Result<Self> {
         Ok(Self {
             registry: Arc::new(model::Registry::open(dir)?),
@@ -191,10 +192,10 @@ async fn handle(
     let bytes = if *method == Method::POST {
         // Read and parsed before the caller is known: bounded small.
         let limit = api.max_body_bytes.min(METADATA_MAX_BODY);
-        crate::body::read(headers, body, limit)
+        sundial_api::body::read(headers, body, limit)
             .await
             .map_err(|e| match e {
-                crate::body::BodyError::TooLarge { limit } => BkError::TooLarge(limit),
+                sundial_api::body::BodyError::TooLarge { limit } => BkError::TooLarge(limit),
                 other => BkError::Gateway(other.to_string()),
             })?
     } else {

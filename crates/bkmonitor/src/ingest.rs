@@ -105,9 +105,9 @@ pub(crate) async fn push(
         .get::<PeerAddr>()
         .map_or_else(|| "unknown".into(), |p| p.0.ip().to_string());
     let (parts, body) = req.into_parts();
-    let bytes = match crate::body::read(&parts.headers, body, api.max_body_bytes).await {
+    let bytes = match sundial_api::body::read(&parts.headers, body, api.max_body_bytes).await {
         Ok(b) => b,
-        Err(crate::body::BodyError::TooLarge { .. }) => {
+        Err(sundial_api::body::BodyError::TooLarge { .. }) => {
             return reply(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
         Err(e) => return reply(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -420,7 +420,7 @@ fn item_frame(
 /// Stores the points whole and records what they revealed.
 async fn store(api: &Api, points: Vec<WritePoint>, seen: &Seen) -> Result<(), String> {
     let db = api.db.clone();
-    let written = crate::write_off_workers(move || db.write_all_or_nothing(points, false))
+    let written = sundial_api::write_off_workers(move || db.write_all_or_nothing(points, false))
         .await
         .map_err(|e| e.to_string())?;
     if let Some(e) = written

@@ -1,13 +1,13 @@
 //! Fuzz entry points of the BlueKing adapter (run by `fuzz/`, replayed by
-//! `cargo test` through `crate::fuzz`). None may panic.
+//! `cargo test` through the test below). None may panic.
 
 use super::config::Config;
 use super::validate::Params;
 use super::{Api, esb, groups, ingest};
-use crate::access::{Action, GrantConfig, Store};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
+use sundial_api::access::{Action, GrantConfig, Store};
 use sundial_storage::{Db, FsyncPolicy};
 
 /// The data id and token of the group `/v2/push/` inputs report to (the
@@ -19,7 +19,7 @@ const TOKEN: &str = "T2";
 /// string, then `Name: value` header lines up to a blank line, then the
 /// body. Authenticated in open mode and against the apps of spec B9–B12.
 pub fn esb(data: &[u8]) {
-    let (query, rest) = crate::opentsdb::fuzz::split_line(data);
+    let (query, rest) = sundial_api::fuzz::split_line(data);
     let (headers, body) = headers(rest);
     let Ok(params) = esb::collect_params(&query, body) else {
         return;
@@ -38,7 +38,7 @@ pub fn esb(data: &[u8]) {
         vec!["s3cr3t".to_owned()],
         grants,
     );
-    let Ok(keys) = Store::new(&crate::access::Config::default(), [app]) else {
+    let Ok(keys) = Store::new(&sundial_api::access::Config::default(), [app]) else {
         return;
     };
     let _ = esb::authenticate(&strict, &keys, &headers, &params);
@@ -58,7 +58,7 @@ fn headers(data: &[u8]) -> (HeaderMap, &[u8]) {
     let mut headers = HeaderMap::new();
     let mut rest = data;
     loop {
-        let (line, tail) = crate::opentsdb::fuzz::split_line(rest);
+        let (line, tail) = sundial_api::fuzz::split_line(rest);
         if line.is_empty() {
             return (headers, tail);
         }
@@ -94,7 +94,7 @@ fn api() -> Option<&'static Api> {
             1 << 20,
             16,
             std::sync::Arc::new(Store::default()),
-            crate::limits::Limits::default(),
+            sundial_api::limits::Limits::default(),
         )
         .ok()?;
         let create: Map<String, Value> = match json!({
@@ -125,4 +125,13 @@ fn api() -> Option<&'static Api> {
         Some(api)
     })
     .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn corpus_and_regressions_replay() {
+        sundial_codec::fuzz::replay("bk_esb", super::esb);
+        sundial_codec::fuzz::replay("bk_push", super::push);
+    }
 }

@@ -6,9 +6,9 @@
 use super::Api;
 use super::ingest::{Seen, name_error, name_ok, note, one_unit};
 use super::model::Registry;
-use crate::write_hook::{HookedWrite, Refusal, StoredFuture, WriteHook, WriteRequest};
 use axum::http::HeaderMap;
 use std::sync::Arc;
+use sundial_api::write_hook::{HookedWrite, Refusal, StoredFuture, WriteHook, WriteRequest};
 use sundial_model::now_ms;
 use sundial_model::{FieldValue, NumberText, PointError, SeriesKey, ValueInput, WritePoint};
 

@@ -4,12 +4,12 @@
 //! `X-Sundial-Database` header; `default` otherwise).
 
 use super::{Api, OpenTsdbError};
-use crate::access::{Action, BasicError, Identity, basic_credentials, is_public_path};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sundial_api::access::{Action, BasicError, Identity, basic_credentials, is_public_path};
 use sundial_storage::DEFAULT_DATABASE;
 
 /// The header naming the database, for clients that cannot add a query

@@ -91,7 +91,8 @@ pub(crate) async fn mput(
         .map(|p| (p.series.metric.clone(), p.field.clone()))
         .collect();
     let (db, sync) = (api.db.clone(), params.sync);
-    let written = crate::write_off_workers(move || db.write_groups(points, &sizes, sync)).await?;
+    let written =
+        sundial_api::write_off_workers(move || db.write_groups(points, &sizes, sync)).await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
     let failures = slots.into_iter().map(|slot| match slot {

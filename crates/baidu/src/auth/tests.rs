@@ -28,7 +28,7 @@ fn credentials() -> Store {
         secret_access_key: SK.to_owned(),
         databases: vec!["*".to_owned()],
     };
-    Store::new(&crate::access::Config::default(), [key.to_key()]).unwrap_or_default()
+    Store::new(&sundial_api::access::Config::default(), [key.to_key()]).unwrap_or_default()
 }
 
 fn at(year: i16, month: i8, day: i8, hour: i8, minute: i8, second: i8) -> i64 {
@@ -464,7 +464,7 @@ fn database_permission() -> TestResult {
         databases: vec!["metricsdb".to_owned()],
     };
     assert!(!format!("{cred:?}").contains(SK));
-    let store = Store::new(&crate::access::Config::default(), [cred.to_key()])?;
+    let store = Store::new(&sundial_api::access::Config::default(), [cred.to_key()])?;
     let id = store.check_secret(AK, SK).ok_or("key")?;
     assert!(id.may("metricsdb", Action::Read) && id.may("metricsdb", Action::Write));
     assert!(!id.may("metricsdb", Action::Admin) && !id.may("otherdb", Action::Read));

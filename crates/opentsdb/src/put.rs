@@ -4,7 +4,6 @@ use super::dto::{self, PointDto, Scalar, TagPairs, TagsDto};
 use super::error::{OpenTsdbError, json_response};
 use super::scope::WriteScope;
 use super::{Api, names, time};
-use crate::write_hook::WriteRequest;
 use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use sundial_api::write_hook::WriteRequest;
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
 };
@@ -372,7 +372,7 @@ pub(crate) async fn put(
     api.keys.insert_all(learned);
     let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
     let (db, sync) = (api.db.clone(), params.sync);
-    let written = crate::write_off_workers(move || db.write(points, sync)).await?;
+    let written = sundial_api::write_off_workers(move || db.write(points, sync)).await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
     hooked
@@ -400,7 +400,7 @@ pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<bytes::Bytes, OpenTsdbError> {
-    let bytes = crate::body::read(headers, body, api.config.max_body_bytes).await?;
+    let bytes = sundial_api::body::read(headers, body, api.config.max_body_bytes).await?;
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing request content"));
     }

@@ -2,10 +2,10 @@
 
 use super::error::BaiduError;
 use super::{Api, json_ok, param, path_segment, time};
-use crate::access::Action;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
+use sundial_api::access::Action;
 use sundial_model::{Kind, Timestamp};
 
 /// `GET /v1/metric`: metrics with at least one stored point.

@@ -4,12 +4,12 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::access::{Action, GrantConfig, Identity, Store};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use percent_encoding::percent_decode;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use sundial_api::access::{Action, GrantConfig, Identity, Store};
 
 type HmacSha256 = Hmac<Sha256>;
 
