@@ -23,6 +23,9 @@ pub struct Config {
     pub max_write_points: usize,
     /// A query, listing or lookup running longer stops with an error.
     pub query_timeout_secs: u64,
+    /// The same deadline in milliseconds, for sub-second bounds; wins
+    /// over `query_timeout_secs` when set.
+    pub query_timeout_ms: Option<u64>,
     /// Stored points one query may read (and points it may make).
     pub max_query_points: usize,
     /// Rows or series one answer may hold.
@@ -37,6 +40,7 @@ impl Default for Config {
             queue_timeout_ms: 2000,
             max_write_points: 500_000,
             query_timeout_secs: 50,
+            query_timeout_ms: None,
             max_query_points: 20_000_000,
             max_result_rows: 1_000_000,
         }
@@ -57,14 +61,17 @@ impl Config {
         if let Some((name, _)) = zero {
             return Err(format!("limits.{name} must be positive"));
         }
-        if self.query_timeout_secs == 0 {
-            return Err("limits.query_timeout_secs must be positive".into());
+        if self.query_timeout_secs == 0 || self.query_timeout_ms == Some(0) {
+            return Err("limits.query_timeout_secs and query_timeout_ms must be positive".into());
         }
         Ok(())
     }
 
     pub fn query_timeout(&self) -> Duration {
-        Duration::from_secs(self.query_timeout_secs)
+        match self.query_timeout_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => Duration::from_secs(self.query_timeout_secs),
+        }
     }
 }
 

@@ -163,6 +163,8 @@ fn run(
                         budget.check_time().map_err(super::query::query_error)?;
                         view.yield_to_writers();
                     }
+                    // One point per series counts against the budget.
+                    budget.take(1).map_err(super::query::query_error)?;
                     if let Some((t, v)) = latest(&view, id, start, end)? {
                         latest_of_query.push((key, t, text(&v)));
                     }

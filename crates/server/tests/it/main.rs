@@ -23,6 +23,7 @@ mod edge;
 mod full_disk;
 mod harness;
 mod opentsdb_alibaba;
+mod opentsdb_limits;
 mod opentsdb_meta;
 mod opentsdb_put;
 mod opentsdb_query;
