@@ -402,6 +402,8 @@ async fn run(
         timeout: api.query_timeout(),
     };
     let body = super::run_blocking(move || -> Result<Vec<u8>, BaiduError> {
+        // `{"results": [...]}` around Result objects serialized one query
+        // at a time, so only one query's output is held at once.
         let mut buf = b"{\"results\":[".to_vec();
         for (i, p) in parsed.iter().enumerate() {
             let out = sundial_query::series_query::execute_series(&db, &p.query, limits)?;

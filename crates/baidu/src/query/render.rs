@@ -3,110 +3,154 @@
 use super::super::error::BaiduError;
 use super::Parsed;
 use base64::Engine as _;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeSeq, Serializer};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use sundial_model::FieldValue;
-use sundial_model::series_query::{QueryOutput, RowKey};
+use sundial_model::series_query::{GroupOutput, QueryOutput, Row, RowKey};
 
 const MARKER: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Appends one Result object as JSON. Rows are written straight into the
-/// buffer (a raw query can return a million of them).
+/// Appends one Result object as JSON, serialized straight from the
+/// query's output (a raw query can return a million rows).
 pub(crate) fn render_into(parsed: &Parsed, out: &QueryOutput, buf: &mut Vec<u8>) {
     let q = &parsed.query;
-    let mut head = Map::new();
-    head.insert("metric".into(), json!(q.metric));
-    if parsed.multi_field {
-        head.insert("fields".into(), json!(q.fields));
-    } else {
-        head.insert("field".into(), json!(q.fields.first()));
+    let raw = q.is_raw();
+    let result = ResultJson {
+        metric: &q.metric,
+        fields: parsed.multi_field.then_some(q.fields.as_slice()),
+        field: (!parsed.multi_field).then(|| q.fields.first()),
+        tags: parsed.tag_columns.as_deref(),
+        raw_count: out.raw_count,
+        consumed_count: out.consumed_count,
+        truncated: raw.then_some(out.truncated),
+        next_marker: match (&out.next_marker, raw && out.truncated) {
+            (Some(m), true) => Some(encode_marker(m)),
+            _ => None,
+        },
+        groups: Groups { parsed, out },
+    };
+    // Serializing into a Vec cannot fail: every map key is a string.
+    let _ = serde_json::to_writer(buf, &result);
+}
+
+/// A Result object of spec 9.11, members in the seed's order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultJson<'a> {
+    metric: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [String]>,
+    /// Present (maybe `null`) unless `fields` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<Option<&'a String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [String]>,
+    raw_count: u64,
+    consumed_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_marker: Option<String>,
+    groups: Groups<'a>,
+}
+
+/// The groups of one output, each with the GroupBy infos of the request.
+struct Groups<'a> {
+    parsed: &'a Parsed,
+    out: &'a QueryOutput,
+}
+
+impl Serialize for Groups<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.out.groups.iter().map(|group| GroupJson {
+            group_infos: GroupInfos {
+                infos: &self.parsed.group_infos,
+                group,
+            },
+            values: Rows(&group.rows),
+        }))
     }
-    if let Some(tags) = &parsed.tag_columns {
-        head.insert("tags".into(), json!(tags));
-    }
-    head.insert("rawCount".into(), json!(out.raw_count));
-    head.insert("consumedCount".into(), json!(out.consumed_count));
-    if q.is_raw() {
-        head.insert("truncated".into(), json!(out.truncated));
-        if out.truncated
-            && let Some(m) = &out.next_marker
-        {
-            head.insert("nextMarker".into(), json!(encode_marker(m)));
-        }
-    }
-    // `{...head, "groups": [...]}`: the head without its closing brace.
-    let head = Value::Object(head).to_string();
-    buf.extend_from_slice(head.trim_end_matches('}').as_bytes());
-    buf.extend_from_slice(if head.len() > 2 {
-        b",\"groups\":["
-    } else {
-        b"\"groups\":["
-    });
-    for (gi, g) in out.groups.iter().enumerate() {
-        if gi > 0 {
-            buf.push(b',');
-        }
-        let infos: Vec<Value> = parsed
-            .group_infos
-            .iter()
-            .map(|keys| {
-                let mut tags: Vec<(&String, &String)> = g
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupJson<'a> {
+    group_infos: GroupInfos<'a>,
+    values: Rows<'a>,
+}
+
+/// `{"name": "Tag", "tags": {...}}` per GroupBy object: the group's values
+/// of that object's keys, keys ascending.
+struct GroupInfos<'a> {
+    infos: &'a [Vec<String>],
+    group: &'a GroupOutput,
+}
+
+#[derive(Serialize)]
+struct TagInfo<'a> {
+    name: &'static str,
+    tags: BTreeMap<&'a str, &'a str>,
+}
+
+impl Serialize for GroupInfos<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.infos.iter().map(|keys| {
+            TagInfo {
+                name: "Tag",
+                tags: self
+                    .group
                     .tags
                     .iter()
                     .filter(|(k, _)| keys.contains(k))
-                    .map(|(k, v)| (k, v))
-                    .collect();
-                tags.sort();
-                tags.dedup();
-                let tags: Map<String, Value> = tags
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect();
-                json!({"name": "Tag", "tags": tags})
-            })
-            .collect();
-        buf.extend_from_slice(b"{\"groupInfos\":");
-        buf.extend_from_slice(Value::Array(infos).to_string().as_bytes());
-        buf.extend_from_slice(b",\"values\":[");
-        for (ri, row) in g.rows.iter().enumerate() {
-            if ri > 0 {
-                buf.push(b',');
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
             }
-            buf.push(b'[');
-            scalar(buf, &row.timestamp);
-            for v in &row.values {
-                buf.push(b',');
-                match v {
-                    Some(v) => value_into(buf, v),
-                    None => buf.extend_from_slice(b"null"),
-                }
-            }
-            for t in &row.tags {
-                buf.push(b',');
-                scalar(buf, t);
-            }
-            buf.push(b']');
+        }))
+    }
+}
+
+/// Rows as `[timestamp, field values..., tag columns...]`.
+struct Rows<'a>(&'a [Row]);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(RowJson))
+    }
+}
+
+struct RowJson<'a>(&'a Row);
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let row = self.0;
+        let mut seq = s.serialize_seq(Some(1 + row.values.len() + row.tags.len()))?;
+        seq.serialize_element(&row.timestamp)?;
+        for v in &row.values {
+            seq.serialize_element(&v.as_ref().map(ValueJson))?;
         }
-        buf.extend_from_slice(b"]}");
-    }
-    buf.extend_from_slice(b"]}");
-}
-
-/// A scalar in serde_json's formatting (`2.0` for doubles, escapes).
-fn scalar<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
-    if serde_json::to_writer(&mut *buf, v).is_err() {
-        buf.extend_from_slice(b"null");
+        for t in &row.tags {
+            seq.serialize_element(t)?;
+        }
+        seq.end()
     }
 }
 
-fn value_into(buf: &mut Vec<u8>, v: &FieldValue) {
-    match v {
-        FieldValue::Long(i) => scalar(buf, i),
-        FieldValue::Double(d) if d.is_finite() => scalar(buf, d),
-        FieldValue::Double(_) => buf.extend_from_slice(b"null"),
-        FieldValue::Bool(b) => scalar(buf, b),
-        FieldValue::String(s) => scalar(buf, s.as_str()),
-        FieldValue::Bytes(b) => {
-            scalar(buf, &base64::engine::general_purpose::STANDARD.encode(b));
+/// A stored value: non-finite doubles as `null`, bytes as base64.
+struct ValueJson<'a>(&'a FieldValue);
+
+impl Serialize for ValueJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            FieldValue::Long(i) => s.serialize_i64(*i),
+            FieldValue::Double(d) if d.is_finite() => s.serialize_f64(*d),
+            FieldValue::Double(_) => s.serialize_none(),
+            FieldValue::Bool(b) => s.serialize_bool(*b),
+            FieldValue::String(text) => s.serialize_str(text),
+            FieldValue::Bytes(b) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
         }
     }
 }
