@@ -83,54 +83,14 @@ fn one(q: &Map<String, Value>, ctx: Context) -> Result<Parsed, BaiduError> {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(_) => return Err(BaiduError::invalid("metric must be a non-empty string")),
     };
-    let (fields, multi_field) = match (present(q, "field"), present(q, "fields")) {
-        (Some(_), Some(_)) => {
-            return Err(BaiduError::invalid("use either field or fields, not both"));
-        }
-        (Some(f), None) => (vec![string(f, "field")?], false),
-        (None, Some(fs)) => {
-            let fs = strings(fs, "fields")?;
-            if fs.is_empty() {
-                return Err(BaiduError::invalid("fields must not be empty"));
-            }
-            if fs.iter().enumerate().any(|(i, f)| fs[..i].contains(f)) {
-                return Err(BaiduError::invalid("fields must not repeat a field"));
-            }
-            (fs, true)
-        }
-        (None, None) => (vec![sundial_model::DEFAULT_FIELD.to_owned()], false),
-    };
+    let (fields, multi_field) = fields_of(q)?;
     let tag_columns = present(q, "tags").map(|t| strings(t, "tags")).transpose()?;
     let Some(f) = present(q, "filters") else {
         return Err(BaiduError::missing("filters"));
     };
     let branches = filters::parse(f, &fields, ctx.now)?;
-    let mut group_infos = Vec::new();
-    let mut group_by = Vec::new();
-    if let Some(g) = present(q, "groupBy") {
-        let Value::Array(list) = g else {
-            return Err(BaiduError::invalid("groupBy must be an array"));
-        };
-        for item in list {
-            let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
-            if !name.eq_ignore_ascii_case("tag") {
-                return Err(BaiduError::invalid(format!(
-                    "groupBy name {name:?} is not supported: only Tag"
-                )));
-            }
-            let keys = match item.get("tags").filter(|t| !t.is_null()) {
-                Some(t) => strings(t, "groupBy tags")?,
-                None => Vec::new(),
-            };
-            if keys.is_empty() {
-                return Err(BaiduError::invalid(
-                    "groupBy Tag needs a non-empty tags list",
-                ));
-            }
-            group_by.extend(keys.iter().cloned());
-            group_infos.push(keys);
-        }
-    }
+    let group_infos = group_by_of(q)?;
+    let group_by: Vec<String> = group_infos.iter().flatten().cloned().collect();
     let aggregators = match present(q, "aggregators") {
         None => Vec::new(),
         Some(Value::Array(list)) => list
@@ -140,25 +100,7 @@ fn one(q: &Map<String, Value>, ctx: Context) -> Result<Parsed, BaiduError> {
         Some(_) => return Err(BaiduError::invalid("aggregators must be an array")),
     };
     let fills = fills(q, &fields)?;
-    let order = match present(q, "order") {
-        None => Order::Asc,
-        Some(Value::String(o)) if o.eq_ignore_ascii_case("asc") => Order::Asc,
-        Some(Value::String(o)) if o.eq_ignore_ascii_case("desc") => Order::Desc,
-        Some(o) => return Err(BaiduError::invalid(format!("order {o} is not Asc or Desc"))),
-    };
-    let limit = match present(q, "limit") {
-        None => MAX_LIMIT,
-        Some(v) => v
-            .as_u64()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| BaiduError::invalid(format!("limit must be 1 to {MAX_LIMIT}")))?,
-    };
-    let offset = match present(q, "offset") {
-        None => 0,
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| BaiduError::invalid("offset must be a non-negative integer"))?,
-    };
+    let (order, limit, offset) = paging_of(q)?;
     let raw = group_infos.is_empty() && aggregators.is_empty();
     let marker = match present(q, "marker") {
         // Ignored (not even checked) where there is no paging (spec 9.10).
@@ -190,6 +132,80 @@ fn one(q: &Map<String, Value>, ctx: Context) -> Result<Parsed, BaiduError> {
         tag_columns,
         group_infos,
     })
+}
+
+/// `field` or `fields` (spec 9.2): the fields read and whether the
+/// result has the multi-field shape.
+fn fields_of(q: &Map<String, Value>) -> Result<(Vec<String>, bool), BaiduError> {
+    match (present(q, "field"), present(q, "fields")) {
+        (Some(_), Some(_)) => Err(BaiduError::invalid("use either field or fields, not both")),
+        (Some(f), None) => Ok((vec![string(f, "field")?], false)),
+        (None, Some(fs)) => {
+            let fs = strings(fs, "fields")?;
+            if fs.is_empty() {
+                return Err(BaiduError::invalid("fields must not be empty"));
+            }
+            if fs.iter().enumerate().any(|(i, f)| fs[..i].contains(f)) {
+                return Err(BaiduError::invalid("fields must not repeat a field"));
+            }
+            Ok((fs, true))
+        }
+        (None, None) => Ok((vec![sundial_model::DEFAULT_FIELD.to_owned()], false)),
+    }
+}
+
+/// The tag keys of each `groupBy` object, in request order.
+fn group_by_of(q: &Map<String, Value>) -> Result<Vec<Vec<String>>, BaiduError> {
+    let Some(g) = present(q, "groupBy") else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(list) = g else {
+        return Err(BaiduError::invalid("groupBy must be an array"));
+    };
+    let mut group_infos = Vec::with_capacity(list.len());
+    for item in list {
+        let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !name.eq_ignore_ascii_case("tag") {
+            return Err(BaiduError::invalid(format!(
+                "groupBy name {name:?} is not supported: only Tag"
+            )));
+        }
+        let keys = match item.get("tags").filter(|t| !t.is_null()) {
+            Some(t) => strings(t, "groupBy tags")?,
+            None => Vec::new(),
+        };
+        if keys.is_empty() {
+            return Err(BaiduError::invalid(
+                "groupBy Tag needs a non-empty tags list",
+            ));
+        }
+        group_infos.push(keys);
+    }
+    Ok(group_infos)
+}
+
+/// `order`, `limit` and `offset`.
+fn paging_of(q: &Map<String, Value>) -> Result<(Order, u64, u64), BaiduError> {
+    let order = match present(q, "order") {
+        None => Order::Asc,
+        Some(Value::String(o)) if o.eq_ignore_ascii_case("asc") => Order::Asc,
+        Some(Value::String(o)) if o.eq_ignore_ascii_case("desc") => Order::Desc,
+        Some(o) => return Err(BaiduError::invalid(format!("order {o} is not Asc or Desc"))),
+    };
+    let limit = match present(q, "limit") {
+        None => MAX_LIMIT,
+        Some(v) => v
+            .as_u64()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| BaiduError::invalid(format!("limit must be 1 to {MAX_LIMIT}")))?,
+    };
+    let offset = match present(q, "offset") {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| BaiduError::invalid("offset must be a non-negative integer"))?,
+    };
+    Ok((order, limit, offset))
 }
 
 pub(crate) fn string(v: &Value, what: &str) -> Result<String, BaiduError> {

@@ -59,13 +59,14 @@ pub fn decode_timestamps(input: &mut &[u8]) -> Result<Vec<i64>> {
     }
     let first = varint::unzigzag(varint::get(input)?);
     let step = varint::unzigzag(varint::get(input)?);
-    // Every value fits if the last one does (the sequence is monotonic).
-    i64::try_from(n - 1)
-        .ok()
-        .and_then(|k| step.checked_mul(k))
-        .and_then(|span| first.checked_add(span))
-        .ok_or_else(|| crate::Error::Invalid("regular timestamps overflow".into()))?;
-    Ok((0..n as i64).map(|k| first + step * k).collect())
+    // Every value fits if the last one does (the sequence is monotonic);
+    // in i128, as `step * k` alone may not fit when the value does
+    // (`[-MAX, 0, MAX]` steps by MAX).
+    let at = |k: usize| i128::from(first) + i128::from(step) * k as i128;
+    if i64::try_from(at(n - 1)).is_err() {
+        return Err(crate::Error::Invalid("regular timestamps overflow".into()));
+    }
+    Ok((0..n).map(|k| at(k) as i64).collect())
 }
 
 /// Most points of a regular column: writers cut chunks far below it, and a

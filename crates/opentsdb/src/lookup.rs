@@ -282,51 +282,11 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
         api.db
             .read(|mut view| -> Result<(Vec<Value>, usize), OpenTsdbError> {
                 api.uids.catch_up(&mut view);
-                let metrics: Vec<String> = if any_metric {
-                    view.metrics().into_iter().map(str::to_owned).collect()
-                } else {
-                    let m = l.metric.clone().unwrap_or_default();
-                    if !view.has_metric(&m) {
-                        // A metric with a UID but no series (all removed, or
-                        // assigned by hand) matches nothing.
-                        let known = api
-                            .uids
-                            .with(&view, |t| t.uid(UidKind::Metric, &m).is_some());
-                        return if known {
-                            Ok((Vec::new(), 0))
-                        } else {
-                            Err(unresolved())
-                        };
-                    }
-                    vec![m]
+                let Some(metrics) = metrics_to_search(api, &view, &l, any_metric)? else {
+                    return Ok((Vec::new(), 0));
                 };
                 check_names(api, &view, &l.pairs)?;
-                // Literal keys become predicates (same key ORed); `*=v` pairs are
-                // checked on each series' tags.
-                let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
-                for (k, v) in l.pairs.iter().filter(|(k, _)| k != "*") {
-                    match by_key.iter_mut().find(|(key, _)| key == k) {
-                        Some((_, values)) => match (values.as_mut(), v == "*") {
-                            (_, true) => *values = None,
-                            (Some(vs), false) => vs.push(v.clone()),
-                            (None, false) => {}
-                        },
-                        None => by_key.push((k.clone(), (v != "*").then(|| vec![v.clone()]))),
-                    }
-                }
-                let predicates: Vec<TagMatch> = by_key
-                    .into_iter()
-                    .map(|(key, values)| match values {
-                        None => TagMatch::Exists { key },
-                        Some(values) => TagMatch::In { key, values },
-                    })
-                    .collect();
-                let any_key_values: Vec<&str> = l
-                    .pairs
-                    .iter()
-                    .filter(|(k, v)| k == "*" && v != "*")
-                    .map(|(_, v)| v.as_str())
-                    .collect();
+                let (predicates, any_key_values) = pair_predicates(&l.pairs);
                 let max = api.limits.config.max_result_rows;
                 let mut pacer = api.pacer();
                 let mut found = Vec::new();
@@ -389,6 +349,60 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
             "totalResults": total,
         }),
     ))
+}
+
+/// The metrics a lookup searches: all, or the one named; `None` for a
+/// metric with a UID but no series (all removed, or assigned by hand),
+/// which matches nothing.
+fn metrics_to_search(
+    api: &Api,
+    view: &Snapshot<'_>,
+    l: &Lookup,
+    any_metric: bool,
+) -> Result<Option<Vec<String>>, OpenTsdbError> {
+    if any_metric {
+        return Ok(Some(
+            view.metrics().into_iter().map(str::to_owned).collect(),
+        ));
+    }
+    let m = l.metric.clone().unwrap_or_default();
+    if view.has_metric(&m) {
+        return Ok(Some(vec![m]));
+    }
+    let known = api
+        .uids
+        .with(view, |t| t.uid(UidKind::Metric, &m).is_some());
+    if known { Ok(None) } else { Err(unresolved()) }
+}
+
+/// Literal keys of the pairs become predicates (values of one key ORed,
+/// `k=*` any value); the values of `*=v` pairs are returned to be checked
+/// on each series' tags.
+fn pair_predicates(pairs: &[(String, String)]) -> (Vec<TagMatch>, Vec<&str>) {
+    let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
+    for (k, v) in pairs.iter().filter(|(k, _)| k != "*") {
+        match by_key.iter_mut().find(|(key, _)| key == k) {
+            Some((_, values)) => match (values.as_mut(), v == "*") {
+                (_, true) => *values = None,
+                (Some(vs), false) => vs.push(v.clone()),
+                (None, false) => {}
+            },
+            None => by_key.push((k.clone(), (v != "*").then(|| vec![v.clone()]))),
+        }
+    }
+    let predicates = by_key
+        .into_iter()
+        .map(|(key, values)| match values {
+            None => TagMatch::Exists { key },
+            Some(values) => TagMatch::In { key, values },
+        })
+        .collect();
+    let any_key_values = pairs
+        .iter()
+        .filter(|(k, v)| k == "*" && v != "*")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (predicates, any_key_values)
 }
 
 fn unresolved() -> OpenTsdbError {

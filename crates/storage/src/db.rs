@@ -242,55 +242,14 @@ impl Db {
                 commit: Commit(None),
             });
         }
-        // Series ids: existing ones from the head or from queued writes,
-        // new ones numbered on and defined in this record (hash lookups:
-        // a write of a million new series costs a million, not squared).
-        let mut known = Vec::with_capacity(accepted.len());
-        let mut unknown: FastMap<Arc<SeriesKey>, Option<SeriesId>> = FastMap::default();
-        for (i, v) in accepted {
-            let Some(p) = points.get(i) else { continue };
-            let id = match head.recent_id(&p.series) {
-                Some(id) => Some((id, true)),
-                None => head
-                    .lookup(&p.series)
-                    .or_else(|| pending.series(&p.series))
-                    .map(|id| (id, false)),
-            };
-            if id.is_none() {
-                unknown.insert(p.series.clone(), None);
-            }
-            known.push((i, v, id));
-        }
+        let (found, mut unknown) = find_series(&head, &pending, &points, accepted);
         self.check_series_limits(unknown.len(), head.series_count(), &pending)?;
         let seq = pending.take_seq();
-        let mut enc = BatchEncoder::default();
-        let mut new_series: Vec<(SeriesId, Arc<SeriesKey>)> = Vec::with_capacity(unknown.len());
-        let mut resolved = Vec::with_capacity(known.len());
-        for (i, v, id) in known {
-            let Some(p) = points.get(i) else { continue };
-            let (id, cached) = match id {
-                Some(found) => found,
-                None => match unknown.get_mut(&p.series) {
-                    Some(Some(id)) => (*id, false),
-                    Some(slot) => {
-                        let id = pending.new_id(head.next_id());
-                        enc.define_series(id, &p.series);
-                        pending.add_series(p.series.clone(), id, seq);
-                        new_series.push((id, p.series.clone()));
-                        *slot = Some(id);
-                        (id, false)
-                    }
-                    None => continue,
-                },
-            };
-            resolved.push((i, v, id, cached));
-        }
-        for (i, v, id, _) in &resolved {
-            if let Some(p) = points.get(*i) {
-                let f = enc.field(&p.field);
-                enc.point(*id, f, p.timestamp, v);
-            }
-        }
+        let Encoded {
+            mut enc,
+            new_series,
+            resolved,
+        } = number_and_encode(&head, &mut pending, seq, &points, found, &mut unknown);
         drop(head);
         for (metric, field, kind) in &new_kinds {
             pending.add_kind(metric, field, *kind, seq);
@@ -445,6 +404,91 @@ impl Db {
                 error!("a storage thread panicked");
             }
         }
+    }
+}
+
+/// A point's index, checked value, and series id with whether it came
+/// from the head's recent-key cache (`None`: a series new to the database).
+type Found = (usize, FieldValue, Option<(SeriesId, bool)>);
+
+/// Series of the accepted points: existing ones from the head or from
+/// queued writes; new ones are listed once in the map (hash lookups: a
+/// write of a million new series costs a million, not squared).
+fn find_series(
+    head: &Head,
+    pending: &Pending,
+    points: &[WritePoint],
+    accepted: Vec<(usize, FieldValue)>,
+) -> (Vec<Found>, FastMap<Arc<SeriesKey>, Option<SeriesId>>) {
+    let mut found = Vec::with_capacity(accepted.len());
+    let mut unknown = FastMap::default();
+    for (i, v) in accepted {
+        let Some(p) = points.get(i) else { continue };
+        let id = match head.recent_id(&p.series) {
+            Some(id) => Some((id, true)),
+            None => head
+                .lookup(&p.series)
+                .or_else(|| pending.series(&p.series))
+                .map(|id| (id, false)),
+        };
+        if id.is_none() {
+            unknown.insert(p.series.clone(), None);
+        }
+        found.push((i, v, id));
+    }
+    (found, unknown)
+}
+
+/// One write's WAL record in the making.
+struct Encoded {
+    enc: BatchEncoder,
+    new_series: Vec<(SeriesId, Arc<SeriesKey>)>,
+    /// As [`Apply::accepted`].
+    resolved: Vec<(usize, FieldValue, SeriesId, bool)>,
+}
+
+/// Numbers the new series on (defined in the record `seq`) and encodes
+/// every point.
+fn number_and_encode(
+    head: &Head,
+    pending: &mut Pending,
+    seq: u64,
+    points: &[WritePoint],
+    found: Vec<Found>,
+    unknown: &mut FastMap<Arc<SeriesKey>, Option<SeriesId>>,
+) -> Encoded {
+    let mut enc = BatchEncoder::default();
+    let mut new_series = Vec::with_capacity(unknown.len());
+    let mut resolved = Vec::with_capacity(found.len());
+    for (i, v, id) in found {
+        let Some(p) = points.get(i) else { continue };
+        let (id, cached) = match id {
+            Some(found) => found,
+            None => match unknown.get_mut(&p.series) {
+                Some(Some(id)) => (*id, false),
+                Some(slot) => {
+                    let id = pending.new_id(head.next_id());
+                    enc.define_series(id, &p.series);
+                    pending.add_series(p.series.clone(), id, seq);
+                    new_series.push((id, p.series.clone()));
+                    *slot = Some(id);
+                    (id, false)
+                }
+                None => continue,
+            },
+        };
+        resolved.push((i, v, id, cached));
+    }
+    for (i, v, id, _) in &resolved {
+        if let Some(p) = points.get(*i) {
+            let f = enc.field(&p.field);
+            enc.point(*id, f, p.timestamp, v);
+        }
+    }
+    Encoded {
+        enc,
+        new_series,
+        resolved,
     }
 }
 

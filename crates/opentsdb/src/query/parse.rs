@@ -268,93 +268,11 @@ pub(crate) fn from_json(json: &Value, clock: &Clock) -> Result<Request, OpenTsdb
     let mut trims = Vec::with_capacity(subs.len());
     let mut tsuids = Vec::with_capacity(subs.len());
     for (index, sub) in subs.iter().enumerate() {
-        let agg = match sub.get("aggregator") {
-            Some(Value::String(s)) => s,
-            _ => {
-                return Err(OpenTsdbError::bad_request(
-                    "Missing the aggregation function",
-                ));
-            }
-        };
-        let aggregator = aggregator(agg)?;
-        // With `tsuids`, the metric comes from them (spec 9.3).
-        let by_tsuid: Option<Vec<String>> = match sub.get("tsuids") {
-            Some(Value::Array(list)) if !list.is_empty() => Some(
-                list.iter()
-                    .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        };
-        let metric = match sub.get("metric") {
-            _ if by_tsuid.is_some() => "",
-            Some(Value::String(s)) if !s.is_empty() => s,
-            _ => {
-                return Err(OpenTsdbError::bad_request(
-                    "Missing the metric or tsuids, provide at least one",
-                ));
-            }
-        };
-        tsuids.push(by_tsuid.map(checked_tsuids).transpose()?);
-        let ds = match sub.get("downsample") {
-            Some(Value::String(d)) if !d.is_empty() => Some(downsample(d, &window)?),
-            _ => None,
-        };
-        let rate = if sub.get("rate").is_some_and(lenient_bool) {
-            Some(rate_options(sub.get("rateOptions"))?)
-        } else if sub.get("delta").is_some_and(lenient_bool) {
-            Some(RateOptions {
-                delta: true,
-                ..rate_options(sub.get("deltaOptions"))?
-            })
-        } else {
-            None
-        };
-        trims.push(Trim {
-            dp_value: value_condition(sub.get("dpValue"), "dpValue")?,
-            offset: count(sub.get("offset"), "offset")?,
-            limit: count(sub.get("limit"), "limit")?,
-        });
-        let pre_filter = value_condition(sub.get("preDpValue"), "preDpValue")?;
-        let mut tags = Vec::new();
-        let mut shown = Vec::new();
-        if let Some(Value::Object(t)) = sub.get("tags") {
-            for (k, v) in t {
-                if let Some(v) = v.as_str() {
-                    tags.extend(filters::from_tag_expr(k, v)?);
-                    shown.push(filters::describe_tag_expr(k, v));
-                }
-            }
-        }
-        let mut q = query(metric, tags, aggregator, start, end);
-        q.downsample = ds;
-        q.rate = rate;
-        q.explicit_tags = sub.get("explicitTags").is_some_and(lenient_bool);
-        q.pre_filter = pre_filter;
-        if let Some(Value::Array(filters)) = sub.get("filters") {
-            for f in filters {
-                let (matches, key, group) = filters::from_object(f)?;
-                shown.push(serde_json::json!({
-                    "tagk": key,
-                    "filter": f.get("filter").and_then(Value::as_str).unwrap_or_default(),
-                    "group_by": group,
-                    "type": f.get("type").and_then(Value::as_str).unwrap_or_default(),
-                }));
-                if group && !q.group_by.contains(&key) {
-                    q.group_by.push(key);
-                }
-                q.tags.extend(matches);
-            }
-        }
-        let ds_text = sub
-            .get("downsample")
-            .and_then(Value::as_str)
-            .filter(|d| !d.is_empty());
-        described.push(describe(index, &q, ds_text, shown));
-        if let (Some(Value::Object(d)), Some(Some(list))) = (described.last_mut(), tsuids.last()) {
-            d.insert("tsuids".into(), json!(list));
-        }
-        queries.push(q);
+        let parsed = sub_query(index, sub, &window)?;
+        queries.push(parsed.query);
+        described.push(parsed.described);
+        trims.push(parsed.trim);
+        tsuids.push(parsed.tsuids);
     }
     Ok(Request {
         queries,
@@ -371,6 +289,130 @@ pub(crate) fn from_json(json: &Value, clock: &Clock) -> Result<Request, OpenTsdb
             .iter()
             .any(|k| obj.get(*k).is_some_and(lenient_bool)),
     })
+}
+
+/// One sub-query of a request, parsed.
+struct SubQuery {
+    query: Query,
+    /// Its echo for `showQuery`.
+    described: Value,
+    trim: Trim,
+    tsuids: Option<Vec<String>>,
+}
+
+/// Parses sub-query `index`; errors come in the order OpenTSDB checks.
+fn sub_query(index: usize, sub: &Value, window: &Window<'_>) -> Result<SubQuery, OpenTsdbError> {
+    let agg = match sub.get("aggregator") {
+        Some(Value::String(s)) => s,
+        _ => {
+            return Err(OpenTsdbError::bad_request(
+                "Missing the aggregation function",
+            ));
+        }
+    };
+    let aggregator = aggregator(agg)?;
+    let (metric, tsuids) = metric_or_tsuids(sub)?;
+    let ds = match sub.get("downsample") {
+        Some(Value::String(d)) if !d.is_empty() => Some(downsample(d, window)?),
+        _ => None,
+    };
+    let rate = if sub.get("rate").is_some_and(lenient_bool) {
+        Some(rate_options(sub.get("rateOptions"))?)
+    } else if sub.get("delta").is_some_and(lenient_bool) {
+        Some(RateOptions {
+            delta: true,
+            ..rate_options(sub.get("deltaOptions"))?
+        })
+    } else {
+        None
+    };
+    let trim = Trim {
+        dp_value: value_condition(sub.get("dpValue"), "dpValue")?,
+        offset: count(sub.get("offset"), "offset")?,
+        limit: count(sub.get("limit"), "limit")?,
+    };
+    let pre_filter = value_condition(sub.get("preDpValue"), "preDpValue")?;
+    let mut shown = Vec::new();
+    let tags = tag_map(sub, &mut shown)?;
+    let mut q = query(metric, tags, aggregator, window.start, window.end);
+    q.downsample = ds;
+    q.rate = rate;
+    q.explicit_tags = sub.get("explicitTags").is_some_and(lenient_bool);
+    q.pre_filter = pre_filter;
+    add_filters(sub, &mut q, &mut shown)?;
+    let ds_text = sub
+        .get("downsample")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty());
+    let mut described = describe(index, &q, ds_text, shown);
+    if let (Value::Object(d), Some(list)) = (&mut described, &tsuids) {
+        d.insert("tsuids".into(), json!(list));
+    }
+    Ok(SubQuery {
+        query: q,
+        described,
+        trim,
+        tsuids,
+    })
+}
+
+/// The metric of a sub-query, or its checked TSUIDs, which name the
+/// metric themselves (spec 9.3).
+fn metric_or_tsuids(sub: &Value) -> Result<(&str, Option<Vec<String>>), OpenTsdbError> {
+    let by_tsuid: Option<Vec<String>> = match sub.get("tsuids") {
+        Some(Value::Array(list)) if !list.is_empty() => Some(
+            list.iter()
+                .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
+                .collect(),
+        ),
+        _ => None,
+    };
+    let metric = match sub.get("metric") {
+        _ if by_tsuid.is_some() => "",
+        Some(Value::String(s)) if !s.is_empty() => s,
+        _ => {
+            return Err(OpenTsdbError::bad_request(
+                "Missing the metric or tsuids, provide at least one",
+            ));
+        }
+    };
+    Ok((metric, by_tsuid.map(checked_tsuids).transpose()?))
+}
+
+/// The `tags` map of a sub-query as tag matches, each echoed into `shown`.
+fn tag_map(sub: &Value, shown: &mut Vec<Value>) -> Result<Vec<TagMatch>, OpenTsdbError> {
+    let mut tags = Vec::new();
+    if let Some(Value::Object(t)) = sub.get("tags") {
+        for (k, v) in t {
+            if let Some(v) = v.as_str() {
+                tags.extend(filters::from_tag_expr(k, v)?);
+                shown.push(filters::describe_tag_expr(k, v));
+            }
+        }
+    }
+    Ok(tags)
+}
+
+/// The `filters` list of a sub-query into `q` (matches and group-by
+/// keys), each echoed into `shown`.
+fn add_filters(sub: &Value, q: &mut Query, shown: &mut Vec<Value>) -> Result<(), OpenTsdbError> {
+    let Some(Value::Array(filters)) = sub.get("filters") else {
+        return Ok(());
+    };
+    for f in filters {
+        let (matches, key, group) = filters::from_object(f)?;
+        shown.push(json!({
+            "tagk": key,
+            "filter": f.get("filter").and_then(Value::as_str).unwrap_or_default(),
+            "group_by": group,
+            "type": f.get("type").and_then(Value::as_str).unwrap_or_default(),
+        }));
+        if group && !q.group_by.contains(&key) {
+            q.group_by.push(key);
+        }
+        q.tags.extend(matches);
+    }
+    Ok(())
 }
 
 /// TSUIDs are checked where their sub-query is read, so errors come in
