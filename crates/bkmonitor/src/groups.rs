@@ -164,23 +164,7 @@ pub(super) fn create(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
     let label = p.string("label", 128, false).map_err(&v)?;
     let operator = p.string("operator", 255, false).map_err(&v)?;
     let metrics = p.opt_list("metric_info_list", MAX_ENTRIES).map_err(&v)?;
-    let table_id = p
-        .opt_string("table_id", 255, false)
-        .and_then(|t| {
-            t.map(|t| t.to_lowercase())
-                .map(|t| {
-                    if table_id_ok(&t) {
-                        Ok(t)
-                    } else {
-                        Err(FieldError {
-                            param: "table_id",
-                            detail: Detail::Pattern,
-                        })
-                    }
-                })
-                .transpose()
-        })
-        .map_err(&v)?;
+    let table_id = table_id_param(p).map_err(&v)?;
     let split = p.opt_bool("is_split_measurement").map_err(&v)?;
     p.opt_object("default_storage_config").map_err(&v)?;
     p.opt_object("additional_options").map_err(&v)?;
@@ -212,25 +196,7 @@ pub(super) fn create(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
                 }
                 slot.insert(implicit_source(data_id, biz, &operator, now));
             }
-            let table_id = match &table_id {
-                Some(t) => {
-                    if prefix_taken(s, t) {
-                        return Err(BkError::Biz(Biz::TableExists));
-                    }
-                    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-                    if biz == 0 && digits > 0 && t.as_bytes().get(digits) == Some(&b'_') {
-                        return Err(BkError::Biz(Biz::PlatformTable));
-                    }
-                    t.clone()
-                }
-                None => {
-                    let t = default_table_id(biz, data_id);
-                    if prefix_taken(s, &t) {
-                        return Err(BkError::Biz(Biz::TableExists));
-                    }
-                    t
-                }
-            };
+            let table_id = new_table_id(s, table_id.as_deref(), biz, data_id)?;
             let id = s.next_group_id.max(1);
             s.next_group_id = id + 1;
             let mut group = Group {
@@ -259,6 +225,37 @@ pub(super) fn create(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
         },
         |_| BkError::Internal,
     )
+}
+
+/// The optional `table_id` parameter, lower-cased and checked.
+fn table_id_param(p: &Params<'_>) -> Result<Option<String>, FieldError> {
+    let Some(t) = p.opt_string("table_id", 255, false)? else {
+        return Ok(None);
+    };
+    let t = t.to_lowercase();
+    if table_id_ok(&t) {
+        Ok(Some(t))
+    } else {
+        Err(FieldError {
+            param: "table_id",
+            detail: Detail::Pattern,
+        })
+    }
+}
+
+/// The table id of a new group: the one asked for, or the default for
+/// its business and data id; refused when its prefix is taken, and a
+/// platform group (business 0) may not take a business-numbered one.
+fn new_table_id(s: &State, asked: Option<&str>, biz: i64, data_id: i64) -> Result<String, BkError> {
+    let t = asked.map_or_else(|| default_table_id(biz, data_id), str::to_owned);
+    if prefix_taken(s, &t) {
+        return Err(BkError::Biz(Biz::TableExists));
+    }
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if asked.is_some() && biz == 0 && digits > 0 && t.as_bytes().get(digits) == Some(&b'_') {
+        return Err(BkError::Biz(Biz::PlatformTable));
+    }
+    Ok(t)
 }
 
 /// Whether a group, deleted or not, already owns the db prefix of
@@ -425,33 +422,7 @@ pub(super) fn modify(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
                 declare(g, d);
             }
             for f in fields.into_iter().flatten() {
-                let field_name = f.field_name.trim().to_owned();
-                match f.tag.as_str() {
-                    "metric" => {
-                        g.merge_metric(&field_name, &[], true);
-                        if let Some(m) = g.metrics.iter_mut().find(|m| m.field_name == field_name) {
-                            if let Some(d) = f.description {
-                                m.description = d;
-                            }
-                            if let Some(u) = f.unit {
-                                m.unit = u;
-                            }
-                            if let Some(b) = f.is_disabled {
-                                m.is_disabled = b;
-                            }
-                        }
-                    }
-                    "dimension" => {
-                        let dim: &mut Dimension = g.dimensions.entry(field_name).or_default();
-                        if let Some(d) = f.description {
-                            dim.description = d;
-                        }
-                        if let Some(u) = f.unit {
-                            dim.unit = u;
-                        }
-                    }
-                    _ => {}
-                }
+                apply_field(g, f);
             }
             if changed {
                 g.last_modify_user = operator.clone();
@@ -461,6 +432,38 @@ pub(super) fn modify(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
         },
         |_| BkError::Internal,
     )
+}
+
+/// One `field_list` entry of a modify: a metric's or a dimension's
+/// description, unit and (metrics) disabled flag.
+fn apply_field(g: &mut Group, f: FieldMeta) {
+    let field_name = f.field_name.trim().to_owned();
+    match f.tag.as_str() {
+        "metric" => {
+            g.merge_metric(&field_name, &[], true);
+            if let Some(m) = g.metrics.iter_mut().find(|m| m.field_name == field_name) {
+                if let Some(d) = f.description {
+                    m.description = d;
+                }
+                if let Some(u) = f.unit {
+                    m.unit = u;
+                }
+                if let Some(b) = f.is_disabled {
+                    m.is_disabled = b;
+                }
+            }
+        }
+        "dimension" => {
+            let dim: &mut Dimension = g.dimensions.entry(field_name).or_default();
+            if let Some(d) = f.description {
+                dim.description = d;
+            }
+            if let Some(u) = f.unit {
+                dim.unit = u;
+            }
+        }
+        _ => {}
+    }
 }
 
 pub(super) fn delete(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
