@@ -15,6 +15,7 @@ use crate::wal;
 use std::fs;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak, mpsc};
+use sundial_index::RoaringBitmap;
 use sundial_model::{FieldValue, SeriesKey, Timestamp};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -108,87 +109,122 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
             });
         }
     };
-    let (frozen, relogged, new_series, hidden) = {
-        let mut head = inner.head.write();
-        let payloads = match before {
-            Some(t) => relog_payloads(&head, t),
-            None => Vec::new(),
-        };
-        let (done, relogged) = oneshot::channel();
-        // A dropped receiver means the writer stopped; the wait below says so.
-        let _ = rotation.relog.send(wal::Relog { payloads, done });
-        let frozen = Arc::new(head.freeze(before));
-        let new_series = std::mem::take(&mut head.uncataloged);
-        // Series written again since a delete removed them: the set must
-        // be on disk before the WAL that shows the writes is deleted.
-        let hidden = head.hidden_dirty.then(|| head.hidden.clone());
-        head.hidden_dirty = false;
-        let mut layers = inner.layers.write();
-        *layers = Arc::new(Layers {
-            blocks: layers.blocks.clone(),
-            frozen: Some(frozen.clone()),
-        });
-        (frozen, relogged, new_series, hidden)
-    };
+    let frozen = freeze(inner, before, &rotation.relog);
     // Logged outside the head lock; ends when this function returns.
     let _phase = Phase::start("flush", &inner.config.data_dir);
     // Series definitions must be durable before the WAL holding them is
     // deleted; the block refers to series by id only.
-    let result = catalog_series(inner, &new_series)
+    let result = catalog_series(inner, &frozen.new_series)
         // Before the block: once the block is in place, recovery deletes
         // the WAL that shows the writes which put these series back.
-        .and_then(|()| match &hidden {
+        .and_then(|()| match &frozen.hidden {
             Some(h) => delete::persist_hidden(&inner.config.vfs, &inner.config.data_dir, h),
             None => Ok(()),
         })
-        .and_then(|()| write_blocks(inner, &frozen, below));
+        .and_then(|()| write_blocks(inner, &frozen.points, below));
     match result {
-        Ok(written) => {
-            {
-                let mut layers = inner.layers.write();
-                let mut blocks = layers.blocks.clone();
-                blocks.extend(written.into_iter().map(Arc::new));
-                *layers = Arc::new(Layers {
-                    blocks,
-                    frozen: None,
-                });
-            }
-            if let Err(e) = Commit(Some(relogged)).wait_blocking() {
-                // The blocks hold the flushed points; the old segments stay
-                // and replay them again, which is harmless.
-                warn!(error = %e, "points kept in the head were not logged again; WAL segments kept");
-                return Ok(());
-            }
-            let dir = &inner.config.data_dir;
-            write_covered(&inner.config.vfs, dir, below)?;
-            for n in wal::list_segments(dir)?.into_iter().filter(|n| *n < below) {
-                let path = wal::segment_path(dir, n);
-                if let Err(e) = inner.config.vfs.remove_file(&path) {
-                    warn!(path = %path.display(), error = %e, "cannot delete flushed WAL segment");
-                }
-            }
-            Ok(())
-        }
+        Ok(written) => publish(inner, written, frozen.relogged, below),
         Err(e) => {
-            // Put the points back so reads keep seeing them and a later
-            // flush covers them before their WAL segments are deleted.
-            let mut head = inner.head.write();
-            let mut layers = inner.layers.write();
-            *layers = Arc::new(Layers {
-                blocks: layers.blocks.clone(),
-                frozen: None,
-            });
-            // Readers holding an older snapshot may still share it.
-            let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
-            head.restore(frozen);
-            head.hidden_dirty |= hidden.is_some();
-            // Appending twice is harmless (a re-definition is a no-op).
-            let mut ids = new_series;
-            ids.append(&mut head.uncataloged);
-            head.uncataloged = ids;
+            thaw(inner, frozen);
             Err(e)
         }
     }
+}
+
+/// What a flush took out of the head.
+struct Flushing {
+    points: Arc<Frozen>,
+    /// Answers once the points kept in the head are logged again.
+    relogged: oneshot::Receiver<wal::CommitResult>,
+    /// Series not yet in the catalog.
+    new_series: Vec<SeriesId>,
+    /// The set of deleted series, when writes changed it.
+    hidden: Option<RoaringBitmap>,
+}
+
+/// Freezes the head's points older than `before` (all for `None`) for
+/// the blocks, readable meanwhile, and sends the rest to be logged again.
+fn freeze(inner: &Inner, before: Option<Timestamp>, relog: &mpsc::Sender<wal::Relog>) -> Flushing {
+    let mut head = inner.head.write();
+    let payloads = match before {
+        Some(t) => relog_payloads(&head, t),
+        None => Vec::new(),
+    };
+    let (done, relogged) = oneshot::channel();
+    // A dropped receiver means the writer stopped; the wait for
+    // `relogged` says so.
+    let _ = relog.send(wal::Relog { payloads, done });
+    let points = Arc::new(head.freeze(before));
+    let new_series = std::mem::take(&mut head.uncataloged);
+    // Series written again since a delete removed them: the set must
+    // be on disk before the WAL that shows the writes is deleted.
+    let hidden = head.hidden_dirty.then(|| head.hidden.clone());
+    head.hidden_dirty = false;
+    let mut layers = inner.layers.write();
+    *layers = Arc::new(Layers {
+        blocks: layers.blocks.clone(),
+        frozen: Some(points.clone()),
+    });
+    Flushing {
+        points,
+        relogged,
+        new_series,
+        hidden,
+    }
+}
+
+/// Makes the written blocks visible in place of the frozen points, then
+/// deletes the WAL segments they cover once the kept points are logged
+/// again.
+fn publish(
+    inner: &Inner,
+    written: Vec<Block>,
+    relogged: oneshot::Receiver<wal::CommitResult>,
+    below: u64,
+) -> Result<()> {
+    {
+        let mut layers = inner.layers.write();
+        let mut blocks = layers.blocks.clone();
+        blocks.extend(written.into_iter().map(Arc::new));
+        *layers = Arc::new(Layers {
+            blocks,
+            frozen: None,
+        });
+    }
+    if let Err(e) = Commit(Some(relogged)).wait_blocking() {
+        // The blocks hold the flushed points; the old segments stay and
+        // replay them again, which is harmless.
+        warn!(error = %e, "points kept in the head were not logged again; WAL segments kept");
+        return Ok(());
+    }
+    let dir = &inner.config.data_dir;
+    write_covered(&inner.config.vfs, dir, below)?;
+    for n in wal::list_segments(dir)?.into_iter().filter(|n| *n < below) {
+        let path = wal::segment_path(dir, n);
+        if let Err(e) = inner.config.vfs.remove_file(&path) {
+            warn!(path = %path.display(), error = %e, "cannot delete flushed WAL segment");
+        }
+    }
+    Ok(())
+}
+
+/// Puts a failed flush's points back so reads keep seeing them and a
+/// later flush covers them before their WAL segments are deleted.
+fn thaw(inner: &Inner, frozen: Flushing) {
+    let mut head = inner.head.write();
+    let mut layers = inner.layers.write();
+    *layers = Arc::new(Layers {
+        blocks: layers.blocks.clone(),
+        frozen: None,
+    });
+    // Readers holding an older snapshot may still share it.
+    let points = Arc::try_unwrap(frozen.points).unwrap_or_else(|shared| (*shared).clone());
+    head.restore(points);
+    head.hidden_dirty |= frozen.hidden.is_some();
+    // Appending twice is harmless (a re-definition is a no-op).
+    let mut ids = frozen.new_series;
+    ids.append(&mut head.uncataloged);
+    head.uncataloged = ids;
 }
 
 /// Points per record when a partial flush logs the kept points again (a
