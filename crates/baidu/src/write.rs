@@ -80,36 +80,7 @@ fn datapoint(
         }
         Some(_) => return Err(BaiduError::invalid("field must be a string")),
     };
-    let tags = match present(dp, "tags") {
-        None => return Err(BaiduError::missing("tags")),
-        Some(Value::Object(t)) => t,
-        Some(_) => return Err(BaiduError::invalid("tags must be an object")),
-    };
-    if tags.is_empty() || tags.len() > 20 {
-        return Err(BaiduError::invalid("a data point needs 1 to 20 tags"));
-    }
-    let mut tag_pairs = Vec::with_capacity(tags.len());
-    for (k, v) in tags {
-        check_name(k, "tag key", 100)?;
-        let v = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => {
-                return Err(BaiduError::invalid(format!(
-                    "tag {k} must have a string value"
-                )));
-            }
-        };
-        let chars = v.chars().count();
-        if chars == 0 || chars > 200 {
-            return Err(BaiduError::invalid(format!(
-                "tag {k}: values are 1 to 200 characters"
-            )));
-        }
-        tag_pairs.push((k.clone(), v));
-    }
-    let series = std::sync::Arc::new(SeriesKey::new(metric.clone(), tag_pairs));
+    let series = std::sync::Arc::new(SeriesKey::new(metric.clone(), tags_of(dp)?));
     let kind = match present(dp, "type") {
         None => None,
         Some(Value::String(t)) => Some(WireType::parse(t)?),
@@ -157,6 +128,41 @@ fn datapoint(
         (Some(_), Some(_)) => Err(BaiduError::invalid("use either value or values, not both")),
         (None, None) => Err(BaiduError::invalid("value or values is required")),
     }
+}
+
+/// The `tags` of a data point: 1 to 20, keys checked as names, values
+/// 1 to 200 characters (numbers and booleans as their text).
+fn tags_of(dp: &Map<String, Value>) -> Result<Vec<(String, String)>, BaiduError> {
+    let tags = match present(dp, "tags") {
+        None => return Err(BaiduError::missing("tags")),
+        Some(Value::Object(t)) => t,
+        Some(_) => return Err(BaiduError::invalid("tags must be an object")),
+    };
+    if tags.is_empty() || tags.len() > 20 {
+        return Err(BaiduError::invalid("a data point needs 1 to 20 tags"));
+    }
+    let mut pairs = Vec::with_capacity(tags.len());
+    for (k, v) in tags {
+        check_name(k, "tag key", 100)?;
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(BaiduError::invalid(format!(
+                    "tag {k} must have a string value"
+                )));
+            }
+        };
+        let chars = v.chars().count();
+        if chars == 0 || chars > 200 {
+            return Err(BaiduError::invalid(format!(
+                "tag {k}: values are 1 to 200 characters"
+            )));
+        }
+        pairs.push((k.clone(), v));
+    }
+    Ok(pairs)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -143,7 +143,6 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     idle: std::time::Duration,
 ) -> std::io::Result<()> {
     let mut identity = api.store.anonymous();
-    let limits = api.name_limits();
     let max_line = api.config.telnet_max_line_bytes;
     let return_errors = api.config.telnet_return_errors;
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -168,69 +167,88 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             continue;
         };
         let complete: Vec<u8> = buf.drain(..=last_nl).collect();
-        let mut out = String::new();
-        let mut batch: Vec<(usize, WritePoint)> = Vec::new();
-        let mut replies: Vec<(usize, String)> = Vec::new();
-        let mut exit = false;
-        let mut too_long = false;
-        let mut refused = false;
-        for (i, raw) in complete.split(|b| *b == b'\n').enumerate() {
-            if raw.len() > max_line {
-                too_long = true;
-                break;
-            }
-            let line = String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw));
-            match classify_line(&line, limits) {
-                Line::Put(_) if !may_write(&identity, &api) => {
-                    let why = match &identity {
-                        None => {
-                            "authentication required: send 'auth <access key id> <secret>' first"
-                        }
-                        Some(_) => "access denied: this key may not write database default",
-                    };
-                    replies.push((i, format!("put: {why}\n")));
-                    refused = true;
-                    break;
-                }
-                Line::Put(Ok(p)) => batch.push((i, p)),
-                Line::Put(Err(e)) if return_errors => replies.push((i, e + "\n")),
-                Line::Auth(id, secret) => match api.store.check_secret(&id, &secret) {
-                    Some(ok) => {
-                        identity = Some(ok);
-                        replies.push((i, "auth: ok\n".into()));
-                    }
-                    None => {
-                        replies.push((i, "auth: wrong access key id or secret\n".into()));
-                        refused = true;
-                        break;
-                    }
-                },
-                Line::Put(Err(e)) => debug!(error = %e, "telnet put rejected"),
-                Line::Reply(r) => replies.push((i, r)),
-                Line::Nothing => {}
-                Line::Exit => {
-                    exit = true;
-                    break;
-                }
-            }
-        }
+        let Reading {
+            batch,
+            mut replies,
+            close,
+            too_long,
+        } = read_lines(&api, &mut identity, &complete);
         if !batch.is_empty() {
             write_batch(&api, batch, return_errors, &mut replies).await;
         }
         replies.sort_by_key(|(i, _)| *i);
-        for (_, r) in replies {
-            out.push_str(&r);
-        }
+        let mut out: String = replies.into_iter().map(|(_, r)| r).collect();
         if too_long {
             out.push_str("error: line too long\n");
         }
         if !out.is_empty() {
             stream.write_all(out.as_bytes()).await?;
         }
-        if exit || too_long || refused {
+        if close || too_long {
             return Ok(());
         }
     }
+}
+
+/// What the complete lines of one read asked for.
+#[derive(Default)]
+struct Reading {
+    /// Puts, by line.
+    batch: Vec<(usize, WritePoint)>,
+    /// Answers, by line.
+    replies: Vec<(usize, String)>,
+    /// The connection closes after the answers (`exit`, a refusal).
+    close: bool,
+    /// A line was over the limit; lines after it were not read.
+    too_long: bool,
+}
+
+/// Classifies the lines of one read; an `auth` line changes `identity`
+/// for the lines after it.
+fn read_lines(api: &Api, identity: &mut Option<Identity>, complete: &[u8]) -> Reading {
+    let limits = api.name_limits();
+    let return_errors = api.config.telnet_return_errors;
+    let mut r = Reading::default();
+    for (i, raw) in complete.split(|b| *b == b'\n').enumerate() {
+        if raw.len() > api.config.telnet_max_line_bytes {
+            r.too_long = true;
+            break;
+        }
+        let line = String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw));
+        match classify_line(&line, limits) {
+            Line::Put(_) if !may_write(identity, api) => {
+                let why = match identity {
+                    None => "authentication required: send 'auth <access key id> <secret>' first",
+                    Some(_) => "access denied: this key may not write database default",
+                };
+                r.replies.push((i, format!("put: {why}\n")));
+                r.close = true;
+                break;
+            }
+            Line::Put(Ok(p)) => r.batch.push((i, p)),
+            Line::Put(Err(e)) if return_errors => r.replies.push((i, e + "\n")),
+            Line::Auth(id, secret) => match api.store.check_secret(&id, &secret) {
+                Some(ok) => {
+                    *identity = Some(ok);
+                    r.replies.push((i, "auth: ok\n".into()));
+                }
+                None => {
+                    r.replies
+                        .push((i, "auth: wrong access key id or secret\n".into()));
+                    r.close = true;
+                    break;
+                }
+            },
+            Line::Put(Err(e)) => debug!(error = %e, "telnet put rejected"),
+            Line::Reply(reply) => r.replies.push((i, reply)),
+            Line::Nothing => {}
+            Line::Exit => {
+                r.close = true;
+                break;
+            }
+        }
+    }
+    r
 }
 
 /// Writes the puts of one read and adds their errors to `replies`; waits
