@@ -106,51 +106,8 @@ fn plan(
         } else {
             vec![(alias.unwrap_or(field).to_owned(), field.to_owned())]
         };
-        let either = |name: &str| f.get(name).or_else(|| sub.get(name)).cloned();
         for (column, field) in names {
-            // The field query as an `/api/query` request, so every rule and
-            // message is that endpoint's.
-            let mut one = json!({
-                "aggregator": f.get("aggregator").cloned().unwrap_or_else(|| json!("none")),
-                "metric": metric,
-            });
-            for (key, value) in [
-                ("downsample", f.get("downsample").cloned()),
-                ("rate", either("rate")),
-                ("rateOptions", either("rateOptions")),
-                ("delta", either("delta")),
-                ("deltaOptions", either("deltaOptions")),
-                ("dpValue", either("dpValue")),
-                ("tags", sub.get("tags").cloned()),
-                ("filters", sub.get("filters").cloned()),
-                ("explicitTags", sub.get("explicitTags").cloned()),
-            ] {
-                if let Some(value) = value {
-                    one[key] = value;
-                }
-            }
-            let mut request = json!({"queries": [one]});
-            for key in ["start", "end", "timezone", "useCalendar"] {
-                if let Some(value) = top.get(key) {
-                    request[key] = value.clone();
-                }
-            }
-            let parsed = from_json(&request, clock)?;
-            let (Some(mut query), Some(trim)) =
-                (parsed.queries.into_iter().next(), parsed.trims.first())
-            else {
-                return Err(OpenTsdbError::bad_request("Missing queries"));
-            };
-            query.field = field;
-            columns.push(Column {
-                name: column,
-                query,
-                trim: Trim {
-                    offset: 0,
-                    limit: 0,
-                    ..*trim
-                },
-            });
+            columns.push(column_query(top, sub, f, &metric, column, field, clock)?);
         }
     }
     columns.sort_by(|a, b| a.name.cmp(&b.name));
@@ -161,6 +118,60 @@ fn plan(
             dp_value: None,
             offset: count(sub.get("offset"), "offset")?,
             limit: count(sub.get("limit"), "limit")?,
+        },
+    })
+}
+
+/// One column of a field query: built as an `/api/query` request and
+/// parsed by that endpoint's parser, so every rule and message is its own.
+fn column_query(
+    top: &Map<String, Value>,
+    sub: &Value,
+    f: &Value,
+    metric: &str,
+    name: String,
+    field: String,
+    clock: &Clock,
+) -> Result<Column, OpenTsdbError> {
+    let either = |key: &str| f.get(key).or_else(|| sub.get(key)).cloned();
+    let mut one = json!({
+        "aggregator": f.get("aggregator").cloned().unwrap_or_else(|| json!("none")),
+        "metric": metric,
+    });
+    for (key, value) in [
+        ("downsample", f.get("downsample").cloned()),
+        ("rate", either("rate")),
+        ("rateOptions", either("rateOptions")),
+        ("delta", either("delta")),
+        ("deltaOptions", either("deltaOptions")),
+        ("dpValue", either("dpValue")),
+        ("tags", sub.get("tags").cloned()),
+        ("filters", sub.get("filters").cloned()),
+        ("explicitTags", sub.get("explicitTags").cloned()),
+    ] {
+        if let Some(value) = value {
+            one[key] = value;
+        }
+    }
+    let mut request = json!({"queries": [one]});
+    for key in ["start", "end", "timezone", "useCalendar"] {
+        if let Some(value) = top.get(key) {
+            request[key] = value.clone();
+        }
+    }
+    let parsed = from_json(&request, clock)?;
+    let (Some(mut query), Some(trim)) = (parsed.queries.into_iter().next(), parsed.trims.first())
+    else {
+        return Err(OpenTsdbError::bad_request("Missing queries"));
+    };
+    query.field = field;
+    Ok(Column {
+        name,
+        query,
+        trim: Trim {
+            offset: 0,
+            limit: 0,
+            ..*trim
         },
     })
 }
