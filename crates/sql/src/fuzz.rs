@@ -17,7 +17,7 @@ pub fn plan(data: &[u8]) {
         return;
     };
     let sql = String::from_utf8_lossy(data);
-    let Ok(prepared) = crate::rewrite::prepare(&sql, width) else {
+    let Ok(prepared) = crate::rewrite::prepare(&sql) else {
         return;
     };
     let budget = Arc::new(Budget {
@@ -27,7 +27,14 @@ pub fn plan(data: &[u8]) {
         ordered: prepared.ordered,
         partitions: 2,
     });
-    let Ok(ctx) = crate::session(&fixture.db, budget, 64 << 20) else {
+    let opts = crate::Options {
+        max_rows: 10_000,
+        max_scan_points: 10_000,
+        timeout: Duration::from_secs(1),
+        memory_bytes: 64 << 20,
+        bucket_width: width,
+    };
+    let Ok(ctx) = crate::session(&fixture.db, budget, &opts) else {
         return;
     };
     fixture.runtime.block_on(async {
@@ -37,15 +44,15 @@ pub fn plan(data: &[u8]) {
     });
 }
 
-struct Fixture {
-    db: Db,
-    runtime: tokio::runtime::Runtime,
+pub(crate) struct Fixture {
+    pub(crate) db: Db,
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
 /// The database every statement is planned against: the tables of the
 /// spec's examples (`power`, `heat`, `cpu_idle`), numeric, text and bytes
 /// fields.
-fn fixture() -> Option<&'static Fixture> {
+pub(crate) fn fixture() -> Option<&'static Fixture> {
     static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
     FIXTURE
         .get_or_init(|| {
@@ -111,7 +118,7 @@ fn points() -> Vec<WritePoint> {
 
 /// `time_bucket` widths: `<n> <unit>` (the server passes the Baidu
 /// duration grammar; any total function will do for planning).
-fn width(text: &str) -> Result<i64, String> {
+pub(crate) fn width(text: &str) -> Result<i64, String> {
     let (n, unit) = text.trim().split_once(' ').ok_or("no unit")?;
     let n: i64 = n.parse().map_err(|_| "not a number")?;
     let ms = match unit.trim().trim_end_matches('s') {

@@ -4,6 +4,7 @@
 //! memory and time limits as the JSON query.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod functions;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
@@ -12,7 +13,7 @@ mod rewrite;
 mod scan;
 mod table;
 
-pub use rewrite::WidthParser;
+pub use functions::WidthParser;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
@@ -109,7 +110,7 @@ impl Budget {
 
 /// Runs one SELECT statement over the metrics of `db`.
 pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> {
-    let prepared = rewrite::prepare(sql, opts.bucket_width)?;
+    let prepared = rewrite::prepare(sql)?;
     let deadline = Instant::now() + opts.timeout;
     let partitions = std::thread::available_parallelism().map_or(1, usize::from);
     let budget = Arc::new(Budget {
@@ -119,7 +120,7 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
         ordered: prepared.ordered,
         partitions,
     });
-    let ctx = session(db, budget, opts.memory_bytes)?;
+    let ctx = session(db, budget, &opts)?;
     let work = async {
         let plan = plan(&ctx, prepared.statement).await?;
         let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
@@ -156,7 +157,7 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
 
 /// The DataFusion session a statement is planned and run in: the metrics
 /// of `db` as tables, scans within `budget`, memory within `memory_bytes`.
-fn session(db: &Db, budget: Arc<Budget>, memory_bytes: usize) -> Result<SessionContext, SqlError> {
+fn session(db: &Db, budget: Arc<Budget>, opts: &Options) -> Result<SessionContext, SqlError> {
     // One partition keeps the scan's row order through projections and
     // filters, which a plain SELECT needs.
     let mut config = SessionConfig::new()
@@ -165,11 +166,12 @@ fn session(db: &Db, budget: Arc<Budget>, memory_bytes: usize) -> Result<SessionC
     // Field and tag names are case-sensitive (spec 10.2).
     config.options_mut().sql_parser.enable_ident_normalization = false;
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(memory_bytes, 1.0)
+        .with_memory_limit(opts.memory_bytes, 1.0)
         .build_arc()
         .map_err(internal)?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     guard::restrict(&ctx).map_err(internal)?;
+    functions::register(&ctx, opts.bucket_width);
     let catalog = ctx
         .catalog("datafusion")
         .ok_or_else(|| SqlError::Internal("no default catalog".into()))?;

@@ -1,16 +1,14 @@
 //! What the SQL of spec baidu-tsdb 10 needs beyond DataFusion's own SQL:
 //! MySQL quoting (double-quoted strings, backtick identifiers), `timestamp`
-//! as a name of the time column, `IF`, `max_by`/`min_by`, `time_bucket`,
-//! and output names taken from the statement's text.
-//!
-//! Replacements are built as SQL text from the displayed sub-expressions
-//! and parsed back, which keeps this independent of the AST's shapes.
+//! as a name of the time column, and output names taken from the
+//! statement's text. Baidu's extra functions are registered with
+//! DataFusion instead (`functions/`).
 
 use crate::SqlError;
 use crate::table::TIME;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectNamePart,
-    Query, SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
+    Expr, GroupByExpr, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableFactor,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::{Dialect, MySqlDialect};
 use datafusion::sql::sqlparser::parser::Parser;
@@ -49,9 +47,6 @@ impl Dialect for TsdbDialect {
     }
 }
 
-/// Parses a width such as `'10 seconds'` into milliseconds.
-pub type WidthParser = fn(&str) -> Result<i64, String>;
-
 /// A statement ready for DataFusion, and whether `*` columns of a join
 /// are named `metric.column`.
 #[derive(Debug)]
@@ -67,7 +62,7 @@ fn invalid(e: impl std::fmt::Display) -> SqlError {
     SqlError::Invalid(e.to_string())
 }
 
-pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlError> {
+pub(crate) fn prepare(sql: &str) -> Result<Prepared, SqlError> {
     let mut statements = Parser::parse_sql(&TsdbDialect, sql).map_err(invalid)?;
     if statements.len() != 1 {
         return Err(invalid("exactly one statement is expected"));
@@ -82,7 +77,7 @@ pub(crate) fn prepare(sql: &str, width: WidthParser) -> Result<Prepared, SqlErro
     let ordered = needs_storage_order(query);
     let mut failure = None;
     let _ = visit_expressions_mut(&mut statement, |e| {
-        if let Err(err) = rewrite(e, width) {
+        if let Err(err) = rewrite(e) {
             failure = Some(err);
             return ControlFlow::Break(());
         }
@@ -231,31 +226,7 @@ fn is_time_keyword(id: &Ident) -> bool {
         && (id.value.eq_ignore_ascii_case("timestamp") || id.value.eq_ignore_ascii_case(TIME))
 }
 
-fn parse_expr(text: &str) -> Result<Expr, SqlError> {
-    Parser::new(&TsdbDialect)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(invalid)
-}
-
-/// Plain arguments of a function call, or `None` for other argument forms.
-fn plain_args(args: &FunctionArguments) -> Option<Vec<&Expr>> {
-    let FunctionArguments::List(list) = args else {
-        return Some(Vec::new());
-    };
-    if !list.clauses.is_empty() || list.duplicate_treatment.is_some() {
-        return None;
-    }
-    list.args
-        .iter()
-        .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-            _ => None,
-        })
-        .collect()
-}
-
-fn rewrite(e: &mut Expr, width: WidthParser) -> Result<(), SqlError> {
+fn rewrite(e: &mut Expr) -> Result<(), SqlError> {
     match e {
         Expr::Identifier(id) if is_time_keyword(id) => {
             id.value = TIME.into();
@@ -269,68 +240,11 @@ fn rewrite(e: &mut Expr, width: WidthParser) -> Result<(), SqlError> {
         }
         Expr::Function(f) => {
             let name = f.name.to_string().to_ascii_lowercase();
-            let Some(args) = plain_args(&f.args) else {
-                return Ok(());
-            };
-            let text: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            let replacement = match (name.as_str(), text.as_slice()) {
-                ("if", [c, a, b]) => format!("CASE WHEN {c} THEN {a} ELSE {b} END"),
-                // Rows without a `y` take no part (a metric's row may lack
-                // one of its fields).
-                ("max_by", [x, y]) => {
-                    format!(
-                        "first_value({x} ORDER BY {y} DESC NULLS LAST) FILTER (WHERE {y} IS NOT NULL)"
-                    )
-                }
-                ("min_by", [x, y]) => {
-                    format!(
-                        "first_value({x} ORDER BY {y} ASC NULLS LAST) FILTER (WHERE {y} IS NOT NULL)"
-                    )
-                }
-                ("time_bucket", [ts, _]) => {
-                    let spec = match args.get(1) {
-                        Some(Expr::Value(v)) => match &v.value {
-                            datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s)
-                            | datafusion::sql::sqlparser::ast::Value::DoubleQuotedString(s) => {
-                                s.clone()
-                            }
-                            other => {
-                                return Err(invalid(format!(
-                                    "time_bucket width must be a string such as '10 seconds', not {other}"
-                                )));
-                            }
-                        },
-                        _ => {
-                            return Err(invalid(
-                                "time_bucket width must be a string literal such as '10 seconds'",
-                            ));
-                        }
-                    };
-                    let w = width(&spec).map_err(invalid)?;
-                    // Epoch-aligned floor, also for negative times.
-                    format!("(({ts}) - ((({ts}) % {w}) + {w}) % {w})")
-                }
-                ("if" | "max_by" | "min_by" | "time_bucket", _) => {
-                    return Err(invalid(format!("wrong number of arguments to {name}")));
-                }
-                // Functions whose output size a client chooses are outside
-                // every limit of a statement.
-                (n, _) if DENIED.contains(&n) => {
-                    return Err(invalid(format!("function {name} is not available")));
-                }
-                _ => return Ok(()),
-            };
-            let mut replaced = parse_expr(&replacement)?;
-            // The arguments may hold more to rewrite.
-            let _ = visit_expressions_mut(&mut replaced, |inner| {
-                if let Expr::Identifier(id) = inner
-                    && is_time_keyword(id)
-                {
-                    id.value = TIME.into();
-                }
-                ControlFlow::<()>::Continue(())
-            });
-            *e = replaced;
+            // Functions whose output size a client chooses are outside
+            // every limit of a statement.
+            if DENIED.contains(&name.as_str()) {
+                return Err(invalid(format!("function {name} is not available")));
+            }
         }
         _ => {}
     }
