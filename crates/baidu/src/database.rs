@@ -73,48 +73,8 @@ impl Registry {
             may_administer(identity, &e.name)?;
             return Ok(created(e));
         }
-        let Some(b) = body.as_object() else {
-            return Err(BaiduError::malformed("the body must be a JSON object"));
-        };
-        let name = match present(b, "databaseName") {
-            None => return Err(BaiduError::missing("databaseName")),
-            Some(Value::String(n)) => n.clone(),
-            Some(_) => return Err(BaiduError::invalid("databaseName must be a string")),
-        };
-        let valid = (6..=40).contains(&name.len())
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if !valid {
-            return Err(BaiduError::invalid(
-                "databaseName must be 6 to 40 lowercase letters and digits",
-            ));
-        }
-        let count = |key: &str, required: bool, min: u64| -> Result<u64, BaiduError> {
-            match present(b, key) {
-                None if required => Err(BaiduError::missing(key)),
-                None => Ok(0),
-                Some(v) => v.as_u64().filter(|n| *n >= min).ok_or_else(|| {
-                    BaiduError::invalid(format!("{key} must be an integer >= {min}"))
-                }),
-            }
-        };
-        let ingest = count("ingestDataPointsMonthly", true, 1)?;
-        let months = count("purchaseLength", true, 1)?;
-        if months > 1200 {
-            return Err(BaiduError::invalid("purchaseLength is at most 1200 months"));
-        }
-        let query_units = count("queryUnitsMonthly", false, 0)?;
-        let store = count("storeBytesQuota", false, 0)?;
-        let description = match present(b, "description") {
-            None => String::new(),
-            Some(Value::String(d)) if d.chars().count() <= 256 => d.clone(),
-            Some(_) => {
-                return Err(BaiduError::invalid(
-                    "description must be a string of at most 256 characters",
-                ));
-            }
-        };
+        let new = NewDatabase::parse(body)?;
+        let name = new.name;
         may_administer(identity, &name)?;
         if entries.iter().any(|e| e.name == name) || engine.database(&name).is_some() {
             return Err(BaiduError::invalid(format!(
@@ -135,12 +95,12 @@ impl Registry {
         let entry = Entry {
             id: format!("tsdb-{}", base36(&random)),
             name,
-            description,
-            ingest_monthly: ingest,
-            query_units_monthly: query_units,
-            store_bytes_quota: store,
+            description: new.description,
+            ingest_monthly: new.ingest,
+            query_units_monthly: new.query_units,
+            store_bytes_quota: new.store,
             create_secs: now_secs,
-            expire_secs: add_months(now_secs, months),
+            expire_secs: add_months(now_secs, new.months),
             client_token: token.to_owned(),
             order_id: uuid::Uuid::new_v4().simple().to_string(),
         };
@@ -212,6 +172,71 @@ fn may_administer(identity: &Identity, name: &str) -> Result<(), BaiduError> {
         Err(BaiduError::access_denied(
             identity.denial(name, Action::Admin),
         ))
+    }
+}
+
+/// What a create request asks for (spec 11.1), checked.
+struct NewDatabase {
+    name: String,
+    description: String,
+    ingest: u64,
+    months: u64,
+    query_units: u64,
+    store: u64,
+}
+
+impl NewDatabase {
+    fn parse(body: &Value) -> Result<Self, BaiduError> {
+        let Some(b) = body.as_object() else {
+            return Err(BaiduError::malformed("the body must be a JSON object"));
+        };
+        let name = match present(b, "databaseName") {
+            None => return Err(BaiduError::missing("databaseName")),
+            Some(Value::String(n)) => n.clone(),
+            Some(_) => return Err(BaiduError::invalid("databaseName must be a string")),
+        };
+        let valid = (6..=40).contains(&name.len())
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !valid {
+            return Err(BaiduError::invalid(
+                "databaseName must be 6 to 40 lowercase letters and digits",
+            ));
+        }
+        let count = |key: &str, required: bool, min: u64| -> Result<u64, BaiduError> {
+            match present(b, key) {
+                None if required => Err(BaiduError::missing(key)),
+                None => Ok(0),
+                Some(v) => v.as_u64().filter(|n| *n >= min).ok_or_else(|| {
+                    BaiduError::invalid(format!("{key} must be an integer >= {min}"))
+                }),
+            }
+        };
+        let ingest = count("ingestDataPointsMonthly", true, 1)?;
+        let months = count("purchaseLength", true, 1)?;
+        if months > 1200 {
+            return Err(BaiduError::invalid("purchaseLength is at most 1200 months"));
+        }
+        let query_units = count("queryUnitsMonthly", false, 0)?;
+        let store = count("storeBytesQuota", false, 0)?;
+        let description = match present(b, "description") {
+            None => String::new(),
+            Some(Value::String(d)) if d.chars().count() <= 256 => d.clone(),
+            Some(_) => {
+                return Err(BaiduError::invalid(
+                    "description must be a string of at most 256 characters",
+                ));
+            }
+        };
+        Ok(Self {
+            name,
+            description,
+            ingest,
+            months,
+            query_units,
+            store,
+        })
     }
 }
 

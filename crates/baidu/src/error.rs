@@ -74,9 +74,10 @@ impl BaiduError {
         )
     }
 
-    /// Storage failures by class: busy gets 503 with the throttle hint.
-    pub(crate) fn storage(e: &sundial_storage::Error) -> Self {
-        match e.class() {
+    /// The one mapping of an error's class to Baidu's status and code
+    /// (spec 4); internal failures are logged, never echoed.
+    pub(crate) fn classified(class: ErrorClass, e: &dyn std::fmt::Display) -> Self {
+        match class {
             ErrorClass::Busy => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
@@ -90,8 +91,18 @@ impl BaiduError {
                 "InsufficientQuota",
                 e.to_string(),
             ),
+            // Spec 9.12: a timeout is an InternalError that says so.
+            ErrorClass::Timeout => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                e.to_string(),
+            ),
             ErrorClass::Internal => Self::internal(e),
         }
+    }
+
+    pub(crate) fn storage(e: &sundial_storage::Error) -> Self {
+        Self::classified(e.class(), e)
     }
 }
 
@@ -120,21 +131,7 @@ impl From<BodyError> for BaiduError {
 
 impl From<sundial_query::Error> for BaiduError {
     fn from(e: sundial_query::Error) -> Self {
-        use sundial_query::Error as Q;
-        match e {
-            Q::Timeout { .. } => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                e.to_string(),
-            ),
-            Q::Storage(_) => Self::internal(&e),
-            Q::InvalidPredicate(_)
-            | Q::UnknownMetric { .. }
-            | Q::NotNumeric { .. }
-            | Q::NumberRequired { .. }
-            | Q::TooManyPoints { .. }
-            | Q::TooManyGroups { .. } => Self::invalid(e.to_string()),
-        }
+        Self::classified(e.class(), &e)
     }
 }
 

@@ -8,7 +8,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sundial_api::access::Action;
-use sundial_sql::{Cell, SqlError};
+use sundial_sql::Cell;
 use sundial_storage::Db;
 
 /// `GET /v1/row?sql=`.
@@ -52,11 +52,9 @@ pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, Baidu
         memory_bytes: api.config.sql_memory_bytes,
         bucket_width: width,
     };
-    let out = sundial_sql::run(db, sql, opts).await.map_err(|e| match e {
-        SqlError::Invalid(m) => BaiduError::invalid(m),
-        e @ SqlError::Timeout(_) => BaiduError::internal(&e),
-        SqlError::Internal(m) => BaiduError::internal(&m),
-    })?;
+    let out = sundial_sql::run(db, sql, opts)
+        .await
+        .map_err(|e| BaiduError::classified(e.class(), &e))?;
     let columns: Vec<Value> = out.columns.iter().map(|c| json!({"name": c})).collect();
     let rows: Vec<Value> = out
         .rows

@@ -281,34 +281,7 @@ pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i6
                 go_type(item)
             )));
         };
-        let metrics = match item.get("metrics") {
-            None => return Err(bad("metrics missing".into())),
-            Some(Value::Object(m)) => m,
-            Some(other) => {
-                return Err(bad(format!(
-                    "metrics expected map[string]interface{{}} type, got {}",
-                    go_type(other)
-                )));
-            }
-        };
-        if metrics.is_empty() {
-            return Err(bad("metrics cannot be empty".into()));
-        }
-        let mut names: Vec<(&String, f64)> = Vec::with_capacity(metrics.len());
-        for (name, value) in metrics {
-            if !name_ok(name) {
-                return Err(bad(name_error(name)));
-            }
-            let Some(v) = value.as_f64() else {
-                return Err(bad(format!(
-                    "value expected float64 type, got {}",
-                    go_type(value)
-                )));
-            };
-            names.push((name, v));
-        }
-        // New metrics of one item are created in ascending order.
-        names.sort_by(|a, b| a.0.cmp(b.0));
+        let names = item_metrics(item).map_err(bad)?;
         let (series_tags, ts) = item_frame(api, item, now).map_err(bad)?;
         for (name, v) in names {
             let key = SeriesKey::new(format!("{}.{name}", group.db_prefix()), series_tags.clone());
@@ -325,13 +298,41 @@ pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i6
     Ok((points, group.id, seen))
 }
 
-/// Tags and timestamp of one item (steps 14–20), checked after its
-/// `metrics` (steps 9–13).
-fn item_frame(
-    api: &Api,
-    item: &Map<String, Value>,
-    now: i64,
-) -> Result<(Vec<(String, String)>, i64), String> {
+/// The metrics of one item (steps 9–13), in ascending name order: new
+/// metrics of one item are created in that order.
+fn item_metrics(item: &Map<String, Value>) -> Result<Vec<(&String, f64)>, String> {
+    let metrics = match item.get("metrics") {
+        None => return Err("metrics missing".into()),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(format!(
+                "metrics expected map[string]interface{{}} type, got {}",
+                go_type(other)
+            ));
+        }
+    };
+    if metrics.is_empty() {
+        return Err("metrics cannot be empty".into());
+    }
+    let mut names: Vec<(&String, f64)> = Vec::with_capacity(metrics.len());
+    for (name, value) in metrics {
+        if !name_ok(name) {
+            return Err(name_error(name));
+        }
+        let Some(v) = value.as_f64() else {
+            return Err(format!(
+                "value expected float64 type, got {}",
+                go_type(value)
+            ));
+        };
+        names.push((name, v));
+    }
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(names)
+}
+
+/// The `dimension` object of one item as tags (nulls dropped).
+fn item_dimensions(item: &Map<String, Value>) -> Result<Vec<(String, String)>, String> {
     let mut tags: Vec<(String, String)> = Vec::new();
     match item.get("dimension") {
         None | Some(Value::Null) => {}
@@ -362,6 +363,40 @@ fn item_frame(
             ));
         }
     }
+    Ok(tags)
+}
+
+/// An item's time in milliseconds: seconds up to 10 digits, now when
+/// absent or 0.
+fn item_timestamp(item: &Map<String, Value>, now: i64) -> Result<i64, String> {
+    match item.get("timestamp") {
+        None | Some(Value::Null) => Ok(now),
+        Some(Value::Number(n)) => {
+            let f = n.as_f64().unwrap_or(0.0);
+            if f < 0.0 {
+                return Err("timestamp expected float64 type, got negative".into());
+            }
+            Ok(match f as i64 {
+                0 => now,
+                t if t <= 9_999_999_999 => t.saturating_mul(1000),
+                t => t,
+            })
+        }
+        Some(other) => Err(format!(
+            "timestamp expected float64 type, got {}",
+            go_type(other)
+        )),
+    }
+}
+
+/// Tags and timestamp of one item (steps 14–20), checked after its
+/// `metrics` (steps 9–13).
+fn item_frame(
+    api: &Api,
+    item: &Map<String, Value>,
+    now: i64,
+) -> Result<(Vec<(String, String)>, i64), String> {
+    let mut tags = item_dimensions(item)?;
     match item.get("target") {
         None | Some(Value::Null) => {}
         Some(Value::String(t)) => {
@@ -377,27 +412,7 @@ fn item_frame(
             ));
         }
     }
-    let ts = match item.get("timestamp") {
-        None | Some(Value::Null) => now,
-        Some(Value::Number(n)) => {
-            let f = n.as_f64().unwrap_or(0.0);
-            if f < 0.0 {
-                return Err("timestamp expected float64 type, got negative".into());
-            }
-            let t = f as i64;
-            match t {
-                0 => now,
-                t if t <= 9_999_999_999 => t.saturating_mul(1000),
-                t => t,
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "timestamp expected float64 type, got {}",
-                go_type(other)
-            ));
-        }
-    };
+    let ts = item_timestamp(item, now)?;
     let offset =
         i64::try_from(api.config.max_future_time_offset_seconds).unwrap_or(i64::MAX / 1000);
     if ts.saturating_sub(now) > offset.saturating_mul(1000) {

@@ -5,12 +5,14 @@
 //! own units at its edge.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod error_class;
 pub mod query;
 pub mod series;
 pub mod series_query;
 pub mod value;
 pub mod write;
 
+pub use error_class::ErrorClass;
 pub use query::{
     Aggregator, Buckets, Downsample, Estimator, FillPolicy, Query, RateOptions, SeriesResult,
     TagMatch,

@@ -76,11 +76,11 @@ impl OpenTsdbError {
     pub fn unparseable_json(reason: impl Into<String>) -> Self {
         Self::bad_request("Unable to parse the given JSON").with_details(reason)
     }
-}
 
-impl From<sundial_storage::Error> for OpenTsdbError {
-    fn from(e: sundial_storage::Error) -> Self {
-        match e.class() {
+    /// The one mapping of an error's class to OpenTSDB's status and body;
+    /// internal failures are logged, never echoed.
+    pub fn classified(class: ErrorClass, e: &dyn std::fmt::Display) -> Self {
+        match class {
             ErrorClass::Busy => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "Please throttle writes".into(),
@@ -89,13 +89,18 @@ impl From<sundial_storage::Error> for OpenTsdbError {
             ErrorClass::InvalidInput | ErrorClass::Conflict | ErrorClass::Quota => {
                 Self::bad_request(e.to_string())
             }
-            ErrorClass::NotFound => Self {
-                status: StatusCode::NOT_FOUND,
-                message: e.to_string(),
-                details: None,
-            },
-            ErrorClass::Internal => Self::internal(&e),
+            ErrorClass::NotFound => Self::missing(e.to_string()),
+            ErrorClass::Timeout => Self::bad_request("Query timed out").with_details(format!(
+                "{e}; narrow the time range or the series (limits.query_timeout_secs)"
+            )),
+            ErrorClass::Internal => Self::internal(e),
         }
+    }
+}
+
+impl From<sundial_storage::Error> for OpenTsdbError {
+    fn from(e: sundial_storage::Error) -> Self {
+        Self::classified(e.class(), &e)
     }
 }
 

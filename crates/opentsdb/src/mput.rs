@@ -6,8 +6,8 @@ use super::dto::{PointDto, Scalar, TagsDto};
 use super::error::OpenTsdbError;
 use super::names;
 use super::put::{
-    Checked, PutParams, await_commit, check_point, parse_body, point_error_text, read_body, reply,
-    value_input,
+    Checked, Limits, PutParams, await_commit, check_point, parse_body, point_error_text, read_body,
+    reply, value_input,
 };
 use super::scope::WriteScope;
 use axum::body::Body;
@@ -39,11 +39,39 @@ pub(crate) async fn mput(
     let _slot = api.limits.write_slot().await?;
     let bytes = read_body(&api, &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
-    let limits = api.name_limits();
+    let Batch {
+        slots,
+        points,
+        sizes,
+    } = batch(&parsed, api.name_limits());
+    let described: Vec<(String, String)> = points
+        .iter()
+        .map(|p| (p.series.metric.clone(), p.field.clone()))
+        .collect();
+    let (db, sync) = (api.db.clone(), params.sync);
+    let written =
+        sundial_api::write_off_workers(move || db.write_groups(points, &sizes, sync)).await?;
+    let results = written.outcome.results;
+    let timed_out = await_commit(written.commit, &params).await?;
+    let failures = slots
+        .into_iter()
+        .map(|slot| slot_failure(slot, &results, &described));
+    Ok(reply(&params, failures, &bytes, timed_out))
+}
+
+/// The points of a request's elements, one group per element, and what
+/// became of each element.
+struct Batch {
+    slots: Vec<Slot>,
+    points: Vec<WritePoint>,
+    sizes: Vec<usize>,
+}
+
+fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
     let mut slots = Vec::with_capacity(parsed.len());
     let mut points: Vec<WritePoint> = Vec::new();
     let mut sizes = Vec::with_capacity(parsed.len());
-    for element in &parsed {
+    for element in parsed {
         let fields = usable_fields(element);
         // The put rules with the fields standing in for the value: any
         // empty field is rule 3, any unusable one rule 5.
@@ -86,16 +114,20 @@ pub(crate) async fn mput(
             }
         }
     }
-    let described: Vec<(String, String)> = points
-        .iter()
-        .map(|p| (p.series.metric.clone(), p.field.clone()))
-        .collect();
-    let (db, sync) = (api.db.clone(), params.sync);
-    let written =
-        sundial_api::write_off_workers(move || db.write_groups(points, &sizes, sync)).await?;
-    let results = written.outcome.results;
-    let timed_out = await_commit(written.commit, &params).await?;
-    let failures = slots.into_iter().map(|slot| match slot {
+    Batch {
+        slots,
+        points,
+        sizes,
+    }
+}
+
+/// The failure to report for one element given the engine's results.
+fn slot_failure(
+    slot: Slot,
+    results: &[Result<(), PointError>],
+    described: &[(String, String)],
+) -> Option<String> {
+    match slot {
         Slot::Failed(msg) => Some(msg),
         Slot::Points { range, later_error } => {
             let own = range.clone().find_map(|i| match results.get(i) {
@@ -108,8 +140,7 @@ pub(crate) async fn mput(
                 .any(|i| matches!(results.get(i), Some(Err(PointError::Rejected))));
             own.or(if refused { later_error } else { None })
         }
-    });
-    Ok(reply(&params, failures, &bytes, timed_out))
+    }
 }
 
 /// The fields in ascending name order, or `None` when rule 3 fails: no

@@ -184,10 +184,9 @@ struct Style {
     nan_as_null: bool,
 }
 
+/// A query failure in OpenTSDB's words where it has its own, else by class.
 pub(crate) fn query_error(e: sundial_query::Error) -> OpenTsdbError {
     match e {
-        sundial_query::Error::Storage(reason) => OpenTsdbError::internal(&reason),
-        sundial_query::Error::InvalidPredicate(reason) => OpenTsdbError::bad_request(reason),
         sundial_query::Error::UnknownMetric { metric } => {
             OpenTsdbError::bad_request(format!("No such name for 'metrics': '{metric}'"))
         }
@@ -203,12 +202,7 @@ pub(crate) fn query_error(e: sundial_query::Error) -> OpenTsdbError {
             OpenTsdbError::bad_request("Query reads too many data points")
                 .with_details(format!("{e} (limits.max_query_points)"))
         }
-        e @ (sundial_query::Error::NumberRequired { .. }
-        | sundial_query::Error::TooManyGroups { .. }) => OpenTsdbError::bad_request(e.to_string()),
-        e @ sundial_query::Error::Timeout { .. } => OpenTsdbError::bad_request("Query timed out")
-            .with_details(format!(
-                "{e}; narrow the time range or the series (limits.query_timeout_secs)"
-            )),
+        e => OpenTsdbError::classified(e.class(), &e),
     }
 }
 

@@ -7,21 +7,27 @@ mod series_ops;
 pub mod series_query;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
+use sundial_model::{
+    Aggregator, ErrorClass, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp,
+};
 use sundial_storage::{Db, NumSlice, SeriesId, Snapshot};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A tag predicate cannot be evaluated (a bad regular expression).
     #[error("{0}")]
     InvalidPredicate(String),
-    /// Reading stored data failed (I/O or a corrupt block); details logged.
+    /// Reading stored data failed (I/O or a corrupt block).
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[source] Arc<sundial_storage::Error>),
+    /// A broken invariant of the engine.
+    #[error("internal: {0}")]
+    Internal(&'static str),
     /// The metric was never written.
     #[error("unknown metric {metric}")]
     UnknownMetric { metric: String },
@@ -48,6 +54,28 @@ pub enum Error {
         kind: Kind,
         metric: String,
     },
+}
+
+impl Error {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidPredicate(_)
+            | Self::UnknownMetric { .. }
+            | Self::NumberRequired { .. }
+            | Self::NotNumeric { .. }
+            | Self::TooManyPoints { .. }
+            | Self::TooManyGroups { .. } => ErrorClass::InvalidInput,
+            Self::Timeout { .. } => ErrorClass::Timeout,
+            Self::Storage(e) => e.class(),
+            Self::Internal(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+impl From<sundial_storage::Error> for Error {
+    fn from(e: sundial_storage::Error) -> Self {
+        Self::Storage(Arc::new(e))
+    }
 }
 
 /// Points a fill policy may make for one series.
@@ -231,7 +259,7 @@ fn read_points(
 ) -> Result<Vec<(Timestamp, FieldValue)>> {
     let mut points = view
         .points(id, &query.field, query.start, query.end)
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        .map_err(Error::from)?;
     *raw += points.len();
     if let Some((op, threshold)) = query.pre_filter {
         points.retain(|(_, v)| v.as_f64().is_some_and(|x| op.holds(x, threshold)));
@@ -270,7 +298,7 @@ fn numbers(
                 }
             },
         )
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        .map_err(Error::from)?;
     Ok(numeric.then_some(out))
 }
 

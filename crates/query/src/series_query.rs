@@ -163,7 +163,7 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
                 for f in &query.fields {
                     cols.push(
                         view.points(*id, f, read_start, read_end)
-                            .map_err(|e| Error::Storage(e.to_string()))?,
+                            .map_err(Error::from)?,
                     );
                 }
                 got.push((key, cols));

@@ -47,6 +47,32 @@ struct Conn {
     telnet_idle: Duration,
 }
 
+impl Conn {
+    fn new(config: &FileConfig, apis: &Apis, tls: Option<TlsAcceptor>) -> Self {
+        let edge = Edge {
+            guard: Arc::new(sundial_api::access::web::Guard::new(
+                sundial_api::access::web::Settings {
+                    cors_allow_origins: config.http.cors_allow_origins.clone(),
+                    allowed_hosts: config.http.allowed_hosts.clone(),
+                },
+                !apis.store.is_enabled(),
+            )),
+            body_timeout: Duration::from_secs(config.http.body_timeout_secs),
+            drain_limit: config
+                .opentsdb
+                .max_body_bytes
+                .max(config.baidu.max_body_bytes),
+        };
+        Conn {
+            router: router(apis, edge),
+            telnet: apis.opentsdb.clone(),
+            tls,
+            header_timeout: Duration::from_secs(config.http.header_timeout_secs),
+            telnet_idle: Duration::from_secs(config.http.telnet_idle_timeout_secs),
+        }
+    }
+}
+
 pub(crate) async fn run(config: &FileConfig, apis: Apis) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
@@ -59,27 +85,7 @@ pub(crate) async fn run(config: &FileConfig, apis: Apis) -> anyhow::Result<()> {
     println!("sundial listening on {addr}");
     let _ = std::io::stdout().flush();
 
-    let edge = Edge {
-        guard: Arc::new(sundial_api::access::web::Guard::new(
-            sundial_api::access::web::Settings {
-                cors_allow_origins: config.http.cors_allow_origins.clone(),
-                allowed_hosts: config.http.allowed_hosts.clone(),
-            },
-            !apis.store.is_enabled(),
-        )),
-        body_timeout: Duration::from_secs(config.http.body_timeout_secs),
-        drain_limit: config
-            .opentsdb
-            .max_body_bytes
-            .max(config.baidu.max_body_bytes),
-    };
-    let conn = Conn {
-        router: router(&apis, edge),
-        telnet: apis.opentsdb.clone(),
-        tls,
-        header_timeout: Duration::from_secs(config.http.header_timeout_secs),
-        telnet_idle: Duration::from_secs(config.http.telnet_idle_timeout_secs),
-    };
+    let conn = Conn::new(config, &apis, tls);
     let slots = Arc::new(Semaphore::new(config.http.max_connections));
     let graceful = GracefulShutdown::new();
     let tasks = TaskTracker::new();

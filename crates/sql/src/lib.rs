@@ -24,6 +24,7 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use sundial_model::ErrorClass;
 use sundial_storage::Db;
 
 /// Bounds of one statement.
@@ -68,6 +69,16 @@ pub enum SqlError {
     /// Storage or engine failure; not shown to clients.
     #[error("{0}")]
     Internal(String),
+}
+
+impl SqlError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Invalid(_) => ErrorClass::InvalidInput,
+            Self::Timeout(_) => ErrorClass::Timeout,
+            Self::Internal(_) => ErrorClass::Internal,
+        }
+    }
 }
 
 /// What a scan past the deadline reports (never a client's text).

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::{Column, DataFusionError, ScalarValue};
 use datafusion::datasource::TableType;
+use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
@@ -146,65 +147,20 @@ impl MetricTable {
                         _ => return false,
                     };
                 if col.name == TIME {
-                    let Some(t) = as_i64(&lit) else { return false };
-                    match op {
-                        Operator::Eq => {
-                            p.start = p.start.max(t);
-                            p.end = p.end.min(t);
-                        }
-                        Operator::Gt => p.start = p.start.max(t.saturating_add(1)),
-                        Operator::GtEq => p.start = p.start.max(t),
-                        Operator::Lt => p.end = p.end.min(t.saturating_sub(1)),
-                        Operator::LtEq => p.end = p.end.min(t),
-                        _ => return false,
-                    }
-                    return true;
+                    return as_i64(&lit).is_some_and(|t| narrow_time(op, t, p));
                 }
-                match (self.tag(&col.name), op, lit) {
-                    (
-                        Some(tag),
-                        Operator::Eq,
-                        ScalarValue::Utf8(Some(v))
-                        | ScalarValue::LargeUtf8(Some(v))
-                        | ScalarValue::Utf8View(Some(v)),
-                    ) => {
+                match (self.tag(&col.name), op, text(lit)) {
+                    (Some(tag), Operator::Eq, Some(value)) => {
                         p.tags.push(TagMatch::Eq {
                             key: tag.to_owned(),
-                            value: v,
+                            value,
                         });
                         true
                     }
                     _ => false,
                 }
             }
-            Expr::InList(list) if !list.negated => {
-                let Some(col) = column(&list.expr) else {
-                    return false;
-                };
-                let Some(tag) = self.tag(&col.name) else {
-                    return false;
-                };
-                let values: Option<Vec<String>> = list
-                    .list
-                    .iter()
-                    .map(|v| match literal(v)? {
-                        ScalarValue::Utf8(Some(s))
-                        | ScalarValue::LargeUtf8(Some(s))
-                        | ScalarValue::Utf8View(Some(s)) => Some(s),
-                        _ => None,
-                    })
-                    .collect();
-                match values {
-                    Some(values) => {
-                        p.tags.push(TagMatch::In {
-                            key: tag.to_owned(),
-                            values,
-                        });
-                        true
-                    }
-                    None => false,
-                }
-            }
+            Expr::InList(list) if !list.negated => self.narrow_in(list, p),
             Expr::Between(b) if !b.negated && column(&b.expr).is_some_and(|c| c.name == TIME) => {
                 match (
                     literal(&b.low).as_ref().and_then(as_i64),
@@ -222,11 +178,53 @@ impl MetricTable {
         }
     }
 
+    /// `tag IN ('a', 'b')`.
+    fn narrow_in(&self, list: &InList, p: &mut Pushdown) -> bool {
+        let Some(tag) = column(&list.expr).and_then(|c| self.tag(&c.name)) else {
+            return false;
+        };
+        let values: Option<Vec<String>> = list.list.iter().map(|v| text(literal(v)?)).collect();
+        let Some(values) = values else {
+            return false;
+        };
+        p.tags.push(TagMatch::In {
+            key: tag.to_owned(),
+            values,
+        });
+        true
+    }
+
     fn tag(&self, name: &str) -> Option<&str> {
         self.sources.iter().find_map(|s| match s {
             Source::Tag(t) if t == name => Some(t.as_str()),
             _ => None,
         })
+    }
+}
+
+/// `time <op> t`; false for operators the scan cannot use.
+fn narrow_time(op: Operator, t: i64, p: &mut Pushdown) -> bool {
+    match op {
+        Operator::Eq => {
+            p.start = p.start.max(t);
+            p.end = p.end.min(t);
+        }
+        Operator::Gt => p.start = p.start.max(t.saturating_add(1)),
+        Operator::GtEq => p.start = p.start.max(t),
+        Operator::Lt => p.end = p.end.min(t.saturating_sub(1)),
+        Operator::LtEq => p.end = p.end.min(t),
+        _ => return false,
+    }
+    true
+}
+
+/// The text of a string literal.
+fn text(v: ScalarValue) -> Option<String> {
+    match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s),
+        _ => None,
     }
 }
 

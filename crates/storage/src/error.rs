@@ -4,17 +4,7 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What kind of failure an error is, for the APIs to map to their status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    InvalidInput,
-    NotFound,
-    Conflict,
-    Busy,
-    /// A configured quota is used up.
-    Quota,
-    Internal,
-}
+pub use sundial_model::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -200,7 +200,7 @@ pub(super) fn run(
 ) -> Result<(QueryOutput, Vec<GroupOutput>)> {
     let (start, _) = q.range();
     let Some(Aggregation::Range { func, sampling }) = q.aggregators.first().cloned() else {
-        return Err(Error::Storage("fast path on an ineligible query".into()));
+        return Err(Error::Internal("fast path on an ineligible query"));
     };
     let field = q.fields.first().cloned().unwrap_or_default();
     let mut group_keys: Vec<&str> = Vec::new();
@@ -246,7 +246,7 @@ pub(super) fn run(
                 .into_iter()
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| Err(Error::Storage("a scan thread panicked".into())))
+                        .unwrap_or(Err(Error::Internal("a scan thread panicked")))
                 })
                 .collect()
         })
@@ -368,7 +368,7 @@ fn fold_series(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<(BTreeMap<Timestamp, Acc>, usize)> {
-    let storage = |e: sundial_storage::Error| Error::Storage(e.to_string());
+    let storage = Error::from;
     let mut local: BTreeMap<Timestamp, Acc> = BTreeMap::new();
     let mut bucketer = Bucketer::new(scan.sampling, start);
     let mut current: Option<(Timestamp, Acc)> = None;

@@ -7,6 +7,7 @@ mod baidu_agg;
 mod baidu_auth;
 mod baidu_errors;
 mod baidu_fill;
+mod baidu_limits;
 mod baidu_mgmt;
 mod baidu_query;
 mod baidu_sql;

@@ -6,16 +6,16 @@ use crate::harness::{TestServer, json};
 use anyhow::Result;
 use serde_json::{Value, json};
 
-const T0: i64 = 1_500_000_000;
-const POINTS: i64 = 3;
+pub(crate) const T0: i64 = 1_500_000_000;
+pub(crate) const POINTS: i64 = 3;
 
-/// `series` hosts with [`POINTS`] points each; host `h` at `T0 + 10 i`
-/// holds `10 h + i`.
-fn write(s: &TestServer, series: i64) -> Result<()> {
+/// `series` hosts of `metric` with [`POINTS`] points each; host `h` at
+/// `T0 + 10 i` (seconds) holds `10 h + i`.
+pub(crate) fn write(s: &TestServer, metric: &str, series: i64) -> Result<()> {
     let points: Vec<Value> = (0..series)
         .flat_map(|h| {
             (0..POINTS).map(move |i| {
-                json!({"metric": "limit.m", "timestamp": T0 + 10 * i, "value": 10 * h + i,
+                json!({"metric": metric, "timestamp": T0 + 10 * i, "value": 10 * h + i,
                     "tags": {"host": format!("h{h:04}")}})
             })
         })
@@ -78,7 +78,7 @@ fn every_route_refuses(s: &TestServer, message: &str, setting: &str) -> Result<(
 fn every_query_route_stops_at_the_point_budget() -> Result<()> {
     // 120 series of 3 points: every route reads more than 100.
     let s = TestServer::spawn_with_config("[limits]\nmax_query_points = 100\n")?;
-    write(&s, 120)?;
+    write(&s, "limit.m", 120)?;
     every_route_refuses(
         &s,
         "Query reads too many data points",
@@ -107,6 +107,6 @@ fn every_query_route_stops_at_the_point_budget() -> Result<()> {
 fn every_query_route_stops_at_its_deadline() -> Result<()> {
     // 3000 series take an unoptimised build far longer than 1 ms to read.
     let s = TestServer::spawn_with_config("[limits]\nquery_timeout_ms = 1\n")?;
-    write(&s, 3000)?;
+    write(&s, "limit.m", 3000)?;
     every_route_refuses(&s, "Query timed out", "limits.query_timeout")
 }

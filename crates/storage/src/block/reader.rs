@@ -71,39 +71,11 @@ impl Block {
             .metadata()
             .map_err(|e| Error::io("stat block", path, e))?
             .len();
-        if len < (MAGIC.len() + FOOTER_LEN) as u64 {
-            return Err(corrupt(0, "shorter than header and footer".into()));
-        }
-        let mut head = [0u8; 8];
-        read_at(&file, path, &mut head, 0)?;
-        let has_flags = &head == MAGIC;
-        if !has_flags && &head != MAGIC_V2 {
-            return Err(corrupt(
-                0,
-                "not a block file of this version (bad magic)".into(),
-            ));
-        }
-        let mut footer = [0u8; FOOTER_LEN];
-        let footer_at = len - FOOTER_LEN as u64;
-        read_at(&file, path, &mut footer, footer_at)?;
-        let (index_at, magic) = footer.split_at(8);
-        if magic != FOOTER_MAGIC {
-            return Err(corrupt(
-                footer_at,
-                "bad footer magic (truncated block?)".into(),
-            ));
-        }
-        let mut at = [0u8; 8];
-        at.copy_from_slice(index_at);
-        let index_at = u64::from_le_bytes(at);
-        if index_at < MAGIC.len() as u64 || index_at > footer_at {
-            return Err(corrupt(
-                footer_at,
-                format!("index offset {index_at} out of range"),
-            ));
-        }
-        let mut framed = vec![0u8; (footer_at - index_at) as usize];
-        read_at(&file, path, &mut framed, index_at)?;
+        let Located {
+            has_flags,
+            index_at,
+            framed,
+        } = locate_index(&file, path, len)?;
         let (payload, _) = record::read_frame(&framed)
             .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
         let (flags, payload) = match (has_flags, payload.split_first()) {
@@ -121,21 +93,7 @@ impl Block {
         };
         let (fields, mut chunks) =
             decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
-        let (mut min_ts, mut max_ts) = (Timestamp::MAX, Timestamp::MIN);
-        for entries in chunks.values_mut() {
-            entries.sort_by_key(|e| e.min_ts);
-            // Most columns have one chunk; Vec's growth would keep room for
-            // four, which at a million columns is hundreds of megabytes.
-            entries.shrink_to_fit();
-            max_ts = entries
-                .iter()
-                .map(|e| e.max_ts)
-                .fold(max_ts, Timestamp::max);
-            min_ts = entries
-                .iter()
-                .map(|e| e.min_ts)
-                .fold(min_ts, Timestamp::min);
-        }
+        let (min_ts, max_ts) = sort_chunks(&mut chunks);
         Ok(Self {
             uid: super::cache::next_block_id(),
             path: path.to_owned(),
@@ -392,6 +350,77 @@ impl Block {
         }
         Ok(())
     }
+}
+
+/// Where a block's index is and its framed bytes.
+struct Located {
+    /// A current block: its index starts with a flags byte.
+    has_flags: bool,
+    index_at: u64,
+    framed: Vec<u8>,
+}
+
+/// Checks a block's header and footer and reads its framed index.
+fn locate_index(file: &File, path: &Path, len: u64) -> Result<Located> {
+    let corrupt = |offset: u64, reason: String| Error::Corrupt {
+        path: path.to_owned(),
+        offset,
+        reason,
+    };
+    if len < (MAGIC.len() + FOOTER_LEN) as u64 {
+        return Err(corrupt(0, "shorter than header and footer".into()));
+    }
+    let mut head = [0u8; 8];
+    read_at(file, path, &mut head, 0)?;
+    let has_flags = &head == MAGIC;
+    if !has_flags && &head != MAGIC_V2 {
+        return Err(corrupt(
+            0,
+            "not a block file of this version (bad magic)".into(),
+        ));
+    }
+    let mut footer = [0u8; FOOTER_LEN];
+    let footer_at = len - FOOTER_LEN as u64;
+    read_at(file, path, &mut footer, footer_at)?;
+    let (index_at, magic) = footer.split_at(8);
+    if magic != FOOTER_MAGIC {
+        return Err(corrupt(
+            footer_at,
+            "bad footer magic (truncated block?)".into(),
+        ));
+    }
+    let mut at = [0u8; 8];
+    at.copy_from_slice(index_at);
+    let index_at = u64::from_le_bytes(at);
+    if index_at < MAGIC.len() as u64 || index_at > footer_at {
+        return Err(corrupt(
+            footer_at,
+            format!("index offset {index_at} out of range"),
+        ));
+    }
+    let mut framed = vec![0u8; (footer_at - index_at) as usize];
+    read_at(file, path, &mut framed, index_at)?;
+    Ok(Located {
+        has_flags,
+        index_at,
+        framed,
+    })
+}
+
+/// Sorts each column's chunks by time; the block's time range.
+fn sort_chunks(chunks: &mut HashMap<(SeriesId, u32), Vec<ChunkEntry>>) -> (Timestamp, Timestamp) {
+    let (mut min_ts, mut max_ts) = (Timestamp::MAX, Timestamp::MIN);
+    for entries in chunks.values_mut() {
+        entries.sort_by_key(|e| e.min_ts);
+        // Most columns have one chunk; Vec's growth would keep room for
+        // four, which at a million columns is hundreds of megabytes.
+        entries.shrink_to_fit();
+        for e in entries.iter() {
+            max_ts = max_ts.max(e.max_ts);
+            min_ts = min_ts.min(e.min_ts);
+        }
+    }
+    (min_ts, max_ts)
 }
 
 fn num_value(n: Num) -> FieldValue {
