@@ -93,7 +93,6 @@ fn datapoint(
                 field: field.to_owned(),
                 timestamp,
                 value: ValueInput::Typed(value(v, kind, limits)?),
-                rejected: false,
             });
             Ok(())
         };

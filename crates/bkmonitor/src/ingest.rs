@@ -291,7 +291,6 @@ pub(super) fn check_push(api: &Api, bytes: &[u8]) -> Result<(Vec<WritePoint>, i6
                 field: sundial_model::DEFAULT_FIELD.into(),
                 timestamp: ts,
                 value: ValueInput::Typed(FieldValue::Double(v)),
-                rejected: false,
             });
         }
     }

@@ -11,11 +11,6 @@ pub struct WritePoint {
     pub field: String,
     pub timestamp: Timestamp,
     pub value: ValueInput,
-    /// The adapter already rejected the point for a rule it checks after the
-    /// value kind (OpenTSDB orders the kind check before tag checks). The
-    /// engine still reports a kind error first, but never stores the point
-    /// nor lets it fix the field's kind.
-    pub rejected: bool,
 }
 
 /// Why the engine refused one point.
@@ -30,7 +25,8 @@ pub enum PointError {
     /// A text value over the configured limit.
     #[error("string value too long: {len} bytes (limit {max})")]
     StringTooLong { len: usize, max: usize },
-    /// The adapter rejected it (see [`WritePoint::rejected`]).
+    /// Refused although its value is fine: the API vetoed it for a rule
+    /// it checks after the value kind, or its all-or-nothing group failed.
     #[error("rejected by the API adapter")]
     Rejected,
 }

@@ -70,8 +70,8 @@ fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
 fn summary(c: &Checked) -> String {
     match c {
         Checked::Point { point, later_error } => format!(
-            "{:?} {} {} {:?} {} {later_error:?}",
-            point.series, point.field, point.timestamp, point.value, point.rejected
+            "{:?} {} {} {:?} {later_error:?}",
+            point.series, point.field, point.timestamp, point.value
         ),
         Checked::Failed(message) => message.clone(),
     }

@@ -17,6 +17,7 @@ use axum::response::Response;
 use std::borrow::Cow;
 use std::ops::Range;
 use sundial_model::{Kind, PointError, WritePoint};
+use sundial_storage::Rules;
 
 /// What became of one element before the write.
 enum Slot {
@@ -43,14 +44,21 @@ pub(crate) async fn mput(
         slots,
         points,
         sizes,
+        vetoed,
     } = batch(&parsed, api.name_limits());
     let described: Vec<(String, String)> = points
         .iter()
         .map(|p| (p.series.metric.clone(), p.field.clone()))
         .collect();
     let (db, sync) = (api.db.clone(), params.sync);
-    let written =
-        sundial_api::write_off_workers(move || db.write_groups(points, &sizes, sync)).await?;
+    let written = sundial_api::write_off_workers(move || {
+        let rules = Rules {
+            groups: &sizes,
+            vetoed: &vetoed,
+        };
+        db.write_with(points, rules, sync)
+    })
+    .await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
     let failures = slots
@@ -65,12 +73,15 @@ struct Batch {
     slots: Vec<Slot>,
     points: Vec<WritePoint>,
     sizes: Vec<usize>,
+    /// Points of elements with a later error: checked, never stored.
+    vetoed: Vec<bool>,
 }
 
 fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
     let mut slots = Vec::with_capacity(parsed.len());
     let mut points: Vec<WritePoint> = Vec::new();
     let mut sizes = Vec::with_capacity(parsed.len());
+    let mut vetoed = Vec::new();
     for element in parsed {
         let fields = usable_fields(element);
         // The put rules with the fields standing in for the value: any
@@ -103,8 +114,8 @@ fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
                         field: name.as_ref().to_owned(),
                         timestamp: point.timestamp,
                         value,
-                        rejected: later_error.is_some(),
                     });
+                    vetoed.push(later_error.is_some());
                 }
                 sizes.push(points.len() - start);
                 slots.push(Slot::Points {
@@ -118,6 +129,7 @@ fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
         slots,
         points,
         sizes,
+        vetoed,
     }
 }
 

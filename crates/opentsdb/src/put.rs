@@ -15,7 +15,7 @@ use sundial_api::write_hook::WriteRequest;
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
 };
-use sundial_storage::Commit;
+use sundial_storage::{Commit, Rules};
 
 /// Query-string options of a put (spec 7.1).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -126,7 +126,6 @@ pub(crate) fn check_point_by(
             field: DEFAULT_FIELD.into(),
             timestamp,
             value,
-            rejected: error.is_some(),
         },
         later_error: error.map(|e| e.to_string()),
     }
@@ -372,7 +371,20 @@ pub(crate) async fn put(
     api.keys.insert_all(learned);
     let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
     let (db, sync) = (api.db.clone(), params.sync);
-    let written = sundial_api::write_off_workers(move || db.write(points, sync)).await?;
+    // A point with a later error is still checked for its kind (that
+    // error comes first in OpenTSDB's order) but never stored.
+    let vetoed: Vec<bool> = later_errors.iter().map(Option::is_some).collect();
+    let written = sundial_api::write_off_workers(move || {
+        db.write_with(
+            points,
+            Rules {
+                groups: &[],
+                vetoed: &vetoed,
+            },
+            sync,
+        )
+    })
+    .await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
     hooked

@@ -78,7 +78,6 @@ pub(crate) fn parse_put(words: &[&str], limits: Limits) -> Result<WritePoint, St
         field: DEFAULT_FIELD.into(),
         timestamp,
         value,
-        rejected: false,
     })
 }
 

@@ -81,7 +81,6 @@ fn points() -> Vec<WritePoint> {
         field: field.into(),
         timestamp,
         value: ValueInput::Typed(value),
-        rejected: false,
     };
     let tags = |pairs: &[(&str, &str)]| {
         pairs

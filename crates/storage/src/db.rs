@@ -53,6 +53,21 @@ pub(crate) struct Inner {
     closed: AtomicBool,
 }
 
+/// How the points of one write stand together beyond their own checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules<'a> {
+    /// Sizes of consecutive groups, each stored whole or not at all (a
+    /// multi-field point of OpenTSDB's `/api/mput`); points past the
+    /// listed sizes stand alone. In a refused group the failing points
+    /// carry their error and the others [`PointError::Rejected`].
+    pub groups: &'a [usize],
+    /// Points an API already refused for a rule it checks after the value
+    /// kind (OpenTSDB checks kinds first): a kind error is still reported
+    /// for them, else [`PointError::Rejected`]; they are never stored and
+    /// never fix a field's kind. Missing entries are `false`.
+    pub vetoed: &'a [bool],
+}
+
 /// Which points of a write stand or fall together.
 #[derive(Debug, Clone, Copy)]
 enum Atomic<'a> {
@@ -178,7 +193,7 @@ impl Db {
     /// written (synced if `sync` or the policy says so); `commit` resolves
     /// then, or fails, and a failed record is never applied.
     pub fn write(&self, points: Vec<WritePoint>, sync: bool) -> Result<Written> {
-        self.write_points(points, sync, Atomic::Each)
+        self.write_points(points, sync, Atomic::Each, &[])
     }
 
     /// Like [`Db::write`], but stores nothing unless every point is
@@ -186,20 +201,17 @@ impl Db {
     /// points failed.
     pub fn write_all_or_nothing(&self, points: Vec<WritePoint>, sync: bool) -> Result<Written> {
         let all = [points.len()];
-        self.write_points(points, sync, Atomic::Groups(&all))
+        self.write_points(points, sync, Atomic::Groups(&all), &[])
     }
 
-    /// Like [`Db::write`], with consecutive points grouped by `sizes`: a
-    /// group is stored whole or not at all (a multi-field point of
-    /// OpenTSDB's `/api/mput`). In a refused group the failing points carry
-    /// their error and the others [`PointError::Rejected`].
-    pub fn write_groups(
+    /// Like [`Db::write`], under the API's [`Rules`].
+    pub fn write_with(
         &self,
         points: Vec<WritePoint>,
-        sizes: &[usize],
+        rules: Rules<'_>,
         sync: bool,
     ) -> Result<Written> {
-        self.write_points(points, sync, Atomic::Groups(sizes))
+        self.write_points(points, sync, Atomic::Groups(rules.groups), rules.vetoed)
     }
 
     fn write_points(
@@ -207,6 +219,7 @@ impl Db {
         mut points: Vec<WritePoint>,
         sync: bool,
         atomic: Atomic<'_>,
+        vetoed: &[bool],
     ) -> Result<Written> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -221,7 +234,6 @@ impl Db {
                 limit_points: self.inner.config.max_head_points,
             });
         }
-        let n = points.len();
         let mut inputs = points
             .iter_mut()
             .map(|p| std::mem::replace(&mut p.value, ValueInput::Typed(FieldValue::Bool(false))))
@@ -233,7 +245,7 @@ impl Db {
                     .kind(metric, field)
                     .or_else(|| head.kind(metric, field))
             };
-            check_points(&points, &mut inputs, n, atomic, max_string, known_kind)
+            check_points(&points, &mut inputs, atomic, vetoed, max_string, known_kind)
         };
         let outcome = WriteOutcome { results };
         if accepted.is_empty() {

@@ -249,7 +249,6 @@ mod tests {
             field: "value".into(),
             timestamp: two_hours_ago,
             value: ValueInput::Typed(FieldValue::Long(1)),
-            rejected: false,
         };
         let default = engine.default_db();
         let mut visible = Vec::new();

@@ -29,7 +29,7 @@ mod wal;
 
 pub use block::ChunkStats;
 pub use config::{Config, FsyncPolicy};
-pub use db::{Commit, Db, Written};
+pub use db::{Commit, Db, Rules, Written};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;

@@ -25,7 +25,6 @@ fn db_with(
             field: "value".into(),
             timestamp: *t,
             value: ValueInput::Typed(FieldValue::Long(*v)),
-            rejected: false,
         })
         .collect();
     db.write(batch, false)?.commit.wait_blocking()?;

@@ -19,11 +19,12 @@ type Checked = (
 pub(super) fn check_points(
     points: &[WritePoint],
     inputs: &mut impl Iterator<Item = ValueInput>,
-    n: usize,
     atomic: Atomic<'_>,
+    vetoed: &[bool],
     max_string: usize,
     known_kind: impl Fn(&str, &str) -> Option<Kind>,
 ) -> Checked {
+    let n = points.len();
     let mut new_kinds: HashMap<(&str, &str), Kind> = HashMap::new();
     // Points of one metric come in runs: skips two hash lookups each.
     let mut last_fixed: Option<((&str, &str), Kind)> = None;
@@ -62,7 +63,7 @@ pub(super) fn check_points(
                     len: s.len(),
                     max: max_string,
                 }),
-                _ if p.rejected => Err(PointError::Rejected),
+                _ if vetoed.get(i).copied().unwrap_or(false) => Err(PointError::Rejected),
                 _ => Ok(v),
             });
             match checked {

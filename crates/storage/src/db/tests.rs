@@ -39,8 +39,13 @@ fn point(host: &str, ts: Timestamp, v: i64) -> WritePoint {
         field: "value".into(),
         timestamp: ts,
         value: ValueInput::Typed(FieldValue::Long(v)),
-        rejected: false,
     }
+}
+
+/// Each point's error, in order.
+fn point_errors(written: &Written) -> Vec<Option<PointError>> {
+    let results = written.outcome.results.iter();
+    results.map(|r| r.as_ref().err().cloned()).collect()
 }
 
 fn write_all(db: &Db, points: Vec<WritePoint>) -> Result<()> {
@@ -299,7 +304,6 @@ fn listings_are_restricted_to_the_time_range() -> Result<()> {
         field: "value".into(),
         timestamp: ts,
         value: ValueInput::Typed(FieldValue::Long(1)),
-        rejected: false,
     };
     // Early data goes to a block, late data stays in the head.
     write_all(&db, vec![at("cpu", "a", 1_000), at("mem", "b", 2_000)])?;
@@ -428,13 +432,12 @@ fn grouped_writes_are_atomic_per_group() -> Result<()> {
         field("level", 3, FieldValue::Long(4)),
         field("level", 4, FieldValue::Long(5)),
     ];
-    let written = db.write_groups(points, &[2, 2, 1], false)?;
-    let errors: Vec<Option<PointError>> = written
-        .outcome
-        .results
-        .iter()
-        .map(|r| r.as_ref().err().cloned())
-        .collect();
+    let rules = Rules {
+        groups: &[2, 2, 1],
+        vetoed: &[],
+    };
+    let written = db.write_with(points, rules, false)?;
+    let errors = point_errors(&written);
     assert_eq!(errors[..3], [None, None, Some(PointError::Rejected)]);
     assert!(matches!(errors[3], Some(PointError::KindMismatch { .. })));
     assert_eq!(
@@ -442,15 +445,57 @@ fn grouped_writes_are_atomic_per_group() -> Result<()> {
         [None, None],
         "points past the sizes stand alone"
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| Error::io("runtime", "", e))?;
-    rt.block_on(written.commit.wait())?;
+    written.commit.wait_blocking()?;
     db.read(|view| -> Result<()> {
         let id = view.series_of("cpu")[0];
         let speeds = view.points(id, "speed", Timestamp::MIN, Timestamp::MAX)?;
         assert_eq!(speeds, vec![(1, FieldValue::Double(1.5))]);
         assert_eq!(view.points(id, "level", 0, 10)?.len(), 2);
+        Ok(())
+    })
+}
+
+/// A vetoed point reports its kind error first, else `Rejected`; it is
+/// never stored and fixes no kind.
+#[test]
+fn vetoed_points_are_checked_but_never_stored() -> Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(tmp.path()))?;
+    write_all(&db, vec![point("a", 1, 1)])?;
+    let text = WritePoint {
+        field: "note".into(),
+        value: ValueInput::Typed(FieldValue::String("x".into())),
+        ..point("a", 2, 0)
+    };
+    // A number to a Long field and a text to a new field, both vetoed,
+    // then a number to the field the vetoed text did not fix.
+    let numbered_note = WritePoint {
+        field: "note".into(),
+        ..point("a", 3, 7)
+    };
+    let mistyped = WritePoint {
+        value: ValueInput::Typed(FieldValue::String("y".into())),
+        ..point("a", 4, 0)
+    };
+    let points = vec![point("a", 2, 2), text, numbered_note, mistyped];
+    let rules = Rules {
+        groups: &[],
+        vetoed: &[true, true, false, true],
+    };
+    let written = db.write_with(points, rules, false)?;
+    let errors = point_errors(&written);
+    assert_eq!(
+        errors[..3],
+        [Some(PointError::Rejected), Some(PointError::Rejected), None]
+    );
+    assert!(matches!(errors[3], Some(PointError::KindMismatch { .. })));
+    written.commit.wait_blocking()?;
+    db.read(|view| -> Result<()> {
+        let id = view.series_of("cpu")[0];
+        let values = view.points(id, "value", Timestamp::MIN, Timestamp::MAX)?;
+        assert_eq!(values, vec![(1, FieldValue::Long(1))]);
+        let notes = view.points(id, "note", Timestamp::MIN, Timestamp::MAX)?;
+        assert_eq!(notes, vec![(3, FieldValue::Long(7))]);
         Ok(())
     })
 }
