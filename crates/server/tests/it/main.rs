@@ -22,6 +22,7 @@ mod crash_loop;
 mod durability;
 mod edge;
 mod full_disk;
+mod golden;
 mod harness;
 mod opentsdb_alibaba;
 mod opentsdb_limits;
