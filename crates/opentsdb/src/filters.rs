@@ -66,6 +66,25 @@ pub(crate) async fn config() -> Response {
     json_response(StatusCode::OK, &Value::Object(body))
 }
 
+/// The `a|b|c` values of a literal filter.
+fn literals(expr: &str) -> Result<Vec<String>, OpenTsdbError> {
+    if expr.is_empty() {
+        return Err(OpenTsdbError::bad_request("Filter cannot be null or empty"));
+    }
+    if expr == "|" {
+        return Err(OpenTsdbError::bad_request(
+            "Filter must contain more than just a pipe",
+        ));
+    }
+    Ok(expr.split('|').map(str::to_owned).collect())
+}
+
+/// `(?i)^(?:a|b)$`: the case-insensitive literal lists as one pattern.
+fn any_of(values: &[String]) -> String {
+    let alts: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
+    format!("(?i)^(?:{})$", alts.join("|"))
+}
+
 /// One filter as predicates (all must hold).
 pub(crate) fn build(kind: &str, key: &str, expr: &str) -> Result<Vec<TagMatch>, OpenTsdbError> {
     let bad = |m: &str| Err(OpenTsdbError::bad_request(m));
@@ -73,22 +92,7 @@ pub(crate) fn build(kind: &str, key: &str, expr: &str) -> Result<Vec<TagMatch>, 
         return bad("The tagk cannot be null or empty");
     }
     let key = key.to_owned();
-    let literals = || -> Result<Vec<String>, OpenTsdbError> {
-        if expr.is_empty() {
-            return Err(OpenTsdbError::bad_request("Filter cannot be null or empty"));
-        }
-        if expr == "|" {
-            return Err(OpenTsdbError::bad_request(
-                "Filter must contain more than just a pipe",
-            ));
-        }
-        Ok(expr.split('|').map(str::to_owned).collect())
-    };
-    // `(?i)^(?:a|b)$` for the case-insensitive literal lists.
-    let any_of = |values: &[String]| {
-        let alts: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
-        format!("(?i)^(?:{})$", alts.join("|"))
-    };
+    let literals = || literals(expr);
     Ok(match kind {
         "" => return bad("The filter type cannot be null or empty"),
         "literal_or" => vec![TagMatch::In {

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
-use sundial_model::{TagMatch, Timestamp};
+use sundial_model::{SeriesKey, TagMatch, Timestamp};
 use sundial_storage::Snapshot;
 
 const DEFAULT_MAX: usize = 25;
@@ -286,39 +286,13 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
                     return Ok((Vec::new(), 0));
                 };
                 check_names(api, &view, &l.pairs)?;
-                let (predicates, any_key_values) = pair_predicates(&l.pairs);
-                let max = api.limits.config.max_result_rows;
-                let mut pacer = api.pacer();
-                let mut found = Vec::new();
-                for m in &metrics {
-                    pacer.step(&mut view)?;
-                    let ids = view
-                        .select(m, &predicates)
-                        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-                    let mut keys: Vec<_> = view
-                        .keys_of(ids)
-                        .into_iter()
-                        .map(|(id, k)| (k, id))
-                        .filter(|(k, _)| {
-                            any_key_values
-                                .iter()
-                                .all(|want| k.tags.iter().any(|(_, v)| v == want))
-                        })
-                        .collect();
-                    keys.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
-                    found.extend(keys);
-                    if found.len() > max {
-                        return Err(OpenTsdbError::bad_request(format!(
-                            "more than {max} series match (limits.max_result_rows)"
-                        )));
-                    }
-                }
+                let found = matching_series(api, &mut view, &metrics, &l.pairs)?;
                 let total = found.len();
                 let results = api.uids.with(&view, |uids| {
                     found
                         .into_iter()
                         .take(l.limit)
-                        .map(|(k, _)| {
+                        .map(|k| {
                             let tsuid = uids.tsuid(&k.metric, &k.tags);
                             let tags: Map<String, Value> = k
                                 .tags
@@ -349,6 +323,44 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
             "totalResults": total,
         }),
     ))
+}
+
+/// The series of `metrics` whose tags match `pairs`, by metric then tags;
+/// refused past `limits.max_result_rows`.
+fn matching_series(
+    api: &Api,
+    view: &mut Snapshot<'_>,
+    metrics: &[String],
+    pairs: &[(String, String)],
+) -> Result<Vec<SeriesKey>, OpenTsdbError> {
+    let (predicates, any_key_values) = pair_predicates(pairs);
+    let max = api.limits.config.max_result_rows;
+    let mut pacer = api.pacer();
+    let mut found = Vec::new();
+    for m in metrics {
+        pacer.step(view)?;
+        let ids = view
+            .select(m, &predicates)
+            .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+        let mut keys: Vec<SeriesKey> = view
+            .keys_of(ids)
+            .into_iter()
+            .map(|(_, k)| k)
+            .filter(|k| {
+                any_key_values
+                    .iter()
+                    .all(|want| k.tags.iter().any(|(_, v)| v == want))
+            })
+            .collect();
+        keys.sort_by(|a, b| a.tags.cmp(&b.tags));
+        found.extend(keys);
+        if found.len() > max {
+            return Err(OpenTsdbError::bad_request(format!(
+                "more than {max} series match (limits.max_result_rows)"
+            )));
+        }
+    }
+    Ok(found)
 }
 
 /// The metrics a lookup searches: all, or the one named; `None` for a

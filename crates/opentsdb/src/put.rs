@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use sundial_api::write_hook::WriteRequest;
+use sundial_api::write_hook::{HookedRequest, WriteRequest};
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
 };
@@ -317,26 +317,19 @@ pub(crate) fn point_error_text(e: &PointError, metric: &str) -> String {
     }
 }
 
-pub(crate) async fn put(
-    WriteScope(api): WriteScope,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, OpenTsdbError> {
-    let params = PutParams::parse(query.as_deref())?;
-    let _slot = api.limits.write_slot().await?;
-    let bytes = read_body(&api, &headers, body).await?;
-    let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
+/// The elements of a put, checked in order.
+struct CheckedPut {
+    /// Per element: Err(message) or the index of its point in `points`.
+    slots: Vec<Result<usize, String>>,
+    points: Vec<WritePoint>,
+    /// Per point: the error of a rule OpenTSDB checks after the value kind.
+    later_errors: Vec<Option<String>>,
+}
+
+/// Checks every element (the key cache spares known series their name
+/// checks) and lets the write hooks admit the clean ones.
+fn check_all(api: &Api, parsed: &[PointDto<'_>], hooked: &mut HookedRequest) -> CheckedPut {
     let limits = api.name_limits();
-    let mut hooked = api
-        .hooks
-        .begin(WriteRequest {
-            query: query.as_deref(),
-            headers: &headers,
-            default_database: api.is_default(),
-        })
-        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-    // Per element: Err(message) or the index of its point in `points`.
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
     let mut points = Vec::with_capacity(parsed.len());
     let mut later_errors = Vec::with_capacity(parsed.len());
@@ -369,6 +362,36 @@ pub(crate) async fn put(
         }
     }
     api.keys.insert_all(learned);
+    CheckedPut {
+        slots,
+        points,
+        later_errors,
+    }
+}
+
+pub(crate) async fn put(
+    WriteScope(api): WriteScope,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenTsdbError> {
+    let params = PutParams::parse(query.as_deref())?;
+    let _slot = api.limits.write_slot().await?;
+    let bytes = read_body(&api, &headers, body).await?;
+    let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
+    let mut hooked = api
+        .hooks
+        .begin(WriteRequest {
+            query: query.as_deref(),
+            headers: &headers,
+            default_database: api.is_default(),
+        })
+        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+    let CheckedPut {
+        slots,
+        points,
+        later_errors,
+    } = check_all(&api, &parsed, &mut hooked);
     let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
     let (db, sync) = (api.db.clone(), params.sync);
     // A point with a later error is still checked for its kind (that

@@ -108,17 +108,43 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
     };
     check_kinds(db, query)?;
     let (start, end) = query.range();
-    let look = query
+    let look = look_around(query);
+    let (read_start, read_end) = (start.saturating_sub(look), end.saturating_add(look));
+    let matched = match_series(db, query)?;
+
+    if fast::eligible(query) {
+        return run_fast(db, query, matched, &mut budget, limits.max_groups);
+    }
+    let mut out = QueryOutput::default();
+    let series = read_series(
+        db,
+        query,
+        matched,
+        (read_start, read_end),
+        &mut budget,
+        &mut out,
+    )?;
+    let groups = group(query, series, limits.max_groups)?;
+    let raw = query.is_raw();
+    let rendered = render_groups(query, groups, &mut budget, start)?;
+    page(query, raw, rendered, &mut out)?;
+    Ok(out)
+}
+
+/// How far before and after the range a fill may look for neighbours.
+fn look_around(query: &SeriesQuery) -> i64 {
+    query
         .fills
         .iter()
         .flatten()
         .filter(|f| !matches!(f.kind, FillKind::Fixed(_)))
         .map(|f| f.max_write_interval_ms)
         .max()
-        .unwrap_or(0);
-    let (read_start, read_end) = (start.saturating_sub(look), end.saturating_add(look));
+        .unwrap_or(0)
+}
 
-    // Series and the branches whose tag predicates they satisfy.
+/// Series and the branches whose tag predicates they satisfy.
+fn match_series(db: &Db, query: &SeriesQuery) -> Result<BTreeMap<SeriesId, Vec<usize>>> {
     let mut matched: BTreeMap<SeriesId, Vec<usize>> = BTreeMap::new();
     db.read(|view| -> Result<()> {
         for (i, branch) in query.branches.iter().enumerate() {
@@ -131,33 +157,26 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
         }
         Ok(())
     })?;
+    Ok(matched)
+}
 
-    if fast::eligible(query) {
-        let ids: Vec<SeriesId> = matched.into_keys().collect();
-        let (mut out, groups) = fast::run(db, query, &ids, &mut budget, limits.max_groups)?;
-        let mut rendered: Vec<(GroupOutput, RowKeys)> = groups
-            .into_iter()
-            .map(|mut g| {
-                if query.order == Order::Desc {
-                    g.rows.reverse();
-                }
-                (g, RowKeys::default())
-            })
-            .collect();
-        if rendered.is_empty() && !query.grouped {
-            rendered.push((GroupOutput::default(), RowKeys::default()));
-        }
-        page(query, false, rendered, &mut out)?;
-        return Ok(out);
-    }
-    let mut out = QueryOutput::default();
+/// Reads the matched series in batches and keeps their selected rows.
+fn read_series(
+    db: &Db,
+    query: &SeriesQuery,
+    matched: BTreeMap<SeriesId, Vec<usize>>,
+    (read_start, read_end): (Timestamp, Timestamp),
+    budget: &mut Budget,
+    out: &mut QueryOutput,
+) -> Result<Vec<SeriesData>> {
     let mut series: Vec<SeriesData> = Vec::new();
     let ids: Vec<(SeriesId, Vec<usize>)> = matched.into_iter().collect();
     for batch in ids.chunks(SERIES_PER_READ) {
         budget.check_time()?;
-        let read = db.read(|view| -> Result<Vec<SeriesColumns>> {
+        let read = db.read(|view| -> Result<Vec<(SeriesColumns, &[usize])>> {
             let mut got = Vec::with_capacity(batch.len());
-            for (id, _) in batch {
+            for (id, branches) in batch {
+                // A series deleted since it matched is skipped.
                 let Some(key) = view.key(*id) else { continue };
                 let mut cols = Vec::with_capacity(query.fields.len());
                 for f in &query.fields {
@@ -166,31 +185,64 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
                             .map_err(Error::from)?,
                     );
                 }
-                got.push((key, cols));
+                got.push(((key, cols), branches.as_slice()));
             }
             Ok(got)
         })?;
-        for ((key, cols), (_, branches)) in read.into_iter().zip(batch) {
+        for ((key, cols), branches) in read {
             let read_points: usize = cols.iter().map(Vec::len).sum();
             budget.take(read_points)?;
             out.consumed_count += read_points as u64;
-            if let Some(data) = select_rows(query, key, cols, branches, &mut out, &mut budget)? {
+            if let Some(data) = select_rows(query, key, cols, branches, out, budget)? {
                 series.push(data);
             }
         }
     }
+    Ok(series)
+}
 
-    let groups = group(query, series, limits.max_groups)?;
-    let raw = query.is_raw();
+/// The whole query on chunk statistics where it is [`fast::eligible`].
+fn run_fast(
+    db: &Db,
+    query: &SeriesQuery,
+    matched: BTreeMap<SeriesId, Vec<usize>>,
+    budget: &mut Budget,
+    max_groups: usize,
+) -> Result<QueryOutput> {
+    let ids: Vec<SeriesId> = matched.into_keys().collect();
+    let (mut out, groups) = fast::run(db, query, &ids, budget, max_groups)?;
+    let mut rendered: Vec<(GroupOutput, RowKeys)> = groups
+        .into_iter()
+        .map(|mut g| {
+            if query.order == Order::Desc {
+                g.rows.reverse();
+            }
+            (g, RowKeys::default())
+        })
+        .collect();
+    if rendered.is_empty() && !query.grouped {
+        rendered.push((GroupOutput::default(), RowKeys::default()));
+    }
+    page(query, false, rendered, &mut out)?;
+    Ok(out)
+}
+
+/// Each group's rows, merged or aggregated, in the query's order; one
+/// empty group for an ungrouped query that matched nothing.
+fn render_groups(
+    query: &SeriesQuery,
+    groups: Vec<Group>,
+    budget: &mut Budget,
+    start: Timestamp,
+) -> Result<Vec<(GroupOutput, RowKeys)>> {
     let mut rendered: Vec<(GroupOutput, RowKeys)> = Vec::with_capacity(groups.len());
     for (tags, members) in groups {
         budget.check_time()?;
-        let (mut rows, keys) = if query.aggregators.is_empty() {
+        let (mut rows, mut keys) = if query.aggregators.is_empty() {
             merge_raw(query, members)
         } else {
             (aggregate(query, &members, start)?, RowKeys::default())
         };
-        let mut keys = keys;
         if query.order == Order::Desc {
             rows.reverse();
             keys.reverse();
@@ -200,8 +252,7 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
     if rendered.is_empty() && !query.grouped {
         rendered.push((GroupOutput::default(), RowKeys::default()));
     }
-    page(query, raw, rendered, &mut out)?;
-    Ok(out)
+    Ok(rendered)
 }
 
 /// Number-only steps on a text field fail even when the range is empty.
@@ -275,6 +326,25 @@ fn select_rows(
     if kept.is_empty() {
         return Ok(None);
     }
+    fill_fields(query, &mut kept, &before, &after, budget)?;
+    let key_text = key_text(&key);
+    Ok(Some(SeriesData {
+        key,
+        key_text,
+        rows: kept,
+    }))
+}
+
+/// Fills each field with a fill policy over the kept rows, from its
+/// look-around neighbours.
+fn fill_fields(
+    query: &SeriesQuery,
+    kept: &mut Vec<SeriesRow>,
+    before: &[Option<(Timestamp, FieldValue)>],
+    after: &[Option<(Timestamp, FieldValue)>],
+    budget: &mut Budget,
+) -> Result<()> {
+    let (start, end) = query.range();
     let fill_end = end.min(query.now);
     for (i, spec) in query.fills.iter().enumerate() {
         let Some(spec) = spec else { continue };
@@ -309,26 +379,25 @@ fn select_rows(
             limit: budget.max_points,
         })?;
         budget.take(filled.len())?;
-        insert_filled(&mut kept, i, query.fields.len(), filled);
+        insert_filled(kept, i, query.fields.len(), filled);
     }
-    // `,` `=` `\` escaped so that two tag sets never render alike.
+    Ok(())
+}
+
+/// The tags as `k=v,...`: `,` `=` `\` escaped so that two tag sets never
+/// render alike.
+fn key_text(key: &SeriesKey) -> Arc<str> {
     let escape = |s: &str| {
         s.replace('\\', "\\\\")
             .replace(',', "\\,")
             .replace('=', "\\=")
     };
-    let key_text: Arc<str> = key
-        .tags
+    key.tags
         .iter()
         .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
         .collect::<Vec<_>>()
         .join(",")
-        .into();
-    Ok(Some(SeriesData {
-        key,
-        key_text,
-        rows: kept,
-    }))
+        .into()
 }
 
 /// Rows `(ts, one value per field)` from per-field ascending columns.
