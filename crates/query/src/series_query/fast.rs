@@ -198,7 +198,6 @@ pub(super) fn run(
     budget: &mut Budget,
     max_groups: usize,
 ) -> Result<(QueryOutput, Vec<GroupOutput>)> {
-    let (start, _) = q.range();
     let Some(Aggregation::Range { func, sampling }) = q.aggregators.first().cloned() else {
         return Err(Error::Internal("fast path on an ineligible query"));
     };
@@ -221,36 +220,7 @@ pub(super) fn run(
         timeout_ms: budget.timeout.as_millis() as u64,
         max_buckets: budget.max_points,
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(ids.len().div_ceil(SERIES_PER_READ))
-        .max(1);
-    let partials: Vec<Result<Partial>> = if threads == 1 {
-        vec![scan_series(&scan, ids.iter())]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|i| {
-                    let scan = &scan;
-                    // Interleaved runs of SERIES_PER_READ ids per thread.
-                    let mine = ids
-                        .chunks(SERIES_PER_READ)
-                        .skip(i)
-                        .step_by(threads)
-                        .flatten();
-                    s.spawn(move || scan_series(scan, mine))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or(Err(Error::Internal("a scan thread panicked")))
-                })
-                .collect()
-        })
-    };
+    let partials = scan_in_parallel(&scan, ids);
     let mut out = QueryOutput::default();
     let mut groups: GroupMap = BTreeMap::new();
     for p in partials {
@@ -269,6 +239,51 @@ pub(super) fn run(
     if groups.len() > max_groups {
         return Err(Error::TooManyGroups { limit: max_groups });
     }
+    let rendered = render(q, groups, func, budget)?;
+    Ok((out, rendered))
+}
+
+/// Scans `ids` by up to one thread per core (at most 8), each taking
+/// interleaved runs of [`SERIES_PER_READ`] ids.
+fn scan_in_parallel(scan: &Scan<'_>, ids: &[SeriesId]) -> Vec<Result<Partial>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(ids.len().div_ceil(SERIES_PER_READ))
+        .max(1);
+    if threads == 1 {
+        return vec![scan_series(scan, ids.iter())];
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let mine = ids
+                    .chunks(SERIES_PER_READ)
+                    .skip(i)
+                    .step_by(threads)
+                    .flatten();
+                s.spawn(move || scan_series(scan, mine))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or(Err(Error::Internal("a scan thread panicked")))
+            })
+            .collect()
+    })
+}
+
+/// Each group's buckets as rows, through the query's later steps.
+fn render(
+    q: &SeriesQuery,
+    groups: GroupMap,
+    func: RangeFn,
+    budget: &mut Budget,
+) -> Result<Vec<GroupOutput>> {
+    let (start, _) = q.range();
+    let field = q.fields.first().cloned().unwrap_or_default();
     let mut rendered = Vec::with_capacity(groups.len());
     for mut g in groups.into_values() {
         budget.check_time()?;
@@ -296,7 +311,7 @@ pub(super) fn run(
             .collect();
         rendered.push(GroupOutput { tags: g.tags, rows });
     }
-    Ok((out, rendered))
+    Ok(rendered)
 }
 
 /// Folds the given series into partial groups.
