@@ -1,4 +1,4 @@
-//! The Baidu TSDB `/v1` API (seed 002, spec baidu-tsdb.md): writes,
+//! The Baidu TSDB `/v1` API (seed 002, docs/api/baidu-tsdb.md): writes,
 //! metadata, the JSON query and the database management API, with
 //! `bce-auth-v1` signatures.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

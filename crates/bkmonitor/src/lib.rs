@@ -1,4 +1,4 @@
-//! BlueKing monitor metadata (seed 000, spec bkmonitor-metadata.md): the
+//! BlueKing monitor metadata (seed 000, docs/api/bkmonitor-metadata.md): the
 //! `monitor_v3` time series group APIs behind ESB-style authentication,
 //! the `/v2/push/` custom report, and the binding of `/api/put` and
 //! `/v1/datapoint` writes to groups.

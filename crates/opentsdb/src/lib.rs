@@ -1,4 +1,5 @@
-//! The OpenTSDB HTTP API and telnet protocol (seed 001, spec opentsdb.md).
+//! The OpenTSDB HTTP API and telnet protocol (seed 001, docs/api/opentsdb.md;
+//! "spec N" in this crate is a section of it).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;

@@ -1,4 +1,4 @@
-//! The BlueKing metadata APIs (seed 000, spec bkmonitor-metadata.md 12):
+//! The BlueKing metadata APIs (seed 000, docs/api/bkmonitor-metadata.md 12):
 //! vectors A–E run in order on one server, then again after a restart;
 //! the strict-auth and strict-data-id vectors on their own servers.
 
