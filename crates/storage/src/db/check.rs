@@ -25,9 +25,11 @@ pub(super) fn check_points(
     known_kind: impl Fn(&str, &str) -> Option<Kind>,
 ) -> Checked {
     let n = points.len();
-    let mut new_kinds: HashMap<(&str, &str), Kind> = HashMap::new();
-    // Points of one metric come in runs: skips two hash lookups each.
-    let mut last_fixed: Option<((&str, &str), Kind)> = None;
+    let mut kinds = Kinds {
+        known: known_kind,
+        new: HashMap::new(),
+        last_fixed: None,
+    };
     let mut results = Vec::with_capacity(n);
     let mut accepted: Vec<(usize, FieldValue)> = Vec::with_capacity(n);
     let mut sizes = match atomic {
@@ -46,30 +48,12 @@ pub(super) fn check_points(
         for (i, input) in (from..to).zip(inputs.by_ref()) {
             let Some(p) = points.get(i) else { break };
             let key = (p.series.metric.as_str(), p.field.as_str());
-            let known = match last_fixed {
-                Some((k, kind)) if k == key => Some(kind),
-                _ => match new_kinds.get(&key) {
-                    Some(kind) => Some(*kind),
-                    None => {
-                        let kind = known_kind(key.0, key.1);
-                        // Kinds already fixed stay fixed for the batch.
-                        last_fixed = kind.map(|k| (key, k)).or(last_fixed);
-                        kind
-                    }
-                },
-            };
-            let checked = input.resolve(known).and_then(|v| match &v {
-                FieldValue::String(s) if s.len() > max_string => Err(PointError::StringTooLong {
-                    len: s.len(),
-                    max: max_string,
-                }),
-                _ if vetoed.get(i).copied().unwrap_or(false) => Err(PointError::Rejected),
-                _ => Ok(v),
-            });
-            match checked {
+            let known = kinds.get(key);
+            let vetoed = vetoed.get(i).copied().unwrap_or(false);
+            match check_value(input, known, max_string, vetoed) {
                 Ok(v) => {
                     if known.is_none() {
-                        new_kinds.insert(key, v.kind());
+                        kinds.new.insert(key, v.kind());
                         fixed.push(key);
                     }
                     accepted.push((i, v));
@@ -86,7 +70,7 @@ pub(super) fn check_points(
             // would have fixed stay open.
             accepted.truncate(accepted_before);
             for key in fixed {
-                new_kinds.remove(&key);
+                kinds.new.remove(&key);
             }
             for r in results.iter_mut().skip(from) {
                 if r.is_ok() {
@@ -96,9 +80,54 @@ pub(super) fn check_points(
         }
         from = to;
     }
-    let kinds = new_kinds
+    let fixed = kinds
+        .new
         .into_iter()
         .map(|((m, f), k)| (m.to_owned(), f.to_owned(), k))
         .collect();
-    (results, accepted, kinds)
+    (results, accepted, fixed)
+}
+
+/// A value against its field's kind and the string limit; a vetoed
+/// point that passes is still refused.
+fn check_value(
+    input: ValueInput,
+    known: Option<Kind>,
+    max_string: usize,
+    vetoed: bool,
+) -> Result<FieldValue, PointError> {
+    input.resolve(known).and_then(|v| match &v {
+        FieldValue::String(s) if s.len() > max_string => Err(PointError::StringTooLong {
+            len: s.len(),
+            max: max_string,
+        }),
+        _ if vetoed => Err(PointError::Rejected),
+        _ => Ok(v),
+    })
+}
+
+/// Field kinds as a batch sees them: fixed before it (`known`) or by an
+/// earlier point of it (`new`).
+struct Kinds<'p, F> {
+    known: F,
+    new: HashMap<(&'p str, &'p str), Kind>,
+    /// Points of one metric come in runs: skips two hash lookups each.
+    last_fixed: Option<((&'p str, &'p str), Kind)>,
+}
+
+impl<'p, F: Fn(&str, &str) -> Option<Kind>> Kinds<'p, F> {
+    fn get(&mut self, key: (&'p str, &'p str)) -> Option<Kind> {
+        match self.last_fixed {
+            Some((k, kind)) if k == key => Some(kind),
+            _ => match self.new.get(&key) {
+                Some(kind) => Some(*kind),
+                None => {
+                    let kind = (self.known)(key.0, key.1);
+                    // Kinds already fixed stay fixed for the batch.
+                    self.last_fixed = kind.map(|k| (key, k)).or(self.last_fixed);
+                    kind
+                }
+            },
+        }
+    }
 }
