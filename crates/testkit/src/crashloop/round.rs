@@ -51,15 +51,76 @@ pub(crate) struct Round<'a> {
 /// refused to start), the writers and the control thread's state.
 type Next = (Option<Server>, Vec<Writer>, Control);
 
+/// What the kill left: the workload's threads' state and the server's
+/// log up to the kill.
+struct Killed {
+    writers: Vec<Writer>,
+    control: Control,
+    lines: Vec<String>,
+    /// Seconds after the workload began, and how the moment was chosen.
+    at: f64,
+    how: String,
+}
+
 impl Round<'_> {
     pub(crate) fn run(
         self,
-        mut server: Server,
+        server: Server,
         writers: Vec<Writer>,
         control: Control,
         summary: &mut Summary,
         out: &mut dyn Write,
     ) -> Result<Next> {
+        let killed = self.kill_under_load(server, writers, control)?;
+        // Kept beside the data for a failing round.
+        let log = self
+            .data
+            .with_file_name(format!("round-{}.log", self.ctx.round));
+        std::fs::write(&log, killed.lines.join("\n"))?;
+        let problems = server::problems(&killed.lines);
+        let unexpected: Vec<String> = killed
+            .writers
+            .iter()
+            .flat_map(|w| &w.stats.unexpected)
+            .chain(&killed.control.stats.unexpected)
+            .cloned()
+            .collect();
+        let head = self.account_kill(&killed, &problems, unexpected.len(), summary);
+        let Killed {
+            mut writers,
+            mut control,
+            ..
+        } = killed;
+        let server = match Server::start(&self.opts.server, self.config, self.data)? {
+            Started::Up(s) => s,
+            Started::Refused(log) => {
+                summary.refusals += 1;
+                writeln!(out, "{head}; the server REFUSED TO START:\n{log}")?;
+                return Ok((None, writers, control));
+            }
+        };
+        let line = self.check_restarted(&server, &mut writers, &mut control, summary)?;
+        writeln!(out, "{head}; restarted; {}", line.text)?;
+        for n in &line.notes {
+            writeln!(out, "  {n}")?;
+        }
+        for l in problems.iter().take(5) {
+            writeln!(out, "  server log: {l}")?;
+        }
+        for u in unexpected.iter().take(5) {
+            writeln!(out, "  unexpected answer: {u}")?;
+        }
+        Ok((Some(server), writers, control))
+    }
+
+    /// Runs the writers and the control thread, kills the server at this
+    /// round's moment, and collects them.
+    fn kill_under_load(
+        &self,
+        mut server: Server,
+        writers: Vec<Writer>,
+        control: Control,
+    ) -> Result<Killed> {
         let ctx = &self.ctx;
         let handles: Vec<_> = writers
             .into_iter()
@@ -78,32 +139,38 @@ impl Round<'_> {
         let lines = server.kill()?;
         let at = began.elapsed().as_secs_f64();
         ctx.stop.set();
-        let mut writers = handles
+        let writers = handles
             .into_iter()
             .map(|h| h.join().map_err(|_| anyhow!("a writer thread panicked")))
             .collect::<Result<Vec<Writer>>>()?;
-        let mut control = control_thread
+        let control = control_thread
             .join()
             .map_err(|_| anyhow!("the control thread panicked"))?;
         drop(server);
+        Ok(Killed {
+            writers,
+            control,
+            lines,
+            at,
+            how,
+        })
+    }
 
-        // Kept beside the data for a failing round.
-        let log = self.data.with_file_name(format!("round-{}.log", ctx.round));
-        std::fs::write(&log, lines.join("\n"))?;
-        let landing = server::landing(&lines);
-        let problems = server::problems(&lines);
+    /// Adds the kill to the summary; the round's first line.
+    fn account_kill(
+        &self,
+        killed: &Killed,
+        problems: &[String],
+        unexpected: usize,
+        summary: &mut Summary,
+    ) -> String {
+        let landing = server::landing(&killed.lines);
         summary.flushes += landing.flushes;
         summary.compactions += landing.compactions;
         summary.kills_in_flush += u64::from(landing.in_flush);
         summary.kills_in_compaction += u64::from(landing.in_compaction);
         summary.panics += problems.iter().filter(|l| l.contains("panicked")).count() as u64;
-        let unexpected: Vec<String> = writers
-            .iter()
-            .flat_map(|w| &w.stats.unexpected)
-            .chain(&control.stats.unexpected)
-            .cloned()
-            .collect();
-        summary.unexpected_answers += unexpected.len() as u64;
+        summary.unexpected_answers += unexpected as u64;
         let inside = match (landing.in_flush, landing.in_compaction) {
             (true, true) => "inside a flush and a compaction",
             (true, false) => "inside a flush",
@@ -111,32 +178,37 @@ impl Round<'_> {
             (false, false) => "outside flushes and compactions",
         };
         let (mut requests, mut points, mut deletes, mut unknown) = (0, 0, 0, 0);
-        for w in &writers {
+        for w in &killed.writers {
             requests += w.stats.acked_requests;
             points += w.stats.acked_points;
             deletes += w.stats.acked_deletes;
             unknown += w.stats.unknown_requests + w.stats.unknown_deletes;
         }
-        let c = &control.stats;
-        let head = format!(
-            "round {}/{}: killed after {at:.2}s ({how}), {inside}; acked {requests} writes \
+        let c = &killed.control.stats;
+        format!(
+            "round {}/{}: killed after {:.2}s ({}), {inside}; acked {requests} writes \
              ({points} points), {deletes} deletes, {} group changes, {} compactions; \
              {} requests without answer",
-            ctx.round,
+            self.ctx.round,
             self.opts.rounds,
+            killed.at,
+            killed.how,
             c.acked_changes,
             c.compactions,
             unknown + c.unknown_changes
-        );
+        )
+    }
 
-        let server = match Server::start(&self.opts.server, self.config, self.data)? {
-            Started::Up(s) => s,
-            Started::Refused(log) => {
-                summary.refusals += 1;
-                writeln!(out, "{head}; the server REFUSED TO START:\n{log}")?;
-                return Ok((None, writers, control));
-            }
-        };
+    /// Reads everything back from the restarted server and checks every
+    /// acknowledged point, delete and group change.
+    fn check_restarted(
+        &self,
+        server: &Server,
+        writers: &mut [Writer],
+        control: &mut Control,
+        summary: &mut Summary,
+    ) -> Result<Checked> {
+        let ctx = &self.ctx;
         let url = format!("http://{}", server.addr);
         let t_begin = now_ms();
         let (mut observed, mut tally) = check::read_all(
@@ -150,7 +222,7 @@ impl Round<'_> {
             may_drop_before: t_end - ctx.retention_ms + 1_000,
             prune_before: t_begin - ctx.retention_ms,
         };
-        for w in &mut writers {
+        for w in writers.iter_mut() {
             tally.add(w.points.check(&mut observed, zone, &ctx.columns));
         }
         tally.add(model::leftovers(&observed, &ctx.columns));
@@ -171,9 +243,8 @@ impl Round<'_> {
         summary.groups_checked += control.len() as u64;
         summary.metadata_wrong += meta.lost + meta.stray;
         let keys: usize = writers.iter().map(|w| w.points.len()).sum();
-        writeln!(
-            out,
-            "{head}; restarted; checked {} points, {} deletes, {} groups ({keys} keys kept): \
+        let text = format!(
+            "checked {} points, {} deletes, {} groups ({keys} keys kept): \
              lost {}, stray {}, metadata wrong {}",
             tally.acked_points,
             tally.deleted_points,
@@ -181,18 +252,16 @@ impl Round<'_> {
             tally.lost,
             tally.stray,
             meta.lost + meta.stray
-        )?;
-        for n in tally.notes.iter().chain(&meta.notes) {
-            writeln!(out, "  {n}")?;
-        }
-        for l in problems.iter().take(5) {
-            writeln!(out, "  server log: {l}")?;
-        }
-        for u in unexpected.iter().take(5) {
-            writeln!(out, "  unexpected answer: {u}")?;
-        }
-        Ok((Some(server), writers, control))
+        );
+        let notes = tally.notes.into_iter().chain(meta.notes).collect();
+        Ok(Checked { text, notes })
     }
+}
+
+/// The check's line and its notes.
+struct Checked {
+    text: String,
+    notes: Vec<String>,
 }
 
 /// Waits for the kill moment; describes it.
