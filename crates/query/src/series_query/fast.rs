@@ -375,6 +375,61 @@ fn scan_series<'i>(scan: &Scan<'_>, ids: impl Iterator<Item = &'i SeriesId>) -> 
     Ok(partial)
 }
 
+/// Count over one series: it also takes text, and whole chunks inside one
+/// bucket are counted from their statistics.
+fn count_series(
+    scan: &Scan<'_>,
+    view: &sundial_storage::Snapshot<'_>,
+    id: SeriesId,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<(BTreeMap<Timestamp, Acc>, usize)> {
+    let mut local: BTreeMap<Timestamp, Acc> = BTreeMap::new();
+    let mut bucketer = Bucketer::new(scan.sampling, start);
+    let parts = view
+        .column_parts(id, scan.field, start, end)
+        .map_err(Error::from)?;
+    let mut n = 0usize;
+    let mut points = parts.points;
+    let mut extended = false;
+    for s in &parts.summaries {
+        let b = bucketer.bucket(s.min_ts);
+        if b == bucketer.bucket(s.max_ts) {
+            local.entry(b).or_default().count += s.count;
+            n += s.count as usize;
+        } else {
+            points.extend(
+                view.points(id, scan.field, s.min_ts, s.max_ts)
+                    .map_err(Error::from)?,
+            );
+            extended = true;
+        }
+    }
+    if extended {
+        points.sort_by_key(|p| p.0);
+    }
+    n += points.len();
+    let mut current: Option<(Timestamp, Acc)> = None;
+    for (t, v) in &points {
+        let b = bucketer.bucket(*t);
+        match &mut current {
+            Some((cb, acc)) if *cb == b => acc.add(v),
+            _ => {
+                if let Some((b, acc)) = current.take() {
+                    local.entry(b).or_default().merge(&acc);
+                }
+                let mut acc = Acc::default();
+                acc.add(v);
+                current = Some((b, acc));
+            }
+        }
+    }
+    if let Some((b, acc)) = current {
+        local.entry(b).or_default().merge(&acc);
+    }
+    Ok((local, n))
+}
+
 /// One series' buckets and the number of stored points they cover.
 fn fold_series(
     scan: &Scan<'_>,
@@ -383,56 +438,12 @@ fn fold_series(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<(BTreeMap<Timestamp, Acc>, usize)> {
-    let storage = Error::from;
+    if scan.func == RangeFn::Count {
+        return count_series(scan, view, id, start, end);
+    }
     let mut local: BTreeMap<Timestamp, Acc> = BTreeMap::new();
     let mut bucketer = Bucketer::new(scan.sampling, start);
-    let mut current: Option<(Timestamp, Acc)> = None;
-    let flush = |cur: &mut Option<(Timestamp, Acc)>, local: &mut BTreeMap<Timestamp, Acc>| {
-        if let Some((b, acc)) = cur.take() {
-            local.entry(b).or_default().merge(&acc);
-        }
-    };
     let mut n = 0usize;
-    if scan.func == RangeFn::Count {
-        // Count also takes text, and whole chunks inside one bucket are
-        // counted from their statistics.
-        let parts = view
-            .column_parts(id, scan.field, start, end)
-            .map_err(storage)?;
-        let mut points = parts.points;
-        let mut extended = false;
-        for s in &parts.summaries {
-            let b = bucketer.bucket(s.min_ts);
-            if b == bucketer.bucket(s.max_ts) {
-                local.entry(b).or_default().count += s.count;
-                n += s.count as usize;
-            } else {
-                points.extend(
-                    view.points(id, scan.field, s.min_ts, s.max_ts)
-                        .map_err(storage)?,
-                );
-                extended = true;
-            }
-        }
-        if extended {
-            points.sort_by_key(|p| p.0);
-        }
-        n += points.len();
-        for (t, v) in &points {
-            let b = bucketer.bucket(*t);
-            match &mut current {
-                Some((cb, acc)) if *cb == b => acc.add(v),
-                _ => {
-                    flush(&mut current, &mut local);
-                    let mut acc = Acc::default();
-                    acc.add(v);
-                    current = Some((b, acc));
-                }
-            }
-        }
-        flush(&mut current, &mut local);
-        return Ok((local, n));
-    }
     let mut too_many = false;
     let numeric = view
         .visit_numeric(id, scan.field, start, end, &mut |ts, values| {
@@ -451,7 +462,7 @@ fn fold_series(
                 too_many = true;
             }
         })
-        .map_err(storage)?;
+        .map_err(Error::from)?;
     if too_many {
         return Err(Error::TooManyPoints {
             limit: scan.max_buckets,
