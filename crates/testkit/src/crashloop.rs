@@ -29,7 +29,7 @@ use server::{Server, Started};
 use std::fmt;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use sundial_model::now_ms;
@@ -299,13 +299,21 @@ fn config_text(retention_secs: u64, buffered: bool) -> String {
     )
 }
 
-/// Runs the loop, printing a line per round to `out`; stops at the first
-/// round that finds a fault. The work directory is removed after a clean
-/// run unless `keep`.
-pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
-    if opts.rounds == 0 || opts.seconds < 0.3 || opts.retention_secs < 120 {
-        bail!("need rounds >= 1, seconds >= 0.3 and retention_secs >= 120");
-    }
+/// The loop's first line.
+fn banner(opts: &Options, data: &Path) -> String {
+    format!(
+        "crash loop: seed {}, {} rounds, kills within {}s, retention {}s, fsync {}, data in {}",
+        opts.seed,
+        opts.rounds,
+        opts.seconds,
+        opts.retention_secs,
+        if opts.buffered { "buffered" } else { "always" },
+        data.display()
+    )
+}
+
+/// The loop's work directory with its config: (work, data, config).
+fn prepare_work_dir(opts: &Options) -> Result<(PathBuf, PathBuf, PathBuf)> {
     let work = opts.work_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "sundial-crashloop-{}-{}",
@@ -323,21 +331,23 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
     let config = work.join("sundial.toml");
     std::fs::write(&config, config_text(opts.retention_secs, opts.buffered))?;
+    Ok((work, data, config))
+}
+
+/// Runs the loop, printing a line per round to `out`; stops at the first
+/// round that finds a fault. The work directory is removed after a clean
+/// run unless `keep`.
+pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
+    if opts.rounds == 0 || opts.seconds < 0.3 || opts.retention_secs < 120 {
+        bail!("need rounds >= 1, seconds >= 0.3 and retention_secs >= 120");
+    }
+    let (work, data, config) = prepare_work_dir(opts)?;
     let mut summary = Summary {
         seed: opts.seed,
         work_dir: work.clone(),
         ..Summary::default()
     };
-    writeln!(
-        out,
-        "crash loop: seed {}, {} rounds, kills within {}s, retention {}s, fsync {}, data in {}",
-        opts.seed,
-        opts.rounds,
-        opts.seconds,
-        opts.retention_secs,
-        if opts.buffered { "buffered" } else { "always" },
-        data.display()
-    )?;
+    writeln!(out, "{}", banner(opts, &data))?;
     let started_ms = now_ms();
     let began = std::time::Instant::now();
     let mut server = match Server::start(&opts.server, &config, &data)? {
