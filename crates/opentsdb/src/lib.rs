@@ -128,9 +128,9 @@ impl Api {
     }
 
     /// The deadline and point budget of one query request.
-    fn query_budget(&self) -> sundial_query::QueryBudget {
+    fn query_budget(&self) -> sundial_query::Budget {
         let c = &self.limits.config;
-        sundial_query::QueryBudget::new(c.query_timeout(), c.max_query_points)
+        sundial_query::Budget::new(c.query_timeout(), c.max_query_points)
     }
 
     /// Paces a walk over names under one snapshot (lookups, suggest,
@@ -332,7 +332,7 @@ pub fn normalize_path(uri: &Uri) -> Option<String> {
 /// the walk ends with the timeout error, and writers waiting for the head
 /// get their turn.
 pub(crate) struct Pacer {
-    budget: sundial_query::QueryBudget,
+    budget: sundial_query::Budget,
     steps: usize,
 }
 

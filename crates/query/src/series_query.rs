@@ -6,21 +6,23 @@ mod buckets;
 mod fast;
 mod fill;
 mod filter;
+pub mod opentsdb;
+mod parallel;
 mod rows;
 mod steps;
 #[cfg(test)]
 mod tests;
 
-use crate::{Error, Result};
+use crate::{Budget, Error, Result};
 use rows::{RowKeys, merge_raw, page};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use sundial_model::series_query::{
     FillKind, GroupOutput, Order, QueryOutput, Row, RowValues, SeriesQuery,
 };
-use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
-use sundial_storage::{Db, SeriesId};
+use sundial_model::{FieldValue, Kind, SeriesKey, TagMatch, Timestamp};
+use sundial_storage::{Db, SeriesId, Snapshot};
 
 /// Bounds on one query's work.
 #[derive(Debug, Clone, Copy)]
@@ -47,44 +49,14 @@ const SERIES_PER_READ: usize = 64;
 
 /// One value row of one series.
 type SeriesRow = (Timestamp, RowValues);
-/// A series' key and one column of points per queried field.
-type SeriesColumns = (SeriesKey, Vec<Vec<(Timestamp, FieldValue)>>);
 /// A group's `(key, value)` tags and its series.
-type Group = (Vec<(String, String)>, Vec<SeriesData>);
+type Group<T = SeriesData> = (Vec<(String, String)>, Vec<T>);
 
 struct SeriesData {
     key: SeriesKey,
     /// `k1=v1,k2=v2`: the raw order's tie-breaker and the marker text.
     key_text: Arc<str>,
     rows: Vec<SeriesRow>,
-}
-
-struct Budget {
-    deadline: Instant,
-    timeout: Duration,
-    points_left: usize,
-    max_points: usize,
-}
-
-impl Budget {
-    fn check_time(&self) -> Result<()> {
-        if Instant::now() > self.deadline {
-            return Err(Error::Timeout {
-                limit_ms: self.timeout.as_millis() as u64,
-            });
-        }
-        Ok(())
-    }
-
-    fn take(&mut self, n: usize) -> Result<()> {
-        self.points_left = self
-            .points_left
-            .checked_sub(n)
-            .ok_or(Error::TooManyPoints {
-                limit: self.max_points,
-            })?;
-        Ok(())
-    }
 }
 
 /// Field kinds of the queried metric (`None`: never written).
@@ -100,12 +72,7 @@ pub fn field_kinds(db: &Db, query: &SeriesQuery) -> Vec<Option<Kind>> {
 
 /// Runs one query within `limits`.
 pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<QueryOutput> {
-    let mut budget = Budget {
-        deadline: Instant::now() + limits.timeout,
-        timeout: limits.timeout,
-        points_left: limits.max_points,
-        max_points: limits.max_points,
-    };
+    let budget = Budget::new(limits.timeout, limits.max_points);
     check_kinds(db, query)?;
     let (start, end) = query.range();
     let look = look_around(query);
@@ -113,7 +80,7 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
     let matched = match_series(db, query)?;
 
     if fast::eligible(query) {
-        return run_fast(db, query, matched, &mut budget, limits.max_groups);
+        return run_fast(db, query, matched, &budget, limits.max_groups);
     }
     let mut out = QueryOutput::default();
     let series = read_series(
@@ -121,12 +88,12 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
         query,
         matched,
         (read_start, read_end),
-        &mut budget,
+        &budget,
         &mut out,
     )?;
-    let groups = group(query, series, limits.max_groups)?;
+    let groups = group(&query.group_by, series, |s| &s.key, limits.max_groups)?;
     let raw = query.is_raw();
-    let rendered = render_groups(query, groups, &mut budget, start)?;
+    let rendered = render_groups(query, groups, &budget, start)?;
     page(query, raw, rendered, &mut out)?;
     Ok(out)
 }
@@ -148,10 +115,7 @@ fn match_series(db: &Db, query: &SeriesQuery) -> Result<BTreeMap<SeriesId, Vec<u
     let mut matched: BTreeMap<SeriesId, Vec<usize>> = BTreeMap::new();
     db.read(|view| -> Result<()> {
         for (i, branch) in query.branches.iter().enumerate() {
-            let ids = view
-                .select(&query.metric, &branch.tags)
-                .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
-            for id in ids {
+            for id in select(&view, &query.metric, &branch.tags)? {
                 matched.entry(id).or_default().push(i);
             }
         }
@@ -160,45 +124,59 @@ fn match_series(db: &Db, query: &SeriesQuery) -> Result<BTreeMap<SeriesId, Vec<u
     Ok(matched)
 }
 
-/// Reads the matched series in batches and keeps their selected rows.
+/// The ids of the metric's series whose tags satisfy `tags`.
+fn select(view: &Snapshot<'_>, metric: &str, tags: &[TagMatch]) -> Result<Vec<SeriesId>> {
+    view.select(metric, tags)
+        .map_err(|e| Error::InvalidPredicate(e.to_string()))
+}
+
+/// What one read thread keeps: its series (by id, to restore the id
+/// order) and the counts of [`QueryOutput`].
+#[derive(Default)]
+struct ReadPart {
+    series: Vec<(SeriesId, SeriesData)>,
+    consumed: u64,
+    raw: u64,
+}
+
+/// Reads the matched series in parallel batches and keeps their selected
+/// rows, in series id order.
 fn read_series(
     db: &Db,
     query: &SeriesQuery,
     matched: BTreeMap<SeriesId, Vec<usize>>,
     (read_start, read_end): (Timestamp, Timestamp),
-    budget: &mut Budget,
+    budget: &Budget,
     out: &mut QueryOutput,
 ) -> Result<Vec<SeriesData>> {
-    let mut series: Vec<SeriesData> = Vec::new();
-    let ids: Vec<(SeriesId, Vec<usize>)> = matched.into_iter().collect();
-    for batch in ids.chunks(SERIES_PER_READ) {
-        budget.check_time()?;
-        let read = db.read(|view| -> Result<Vec<(SeriesColumns, &[usize])>> {
-            let mut got = Vec::with_capacity(batch.len());
-            for (id, branches) in batch {
-                // A series deleted since it matched is skipped.
-                let Some(key) = view.key(*id) else { continue };
-                let mut cols = Vec::with_capacity(query.fields.len());
-                for f in &query.fields {
-                    cols.push(
-                        view.points(*id, f, read_start, read_end)
-                            .map_err(Error::from)?,
-                    );
-                }
-                got.push(((key, cols), branches.as_slice()));
+    let ids: Vec<SeriesId> = matched.keys().copied().collect();
+    let parts = parallel::read_in_parallel(db, &ids, budget, |view, batch, part: &mut ReadPart| {
+        for id in batch {
+            // A series deleted since it matched is skipped.
+            let Some(key) = view.key(*id) else { continue };
+            let branches = matched.get(id).map_or(&[][..], Vec::as_slice);
+            let mut cols = Vec::with_capacity(query.fields.len());
+            for f in &query.fields {
+                cols.push(view.points(*id, f, read_start, read_end)?);
             }
-            Ok(got)
-        })?;
-        for ((key, cols), branches) in read {
             let read_points: usize = cols.iter().map(Vec::len).sum();
             budget.take(read_points)?;
-            out.consumed_count += read_points as u64;
-            if let Some(data) = select_rows(query, key, cols, branches, out, budget)? {
-                series.push(data);
+            part.consumed += read_points as u64;
+            if let Some(data) = select_rows(query, key, cols, branches, &mut part.raw, budget)? {
+                part.series.push((*id, data));
             }
         }
+        Ok(())
+    });
+    let mut series = Vec::new();
+    for part in parts {
+        let part = part?;
+        out.consumed_count += part.consumed;
+        out.raw_count += part.raw;
+        series.extend(part.series);
     }
-    Ok(series)
+    series.sort_unstable_by_key(|(id, _)| *id);
+    Ok(series.into_iter().map(|(_, s)| s).collect())
 }
 
 /// The whole query on chunk statistics where it is [`fast::eligible`].
@@ -206,7 +184,7 @@ fn run_fast(
     db: &Db,
     query: &SeriesQuery,
     matched: BTreeMap<SeriesId, Vec<usize>>,
-    budget: &mut Budget,
+    budget: &Budget,
     max_groups: usize,
 ) -> Result<QueryOutput> {
     let ids: Vec<SeriesId> = matched.into_keys().collect();
@@ -232,7 +210,7 @@ fn run_fast(
 fn render_groups(
     query: &SeriesQuery,
     groups: Vec<Group>,
-    budget: &mut Budget,
+    budget: &Budget,
     start: Timestamp,
 ) -> Result<Vec<(GroupOutput, RowKeys)>> {
     let mut rendered: Vec<(GroupOutput, RowKeys)> = Vec::with_capacity(groups.len());
@@ -289,8 +267,8 @@ fn select_rows(
     key: SeriesKey,
     cols: Vec<Vec<(Timestamp, FieldValue)>>,
     branches: &[usize],
-    out: &mut QueryOutput,
-    budget: &mut Budget,
+    raw_count: &mut u64,
+    budget: &Budget,
 ) -> Result<Option<SeriesData>> {
     let (start, end) = query.range();
     let rows = join_fields(cols);
@@ -310,7 +288,7 @@ fn select_rows(
             continue;
         }
         if in_range {
-            out.raw_count += values.iter().flatten().count() as u64;
+            *raw_count += values.iter().flatten().count() as u64;
             kept.push((ts, values));
         } else {
             let slot = if ts < start { &mut before } else { &mut after };
@@ -342,7 +320,7 @@ fn fill_fields(
     kept: &mut Vec<SeriesRow>,
     before: &[Option<(Timestamp, FieldValue)>],
     after: &[Option<(Timestamp, FieldValue)>],
-    budget: &mut Budget,
+    budget: &Budget,
 ) -> Result<()> {
     let (start, end) = query.range();
     let fill_end = end.min(query.now);
@@ -366,18 +344,8 @@ fn fill_fields(
             .get(i)
             .and_then(Option::as_ref)
             .filter(|(t, _)| t.saturating_sub(end) <= reach);
-        let filled = fill::fill(
-            spec,
-            &raw,
-            before,
-            after,
-            start,
-            fill_end,
-            budget.points_left,
-        )
-        .ok_or(Error::TooManyPoints {
-            limit: budget.max_points,
-        })?;
+        let filled = fill::fill(spec, &raw, before, after, start, fill_end, budget.left())
+            .ok_or_else(|| budget.exceeded())?;
         budget.take(filled.len())?;
         insert_filled(kept, i, query.fields.len(), filled);
     }
@@ -447,22 +415,26 @@ fn insert_filled(
     *rows = map.into_iter().collect();
 }
 
-type Groups = BTreeMap<Vec<Option<String>>, Group>;
-
-/// Splits the series by their group-by tag values, in key order.
-fn group(query: &SeriesQuery, series: Vec<SeriesData>, max_groups: usize) -> Result<Vec<Group>> {
+/// Splits `items` by the values of the `group_by` tags in their series
+/// keys, groups in key order, each keeping its items' order. A group is
+/// the present `(key, value)`s and its items.
+fn group<T>(
+    group_by: &[String],
+    items: Vec<T>,
+    key_of: impl Fn(&T) -> &SeriesKey,
+    max_groups: usize,
+) -> Result<Vec<Group<T>>> {
     let mut keys: Vec<&str> = Vec::new();
-    for k in &query.group_by {
+    for k in group_by {
         if !keys.contains(&k.as_str()) {
             keys.push(k);
         }
     }
-    let mut groups: Groups = BTreeMap::new();
-    for s in series {
-        let values: Vec<Option<String>> = keys
-            .iter()
-            .map(|k| s.key.tag(k).map(str::to_owned))
-            .collect();
+    let mut groups: BTreeMap<Vec<Option<String>>, Group<T>> = BTreeMap::new();
+    for item in items {
+        let key = key_of(&item);
+        let values: Vec<Option<String>> =
+            keys.iter().map(|k| key.tag(k).map(str::to_owned)).collect();
         if !groups.contains_key(&values) && groups.len() >= max_groups {
             return Err(Error::TooManyGroups { limit: max_groups });
         }
@@ -475,7 +447,7 @@ fn group(query: &SeriesQuery, series: Vec<SeriesData>, max_groups: usize) -> Res
             .entry(values)
             .or_insert_with(|| (tags, Vec::new()))
             .1
-            .push(s);
+            .push(item);
     }
     Ok(groups.into_values().collect())
 }

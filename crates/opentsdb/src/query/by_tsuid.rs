@@ -6,7 +6,7 @@ use super::super::error::OpenTsdbError;
 use super::super::uids::{UidKind, Uids, split_tsuid};
 use super::{Request, query_error};
 use sundial_model::{Query, SeriesResult};
-use sundial_query::QueryBudget;
+use sundial_query::Budget;
 use sundial_storage::Db;
 
 /// Turns each TSUID sub-query into its metric and exact series. One that
@@ -48,7 +48,7 @@ pub(crate) fn execute(
     db: &Db,
     uids: &Uids,
     q: &Query,
-    budget: &QueryBudget,
+    budget: &Budget,
 ) -> Result<Vec<SeriesResult>, OpenTsdbError> {
     if q.metric.is_empty() {
         return Ok(Vec::new());

@@ -7,10 +7,9 @@
 //! statistics without being decoded.
 
 use super::buckets::Bucketer;
-use super::{Budget, SERIES_PER_READ, common_value_of, steps};
-use crate::{Error, Result};
+use super::{common_value_of, parallel, steps};
+use crate::{Budget, Error, Result};
 use std::collections::BTreeMap;
-use std::time::Instant;
 use sundial_model::series_query::{
     Aggregation, GroupOutput, QueryOutput, RangeFn, Row, SeriesQuery,
 };
@@ -167,15 +166,12 @@ type GroupMap = BTreeMap<Vec<Option<String>>, GroupAcc>;
 
 /// What every scanning thread shares.
 struct Scan<'a> {
-    db: &'a Db,
     q: &'a SeriesQuery,
     func: RangeFn,
     sampling: Option<sundial_model::series_query::Sampling>,
     field: &'a str,
     group_keys: Vec<&'a str>,
     max_groups: usize,
-    deadline: Instant,
-    timeout_ms: u64,
     /// Buckets the scan may hold (the query's points limit): a tiny
     /// sampling over a long range must not take the memory.
     max_buckets: usize,
@@ -195,7 +191,7 @@ pub(super) fn run(
     db: &Db,
     q: &SeriesQuery,
     ids: &[SeriesId],
-    budget: &mut Budget,
+    budget: &Budget,
     max_groups: usize,
 ) -> Result<(QueryOutput, Vec<GroupOutput>)> {
     let Some(Aggregation::Range { func, sampling }) = q.aggregators.first().cloned() else {
@@ -209,18 +205,17 @@ pub(super) fn run(
         }
     }
     let scan = Scan {
-        db,
         q,
         func,
         sampling,
         field: &field,
         group_keys,
         max_groups,
-        deadline: budget.deadline,
-        timeout_ms: budget.timeout.as_millis() as u64,
-        max_buckets: budget.max_points,
+        max_buckets: budget.max_points(),
     };
-    let partials = scan_in_parallel(&scan, ids);
+    let partials = parallel::read_in_parallel(db, ids, budget, |view, batch, partial| {
+        scan_batch(&scan, view, batch, partial)
+    });
     let mut out = QueryOutput::default();
     let mut groups: GroupMap = BTreeMap::new();
     for p in partials {
@@ -243,44 +238,12 @@ pub(super) fn run(
     Ok((out, rendered))
 }
 
-/// Scans `ids` by up to one thread per core (at most 8), each taking
-/// interleaved runs of [`SERIES_PER_READ`] ids.
-fn scan_in_parallel(scan: &Scan<'_>, ids: &[SeriesId]) -> Vec<Result<Partial>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(ids.len().div_ceil(SERIES_PER_READ))
-        .max(1);
-    if threads == 1 {
-        return vec![scan_series(scan, ids.iter())];
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                let mine = ids
-                    .chunks(SERIES_PER_READ)
-                    .skip(i)
-                    .step_by(threads)
-                    .flatten();
-                s.spawn(move || scan_series(scan, mine))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or(Err(Error::Internal("a scan thread panicked")))
-            })
-            .collect()
-    })
-}
-
 /// Each group's buckets as rows, through the query's later steps.
 fn render(
     q: &SeriesQuery,
     groups: GroupMap,
     func: RangeFn,
-    budget: &mut Budget,
+    budget: &Budget,
 ) -> Result<Vec<GroupOutput>> {
     let (start, _) = q.range();
     let field = q.fields.first().cloned().unwrap_or_default();
@@ -314,65 +277,58 @@ fn render(
     Ok(rendered)
 }
 
-/// Folds the given series into partial groups.
-fn scan_series<'i>(scan: &Scan<'_>, ids: impl Iterator<Item = &'i SeriesId>) -> Result<Partial> {
+/// Folds one batch of series into a thread's partial groups.
+fn scan_batch(
+    scan: &Scan<'_>,
+    view: &sundial_storage::Snapshot<'_>,
+    batch: &[SeriesId],
+    partial: &mut Partial,
+) -> Result<()> {
     let (start, end) = scan.q.range();
-    let mut partial = Partial::default();
-    let ids: Vec<SeriesId> = ids.copied().collect();
-    for batch in ids.chunks(SERIES_PER_READ) {
-        if Instant::now() > scan.deadline {
-            return Err(Error::Timeout {
-                limit_ms: scan.timeout_ms,
+    for id in batch {
+        let Some(key) = view.key(*id) else { continue };
+        let (local, n) = fold_series(scan, view, *id, start, end)?;
+        // Points are counted, not limited: this path keeps one
+        // accumulator per bucket (limited below), never the points.
+        partial.points += n as u64;
+        if local.is_empty() {
+            continue;
+        }
+        let gk: Vec<Option<String>> = scan
+            .group_keys
+            .iter()
+            .map(|k| key.tag(k).map(str::to_owned))
+            .collect();
+        if !partial.groups.contains_key(&gk) && partial.groups.len() >= scan.max_groups {
+            return Err(Error::TooManyGroups {
+                limit: scan.max_groups,
             });
         }
-        scan.db.read(|view| -> Result<()> {
-            for id in batch {
-                let Some(key) = view.key(*id) else { continue };
-                let (local, n) = fold_series(scan, &view, *id, start, end)?;
-                // Points are counted, not limited: this path keeps one
-                // accumulator per bucket (limited below), never the points.
-                partial.points += n as u64;
-                if local.is_empty() {
-                    continue;
-                }
-                let gk: Vec<Option<String>> = scan
+        let g = partial
+            .groups
+            .entry(gk.clone())
+            .or_insert_with(|| GroupAcc {
+                tags: scan
                     .group_keys
                     .iter()
-                    .map(|k| key.tag(k).map(str::to_owned))
-                    .collect();
-                if !partial.groups.contains_key(&gk) && partial.groups.len() >= scan.max_groups {
-                    return Err(Error::TooManyGroups {
-                        limit: scan.max_groups,
-                    });
-                }
-                let g = partial
-                    .groups
-                    .entry(gk.clone())
-                    .or_insert_with(|| GroupAcc {
-                        tags: scan
-                            .group_keys
-                            .iter()
-                            .zip(&gk)
-                            .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
-                            .collect(),
-                        ..GroupAcc::default()
-                    });
-                g.keys.push(key);
-                let before = g.buckets.len();
-                for (b, acc) in local {
-                    g.buckets.entry(b).or_default().merge(&acc);
-                }
-                partial.buckets += g.buckets.len() - before;
-                if partial.buckets > scan.max_buckets {
-                    return Err(Error::TooManyPoints {
-                        limit: scan.max_buckets,
-                    });
-                }
-            }
-            Ok(())
-        })?;
+                    .zip(&gk)
+                    .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
+                    .collect(),
+                ..GroupAcc::default()
+            });
+        g.keys.push(key);
+        let before = g.buckets.len();
+        for (b, acc) in local {
+            g.buckets.entry(b).or_default().merge(&acc);
+        }
+        partial.buckets += g.buckets.len() - before;
+        if partial.buckets > scan.max_buckets {
+            return Err(Error::TooManyPoints {
+                limit: scan.max_buckets,
+            });
+        }
     }
-    Ok(partial)
+    Ok(())
 }
 
 /// Count over one series: it also takes text, and whole chunks inside one

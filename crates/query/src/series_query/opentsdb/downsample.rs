@@ -1,7 +1,7 @@
 //! OpenTSDB's per-series steps (spec opentsdb.md 9.7–9.9): downsampling
 //! into epoch-aligned or calendar buckets with fill policies, then rate.
 
-use crate::aggregate::reduce_float;
+use super::interpolate::reduce_float;
 use crate::{Error, Result};
 use sundial_model::{Buckets, Downsample, FieldValue, FillPolicy, RateOptions, Timestamp};
 

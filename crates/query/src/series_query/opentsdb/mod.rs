@@ -1,0 +1,247 @@
+//! OpenTSDB's stages on the pipeline (spec opentsdb.md 9.7–9.11). Per
+//! series: Alibaba's value pre-filter, downsampling with a fill policy,
+//! rate. Per group: the aggregator, interpolating series that have no
+//! point at a timestamp. Reading, the budget and grouping are the
+//! pipeline's, shared with Baidu's query.
+
+mod downsample;
+mod interpolate;
+
+use super::{group, parallel, select};
+use crate::{Budget, Error, Result};
+use std::collections::BTreeMap;
+use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
+use sundial_storage::{Db, Num, NumSlice, SeriesId, Snapshot};
+
+/// Points a fill policy may make for one series.
+const MAX_FILLED: usize = 10_000_000;
+
+/// A series after its stages: its key and points.
+type Staged = (SeriesKey, Vec<(Timestamp, FieldValue)>);
+
+/// What one read thread keeps.
+#[derive(Default)]
+struct Part {
+    series: Vec<Staged>,
+    /// Stored points read.
+    raw_points: usize,
+}
+
+/// Runs one OpenTSDB query within `budget`: one result per series, or per
+/// group when it aggregates; results in tag order.
+pub fn execute(db: &Db, query: &Query, budget: &Budget) -> Result<Vec<SeriesResult>> {
+    budget.check_time()?;
+    let ids = db.read(|view| -> Result<Vec<SeriesId>> {
+        check(&view, query)?;
+        select(&view, &query.metric, &query.tags)
+    })?;
+    let parts = parallel::read_in_parallel(db, &ids, budget, |view, batch, part: &mut Part| {
+        for id in batch {
+            if let Some(staged) = series_stages(view, *id, query, budget, &mut part.raw_points)? {
+                part.series.push(staged);
+            }
+        }
+        Ok(())
+    });
+    let mut raw_points = 0;
+    let mut series = Vec::new();
+    for part in parts {
+        let part = part?;
+        raw_points += part.raw_points;
+        series.extend(part.series);
+    }
+    series.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+    if query.aggregator == Aggregator::None {
+        return Ok(series
+            .into_iter()
+            .map(|(key, points)| SeriesResult {
+                metric: key.metric,
+                series: vec![key.tags.clone()],
+                tags: key.tags,
+                aggregated_tags: Vec::new(),
+                points,
+                raw_points,
+            })
+            .collect());
+    }
+    let groups = group(&query.group_by, series, |s| &s.0, usize::MAX)?;
+    Ok(groups
+        .into_iter()
+        .map(|(_, members)| group_stage(query, &members, raw_points))
+        .collect())
+}
+
+/// Refuses an unknown metric, and computing over text.
+fn check(view: &Snapshot<'_>, query: &Query) -> Result<()> {
+    if !view.has_metric(&query.metric) {
+        return Err(Error::UnknownMetric {
+            metric: query.metric.clone(),
+        });
+    }
+    let computes =
+        query.aggregator != Aggregator::None || query.downsample.is_some() || query.rate.is_some();
+    if computes
+        && let Some(k @ (Kind::String | Kind::Bytes)) = view.kind(&query.metric, &query.field)
+    {
+        return Err(Error::NotNumeric {
+            aggregator: crate::aggregator_name(query.aggregator),
+            kind: k,
+            metric: query.metric.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// One series through the per-series stages; `None` when the query's tag
+/// rules leave it out or nothing of it remains. `raw` counts what was read.
+fn series_stages(
+    view: &Snapshot<'_>,
+    id: SeriesId,
+    query: &Query,
+    budget: &Budget,
+    raw: &mut usize,
+) -> Result<Option<Staged>> {
+    // A series deleted since it matched is skipped.
+    let Some(key) = view.key(id) else {
+        return Ok(None);
+    };
+    if !wanted(query, &key) {
+        return Ok(None);
+    }
+    let before = *raw;
+    let mut points = match (&query.downsample, query.pre_filter) {
+        // Without a pre-filter, downsampling reads numbers straight from
+        // the column.
+        (Some(ds), None) => match numbers(view, id, query)? {
+            Some(nums) => {
+                *raw += nums.len();
+                budget.take(nums.len())?;
+                downsample::downsample_numbers(&nums, ds, query.start, query.end, MAX_FILLED)?
+            }
+            None => {
+                let read = read_points(view, id, query, raw)?;
+                budget.take(*raw - before)?;
+                downsample::downsample(&read, ds, query.start, query.end, MAX_FILLED)?
+            }
+        },
+        (Some(ds), Some(_)) => {
+            let read = read_points(view, id, query, raw)?;
+            budget.take(*raw - before)?;
+            downsample::downsample(&read, ds, query.start, query.end, MAX_FILLED)?
+        }
+        (None, _) => {
+            let read = read_points(view, id, query, raw)?;
+            budget.take(*raw - before)?;
+            read
+        }
+    };
+    if let Some(opts) = query.rate {
+        points = downsample::rate(&points, opts);
+    }
+    Ok((!points.is_empty()).then_some((key, points)))
+}
+
+/// Whether the query's exact-tags rule and `tsuids` list keep the series.
+fn wanted(query: &Query, key: &SeriesKey) -> bool {
+    if query.explicit_tags {
+        let keys: std::collections::BTreeSet<&str> = query.tags.iter().map(|m| m.key()).collect();
+        if key.tags.len() != keys.len() || !key.tags.iter().all(|(k, _)| keys.contains(k.as_str()))
+        {
+            return false;
+        }
+    }
+    query
+        .only_series
+        .as_ref()
+        .is_none_or(|only| only.contains(&key.tags))
+}
+
+/// The group's series through the aggregator, with the tags they share.
+fn group_stage(query: &Query, members: &[Staged], raw_points: usize) -> SeriesResult {
+    let (tags, aggregated_tags) = common_tags(members.iter().map(|(k, _)| k));
+    let series: Vec<&[(Timestamp, FieldValue)]> =
+        members.iter().map(|(_, p)| p.as_slice()).collect();
+    SeriesResult {
+        metric: query.metric.clone(),
+        tags,
+        aggregated_tags,
+        points: interpolate::aggregate(query.aggregator, &series, query.rate.is_some()),
+        series: members.iter().map(|(k, _)| k.tags.clone()).collect(),
+        raw_points,
+    }
+}
+
+/// Points of one series in the query range, pre-filtered; `raw` counts
+/// what was read.
+fn read_points(
+    view: &Snapshot<'_>,
+    id: SeriesId,
+    query: &Query,
+    raw: &mut usize,
+) -> Result<Vec<(Timestamp, FieldValue)>> {
+    let mut points = view.points(id, &query.field, query.start, query.end)?;
+    *raw += points.len();
+    if let Some((op, threshold)) = query.pre_filter {
+        points.retain(|(_, v)| v.as_f64().is_some_and(|x| op.holds(x, threshold)));
+    }
+    Ok(points)
+}
+
+/// A numeric column as `(ts, f64)` pairs; `None` if it holds text.
+fn numbers(
+    view: &Snapshot<'_>,
+    id: SeriesId,
+    query: &Query,
+) -> Result<Option<Vec<(Timestamp, f64)>>> {
+    let mut out = Vec::new();
+    let numeric = view.visit_numeric(
+        id,
+        &query.field,
+        query.start,
+        query.end,
+        &mut |ts, values| {
+            out.reserve(ts.len());
+            match values {
+                NumSlice::Longs(v) => out.extend(ts.iter().zip(v).map(|(t, x)| (*t, *x as f64))),
+                NumSlice::Doubles(v) => out.extend(ts.iter().copied().zip(v.iter().copied())),
+                NumSlice::Mixed(v) => out.extend(ts.iter().zip(v).map(|(t, x)| {
+                    let f = match x {
+                        Num::Long(i) => *i as f64,
+                        Num::Double(d) => *d,
+                        Num::Bool(b) => f64::from(u8::from(*b)),
+                    };
+                    (*t, f)
+                })),
+            }
+        },
+    )?;
+    Ok(numeric.then_some(out))
+}
+
+/// Tags whose value is the same in every series that has them, and the
+/// keys whose values conflict (OpenTSDB 2.2+ rule).
+fn common_tags<'a>(
+    keys: impl Iterator<Item = &'a SeriesKey>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut seen: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    for key in keys {
+        for (k, v) in &key.tags {
+            seen.entry(k)
+                .and_modify(|cur| {
+                    if *cur != Some(v.as_str()) {
+                        *cur = None;
+                    }
+                })
+                .or_insert(Some(v));
+        }
+    }
+    let mut tags = Vec::new();
+    let mut aggregated = Vec::new();
+    for (k, v) in seen {
+        match v {
+            Some(v) => tags.push((k.to_owned(), v.to_owned())),
+            None => aggregated.push(k.to_owned()),
+        }
+    }
+    (tags, aggregated)
+}
