@@ -3,15 +3,17 @@
 use super::Api;
 use super::error::{OpenTsdbError, json_response};
 use super::lookup::params;
+use super::query::query_error;
 use super::scope::ReadScope;
-use super::uids::{Tables, split_tsuid};
+use super::uids::split_tsuid;
 use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sundial_model::now_ms;
-use sundial_model::{DEFAULT_FIELD, FieldValue, SeriesKey, TagMatch, Timestamp};
+use sundial_model::{Aggregator, DEFAULT_FIELD, FieldValue, Query, SeriesKey, TagMatch, Timestamp};
+use sundial_query::Latest;
 use sundial_storage::{SeriesId, Snapshot};
 
 /// One sub-query: a metric and `key=value` pairs (`*`: any value), or
@@ -124,9 +126,6 @@ fn parse_series(text: &str) -> Result<Last, OpenTsdbError> {
     })
 }
 
-/// Series read between two chances for writers to take the head.
-const SERIES_PER_YIELD: usize = 64;
-
 fn run(
     api: &Api,
     queries: Vec<Last>,
@@ -145,69 +144,58 @@ fn run(
     };
     let budget = api.query_budget();
     let max = api.limits.config.max_result_rows;
-    let out = api
-        .db
-        .read(|mut view| -> Result<Vec<Value>, OpenTsdbError> {
-            api.uids.catch_up(&mut view);
-            let mut found = Vec::new();
-            for q in &queries {
-                let selected = api.uids.with(&view, |uids| series(&view, uids, q))?;
-                if found.len() + selected.len() > max {
-                    return Err(OpenTsdbError::bad_request(format!(
-                        "more than {max} series match (limits.max_result_rows)"
-                    )));
-                }
-                let mut latest_of_query = Vec::new();
-                for (n, (key, id)) in selected.into_iter().enumerate() {
-                    if n > 0 && n % SERIES_PER_YIELD == 0 {
-                        budget.check_time().map_err(super::query::query_error)?;
-                        view.yield_to_writers();
-                    }
-                    // One point per series counts against the budget.
-                    budget.take(1).map_err(super::query::query_error)?;
-                    if let Some((t, v)) = latest(&view, id, start, end)? {
-                        latest_of_query.push((key, t, text(&v)));
-                    }
-                }
-                latest_of_query.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
-                found.extend(latest_of_query);
-            }
-            Ok(api.uids.with(&view, |uids| {
-                found
-                    .into_iter()
-                    .map(|(key, t, v)| {
-                        let tsuid = uids.tsuid(&key.metric, &key.tags);
-                        let tags: Map<String, Value> = key
-                            .tags
-                            .into_iter()
-                            .map(|(k, v)| (k, Value::String(v)))
-                            .collect();
-                        json!({
-                            "metric": key.metric,
-                            "timestamp": t,
-                            "value": v,
-                            "tags": tags,
-                            "tsuid": tsuid,
-                        })
+    let mut found: Vec<Latest> = Vec::new();
+    for q in &queries {
+        let mut of_query = Vec::new();
+        for selection in selections(api, q, start, end)? {
+            of_query
+                .extend(sundial_query::last(&api.db, &selection, &budget).map_err(query_error)?);
+        }
+        of_query.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+        found.extend(of_query);
+        if found.len() > max {
+            return Err(OpenTsdbError::bad_request(format!(
+                "more than {max} series match (limits.max_result_rows)"
+            )));
+        }
+    }
+    let out = api.db.read(|mut view| {
+        api.uids.catch_up(&mut view);
+        api.uids.with(&view, |uids| {
+            found
+                .into_iter()
+                .map(|(key, t, v)| {
+                    let tsuid = uids.tsuid(&key.metric, &key.tags);
+                    let tags: Map<String, Value> = key
+                        .tags
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    json!({
+                        "metric": key.metric,
+                        "timestamp": t,
+                        "value": text(&v),
+                        "tags": tags,
+                        "tsuid": tsuid,
                     })
-                    .collect()
-            }))
-        })?;
+                })
+                .collect()
+        })
+    });
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }
 
-/// The series a sub-query names; unknown metrics and TSUIDs name none.
-fn series(
-    view: &Snapshot<'_>,
-    uids: &Tables,
+/// The pipeline queries a sub-query stands for: one per metric, one per
+/// known TSUID (that exact series).
+fn selections(
+    api: &Api,
     q: &Last,
-) -> Result<Vec<(SeriesKey, SeriesId)>, OpenTsdbError> {
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<Vec<Query>, OpenTsdbError> {
     match q {
         Last::Series { metric, tags } => {
-            if !view.has_metric(metric) {
-                return Ok(Vec::new());
-            }
-            let predicates: Vec<TagMatch> = tags
+            let predicates = tags
                 .iter()
                 .map(|(k, v)| {
                     if v == "*" {
@@ -220,29 +208,58 @@ fn series(
                     }
                 })
                 .collect();
-            let ids = view
-                .select(metric, &predicates)
-                .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-            Ok(ids
-                .into_iter()
-                .filter_map(|id| Some((view.key(id)?, id)))
-                .collect())
+            Ok(vec![last_query(metric, predicates, false, start, end)])
         }
         Last::Tsuids(list) => {
-            let mut out = Vec::new();
-            for t in list {
-                if split_tsuid(t).is_none() {
-                    return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {t}")));
-                }
-                if let Some(key) = uids.resolve(t)
-                    && let Some(id) = find_series(view, &key)?
-                {
-                    out.push((key, id));
-                }
+            if let Some(bad) = list.iter().find(|t| split_tsuid(t).is_none()) {
+                return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {bad}")));
             }
-            Ok(out)
+            let keys: Vec<SeriesKey> = api.db.read(|mut view| {
+                api.uids.catch_up(&mut view);
+                api.uids.with(&view, |uids| {
+                    list.iter().filter_map(|t| uids.resolve(t)).collect()
+                })
+            });
+            Ok(keys
+                .into_iter()
+                .map(|key| last_query(&key.metric, exactly(&key), true, start, end))
+                .collect())
         }
     }
+}
+
+fn last_query(
+    metric: &str,
+    tags: Vec<TagMatch>,
+    explicit_tags: bool,
+    start: Timestamp,
+    end: Timestamp,
+) -> Query {
+    Query {
+        metric: metric.to_owned(),
+        field: DEFAULT_FIELD.to_owned(),
+        tags,
+        group_by: Vec::new(),
+        start,
+        end,
+        aggregator: Aggregator::None,
+        downsample: None,
+        rate: None,
+        explicit_tags,
+        pre_filter: None,
+        only_series: None,
+    }
+}
+
+/// Predicates that only this key's tags (and a superset's) satisfy.
+fn exactly(key: &SeriesKey) -> Vec<TagMatch> {
+    key.tags
+        .iter()
+        .map(|(k, v)| TagMatch::Eq {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
 }
 
 /// The id of the series with exactly this key.
@@ -253,45 +270,13 @@ pub(crate) fn find_series(
     if !view.has_metric(&key.metric) {
         return Ok(None);
     }
-    let predicates: Vec<TagMatch> = key
-        .tags
-        .iter()
-        .map(|(k, v)| TagMatch::Eq {
-            key: k.clone(),
-            value: v.clone(),
-        })
-        .collect();
     let ids = view
-        .select(&key.metric, &predicates)
+        .select(&key.metric, &exactly(key))
         .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
     Ok(ids.into_iter().find(|id| {
         view.key(*id)
             .is_some_and(|k| k.tags.len() == key.tags.len())
     }))
-}
-
-/// The newest point of a series in `[start, end]`, reading widening
-/// windows back from `end`: the newest point is usually recent, and a whole
-/// history is read only when not.
-fn latest(
-    view: &Snapshot<'_>,
-    id: SeriesId,
-    start: Timestamp,
-    end: Timestamp,
-) -> Result<Option<(Timestamp, FieldValue)>, OpenTsdbError> {
-    for back in [3_600_000i64, 86_400_000, 30 * 86_400_000, i64::MAX] {
-        let from = end.saturating_sub(back).max(start);
-        let points = view
-            .points(id, DEFAULT_FIELD, from, end)
-            .map_err(|e| OpenTsdbError::internal(&e))?;
-        if let Some(p) = points.last() {
-            return Ok(Some(p.clone()));
-        }
-        if from == start {
-            break;
-        }
-    }
-    Ok(None)
 }
 
 /// OpenTSDB renders last values as strings: `"30"`, `"1.5"`, `"1300.0"`.

@@ -9,7 +9,7 @@ mod names;
 pub mod series_query;
 
 pub use names::{aggregator_by_name, aggregator_name, aggregator_names};
-pub use series_query::opentsdb::execute;
+pub use series_query::opentsdb::{Latest, execute, last};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

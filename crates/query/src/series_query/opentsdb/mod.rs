@@ -6,6 +6,9 @@
 
 mod downsample;
 mod interpolate;
+mod last;
+
+pub use last::{Latest, last};
 
 use super::{group, parallel, select};
 use crate::{Budget, Error, Result};
