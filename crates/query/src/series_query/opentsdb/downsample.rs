@@ -30,20 +30,16 @@ pub(crate) fn downsample_numbers(
     end: Timestamp,
     max_points: usize,
 ) -> Result<Vec<(Timestamp, FieldValue)>> {
-    let grid = match &ds.buckets {
-        Buckets::All => {
-            // One bucket at the query start.
-            let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
-            if values.is_empty() {
-                return Ok(Vec::new());
-            }
-            return Ok(vec![(
-                start,
-                FieldValue::Double(reduce_float(ds.function, &values)),
-            )]);
+    let Some(grid) = Grid::of(&ds.buckets) else {
+        // One bucket at the query start.
+        let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+        if values.is_empty() {
+            return Ok(Vec::new());
         }
-        Buckets::Fixed(width) => Grid::Fixed((*width).max(1)),
-        Buckets::Edges(edges) => Grid::Edges(edges),
+        return Ok(vec![(
+            start,
+            FieldValue::Double(reduce_float(ds.function, &values)),
+        )]);
     };
     let mut out: Vec<(Timestamp, FieldValue)> = Vec::new();
     let mut values = Vec::new();
@@ -66,12 +62,32 @@ pub(crate) fn downsample_numbers(
             out.push((b, FieldValue::Double(reduce_float(ds.function, &values))));
         }
     }
-    let filler = match ds.fill {
+    fill(
+        out,
+        &grid,
+        ds.fill,
+        (start, end),
+        !points.is_empty(),
+        max_points,
+    )
+}
+
+/// Applies the fill policy to reduced buckets: once a series has any
+/// point, every bucket of the range gets one.
+pub(super) fn fill(
+    out: Vec<(Timestamp, FieldValue)>,
+    grid: &Grid<'_>,
+    policy: FillPolicy,
+    (start, end): (Timestamp, Timestamp),
+    any_points: bool,
+    max_points: usize,
+) -> Result<Vec<(Timestamp, FieldValue)>> {
+    let filler = match policy {
         FillPolicy::None => return Ok(out),
         FillPolicy::NaN | FillPolicy::Null => f64::NAN,
         FillPolicy::Zero => 0.0,
     };
-    if out.is_empty() && points.is_empty() {
+    if out.is_empty() && !any_points {
         return Ok(out);
     }
     let mut filled = Vec::new();
@@ -95,15 +111,24 @@ pub(crate) fn downsample_numbers(
 }
 
 /// Bucket boundaries: epoch-aligned widths or explicit calendar edges.
-enum Grid<'a> {
+pub(super) enum Grid<'a> {
     Fixed(i64),
     Edges(&'a [Timestamp]),
 }
 
-impl Grid<'_> {
+impl<'a> Grid<'a> {
+    /// The grid of a downsampling; `None` for one bucket over all.
+    pub(super) fn of(buckets: &'a Buckets) -> Option<Self> {
+        match buckets {
+            Buckets::All => None,
+            Buckets::Fixed(width) => Some(Grid::Fixed((*width).max(1))),
+            Buckets::Edges(edges) => Some(Grid::Edges(edges)),
+        }
+    }
+
     /// The bucket holding `t` as (start, start of the next); `None` outside
     /// the edges.
-    fn bucket(&self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
+    pub(super) fn bucket(&self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
         match self {
             Grid::Fixed(width) => {
                 let b = t - t.rem_euclid(*width);

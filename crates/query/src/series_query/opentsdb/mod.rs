@@ -7,6 +7,9 @@
 mod downsample;
 mod interpolate;
 mod last;
+mod statistics;
+#[cfg(test)]
+mod tests;
 
 pub use last::{Latest, last};
 
@@ -113,6 +116,16 @@ fn series_stages(
     }
     let before = *raw;
     let mut points = match (&query.downsample, query.pre_filter) {
+        (Some(ds), None) if statistics::takes_statistics(ds) => {
+            let parts = view.column_parts(id, &query.field, query.start, query.end)?;
+            let decode = |from, to| Ok(view.points(id, &query.field, from, to)?);
+            let range = (query.start, query.end);
+            let (points, covered) =
+                statistics::downsample_parts(parts, ds, range, MAX_FILLED, decode)?;
+            *raw += covered;
+            budget.take(covered)?;
+            points
+        }
         // Without a pre-filter, downsampling reads numbers straight from
         // the column.
         (Some(ds), None) => match numbers(view, id, query)? {
