@@ -161,6 +161,21 @@ impl Api {
         &*self.database == DEFAULT_DATABASE
     }
 
+    /// Starts the write hooks' part of one HTTP write request.
+    fn begin_hooks(
+        &self,
+        query: Option<&str>,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<sundial_api::write_hook::HookedRequest, error::OpenTsdbError> {
+        self.hooks
+            .begin(sundial_api::write_hook::WriteRequest {
+                query,
+                headers,
+                default_database: self.is_default(),
+            })
+            .map_err(|e| error::OpenTsdbError::bad_request(e.to_string()))
+    }
+
     /// Passes every write through `hooks` (BlueKing's group binding).
     pub fn with_hooks(mut self, hooks: sundial_api::write_hook::WriteHooks) -> Self {
         self.hooks = hooks;

@@ -16,6 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use std::borrow::Cow;
 use std::ops::Range;
+use sundial_api::write_hook::HookedRequest;
 use sundial_model::{Kind, PointError, WritePoint};
 use sundial_storage::Rules;
 
@@ -40,12 +41,13 @@ pub(crate) async fn mput(
     let _slot = api.limits.write_slot().await?;
     let bytes = read_body(&api, &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
+    let mut hooked = api.begin_hooks(query.as_deref(), &headers)?;
     let Batch {
         slots,
         points,
         sizes,
         vetoed,
-    } = batch(&parsed, api.name_limits());
+    } = batch(&parsed, api.name_limits(), &mut hooked);
     let described: Vec<(String, String)> = points
         .iter()
         .map(|p| (p.series.metric.clone(), p.field.clone()))
@@ -61,6 +63,10 @@ pub(crate) async fn mput(
     .await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, &params).await?;
+    hooked
+        .stored(&results)
+        .await
+        .map_err(|e| OpenTsdbError::internal(&e))?;
     let failures = slots
         .into_iter()
         .map(|slot| slot_failure(slot, &results, &described));
@@ -77,7 +83,8 @@ struct Batch {
     vetoed: Vec<bool>,
 }
 
-fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
+/// Checks every element; the write hooks see the points of clean ones.
+fn batch(parsed: &[PointDto<'_>], limits: Limits, hooked: &mut HookedRequest) -> Batch {
     let mut slots = Vec::with_capacity(parsed.len());
     let mut points: Vec<WritePoint> = Vec::new();
     let mut sizes = Vec::with_capacity(parsed.len());
@@ -99,7 +106,7 @@ fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
             Checked::Failed(msg) => slots.push(Slot::Failed(msg)),
             Checked::Point { point, later_error } => {
                 let fields = fields.unwrap_or_default();
-                let later_error = later_error.or_else(|| {
+                let mut later_error = later_error.or_else(|| {
                     fields
                         .iter()
                         .find_map(|(name, _)| field_name_error(name, limits.max_tagk_bytes))
@@ -117,6 +124,18 @@ fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
                     });
                     vetoed.push(later_error.is_some());
                 }
+                if later_error.is_none()
+                    && let Some(refusal) = points
+                        .get_mut(start..)
+                        .and_then(|own| admit(hooked, own, start))
+                {
+                    // Kept but vetoed, so no index a hook saw is reused.
+                    vetoed
+                        .get_mut(start..)
+                        .into_iter()
+                        .for_each(|v| v.fill(true));
+                    later_error = Some(refusal);
+                }
                 sizes.push(points.len() - start);
                 slots.push(Slot::Points {
                     range: start..points.len(),
@@ -131,6 +150,16 @@ fn batch(parsed: &[PointDto<'_>], limits: Limits) -> Batch {
         sizes,
         vetoed,
     }
+}
+
+/// Passes an element's points (the first at `first` of the write) through
+/// the write hooks; the first refusal, as the element's error.
+fn admit(hooked: &mut HookedRequest, points: &mut [WritePoint], first: usize) -> Option<String> {
+    points
+        .iter_mut()
+        .enumerate()
+        .find_map(|(i, p)| hooked.admit(first + i, p).err())
+        .map(|e| e.to_string())
 }
 
 /// The failure to report for one element given the engine's results.

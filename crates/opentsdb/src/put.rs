@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use sundial_api::write_hook::{HookedRequest, WriteRequest};
+use sundial_api::write_hook::HookedRequest;
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
 };
@@ -379,14 +379,7 @@ pub(crate) async fn put(
     let _slot = api.limits.write_slot().await?;
     let bytes = read_body(&api, &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
-    let mut hooked = api
-        .hooks
-        .begin(WriteRequest {
-            query: query.as_deref(),
-            headers: &headers,
-            default_database: api.is_default(),
-        })
-        .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
+    let mut hooked = api.begin_hooks(query.as_deref(), &headers)?;
     let CheckedPut {
         slots,
         points,

@@ -203,6 +203,28 @@ pub(crate) fn e_vectors(s: &TestServer, token2: &str) -> Result<()> {
         (status, json(&text)?["error"]["message"].clone()),
         (400, json!("invalid bk_data_id 'abc'"))
     );
+    // /api/mput passes the same hook: an element binds with its fields,
+    // and a field the group does not allow fails that element alone.
+    let (status, text) = put(
+        "/api/mput?bk_data_id=125&details",
+        json!([{"metric": "mput_load", "timestamp": 1_700_000_060, "fields": {"value": 3}, "tags": {"host": "web03"}},
+            {"metric": "mput_temp", "timestamp": 1_700_000_060, "fields": {"temp": 4}, "tags": {"host": "web03"}}]),
+    )?;
+    assert_eq!(status, 400, "{text}");
+    let reply = json(&text)?;
+    assert_eq!(
+        (reply["success"].clone(), reply["failed"].clone()),
+        (json!(1), json!(1))
+    );
+    assert!(
+        reply["errors"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("'temp' is not allowed")),
+        "{reply}"
+    );
+    let list = group2_metrics(s)?;
+    assert_eq!(tag_names(&list, "mput_load"), ["host", "target"]);
+    assert!(!metric_names(&list).iter().any(|m| m == "mput_temp"));
     // E14: routing by physical name.
     let (status, _) = put(
         "/api/put",
