@@ -140,10 +140,15 @@ impl From<sundial_api::body::BodyError> for OpenTsdbError {
 
 /// A JSON body with OpenTSDB's content type.
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    json_bytes_response(status, body.to_string().into_bytes())
+}
+
+/// A JSON body already printed.
+pub(crate) fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-        body.to_string(),
+        body,
     )
         .into_response()
 }

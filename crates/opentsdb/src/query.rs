@@ -6,8 +6,9 @@
 mod by_tsuid;
 mod modifiers;
 mod parse;
+mod render;
 
-use super::error::{OpenTsdbError, json_response};
+use super::error::{OpenTsdbError, json_bytes_response};
 use super::scope::ReadScope;
 use super::{Api, zone};
 use axum::body::Body;
@@ -18,10 +19,11 @@ pub(crate) use by_tsuid::execute as execute_one;
 use jiff::tz::TimeZone;
 pub(crate) use modifiers::{Trim, count};
 pub(crate) use parse::{from_json, from_query_string, lenient_bool};
-use serde_json::{Map, Value, json};
+use render::{Extras, Style};
+use serde_json::{Value, json};
 use std::time::Instant;
 use sundial_model::now_ms;
-use sundial_model::{FieldValue, FillPolicy, Query, SeriesResult};
+use sundial_model::{FieldValue, FillPolicy, Query};
 
 /// What a request's times are read against: the server clock and the
 /// default zone (spec 4.5), which a request may replace.
@@ -122,7 +124,7 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
         arrays: request.arrays,
         nan_as_null: false,
     };
-    let mut out: Vec<Value> = Vec::new();
+    let mut body = b"[".to_vec();
     let mut tsuids = tsuids.into_iter();
     let (mut emitted, mut raw) = (0, 0);
     for (((rs, q), shown), trim) in results
@@ -143,16 +145,17 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
         for mut r in rs {
             trim.apply(&mut r.points);
             emitted += r.points.len();
-            let mut obj = render(&r, style);
-            if let Value::Object(o) = &mut obj {
-                if request.show_query {
-                    o.insert("query".into(), shown.clone());
-                }
-                if request.show_tsuids {
-                    o.insert("tsuids".into(), json!(tsuids.next().unwrap_or_default()));
-                }
+            if body.len() > 1 {
+                body.push(b',');
             }
-            out.push(obj);
+            let extras = Extras {
+                query: request.show_query.then_some(shown),
+                tsuids: request
+                    .show_tsuids
+                    .then(|| tsuids.next().unwrap_or_default()),
+            };
+            render::result_into(&mut body, &r, style, extras)
+                .map_err(|e| OpenTsdbError::internal(&e))?;
         }
     }
     if request.show_summary {
@@ -160,13 +163,16 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
         let total = started.elapsed();
         // Reading and aggregating are one pass here, reported as storage
         // time; serialization is everything after it.
-        out.push(
-            json!({"statsSummary": {"datapoints": emitted, "rawDatapoints": raw,
+        let summary = json!({"statsSummary": {"datapoints": emitted, "rawDatapoints": raw,
             "aggregationTime": 0, "storageTime": ms(executed),
-            "serializationTime": ms(total.saturating_sub(executed)), "timeTotal": ms(total)}}),
-        );
+            "serializationTime": ms(total.saturating_sub(executed)), "timeTotal": ms(total)}});
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &summary).map_err(|e| OpenTsdbError::internal(&e))?;
     }
-    Ok(json_response(StatusCode::OK, &Value::Array(out)))
+    body.push(b']');
+    Ok(json_bytes_response(StatusCode::OK, body))
 }
 
 /// Spec 9.15: deleting through a query needs `allow_delete`, which this
@@ -174,14 +180,6 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
 pub(crate) fn delete_disabled() -> OpenTsdbError {
     OpenTsdbError::bad_request("Bad request")
         .with_details("Deleting data is not enabled (allow_delete=false)")
-}
-
-/// How results are printed.
-#[derive(Debug, Clone, Copy)]
-struct Style {
-    ms: bool,
-    arrays: bool,
-    nan_as_null: bool,
 }
 
 /// A query failure in OpenTSDB's words where it has its own, else by class.
@@ -204,41 +202,6 @@ pub(crate) fn query_error(e: sundial_query::Error) -> OpenTsdbError {
         }
         e => OpenTsdbError::classified(e.class(), &e),
     }
-}
-
-/// A result object (spec 9.13).
-fn render(r: &SeriesResult, style: Style) -> Value {
-    let mut dps = Map::new();
-    let mut pairs = Vec::new();
-    for (ts, v) in &r.points {
-        let t = if style.ms { *ts } else { ts.div_euclid(1000) };
-        let value = match v {
-            FieldValue::Double(f) if f.is_nan() && style.nan_as_null => Value::Null,
-            v => value_json(v),
-        };
-        if style.arrays {
-            pairs.push(Value::Array(vec![t.into(), value]));
-        } else {
-            // Within one second the later point wins (spec 4.4).
-            dps.insert(t.to_string(), value);
-        }
-    }
-    let tags: Map<String, Value> = r
-        .tags
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let mut obj = Map::new();
-    obj.insert("metric".into(), r.metric.clone().into());
-    obj.insert("tags".into(), Value::Object(tags));
-    obj.insert("aggregateTags".into(), r.aggregated_tags.clone().into());
-    let dps = if style.arrays {
-        Value::Array(pairs)
-    } else {
-        Value::Object(dps)
-    };
-    obj.insert("dps".into(), dps);
-    Value::Object(obj)
 }
 
 pub(crate) fn value_json(v: &FieldValue) -> Value {
