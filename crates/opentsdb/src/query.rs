@@ -19,7 +19,7 @@ pub(crate) use by_tsuid::execute as execute_one;
 use jiff::tz::TimeZone;
 pub(crate) use modifiers::{Trim, count};
 pub(crate) use parse::{from_json, from_query_string, lenient_bool};
-use render::{Extras, Style};
+use render::{Extras, ResultObject, Style};
 use serde_json::{Value, json};
 use std::time::Instant;
 use sundial_model::now_ms;
@@ -113,19 +113,42 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
     .await
     .map_err(|e| OpenTsdbError::internal(&e))?;
     let results = results?;
-    let executed = started.elapsed();
+    let timing = Timing {
+        started,
+        executed: started.elapsed(),
+    };
     let tsuids = if request.show_tsuids {
         by_tsuid::of_results(api, &results)
     } else {
         Vec::new()
     };
+    let body = print(&request, results, tsuids, timing)?;
+    Ok(json_bytes_response(StatusCode::OK, body))
+}
+
+/// When a request started and how long reading and aggregating took.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    started: Instant,
+    executed: std::time::Duration,
+}
+
+/// The response body: each sub-query's results (trimmed), then the
+/// summary when asked for.
+fn print(
+    request: &Request,
+    results: Vec<Vec<sundial_model::SeriesResult>>,
+    tsuids: Vec<Vec<String>>,
+    timing: Timing,
+) -> Result<Vec<u8>, OpenTsdbError> {
+    let Timing { started, executed } = timing;
     let style = Style {
         ms: request.ms_resolution,
         arrays: request.arrays,
         nan_as_null: false,
     };
-    let mut body = b"[".to_vec();
     let mut tsuids = tsuids.into_iter();
+    let mut objects = Vec::new();
     let (mut emitted, mut raw) = (0, 0);
     for (((rs, q), shown), trim) in results
         .into_iter()
@@ -145,34 +168,29 @@ async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
         for mut r in rs {
             trim.apply(&mut r.points);
             emitted += r.points.len();
-            if body.len() > 1 {
-                body.push(b',');
-            }
             let extras = Extras {
                 query: request.show_query.then_some(shown),
                 tsuids: request
                     .show_tsuids
                     .then(|| tsuids.next().unwrap_or_default()),
             };
-            render::result_into(&mut body, &r, style, extras)
-                .map_err(|e| OpenTsdbError::internal(&e))?;
+            objects.push(ResultObject {
+                result: r,
+                style,
+                extras,
+            });
         }
     }
-    if request.show_summary {
+    let summary = request.show_summary.then(|| {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         let total = started.elapsed();
         // Reading and aggregating are one pass here, reported as storage
         // time; serialization is everything after it.
-        let summary = json!({"statsSummary": {"datapoints": emitted, "rawDatapoints": raw,
+        json!({"statsSummary": {"datapoints": emitted, "rawDatapoints": raw,
             "aggregationTime": 0, "storageTime": ms(executed),
-            "serializationTime": ms(total.saturating_sub(executed)), "timeTotal": ms(total)}});
-        if body.len() > 1 {
-            body.push(b',');
-        }
-        serde_json::to_writer(&mut body, &summary).map_err(|e| OpenTsdbError::internal(&e))?;
-    }
-    body.push(b']');
-    Ok(json_bytes_response(StatusCode::OK, body))
+            "serializationTime": ms(total.saturating_sub(executed)), "timeTotal": ms(total)}})
+    });
+    serde_json::to_vec(&render::Body { objects, summary }).map_err(|e| OpenTsdbError::internal(&e))
 }
 
 /// Spec 9.15: deleting through a query needs `allow_delete`, which this

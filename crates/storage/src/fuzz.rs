@@ -248,8 +248,21 @@ pub fn seeds() -> crate::Result<Vec<(&'static str, Vec<u8>)>> {
         FieldValue::String("High CPU Load".into()),
         FieldValue::Bytes(vec![0, 1, 2]),
     ];
+    out.extend(wal_seeds(&keys, &values));
+    let payloads: Vec<Vec<u8>> = out
+        .iter()
+        .filter(|(target, _)| *target == "wal_record")
+        .map(|(_, p)| p.clone())
+        .collect();
+    out.extend(catalog_seeds(&dir, &keys, &payloads)?);
+    out.extend(block_seeds(&dir)?);
+    Ok(out)
+}
 
-    // WAL records and a segment holding them, from the WAL writer.
+/// WAL records (one per series) and a segment holding them, from the WAL
+/// writer; whole and with a torn tail.
+fn wal_seeds(keys: &[SeriesKey], values: &[FieldValue]) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
     let mut payloads = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let mut enc = BatchEncoder::default();
@@ -270,8 +283,17 @@ pub fn seeds() -> crate::Result<Vec<(&'static str, Vec<u8>)>> {
     }
     out.push(("wal_segment", flagged(1, &segment)));
     out.push(("wal_segment", flagged(0, &segment[..segment.len() - 3])));
+    out
+}
 
-    // A catalog of the current format, one of the first format.
+/// A catalog of the current format, and one of the first format.
+fn catalog_seeds(
+    dir: &std::path::Path,
+    keys: &[SeriesKey],
+    payloads: &[Vec<u8>],
+) -> crate::Result<Vec<(&'static str, Vec<u8>)>> {
+    let io = |e| crate::Error::io("write fuzz seeds", "", e);
+    let mut out = Vec::new();
     let cat_dir = dir.join("catalog");
     std::fs::create_dir_all(&cat_dir).map_err(io)?;
     let (mut catalog, _) = Catalog::open(&crate::vfs::Vfs::default(), &cat_dir)?;
@@ -281,13 +303,18 @@ pub fn seeds() -> crate::Result<Vec<(&'static str, Vec<u8>)>> {
     let cat = std::fs::read(cat_dir.join("series.cat")).map_err(io)?;
     out.push(("catalog", flagged(1, &cat)));
     let mut v1 = b"SDCAT001".to_vec();
-    for p in &payloads {
+    for p in payloads {
         record::frame_into(p, &mut v1);
     }
     out.push(("catalog", flagged(1, &v1)));
+    Ok(out)
+}
 
-    // Blocks: numeric, text and bytes columns, as written (zstd index),
-    // and with the index stored plain so mutations reach its decoder.
+/// Blocks: numeric, text and bytes columns, as written (zstd index),
+/// and with the index stored plain so mutations reach its decoder.
+fn block_seeds(dir: &std::path::Path) -> crate::Result<Vec<(&'static str, Vec<u8>)>> {
+    let io = |e| crate::Error::io("write fuzz seeds", "", e);
+    let mut out = Vec::new();
     let points: Vec<Vec<(i64, FieldValue)>> = vec![
         (0..20)
             .map(|k| (1_500_000_000_000 + k * 10_000, FieldValue::Long(k)))

@@ -1,8 +1,10 @@
-//! Writes `/api/query` result objects (spec 9.13) straight into the body:
-//! the bytes serde_json prints for the same objects (keys in insertion
-//! order), without a map entry and a key string per point.
+//! `/api/query` result objects (spec 9.13) serialized straight from the
+//! results: what serde_json prints for the same objects built as `Value`s
+//! (keys in insertion order), without a map entry and a key string per
+//! point.
 
 use super::value_json;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 use sundial_model::{FieldValue, SeriesResult, Timestamp};
 
@@ -22,47 +24,66 @@ pub(super) struct Extras<'a> {
     pub(super) tsuids: Option<Vec<String>>,
 }
 
-/// Appends `value` as JSON; a `Value` prints into a `Vec` without error.
-fn put(buf: &mut Vec<u8>, value: &impl serde::Serialize) -> serde_json::Result<()> {
-    serde_json::to_writer(&mut *buf, value)
+/// One result object as serde sees it.
+pub(super) struct ResultObject<'a> {
+    pub(super) result: SeriesResult,
+    pub(super) style: Style,
+    pub(super) extras: Extras<'a>,
 }
 
-/// Appends one result object.
-pub(super) fn result_into(
-    buf: &mut Vec<u8>,
-    r: &SeriesResult,
-    style: Style,
-    extras: Extras<'_>,
-) -> serde_json::Result<()> {
-    buf.extend_from_slice(b"{\"metric\":");
-    put(buf, &r.metric)?;
-    buf.extend_from_slice(b",\"tags\":{");
-    for (i, (k, v)) in r.tags.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
+impl Serialize for ResultObject<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = &self.result;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("metric", &r.metric)?;
+        m.serialize_entry("tags", &TagsObject(&r.tags))?;
+        m.serialize_entry("aggregateTags", &r.aggregated_tags)?;
+        let dps = Dps {
+            points: &r.points,
+            style: self.style,
+        };
+        if self.style.arrays {
+            m.serialize_entry("dps", &DpsPairs(dps))?;
+        } else {
+            m.serialize_entry("dps", &dps)?;
         }
-        put(buf, k)?;
-        buf.push(b':');
-        put(buf, v)?;
+        if let Some(q) = self.extras.query {
+            m.serialize_entry("query", q)?;
+        }
+        if let Some(t) = &self.extras.tsuids {
+            m.serialize_entry("tsuids", t)?;
+        }
+        m.end()
     }
-    buf.extend_from_slice(b"},\"aggregateTags\":");
-    put(buf, &r.aggregated_tags)?;
-    buf.extend_from_slice(b",\"dps\":");
-    if style.arrays {
-        dps_pairs(buf, &r.points, style)?;
-    } else {
-        dps_object(buf, &r.points, style)?;
+}
+
+/// The response body: the result objects, then `statsSummary` when asked
+/// for.
+pub(super) struct Body<'a> {
+    pub(super) objects: Vec<ResultObject<'a>>,
+    pub(super) summary: Option<Value>,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for o in &self.objects {
+            seq.serialize_element(o)?;
+        }
+        if let Some(summary) = &self.summary {
+            seq.serialize_element(summary)?;
+        }
+        seq.end()
     }
-    if let Some(q) = extras.query {
-        buf.extend_from_slice(b",\"query\":");
-        put(buf, q)?;
+}
+
+/// `{"k": "v", ...}`.
+struct TagsObject<'a>(&'a [(String, String)]);
+
+impl Serialize for TagsObject<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
-    if let Some(t) = extras.tsuids {
-        buf.extend_from_slice(b",\"tsuids\":");
-        put(buf, &t)?;
-    }
-    buf.push(b'}');
-    Ok(())
 }
 
 fn point_value(v: &FieldValue, style: Style) -> Value {
@@ -76,55 +97,46 @@ fn stamp(ts: Timestamp, style: Style) -> Timestamp {
     if style.ms { ts } else { ts.div_euclid(1000) }
 }
 
-/// `[[t, v], ...]`, every point.
-fn dps_pairs(
-    buf: &mut Vec<u8>,
-    points: &[(Timestamp, FieldValue)],
+/// `{"t": v, ...}`; within one second the later point wins (spec 4.4), in
+/// the place of the first, as a JSON object keeps it.
+#[derive(Clone, Copy)]
+struct Dps<'a> {
+    points: &'a [(Timestamp, FieldValue)],
     style: Style,
-) -> serde_json::Result<()> {
-    buf.push(b'[');
-    for (i, (ts, v)) in points.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        buf.push(b'[');
-        put(buf, &stamp(*ts, style))?;
-        buf.push(b',');
-        put(buf, &point_value(v, style))?;
-        buf.push(b']');
-    }
-    buf.push(b']');
-    Ok(())
 }
 
-/// `{"t": v, ...}`; within one second the later point wins (spec 4.4),
-/// in the place of the first, as a JSON object keeps it.
-fn dps_object(
-    buf: &mut Vec<u8>,
-    points: &[(Timestamp, FieldValue)],
-    style: Style,
-) -> serde_json::Result<()> {
-    buf.push(b'{');
-    let mut first = true;
-    let mut points = points.iter().peekable();
-    while let Some((ts, v)) = points.next() {
-        let t = stamp(*ts, style);
-        let mut value = v;
-        // Points are ascending, so one second's points are adjacent.
-        while let Some((_, later)) = points.next_if(|(u, _)| stamp(*u, style) == t) {
-            value = later;
+impl Serialize for Dps<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let style = self.style;
+        let mut m = s.serialize_map(None)?;
+        let mut points = self.points.iter().peekable();
+        while let Some((ts, v)) = points.next() {
+            let t = stamp(*ts, style);
+            let mut value = v;
+            // Points are ascending, so one second's points are adjacent.
+            while let Some((_, later)) = points.next_if(|(u, _)| stamp(*u, style) == t) {
+                value = later;
+            }
+            // serde_json prints an integer key as a string.
+            m.serialize_entry(&t, &point_value(value, style))?;
         }
-        if !first {
-            buf.push(b',');
-        }
-        first = false;
-        buf.push(b'"');
-        put(buf, &t)?;
-        buf.extend_from_slice(b"\":");
-        put(buf, &point_value(value, style))?;
+        m.end()
     }
-    buf.push(b'}');
-    Ok(())
+}
+
+/// `[[t, v], ...]`, every point (the `arrays` form).
+struct DpsPairs<'a>(Dps<'a>);
+
+impl Serialize for DpsPairs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let style = self.0.style;
+        s.collect_seq(
+            self.0
+                .points
+                .iter()
+                .map(|(ts, v)| (stamp(*ts, style), point_value(v, style))),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -202,10 +214,13 @@ mod tests {
                             query: with_extras.then_some(&query),
                             tsuids: with_extras.then(|| vec!["000001000001000001".to_owned()]),
                         };
-                        let mut buf = Vec::new();
-                        result_into(&mut buf, &r, style, extras())?;
+                        let object = ResultObject {
+                            result: r.clone(),
+                            style,
+                            extras: extras(),
+                        };
                         assert_eq!(
-                            String::from_utf8_lossy(&buf),
+                            serde_json::to_string(&object)?,
                             reference(&r, style, &extras()),
                             "{style:?} extras={with_extras}"
                         );

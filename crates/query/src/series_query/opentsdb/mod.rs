@@ -8,6 +8,7 @@ mod downsample;
 mod interpolate;
 mod last;
 mod statistics;
+mod streaming;
 #[cfg(test)]
 mod tests;
 
@@ -125,6 +126,21 @@ fn series_stages(
             *raw += covered;
             budget.take(covered)?;
             points
+        }
+        (Some(ds), None) if streaming::streams(ds) => {
+            let range = (query.start, query.end);
+            match streaming::downsample_column(view, id, &query.field, ds, range, MAX_FILLED)? {
+                Some((points, read)) => {
+                    *raw += read;
+                    budget.take(read)?;
+                    points
+                }
+                None => {
+                    let read = read_points(view, id, query, raw)?;
+                    budget.take(*raw - before)?;
+                    downsample::downsample(&read, ds, query.start, query.end, MAX_FILLED)?
+                }
+            }
         }
         // Without a pre-filter, downsampling reads numbers straight from
         // the column.

@@ -6,20 +6,34 @@
 use super::downsample::{Grid, fill};
 use crate::Result;
 use std::collections::BTreeMap;
-use sundial_model::{Aggregator, Downsample, FieldValue, Timestamp};
+use sundial_model::{Aggregator, Buckets, Downsample, FieldValue, Timestamp};
 use sundial_storage::ColumnParts;
 
+/// Buckets shorter than this rarely hold a whole chunk (up to 16 384
+/// points within a week), and chunks that straddle buckets are decoded
+/// point by point here, slower than streaming them.
+const MIN_BUCKET_MS: i64 = 86_400_000;
+
 /// Whether [`downsample_parts`] answers `ds`: the function must give from
-/// a chunk's statistics exactly what it gives from the chunk's values.
+/// a chunk's statistics exactly what it gives from the chunk's values, and
+/// the buckets must be long enough to hold whole chunks.
 pub(super) fn takes_statistics(ds: &Downsample) -> bool {
-    matches!(
+    let function = matches!(
         ds.function,
         Aggregator::Count
             | Aggregator::Min
             | Aggregator::Max
             | Aggregator::MimMin
             | Aggregator::MimMax
-    )
+    );
+    let long = match &ds.buckets {
+        Buckets::All => true,
+        Buckets::Fixed(width) => *width >= MIN_BUCKET_MS,
+        Buckets::Edges(edges) => edges
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if b.saturating_sub(*a) >= MIN_BUCKET_MS)),
+    };
+    function && long
 }
 
 /// One bucket's state.

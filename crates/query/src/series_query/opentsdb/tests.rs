@@ -123,3 +123,68 @@ fn statistics_answer_as_the_values_do() -> TestResult {
     }
     Ok(())
 }
+
+/// Every function that streams gives what reducing the written values
+/// gives, over buckets that split chunks, calendar-like edges and one
+/// bucket over all, from a start inside a bucket (its partial bucket is
+/// dropped), with each fill policy.
+#[test]
+fn streaming_answers_as_the_values_do() -> TestResult {
+    let (_dir, db) = two_day_db()?;
+    let (start, end) = (5 * STEP + 1, 2 * DAY - 1);
+    let functions = [
+        Aggregator::Sum,
+        Aggregator::ZimSum,
+        Aggregator::PfSum,
+        Aggregator::Avg,
+        Aggregator::Min,
+        Aggregator::Max,
+        Aggregator::MimMin,
+        Aggregator::MimMax,
+        Aggregator::Count,
+        Aggregator::First,
+        Aggregator::Last,
+        Aggregator::Mult,
+        Aggregator::Diff,
+        Aggregator::SquareSum,
+    ];
+    let edges: Vec<Timestamp> = (0..=12).map(|i| i * 6 * 3_600_000 - 3 * STEP).collect();
+    let buckets = [
+        Buckets::Fixed(10 * STEP),
+        Buckets::Fixed(3_600_000),
+        Buckets::Edges(edges.into()),
+        Buckets::All,
+    ];
+    for function in functions {
+        for b in &buckets {
+            for fill in [FillPolicy::None, FillPolicy::Zero, FillPolicy::NaN] {
+                let ds = Downsample {
+                    buckets: b.clone(),
+                    function,
+                    fill,
+                };
+                assert!(streaming::streams(&ds));
+                let mut q = query(ds.clone(), end);
+                q.start = start;
+                let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
+                let got = execute(&db, &q, &budget)?;
+                assert_eq!(got.len(), 3);
+                for (s, result) in got.iter().enumerate() {
+                    let written: Vec<(Timestamp, FieldValue)> = (0..2 * DAY)
+                        .step_by(STEP as usize)
+                        .filter(|t| (start..=end).contains(t))
+                        .map(|t| (t, FieldValue::Double(value(s, t))))
+                        .collect();
+                    let want = downsample::downsample(&written, &ds, start, end, MAX_FILLED)?;
+                    assert_eq!(
+                        text(&result.points),
+                        text(&want),
+                        "{function:?} {b:?} {fill:?} h{s}"
+                    );
+                    assert_eq!(result.raw_points, 3 * written.len());
+                }
+            }
+        }
+    }
+    Ok(())
+}

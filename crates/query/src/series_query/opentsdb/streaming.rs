@@ -1,0 +1,187 @@
+//! Downsampling that folds the column's values straight into per-bucket
+//! accumulators as they are decoded, for every function that needs no
+//! more than running sums, extremes and ends: no point vector per series
+//! and none per bucket. Each accumulator adds in the order the values
+//! come, so the answers are those of reducing the bucket's values.
+
+use super::downsample::{Grid, fill};
+use crate::Result;
+use sundial_model::{Aggregator, Downsample, FieldValue, Timestamp};
+use sundial_storage::{Num, NumSlice, SeriesId, Snapshot};
+
+/// Whether [`downsample_column`] answers `ds`.
+pub(super) fn streams(ds: &Downsample) -> bool {
+    !matches!(
+        ds.function,
+        Aggregator::Dev | Aggregator::Median | Aggregator::Percentile { .. }
+    )
+}
+
+/// One bucket's running state over its non-NaN values.
+#[derive(Debug, Clone, Copy)]
+struct Acc {
+    count: u64,
+    sum: f64,
+    square_sum: f64,
+    product: f64,
+    min: f64,
+    max: f64,
+    first: f64,
+    last: f64,
+}
+
+impl Acc {
+    fn new() -> Self {
+        // Whatever `Sum` for f64 starts from (-0.0 or 0.0), so that an
+        // all -0.0 bucket sums as reducing its values does.
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        Self {
+            count: 0,
+            sum: zero,
+            square_sum: zero,
+            product: 1.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            first: f64::NAN,
+            last: f64::NAN,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, x: f64) {
+        if x.is_nan() {
+            return;
+        }
+        if self.count == 0 {
+            self.first = x;
+        }
+        self.count += 1;
+        self.sum += x;
+        self.square_sum += x * x;
+        self.product *= x;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        self.last = x;
+    }
+
+    fn value(&self, function: Aggregator) -> f64 {
+        if function == Aggregator::Count {
+            return self.count as f64;
+        }
+        if self.count == 0 {
+            return f64::NAN;
+        }
+        match function {
+            Aggregator::Avg => self.sum / self.count as f64,
+            Aggregator::Min | Aggregator::MimMin => self.min,
+            Aggregator::Max | Aggregator::MimMax => self.max,
+            Aggregator::First => self.first,
+            Aggregator::Last => self.last,
+            Aggregator::Mult => self.product,
+            Aggregator::Diff if self.count > 1 => self.last - self.first,
+            Aggregator::Diff => 0.0,
+            Aggregator::SquareSum => self.square_sum,
+            // Sum, ZimSum, PfSum, None; the rest never stream.
+            _ => self.sum,
+        }
+    }
+}
+
+/// The buckets of one series as they fill: bucket start, its end, state.
+struct Folder<'a> {
+    grid: Option<Grid<'a>>,
+    start: Timestamp,
+    buckets: Vec<(Timestamp, Acc)>,
+    /// The bucket being filled: `[from, to)`.
+    current: Option<(Timestamp, Timestamp)>,
+    points: usize,
+}
+
+impl Folder<'_> {
+    #[inline]
+    fn add(&mut self, t: Timestamp, x: f64) {
+        self.points += 1;
+        let inside = matches!(self.current, Some((from, to)) if from <= t && t < to);
+        if !inside {
+            let bucket = match &self.grid {
+                Some(g) => g.bucket(t),
+                // One bucket over everything, stamped at the start.
+                None => Some((self.start, Timestamp::MAX)),
+            };
+            let Some((from, to)) = bucket else {
+                self.current = None;
+                return;
+            };
+            self.current = Some((from, to));
+            self.buckets.push((from, Acc::new()));
+        }
+        if let Some((_, acc)) = self.buckets.last_mut() {
+            acc.add(x);
+        }
+    }
+}
+
+/// A series' buckets and the stored points they cover.
+type Downsampled = (Vec<(Timestamp, FieldValue)>, usize);
+
+/// Downsamples the numeric column of a series in `[start, end]` with a
+/// [`streams`] function; `None` if the column holds text. Also gives the
+/// number of stored points read.
+pub(super) fn downsample_column(
+    view: &Snapshot<'_>,
+    id: SeriesId,
+    field: &str,
+    ds: &Downsample,
+    (start, end): (Timestamp, Timestamp),
+    max_points: usize,
+) -> Result<Option<Downsampled>> {
+    let mut folder = Folder {
+        grid: Grid::of(&ds.buckets),
+        start,
+        buckets: Vec::new(),
+        current: None,
+        points: 0,
+    };
+    let numeric = view.visit_numeric(id, field, start, end, &mut |ts, values| match values {
+        NumSlice::Longs(v) => {
+            for (t, x) in ts.iter().zip(v) {
+                folder.add(*t, *x as f64);
+            }
+        }
+        NumSlice::Doubles(v) => {
+            for (t, x) in ts.iter().zip(v) {
+                folder.add(*t, *x);
+            }
+        }
+        NumSlice::Mixed(v) => {
+            for (t, x) in ts.iter().zip(v) {
+                let f = match x {
+                    Num::Long(i) => *i as f64,
+                    Num::Double(d) => *d,
+                    Num::Bool(b) => f64::from(u8::from(*b)),
+                };
+                folder.add(*t, f);
+            }
+        }
+    })?;
+    if !numeric {
+        return Ok(None);
+    }
+    let Folder {
+        grid,
+        buckets,
+        points,
+        ..
+    } = folder;
+    let out: Vec<(Timestamp, FieldValue)> = buckets
+        .into_iter()
+        // A leading partial bucket before the start is dropped (OpenTSDB).
+        .filter(|(b, _)| (start..=end).contains(b))
+        .map(|(b, acc)| (b, FieldValue::Double(acc.value(ds.function))))
+        .collect();
+    let Some(grid) = grid else {
+        return Ok(Some((out, points)));
+    };
+    let filled = fill(out, &grid, ds.fill, (start, end), points > 0, max_points)?;
+    Ok(Some((filled, points)))
+}
