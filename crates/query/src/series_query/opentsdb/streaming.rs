@@ -47,21 +47,14 @@ impl Acc {
         }
     }
 
+    /// Counts a value; `false` for NaN, which the reductions skip.
     #[inline]
-    fn add(&mut self, x: f64) {
+    fn count(&mut self, x: f64) -> bool {
         if x.is_nan() {
-            return;
-        }
-        if self.count == 0 {
-            self.first = x;
+            return false;
         }
         self.count += 1;
-        self.sum += x;
-        self.square_sum += x * x;
-        self.product *= x;
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
-        self.last = x;
+        true
     }
 
     fn value(&self, function: Aggregator) -> f64 {
@@ -87,8 +80,10 @@ impl Acc {
     }
 }
 
-/// The buckets of one series as they fill: bucket start, its end, state.
-struct Folder<'a> {
+/// The buckets of one series as they fill, each value added by `add`
+/// (only what the function needs: the fold runs once per stored point).
+struct Folder<'a, F> {
+    add: F,
     grid: Option<Grid<'a>>,
     start: Timestamp,
     buckets: Vec<(Timestamp, Acc)>,
@@ -97,9 +92,9 @@ struct Folder<'a> {
     points: usize,
 }
 
-impl Folder<'_> {
+impl<F: Fn(&mut Acc, f64)> Folder<'_, F> {
     #[inline]
-    fn add(&mut self, t: Timestamp, x: f64) {
+    fn push(&mut self, t: Timestamp, x: f64) {
         self.points += 1;
         let inside = matches!(self.current, Some((from, to)) if from <= t && t < to);
         if !inside {
@@ -116,7 +111,7 @@ impl Folder<'_> {
             self.buckets.push((from, Acc::new()));
         }
         if let Some((_, acc)) = self.buckets.last_mut() {
-            acc.add(x);
+            (self.add)(acc, x);
         }
     }
 }
@@ -132,56 +127,125 @@ pub(super) fn downsample_column(
     id: SeriesId,
     field: &str,
     ds: &Downsample,
-    (start, end): (Timestamp, Timestamp),
+    range: (Timestamp, Timestamp),
     max_points: usize,
 ) -> Result<Option<Downsampled>> {
-    let mut folder = Folder {
-        grid: Grid::of(&ds.buckets),
-        start,
-        buckets: Vec::new(),
-        current: None,
-        points: 0,
+    let column = Column {
+        view,
+        id,
+        field,
+        ds,
+        range,
+        max_points,
     };
-    let numeric = view.visit_numeric(id, field, start, end, &mut |ts, values| match values {
-        NumSlice::Longs(v) => {
-            for (t, x) in ts.iter().zip(v) {
-                folder.add(*t, *x as f64);
-            }
+    match ds.function {
+        Aggregator::Min | Aggregator::MimMin | Aggregator::Max | Aggregator::MimMax => {
+            column.fold(|a, x| {
+                if a.count(x) {
+                    a.min = a.min.min(x);
+                    a.max = a.max.max(x);
+                }
+            })
         }
-        NumSlice::Doubles(v) => {
-            for (t, x) in ts.iter().zip(v) {
-                folder.add(*t, *x);
+        Aggregator::First | Aggregator::Last | Aggregator::Diff => column.fold(|a, x| {
+            if a.count(x) {
+                if a.count == 1 {
+                    a.first = x;
+                }
+                a.last = x;
             }
-        }
-        NumSlice::Mixed(v) => {
-            for (t, x) in ts.iter().zip(v) {
-                let f = match x {
-                    Num::Long(i) => *i as f64,
-                    Num::Double(d) => *d,
-                    Num::Bool(b) => f64::from(u8::from(*b)),
-                };
-                folder.add(*t, f);
+        }),
+        Aggregator::Mult => column.fold(|a, x| {
+            if a.count(x) {
+                a.product *= x;
             }
-        }
-    })?;
-    if !numeric {
-        return Ok(None);
+        }),
+        Aggregator::SquareSum => column.fold(|a, x| {
+            if a.count(x) {
+                a.square_sum += x * x;
+            }
+        }),
+        // Sum, ZimSum, PfSum, None, Avg, Count.
+        _ => column.fold(|a, x| {
+            if a.count(x) {
+                a.sum += x;
+            }
+        }),
     }
-    let Folder {
-        grid,
-        buckets,
-        points,
-        ..
-    } = folder;
-    let out: Vec<(Timestamp, FieldValue)> = buckets
-        .into_iter()
-        // A leading partial bucket before the start is dropped (OpenTSDB).
-        .filter(|(b, _)| (start..=end).contains(b))
-        .map(|(b, acc)| (b, FieldValue::Double(acc.value(ds.function))))
-        .collect();
-    let Some(grid) = grid else {
-        return Ok(Some((out, points)));
-    };
-    let filled = fill(out, &grid, ds.fill, (start, end), points > 0, max_points)?;
-    Ok(Some((filled, points)))
+}
+
+/// One series' column and what to make of it.
+struct Column<'a> {
+    view: &'a Snapshot<'a>,
+    id: SeriesId,
+    field: &'a str,
+    ds: &'a Downsample,
+    range: (Timestamp, Timestamp),
+    max_points: usize,
+}
+
+impl Column<'_> {
+    /// Folds the column's values into buckets with `add`, then reduces
+    /// and fills them.
+    fn fold(&self, add: impl Fn(&mut Acc, f64)) -> Result<Option<Downsampled>> {
+        let Column {
+            view,
+            id,
+            field,
+            ds,
+            range: (start, end),
+            max_points,
+        } = *self;
+        let mut folder = Folder {
+            add,
+            grid: Grid::of(&ds.buckets),
+            start,
+            buckets: Vec::new(),
+            current: None,
+            points: 0,
+        };
+        let numeric =
+            view.visit_numeric(id, field, start, end, &mut |ts, values| match values {
+                NumSlice::Longs(v) => {
+                    for (t, x) in ts.iter().zip(v) {
+                        folder.push(*t, *x as f64);
+                    }
+                }
+                NumSlice::Doubles(v) => {
+                    for (t, x) in ts.iter().zip(v) {
+                        folder.push(*t, *x);
+                    }
+                }
+                NumSlice::Mixed(v) => {
+                    for (t, x) in ts.iter().zip(v) {
+                        let f = match x {
+                            Num::Long(i) => *i as f64,
+                            Num::Double(d) => *d,
+                            Num::Bool(b) => f64::from(u8::from(*b)),
+                        };
+                        folder.push(*t, f);
+                    }
+                }
+            })?;
+        if !numeric {
+            return Ok(None);
+        }
+        let Folder {
+            grid,
+            buckets,
+            points,
+            ..
+        } = folder;
+        let out: Vec<(Timestamp, FieldValue)> = buckets
+            .into_iter()
+            // A leading partial bucket before the start is dropped (OpenTSDB).
+            .filter(|(b, _)| (start..=end).contains(b))
+            .map(|(b, acc)| (b, FieldValue::Double(acc.value(ds.function))))
+            .collect();
+        let Some(grid) = grid else {
+            return Ok(Some((out, points)));
+        };
+        let filled = fill(out, &grid, ds.fill, (start, end), points > 0, max_points)?;
+        Ok(Some((filled, points)))
+    }
 }

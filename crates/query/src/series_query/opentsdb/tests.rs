@@ -62,6 +62,31 @@ fn query(ds: Downsample, end: Timestamp) -> Query {
     }
 }
 
+/// Runs `ds` over `[start, end]` and checks each series against
+/// downsampling the values written there.
+fn matches_the_values(
+    db: &Db,
+    ds: &Downsample,
+    (start, end): (Timestamp, Timestamp),
+) -> TestResult {
+    let mut q = query(ds.clone(), end);
+    q.start = start;
+    let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
+    let got = execute(db, &q, &budget)?;
+    assert_eq!(got.len(), 3);
+    for (s, result) in got.iter().enumerate() {
+        let written: Vec<(Timestamp, FieldValue)> = (0..2 * DAY)
+            .step_by(STEP as usize)
+            .filter(|t| (start..=end).contains(t))
+            .map(|t| (t, FieldValue::Double(value(s, t))))
+            .collect();
+        let want = downsample::downsample(&written, ds, start, end, MAX_FILLED)?;
+        assert_eq!(text(&result.points), text(&want), "{ds:?} h{s}");
+        assert_eq!(result.raw_points, 3 * written.len());
+    }
+    Ok(())
+}
+
 /// NaN-aware comparison text of a series' points.
 fn text(points: &[(Timestamp, FieldValue)]) -> String {
     format!("{points:?}")
@@ -101,23 +126,7 @@ fn statistics_answer_as_the_values_do() -> TestResult {
                     function,
                     fill,
                 };
-                let q = query(ds.clone(), end);
-                let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
-                let got = execute(&db, &q, &budget)?;
-                assert_eq!(got.len(), 3);
-                for (s, result) in got.iter().enumerate() {
-                    let written: Vec<(Timestamp, FieldValue)> = (0..2 * DAY)
-                        .step_by(STEP as usize)
-                        .map(|t| (t, FieldValue::Double(value(s, t))))
-                        .collect();
-                    let want = downsample::downsample(&written, &ds, 0, end, MAX_FILLED)?;
-                    assert_eq!(
-                        text(&result.points),
-                        text(&want),
-                        "{function:?} {b:?} {fill:?} h{s}"
-                    );
-                    assert_eq!(result.raw_points, 3 * written.len());
-                }
+                matches_the_values(&db, &ds, (0, end))?;
             }
         }
     }
@@ -164,25 +173,7 @@ fn streaming_answers_as_the_values_do() -> TestResult {
                     fill,
                 };
                 assert!(streaming::streams(&ds));
-                let mut q = query(ds.clone(), end);
-                q.start = start;
-                let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
-                let got = execute(&db, &q, &budget)?;
-                assert_eq!(got.len(), 3);
-                for (s, result) in got.iter().enumerate() {
-                    let written: Vec<(Timestamp, FieldValue)> = (0..2 * DAY)
-                        .step_by(STEP as usize)
-                        .filter(|t| (start..=end).contains(t))
-                        .map(|t| (t, FieldValue::Double(value(s, t))))
-                        .collect();
-                    let want = downsample::downsample(&written, &ds, start, end, MAX_FILLED)?;
-                    assert_eq!(
-                        text(&result.points),
-                        text(&want),
-                        "{function:?} {b:?} {fill:?} h{s}"
-                    );
-                    assert_eq!(result.raw_points, 3 * written.len());
-                }
+                matches_the_values(&db, &ds, (start, end))?;
             }
         }
     }
