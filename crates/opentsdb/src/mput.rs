@@ -6,8 +6,8 @@ use super::dto::{PointDto, Scalar, TagsDto};
 use super::error::OpenTsdbError;
 use super::names;
 use super::put::{
-    Checked, Limits, PutParams, await_commit, check_point, parse_body, point_error_text, read_body,
-    reply, value_input,
+    Checked, Limits, PutParams, check_point, parse_body, point_error_text, read_body, reply, store,
+    value_input,
 };
 use super::scope::WriteScope;
 use axum::body::Body;
@@ -18,7 +18,6 @@ use std::borrow::Cow;
 use std::ops::Range;
 use sundial_api::write_hook::HookedRequest;
 use sundial_model::{Kind, PointError, WritePoint};
-use sundial_storage::Rules;
 
 /// What became of one element before the write.
 enum Slot {
@@ -52,21 +51,7 @@ pub(crate) async fn mput(
         .iter()
         .map(|p| (p.series.metric.clone(), p.field.clone()))
         .collect();
-    let (db, sync) = (api.db.clone(), params.sync);
-    let written = sundial_api::write_off_workers(move || {
-        let rules = Rules {
-            groups: &sizes,
-            vetoed: &vetoed,
-        };
-        db.write_with(points, rules, sync)
-    })
-    .await?;
-    let results = written.outcome.results;
-    let timed_out = await_commit(written.commit, &params).await?;
-    hooked
-        .stored(&results)
-        .await
-        .map_err(|e| OpenTsdbError::internal(&e))?;
+    let (results, timed_out) = store(&api, points, (sizes, vetoed), &params, hooked).await?;
     let failures = slots
         .into_iter()
         .map(|slot| slot_failure(slot, &results, &described));

@@ -386,27 +386,10 @@ pub(crate) async fn put(
         later_errors,
     } = check_all(&api, &parsed, &mut hooked);
     let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
-    let (db, sync) = (api.db.clone(), params.sync);
     // A point with a later error is still checked for its kind (that
     // error comes first in OpenTSDB's order) but never stored.
     let vetoed: Vec<bool> = later_errors.iter().map(Option::is_some).collect();
-    let written = sundial_api::write_off_workers(move || {
-        db.write_with(
-            points,
-            Rules {
-                groups: &[],
-                vetoed: &vetoed,
-            },
-            sync,
-        )
-    })
-    .await?;
-    let results = written.outcome.results;
-    let timed_out = await_commit(written.commit, &params).await?;
-    hooked
-        .stored(&results)
-        .await
-        .map_err(|e| OpenTsdbError::internal(&e))?;
+    let (results, timed_out) = store(&api, points, (Vec::new(), vetoed), &params, hooked).await?;
     let failures = slots.into_iter().map(|slot| match slot {
         Err(msg) => Some(msg),
         Ok(i) => match results.get(i) {
@@ -500,12 +483,38 @@ pub(crate) fn reply(
     render(params, success - timeouts, failed, timeouts, errors)
 }
 
+/// Stores a put's points (`rules`: the sizes of all-or-nothing groups and
+/// the vetoed points) off the async workers, waits for the commit as the
+/// request asks and tells the write hooks what was stored. Gives the
+/// engine's result per point and whether the commit wait timed out.
+pub(crate) async fn store(
+    api: &Api,
+    points: Vec<WritePoint>,
+    (groups, vetoed): (Vec<usize>, Vec<bool>),
+    params: &PutParams,
+    hooked: HookedRequest,
+) -> Result<(Vec<Result<(), PointError>>, bool), OpenTsdbError> {
+    let (db, sync) = (api.db.clone(), params.sync);
+    let written = sundial_api::write_off_workers(move || {
+        let rules = Rules {
+            groups: &groups,
+            vetoed: &vetoed,
+        };
+        db.write_with(points, rules, sync)
+    })
+    .await?;
+    let results = written.outcome.results;
+    let timed_out = await_commit(written.commit, params).await?;
+    hooked
+        .stored(&results)
+        .await
+        .map_err(|e| OpenTsdbError::internal(&e))?;
+    Ok((results, timed_out))
+}
+
 /// Waits for the WAL commit as `sync`/`sync_timeout` ask; true when the
 /// wait timed out (spec 7.1).
-pub(crate) async fn await_commit(
-    commit: Commit,
-    params: &PutParams,
-) -> Result<bool, OpenTsdbError> {
+async fn await_commit(commit: Commit, params: &PutParams) -> Result<bool, OpenTsdbError> {
     if params.sync && params.sync_timeout_ms > 0 {
         let wait = Duration::from_millis(params.sync_timeout_ms);
         match tokio::time::timeout(wait, commit.wait()).await {
