@@ -13,14 +13,18 @@
 # reported in ms.
 #
 #   bench/query.sh [--hours H] [--hosts N] [--runs R] [--only sundial]
+#                  [--baseline BIN]
+# --baseline runs Sundial's queries first on another build of the server
+# (labels ending in @base), then on this one, in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/peers.sh
-HOURS=24 HOSTS=100 RUNS=15 ONLY=""
+HOURS=24 HOSTS=100 RUNS=15 ONLY="" BASELINE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --hours) HOURS=$2; shift 2;; --hosts) HOSTS=$2; shift 2;;
     --runs) RUNS=$2; shift 2;; --only) ONLY=$2; shift 2;;
+    --baseline) BASELINE=$2; shift 2;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
@@ -56,26 +60,27 @@ print(json.dumps({"server": sys.argv[1], "query": sys.argv[2], "median_ms": roun
                   "min_ms": round(t[0], 2), "bytes": int(sys.argv[3])}))' "$label" "$name" "$size"
 }
 
-run_sundial() {
-  local port=14242 url
-  "$BIN/sundial" serve --data-dir "$WORK/sundial" --listen 127.0.0.1:$port >"$WORK/sundial.log" 2>&1 &
+run_sundial() { # [server binary, label suffix]
+  local server=${1:-$BIN/sundial} at=${2:-} port=14242 url
+  rm -rf "$WORK/sundial"
+  "$server" serve --data-dir "$WORK/sundial" --listen 127.0.0.1:$port >"$WORK/sundial.log" 2>&1 &
   wait_http "http://127.0.0.1:$port/api/version" >/dev/null
   load "http://127.0.0.1:$port"
   curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
   url="http://127.0.0.1:$port/v1/datapoint?query"
   local s=$(( START * 1000 )) e=$(( END * 1000 + 999 ))
-  q() { time_query sundial "$1" -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$2]}"; }
+  q() { time_query "sundial$at" "$1" -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$2]}"; }
   q raw "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e,\"tags\":{\"hostname\":[\"host_0\"]}}}"
   q hourly "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
   q max10 "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
   # The same three through Sundial's OpenTSDB /api/query.
   local api="http://127.0.0.1:$port/api/query"
-  o() { time_query sundial-opentsdb "$1" -G "$api" -d "start=$START" -d "end=$END" --data-urlencode "m=$2"; }
+  o() { time_query "sundial-opentsdb$at" "$1" -G "$api" -d "start=$START" -d "end=$END" --data-urlencode "m=$2"; }
   o raw "none:cpu.usage_user{hostname=host_0}"
   o hourly "avg:1h-avg:cpu.usage_user{hostname=*}"
   o max10 "max:10m-max:cpu.usage_user"
   # The hourly query as SQL on /v1/row.
-  time_query sundial-sql hourly -G "http://127.0.0.1:$port/v1/row" --data-urlencode \
+  time_query "sundial-sql$at" hourly -G "http://127.0.0.1:$port/v1/row" --data-urlencode \
     "sql=select hostname, time_bucket(timestamp, '1 hour') as h, avg(value) as v from \`cpu.usage_user\` where timestamp between $s and $e group by hostname, time_bucket(timestamp, '1 hour')"
 }
 
@@ -116,6 +121,10 @@ run_influx() {
 }
 
 echo "# query: ${HOSTS} hosts x 10 metrics, ${HOURS} h at 10 s; median of ${RUNS} runs" >&2
+if [ -n "$BASELINE" ]; then
+  run_sundial "$BASELINE" @base
+  pkill -P $$ 2>/dev/null || true; wait || true # the port is free again
+fi
 run_sundial
 pkill -P $$ 2>/dev/null || true; sleep 1
 [ -n "$ONLY" ] && exit 0

@@ -6,7 +6,7 @@ use super::dto::{PointDto, Scalar, TagsDto};
 use super::error::OpenTsdbError;
 use super::names;
 use super::put::{
-    Checked, Limits, PutParams, check_point, parse_body, point_error_text, read_body, reply, store,
+    Checked, Limits, Received, check_point, parse_body, point_error_text, receive, reply, store,
     value_input,
 };
 use super::scope::WriteScope;
@@ -36,9 +36,11 @@ pub(crate) async fn mput(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
-    let params = PutParams::parse(query.as_deref())?;
-    let _slot = api.limits.write_slot().await?;
-    let bytes = read_body(&api, &headers, body).await?;
+    let Received {
+        params,
+        _slot,
+        bytes,
+    } = receive(&api, query.as_deref(), &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
     let mut hooked = api.begin_hooks(query.as_deref(), &headers)?;
     let Batch {

@@ -16,6 +16,7 @@ use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
 };
 use sundial_storage::{Commit, Rules};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Query-string options of a put (spec 7.1).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -375,9 +376,11 @@ pub(crate) async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
-    let params = PutParams::parse(query.as_deref())?;
-    let _slot = api.limits.write_slot().await?;
-    let bytes = read_body(&api, &headers, body).await?;
+    let Received {
+        params,
+        _slot,
+        bytes,
+    } = receive(&api, query.as_deref(), &headers, body).await?;
     let parsed = parse_body(&bytes, api.limits.config.max_write_points)?;
     let mut hooked = api.begin_hooks(query.as_deref(), &headers)?;
     let CheckedPut {
@@ -405,17 +408,33 @@ pub(crate) async fn put(
     Ok(reply(&params, failures, &bytes, timed_out))
 }
 
-/// A put body, decompressed; empty is an error (spec 7.8).
-pub(crate) async fn read_body(
+/// A write request as `/api/put` and `/api/mput` take it in: its options,
+/// the write slot it holds while it runs, and its body, decompressed.
+pub(crate) struct Received {
+    pub(crate) params: PutParams,
+    pub(crate) _slot: OwnedSemaphorePermit,
+    pub(crate) bytes: bytes::Bytes,
+}
+
+/// Options first, then a write slot, then the body (an empty body is an
+/// error, spec 7.8): a busy server refuses before it reads the body.
+pub(crate) async fn receive(
     api: &Api,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<bytes::Bytes, OpenTsdbError> {
+) -> Result<Received, OpenTsdbError> {
+    let params = PutParams::parse(query)?;
+    let _slot = api.limits.write_slot().await?;
     let bytes = sundial_api::body::read(headers, body, api.config.max_body_bytes).await?;
     if bytes.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing request content"));
     }
-    Ok(bytes)
+    Ok(Received {
+        params,
+        _slot,
+        bytes,
+    })
 }
 
 /// The elements of a put body, at most `max`; none is an error (spec 7.8).
