@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::json;
 use std::sync::Arc;
 use sundial_api::access::{Action, Store, basic_credentials};
@@ -16,6 +16,7 @@ use sundial_storage::Engine;
 pub(crate) fn routes(engine: Engine, store: Arc<Store>) -> Router {
     Router::new()
         .route("/admin/compact", post(compact))
+        .route("/admin/storage", get(storage))
         .layer(axum::middleware::from_fn_with_state(store, authorize))
         .with_state(engine)
 }
@@ -60,6 +61,26 @@ async fn compact(State(engine): State<Engine>) -> Response {
         }
         Err(e) => {
             tracing::error!(error = %e, "forced compaction task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+    }
+}
+
+/// Per database: the head, the blocks and where they live, and what is
+/// failing (a WAL that refuses writes, a flush the object store refused).
+async fn storage(State(engine): State<Engine>) -> Response {
+    let statuses = tokio::task::spawn_blocking(move || {
+        engine
+            .database_names()
+            .into_iter()
+            .filter_map(|name| Some((name.clone(), engine.database(&name)?.status())))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    })
+    .await;
+    match statuses {
+        Ok(databases) => axum::Json(json!({ "databases": databases })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "storage status task failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     }

@@ -1,6 +1,7 @@
 //! `sundial`: the time-series database server.
 
 mod admin;
+mod check;
 mod config;
 mod guard;
 mod linger;
@@ -59,6 +60,9 @@ struct Cli {
 enum Command {
     /// Start the server (HTTP and telnet on one port).
     Serve(ServeArgs),
+    /// Verify every checksum and reference of a data directory; exits 1
+    /// naming each damaged file.
+    Check(check::CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +76,10 @@ struct ServeArgs {
     /// Address for HTTP and telnet [default: 127.0.0.1:4242].
     #[arg(long, env = "SUNDIAL_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Keep blocks in object storage, e.g. s3://bucket/prefix
+    /// (storage.object_store); credentials and endpoint from AWS_*.
+    #[arg(long, env = "SUNDIAL_OBJECT_STORE")]
+    object_store: Option<String>,
     /// Allow a non-loopback listen address although no credentials are
     /// configured.
     #[arg(long, env = "SUNDIAL_ALLOW_UNAUTHENTICATED")]
@@ -89,7 +97,27 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Check(args) => {
+            if !check::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
+}
+
+/// Opens `storage.object_store`, when set, for the engine.
+fn open_object_store(storage: &mut sundial_storage::Config) -> anyhow::Result<()> {
+    if let Some(url) = &storage.object_store {
+        let store = sundial_storage::RemoteStore::open(
+            url,
+            &storage.object_store_options,
+            storage.cache_bytes,
+        )?;
+        tracing::info!(store = %url, "blocks live in object storage");
+        storage.remote = Some(store);
+    }
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -103,6 +131,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.allow_unauthenticated |= args.allow_unauthenticated;
     config.validate()?;
     config.storage.data_dir = config.data_dir.clone();
+    if let Some(url) = args.object_store {
+        config.storage.object_store = Some(url);
+    }
+    open_object_store(&mut config.storage)?;
 
     let store = std::sync::Arc::new(config.access_store()?);
     let limits = sundial_api::limits::Limits::new(config.limits.clone());

@@ -4,7 +4,9 @@
 //! read fetches only the chunks it needs. Format: `docs/format/block.md`.
 
 pub(crate) mod cache;
+mod index;
 mod reader;
+mod source;
 pub(crate) mod writer;
 
 pub(crate) use reader::Block;

@@ -61,40 +61,16 @@ impl Catalog {
             return Ok((catalog, Vec::new()));
         }
         let bytes = std::fs::read(&path).map_err(|e| io("read series catalog", e))?;
-        let (mut rest, compressed) = match bytes.split_at_checked(MAGIC.len()) {
-            Some((m, rest)) if m == MAGIC => (rest, true),
-            Some((m, rest)) if m == MAGIC_V1 => (rest, false),
-            _ => {
-                return Err(Error::Corrupt {
-                    path,
-                    offset: 0,
-                    reason: "not a series catalog (bad magic)".into(),
-                });
-            }
-        };
-        let mut defs = Vec::new();
+        let parsed = parse(&path, &bytes)?;
         let mut len = bytes.len() as u64;
-        while !rest.is_empty() {
-            let offset = bytes.len() - rest.len();
-            let damaged = match record::read_frame(rest) {
-                Ok((payload, tail)) => match decode_record(payload, compressed) {
-                    Ok(batch) => {
-                        defs.extend(batch.new_series);
-                        rest = tail;
-                        continue;
-                    }
-                    Err(reason) => reason,
-                },
-                Err(FrameError::Truncated) => "torn record".into(),
-                Err(FrameError::Checksum) => "checksum mismatch".into(),
-            };
+        if let Some((offset, damaged)) = parsed.damage {
             warn!(path = %path.display(), offset, %damaged, "series catalog tail dropped");
-            file.set_len(offset as u64)
+            file.set_len(offset)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io("truncate series catalog", e))?;
-            len = offset as u64;
-            break;
+            len = offset;
         }
+        let (defs, compressed) = (parsed.defs, parsed.compressed);
         let mut catalog = Self {
             path,
             file,
@@ -208,6 +184,56 @@ fn decode_record(payload: &[u8], compressed: bool) -> std::result::Result<record
         Some((codec, _)) => Err(format!("unknown record codec {codec}")),
         None => Err("empty record".into()),
     }
+}
+
+/// A catalog file's definitions, and where the first damaged record
+/// starts (all after it is unreadable).
+pub(crate) struct Parsed {
+    pub(crate) defs: Vec<(SeriesId, SeriesKey)>,
+    pub(crate) damage: Option<(u64, String)>,
+    compressed: bool,
+}
+
+/// Reads the catalog `bytes` of the file at `path`; only a bad magic is an
+/// error (a damaged record ends the definitions).
+pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed> {
+    let (mut rest, compressed) = match bytes.split_at_checked(MAGIC.len()) {
+        Some((m, rest)) if m == MAGIC => (rest, true),
+        Some((m, rest)) if m == MAGIC_V1 => (rest, false),
+        _ => {
+            return Err(Error::Corrupt {
+                path: path.to_owned(),
+                offset: 0,
+                reason: "not a series catalog (bad magic)".into(),
+            });
+        }
+    };
+    let mut defs = Vec::new();
+    while !rest.is_empty() {
+        let offset = (bytes.len() - rest.len()) as u64;
+        let damaged = match record::read_frame(rest) {
+            Ok((payload, tail)) => match decode_record(payload, compressed) {
+                Ok(batch) => {
+                    defs.extend(batch.new_series);
+                    rest = tail;
+                    continue;
+                }
+                Err(reason) => reason,
+            },
+            Err(FrameError::Truncated) => "torn record".into(),
+            Err(FrameError::Checksum) => "checksum mismatch".into(),
+        };
+        return Ok(Parsed {
+            defs,
+            damage: Some((offset, damaged)),
+            compressed,
+        });
+    }
+    Ok(Parsed {
+        defs,
+        damage: None,
+        compressed,
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@
 //! recovery reads the same data.
 
 use crate::block::{Block, writer::BlockWriter, writer::Column};
-use crate::db::Inner;
+use crate::db::{Inner, blocks};
 use crate::error::Result;
 use crate::head::SeriesId;
 use crate::partition::{self, Tiers, Window};
@@ -74,6 +74,10 @@ fn drop_expired(inner: &Inner) {
         if gone.is_empty() {
             return;
         }
+        if let Err(e) = blocks::record(inner, &kept) {
+            warn!(error = %e, "retention: cannot record the block list; expired blocks kept");
+            return;
+        }
         *layers = Arc::new(Layers {
             blocks: kept,
             frozen: layers.frozen.clone(),
@@ -82,9 +86,7 @@ fn drop_expired(inner: &Inner) {
     };
     for b in expired {
         info!(path = %b.path().display(), "retention: dropping expired block");
-        if let Err(e) = inner.config.vfs.remove_file(b.path()) {
-            warn!(path = %b.path().display(), error = %e, "cannot delete expired block");
-        }
+        blocks::discard(inner, &b);
     }
 }
 
@@ -210,7 +212,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         })?;
     }
     let path = writer.finish()?;
-    let merged = Arc::new(Block::open(&path, id)?);
+    let merged = Arc::new(blocks::place(&inner.config, Block::open(&path, id)?)?);
     {
         let mut layers = inner.layers.write();
         // Flushes only append, so the inputs are where they were.
@@ -221,10 +223,14 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
                 .all(|(i, b)| layers.blocks.get(*i).is_some_and(|cur| Arc::ptr_eq(cur, b)));
         if !still_there {
             warn!("block list changed under compaction; keeping the merged block only on disk");
+            if merged.is_remote() {
+                // Named in no manifest: it would only be swept later.
+                merged.retire();
+            }
             return Ok(());
         }
         let last = members.last().copied();
-        let blocks = layers
+        let list = layers
             .blocks
             .iter()
             .enumerate()
@@ -233,16 +239,25 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
                 false if members.contains(&i) => None,
                 false => Some(b.clone()),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if let Err(e) = blocks::record(inner, &list) {
+            merged.retire();
+            return Err(e);
+        }
         *layers = Arc::new(Layers {
-            blocks,
+            blocks: list,
             frozen: layers.frozen.clone(),
         });
     }
-    for b in &inputs[..inputs.len() - 1] {
-        if let Err(e) = inner.config.vfs.remove_file(b.path()) {
-            warn!(path = %b.path().display(), error = %e, "cannot delete compacted block");
-        }
+    // A local merged block took the newest input's file name; a remote
+    // one has a key of its own, so every input goes.
+    let replaced = if merged.is_remote() {
+        &inputs[..]
+    } else {
+        &inputs[..inputs.len() - 1]
+    };
+    for b in replaced {
+        blocks::discard(inner, b);
     }
     info!(path = %path.display(), blocks = inputs.len(), points = points_out, "compacted blocks");
     Ok(())

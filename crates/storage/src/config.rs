@@ -29,6 +29,18 @@ pub struct Config {
     /// Every file write goes through this (tests inject faults here).
     #[serde(skip)]
     pub vfs: crate::vfs::Vfs,
+    /// Blocks in object storage, e.g. `s3://bucket/prefix` (`None`: in
+    /// the data directory). The server opens [`Config::remote`] from it.
+    pub object_store: Option<String>,
+    /// Settings of the store, e.g. `aws_endpoint_url`, over the `AWS_*`
+    /// variables.
+    pub object_store_options: std::collections::BTreeMap<String, String>,
+    /// Memory for chunk bytes fetched from object storage.
+    pub cache_bytes: usize,
+    /// The opened store (set by whoever opens the engine; tests pass a
+    /// store that injects faults).
+    #[serde(skip)]
+    pub remote: Option<crate::remote::RemoteStore>,
     pub fsync: FsyncPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_bytes: u64,
@@ -92,6 +104,10 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("sundial-data"),
             vfs: crate::vfs::Vfs::default(),
+            object_store: None,
+            object_store_options: std::collections::BTreeMap::new(),
+            cache_bytes: 256 << 20,
+            remote: None,
             fsync: FsyncPolicy::Always,
             wal_segment_bytes: 8 << 20,
             flush_wal_bytes: 32 << 20,

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) flush_lock: Mutex<()>,
     /// When the whole head was last flushed (or the database opened).
     last_flush: Mutex<std::time::Instant>,
+    /// Why the last flush failed, until one succeeds (for the status).
+    pub(crate) flush_failure: Mutex<Option<String>>,
     /// The partition boundary the last maintenance flush went up to: late
     /// points for closed partitions wait for the next boundary (or a size
     /// flush) instead of having the open partition logged again each pass.
@@ -51,6 +53,23 @@ pub(crate) struct Inner {
     /// The flush and maintenance threads, joined at close.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     closed: AtomicBool,
+}
+
+/// A database's state, as `GET /admin/storage` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub head_points: usize,
+    pub blocks: usize,
+    /// Of `blocks`, those in the object store.
+    pub remote_blocks: usize,
+    pub block_bytes: u64,
+    /// Where the blocks live, when not in the data directory.
+    pub object_store: Option<String>,
+    /// Why writes are refused, while they are.
+    pub wal_failure: Option<String>,
+    /// Why the last flush failed (e.g. the store refused an upload), until
+    /// one succeeds: its points wait in the head and the WAL meanwhile.
+    pub flush_failure: Option<String>,
 }
 
 /// How the points of one write stand together beyond their own checks.
@@ -157,6 +176,7 @@ impl Db {
             wal,
             flush_lock: Mutex::new(()),
             last_flush: Mutex::new(std::time::Instant::now()),
+            flush_failure: Mutex::new(None),
             closed_up_to: Mutex::new(Timestamp::MIN),
             compact_lock: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
@@ -371,6 +391,21 @@ impl Db {
         self.inner.head.read().point_count()
     }
 
+    /// What operators look at: the head, the blocks and where they live,
+    /// and what is failing.
+    pub fn status(&self) -> Status {
+        let layers = self.inner.layers.read().clone();
+        Status {
+            head_points: self.head_points(),
+            blocks: layers.blocks.len(),
+            remote_blocks: layers.blocks.iter().filter(|b| b.is_remote()).count(),
+            block_bytes: layers.blocks.iter().map(|b| b.file_bytes).sum(),
+            object_store: self.inner.config.remote.as_ref().map(|r| r.location()),
+            wal_failure: self.wal_failure(),
+            flush_failure: self.inner.flush_failure.lock().clone(),
+        }
+    }
+
     /// Number of block files.
     pub fn block_count(&self) -> usize {
         self.inner.layers.read().blocks.len()
@@ -556,6 +591,7 @@ impl wal::Hooks for Applier {
     }
 }
 
+pub(crate) mod blocks;
 mod check;
 mod flush;
 mod recover;

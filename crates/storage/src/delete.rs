@@ -15,7 +15,7 @@
 //! `series.hidden`, rewritten whole on change.
 
 use crate::block::{Block, writer::BlockWriter, writer::Column};
-use crate::db::{Inner, flush};
+use crate::db::{Inner, blocks, flush};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::snapshot::Layers;
@@ -117,23 +117,31 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
         }
     }
     let path = writer.finish()?;
-    let replacement = Arc::new(Block::open(&path, block.id)?);
-    let mut layers = inner.layers.write();
-    let blocks = layers
-        .blocks
-        .iter()
-        .map(|b| {
-            if Arc::ptr_eq(b, block) {
-                replacement.clone()
-            } else {
-                b.clone()
-            }
-        })
-        .collect();
-    *layers = Arc::new(Layers {
-        blocks,
-        frozen: layers.frozen.clone(),
-    });
+    let replacement = Arc::new(blocks::place(&inner.config, Block::open(&path, block.id)?)?);
+    {
+        let mut layers = inner.layers.write();
+        let list: Vec<Arc<Block>> = layers
+            .blocks
+            .iter()
+            .map(|b| match Arc::ptr_eq(b, block) {
+                true => replacement.clone(),
+                false => b.clone(),
+            })
+            .collect();
+        if let Err(e) = blocks::record(inner, &list) {
+            replacement.retire();
+            return Err(e);
+        }
+        *layers = Arc::new(Layers {
+            blocks: list,
+            frozen: layers.frozen.clone(),
+        });
+    }
+    // A local replacement took the old file's name; a remote one has a
+    // key of its own, and the old object goes.
+    if replacement.is_remote() {
+        blocks::discard(inner, block);
+    }
     info!(path = %path.display(), points = deleted, "deleted points from block");
     Ok(deleted)
 }

@@ -136,6 +136,13 @@ impl Engine {
         let vfs = &self.inner.config.vfs;
         vfs.rename(&dir, &doomed)
             .map_err(|e| Error::io("rename", &dir, e))?;
+        if let Some(remote) = &self.inner.config.remote {
+            // What a failure leaves, a database of the same name sweeps
+            // when it is created (nothing of it is in its manifest).
+            if let Err(e) = remote.database(name).delete_all() {
+                tracing::warn!(database = name, error = %e, "cannot delete the dropped database's blocks from the object store");
+            }
+        }
         vfs.remove_dir_all(&doomed)
             .map_err(|e| Error::io("remove", &doomed, e))
     }
@@ -179,9 +186,10 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn db_config(config: &Config, name: &str) -> Config {
+pub(crate) fn db_config(config: &Config, name: &str) -> Config {
     let mut c = config.clone();
     c.data_dir = PathBuf::from(&config.data_dir).join("db").join(name);
+    c.remote = config.remote.as_ref().map(|r| r.database(name));
     if let Some(secs) = config.database_retention_secs.get(name) {
         c.retention_secs = *secs;
     }

@@ -56,6 +56,14 @@ pub enum Error {
     Exists { name: String },
     #[error("no database {name}")]
     NoDatabase { name: String },
+    #[error("object store: cannot {op} {key}: {source}")]
+    ObjectStore {
+        op: &'static str,
+        key: String,
+        source: Box<object_store::Error>,
+    },
+    #[error("{reason}")]
+    ObjectStoreConfig { reason: String },
 }
 
 impl Error {
@@ -71,7 +79,9 @@ impl Error {
             | Self::DamagedWal { .. }
             | Self::WalStopped { .. }
             | Self::Closed
-            | Self::Locked { .. } => ErrorClass::Internal,
+            | Self::Locked { .. }
+            | Self::ObjectStore { .. }
+            | Self::ObjectStoreConfig { .. } => ErrorClass::Internal,
         }
     }
 

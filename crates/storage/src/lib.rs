@@ -9,6 +9,7 @@
 
 mod block;
 mod catalog;
+pub mod check;
 mod compact;
 mod config;
 mod db;
@@ -23,16 +24,18 @@ mod partition;
 mod pending;
 mod phase;
 mod record;
+pub mod remote;
 mod snapshot;
 pub mod vfs;
 mod wal;
 
 pub use block::ChunkStats;
 pub use config::{Config, FsyncPolicy};
-pub use db::{Commit, Db, Rules, Written};
+pub use db::{Commit, Db, Rules, Status, Written};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;
+pub use remote::RemoteStore;
 pub use snapshot::{ChunkSummary, ColumnParts, NumSlice, NumericPoints, Snapshot};
 pub use sundial_codec::Num;
 pub use sundial_index::RoaringBitmap;

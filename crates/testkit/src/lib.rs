@@ -6,6 +6,7 @@
 
 pub mod crashloop;
 pub mod overload;
+pub mod s3;
 
 /// Shape of a generated data set.
 #[derive(Debug, Clone)]

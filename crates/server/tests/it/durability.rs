@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 const WRITERS: i64 = 4;
 const BATCH: i64 = 50;
-const T0: i64 = 1_600_000_000;
+pub(crate) const T0: i64 = 1_600_000_000;
+/// Tiny thresholds: kills land in flushes and merges as often as in
+/// plain appends.
+pub(crate) const FLUSHY: &str = "[storage]\nwal_segment_bytes = 8192\nflush_wal_bytes = 16384\n\
+     compaction_min_blocks = 2\nmaintenance_interval_secs = 1\n";
 
 /// What one writer thread had acknowledged: (timestamp s, value).
 type Acked = Arc<Mutex<Vec<Vec<(i64, i64)>>>>;
@@ -89,7 +93,13 @@ fn integer_dps(answer: &Value) -> Result<BTreeMap<i64, i64>> {
     Ok(out)
 }
 
-fn kill_during_stream(extra: &[&str], config: Option<&str>, t0: i64) -> Result<()> {
+/// Rounds of writes cut by `kill -9`; after each restart every
+/// acknowledged point is checked. Returns the directory it used.
+pub(crate) fn kill_during_stream(
+    extra: &[&str],
+    config: Option<&str>,
+    t0: i64,
+) -> Result<tempfile::TempDir> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("data");
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -141,26 +151,17 @@ fn kill_during_stream(extra: &[&str], config: Option<&str>, t0: i64) -> Result<(
             "round {round}: nothing was acknowledged before the kill"
         );
     }
-    Ok(())
+    Ok(tmp)
 }
 
 #[test]
 fn kill9_during_writes_loses_no_acknowledged_point() -> Result<()> {
-    kill_during_stream(&[], None, T0)
+    kill_during_stream(&[], None, T0).map(drop)
 }
 
 #[test]
 fn kill9_during_flushes_and_compactions_loses_no_acknowledged_point() -> Result<()> {
-    // Tiny thresholds: the kills land in flushes and merges as often as
-    // in plain appends.
-    kill_during_stream(
-        &[],
-        Some(
-            "[storage]\nwal_segment_bytes = 8192\nflush_wal_bytes = 16384\n\
-             compaction_min_blocks = 2\nmaintenance_interval_secs = 1\n",
-        ),
-        T0,
-    )
+    kill_during_stream(&[], Some(FLUSHY), T0).map(drop)
 }
 
 #[test]
@@ -179,6 +180,7 @@ fn kill9_while_closed_partitions_flush_loses_no_acknowledged_point() -> Result<(
         ),
         i64::try_from(now)? - 4 * 3600,
     )
+    .map(drop)
 }
 
 #[test]
@@ -298,12 +300,33 @@ fn corrupt_block_is_reported_with_its_path_not_served() -> Result<()> {
         })
         .ok_or_else(|| anyhow!("no block after a clean stop"))?;
     let clean = std::fs::read(&block)?;
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sundial"))
+            .args(["check", "--data-dir"])
+            .arg(&dir)
+            .output()
+    };
+    let out = check()?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("1 blocks") && report.contains("; 0 damaged"),
+        "{report}"
+    );
 
     // Damage inside a chunk: chunks are read (and checked) when queried,
-    // so the server starts and the query fails instead of answering.
+    // so the server starts and the query fails instead of answering; the
+    // check names the block.
     let mut bytes = clean.clone();
     bytes[12] ^= 0xff;
     std::fs::write(&block, &bytes)?;
+    let out = check()?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!("DAMAGED  {}", block.display())),
+        "{report}"
+    );
     let s = TestServer::spawn_with(&dir, &[])?;
     let (status, text) = s.get(&format!(
         "/api/query?start={T0}&end={}&m=none:corrupt.me",

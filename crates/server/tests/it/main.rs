@@ -26,6 +26,7 @@ mod edge;
 mod full_disk;
 mod golden;
 mod harness;
+mod object_store;
 mod opentsdb_alibaba;
 mod opentsdb_limits;
 mod opentsdb_meta;

@@ -1,5 +1,6 @@
-//! Decoded numeric chunks, kept for repeated reads (dashboards re-run the
-//! same ranges). Blocks are immutable, so an entry never goes stale; it is
+//! Chunks kept for repeated reads (dashboards re-run the same ranges):
+//! decoded numeric chunks, and the bytes of chunks fetched from object
+//! storage. Blocks are immutable, so an entry never goes stale; it is
 //! keyed by a per-open block id that is never reused, and evicted oldest
 //! first past the byte budget.
 
@@ -17,8 +18,8 @@ pub(crate) struct NumericChunk {
     pub(crate) values: NumColumn,
 }
 
-impl NumericChunk {
-    pub(crate) fn bytes(&self) -> usize {
+impl Weigh for NumericChunk {
+    fn bytes(&self) -> usize {
         let per_value = match &self.values {
             NumColumn::Longs(_) | NumColumn::Doubles(_) => 8,
             NumColumn::Mixed(_) => 16,
@@ -27,26 +28,37 @@ impl NumericChunk {
     }
 }
 
+impl Weigh for bytes::Bytes {
+    fn bytes(&self) -> usize {
+        self.len() + 64
+    }
+}
+
+/// What an entry costs the byte budget.
+pub(crate) trait Weigh {
+    fn bytes(&self) -> usize;
+}
+
+/// (block uid, chunk offset).
 type Key = (u64, u64);
 
-#[derive(Debug, Default)]
-struct Entries {
-    map: HashMap<Key, Arc<NumericChunk>>,
+#[derive(Debug)]
+struct Entries<V> {
+    map: HashMap<Key, Arc<V>>,
     order: VecDeque<Key>,
     bytes: usize,
 }
 
-/// The process-wide cache.
+/// Entries evicted oldest first past a byte budget.
 #[derive(Debug)]
-pub(crate) struct ChunkCache {
-    entries: Mutex<Entries>,
+pub(crate) struct ChunkCache<V> {
+    entries: Mutex<Entries<V>>,
     capacity: AtomicUsize,
 }
 
-pub(crate) static CACHE: LazyLock<ChunkCache> = LazyLock::new(|| ChunkCache {
-    entries: Mutex::new(Entries::default()),
-    capacity: AtomicUsize::new(64 << 20),
-});
+/// Decoded numeric chunks, one budget for the process.
+pub(crate) static CACHE: LazyLock<ChunkCache<NumericChunk>> =
+    LazyLock::new(|| ChunkCache::new(64 << 20));
 
 static NEXT_BLOCK_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -55,7 +67,18 @@ pub(crate) fn next_block_id() -> u64 {
     NEXT_BLOCK_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-impl ChunkCache {
+impl<V: Weigh> ChunkCache<V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+            }),
+            capacity: AtomicUsize::new(capacity),
+        }
+    }
+
     /// Sets the byte budget (0 turns caching off).
     pub(crate) fn set_capacity(&self, bytes: usize) {
         self.capacity.store(bytes, Ordering::Relaxed);
@@ -63,18 +86,18 @@ impl ChunkCache {
         evict(&mut e, bytes);
     }
 
-    pub(crate) fn get(&self, key: Key) -> Option<Arc<NumericChunk>> {
+    pub(crate) fn get(&self, key: Key) -> Option<Arc<V>> {
         self.entries.lock().map.get(&key).cloned()
     }
 
-    pub(crate) fn insert(&self, key: Key, chunk: Arc<NumericChunk>) {
+    pub(crate) fn insert(&self, key: Key, value: Arc<V>) {
         let capacity = self.capacity.load(Ordering::Relaxed);
-        let size = chunk.bytes();
+        let size = value.bytes();
         if size > capacity / 4 {
             return;
         }
         let mut e = self.entries.lock();
-        if e.map.insert(key, chunk).is_none() {
+        if e.map.insert(key, value).is_none() {
             e.order.push_back(key);
             e.bytes += size;
         }
@@ -82,7 +105,7 @@ impl ChunkCache {
     }
 }
 
-fn evict(e: &mut Entries, capacity: usize) {
+fn evict<V: Weigh>(e: &mut Entries<V>, capacity: usize) {
     while e.bytes > capacity {
         let Some(key) = e.order.pop_front() else {
             break;

@@ -2,41 +2,28 @@
 //! reads, so a narrow query touches only its chunks.
 
 use super::cache::{CACHE, NumericChunk};
-use super::{
-    ChunkStats, FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC,
-    KIND_NUMERIC_LONG, KIND_STRING, MAGIC, MAGIC_V2,
-};
+use super::index::{self, ChunkEntry, Decoded, Located, locate_index};
+use super::source::{Opening, Source, read_file_at};
+use super::{KIND_BYTES, KIND_NUMERIC, KIND_STRING};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
-use crate::record::{self, get_str, get_varint, take, unzigzag};
+use crate::record::{self, take};
+use crate::remote::{RemoteStore, manifest};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use sundial_codec::Num;
 use sundial_model::{FieldValue, Kind, Timestamp};
 
-/// Where one chunk lives and what it holds.
-#[derive(Debug, Clone)]
-pub(crate) struct ChunkEntry {
-    kind: u8,
-    /// Numeric with every value a Long (known for blocks written since the
-    /// index recorded it).
-    pub(crate) all_long: bool,
-    offset: u64,
-    len: u64,
-    pub(crate) count: u64,
-    pub(crate) min_ts: Timestamp,
-    pub(crate) max_ts: Timestamp,
-    pub(crate) stats: Option<ChunkStats>,
-}
-
-/// An open block file.
+/// An open block: a local file or an object in the store.
 #[derive(Debug)]
 pub(crate) struct Block {
+    /// The file, or the object's URL (for messages).
     path: PathBuf,
-    file: File,
+    source: Source,
     fields: Vec<String>,
     /// Per column, ascending by time.
     chunks: HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
@@ -56,56 +43,106 @@ pub(crate) struct Block {
     pub(crate) fast: bool,
     /// Never reused: the chunk cache key.
     uid: u64,
+    /// Replaced or expired: a remote block's object is deleted once the
+    /// last reader lets go of it.
+    retired: AtomicBool,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Source::Remote { store, key } = &self.source
+            && self.retired.load(Ordering::Relaxed)
+        {
+            store.delete_later(key);
+        }
+    }
 }
 
 impl Block {
-    /// Opens a block and reads its index.
+    /// Opens a block file and reads its index.
     pub(crate) fn open(path: &Path, id: super::BlockId) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io("open block", path, e))?;
-        let corrupt = |offset: u64, reason: String| Error::Corrupt {
-            path: path.to_owned(),
-            offset,
-            reason,
-        };
         let len = file
             .metadata()
             .map_err(|e| Error::io("stat block", path, e))?
             .len();
-        let Located {
-            has_flags,
-            index_at,
-            framed,
-        } = locate_index(&file, path, len)?;
-        let (payload, _) = record::read_frame(&framed)
-            .map_err(|e| corrupt(index_at, format!("index frame: {e:?}")))?;
-        let (flags, payload) = match (has_flags, payload.split_first()) {
-            (false, _) => (0, payload),
-            (true, Some((flags, rest))) => (*flags, rest),
-            (true, None) => return Err(corrupt(index_at, "index: no flags byte".into())),
+        let located = locate_index(&mut |buf, at| read_file_at(&file, path, buf, at), path, len)?;
+        Self::from_index(path.to_owned(), Source::Local(file), id, len, located)
+    }
+
+    /// Opens a block in the store: its tail (footer and index) in one
+    /// request, chunks later as queries need them.
+    pub(crate) fn open_remote(store: &RemoteStore, entry: &manifest::Entry) -> Result<Self> {
+        let label = PathBuf::from(format!("{}/{}", store.location(), entry.key));
+        let opening = Opening::start(store, &entry.key, entry.bytes)?;
+        let located = locate_index(&mut |buf, at| opening.read_at(buf, at), &label, entry.bytes)?;
+        let source = Source::Remote {
+            store: store.clone(),
+            key: entry.key.clone(),
         };
-        let inflated;
-        let payload = if flags & FLAG_INDEX_ZSTD != 0 {
-            inflated = record::inflate(payload, MAX_INDEX_BYTES)
-                .map_err(|r| corrupt(index_at, format!("index: {r}")))?;
-            inflated.as_slice()
-        } else {
-            payload
+        Self::from_index(label, source, entry.id, entry.bytes, located)
+    }
+
+    /// This block, now read from its uploaded copy `key` (the index is the
+    /// same; the local file may go).
+    pub(crate) fn into_remote(mut self, store: &RemoteStore, key: String) -> Self {
+        self.path = PathBuf::from(format!("{}/{key}", store.location()));
+        self.source = Source::Remote {
+            store: store.clone(),
+            key,
         };
-        let (fields, mut chunks) =
-            decode_index(payload).map_err(|r| corrupt(index_at, format!("index: {r}")))?;
-        let (min_ts, max_ts) = sort_chunks(&mut chunks);
+        self
+    }
+
+    /// Its manifest entry, if it lives in the store.
+    pub(crate) fn manifest_entry(&self) -> Option<manifest::Entry> {
+        match &self.source {
+            Source::Remote { key, .. } => Some(manifest::Entry {
+                id: self.id,
+                bytes: self.file_bytes,
+                key: key.clone(),
+            }),
+            Source::Local(_) => None,
+        }
+    }
+
+    /// Marks the block replaced: a remote one's object goes once no
+    /// reader holds the block any more.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self.source, Source::Remote { .. })
+    }
+
+    fn from_index(
+        path: PathBuf,
+        source: Source,
+        id: super::BlockId,
+        len: u64,
+        located: Located,
+    ) -> Result<Self> {
+        let Decoded {
+            fields,
+            chunks,
+            min_ts,
+            max_ts,
+            fast,
+        } = index::decode(&path, located)?;
         Ok(Self {
             uid: super::cache::next_block_id(),
-            path: path.to_owned(),
-            file,
+            path,
+            source,
             id,
             file_bytes: len,
             min_ts,
             max_ts,
             opened: std::time::Instant::now(),
-            fast: flags & FLAG_FAST != 0,
+            fast,
             fields,
             chunks,
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -297,7 +334,7 @@ impl Block {
         Ok(Some(NumericChunk { ts, values }))
     }
 
-    fn chunk_payload(&self, entry: &ChunkEntry) -> Result<Vec<u8>> {
+    fn chunk_payload(&self, entry: &ChunkEntry) -> Result<Bytes> {
         // A damaged index must not make us allocate past the file.
         let inside = entry
             .offset
@@ -311,9 +348,7 @@ impl Block {
                 offset: entry.offset,
                 reason: format!("chunk of {} bytes beyond the end of the block", entry.len),
             })?;
-        let mut framed = vec![0u8; len];
-        read_at(&self.file, &self.path, &mut framed, entry.offset)?;
-        Ok(framed)
+        self.source.read(&self.path, self.uid, entry.offset, len)
     }
 
     pub(crate) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {
@@ -352,88 +387,12 @@ impl Block {
     }
 }
 
-/// Where a block's index is and its framed bytes.
-struct Located {
-    /// A current block: its index starts with a flags byte.
-    has_flags: bool,
-    index_at: u64,
-    framed: Vec<u8>,
-}
-
-/// Checks a block's header and footer and reads its framed index.
-fn locate_index(file: &File, path: &Path, len: u64) -> Result<Located> {
-    let corrupt = |offset: u64, reason: String| Error::Corrupt {
-        path: path.to_owned(),
-        offset,
-        reason,
-    };
-    if len < (MAGIC.len() + FOOTER_LEN) as u64 {
-        return Err(corrupt(0, "shorter than header and footer".into()));
-    }
-    let mut head = [0u8; 8];
-    read_at(file, path, &mut head, 0)?;
-    let has_flags = &head == MAGIC;
-    if !has_flags && &head != MAGIC_V2 {
-        return Err(corrupt(
-            0,
-            "not a block file of this version (bad magic)".into(),
-        ));
-    }
-    let mut footer = [0u8; FOOTER_LEN];
-    let footer_at = len - FOOTER_LEN as u64;
-    read_at(file, path, &mut footer, footer_at)?;
-    let (index_at, magic) = footer.split_at(8);
-    if magic != FOOTER_MAGIC {
-        return Err(corrupt(
-            footer_at,
-            "bad footer magic (truncated block?)".into(),
-        ));
-    }
-    let mut at = [0u8; 8];
-    at.copy_from_slice(index_at);
-    let index_at = u64::from_le_bytes(at);
-    if index_at < MAGIC.len() as u64 || index_at > footer_at {
-        return Err(corrupt(
-            footer_at,
-            format!("index offset {index_at} out of range"),
-        ));
-    }
-    let mut framed = vec![0u8; (footer_at - index_at) as usize];
-    read_at(file, path, &mut framed, index_at)?;
-    Ok(Located {
-        has_flags,
-        index_at,
-        framed,
-    })
-}
-
-/// Sorts each column's chunks by time; the block's time range.
-fn sort_chunks(chunks: &mut HashMap<(SeriesId, u32), Vec<ChunkEntry>>) -> (Timestamp, Timestamp) {
-    let (mut min_ts, mut max_ts) = (Timestamp::MAX, Timestamp::MIN);
-    for entries in chunks.values_mut() {
-        entries.sort_by_key(|e| e.min_ts);
-        // Most columns have one chunk; Vec's growth would keep room for
-        // four, which at a million columns is hundreds of megabytes.
-        entries.shrink_to_fit();
-        for e in entries.iter() {
-            max_ts = max_ts.max(e.max_ts);
-            min_ts = min_ts.min(e.min_ts);
-        }
-    }
-    (min_ts, max_ts)
-}
-
 fn num_value(n: Num) -> FieldValue {
     match n {
         Num::Long(v) => FieldValue::Long(v),
         Num::Double(v) => FieldValue::Double(v),
         Num::Bool(v) => FieldValue::Bool(v),
     }
-}
-
-fn read_at(file: &File, path: &Path, buf: &mut [u8], at: u64) -> Result<()> {
-    file.read_exact_at(buf, at)
-        .map_err(|e| Error::io("read block", path, e))
 }
 
 /// Decodes a chunk, appending its points within `[start, end]` to `out`
@@ -496,69 +455,4 @@ fn decode_chunk_into(
         return Err(format!("{} trailing bytes", input.len()));
     }
     Ok(n)
-}
-
-type Index = (Vec<String>, HashMap<(SeriesId, u32), Vec<ChunkEntry>>);
-
-/// Largest index a block may state (a damaged length must not allocate
-/// without bound; a million series' index is a few hundred megabytes).
-const MAX_INDEX_BYTES: usize = 1 << 32;
-
-fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
-    let input = &mut input;
-    let n_fields = get_varint(input)?;
-    let mut fields = Vec::new();
-    for _ in 0..n_fields {
-        fields.push(get_str(input)?);
-    }
-    let n_chunks = get_varint(input)?;
-    let mut chunks = HashMap::new();
-    for _ in 0..n_chunks {
-        let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
-        let field = u32::try_from(get_varint(input)?).map_err(|_| "field overflow")?;
-        if field as usize >= fields.len() {
-            return Err(format!("field index {field} out of range"));
-        }
-        let (kind, all_long) = match take(input, 1)?[0] {
-            KIND_NUMERIC_LONG => (KIND_NUMERIC, true),
-            k => (k, false),
-        };
-        let offset = get_varint(input)?;
-        let len = get_varint(input)?;
-        let count = get_varint(input)?;
-        let min_ts = unzigzag(get_varint(input)?);
-        let max_ts = unzigzag(get_varint(input)?);
-        let stats = if kind == KIND_NUMERIC {
-            let mut vals = [0f64; 3];
-            for v in &mut vals {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(take(input, 8)?);
-                *v = f64::from_le_bytes(b);
-            }
-            Some(ChunkStats {
-                min: vals[0],
-                max: vals[1],
-                sum: vals[2],
-            })
-        } else {
-            None
-        };
-        chunks
-            .entry((SeriesId(id), field))
-            .or_insert_with(Vec::new)
-            .push(ChunkEntry {
-                kind,
-                all_long,
-                offset,
-                len,
-                count,
-                min_ts,
-                max_ts,
-                stats,
-            });
-    }
-    if !input.is_empty() {
-        return Err(format!("{} trailing bytes", input.len()));
-    }
-    Ok((fields, chunks))
 }

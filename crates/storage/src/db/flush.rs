@@ -2,7 +2,7 @@
 //! WAL segments they were logged in go, and the maintenance thread runs
 //! retention and compaction after flushes and on a timer.
 
-use super::{Commit, Inner};
+use super::{Commit, Inner, blocks};
 use crate::block::{self, Block, BlockId};
 use crate::compact;
 use crate::delete;
@@ -122,10 +122,14 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
             None => Ok(()),
         })
         .and_then(|()| write_blocks(inner, &frozen.points, below));
-    match result {
-        Ok(written) => publish(inner, written, frozen.relogged, below),
+    match result.and_then(|written| install(inner, written)) {
+        Ok(()) => {
+            *inner.flush_failure.lock() = None;
+            publish(inner, frozen.relogged, below)
+        }
         Err(e) => {
             thaw(inner, frozen);
+            *inner.flush_failure.lock() = Some(e.to_string());
             Err(e)
         }
     }
@@ -173,24 +177,33 @@ fn freeze(inner: &Inner, before: Option<Timestamp>, relog: &mpsc::Sender<wal::Re
     }
 }
 
-/// Makes the written blocks visible in place of the frozen points, then
-/// deletes the WAL segments they cover once the kept points are logged
-/// again.
+/// Makes the written blocks visible in place of the frozen points (once
+/// the manifest names them, when they live in the store).
+fn install(inner: &Inner, written: Vec<Block>) -> Result<()> {
+    let mut layers = inner.layers.write();
+    let mut list = layers.blocks.clone();
+    let before = list.len();
+    list.extend(written.into_iter().map(Arc::new));
+    if let Err(e) = blocks::record(inner, &list) {
+        for b in &list[before..] {
+            blocks::discard(inner, b);
+        }
+        return Err(e);
+    }
+    *layers = Arc::new(Layers {
+        blocks: list,
+        frozen: None,
+    });
+    Ok(())
+}
+
+/// Deletes the WAL segments the installed blocks cover once the points
+/// kept in the head are logged again.
 fn publish(
     inner: &Inner,
-    written: Vec<Block>,
     relogged: oneshot::Receiver<wal::CommitResult>,
     below: u64,
 ) -> Result<()> {
-    {
-        let mut layers = inner.layers.write();
-        let mut blocks = layers.blocks.clone();
-        blocks.extend(written.into_iter().map(Arc::new));
-        *layers = Arc::new(Layers {
-            blocks,
-            frozen: None,
-        });
-    }
     if let Err(e) = Commit(Some(relogged)).wait_blocking() {
         // The blocks hold the flushed points; the old segments stay and
         // replay them again, which is harmless.
@@ -298,8 +311,8 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
                 }
             }
             let path = writer.finish()?;
-            written.push(Block::open(&path, id)?);
             info!(path = %path.display(), points, "flushed head to block");
+            written.push(blocks::place(&inner.config, Block::open(&path, id)?)?);
         }
         Ok(())
     })();
@@ -307,7 +320,7 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
         Ok(()) => Ok(written),
         Err(e) => {
             for b in &written {
-                let _ = inner.config.vfs.remove_file(b.path());
+                blocks::discard(inner, b);
             }
             Err(e)
         }

@@ -2,7 +2,7 @@
 //! head rebuilt from the WAL segments no block covers yet.
 
 use super::flush::{read_covered, write_covered};
-use crate::block::{self, Block};
+use crate::block::Block;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::delete;
@@ -38,8 +38,8 @@ pub(super) fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>
     }
     let mut blocks = Vec::new();
     let mut newest_below = 0u64;
-    for id in block::list_blocks(dir)? {
-        let block = Block::open(&block::block_path(dir, id), id)?;
+    for block in super::blocks::open_all(config)? {
+        let id = block.id;
         newest_below = newest_below.max(id.wal_below);
         for (id, field, kind) in block.column_kinds() {
             if let Some(metric) = head.key(id).map(|k| k.metric.clone()) {

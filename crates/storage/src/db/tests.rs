@@ -135,47 +135,71 @@ proptest! {
         // three hours (flushes cut by day, merges across a week's edge).
         scale in prop_oneof![Just(1i64), Just(3_600_000), Just(10_800_000)],
     ) {
-        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let mut db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let mut model = Model::new();
-        for op in ops {
-            match op {
-                Op::Write(pts) => {
-                    let batch = pts.iter().map(|(h, t, v)| point(&format!("h{h}"), i64::from(*t) * scale, *v)).collect();
-                    write_all(&db, batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                    for (h, t, v) in pts {
-                        model.insert((format!("h{h}"), "value".into(), i64::from(t) * scale), FieldValue::Long(v));
-                    }
-                }
-                Op::Flush => db.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,
-                Op::FlushBefore(t) => flush_before(&db.inner, Some(i64::from(t) * scale))
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?,
-                Op::Compact(force) => db.compact(force).map_err(|e| TestCaseError::fail(e.to_string()))?,
-                Op::Reopen => {
-                    // Dropping without close() is what a crash leaves behind,
-                    // as far as files go: the WAL has every committed record.
-                    db.abandon();
-                    db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                }
-                Op::Delete(h, t, n) => {
-                    let (start, end) = (i64::from(t) * scale, (i64::from(t) + i64::from(n)) * scale);
-                    let ids = series_ids(&db, &format!("h{h}"));
-                    db.delete_points(&ids, None, start, end).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                    model.retain(|(host, _, ts), _| *host != format!("h{h}") || !(start..=end).contains(ts));
-                }
-                Op::Remove(h) => {
-                    let ids = series_ids(&db, &format!("h{h}"));
-                    db.remove_series(&ids).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                    model.retain(|(host, _, _), _| *host != format!("h{h}"));
+        run_model(ops, scale, config)?;
+    }
+}
+
+/// Runs `ops` on a database opened with `config` of a fresh directory,
+/// checking it against the model after each and after a last reopen.
+fn run_model(
+    ops: Vec<Op>,
+    scale: i64,
+    config: impl Fn(&std::path::Path) -> Config,
+) -> std::result::Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut model = Model::new();
+    for op in ops {
+        match op {
+            Op::Write(pts) => {
+                let batch = pts
+                    .iter()
+                    .map(|(h, t, v)| point(&format!("h{h}"), i64::from(*t) * scale, *v))
+                    .collect();
+                write_all(&db, batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                for (h, t, v) in pts {
+                    model.insert(
+                        (format!("h{h}"), "value".into(), i64::from(t) * scale),
+                        FieldValue::Long(v),
+                    );
                 }
             }
-            prop_assert_eq!(snapshot(&db), model.clone());
+            Op::Flush => db.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,
+            Op::FlushBefore(t) => flush_before(&db.inner, Some(i64::from(t) * scale))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+            Op::Compact(force) => db
+                .compact(force)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+            Op::Reopen => {
+                // Dropping without close() is what a crash leaves behind,
+                // as far as files go: the WAL has every committed record.
+                db.abandon();
+                db =
+                    Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            Op::Delete(h, t, n) => {
+                let (start, end) = (i64::from(t) * scale, (i64::from(t) + i64::from(n)) * scale);
+                let ids = series_ids(&db, &format!("h{h}"));
+                db.delete_points(&ids, None, start, end)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                model.retain(|(host, _, ts), _| {
+                    *host != format!("h{h}") || !(start..=end).contains(ts)
+                });
+            }
+            Op::Remove(h) => {
+                let ids = series_ids(&db, &format!("h{h}"));
+                db.remove_series(&ids)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                model.retain(|(host, _, _), _| *host != format!("h{h}"));
+            }
         }
-        db.close();
-        let db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(snapshot(&db), model);
-        db.close();
+        prop_assert_eq!(snapshot(&db), model.clone());
     }
+    db.close();
+    let db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
 }
 
 #[test]
@@ -488,6 +512,7 @@ fn removal_forgets_kinds_and_the_next_write_fixes_one() -> Result<()> {
 mod faults;
 mod lifecycle;
 mod partitions;
+mod remote;
 
 #[test]
 fn a_shared_key_changed_after_a_write_is_looked_up_again() -> Result<()> {

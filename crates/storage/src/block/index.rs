@@ -1,0 +1,218 @@
+//! A block's index: where it sits (header, footer) and what it says
+//! (fields, and per column its chunks with their time ranges and
+//! statistics). Format: `docs/format/block.md`.
+
+use super::{
+    ChunkStats, FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_NUMERIC,
+    KIND_NUMERIC_LONG, MAGIC, MAGIC_V2,
+};
+use crate::error::{Error, Result};
+use crate::head::SeriesId;
+use crate::record::{self, get_str, get_varint, take, unzigzag};
+use std::collections::HashMap;
+use std::path::Path;
+use sundial_model::Timestamp;
+
+/// Where one chunk lives and what it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkEntry {
+    pub(super) kind: u8,
+    /// Numeric with every value a Long (known for blocks written since the
+    /// index recorded it).
+    pub(crate) all_long: bool,
+    pub(super) offset: u64,
+    pub(super) len: u64,
+    pub(crate) count: u64,
+    pub(crate) min_ts: Timestamp,
+    pub(crate) max_ts: Timestamp,
+    pub(crate) stats: Option<ChunkStats>,
+}
+
+/// A block's decoded index.
+pub(super) struct Decoded {
+    pub(super) fields: Vec<String>,
+    /// Per column, ascending by time.
+    pub(super) chunks: HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
+    pub(super) min_ts: Timestamp,
+    pub(super) max_ts: Timestamp,
+    /// Encoded fast by a flush.
+    pub(super) fast: bool,
+}
+
+/// Decodes the framed index `located` found in the block at `path`.
+pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
+    let Located {
+        has_flags,
+        index_at,
+        framed,
+    } = located;
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_owned(),
+        offset: index_at,
+        reason,
+    };
+    let (payload, _) =
+        record::read_frame(&framed).map_err(|e| corrupt(format!("index frame: {e:?}")))?;
+    let (flags, payload) = match (has_flags, payload.split_first()) {
+        (false, _) => (0, payload),
+        (true, Some((flags, rest))) => (*flags, rest),
+        (true, None) => return Err(corrupt("index: no flags byte".into())),
+    };
+    let inflated;
+    let payload = if flags & FLAG_INDEX_ZSTD != 0 {
+        inflated = record::inflate(payload, MAX_INDEX_BYTES)
+            .map_err(|r| corrupt(format!("index: {r}")))?;
+        inflated.as_slice()
+    } else {
+        payload
+    };
+    let (fields, mut chunks) = decode_index(payload).map_err(|r| corrupt(format!("index: {r}")))?;
+    let (min_ts, max_ts) = sort_chunks(&mut chunks);
+    Ok(Decoded {
+        fields,
+        chunks,
+        min_ts,
+        max_ts,
+        fast: flags & FLAG_FAST != 0,
+    })
+}
+
+/// Where a block's index is and its framed bytes.
+pub(super) struct Located {
+    /// A current block: its index starts with a flags byte.
+    has_flags: bool,
+    index_at: u64,
+    framed: Vec<u8>,
+}
+
+/// Checks a block's header and footer and reads its framed index.
+pub(super) fn locate_index(
+    read_at: &mut dyn FnMut(&mut [u8], u64) -> Result<()>,
+    path: &Path,
+    len: u64,
+) -> Result<Located> {
+    let corrupt = |offset: u64, reason: String| Error::Corrupt {
+        path: path.to_owned(),
+        offset,
+        reason,
+    };
+    if len < (MAGIC.len() + FOOTER_LEN) as u64 {
+        return Err(corrupt(0, "shorter than header and footer".into()));
+    }
+    let mut head = [0u8; 8];
+    read_at(&mut head, 0)?;
+    let has_flags = &head == MAGIC;
+    if !has_flags && &head != MAGIC_V2 {
+        return Err(corrupt(
+            0,
+            "not a block file of this version (bad magic)".into(),
+        ));
+    }
+    let mut footer = [0u8; FOOTER_LEN];
+    let footer_at = len - FOOTER_LEN as u64;
+    read_at(&mut footer, footer_at)?;
+    let (index_at, magic) = footer.split_at(8);
+    if magic != FOOTER_MAGIC {
+        return Err(corrupt(
+            footer_at,
+            "bad footer magic (truncated block?)".into(),
+        ));
+    }
+    let mut at = [0u8; 8];
+    at.copy_from_slice(index_at);
+    let index_at = u64::from_le_bytes(at);
+    if index_at < MAGIC.len() as u64 || index_at > footer_at {
+        return Err(corrupt(
+            footer_at,
+            format!("index offset {index_at} out of range"),
+        ));
+    }
+    let mut framed = vec![0u8; (footer_at - index_at) as usize];
+    read_at(&mut framed, index_at)?;
+    Ok(Located {
+        has_flags,
+        index_at,
+        framed,
+    })
+}
+
+/// Sorts each column's chunks by time; the block's time range.
+fn sort_chunks(chunks: &mut HashMap<(SeriesId, u32), Vec<ChunkEntry>>) -> (Timestamp, Timestamp) {
+    let (mut min_ts, mut max_ts) = (Timestamp::MAX, Timestamp::MIN);
+    for entries in chunks.values_mut() {
+        entries.sort_by_key(|e| e.min_ts);
+        // Most columns have one chunk; Vec's growth would keep room for
+        // four, which at a million columns is hundreds of megabytes.
+        entries.shrink_to_fit();
+        for e in entries.iter() {
+            max_ts = max_ts.max(e.max_ts);
+            min_ts = min_ts.min(e.min_ts);
+        }
+    }
+    (min_ts, max_ts)
+}
+
+type Index = (Vec<String>, HashMap<(SeriesId, u32), Vec<ChunkEntry>>);
+
+/// Largest index a block may state (a damaged length must not allocate
+/// without bound; a million series' index is a few hundred megabytes).
+const MAX_INDEX_BYTES: usize = 1 << 32;
+
+fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
+    let input = &mut input;
+    let n_fields = get_varint(input)?;
+    let mut fields = Vec::new();
+    for _ in 0..n_fields {
+        fields.push(get_str(input)?);
+    }
+    let n_chunks = get_varint(input)?;
+    let mut chunks = HashMap::new();
+    for _ in 0..n_chunks {
+        let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
+        let field = u32::try_from(get_varint(input)?).map_err(|_| "field overflow")?;
+        if field as usize >= fields.len() {
+            return Err(format!("field index {field} out of range"));
+        }
+        let (kind, all_long) = match take(input, 1)?[0] {
+            KIND_NUMERIC_LONG => (KIND_NUMERIC, true),
+            k => (k, false),
+        };
+        let offset = get_varint(input)?;
+        let len = get_varint(input)?;
+        let count = get_varint(input)?;
+        let min_ts = unzigzag(get_varint(input)?);
+        let max_ts = unzigzag(get_varint(input)?);
+        let stats = if kind == KIND_NUMERIC {
+            let mut vals = [0f64; 3];
+            for v in &mut vals {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(take(input, 8)?);
+                *v = f64::from_le_bytes(b);
+            }
+            Some(ChunkStats {
+                min: vals[0],
+                max: vals[1],
+                sum: vals[2],
+            })
+        } else {
+            None
+        };
+        chunks
+            .entry((SeriesId(id), field))
+            .or_insert_with(Vec::new)
+            .push(ChunkEntry {
+                kind,
+                all_long,
+                offset,
+                len,
+                count,
+                min_ts,
+                max_ts,
+                stats,
+            });
+    }
+    if !input.is_empty() {
+        return Err(format!("{} trailing bytes", input.len()));
+    }
+    Ok((fields, chunks))
+}

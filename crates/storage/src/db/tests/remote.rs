@@ -1,0 +1,438 @@
+//! Blocks in object storage, against a real S3 API on loopback (s3s over a
+//! directory): the same answers as local blocks across flushes,
+//! compactions and reopens; nothing acknowledged lost when the store
+//! fails; orphans swept; a data directory tied to its store.
+
+use super::*;
+use crate::remote::RemoteStore;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use sundial_testkit::s3::S3Server;
+
+const BUCKET: &str = "sundial";
+
+/// One server for the whole test binary; each test its own prefix.
+static SERVER: LazyLock<(S3Server, tempfile::TempDir)> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = S3Server::start(dir.path(), &[BUCKET]).expect("the S3 test server starts");
+    (server, dir)
+});
+
+static NEXT_PREFIX: AtomicU64 = AtomicU64::new(0);
+
+/// A store on the test server under a prefix no other test uses, wrapped
+/// so tests can make it fail.
+fn new_store() -> Result<(RemoteStore, Arc<Faulty>)> {
+    let (server, _) = &*SERVER;
+    let options = server
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let prefix = format!("t{}", NEXT_PREFIX.fetch_add(1, Ordering::Relaxed));
+    let url = format!("s3://{BUCKET}/{prefix}");
+    let plain = RemoteStore::open(&url, &options, 1 << 20)?;
+    let faulty = Arc::new(Faulty {
+        inner: plain.object_store(),
+        fail_puts: AtomicU64::new(0),
+        fail_gets: AtomicU64::new(0),
+        multipart_uploads: AtomicU64::new(0),
+    });
+    let store = RemoteStore::with_store(faulty.clone(), ObjectPath::from(prefix), &url, 1 << 20)?;
+    Ok((store, faulty))
+}
+
+fn on_store(dir: &std::path::Path, store: &RemoteStore) -> Config {
+    Config {
+        remote: Some(store.database("db")),
+        ..quiet(dir)
+    }
+}
+
+/// Objects under the store's database prefix, as the server keeps them.
+fn objects(store: &RemoteStore) -> Result<Vec<String>> {
+    let mut keys = store.database("db").list()?;
+    keys.sort();
+    Ok(keys)
+}
+
+fn local_blocks(dir: &std::path::Path) -> usize {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".sdb"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Writes `rounds` batches of one host, flushing after each; returns
+/// what was written.
+fn fill(db: &Db, rounds: i64, model: &mut Model) -> Result<()> {
+    for round in 0..rounds {
+        let batch: Vec<WritePoint> = (0..100)
+            .map(|i| point("a", (i * 3_600_000 + round) % 86_400_000, round * 1000 + i))
+            .collect();
+        for p in &batch {
+            if let ValueInput::Typed(v) = &p.value {
+                model.insert(("a".into(), "value".into(), p.timestamp), v.clone());
+            }
+        }
+        write_all(db, batch)?;
+        db.flush()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn blocks_in_the_store_answer_as_local_ones_across_compaction_and_reopen() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, _) = new_store()?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let mut model = Model::new();
+    fill(&db, 4, &mut model)?;
+    assert_eq!(snapshot(&db), model);
+    assert_eq!(
+        local_blocks(dir.path()),
+        0,
+        "uploaded blocks leave no local copy"
+    );
+    assert_eq!(objects(&store)?.len(), db.block_count());
+    db.compact(true)?;
+    assert_eq!(db.block_count(), 1);
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    drop(db);
+    // The replaced blocks go once no reader holds them.
+    wait_for(|| objects(&store).is_ok_and(|o| o.len() == 1))?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn a_failed_upload_loses_nothing_and_the_next_flush_succeeds() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, faults) = new_store()?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let mut model = Model::new();
+    fill(&db, 1, &mut model)?;
+    faults.fail_puts.store(u64::MAX, Ordering::Relaxed);
+    let batch: Vec<WritePoint> = (0..50).map(|i| point("b", i * 1000, i)).collect();
+    for p in &batch {
+        if let ValueInput::Typed(v) = &p.value {
+            model.insert(("b".into(), "value".into(), p.timestamp), v.clone());
+        }
+    }
+    write_all(&db, batch)?;
+    assert!(matches!(db.flush(), Err(Error::ObjectStore { .. })));
+    // Still readable (blocks already up, and the head).
+    assert_eq!(snapshot(&db), model);
+    assert_eq!(
+        local_blocks(dir.path()),
+        0,
+        "a failed upload's local file goes"
+    );
+    // A crash now: the WAL replays what the store never got.
+    db.abandon();
+    drop(db);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert_eq!(snapshot(&db), model);
+    faults.fail_puts.store(0, Ordering::Relaxed);
+    db.flush()?;
+    db.close();
+    drop(db);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert_eq!(db.head_points(), 0, "everything flushed");
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn reads_of_cached_chunks_survive_a_failing_store() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, faults) = new_store()?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let mut model = Model::new();
+    fill(&db, 2, &mut model)?;
+    assert_eq!(snapshot(&db), model);
+    faults.fail_gets.store(u64::MAX, Ordering::Relaxed);
+    assert_eq!(snapshot(&db), model, "served from the chunk caches");
+    db.close();
+    drop(db);
+    // What is not cached cannot be read: opening needs the block indexes.
+    assert!(matches!(
+        Db::open(on_store(dir.path(), &store)),
+        Err(Error::ObjectStore { .. })
+    ));
+    faults.fail_gets.store(0, Ordering::Relaxed);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// The oracle test of `tests.rs` with every block in the store, and
+    /// flushes and compactions also started by the background threads.
+    #[test]
+    fn the_engine_on_a_store_matches_the_model(
+        ops in proptest::collection::vec(op(), 1..30),
+        scale in prop_oneof![Just(1i64), Just(3_600_000), Just(10_800_000)],
+    ) {
+        let (store, _) = new_store().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        run_model(ops, scale, |dir| Config {
+            remote: Some(store.database("db")),
+            ..config(dir)
+        })?;
+    }
+}
+
+#[test]
+fn orphans_are_swept_and_the_directory_names_its_store() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, _) = new_store()?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let mut model = Model::new();
+    fill(&db, 1, &mut model)?;
+    db.close();
+    drop(db);
+    let stray = "block-0000000099.1.sdb";
+    store
+        .database("db")
+        .upload(stray, bytes::Bytes::from_static(b"cut off"))?;
+    assert!(objects(&store)?.iter().any(|k| k == stray));
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert!(!objects(&store)?.iter().any(|k| k == stray), "orphan swept");
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    drop(db);
+    // Without the store, or with another one, the directory is refused.
+    assert!(matches!(
+        Db::open(quiet(dir.path())),
+        Err(Error::ObjectStoreConfig { .. })
+    ));
+    let (other, _) = new_store()?;
+    assert!(matches!(
+        Db::open(on_store(dir.path(), &other)),
+        Err(Error::ObjectStoreConfig { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_local_directory_moves_its_blocks_to_the_store() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(dir.path()))?;
+    let mut model = Model::new();
+    fill(&db, 3, &mut model)?;
+    let blocks = db.block_count();
+    db.close();
+    drop(db);
+    assert_eq!(local_blocks(dir.path()), blocks);
+    let (store, _) = new_store()?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert_eq!(local_blocks(dir.path()), 0);
+    assert_eq!(objects(&store)?.len(), blocks);
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn large_blocks_go_up_in_parts() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, counts) = new_store()?;
+    let store = store.with_multipart_bytes(1);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let mut model = Model::new();
+    fill(&db, 2, &mut model)?;
+    let flushed = db.block_count() as u64;
+    db.compact(true)?;
+    // Every flushed block, then the merged one.
+    assert_eq!(
+        counts.multipart_uploads.load(Ordering::Relaxed),
+        flushed + 1
+    );
+    db.close();
+    drop(db);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn a_file_url_names_a_directory_used_like_a_bucket() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let bucket = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let url = format!("file://{}", bucket.path().display());
+    let store = RemoteStore::open(&url, &BTreeMap::new(), 1 << 20)?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let mut model = Model::new();
+    fill(&db, 2, &mut model)?;
+    assert_eq!(local_blocks(dir.path()), 0);
+    assert_eq!(local_blocks(&bucket.path().join("db")), db.block_count());
+    db.close();
+    drop(db);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn a_one_series_read_fetches_its_chunks_not_the_blocks() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, _) = new_store()?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let hosts = 200;
+    let batch: Vec<WritePoint> = (0..hosts)
+        .flat_map(|h| (0..500).map(move |i| point(&format!("h{h}"), i * 10_000, h * i)))
+        .collect();
+    write_all(&db, batch)?;
+    db.flush()?;
+    db.close();
+    drop(db);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let before = store.fetched_bytes();
+    let ids = series_ids(&db, "h7");
+    let points = db.read(|view| {
+        ids.iter()
+            .map(|id| view.points(SeriesId(id), "value", Timestamp::MIN, Timestamp::MAX))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    assert_eq!(points.iter().map(Vec::len).sum::<usize>(), 500);
+    let fetched = store.fetched_bytes() - before;
+    let block_bytes: u64 = objects(&store)?
+        .iter()
+        .filter_map(|k| fs::metadata(SERVER.1.path().join(BUCKET).join(k_path(&store, k))).ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        fetched > 0 && fetched * 20 < block_bytes,
+        "fetched {fetched} of {block_bytes} bytes for one series of {hosts}"
+    );
+    db.close();
+    Ok(())
+}
+
+/// Where the S3 test server keeps an object of the store's database.
+fn k_path(store: &RemoteStore, key: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(store.database("db").object_path(key).as_ref())
+}
+
+/// Polls `done` for up to ten seconds (background deletes).
+fn wait_for(done: impl Fn() -> bool) -> Result<()> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        if std::time::Instant::now() > until {
+            return Err(Error::Closed);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Passes calls through, failing puts or gets while their counters are
+/// above zero.
+#[derive(Debug)]
+struct Faulty {
+    inner: Arc<dyn ObjectStore>,
+    fail_puts: AtomicU64,
+    fail_gets: AtomicU64,
+    multipart_uploads: AtomicU64,
+}
+
+impl Faulty {
+    fn check(counter: &AtomicU64, op: &str) -> object_store::Result<()> {
+        let fired = counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        match fired {
+            true => Err(object_store::Error::Generic {
+                store: "faulty",
+                source: format!("injected {op} failure").into(),
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Faulty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Faulty({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Faulty {
+    async fn put_opts(
+        &self,
+        location: &ObjectPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        Self::check(&self.fail_puts, "put")?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        Self::check(&self.fail_puts, "multipart put")?;
+        self.multipart_uploads.fetch_add(1, Ordering::Relaxed);
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        Self::check(&self.fail_gets, "get")?;
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectPath>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
