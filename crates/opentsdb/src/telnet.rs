@@ -161,6 +161,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else {
             if buf.len() > max_line {
                 stream.write_all(b"error: line too long\n").await?;
+                linger(&mut stream).await;
                 return Ok(());
             }
             continue;
@@ -184,7 +185,28 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             stream.write_all(out.as_bytes()).await?;
         }
         if close || too_long {
+            linger(&mut stream).await;
             return Ok(());
+        }
+    }
+}
+
+/// Ends a connection the server closes (`exit`, a refusal): the answers
+/// are followed by the end of the stream, then what the client still
+/// sends is read and dropped for a moment (up to 1 MiB, 1 s), so its
+/// kernel sees a close, not a reset that could discard the answers
+/// before the client reads them.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut sink = [0u8; 8192];
+    let mut left: usize = 1 << 20;
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
         }
     }
 }

@@ -20,6 +20,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -225,36 +226,52 @@ impl RemoteStore {
         }
     }
 
-    /// Uploads `bytes` as `key` (in parts when large); the object exists
-    /// whole or not at all.
+    /// Uploads `bytes` as `key` in one request.
     pub(crate) fn upload(&self, key: &str, bytes: Bytes) -> Result<()> {
         let store = self.shared.store.clone();
         let path = self.path(key);
-        let result = if bytes.len() < self.multipart_bytes {
-            self.wait(async move { store.put(&path, PutPayload::from(bytes)).await.map(drop) })
-        } else {
-            self.wait(async move {
-                let mut upload = store.put_multipart(&path).await?;
-                let mut sent = Ok(());
-                for at in (0..bytes.len()).step_by(PART_BYTES) {
-                    let part = bytes.slice(at..bytes.len().min(at + PART_BYTES));
-                    sent = upload.put_part(PutPayload::from(part)).await;
-                    if sent.is_err() {
-                        break;
-                    }
-                }
-                match sent {
-                    Ok(()) => upload.complete().await.map(drop),
-                    Err(e) => {
-                        // Parts of an upload never completed still cost
-                        // storage until aborted.
-                        let _ = upload.abort().await;
-                        Err(e)
-                    }
-                }
-            })
+        self.wait(async move { store.put(&path, PutPayload::from(bytes)).await.map(drop) })
+            .map_err(|e| self.error("upload", key, e))
+    }
+
+    /// Uploads the file at `local` as `key`: in one request when small,
+    /// else in parts read one at a time (a 1 GiB block never sits in
+    /// memory whole). The object exists whole or not at all.
+    pub(crate) fn upload_file(&self, key: &str, local: &Path) -> Result<()> {
+        let io = |e| Error::io("read block", local, e);
+        let file = std::fs::File::open(local).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < self.multipart_bytes as u64 {
+            return self.upload(key, std::fs::read(local).map_err(io)?.into());
+        }
+        let store = self.shared.store.clone();
+        let path = self.path(key);
+        let mut upload = self
+            .wait(async move { store.put_multipart(&path).await })
+            .map_err(|e| self.error("upload", key, e))?;
+        let mut sent = Ok(());
+        for at in (0..len).step_by(PART_BYTES) {
+            let mut part = vec![0u8; (len - at).min(PART_BYTES as u64) as usize];
+            if let Err(e) = std::os::unix::fs::FileExt::read_exact_at(&file, &mut part, at) {
+                sent = Err(io(e));
+                break;
+            }
+            let put = upload.put_part(PutPayload::from(part));
+            if let Err(e) = self.wait(put) {
+                sent = Err(self.error("upload", key, e));
+                break;
+            }
+        }
+        let finished = match sent {
+            Ok(()) => self.wait(async move { upload.complete().await.map(drop) }),
+            Err(e) => {
+                // The parts of an upload never completed cost storage
+                // until it is aborted.
+                let _ = self.wait(async move { upload.abort().await });
+                return Err(e);
+            }
         };
-        result.map_err(|e| self.error("upload", key, e))
+        finished.map_err(|e| self.error("upload", key, e))
     }
 
     /// `len` bytes of `key` from `at`, through the cache under `(uid, at)`.

@@ -18,13 +18,12 @@ pub(crate) fn place(config: &Config, written: Block) -> Result<Block> {
         return Ok(written);
     };
     let path = written.path().to_owned();
-    let bytes = std::fs::read(&path).map_err(|e| Error::io("read block", &path, e))?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("block.sdb");
     let key = remote::fresh_key(name);
-    if let Err(e) = store.upload(&key, bytes.into()) {
+    if let Err(e) = store.upload_file(&key, &path) {
         // The WAL still holds the points; a later flush writes them again.
         let _ = config.vfs.remove_file(&path);
         return Err(e);
