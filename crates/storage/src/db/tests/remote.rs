@@ -90,13 +90,39 @@ fn fill(db: &Db, rounds: i64, model: &mut Model) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn blocks_in_the_store_answer_as_local_ones_across_compaction_and_reopen() -> Result<()> {
+/// A database on a fresh store prefix, filled by `rounds` of [`fill`].
+struct OnStore {
+    dir: tempfile::TempDir,
+    store: RemoteStore,
+    faults: Arc<Faulty>,
+    db: Db,
+    model: Model,
+}
+
+fn filled_on_store(rounds: i64) -> Result<OnStore> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let (store, _) = new_store()?;
+    let (store, faults) = new_store()?;
     let db = Db::open(on_store(dir.path(), &store))?;
     let mut model = Model::new();
-    fill(&db, 4, &mut model)?;
+    fill(&db, rounds, &mut model)?;
+    Ok(OnStore {
+        dir,
+        store,
+        faults,
+        db,
+        model,
+    })
+}
+
+#[test]
+fn blocks_in_the_store_answer_as_local_ones_across_compaction_and_reopen() -> Result<()> {
+    let OnStore {
+        dir,
+        store,
+        db,
+        model,
+        ..
+    } = filled_on_store(4)?;
     assert_eq!(snapshot(&db), model);
     assert_eq!(
         local_blocks(dir.path()),
@@ -119,11 +145,14 @@ fn blocks_in_the_store_answer_as_local_ones_across_compaction_and_reopen() -> Re
 
 #[test]
 fn a_failed_upload_loses_nothing_and_the_next_flush_succeeds() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let (store, faults) = new_store()?;
-    let db = Db::open(on_store(dir.path(), &store))?;
-    let mut model = Model::new();
-    fill(&db, 1, &mut model)?;
+    let OnStore {
+        dir,
+        store,
+        faults,
+        db,
+        mut model,
+        ..
+    } = filled_on_store(1)?;
     faults.fail_puts.store(u64::MAX, Ordering::Relaxed);
     let batch: Vec<WritePoint> = (0..50).map(|i| point("b", i * 1000, i)).collect();
     for p in &batch {
@@ -158,11 +187,14 @@ fn a_failed_upload_loses_nothing_and_the_next_flush_succeeds() -> Result<()> {
 
 #[test]
 fn reads_of_cached_chunks_survive_a_failing_store() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let (store, faults) = new_store()?;
-    let db = Db::open(on_store(dir.path(), &store))?;
-    let mut model = Model::new();
-    fill(&db, 2, &mut model)?;
+    let OnStore {
+        dir,
+        store,
+        faults,
+        db,
+        model,
+        ..
+    } = filled_on_store(2)?;
     assert_eq!(snapshot(&db), model);
     faults.fail_gets.store(u64::MAX, Ordering::Relaxed);
     assert_eq!(snapshot(&db), model, "served from the chunk caches");
@@ -200,11 +232,13 @@ proptest! {
 
 #[test]
 fn orphans_are_swept_and_the_directory_names_its_store() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let (store, _) = new_store()?;
-    let db = Db::open(on_store(dir.path(), &store))?;
-    let mut model = Model::new();
-    fill(&db, 1, &mut model)?;
+    let OnStore {
+        dir,
+        store,
+        db,
+        model,
+        ..
+    } = filled_on_store(1)?;
     db.close();
     drop(db);
     let stray = "block-0000000099.1.sdb";
