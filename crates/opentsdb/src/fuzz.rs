@@ -118,10 +118,7 @@ pub fn telnet(data: &[u8]) {
 
 /// What queries read times against: a fixed clock, UTC by default.
 fn clock() -> Clock {
-    Clock {
-        now: 1_500_000_000_000,
-        tz: TimeZone::UTC,
-    }
+    Clock::new(1_500_000_000_000, TimeZone::UTC)
 }
 
 /// `GET /api/query?...`: the raw query string.

@@ -34,32 +34,33 @@ pub(crate) async fn mquery(
     body: Body,
 ) -> Result<Response, OpenTsdbError> {
     let v = json_body(&api, &headers, body).await?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| OpenTsdbError::unparseable_json("the query must be a JSON object"))?;
-    let subs = match obj.get("queries") {
-        Some(Value::Array(a)) if !a.is_empty() => a,
-        _ => return Err(OpenTsdbError::bad_request("Missing queries")),
-    };
-    let ms = [obj.get("msResolution"), obj.get("ms")]
-        .into_iter()
-        .flatten()
-        .any(lenient_bool);
     let clock = Clock::of(&api)?;
-    let plans = subs
-        .iter()
-        .map(|sub| plan(&api, obj, sub, &clock))
-        .collect::<Result<Vec<_>, _>>()?;
     let _slot = api.limits.query_slot().await?;
-    let (db, uids) = (api.db.clone(), api.uids.clone());
     let budget = api.query_budget();
+    // Planning reads stored field names and may cut calendar buckets: it
+    // runs off the async workers with the execution.
     let out = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, OpenTsdbError> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| OpenTsdbError::unparseable_json("the query must be a JSON object"))?;
+        let subs = match obj.get("queries") {
+            Some(Value::Array(a)) if !a.is_empty() => a,
+            _ => return Err(OpenTsdbError::bad_request("Missing queries")),
+        };
+        let ms = [obj.get("msResolution"), obj.get("ms")]
+            .into_iter()
+            .flatten()
+            .any(lenient_bool);
+        let plans = subs
+            .iter()
+            .map(|sub| plan(&api, obj, sub, &clock))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::new();
         for p in &plans {
             let results = p
                 .columns
                 .iter()
-                .map(|c| execute_one(&db, &uids, &c.query, &budget))
+                .map(|c| execute_one(&api.db, &api.uids, &c.query, &budget))
                 .collect::<Result<Vec<_>, _>>()?;
             out.extend(join(p, results, ms));
         }

@@ -21,24 +21,32 @@ pub(crate) use modifiers::{Trim, count};
 pub(crate) use parse::{from_json, from_query_string, lenient_bool};
 use render::{Extras, ResultObject, Style};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Instant;
 use sundial_model::now_ms;
 use sundial_model::{FieldValue, FillPolicy, Query};
 
 /// What a request's times are read against: the server clock and the
-/// default zone (spec 4.5), which a request may replace.
+/// default zone (spec 4.5), which a request may replace, and the calendar
+/// edges its sub-queries have cut (shared by clones).
 #[derive(Debug, Clone)]
 pub(crate) struct Clock {
     pub(crate) now: i64,
     pub(crate) tz: TimeZone,
+    pub(crate) edges: Arc<zone::EdgeMemo>,
 }
 
 impl Clock {
+    pub(crate) fn new(now: i64, tz: TimeZone) -> Self {
+        Self {
+            now,
+            tz,
+            edges: Arc::default(),
+        }
+    }
+
     pub(crate) fn of(api: &Api) -> Result<Self, OpenTsdbError> {
-        Ok(Self {
-            now: now_ms(),
-            tz: zone::by_name(&api.config.timezone)?,
-        })
+        Ok(Self::new(now_ms(), zone::by_name(&api.config.timezone)?))
     }
 }
 
@@ -68,8 +76,11 @@ pub(crate) async fn get(
     ReadScope(api): ReadScope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
-    let request = from_query_string(raw.as_deref().unwrap_or_default(), &Clock::of(&api)?)?;
-    run(&api, request).await
+    let clock = Clock::of(&api)?;
+    run(api, move || {
+        from_query_string(raw.as_deref().unwrap_or_default(), &clock)
+    })
+    .await
 }
 
 pub(crate) async fn post(
@@ -83,46 +94,52 @@ pub(crate) async fn post(
         return Err(OpenTsdbError::bad_request("Missing message content")
             .with_details("Supply valid JSON formatted data in the body of your request"));
     }
-    let json: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
-    let mut request = from_json(&json, &Clock::of(&api)?)?;
-    request.arrays = raw
+    let arrays = raw
         .as_deref()
         .unwrap_or_default()
         .split('&')
         .any(|p| p == "arrays" || p.starts_with("arrays="));
-    run(&api, request).await
-}
-
-async fn run(api: &Api, request: Request) -> Result<Response, OpenTsdbError> {
-    let started = Instant::now();
-    let _slot = api.limits.query_slot().await?;
-    let (db, uids) = (api.db.clone(), api.uids.clone());
-    let budget = api.query_budget();
-    let (request, results) = tokio::task::spawn_blocking(move || {
-        let mut request = request;
-        let results = by_tsuid::resolve(&db, &uids, &mut request).and_then(|()| {
-            request
-                .queries
-                .iter()
-                .map(|q| by_tsuid::execute(&db, &uids, q, &budget))
-                .collect::<Result<Vec<_>, _>>()
-        });
-        (request, results)
+    let clock = Clock::of(&api)?;
+    run(api, move || {
+        let json: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| OpenTsdbError::unparseable_json(e.to_string()))?;
+        let mut request = from_json(&json, &clock)?;
+        request.arrays = arrays;
+        Ok(request)
     })
     .await
-    .map_err(|e| OpenTsdbError::internal(&e))?;
-    let results = results?;
-    let timing = Timing {
-        started,
-        executed: started.elapsed(),
-    };
-    let tsuids = if request.show_tsuids {
-        by_tsuid::of_results(api, &results)
-    } else {
-        Vec::new()
-    };
-    let body = print(&request, results, tsuids, timing)?;
+}
+
+/// Parses, executes and prints one request under a query slot, all of it
+/// off the async workers: parsing alone may cut many calendar buckets.
+async fn run(
+    api: Api,
+    parse: impl FnOnce() -> Result<Request, OpenTsdbError> + Send + 'static,
+) -> Result<Response, OpenTsdbError> {
+    let started = Instant::now();
+    let _slot = api.limits.query_slot().await?;
+    let budget = api.query_budget();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut request = parse()?;
+        by_tsuid::resolve(&api.db, &api.uids, &mut request)?;
+        let results = request
+            .queries
+            .iter()
+            .map(|q| by_tsuid::execute(&api.db, &api.uids, q, &budget))
+            .collect::<Result<Vec<_>, _>>()?;
+        let timing = Timing {
+            started,
+            executed: started.elapsed(),
+        };
+        let tsuids = if request.show_tsuids {
+            by_tsuid::of_results(&api, &results)
+        } else {
+            Vec::new()
+        };
+        print(&request, results, tsuids, timing)
+    })
+    .await
+    .map_err(|e| OpenTsdbError::internal(&e))??;
     Ok(json_bytes_response(StatusCode::OK, body))
 }
 

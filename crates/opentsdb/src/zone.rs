@@ -5,8 +5,72 @@ use super::error::OpenTsdbError;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{Span, Zoned};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use sundial_model::Timestamp;
+
+/// Most calendar bucket edges one request may ask for across all its
+/// sub-queries: computing each costs a zone lookup, so without a shared
+/// cap a few hundred bytes of `m=` parameters bought seconds of work.
+pub(crate) const MAX_REQUEST_CALENDAR_EDGES: usize = 1_000_000;
+
+/// The calendar edges of one request: a specification repeated by several
+/// sub-queries is cut once, and all distinct ones together stay under
+/// [`MAX_REQUEST_CALENDAR_EDGES`].
+#[derive(Debug, Default)]
+pub(crate) struct EdgeMemo {
+    cut: Mutex<Memo>,
+}
+
+#[derive(Debug, Default)]
+struct Memo {
+    edges: HashMap<EdgeKey, Arc<[Timestamp]>>,
+    total: usize,
+}
+
+/// What decides a list of edges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EdgeKey {
+    count: i64,
+    unit: Unit,
+    zone: Option<String>,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+impl EdgeMemo {
+    /// [`calendar_edges`] of a request, reused when asked again.
+    pub(crate) fn edges(
+        &self,
+        count: i64,
+        unit: Unit,
+        tz: &TimeZone,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Arc<[Timestamp]>, OpenTsdbError> {
+        let key = EdgeKey {
+            count,
+            unit,
+            zone: tz.iana_name().map(str::to_owned),
+            start,
+            end,
+        };
+        // A poisoned memo only means another sub-query's parse panicked;
+        // its contents are still whole lists.
+        let mut memo = self.cut.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(edges) = memo.edges.get(&key) {
+            return Ok(edges.clone());
+        }
+        let left = MAX_REQUEST_CALENDAR_EDGES.saturating_sub(memo.total);
+        let edges = calendar_edges(count, unit, tz, start, end, left)?;
+        memo.total += edges.len();
+        // A zone without a name cannot be told apart from another one.
+        if key.zone.is_some() {
+            memo.edges.insert(key, edges.clone());
+        }
+        Ok(edges)
+    }
+}
 
 /// The IANA zone `name` (the bundled database, so no host files are needed).
 pub(crate) fn by_name(name: &str) -> Result<TimeZone, OpenTsdbError> {
@@ -28,7 +92,7 @@ pub(crate) fn local_ms(
 }
 
 /// A calendar unit of `<n><unit>c` (spec 9.7.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Unit {
     Millis,
     Second,
@@ -74,7 +138,7 @@ impl Unit {
 /// Bucket boundaries of `count` calendar `unit`s in `tz` covering
 /// `[start, end]`: the first at or before `start`, the last after `end`.
 /// More than `max` boundaries is an error (a client asking for years of
-/// one-second calendar buckets).
+/// one-second calendar buckets), found before computing more than `max`.
 pub(crate) fn calendar_edges(
     count: i64,
     unit: Unit,
@@ -91,7 +155,7 @@ pub(crate) fn calendar_edges(
     while edges.last().is_some_and(|e| *e <= end) {
         if edges.len() > max {
             return Err(OpenTsdbError::bad_request(format!(
-                "Too many calendar buckets: more than {max} between start and end"
+                "Too many calendar buckets: more than {MAX_REQUEST_CALENDAR_EDGES} in one request"
             )));
         }
         // Step from the first boundary, not from the previous one, so a
@@ -231,6 +295,43 @@ mod tests {
         );
         assert!(calendar_edges(1, Unit::Second, &utc, 0, 10_000_000, 100).is_err());
         assert!(by_name("Mars/Olympus").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn one_request_shares_its_edges_and_their_cap() -> Result<(), OpenTsdbError> {
+        let sh = by_name("Asia/Shanghai")?;
+        let day = 86_400_000;
+        let memo = EdgeMemo::default();
+        let (start, end) = (0, 400 * day);
+        let first = memo.edges(1, Unit::Day, &sh, start, end)?;
+        // The same specification again is the same list, not a new cut.
+        let again = memo.edges(1, Unit::Day, &sh, start, end)?;
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(first.len(), 402);
+        assert!(first.windows(2).all(|w| w[1] - w[0] == day));
+
+        // Distinct specifications add up: ten of a quarter of the cap each
+        // stop at the fourth, and a fresh request starts from zero.
+        let span = (MAX_REQUEST_CALENDAR_EDGES as i64 / 4) * 1_000;
+        let memo = EdgeMemo::default();
+        let mut accepted = 0;
+        for k in 1..=10 {
+            match memo.edges(1, Unit::Second, &sh, k, k + span) {
+                Ok(edges) => accepted += edges.len(),
+                Err(e) => {
+                    assert!(e.message.contains("Too many calendar buckets"), "{e:?}");
+                    break;
+                }
+            }
+        }
+        assert!(accepted <= MAX_REQUEST_CALENDAR_EDGES);
+        assert!(accepted >= 3 * (span / 1_000) as usize);
+        assert!(
+            EdgeMemo::default()
+                .edges(1, Unit::Second, &sh, 0, span)
+                .is_ok()
+        );
         Ok(())
     }
 }

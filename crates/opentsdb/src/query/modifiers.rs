@@ -12,9 +12,6 @@ use sundial_model::{
     Aggregator, Buckets, Downsample, FieldValue, FillPolicy, RateOptions, Timestamp,
 };
 
-/// Most calendar buckets one downsampling may cut a query into.
-const MAX_CALENDAR_BUCKETS: usize = 1_000_000;
-
 /// The time frame downsampling buckets are cut in.
 #[derive(Debug)]
 pub(super) struct Window<'a> {
@@ -23,6 +20,8 @@ pub(super) struct Window<'a> {
     pub(super) tz: &'a TimeZone,
     /// `useCalendar`: every interval is a calendar one.
     pub(super) calendar: bool,
+    /// The calendar edges the request has cut so far.
+    pub(super) edges: &'a zone::EdgeMemo,
 }
 
 /// `<interval>-<function>[-<fill>]` (spec 9.7.1).
@@ -48,13 +47,12 @@ pub(super) fn downsample(spec: &str, window: &Window<'_>) -> Result<Downsample, 
         };
         let width = time::parse_duration(duration).map_err(OpenTsdbError::bad_request)?;
         match zone::Unit::split(duration).filter(|_| calendar) {
-            Some((count, unit)) => Buckets::Edges(zone::calendar_edges(
+            Some((count, unit)) => Buckets::Edges(window.edges.edges(
                 count,
                 unit,
                 window.tz,
                 window.start,
                 window.end,
-                MAX_CALENDAR_BUCKETS,
             )?),
             None => Buckets::Fixed(width),
         }

@@ -77,6 +77,7 @@ pub(crate) fn from_query_string(raw: &str, clock: &Clock) -> Result<Request, Ope
         end,
         tz: &clock.tz,
         calendar,
+        edges: &clock.edges,
     };
     let mut queries: Vec<Query> = exprs
         .iter()
@@ -251,6 +252,7 @@ pub(crate) fn from_json(json: &Value, clock: &Clock) -> Result<Request, OpenTsdb
         end,
         tz: &clock.tz,
         calendar: obj.get("useCalendar").is_some_and(lenient_bool),
+        edges: &clock.edges,
     };
     let ms = [obj.get("msResolution"), obj.get("ms")]
         .into_iter()
@@ -477,10 +479,7 @@ mod tests {
     use serde_json::json;
 
     fn utc(now: i64) -> Clock {
-        Clock {
-            now,
-            tz: TimeZone::UTC,
-        }
+        Clock::new(now, TimeZone::UTC)
     }
 
     #[test]

@@ -110,3 +110,68 @@ fn every_query_route_stops_at_its_deadline() -> Result<()> {
     write(&s, "limit.m", 3000)?;
     every_route_refuses(&s, "Query timed out", "limits.query_timeout")
 }
+
+#[test]
+fn calendar_buckets_of_one_request_share_one_cap() -> Result<()> {
+    let s = TestServer::spawn()?;
+    write(&s, "cal.m", 2)?;
+    // 600,000 one-second buckets before the data: one list is within the
+    // cap of a request however often its specification repeats ...
+    let (start, end) = (T0 - 600_000, T0 + 100);
+    let m = "m=sum:1sc-sum:cal.m";
+    let path = format!("/api/query?start={start}&end={end}&{m}&{m}&{m}&timezone=Asia/Shanghai");
+    let (status, text) = s.get(&path)?;
+    assert_eq!(status, 200, "{text}");
+    // Both hosts summed per second (downsampled sums print as doubles).
+    let want: serde_json::Map<String, Value> = (0..POINTS)
+        .map(|i| ((T0 + 10 * i).to_string(), json!((10 + 2 * i) as f64)))
+        .collect();
+    let results = json(&text)?;
+    assert_eq!(results.as_array().map(Vec::len), Some(3), "{text}");
+    for result in results.as_array().into_iter().flatten() {
+        assert_eq!(result["dps"], Value::Object(want.clone()), "{text}");
+    }
+    // ... while 1s, 2s and 3s buckets together (1.1 million) are refused,
+    // through every form of query.
+    let distinct = ["1sc", "2sc", "3sc"];
+    let get = distinct
+        .iter()
+        .map(|d| format!("m=sum:{d}-sum:cal.m"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let queries: Vec<Value> = distinct
+        .iter()
+        .map(|d| json!({"metric": "cal.m", "aggregator": "sum", "downsample": format!("{d}-sum")}))
+        .collect();
+    let fields: Vec<Value> = distinct
+        .iter()
+        .map(|d| json!({"field": "value", "alias": *d, "downsample": format!("{d}-sum")}))
+        .collect();
+    let requests = [
+        (
+            "GET",
+            format!("/api/query?start={start}&end={end}&{get}"),
+            None,
+        ),
+        (
+            "POST",
+            "/api/query".to_owned(),
+            Some(json!({"start": start, "end": end, "queries": queries})),
+        ),
+        (
+            "POST",
+            "/api/mquery".to_owned(),
+            Some(json!({"start": start, "end": end,
+                "queries": [{"metric": "cal.m", "fields": fields}]})),
+        ),
+    ];
+    for (method, path, body) in requests {
+        let body = body.map(|b| b.to_string());
+        let (status, text) = s.request(method, &path, body.as_deref())?;
+        assert_eq!(status, 400, "{method} {path}: {text}");
+        let message = json(&text)?["error"]["message"].clone();
+        let message = message.as_str().unwrap_or_default();
+        assert!(message.starts_with("Too many calendar buckets"), "{text}");
+    }
+    Ok(())
+}
