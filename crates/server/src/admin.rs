@@ -7,16 +7,25 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use std::sync::Arc;
 use sundial_api::access::{Action, Store, basic_credentials};
 use sundial_storage::Engine;
 
+mod snapshots;
+
 pub(crate) fn routes(engine: Engine, store: Arc<Store>) -> Router {
     Router::new()
         .route("/admin/compact", post(compact))
         .route("/admin/storage", get(storage))
+        .route(
+            "/admin/snapshots",
+            get(snapshots::list_all).post(snapshots::create),
+        )
+        .route("/admin/snapshots/{name}", delete(snapshots::remove))
+        .route("/admin/snapshots/{name}/files", get(snapshots::files))
+        .route("/admin/snapshots/{name}/file", get(snapshots::read))
         .layer(axum::middleware::from_fn_with_state(store, authorize))
         .with_state(engine)
 }

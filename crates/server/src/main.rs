@@ -1,6 +1,7 @@
 //! `sundial`: the time-series database server.
 
 mod admin;
+mod backup;
 mod check;
 mod config;
 mod guard;
@@ -63,6 +64,12 @@ enum Command {
     /// Verify every checksum and reference of a data directory; exits 1
     /// naming each damaged file.
     Check(check::CheckArgs),
+    /// Copy a data directory, or a running server's snapshot, to a
+    /// directory or s3://bucket/prefix: only what the destination lacks.
+    Backup(backup::BackupArgs),
+    /// Rebuild a data directory from a backup; exits 1 if the result does
+    /// not pass `sundial check`.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +106,13 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Check(args) => {
             if !check::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => {
+            if !backup::restore(args)? {
                 std::process::exit(1);
             }
             Ok(())

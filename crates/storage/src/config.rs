@@ -41,6 +41,10 @@ pub struct Config {
     /// store that injects faults).
     #[serde(skip)]
     pub remote: Option<crate::remote::RemoteStore>,
+    /// The data directory of the engine this database belongs to (set by
+    /// the engine): where its snapshots live, whose objects stay.
+    #[serde(skip)]
+    pub engine_dir: Option<PathBuf>,
     pub fsync: FsyncPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_bytes: u64,
@@ -108,6 +112,7 @@ impl Default for Config {
             object_store_options: std::collections::BTreeMap::new(),
             cache_bytes: 256 << 20,
             remote: None,
+            engine_dir: None,
             fsync: FsyncPolicy::Always,
             wal_segment_bytes: 8 << 20,
             flush_wal_bytes: 32 << 20,

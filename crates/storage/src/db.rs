@@ -592,6 +592,7 @@ impl wal::Hooks for Applier {
 }
 
 pub(crate) mod blocks;
+mod capture;
 mod check;
 mod flush;
 mod recover;

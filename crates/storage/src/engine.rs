@@ -139,12 +139,22 @@ impl Engine {
         if let Some(remote) = &self.inner.config.remote {
             // What a failure leaves, a database of the same name sweeps
             // when it is created (nothing of it is in its manifest).
-            if let Err(e) = remote.database(name).delete_all() {
+            let pinned = crate::snapshots::pinned_keys(&self.inner.config.data_dir, name);
+            if let Err(e) = remote.database(name).delete_all_but(&pinned) {
                 tracing::warn!(database = name, error = %e, "cannot delete the dropped database's blocks from the object store");
             }
         }
         vfs.remove_dir_all(&doomed)
             .map_err(|e| Error::io("remove", &doomed, e))
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The object store the blocks live in, when they do.
+    pub fn remote(&self) -> Option<&crate::remote::RemoteStore> {
+        self.inner.config.remote.as_ref()
     }
 
     /// The engine's data directory.
@@ -190,6 +200,7 @@ pub(crate) fn db_config(config: &Config, name: &str) -> Config {
     let mut c = config.clone();
     c.data_dir = PathBuf::from(&config.data_dir).join("db").join(name);
     c.remote = config.remote.as_ref().map(|r| r.database(name));
+    c.engine_dir = Some(PathBuf::from(&config.data_dir));
     if let Some(secs) = config.database_retention_secs.get(name) {
         c.retention_secs = *secs;
     }

@@ -64,6 +64,10 @@ pub enum Error {
     },
     #[error("{reason}")]
     ObjectStoreConfig { reason: String },
+    #[error("snapshot {name} already exists")]
+    SnapshotExists { name: String },
+    #[error("no snapshot {name}")]
+    NoSnapshot { name: String },
 }
 
 impl Error {
@@ -72,8 +76,8 @@ impl Error {
             Self::Busy { .. } | Self::HeadFull { .. } | Self::WalFailed { .. } => ErrorClass::Busy,
             Self::InvalidName { .. } | Self::TooManyNewSeries { .. } => ErrorClass::InvalidInput,
             Self::SeriesLimit { .. } => ErrorClass::Quota,
-            Self::Exists { .. } => ErrorClass::Conflict,
-            Self::NoDatabase { .. } => ErrorClass::NotFound,
+            Self::Exists { .. } | Self::SnapshotExists { .. } => ErrorClass::Conflict,
+            Self::NoDatabase { .. } | Self::NoSnapshot { .. } => ErrorClass::NotFound,
             Self::Io { .. }
             | Self::Corrupt { .. }
             | Self::DamagedWal { .. }

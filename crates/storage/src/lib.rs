@@ -26,6 +26,7 @@ mod phase;
 mod record;
 pub mod remote;
 mod snapshot;
+pub mod snapshots;
 pub mod vfs;
 mod wal;
 

@@ -162,8 +162,9 @@ impl RemoteStore {
         self
     }
 
-    /// The same store, for one database's blocks.
-    pub(crate) fn database(&self, name: &str) -> Self {
+    /// The same store under `prefix/name` (a database's blocks, a
+    /// backup's parts).
+    pub fn database(&self, name: &str) -> Self {
         Self {
             shared: self.shared.clone(),
             prefix: self.prefix.clone().join(name),
@@ -173,7 +174,7 @@ impl RemoteStore {
     }
 
     /// Where this database's blocks live, as a URL.
-    pub(crate) fn location(&self) -> String {
+    pub fn location(&self) -> String {
         match &self.database {
             Some(name) => format!("{}/{name}", self.shared.url),
             None => self.shared.url.clone(),
@@ -227,7 +228,7 @@ impl RemoteStore {
     }
 
     /// Uploads `bytes` as `key` in one request.
-    pub(crate) fn upload(&self, key: &str, bytes: Bytes) -> Result<()> {
+    pub fn upload(&self, key: &str, bytes: Bytes) -> Result<()> {
         let store = self.shared.store.clone();
         let path = self.path(key);
         self.wait(async move { store.put(&path, PutPayload::from(bytes)).await.map(drop) })
@@ -237,7 +238,7 @@ impl RemoteStore {
     /// Uploads the file at `local` as `key`: in one request when small,
     /// else in parts read one at a time (a 1 GiB block never sits in
     /// memory whole). The object exists whole or not at all.
-    pub(crate) fn upload_file(&self, key: &str, local: &Path) -> Result<()> {
+    pub fn upload_file(&self, key: &str, local: &Path) -> Result<()> {
         let io = |e| Error::io("read block", local, e);
         let file = std::fs::File::open(local).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
@@ -287,7 +288,7 @@ impl RemoteStore {
     }
 
     /// `len` bytes of `key` from `at`, not cached.
-    pub(crate) fn fetch(&self, key: &str, at: u64, len: usize) -> Result<Bytes> {
+    pub fn fetch(&self, key: &str, at: u64, len: usize) -> Result<Bytes> {
         let store = self.shared.store.clone();
         let path = self.path(key);
         let range = at..at + len as u64;
@@ -307,8 +308,16 @@ impl RemoteStore {
         Ok(bytes)
     }
 
+    /// The whole object `key` (a small one: backup manifests).
+    pub fn get(&self, key: &str) -> Result<Bytes> {
+        let store = self.shared.store.clone();
+        let path = self.path(key);
+        self.wait(async move { store.get(&path).await?.bytes().await })
+            .map_err(|e| self.error("read", key, e))
+    }
+
     /// Deletes `key`; one already gone is no error.
-    pub(crate) fn delete(&self, key: &str) -> Result<()> {
+    pub fn delete(&self, key: &str) -> Result<()> {
         let store = self.shared.store.clone();
         let path = self.path(key);
         match self.wait(async move { store.delete(&path).await }) {
@@ -330,16 +339,17 @@ impl RemoteStore {
         });
     }
 
-    /// Deletes every object of this database.
-    pub(crate) fn delete_all(&self) -> Result<()> {
-        for key in self.list()? {
+    /// Deletes every object of this database but the `kept` ones (named
+    /// by a snapshot).
+    pub(crate) fn delete_all_but(&self, kept: &std::collections::HashSet<String>) -> Result<()> {
+        for key in self.list()?.into_iter().filter(|k| !kept.contains(k)) {
             self.delete(&key)?;
         }
         Ok(())
     }
 
     /// Keys (relative to this database) of every object stored for it.
-    pub(crate) fn list(&self) -> Result<Vec<String>> {
+    pub fn list(&self) -> Result<Vec<String>> {
         let store = self.shared.store.clone();
         let prefix = self.prefix.clone();
         let metas = self

@@ -3,6 +3,7 @@
 
 mod access;
 mod access_scopes;
+mod backup;
 mod baidu;
 mod baidu_agg;
 mod baidu_auth;

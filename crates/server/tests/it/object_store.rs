@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use sundial_testkit::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
 
-const BUCKET: &str = "sundial";
+pub(crate) const BUCKET: &str = "sundial";
 
 static S3: LazyLock<Result<(S3Server, tempfile::TempDir), String>> = LazyLock::new(|| {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -27,7 +27,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A prefix of the test bucket no other test uses, and where the S3
 /// server keeps its objects.
-fn fresh_prefix() -> Result<(String, PathBuf)> {
+pub(crate) fn fresh_prefix() -> Result<(String, PathBuf)> {
     let (_, dir) = S3.as_ref().map_err(|e| anyhow!("S3 test server: {e}"))?;
     let prefix = format!(
         "it{}-{}",
@@ -36,6 +36,12 @@ fn fresh_prefix() -> Result<(String, PathBuf)> {
     );
     let root = dir.path().join(BUCKET).join(&prefix);
     Ok((prefix, root))
+}
+
+/// The `AWS_*` variables that point a client at the test S3 server.
+pub(crate) fn s3_env() -> Result<Vec<(&'static str, String)>> {
+    let (server, _) = S3.as_ref().map_err(|e| anyhow!("S3 test server: {e}"))?;
+    Ok(server.env())
 }
 
 /// `config` (which may hold a `[storage]` table) with the blocks under
@@ -59,7 +65,7 @@ fn on_server(server: &S3Server, config: &str, prefix: &str) -> String {
 }
 
 /// Keys of the blocks `blocks.remote` of `db_dir` names.
-fn manifest_keys(db_dir: &Path) -> Result<BTreeSet<String>> {
+pub(crate) fn manifest_keys(db_dir: &Path) -> Result<BTreeSet<String>> {
     let text = std::fs::read_to_string(db_dir.join("blocks.remote"))?;
     let mut lines = text.lines();
     if !lines
@@ -78,7 +84,7 @@ fn manifest_keys(db_dir: &Path) -> Result<BTreeSet<String>> {
         .collect()
 }
 
-fn objects(dir: &Path) -> BTreeSet<String> {
+pub(crate) fn objects(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -112,7 +118,7 @@ fn kill9_during_uploads_and_compactions_on_s3_loses_no_acknowledged_point() -> R
 }
 
 /// Writes the same data through OpenTSDB (HTTP and telnet) and Baidu.
-fn write_everything(s: &TestServer) -> Result<()> {
+pub(crate) fn write_everything(s: &TestServer) -> Result<()> {
     for batch in 0..40i64 {
         let body: Vec<Value> = (0..50i64)
             .map(|i| {
@@ -152,7 +158,7 @@ fn write_everything(s: &TestServer) -> Result<()> {
 }
 
 /// The answers of a fixed set of queries of every API and SQL.
-fn answers(s: &TestServer) -> Result<Vec<Value>> {
+pub(crate) fn answers(s: &TestServer) -> Result<Vec<Value>> {
     let end = T0 + 40 * 50 * 10;
     let mut out = Vec::new();
     for m in [

@@ -57,7 +57,12 @@ pub(crate) fn record(inner: &Inner, blocks: &[Arc<Block>]) -> Result<()> {
 /// readers keep its inode), an object once its last reader is done.
 pub(crate) fn discard(inner: &Inner, b: &Block) {
     if b.is_remote() {
-        b.retire();
+        let key = b.manifest_entry().map(|e| e.key).unwrap_or_default();
+        if pinned(&inner.config).contains(&key) {
+            info!(key = %key, "a snapshot still names the replaced block; its object stays");
+        } else {
+            b.retire();
+        }
     } else if let Err(e) = inner.config.vfs.remove_file(b.path()) {
         warn!(path = %b.path().display(), error = %e, "cannot delete a replaced block");
     }
@@ -109,7 +114,7 @@ pub(super) fn open_all(config: &Config) -> Result<Vec<Block>> {
             blocks.iter().filter_map(Block::manifest_entry).collect();
         manifest::write(&config.vfs, dir, &store.location(), &entries)?;
     }
-    sweep(store, &blocks);
+    sweep(config, store, &blocks);
     Ok(blocks)
 }
 
@@ -124,11 +129,13 @@ fn local(config: &Config) -> Result<Vec<Block>> {
 /// Deletes the store's objects of this database that its manifest does
 /// not name: uploads a crash cut off before they were recorded, and blocks
 /// replaced while a reader still held them when the server stopped.
-fn sweep(store: &RemoteStore, blocks: &[Block]) {
-    let known: std::collections::HashSet<String> = blocks
-        .iter()
-        .filter_map(|b| b.manifest_entry().map(|e| e.key))
-        .collect();
+fn sweep(config: &Config, store: &RemoteStore, blocks: &[Block]) {
+    let mut known = pinned(config);
+    known.extend(
+        blocks
+            .iter()
+            .filter_map(|b| b.manifest_entry().map(|e| e.key)),
+    );
     let keys = match store.list() {
         Ok(keys) => keys,
         Err(e) => {
@@ -141,5 +148,14 @@ fn sweep(store: &RemoteStore, blocks: &[Block]) {
         if let Err(e) = store.delete(&key) {
             warn!(key = %key, error = %e, "cannot delete an orphaned object");
         }
+    }
+}
+
+/// The object keys of this database that a snapshot names.
+fn pinned(config: &Config) -> std::collections::HashSet<String> {
+    let name = config.data_dir.file_name().and_then(|n| n.to_str());
+    match (&config.engine_dir, name) {
+        (Some(root), Some(name)) => crate::snapshots::pinned_keys(root, name),
+        _ => std::collections::HashSet::new(),
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::vfs::Vfs;
 use std::path::{Path, PathBuf};
 
-const FILE: &str = "blocks.remote";
+pub(crate) const FILE: &str = "blocks.remote";
 const HEADER: &str = "sundial blocks 1";
 
 /// One block in the store.
