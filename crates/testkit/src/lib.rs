@@ -5,6 +5,7 @@
 //! overload driver.
 
 pub mod crashloop;
+pub mod moto;
 pub mod overload;
 pub mod s3;
 

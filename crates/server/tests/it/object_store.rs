@@ -52,11 +52,16 @@ pub(crate) fn on_s3(config: &str, prefix: &str) -> Result<String> {
 }
 
 fn on_server(server: &S3Server, config: &str, prefix: &str) -> String {
+    on_endpoint(&server.endpoint(), config, prefix)
+}
+
+/// `config` with the blocks under `prefix` of the test bucket of the S3
+/// server at `endpoint` (signed with the test keys; moto takes any).
+pub(crate) fn on_endpoint(endpoint: &str, config: &str, prefix: &str) -> String {
     let storage = format!(
         "[storage]\nobject_store = \"s3://{BUCKET}/{prefix}\"\n\
-         object_store_options = {{ aws_endpoint_url = \"{}\", aws_access_key_id = \"{ACCESS_KEY}\", \
-         aws_secret_access_key = \"{SECRET_KEY}\", aws_region = \"{REGION}\", aws_allow_http = \"true\" }}\n",
-        server.endpoint()
+         object_store_options = {{ aws_endpoint_url = \"{endpoint}\", aws_access_key_id = \"{ACCESS_KEY}\", \
+         aws_secret_access_key = \"{SECRET_KEY}\", aws_region = \"{REGION}\", aws_allow_http = \"true\" }}\n"
     );
     match config.split_once("[storage]\n") {
         Some((before, after)) => format!("{before}{storage}{after}"),

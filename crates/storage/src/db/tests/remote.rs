@@ -42,6 +42,8 @@ fn new_store() -> Result<(RemoteStore, Arc<Faulty>)> {
         fail_puts: AtomicU64::new(0),
         fail_gets: AtomicU64::new(0),
         multipart_uploads: AtomicU64::new(0),
+        stall_puts: tokio::sync::watch::Sender::new(false),
+        stalled: AtomicU64::new(0),
     });
     let store = RemoteStore::with_store(faulty.clone(), ObjectPath::from(prefix), &url, 1 << 20)?;
     Ok((store, faulty))
@@ -70,6 +72,18 @@ fn local_blocks(dir: &std::path::Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// Points of `metric` at seconds `range` (value = second), noted in
+/// `model` as written.
+fn noted(metric: &str, range: std::ops::Range<i64>, model: &mut Model) -> Vec<WritePoint> {
+    let points: Vec<WritePoint> = range.map(|i| point(metric, i * 1000, i)).collect();
+    for p in &points {
+        if let ValueInput::Typed(v) = &p.value {
+            model.insert((metric.into(), "value".into(), p.timestamp), v.clone());
+        }
+    }
+    points
 }
 
 /// Writes `rounds` batches of one host, flushing after each; returns
@@ -154,12 +168,7 @@ fn a_failed_upload_loses_nothing_and_the_next_flush_succeeds() -> Result<()> {
         ..
     } = filled_on_store(1)?;
     faults.fail_puts.store(u64::MAX, Ordering::Relaxed);
-    let batch: Vec<WritePoint> = (0..50).map(|i| point("b", i * 1000, i)).collect();
-    for p in &batch {
-        if let ValueInput::Typed(v) = &p.value {
-            model.insert(("b".into(), "value".into(), p.timestamp), v.clone());
-        }
-    }
+    let batch = noted("b", 0..50, &mut model);
     write_all(&db, batch)?;
     assert!(matches!(db.flush(), Err(Error::ObjectStore { .. })));
     // Still readable (blocks already up, and the head).
@@ -181,6 +190,61 @@ fn a_failed_upload_loses_nothing_and_the_next_flush_succeeds() -> Result<()> {
     let db = Db::open(on_store(dir.path(), &store))?;
     assert_eq!(db.head_points(), 0, "everything flushed");
     assert_eq!(snapshot(&db), model);
+    db.close();
+    Ok(())
+}
+
+#[test]
+fn a_stalled_store_holds_writes_in_the_head_until_it_answers() -> Result<()> {
+    let filled = filled_on_store(1)?;
+    filled.db.close();
+    let (dir, store, faults) = (&filled.dir, &filled.store, &filled.faults);
+    let mut model = filled.model.clone();
+    let db = Db::open(Config {
+        max_head_points: 400,
+        ..on_store(dir.path(), store)
+    })?;
+    let mut next = 0i64;
+    let mut batch = |model: &mut Model| {
+        next += 100;
+        noted("s", next - 100..next, model)
+    };
+    write_all(&db, batch(&mut model))?;
+    faults.stall_puts.send_replace(true);
+    let flusher = {
+        let db = db.clone();
+        std::thread::spawn(move || db.flush())
+    };
+    wait_for(|| faults.stalled.load(Ordering::SeqCst) > 0)?;
+    // The upload hangs: reads answer from the blocks and the head, and
+    // writes are taken until the head is full, then refused as busy.
+    assert_eq!(snapshot(&db), model);
+    let mut refused = None;
+    for _ in 0..20 {
+        let mut attempt = model.clone();
+        match write_all(&db, batch(&mut attempt)) {
+            Ok(()) => model = attempt,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(refused, Some(Error::HeadFull { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(snapshot(&db), model, "every acknowledged point readable");
+    // The store answers again: the flush finishes and writes resume.
+    faults.stall_puts.send_replace(false);
+    flusher.join().map_err(|_| Error::Closed)??;
+    db.flush()?;
+    write_all(&db, batch(&mut model))?;
+    assert_eq!(snapshot(&db), model);
+    db.close();
+    drop(db);
+    let db = Db::open(on_store(dir.path(), store))?;
+    assert_eq!(snapshot(&db), model, "after a reopen");
     db.close();
     Ok(())
 }
@@ -379,16 +443,30 @@ fn wait_for(done: impl Fn() -> bool) -> Result<()> {
 }
 
 /// Passes calls through, failing puts or gets while their counters are
-/// above zero.
+/// above zero, and holding puts while `stall_puts` is set.
 #[derive(Debug)]
 struct Faulty {
     inner: Arc<dyn ObjectStore>,
     fail_puts: AtomicU64,
     fail_gets: AtomicU64,
     multipart_uploads: AtomicU64,
+    stall_puts: tokio::sync::watch::Sender<bool>,
+    /// Puts waiting at the stall now.
+    stalled: AtomicU64,
 }
 
 impl Faulty {
+    /// Waits while puts are stalled (a store that takes the request and
+    /// does not answer).
+    async fn gate(&self) {
+        let mut open = self.stall_puts.subscribe();
+        if *open.borrow_and_update() {
+            self.stalled.fetch_add(1, Ordering::SeqCst);
+            let _ = open.wait_for(|stalled| !*stalled).await;
+            self.stalled.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     fn check(counter: &AtomicU64, op: &str) -> object_store::Result<()> {
         let fired = counter
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -418,6 +496,7 @@ impl ObjectStore for Faulty {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         Self::check(&self.fail_puts, "put")?;
+        self.gate().await;
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -427,6 +506,7 @@ impl ObjectStore for Faulty {
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         Self::check(&self.fail_puts, "multipart put")?;
+        self.gate().await;
         self.multipart_uploads.fetch_add(1, Ordering::Relaxed);
         self.inner.put_multipart_opts(location, opts).await
     }
