@@ -23,6 +23,7 @@ mod round;
 mod server;
 mod writers;
 
+use crate::s3::S3Server;
 use anyhow::{Context, Result, bail};
 use model::{Column, ReadApi};
 use server::{Server, Started};
@@ -56,6 +57,9 @@ pub struct Options {
     pub buffered: bool,
     /// Keep the work directory after a clean run too.
     pub keep: bool,
+    /// Blocks in object storage: an S3 server (s3s, in this process) on
+    /// loopback for the run.
+    pub s3: bool,
 }
 
 impl Options {
@@ -70,6 +74,7 @@ impl Options {
             retention_secs: 240,
             buffered: false,
             keep: false,
+            s3: false,
         }
     }
 }
@@ -94,6 +99,9 @@ pub struct Summary {
     pub refusals: u64,
     pub kills_in_flush: u64,
     pub kills_in_compaction: u64,
+    /// Kills while a block upload to S3 was under way, and uploads seen.
+    pub kills_in_upload: u64,
+    pub uploads: u64,
     /// Flushes and compactions the server logs show started.
     pub flushes: u64,
     pub compactions: u64,
@@ -138,6 +146,11 @@ impl fmt::Display for Summary {
             f,
             "  flushes / compactions seen {} / {}",
             self.flushes, self.compactions
+        )?;
+        writeln!(
+            f,
+            "  kills inside upload        {} (of {} uploads seen)",
+            self.kills_in_upload, self.uploads
         )?;
         writeln!(f, "  server panics              {}", self.panics)?;
         writeln!(
@@ -302,18 +315,36 @@ fn config_text(retention_secs: u64, buffered: bool) -> String {
 /// The loop's first line.
 fn banner(opts: &Options, data: &Path) -> String {
     format!(
-        "crash loop: seed {}, {} rounds, kills within {}s, retention {}s, fsync {}, data in {}",
+        "crash loop: seed {}, {} rounds, kills within {}s, retention {}s, fsync {}, blocks {}, data in {}",
         opts.seed,
         opts.rounds,
         opts.seconds,
         opts.retention_secs,
         if opts.buffered { "buffered" } else { "always" },
+        if opts.s3 { "on S3" } else { "local" },
         data.display()
     )
 }
 
-/// The loop's work directory with its config: (work, data, config).
-fn prepare_work_dir(opts: &Options) -> Result<(PathBuf, PathBuf, PathBuf)> {
+/// The `[storage]` settings that put the blocks on `s3` (appended to the
+/// table [`config_text`] ends with).
+fn s3_config(s3: &S3Server) -> String {
+    format!(
+        "object_store = \"s3://crashloop/blocks\"\n\
+         object_store_options = {{ aws_endpoint_url = \"{}\", aws_access_key_id = \"{}\", \
+         aws_secret_access_key = \"{}\", aws_region = \"{}\", aws_allow_http = \"true\" }}\n",
+        s3.endpoint(),
+        crate::s3::ACCESS_KEY,
+        crate::s3::SECRET_KEY,
+        crate::s3::REGION
+    )
+}
+
+/// The loop's work directory with its config, and the S3 server its
+/// blocks go to when asked: (work, data, config, s3).
+type Prepared = (PathBuf, PathBuf, PathBuf, Option<S3Server>);
+
+fn prepare_work_dir(opts: &Options) -> Result<Prepared> {
     let work = opts.work_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "sundial-crashloop-{}-{}",
@@ -330,8 +361,16 @@ fn prepare_work_dir(opts: &Options) -> Result<(PathBuf, PathBuf, PathBuf)> {
     }
     std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
     let config = work.join("sundial.toml");
-    std::fs::write(&config, config_text(opts.retention_secs, opts.buffered))?;
-    Ok((work, data, config))
+    let mut text = config_text(opts.retention_secs, opts.buffered);
+    let s3 = if opts.s3 {
+        let s3 = S3Server::start(&work.join("s3"), &["crashloop"])?;
+        text.push_str(&s3_config(&s3));
+        Some(s3)
+    } else {
+        None
+    };
+    std::fs::write(&config, text)?;
+    Ok((work, data, config, s3))
 }
 
 /// Runs the loop, printing a line per round to `out`; stops at the first
@@ -341,7 +380,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     if opts.rounds == 0 || opts.seconds < 0.3 || opts.retention_secs < 120 {
         bail!("need rounds >= 1, seconds >= 0.3 and retention_secs >= 120");
     }
-    let (work, data, config) = prepare_work_dir(opts)?;
+    let (work, data, config, _s3) = prepare_work_dir(opts)?;
     let mut summary = Summary {
         seed: opts.seed,
         work_dir: work.clone(),

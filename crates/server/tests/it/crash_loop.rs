@@ -26,3 +26,26 @@ fn crash_loop_four_rounds_lose_nothing_acknowledged() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn crash_loop_with_blocks_on_s3_loses_nothing_and_kills_inside_uploads() -> Result<()> {
+    // Round 3 waits for an upload to start and kills then.
+    let mut opts = Options::new(env!("CARGO_BIN_EXE_sundial").into(), 4);
+    opts.seconds = 2.0;
+    opts.s3 = true;
+    let mut out = Vec::new();
+    let summary = crashloop::run(&opts, &mut out)?;
+    let text = String::from_utf8_lossy(&out);
+    eprintln!("{text}\n{summary}");
+    assert!(summary.is_clean(), "{text}\n{summary}");
+    assert_eq!(summary.rounds, 4, "{text}\n{summary}");
+    assert!(
+        summary.uploads > 0,
+        "no upload in the server logs:\n{text}\n{summary}"
+    );
+    assert!(
+        text.contains("at an upload start"),
+        "no kill waited for an upload:\n{text}\n{summary}"
+    );
+    Ok(())
+}

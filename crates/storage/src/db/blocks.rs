@@ -23,7 +23,11 @@ pub(crate) fn place(config: &Config, written: Block) -> Result<Block> {
         .and_then(|n| n.to_str())
         .unwrap_or("block.sdb");
     let key = remote::fresh_key(name);
-    if let Err(e) = store.upload_file(&key, &path) {
+    // Logged so the crash loop can tell a kill landed inside an upload.
+    let phase = crate::phase::Phase::start("upload", &config.data_dir);
+    let uploaded = store.upload_file(&key, &path);
+    drop(phase);
+    if let Err(e) = uploaded {
         // The WAL still holds the points; a later flush writes them again.
         let _ = config.vfs.remove_file(&path);
         return Err(e);

@@ -33,6 +33,10 @@ struct Args {
     /// Keep the work directory after a clean run.
     #[arg(long)]
     keep: bool,
+    /// Keep the blocks on an S3 server (in this process, on loopback); a
+    /// quarter of the kills then land at an upload start.
+    #[arg(long)]
+    s3: bool,
 }
 
 fn main() -> Result<()> {
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
     opts.retention_secs = args.retention_secs;
     opts.buffered = args.buffered;
     opts.keep = args.keep;
+    opts.s3 = args.s3;
     let summary = crashloop::run(&opts, &mut std::io::stdout())?;
     println!("{summary}");
     if !summary.is_clean() {

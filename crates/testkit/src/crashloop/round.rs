@@ -23,14 +23,18 @@ enum KillAt {
     FlushStart,
     /// As soon as the log shows a compaction starting.
     CompactionStart,
+    /// As soon as the log shows a block upload starting (blocks on S3).
+    UploadStart,
 }
 
 /// Rounds 1, 5, 9... kill at a flush start, 2, 6, 10... at a compaction
-/// start, the others after a random delay.
-fn kill_at(round: u32) -> KillAt {
+/// start, 3, 7, 11... at an upload start when blocks are on S3, the
+/// others after a random delay.
+fn kill_at(round: u32, s3: bool) -> KillAt {
     match round % 4 {
         1 => KillAt::FlushStart,
         2 => KillAt::CompactionStart,
+        3 if s3 => KillAt::UploadStart,
         _ => KillAt::Delay,
     }
 }
@@ -135,7 +139,12 @@ impl Round<'_> {
         };
         let mut rng = Rng::derive(ctx.seed, ctx.round, 200);
         let began = Instant::now();
-        let how = place_kill(&server, kill_at(ctx.round), &mut rng, self.opts.seconds);
+        let how = place_kill(
+            &server,
+            kill_at(ctx.round, self.opts.s3),
+            &mut rng,
+            self.opts.seconds,
+        );
         let lines = server.kill()?;
         let at = began.elapsed().as_secs_f64();
         ctx.stop.set();
@@ -169,6 +178,8 @@ impl Round<'_> {
         summary.compactions += landing.compactions;
         summary.kills_in_flush += u64::from(landing.in_flush);
         summary.kills_in_compaction += u64::from(landing.in_compaction);
+        summary.uploads += landing.uploads;
+        summary.kills_in_upload += u64::from(landing.in_upload);
         summary.panics += problems.iter().filter(|l| l.contains("panicked")).count() as u64;
         summary.unexpected_answers += unexpected as u64;
         let inside = match (landing.in_flush, landing.in_compaction) {
@@ -176,6 +187,11 @@ impl Round<'_> {
             (true, false) => "inside a flush",
             (false, true) => "inside a compaction",
             (false, false) => "outside flushes and compactions",
+        };
+        let inside = if landing.in_upload {
+            format!("{inside}, inside an upload")
+        } else {
+            inside.to_owned()
         };
         let (mut requests, mut points, mut deletes, mut unknown) = (0, 0, 0, 0);
         for w in &killed.writers {
@@ -276,8 +292,9 @@ fn place_kill(server: &Server, at: KillAt, rng: &mut Rng, seconds: f64) -> Strin
             std::thread::sleep(Duration::from_secs_f64(d));
             return "random delay".into();
         }
-        KillAt::FlushStart => LogEvent::FlushStarted,
-        KillAt::CompactionStart => LogEvent::CompactionStarted,
+        KillAt::FlushStart => LogEvent::Flush,
+        KillAt::CompactionStart => LogEvent::Compaction,
+        KillAt::UploadStart => LogEvent::Upload,
     };
     std::thread::sleep(Duration::from_secs_f64(uniform(
         rng,
@@ -286,15 +303,15 @@ fn place_kill(server: &Server, at: KillAt, rng: &mut Rng, seconds: f64) -> Strin
     )));
     while server.events.try_recv().is_ok() {}
     let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(5.0) * 2.0);
-    let name = if wanted == LogEvent::FlushStarted {
-        "flush"
-    } else {
-        "compaction"
+    let (article, name) = match wanted {
+        LogEvent::Flush => ("a", "flush"),
+        LogEvent::Compaction => ("a", "compaction"),
+        LogEvent::Upload => ("an", "upload"),
     };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match server.events.recv_timeout(left) {
-            Ok(e) if e == wanted => return format!("at a {name} start"),
+            Ok(e) if e == wanted => return format!("at {article} {name} start"),
             Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => return format!("no {name} started in time"),
             Err(RecvTimeoutError::Disconnected) => return "the server had exited".into(),

@@ -14,11 +14,12 @@ use std::time::Duration;
 /// refusal.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Log lines the kill placement waits for.
+/// Log lines the kill placement waits for: the start of each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LogEvent {
-    FlushStarted,
-    CompactionStarted,
+    Flush,
+    Compaction,
+    Upload,
 }
 
 /// A running server.
@@ -71,9 +72,11 @@ impl Server {
             let mut lines = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let event = if line.contains("flush started") {
-                    Some(LogEvent::FlushStarted)
+                    Some(LogEvent::Flush)
                 } else if line.contains("compaction started") {
-                    Some(LogEvent::CompactionStarted)
+                    Some(LogEvent::Compaction)
+                } else if line.contains("upload started") {
+                    Some(LogEvent::Upload)
                 } else {
                     None
                 };
@@ -129,19 +132,25 @@ pub(crate) struct Landing {
     /// A "flush started" line had no "flush finished" after it.
     pub(crate) in_flush: bool,
     pub(crate) in_compaction: bool,
-    /// Flushes and compactions the log shows started.
+    /// A block upload to the object store was under way.
+    pub(crate) in_upload: bool,
+    /// Flushes, compactions and uploads the log shows started.
     pub(crate) flushes: u64,
     pub(crate) compactions: u64,
+    pub(crate) uploads: u64,
 }
 
 pub(crate) fn landing(lines: &[String]) -> Landing {
     let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count() as u64;
     let (flushes, compactions) = (count("flush started"), count("compaction started"));
+    let uploads = count("upload started");
     Landing {
         in_flush: flushes > count("flush finished"),
         in_compaction: compactions > count("compaction finished"),
+        in_upload: uploads > count("upload finished"),
         flushes,
         compactions,
+        uploads,
     }
 }
 
