@@ -78,6 +78,7 @@ async fn compact(State(engine): State<Engine>) -> Response {
 /// Per database: the head, the blocks and where they live, and what is
 /// failing (a WAL that refuses writes, a flush the object store refused).
 async fn storage(State(engine): State<Engine>) -> Response {
+    let engine_store = engine.remote().cloned();
     let statuses = tokio::task::spawn_blocking(move || {
         engine
             .database_names()
@@ -86,8 +87,14 @@ async fn storage(State(engine): State<Engine>) -> Response {
             .collect::<std::collections::BTreeMap<_, _>>()
     })
     .await;
+    let store = engine_store.map(|s| {
+        json!({"location": s.location(), "fetched_bytes": s.fetched_bytes(),
+            "chunk_bytes_read": s.chunk_bytes_read()})
+    });
     match statuses {
-        Ok(databases) => axum::Json(json!({ "databases": databases })).into_response(),
+        Ok(databases) => {
+            axum::Json(json!({ "databases": databases, "object_store": store })).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "storage status task failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")

@@ -55,6 +55,9 @@ struct Shared {
     /// Bytes of chunks fetched, by (block uid, offset).
     cache: ChunkCache<Bytes>,
     fetched: AtomicU64,
+    /// Bytes of the chunks queries asked for, from the cache or not: what
+    /// `fetched` is measured against.
+    chunk_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -148,6 +151,7 @@ impl RemoteStore {
                 runtime: Some(runtime),
                 cache: ChunkCache::new(cache_bytes),
                 fetched: AtomicU64::new(0),
+                chunk_bytes: AtomicU64::new(0),
             }),
             prefix,
             database: None,
@@ -184,6 +188,11 @@ impl RemoteStore {
     /// Bytes fetched from the store so far (chunks and indexes).
     pub fn fetched_bytes(&self) -> u64 {
         self.shared.fetched.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the chunks queries have read so far, cached or fetched.
+    pub fn chunk_bytes_read(&self) -> u64 {
+        self.shared.chunk_bytes.load(Ordering::Relaxed)
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -277,6 +286,9 @@ impl RemoteStore {
 
     /// `len` bytes of `key` from `at`, through the cache under `(uid, at)`.
     pub(crate) fn read(&self, uid: u64, key: &str, at: u64, len: usize) -> Result<Arc<Bytes>> {
+        self.shared
+            .chunk_bytes
+            .fetch_add(len as u64, Ordering::Relaxed);
         if let Some(hit) = self.shared.cache.get((uid, at))
             && hit.len() == len
         {

@@ -403,7 +403,7 @@ fn a_one_series_read_fetches_its_chunks_not_the_blocks() -> Result<()> {
     db.close();
     drop(db);
     let db = Db::open(on_store(dir.path(), &store))?;
-    let before = store.fetched_bytes();
+    let (before, chunks_before) = (store.fetched_bytes(), store.chunk_bytes_read());
     let ids = series_ids(&db, "h7");
     let points = db.read(|view| {
         ids.iter()
@@ -412,6 +412,11 @@ fn a_one_series_read_fetches_its_chunks_not_the_blocks() -> Result<()> {
     })?;
     assert_eq!(points.iter().map(Vec::len).sum::<usize>(), 500);
     let fetched = store.fetched_bytes() - before;
+    let chunks = store.chunk_bytes_read() - chunks_before;
+    assert!(
+        chunks > 0 && fetched <= 2 * chunks,
+        "fetched {fetched} bytes for {chunks} bytes of chunks"
+    );
     let block_bytes: u64 = objects(&store)?
         .iter()
         .filter_map(|k| fs::metadata(SERVER.1.path().join(BUCKET).join(k_path(&store, k))).ok())
