@@ -35,25 +35,43 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn authorize(State(store): State<Arc<Store>>, req: Request, next: Next) -> Response {
-    if store.anonymous().is_none() {
-        let identity = basic_credentials(req.headers())
-            .ok()
-            .and_then(|(id, secret)| store.check_secret(&id, &secret));
-        let Some(identity) = identity else {
+/// With access keys configured, the identity of the request's HTTP Basic
+/// credentials, or the 401 to answer; `Ok(None)` when none are configured.
+pub(crate) fn identify(
+    store: &Store,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<sundial_api::access::Identity>, Box<Response>> {
+    if store.anonymous().is_some() {
+        return Ok(None);
+    }
+    let identity = basic_credentials(headers)
+        .ok()
+        .and_then(|(id, secret)| store.check_secret(&id, &secret));
+    match identity {
+        Some(identity) => Ok(Some(identity)),
+        None => {
             let mut r = error(StatusCode::UNAUTHORIZED, "Authentication required");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"sundial\""),
             );
-            return r;
-        };
-        if !identity.may_all(Action::Admin) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "Access denied: administration needs a key with admin on every database (\"*\")",
-            );
+            Err(Box::new(r))
         }
+    }
+}
+
+async fn authorize(State(store): State<Arc<Store>>, req: Request, next: Next) -> Response {
+    let identity = match identify(&store, req.headers()) {
+        Ok(identity) => identity,
+        Err(refused) => return *refused,
+    };
+    if let Some(identity) = identity
+        && !identity.may_all(Action::Admin)
+    {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Access denied: administration needs a key with admin on every database (\"*\")",
+        );
     }
     next.run(req).await
 }

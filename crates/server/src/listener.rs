@@ -33,6 +33,7 @@ pub(crate) struct Apis {
     pub(crate) opentsdb: Api,
     pub(crate) baidu: sundial_baidu::Api,
     pub(crate) bk: sundial_bkmonitor::Api,
+    pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) engine: sundial_storage::Engine,
     pub(crate) store: Arc<Store>,
 }
@@ -265,6 +266,12 @@ fn router(apis: &Apis, edge: Edge) -> Router {
         .merge(crate::admin::routes(
             apis.engine.clone(),
             apis.store.clone(),
+        ))
+        .merge(apis.metrics.routes(apis.store.clone()))
+        // After routing, so requests are counted by their route pattern.
+        .route_layer(axum::middleware::from_fn_with_state(
+            apis.metrics.clone(),
+            crate::metrics::observe,
         ))
         .fallback(|| async { OpenTsdbError::not_found() })
         .layer(axum::middleware::from_fn_with_state(edge, guard::check))

@@ -7,6 +7,7 @@ mod config;
 mod guard;
 mod linger;
 mod listener;
+mod metrics;
 mod stream;
 mod tls;
 
@@ -181,6 +182,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         opentsdb,
         baidu,
         bk,
+        metrics: metrics::Metrics::new(engine.clone()),
         engine: engine.clone(),
         store,
     };

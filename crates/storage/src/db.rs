@@ -11,7 +11,7 @@ use crate::record::BatchEncoder;
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use sundial_index::RoaringBitmap;
 use sundial_model::{FieldValue, SeriesKey, Timestamp, ValueInput, WriteOutcome, WritePoint};
@@ -53,12 +53,18 @@ pub(crate) struct Inner {
     /// The flush and maintenance threads, joined at close.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     closed: AtomicBool,
+    /// Points made durable and visible since the database opened.
+    written: Arc<AtomicU64>,
 }
 
 /// A database's state, as `GET /admin/storage` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Status {
     pub head_points: usize,
+    /// Series defined (in the catalog or the head).
+    pub series: usize,
+    /// Points made durable since the database opened.
+    pub points_written: u64,
     pub blocks: usize,
     /// Of `blocks`, those in the object store.
     pub remote_blocks: usize,
@@ -147,10 +153,12 @@ impl Db {
         let (hint_tx, hint_rx) = mpsc::sync_channel::<()>(1);
         let head = Arc::new(RwLock::new(head));
         let pending = Arc::new(Mutex::new(Pending::default()));
+        let written = Arc::new(AtomicU64::new(0));
         let applier = Applier {
             head: head.clone(),
             pending: pending.clone(),
             hint: hint_tx,
+            written: written.clone(),
         };
         let wal = Wal::start(
             WriterSettings {
@@ -181,6 +189,7 @@ impl Db {
             compact_lock: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            written,
         });
         let (nudge_tx, nudge_rx) = mpsc::sync_channel::<()>(1);
         let weak = Arc::downgrade(&inner);
@@ -397,6 +406,8 @@ impl Db {
         let layers = self.inner.layers.read().clone();
         Status {
             head_points: self.head_points(),
+            series: self.inner.head.read().series_count(),
+            points_written: self.inner.written.load(Ordering::Relaxed),
             blocks: layers.blocks.len(),
             remote_blocks: layers.blocks.iter().filter(|b| b.is_remote()).count(),
             block_bytes: layers.blocks.iter().map(|b| b.file_bytes).sum(),
@@ -544,6 +555,7 @@ struct Applier {
     head: Arc<RwLock<Head>>,
     pending: Arc<Mutex<Pending>>,
     hint: mpsc::SyncSender<()>,
+    written: Arc<AtomicU64>,
 }
 
 impl wal::Hooks for Applier {
@@ -557,6 +569,8 @@ impl wal::Hooks for Applier {
                         head.uncataloged.push(*id);
                     }
                 }
+                self.written
+                    .fetch_add(a.accepted.len() as u64, Ordering::Relaxed);
                 for (i, v, id, known) in std::mem::take(&mut a.accepted) {
                     let Some(p) = a.points.get(i) else { continue };
                     head.apply(id, &p.field, p.timestamp, v);

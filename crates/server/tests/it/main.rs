@@ -27,6 +27,7 @@ mod edge;
 mod full_disk;
 mod golden;
 mod harness;
+mod metrics;
 mod object_store;
 mod opentsdb_alibaba;
 mod opentsdb_limits;

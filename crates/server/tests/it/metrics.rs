@@ -1,0 +1,74 @@
+//! Issue 17, point 1 (first part): `/metrics` in Prometheus' text format
+//! moves by exactly the points written and the requests made, and needs a
+//! key when keys are configured.
+
+use crate::harness::{TestServer, point};
+use anyhow::{Result, anyhow};
+use serde_json::{Value, json};
+
+/// The value of the sample `name{labels}` (labels as written) in `text`.
+fn sample(text: &str, series: &str) -> Result<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| anyhow!("no sample {series} in:\n{text}"))
+}
+
+#[test]
+fn metrics_count_points_and_requests() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let (_, before) = s.get("/metrics")?;
+    let written = |text: &str| sample(text, "sundial_points_written_total{database=\"default\"}");
+    assert_eq!(written(&before)?, 0.0);
+    let points: Vec<Value> = (0..37)
+        .map(|i| point("metrics.m", 1_700_000_000 + i, json!(i), &[("h", "a")]))
+        .collect();
+    for _ in 0..3 {
+        let (status, text) = s.post("/api/put", &Value::Array(points.clone()).to_string())?;
+        assert_eq!(status, 204, "{text}");
+    }
+    for _ in 0..2 {
+        s.get("/api/query?start=1700000000&m=sum:metrics.m")?;
+    }
+    let (status, after) = s.get("/metrics")?;
+    assert_eq!(status, 200);
+    // Three writes of the same 37 points: 111 points made durable.
+    assert_eq!(written(&after)?, 111.0);
+    let put = "sundial_http_requests_total{api=\"opentsdb\",route=\"/api/put\",code=\"204\"}";
+    assert_eq!(sample(&after, put)?, 3.0);
+    let query = "sundial_http_requests_total{api=\"opentsdb\",route=\"/api/query\",code=\"200\"}";
+    assert_eq!(sample(&after, query)?, 2.0);
+    let latency =
+        "sundial_http_request_duration_seconds_count{api=\"opentsdb\",route=\"/api/put\"}";
+    assert_eq!(sample(&after, latency)?, 3.0);
+    assert_eq!(sample(&after, "sundial_series{database=\"default\"}")?, 1.0);
+    assert!(sample(&after, "sundial_process_resident_memory_bytes")? > 0.0);
+    Ok(())
+}
+
+#[test]
+fn metrics_need_a_key_when_keys_are_configured() -> Result<()> {
+    let s = TestServer::spawn_with_config(crate::access::KEYS)?;
+    let (status, _) = s.get("/metrics")?;
+    assert_eq!(status, 401);
+    // Any key may scrape, as Prometheus' basic_auth sends it.
+    let basic = format!("Basic {}", base64_of("reader:reader-secret"));
+    let reply = s.send("GET", "/metrics", &[("Authorization", &basic)], None)?;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("sundial_points_written_total"),
+        "{}",
+        reply.body
+    );
+    Ok(())
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
