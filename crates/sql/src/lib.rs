@@ -121,7 +121,12 @@ impl Budget {
 
 /// Runs one SELECT statement over the metrics of `db`.
 pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> {
-    let prepared = rewrite::prepare(sql)?;
+    // Off the async workers: the SQL parser backtracks, and the fuzzer
+    // found a 437-byte statement that keeps it busy for seconds.
+    let text = sql.to_owned();
+    let prepared = tokio::task::spawn_blocking(move || rewrite::prepare(&text))
+        .await
+        .map_err(|e| SqlError::Internal(e.to_string()))??;
     let deadline = Instant::now() + opts.timeout;
     let partitions = std::thread::available_parallelism().map_or(1, usize::from);
     let budget = Arc::new(Budget {

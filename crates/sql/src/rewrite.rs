@@ -12,6 +12,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::{Dialect, MySqlDialect};
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::ops::ControlFlow;
 
 /// Baidu's SQL (spec 10.2, 10.3): MySQL's quoting (backticks quote
@@ -63,7 +64,22 @@ fn invalid(e: impl std::fmt::Display) -> SqlError {
 }
 
 pub(crate) fn prepare(sql: &str) -> Result<Prepared, SqlError> {
-    let mut statements = Parser::parse_sql(&TsdbDialect, sql).map_err(invalid)?;
+    let tokens = Tokenizer::new(&TsdbDialect, sql)
+        .tokenize_with_location()
+        .map_err(invalid)?;
+    // Spec 10's grammar has no arrays or subscripts, and sqlparser's
+    // subscript parsing backtracks: a few hundred bytes of `[` and `:`
+    // kept it busy for seconds (found by the fuzzer).
+    if let Some(at) = tokens.iter().find(|t| t.token == Token::LBracket) {
+        return Err(invalid(format!(
+            "`[` at line {}, column {}: arrays and subscripts are not supported",
+            at.span.start.line, at.span.start.column
+        )));
+    }
+    let mut statements = Parser::new(&TsdbDialect)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(invalid)?;
     if statements.len() != 1 {
         return Err(invalid("exactly one statement is expected"));
     }
@@ -249,4 +265,22 @@ fn rewrite(e: &mut Expr) -> Result<(), SqlError> {
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prepare;
+    use crate::SqlError;
+
+    #[test]
+    fn brackets_are_refused_before_the_parser_sees_them() {
+        let slow = "select a[b:c[d.e[f:g[h] from t";
+        match prepare(slow) {
+            Err(SqlError::Invalid(m)) => assert!(m.contains("line 1, column 9"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Inside strings and quoted names a bracket is just a character.
+        let quoted = "select `a[1]` from t where host = '[x]'";
+        assert!(prepare(quoted).is_ok(), "{:?}", prepare(quoted));
+    }
 }
