@@ -150,24 +150,37 @@ fn read_series(
     out: &mut QueryOutput,
 ) -> Result<Vec<SeriesData>> {
     let ids: Vec<SeriesId> = matched.keys().copied().collect();
-    let parts = parallel::read_in_parallel(db, &ids, budget, |view, batch, part: &mut ReadPart| {
-        for id in batch {
-            // A series deleted since it matched is skipped.
-            let Some(key) = view.key(*id) else { continue };
-            let branches = matched.get(id).map_or(&[][..], Vec::as_slice);
-            let mut cols = Vec::with_capacity(query.fields.len());
-            for f in &query.fields {
-                cols.push(view.points(*id, f, read_start, read_end)?);
+    let fields: Vec<&str> = query.fields.iter().map(String::as_str).collect();
+    let reach = parallel::Reach {
+        fields: &fields,
+        start: read_start,
+        end: read_end,
+    };
+    let parts = parallel::read_in_parallel(
+        db,
+        &ids,
+        budget,
+        Some(reach),
+        |view, batch, part: &mut ReadPart| {
+            for id in batch {
+                // A series deleted since it matched is skipped.
+                let Some(key) = view.key(*id) else { continue };
+                let branches = matched.get(id).map_or(&[][..], Vec::as_slice);
+                let mut cols = Vec::with_capacity(query.fields.len());
+                for f in &query.fields {
+                    cols.push(view.points(*id, f, read_start, read_end)?);
+                }
+                let read_points: usize = cols.iter().map(Vec::len).sum();
+                budget.take(read_points)?;
+                part.consumed += read_points as u64;
+                if let Some(data) = select_rows(query, key, cols, branches, &mut part.raw, budget)?
+                {
+                    part.series.push((*id, data));
+                }
             }
-            let read_points: usize = cols.iter().map(Vec::len).sum();
-            budget.take(read_points)?;
-            part.consumed += read_points as u64;
-            if let Some(data) = select_rows(query, key, cols, branches, &mut part.raw, budget)? {
-                part.series.push((*id, data));
-            }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
     let mut series = Vec::new();
     for part in parts {
         let part = part?;

@@ -9,6 +9,10 @@
 //! operation: `docs/storage.md`.
 
 pub(crate) mod manifest;
+mod prefetch;
+
+pub(crate) use prefetch::BlockRanges;
+pub use prefetch::Prefetch;
 
 use crate::block::cache::ChunkCache;
 use crate::error::{Error, Result};

@@ -5,6 +5,7 @@ use crate::block::Block;
 use crate::block::cache::NumericChunk;
 use crate::error::Result;
 use crate::head::{Frozen, Head, SeriesId, range};
+use crate::remote::Prefetch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use sundial_codec::{Num, NumColumn};
@@ -72,6 +73,27 @@ impl Snapshot<'_> {
                     .map(|(_, p)| p.as_slice())
             })
             .unwrap_or_default()
+    }
+
+    /// The chunks of `ids` x `fields` in `[start, end]` that blocks in
+    /// object storage would fetch one request each: run the result after
+    /// releasing this snapshot, so the fetch holds no lock writers wait on.
+    pub fn prefetch(
+        &self,
+        ids: &[SeriesId],
+        fields: &[&str],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Prefetch {
+        let start = start.max(self.min_ts);
+        Prefetch {
+            blocks: self
+                .layers
+                .blocks
+                .iter()
+                .filter_map(|b| b.remote_ranges(ids, fields, start, end))
+                .collect(),
+        }
     }
 
     /// Whether the metric has ever been written.

@@ -7,6 +7,7 @@
 pub mod crashloop;
 pub mod moto;
 pub mod overload;
+pub mod prometheus;
 pub mod s3;
 
 /// Shape of a generated data set.

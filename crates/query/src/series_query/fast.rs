@@ -213,7 +213,15 @@ pub(super) fn run(
         max_groups,
         max_buckets: budget.max_points(),
     };
-    let partials = parallel::read_in_parallel(db, ids, budget, |view, batch, partial| {
+    // Count answers whole chunks from their statistics: no prefetch.
+    let fields = [field.as_str()];
+    let (start, end) = q.range();
+    let reach = (func != RangeFn::Count).then_some(parallel::Reach {
+        fields: &fields,
+        start,
+        end,
+    });
+    let partials = parallel::read_in_parallel(db, ids, budget, reach, |view, batch, partial| {
         scan_batch(&scan, view, batch, partial)
     });
     let mut out = QueryOutput::default();

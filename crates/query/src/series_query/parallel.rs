@@ -4,20 +4,32 @@
 
 use super::SERIES_PER_READ;
 use crate::{Budget, Error, Result};
+use sundial_model::Timestamp;
 use sundial_storage::{Db, SeriesId, Snapshot};
 
 /// Threads one query may use at most.
 const MAX_THREADS: usize = 8;
 
+/// The columns and time range a read will touch: chunks of blocks in
+/// object storage are fetched for a whole batch at once, before its read
+/// lock is taken.
+pub(super) struct Reach<'a> {
+    pub(super) fields: &'a [&'a str],
+    pub(super) start: Timestamp,
+    pub(super) end: Timestamp,
+}
+
 /// Runs `batch` over `ids` in runs of [`SERIES_PER_READ`], each under its
 /// own read lock (so writers never wait long), the runs interleaved over
 /// the threads. Each thread folds its batches into one `T` (from
 /// `T::default()`); the deadline is checked before every batch. The
-/// results come back in thread order.
+/// results come back in thread order. With a `reach`, each batch's remote
+/// chunks are prefetched first.
 pub(super) fn read_in_parallel<T, F>(
     db: &Db,
     ids: &[SeriesId],
     budget: &Budget,
+    reach: Option<Reach<'_>>,
     batch: F,
 ) -> Vec<Result<T>>
 where
@@ -33,6 +45,10 @@ where
         let mut acc = T::default();
         for ids in ids.chunks(SERIES_PER_READ).skip(first).step_by(threads) {
             budget.check_time()?;
+            if let Some(r) = &reach {
+                db.read(|view| view.prefetch(ids, r.fields, r.start, r.end))
+                    .run();
+            }
             db.read(|view| batch(&view, ids, &mut acc))?;
         }
         Ok(acc)

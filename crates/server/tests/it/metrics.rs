@@ -1,6 +1,6 @@
-//! Issue 17, point 1 (first part): `/metrics` in Prometheus' text format
-//! moves by exactly the points written and the requests made, and needs a
-//! key when keys are configured.
+//! Issue 17, point 1: `/metrics` in Prometheus' text format moves by
+//! exactly the points written and the requests made, needs a key when keys
+//! are configured, and a real Prometheus scrapes it.
 
 use crate::harness::{TestServer, point};
 use anyhow::{Result, anyhow};
@@ -65,6 +65,67 @@ fn metrics_need_a_key_when_keys_are_configured() -> Result<()> {
         "{}",
         reply.body
     );
+    Ok(())
+}
+
+/// A real Prometheus scrapes the server with Basic auth, and its own query
+/// API shows the counters moving by exactly the points written and the
+/// writes made, round after round.
+#[test]
+fn prometheus_scrapes_the_points_and_requests_made() -> Result<()> {
+    use std::time::{Duration, Instant};
+    use sundial_testkit::prometheus::{Prometheus, Scrape};
+    let s = TestServer::spawn_with_config(crate::access::KEYS)?;
+    let dir = tempfile::tempdir()?;
+    let prometheus = Prometheus::start(
+        dir.path(),
+        &Scrape {
+            target: s.addr,
+            interval: Duration::from_millis(200),
+            basic_auth: Some(("reader", "reader-secret")),
+        },
+    )?;
+    let writer = format!("Basic {}", base64_of("writer:writer-secret"));
+    let points_written = "sundial_points_written_total{database=\"default\"}";
+    let puts = "sundial_http_requests_total{api=\"opentsdb\",route=\"/api/put\",code=\"204\"}";
+    let (mut total_points, mut total_puts) = (0usize, 0usize);
+    for round in 1..=3usize {
+        // Round r writes r batches of 10 * r points at new timestamps.
+        for batch in 0..round {
+            let points: Vec<Value> = (0..10 * round)
+                .map(|i| {
+                    let ts = 1_700_000_000 + (round * 1000 + batch * 100 + i) as i64;
+                    point("scraped.m", ts, json!(i), &[("h", "a")])
+                })
+                .collect();
+            let body = Value::Array(points).to_string();
+            let reply = s.send(
+                "POST",
+                "/api/put",
+                &[("Authorization", &writer)],
+                Some(body.as_bytes()),
+            )?;
+            assert_eq!(reply.status, 204, "{}", reply.body);
+            total_points += 10 * round;
+            total_puts += 1;
+        }
+        // Wait for a scrape that saw this round (Prometheus' own answer).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = (prometheus.value(points_written)?, prometheus.value(puts)?);
+            if seen == (Some(total_points as f64), Some(total_puts as f64)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: Prometheus shows {seen:?}, expected {total_points} points in {total_puts} puts"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(prometheus.value("up{job=\"sundial\"}")?, Some(1.0));
+    let series = prometheus.value("sundial_series{database=\"default\"}")?;
+    assert_eq!(series, Some(1.0));
     Ok(())
 }
 

@@ -86,6 +86,10 @@ impl<V: Weigh> ChunkCache<V> {
         evict(&mut e, bytes);
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn get(&self, key: Key) -> Option<Arc<V>> {
         self.entries.lock().map.get(&key).cloned()
     }

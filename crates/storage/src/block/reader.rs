@@ -8,7 +8,7 @@ use super::{KIND_BYTES, KIND_NUMERIC, KIND_STRING};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::record::{self, take};
-use crate::remote::{RemoteStore, manifest};
+use crate::remote::{BlockRanges, RemoteStore, manifest};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::File;
@@ -166,6 +166,51 @@ impl Block {
             .and_then(|f| self.chunks.get(&(id, f as u32)))
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+
+    /// The byte ranges a read of `ids` x `fields` in `[start, end]` would
+    /// fetch from the store, skipping chunks already decoded in the cache;
+    /// `None` for a local block.
+    pub(crate) fn remote_ranges(
+        &self,
+        ids: &[SeriesId],
+        fields: &[&str],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Option<BlockRanges> {
+        let Source::Remote { store, key } = &self.source else {
+            return None;
+        };
+        if self.max_ts < start || self.min_ts > end {
+            return None;
+        }
+        let mut ranges = Vec::new();
+        for id in ids {
+            for field in fields {
+                for entry in self.chunks(*id, field) {
+                    let inside = entry
+                        .offset
+                        .checked_add(entry.len)
+                        .is_some_and(|e| e <= self.file_bytes);
+                    if entry.max_ts < start || entry.min_ts > end || !inside {
+                        continue;
+                    }
+                    if entry.kind == KIND_NUMERIC && CACHE.get((self.uid, entry.offset)).is_some() {
+                        continue;
+                    }
+                    if let Ok(len) = usize::try_from(entry.len) {
+                        ranges.push((entry.offset, len));
+                    }
+                }
+            }
+        }
+        Some(BlockRanges {
+            store: store.clone(),
+            key: key.clone(),
+            uid: self.uid,
+            ranges,
+        })
+        .filter(|b| !b.ranges.is_empty())
     }
 
     /// Every (series, field) column in the block.

@@ -21,19 +21,20 @@ pub fn last(db: &Db, query: &Query, budget: &Budget) -> Result<Vec<Latest>> {
         }
         select(&view, &query.metric, &query.tags)
     })?;
-    let parts = parallel::read_in_parallel(db, &ids, budget, |view, batch, found: &mut Vec<_>| {
-        for id in batch {
-            let Some(key) = view.key(*id) else { continue };
-            if !wanted(query, &key) {
-                continue;
+    let parts =
+        parallel::read_in_parallel(db, &ids, budget, None, |view, batch, found: &mut Vec<_>| {
+            for id in batch {
+                let Some(key) = view.key(*id) else { continue };
+                if !wanted(query, &key) {
+                    continue;
+                }
+                budget.take(1)?;
+                if let Some((t, v)) = newest(view, *id, query)? {
+                    found.push((key, t, v));
+                }
             }
-            budget.take(1)?;
-            if let Some((t, v)) = newest(view, *id, query)? {
-                found.push((key, t, v));
-            }
-        }
-        Ok(())
-    });
+            Ok(())
+        });
     let mut found = Vec::new();
     for part in parts {
         found.extend(part?);

@@ -42,14 +42,27 @@ pub fn execute(db: &Db, query: &Query, budget: &Budget) -> Result<Vec<SeriesResu
         check(&view, query)?;
         select(&view, &query.metric, &query.tags)
     })?;
-    let parts = parallel::read_in_parallel(db, &ids, budget, |view, batch, part: &mut Part| {
-        for id in batch {
-            if let Some(staged) = series_stages(view, *id, query, budget, &mut part.raw_points)? {
-                part.series.push(staged);
+    // Downsampling from chunk statistics decodes only the chunks at the
+    // edges: fetching every chunk ahead would cost more than it saves.
+    let fields = [query.field.as_str()];
+    let reach = match (&query.downsample, query.pre_filter) {
+        (Some(ds), None) if statistics::takes_statistics(ds) => None,
+        _ => Some(parallel::Reach {
+            fields: &fields,
+            start: query.start,
+            end: query.end,
+        }),
+    };
+    let parts =
+        parallel::read_in_parallel(db, &ids, budget, reach, |view, batch, part: &mut Part| {
+            for id in batch {
+                if let Some(staged) = series_stages(view, *id, query, budget, &mut part.raw_points)?
+                {
+                    part.series.push(staged);
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        });
     let mut raw_points = 0;
     let mut series = Vec::new();
     for part in parts {

@@ -41,6 +41,7 @@ fn new_store() -> Result<(RemoteStore, Arc<Faulty>)> {
         inner: plain.object_store(),
         fail_puts: AtomicU64::new(0),
         fail_gets: AtomicU64::new(0),
+        gets: AtomicU64::new(0),
         multipart_uploads: AtomicU64::new(0),
         stall_puts: tokio::sync::watch::Sender::new(false),
         stalled: AtomicU64::new(0),
@@ -371,6 +372,71 @@ fn large_blocks_go_up_in_parts() -> Result<()> {
 }
 
 #[test]
+fn a_prefetch_fetches_a_batch_of_series_in_a_few_requests() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, faulty) = new_store()?;
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let hosts = 64;
+    let batch: Vec<WritePoint> = (0..hosts)
+        .flat_map(|h| (0..2000).map(move |i| point(&format!("h{h}"), i * 10_000, h * i)))
+        .collect();
+    write_all(&db, batch)?;
+    db.flush()?;
+    db.close();
+    drop(db);
+    let db = Db::open(on_store(dir.path(), &store))?;
+    let ids: Vec<SeriesId> = (0..hosts)
+        .flat_map(|h| series_ids(&db, &format!("h{h}")))
+        .map(SeriesId)
+        .collect();
+    let gets = || faulty.gets.load(Ordering::Relaxed);
+    let (before, chunks_before) = (gets(), store.chunk_bytes_read());
+    db.read(|view| view.prefetch(&ids, &["value"], Timestamp::MIN, Timestamp::MAX))
+        .run();
+    let prefetch_gets = gets() - before;
+    let after_prefetch = gets();
+    let points = db.read(|view| {
+        ids.iter()
+            .map(|id| view.points(*id, "value", Timestamp::MIN, Timestamp::MAX))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let chunks = db.read(|view| {
+        ids.iter()
+            .flat_map(|id| {
+                view.layers
+                    .blocks
+                    .iter()
+                    .map(|b| b.chunks(*id, "value").len())
+            })
+            .sum::<usize>()
+    });
+    // Every series' values as written, with no request after the prefetch.
+    for (h, pts) in points.iter().enumerate() {
+        let expected: Vec<i64> = (0..2000).map(|i| h as i64 * i).collect();
+        let got: Vec<i64> = pts
+            .iter()
+            .map(|(_, v)| match v {
+                FieldValue::Long(x) => *x,
+                other => panic!("unexpected value {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, expected, "series h{h}");
+    }
+    assert_eq!(
+        gets(),
+        after_prefetch,
+        "reads after the prefetch went to the store"
+    );
+    assert!(store.chunk_bytes_read() > chunks_before);
+    assert!(
+        chunks > hosts as usize && prefetch_gets * 8 <= chunks as u64,
+        "{prefetch_gets} requests for {chunks} chunks"
+    );
+    db.close();
+    Ok(())
+}
+
+#[test]
 fn a_file_url_names_a_directory_used_like_a_bucket() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let bucket = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
@@ -454,6 +520,8 @@ struct Faulty {
     inner: Arc<dyn ObjectStore>,
     fail_puts: AtomicU64,
     fail_gets: AtomicU64,
+    /// Requests that read an object (whole or a range).
+    gets: AtomicU64,
     multipart_uploads: AtomicU64,
     stall_puts: tokio::sync::watch::Sender<bool>,
     /// Puts waiting at the stall now.
@@ -522,6 +590,7 @@ impl ObjectStore for Faulty {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         Self::check(&self.fail_gets, "get")?;
+        self.gets.fetch_add(1, Ordering::Relaxed);
         self.inner.get_opts(location, options).await
     }
 
