@@ -10,6 +10,36 @@ pub mod overload;
 pub mod prometheus;
 pub mod s3;
 
+/// Waits until `child` writes a line containing `ready` to its stderr
+/// (which must be piped), killing it when that does not happen within
+/// `timeout`. The rest of stderr keeps being drained.
+pub fn wait_for_stderr_line(
+    child: &mut std::process::Child,
+    ready: String,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the child's stderr is not piped"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = ready.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&wanted) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(timeout).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("no line {ready:?} on stderr within {timeout:?}");
+    }
+    Ok(())
+}
+
 /// Shape of a generated data set.
 #[derive(Debug, Clone)]
 pub struct Devops {

@@ -3,11 +3,9 @@
 //! object-store tests run against. `SUNDIAL_MOTO` names the executable;
 //! `scripts/test` installs it and sets it.
 
-use anyhow::{Context, bail};
-use std::io::{BufRead, BufReader};
+use anyhow::Context;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// A running moto server; killed when dropped. It accepts any credentials.
@@ -35,20 +33,12 @@ impl MotoServer {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {exe}"))?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let (tx, rx) = mpsc::channel();
-        let ready = format!("Running on http://{addr}");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(&ready) {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            bail!("moto_server did not report that it listens on {addr}");
-        }
+        crate::wait_for_stderr_line(
+            &mut child,
+            format!("Running on http://{addr}"),
+            Duration::from_secs(60),
+        )
+        .context("moto_server did not report that it listens")?;
         let server = Self { addr, child };
         for bucket in buckets {
             ureq::put(&format!("{}/{bucket}", server.endpoint()))

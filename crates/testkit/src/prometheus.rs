@@ -4,11 +4,9 @@
 //! and sets it.
 
 use anyhow::{Context, bail};
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// A running Prometheus; killed when dropped.
@@ -64,19 +62,12 @@ impl Prometheus {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {exe}"))?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Server is ready to receive web requests") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            bail!("prometheus did not report that it is ready on {addr}");
-        }
+        crate::wait_for_stderr_line(
+            &mut child,
+            "Server is ready to receive web requests".into(),
+            Duration::from_secs(60),
+        )
+        .context("prometheus did not report that it is ready")?;
         Ok(Self { addr, child })
     }
 

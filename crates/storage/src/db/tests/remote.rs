@@ -371,20 +371,32 @@ fn large_blocks_go_up_in_parts() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn a_prefetch_fetches_a_batch_of_series_in_a_few_requests() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let (store, faulty) = new_store()?;
-    let db = Db::open(on_store(dir.path(), &store))?;
-    let hosts = 64;
+/// `hosts` series `h<n>` of `points` values each (`n * i` at `i * 10 s`),
+/// flushed to one block in the store, and the database reopened so that
+/// nothing is cached.
+fn hosts_in_one_block(
+    dir: &std::path::Path,
+    store: &RemoteStore,
+    hosts: i64,
+    points: i64,
+) -> Result<Db> {
+    let db = Db::open(on_store(dir, store))?;
     let batch: Vec<WritePoint> = (0..hosts)
-        .flat_map(|h| (0..2000).map(move |i| point(&format!("h{h}"), i * 10_000, h * i)))
+        .flat_map(|h| (0..points).map(move |i| point(&format!("h{h}"), i * 10_000, h * i)))
         .collect();
     write_all(&db, batch)?;
     db.flush()?;
     db.close();
     drop(db);
-    let db = Db::open(on_store(dir.path(), &store))?;
+    Db::open(on_store(dir, store))
+}
+
+#[test]
+fn a_prefetch_fetches_a_batch_of_series_in_a_few_requests() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let (store, faulty) = new_store()?;
+    let hosts = 64;
+    let db = hosts_in_one_block(dir.path(), &store, hosts, 2000)?;
     let ids: Vec<SeriesId> = (0..hosts)
         .flat_map(|h| series_ids(&db, &format!("h{h}")))
         .map(SeriesId)
@@ -459,16 +471,8 @@ fn a_file_url_names_a_directory_used_like_a_bucket() -> Result<()> {
 fn a_one_series_read_fetches_its_chunks_not_the_blocks() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let (store, _) = new_store()?;
-    let db = Db::open(on_store(dir.path(), &store))?;
     let hosts = 200;
-    let batch: Vec<WritePoint> = (0..hosts)
-        .flat_map(|h| (0..500).map(move |i| point(&format!("h{h}"), i * 10_000, h * i)))
-        .collect();
-    write_all(&db, batch)?;
-    db.flush()?;
-    db.close();
-    drop(db);
-    let db = Db::open(on_store(dir.path(), &store))?;
+    let db = hosts_in_one_block(dir.path(), &store, hosts, 500)?;
     let (before, chunks_before) = (store.fetched_bytes(), store.chunk_bytes_read());
     let ids = series_ids(&db, "h7");
     let points = db.read(|view| {
