@@ -11,6 +11,7 @@ pub mod body;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod limits;
+pub mod stats;
 pub mod write_hook;
 
 /// Runs a storage write off the async workers: it may wait for the head
@@ -27,6 +28,11 @@ pub async fn write_off_workers<T: Send + 'static>(
         })
     })
 }
+
+/// Points a query read from storage: an API puts it in its response's
+/// extensions for the server's slow-request log.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned(pub u64);
 
 /// The request path exactly as the client sent it, kept in the request
 /// extensions when the listener rewrites the URI for routing (signatures

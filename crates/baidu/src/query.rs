@@ -417,20 +417,26 @@ async fn run(
         max_groups: api.config.max_query_groups,
         timeout: api.query_timeout(),
     };
-    let body = super::run_blocking(move || -> Result<Vec<u8>, BaiduError> {
+    let (body, scanned) = super::run_blocking(move || -> Result<(Vec<u8>, u64), BaiduError> {
         // `{"results": [...]}` around Result objects serialized one query
         // at a time, so only one query's output is held at once.
         let mut buf = b"{\"results\":[".to_vec();
+        let mut scanned = 0;
         for (i, p) in parsed.iter().enumerate() {
             let out = sundial_query::series_query::execute_series(&db, &p.query, limits)?;
+            scanned += out.consumed_count;
             if i > 0 {
                 buf.push(b',');
             }
             render_into(p, &out, &mut buf);
         }
         buf.extend_from_slice(b"]}");
-        Ok(buf)
+        Ok((buf, scanned))
     })
     .await?;
-    Ok(super::json_bytes(body))
+    let mut response = super::json_bytes(body);
+    response
+        .extensions_mut()
+        .insert(sundial_api::Scanned(scanned));
+    Ok(response)
 }

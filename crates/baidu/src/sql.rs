@@ -63,7 +63,11 @@ pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, Baidu
         .collect();
     let body = serde_json::to_vec(&json!({"columns": columns, "rows": rows}))
         .map_err(|e| BaiduError::internal(&e))?;
-    Ok(super::json_bytes(body))
+    let mut response = super::json_bytes(body);
+    response
+        .extensions_mut()
+        .insert(sundial_api::Scanned(out.scanned_points as u64));
+    Ok(response)
 }
 
 /// `time_bucket` widths: non-calendar durations (spec 6.3).

@@ -65,6 +65,8 @@ pub struct Api {
     hooks: sundial_api::write_hook::WriteHooks,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
+    /// What `/api/stats` and telnet `stats` list (none: an empty list).
+    stats: Option<sundial_api::stats::StatsSource>,
 }
 
 impl Api {
@@ -88,6 +90,7 @@ impl Api {
             limits,
             other_uids: Arc::default(),
             hooks: sundial_api::write_hook::WriteHooks::default(),
+            stats: None,
             keys: Arc::default(),
         })
     }
@@ -180,6 +183,23 @@ impl Api {
     pub fn with_hooks(mut self, hooks: sundial_api::write_hook::WriteHooks) -> Self {
         self.hooks = hooks;
         self
+    }
+
+    /// Lists `source`'s statistics at `/api/stats` and telnet `stats`.
+    pub fn with_stats(mut self, source: sundial_api::stats::StatsSource) -> Self {
+        self.stats = Some(source);
+        self
+    }
+
+    /// The statistics now, with the time they were read (seconds).
+    fn stats_now(&self) -> (i64, Vec<sundial_api::stats::Stat>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        (
+            now,
+            self.stats.as_ref().map(|s| s.read()).unwrap_or_default(),
+        )
     }
 
     fn name_limits(&self) -> put::Limits {
@@ -321,8 +341,30 @@ async fn config_view(axum::extract::State(api): axum::extract::State<Api>) -> Re
 }
 
 /// No server statistics are published yet: an empty list, as the spec allows.
-async fn stats() -> Response {
-    error::json_response(StatusCode::OK, &json!([])).into_response()
+/// OpenTSDB's statistics list: values as strings, like OpenTSDB's own.
+async fn stats(axum::extract::State(api): axum::extract::State<Api>) -> Response {
+    let (now, stats) = api.stats_now();
+    let list: Vec<serde_json::Value> = stats
+        .iter()
+        .map(|s| {
+            json!({
+                "metric": s.metric,
+                "timestamp": now,
+                "value": stat_value(s.value),
+                "tags": s.tags,
+            })
+        })
+        .collect();
+    error::json_response(StatusCode::OK, &serde_json::Value::Array(list)).into_response()
+}
+
+/// A statistic's value as OpenTSDB prints it: integers without a point.
+fn stat_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
 }
 
 /// OpenTSDB ignores a trailing slash and a version segment

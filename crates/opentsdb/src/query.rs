@@ -136,11 +136,17 @@ async fn run(
         } else {
             Vec::new()
         };
-        print(&request, results, tsuids, timing)
+        let scanned = budget.max_points().saturating_sub(budget.left());
+        Ok::<_, OpenTsdbError>((print(&request, results, tsuids, timing)?, scanned))
     })
     .await
     .map_err(|e| OpenTsdbError::internal(&e))??;
-    Ok(json_bytes_response(StatusCode::OK, body))
+    let (body, scanned) = body;
+    let mut response = json_bytes_response(StatusCode::OK, body);
+    response
+        .extensions_mut()
+        .insert(sundial_api::Scanned(scanned as u64));
+    Ok(response)
 }
 
 /// When a request started and how long reading and aggregating took.

@@ -104,6 +104,8 @@ pub(super) enum Line {
     Put(Result<WritePoint, String>),
     /// `auth <access key id> <secret>`.
     Auth(String, String),
+    /// `stats`: the server's statistics in put format.
+    Stats,
     Reply(String),
     Exit,
     Nothing,
@@ -125,7 +127,8 @@ pub(super) fn classify_line(line: &str, limits: Limits) -> Line {
             env!("CARGO_PKG_VERSION"),
             option_env!("SUNDIAL_BUILD_DATE").unwrap_or("unknown date")
         )),
-        "help" => Line::Reply("available commands: put auth version help exit\n".into()),
+        "stats" => Line::Stats,
+        "help" => Line::Reply("available commands: put auth stats version help exit\n".into()),
         "exit" => Line::Exit,
         other => Line::Reply(format!("unknown command: {other}.  Try `help'.\n")),
     }
@@ -261,6 +264,12 @@ fn read_lines(api: &Api, identity: &mut Option<Identity>, complete: &[u8]) -> Re
                 }
             },
             Line::Put(Err(e)) => debug!(error = %e, "telnet put rejected"),
+            Line::Stats if identity.is_none() => r.replies.push((
+                i,
+                "stats: authentication required: send 'auth <access key id> <secret>' first\n"
+                    .into(),
+            )),
+            Line::Stats => r.replies.push((i, stats_lines(api))),
             Line::Reply(reply) => r.replies.push((i, reply)),
             Line::Nothing => {}
             Line::Exit => {
@@ -367,6 +376,25 @@ fn admit(
 
 const THROTTLE: &str = "put: Please throttle writes\n";
 const INTERNAL: &str = "put: Internal server error\n";
+
+/// `metric timestamp value tag=value...` per statistic, as OpenTSDB's
+/// telnet `stats` answers.
+fn stats_lines(api: &Api) -> String {
+    let (now, stats) = api.stats_now();
+    let mut out = String::new();
+    for s in stats {
+        out.push_str(&format!(
+            "{} {now} {}",
+            s.metric,
+            crate::stat_value(s.value)
+        ));
+        for (k, v) in &s.tags {
+            out.push_str(&format!(" {k}={v}"));
+        }
+        out.push('\n');
+    }
+    out
+}
 
 fn may_write(identity: &Option<Identity>, api: &Api) -> bool {
     identity

@@ -21,6 +21,7 @@ pub(crate) struct FileConfig {
     pub(crate) limits: sundial_api::limits::Config,
     pub(crate) http: HttpConfig,
     pub(crate) tls: TlsConfig,
+    pub(crate) log: LogConfig,
     pub(crate) storage: sundial_storage::Config,
     pub(crate) opentsdb: sundial_opentsdb::Config,
     pub(crate) baidu: sundial_baidu::Config,
@@ -63,6 +64,24 @@ impl Default for HttpConfig {
     }
 }
 
+/// Logging (`[log]`; the format is a flag, `--log-format`, as it applies
+/// before the file is read).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct LogConfig {
+    /// Requests at least this slow (milliseconds) are logged at warn
+    /// level with their statement and points scanned; 0 turns it off.
+    pub(crate) slow_query_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            slow_query_ms: 1000,
+        }
+    }
+}
+
 /// TLS on the listener (`[tls]`): both paths, PEM, or neither.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -84,6 +103,7 @@ impl Default for FileConfig {
             limits: sundial_api::limits::Config::default(),
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
+            log: LogConfig::default(),
             storage: sundial_storage::Config::default(),
             opentsdb: sundial_opentsdb::Config::default(),
             baidu: sundial_baidu::Config::default(),

@@ -65,7 +65,14 @@ impl Conn {
                 .max(config.baidu.max_body_bytes),
         };
         Conn {
-            router: router(apis, edge),
+            router: router(
+                apis,
+                edge,
+                crate::request_log::RequestLog {
+                    slow: (config.log.slow_query_ms > 0)
+                        .then(|| Duration::from_millis(config.log.slow_query_ms)),
+                },
+            ),
             telnet: apis.opentsdb.clone(),
             tls,
             header_timeout: Duration::from_secs(config.http.header_timeout_secs),
@@ -259,7 +266,7 @@ async fn serve_http<S>(
     }
 }
 
-fn router(apis: &Apis, edge: Edge) -> Router {
+fn router(apis: &Apis, edge: Edge, log: crate::request_log::RequestLog) -> Router {
     opentsdb::routes(apis.opentsdb.clone())
         .merge(sundial_baidu::routes(apis.baidu.clone()))
         .merge(sundial_bkmonitor::routes(apis.bk.clone()))
@@ -275,6 +282,11 @@ fn router(apis: &Apis, edge: Edge) -> Router {
         ))
         .fallback(|| async { OpenTsdbError::not_found() })
         .layer(axum::middleware::from_fn_with_state(edge, guard::check))
+        // Outermost: refusals by the guard carry a request id too.
+        .layer(axum::middleware::from_fn_with_state(
+            log,
+            crate::request_log::trace,
+        ))
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ mod guard;
 mod linger;
 mod listener;
 mod metrics;
+mod request_log;
 mod stream;
 mod tls;
 
@@ -56,6 +57,21 @@ fn tune_memory() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(
+        long,
+        global = true,
+        env = "SUNDIAL_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,12 +113,15 @@ struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     tune_memory();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("SUNDIAL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check(args) => {
@@ -168,13 +187,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     // BlueKing's group binding sees the writes of every other API.
     let hooks = sundial_api::write_hook::WriteHooks::new(vec![std::sync::Arc::new(bk.binder())]);
+    let metrics = metrics::Metrics::new(engine.clone());
+    let stats_of = metrics.clone();
     let opentsdb = sundial_opentsdb::Api::new(
         engine.clone(),
         config.opentsdb.clone(),
         store.clone(),
         limits.clone(),
     )?
-    .with_hooks(hooks.clone());
+    .with_hooks(hooks.clone())
+    .with_stats(sundial_api::stats::StatsSource::new(move || {
+        stats_of.opentsdb_stats()
+    }));
     let baidu =
         sundial_baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
             .with_hooks(hooks.clone());
@@ -182,7 +206,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         opentsdb,
         baidu,
         bk,
-        metrics: metrics::Metrics::new(engine.clone()),
+        metrics,
         engine: engine.clone(),
         store,
     };

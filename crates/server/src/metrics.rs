@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use sundial_storage::Engine;
 
+mod opentsdb_stats;
+
 /// The API a route belongs to and its pattern (bounded cardinality: the
 /// matched pattern, never the raw path).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -137,7 +139,7 @@ async fn scrape(State(Scrape { metrics, store }): State<Scrape>, req: Request) -
 }
 
 /// Which API a route pattern belongs to.
-fn api_of(route: &str) -> &'static str {
+pub(crate) fn api_of(route: &str) -> &'static str {
     if route.starts_with("/api/c/compapi/") || route.starts_with("/app/") || route == "/v2/push" {
         "bkmonitor"
     } else if route.starts_with("/api/") {

@@ -57,6 +57,8 @@ pub enum Cell {
 pub struct Output {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
+    /// Stored points the scans read.
+    pub scanned_points: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -136,7 +138,7 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
         ordered: prepared.ordered,
         partitions,
     });
-    let ctx = session(db, budget, &opts)?;
+    let ctx = session(db, budget.clone(), &opts)?;
     let work = async {
         let plan = plan(&ctx, prepared.statement).await?;
         let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
@@ -160,7 +162,11 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
             }
             append_rows(&batch, &mut rows);
         }
-        Ok(Output { columns, rows })
+        Ok(Output {
+            columns,
+            rows,
+            scanned_points: budget.points.load(Ordering::Relaxed),
+        })
     };
     match tokio::time::timeout_at(deadline.into(), work).await {
         Ok(result) => result.map_err(|e| match e {

@@ -48,6 +48,11 @@ impl TestServer {
 
     /// A server on `data_dir` with extra `serve` arguments.
     pub(crate) fn spawn_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
+        Self::spawn_logging_to(data_dir, extra, Stdio::inherit())
+    }
+
+    /// A server on `data_dir` whose log (warnings and up) goes to `log`.
+    pub(crate) fn spawn_logging_to(data_dir: &Path, extra: &[&str], log: Stdio) -> Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sundial"))
             .arg("serve")
             .arg("--data-dir")
@@ -57,7 +62,7 @@ impl TestServer {
             .args(extra)
             .env("SUNDIAL_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .context("start sundial")?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;

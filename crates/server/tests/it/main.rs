@@ -40,3 +40,4 @@ mod opentsdb_telnet;
 mod opentsdb_uids;
 mod opentsdb_vectors;
 mod overload;
+mod request_log;

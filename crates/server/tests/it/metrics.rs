@@ -129,6 +129,98 @@ fn prometheus_scrapes_the_points_and_requests_made() -> Result<()> {
     Ok(())
 }
 
+/// The value of the statistic `metric` whose tags include `tags`.
+fn stat(stats: &Value, metric: &str, tags: &[(&str, &str)]) -> Result<String> {
+    stats
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["metric"] == metric && tags.iter().all(|(k, v)| s["tags"][*k] == *v))
+        .and_then(|s| s["value"].as_str().map(str::to_owned))
+        .ok_or_else(|| anyhow!("no statistic {metric} {tags:?} in {stats}"))
+}
+
+/// `/api/stats` lists the counters of `/metrics` in OpenTSDB's shape
+/// (values as strings, a `host` tag), and telnet `stats` the same lines.
+#[test]
+fn api_stats_list_the_counters_of_metrics() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let points: Vec<Value> = (0..37)
+        .map(|i| point("stats.m", 1_700_000_000 + i, json!(i), &[("h", "a")]))
+        .collect();
+    for round in 0..2 {
+        let shifted: Vec<Value> = points
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                p["timestamp"] = json!(p["timestamp"].as_i64().unwrap_or(0) + 1000 * round);
+                p
+            })
+            .collect();
+        let (status, text) = s.post("/api/put", &Value::Array(shifted).to_string())?;
+        assert_eq!(status, 204, "{text}");
+    }
+    let stats = s.get_json("/api/stats")?;
+    assert_eq!(
+        stat(&stats, "tsd.datapoints.added", &[("type", "all")])?,
+        "74"
+    );
+    assert_eq!(
+        stat(
+            &stats,
+            "sundial.points.written.total",
+            &[("database", "default")]
+        )?,
+        "74"
+    );
+    let puts = [("api", "opentsdb"), ("route", "/api/put"), ("code", "204")];
+    assert_eq!(stat(&stats, "sundial.http.requests.total", &puts)?, "2");
+    // tsd.rpc.received sums every request counted at that moment.
+    let counted: u64 = stats
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["metric"] == "sundial.http.requests.total")
+        .filter_map(|s| s["value"].as_str()?.parse::<u64>().ok())
+        .sum();
+    let received: u64 = stat(&stats, "tsd.rpc.received", &[("type", "http")])?.parse()?;
+    assert_eq!(received, counted);
+    assert!(received >= 2);
+    let all_tagged = stats
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|s| s["tags"]["host"].is_string() && s["timestamp"].is_i64());
+    assert!(all_tagged, "{stats}");
+    let mut telnet = s.telnet()?;
+    telnet.send("stats\n")?;
+    let lines = telnet.read_available()?;
+    let added = lines
+        .lines()
+        .find(|l| l.starts_with("tsd.datapoints.added "))
+        .ok_or_else(|| anyhow!("no tsd.datapoints.added in {lines}"))?;
+    let words: Vec<&str> = added.split(' ').collect();
+    assert_eq!(words.get(2), Some(&"74"), "{added}");
+    assert!(words.contains(&"type=all"), "{added}");
+    Ok(())
+}
+
+#[test]
+fn telnet_stats_need_auth_when_keys_are_configured() -> Result<()> {
+    let s = TestServer::spawn_with_config(crate::access::KEYS)?;
+    let mut telnet = s.telnet()?;
+    telnet.send("stats\n")?;
+    let refused = telnet.read_available()?;
+    assert!(
+        refused.starts_with("stats: authentication required"),
+        "{refused}"
+    );
+    telnet.send("auth reader reader-secret\nstats\n")?;
+    let answered = telnet.read_available()?;
+    assert!(answered.contains("\ntsd.rpc.received "), "{answered}");
+    Ok(())
+}
+
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)

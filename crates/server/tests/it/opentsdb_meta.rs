@@ -277,7 +277,8 @@ fn small_probes_answer() -> Result<()> {
         s.get_json("/api/serializers")?[0]["serializer"],
         json!("json")
     );
-    assert_eq!(s.get_json("/api/stats")?, json!([]));
+    // Its contents: metrics::api_stats_list_the_counters_of_metrics.
+    assert!(s.get_json("/api/stats")?.is_array());
     let config = s.get_json("/api/config")?;
     assert!(
         config
