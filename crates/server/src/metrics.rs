@@ -55,6 +55,7 @@ pub(crate) struct Metrics {
     latency: Family<Route, Histogram>,
     request_bytes: Family<Route, Counter>,
     busy: Family<Api, Counter>,
+    scanned: Family<Api, Histogram>,
 }
 
 impl Metrics {
@@ -92,6 +93,17 @@ impl Metrics {
             "Requests refused as busy (503 or 429: queue, head or WAL bounds)",
             busy.clone(),
         );
+        let scanned = Family::<Api, Histogram>::new_with_constructor(|| {
+            // 1 to 100 M points.
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                1.0, 10.0, 9,
+            ))
+        });
+        registry.register(
+            "query_scanned_points",
+            "Stored points one query read (OpenTSDB and Baidu JSON queries, SQL)",
+            scanned.clone(),
+        );
         registry.register_collector(Box::new(StorageCollector(engine)));
         registry.register_collector(Box::new(ProcessCollector));
         Self {
@@ -100,6 +112,7 @@ impl Metrics {
             latency,
             request_bytes,
             busy,
+            scanned,
         }
     }
 
@@ -189,6 +202,12 @@ pub(crate) async fn observe(State(metrics): State<Metrics>, req: Request, next: 
             code: code.as_u16(),
         })
         .inc();
+    if let Some(sundial_api::Scanned(points)) = response.extensions().get() {
+        metrics
+            .scanned
+            .get_or_create(&Api { api })
+            .observe(*points as f64);
+    }
     if code == StatusCode::SERVICE_UNAVAILABLE || code == StatusCode::TOO_MANY_REQUESTS {
         metrics.busy.get_or_create(&Api { api }).inc();
     }
@@ -197,6 +216,19 @@ pub(crate) async fn observe(State(metrics): State<Metrics>, req: Request, next: 
 
 /// One gauge of a database's status.
 type StatusGauge = fn(&sundial_storage::Status) -> i64;
+
+/// One counter of a database's background work.
+type WorkCounter = fn(&sundial_storage::WorkDone) -> Count;
+
+enum Count {
+    Int(u64),
+    Float(f64),
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Cache {
+    cache: &'static str,
+}
 
 /// Per database, read at each scrape: points written, series, head,
 /// blocks; and the object store's fetch counters.
@@ -223,14 +255,25 @@ impl Collector for StorageCollector {
             };
             ConstCounter::new(status.points_written).encode(family.encode_family(&labels)?)?;
         }
-        let gauges: [(&str, &str, StatusGauge); 4] = [
+        let gauges: [(&str, &str, StatusGauge); 7] = [
             ("series", "Series defined", |s| s.series as i64),
             ("head_points", "Points in memory, not yet in a block", |s| {
                 s.head_points as i64
             }),
             ("blocks", "Block files or objects", |s| s.blocks as i64),
+            (
+                "flushed_blocks",
+                "Blocks written by flushes, not yet merged by compaction (the compaction backlog)",
+                |s| s.flushed_blocks as i64,
+            ),
             ("block_bytes", "Bytes of all blocks", |s| {
                 s.block_bytes as i64
+            }),
+            ("wal_segments", "Write-ahead log segment files", |s| {
+                s.wal_segments as i64
+            }),
+            ("wal_bytes", "Bytes of the write-ahead log segments", |s| {
+                s.wal_bytes as i64
             }),
         ];
         for (name, help, value) in gauges {
@@ -241,6 +284,54 @@ impl Collector for StorageCollector {
                     database: database.clone(),
                 };
                 ConstGauge::new(value(status)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let work: [(&str, &str, WorkCounter); 4] = [
+            ("flushes", "Flushes finished", |w| Count::Int(w.flushes)),
+            ("flush_seconds", "Time flushes took", |w| {
+                Count::Float(w.flush_seconds)
+            }),
+            ("compactions", "Compactions (block merges) finished", |w| {
+                Count::Int(w.compactions)
+            }),
+            ("compaction_seconds", "Time compactions took", |w| {
+                Count::Float(w.compaction_seconds)
+            }),
+        ];
+        for (name, help, value) in work {
+            let kind = ConstCounter::new(0u64).metric_type();
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (database, status) in &statuses {
+                let labels = Database {
+                    database: database.clone(),
+                };
+                let sample = family.encode_family(&labels)?;
+                match value(&status.work) {
+                    Count::Int(n) => ConstCounter::new(n).encode(sample)?,
+                    Count::Float(x) => ConstCounter::new(x).encode(sample)?,
+                }
+            }
+        }
+        let mut caches = vec![("decoded", sundial_storage::decoded_chunk_cache_counts())];
+        if let Some(store) = self.0.remote() {
+            caches.push(("fetched", store.cache_counts()));
+        }
+        for (name, help, pick) in [
+            (
+                "chunk_cache_hits",
+                "Chunk lookups the cache answered (decoded chunks; fetched chunk bytes with an object store)",
+                (|c| c.hits) as fn(&sundial_storage::CacheCounts) -> u64,
+            ),
+            (
+                "chunk_cache_misses",
+                "Chunk lookups the cache did not answer",
+                |c| c.misses,
+            ),
+        ] {
+            let kind = ConstCounter::new(0u64).metric_type();
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (cache, counts) in &caches {
+                ConstCounter::new(pick(counts)).encode(family.encode_family(&Cache { cache })?)?;
             }
         }
         if let Some(store) = self.0.remote() {

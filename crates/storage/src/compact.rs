@@ -179,6 +179,7 @@ fn straddlers(tiers: &Tiers, blocks: &[Arc<Block>], max_bytes: u64) -> Option<Ve
 /// the newest input's name and place.
 fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     let _phase = Phase::start("compaction", &inner.config.data_dir);
+    let started = std::time::Instant::now();
     let inputs: Vec<Arc<Block>> = {
         let layers = inner.layers.read();
         members
@@ -256,6 +257,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     } else {
         &inputs[..inputs.len() - 1]
     };
+    inner.activity.compacted(started.elapsed());
     for b in replaced {
         blocks::discard(inner, b);
     }

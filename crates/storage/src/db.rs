@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     last_flush: Mutex<std::time::Instant>,
     /// Why the last flush failed, until one succeeds (for the status).
     pub(crate) flush_failure: Mutex<Option<String>>,
+    /// Flushes and compactions done, for the metrics.
+    pub(crate) activity: activity::Activity,
     /// The partition boundary the last maintenance flush went up to: late
     /// points for closed partitions wait for the next boundary (or a size
     /// flush) instead of having the open partition logged again each pass.
@@ -76,6 +78,12 @@ pub struct Status {
     /// Why the last flush failed (e.g. the store refused an upload), until
     /// one succeeds: its points wait in the head and the WAL meanwhile.
     pub flush_failure: Option<String>,
+    /// Blocks written by flushes and not yet merged by compaction.
+    pub flushed_blocks: usize,
+    /// WAL segment files and their bytes.
+    pub wal_segments: usize,
+    pub wal_bytes: u64,
+    pub work: activity::WorkDone,
 }
 
 /// How the points of one write stand together beyond their own checks.
@@ -185,6 +193,7 @@ impl Db {
             flush_lock: Mutex::new(()),
             last_flush: Mutex::new(std::time::Instant::now()),
             flush_failure: Mutex::new(None),
+            activity: activity::Activity::default(),
             closed_up_to: Mutex::new(Timestamp::MIN),
             compact_lock: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
@@ -404,6 +413,13 @@ impl Db {
     /// and what is failing.
     pub fn status(&self) -> Status {
         let layers = self.inner.layers.read().clone();
+        let dir = &self.inner.config.data_dir;
+        let wal_files: Vec<u64> = wal::list_segments(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| std::fs::metadata(wal::segment_path(dir, n)).ok())
+            .map(|m| m.len())
+            .collect();
         Status {
             head_points: self.head_points(),
             series: self.inner.head.read().series_count(),
@@ -414,6 +430,10 @@ impl Db {
             object_store: self.inner.config.remote.as_ref().map(|r| r.location()),
             wal_failure: self.wal_failure(),
             flush_failure: self.inner.flush_failure.lock().clone(),
+            flushed_blocks: layers.blocks.iter().filter(|b| b.fast).count(),
+            wal_segments: wal_files.len(),
+            wal_bytes: wal_files.iter().sum(),
+            work: self.inner.activity.done(),
         }
     }
 
@@ -605,7 +625,9 @@ impl wal::Hooks for Applier {
     }
 }
 
+mod activity;
 pub(crate) mod blocks;
+pub use activity::WorkDone;
 mod capture;
 mod check;
 mod flush;

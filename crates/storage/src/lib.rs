@@ -31,8 +31,15 @@ pub mod vfs;
 mod wal;
 
 pub use block::ChunkStats;
+pub use block::cache::CacheCounts;
+
+/// Lookups of decoded chunks the process-wide chunk cache answered and
+/// did not.
+pub fn decoded_chunk_cache_counts() -> CacheCounts {
+    block::cache::CACHE.counts()
+}
 pub use config::{Config, FsyncPolicy};
-pub use db::{Commit, Db, Rules, Status, Written};
+pub use db::{Commit, Db, Rules, Status, WorkDone, Written};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;

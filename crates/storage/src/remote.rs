@@ -194,6 +194,11 @@ impl RemoteStore {
         self.shared.fetched.load(Ordering::Relaxed)
     }
 
+    /// Lookups of fetched chunks the cache answered and did not.
+    pub fn cache_counts(&self) -> crate::block::cache::CacheCounts {
+        self.shared.cache.counts()
+    }
+
     /// Bytes of the chunks queries have read so far, cached or fetched.
     pub fn chunk_bytes_read(&self) -> u64 {
         self.shared.chunk_bytes.load(Ordering::Relaxed)

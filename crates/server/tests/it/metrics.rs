@@ -51,6 +51,58 @@ fn metrics_count_points_and_requests() -> Result<()> {
     Ok(())
 }
 
+/// Flushes, compactions, the WAL, points scanned per query and the chunk
+/// cache move as the work done says.
+#[test]
+fn metrics_follow_flushes_compactions_and_scans() -> Result<()> {
+    let s = TestServer::spawn()?;
+    let db = "{database=\"default\"}";
+    for round in 0..2 {
+        let points: Vec<Value> = (0..50)
+            .map(|i| {
+                point(
+                    "work.m",
+                    1_700_000_000 + 100 * round + i,
+                    json!(i),
+                    &[("h", "a")],
+                )
+            })
+            .collect();
+        let (status, text) = s.post("/api/put", &Value::Array(points).to_string())?;
+        assert_eq!(status, 204, "{text}");
+        let (status, text) = s.post("/admin/compact", "")?;
+        assert_eq!(status, 200, "{text}");
+    }
+    for _ in 0..3 {
+        let (status, text) = s.get("/api/query?start=1700000000&end=1700001000&m=sum:work.m")?;
+        assert_eq!(status, 200, "{text}");
+    }
+    let (_, text) = s.get("/metrics")?;
+    // Each forced compaction flushed the head once; the second merged the
+    // two flushed blocks into one.
+    assert_eq!(sample(&text, &format!("sundial_flushes_total{db}"))?, 2.0);
+    assert!(sample(&text, &format!("sundial_compactions_total{db}"))? >= 1.0);
+    assert_eq!(sample(&text, &format!("sundial_blocks{db}"))?, 1.0);
+    assert_eq!(sample(&text, &format!("sundial_flushed_blocks{db}"))?, 0.0);
+    assert!(sample(&text, &format!("sundial_flush_seconds_total{db}"))? > 0.0);
+    assert!(sample(&text, &format!("sundial_wal_segments{db}"))? >= 1.0);
+    // Three queries of 100 stored points each.
+    let api = "{api=\"opentsdb\"}";
+    assert_eq!(
+        sample(&text, &format!("sundial_query_scanned_points_count{api}"))?,
+        3.0
+    );
+    assert_eq!(
+        sample(&text, &format!("sundial_query_scanned_points_sum{api}"))?,
+        300.0
+    );
+    // The block's chunks were decoded by the first query, then found.
+    let cache = "{cache=\"decoded\"}";
+    assert!(sample(&text, &format!("sundial_chunk_cache_hits_total{cache}"))? >= 2.0);
+    assert!(sample(&text, &format!("sundial_chunk_cache_misses_total{cache}"))? >= 1.0);
+    Ok(())
+}
+
 #[test]
 fn metrics_need_a_key_when_keys_are_configured() -> Result<()> {
     let s = TestServer::spawn_with_config(crate::access::KEYS)?;

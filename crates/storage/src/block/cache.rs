@@ -54,6 +54,15 @@ struct Entries<V> {
 pub(crate) struct ChunkCache<V> {
     entries: Mutex<Entries<V>>,
     capacity: AtomicUsize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Lookups a cache answered and did not, since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
 }
 
 /// Decoded numeric chunks, one budget for the process.
@@ -76,7 +85,22 @@ impl<V: Weigh> ChunkCache<V> {
                 bytes: 0,
             }),
             capacity: AtomicUsize::new(capacity),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Like [`ChunkCache::get`], without counting a hit or a miss (a
+    /// prefetch asking what it need not fetch).
+    pub(crate) fn peek(&self, key: Key) -> Option<Arc<V>> {
+        self.entries.lock().map.get(&key).cloned()
     }
 
     /// Sets the byte budget (0 turns caching off).
@@ -91,7 +115,14 @@ impl<V: Weigh> ChunkCache<V> {
     }
 
     pub(crate) fn get(&self, key: Key) -> Option<Arc<V>> {
-        self.entries.lock().map.get(&key).cloned()
+        let found = self.peek(key);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     pub(crate) fn insert(&self, key: Key, value: Arc<V>) {

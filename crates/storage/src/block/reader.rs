@@ -195,7 +195,8 @@ impl Block {
                     if entry.max_ts < start || entry.min_ts > end || !inside {
                         continue;
                     }
-                    if entry.kind == KIND_NUMERIC && CACHE.get((self.uid, entry.offset)).is_some() {
+                    if entry.kind == KIND_NUMERIC && CACHE.peek((self.uid, entry.offset)).is_some()
+                    {
                         continue;
                     }
                     if let Ok(len) = usize::try_from(entry.len) {

@@ -112,6 +112,7 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
     let frozen = freeze(inner, before, &rotation.relog);
     // Logged outside the head lock; ends when this function returns.
     let _phase = Phase::start("flush", &inner.config.data_dir);
+    let started = std::time::Instant::now();
     // Series definitions must be durable before the WAL holding them is
     // deleted; the block refers to series by id only.
     let result = catalog_series(inner, &frozen.new_series)
@@ -125,6 +126,7 @@ pub(crate) fn flush_before(inner: &Inner, before: Option<Timestamp>) -> Result<(
     match result.and_then(|written| install(inner, written)) {
         Ok(()) => {
             *inner.flush_failure.lock() = None;
+            inner.activity.flushed(started.elapsed());
             publish(inner, frozen.relogged, below)
         }
         Err(e) => {

@@ -52,7 +52,7 @@ impl Prefetch {
 impl RemoteStore {
     fn prefetch(&self, uid: u64, key: &str, mut ranges: Vec<(u64, usize)>) -> Result<()> {
         let cache = &self.shared.cache;
-        ranges.retain(|&(at, len)| cache.get((uid, at)).is_none_or(|hit| hit.len() != len));
+        ranges.retain(|&(at, len)| cache.peek((uid, at)).is_none_or(|hit| hit.len() != len));
         // What does not fit in half the cache would evict itself before
         // it is read; those chunks are fetched on demand.
         let mut room = cache.capacity() / 2;
