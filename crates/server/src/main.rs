@@ -3,6 +3,7 @@
 mod admin;
 mod backup;
 mod check;
+mod cli_query;
 mod config;
 mod guard;
 mod linger;
@@ -87,6 +88,9 @@ enum Command {
     /// Rebuild a data directory from a backup; exits 1 if the result does
     /// not pass `sundial check`.
     Restore(backup::RestoreArgs),
+    /// Run one OpenTSDB, Baidu or SQL query against a running server and
+    /// print its answer as a table, CSV or JSON.
+    Query(cli_query::QueryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +135,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup(args) => backup::backup(args),
+        Command::Query(args) => cli_query::run(args),
         Command::Restore(args) => {
             if !backup::restore(args)? {
                 std::process::exit(1);

@@ -79,3 +79,107 @@ fn bad_config_file_is_reported() -> Result<()> {
     assert!(String::from_utf8(out.stderr)?.contains("max_tags"));
     Ok(())
 }
+
+/// `sundial query` in each language, as a reader key with the server's
+/// keys on: CSV rows carry the values written, the table counts them, and
+/// JSON is the server's own answer.
+#[test]
+fn query_prints_the_answers_of_each_language() -> Result<()> {
+    use crate::harness::{TestServer, point};
+    use serde_json::{Value, json};
+    let s = TestServer::spawn_with_config(crate::access::KEYS)?;
+    let t0 = 1_700_000_000i64;
+    let values: Vec<i64> = (0..6).map(|i| i * i + 3).collect();
+    let points: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| point("climetric", t0 + 60 * i as i64, json!(v), &[("h", "a")]))
+        .collect();
+    let basic = {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("writer:writer-secret")
+        )
+    };
+    let body = Value::Array(points).to_string();
+    let reply = s.send(
+        "POST",
+        "/api/put",
+        &[("Authorization", &basic)],
+        Some(body.as_bytes()),
+    )?;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let url = format!("http://{}", s.addr);
+    let query = |lang: &str, statement: &str, format: &str| -> Result<String> {
+        let out = sundial()
+            .args(["query", "--url", &url, "--lang", lang, "--format", format])
+            .args([
+                "--access-key",
+                "reader",
+                "--secret-key",
+                "reader-secret",
+                statement,
+            ])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    // The last column of each CSV row, after the header.
+    let last_column = |csv: &str| -> Vec<i64> {
+        csv.lines()
+            .skip(1)
+            .filter_map(|l| l.rsplit(',').next()?.parse().ok())
+            .collect()
+    };
+    let range = format!("start={t0}&end={}", t0 + 3600);
+    let opentsdb = query(
+        "opentsdb",
+        &format!("{range}&m=sum:climetric{{h=a}}"),
+        "csv",
+    )?;
+    assert_eq!(opentsdb.lines().next(), Some("metric,tags,timestamp,value"));
+    assert_eq!(last_column(&opentsdb), values);
+    let baidu_body = json!({"queries": [{"metric": "climetric", "field": "value",
+        "filters": {"start": t0 * 1000, "end": (t0 + 3600) * 1000}}]})
+    .to_string();
+    let baidu = query("baidu", &baidu_body, "csv")?;
+    assert_eq!(baidu.lines().next(), Some("metric,group,timestamp,value"));
+    assert_eq!(last_column(&baidu), values);
+    let sql = query(
+        "sql",
+        "select h, value from climetric order by timestamp",
+        "csv",
+    )?;
+    assert_eq!(sql.lines().next(), Some("h,value"));
+    assert_eq!(last_column(&sql), values);
+    let table = query("sql", "select h, value from climetric", "table")?;
+    assert!(
+        table.contains(&format!("({} rows)", values.len())),
+        "{table}"
+    );
+    let raw = query("sql", "select count(*) as n from climetric", "json")?;
+    let answer: Value = serde_json::from_str(&raw)?;
+    assert_eq!(answer["rows"][0][0], json!(values.len()));
+    // A wrong secret is the server's refusal, exit status 1.
+    let refused = sundial()
+        .args([
+            "query",
+            "--url",
+            &url,
+            "--lang",
+            "sql",
+            "--access-key",
+            "reader",
+        ])
+        .args(["--secret-key", "wrong", "select 1"])
+        .output()?;
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("the server answered 4"), "{why}");
+    Ok(())
+}
