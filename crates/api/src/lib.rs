@@ -29,6 +29,11 @@ pub async fn write_off_workers<T: Send + 'static>(
     })
 }
 
+/// The request's id (`X-Request-Id`), put in the request extensions by
+/// the server so an API can repeat it in its own answer.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Points a query read from storage: an API puts it in its response's
 /// extensions for the server's slow-request log.
 #[derive(Debug, Clone, Copy)]

@@ -213,7 +213,11 @@ async fn not_found() -> BaiduError {
 /// The request id, and the error body that repeats it. (CORS, spec 3.6,
 /// is the server's: only listed origins get it.)
 async fn envelope(req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
+    // The server's request id, so logs and `x-bce-request-id` agree.
+    let id = req
+        .extensions()
+        .get::<sundial_api::RequestId>()
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone());
     let mut resp = next.run(req).await;
     if let Some(err) = resp.extensions_mut().remove::<ErrorBody>() {
         let body = json!({"requestId": id, "code": err.code, "message": err.message});

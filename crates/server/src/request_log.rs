@@ -1,6 +1,7 @@
 //! Per request: an id, echoed in `X-Request-Id` (the client's own when it
-//! sends a plain token, else a fresh one), a tracing span carrying it so
-//! every log line of the request names it, and the slow-request log:
+//! sends a plain token, else a fresh UUID) and handed to the APIs (Baidu's
+//! `x-bce-request-id` and error bodies repeat it), a tracing span carrying
+//! it so every log line of the request names it, and the slow-request log:
 //! requests slower than `log.slow_query_ms` are logged with their API,
 //! route, time, the points they scanned (when the API reports it) and,
 //! for queries, the statement (query string and the start of the body).
@@ -36,7 +37,9 @@ pub(crate) async fn trace(State(log): State<RequestLog>, mut req: Request, next:
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_plain_id(v))
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    req.extensions_mut()
+        .insert(sundial_api::RequestId(id.clone()));
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     // At warn level, so the warnings and errors of a server logging at
