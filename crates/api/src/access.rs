@@ -16,6 +16,14 @@ pub use basic::{BasicError, basic_credentials};
 pub use store::{Action, Config, GrantConfig, Identity, KeyConfig, Principal, Store};
 
 /// Routes that answer without credentials.
+/// Whether a 401 should carry `WWW-Authenticate: Basic`. Scripts from a
+/// page (the console) mark their requests with `X-Requested-With` and ask
+/// for the key themselves: the challenge would make the browser open its
+/// own login box instead.
+pub fn wants_basic_challenge(headers: &http::HeaderMap) -> bool {
+    !headers.contains_key("x-requested-with")
+}
+
 pub fn is_public_path(path: &str) -> bool {
     matches!(path, "/api/version" | "/api/health")
 }

@@ -2,6 +2,7 @@
 //! "spec N" in this crate is a section of it).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod cardinality;
 mod config;
 mod delete;
 mod dto;
@@ -22,6 +23,7 @@ mod query;
 mod scope;
 mod telnet;
 mod time;
+mod transfer;
 mod uidmeta;
 mod uids;
 mod zone;
@@ -260,6 +262,13 @@ pub fn routes(api: Api) -> Router {
         )
         .route("/api/uid/uidmeta", guarded(get(uidmeta::uidmeta)))
         .route("/api/uid/tsmeta", guarded(get(uidmeta::tsmeta)))
+        .route("/api/cardinality", guarded(get(cardinality::cardinality)))
+        .route("/api/import", guarded(post(transfer::import)))
+        .route("/api/export", guarded(get(transfer::export)))
+        .route(
+            "/api/export/metrics",
+            guarded(get(transfer::export_metrics)),
+        )
         .route("/api/health", guarded(get(|| async { StatusCode::OK })))
         .route("/api/{*rest}", any(not_found))
         .layer(axum::middleware::from_fn_with_state(

@@ -9,7 +9,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sundial_api::access::{Action, BasicError, Identity, basic_credentials, is_public_path};
+use sundial_api::access::{
+    Action, BasicError, Identity, basic_credentials, is_public_path, wants_basic_challenge,
+};
 use sundial_storage::DEFAULT_DATABASE;
 
 /// The header naming the database, for clients that cannot add a query
@@ -19,16 +21,17 @@ pub(crate) const DATABASE_HEADER: &str = "x-sundial-database";
 /// Authenticates every request but the public ones and records the
 /// caller's [`Identity`] for the handlers.
 pub(crate) async fn authenticate(State(api): State<Api>, mut req: Request, next: Next) -> Response {
+    let challenge = wants_basic_challenge(req.headers());
     let identity = match api.store.anonymous() {
         Some(open) => open,
         None if is_public_path(req.uri().path()) => Identity::Open,
         None => match basic_credentials(req.headers()) {
             Ok((id, secret)) => match api.store.check_secret(&id, &secret) {
                 Some(identity) => identity,
-                None => return unauthorized("wrong access key id or secret"),
+                None => return unauthorized("wrong access key id or secret", challenge),
             },
             Err(e @ (BasicError::Missing | BasicError::Malformed)) => {
-                return unauthorized(&e.to_string());
+                return unauthorized(&e.to_string(), challenge);
             }
         },
     };
@@ -36,17 +39,19 @@ pub(crate) async fn authenticate(State(api): State<Api>, mut req: Request, next:
     next.run(req).await
 }
 
-fn unauthorized(details: &str) -> Response {
+fn unauthorized(details: &str, challenge: bool) -> Response {
     let mut r = OpenTsdbError {
         status: StatusCode::UNAUTHORIZED,
         message: "Authentication required".into(),
         details: Some(details.to_owned()),
     }
     .into_response();
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"sundial\""),
-    );
+    if challenge {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"sundial\""),
+        );
+    }
     r
 }
 

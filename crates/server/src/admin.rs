@@ -15,7 +15,14 @@ use sundial_storage::Engine;
 
 mod snapshots;
 
-pub(crate) fn routes(engine: Engine, store: Arc<Store>) -> Router {
+pub(crate) fn routes(
+    engine: Engine,
+    store: Arc<Store>,
+    board: Arc<crate::query_board::QueryBoard>,
+) -> Router {
+    let queries = Router::new()
+        .route("/admin/queries", get(queries))
+        .with_state(board);
     Router::new()
         .route("/admin/compact", post(compact))
         .route("/admin/storage", get(storage))
@@ -26,8 +33,14 @@ pub(crate) fn routes(engine: Engine, store: Arc<Store>) -> Router {
         .route("/admin/snapshots/{name}", delete(snapshots::remove))
         .route("/admin/snapshots/{name}/files", get(snapshots::files))
         .route("/admin/snapshots/{name}/file", get(snapshots::read))
-        .layer(axum::middleware::from_fn_with_state(store, authorize))
         .with_state(engine)
+        .merge(queries)
+        .layer(axum::middleware::from_fn_with_state(store, authorize))
+}
+
+/// The queries running now and the recent slow requests.
+async fn queries(State(board): State<Arc<crate::query_board::QueryBoard>>) -> Response {
+    axum::Json(board.snapshot()).into_response()
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -51,10 +64,12 @@ pub(crate) fn identify(
         Some(identity) => Ok(Some(identity)),
         None => {
             let mut r = error(StatusCode::UNAUTHORIZED, "Authentication required");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"sundial\""),
-            );
+            if sundial_api::access::wants_basic_challenge(headers) {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"sundial\""),
+                );
+            }
             Err(Box::new(r))
         }
     }

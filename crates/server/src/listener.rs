@@ -71,6 +71,7 @@ impl Conn {
                 crate::request_log::RequestLog {
                     slow: (config.log.slow_query_ms > 0)
                         .then(|| Duration::from_millis(config.log.slow_query_ms)),
+                    board: Default::default(),
                 },
             ),
             telnet: apis.opentsdb.clone(),
@@ -273,7 +274,9 @@ fn router(apis: &Apis, edge: Edge, log: crate::request_log::RequestLog) -> Route
         .merge(crate::admin::routes(
             apis.engine.clone(),
             apis.store.clone(),
+            log.board.clone(),
         ))
+        .merge(crate::console::routes())
         .merge(apis.metrics.routes(apis.store.clone()))
         // After routing, so requests are counted by their route pattern.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -5,13 +5,16 @@ mod backup;
 mod check;
 mod cli_query;
 mod config;
+mod console;
 mod guard;
 mod linger;
 mod listener;
 mod metrics;
+mod query_board;
 mod request_log;
 mod stream;
 mod tls;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 use config::FileConfig;
@@ -91,6 +94,11 @@ enum Command {
     /// Run one OpenTSDB, Baidu or SQL query against a running server and
     /// print its answer as a table, CSV or JSON.
     Query(cli_query::QueryArgs),
+    /// Load a file (OpenTSDB JSON or telnet, CSV, Baidu JSON, InfluxDB
+    /// line protocol, VictoriaMetrics JSON lines) into a running server.
+    Import(transfer::ImportArgs),
+    /// Write a running server's data out in one of the import formats.
+    Export(transfer::ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +144,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Backup(args) => backup::backup(args),
         Command::Query(args) => cli_query::run(args),
+        Command::Import(args) => transfer::import(args),
+        Command::Export(args) => transfer::export(args),
         Command::Restore(args) => {
             if !backup::restore(args)? {
                 std::process::exit(1);

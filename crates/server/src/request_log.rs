@@ -28,6 +28,8 @@ const MAX_ID_LEN: usize = 64;
 pub(crate) struct RequestLog {
     /// Requests at least this slow are logged; `None`: never.
     pub(crate) slow: Option<Duration>,
+    /// Running queries and recent slow requests (`/admin/queries`).
+    pub(crate) board: Arc<crate::query_board::QueryBoard>,
 }
 
 /// The layer on every request (routed or not).
@@ -47,7 +49,7 @@ pub(crate) async fn trace(State(log): State<RequestLog>, mut req: Request, next:
     let span = tracing::warn_span!("request", id = %id, method = %method, path = %path);
     let query = is_query(&method, &path, req.uri().query());
     // The start of a query's body, as the handler reads it.
-    let body_start = (log.slow.is_some() && query).then(|| {
+    let body_start = query.then(|| {
         let kept = Arc::new(Mutex::new(Vec::new()));
         let sink = kept.clone();
         let stream = std::mem::take(req.body_mut())
@@ -66,20 +68,33 @@ pub(crate) async fn trace(State(log): State<RequestLog>, mut req: Request, next:
     let compressed = req.headers().contains_key("content-encoding");
     let query_string = req.uri().query().map(str::to_owned);
     let started = Instant::now();
+    let running = query.then(|| {
+        log.board
+            .start(&id, &path, query_string.clone(), body_start.clone())
+    });
     let mut response = next.run(req).instrument(span.clone()).await;
+    drop(running);
     let elapsed = started.elapsed();
     if log.slow.is_some_and(|slow| elapsed >= slow) {
         let scanned = response.extensions().get::<Scanned>().map(|s| s.0);
-        let statement = body_start.map(|kept| {
-            let body = if compressed {
+        let body = body_start.map(|kept| {
+            if compressed {
                 "(compressed body)".to_owned()
             } else {
                 String::from_utf8_lossy(&kept.lock()).into_owned()
-            };
-            match &query_string {
-                Some(q) => format!("?{q} {body}"),
-                None => body,
             }
+        });
+        let statement =
+            crate::query_board::statement(query_string.as_deref(), body).filter(|_| query);
+        log.board.record_slow(crate::query_board::Slow {
+            id: id.clone(),
+            api: crate::metrics::api_of(&path),
+            path: path.clone(),
+            status: response.status().as_u16(),
+            elapsed_ms: elapsed.as_millis() as u64,
+            scanned_points: scanned,
+            statement: statement.clone(),
+            at_ms: sundial_model::now_ms(),
         });
         span.in_scope(|| {
             tracing::warn!(

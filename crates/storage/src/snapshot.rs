@@ -259,6 +259,26 @@ impl Snapshot<'_> {
             .collect()
     }
 
+    /// Per tag key of `metric` (sorted), its values with the number of
+    /// series carrying each: what a cardinality view shows.
+    pub fn tag_cardinality(&self, metric: &str) -> Vec<(&str, Vec<(&str, u64)>)> {
+        self.head
+            .postings
+            .tag_keys(metric)
+            .into_iter()
+            .map(|(key, _)| {
+                let values = self
+                    .head
+                    .postings
+                    .tag_values(metric, key)
+                    .into_iter()
+                    .map(|(v, series)| (v, series.len()))
+                    .collect();
+                (key, values)
+            })
+            .collect()
+    }
+
     pub fn series_count(&self) -> usize {
         self.head.series_count()
     }
