@@ -143,6 +143,16 @@ def check_pages(driver, want, shots):
         raise AssertionError(f"slow queries lack {want['slow_statement']}: {slow}")
     driver.save_screenshot(os.path.join(shots, "queries.png"))
 
+    if want.get("bk_group"):
+        driver.get(driver.current_url.split("#")[0] + "#bk")
+        WebDriverWait(driver, TIMEOUT).until(
+            lambda d: want["bk_group"] in d.find_element(By.ID, "bk-groups").text)
+        groups = driver.find_element(By.ID, "bk-groups").text
+        for metric in want["bk_metrics"]:
+            if metric not in groups:
+                raise AssertionError(f"BlueKing page lacks metric {metric}: {groups}")
+        driver.save_screenshot(os.path.join(shots, "bk.png"))
+
 
 def main():
     url, expectations, shots = sys.argv[1:4]

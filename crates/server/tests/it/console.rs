@@ -78,11 +78,12 @@ fn write_points(s: &TestServer, auth: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
-fn drive(s: &TestServer, name: &str, key: Option<(&str, &str)>) -> Result<()> {
+fn drive(s: &TestServer, name: &str, key: Option<(&str, &str)>, want: &Value) -> Result<()> {
     let python = installed_client("SUNDIAL_PYTHON")?;
     let dir = tempfile::tempdir()?;
-    let want = dir.path().join("expect.json");
-    std::fs::write(&want, expectations().to_string())?;
+    let expect = dir.path().join("expect.json");
+    std::fs::write(&expect, want.to_string())?;
+    let want = expect;
     let artifacts = std::env::var("SUNDIAL_ARTIFACTS")
         .map_or_else(
             |_| std::env::temp_dir().join("sundial-artifacts"),
@@ -121,7 +122,18 @@ const SLOW_LOG: &str = "\n[log]\nslow_query_ms = 1\n";
 fn the_console_charts_each_language_in_a_real_browser() -> Result<()> {
     let s = TestServer::spawn_with_config(SLOW_LOG)?;
     write_points(&s, &[])?;
-    drive(&s, "console-open", None)
+    // A BlueKing group, for the groups page.
+    let group = crate::bk::seed_request();
+    crate::bk::ok(&s, "metadata_create_time_series_group", group.clone())?;
+    let mut want = expectations();
+    want["bk_group"] = group["time_series_group_name"].clone();
+    want["bk_metrics"] = group["metric_info_list"]
+        .as_array()
+        .context("metrics")?
+        .iter()
+        .map(|m| m["field_name"].clone())
+        .collect();
+    drive(&s, "console-open", None, &want)
 }
 
 #[test]
@@ -135,7 +147,12 @@ fn the_console_asks_for_a_key_when_auth_is_on() -> Result<()> {
         )
     };
     write_points(&s, &[("Authorization", &basic)])?;
-    drive(&s, "console-auth", Some(("root", "root-secret")))
+    drive(
+        &s,
+        "console-auth",
+        Some(("root", "root-secret")),
+        &expectations(),
+    )
 }
 
 #[test]
