@@ -243,3 +243,26 @@ fn csv_tags_survive_their_separators() {
     assert_eq!(back, want);
     assert!(format::parse_csv_tags("novalue").is_err());
 }
+
+#[test]
+fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
+    let docs = b"[{\"metric\":\"m\",\"timestamp\":1700000000123,\"value\":12.5,\"tags\":{\"k\":\"v\"}}]\n\
+        {\"metric\":\"m\",\"timestamp\":\"1700000000\",\"value\":-3,\"tags\":{\"k\":7}}\n";
+    let options = ReadOptions {
+        offset: 0,
+        csv_header: None,
+        influx_unit_ns: 1,
+    };
+    for capacity in [1, 3, 7, 50, 4096] {
+        let mut input = std::io::BufReader::with_capacity(capacity, &docs[..]);
+        let mut sink = Collect::default();
+        format::read(Format::OpentsdbJson, &mut input, &options, &mut sink).unwrap();
+        let got: Vec<(i64, Val)> = sink.points.iter().map(|p| (p.3, p.4.clone())).collect();
+        assert_eq!(
+            got,
+            [(1_700_000_000_123, Val::Double(12.5)), (1_700_000_000_000, Val::Long(-3))],
+            "{capacity}"
+        );
+        assert_eq!(sink.points[1].1, vec![("k".to_owned(), "7".to_owned())]);
+    }
+}

@@ -213,6 +213,7 @@ fn read_csv(
         column("timestamp")?,
         column("value")?,
     ];
+    let (mut last_tags, mut pairs) = (String::new(), Vec::new());
     while let Some(record) = records.next() {
         let record = record?;
         let n = record.position().map_or(0, |p| p.line());
@@ -220,7 +221,11 @@ fn read_csv(
             continue;
         }
         let cell = |i: usize| record.get(i).unwrap_or_default();
-        let pairs = parse_csv_tags(cell(tags)).with_context(|| format!("line {n}"))?;
+        // Rows of one series follow each other: parse their tags once.
+        if cell(tags) != last_tags {
+            pairs = parse_csv_tags(cell(tags)).with_context(|| format!("line {n}"))?;
+            cell(tags).clone_into(&mut last_tags);
+        }
         let tag_refs: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -242,26 +247,68 @@ fn read_csv(
     Ok(())
 }
 
+/// A stream of JSON documents, parsed from memory a buffer at a time
+/// (serde_json reads a slice several times faster than a reader); a
+/// document larger than the buffer grows it.
 fn read_documents(
     format: Format,
     input: &mut dyn BufRead,
     options: &ReadOptions,
     sink: &mut dyn Sink,
 ) -> anyhow::Result<()> {
-    let mut docs = serde_json::Deserializer::from_reader(input).into_iter::<Value>();
-    let mut n = 0;
-    while let Some(doc) = docs.next() {
-        n += 1;
-        let at = options.offset + docs.byte_offset() as u64;
-        let doc = doc.with_context(|| format!("document {n} (ending near byte {at})"))?;
-        match format {
-            Format::BaiduJson => baidu_document(&doc, sink),
-            _ => opentsdb_document(&doc, sink),
+    let mut buf: Vec<u8> = Vec::new();
+    // The file offset of buf[0].
+    let mut base = options.offset;
+    let mut n = 0u64;
+    loop {
+        let chunk = input.fill_buf()?;
+        let eof = chunk.is_empty();
+        buf.extend_from_slice(chunk);
+        let len = chunk.len();
+        input.consume(len);
+        // Up to the last line break only (unless the input ended): a cut
+        // there cannot fall inside a number or string, so an incomplete
+        // document shows as an end-of-input error, never as a bad one.
+        let limit = if eof {
+            buf.len()
+        } else {
+            buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+        };
+        let mut consumed = 0;
+        let mut docs = serde_json::Deserializer::from_slice(buf.get(..limit).unwrap_or_default())
+            .into_iter::<serde::de::IgnoredAny>();
+        loop {
+            let start = consumed;
+            match docs.next() {
+                None => {
+                    consumed = limit;
+                    break;
+                }
+                Some(Ok(_)) => {
+                    n += 1;
+                    consumed = docs.byte_offset();
+                    let doc = buf.get(start..consumed).unwrap_or_default();
+                    let at = base + consumed as u64;
+                    match format {
+                        Format::BaiduJson => baidu_document(&serde_json::from_slice(doc)?, sink),
+                        _ => opentsdb_document(doc, sink),
+                    }
+                    .with_context(|| format!("document {n} (ending at byte {at})"))?;
+                    sink.boundary(at)?;
+                }
+                Some(Err(e)) if e.is_eof() && !eof => break,
+                Some(Err(e)) => {
+                    let at = base + start as u64;
+                    return Err(e).with_context(|| format!("document {} (from byte {at})", n + 1));
+                }
+            }
         }
-        .with_context(|| format!("document {n} (ending at byte {at})"))?;
-        sink.boundary(at)?;
+        buf.drain(..consumed);
+        base += consumed as u64;
+        if eof {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 fn string_tags(tags: &Value) -> anyhow::Result<Vec<(String, String)>> {
@@ -300,32 +347,111 @@ fn json_ts(v: &Value) -> anyhow::Result<i64> {
     }
 }
 
-fn opentsdb_document(doc: &Value, sink: &mut dyn Sink) -> anyhow::Result<()> {
-    let elements = match doc {
-        Value::Array(a) => a.as_slice(),
-        Value::Object(_) => std::slice::from_ref(doc),
-        _ => bail!("expected an array or an object"),
-    };
+/// One `/api/put` element, typed (no `Value` trees on the hot path).
+#[derive(serde::Deserialize)]
+struct TsdbElement {
+    metric: String,
+    timestamp: TimeText,
+    #[serde(default)]
+    value: Option<Val>,
+    #[serde(default)]
+    fields: Option<BTreeMap<String, Val>>,
+    #[serde(default)]
+    tags: BTreeMap<String, TagText>,
+}
+
+/// An array of elements or one element.
+struct TsdbDocument(Vec<TsdbElement>);
+
+impl<'de> serde::Deserialize<'de> for TsdbDocument {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TsdbDocument;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of data points or one data point")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TsdbDocument, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = seq.next_element()? {
+                    out.push(e);
+                }
+                Ok(TsdbDocument(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TsdbDocument, A::Error> {
+                use serde::Deserialize as _;
+                let one =
+                    TsdbElement::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(TsdbDocument(vec![one]))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A timestamp as a number or as digits in a string.
+struct TimeText(i64);
+
+impl<'de> serde::Deserialize<'de> for TimeText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Val::deserialize(d)? {
+            Val::Long(t) => Ok(TimeText(t)),
+            Val::Text(s) => s.parse().map(TimeText).map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom("a timestamp must be an integer")),
+        }
+    }
+}
+
+/// A tag value: text, or a number or boolean as its text.
+struct TagText(String);
+
+impl<'de> serde::Deserialize<'de> for TagText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(TagText(match Val::deserialize(d)? {
+            Val::Text(s) => s,
+            Val::Long(i) => i.to_string(),
+            Val::Double(f) => f.to_string(),
+            Val::Bool(b) => b.to_string(),
+        }))
+    }
+}
+
+/// OpenTSDB reads a string value as a number when it is one.
+fn opentsdb_val(v: Val) -> Val {
+    match v {
+        Val::Text(s) => Val::from_text(&s),
+        other => other,
+    }
+}
+
+fn opentsdb_document(doc: &[u8], sink: &mut dyn Sink) -> anyhow::Result<()> {
+    let TsdbDocument(elements) = serde_json::from_slice(doc)?;
     for e in elements {
-        let metric = e["metric"].as_str().context("no metric")?;
-        let pairs = string_tags(&e["tags"])?;
-        let tags: Vec<(&str, &str)> = pairs
+        let tags: Vec<(&str, &str)> = e
+            .tags
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_str(), v.0.as_str()))
             .collect();
-        let ts = opentsdb_millis(json_ts(&e["timestamp"])?);
-        let fields: Vec<(&str, &Value)> = match (&e["value"], &e["fields"]) {
-            (Value::Null, Value::Object(f)) => f.iter().map(|(k, v)| (k.as_str(), v)).collect(),
-            (Value::Null, _) => bail!("no value"),
-            (v, _) => vec![(DEFAULT_FIELD, v)],
+        let ts = opentsdb_millis(e.timestamp.0);
+        let key = |field| KeyRef {
+            metric: &e.metric,
+            tags: &tags,
+            field,
         };
-        for (field, v) in fields {
-            let key = KeyRef {
-                metric,
-                tags: &tags,
-                field,
-            };
-            sink.point(&key, ts, json_val(v)?)?;
+        match (e.value, &e.fields) {
+            (Some(v), _) => sink.point(&key(DEFAULT_FIELD), ts, opentsdb_val(v))?,
+            (None, Some(fields)) => {
+                for (field, v) in fields {
+                    sink.point(&key(field), ts, opentsdb_val(v.clone()))?;
+                }
+            }
+            (None, None) => bail!("no value"),
         }
     }
     Ok(())
