@@ -3,6 +3,7 @@
 //! cannot hold, and how it is mapped, is in docs/cli.md.
 
 mod read;
+mod tsdb_json;
 mod write;
 
 pub(crate) use read::{ReadOptions, read};

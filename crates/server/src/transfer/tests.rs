@@ -246,7 +246,8 @@ fn csv_tags_survive_their_separators() {
 
 #[test]
 fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
-    let docs = b"[{\"metric\":\"m\",\"timestamp\":1700000000123,\"value\":12.5,\"tags\":{\"k\":\"v\"}}]\n\
+    let docs =
+        b"[{\"metric\":\"m\",\"timestamp\":1700000000123,\"value\":12.5,\"tags\":{\"k\":\"v\"}}]\n\
         {\"metric\":\"m\",\"timestamp\":\"1700000000\",\"value\":-3,\"tags\":{\"k\":7}}\n";
     let options = ReadOptions {
         offset: 0,
@@ -260,7 +261,10 @@ fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
         let got: Vec<(i64, Val)> = sink.points.iter().map(|p| (p.3, p.4.clone())).collect();
         assert_eq!(
             got,
-            [(1_700_000_000_123, Val::Double(12.5)), (1_700_000_000_000, Val::Long(-3))],
+            [
+                (1_700_000_000_123, Val::Double(12.5)),
+                (1_700_000_000_000, Val::Long(-3))
+            ],
             "{capacity}"
         );
         assert_eq!(sink.points[1].1, vec![("k".to_owned(), "7".to_owned())]);

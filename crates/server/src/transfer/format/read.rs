@@ -291,7 +291,7 @@ fn read_documents(
                     let at = base + consumed as u64;
                     match format {
                         Format::BaiduJson => baidu_document(&serde_json::from_slice(doc)?, sink),
-                        _ => opentsdb_document(doc, sink),
+                        _ => super::tsdb_json::read_document(doc, sink),
                     }
                     .with_context(|| format!("document {n} (ending at byte {at})"))?;
                     sink.boundary(at)?;
@@ -345,116 +345,6 @@ fn json_ts(v: &Value) -> anyhow::Result<i64> {
         Value::String(s) => s.parse().context("a timestamp must be an integer"),
         _ => bail!("a timestamp must be an integer"),
     }
-}
-
-/// One `/api/put` element, typed (no `Value` trees on the hot path).
-#[derive(serde::Deserialize)]
-struct TsdbElement {
-    metric: String,
-    timestamp: TimeText,
-    #[serde(default)]
-    value: Option<Val>,
-    #[serde(default)]
-    fields: Option<BTreeMap<String, Val>>,
-    #[serde(default)]
-    tags: BTreeMap<String, TagText>,
-}
-
-/// An array of elements or one element.
-struct TsdbDocument(Vec<TsdbElement>);
-
-impl<'de> serde::Deserialize<'de> for TsdbDocument {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = TsdbDocument;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an array of data points or one data point")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<TsdbDocument, A::Error> {
-                let mut out = Vec::new();
-                while let Some(e) = seq.next_element()? {
-                    out.push(e);
-                }
-                Ok(TsdbDocument(out))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<TsdbDocument, A::Error> {
-                use serde::Deserialize as _;
-                let one =
-                    TsdbElement::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(TsdbDocument(vec![one]))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A timestamp as a number or as digits in a string.
-struct TimeText(i64);
-
-impl<'de> serde::Deserialize<'de> for TimeText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Val::deserialize(d)? {
-            Val::Long(t) => Ok(TimeText(t)),
-            Val::Text(s) => s.parse().map(TimeText).map_err(serde::de::Error::custom),
-            _ => Err(serde::de::Error::custom("a timestamp must be an integer")),
-        }
-    }
-}
-
-/// A tag value: text, or a number or boolean as its text.
-struct TagText(String);
-
-impl<'de> serde::Deserialize<'de> for TagText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(TagText(match Val::deserialize(d)? {
-            Val::Text(s) => s,
-            Val::Long(i) => i.to_string(),
-            Val::Double(f) => f.to_string(),
-            Val::Bool(b) => b.to_string(),
-        }))
-    }
-}
-
-/// OpenTSDB reads a string value as a number when it is one.
-fn opentsdb_val(v: Val) -> Val {
-    match v {
-        Val::Text(s) => Val::from_text(&s),
-        other => other,
-    }
-}
-
-fn opentsdb_document(doc: &[u8], sink: &mut dyn Sink) -> anyhow::Result<()> {
-    let TsdbDocument(elements) = serde_json::from_slice(doc)?;
-    for e in elements {
-        let tags: Vec<(&str, &str)> = e
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.0.as_str()))
-            .collect();
-        let ts = opentsdb_millis(e.timestamp.0);
-        let key = |field| KeyRef {
-            metric: &e.metric,
-            tags: &tags,
-            field,
-        };
-        match (e.value, &e.fields) {
-            (Some(v), _) => sink.point(&key(DEFAULT_FIELD), ts, opentsdb_val(v))?,
-            (None, Some(fields)) => {
-                for (field, v) in fields {
-                    sink.point(&key(field), ts, opentsdb_val(v.clone()))?;
-                }
-            }
-            (None, None) => bail!("no value"),
-        }
-    }
-    Ok(())
 }
 
 fn baidu_document(doc: &Value, sink: &mut dyn Sink) -> anyhow::Result<()> {
