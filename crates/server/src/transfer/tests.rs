@@ -63,6 +63,7 @@ fn read_back(format: Format, bytes: &[u8]) -> Collect {
         offset: 0,
         csv_header: None,
         influx_unit_ns: 1,
+        json_buffer: 1 << 20,
     };
     format::read(format, &mut &bytes[..], &options, &mut sink).unwrap();
     sink
@@ -219,6 +220,7 @@ fn bad_records_name_their_line() {
         offset: 0,
         csv_header: None,
         influx_unit_ns: 1,
+        json_buffer: 1 << 20,
     };
     let input = b"put m 1 1 k=v\nput m x 1 k=v\n";
     let err = format::read(
@@ -253,9 +255,14 @@ fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
         offset: 0,
         csv_header: None,
         influx_unit_ns: 1,
+        json_buffer: 1 << 20,
     };
     for capacity in [1, 3, 7, 50, 4096] {
         let mut input = std::io::BufReader::with_capacity(capacity, &docs[..]);
+        let options = ReadOptions {
+            json_buffer: capacity,
+            ..options.clone()
+        };
         let mut sink = Collect::default();
         format::read(Format::OpentsdbJson, &mut input, &options, &mut sink).unwrap();
         let got: Vec<(i64, Val)> = sink.points.iter().map(|p| (p.3, p.4.clone())).collect();

@@ -18,6 +18,9 @@ pub(crate) struct ReadOptions {
     pub(crate) csv_header: Option<String>,
     /// Units of InfluxDB line protocol timestamps, in nanoseconds.
     pub(crate) influx_unit_ns: i64,
+    /// Bytes of JSON documents read before parsing what they complete
+    /// (fewer passes over a document cut by the buffer's end).
+    pub(crate) json_buffer: usize,
 }
 
 pub(crate) fn read(
@@ -260,12 +263,19 @@ fn read_documents(
     // The file offset of buf[0].
     let mut base = options.offset;
     let mut n = 0u64;
+    // Whether the last pass found no complete document: read on then,
+    // whatever the buffer holds.
+    let mut stalled = false;
     loop {
-        let chunk = input.fill_buf()?;
-        let eof = chunk.is_empty();
-        buf.extend_from_slice(chunk);
-        let len = chunk.len();
-        input.consume(len);
+        let mut eof = false;
+        while !eof && (stalled || buf.len() < options.json_buffer) {
+            let chunk = input.fill_buf()?;
+            eof = chunk.is_empty();
+            buf.extend_from_slice(chunk);
+            let len = chunk.len();
+            input.consume(len);
+            stalled = false;
+        }
         // Up to the last line break only (unless the input ended): a cut
         // there cannot fall inside a number or string, so an incomplete
         // document shows as an end-of-input error, never as a bad one.
@@ -274,39 +284,67 @@ fn read_documents(
         } else {
             buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
         };
-        let mut consumed = 0;
-        let mut docs = serde_json::Deserializer::from_slice(buf.get(..limit).unwrap_or_default())
-            .into_iter::<serde::de::IgnoredAny>();
-        loop {
-            let start = consumed;
-            match docs.next() {
-                None => {
-                    consumed = limit;
-                    break;
-                }
-                Some(Ok(_)) => {
-                    n += 1;
-                    consumed = docs.byte_offset();
-                    let doc = buf.get(start..consumed).unwrap_or_default();
-                    let at = base + consumed as u64;
-                    match format {
-                        Format::BaiduJson => baidu_document(&serde_json::from_slice(doc)?, sink),
-                        _ => super::tsdb_json::read_document(doc, sink),
-                    }
-                    .with_context(|| format!("document {n} (ending at byte {at})"))?;
-                    sink.boundary(at)?;
-                }
-                Some(Err(e)) if e.is_eof() && !eof => break,
-                Some(Err(e)) => {
-                    let at = base + start as u64;
-                    return Err(e).with_context(|| format!("document {} (from byte {at})", n + 1));
-                }
-            }
-        }
+        let slice = buf.get(..limit).unwrap_or_default();
+        let mut docs = Documents {
+            base,
+            eof,
+            n: &mut n,
+            sink: &mut *sink,
+        };
+        let consumed = match format {
+            Format::BaiduJson => docs.read(slice, |doc: Value, sink| baidu_document(&doc, sink))?,
+            _ => docs.read(slice, super::tsdb_json::write_document)?,
+        };
+        stalled = consumed == 0;
         buf.drain(..consumed);
         base += consumed as u64;
         if eof {
             return Ok(());
+        }
+    }
+}
+
+/// One pass over the complete documents of a buffer.
+struct Documents<'s> {
+    /// The file offset of the buffer's first byte.
+    base: u64,
+    /// Whether the input ends with this buffer.
+    eof: bool,
+    /// Documents read so far.
+    n: &'s mut u64,
+    sink: &'s mut dyn Sink,
+}
+
+impl Documents<'_> {
+    /// Reads each complete document of `slice` as a `T` (parsed once, in
+    /// place) and hands it to `write`; the bytes consumed. An incomplete
+    /// last document is left for the next buffer.
+    fn read<'de, T: serde::Deserialize<'de>>(
+        &mut self,
+        slice: &'de [u8],
+        write: impl Fn(T, &mut dyn Sink) -> anyhow::Result<()>,
+    ) -> anyhow::Result<usize> {
+        let mut docs = serde_json::Deserializer::from_slice(slice).into_iter::<T>();
+        let mut consumed = 0;
+        loop {
+            let start = consumed;
+            match docs.next() {
+                None => return Ok(slice.len()),
+                Some(Ok(doc)) => {
+                    *self.n += 1;
+                    consumed = docs.byte_offset();
+                    let at = self.base + consumed as u64;
+                    write(doc, &mut *self.sink)
+                        .with_context(|| format!("document {} (ending at byte {at})", self.n))?;
+                    self.sink.boundary(at)?;
+                }
+                Some(Err(e)) if e.is_eof() && !self.eof => return Ok(start),
+                Some(Err(e)) => {
+                    let at = self.base + start as u64;
+                    return Err(e)
+                        .with_context(|| format!("document {} (from byte {at})", *self.n + 1));
+                }
+            }
         }
     }
 }

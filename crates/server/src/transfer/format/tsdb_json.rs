@@ -11,8 +11,11 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
-pub(crate) fn read_document(doc: &[u8], sink: &mut dyn Sink) -> anyhow::Result<()> {
-    let Document(elements) = serde_json::from_slice(doc)?;
+/// Puts a document's points into `sink`.
+pub(crate) fn write_document(
+    Document(elements): Document<'_>,
+    sink: &mut dyn Sink,
+) -> anyhow::Result<()> {
     for e in elements {
         let tags: Vec<(&str, &str)> = e.tags.0.iter().map(|(k, v)| (&**k, &**v)).collect();
         let ts = opentsdb_millis(e.timestamp.0);
@@ -58,7 +61,7 @@ struct Element<'a> {
 }
 
 /// An array of elements or one element.
-struct Document<'a>(Vec<Element<'a>>);
+pub(crate) struct Document<'a>(Vec<Element<'a>>);
 
 impl<'de> Deserialize<'de> for Document<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
