@@ -3,6 +3,7 @@
 //! `/api/import` and `/api/export` series lines; `format` turns those
 //! into and out of each file format.
 
+mod batcher;
 mod export;
 mod format;
 mod import;

@@ -4,14 +4,14 @@
 //! up to which every batch is acknowledged is kept in a progress file, so
 //! `--resume` starts there (points sent twice overwrite themselves).
 
-use super::format::{self, KeyRef, Sink};
-use super::{Format, ServerArgs, Val, http_error, state};
+use super::batcher::Batcher;
+use super::format;
+use super::{Format, ServerArgs, http_error, state};
 use anyhow::{Context, bail};
-use serde::{Serialize, Serializer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -181,26 +181,26 @@ fn bar(size: Option<u64>, acks: Arc<Mutex<Acks>>) -> Option<indicatif::ProgressB
 }
 
 /// One request's worth of points, ready to send.
-struct Batch {
-    seq: u64,
+pub(crate) struct Batch {
+    pub(crate) seq: u64,
     /// Input offset just after its last record.
-    end: u64,
-    points: u64,
-    body: Vec<u8>,
+    pub(crate) end: u64,
+    pub(crate) points: u64,
+    pub(crate) body: Vec<u8>,
 }
 
 /// The acknowledged prefix of the input, and what went wrong.
-struct Acks {
-    progress: state::Progress,
-    resumed_points: u64,
+pub(crate) struct Acks {
+    pub(crate) progress: state::Progress,
+    pub(crate) resumed_points: u64,
     /// The next batch whose acknowledgement moves the prefix.
-    next: u64,
-    done: BTreeMap<u64, (u64, u64)>,
-    failed: u64,
-    error: Option<String>,
-    progress_file: Option<PathBuf>,
-    saved: Instant,
-    started: Instant,
+    pub(crate) next: u64,
+    pub(crate) done: BTreeMap<u64, (u64, u64)>,
+    pub(crate) failed: u64,
+    pub(crate) error: Option<String>,
+    pub(crate) progress_file: Option<PathBuf>,
+    pub(crate) saved: Instant,
+    pub(crate) started: Instant,
 }
 
 impl Acks {
@@ -306,157 +306,4 @@ fn send(server: &ServerArgs, batch: &Batch) -> anyhow::Result<u64> {
         }
     }
     bail!("the server stayed busy")
-}
-
-/// Points grouped by series until a batch is full.
-struct Batcher {
-    limit: usize,
-    points: usize,
-    series: Vec<Columns>,
-    index: HashMap<String, usize>,
-    key: String,
-    seq: u64,
-    tx: Option<SyncSender<Batch>>,
-    acks: Arc<Mutex<Acks>>,
-    bar: Option<indicatif::ProgressBar>,
-    last_offset: u64,
-}
-
-struct Columns {
-    metric: String,
-    tags: Vec<(String, String)>,
-    field: String,
-    timestamps: Vec<i64>,
-    values: Vec<Val>,
-}
-
-impl Batcher {
-    fn new(
-        limit: usize,
-        tx: SyncSender<Batch>,
-        acks: Arc<Mutex<Acks>>,
-        bar: Option<indicatif::ProgressBar>,
-    ) -> Self {
-        Self {
-            limit,
-            points: 0,
-            series: Vec::new(),
-            index: HashMap::new(),
-            key: String::new(),
-            seq: 0,
-            tx: Some(tx),
-            acks,
-            bar,
-            last_offset: 0,
-        }
-    }
-
-    fn flush(&mut self) -> anyhow::Result<()> {
-        if self.points == 0 {
-            return Ok(());
-        }
-        let mut body = Vec::with_capacity(self.points * 24);
-        for s in &self.series {
-            serde_json::to_writer(&mut body, &Wire(s))?;
-            body.push(b'\n');
-        }
-        let batch = Batch {
-            seq: self.seq,
-            end: self.last_offset,
-            points: self.points as u64,
-            body,
-        };
-        self.seq += 1;
-        self.series.clear();
-        self.index.clear();
-        self.points = 0;
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
-        if !sent {
-            bail!("the importer's senders stopped");
-        }
-        Ok(())
-    }
-}
-
-impl Sink for Batcher {
-    fn point(&mut self, key: &KeyRef<'_>, timestamp: i64, value: Val) -> anyhow::Result<()> {
-        self.key.clear();
-        self.key.push_str(key.metric);
-        for (k, v) in key.tags {
-            self.key.extend(['\0', '\x01']);
-            self.key.push_str(k);
-            self.key.push('\x02');
-            self.key.push_str(v);
-        }
-        self.key.push('\0');
-        self.key.push_str(key.field);
-        let i = match self.index.get(self.key.as_str()) {
-            Some(i) => *i,
-            None => {
-                self.series.push(Columns {
-                    metric: key.metric.to_owned(),
-                    tags: key
-                        .tags
-                        .iter()
-                        .map(|(k, v)| ((*k).into(), (*v).into()))
-                        .collect(),
-                    field: key.field.to_owned(),
-                    timestamps: Vec::new(),
-                    values: Vec::new(),
-                });
-                self.index.insert(self.key.clone(), self.series.len() - 1);
-                self.series.len() - 1
-            }
-        };
-        if let Some(s) = self.series.get_mut(i) {
-            s.timestamps.push(timestamp);
-            s.values.push(value);
-        }
-        self.points += 1;
-        Ok(())
-    }
-
-    fn boundary(&mut self, offset: u64) -> anyhow::Result<()> {
-        self.last_offset = offset;
-        if self.points < self.limit {
-            return Ok(());
-        }
-        if let Ok(a) = self.acks.lock() {
-            if let Some(e) = &a.error {
-                bail!("{e}");
-            }
-            if let Some(bar) = &self.bar {
-                bar.set_position(a.progress.bytes);
-                let secs = a.started.elapsed().as_secs_f64().max(1e-6);
-                let sent = a.progress.points - a.resumed_points;
-                bar.set_message(format!("{sent} points, {:.0}/s", sent as f64 / secs));
-            }
-        }
-        self.flush()
-    }
-}
-
-/// A batch's series as an `/api/import` line.
-struct Wire<'a>(&'a Columns);
-
-impl Serialize for Wire<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let c = self.0;
-        let mut m = s.serialize_map(Some(5))?;
-        m.serialize_entry("metric", &c.metric)?;
-        m.serialize_entry("tags", &Tags(&c.tags))?;
-        m.serialize_entry("field", &c.field)?;
-        m.serialize_entry("timestamps", &c.timestamps)?;
-        m.serialize_entry("values", &c.values)?;
-        m.end()
-    }
-}
-
-struct Tags<'a>(&'a [(String, String)]);
-
-impl Serialize for Tags<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
 }
