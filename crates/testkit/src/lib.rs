@@ -1,12 +1,14 @@
 //! Dev-only data generators: a TSBS-devops-like data set (hosts × cpu
 //! metrics, ten tags per series, fixed interval) rendered as OpenTSDB
 //! `/api/put` bodies, for benches and load tests; the crash loop that
-//! kills a running server under writes and checks what it kept; and the
-//! overload driver.
+//! kills a running server under writes and checks what it kept; the
+//! overload driver; and the real servers tests run against (S3, moto,
+//! Prometheus, PostgreSQL).
 
 pub mod crashloop;
 pub mod moto;
 pub mod overload;
+pub mod postgres;
 pub mod prometheus;
 pub mod s3;
 

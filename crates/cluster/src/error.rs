@@ -1,0 +1,32 @@
+//! The cluster metadata's errors.
+
+/// What a metadata call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// PostgreSQL refused or could not be reached.
+    #[error("metadata store: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// Another holder has the lease and it has not expired.
+    #[error("lease {name} is held by {holder}")]
+    Held { name: String, holder: String },
+    /// The lease moved on since `epoch` was granted: the caller must stop
+    /// acting under it.
+    #[error("lease {name} epoch {epoch} is fenced off (now {current:?})")]
+    Fenced {
+        name: String,
+        epoch: i64,
+        /// The lease's epoch now; `None` when it was released.
+        current: Option<i64>,
+    },
+    /// A flush named a block of another database or shard than its own.
+    #[error("block {0} is not of the flushed database and shard")]
+    Misplaced(String),
+    /// A block to replace is not (or no longer) in the manifest.
+    #[error("block {0} is not in the manifest")]
+    NotInManifest(String),
+    /// The database schema is newer than this binary knows.
+    #[error("metadata schema version {found} is newer than this binary's {known}")]
+    SchemaTooNew { found: i32, known: i32 },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

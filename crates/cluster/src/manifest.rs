@@ -1,0 +1,166 @@
+//! The block manifest: which objects are the blocks of each database and
+//! shard, written only under a lease (a shard's owner records its flushes,
+//! the compactor swaps merged blocks in), read by queriers to prune.
+
+use crate::error::{Error, Result};
+use crate::lease::{Lease, check_epoch};
+use crate::meta::Meta;
+use tokio_postgres::Row;
+
+/// One block as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRow {
+    pub object_key: String,
+    pub database: String,
+    pub shard: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub bytes: u64,
+}
+
+/// What a flush of one shard of one database made durable.
+#[derive(Debug, Clone)]
+pub struct Flush<'a> {
+    pub database: &'a str,
+    pub shard: u32,
+    /// The blocks written (already in the object store), all of this
+    /// database and shard.
+    pub blocks: &'a [BlockRow],
+    /// The write-ahead-log position the blocks cover: a new owner replays
+    /// from here.
+    pub wal_flushed: u64,
+}
+
+impl Meta {
+    /// Records a flush: its blocks and WAL position in one transaction,
+    /// only while `lease` is still its shard's.
+    pub async fn commit_flush(&mut self, lease: &Lease, flush: &Flush<'_>) -> Result<()> {
+        if let Some(b) = flush
+            .blocks
+            .iter()
+            .find(|b| b.database != flush.database || b.shard != flush.shard)
+        {
+            return Err(Error::Misplaced(b.object_key.clone()));
+        }
+        let tx = self.client.transaction().await?;
+        check_epoch(&tx, lease).await?;
+        for b in flush.blocks {
+            insert_block(&tx, b, lease.epoch).await?;
+        }
+        tx.execute(
+            "INSERT INTO wal_positions (database, shard, flushed) VALUES ($1, $2, $3)
+             ON CONFLICT (database, shard) DO UPDATE
+               SET flushed = greatest(wal_positions.flushed, excluded.flushed)",
+            &[
+                &flush.database,
+                &pg_int(flush.shard),
+                &pg_bigint(flush.wal_flushed),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces blocks by their merge (compaction, retention) in one
+    /// transaction, only while `lease` is still the compactor's: either all
+    /// of `removed` leave and all of `added` arrive, or nothing changes.
+    pub async fn swap_blocks(
+        &mut self,
+        lease: &Lease,
+        removed: &[&str],
+        added: &[BlockRow],
+    ) -> Result<()> {
+        let tx = self.client.transaction().await?;
+        check_epoch(&tx, lease).await?;
+        for key in removed {
+            let n = tx
+                .execute("DELETE FROM blocks WHERE object_key = $1", &[key])
+                .await?;
+            if n != 1 {
+                return Err(Error::NotInManifest((*key).to_owned()));
+            }
+        }
+        for b in added {
+            insert_block(&tx, b, lease.epoch).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The blocks of `database` (of one shard, or all) whose time range
+    /// meets `[start, end]`, by shard and time.
+    pub async fn blocks_overlapping(
+        &self,
+        database: &str,
+        shard: Option<u32>,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<BlockRow>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT object_key, database, shard, min_ts, max_ts, bytes FROM blocks
+                 WHERE database = $1 AND ($2::integer IS NULL OR shard = $2)
+                   AND min_ts <= $4 AND max_ts >= $3
+                 ORDER BY shard, min_ts, object_key",
+                &[&database, &shard.map(pg_int), &start, &end],
+            )
+            .await?;
+        Ok(rows.iter().map(block_row).collect())
+    }
+
+    /// How far a shard's WAL is flushed, once a flush was recorded.
+    pub async fn wal_flushed(&self, database: &str, shard: u32) -> Result<Option<u64>> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT flushed FROM wal_positions WHERE database = $1 AND shard = $2",
+                &[&database, &pg_int(shard)],
+            )
+            .await?
+            .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+}
+
+async fn insert_block(
+    tx: &tokio_postgres::Transaction<'_>,
+    b: &BlockRow,
+    epoch: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO blocks (object_key, database, shard, min_ts, max_ts, bytes, epoch)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &b.object_key,
+            &b.database,
+            &pg_int(b.shard),
+            &b.min_ts,
+            &b.max_ts,
+            &pg_bigint(b.bytes),
+            &epoch,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn block_row(r: &Row) -> BlockRow {
+    BlockRow {
+        object_key: r.get(0),
+        database: r.get(1),
+        shard: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
+        min_ts: r.get(3),
+        max_ts: r.get(4),
+        bytes: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+    }
+}
+
+/// PostgreSQL has no unsigned types; shard numbers are far below 2^31.
+fn pg_int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+fn pg_bigint(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
