@@ -237,9 +237,15 @@ async fn envelope(req: Request, next: Next) -> Response {
     resp
 }
 
-/// A complete `/v1` error answer for refusals made before routing.
-pub fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
+/// A complete `/v1` error answer for refusals made before routing;
+/// `request_id` is the server's id of the request, when it has one.
+pub fn refusal(
+    request_id: Option<&sundial_api::RequestId>,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    let id = request_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone());
     let body = json!({"requestId": id, "code": code, "message": message});
     let mut resp = (
         status,

@@ -31,6 +31,7 @@ mod zone;
 pub use config::Config;
 pub use error::OpenTsdbError;
 pub use telnet::serve as serve_telnet;
+pub use transfer::LineValue;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};

@@ -38,9 +38,11 @@ fn default_field() -> String {
     DEFAULT_FIELD.to_owned()
 }
 
-/// A value as the line carries it: the JSON type decides the kind.
+/// A value as the line carries it: the JSON type decides the kind
+/// (integers that fit in i64 stay integers). Public so `sundial import`
+/// reads values exactly as this route does.
 #[derive(Debug, Clone, PartialEq)]
-struct LineValue(FieldValue);
+pub struct LineValue(pub FieldValue);
 
 impl<'de> Deserialize<'de> for LineValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -349,6 +349,12 @@ async function storage() {
     ]);
     out.innerHTML = '<table class="data" id="storage-table"></table>';
     fillTable($('storage-table'), ['database', 'series', 'head points', 'WAL segments', 'WAL bytes', 'blocks', 'blocks not yet merged', 'block bytes', 'bytes/point written', 'flushes / compactions', 'failing'], rows);
+    // Compaction tiers: a flush writes partition blocks, compaction merges
+    // them into day, then week blocks.
+    const levels = Object.entries(s.databases || {}).flatMap(([name, d]) =>
+      (d.levels || []).map((l) => [name, l.level, l.blocks, l.bytes]));
+    out.insertAdjacentHTML('beforeend', '<h3>Blocks per level</h3><table class="data" id="levels-table"></table>');
+    fillTable($('levels-table'), ['database', 'level', 'blocks', 'bytes'], levels);
     if (s.object_store) out.insertAdjacentHTML('beforeend', `<p>Blocks in ${escapeHtml(s.object_store.location)}</p>`);
   } catch (e) { out.textContent = e.message; }
 }

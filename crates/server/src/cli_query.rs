@@ -145,9 +145,7 @@ fn authorization(
         return Ok(None);
     };
     if let Lang::Opentsdb = args.lang {
-        use base64::Engine as _;
-        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-        return Ok(Some(format!("Basic {pair}")));
+        return Ok(Some(basic_authorization(id, secret)));
     }
     let host = url::Url::parse(base)
         .ok()
@@ -165,6 +163,14 @@ fn authorization(
     Ok(Some(sundial_baidu::authorization(
         method, path, query, &host, id, secret, &now, 1800,
     )))
+}
+
+/// HTTP Basic credentials, what the OpenTSDB and admin routes take (also
+/// for the import and export commands).
+pub(crate) fn basic_authorization(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    format!("Basic {pair}")
 }
 
 fn encode(text: &str) -> String {

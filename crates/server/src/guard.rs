@@ -30,7 +30,7 @@ pub(crate) async fn check(State(edge): State<Edge>, req: Request, next: Next) ->
     let response = match edge.guard.check(req.method(), req.headers()) {
         Verdict::Refuse(reason) => {
             tracing::info!(path = req.uri().path(), %reason, "request refused");
-            refusal(req.uri().path(), StatusCode::FORBIDDEN, &reason)
+            refusal(&req, StatusCode::FORBIDDEN, &reason)
         }
         Verdict::Preflight(cors) => {
             let mut r = StatusCode::OK.into_response();
@@ -51,10 +51,12 @@ pub(crate) async fn check(State(edge): State<Edge>, req: Request, next: Next) ->
     response
 }
 
-/// A refusal in the shape of the API that owns `path`.
-pub(crate) fn refusal(path: &str, status: StatusCode, message: &str) -> Response {
+/// A refusal in the shape of the API that owns the request's path.
+fn refusal(req: &Request, status: StatusCode, message: &str) -> Response {
+    let path = req.uri().path();
     if path == "/v1" || path.starts_with("/v1/") {
-        return sundial_baidu::refusal(status, "AccessDenied", message);
+        let id = req.extensions().get::<sundial_api::RequestId>();
+        return sundial_baidu::refusal(id, status, "AccessDenied", message);
     }
     if sundial_bkmonitor::owns(path) {
         return sundial_bkmonitor::refusal(path, status, message);

@@ -312,6 +312,7 @@ impl Collector for StorageCollector {
                 }
             }
         }
+        encode_levels(&mut encoder, &statuses)?;
         let mut caches = vec![("decoded", sundial_storage::decoded_chunk_cache_counts())];
         if let Some(store) = self.0.remote() {
             caches.push(("fetched", store.cache_counts()));
@@ -354,6 +355,45 @@ impl Collector for StorageCollector {
         }
         Ok(())
     }
+}
+
+/// `sundial_level_blocks` and `sundial_level_block_bytes`: the blocks of
+/// each database per compaction tier (`partition`, `day`, `week`, `wide`).
+fn encode_levels(
+    encoder: &mut DescriptorEncoder<'_>,
+    statuses: &[(String, sundial_storage::Status)],
+) -> Result<(), std::fmt::Error> {
+    type Pick = fn(&sundial_storage::LevelStatus) -> i64;
+    let families: [(&str, &str, Pick); 2] = [
+        ("level_blocks", "Blocks per compaction tier", |l| {
+            l.blocks as i64
+        }),
+        (
+            "level_block_bytes",
+            "Bytes of the blocks per compaction tier",
+            |l| l.bytes as i64,
+        ),
+    ];
+    for (name, help, pick) in families {
+        let kind = ConstGauge::new(0i64).metric_type();
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for (database, status) in statuses {
+            for level in &status.levels {
+                let labels = DatabaseLevel {
+                    database: database.clone(),
+                    level: level.level,
+                };
+                ConstGauge::new(pick(level)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DatabaseLevel {
+    database: String,
+    level: &'static str,
 }
 
 /// RSS, CPU seconds and open files of this process, from `/proc/self`.

@@ -12,10 +12,10 @@ mod state;
 pub(crate) use export::{ExportArgs, run as export};
 pub(crate) use import::{ImportArgs, run as import};
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::Deserializer;
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
-use std::fmt;
+use sundial_model::FieldValue;
 
 /// The file formats, as `--format` spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,9 +65,8 @@ impl ServerArgs {
             request = request.query(k, v);
         }
         if let (Some(id), Some(secret)) = (&self.access_key, &self.secret_key) {
-            use base64::Engine as _;
-            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-            request = request.set("Authorization", &format!("Basic {pair}"));
+            let basic = crate::cli_query::basic_authorization(id, secret);
+            request = request.set("Authorization", &basic);
         }
         request
     }
@@ -126,30 +125,16 @@ impl Serialize for Val {
 }
 
 impl<'de> Deserialize<'de> for Val {
+    /// As the server's `/api/import` reads a value.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Val;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number, a string or a boolean")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Val, E> {
-                Ok(Val::Long(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val, E> {
-                Ok(i64::try_from(v).map_or(Val::Double(v as f64), Val::Long))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Val, E> {
-                Ok(Val::Double(v))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Val, E> {
-                Ok(Val::Bool(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Val, E> {
-                Ok(Val::Text(v.to_owned()))
-            }
-        }
-        d.deserialize_any(V)
+        Ok(match sundial_opentsdb::LineValue::deserialize(d)?.0 {
+            FieldValue::Long(v) => Self::Long(v),
+            FieldValue::Double(v) => Self::Double(v),
+            FieldValue::Bool(v) => Self::Bool(v),
+            FieldValue::String(v) => Self::Text(v),
+            // JSON has no bytes; the server's reader never makes them.
+            FieldValue::Bytes(v) => Self::Text(String::from_utf8_lossy(&v).into_owned()),
+        })
     }
 }
 

@@ -84,6 +84,18 @@ pub struct Status {
     pub wal_segments: usize,
     pub wal_bytes: u64,
     pub work: activity::WorkDone,
+    /// Blocks and their bytes per compaction tier, every tier listed,
+    /// smallest first: `partition`, `day`, `week`, then `wide` for blocks
+    /// wider than a week's window.
+    pub levels: Vec<LevelStatus>,
+}
+
+/// The blocks of one compaction tier.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LevelStatus {
+    pub level: &'static str,
+    pub blocks: usize,
+    pub bytes: u64,
 }
 
 /// How the points of one write stand together beyond their own checks.
@@ -434,6 +446,7 @@ impl Db {
             wal_segments: wal_files.len(),
             wal_bytes: wal_files.iter().sum(),
             work: self.inner.activity.done(),
+            levels: blocks::levels(&self.inner.config, &layers.blocks),
         }
     }
 

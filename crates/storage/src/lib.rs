@@ -39,7 +39,7 @@ pub fn decoded_chunk_cache_counts() -> CacheCounts {
     block::cache::CACHE.counts()
 }
 pub use config::{Config, FsyncPolicy};
-pub use db::{Commit, Db, Rules, Status, WorkDone, Written};
+pub use db::{Commit, Db, LevelStatus, Rules, Status, WorkDone, Written};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;

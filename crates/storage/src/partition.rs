@@ -37,6 +37,8 @@ pub(crate) struct Tiers {
 pub(crate) const DAY: usize = 1;
 /// Index of the week tier.
 pub(crate) const WEEK: usize = 2;
+/// What `/admin/storage` and `/metrics` call the tiers, smallest first.
+pub(crate) const LEVEL_NAMES: [&str; 4] = ["partition", "day", "week", "wide"];
 
 impl Tiers {
     /// `partition_secs` must divide a day (checked by the config).
@@ -64,6 +66,18 @@ impl Tiers {
         (0..=WEEK)
             .map(|level| (level, self.window(level, min_ts)))
             .find(|(_, w)| w.contains(min_ts, max_ts))
+    }
+
+    /// The name of the tier a block spanning `[min_ts, max_ts]` sits in:
+    /// `wide` for one no week's window holds (written before a partition
+    /// size change, or merged across weeks by a forced compaction).
+    pub(crate) fn level_name(&self, min_ts: Timestamp, max_ts: Timestamp) -> &'static str {
+        match self.level_of(min_ts, max_ts) {
+            Some((0, _)) => LEVEL_NAMES[0],
+            Some((DAY, _)) => LEVEL_NAMES[1],
+            Some(_) => LEVEL_NAMES[2],
+            None => LEVEL_NAMES[3],
+        }
     }
 
     /// Points before the returned time lie in partitions that closed at

@@ -2,6 +2,8 @@
 //! `write` turns the server's series lines into a file. What each format
 //! cannot hold, and how it is mapped, is in docs/cli.md.
 
+mod documents;
+mod influx;
 mod read;
 mod tsdb_json;
 mod write;

@@ -67,6 +67,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
         csv_header: csv_header(&args, start.bytes)?,
         influx_unit_ns: args.precision.nanos(),
         json_buffer: 8 << 20,
+        split_bytes: 1 << 20,
     };
     let acks = Arc::new(Mutex::new(Acks::new(start, progress_file.clone())));
     let (tx, rx) = sync_channel::<Batch>(args.parallel);

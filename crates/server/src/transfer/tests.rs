@@ -64,6 +64,7 @@ fn read_back(format: Format, bytes: &[u8]) -> Collect {
         csv_header: None,
         influx_unit_ns: 1,
         json_buffer: 1 << 20,
+        split_bytes: usize::MAX,
     };
     format::read(format, &mut &bytes[..], &options, &mut sink).unwrap();
     sink
@@ -221,6 +222,7 @@ fn bad_records_name_their_line() {
         csv_header: None,
         influx_unit_ns: 1,
         json_buffer: 1 << 20,
+        split_bytes: usize::MAX,
     };
     let input = b"put m 1 1 k=v\nput m x 1 k=v\n";
     let err = format::read(
@@ -256,6 +258,7 @@ fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
         csv_header: None,
         influx_unit_ns: 1,
         json_buffer: 1 << 20,
+        split_bytes: usize::MAX,
     };
     for capacity in [1, 3, 7, 50, 4096] {
         let mut input = std::io::BufReader::with_capacity(capacity, &docs[..]);
@@ -275,5 +278,48 @@ fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
             "{capacity}"
         );
         assert_eq!(sink.points[1].1, vec![("k".to_owned(), "7".to_owned())]);
+    }
+}
+
+/// Documents parsed in two halves on two threads give what one pass
+/// gives: the same points, boundaries and error, whether a document spans
+/// the middle (pretty-printed) or not.
+#[test]
+fn json_documents_split_in_halves_read_as_in_one_pass() {
+    let one_line: String = (0..40)
+        .map(|i| {
+            format!(
+                "[{{\"metric\":\"m{}\",\"timestamp\":{},\"value\":{i},\"tags\":{{\"k\":\"v{i}\"}}}}]\n",
+                i % 3,
+                1_700_000_000 + i
+            )
+        })
+        .collect();
+    let pretty = one_line.replace(",\"", ",\n  \"");
+    let bad = format!("{one_line}[{{\"metric\":\"m\",\"timestamp\":oops}}]\n{one_line}");
+    for (name, text) in [("one line", &one_line), ("pretty", &pretty), ("bad", &bad)] {
+        let read = |split_bytes: usize, capacity: usize| {
+            let options = ReadOptions {
+                offset: 0,
+                csv_header: None,
+                influx_unit_ns: 1,
+                json_buffer: capacity,
+                split_bytes,
+            };
+            let mut input = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            let mut sink = Collect::default();
+            let outcome = format::read(Format::OpentsdbJson, &mut input, &options, &mut sink)
+                // The outermost context: serde_json's own line and column
+                // count from where a parse started.
+                .map_err(|e| e.to_string());
+            (outcome, sink.points, sink.boundaries)
+        };
+        let whole = read(usize::MAX, 1 << 20);
+        assert_eq!(whole.0.is_err(), name == "bad", "{name}: {:?}", whole.0);
+        // The bad document stops the read after the 40 before it.
+        assert_eq!(whole.1.len(), 40, "{name}");
+        for capacity in [64, 500, 1 << 20] {
+            assert_eq!(read(64, capacity), whole, "{name}, buffer {capacity}");
+        }
     }
 }

@@ -133,6 +133,10 @@ def check_pages(driver, want, shots):
     text = driver.find_element(By.ID, "storage").text
     if "default" not in text:
         raise AssertionError(f"storage page: {text}")
+    levels = driver.find_element(By.ID, "levels-table").text
+    for level in ("partition", "day", "week", "wide"):
+        if f"default {level}" not in levels:
+            raise AssertionError(f"blocks per level lacks {level}: {levels}")
     driver.save_screenshot(os.path.join(shots, "storage.png"))
 
     driver.get(driver.current_url.split("#")[0] + "#queries")

@@ -4,7 +4,6 @@
 
 use crate::harness::{TestServer, json};
 use anyhow::{Result, bail};
-use base64::Engine as _;
 use serde_json::{Value, json};
 
 /// The fixed clock of these servers (2016-06-08T17:00:00Z), so Baidu
@@ -57,10 +56,7 @@ pub(crate) fn server() -> Result<TestServer> {
     Ok(s)
 }
 
-pub(crate) fn basic(id: &str, secret: &str) -> String {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    format!("Basic {token}")
-}
+pub(crate) use crate::harness::basic;
 
 /// An OpenTSDB (or admin) request with Basic credentials.
 pub(crate) fn tsdb(

@@ -95,13 +95,7 @@ fn query_prints_the_answers_of_each_language() -> Result<()> {
         .enumerate()
         .map(|(i, v)| point("climetric", t0 + 60 * i as i64, json!(v), &[("h", "a")]))
         .collect();
-    let basic = {
-        use base64::Engine as _;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("writer:writer-secret")
-        )
-    };
+    let basic = crate::harness::basic("writer", "writer-secret");
     let body = Value::Array(points).to_string();
     let reply = s.send(
         "POST",

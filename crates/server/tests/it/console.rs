@@ -139,13 +139,7 @@ fn the_console_charts_each_language_in_a_real_browser() -> Result<()> {
 #[test]
 fn the_console_asks_for_a_key_when_auth_is_on() -> Result<()> {
     let s = TestServer::spawn_with_config(&format!("{}{SLOW_LOG}", crate::access::KEYS))?;
-    let basic = {
-        use base64::Engine as _;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("writer:writer-secret")
-        )
-    };
+    let basic = crate::harness::basic("writer", "writer-secret");
     write_points(&s, &[("Authorization", &basic)])?;
     drive(
         &s,

@@ -262,3 +262,10 @@ pub(crate) fn point(metric: &str, ts: i64, value: Value, tags: &[(&str, &str)]) 
 pub(crate) fn json(body: &str) -> Result<Value> {
     serde_json::from_str(body).with_context(|| format!("not JSON: {body}"))
 }
+
+/// An HTTP Basic `Authorization` value: access key id and secret.
+pub(crate) fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    format!("Basic {token}")
+}

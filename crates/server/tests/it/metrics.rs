@@ -84,6 +84,26 @@ fn metrics_follow_flushes_compactions_and_scans() -> Result<()> {
     assert!(sample(&text, &format!("sundial_compactions_total{db}"))? >= 1.0);
     assert_eq!(sample(&text, &format!("sundial_blocks{db}"))?, 1.0);
     assert_eq!(sample(&text, &format!("sundial_flushed_blocks{db}"))?, 0.0);
+    // 150 s of points: the merged block lies in one partition's window.
+    let level = |l: &str| format!("{{database=\"default\",level=\"{l}\"}}");
+    assert_eq!(
+        sample(
+            &text,
+            &format!("sundial_level_blocks{}", level("partition"))
+        )?,
+        1.0
+    );
+    for wider in ["day", "week", "wide"] {
+        let blocks = sample(&text, &format!("sundial_level_blocks{}", level(wider)))?;
+        assert_eq!(blocks, 0.0, "{wider}");
+    }
+    assert_eq!(
+        sample(
+            &text,
+            &format!("sundial_level_block_bytes{}", level("partition"))
+        )?,
+        sample(&text, &format!("sundial_block_bytes{db}"))?
+    );
     assert!(sample(&text, &format!("sundial_flush_seconds_total{db}"))? > 0.0);
     assert!(sample(&text, &format!("sundial_wal_segments{db}"))? >= 1.0);
     // Three queries of 100 stored points each.
@@ -109,7 +129,7 @@ fn metrics_need_a_key_when_keys_are_configured() -> Result<()> {
     let (status, _) = s.get("/metrics")?;
     assert_eq!(status, 401);
     // Any key may scrape, as Prometheus' basic_auth sends it.
-    let basic = format!("Basic {}", base64_of("reader:reader-secret"));
+    let basic = crate::harness::basic("reader", "reader-secret");
     let reply = s.send("GET", "/metrics", &[("Authorization", &basic)], None)?;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(
@@ -137,7 +157,7 @@ fn prometheus_scrapes_the_points_and_requests_made() -> Result<()> {
             basic_auth: Some(("reader", "reader-secret")),
         },
     )?;
-    let writer = format!("Basic {}", base64_of("writer:writer-secret"));
+    let writer = crate::harness::basic("writer", "writer-secret");
     let points_written = "sundial_points_written_total{database=\"default\"}";
     let puts = "sundial_http_requests_total{api=\"opentsdb\",route=\"/api/put\",code=\"204\"}";
     let (mut total_points, mut total_puts) = (0usize, 0usize);
@@ -271,9 +291,4 @@ fn telnet_stats_need_auth_when_keys_are_configured() -> Result<()> {
     let answered = telnet.read_available()?;
     assert!(answered.contains("\ntsd.rpc.received "), "{answered}");
     Ok(())
-}
-
-fn base64_of(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text)
 }

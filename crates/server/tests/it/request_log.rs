@@ -47,6 +47,18 @@ fn responses_carry_a_request_id() -> Result<()> {
     assert_eq!(response.header("x-bce-request-id"), Some("bce-check-7"));
     let body: Value = serde_json::from_str(&response.into_string()?)?;
     assert_eq!(body["requestId"], "bce-check-7", "{body}");
+    // So does a refusal made before routing (a foreign web page's request).
+    let err = ureq::get(&s.url("/v1/metric"))
+        .set("X-Request-Id", "bce-check-8")
+        .set("Origin", "http://evil.example")
+        .call();
+    let Err(ureq::Error::Status(403, response)) = err else {
+        anyhow::bail!("expected a 403, got {err:?}");
+    };
+    assert_eq!(response.header("x-bce-request-id"), Some("bce-check-8"));
+    assert_eq!(response.header("x-request-id"), Some("bce-check-8"));
+    let body: Value = serde_json::from_str(&response.into_string()?)?;
+    assert_eq!(body["requestId"], "bce-check-8", "{body}");
     Ok(())
 }
 

@@ -163,3 +163,24 @@ fn pinned(config: &Config) -> std::collections::HashSet<String> {
         _ => std::collections::HashSet::new(),
     }
 }
+
+/// `blocks` counted per compaction tier, every tier listed.
+pub(crate) fn levels(config: &Config, blocks: &[Arc<Block>]) -> Vec<super::LevelStatus> {
+    let tiers = crate::partition::Tiers::new(config.partition_secs);
+    let mut levels: Vec<super::LevelStatus> = crate::partition::LEVEL_NAMES
+        .iter()
+        .map(|&level| super::LevelStatus {
+            level,
+            blocks: 0,
+            bytes: 0,
+        })
+        .collect();
+    for b in blocks {
+        let name = tiers.level_name(b.min_ts, b.max_ts);
+        if let Some(l) = levels.iter_mut().find(|l| l.level == name) {
+            l.blocks += 1;
+            l.bytes += b.file_bytes;
+        }
+    }
+    levels
+}

@@ -21,6 +21,9 @@ pub(crate) struct ReadOptions {
     /// Bytes of JSON documents read before parsing what they complete
     /// (fewer passes over a document cut by the buffer's end).
     pub(crate) json_buffer: usize,
+    /// JSON read at once from this many bytes on is parsed in two halves,
+    /// on two threads.
+    pub(crate) split_bytes: usize,
 }
 
 pub(crate) fn read(
@@ -30,15 +33,18 @@ pub(crate) fn read(
     sink: &mut dyn Sink,
 ) -> anyhow::Result<()> {
     match format {
-        Format::OpentsdbJson | Format::BaiduJson => read_documents(format, input, options, sink),
+        Format::OpentsdbJson | Format::BaiduJson => {
+            super::documents::read_documents(format, input, options, sink)
+        }
         Format::Csv => read_csv(input, options, sink),
         _ => {
             let mut lines = Lines::new(input, options.offset);
+            let mut influx = super::influx::InfluxReader::new(options.influx_unit_ns);
             while let Some((line, n, end)) = lines.next_line()? {
                 let text = line.trim_end_matches(['\n', '\r']);
                 match format {
                     Format::Telnet => telnet_line(text, sink),
-                    Format::InfluxLine => influx_line(text, options.influx_unit_ns, sink),
+                    Format::InfluxLine => influx.line(text, sink),
                     _ => vm_line(text, sink),
                 }
                 .with_context(|| format!("line {n} (byte {})", end - line.len() as u64))?;
@@ -112,41 +118,6 @@ fn telnet_line(text: &str, sink: &mut dyn Sink) -> anyhow::Result<()> {
         field: DEFAULT_FIELD,
     };
     sink.point(&key, opentsdb_millis(ts), value)
-}
-
-fn influx_line(text: &str, unit_ns: i64, sink: &mut dyn Sink) -> anyhow::Result<()> {
-    use influxdb_line_protocol::FieldValue as F;
-    for line in influxdb_line_protocol::parse_lines(text) {
-        let line = line.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let tags: Vec<(&str, &str)> = line
-            .series
-            .tag_set
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let ns = match line.timestamp {
-            Some(t) => t.saturating_mul(unit_ns),
-            None => jiff::Timestamp::now().as_nanosecond() as i64,
-        };
-        let ms = ns.div_euclid(1_000_000);
-        for (field, value) in &line.field_set {
-            let value = match value {
-                F::I64(v) => Val::Long(*v),
-                F::U64(v) => i64::try_from(*v).map_or(Val::Double(*v as f64), Val::Long),
-                F::F64(v) => Val::Double(*v),
-                F::String(s) => Val::Text(s.as_str().to_owned()),
-                F::Boolean(b) => Val::Bool(*b),
-            };
-            let key = KeyRef {
-                metric: line.series.measurement.as_str(),
-                tags: &tags,
-                field: field.as_str(),
-            };
-            sink.point(&key, ms, value)?;
-        }
-    }
-    Ok(())
 }
 
 /// One line of VictoriaMetrics' export.
@@ -250,105 +221,6 @@ fn read_csv(
     Ok(())
 }
 
-/// A stream of JSON documents, parsed from memory a buffer at a time
-/// (serde_json reads a slice several times faster than a reader); a
-/// document larger than the buffer grows it.
-fn read_documents(
-    format: Format,
-    input: &mut dyn BufRead,
-    options: &ReadOptions,
-    sink: &mut dyn Sink,
-) -> anyhow::Result<()> {
-    let mut buf: Vec<u8> = Vec::new();
-    // The file offset of buf[0].
-    let mut base = options.offset;
-    let mut n = 0u64;
-    // Whether the last pass found no complete document: read on then,
-    // whatever the buffer holds.
-    let mut stalled = false;
-    loop {
-        let mut eof = false;
-        while !eof && (stalled || buf.len() < options.json_buffer) {
-            let chunk = input.fill_buf()?;
-            eof = chunk.is_empty();
-            buf.extend_from_slice(chunk);
-            let len = chunk.len();
-            input.consume(len);
-            stalled = false;
-        }
-        // Up to the last line break only (unless the input ended): a cut
-        // there cannot fall inside a number or string, so an incomplete
-        // document shows as an end-of-input error, never as a bad one.
-        let limit = if eof {
-            buf.len()
-        } else {
-            buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
-        };
-        let slice = buf.get(..limit).unwrap_or_default();
-        let mut docs = Documents {
-            base,
-            eof,
-            n: &mut n,
-            sink: &mut *sink,
-        };
-        let consumed = match format {
-            Format::BaiduJson => docs.read(slice, |doc: Value, sink| baidu_document(&doc, sink))?,
-            _ => docs.read(slice, super::tsdb_json::write_document)?,
-        };
-        stalled = consumed == 0;
-        buf.drain(..consumed);
-        base += consumed as u64;
-        if eof {
-            return Ok(());
-        }
-    }
-}
-
-/// One pass over the complete documents of a buffer.
-struct Documents<'s> {
-    /// The file offset of the buffer's first byte.
-    base: u64,
-    /// Whether the input ends with this buffer.
-    eof: bool,
-    /// Documents read so far.
-    n: &'s mut u64,
-    sink: &'s mut dyn Sink,
-}
-
-impl Documents<'_> {
-    /// Reads each complete document of `slice` as a `T` (parsed once, in
-    /// place) and hands it to `write`; the bytes consumed. An incomplete
-    /// last document is left for the next buffer.
-    fn read<'de, T: serde::Deserialize<'de>>(
-        &mut self,
-        slice: &'de [u8],
-        write: impl Fn(T, &mut dyn Sink) -> anyhow::Result<()>,
-    ) -> anyhow::Result<usize> {
-        let mut docs = serde_json::Deserializer::from_slice(slice).into_iter::<T>();
-        let mut consumed = 0;
-        loop {
-            let start = consumed;
-            match docs.next() {
-                None => return Ok(slice.len()),
-                Some(Ok(doc)) => {
-                    *self.n += 1;
-                    consumed = docs.byte_offset();
-                    let at = self.base + consumed as u64;
-                    write(doc, &mut *self.sink)
-                        .with_context(|| format!("document {} (ending at byte {at})", self.n))?;
-                    self.sink.boundary(at)?;
-                }
-                Some(Err(e)) if e.is_eof() && !self.eof => return Ok(start),
-                Some(Err(e)) => {
-                    let at = self.base + start as u64;
-                    return Err(e)
-                        .with_context(|| format!("document {} (from byte {at})", *self.n + 1));
-                }
-            }
-        }
-    }
-}
-
 fn string_tags(tags: &Value) -> anyhow::Result<Vec<(String, String)>> {
     let Some(map) = tags.as_object() else {
         return Ok(Vec::new());
@@ -385,7 +257,7 @@ fn json_ts(v: &Value) -> anyhow::Result<i64> {
     }
 }
 
-fn baidu_document(doc: &Value, sink: &mut dyn Sink) -> anyhow::Result<()> {
+pub(super) fn baidu_document(doc: &Value, sink: &mut dyn Sink) -> anyhow::Result<()> {
     let points = doc["datapoints"]
         .as_array()
         .context("expected {\"datapoints\": [...]}")?;
