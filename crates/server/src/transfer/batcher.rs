@@ -18,6 +18,10 @@ pub(crate) struct Batcher {
     series: Vec<Columns>,
     index: HashMap<String, usize>,
     key: String,
+    /// The series of the last point: files list a series' points
+    /// together, and comparing names costs less than building and hashing
+    /// the key.
+    last: Option<usize>,
     seq: u64,
     tx: Option<SyncSender<Batch>>,
     acks: Arc<Mutex<Acks>>,
@@ -46,6 +50,7 @@ impl Batcher {
             series: Vec::new(),
             index: HashMap::new(),
             key: String::new(),
+            last: None,
             seq: 0,
             tx: Some(tx),
             acks,
@@ -72,6 +77,7 @@ impl Batcher {
         self.seq += 1;
         self.series.clear();
         self.index.clear();
+        self.last = None;
         self.points = 0;
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         if !sent {
@@ -83,6 +89,14 @@ impl Batcher {
 
 impl Sink for Batcher {
     fn point(&mut self, key: &KeyRef<'_>, timestamp: i64, value: Val) -> anyhow::Result<()> {
+        if let Some(s) = self.last.and_then(|i| self.series.get_mut(i))
+            && s.is(key)
+        {
+            s.timestamps.push(timestamp);
+            s.values.push(value);
+            self.points += 1;
+            return Ok(());
+        }
         self.key.clear();
         self.key.push_str(key.metric);
         for (k, v) in key.tags {
@@ -115,6 +129,7 @@ impl Sink for Batcher {
             s.timestamps.push(timestamp);
             s.values.push(value);
         }
+        self.last = Some(i);
         self.points += 1;
         Ok(())
     }
@@ -136,6 +151,19 @@ impl Sink for Batcher {
             }
         }
         self.flush()
+    }
+}
+
+impl Columns {
+    fn is(&self, key: &KeyRef<'_>) -> bool {
+        self.metric == key.metric
+            && self.field == key.field
+            && self.tags.len() == key.tags.len()
+            && self
+                .tags
+                .iter()
+                .zip(key.tags)
+                .all(|((k, v), (k2, v2))| k == k2 && v == v2)
     }
 }
 

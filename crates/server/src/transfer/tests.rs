@@ -281,11 +281,11 @@ fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
     }
 }
 
-/// Documents parsed in two halves on two threads give what one pass
+/// Documents parsed in two parts on two threads give what one pass
 /// gives: the same points, boundaries and error, whether a document spans
-/// the middle (pretty-printed) or not.
+/// the cut (pretty-printed) or not.
 #[test]
-fn json_documents_split_in_halves_read_as_in_one_pass() {
+fn json_documents_split_in_two_read_as_in_one_pass() {
     let one_line: String = (0..40)
         .map(|i| {
             format!(

@@ -1,7 +1,7 @@
 //! Streams of JSON documents (OpenTSDB and Baidu JSON), parsed from memory
 //! a buffer at a time: serde_json reads a slice several times faster than
-//! a reader, and a buffer's two halves are parsed on two threads when the
-//! second half starts where a document does (files with one document per
+//! a reader, and a buffer's two parts are parsed on two threads when the
+//! second starts where a document does (files with one document per
 //! line), so parsing is not the whole import's bottleneck.
 
 use super::read::{ReadOptions, baidu_document};
@@ -71,7 +71,7 @@ struct Pass<'s> {
     base: u64,
     /// Whether the input ends with this buffer.
     eof: bool,
-    /// Slices at least this long are parsed in two halves.
+    /// Slices at least this long are parsed in two parts.
     split_bytes: usize,
     /// Documents read so far.
     n: &'s mut u64,
@@ -127,38 +127,39 @@ impl Pass<'_> {
         slice: &'de [u8],
         write: impl Fn(T, &mut dyn Sink) -> anyhow::Result<()>,
     ) -> anyhow::Result<usize> {
-        let Some(mid) = self.middle_line_end(slice) else {
+        let Some(mid) = self.split_line_end(slice) else {
             return self.apply(parse(slice, self.eof), 0, &write);
         };
         let (first, second) = slice.split_at(mid);
         let eof = self.eof;
-        let (first, second) = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let second = s.spawn(move || parse::<T>(second, eof));
             let first = parse::<T>(first, false);
-            (first, second.join())
-        });
-        let whole = first.consumed == mid && first.error.is_none();
-        let consumed = self.apply(first, 0, &write)?;
-        match second {
-            Ok(second) if whole => Ok(mid + self.apply(second, mid, &write)?),
-            // A document spans the middle (or the thread died): the rest
-            // again, in one piece.
-            _ => {
-                let rest = slice.get(consumed..).unwrap_or_default();
-                Ok(consumed + self.apply(parse(rest, self.eof), consumed, &write)?)
+            let whole = first.consumed == mid && first.error.is_none();
+            // While the other thread still parses.
+            let consumed = self.apply(first, 0, &write)?;
+            match second.join() {
+                Ok(second) if whole => Ok(mid + self.apply(second, mid, &write)?),
+                // A document spans the cut (or the thread died): the rest
+                // again, in one piece.
+                _ => {
+                    let rest = slice.get(consumed..).unwrap_or_default();
+                    Ok(consumed + self.apply(parse(rest, self.eof), consumed, &write)?)
+                }
             }
-        }
+        })
     }
 
-    /// Where to cut `slice` in two: just after a line break near its
-    /// middle, when it is long enough to be worth a thread.
-    fn middle_line_end(&self, slice: &[u8]) -> Option<usize> {
+    /// Where to cut `slice` in two: just after a line break at two fifths
+    /// (this thread also hands its part to the sink while the other
+    /// parses), when it is long enough to be worth a thread.
+    fn split_line_end(&self, slice: &[u8]) -> Option<usize> {
         if slice.len() < self.split_bytes.max(2) {
             return None;
         }
-        let half = slice.len() / 2;
-        let after = slice.get(half..)?.iter().position(|b| *b == b'\n')?;
-        Some(half + after + 1).filter(|&mid| mid < slice.len())
+        let at = slice.len() * 2 / 5;
+        let after = slice.get(at..)?.iter().position(|b| *b == b'\n')?;
+        Some(at + after + 1).filter(|&cut| cut < slice.len())
     }
 
     /// Hands parsed documents to the sink; the bytes consumed. `offset`

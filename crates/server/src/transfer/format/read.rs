@@ -21,7 +21,7 @@ pub(crate) struct ReadOptions {
     /// Bytes of JSON documents read before parsing what they complete
     /// (fewer passes over a document cut by the buffer's end).
     pub(crate) json_buffer: usize,
-    /// JSON read at once from this many bytes on is parsed in two halves,
+    /// JSON read at once from this many bytes on is parsed in two parts,
     /// on two threads.
     pub(crate) split_bytes: usize,
 }
