@@ -59,13 +59,7 @@ fn written(format: Format, lines: &[Line]) -> (Vec<u8>, format::Losses) {
 
 fn read_back(format: Format, bytes: &[u8]) -> Collect {
     let mut sink = Collect::default();
-    let options = ReadOptions {
-        offset: 0,
-        csv_header: None,
-        influx_unit_ns: 1,
-        json_buffer: 1 << 20,
-        split_bytes: usize::MAX,
-    };
+    let options = options();
     format::read(format, &mut &bytes[..], &options, &mut sink).unwrap();
     sink
 }
@@ -88,6 +82,17 @@ fn expected(lines: &[Line]) -> Vec<Point> {
             })
         })
         .collect()
+}
+
+/// Reading as the tests do: one 1 MiB buffer, never split in two.
+fn options() -> ReadOptions {
+    ReadOptions {
+        offset: 0,
+        csv_header: None,
+        influx_unit_ns: 1,
+        json_buffer: 1 << 20,
+        split_bytes: usize::MAX,
+    }
 }
 
 #[test]
@@ -217,13 +222,7 @@ fn readers_take_what_other_tools_write() {
 
 #[test]
 fn bad_records_name_their_line() {
-    let options = ReadOptions {
-        offset: 0,
-        csv_header: None,
-        influx_unit_ns: 1,
-        json_buffer: 1 << 20,
-        split_bytes: usize::MAX,
-    };
+    let options = options();
     let input = b"put m 1 1 k=v\nput m x 1 k=v\n";
     let err = format::read(
         Format::Telnet,
@@ -253,13 +252,7 @@ fn json_documents_cut_anywhere_by_the_buffer_read_whole() {
     let docs =
         b"[{\"metric\":\"m\",\"timestamp\":1700000000123,\"value\":12.5,\"tags\":{\"k\":\"v\"}}]\n\
         {\"metric\":\"m\",\"timestamp\":\"1700000000\",\"value\":-3,\"tags\":{\"k\":7}}\n";
-    let options = ReadOptions {
-        offset: 0,
-        csv_header: None,
-        influx_unit_ns: 1,
-        json_buffer: 1 << 20,
-        split_bytes: usize::MAX,
-    };
+    let options = options();
     for capacity in [1, 3, 7, 50, 4096] {
         let mut input = std::io::BufReader::with_capacity(capacity, &docs[..]);
         let options = ReadOptions {
@@ -300,11 +293,9 @@ fn json_documents_split_in_two_read_as_in_one_pass() {
     for (name, text) in [("one line", &one_line), ("pretty", &pretty), ("bad", &bad)] {
         let read = |split_bytes: usize, capacity: usize| {
             let options = ReadOptions {
-                offset: 0,
-                csv_header: None,
-                influx_unit_ns: 1,
                 json_buffer: capacity,
                 split_bytes,
+                ..options()
             };
             let mut input = std::io::BufReader::with_capacity(capacity, text.as_bytes());
             let mut sink = Collect::default();
@@ -322,4 +313,43 @@ fn json_documents_split_in_two_read_as_in_one_pass() {
             assert_eq!(read(64, capacity), whole, "{name}, buffer {capacity}");
         }
     }
+}
+
+/// A document alone on its line is parsed by sonic-rs, one spread over
+/// lines by serde_json: both give the same points, escapes, number edges
+/// and the string forms OpenTSDB accepts included.
+#[test]
+fn json_lines_read_as_documents_spread_over_lines() {
+    let docs = [
+        r#"{"metric":"m\u00e9\"x","timestamp":1700000000,"value":0.1,"tags":{"k\\n":"v\"w","n":5}}"#,
+        r#"[{"metric":"m","timestamp":"1700000001","value":"12","tags":{"f":1.5,"b":true}}]"#,
+        r#"{"metric":"m","timestamp":1700000002123,"value":123456789012345678,"tags":{"k":"v"}}"#,
+        r#"{"metric":"m","timestamp":1700000003,"value":-0.0,"tags":{"k":"\u4e2d"}}"#,
+        r#"{"metric":"m","timestamp":1700000004,"value":1.7976931348623157e308,"tags":{"k":"v"}}"#,
+        r#"{"metric":"m","timestamp":1700000005,"value":5e-324,"tags":{"k":"v"}}"#,
+        r#"{"metric":"m","timestamp":1700000006,"value":1e-7,"tags":{"k":"v"}}"#,
+        r#"{"metric":"m","timestamp":1700000007,"fields":{"a":1,"b":2.5},"tags":{"k":"v"}}"#,
+        r#"[{"metric":"a","timestamp":1700000008,"value":1,"tags":{"k":"v"}},{"metric":"b","timestamp":1700000008,"value":-2,"tags":{"k":"v"}}]"#,
+    ];
+    let read = |text: &str| {
+        let options = options();
+        let mut sink = Collect::default();
+        format::read(
+            Format::OpentsdbJson,
+            &mut text.as_bytes(),
+            &options,
+            &mut sink,
+        )
+        .unwrap();
+        sink.points
+    };
+    let lines = docs.join("\n") + "\n";
+    // The same documents with a line break after every comma between
+    // members: no line holds a whole document.
+    let spread = lines.replace(",\"", ",\n\"");
+    let (by_line, by_stream) = (read(&lines), read(&spread));
+    assert_eq!(by_line.len(), 11);
+    assert_eq!(by_line, by_stream);
+    assert_eq!(by_line[0].0, "m\u{e9}\"x");
+    assert_eq!(by_line[0].1[0], ("k\\n".to_owned(), "v\"w".to_owned()));
 }

@@ -44,12 +44,12 @@ pub(crate) fn aggregate(
     step: bool,
 ) -> Vec<(Timestamp, FieldValue)> {
     let interp = interpolation(agg);
-    let mut times: Vec<Timestamp> = series.iter().flat_map(|s| s.iter().map(|p| p.0)).collect();
-    times.sort_unstable();
-    times.dedup();
+    let times = union_of_times(series);
     let mut cursor = vec![0usize; series.len()];
     let mut out = Vec::with_capacity(times.len());
     let mut vals: Vec<Val> = Vec::with_capacity(series.len());
+    let mut ints: Vec<i64> = Vec::with_capacity(series.len());
+    let mut floats: Vec<f64> = Vec::with_capacity(series.len());
     for t in times {
         vals.clear();
         let mut all_int = true;
@@ -103,15 +103,36 @@ pub(crate) fn aggregate(
             continue;
         }
         let value = if all_int {
-            let ints: Vec<i64> = vals.iter().map(|v| as_i64(*v)).collect();
+            ints.clear();
+            ints.extend(vals.iter().map(|v| as_i64(*v)));
             FieldValue::Long(reduce_int(agg, &ints))
         } else {
-            let floats: Vec<f64> = vals.iter().map(|v| as_f64(*v)).collect();
+            floats.clear();
+            floats.extend(vals.iter().map(|v| as_f64(*v)));
             FieldValue::Double(reduce_float(agg, &floats))
         };
         out.push((t, value));
     }
     out
+}
+
+/// Every timestamp of the series, ascending, once. Downsampled series of
+/// one query usually share their buckets: then the first one's times are
+/// the union, found without sorting.
+fn union_of_times(series: &[&[(Timestamp, FieldValue)]]) -> Vec<Timestamp> {
+    let first = series.first().copied().unwrap_or_default();
+    let aligned = series
+        .iter()
+        .all(|s| s.len() == first.len() && s.iter().zip(first).all(|(a, b)| a.0 == b.0));
+    let ascending = first.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0));
+    if aligned && ascending {
+        return first.iter().map(|p| p.0).collect();
+    }
+    let mut times = Vec::with_capacity(series.iter().map(|s| s.len()).sum());
+    times.extend(series.iter().flat_map(|s| s.iter().map(|p| p.0)));
+    times.sort_unstable();
+    times.dedup();
+    times
 }
 
 fn val(v: &FieldValue) -> Option<Val> {
@@ -172,7 +193,15 @@ fn reduce_int(agg: Aggregator, xs: &[i64]) -> i64 {
 
 /// NaN values are skipped; all NaN gives NaN.
 pub(crate) fn reduce_float(agg: Aggregator, all: &[f64]) -> f64 {
+    if !all.iter().any(|x| x.is_nan()) {
+        return reduce_numbers(agg, all);
+    }
     let xs: Vec<f64> = all.iter().copied().filter(|x| !x.is_nan()).collect();
+    reduce_numbers(agg, &xs)
+}
+
+/// [`reduce_float`] over values none of which is NaN.
+fn reduce_numbers(agg: Aggregator, xs: &[f64]) -> f64 {
     if agg == Aggregator::Count {
         return xs.len() as f64;
     }
@@ -189,16 +218,16 @@ pub(crate) fn reduce_float(agg: Aggregator, all: &[f64]) -> f64 {
         Aggregator::Max | Aggregator::MimMax => {
             xs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
         }
-        Aggregator::Dev => population_dev(&xs),
+        Aggregator::Dev => population_dev(xs),
         Aggregator::Count => n,
         Aggregator::First => xs.first().copied().unwrap_or(f64::NAN),
         Aggregator::Last => xs.last().copied().unwrap_or(f64::NAN),
         Aggregator::Percentile {
             per_mille,
             estimator,
-        } => percentile(&xs, f64::from(per_mille) / 1000.0, estimator),
+        } => percentile(xs, f64::from(per_mille) / 1000.0, estimator),
         Aggregator::Median => {
-            let mut s = xs.clone();
+            let mut s = xs.to_vec();
             s.sort_by(f64::total_cmp);
             s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
         }

@@ -93,26 +93,53 @@ struct Folder<'a, F> {
 }
 
 impl<F: Fn(&mut Acc, f64)> Folder<'_, F> {
+    /// Folds one run of the column (times ascending) a bucket at a time:
+    /// the points of one bucket are found first, then added to a copy of
+    /// its state that the compiler keeps in registers.
     #[inline]
-    fn push(&mut self, t: Timestamp, x: f64) {
-        self.points += 1;
-        let inside = matches!(self.current, Some((from, to)) if from <= t && t < to);
-        if !inside {
-            let bucket = match &self.grid {
-                Some(g) => g.bucket(t),
-                // One bucket over everything, stamped at the start.
-                None => Some((self.start, Timestamp::MAX)),
+    fn push_run<T: Copy>(&mut self, ts: &[Timestamp], xs: &[T], to_f64: impl Fn(T) -> f64) {
+        let n = ts.len().min(xs.len());
+        let (mut ts, mut xs) = (ts.split_at(n).0, xs.split_at(n).0);
+        self.points += n;
+        while let Some(&t) = ts.first() {
+            let current = match self.current {
+                Some((from, to)) if from <= t && t < to => Some((from, to)),
+                _ => self.open(t),
             };
-            let Some((from, to)) = bucket else {
-                self.current = None;
-                return;
+            // A point outside the grid's edges is skipped.
+            let run = match current {
+                Some((from, to)) => ts
+                    .iter()
+                    .position(|t| !(from <= *t && *t < to))
+                    .unwrap_or(ts.len()),
+                None => 1,
             };
-            self.current = Some((from, to));
+            let (values, rest) = xs.split_at(run);
+            if current.is_some()
+                && let Some((_, acc)) = self.buckets.last_mut()
+            {
+                let mut state = *acc;
+                for x in values {
+                    (self.add)(&mut state, to_f64(*x));
+                }
+                *acc = state;
+            }
+            ts = ts.split_at(run).1;
+            xs = rest;
+        }
+    }
+
+    /// Opens the bucket holding `t`; `None` when no bucket does.
+    fn open(&mut self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
+        self.current = match &self.grid {
+            Some(g) => g.bucket(t),
+            // One bucket over everything, stamped at the start.
+            None => Some((self.start, Timestamp::MAX)),
+        };
+        if let Some((from, _)) = self.current {
             self.buckets.push((from, Acc::new()));
         }
-        if let Some((_, acc)) = self.buckets.last_mut() {
-            (self.add)(acc, x);
-        }
+        self.current
     }
 }
 
@@ -139,14 +166,16 @@ pub(super) fn downsample_column(
         max_points,
     };
     match ds.function {
-        Aggregator::Min | Aggregator::MimMin | Aggregator::Max | Aggregator::MimMax => {
-            column.fold(|a, x| {
-                if a.count(x) {
-                    a.min = a.min.min(x);
-                    a.max = a.max.max(x);
-                }
-            })
-        }
+        Aggregator::Min | Aggregator::MimMin => column.fold(|a, x| {
+            if a.count(x) {
+                a.min = a.min.min(x);
+            }
+        }),
+        Aggregator::Max | Aggregator::MimMax => column.fold(|a, x| {
+            if a.count(x) {
+                a.max = a.max.max(x);
+            }
+        }),
         Aggregator::First | Aggregator::Last | Aggregator::Diff => column.fold(|a, x| {
             if a.count(x) {
                 if a.count == 1 {
@@ -174,6 +203,22 @@ pub(super) fn downsample_column(
     }
 }
 
+/// Buckets a series dense over `[start, end]` fills: the vector is sized
+/// once instead of growing (and copying) as buckets open.
+fn expected_buckets(grid: Option<&Grid<'_>>, (start, end): (Timestamp, Timestamp)) -> usize {
+    /// Beyond this the vector grows as usual: a sparse series over a long
+    /// range should not reserve for buckets it never opens.
+    const MAX_RESERVED: usize = 4096;
+    let n = match grid {
+        None => 1,
+        Some(Grid::Fixed(width)) => {
+            usize::try_from(end.saturating_sub(start) / width.max(&1)).unwrap_or(MAX_RESERVED) + 2
+        }
+        Some(Grid::Edges(edges)) => edges.len(),
+    };
+    n.min(MAX_RESERVED)
+}
+
 /// One series' column and what to make of it.
 struct Column<'a> {
     view: &'a Snapshot<'a>,
@@ -196,36 +241,24 @@ impl Column<'_> {
             range: (start, end),
             max_points,
         } = *self;
+        let grid = Grid::of(&ds.buckets);
         let mut folder = Folder {
             add,
-            grid: Grid::of(&ds.buckets),
+            buckets: Vec::with_capacity(expected_buckets(grid.as_ref(), (start, end))),
+            grid,
             start,
-            buckets: Vec::new(),
             current: None,
             points: 0,
         };
         let numeric =
             view.visit_numeric(id, field, start, end, &mut |ts, values| match values {
-                NumSlice::Longs(v) => {
-                    for (t, x) in ts.iter().zip(v) {
-                        folder.push(*t, *x as f64);
-                    }
-                }
-                NumSlice::Doubles(v) => {
-                    for (t, x) in ts.iter().zip(v) {
-                        folder.push(*t, *x);
-                    }
-                }
-                NumSlice::Mixed(v) => {
-                    for (t, x) in ts.iter().zip(v) {
-                        let f = match x {
-                            Num::Long(i) => *i as f64,
-                            Num::Double(d) => *d,
-                            Num::Bool(b) => f64::from(u8::from(*b)),
-                        };
-                        folder.push(*t, f);
-                    }
-                }
+                NumSlice::Longs(v) => folder.push_run(ts, v, |x| x as f64),
+                NumSlice::Doubles(v) => folder.push_run(ts, v, |x| x),
+                NumSlice::Mixed(v) => folder.push_run(ts, v, |x| match x {
+                    Num::Long(i) => i as f64,
+                    Num::Double(d) => d,
+                    Num::Bool(b) => f64::from(u8::from(b)),
+                }),
             })?;
         if !numeric {
             return Ok(None);
