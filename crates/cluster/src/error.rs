@@ -24,6 +24,9 @@ pub enum Error {
     /// A block to replace is not (or no longer) in the manifest.
     #[error("block {0} is not in the manifest")]
     NotInManifest(String),
+    /// JetStream refused or could not be reached.
+    #[error("write-ahead log: {0}")]
+    Wal(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database schema is newer than this binary knows.
     #[error("metadata schema version {found} is newer than this binary's {known}")]
     SchemaTooNew { found: i32, known: i32 },

@@ -1,7 +1,8 @@
 //! Sundial beyond one machine (docs/cluster.md): which shard a series
 //! belongs to, and the metadata every node shares through PostgreSQL:
 //! leases with fencing epochs (a shard's owner, the one compactor), the
-//! block manifest and the flushed write-ahead-log positions. Every
+//! block manifest and the flushed write-ahead-log positions; and the
+//! write-ahead log itself on NATS JetStream. Every
 //! fencing decision is one PostgreSQL transaction, so a holder that lost
 //! its lease can no longer commit anything under it.
 
@@ -10,9 +11,11 @@ mod lease;
 mod manifest;
 mod meta;
 mod shard;
+mod wal;
 
 pub use error::{Error, Result};
 pub use lease::{Lease, compactor_lease, shard_lease};
 pub use manifest::{BlockRow, Flush};
 pub use meta::Meta;
 pub use shard::shard_of;
+pub use wal::{JetStreamWal, WalConfig, WalEntry};

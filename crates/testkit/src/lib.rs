@@ -7,6 +7,7 @@
 
 pub mod crashloop;
 pub mod moto;
+pub mod nats;
 pub mod overload;
 pub mod postgres;
 pub mod prometheus;

@@ -1,0 +1,178 @@
+//! The ingesters' write-ahead log on NATS JetStream (docs/cluster.md): one
+//! stream per shard (`<stream>_<shard>`, subject `<prefix>.<shard>`; one
+//! replicated group each, so shards do not queue behind one leader), file
+//! storage, replicated as configured (three in production). A batch
+//! counts as written only once JetStream acknowledged storing it; the
+//! sequence it got in its shard's stream is its WAL position, which a
+//! flush records in the manifest (`Meta::commit_flush`), so an ingester
+//! that takes a shard over replays exactly what comes after it. A batch
+//! id sent as `Nats-Msg-Id` makes a retried append land once.
+
+use crate::{Error, Result};
+use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::HashMap;
+
+/// How the WAL's stream is made.
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    /// Streams are named `<stream>_<shard>`.
+    pub stream: String,
+    /// Subjects are `<prefix>.<shard>`.
+    pub subject_prefix: String,
+    /// JetStream replicas: 1 for one server, 3 for an R3 cluster.
+    pub replicas: usize,
+    /// How long JetStream remembers a batch id for deduplication.
+    pub duplicate_window: std::time::Duration,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            stream: "SUNDIAL_WAL".into(),
+            subject_prefix: "sundial.wal".into(),
+            replicas: 1,
+            duplicate_window: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+/// One batch read back: its WAL position and what was appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalEntry {
+    pub position: u64,
+    pub payload: Bytes,
+}
+
+/// A connection to the WAL's streams.
+#[derive(Debug)]
+pub struct JetStreamWal {
+    js: jetstream::Context,
+    config: WalConfig,
+    /// Each shard's stream once looked up or created.
+    streams: tokio::sync::Mutex<HashMap<u32, stream::Stream>>,
+}
+
+impl JetStreamWal {
+    /// Connects to `url`; a shard's stream is created on its first use
+    /// (an existing one is used as it is).
+    pub async fn connect(url: &str, config: &WalConfig) -> Result<Self> {
+        let client = async_nats::connect(url).await.map_err(nats)?;
+        Ok(Self {
+            js: jetstream::new(client),
+            config: config.clone(),
+            streams: Default::default(),
+        })
+    }
+
+    fn subject(&self, shard: u32) -> String {
+        format!("{}.{shard}", self.config.subject_prefix)
+    }
+
+    async fn stream(&self, shard: u32) -> Result<stream::Stream> {
+        let mut streams = self.streams.lock().await;
+        if let Some(s) = streams.get(&shard) {
+            return Ok(s.clone());
+        }
+        let created = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: format!("{}_{shard}", self.config.stream),
+                subjects: vec![self.subject(shard)],
+                storage: stream::StorageType::File,
+                num_replicas: self.config.replicas,
+                duplicate_window: self.config.duplicate_window,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        streams.insert(shard, created.clone());
+        Ok(created)
+    }
+
+    /// Appends one batch to `shard`'s log and waits until JetStream has
+    /// stored it; its position. Appending the same `batch_id` again
+    /// within the duplicate window stores nothing and gives the first
+    /// append's position.
+    pub async fn append(&self, shard: u32, batch_id: &str, payload: Bytes) -> Result<u64> {
+        // The stream exists before the first publish to its subject.
+        self.stream(shard).await?;
+        let ack = self
+            .js
+            .send_publish(
+                self.subject(shard),
+                PublishMessage::build()
+                    .payload(payload)
+                    .message_id(batch_id),
+            )
+            .await
+            .map_err(nats)?
+            .await
+            .map_err(nats)?;
+        Ok(ack.sequence)
+    }
+
+    /// Every batch of `shard` after position `after`, in order: what an
+    /// ingester replays on top of the shard's flushed blocks.
+    pub async fn replay(&self, shard: u32, after: u64) -> Result<Vec<WalEntry>> {
+        let subject = self.subject(shard);
+        let stream = self.stream(shard).await?;
+        // The last position now bounds the read: an ordered consumer
+        // would otherwise wait for batches still to come.
+        let last = match stream
+            .get_last_raw_message_by_subject(subject.as_str())
+            .await
+        {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(nats(e)),
+        };
+        if last <= after {
+            return Ok(Vec::new());
+        }
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let mut messages = consumer.messages().await.map_err(nats)?;
+        let mut out = Vec::new();
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(nats)?;
+            let position = message.info().map_err(Error::Wal)?.stream_sequence;
+            out.push(WalEntry {
+                position,
+                payload: message.payload.clone(),
+            });
+            if position >= last {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops `shard`'s batches up to and including `upto`: they are in
+    /// flushed blocks the manifest lists.
+    pub async fn truncate(&self, shard: u32, upto: u64) -> Result<()> {
+        self.stream(shard)
+            .await?
+            .purge()
+            // JetStream keeps the message at this sequence and later ones.
+            .sequence(upto + 1)
+            .await
+            .map_err(nats)?;
+        Ok(())
+    }
+}
+
+fn nats(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Wal(Box::new(e))
+}
