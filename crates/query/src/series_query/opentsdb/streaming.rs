@@ -212,7 +212,7 @@ fn expected_buckets(grid: Option<&Grid<'_>>, (start, end): (Timestamp, Timestamp
     let n = match grid {
         None => 1,
         Some(Grid::Fixed(width)) => {
-            usize::try_from(end.saturating_sub(start) / width.max(&1)).unwrap_or(MAX_RESERVED) + 2
+            usize::try_from(end.saturating_sub(start) / width.max(&1)).unwrap_or(0) + 2
         }
         Some(Grid::Edges(edges)) => edges.len(),
     };

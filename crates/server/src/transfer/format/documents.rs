@@ -92,7 +92,7 @@ struct Parsed<T> {
 
 /// Parses the documents of `slice`: each line that holds exactly one
 /// document through sonic-rs (several times faster than serde_json on
-/// these files, one point per line), the rest from the first other line
+/// the files `sundial export` writes, one series per line), the rest from the first other line
 /// on through serde_json's stream, which also finds a document's end and
 /// names a bad one's error as before.
 fn parse<'de, T: Deserialize<'de>>(slice: &'de [u8], eof: bool) -> Parsed<T> {
