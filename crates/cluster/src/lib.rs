@@ -1,21 +1,26 @@
 //! Sundial beyond one machine (docs/cluster.md): which shard a series
-//! belongs to, and the metadata every node shares through PostgreSQL:
-//! leases with fencing epochs (a shard's owner, the one compactor), the
-//! block manifest and the flushed write-ahead-log positions; and the
-//! write-ahead log itself on NATS JetStream. Every
+//! belongs to and which ingester owns it, and the metadata every node
+//! shares through PostgreSQL: live nodes, leases with fencing epochs (a
+//! shard's owner, the one compactor), the block manifest and the flushed
+//! write-ahead-log positions; and the write-ahead log itself on NATS
+//! JetStream. Every
 //! fencing decision is one PostgreSQL transaction, so a holder that lost
 //! its lease can no longer commit anything under it.
 
 mod error;
 mod lease;
 mod manifest;
+mod membership;
 mod meta;
+mod ownership;
 mod shard;
 mod wal;
 
 pub use error::{Error, Result};
 pub use lease::{Lease, compactor_lease, shard_lease};
 pub use manifest::{BlockRow, Flush};
+pub use membership::{Node, Role, ShardOwner};
 pub use meta::Meta;
+pub use ownership::{Keeper, ShardHandler, TickReport, owner_of};
 pub use shard::shard_of;
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

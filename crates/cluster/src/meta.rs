@@ -6,7 +6,10 @@ use tracing::{info, warn};
 
 /// The migrations, in order; version N is the N-th. Applied ones are
 /// never edited: a change is a new file.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_metadata.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_metadata.sql"),
+    include_str!("../migrations/0002_nodes.sql"),
+];
 
 /// Any fixed number: the advisory lock that lets one node at a time
 /// migrate when several start together.

@@ -82,36 +82,57 @@ pub(crate) async fn post(
             .get("metric")
             .and_then(Value::as_str)
             .ok_or_else(|| OpenTsdbError::bad_request("Missing metric"))?;
-        let tags = match q.get("tags") {
-            Some(Value::Object(t)) => t
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                    )
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let tags = tags_of(q);
         queries.push(Last::Series {
             metric: metric.to_owned(),
             tags,
         });
     }
     let back_scan = v.get("backScan").and_then(Value::as_i64).unwrap_or(0);
-    let until = match v.get("timestamp") {
-        None | Some(Value::Null) => None,
-        Some(t) => {
-            let text = t.as_str().map_or_else(|| t.to_string(), str::to_owned);
-            Some(
-                super::time::parse_query_time(&text, now_ms(), &jiff::tz::TimeZone::UTC)
-                    .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?,
-            )
-        }
-    };
+    let until = until_of(&v)?;
     api.read_blocking(move |api| run(api, queries, back_scan, until))
         .await
+}
+
+/// A JSON sub-query's `tags`: `key -> value` (`*`: any value).
+pub(crate) fn tags_of(q: &Value) -> Vec<(String, String)> {
+    match q.get("tags") {
+        Some(Value::Object(t)) => t
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The body's `timestamp`: the newest points at or before it count.
+pub(crate) fn until_of(body: &Value) -> Result<Option<Timestamp>, OpenTsdbError> {
+    match body.get("timestamp") {
+        None | Some(Value::Null) => Ok(None),
+        Some(t) => {
+            let text = t.as_str().map_or_else(|| t.to_string(), str::to_owned);
+            super::time::parse_query_time(&text, now_ms(), &jiff::tz::TimeZone::UTC)
+                .map(Some)
+                .map_err(|e| OpenTsdbError::bad_request(e.to_string()))
+        }
+    }
+}
+
+/// The time range a last-point query reads: `back_scan_hours` back from
+/// now (0: all history) up to `until` (default now).
+pub(crate) fn window(back_scan_hours: i64, until: Option<Timestamp>) -> (Timestamp, Timestamp) {
+    let now = now_ms();
+    let start = if back_scan_hours > 0 {
+        now.saturating_sub(back_scan_hours.saturating_mul(3_600_000))
+    } else {
+        Timestamp::MIN
+    };
+    (start, until.unwrap_or(now))
 }
 
 /// `metric{k=v,...}`.
@@ -135,13 +156,7 @@ fn run(
     if queries.is_empty() {
         return Err(OpenTsdbError::bad_request("Missing queries"));
     }
-    let now = now_ms();
-    let end = until.unwrap_or(now);
-    let start = if back_scan_hours > 0 {
-        now.saturating_sub(back_scan_hours.saturating_mul(3_600_000))
-    } else {
-        Timestamp::MIN
-    };
+    let (start, end) = window(back_scan_hours, until);
     let budget = api.query_budget();
     let max = api.limits.config.max_result_rows;
     let mut found: Vec<Latest> = Vec::new();
@@ -194,22 +209,13 @@ fn selections(
     end: Timestamp,
 ) -> Result<Vec<Query>, OpenTsdbError> {
     match q {
-        Last::Series { metric, tags } => {
-            let predicates = tags
-                .iter()
-                .map(|(k, v)| {
-                    if v == "*" {
-                        TagMatch::Exists { key: k.clone() }
-                    } else {
-                        TagMatch::Eq {
-                            key: k.clone(),
-                            value: v.clone(),
-                        }
-                    }
-                })
-                .collect();
-            Ok(vec![last_query(metric, predicates, false, start, end)])
-        }
+        Last::Series { metric, tags } => Ok(vec![last_query(
+            metric,
+            DEFAULT_FIELD,
+            predicates(tags),
+            false,
+            (start, end),
+        )]),
         Last::Tsuids(list) => {
             if let Some(bad) = list.iter().find(|t| split_tsuid(t).is_none()) {
                 return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {bad}")));
@@ -222,22 +228,31 @@ fn selections(
             });
             Ok(keys
                 .into_iter()
-                .map(|key| last_query(&key.metric, exactly(&key), true, start, end))
+                .map(|key| {
+                    last_query(
+                        &key.metric,
+                        DEFAULT_FIELD,
+                        exactly(&key),
+                        true,
+                        (start, end),
+                    )
+                })
                 .collect())
         }
     }
 }
 
-fn last_query(
+/// The pipeline query for the newest points of `field` in `(start, end)`.
+pub(crate) fn last_query(
     metric: &str,
+    field: &str,
     tags: Vec<TagMatch>,
     explicit_tags: bool,
-    start: Timestamp,
-    end: Timestamp,
+    (start, end): (Timestamp, Timestamp),
 ) -> Query {
     Query {
         metric: metric.to_owned(),
-        field: DEFAULT_FIELD.to_owned(),
+        field: field.to_owned(),
         tags,
         group_by: Vec::new(),
         start,
@@ -249,6 +264,22 @@ fn last_query(
         pre_filter: None,
         only_series: None,
     }
+}
+
+/// `key -> value` pairs as predicates; `*` asks only that the key exists.
+pub(crate) fn predicates(tags: &[(String, String)]) -> Vec<TagMatch> {
+    tags.iter()
+        .map(|(k, v)| {
+            if v == "*" {
+                TagMatch::Exists { key: k.clone() }
+            } else {
+                TagMatch::Eq {
+                    key: k.clone(),
+                    value: v.clone(),
+                }
+            }
+        })
+        .collect()
 }
 
 /// Predicates that only this key's tags (and a superset's) satisfy.

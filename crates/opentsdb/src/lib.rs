@@ -14,6 +14,7 @@ mod filters;
 pub mod fuzz;
 mod last;
 mod lookup;
+mod mlast;
 mod mput;
 mod mquery;
 mod names;
@@ -24,6 +25,7 @@ mod scope;
 mod telnet;
 mod time;
 mod transfer;
+mod ttl;
 mod uidmeta;
 mod uids;
 mod zone;
@@ -233,6 +235,8 @@ pub fn routes(api: Api) -> Router {
         .route("/api/delete_data", guarded(post(delete::delete_data)))
         .route("/api/delete_meta", guarded(post(delete::delete_meta)))
         .route("/api/query/last", guarded(get(last::get).post(last::post)))
+        .route("/api/query/mlast", guarded(post(mlast::mlast)))
+        .route("/api/ttl", guarded(get(ttl::get).post(ttl::post)))
         .route(
             "/api/suggest",
             guarded(get(lookup::suggest_get).post(lookup::suggest_post)),

@@ -61,7 +61,7 @@ pub(crate) fn retention_cutoff(retention_secs: u64) -> Option<Timestamp> {
 }
 
 fn drop_expired(inner: &Inner) {
-    let Some(cutoff) = retention_cutoff(inner.config.retention_secs) else {
+    let Some(cutoff) = retention_cutoff(inner.retention_secs()) else {
         return;
     };
     let expired: Vec<Arc<Block>> = {
@@ -195,7 +195,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         .iter()
         .flat_map(|b| b.columns().map(|(id, f)| (id, f.to_owned())))
         .collect();
-    let cutoff = retention_cutoff(inner.config.retention_secs).unwrap_or(Timestamp::MIN);
+    let cutoff = retention_cutoff(inner.retention_secs()).unwrap_or(Timestamp::MIN);
     let dir = &inner.config.data_dir;
     let mut writer = BlockWriter::create(&inner.config.vfs, dir, id, sundial_codec::Effort::Small)?;
     let mut points_out = 0usize;

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// Points made durable and visible since the database opened.
     written: Arc<AtomicU64>,
+    /// Seconds of data kept (0: all); see `db/retention.rs`.
+    retention_secs: AtomicU64,
 }
 
 /// A database's state, as `GET /admin/storage` shows it.
@@ -169,6 +171,7 @@ impl Db {
             .vfs
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create data directory", &dir, e))?;
+        let retention_secs = AtomicU64::new(retention::load(&config)?);
         let (head, catalog, blocks, next_segment) = recover(&config)?;
         let (hint_tx, hint_rx) = mpsc::sync_channel::<()>(1);
         let head = Arc::new(RwLock::new(head));
@@ -211,6 +214,7 @@ impl Db {
             threads: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             written,
+            retention_secs,
         });
         let (nudge_tx, nudge_rx) = mpsc::sync_channel::<()>(1);
         let weak = Arc::downgrade(&inner);
@@ -398,7 +402,7 @@ impl Db {
             head,
             source: &self.inner.layers,
             layers,
-            min_ts: compact::retention_cutoff(self.inner.config.retention_secs)
+            min_ts: compact::retention_cutoff(self.inner.retention_secs())
                 .unwrap_or(sundial_model::Timestamp::MIN),
         })
     }
@@ -645,6 +649,7 @@ mod capture;
 mod check;
 mod flush;
 mod recover;
+mod retention;
 
 use check::check_points;
 pub(crate) use flush::flush;

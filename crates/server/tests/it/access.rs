@@ -192,6 +192,21 @@ pub(crate) fn opentsdb_routes() -> Vec<(
             Some(r#"{"start":1499999000,"queries":[{"metric":"access.mm","fields":[{"field":"a"}]}]}"#.into()),
         ),
         (
+            "/api/query/mlast",
+            "read",
+            "POST",
+            "/api/query/mlast".into(),
+            Some(r#"{"queries":[{"metric":"access.mm","fields":["a"]}]}"#.into()),
+        ),
+        ("/api/ttl", "read", "GET", "/api/ttl".into(), None),
+        (
+            "/api/ttl",
+            "admin",
+            "POST",
+            "/api/ttl".into(),
+            Some(r#"{"val":0}"#.into()),
+        ),
+        (
             "/api/dump_meta",
             "read",
             "POST",

@@ -33,6 +33,7 @@ mod object_store;
 mod opentsdb_alibaba;
 mod opentsdb_limits;
 mod opentsdb_meta;
+mod opentsdb_mlast_ttl;
 mod opentsdb_put;
 mod opentsdb_put_requests;
 mod opentsdb_query;

@@ -6,15 +6,15 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 /// (sensor, timestamp, speed, level, direction) written through mput.
-type Wind = (&'static str, i64, f64, i64, &'static str);
-const WIND: &[Wind] = &[
+pub(crate) type Wind = (&'static str, i64, f64, i64, &'static str);
+pub(crate) const WIND: &[Wind] = &[
     ("s1", 1_500_000_000, 20.5, 4, "East"),
     ("s1", 1_500_000_060, 21.0, 5, "East"),
     ("s2", 1_500_000_000, 10.0, 1, "West"),
     ("s2", 1_500_000_030, 12.5, 2, "North"),
 ];
 
-fn mput_wind(s: &TestServer) -> Result<()> {
+pub(crate) fn mput_wind(s: &TestServer) -> Result<()> {
     let body: Vec<Value> = WIND
         .iter()
         .map(|(sensor, t, speed, level, dir)| {
