@@ -8,6 +8,7 @@
 //! its lease can no longer commit anything under it.
 
 mod error;
+mod frame;
 mod lease;
 mod manifest;
 mod membership;
@@ -17,6 +18,7 @@ mod shard;
 mod wal;
 
 pub use error::{Error, Result};
+pub use frame::{FrameError, ShardBatch, decode as decode_frame, encode as encode_frame};
 pub use lease::{Lease, compactor_lease, shard_lease};
 pub use manifest::{BlockRow, Flush};
 pub use membership::{Node, Role, ShardOwner};

@@ -1,0 +1,264 @@
+//! The byte form of one shard's points: what a router sends the shard's
+//! owner and what the owner appends to the shard's write-ahead log. Like
+//! a WAL record (docs/format/wal.md) it names each series and field once
+//! and points refer to them by number, but the numbers are the frame's
+//! own, so any node can read it. Values travel as the API adapter left
+//! them: a text value is resolved only by the owner, which knows the
+//! field's kind. Layout: docs/cluster.md, "Frames".
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
+use sundial_model::{FieldValue, NumberText, SeriesKey, ValueInput, WritePoint};
+
+const MAGIC: &[u8; 4] = b"SDF1";
+
+/// One shard's points of one write, with what the owner checks.
+#[derive(Debug, Clone)]
+pub struct ShardBatch {
+    pub database: String,
+    pub shard: u32,
+    /// The owner's lease epoch the router saw: a different one means the
+    /// router's view of the owners is stale, and it asks again.
+    pub epoch: i64,
+    /// Unique per batch and kept by retries, so the log stores a batch
+    /// once however often it is sent.
+    pub id: u128,
+    pub points: Vec<WritePoint>,
+}
+
+/// Why bytes are not a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not a Sundial frame")]
+    Magic,
+    #[error("frame checksum mismatch")]
+    Checksum,
+    #[error("damaged frame: {0}")]
+    Damaged(#[from] sundial_codec::Error),
+}
+
+/// Encodes `batch`: magic, body, CRC-32 of the body.
+pub fn encode(batch: &ShardBatch) -> Vec<u8> {
+    let mut series: HashMap<&SeriesKey, u64> = HashMap::new();
+    let mut fields: HashMap<&str, u64> = HashMap::new();
+    let (mut series_table, mut field_table, mut points) = (Vec::new(), Vec::new(), Vec::new());
+    for p in &batch.points {
+        let next = series.len() as u64;
+        let s = *series.entry(&p.series).or_insert_with(|| {
+            put_key(&mut series_table, &p.series);
+            next
+        });
+        let next = fields.len() as u64;
+        let f = *fields.entry(&p.field).or_insert_with(|| {
+            put_str(&mut field_table, &p.field);
+            next
+        });
+        put(&mut points, s);
+        put(&mut points, f);
+        put(&mut points, zigzag(p.timestamp));
+        put_input(&mut points, &p.value);
+    }
+    let mut body = Vec::with_capacity(series_table.len() + field_table.len() + points.len() + 64);
+    put_str(&mut body, &batch.database);
+    put(&mut body, u64::from(batch.shard));
+    put(&mut body, zigzag(batch.epoch));
+    body.extend_from_slice(&batch.id.to_le_bytes());
+    put(&mut body, series.len() as u64);
+    body.extend_from_slice(&series_table);
+    put(&mut body, fields.len() as u64);
+    body.extend_from_slice(&field_table);
+    put(&mut body, batch.points.len() as u64);
+    body.extend_from_slice(&points);
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out
+}
+
+/// Decodes a frame; any damage is an error, never a panic.
+pub fn decode(bytes: &[u8]) -> Result<ShardBatch, FrameError> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or(FrameError::Magic)?;
+    let (body, crc) = rest
+        .split_last_chunk::<4>()
+        .ok_or(sundial_codec::Error::Truncated("checksum"))?;
+    if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
+        return Err(FrameError::Checksum);
+    }
+    let mut input = body;
+    let database = get_str(&mut input)?;
+    let shard = u32::try_from(get(&mut input)?).map_err(|_| invalid("shard"))?;
+    let epoch = unzigzag(get(&mut input)?);
+    let id = take(&mut input, 16)?
+        .try_into()
+        .map(u128::from_le_bytes)
+        .map_err(|_| invalid("batch id"))?;
+    let series = (0..count(&mut input)?)
+        .map(|_| get_key(&mut input).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fields = (0..count(&mut input)?)
+        .map(|_| get_str(&mut input))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = count(&mut input)?;
+    let mut points = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = get_usize(&mut input)?;
+        let f = get_usize(&mut input)?;
+        points.push(WritePoint {
+            series: series
+                .get(s)
+                .ok_or_else(|| invalid("series number"))?
+                .clone(),
+            field: fields
+                .get(f)
+                .ok_or_else(|| invalid("field number"))?
+                .clone(),
+            timestamp: unzigzag(get(&mut input)?),
+            value: get_input(&mut input)?,
+        });
+    }
+    if !input.is_empty() {
+        return Err(invalid("bytes after the last point").into());
+    }
+    Ok(ShardBatch {
+        database,
+        shard,
+        epoch,
+        id,
+        points,
+    })
+}
+
+fn invalid(what: &str) -> sundial_codec::Error {
+    sundial_codec::Error::Invalid(format!("bad {what}"))
+}
+
+/// A count of entries of at least one byte each: never more than the
+/// bytes left, so a hostile count cannot make a huge allocation.
+fn count(input: &mut &[u8]) -> Result<usize, sundial_codec::Error> {
+    let n = get_usize(input)?;
+    if n > input.len() {
+        return Err(invalid("count"));
+    }
+    Ok(n)
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_str(input: &mut &[u8]) -> Result<String, sundial_codec::Error> {
+    let len = get_usize(input)?;
+    let bytes = take(input, len)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| invalid("UTF-8 text"))
+}
+
+fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
+    put_str(out, &key.metric);
+    put(out, key.tags.len() as u64);
+    for (k, v) in key.tags.iter() {
+        put_str(out, k);
+        put_str(out, v);
+    }
+}
+
+fn get_key(input: &mut &[u8]) -> Result<SeriesKey, sundial_codec::Error> {
+    let metric = get_str(input)?;
+    let tags = (0..count(input)?)
+        .map(|_| Ok((get_str(input)?, get_str(input)?)))
+        .collect::<Result<Vec<_>, sundial_codec::Error>>()?;
+    Ok(SeriesKey::new(metric, tags))
+}
+
+// Value tags: 0-5 a typed value, 6 a text value, then its number reading.
+const LONG: u8 = 0;
+const DOUBLE: u8 = 1;
+const FALSE: u8 = 2;
+const TRUE: u8 = 3;
+const STRING: u8 = 4;
+const BYTES: u8 = 5;
+const TEXT: u8 = 6;
+const NOT_NUMERIC: u8 = 0;
+const NUMBER: u8 = 1;
+const INVALID: u8 = 2;
+
+fn put_value(out: &mut Vec<u8>, v: &FieldValue) {
+    match v {
+        FieldValue::Long(i) => {
+            out.push(LONG);
+            put(out, zigzag(*i));
+        }
+        FieldValue::Double(d) => {
+            out.push(DOUBLE);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        FieldValue::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
+        FieldValue::String(s) => {
+            out.push(STRING);
+            put_str(out, s);
+        }
+        FieldValue::Bytes(b) => {
+            out.push(BYTES);
+            put(out, b.len() as u64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+fn put_input(out: &mut Vec<u8>, v: &ValueInput) {
+    match v {
+        ValueInput::Typed(v) => put_value(out, v),
+        ValueInput::Text { text, number } => {
+            out.push(TEXT);
+            put_str(out, text);
+            match number {
+                NumberText::NotNumeric => out.push(NOT_NUMERIC),
+                NumberText::Invalid => out.push(INVALID),
+                NumberText::Number(n) => {
+                    out.push(NUMBER);
+                    put_value(out, n);
+                }
+            }
+        }
+    }
+}
+
+fn get_value(tag: u8, input: &mut &[u8]) -> Result<FieldValue, sundial_codec::Error> {
+    Ok(match tag {
+        LONG => FieldValue::Long(unzigzag(get(input)?)),
+        DOUBLE => FieldValue::Double(f64::from_le_bytes(
+            take(input, 8)?.try_into().map_err(|_| invalid("double"))?,
+        )),
+        FALSE => FieldValue::Bool(false),
+        TRUE => FieldValue::Bool(true),
+        STRING => FieldValue::String(get_str(input)?),
+        BYTES => {
+            let len = get_usize(input)?;
+            FieldValue::Bytes(take(input, len)?.to_vec())
+        }
+        _ => return Err(invalid("value tag")),
+    })
+}
+
+fn get_input(input: &mut &[u8]) -> Result<ValueInput, sundial_codec::Error> {
+    let tag = take(input, 1)?[0];
+    if tag != TEXT {
+        return get_value(tag, input).map(ValueInput::Typed);
+    }
+    let text = get_str(input)?;
+    let number = match take(input, 1)?[0] {
+        NOT_NUMERIC => NumberText::NotNumeric,
+        INVALID => NumberText::Invalid,
+        NUMBER => {
+            let tag = take(input, 1)?[0];
+            NumberText::Number(get_value(tag, input)?)
+        }
+        _ => return Err(invalid("text reading")),
+    };
+    Ok(ValueInput::Text { text, number })
+}
+
+#[cfg(test)]
+mod tests;
