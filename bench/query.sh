@@ -14,8 +14,10 @@
 #
 #   bench/query.sh [--hours H] [--hosts N] [--runs R] [--only sundial]
 #                  [--baseline BIN]
-# --baseline runs Sundial's queries first on another build of the server
-# (labels ending in @base), then on this one, in the same run.
+# --baseline serves the same data from another build of the server as well
+# (labels ending in @base): both are loaded, then each query is timed in
+# rounds that alternate between the two builds, so drift of the machine
+# during the run falls on both alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/peers.sh
@@ -44,29 +46,43 @@ fi
 load() { # base url
   "$BIN/sundial-load" --url "$1" --hours "$HOURS" --hosts "$HOSTS" --start "$START" >&2
 }
-# time_query label name curl-args...: warm-up, then RUNS timed runs; prints
-# one JSON line with the median in ms and the response size.
+# time_query label name curl-args...: warm-up, then RUNS timed runs (curl
+# time_total) appended to $WORK/times/<label> <name>; report prints the
+# medians, in the order the labels were first timed.
 time_query() {
   local label=$1 name=$2; shift 2
   local size; size=$(curl -sf -o "$WORK/out" -w '%{size_download}' "$@")
-  local times=()
+  echo "$size" >"$WORK/times/$label $name.bytes"
+  grep -qxF "$label $name" "$WORK/times/order" 2>/dev/null || echo "$label $name" >>"$WORK/times/order"
   for _ in $(seq 1 "$RUNS"); do
-    times+=("$(curl -sf -o /dev/null -w '%{time_total}' "$@")")
+    curl -sf -o /dev/null -w '%{time_total}\n' "$@" >>"$WORK/times/$label $name"
   done
-  printf '%s\n' "${times[@]}" | python3 -c '
-import json, statistics, sys
-t = sorted(float(x) * 1000 for x in sys.stdin)
-print(json.dumps({"server": sys.argv[1], "query": sys.argv[2], "median_ms": round(statistics.median(t), 2),
-                  "min_ms": round(t[0], 2), "bytes": int(sys.argv[3])}))' "$label" "$name" "$size"
+}
+# One JSON line per label and query, in the order they were first timed.
+report() {
+  python3 - "$WORK/times" <<'PY'
+import json, os, statistics, sys
+d = sys.argv[1]
+for f in open(os.path.join(d, "order")).read().splitlines():
+    t = sorted(float(x) * 1000 for x in open(os.path.join(d, f)))
+    label, name = f.split(" ")
+    size = int(open(os.path.join(d, f + ".bytes")).read())
+    print(json.dumps({"server": label, "query": name, "median_ms": round(statistics.median(t), 2),
+                      "min_ms": round(t[0], 2), "runs": len(t), "bytes": size}))
+PY
+  rm -f "$WORK"/times/*
+}
+mkdir -p "$WORK/times"
+
+start_sundial() { # server binary, port
+  "$1" serve --data-dir "$WORK/sundial-$2" --listen 127.0.0.1:"$2" >"$WORK/sundial-$2.log" 2>&1 &
+  wait_http "http://127.0.0.1:$2/api/version" >/dev/null
+  load "http://127.0.0.1:$2"
+  curl -sf -XPOST "http://127.0.0.1:$2/admin/compact" >/dev/null
 }
 
-run_sundial() { # [server binary, label suffix]
-  local server=${1:-$BIN/sundial} at=${2:-} port=14242 url
-  rm -rf "$WORK/sundial"
-  "$server" serve --data-dir "$WORK/sundial" --listen 127.0.0.1:$port >"$WORK/sundial.log" 2>&1 &
-  wait_http "http://127.0.0.1:$port/api/version" >/dev/null
-  load "http://127.0.0.1:$port"
-  curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
+query_sundial() { # port, label suffix
+  local port=$1 at=$2 url
   url="http://127.0.0.1:$port/v1/datapoint?query"
   local s=$(( START * 1000 )) e=$(( END * 1000 + 999 ))
   q() { time_query "sundial$at" "$1" -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$2]}"; }
@@ -82,6 +98,24 @@ run_sundial() { # [server binary, label suffix]
   # The hourly query as SQL on /v1/row.
   time_query "sundial-sql$at" hourly -G "http://127.0.0.1:$port/v1/row" --data-urlencode \
     "sql=select hostname, time_bucket(timestamp, '1 hour') as h, avg(value) as v from \`cpu.usage_user\` where timestamp between $s and $e group by hostname, time_bucket(timestamp, '1 hour')"
+}
+
+run_sundial() {
+  start_sundial "$BIN/sundial" 14242
+  if [ -z "$BASELINE" ]; then
+    query_sundial 14242 ""
+  else
+    start_sundial "$BASELINE" 14252
+    # Rounds of a few runs each, alternating builds.
+    local rounds=$(( RUNS >= 5 ? 5 : 1 )) total=$RUNS
+    RUNS=$(( (total + rounds - 1) / rounds ))
+    for _ in $(seq 1 "$rounds"); do
+      query_sundial 14252 @base
+      query_sundial 14242 ""
+    done
+    RUNS=$total
+  fi
+  report
 }
 
 run_victoria() {
@@ -121,13 +155,11 @@ run_influx() {
 }
 
 echo "# query: ${HOSTS} hosts x 10 metrics, ${HOURS} h at 10 s; median of ${RUNS} runs" >&2
-if [ -n "$BASELINE" ]; then
-  run_sundial "$BASELINE" @base
-  pkill -P $$ 2>/dev/null || true; wait || true # the port is free again
-fi
 run_sundial
 pkill -P $$ 2>/dev/null || true; sleep 1
 [ -n "$ONLY" ] && exit 0
 run_victoria
+report
 pkill -P $$ 2>/dev/null || true; sleep 1
 run_influx
+report

@@ -27,6 +27,14 @@ pub enum Error {
     /// JetStream refused or could not be reached.
     #[error("write-ahead log: {0}")]
     Wal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An entry of a shard's log is not a frame.
+    #[error("write-ahead log of shard {shard} is damaged at position {position}: {error}")]
+    DamagedWal {
+        shard: u32,
+        position: u64,
+        #[source]
+        error: crate::frame::FrameError,
+    },
     /// The database schema is newer than this binary knows.
     #[error("metadata schema version {found} is newer than this binary's {known}")]
     SchemaTooNew { found: i32, known: i32 },

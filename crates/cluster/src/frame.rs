@@ -261,4 +261,4 @@ fn get_input(input: &mut &[u8]) -> Result<ValueInput, sundial_codec::Error> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

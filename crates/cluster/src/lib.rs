@@ -9,6 +9,8 @@
 
 mod error;
 mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 mod lease;
 mod manifest;
 mod membership;

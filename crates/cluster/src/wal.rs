@@ -8,6 +8,7 @@
 //! that takes a shard over replays exactly what comes after it. A batch
 //! id sent as `Nats-Msg-Id` makes a retried append land once.
 
+use crate::frame::{self, ShardBatch};
 use crate::{Error, Result};
 use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
 use bytes::Bytes;
@@ -157,6 +158,32 @@ impl JetStreamWal {
             }
         }
         Ok(out)
+    }
+
+    /// Appends a frame to its shard's log (the batch id is the message
+    /// id, so a resent frame is logged once); its position.
+    pub async fn append_frame(&self, batch: &ShardBatch) -> Result<u64> {
+        let id = format!("{:032x}", batch.id);
+        let bytes = Bytes::from(frame::encode(batch));
+        self.append(batch.shard, &id, bytes).await
+    }
+
+    /// The frames of `shard` after position `after`, with their
+    /// positions. A damaged entry stops the replay with an error naming
+    /// its position: skipping it would lose acknowledged points.
+    pub async fn replay_frames(&self, shard: u32, after: u64) -> Result<Vec<(u64, ShardBatch)>> {
+        self.replay(shard, after)
+            .await?
+            .into_iter()
+            .map(|e| match frame::decode(&e.payload) {
+                Ok(batch) => Ok((e.position, batch)),
+                Err(error) => Err(Error::DamagedWal {
+                    shard,
+                    position: e.position,
+                    error,
+                }),
+            })
+            .collect()
     }
 
     /// Drops `shard`'s batches up to and including `upto`: they are in

@@ -126,3 +126,66 @@ async fn a_new_owner_replays_what_the_last_flush_did_not_cover() -> anyhow::Resu
     assert_eq!(wal.replay(shard, 0).await?, replayed);
     Ok(())
 }
+
+/// Frames as an ingester logs them: a resent frame (same batch id) is
+/// logged once, replay gives back the points sent, and an entry that is
+/// not a frame stops the replay with its position instead of being
+/// skipped.
+#[tokio::test]
+async fn frames_replay_as_sent_and_damage_is_named() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use sundial_cluster::{Error, ShardBatch};
+    use sundial_model::{FieldValue, SeriesKey, ValueInput, WritePoint};
+
+    let nats = Nats::start()?;
+    let wal = JetStreamWal::connect(&nats.url(), &WalConfig::default()).await?;
+    let shard = 5;
+    let frames: Vec<ShardBatch> = (0..3u32)
+        .map(|n| {
+            let key = Arc::new(SeriesKey::new(
+                "cpu",
+                vec![("host".to_owned(), format!("h{n}"))],
+            ));
+            ShardBatch {
+                database: "default".to_owned(),
+                shard,
+                epoch: 1,
+                id: u128::from(n) << 64 | 0xabc,
+                points: (0..4)
+                    .map(|i| WritePoint {
+                        series: key.clone(),
+                        field: "value".to_owned(),
+                        timestamp: 1_700_000_000_000 + i64::from(i) * 10_000,
+                        value: ValueInput::Typed(FieldValue::Double(f64::from(n * 10 + i))),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let mut at = Vec::new();
+    for f in &frames {
+        at.push(wal.append_frame(f).await?);
+    }
+    // The router resends the second frame after a lost acknowledgement.
+    assert_eq!(wal.append_frame(&frames[1]).await?, at[1]);
+    let shown = |b: &ShardBatch| format!("{} {} {} {:?}", b.database, b.shard, b.id, b.points);
+    let replayed = wal.replay_frames(shard, 0).await?;
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|(p, b)| (*p, shown(b)))
+            .collect::<Vec<_>>(),
+        at.iter()
+            .zip(&frames)
+            .map(|(p, b)| (*p, shown(b)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(wal.replay_frames(shard, at[1]).await?.len(), 1);
+
+    let bad = wal.append(shard, "not-a-frame", batch(shard, 9)).await?;
+    match wal.replay_frames(shard, 0).await {
+        Err(Error::DamagedWal { position, .. }) => assert_eq!(position, bad),
+        other => anyhow::bail!("a damaged log replayed: {other:?}"),
+    }
+    Ok(())
+}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::fuzz::facts;
 
 fn key(metric: &str, tags: &[(&str, &str)]) -> Arc<SeriesKey> {
     Arc::new(SeriesKey::new(
@@ -19,7 +20,7 @@ fn point(series: &Arc<SeriesKey>, field: &str, timestamp: i64, value: ValueInput
 }
 
 /// Every value form a write can carry, on two series and three fields.
-fn sample() -> ShardBatch {
+pub(crate) fn sample() -> ShardBatch {
     let cpu = key("cpu", &[("host", "a"), ("dc", "x")]);
     let wind = key("wind", &[("sensor", "s1 ü")]);
     let typed = |v| ValueInput::Typed(v);
@@ -60,16 +61,6 @@ fn sample() -> ShardBatch {
         id: u128::MAX - 12_345,
         points,
     }
-}
-
-/// What a batch says, in a comparable form.
-fn facts(b: &ShardBatch) -> (String, u32, i64, u128, Vec<String>) {
-    let points = b
-        .points
-        .iter()
-        .map(|p| format!("{:?} {} {} {:?}", p.series, p.field, p.timestamp, p.value))
-        .collect();
-    (b.database.clone(), b.shard, b.epoch, b.id, points)
 }
 
 #[test]

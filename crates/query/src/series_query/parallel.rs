@@ -36,8 +36,7 @@ where
     T: Default + Send,
     F: Fn(&Snapshot<'_>, &[SeriesId], &mut T) -> Result<()> + Sync,
 {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+    let threads = crate::cores()
         .clamp(1, MAX_THREADS)
         .min(ids.len().div_ceil(SERIES_PER_READ))
         .max(1);
