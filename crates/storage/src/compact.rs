@@ -54,10 +54,10 @@ pub(crate) fn retention_cutoff(retention_secs: u64) -> Option<Timestamp> {
     if retention_secs == 0 {
         return None;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Some(now.saturating_sub((retention_secs as i64).saturating_mul(1000)))
+    // A retention beyond i64 seconds keeps everything, like any other
+    // retention longer than the data's age: never a negative span.
+    let secs = i64::try_from(retention_secs).unwrap_or(i64::MAX);
+    Some(sundial_model::now_ms().saturating_sub(secs.saturating_mul(1000)))
 }
 
 fn drop_expired(inner: &Inner) {
@@ -308,6 +308,22 @@ fn newest_wins(
 mod tests {
     use super::newest_wins;
     use sundial_model::FieldValue;
+
+    #[test]
+    fn a_huge_retention_keeps_everything() {
+        assert_eq!(super::retention_cutoff(0), None);
+        // Before any timestamp a client can write (year -146 million).
+        for secs in [u64::MAX, i64::MAX as u64, i64::MAX as u64 / 1000 + 1] {
+            let cutoff = super::retention_cutoff(secs).unwrap_or_default();
+            assert!(cutoff < i64::MIN / 2, "{secs}: {cutoff}");
+        }
+        let hour = super::retention_cutoff(3600).unwrap_or_default();
+        let now = sundial_model::now_ms();
+        assert!(
+            (now - 3_600_000 - 1000..=now - 3_600_000).contains(&hour),
+            "{hour}"
+        );
+    }
 
     #[test]
     fn the_newer_column_wins_ties_and_order_is_kept() {

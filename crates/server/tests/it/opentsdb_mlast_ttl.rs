@@ -185,6 +185,11 @@ fn ttl_sets_the_retention_and_a_restart_keeps_it() -> Result<()> {
             .unwrap_or_default())
     };
     assert_eq!(times(&s)?, vec![old, recent]);
+    // A retention past what i64 milliseconds hold keeps everything.
+    let (status, _) = s.post("/api/ttl", &json!({"val": u64::MAX}).to_string())?;
+    assert_eq!(status, 200);
+    assert_eq!(s.get_json("/api/ttl")?, json!({"val": u64::MAX}));
+    assert_eq!(times(&s)?, vec![old, recent]);
 
     let hour = 3600;
     let (status, text) = s.post("/api/ttl", &json!({"val": hour}).to_string())?;
