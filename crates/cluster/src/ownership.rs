@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::lease::{Lease, shard_lease};
 use crate::membership::{Node, Role};
 use crate::meta::Meta;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,7 +173,12 @@ impl Keeper {
             return Ok(());
         }
         let leases: Vec<&Lease> = self.held.values().collect();
-        let renewed = self.meta.renew_all(&leases, self.ttl).await?;
+        let renewed: HashSet<String> = self
+            .meta
+            .renew_all(&leases, self.ttl)
+            .await?
+            .into_iter()
+            .collect();
         let gone: Vec<u32> = self
             .held
             .iter()
