@@ -15,7 +15,7 @@ use crate::meta::Meta;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// The score of `node_id` for `shard`; the highest wins the shard.
@@ -83,6 +83,10 @@ pub struct Keeper {
     shards: u32,
     ttl: Duration,
     held: BTreeMap<u32, Lease>,
+    /// Per held shard, until when its lease is surely still ours by this
+    /// node's clock: the time the last grant or renewal was sent, plus the
+    /// lease time less a tenth (for clock rates and the round trip).
+    valid_until: BTreeMap<u32, Instant>,
 }
 
 impl Keeper {
@@ -105,6 +109,7 @@ impl Keeper {
             shards: shards.max(1),
             ttl,
             held: BTreeMap::new(),
+            valid_until: BTreeMap::new(),
         }
     }
 
@@ -117,9 +122,22 @@ impl Keeper {
         &self.held
     }
 
-    /// One round: heartbeat, renew, hand off, take over.
+    /// One round: heartbeat, renew, hand off, take over. When the
+    /// metadata store cannot be reached, the round fails, and every shard
+    /// whose lease may have run out meanwhile is dropped (`lost`): once
+    /// PostgreSQL is back, another node may hold it.
     pub async fn tick(&mut self, handler: &mut impl ShardHandler) -> Result<TickReport> {
         let mut report = TickReport::default();
+        let outcome = self.round(handler, &mut report).await;
+        self.drop_expired(handler, &mut report).await;
+        outcome.map(|()| report)
+    }
+
+    async fn round(
+        &mut self,
+        handler: &mut impl ShardHandler,
+        report: &mut TickReport,
+    ) -> Result<()> {
         self.meta.heartbeat(&self.node, self.ttl).await?;
         let live: Vec<String> = self
             .meta
@@ -128,29 +146,59 @@ impl Keeper {
             .into_iter()
             .map(|n| n.node_id)
             .collect();
-        self.renew(handler, &mut report).await?;
+        self.renew(handler, report).await?;
         let me = self.node.node_id.clone();
         let mine = |shard: u32| owner_of(shard, &live) == Some(me.as_str());
         let to_hand_off: Vec<u32> = self.held.keys().copied().filter(|&s| !mine(s)).collect();
         for shard in to_hand_off {
-            self.hand_off(shard, handler, &mut report).await?;
+            self.hand_off(shard, handler, report).await?;
         }
         let to_take: Vec<u32> = (0..self.shards)
             .filter(|&s| mine(s) && !self.held.contains_key(&s))
             .collect();
         for shard in to_take {
+            let sent = Instant::now();
             match self.meta.acquire(&shard_lease(shard), &me, self.ttl).await {
                 Ok(lease) => {
                     handler.gained(shard, &lease).await;
                     info!(shard, epoch = lease.epoch, "shard gained");
                     self.held.insert(shard, lease);
+                    self.valid_until.insert(shard, sent + self.safe_ttl());
                     report.gained.push(shard);
                 }
                 Err(Error::Held { .. }) => report.waiting.push(shard),
                 Err(e) => return Err(e),
             }
         }
-        Ok(report)
+        Ok(())
+    }
+
+    /// The part of the lease time this node counts on.
+    fn safe_ttl(&self) -> Duration {
+        self.ttl - self.ttl / 10
+    }
+
+    /// Drops every shard whose lease may have run out by now.
+    async fn drop_expired(&mut self, handler: &mut impl ShardHandler, report: &mut TickReport) {
+        let now = Instant::now();
+        let expired: Vec<u32> = self
+            .valid_until
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(&s, _)| s)
+            .collect();
+        for shard in expired {
+            self.valid_until.remove(&shard);
+            if let Some(lease) = self.held.remove(&shard) {
+                warn!(
+                    shard,
+                    epoch = lease.epoch,
+                    "shard lease not renewed in time: stopped"
+                );
+                handler.lost(shard, &lease).await;
+                report.lost.push(shard);
+            }
+        }
     }
 
     /// Gives every shard back (flushing each through `handler`) and
@@ -173,6 +221,7 @@ impl Keeper {
             return Ok(());
         }
         let leases: Vec<&Lease> = self.held.values().collect();
+        let sent = Instant::now();
         let renewed: HashSet<String> = self
             .meta
             .renew_all(&leases, self.ttl)
@@ -185,7 +234,12 @@ impl Keeper {
             .filter(|(_, l)| !renewed.contains(&l.name))
             .map(|(&s, _)| s)
             .collect();
+        let until = sent + self.safe_ttl();
+        for until_of in self.valid_until.values_mut() {
+            *until_of = until;
+        }
         for shard in gone {
+            self.valid_until.remove(&shard);
             if let Some(lease) = self.held.remove(&shard) {
                 warn!(shard, epoch = lease.epoch, "shard lease lost");
                 handler.lost(shard, &lease).await;
@@ -212,6 +266,7 @@ impl Keeper {
         self.meta.release(lease).await?;
         info!(shard, epoch = lease.epoch, "shard handed off");
         self.held.remove(&shard);
+        self.valid_until.remove(&shard);
         report.released.push(shard);
         Ok(())
     }

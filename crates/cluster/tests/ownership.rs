@@ -249,3 +249,38 @@ async fn a_clean_shutdown_moves_shards_at_once_and_a_failed_flush_keeps_them() -
     assert_eq!(report.waiting, b_had);
     Ok(())
 }
+
+#[tokio::test]
+async fn without_postgres_an_ingester_stops_serving_when_its_leases_may_have_run_out()
+-> anyhow::Result<()> {
+    let mut pg = Postgres::start()?;
+    let ttl = Duration::from_secs(2);
+    let mut a = node(&pg, "ingester-a", ttl).await?;
+    settle(&mut [&mut a], Duration::from_secs(20)).await?;
+    // The last renewal is sent after this instant.
+    let renewed = Instant::now();
+    a.tick().await?;
+    assert_eq!(a.held().len(), SHARDS as usize);
+    // PostgreSQL goes away: no renewal can succeed, and once it is back
+    // another node may take the leases as soon as they expire there.
+    pg.kill();
+    let start = Instant::now();
+    while !a.held().is_empty() {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(20), "shards kept");
+        assert!(
+            a.tick().await.is_err(),
+            "a tick succeeded without PostgreSQL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Not before nine tenths of the lease time after the last renewal.
+    assert!(
+        renewed.elapsed() >= ttl - ttl / 10,
+        "{:?}",
+        renewed.elapsed()
+    );
+    let mut lost = a.handler.lost.clone();
+    lost.sort_unstable();
+    assert_eq!(lost, (0..SHARDS).collect::<Vec<_>>());
+    Ok(())
+}
