@@ -201,6 +201,30 @@ impl Keeper {
         }
     }
 
+    /// Ticks every third of the lease time until `stop` completes, then
+    /// shuts down cleanly: what an ingester runs for its whole life. A
+    /// failed round is logged and the next one tries again.
+    pub async fn run(
+        mut self,
+        handler: &mut impl ShardHandler,
+        stop: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let mut every = tokio::time::interval(self.ttl / 3);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = every.tick() => {
+                    if let Err(e) = self.tick(handler).await {
+                        warn!(error = %e, "shard ownership round failed");
+                    }
+                }
+            }
+        }
+        self.shutdown(handler).await
+    }
+
     /// Gives every shard back (flushing each through `handler`) and
     /// leaves the live nodes: a clean shutdown moves shards at once.
     pub async fn shutdown(mut self, handler: &mut impl ShardHandler) -> Result<()> {

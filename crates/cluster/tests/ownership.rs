@@ -284,3 +284,48 @@ async fn without_postgres_an_ingester_stops_serving_when_its_leases_may_have_run
     assert_eq!(lost, (0..SHARDS).collect::<Vec<_>>());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_running_keeper_takes_its_shards_and_gives_them_back_when_stopped() -> anyhow::Result<()>
+{
+    let pg = Postgres::start()?;
+    let Node {
+        keeper,
+        mut handler,
+    } = node(&pg, "ingester-a", Duration::from_secs(3)).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let outcome = keeper
+            .run(&mut handler, async {
+                let _ = stopped.await;
+            })
+            .await;
+        (outcome, handler)
+    });
+    let meta = Meta::connect(&pg.url()).await?;
+    let start = Instant::now();
+    while meta.shard_owners().await?.len() < SHARDS as usize {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "shards not taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        meta.shard_owners()
+            .await?
+            .iter()
+            .all(|o| o.node_id == "ingester-a")
+    );
+    let _ = stop.send(());
+    let (outcome, handler) = running.await?;
+    outcome?;
+    // Every shard handed back, the node gone from the live ones: a
+    // successor need not wait for anything to expire.
+    let mut released = handler.released.clone();
+    released.sort_unstable();
+    assert_eq!(released, (0..SHARDS).collect::<Vec<_>>());
+    assert!(meta.shard_owners().await?.is_empty());
+    assert!(meta.live_nodes(&[Role::Ingester]).await?.is_empty());
+    Ok(())
+}
