@@ -16,6 +16,7 @@ mod manifest;
 mod membership;
 mod meta;
 mod ownership;
+mod route;
 mod shard;
 mod wal;
 
@@ -26,5 +27,6 @@ pub use manifest::{BlockRow, Flush};
 pub use membership::{Node, Role, ShardOwner};
 pub use meta::Meta;
 pub use ownership::{Keeper, ShardHandler, TickReport, owner_of};
+pub use route::{ShardPoints, split_by_shard};
 pub use shard::shard_of;
 pub use wal::{JetStreamWal, WalConfig, WalEntry};
