@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use sundial_codec::value::{FIRST_FREE_TAG, get_tagged_value, put_value};
 use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
-use sundial_model::{FieldValue, NumberText, SeriesKey, ValueInput, WritePoint};
+use sundial_model::{NumberText, SeriesKey, ValueInput, WritePoint};
 
 const MAGIC: &[u8; 4] = b"SDF1";
 
@@ -172,40 +173,12 @@ fn get_key(input: &mut &[u8]) -> Result<SeriesKey, sundial_codec::Error> {
     Ok(SeriesKey::new(metric, tags))
 }
 
-// Value tags: 0-5 a typed value, 6 a text value, then its number reading.
-const LONG: u8 = 0;
-const DOUBLE: u8 = 1;
-const FALSE: u8 = 2;
-const TRUE: u8 = 3;
-const STRING: u8 = 4;
-const BYTES: u8 = 5;
-const TEXT: u8 = 6;
+// A value is a stored value's tag and bytes (`sundial_codec::value`), or
+// TEXT: an untyped text, then how it reads as a number.
+const TEXT: u8 = FIRST_FREE_TAG;
 const NOT_NUMERIC: u8 = 0;
 const NUMBER: u8 = 1;
 const INVALID: u8 = 2;
-
-fn put_value(out: &mut Vec<u8>, v: &FieldValue) {
-    match v {
-        FieldValue::Long(i) => {
-            out.push(LONG);
-            put(out, zigzag(*i));
-        }
-        FieldValue::Double(d) => {
-            out.push(DOUBLE);
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        FieldValue::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
-        FieldValue::String(s) => {
-            out.push(STRING);
-            put_str(out, s);
-        }
-        FieldValue::Bytes(b) => {
-            out.push(BYTES);
-            put(out, b.len() as u64);
-            out.extend_from_slice(b);
-        }
-    }
-}
 
 fn put_input(out: &mut Vec<u8>, v: &ValueInput) {
     match v {
@@ -225,27 +198,10 @@ fn put_input(out: &mut Vec<u8>, v: &ValueInput) {
     }
 }
 
-fn get_value(tag: u8, input: &mut &[u8]) -> Result<FieldValue, sundial_codec::Error> {
-    Ok(match tag {
-        LONG => FieldValue::Long(unzigzag(get(input)?)),
-        DOUBLE => FieldValue::Double(f64::from_le_bytes(
-            take(input, 8)?.try_into().map_err(|_| invalid("double"))?,
-        )),
-        FALSE => FieldValue::Bool(false),
-        TRUE => FieldValue::Bool(true),
-        STRING => FieldValue::String(get_str(input)?),
-        BYTES => {
-            let len = get_usize(input)?;
-            FieldValue::Bytes(take(input, len)?.to_vec())
-        }
-        _ => return Err(invalid("value tag")),
-    })
-}
-
 fn get_input(input: &mut &[u8]) -> Result<ValueInput, sundial_codec::Error> {
     let tag = take(input, 1)?[0];
     if tag != TEXT {
-        return get_value(tag, input).map(ValueInput::Typed);
+        return get_tagged_value(tag, input).map(ValueInput::Typed);
     }
     let text = get_str(input)?;
     let number = match take(input, 1)?[0] {
@@ -253,7 +209,7 @@ fn get_input(input: &mut &[u8]) -> Result<ValueInput, sundial_codec::Error> {
         INVALID => NumberText::Invalid,
         NUMBER => {
             let tag = take(input, 1)?[0];
-            NumberText::Number(get_value(tag, input)?)
+            NumberText::Number(get_tagged_value(tag, input)?)
         }
         _ => return Err(invalid("text reading")),
     };

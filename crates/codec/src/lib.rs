@@ -17,6 +17,7 @@
 pub mod fuzz;
 mod numeric;
 mod timestamps;
+pub mod value;
 pub mod varint;
 
 pub use numeric::{

@@ -106,27 +106,7 @@ impl BatchEncoder {
         put_varint(out, u64::from(series.0));
         put_varint(out, u64::from(field));
         put_varint(out, zigzag(ts));
-        match value {
-            FieldValue::Long(v) => {
-                out.push(0);
-                put_varint(out, zigzag(*v));
-            }
-            FieldValue::Double(v) => {
-                out.push(1);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            FieldValue::Bool(false) => out.push(2),
-            FieldValue::Bool(true) => out.push(3),
-            FieldValue::String(s) => {
-                out.push(4);
-                put_str(out, s);
-            }
-            FieldValue::Bytes(b) => {
-                out.push(5);
-                put_varint(out, b.len() as u64);
-                out.extend_from_slice(b);
-            }
-        }
+        sundial_codec::value::put_value(out, value);
     }
 
     /// The payload; the encoder is reset for reuse.
@@ -178,23 +158,7 @@ pub(crate) fn decode_batch(mut input: &[u8]) -> Result<Batch, String> {
             return Err(format!("field index {field} out of range"));
         }
         let timestamp = unzigzag(get_varint(input)?);
-        let value = match take(input, 1)?[0] {
-            0 => FieldValue::Long(unzigzag(get_varint(input)?)),
-            1 => {
-                let b = take(input, 8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                FieldValue::Double(f64::from_le_bytes(a))
-            }
-            2 => FieldValue::Bool(false),
-            3 => FieldValue::Bool(true),
-            4 => FieldValue::String(get_str(input)?),
-            5 => {
-                let len = usize::try_from(get_varint(input)?).map_err(|_| "length overflow")?;
-                FieldValue::Bytes(take(input, len)?.to_vec())
-            }
-            t => return Err(format!("unknown value tag {t}")),
-        };
+        let value = sundial_codec::value::get_value(input).map_err(|e| e.to_string())?;
         points.push(BatchPoint {
             series: SeriesId(series),
             field,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::fuzz::facts;
+use sundial_model::FieldValue;
 
 fn key(metric: &str, tags: &[(&str, &str)]) -> Arc<SeriesKey> {
     Arc::new(SeriesKey::new(
