@@ -35,6 +35,26 @@ pub enum Error {
         #[source]
         error: crate::frame::FrameError,
     },
+    /// The shard's storage failed (opening, writing, flushing, the
+    /// object store).
+    #[error(transparent)]
+    Storage(#[from] sundial_storage::Error),
+    /// A write for a shard this node does not own (the router's view of
+    /// the owners is out of date).
+    #[error("shard {shard} is not owned by this node")]
+    NotOwner { shard: u32 },
+    /// The shard is moving to another node: retry once the move is done.
+    #[error("shard {shard} is moving to another node")]
+    Moving { shard: u32 },
+    /// A write routed under an earlier (or later) owner's lease epoch.
+    #[error("shard {shard} write carries epoch {sent}, the owner's is {current}")]
+    StaleEpoch { shard: u32, sent: i64, current: i64 },
+    /// A frame named a database that cannot exist.
+    #[error("invalid database name {0:?}")]
+    BadDatabase(String),
+    /// A storage task ended without an answer (it panicked).
+    #[error("internal: {0}")]
+    Internal(String),
     /// The database schema is newer than this binary knows.
     #[error("metadata schema version {found} is newer than this binary's {known}")]
     SchemaTooNew { found: i32, known: i32 },

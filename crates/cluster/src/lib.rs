@@ -11,6 +11,7 @@ mod error;
 mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
+mod ingest;
 mod lease;
 mod manifest;
 mod membership;
@@ -22,8 +23,9 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use frame::{FrameError, ShardBatch, decode as decode_frame, encode as encode_frame};
+pub use ingest::{Ingester, IngesterConfig};
 pub use lease::{Lease, compactor_lease, shard_lease};
-pub use manifest::{BlockRow, Flush};
+pub use manifest::{BlockRow, Flush, ShardPosition};
 pub use membership::{Node, Role, ShardOwner};
 pub use meta::Meta;
 pub use ownership::{Keeper, ShardHandler, TickReport, owner_of};

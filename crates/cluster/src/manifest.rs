@@ -29,6 +29,18 @@ pub struct Flush<'a> {
     /// The write-ahead-log position the blocks cover: a new owner replays
     /// from here.
     pub wal_flushed: u64,
+    /// The objects holding the database's state files (catalog, block
+    /// list) as of this flush.
+    pub checkpoint: &'a [String],
+}
+
+/// How far one database of a shard is flushed, and where its state is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPosition {
+    pub database: String,
+    pub flushed: u64,
+    /// The objects holding its state files as of that flush.
+    pub checkpoint: Vec<String>,
 }
 
 impl Meta {
@@ -48,13 +60,17 @@ impl Meta {
             insert_block(&tx, b, lease.epoch).await?;
         }
         tx.execute(
-            "INSERT INTO wal_positions (database, shard, flushed) VALUES ($1, $2, $3)
+            "INSERT INTO wal_positions (database, shard, flushed, checkpoint)
+             VALUES ($1, $2, $3, $4)
              ON CONFLICT (database, shard) DO UPDATE
-               SET flushed = greatest(wal_positions.flushed, excluded.flushed)",
+               SET flushed = greatest(wal_positions.flushed, excluded.flushed),
+                   checkpoint = CASE WHEN excluded.flushed >= wal_positions.flushed
+                       THEN excluded.checkpoint ELSE wal_positions.checkpoint END",
             &[
                 &flush.database,
                 &pg_int(flush.shard),
                 &pg_bigint(flush.wal_flushed),
+                &flush.checkpoint,
             ],
         )
         .await?;
@@ -120,6 +136,28 @@ impl Meta {
             )
             .await?
             .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+}
+
+impl Meta {
+    /// Every database of `shard` with a recorded flush, by name.
+    pub async fn shard_positions(&self, shard: u32) -> Result<Vec<ShardPosition>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT database, flushed, checkpoint FROM wal_positions
+                 WHERE shard = $1 ORDER BY database",
+                &[&pg_int(shard)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ShardPosition {
+                database: r.get(0),
+                flushed: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                checkpoint: r.get(2),
+            })
+            .collect())
     }
 }
 

@@ -43,8 +43,9 @@ pub fn owner_of(shard: u32, nodes: &[String]) -> Option<&str> {
 /// What a node does when it gains or gives up a shard.
 pub trait ShardHandler: Send {
     /// The shard is now this node's under `lease`: replay its WAL from
-    /// the flushed position and start taking writes.
-    fn gained(&mut self, shard: u32, lease: &Lease) -> impl Future<Output = ()> + Send;
+    /// the flushed position and start taking writes. On an error the
+    /// lease is released again and a later tick tries anew.
+    fn gained(&mut self, shard: u32, lease: &Lease) -> impl Future<Output = Result<()>> + Send;
 
     /// The shard should move to another node: stop taking writes and
     /// flush it. The lease is released only when this succeeds.
@@ -64,6 +65,9 @@ pub struct TickReport {
     pub lost: Vec<u32>,
     /// Shards this node should own whose lease someone else still holds.
     pub waiting: Vec<u32>,
+    /// Shards whose lease was granted but which could not be opened
+    /// (their lease was released again).
+    pub failed: Vec<u32>,
 }
 
 impl TickReport {
@@ -72,6 +76,7 @@ impl TickReport {
             && self.released.is_empty()
             && self.lost.is_empty()
             && self.waiting.is_empty()
+            && self.failed.is_empty()
     }
 }
 
@@ -160,7 +165,12 @@ impl Keeper {
             let sent = Instant::now();
             match self.meta.acquire(&shard_lease(shard), &me, self.ttl).await {
                 Ok(lease) => {
-                    handler.gained(shard, &lease).await;
+                    if let Err(e) = handler.gained(shard, &lease).await {
+                        warn!(shard, error = %e, "cannot open the gained shard; lease released");
+                        self.meta.release(&lease).await?;
+                        report.failed.push(shard);
+                        continue;
+                    }
                     info!(shard, epoch = lease.epoch, "shard gained");
                     self.held.insert(shard, lease);
                     self.valid_until.insert(shard, sent + self.safe_ttl());

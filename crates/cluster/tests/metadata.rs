@@ -138,6 +138,7 @@ async fn a_fenced_owner_cannot_record_a_flush() -> anyhow::Result<()> {
         shard: 5,
         blocks: &late,
         wal_flushed: 40,
+        checkpoint: &[],
     };
     match stale.commit_flush(&old, &flush).await {
         Err(Error::Fenced { current, .. }) => assert_eq!(current, Some(new.epoch)),
@@ -167,6 +168,7 @@ async fn a_fenced_owner_cannot_record_a_flush() -> anyhow::Result<()> {
             shard: 5,
             blocks,
             wal_flushed: wal,
+            checkpoint: &[],
         };
         owner.commit_flush(&new, &flush).await?;
     }
@@ -194,6 +196,7 @@ async fn compaction_swaps_blocks_all_or_nothing_under_its_lease() -> anyhow::Res
         shard: 1,
         blocks: &flushed,
         wal_flushed: 10,
+        checkpoint: &[],
     };
     meta.commit_flush(&shard, &flush).await?;
     let compactor = meta
@@ -273,6 +276,7 @@ async fn queriers_prune_blocks_by_database_shard_and_time() -> anyhow::Result<()
                 shard,
                 blocks,
                 wal_flushed: 1,
+                checkpoint: &[],
             };
             meta.commit_flush(&lease, &flush).await?;
         }

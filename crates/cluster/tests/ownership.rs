@@ -25,8 +25,9 @@ struct Recorder {
 }
 
 impl ShardHandler for Recorder {
-    async fn gained(&mut self, shard: u32, _: &Lease) {
+    async fn gained(&mut self, shard: u32, _: &Lease) -> sundial_cluster::Result<()> {
         self.gained.push(shard);
+        Ok(())
     }
 
     async fn releasing(&mut self, shard: u32, lease: &Lease) -> sundial_cluster::Result<()> {

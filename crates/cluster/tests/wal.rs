@@ -112,6 +112,7 @@ async fn a_new_owner_replays_what_the_last_flush_did_not_cover() -> anyhow::Resu
                 shard,
                 blocks: std::slice::from_ref(&block),
                 wal_flushed: flushed,
+                checkpoint: &[],
             },
         )
         .await?;

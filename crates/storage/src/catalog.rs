@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use sundial_model::SeriesKey;
 use tracing::warn;
 
+/// The catalog's file name in a database directory.
+pub(crate) const FILE: &str = "series.cat";
 const MAGIC: &[u8; 8] = b"SDCAT002";
 /// Records hold the batch payload itself; such catalogs are rewritten in
 /// the current format at open.
@@ -40,7 +42,7 @@ impl Catalog {
     /// A torn last record is cut off with a warning: its series are still
     /// defined in the WAL, which is deleted only after a complete append.
     pub(crate) fn open(vfs: &Vfs, dir: &Path) -> Result<(Self, Vec<(SeriesId, SeriesKey)>)> {
-        let path = dir.join("series.cat");
+        let path = dir.join(FILE);
         let io = |op, e| Error::io(op, &path, e);
         let existed = path.exists();
         let mut file = vfs

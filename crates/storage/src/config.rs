@@ -45,6 +45,13 @@ pub struct Config {
     /// the engine): where its snapshots live, whose objects stay.
     #[serde(skip)]
     pub engine_dir: Option<PathBuf>,
+    /// The blocks are a cluster's (docs/cluster.md): its compactor merges
+    /// and expires them and deletes objects no manifest names, so this
+    /// database never compacts, never drops expired blocks (queries still
+    /// hide expired points) and never sweeps its store's prefix (another
+    /// owner's upload there may be about to be recorded).
+    #[serde(skip)]
+    pub blocks_shared: bool,
     pub fsync: FsyncPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_bytes: u64,
@@ -113,6 +120,7 @@ impl Default for Config {
             cache_bytes: 256 << 20,
             remote: None,
             engine_dir: None,
+            blocks_shared: false,
             fsync: FsyncPolicy::Always,
             wal_segment_bytes: 8 << 20,
             flush_wal_bytes: 32 << 20,

@@ -268,6 +268,21 @@ impl Db {
         self.write_points(points, sync, Atomic::Groups(rules.groups), rules.vetoed)
     }
 
+    /// Whether a write would be taken now, or the busy (or failed)
+    /// error it would get: for callers that log a write elsewhere before
+    /// storing it.
+    pub fn check_room(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.inner.wal.check_room()?;
+        let limit_points = self.inner.config.max_head_points;
+        if self.inner.head.read().point_count() >= limit_points {
+            return Err(Error::HeadFull { limit_points });
+        }
+        Ok(())
+    }
+
     fn write_points(
         &self,
         mut points: Vec<WritePoint>,
@@ -485,10 +500,14 @@ impl Db {
     /// Stops taking writes, flushes, and stops the background threads.
     /// Blocking; call from a blocking context.
     pub fn close(&self) {
+        self.close_with(true);
+    }
+
+    fn close_with(&self, flush_head: bool) {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Err(e) = flush(&self.inner) {
+        if flush_head && let Err(e) = flush(&self.inner) {
             error!(error = %e, "flush at shutdown failed; the WAL keeps the data");
         }
         self.inner.wal.stop();
@@ -645,9 +664,11 @@ impl wal::Hooks for Applier {
 mod activity;
 pub(crate) mod blocks;
 pub use activity::WorkDone;
+pub use handover::{RemoteBlock, restore_handover};
 mod capture;
 mod check;
 mod flush;
+mod handover;
 mod recover;
 mod retention;
 

@@ -28,7 +28,7 @@ use sundial_index::RoaringBitmap;
 use sundial_model::Timestamp;
 use tracing::info;
 
-const HIDDEN_FILE: &str = "series.hidden";
+pub(crate) const HIDDEN_FILE: &str = "series.hidden";
 
 /// What to delete: points of these series in `[start, end]`, of the named
 /// fields or of every field.

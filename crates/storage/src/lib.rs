@@ -39,7 +39,9 @@ pub fn decoded_chunk_cache_counts() -> CacheCounts {
     block::cache::CACHE.counts()
 }
 pub use config::{Config, FsyncPolicy};
-pub use db::{Commit, Db, LevelStatus, Rules, Status, WorkDone, Written};
+pub use db::{
+    Commit, Db, LevelStatus, RemoteBlock, Rules, Status, WorkDone, Written, restore_handover,
+};
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;

@@ -42,7 +42,9 @@ pub struct RemoteStore {
     shared: Arc<Shared>,
     /// `<prefix>/<database>` once [`RemoteStore::database`] chose one.
     prefix: ObjectPath,
-    database: Option<String>,
+    /// The path below the store's URL (`<group>/<database>`), for
+    /// [`RemoteStore::location`]; empty at the root.
+    below: String,
     /// Blocks this large or larger go up in parts.
     multipart_bytes: usize,
 }
@@ -158,7 +160,7 @@ impl RemoteStore {
                 chunk_bytes: AtomicU64::new(0),
             }),
             prefix,
-            database: None,
+            below: String::new(),
             multipart_bytes: MULTIPART_BYTES,
         })
     }
@@ -173,19 +175,35 @@ impl RemoteStore {
     /// The same store under `prefix/name` (a database's blocks, a
     /// backup's parts).
     pub fn database(&self, name: &str) -> Self {
+        self.below(name)
+    }
+
+    /// The same store under `prefix/group`, whose databases are then
+    /// `prefix/group/<database>` (a cluster keeps each shard's databases
+    /// in a group of their own). The cache is shared.
+    pub fn group(&self, group: &str) -> Self {
+        self.below(group)
+    }
+
+    fn below(&self, name: &str) -> Self {
         Self {
             shared: self.shared.clone(),
             prefix: self.prefix.clone().join(name),
-            database: Some(name.to_owned()),
+            below: if self.below.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}/{name}", self.below)
+            },
             multipart_bytes: self.multipart_bytes,
         }
     }
 
     /// Where this database's blocks live, as a URL.
     pub fn location(&self) -> String {
-        match &self.database {
-            Some(name) => format!("{}/{name}", self.shared.url),
-            None => self.shared.url.clone(),
+        if self.below.is_empty() {
+            self.shared.url.clone()
+        } else {
+            format!("{}/{}", self.shared.url, self.below)
         }
     }
 

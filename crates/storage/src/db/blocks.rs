@@ -118,7 +118,9 @@ pub(super) fn open_all(config: &Config) -> Result<Vec<Block>> {
             blocks.iter().filter_map(Block::manifest_entry).collect();
         manifest::write(&config.vfs, dir, &store.location(), &entries)?;
     }
-    sweep(config, store, &blocks);
+    if !config.blocks_shared {
+        sweep(config, store, &blocks);
+    }
     Ok(blocks)
 }
 

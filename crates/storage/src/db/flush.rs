@@ -69,6 +69,9 @@ pub(super) fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
         if let Err(e) = flushed {
             error!(error = %e, "periodic flush failed; will retry");
         }
+        if inner.config.blocks_shared {
+            continue;
+        }
         if let Err(e) = compact::maintain(&inner, false) {
             error!(error = %e, "compaction failed; blocks are unchanged");
         }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use std::sync::atomic::Ordering;
 
 /// The file an admin-set retention is kept in: decimal seconds.
-const FILE: &str = "retention";
+pub(super) const FILE: &str = "retention";
 
 /// The retention a database opens with: the kept one, else the config's.
 pub(super) fn load(config: &Config) -> Result<u64> {

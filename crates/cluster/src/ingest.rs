@@ -1,0 +1,363 @@
+//! The ingester (docs/cluster.md, "The ingester"): for every shard it
+//! owns, one local database per Sundial database, fed by frames. A frame
+//! is appended to the shard's JetStream log before its points enter the
+//! head, and answered only after both, so an acknowledged point survives
+//! the ingester. A checkpoint flushes the shard's databases to the object
+//! store, stores their state files there and records blocks, position and
+//! state in PostgreSQL under the shard's lease; a new owner restores that
+//! state and replays the log after the position. The local directories
+//! are a cache: a gained shard starts from what the object store and the
+//! log hold, never from what a node left on its disk.
+
+mod handover;
+
+use crate::frame::ShardBatch;
+use crate::{Error, JetStreamWal, Lease, Meta, Result, ShardHandler};
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use sundial_model::{WriteOutcome, WritePoint};
+use sundial_storage::{Db, RemoteStore};
+use tracing::{info, warn};
+
+/// Where an ingester keeps its shards.
+#[derive(Debug, Clone)]
+pub struct IngesterConfig {
+    /// Local directory of the shards' databases (wiped per shard when it
+    /// is gained).
+    pub dir: PathBuf,
+    /// Settings of every shard database; the ingester sets its directory,
+    /// store and `blocks_shared`.
+    pub storage: sundial_storage::Config,
+    /// A shard is checkpointed at least this often while it takes
+    /// writes (bounds what a new owner replays, in time)...
+    pub checkpoint_every: Duration,
+    /// ...and once this many points arrived since its last checkpoint
+    /// (bounds it in size, and the log's length).
+    pub checkpoint_points: usize,
+}
+
+impl IngesterConfig {
+    /// Shards under `dir` with default settings: a checkpoint every five
+    /// minutes or million points.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            storage: sundial_storage::Config::default(),
+            checkpoint_every: Duration::from_secs(300),
+            checkpoint_points: 1_000_000,
+        }
+    }
+}
+
+/// One node's ingester; clones share it (the keeper drives one clone as
+/// its [`ShardHandler`], the write path uses others).
+#[derive(Debug, Clone)]
+pub struct Ingester {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Its own connection: checkpoints run transactions on it.
+    meta: tokio::sync::Mutex<Meta>,
+    wal: JetStreamWal,
+    /// The cluster's store root: blocks under `shard-<n>/<database>/`,
+    /// state under `state-<n>/<database>/`.
+    store: RemoteStore,
+    config: IngesterConfig,
+    shards: RwLock<HashMap<u32, Arc<Shard>>>,
+}
+
+#[derive(Debug)]
+struct Shard {
+    number: u32,
+    lease: Lease,
+    /// Cleared when the shard starts moving away: writes then get
+    /// [`Error::Moving`].
+    taking_writes: AtomicBool,
+    /// Held across a write's log append and apply, so the log's order is
+    /// the heads' order, and across a checkpoint.
+    state: tokio::sync::Mutex<ShardState>,
+}
+
+#[derive(Debug, Default)]
+struct ShardState {
+    databases: BTreeMap<String, ShardDb>,
+    /// The log position of the last frame in the heads.
+    applied: u64,
+    /// The position the last checkpoint recorded.
+    flushed: u64,
+    /// Checkpoints made under this lease (names each one's objects).
+    checkpoints: u64,
+    /// Points applied since the last checkpoint, and when it was.
+    unflushed_points: usize,
+    last_checkpoint: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct ShardDb {
+    db: Db,
+    /// Blocks the manifest in PostgreSQL already lists.
+    recorded: HashSet<String>,
+    /// The state objects of the last checkpoint (deleted once a newer
+    /// one is recorded).
+    checkpoint: Vec<String>,
+}
+
+impl Ingester {
+    /// An ingester over the metadata at `postgres_url`, the log `wal` and
+    /// the cluster's object store `store`.
+    pub async fn new(
+        postgres_url: &str,
+        wal: JetStreamWal,
+        store: RemoteStore,
+        config: IngesterConfig,
+    ) -> Result<Self> {
+        let meta = Meta::connect(postgres_url).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                meta: tokio::sync::Mutex::new(meta),
+                wal,
+                store,
+                config,
+                shards: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Stores one frame: refused unless this node owns its shard under
+    /// the frame's epoch and the shard is not moving; otherwise logged in
+    /// JetStream, then applied. The outcome says which points were kept.
+    pub async fn write(&self, batch: ShardBatch) -> Result<WriteOutcome> {
+        let shard = self.shard(batch.shard)?;
+        if batch.epoch != shard.lease.epoch {
+            return Err(Error::StaleEpoch {
+                shard: shard.number,
+                sent: batch.epoch,
+                current: shard.lease.epoch,
+            });
+        }
+        let mut state = shard.state.lock().await;
+        if !shard.taking_writes.load(Ordering::Acquire) {
+            return Err(Error::Moving {
+                shard: shard.number,
+            });
+        }
+        // Opened before the append: a database that cannot exist never
+        // reaches the log.
+        let db = self
+            .database(shard.number, &mut state, &batch.database)
+            .await?;
+        // A frame logged must be applied: a full head refuses it first.
+        db.check_room()?;
+        let position = self.inner.wal.append_frame(&batch).await?;
+        state.unflushed_points += batch.points.len();
+        let outcome = apply(&db, batch.points).await?;
+        state.applied = position;
+        Ok(outcome)
+    }
+
+    /// Checkpoints each served shard once it is due (by time or points
+    /// since its last one), until `stop` completes: what an ingester runs
+    /// beside its keeper. A failed checkpoint is logged and retried.
+    pub async fn run_checkpoints(&self, stop: impl Future<Output = ()>) {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = every.tick() => {}
+            }
+            for number in self.shards() {
+                let Ok(shard) = self.shard(number) else {
+                    continue;
+                };
+                let mut state = shard.state.lock().await;
+                let config = &self.inner.config;
+                let due = state.unflushed_points >= config.checkpoint_points
+                    || state
+                        .last_checkpoint
+                        .is_none_or(|at| at.elapsed() >= config.checkpoint_every);
+                if !due || !shard.taking_writes.load(Ordering::Acquire) {
+                    continue;
+                }
+                if let Err(e) = self.checkpoint_locked(&shard, &mut state).await {
+                    warn!(shard = number, error = %e, "checkpoint failed; will retry");
+                }
+            }
+        }
+    }
+
+    /// The shards this node serves now.
+    pub fn shards(&self) -> Vec<u32> {
+        let mut shards: Vec<u32> = self.inner.shards.read().keys().copied().collect();
+        shards.sort_unstable();
+        shards
+    }
+
+    /// The lease epoch this node serves `shard` under.
+    pub fn epoch(&self, shard: u32) -> Option<i64> {
+        self.inner.shards.read().get(&shard).map(|s| s.lease.epoch)
+    }
+
+    /// `database` of `shard`, when this node serves the shard and the
+    /// database has data there (for reads).
+    pub async fn db(&self, shard: u32, database: &str) -> Option<Db> {
+        let shard = self.shard(shard).ok()?;
+        let state = shard.state.lock().await;
+        state.databases.get(database).map(|d| d.db.clone())
+    }
+
+    /// Flushes every served shard to the object store and records it
+    /// (what runs periodically, and before a shard moves).
+    pub async fn checkpoint_all(&self) -> Result<()> {
+        for number in self.shards() {
+            self.checkpoint(number).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes `shard`'s databases to the object store, records blocks,
+    /// log position and state files under the lease, then drops the log
+    /// up to that position. Writes to the shard wait meanwhile.
+    pub async fn checkpoint(&self, shard: u32) -> Result<()> {
+        let shard = self.shard(shard)?;
+        let mut state = shard.state.lock().await;
+        self.checkpoint_locked(&shard, &mut state).await
+    }
+
+    fn shard(&self, number: u32) -> Result<Arc<Shard>> {
+        self.inner
+            .shards
+            .read()
+            .get(&number)
+            .cloned()
+            .ok_or(Error::NotOwner { shard: number })
+    }
+
+    /// `name` of the shard, opened empty when it has no data here yet.
+    async fn database(&self, shard: u32, state: &mut ShardState, name: &str) -> Result<Db> {
+        if let Some(d) = state.databases.get(name) {
+            return Ok(d.db.clone());
+        }
+        if !sundial_storage::is_valid_name(name) {
+            return Err(Error::BadDatabase(name.to_owned()));
+        }
+        let db = self.open_db(shard, name, Vec::new()).await?;
+        state.databases.insert(
+            name.to_owned(),
+            ShardDb {
+                db: db.clone(),
+                recorded: HashSet::new(),
+                checkpoint: Vec::new(),
+            },
+        );
+        Ok(db)
+    }
+
+    fn shard_dir(&self, shard: u32) -> PathBuf {
+        self.inner.config.dir.join(shard_group(shard))
+    }
+
+    async fn drop_shard(&self, number: u32, flush: bool) {
+        let Some(shard) = self.inner.shards.write().remove(&number) else {
+            return;
+        };
+        shard.taking_writes.store(false, Ordering::Release);
+        let mut state = shard.state.lock().await;
+        let dbs: Vec<Db> = std::mem::take(&mut state.databases)
+            .into_values()
+            .map(|d| d.db)
+            .collect();
+        let dir = self.shard_dir(number);
+        let closed = blocking(move || {
+            for db in dbs {
+                if flush { db.close() } else { db.discard() }
+            }
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    warn!(dir = %dir.display(), error = %e, "cannot remove a shard's local files");
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = closed {
+            warn!(shard = number, error = %e, "closing a shard failed");
+        }
+    }
+}
+
+impl ShardHandler for Ingester {
+    async fn gained(&mut self, shard: u32, lease: &Lease) -> Result<()> {
+        let state = self.restore(shard).await?;
+        info!(
+            shard,
+            databases = state.databases.len(),
+            position = state.applied,
+            "shard restored"
+        );
+        let served = Arc::new(Shard {
+            number: shard,
+            lease: lease.clone(),
+            taking_writes: AtomicBool::new(true),
+            state: tokio::sync::Mutex::new(state),
+        });
+        self.inner.shards.write().insert(shard, served);
+        Ok(())
+    }
+
+    async fn releasing(&mut self, shard: u32, _: &Lease) -> Result<()> {
+        let Ok(served) = self.shard(shard) else {
+            return Ok(());
+        };
+        served.taking_writes.store(false, Ordering::Release);
+        let outcome = {
+            let mut state = served.state.lock().await;
+            self.checkpoint_locked(&served, &mut state).await
+        };
+        if let Err(e) = outcome {
+            // Kept: the keeper retries the hand-off at a later tick.
+            served.taking_writes.store(true, Ordering::Release);
+            return Err(e);
+        }
+        self.drop_shard(shard, true).await;
+        Ok(())
+    }
+
+    async fn lost(&mut self, shard: u32, _: &Lease) {
+        self.drop_shard(shard, false).await;
+    }
+}
+
+/// Writes points to a shard database and waits until they are in its
+/// head.
+async fn apply(db: &Db, points: Vec<WritePoint>) -> Result<WriteOutcome> {
+    // Durability is the log's; the local WAL only orders the head.
+    let written = db.write(points, false)?;
+    written.commit.wait().await?;
+    Ok(written.outcome)
+}
+
+/// The store group (and local directory) of a shard's databases.
+fn shard_group(shard: u32) -> String {
+    format!("shard-{shard:04}")
+}
+
+/// The store group of a shard's state files.
+fn state_group(shard: u32) -> String {
+    format!("state-{shard:04}")
+}
+
+/// Runs blocking storage work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("storage task: {e}")))?
+}
