@@ -52,6 +52,13 @@ pub enum Error {
     /// A frame named a database that cannot exist.
     #[error("invalid database name {0:?}")]
     BadDatabase(String),
+    /// A peer is overloaded or its log or metadata store failed: retry.
+    #[error("node {address} is busy: {message}")]
+    PeerBusy { address: String, message: String },
+    /// A peer could not be reached, did not answer in time, or refused a
+    /// request for another reason.
+    #[error("node {address}: {message}")]
+    Peer { address: String, message: String },
     /// A storage task ended without an answer (it panicked).
     #[error("internal: {0}")]
     Internal(String),

@@ -12,6 +12,10 @@ use sundial_codec::value::{FIRST_FREE_TAG, get_tagged_value, put_value};
 use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
 use sundial_model::{NumberText, SeriesKey, ValueInput, WritePoint};
 
+mod outcome;
+
+pub use outcome::{decode_outcome, encode_outcome};
+
 const MAGIC: &[u8; 4] = b"SDF1";
 
 /// One shard's points of one write, with what the owner checks.

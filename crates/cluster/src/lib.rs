@@ -19,10 +19,14 @@ mod meta;
 mod ownership;
 mod route;
 mod shard;
+mod transport;
 mod wal;
 
 pub use error::{Error, Result};
-pub use frame::{FrameError, ShardBatch, decode as decode_frame, encode as encode_frame};
+pub use frame::{
+    FrameError, ShardBatch, decode as decode_frame, decode_outcome, encode as encode_frame,
+    encode_outcome,
+};
 pub use ingest::{Ingester, IngesterConfig};
 pub use lease::{Lease, compactor_lease, shard_lease};
 pub use manifest::{BlockRow, Flush, ShardPosition};
@@ -31,4 +35,5 @@ pub use meta::Meta;
 pub use ownership::{Keeper, ShardHandler, TickReport, owner_of};
 pub use route::{ShardPoints, split_by_shard};
 pub use shard::shard_of;
+pub use transport::{FRAMES_PATH, FrameClient, MAX_FRAME_BYTES, ingest_routes};
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

@@ -1,0 +1,219 @@
+//! The internal write protocol (docs/cluster.md, "Between nodes"): a
+//! router posts each shard's frame to the shard's owner over HTTP/2 in
+//! clear text (prior knowledge: one connection per peer, many frames in
+//! flight on it), and gets back which points were refused. Every request
+//! carries the cluster's shared secret; a refusal names its kind in a
+//! header, so the router can tell "ask again elsewhere" (not the owner,
+//! moving, stale epoch, busy) from a bad frame.
+
+use crate::frame::{self, ShardBatch, decode_outcome, encode_outcome};
+use crate::{Error, Ingester, Result};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_model::WriteOutcome;
+
+/// Where owners take frames.
+pub const FRAMES_PATH: &str = "/internal/v1/frames";
+const FRAME_TYPE: &str = "application/x-sundial-frame";
+const OUTCOME_TYPE: &str = "application/x-sundial-outcome";
+/// Names why a frame was refused.
+const REFUSAL: &str = "x-sundial-refusal";
+/// With a stale-epoch refusal: the epoch the owner serves under.
+const EPOCH: &str = "x-sundial-epoch";
+/// The largest frame an owner takes (a router splits larger writes).
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// The routes an ingester serves its peers, under the cluster's secret.
+pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
+    let state = Arc::new(Served {
+        ingester,
+        secret: secret.to_owned(),
+    });
+    axum::Router::new()
+        .route(FRAMES_PATH, axum::routing::post(take_frame))
+        .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
+        .with_state(state)
+}
+
+struct Served {
+    ingester: Ingester,
+    secret: String,
+}
+
+async fn take_frame(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&headers, &s.secret) {
+        return refusal(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong cluster secret",
+        );
+    }
+    let batch = match frame::decode(&body) {
+        Ok(b) => b,
+        Err(e) => return refusal(StatusCode::BAD_REQUEST, "bad-frame", &e.to_string()),
+    };
+    match s.ingester.write(batch).await {
+        Ok(outcome) => (
+            [(header::CONTENT_TYPE, OUTCOME_TYPE)],
+            encode_outcome(&outcome),
+        )
+            .into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+fn refused(e: &Error) -> Response {
+    let text = e.to_string();
+    match e {
+        Error::NotOwner { .. } => refusal(StatusCode::MISDIRECTED_REQUEST, "not-owner", &text),
+        Error::Moving { .. } => refusal(StatusCode::SERVICE_UNAVAILABLE, "moving", &text),
+        Error::StaleEpoch { current, .. } => {
+            let mut r = refusal(StatusCode::MISDIRECTED_REQUEST, "stale-epoch", &text);
+            r.headers_mut().insert(EPOCH, HeaderValue::from(*current));
+            r
+        }
+        Error::BadDatabase(_) => refusal(StatusCode::BAD_REQUEST, "bad-database", &text),
+        Error::Storage(s) if s.class() == sundial_storage::ErrorClass::Busy => {
+            refusal(StatusCode::SERVICE_UNAVAILABLE, "busy", &text)
+        }
+        Error::Storage(s) if s.class() == sundial_storage::ErrorClass::InvalidInput => {
+            refusal(StatusCode::BAD_REQUEST, "invalid", &text)
+        }
+        Error::Storage(s) if s.class() == sundial_storage::ErrorClass::Quota => {
+            refusal(StatusCode::TOO_MANY_REQUESTS, "quota", &text)
+        }
+        // The log or the metadata store failing is the owner's trouble:
+        // the write may go through after a retry.
+        Error::Wal(_) | Error::Postgres(_) => {
+            refusal(StatusCode::SERVICE_UNAVAILABLE, "busy", &text)
+        }
+        _ => refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", &text),
+    }
+}
+
+fn refusal(status: StatusCode, kind: &'static str, message: &str) -> Response {
+    let mut r = (status, message.to_owned()).into_response();
+    r.headers_mut()
+        .insert(REFUSAL, HeaderValue::from_static(kind));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn authorized(headers: &HeaderMap, secret: &str) -> bool {
+    let Some(sent) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Constant time in the secret's bytes: timing tells nothing of it.
+    sent.len() == secret.len()
+        && sent
+            .bytes()
+            .zip(secret.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Sends frames to their owners; clones share the connections.
+#[derive(Debug, Clone)]
+pub struct FrameClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    secret: Arc<str>,
+    timeout: Duration,
+}
+
+impl FrameClient {
+    /// A client presenting `secret`, giving up on a frame after `timeout`.
+    pub fn new(secret: &str, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+        Self {
+            client,
+            secret: secret.into(),
+            timeout,
+        }
+    }
+
+    /// Sends `batch` to the owner at `address` (`host:port`): which of its
+    /// points the owner refused, or why it refused the whole frame.
+    pub async fn send(&self, address: &str, batch: &ShardBatch) -> Result<WriteOutcome> {
+        let request = axum::http::Request::post(format!("http://{address}{FRAMES_PATH}"))
+            .header(header::CONTENT_TYPE, FRAME_TYPE)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.secret))
+            .body(Full::new(Bytes::from(frame::encode(batch))))
+            .map_err(|e| peer(address, e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| peer(address, e.to_string()))?;
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| peer(address, e.to_string()))?
+                .to_bytes();
+            Ok::<_, Error>((parts, body))
+        };
+        let (parts, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| peer(address, format!("no answer in {:?}", self.timeout)))??;
+        if parts.status.is_success() {
+            return decode_outcome(&body, batch.points.len())
+                .map_err(|e| peer(address, format!("bad answer: {e}")));
+        }
+        let kind = parts
+            .headers
+            .get(REFUSAL)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let message = String::from_utf8_lossy(&body).into_owned();
+        Err(match kind {
+            "not-owner" => Error::NotOwner { shard: batch.shard },
+            "moving" => Error::Moving { shard: batch.shard },
+            "stale-epoch" => Error::StaleEpoch {
+                shard: batch.shard,
+                sent: batch.epoch,
+                current: parts
+                    .headers
+                    .get(EPOCH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or_default(),
+            },
+            "bad-database" => Error::BadDatabase(batch.database.clone()),
+            "busy" => Error::PeerBusy {
+                address: address.to_owned(),
+                message,
+            },
+            _ => Error::Peer {
+                address: address.to_owned(),
+                message: format!("{}: {message}", parts.status),
+            },
+        })
+    }
+}
+
+fn peer(address: &str, message: String) -> Error {
+    Error::Peer {
+        address: address.to_owned(),
+        message,
+    }
+}
