@@ -26,6 +26,10 @@ pub struct WalConfig {
     pub replicas: usize,
     /// How long JetStream remembers a batch id for deduplication.
     pub duplicate_window: std::time::Duration,
+    /// How long a request (an append's acknowledgement included) may
+    /// wait before it fails; while a lost server's streams elect new
+    /// leaders, requests fail until they have.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for WalConfig {
@@ -35,6 +39,7 @@ impl Default for WalConfig {
             subject_prefix: "sundial.wal".into(),
             replicas: 1,
             duplicate_window: std::time::Duration::from_secs(120),
+            request_timeout: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -58,10 +63,15 @@ pub struct JetStreamWal {
 impl JetStreamWal {
     /// Connects to `url`; a shard's stream is created on its first use
     /// (an existing one is used as it is).
+    /// `url` may list several servers of one NATS cluster, comma
+    /// separated: any one that answers will do.
     pub async fn connect(url: &str, config: &WalConfig) -> Result<Self> {
-        let client = async_nats::connect(url).await.map_err(nats)?;
+        let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+        let client = async_nats::connect(servers).await.map_err(nats)?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(config.request_timeout);
         Ok(Self {
-            js: jetstream::new(client),
+            js,
             config: config.clone(),
             streams: Default::default(),
         })
@@ -90,6 +100,14 @@ impl JetStreamWal {
             .map_err(nats)?;
         streams.insert(shard, created.clone());
         Ok(created)
+    }
+
+    /// The server leading `shard`'s stream (its replicated group), once
+    /// one is elected.
+    pub async fn leader(&self, shard: u32) -> Result<Option<String>> {
+        let mut stream = self.stream(shard).await?;
+        let info = stream.info().await.map_err(nats)?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
     }
 
     /// Appends one batch to `shard`'s log and waits until JetStream has

@@ -5,9 +5,10 @@
 //! the server, truncation after a flush, and the hand-over through the
 //! manifest's flushed position (PostgreSQL).
 
+use anyhow::Context;
 use bytes::Bytes;
 use sundial_cluster::{BlockRow, Flush, JetStreamWal, Meta, WalConfig, shard_lease};
-use sundial_testkit::nats::Nats;
+use sundial_testkit::nats::{Nats, NatsCluster};
 use sundial_testkit::postgres::Postgres;
 
 /// A batch's payload as an ingester would frame it: here, text naming
@@ -188,5 +189,99 @@ async fn frames_replay_as_sent_and_damage_is_named() -> anyhow::Result<()> {
         Err(Error::DamagedWal { position, .. }) => assert_eq!(position, bad),
         other => anyhow::bail!("a damaged log replayed: {other:?}"),
     }
+    Ok(())
+}
+
+/// Retries `op` until it succeeds, up to a bound: while a lost server's
+/// streams and the metadata elect new leaders (seconds), requests time
+/// out; an append retried with its batch id lands once.
+async fn retrying<T, F: Future<Output = sundial_cluster::Result<T>>>(
+    what: &str,
+    mut op: impl FnMut() -> F,
+) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("{what} retried: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(what.to_owned())),
+        }
+    }
+}
+
+/// Three NATS servers, streams with three replicas: losing the stream's
+/// leader loses no acknowledged batch, another is elected and appends go
+/// on; with two of three gone
+/// appends fail (no quorum) rather than being acknowledged unsafely, and
+/// resume once a server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_log_survives_a_lost_server() -> anyhow::Result<()> {
+    let mut cluster = tokio::task::spawn_blocking(|| NatsCluster::start(3)).await??;
+    let config = WalConfig {
+        replicas: 3,
+        request_timeout: std::time::Duration::from_secs(1),
+        ..WalConfig::default()
+    };
+    let wal = JetStreamWal::connect(&cluster.urls(), &config).await?;
+    let mut want: Vec<Bytes> = Vec::new();
+    for n in 0..10 {
+        wal.append(0, &format!("r{n}"), batch(0, n))
+            .await
+            .context("append with all three up")?;
+        want.push(batch(0, n));
+    }
+    // The stream's leader dies: another is elected, nothing
+    // acknowledged is lost, appends go on.
+    let leader = wal.leader(0).await?.context("the stream has no leader")?;
+    let lost: usize = leader
+        .strip_prefix('n')
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("leader {leader:?} is not one of ours"))?;
+    tokio::task::block_in_place(|| cluster.kill(lost));
+    let wal = JetStreamWal::connect(&cluster.urls(), &config).await?;
+    let replayed = retrying("replay without the leader", || wal.replay(0, 0)).await?;
+    assert_eq!(payloads(&replayed), want);
+    for n in 10..15 {
+        let id = format!("r{n}");
+        retrying("append without the leader", || {
+            wal.append(0, &id, batch(0, n))
+        })
+        .await?;
+        want.push(batch(0, n));
+    }
+    assert_eq!(payloads(&wal.replay(0, 0).await?), want);
+    let new_leader = retrying("a new leader", || wal.leader(0)).await?;
+    assert!(new_leader.is_some_and(|l| l != leader));
+    tokio::task::block_in_place(|| cluster.restart(lost))?;
+
+    // Two of three down: no quorum, so no acknowledgement.
+    let survivor = (lost + 1) % 3;
+    tokio::task::block_in_place(|| {
+        for i in (0..3).filter(|&i| i != survivor) {
+            cluster.kill(i);
+        }
+    });
+    let alone = JetStreamWal::connect(&cluster.urls(), &config).await?;
+    assert!(alone.append(0, "no-quorum", batch(0, 99)).await.is_err());
+    tokio::task::block_in_place(|| cluster.restart(lost))?;
+    let wal = JetStreamWal::connect(&cluster.urls(), &config).await?;
+    retrying("append after the quorum is back", || {
+        wal.append(0, "after", batch(0, 100))
+    })
+    .await?;
+    let stored = payloads(&retrying("replay", || wal.replay(0, 0)).await?);
+    // The refused append may still have been stored once the quorum was
+    // back (its sender was told it failed, as with any timed-out write);
+    // everything acknowledged is there, in order, once.
+    let acknowledged: Vec<Bytes> = stored
+        .iter()
+        .filter(|p| **p != batch(0, 99))
+        .cloned()
+        .collect();
+    want.push(batch(0, 100));
+    assert_eq!(acknowledged, want);
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! A throwaway NATS server with JetStream (Debian's `nats-server`) on
-//! loopback, its store in a temporary directory, for the cluster's WAL
-//! tests. `SUNDIAL_NATS` names the binary; `scripts/test` installs the
+//! Throwaway NATS servers with JetStream (Debian's `nats-server`) on
+//! loopback, their stores in temporary directories, for the cluster's
+//! WAL tests: one server, or a cluster of three for replicated (R3)
+//! streams. `SUNDIAL_NATS` names the binary; `scripts/test` installs the
 //! package and sets it.
 
 use anyhow::Context;
@@ -23,11 +24,7 @@ impl Nats {
     /// reports that it is ready. Fails (never skips) when `SUNDIAL_NATS`
     /// is unset.
     pub fn start() -> anyhow::Result<Self> {
-        let bin = PathBuf::from(std::env::var("SUNDIAL_NATS").map_err(|_| {
-            anyhow::anyhow!(
-                "SUNDIAL_NATS is not set: run ./scripts/test, which installs nats-server"
-            )
-        })?);
+        let bin = binary()?;
         let dir = tempfile::Builder::new().prefix("sundial-nats").tempdir()?;
         // A free port, released just before the server binds it.
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -62,6 +59,152 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+fn binary() -> anyhow::Result<PathBuf> {
+    Ok(PathBuf::from(std::env::var("SUNDIAL_NATS").map_err(
+        |_| {
+            anyhow::anyhow!(
+                "SUNDIAL_NATS is not set: run ./scripts/test, which installs nats-server"
+            )
+        },
+    )?))
+}
+
+/// A JetStream cluster of `nats-server`s on loopback; each is stopped and
+/// its store deleted when dropped.
+#[derive(Debug)]
+pub struct NatsCluster {
+    bin: PathBuf,
+    nodes: Vec<ClusterNode>,
+}
+
+#[derive(Debug)]
+struct ClusterNode {
+    port: u16,
+    cluster_port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `size` servers routed to each other and waits until each
+    /// one knows the JetStream metadata leader (streams can be made).
+    pub fn start(size: usize) -> anyhow::Result<Self> {
+        let bin = binary()?;
+        // Free ports, all held until each is known, then released for
+        // the servers to bind.
+        let listeners = (0..size * 2)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let ports = listeners
+            .iter()
+            .map(|l| Ok(l.local_addr()?.port()))
+            .collect::<std::io::Result<Vec<u16>>>()?;
+        drop(listeners);
+        let nodes = (0..size)
+            .map(|i| {
+                Ok(ClusterNode {
+                    port: ports[2 * i],
+                    cluster_port: ports[2 * i + 1],
+                    child: None,
+                    dir: tempfile::Builder::new().prefix("sundial-nats").tempdir()?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut cluster = Self { bin, nodes };
+        // Started together: a server waits for a quorum before it can
+        // report a metadata leader.
+        let mut children = Vec::new();
+        for i in 0..size {
+            children.push(cluster.spawn(i)?);
+        }
+        for (i, mut child) in children.into_iter().enumerate() {
+            crate::wait_for_stderr_line(
+                &mut child,
+                "metadata leader".into(),
+                Duration::from_secs(60),
+            )
+            .context("nats-server did not join the JetStream cluster")?;
+            cluster.nodes[i].child = Some(child);
+        }
+        Ok(cluster)
+    }
+
+    /// Every server's client URL, comma separated.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kills server `i` the way a crash would (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes.get_mut(i).and_then(|n| n.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts server `i` again on its ports and store, and waits until it
+    /// rejoined the cluster.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i);
+        let mut child = self.spawn(i)?;
+        crate::wait_for_stderr_line(
+            &mut child,
+            "metadata leader".into(),
+            Duration::from_secs(60),
+        )
+        .context("nats-server did not rejoin the JetStream cluster")?;
+        self.nodes[i].child = Some(child);
+        Ok(())
+    }
+
+    fn spawn(&self, i: usize) -> anyhow::Result<Child> {
+        let node = &self.nodes[i];
+        let routes = self
+            .nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.cluster_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        Command::new(&self.bin)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &node.port.to_string(),
+                "-sd",
+            ])
+            .arg(node.dir.path())
+            .args([
+                "--server_name",
+                &format!("n{i}"),
+                "--cluster_name",
+                "sundial",
+            ])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", node.cluster_port),
+            ])
+            .args(["--routes", &routes])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.bin.display()))
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
     }
 }
 
