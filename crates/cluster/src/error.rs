@@ -27,6 +27,10 @@ pub enum Error {
     /// JetStream refused or could not be reached.
     #[error("write-ahead log: {0}")]
     Wal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The shard's log no longer ends where its writer last saw it:
+    /// another owner fenced it.
+    #[error("write-ahead log of shard {shard} was taken by another owner")]
+    LogMoved { shard: u32 },
     /// An entry of a shard's log is not a frame.
     #[error("write-ahead log of shard {shard} is damaged at position {position}: {error}")]
     DamagedWal {

@@ -89,6 +89,9 @@ struct ShardState {
     databases: BTreeMap<String, ShardDb>,
     /// The log position of the last frame in the heads.
     applied: u64,
+    /// Where the log ends as this owner knows it (its last append, or
+    /// the fence it claimed the log with): appends expect it.
+    log_end: u64,
     /// The position the last checkpoint recorded.
     flushed: u64,
     /// Checkpoints made under this lease (names each one's objects).
@@ -154,11 +157,57 @@ impl Ingester {
             .await?;
         // A frame logged must be applied: a full head refuses it first.
         db.check_room()?;
-        let position = self.inner.wal.append_frame(&batch).await?;
+        let position = self.log(&shard, &mut state, &batch).await?;
         state.unflushed_points += batch.points.len();
         let outcome = apply(&db, batch.points).await?;
         state.applied = position;
         Ok(outcome)
+    }
+
+    /// Appends `batch` where this owner's log ends. When the log moved on,
+    /// either an append of ours whose acknowledgement was lost landed
+    /// after all (then it is applied, and the append retried once), or
+    /// another owner fenced the log: the shard is no longer ours to write.
+    async fn log(&self, shard: &Shard, state: &mut ShardState, batch: &ShardBatch) -> Result<u64> {
+        let wal = &self.inner.wal;
+        match wal.append_frame_after(batch, state.log_end).await {
+            Ok(position) => {
+                state.log_end = position;
+                return Ok(position);
+            }
+            Err(Error::LogMoved { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match wal.last_frame(shard.number).await? {
+            Some((position, ours))
+                if ours.epoch == shard.lease.epoch && position > state.log_end =>
+            {
+                warn!(
+                    shard = shard.number,
+                    position, "applying an append whose acknowledgement was lost"
+                );
+                if !ours.points.is_empty() {
+                    let db = self.database(shard.number, state, &ours.database).await?;
+                    apply(&db, ours.points).await?;
+                }
+                state.log_end = position;
+                state.applied = position;
+                let position = wal.append_frame_after(batch, state.log_end).await?;
+                state.log_end = position;
+                Ok(position)
+            }
+            _ => {
+                warn!(
+                    shard = shard.number,
+                    epoch = shard.lease.epoch,
+                    "another owner fenced the shard's log: no more writes here"
+                );
+                shard.taking_writes.store(false, Ordering::Release);
+                Err(Error::NotOwner {
+                    shard: shard.number,
+                })
+            }
+        }
     }
 
     /// Checkpoints each served shard once it is due (by time or points
@@ -296,7 +345,7 @@ impl Ingester {
 
 impl ShardHandler for Ingester {
     async fn gained(&mut self, shard: u32, lease: &Lease) -> Result<()> {
-        let state = self.restore(shard).await?;
+        let state = self.restore(shard, lease).await?;
         info!(
             shard,
             databases = state.databases.len(),

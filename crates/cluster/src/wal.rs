@@ -115,21 +115,89 @@ impl JetStreamWal {
     /// within the duplicate window stores nothing and gives the first
     /// append's position.
     pub async fn append(&self, shard: u32, batch_id: &str, payload: Bytes) -> Result<u64> {
+        self.publish(shard, batch_id, payload, None).await
+    }
+
+    /// Publishes to `shard`'s stream; with `after`, only if the stream's
+    /// last position is that one (JetStream checks it as it stores).
+    async fn publish(
+        &self,
+        shard: u32,
+        batch_id: &str,
+        payload: Bytes,
+        after: Option<u64>,
+    ) -> Result<u64> {
         // The stream exists before the first publish to its subject.
         self.stream(shard).await?;
+        let mut message = PublishMessage::build()
+            .payload(payload)
+            .message_id(batch_id);
+        if let Some(after) = after {
+            message = message.expected_last_sequence(after);
+        }
         let ack = self
             .js
-            .send_publish(
-                self.subject(shard),
-                PublishMessage::build()
-                    .payload(payload)
-                    .message_id(batch_id),
-            )
+            .send_publish(self.subject(shard), message)
             .await
             .map_err(nats)?
             .await
-            .map_err(nats)?;
+            .map_err(|e| match e.kind() {
+                jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    Error::LogMoved { shard }
+                }
+                _ => nats(e),
+            })?;
         Ok(ack.sequence)
+    }
+
+    /// Appends a frame only while the shard's log ends at `after`, the
+    /// last position its owner wrote or fenced: once another owner fenced
+    /// the log ([`JetStreamWal::fence`]), every append of the previous
+    /// owner fails with [`Error::LogMoved`], whatever its clock says of
+    /// its lease. Its position.
+    pub async fn append_frame_after(&self, batch: &ShardBatch, after: u64) -> Result<u64> {
+        let id = format!("{:032x}", batch.id);
+        let bytes = Bytes::from(frame::encode(batch));
+        self.publish(batch.shard, &id, bytes, Some(after)).await
+    }
+
+    /// Claims `shard`'s log for the owner of lease `epoch`: appends an
+    /// empty frame, so appends expecting an earlier end (the previous
+    /// owner's) fail from here on. Its position: the new owner replays
+    /// everything before it.
+    pub async fn fence(&self, shard: u32, epoch: i64, id: u128) -> Result<u64> {
+        let marker = ShardBatch {
+            database: String::new(),
+            shard,
+            epoch,
+            id,
+            points: Vec::new(),
+        };
+        self.append_frame(&marker).await
+    }
+
+    /// The last frame of `shard`'s log with its position, when the log
+    /// holds any (a purge keeps none of what it covered).
+    pub async fn last_frame(&self, shard: u32) -> Result<Option<(u64, ShardBatch)>> {
+        let stream = self.stream(shard).await?;
+        let last = match stream
+            .get_last_raw_message_by_subject(self.subject(shard).as_str())
+            .await
+        {
+            Ok(m) => m,
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(nats(e)),
+        };
+        match frame::decode(&last.payload) {
+            Ok(batch) => Ok(Some((last.sequence, batch))),
+            Err(error) => Err(Error::DamagedWal {
+                shard,
+                position: last.sequence,
+                error,
+            }),
+        }
     }
 
     /// Every batch of `shard` after position `after`, in order: what an

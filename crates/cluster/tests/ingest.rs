@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use sundial_cluster::{
     Error, JetStreamWal, Meta, ShardBatch, ShardHandler, WalConfig, owner_of, shard_lease,
+    split_by_shard,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,11 +140,13 @@ async fn a_clean_hand_off_moves_shards_with_their_points() -> anyhow::Result<()>
     assert!(!moved.is_empty(), "b took no shard");
     assert_eq!(stored(&[&a, &b]).await?, expected);
 
-    // A moved shard's log was flushed up to the hand-off: nothing to
-    // replay, everything in the object store.
+    // A moved shard's log was flushed up to the hand-off: it holds only
+    // the new owner's fence, everything else is in the object store.
     let wal = JetStreamWal::connect(&engines.nats.url(), &WalConfig::default()).await?;
     for &shard in &moved {
-        assert!(wal.replay(shard, 0).await?.is_empty(), "shard {shard}");
+        let frames = wal.replay_frames(shard, 0).await?;
+        assert_eq!(frames.len(), 1, "shard {shard}");
+        assert!(frames[0].1.points.is_empty() && Some(frames[0].1.epoch) == b.epoch(shard));
     }
     // A frame for a moved shard, sent to its former owner, is refused.
     let to_a = ShardBatch {
@@ -221,5 +224,71 @@ async fn shards_are_checkpointed_as_points_arrive() -> anyhow::Result<()> {
     };
     assert!(matches!(a.write(hostile).await, Err(Error::BadDatabase(_))));
     assert!(wal.replay(0, 0).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fenced()
+-> anyhow::Result<()> {
+    let engines = Engines::start().await?;
+    let a = engines.ingester("a").await?;
+    let (a_keeper, _a_stop) = engines.keep("a", &a, Duration::from_secs(2)).await?;
+    until("a to own every shard", || a.shards().len() == SHARDS as usize).await?;
+    let mut expected = Expected::new();
+    write(&a, DATABASES[0], points(0..10, 1), &mut expected).await?;
+
+    // A paused process: its keeper stops, but its ingester still believes
+    // it owns every shard (nobody told it otherwise).
+    a_keeper.abort();
+    let b = engines.ingester("b").await?;
+    let (_b_keeper, _b_stop) = engines.keep("b", &b, Duration::from_secs(2)).await?;
+    until("b to own every shard", || b.shards().len() == SHARDS as usize).await?;
+    assert_eq!(a.shards().len(), SHARDS as usize, "a never learnt it lost them");
+
+    // a wakes up and writes under its old epochs: refused by the log
+    // itself, whatever a's clock says.
+    let late = points(50..51, 9);
+    for (shard, part) in split_by_shard(late, SHARDS) {
+        let batch = ShardBatch {
+            database: DATABASES[0].to_owned(),
+            shard,
+            epoch: a.epoch(shard).unwrap_or_default(),
+            id: rand_id(),
+            points: part.points,
+        };
+        match a.write(batch).await {
+            Err(Error::NotOwner { shard: s }) => assert_eq!(s, shard),
+            other => anyhow::bail!("shard {shard}: a stale write got {other:?}"),
+        }
+    }
+    // Nothing of it reached the logs or b.
+    let wal = JetStreamWal::connect(&engines.nats.url(), &WalConfig::default()).await?;
+    for shard in 0..SHARDS {
+        let epoch = b.epoch(shard).unwrap_or_default();
+        let frames = wal.replay_frames(shard, 0).await?;
+        let fence = frames
+            .iter()
+            .position(|(_, f)| f.epoch == epoch)
+            .ok_or_else(|| anyhow::anyhow!("shard {shard}: no fence of b"))?;
+        assert!(
+            frames[fence..].iter().all(|(_, f)| f.epoch == epoch),
+            "shard {shard}: a frame of another epoch after b's fence"
+        );
+    }
+    assert_eq!(stored(&[&b]).await?, expected);
+    // a stops taking writes for good; b goes on.
+    assert!(matches!(
+        a.write(ShardBatch {
+            database: DATABASES[0].to_owned(),
+            shard: 0,
+            epoch: a.epoch(0).unwrap_or_default(),
+            id: rand_id(),
+            points: Vec::new(),
+        })
+        .await,
+        Err(Error::Moving { .. } | Error::NotOwner { .. })
+    ));
+    write(&b, DATABASES[0], points(10..12, 2), &mut expected).await?;
+    assert_eq!(stored(&[&b]).await?, expected);
     Ok(())
 }

@@ -34,7 +34,7 @@ impl Ingester {
 
     /// A gained shard's databases as its last checkpoint left them, with
     /// every logged frame after it applied.
-    pub(super) async fn restore(&self, shard: u32) -> Result<ShardState> {
+    pub(super) async fn restore(&self, shard: u32, lease: &crate::Lease) -> Result<ShardState> {
         let dir = self.shard_dir(shard);
         blocking(move || match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Internal(format!(
@@ -67,16 +67,30 @@ impl Ingester {
                 },
             );
         }
+        // The log is claimed first: the previous owner, even one that does
+        // not know yet that its lease is gone, can append nothing after
+        // the fence, so everything it logged is replayed below.
+        let fence = self
+            .inner
+            .wal
+            .fence(shard, lease.epoch, fence_id(shard, lease.epoch))
+            .await?;
+        state.log_end = fence;
         // From the log's start: a database whose first checkpoint never
         // committed has frames before the others' positions.
         for (position, batch) in self.inner.wal.replay_frames(shard, 0).await? {
-            if flushed.get(&batch.database).is_some_and(|&f| position <= f) {
+            if position >= fence {
+                break;
+            }
+            if batch.points.is_empty()
+                || flushed.get(&batch.database).is_some_and(|&f| position <= f)
+            {
                 continue;
             }
             let db = self.database(shard, &mut state, &batch.database).await?;
             apply(&db, batch.points).await?;
-            state.applied = state.applied.max(position);
         }
+        state.applied = state.applied.max(fence);
         Ok(state)
     }
 
@@ -199,4 +213,10 @@ impl Ingester {
             warn!(shard, database, error = %e, "cannot delete an old checkpoint");
         }
     }
+}
+
+/// A fence's batch id: one per (shard, epoch), so a retried fence is
+/// logged once.
+fn fence_id(shard: u32, epoch: i64) -> u128 {
+    (u128::from(shard) << 64) | u128::from(epoch as u64)
 }
