@@ -233,7 +233,10 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
     let engines = Engines::start().await?;
     let a = engines.ingester("a").await?;
     let (a_keeper, _a_stop) = engines.keep("a", &a, Duration::from_secs(2)).await?;
-    until("a to own every shard", || a.shards().len() == SHARDS as usize).await?;
+    until("a to own every shard", || {
+        a.shards().len() == SHARDS as usize
+    })
+    .await?;
     let mut expected = Expected::new();
     write(&a, DATABASES[0], points(0..10, 1), &mut expected).await?;
 
@@ -242,8 +245,15 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
     a_keeper.abort();
     let b = engines.ingester("b").await?;
     let (_b_keeper, _b_stop) = engines.keep("b", &b, Duration::from_secs(2)).await?;
-    until("b to own every shard", || b.shards().len() == SHARDS as usize).await?;
-    assert_eq!(a.shards().len(), SHARDS as usize, "a never learnt it lost them");
+    until("b to own every shard", || {
+        b.shards().len() == SHARDS as usize
+    })
+    .await?;
+    assert_eq!(
+        a.shards().len(),
+        SHARDS as usize,
+        "a never learnt it lost them"
+    );
 
     // a wakes up and writes under its old epochs: refused by the log
     // itself, whatever a's clock says.

@@ -7,6 +7,7 @@
 
 mod names;
 pub mod series_query;
+pub mod stats;
 
 pub use names::{aggregator_by_name, aggregator_name, aggregator_names};
 pub use series_query::opentsdb::{Latest, execute, last};

@@ -2,12 +2,12 @@
 //! the range (plus the fill look-around), keep the rows a branch selects,
 //! fill, group, run the aggregator pipeline, order and page.
 
-mod buckets;
+pub(crate) mod buckets;
 mod fast;
 mod fill;
 mod filter;
 pub mod opentsdb;
-mod parallel;
+pub(crate) mod parallel;
 mod rows;
 mod steps;
 #[cfg(test)]

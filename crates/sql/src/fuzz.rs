@@ -37,6 +37,7 @@ pub fn plan(data: &[u8]) {
     let Ok(ctx) = crate::session(&fixture.db, budget, &opts) else {
         return;
     };
+    ctx.add_optimizer_rule(Arc::new(crate::aggregate::AggregatePushdown));
     fixture.runtime.block_on(async {
         if let Ok(plan) = crate::plan(&ctx, prepared.statement).await {
             let _ = ctx.state().create_physical_plan(&plan).await;

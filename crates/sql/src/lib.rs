@@ -4,6 +4,7 @@
 //! memory and time limits as the JSON query.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod aggregate;
 mod functions;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -123,6 +124,17 @@ impl Budget {
 
 /// Runs one SELECT statement over the metrics of `db`.
 pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> {
+    run_with(db, sql, opts, true).await
+}
+
+/// [`run`], with or without aggregates folded in the scan (tests compare
+/// both).
+async fn run_with(
+    db: &Db,
+    sql: &str,
+    opts: Options,
+    aggregate_in_scan: bool,
+) -> Result<Output, SqlError> {
     // Off the async workers: the SQL parser backtracks, and the fuzzer
     // found a 437-byte statement that keeps it busy for seconds.
     let text = sql.to_owned();
@@ -139,6 +151,9 @@ pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> 
         partitions,
     });
     let ctx = session(db, budget.clone(), &opts)?;
+    if aggregate_in_scan {
+        ctx.add_optimizer_rule(Arc::new(aggregate::AggregatePushdown));
+    }
     let work = async {
         let plan = plan(&ctx, prepared.statement).await?;
         let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;

@@ -66,6 +66,34 @@ pub(crate) struct MetricTable {
 }
 
 impl MetricTable {
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn metric(&self) -> &str {
+        &self.metric
+    }
+
+    pub(crate) fn budget(&self) -> &Arc<crate::Budget> {
+        &self.budget
+    }
+
+    /// The names of the field columns.
+    pub(crate) fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().filter_map(|s| match s {
+            Source::Field { name, .. } => Some(name.as_str()),
+            Source::Tag(_) => None,
+        })
+    }
+
+    /// The kind of field column `name`, if it is one.
+    pub(crate) fn field_kind(&self, name: &str) -> Option<Kind> {
+        self.sources.iter().find_map(|s| match s {
+            Source::Field { name: n, kind, .. } if n == name => Some(*kind),
+            _ => None,
+        })
+    }
+
     fn open(db: &Db, metric: &str, budget: Arc<crate::Budget>) -> Option<Self> {
         let (fields, tags) = db.read(|v| {
             if !v.has_metric(metric) {
@@ -129,12 +157,23 @@ impl MetricTable {
     }
 
     /// Tightens `p` by `e`; false if `e` says nothing the scan can use.
-    fn narrow(&self, e: &Expr, p: &mut Pushdown) -> bool {
+    /// A single comparison (not an `AND`) it takes is applied exactly.
+    pub(crate) fn narrow(&self, e: &Expr, p: &mut Pushdown) -> bool {
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::And => {
                 let l = self.narrow(left, p);
                 let r = self.narrow(right, p);
                 l || r
+            }
+            Expr::BinaryExpr(BinaryExpr { op, .. }) if *op == Operator::Or => {
+                // `tag IN (..)` as the simplifier writes a short list.
+                match self.alternatives(e) {
+                    Some((tag, values)) => {
+                        p.tags.push(TagMatch::In { key: tag, values });
+                        true
+                    }
+                    None => false,
+                }
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let (col, lit, op) =
@@ -178,6 +217,31 @@ impl MetricTable {
         }
     }
 
+    /// `tag = 'a' OR tag = 'b' OR ...` over one tag: the tag and values.
+    fn alternatives(&self, e: &Expr) -> Option<(String, Vec<String>)> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+            return None;
+        };
+        match op {
+            Operator::Or => {
+                let (tag, mut values) = self.alternatives(left)?;
+                let (other, more) = self.alternatives(right)?;
+                (tag == other).then(|| {
+                    values.extend(more);
+                    (tag, values)
+                })
+            }
+            Operator::Eq => {
+                let (c, v) = match (column(left), literal(right), column(right), literal(left)) {
+                    (Some(c), Some(v), _, _) | (_, _, Some(c), Some(v)) => (c, v),
+                    _ => return None,
+                };
+                Some((self.tag(&c.name)?.to_owned(), vec![text(v)?]))
+            }
+            _ => None,
+        }
+    }
+
     /// `tag IN ('a', 'b')`.
     fn narrow_in(&self, list: &InList, p: &mut Pushdown) -> bool {
         let Some(tag) = column(&list.expr).and_then(|c| self.tag(&c.name)) else {
@@ -194,7 +258,7 @@ impl MetricTable {
         true
     }
 
-    fn tag(&self, name: &str) -> Option<&str> {
+    pub(crate) fn tag(&self, name: &str) -> Option<&str> {
         self.sources.iter().find_map(|s| match s {
             Source::Tag(t) if t == name => Some(t.as_str()),
             _ => None,

@@ -6,8 +6,8 @@
 //! Block chunks wholly inside one bucket answer Count from their
 //! statistics without being decoded.
 
-use super::buckets::Bucketer;
 use super::{common_value_of, parallel, steps};
+use crate::stats::{Fold, Stats, fold_series};
 use crate::{Budget, Error, Result};
 use std::collections::BTreeMap;
 use sundial_model::series_query::{
@@ -15,7 +15,6 @@ use sundial_model::series_query::{
 };
 use sundial_model::{FieldValue, SeriesKey, Timestamp};
 use sundial_storage::{Db, SeriesId};
-use sundial_storage::{Num, NumSlice};
 
 /// Whether [`run`] can answer the query.
 pub(super) fn eligible(q: &SeriesQuery) -> bool {
@@ -33,124 +32,11 @@ pub(super) fn eligible(q: &SeriesQuery) -> bool {
         && q.fills.iter().all(Option::is_none)
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Acc {
-    count: u64,
-    /// Exact while every value is a Long and the sum fits.
-    /// Exact sum while every value is a Long (i128: never overflows here).
-    long_sum: Option<i128>,
-    all_long: bool,
-    sum: f64,
-    min: f64,
-    max: f64,
-    long_min: i64,
-    long_max: i64,
-}
-
-impl Default for Acc {
-    fn default() -> Self {
-        Self {
-            count: 0,
-            long_sum: Some(0),
-            all_long: true,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            long_min: i64::MAX,
-            long_max: i64::MIN,
-        }
-    }
-}
-
-impl Acc {
-    fn add(&mut self, v: &FieldValue) {
-        self.count += 1;
-        // Only Count reaches here with text (number-only steps are refused
-        // on text fields before the scan).
-        let Some(f) = v.as_f64() else { return };
-        self.sum += f;
-        self.min = self.min.min(f);
-        self.max = self.max.max(f);
-        match v {
-            FieldValue::Long(i) => {
-                self.long_sum = self.long_sum.map(|s| s + i128::from(*i));
-                self.long_min = self.long_min.min(*i);
-                self.long_max = self.long_max.max(*i);
-            }
-            _ => {
-                self.all_long = false;
-                self.long_sum = None;
-            }
-        }
-    }
-
-    fn add_num(&mut self, v: Num) {
-        match v {
-            Num::Long(i) => self.add_long(&i),
-            Num::Double(d) => self.add_double(&d),
-            Num::Bool(b) => self.add_double(&f64::from(u8::from(b))),
-        }
-    }
-
-    #[inline]
-    fn add_long(&mut self, i: &i64) {
-        let i = *i;
-        self.count += 1;
-        self.long_sum = self.long_sum.map(|s| s + i128::from(i));
-        self.long_min = self.long_min.min(i);
-        self.long_max = self.long_max.max(i);
-        let f = i as f64;
-        self.sum += f;
-        self.min = self.min.min(f);
-        self.max = self.max.max(f);
-    }
-
-    #[inline]
-    fn add_double(&mut self, d: &f64) {
-        let d = *d;
-        self.count += 1;
-        self.all_long = false;
-        self.long_sum = None;
-        self.sum += d;
-        self.min = self.min.min(d);
-        self.max = self.max.max(d);
-    }
-
-    fn merge(&mut self, o: &Acc) {
-        self.count += o.count;
-        self.sum += o.sum;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
-        self.all_long &= o.all_long;
-        self.long_sum = match (self.long_sum, o.long_sum) {
-            (Some(a), Some(b)) => Some(a + b),
-            _ => None,
-        };
-        self.long_min = self.long_min.min(o.long_min);
-        self.long_max = self.long_max.max(o.long_max);
-    }
-
-    fn value(&self, func: RangeFn) -> FieldValue {
-        match func {
-            RangeFn::Count => FieldValue::Long(self.count as i64),
-            RangeFn::Sum => match (self.all_long, self.long_sum.map(i64::try_from)) {
-                (true, Some(Ok(s))) => FieldValue::Long(s),
-                _ => FieldValue::Double(self.sum),
-            },
-            RangeFn::Avg => FieldValue::Double(self.sum / self.count as f64),
-            RangeFn::Max if self.all_long => FieldValue::Long(self.long_max),
-            RangeFn::Min if self.all_long => FieldValue::Long(self.long_min),
-            RangeFn::Max => FieldValue::Double(self.max),
-            _ => FieldValue::Double(self.min),
-        }
-    }
-}
-
 #[derive(Default)]
 struct GroupAcc {
     tags: Vec<(String, String)>,
     keys: Vec<SeriesKey>,
-    buckets: BTreeMap<Timestamp, Acc>,
+    buckets: BTreeMap<Timestamp, Stats>,
 }
 
 impl GroupAcc {
@@ -167,9 +53,7 @@ type GroupMap = BTreeMap<Vec<Option<String>>, GroupAcc>;
 /// What every scanning thread shares.
 struct Scan<'a> {
     q: &'a SeriesQuery,
-    func: RangeFn,
-    sampling: Option<sundial_model::series_query::Sampling>,
-    field: &'a str,
+    fold: Fold<'a>,
     group_keys: Vec<&'a str>,
     max_groups: usize,
     /// Buckets the scan may hold (the query's points limit): a tiny
@@ -204,18 +88,22 @@ pub(super) fn run(
             group_keys.push(k);
         }
     }
+    let (start, end) = q.range();
     let scan = Scan {
         q,
-        func,
-        sampling,
-        field: &field,
+        fold: Fold {
+            field: &field,
+            sampling,
+            anchor: start,
+            max_buckets: budget.max_points(),
+            count_only: func == RangeFn::Count,
+        },
         group_keys,
         max_groups,
         max_buckets: budget.max_points(),
     };
     // Count answers whole chunks from their statistics: no prefetch.
     let fields = [field.as_str()];
-    let (start, end) = q.range();
     let reach = (func != RangeFn::Count).then_some(parallel::Reach {
         fields: &fields,
         start,
@@ -295,7 +183,7 @@ fn scan_batch(
     let (start, end) = scan.q.range();
     for id in batch {
         let Some(key) = view.key(*id) else { continue };
-        let (local, n) = fold_series(scan, view, *id, start, end)?;
+        let (local, n) = fold_series(&scan.fold, view, *id, start, end)?;
         // Points are counted, not limited: this path keeps one
         // accumulator per bucket (limited below), never the points.
         partial.points += n as u64;
@@ -337,132 +225,4 @@ fn scan_batch(
         }
     }
     Ok(())
-}
-
-/// Count over one series: it also takes text, and whole chunks inside one
-/// bucket are counted from their statistics.
-fn count_series(
-    scan: &Scan<'_>,
-    view: &sundial_storage::Snapshot<'_>,
-    id: SeriesId,
-    start: Timestamp,
-    end: Timestamp,
-) -> Result<(BTreeMap<Timestamp, Acc>, usize)> {
-    let mut local: BTreeMap<Timestamp, Acc> = BTreeMap::new();
-    let mut bucketer = Bucketer::new(scan.sampling, start);
-    let parts = view
-        .column_parts(id, scan.field, start, end)
-        .map_err(Error::from)?;
-    let mut n = 0usize;
-    let mut points = parts.points;
-    let mut extended = false;
-    for s in &parts.summaries {
-        let b = bucketer.bucket(s.min_ts);
-        if b == bucketer.bucket(s.max_ts) {
-            local.entry(b).or_default().count += s.count;
-            n += s.count as usize;
-        } else {
-            points.extend(
-                view.points(id, scan.field, s.min_ts, s.max_ts)
-                    .map_err(Error::from)?,
-            );
-            extended = true;
-        }
-    }
-    if extended {
-        points.sort_by_key(|p| p.0);
-    }
-    n += points.len();
-    let mut current: Option<(Timestamp, Acc)> = None;
-    for (t, v) in &points {
-        let b = bucketer.bucket(*t);
-        match &mut current {
-            Some((cb, acc)) if *cb == b => acc.add(v),
-            _ => {
-                if let Some((b, acc)) = current.take() {
-                    local.entry(b).or_default().merge(&acc);
-                }
-                let mut acc = Acc::default();
-                acc.add(v);
-                current = Some((b, acc));
-            }
-        }
-    }
-    if let Some((b, acc)) = current {
-        local.entry(b).or_default().merge(&acc);
-    }
-    Ok((local, n))
-}
-
-/// One series' buckets and the number of stored points they cover.
-fn fold_series(
-    scan: &Scan<'_>,
-    view: &sundial_storage::Snapshot<'_>,
-    id: SeriesId,
-    start: Timestamp,
-    end: Timestamp,
-) -> Result<(BTreeMap<Timestamp, Acc>, usize)> {
-    if scan.func == RangeFn::Count {
-        return count_series(scan, view, id, start, end);
-    }
-    let mut local: BTreeMap<Timestamp, Acc> = BTreeMap::new();
-    let mut bucketer = Bucketer::new(scan.sampling, start);
-    let mut n = 0usize;
-    let mut too_many = false;
-    let numeric = view
-        .visit_numeric(id, scan.field, start, end, &mut |ts, values| {
-            if too_many {
-                return;
-            }
-            n += ts.len();
-            match values {
-                NumSlice::Longs(v) => fold_run(&mut bucketer, &mut local, ts, v, Acc::add_long),
-                NumSlice::Doubles(v) => fold_run(&mut bucketer, &mut local, ts, v, Acc::add_double),
-                NumSlice::Mixed(v) => {
-                    fold_run(&mut bucketer, &mut local, ts, v, |a, x| a.add_num(*x));
-                }
-            }
-            if local.len() > scan.max_buckets {
-                too_many = true;
-            }
-        })
-        .map_err(Error::from)?;
-    if too_many {
-        return Err(Error::TooManyPoints {
-            limit: scan.max_buckets,
-        });
-    }
-    if !numeric {
-        return Ok((BTreeMap::new(), 0));
-    }
-    Ok((local, n))
-}
-
-/// Folds one ascending run into bucket accumulators, touching the map once
-/// per bucket.
-fn fold_run<T>(
-    bucketer: &mut Bucketer,
-    local: &mut BTreeMap<Timestamp, Acc>,
-    ts: &[Timestamp],
-    values: &[T],
-    add: impl Fn(&mut Acc, &T),
-) {
-    let mut current: Option<(Timestamp, Acc)> = None;
-    for (t, v) in ts.iter().zip(values) {
-        let b = bucketer.bucket(*t);
-        match &mut current {
-            Some((cb, acc)) if *cb == b => add(acc, v),
-            _ => {
-                if let Some((cb, acc)) = current.take() {
-                    local.entry(cb).or_default().merge(&acc);
-                }
-                let mut acc = Acc::default();
-                add(&mut acc, v);
-                current = Some((b, acc));
-            }
-        }
-    }
-    if let Some((cb, acc)) = current {
-        local.entry(cb).or_default().merge(&acc);
-    }
 }

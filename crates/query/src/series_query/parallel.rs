@@ -13,10 +13,10 @@ const MAX_THREADS: usize = 8;
 /// The columns and time range a read will touch: chunks of blocks in
 /// object storage are fetched for a whole batch at once, before its read
 /// lock is taken.
-pub(super) struct Reach<'a> {
-    pub(super) fields: &'a [&'a str],
-    pub(super) start: Timestamp,
-    pub(super) end: Timestamp,
+pub(crate) struct Reach<'a> {
+    pub(crate) fields: &'a [&'a str],
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
 }
 
 /// Runs `batch` over `ids` in runs of [`SERIES_PER_READ`], each under its
@@ -25,7 +25,7 @@ pub(super) struct Reach<'a> {
 /// `T::default()`); the deadline is checked before every batch. The
 /// results come back in thread order. With a `reach`, each batch's remote
 /// chunks are prefetched first.
-pub(super) fn read_in_parallel<T, F>(
+pub(crate) fn read_in_parallel<T, F>(
     db: &Db,
     ids: &[SeriesId],
     budget: &Budget,

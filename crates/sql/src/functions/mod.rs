@@ -5,6 +5,7 @@ mod extreme_by;
 mod if_then;
 mod time_bucket;
 
+pub(crate) use time_bucket::TimeBucket;
 pub use time_bucket::WidthParser;
 
 use crate::SqlError;

@@ -47,7 +47,7 @@ impl TimeBucket {
     }
 
     /// The width in milliseconds from the literal second argument.
-    fn width_ms(&self, arg: Option<&ScalarValue>) -> Result<i64> {
+    pub(crate) fn width_ms(&self, arg: Option<&ScalarValue>) -> Result<i64> {
         let text = match arg {
             Some(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => s,
             Some(other) => {

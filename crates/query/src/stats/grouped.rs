@@ -1,0 +1,123 @@
+//! Statistics per group and bucket over the series of one metric: what
+//! SQL's `GROUP BY <tags>, time_bucket(time, w)` with count, sum, min,
+//! max and avg needs, computed in the storage scan instead of from one
+//! row per point.
+
+use super::{Fold, Stats, fold_series};
+use crate::series_query::parallel::{self, Reach};
+use crate::{Budget, Error, Result};
+use std::collections::BTreeMap;
+use sundial_model::series_query::Sampling;
+use sundial_model::{TagMatch, Timestamp};
+use sundial_storage::{Db, SeriesId};
+
+/// What to fold.
+#[derive(Debug, Clone, Copy)]
+pub struct StatsRequest<'a> {
+    pub metric: &'a str,
+    /// The series whose tags match all of these.
+    pub tags: &'a [TagMatch],
+    /// Each field's statistics are kept apart.
+    pub fields: &'a [&'a str],
+    /// Per field: only its count is wanted (text fields can be counted,
+    /// and whole chunks are counted from their statistics).
+    pub count_only: &'a [bool],
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Buckets this wide from the epoch (`time_bucket`); `None`: one
+    /// bucket for the whole range, keyed by `start`.
+    pub width_ms: Option<i64>,
+    /// Groups are the values of these tags (`None` where a series lacks
+    /// the tag).
+    pub group_tags: &'a [&'a str],
+}
+
+/// Per group values and bucket start: each field's statistics there (a
+/// count of 0 where the field has no point in a bucket another field
+/// has).
+pub type GroupedStats = BTreeMap<(Vec<Option<String>>, Timestamp), Vec<Stats>>;
+
+/// One thread's share.
+#[derive(Default)]
+struct Partial {
+    groups: GroupedStats,
+}
+
+/// Folds the matching series' points into [`GroupedStats`], by up to one
+/// thread per core; every point read is taken from `budget`, and the
+/// (group, bucket) cells may not outnumber its points.
+pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<GroupedStats> {
+    let ids: Vec<SeriesId> = db.read(|view| {
+        view.select(req.metric, req.tags)
+            .map_err(|e| Error::InvalidPredicate(e.to_string()))
+    })?;
+    let max_cells = budget.max_points();
+    let folds: Vec<Fold<'_>> = req
+        .fields
+        .iter()
+        .zip(req.count_only)
+        .map(|(field, &count_only)| Fold {
+            field,
+            sampling: req.width_ms.map(Sampling::Fixed),
+            anchor: if req.width_ms.is_some() { 0 } else { req.start },
+            max_buckets: max_cells,
+            count_only,
+        })
+        .collect();
+    // Counts come from chunk statistics: only other folds read chunks.
+    let reach = (!req.count_only.iter().all(|&c| c)).then_some(Reach {
+        fields: req.fields,
+        start: req.start,
+        end: req.end,
+    });
+    let partials = parallel::read_in_parallel(
+        db,
+        &ids,
+        budget,
+        reach,
+        |view, batch, part: &mut Partial| {
+            for id in batch {
+                let Some(key) = view.key(*id) else { continue };
+                let group: Vec<Option<String>> = req
+                    .group_tags
+                    .iter()
+                    .map(|k| key.tag(k).map(str::to_owned))
+                    .collect();
+                for (i, fold) in folds.iter().enumerate() {
+                    let (buckets, points) = fold_series(fold, view, *id, req.start, req.end)?;
+                    budget.take(points)?;
+                    for (bucket, stats) in buckets {
+                        let cell = part
+                            .groups
+                            .entry((group.clone(), bucket))
+                            .or_insert_with(|| vec![Stats::default(); folds.len()]);
+                        cell[i].merge(&stats);
+                    }
+                }
+                if part.groups.len() > max_cells {
+                    return Err(budget.exceeded());
+                }
+            }
+            Ok::<(), Error>(())
+        },
+    );
+    let mut out = GroupedStats::new();
+    for part in partials {
+        for (cell, stats) in part?.groups {
+            match out.get_mut(&cell) {
+                Some(existing) => {
+                    for (e, s) in existing.iter_mut().zip(&stats) {
+                        e.merge(s);
+                    }
+                }
+                None => {
+                    out.insert(cell, stats);
+                }
+            }
+        }
+    }
+    if out.len() > max_cells {
+        return Err(budget.exceeded());
+    }
+    Ok(out)
+}

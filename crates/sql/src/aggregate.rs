@@ -1,0 +1,270 @@
+//! Aggregates in the scan. A statement of the shape
+//!
+//! ```sql
+//! SELECT <tags>, time_bucket(time, '<width>'), count|sum|min|max|avg(<field>), ...
+//! FROM <metric> [WHERE <time bounds and tag equalities>]
+//! GROUP BY <tags>, time_bucket(time, '<width>')
+//! ```
+//!
+//! is answered by folding each series' points into per-bucket statistics
+//! (`sundial_query::stats`), not by making one row per point for
+//! DataFusion to group: the rule below replaces such an `Aggregate` by a
+//! scan of a table that holds exactly its output rows. Whatever it does
+//! not recognise (another function, DISTINCT, FILTER, a `WHERE` it cannot
+//! apply exactly, a text field under anything but count) stays with
+//! DataFusion, so the answer never depends on the rule firing.
+
+mod exec;
+
+use crate::Budget;
+use crate::functions::TimeBucket;
+use crate::scan::Pushdown;
+use crate::table::{MetricTable, TIME};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, Result};
+use datafusion::datasource::default_table_source::{provider_as_source, source_as_provider};
+use datafusion::functions_aggregate::{average::Avg, count::Count, min_max, sum::Sum};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Projection, TableScan,
+};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+use exec::FoldedTable;
+use std::sync::Arc;
+use sundial_model::Kind;
+use sundial_model::series_query::RangeFn;
+use sundial_storage::Db;
+
+/// The rule, registered in every statement's session.
+#[derive(Debug)]
+pub(crate) struct AggregatePushdown;
+
+impl OptimizerRule for AggregatePushdown {
+    fn name(&self) -> &str {
+        "sundial_aggregate_in_scan"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::TopDown)
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::Aggregate(aggregate) = &plan else {
+            return Ok(Transformed::no(plan));
+        };
+        match in_scan(aggregate)? {
+            Some(rewritten) => Ok(Transformed::yes(rewritten)),
+            None => Ok(Transformed::no(plan)),
+        }
+    }
+}
+
+/// One `GROUP BY` expression.
+#[derive(Debug, Clone)]
+enum Group {
+    Tag(String),
+    /// `time_bucket(time, width)`, the width in milliseconds.
+    Bucket,
+}
+
+/// One aggregate: its statistic of one field (an index into the fields).
+#[derive(Debug, Clone, Copy)]
+struct Agg {
+    func: RangeFn,
+    field: usize,
+}
+
+/// Everything the folded scan needs.
+#[derive(Debug)]
+struct Spec {
+    db: Db,
+    metric: String,
+    budget: Arc<Budget>,
+    pushdown: Pushdown,
+    width_ms: Option<i64>,
+    groups: Vec<Group>,
+    aggs: Vec<Agg>,
+    fields: Vec<String>,
+    schema: SchemaRef,
+}
+
+/// The plan computing `aggregate` in the scan, when it has the shape.
+fn in_scan(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
+    // A projection of bare columns (dropping the time column) may sit
+    // between the aggregate and the filter.
+    let input = match aggregate.input.as_ref() {
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+            p.input.as_ref()
+        }
+        other => other,
+    };
+    let (predicate, scan) = match input {
+        LogicalPlan::TableScan(s) => (None, s),
+        LogicalPlan::Filter(f) => match f.input.as_ref() {
+            LogicalPlan::TableScan(s) => (Some(&f.predicate), s),
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let Some(spec) = spec(aggregate, predicate, scan)? else {
+        return Ok(None);
+    };
+    let spec = Arc::new(spec);
+    let table = "sundial_aggregate";
+    let source = provider_as_source(Arc::new(FoldedTable { spec: spec.clone() }));
+    let folded = LogicalPlanBuilder::scan(table, source, None)?.build()?;
+    // The aggregate's own output names and qualifiers, so the plan above
+    // it reads the same columns.
+    let outputs = aggregate
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            Expr::Column(Column::new(Some(table), format!("c{i}")))
+                .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+        outputs,
+        Arc::new(folded),
+    )?)))
+}
+
+fn spec(aggregate: &Aggregate, predicate: Option<&Expr>, scan: &TableScan) -> Result<Option<Spec>> {
+    if scan.fetch.is_some() || aggregate.aggr_expr.is_empty() {
+        return Ok(None);
+    }
+    let provider = source_as_provider(&scan.source)?;
+    let Some(table) = provider.downcast_ref::<MetricTable>() else {
+        return Ok(None);
+    };
+    // Every condition must narrow the scan exactly.
+    let mut pushdown = Pushdown::default();
+    let conditions = predicate
+        .into_iter()
+        .flat_map(|p| split_conjunction(p))
+        .chain(scan.filters.iter());
+    for condition in conditions {
+        if !table.narrow(condition, &mut pushdown) {
+            return Ok(None);
+        }
+    }
+    let mut groups = Vec::new();
+    let mut width_ms = None;
+    for e in &aggregate.group_expr {
+        match e {
+            Expr::Column(c) if table.tag(&c.name).is_some() => {
+                groups.push(Group::Tag(c.name.clone()));
+            }
+            Expr::ScalarFunction(f) if width_ms.is_none() => {
+                let Some(bucket) = f.func.inner().downcast_ref::<TimeBucket>() else {
+                    return Ok(None);
+                };
+                match f.args.as_slice() {
+                    [Expr::Column(c), Expr::Literal(width, _)] if c.name == TIME => {
+                        width_ms = Some(bucket.width_ms(Some(width))?);
+                        groups.push(Group::Bucket);
+                    }
+                    _ => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        }
+    }
+    let mut fields: Vec<String> = Vec::new();
+    let mut aggs = Vec::new();
+    for e in &aggregate.aggr_expr {
+        let Expr::AggregateFunction(f) = e else {
+            return Ok(None);
+        };
+        let Some((func, column)) = statistic(f) else {
+            return Ok(None);
+        };
+        match table.field_kind(column) {
+            Some(Kind::Numeric) => {}
+            Some(_) if func == RangeFn::Count => {}
+            _ => return Ok(None),
+        }
+        let field = match fields.iter().position(|n| n == column) {
+            Some(i) => i,
+            None => {
+                fields.push(column.to_owned());
+                fields.len() - 1
+            }
+        };
+        aggs.push(Agg { func, field });
+    }
+    // A row of the table is a time at which any field has a point: the
+    // other fields are counted too, so a bucket where only they have
+    // points still makes its row (with NULLs, and counts of 0).
+    for name in table.field_names() {
+        if !fields.iter().any(|f| f == name) {
+            fields.push(name.to_owned());
+        }
+    }
+    // The aggregate's output types, under names of the folded table.
+    let columns: Vec<Field> = aggregate
+        .schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), f.is_nullable()))
+        .collect();
+    Ok(Some(Spec {
+        db: table.db().clone(),
+        metric: table.metric().to_owned(),
+        budget: table.budget().clone(),
+        pushdown,
+        width_ms,
+        groups,
+        aggs,
+        fields,
+        schema: Arc::new(Schema::new(columns)),
+    }))
+}
+
+/// The statistic an aggregate call asks for and the field it reads; `None`
+/// for any other call (DISTINCT, FILTER, ORDER BY, an expression).
+fn statistic(f: &AggregateFunction) -> Option<(RangeFn, &str)> {
+    let p = &f.params;
+    if p.distinct || p.filter.is_some() || !p.order_by.is_empty() {
+        return None;
+    }
+    let inner = f.func.inner();
+    let func = if inner.is::<Count>() {
+        RangeFn::Count
+    } else if inner.is::<Sum>() {
+        RangeFn::Sum
+    } else if inner.is::<min_max::Min>() {
+        RangeFn::Min
+    } else if inner.is::<min_max::Max>() {
+        RangeFn::Max
+    } else if inner.is::<Avg>() {
+        RangeFn::Avg
+    } else {
+        return None;
+    };
+    let column = match p.args.as_slice() {
+        [Expr::Column(c)] => c,
+        // avg(long) reads its argument as a double: the same values.
+        [Expr::Cast(cast)]
+            if func == RangeFn::Avg && cast.field.data_type() == &DataType::Float64 =>
+        {
+            match cast.expr.as_ref() {
+                Expr::Column(c) => c,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some((func, column.name.as_str()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! The folded scan against DataFusion's own aggregation: the rule fires
+//! on the dashboard shape and on nothing it cannot answer exactly, and on
+//! random data (overwrites, out-of-order writes, points in blocks and in
+//! the head, series without a grouped tag, long and double fields) both
+//! give the same rows.
+
+use crate::{Cell, Options, fuzz::width, run, run_with};
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_model::{FieldValue, SeriesKey, ValueInput, WritePoint};
+use sundial_storage::{Config, Db, FsyncPolicy};
+
+const START: i64 = 1_700_000_000_000;
+const MINUTE: i64 = 60_000;
+
+fn opts() -> Options {
+    Options {
+        max_rows: 1_000_000,
+        max_scan_points: 10_000_000,
+        timeout: Duration::from_secs(30),
+        memory_bytes: 256 << 20,
+        bucket_width: width,
+    }
+}
+
+/// splitmix64: the data of one seed, the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Metric `m`: six hosts, half of them in a `dc`; fields `v` (doubles),
+/// `n` (longs) and `s` (text), written in shuffled batches with
+/// overwrites, some flushed to a block between batches.
+fn random_db(dir: &std::path::Path, seed: u64) -> anyhow::Result<Db> {
+    let db = Db::open(Config {
+        data_dir: dir.to_owned(),
+        fsync: FsyncPolicy::Buffered,
+        ..Config::default()
+    })?;
+    let mut rng = Rng(seed);
+    let keys: Vec<Arc<SeriesKey>> = (0..6)
+        .map(|h| {
+            let mut tags = vec![("host".to_owned(), format!("h{h}"))];
+            if h % 2 == 0 {
+                tags.push(("dc".to_owned(), format!("dc{}", h % 4)));
+            }
+            Arc::new(SeriesKey::new("m", tags))
+        })
+        .collect();
+    for round in 0..4 {
+        let mut points = Vec::new();
+        for _ in 0..400 {
+            let key = &keys[rng.below(6) as usize];
+            // Minutes over 3 h, in any order; repeats overwrite.
+            let ts = START + rng.below(180) as i64 * MINUTE + rng.below(3) as i64 * 1000;
+            let point = |field: &str, value| WritePoint {
+                series: key.clone(),
+                field: field.to_owned(),
+                timestamp: ts,
+                value: ValueInput::Typed(value),
+            };
+            match rng.below(3) {
+                0 => points.push(point(
+                    "v",
+                    FieldValue::Double(rng.below(10_000) as f64 / 7.0 - 500.0),
+                )),
+                1 => points.push(point(
+                    "n",
+                    FieldValue::Long(rng.below(1_000_000) as i64 - 400_000),
+                )),
+                _ => points.push(point("s", FieldValue::String(format!("t{}", rng.below(5))))),
+            }
+        }
+        let written = db.write(points, false)?;
+        written.commit.wait_blocking()?;
+        if round % 2 == 0 {
+            db.flush()?;
+        }
+    }
+    Ok(db)
+}
+
+/// Rows as sorted text, doubles to 9 significant digits: the fold adds
+/// doubles in another order than DataFusion.
+fn normalised(rows: &[Vec<Cell>]) -> Vec<String> {
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Cell::Double(d) => format!("{d:.9e}"),
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether the optimised plan of `sql` computes its aggregate in the scan.
+fn folded(db: &Db, sql: &str) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let prepared = crate::rewrite::prepare(sql)?;
+    let budget = Arc::new(crate::Budget {
+        points: Default::default(),
+        max_points: 1_000_000,
+        deadline: std::time::Instant::now() + Duration::from_secs(10),
+        ordered: prepared.ordered,
+        partitions: 2,
+    });
+    let ctx = crate::session(db, budget, &opts())?;
+    ctx.add_optimizer_rule(Arc::new(super::AggregatePushdown));
+    let plan = runtime.block_on(crate::plan(&ctx, prepared.statement))?;
+    let optimised = ctx.state().optimize(&plan)?;
+    Ok(optimised
+        .display_indent()
+        .to_string()
+        .contains("sundial_aggregate"))
+}
+
+const END: i64 = START + 180 * MINUTE;
+
+#[test]
+fn the_rule_takes_the_dashboard_shape_and_nothing_it_cannot_answer() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = random_db(dir.path(), 7)?;
+    let range = format!("time >= {START} and time < {END}");
+    let taken = [
+        format!(
+            "select host, time_bucket(time, '1 hour') as h, avg(v) from m where {range} group by host, time_bucket(time, '1 hour')"
+        ),
+        "select dc, count(s), max(n), sum(v) from m group by dc".to_owned(),
+        format!("select min(n) as lo, max(v) as hi from m where host in ('h1', 'h2') and {range}"),
+        "select host, avg(n) from m where host = 'h3' group by host order by host".to_owned(),
+    ];
+    for sql in &taken {
+        assert!(folded(&db, sql)?, "not folded: {sql}");
+    }
+    let left = [
+        // A condition on a value, DISTINCT, an expression, count(*), a
+        // text field under sum, grouping by the raw time.
+        "select host, avg(v) from m where v > 3 group by host".to_owned(),
+        "select count(distinct n) from m".to_owned(),
+        "select host, avg(v + 1) from m group by host".to_owned(),
+        "select host, count(*) from m group by host".to_owned(),
+        "select time, max(n) from m group by time".to_owned(),
+        "select host, max(n) from m where host != 'h1' group by host".to_owned(),
+        "select host, max(n) from m where time > 1.5 group by host".to_owned(),
+    ];
+    for sql in &left {
+        assert!(!folded(&db, sql)?, "folded: {sql}");
+    }
+    Ok(())
+}
+
+#[test]
+fn folded_aggregates_equal_datafusions_on_random_data() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let statements = [
+        format!(
+            "select host, time_bucket(time, '10 minutes') as b, avg(v), count(v), min(n), max(n), sum(n), sum(v), min(v), max(v), avg(n) \
+             from m where time >= {} and time <= {} group by host, time_bucket(time, '10 minutes')",
+            START + 7 * MINUTE,
+            END - 13 * MINUTE
+        ),
+        "select dc, time_bucket(timestamp, '1 hour'), count(s), count(n), max(v) from m group by dc, time_bucket(timestamp, '1 hour')".to_owned(),
+        "select dc, host, sum(n), avg(v) from m where host in ('h0', 'h2', 'h5') group by dc, host".to_owned(),
+        "select count(v), min(v), max(n) from m".to_owned(),
+        // No point matches: still one row.
+        "select count(v), sum(n), avg(v) from m where host = 'nobody'".to_owned(),
+        format!("select time_bucket(time, '7 minutes') as b, sum(v) from m where time between {START} and {} and dc = 'dc2' group by b", START + 100 * MINUTE),
+    ];
+    for seed in 0..12u64 {
+        let dir = tempfile::tempdir()?;
+        let db = random_db(dir.path(), seed)?;
+        for sql in &statements {
+            assert!(folded(&db, sql)?, "not folded: {sql}");
+            let fast = runtime.block_on(run(&db, sql, opts()))?;
+            let plain = runtime.block_on(run_with(&db, sql, opts(), false))?;
+            assert_eq!(fast.columns, plain.columns, "seed {seed}: {sql}");
+            assert!(!plain.rows.is_empty(), "seed {seed}: {sql} has no rows");
+            assert_eq!(
+                normalised(&fast.rows),
+                normalised(&plain.rows),
+                "seed {seed}: {sql}"
+            );
+            assert_eq!(fast.scanned_points > 0, plain.scanned_points > 0);
+        }
+        db.close();
+    }
+    Ok(())
+}
