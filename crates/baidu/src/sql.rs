@@ -6,7 +6,7 @@ use super::{Api, param};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use sundial_api::access::Action;
 use sundial_sql::Cell;
 use sundial_storage::Db;
@@ -55,14 +55,11 @@ pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, Baidu
     let out = sundial_sql::run(db, sql, opts)
         .await
         .map_err(|e| BaiduError::classified(e.class(), &e))?;
-    let columns: Vec<Value> = out.columns.iter().map(|c| json!({"name": c})).collect();
-    let rows: Vec<Value> = out
-        .rows
-        .into_iter()
-        .map(|row| Value::Array(row.into_iter().map(value).collect()))
-        .collect();
-    let body = serde_json::to_vec(&json!({"columns": columns, "rows": rows}))
-        .map_err(|e| BaiduError::internal(&e))?;
+    let body = serde_json::to_vec(&Body {
+        columns: &out.columns,
+        rows: &out.rows,
+    })
+    .map_err(|e| BaiduError::internal(&e))?;
     let mut response = super::json_bytes(body);
     response
         .extensions_mut()
@@ -75,14 +72,60 @@ fn width(text: &str) -> Result<i64, String> {
     super::time::fixed_span(text, "time_bucket width", 1).map_err(|e| e.message)
 }
 
-/// Values as in query results (spec 10.3): Bytes as base64.
-fn value(c: Cell) -> Value {
-    match c {
-        Cell::Null => Value::Null,
-        Cell::Long(i) => i.into(),
-        Cell::Double(d) => serde_json::Number::from_f64(d).map_or(Value::Null, Value::Number),
-        Cell::Text(s) => s.into(),
-        Cell::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
-        Cell::Bool(b) => b.into(),
+/// `{"columns": [{"name"}], "rows": [[...]]}`, written straight from the
+/// result rows (no JSON tree of every value first).
+struct Body<'a> {
+    columns: &'a [String],
+    rows: &'a [Vec<Cell>],
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        let columns: Vec<Column<'_>> = self.columns.iter().map(|name| Column { name }).collect();
+        map.serialize_entry("columns", &columns)?;
+        map.serialize_entry("rows", &Rows(self.rows))?;
+        map.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Column<'a> {
+    name: &'a str,
+}
+
+struct Rows<'a>(&'a [Vec<Cell>]);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|row| Row(row)))
+    }
+}
+
+struct Row<'a>(&'a [Cell]);
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(Value))
+    }
+}
+
+/// Values as in query results (spec 10.3): Bytes as base64, a double
+/// that is not finite as null.
+struct Value<'a>(&'a Cell);
+
+impl Serialize for Value<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Cell::Null => serializer.serialize_unit(),
+            Cell::Long(i) => serializer.serialize_i64(*i),
+            Cell::Double(d) if d.is_finite() => serializer.serialize_f64(*d),
+            Cell::Double(_) => serializer.serialize_unit(),
+            Cell::Text(s) => serializer.serialize_str(s),
+            Cell::Bytes(b) => {
+                serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            Cell::Bool(b) => serializer.serialize_bool(*b),
+        }
     }
 }

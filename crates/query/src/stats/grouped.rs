@@ -32,15 +32,16 @@ pub struct StatsRequest<'a> {
     pub group_tags: &'a [&'a str],
 }
 
-/// Per group values and bucket start: each field's statistics there (a
+/// Per group values, per bucket start: each field's statistics there (a
 /// count of 0 where the field has no point in a bucket another field
 /// has).
-pub type GroupedStats = BTreeMap<(Vec<Option<String>>, Timestamp), Vec<Stats>>;
+pub type GroupedStats = BTreeMap<Vec<Option<String>>, BTreeMap<Timestamp, Vec<Stats>>>;
 
 /// One thread's share.
 #[derive(Default)]
 struct Partial {
     groups: GroupedStats,
+    cells: usize,
 }
 
 /// Folds the matching series' points into [`GroupedStats`], by up to one
@@ -83,18 +84,21 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
                     .iter()
                     .map(|k| key.tag(k).map(str::to_owned))
                     .collect();
+                // The group is looked up once per series, not per bucket.
+                let cells = part.groups.entry(group).or_default();
+                let before = cells.len();
                 for (i, fold) in folds.iter().enumerate() {
                     let (buckets, points) = fold_series(fold, view, *id, req.start, req.end)?;
                     budget.take(points)?;
                     for (bucket, stats) in buckets {
-                        let cell = part
-                            .groups
-                            .entry((group.clone(), bucket))
+                        let cell = cells
+                            .entry(bucket)
                             .or_insert_with(|| vec![Stats::default(); folds.len()]);
                         cell[i].merge(&stats);
                     }
                 }
-                if part.groups.len() > max_cells {
+                part.cells += cells.len() - before;
+                if part.cells > max_cells {
                     return Err(budget.exceeded());
                 }
             }
@@ -103,20 +107,25 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
     );
     let mut out = GroupedStats::new();
     for part in partials {
-        for (cell, stats) in part?.groups {
-            match out.get_mut(&cell) {
-                Some(existing) => {
-                    for (e, s) in existing.iter_mut().zip(&stats) {
-                        e.merge(s);
+        for (group, buckets) in part?.groups {
+            let cells = out.entry(group).or_default();
+            for (bucket, stats) in buckets {
+                match cells.get_mut(&bucket) {
+                    Some(existing) => {
+                        for (e, s) in existing.iter_mut().zip(&stats) {
+                            e.merge(s);
+                        }
                     }
-                }
-                None => {
-                    out.insert(cell, stats);
+                    None => {
+                        cells.insert(bucket, stats);
+                    }
                 }
             }
         }
     }
-    if out.len() > max_cells {
+    // A series without points in the range made an empty group.
+    out.retain(|_, cells| !cells.is_empty());
+    if out.values().map(BTreeMap::len).sum::<usize>() > max_cells {
         return Err(budget.exceeded());
     }
     Ok(out)

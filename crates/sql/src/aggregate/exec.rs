@@ -13,6 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -122,8 +123,8 @@ fn fold(spec: &Spec) -> Result<RecordBatch> {
     sql.check_time()?;
     // Aggregates without GROUP BY make exactly one row, points or none.
     if spec.groups.is_empty() && cells.is_empty() {
-        cells.insert(
-            (Vec::new(), spec.pushdown.start),
+        cells.entry(Vec::new()).or_default().insert(
+            spec.pushdown.start,
             vec![Stats::default(); spec.fields.len()],
         );
     }
@@ -160,12 +161,19 @@ fn rows(spec: &Spec, cells: &GroupedStats) -> Result<RecordBatch> {
                 tag += 1;
                 Arc::new(
                     cells
-                        .keys()
-                        .map(|(values, _)| values.get(i).cloned().flatten())
+                        .iter()
+                        .flat_map(|(values, buckets)| {
+                            std::iter::repeat_n(values.get(i).cloned().flatten(), buckets.len())
+                        })
                         .collect::<StringArray>(),
                 )
             }
-            Group::Bucket => Arc::new(cells.keys().map(|(_, b)| Some(*b)).collect::<Int64Array>()),
+            Group::Bucket => Arc::new(
+                cells
+                    .values()
+                    .flat_map(|buckets| buckets.keys().map(|b| Some(*b)))
+                    .collect::<Int64Array>(),
+            ),
         };
         columns.push(column);
     }
@@ -174,7 +182,10 @@ fn rows(spec: &Spec, cells: &GroupedStats) -> Result<RecordBatch> {
         .iter()
         .zip(spec.schema.fields().iter().skip(spec.groups.len()))
     {
-        let stats = cells.values().map(|per_field| per_field.get(a.field));
+        let stats = cells
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|per_field| per_field.get(a.field));
         columns.push(statistic_column(a.func, field.data_type(), stats)?);
     }
     // Each column as the aggregate declared it.

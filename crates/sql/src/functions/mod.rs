@@ -14,10 +14,15 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 use extreme_by::{End, ExtremeBy};
 
-pub(crate) fn register(ctx: &SessionContext, bucket_width: WidthParser) {
+/// `time_bucket`, reading widths with `bucket_width`.
+pub(crate) fn register_time_bucket(ctx: &SessionContext, bucket_width: WidthParser) {
     ctx.register_udf(ScalarUDF::new_from_impl(time_bucket::TimeBucket::new(
         bucket_width,
     )));
+}
+
+/// The functions that are the same in every session.
+pub(crate) fn register_fixed(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(if_then::IfThen::new()));
     ctx.register_udaf(AggregateUDF::new_from_impl(ExtremeBy::new(End::Max)));
     ctx.register_udaf(AggregateUDF::new_from_impl(ExtremeBy::new(End::Min)));
