@@ -19,11 +19,7 @@ use sundial_cluster::{
 async fn a_dead_owners_acknowledged_points_are_all_served_by_the_next() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let mut a = engines.ingester("a").await?;
-    let (a_keeper, _a_stop) = engines.keep("a", &a, Duration::from_secs(2)).await?;
-    until("a to own every shard", || {
-        a.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let (a_keeper, _a_stop) = engines.keep_all("a", &a, Duration::from_secs(2)).await?;
 
     let mut expected = Expected::new();
     write(&a, DATABASES[0], points(0..30, 1), &mut expected).await?;
@@ -81,11 +77,7 @@ async fn a_dead_owners_acknowledged_points_are_all_served_by_the_next() -> anyho
     ));
 
     let b = engines.ingester("b").await?;
-    let (_b_keeper, _b_stop) = engines.keep("b", &b, Duration::from_secs(2)).await?;
-    until("b to own every shard", || {
-        b.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let (_b_keeper, _b_stop) = engines.keep_all("b", &b, Duration::from_secs(2)).await?;
     assert_eq!(
         stored(&[&b]).await?,
         expected,
@@ -114,11 +106,7 @@ async fn a_dead_owners_acknowledged_points_are_all_served_by_the_next() -> anyho
 async fn a_clean_hand_off_moves_shards_with_their_points() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let a = engines.ingester("a").await?;
-    let (_a_keeper, _a_stop) = engines.keep("a", &a, Duration::from_secs(3)).await?;
-    until("a to own every shard", || {
-        a.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let (_a_keeper, _a_stop) = engines.keep_all("a", &a, Duration::from_secs(3)).await?;
     let mut expected = Expected::new();
     write(&a, DATABASES[0], points(0..20, 1), &mut expected).await?;
     a.checkpoint_all().await?;
@@ -169,11 +157,7 @@ async fn shards_are_checkpointed_as_points_arrive() -> anyhow::Result<()> {
             c.checkpoint_every = Duration::from_secs(3600);
         })
         .await?;
-    let (_a_keeper, _a_stop) = engines.keep("a", &a, Duration::from_secs(3)).await?;
-    until("a to own every shard", || {
-        a.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let (_a_keeper, _a_stop) = engines.keep_all("a", &a, Duration::from_secs(3)).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let checkpoints = tokio::spawn({
         let a = a.clone();
@@ -232,11 +216,7 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
 -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let a = engines.ingester("a").await?;
-    let (a_keeper, _a_stop) = engines.keep("a", &a, Duration::from_secs(2)).await?;
-    until("a to own every shard", || {
-        a.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let (a_keeper, _a_stop) = engines.keep_all("a", &a, Duration::from_secs(2)).await?;
     let mut expected = Expected::new();
     write(&a, DATABASES[0], points(0..10, 1), &mut expected).await?;
 
@@ -244,11 +224,7 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
     // it owns every shard (nobody told it otherwise).
     a_keeper.abort();
     let b = engines.ingester("b").await?;
-    let (_b_keeper, _b_stop) = engines.keep("b", &b, Duration::from_secs(2)).await?;
-    until("b to own every shard", || {
-        b.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let (_b_keeper, _b_stop) = engines.keep_all("b", &b, Duration::from_secs(2)).await?;
     assert_eq!(
         a.shards().len(),
         SHARDS as usize,

@@ -17,11 +17,7 @@ const SECRET: &str = "a cluster secret";
 async fn frames_travel_over_http2_and_refusals_come_back_typed() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let a = engines.ingester("a").await?;
-    let (_keeper, _stop) = engines.keep("a", &a, Duration::from_secs(3)).await?;
-    until("a to own every shard", || {
-        a.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let (_keeper, _stop) = engines.keep_all("a", &a, Duration::from_secs(3)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?.to_string();
     let routes = ingest_routes(a.clone(), SECRET);

@@ -120,14 +120,8 @@ impl NatsCluster {
         for i in 0..size {
             children.push(cluster.spawn(i)?);
         }
-        for (i, mut child) in children.into_iter().enumerate() {
-            crate::wait_for_stderr_line(
-                &mut child,
-                "metadata leader".into(),
-                Duration::from_secs(60),
-            )
-            .context("nats-server did not join the JetStream cluster")?;
-            cluster.nodes[i].child = Some(child);
+        for (i, child) in children.into_iter().enumerate() {
+            cluster.nodes[i].child = Some(joined(child)?);
         }
         Ok(cluster)
     }
@@ -153,14 +147,7 @@ impl NatsCluster {
     /// rejoined the cluster.
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         self.kill(i);
-        let mut child = self.spawn(i)?;
-        crate::wait_for_stderr_line(
-            &mut child,
-            "metadata leader".into(),
-            Duration::from_secs(60),
-        )
-        .context("nats-server did not rejoin the JetStream cluster")?;
-        self.nodes[i].child = Some(child);
+        self.nodes[i].child = Some(joined(self.spawn(i)?)?);
         Ok(())
     }
 
@@ -198,6 +185,18 @@ impl NatsCluster {
             .spawn()
             .with_context(|| format!("cannot start {}", self.bin.display()))
     }
+}
+
+/// `child` once it knows the JetStream metadata leader: it is in the
+/// cluster and streams can be made.
+fn joined(mut child: Child) -> anyhow::Result<Child> {
+    crate::wait_for_stderr_line(
+        &mut child,
+        "metadata leader".into(),
+        Duration::from_secs(60),
+    )
+    .context("nats-server did not join the JetStream cluster")?;
+    Ok(child)
 }
 
 impl Drop for NatsCluster {

@@ -74,6 +74,25 @@ impl Engines {
         Ok(Ingester::new(&self.pg.url(), wal, self.store()?, config).await?)
     }
 
+    /// [`Engines::keep`], once `ingester` (the only live one) owns every
+    /// shard.
+    pub(crate) async fn keep_all(
+        &self,
+        id: &str,
+        ingester: &Ingester,
+        ttl: Duration,
+    ) -> anyhow::Result<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )> {
+        let keeping = self.keep(id, ingester, ttl).await?;
+        until(&format!("{id} to own every shard"), || {
+            ingester.shards().len() == SHARDS as usize
+        })
+        .await?;
+        Ok(keeping)
+    }
+
     /// `ingester`'s keeper ticking in the background, as a node runs it.
     pub(crate) async fn keep(
         &self,
