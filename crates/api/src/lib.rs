@@ -1,6 +1,7 @@
 //! What Sundial's wire APIs share: one credential store and its grants
-//! (`access`), request bodies (`body`), the server-wide `[limits]`, and the
-//! write hook every API's writes pass through. The APIs themselves are the
+//! (`access`), request bodies (`body`), the server-wide `[limits]`, the
+//! write hook every API's writes pass through, and the sink they all
+//! write into (`sink`). The APIs themselves are the
 //! crates `sundial-opentsdb`, `sundial-baidu` and `sundial-bkmonitor`, none
 //! of which depends on another.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -11,6 +12,7 @@ pub mod body;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod limits;
+pub mod sink;
 pub mod stats;
 pub mod write_hook;
 

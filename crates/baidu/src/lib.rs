@@ -46,6 +46,8 @@ pub struct Api {
     registry: Arc<database::Registry>,
     /// What every write passes through before the engine.
     hooks: sundial_api::write_hook::WriteHooks,
+    /// Where writes are stored (this node, or a cluster's shard owners).
+    sink: sundial_api::sink::Sink,
 }
 
 impl Api {
@@ -65,12 +67,19 @@ impl Api {
             limits,
             registry,
             hooks: sundial_api::write_hook::WriteHooks::default(),
+            sink: sundial_api::sink::Sink::default(),
         })
     }
 
     /// Passes every write through `hooks` (BlueKing's group binding).
     pub fn with_hooks(mut self, hooks: sundial_api::write_hook::WriteHooks) -> Self {
         self.hooks = hooks;
+        self
+    }
+
+    /// Sends every write to `sink` instead of this node's databases.
+    pub fn with_sink(mut self, sink: sundial_api::sink::Sink) -> Self {
+        self.sink = sink;
         self
     }
 
@@ -352,11 +361,12 @@ async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, 
     let mut points = write::parse(&body, limits, api.now_ms())?;
     let is_default = db.config().data_dir == api.engine.default_db().config().data_dir;
     let hooked = admit(&api, &parts, is_default, &mut points)?;
-    let target = db.clone();
-    let written =
-        sundial_api::write_off_workers(move || target.write_all_or_nothing(points, false))
-            .await
-            .map_err(|e| BaiduError::storage(&e))?;
+    let write = sundial_api::sink::PointWrite::new(db.clone(), points).all_or_nothing();
+    let written = api
+        .sink
+        .write(write)
+        .await
+        .map_err(|e| BaiduError::storage(&e))?;
     // The point that failed, not one refused along with it.
     let errors = || {
         written

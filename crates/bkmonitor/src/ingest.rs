@@ -433,10 +433,8 @@ fn item_frame(
 
 /// Stores the points whole and records what they revealed.
 async fn store(api: &Api, points: Vec<WritePoint>, seen: &Seen) -> Result<(), String> {
-    let db = api.db.clone();
-    let written = sundial_api::write_off_workers(move || db.write_all_or_nothing(points, false))
-        .await
-        .map_err(|e| e.to_string())?;
+    let write = sundial_api::sink::PointWrite::new(api.db.clone(), points).all_or_nothing();
+    let written = api.sink.write(write).await.map_err(|e| e.to_string())?;
     if let Some(e) = written
         .outcome
         .results

@@ -48,6 +48,8 @@ pub struct Api {
     max_tags: usize,
     store: Arc<sundial_api::access::Store>,
     limits: sundial_api::limits::Limits,
+    /// Where writes are stored (this node, or a cluster's shard owners).
+    pub(crate) sink: sundial_api::sink::Sink,
 }
 
 impl Api {
@@ -69,7 +71,14 @@ impl Api {
             max_tags,
             store,
             limits,
+            sink: sundial_api::sink::Sink::default(),
         })
+    }
+
+    /// Sends every write to `sink` instead of this node's databases.
+    pub fn with_sink(mut self, sink: sundial_api::sink::Sink) -> Self {
+        self.sink = sink;
+        self
     }
 
     fn view(&self) -> model::View {

@@ -50,6 +50,10 @@ pub enum Error {
     /// The shard is moving to another node: retry once the move is done.
     #[error("shard {shard} is moving to another node")]
     Moving { shard: u32 },
+    /// No live node holds the shard's lease (its owner died and no other
+    /// has taken it yet).
+    #[error("shard {shard} has no owner now")]
+    NoOwner { shard: u32 },
     /// A write routed under an earlier (or later) owner's lease epoch.
     #[error("shard {shard} write carries epoch {sent}, the owner's is {current}")]
     StaleEpoch { shard: u32, sent: i64, current: i64 },
@@ -59,6 +63,14 @@ pub enum Error {
     /// A peer is overloaded or its log or metadata store failed: retry.
     #[error("node {address} is busy: {message}")]
     PeerBusy { address: String, message: String },
+    /// A peer refused the points for what they are (too many new series,
+    /// a series limit): `class` is the owner's error class.
+    #[error("node {address} refused the write: {message}")]
+    PeerRefused {
+        address: String,
+        message: String,
+        class: sundial_storage::ErrorClass,
+    },
     /// A peer could not be reached, did not answer in time, or refused a
     /// request for another reason.
     #[error("node {address}: {message}")]

@@ -13,10 +13,13 @@ use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
 use sundial_model::{NumberText, SeriesKey, ValueInput, WritePoint};
 
 mod outcome;
+mod staged;
 
 pub use outcome::{decode_outcome, encode_outcome};
+pub use staged::StagedAnswer;
+pub(crate) use staged::{decode_staged, encode_staged};
 
-const MAGIC: &[u8; 4] = b"SDF1";
+const MAGIC: &[u8; 4] = b"SDF2";
 
 /// One shard's points of one write, with what the owner checks.
 #[derive(Debug, Clone)]
@@ -30,6 +33,21 @@ pub struct ShardBatch {
     /// once however often it is sent.
     pub id: u128,
     pub points: Vec<WritePoint>,
+    /// How the points stand together, as the adapter asked.
+    pub rules: BatchRules,
+}
+
+/// The adapter's [`sundial_storage::Rules`] for one shard's points,
+/// carried in the frame so a replay applies exactly what the first
+/// owner applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchRules {
+    /// Sizes of consecutive all-or-nothing groups; points past them
+    /// stand alone.
+    pub groups: Vec<usize>,
+    /// Points the adapter refused after the kind check (missing entries
+    /// are `false`).
+    pub vetoed: Vec<bool>,
 }
 
 /// Why bytes are not a frame.
@@ -75,6 +93,7 @@ pub fn encode(batch: &ShardBatch) -> Vec<u8> {
     body.extend_from_slice(&field_table);
     put(&mut body, batch.points.len() as u64);
     body.extend_from_slice(&points);
+    put_rules(&mut body, &batch.rules);
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&body);
@@ -123,8 +142,9 @@ pub fn decode(bytes: &[u8]) -> Result<ShardBatch, FrameError> {
             value: get_input(&mut input)?,
         });
     }
+    let rules = get_rules(&mut input, n)?;
     if !input.is_empty() {
-        return Err(invalid("bytes after the last point").into());
+        return Err(invalid("bytes after the rules").into());
     }
     Ok(ShardBatch {
         database,
@@ -132,7 +152,44 @@ pub fn decode(bytes: &[u8]) -> Result<ShardBatch, FrameError> {
         epoch,
         id,
         points,
+        rules,
     })
+}
+
+/// Group sizes, then the vetoed points as gaps between their indices.
+fn put_rules(out: &mut Vec<u8>, rules: &BatchRules) {
+    put(out, rules.groups.len() as u64);
+    for size in &rules.groups {
+        put(out, *size as u64);
+    }
+    let vetoed: Vec<usize> = (rules.vetoed.iter().enumerate())
+        .filter_map(|(i, v)| v.then_some(i))
+        .collect();
+    put(out, vetoed.len() as u64);
+    let mut next = 0;
+    for i in vetoed {
+        put(out, (i - next) as u64);
+        next = i + 1;
+    }
+}
+
+fn get_rules(input: &mut &[u8], points: usize) -> Result<BatchRules, sundial_codec::Error> {
+    let groups = (0..count(input)?)
+        .map(|_| get_usize(input))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = count(input)?;
+    let mut vetoed = Vec::new();
+    let mut next = 0usize;
+    for _ in 0..n {
+        let i = next
+            .checked_add(get_usize(input)?)
+            .filter(|i| *i < points)
+            .ok_or_else(|| invalid("vetoed point"))?;
+        vetoed.resize(i, false);
+        vetoed.push(true);
+        next = i + 1;
+    }
+    Ok(BatchRules { groups, vetoed })
 }
 
 fn invalid(what: &str) -> sundial_codec::Error {

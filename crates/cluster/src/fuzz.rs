@@ -1,16 +1,27 @@
-//! Fuzz entry point for frames, the bytes routers send ingesters (`fuzz/`
+//! Fuzz entry point for frames, the bytes routers send ingesters, and
+//! their outcomes, the bytes ingesters answer with (`fuzz/`
 //! at the repository root runs it under libFuzzer; `cargo test` replays
 //! the committed corpus and regressions). It must never panic.
 
-use crate::frame::{ShardBatch, decode, encode};
+use crate::frame::{ShardBatch, decode, decode_outcome, encode, encode_outcome};
 
 /// One flags byte, then a frame: with bit 0 set the frame's checksum is
 /// recomputed first, so mutations reach the decoder behind it. A decoded
-/// frame must encode back to the same batch.
+/// frame must encode back to the same batch. With bit 1 set the bytes
+/// are an outcome instead, for a frame of `flags >> 2` points.
 pub fn frame(data: &[u8]) {
     let Some((flags, frame)) = data.split_first() else {
         return;
     };
+    if flags & 2 == 2 {
+        let points = usize::from(flags >> 2);
+        if let Ok(outcome) = decode_outcome(frame, points) {
+            let again = decode_outcome(&encode_outcome(&outcome), points)
+                .unwrap_or_else(|e| panic!("a re-encoded outcome does not decode: {e}"));
+            assert_eq!(format!("{again:?}"), format!("{outcome:?}"));
+        }
+        return;
+    }
     let mut bytes = frame.to_vec();
     if flags & 1 == 1 && bytes.len() >= 8 {
         let end = bytes.len() - 4;
@@ -27,13 +38,17 @@ pub fn frame(data: &[u8]) {
 }
 
 /// A batch's content in comparable form.
-pub(crate) fn facts(b: &ShardBatch) -> (String, u32, i64, u128, Vec<String>) {
+pub(crate) fn facts(b: &ShardBatch) -> (String, u32, i64, u128, Vec<String>, String) {
     let points = b
         .points
         .iter()
         .map(|p| format!("{:?} {} {} {:?}", p.series, p.field, p.timestamp, p.value))
         .collect();
-    (b.database.clone(), b.shard, b.epoch, b.id, points)
+    let vetoed: Vec<usize> = (b.rules.vetoed.iter().enumerate())
+        .filter_map(|(i, v)| v.then_some(i))
+        .collect();
+    let rules = format!("groups {:?} vetoed {vetoed:?}", b.rules.groups);
+    (b.database.clone(), b.shard, b.epoch, b.id, points, rules)
 }
 
 #[cfg(test)]
@@ -50,6 +65,7 @@ mod tests {
         std::fs::create_dir_all(&dir)?;
         let full = sample();
         let one = ShardBatch {
+            rules: Default::default(),
             points: full.points[..1].to_vec(),
             ..full.clone()
         };
@@ -58,6 +74,13 @@ mod tests {
             seed.extend(encode(batch));
             std::fs::write(dir.join(format!("seed-{:02}", n + 1)), seed)?;
         }
+        // An outcome of a 12-point frame with two points refused.
+        let mut results = vec![Ok(()); 12];
+        results[3] = Err(sundial_model::PointError::NotANumber);
+        results[7] = Err(sundial_model::PointError::Rejected);
+        let mut seed = vec![2u8 | (12 << 2)];
+        seed.extend(encode_outcome(&sundial_model::WriteOutcome { results }));
+        std::fs::write(dir.join("seed-03"), seed)?;
         Ok(())
     }
 

@@ -10,8 +10,9 @@
 //! log hold, never from what a node left on its disk.
 
 mod handover;
+mod read;
 
-use crate::frame::ShardBatch;
+use crate::frame::{BatchRules, ShardBatch};
 use crate::{Error, JetStreamWal, Lease, Meta, Result, ShardHandler};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -159,7 +160,7 @@ impl Ingester {
         db.check_room()?;
         let position = self.log(&shard, &mut state, &batch).await?;
         state.unflushed_points += batch.points.len();
-        let outcome = apply(&db, batch.points).await?;
+        let outcome = apply(&db, batch.points, &batch.rules).await?;
         state.applied = position;
         Ok(outcome)
     }
@@ -188,7 +189,7 @@ impl Ingester {
                 );
                 if !ours.points.is_empty() {
                     let db = self.database(shard.number, state, &ours.database).await?;
-                    apply(&db, ours.points).await?;
+                    apply(&db, ours.points, &ours.rules).await?;
                 }
                 state.log_end = position;
                 state.applied = position;
@@ -387,9 +388,16 @@ impl ShardHandler for Ingester {
 
 /// Writes points to a shard database and waits until they are in its
 /// head.
-async fn apply(db: &Db, points: Vec<WritePoint>) -> Result<WriteOutcome> {
+/// Stores a logged frame's points under its rules: the same frame on the
+/// same head gives the same outcome, so a replay applies what the first
+/// owner applied.
+async fn apply(db: &Db, points: Vec<WritePoint>, rules: &BatchRules) -> Result<WriteOutcome> {
+    let rules = sundial_storage::Rules {
+        groups: &rules.groups,
+        vetoed: &rules.vetoed,
+    };
     // Durability is the log's; the local WAL only orders the head.
-    let written = db.write(points, false)?;
+    let written = db.write_with(points, rules, false)?;
     written.commit.wait().await?;
     Ok(written.outcome)
 }

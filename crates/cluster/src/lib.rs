@@ -16,16 +16,19 @@ mod lease;
 mod manifest;
 mod membership;
 mod meta;
+mod owners;
 mod ownership;
+mod querier;
 mod route;
+mod router;
 mod shard;
 mod transport;
 mod wal;
 
 pub use error::{Error, Result};
 pub use frame::{
-    FrameError, ShardBatch, decode as decode_frame, decode_outcome, encode as encode_frame,
-    encode_outcome,
+    BatchRules, FrameError, ShardBatch, StagedAnswer, decode as decode_frame, decode_outcome,
+    encode as encode_frame, encode_outcome,
 };
 pub use ingest::{Ingester, IngesterConfig};
 pub use lease::{Lease, compactor_lease, shard_lease};
@@ -33,7 +36,11 @@ pub use manifest::{BlockRow, Flush, ShardPosition};
 pub use membership::{Node, Role, ShardOwner};
 pub use meta::Meta;
 pub use ownership::{Keeper, ShardHandler, TickReport, owner_of};
+pub use querier::Querier;
 pub use route::{ShardPoints, split_by_shard};
+pub use router::Router;
 pub use shard::shard_of;
-pub use transport::{FRAMES_PATH, FrameClient, MAX_FRAME_BYTES, ingest_routes};
+pub use transport::{
+    FRAMES_PATH, FrameClient, MAX_FRAME_BYTES, STAGE_PATH, StageRequest, ingest_routes,
+};
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

@@ -1,4 +1,4 @@
-//! The internal write protocol (docs/cluster.md, "Between nodes"): a
+//! The internal protocol (docs/cluster.md, "Between nodes"): a
 //! router posts each shard's frame to the shard's owner over HTTP/2 in
 //! clear text (prior knowledge: one connection per peer, many frames in
 //! flight on it), and gets back which points were refused. Every request
@@ -20,6 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::WriteOutcome;
 
+mod stage;
+
+pub use stage::{STAGE_PATH, StageRequest};
+
 /// Where owners take frames.
 pub const FRAMES_PATH: &str = "/internal/v1/frames";
 const FRAME_TYPE: &str = "application/x-sundial-frame";
@@ -39,6 +43,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
     });
     axum::Router::new()
         .route(FRAMES_PATH, axum::routing::post(take_frame))
+        .route(STAGE_PATH, axum::routing::post(stage::stage))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
         .with_state(state)
 }
@@ -154,28 +159,9 @@ impl FrameClient {
     /// Sends `batch` to the owner at `address` (`host:port`): which of its
     /// points the owner refused, or why it refused the whole frame.
     pub async fn send(&self, address: &str, batch: &ShardBatch) -> Result<WriteOutcome> {
-        let request = axum::http::Request::post(format!("http://{address}{FRAMES_PATH}"))
-            .header(header::CONTENT_TYPE, FRAME_TYPE)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.secret))
-            .body(Full::new(Bytes::from(frame::encode(batch))))
-            .map_err(|e| peer(address, e.to_string()))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| peer(address, e.to_string()))?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| peer(address, e.to_string()))?
-                .to_bytes();
-            Ok::<_, Error>((parts, body))
-        };
-        let (parts, body) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| peer(address, format!("no answer in {:?}", self.timeout)))??;
+        let (parts, body) = self
+            .post(address, FRAMES_PATH, FRAME_TYPE, frame::encode(batch))
+            .await?;
         if parts.status.is_success() {
             return decode_outcome(&body, batch.points.len())
                 .map_err(|e| peer(address, format!("bad answer: {e}")));
@@ -203,11 +189,53 @@ impl FrameClient {
                 address: address.to_owned(),
                 message,
             },
+            "invalid" | "quota" => Error::PeerRefused {
+                address: address.to_owned(),
+                message,
+                class: if kind == "quota" {
+                    sundial_storage::ErrorClass::Quota
+                } else {
+                    sundial_storage::ErrorClass::InvalidInput
+                },
+            },
             _ => Error::Peer {
                 address: address.to_owned(),
                 message: format!("{}: {message}", parts.status),
             },
         })
+    }
+
+    /// Posts `body` to `path` at `address` under the secret and the
+    /// timeout: the answer's head and body, whatever its status.
+    async fn post(
+        &self,
+        address: &str,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<(axum::http::response::Parts, Bytes)> {
+        let request = axum::http::Request::post(format!("http://{address}{path}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.secret))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| peer(address, e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| peer(address, e.to_string()))?;
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| peer(address, e.to_string()))?
+                .to_bytes();
+            Ok::<_, Error>((parts, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| peer(address, format!("no answer in {:?}", self.timeout)))?
     }
 }
 

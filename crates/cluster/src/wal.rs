@@ -167,6 +167,7 @@ impl JetStreamWal {
     /// everything before it.
     pub async fn fence(&self, shard: u32, epoch: i64, id: u128) -> Result<u64> {
         let marker = ShardBatch {
+            rules: Default::default(),
             database: String::new(),
             shard,
             epoch,

@@ -65,6 +65,7 @@ async fn a_dead_owners_acknowledged_points_are_all_served_by_the_next() -> anyho
         .await;
     }
     let late = ShardBatch {
+        rules: Default::default(),
         database: DATABASES[0].to_owned(),
         shard: 0,
         epoch: old_epochs[&0],
@@ -138,6 +139,7 @@ async fn a_clean_hand_off_moves_shards_with_their_points() -> anyhow::Result<()>
     }
     // A frame for a moved shard, sent to its former owner, is refused.
     let to_a = ShardBatch {
+        rules: Default::default(),
         database: DATABASES[0].to_owned(),
         shard: moved[0],
         epoch: 1,
@@ -200,6 +202,7 @@ async fn shards_are_checkpointed_as_points_arrive() -> anyhow::Result<()> {
     // A database name that cannot be a directory is refused before the
     // log sees it.
     let hostile = ShardBatch {
+        rules: Default::default(),
         database: "../escape".to_owned(),
         shard: 0,
         epoch: a.epoch(0).unwrap_or_default(),
@@ -236,6 +239,7 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
     let late = points(50..51, 9);
     for (shard, part) in split_by_shard(late, SHARDS) {
         let batch = ShardBatch {
+            rules: Default::default(),
             database: DATABASES[0].to_owned(),
             shard,
             epoch: a.epoch(shard).unwrap_or_default(),
@@ -265,6 +269,7 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
     // a stops taking writes for good; b goes on.
     assert!(matches!(
         a.write(ShardBatch {
+            rules: Default::default(),
             database: DATABASES[0].to_owned(),
             shard: 0,
             epoch: a.epoch(0).unwrap_or_default(),

@@ -33,6 +33,7 @@ async fn frames_travel_over_http2_and_refusals_come_back_typed() -> anyhow::Resu
     let mut expected = Expected::new();
     for (shard, part) in split_by_shard(sent, SHARDS) {
         let batch = ShardBatch {
+            rules: Default::default(),
             database: DATABASES[0].to_owned(),
             shard,
             epoch: a.epoch(shard).unwrap_or_default(),
@@ -72,6 +73,7 @@ async fn frames_travel_over_http2_and_refusals_come_back_typed() -> anyhow::Resu
 
     // Refusals of a whole frame, as the router gets them.
     let frame = |shard: u32, epoch: i64, database: &str| ShardBatch {
+        rules: Default::default(),
         database: database.to_owned(),
         shard,
         epoch,

@@ -149,6 +149,7 @@ async fn frames_replay_as_sent_and_damage_is_named() -> anyhow::Result<()> {
                 vec![("host".to_owned(), format!("h{n}"))],
             ));
             ShardBatch {
+                rules: Default::default(),
                 database: "default".to_owned(),
                 shard,
                 epoch: 1,

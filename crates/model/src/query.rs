@@ -8,7 +8,7 @@ use crate::{FieldValue, Tags, Timestamp};
 
 /// A tag predicate on the series' tag set. Every predicate but `NotIn`
 /// with an absent key requires the series to have the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TagMatch {
     /// The series has tag `key` with exactly `value`.
     Eq { key: String, value: String },
@@ -59,7 +59,7 @@ impl TagMatch {
 
 /// How the series of one group are combined (OpenTSDB's aggregators,
 /// spec opentsdb.md 9.11).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Aggregator {
     /// Every series on its own, raw values.
     None,
@@ -87,7 +87,7 @@ pub enum Aggregator {
 }
 
 /// Percentile estimators of OpenTSDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Estimator {
     /// `pos = p (n + 1)` (`p50` ...).
     Legacy,
@@ -98,7 +98,7 @@ pub enum Estimator {
 }
 
 /// One read: a metric's field over an inclusive time range.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Query {
     pub metric: String,
     pub field: String,
@@ -124,7 +124,7 @@ pub struct Query {
 }
 
 /// OpenTSDB downsampling: buckets reduced to Doubles.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Downsample {
     pub buckets: Buckets,
     pub function: Aggregator,
@@ -132,7 +132,7 @@ pub struct Downsample {
 }
 
 /// How downsampling cuts time into buckets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Buckets {
     /// One bucket over the whole range, stamped at its start.
     All,
@@ -145,7 +145,7 @@ pub enum Buckets {
 }
 
 /// What an empty downsampling bucket becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum FillPolicy {
     /// Absent (aggregation interpolates over it).
     #[default]
@@ -158,7 +158,7 @@ pub enum FillPolicy {
 }
 
 /// OpenTSDB `rateOptions` (and Alibaba's `deltaOptions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RateOptions {
     /// Alibaba's `delta`: the difference itself, not divided by time.
     pub delta: bool,

@@ -68,6 +68,8 @@ pub struct Api {
     other_uids: Arc<tokio::sync::Mutex<UidsByDatabase>>,
     /// What every write passes through before the engine.
     hooks: sundial_api::write_hook::WriteHooks,
+    /// Where writes are stored (this node, or a cluster's shard owners).
+    sink: sundial_api::sink::Sink,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
     /// What `/api/stats` and telnet `stats` list (none: an empty list).
@@ -95,6 +97,7 @@ impl Api {
             limits,
             other_uids: Arc::default(),
             hooks: sundial_api::write_hook::WriteHooks::default(),
+            sink: sundial_api::sink::Sink::default(),
             stats: None,
             keys: Arc::default(),
         })
@@ -191,6 +194,12 @@ impl Api {
     }
 
     /// Lists `source`'s statistics at `/api/stats` and telnet `stats`.
+    /// Sends every write to `sink` instead of this node's databases.
+    pub fn with_sink(mut self, sink: sundial_api::sink::Sink) -> Self {
+        self.sink = sink;
+        self
+    }
+
     pub fn with_stats(mut self, source: sundial_api::stats::StatsSource) -> Self {
         self.stats = Some(source);
         self

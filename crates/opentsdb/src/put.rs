@@ -11,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use sundial_api::sink::PointWrite;
 use sundial_api::write_hook::HookedRequest;
 use sundial_model::{
     DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
 };
-use sundial_storage::{Commit, Rules};
+use sundial_storage::Commit;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Query-string options of a put (spec 7.1).
@@ -513,15 +514,13 @@ pub(crate) async fn store(
     params: &PutParams,
     hooked: HookedRequest,
 ) -> Result<(Vec<Result<(), PointError>>, bool), OpenTsdbError> {
-    let (db, sync) = (api.db.clone(), params.sync);
-    let written = sundial_api::write_off_workers(move || {
-        let rules = Rules {
-            groups: &groups,
-            vetoed: &vetoed,
-        };
-        db.write_with(points, rules, sync)
-    })
-    .await?;
+    let write = PointWrite {
+        groups,
+        vetoed,
+        sync: params.sync,
+        ..PointWrite::new(api.db.clone(), points)
+    };
+    let written = api.sink.write(write).await?;
     let results = written.outcome.results;
     let timed_out = await_commit(written.commit, params).await?;
     hooked

@@ -3,6 +3,7 @@
 use super::put::{Limits, number_text, point_error_text, tag_error};
 use super::{Api, names, time};
 use sundial_api::access::{Action, Identity};
+use sundial_api::sink::PointWrite;
 use sundial_api::write_hook::{HookedRequest, WriteRequest};
 use sundial_model::{DEFAULT_FIELD, NumberText, PointError, SeriesKey, ValueInput, WritePoint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -303,8 +304,8 @@ async fn write_batch(
     // Errors of the whole batch answer at its last put, before any later
     // line's answer (a `version` after the puts stays a barrier).
     let last = lines.last().copied().unwrap_or_default();
-    let db = api.db.clone();
-    let written = match sundial_api::write_off_workers(move || db.write(points, false)).await {
+    let write = PointWrite::new(api.db.clone(), points);
+    let written = match api.sink.write(write).await {
         Ok(w) => w,
         Err(e) if e.class() == sundial_storage::ErrorClass::Busy => return throttle(replies),
         Err(e) => {

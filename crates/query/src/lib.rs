@@ -10,7 +10,9 @@ pub mod series_query;
 pub mod stats;
 
 pub use names::{aggregator_by_name, aggregator_name, aggregator_names};
-pub use series_query::opentsdb::{Latest, execute, last};
+pub use series_query::opentsdb::{
+    Latest, Staged, StagedSeries, execute, finish, last, stage_series,
+};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,6 +66,10 @@ pub enum Error {
         kind: Kind,
         metric: String,
     },
+    /// Another node of a cluster could not answer its part of the query
+    /// (a shard moving or without an owner: `Busy`), or refused it.
+    #[error("{message}")]
+    Remote { message: String, class: ErrorClass },
 }
 
 impl Error {
@@ -78,6 +84,7 @@ impl Error {
             Self::Timeout { .. } => ErrorClass::Timeout,
             Self::Storage(e) => e.class(),
             Self::Internal(_) => ErrorClass::Internal,
+            Self::Remote { class, .. } => *class,
         }
     }
 }
@@ -106,6 +113,11 @@ impl Budget {
             max_points,
             used: AtomicUsize::new(0),
         }
+    }
+
+    /// Time until the deadline (zero once past it).
+    pub fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 
     /// An error once the deadline has passed.

@@ -136,6 +136,12 @@ pub struct Written {
 pub struct Commit(Option<oneshot::Receiver<CommitResult>>);
 
 impl Commit {
+    /// A commit that has already happened: for a write stored elsewhere
+    /// (a cluster's shard owner) before it was answered.
+    pub fn done() -> Self {
+        Self(None)
+    }
+
     pub async fn wait(self) -> Result<()> {
         let Some(rx) = self.0 else { return Ok(()) };
         Self::outcome(rx.await)
@@ -233,6 +239,17 @@ impl Db {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The database's name: the last part of its directory, which every
+    /// opener names after the database.
+    pub fn name(&self) -> &str {
+        self.inner
+            .config
+            .data_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(crate::engine::DEFAULT_DATABASE)
     }
 
     /// Whether both handles are the same open database (a database

@@ -68,6 +68,11 @@ pub enum Error {
     SnapshotExists { name: String },
     #[error("no snapshot {name}")]
     NoSnapshot { name: String },
+    /// Another node of a cluster did not take the write: `class` says how
+    /// the API answers (busy while a shard moves or its owner does not
+    /// answer; the owner's own refusal otherwise).
+    #[error("{reason}")]
+    Remote { reason: String, class: ErrorClass },
 }
 
 impl Error {
@@ -86,6 +91,7 @@ impl Error {
             | Self::Locked { .. }
             | Self::ObjectStore { .. }
             | Self::ObjectStoreConfig { .. } => ErrorClass::Internal,
+            Self::Remote { class, .. } => *class,
         }
     }
 

@@ -56,6 +56,15 @@ pub(crate) fn sample() -> ShardBatch {
         })
         .collect();
     ShardBatch {
+        // Two groups (the second one point), then points that stand
+        // alone; two vetoed points.
+        rules: BatchRules {
+            groups: vec![3, 1],
+            vetoed: [
+                false, true, false, false, false, false, false, false, false, false, true,
+            ]
+            .to_vec(),
+        },
         database: "metrics db".to_owned(),
         shard: 63,
         epoch: 7,
@@ -73,6 +82,7 @@ fn a_batch_comes_back_as_it_was_sent() -> Result<(), FrameError> {
     // A series is named once: the points share one key.
     assert!(Arc::ptr_eq(&back.points[0].series, &back.points[3].series));
     let empty = ShardBatch {
+        rules: Default::default(),
         points: Vec::new(),
         ..batch
     };
@@ -99,6 +109,7 @@ fn a_point_costs_a_few_bytes_beyond_its_value() {
         })
         .collect();
     let batch = ShardBatch {
+        rules: Default::default(),
         database: "default".to_owned(),
         shard: 1,
         epoch: 1,

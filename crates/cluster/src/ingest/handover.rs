@@ -88,7 +88,7 @@ impl Ingester {
                 continue;
             }
             let db = self.database(shard, &mut state, &batch.database).await?;
-            apply(&db, batch.points).await?;
+            apply(&db, batch.points, &batch.rules).await?;
         }
         state.applied = state.applied.max(fence);
         Ok(state)

@@ -103,8 +103,23 @@ impl Engines {
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
     )> {
+        self.keep_at(id, &format!("{id}.local:4242"), ingester, ttl)
+            .await
+    }
+
+    /// [`Engines::keep`], the node telling peers to reach it at `address`.
+    pub(crate) async fn keep_at(
+        &self,
+        id: &str,
+        address: &str,
+        ingester: &Ingester,
+        ttl: Duration,
+    ) -> anyhow::Result<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )> {
         let meta = Arc::new(Meta::connect(&self.pg.url()).await?);
-        let keeper = Keeper::new(meta, id, &format!("{id}.local:4242"), SHARDS, ttl);
+        let keeper = Keeper::new(meta, id, address, SHARDS, ttl);
         let mut handler = ingester.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -161,6 +176,7 @@ pub(crate) async fn write(
             .epoch(shard)
             .ok_or_else(|| anyhow::anyhow!("shard {shard} not served"))?;
         let batch = ShardBatch {
+            rules: Default::default(),
             database: database.to_owned(),
             shard,
             epoch,
@@ -177,6 +193,23 @@ pub(crate) async fn write(
         }
     }
     Ok(())
+}
+
+/// Serves `ingester`'s internal routes on a loopback port: its address,
+/// and the server task (aborting it takes the node off the network).
+pub(crate) async fn serve(
+    ingester: &Ingester,
+    secret: &str,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?.to_string();
+    let routes = sundial_cluster::ingest_routes(ingester.clone(), secret);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, routes).await {
+            eprintln!("ingester server stopped: {e}");
+        }
+    });
+    Ok((address, task))
 }
 
 pub(crate) fn rand_id() -> u128 {

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 use std::sync::Arc;
+use sundial_api::sink::PointWrite;
 use sundial_api::write_hook::HookedRequest;
 use sundial_model::{SeriesKey, Timestamp, ValueInput, WritePoint};
 
@@ -30,20 +31,16 @@ pub(crate) async fn import(
     let hooked = api.begin_hooks(query.as_deref(), &headers)?;
     let max_points = api.limits.config.max_write_points;
     let limits = api.name_limits();
-    let db = api.db.clone();
-    // Parsing a body of a million points is CPU work: off the workers,
-    // together with the write.
-    let (checked, hooked, written) = sundial_api::write_off_workers(move || {
-        let checked = match parse(&bytes, max_points, limits, hooked) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (mut checked, hooked) = checked;
-        let points = std::mem::take(&mut checked.points);
-        let written = db.write(points, false)?;
-        Ok(Ok((checked, hooked, written)))
-    })
-    .await??;
+    // Parsing a body of a million points is CPU work: off the workers.
+    let (mut checked, hooked) =
+        tokio::task::spawn_blocking(move || parse(&bytes, max_points, limits, hooked))
+            .await
+            .map_err(|e| OpenTsdbError::internal(&e))??;
+    let points = std::mem::take(&mut checked.points);
+    let written = api
+        .sink
+        .write(PointWrite::new(api.db.clone(), points))
+        .await?;
     written.commit.wait().await?;
     let results = written.outcome.results;
     hooked

@@ -24,7 +24,20 @@ use sundial_storage::{Db, Num, NumSlice, SeriesId, Snapshot};
 const MAX_FILLED: usize = 10_000_000;
 
 /// A series after its stages: its key and points.
-type Staged = (SeriesKey, Vec<(Timestamp, FieldValue)>);
+pub type Staged = (SeriesKey, Vec<(Timestamp, FieldValue)>);
+
+/// What the per-series half of a query gives: every series that kept a
+/// point after its stages, and the stored points read. A series lives in
+/// one database (one shard of a cluster), so halves run where the data
+/// is and [`finish`] merges them.
+#[derive(Debug, Default)]
+pub struct StagedSeries {
+    pub series: Vec<Staged>,
+    pub raw_points: usize,
+    /// Whether the metric exists here (a query of a metric no part knows
+    /// is an error).
+    pub metric_known: bool,
+}
 
 /// What one read thread keeps.
 #[derive(Default)]
@@ -37,11 +50,24 @@ struct Part {
 /// Runs one OpenTSDB query within `budget`: one result per series, or per
 /// group when it aggregates; results in tag order.
 pub fn execute(db: &Db, query: &Query, budget: &Budget) -> Result<Vec<SeriesResult>> {
+    let staged = stage_series(db, query, budget)?;
+    finish(query, vec![staged], budget)
+}
+
+/// The per-series half of [`execute`] over one database: select, read,
+/// pre-filter, downsample, rate.
+pub fn stage_series(db: &Db, query: &Query, budget: &Budget) -> Result<StagedSeries> {
     budget.check_time()?;
-    let ids = db.read(|view| -> Result<Vec<SeriesId>> {
+    let selected = db.read(|view| -> Result<Option<Vec<SeriesId>>> {
+        if !view.has_metric(&query.metric) {
+            return Ok(None);
+        }
         check(&view, query)?;
-        select(&view, &query.metric, &query.tags)
+        select(&view, &query.metric, &query.tags).map(Some)
     })?;
+    let Some(ids) = selected else {
+        return Ok(StagedSeries::default());
+    };
     // Downsampling from chunk statistics decodes only the chunks at the
     // edges: fetching every chunk ahead would cost more than it saves.
     let fields = [query.field.as_str()];
@@ -63,13 +89,33 @@ pub fn execute(db: &Db, query: &Query, budget: &Budget) -> Result<Vec<SeriesResu
             }
             Ok(())
         });
-    let mut raw_points = 0;
-    let mut series = Vec::new();
+    let mut staged = StagedSeries {
+        metric_known: true,
+        ..StagedSeries::default()
+    };
     for part in parts {
         let part = part?;
-        raw_points += part.raw_points;
-        series.extend(part.series);
+        staged.raw_points += part.raw_points;
+        staged.series.extend(part.series);
     }
+    Ok(staged)
+}
+
+/// The group half of [`execute`]: the halves of every database holding
+/// the metric's series, merged, grouped and aggregated.
+pub fn finish(
+    query: &Query,
+    halves: Vec<StagedSeries>,
+    budget: &Budget,
+) -> Result<Vec<SeriesResult>> {
+    budget.check_time()?;
+    if !halves.iter().any(|h| h.metric_known) {
+        return Err(Error::UnknownMetric {
+            metric: query.metric.clone(),
+        });
+    }
+    let raw_points = halves.iter().map(|h| h.raw_points).sum();
+    let mut series: Vec<Staged> = halves.into_iter().flat_map(|h| h.series).collect();
     series.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
     if query.aggregator == Aggregator::None {
         return Ok(series
@@ -91,13 +137,8 @@ pub fn execute(db: &Db, query: &Query, budget: &Budget) -> Result<Vec<SeriesResu
         .collect())
 }
 
-/// Refuses an unknown metric, and computing over text.
+/// Refuses computing over text.
 fn check(view: &Snapshot<'_>, query: &Query) -> Result<()> {
-    if !view.has_metric(&query.metric) {
-        return Err(Error::UnknownMetric {
-            metric: query.metric.clone(),
-        });
-    }
     let computes =
         query.aggregator != Aggregator::None || query.downsample.is_some() || query.rate.is_some();
     if computes

@@ -1,0 +1,157 @@
+//! The querier (docs/cluster.md, "The querier"): an OpenTSDB query's
+//! per-series half runs at the owners of the shards (a series lives in
+//! one shard), each owner answering for all the shards it holds; the
+//! querier merges the halves and runs the group half, so only staged
+//! series cross the network (24 values per series for an hourly
+//! downsample of a day, not 1 440 points).
+//!
+//! Every shard must be answered for exactly once: a shard whose owner
+//! no longer holds it is asked of the owner PostgreSQL names next; one
+//! without an owner, or still unanswered after that, makes the query a
+//! busy answer ("would be partial") rather than a silently short one.
+
+use crate::owners::OwnerCache;
+use crate::transport::StageRequest;
+use crate::{Error, FrameClient, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use sundial_model::{ErrorClass, Query, SeriesResult};
+use sundial_query::{Budget, StagedSeries, finish};
+use tracing::warn;
+
+/// Runs queries over the cluster's shards; clones share the owner cache
+/// and the connections.
+#[derive(Debug, Clone)]
+pub struct Querier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shards: u32,
+    owners: OwnerCache,
+    client: FrameClient,
+}
+
+impl Querier {
+    /// A querier over `shards` shards whose owners PostgreSQL at
+    /// `postgres_url` lists, asking them with `client`.
+    pub async fn new(postgres_url: &str, shards: u32, client: FrameClient) -> Result<Self> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shards,
+                owners: OwnerCache::new(postgres_url).await?,
+                client,
+            }),
+        })
+    }
+
+    /// One OpenTSDB query over `database` in every shard: what
+    /// `sundial_query::execute` gives on a single node with the same
+    /// points.
+    pub async fn opentsdb(
+        &self,
+        database: &str,
+        query: &Query,
+        budget: &Budget,
+    ) -> sundial_query::Result<Vec<SeriesResult>> {
+        let halves = self
+            .stage(database, query, budget)
+            .await
+            .map_err(query_error)?;
+        finish(query, halves, budget)
+    }
+
+    async fn stage(
+        &self,
+        database: &str,
+        query: &Query,
+        budget: &Budget,
+    ) -> Result<Vec<StagedSeries>> {
+        let owners = &self.inner.owners;
+        let mut wanted: BTreeSet<u32> = (0..self.inner.shards).collect();
+        let mut halves = Vec::new();
+        for attempt in 0..2 {
+            if attempt > 0 {
+                owners.refresh().await?;
+            } else {
+                owners.refresh_if_stale().await?;
+            }
+            if let Some(shard) = owners.missing(wanted.iter().copied()) {
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(Error::NoOwner { shard });
+            }
+            let mut by_owner: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for shard in &wanted {
+                if let Some(owner) = owners.owner(*shard) {
+                    by_owner.entry(owner.address).or_default().push(*shard);
+                }
+            }
+            let requests: Vec<(String, StageRequest)> = by_owner
+                .into_iter()
+                .map(|(address, shards)| {
+                    let request = StageRequest {
+                        database: database.to_owned(),
+                        shards,
+                        query: query.clone(),
+                        timeout_ms: u64::try_from(budget.time_left().as_millis())
+                            .unwrap_or(u64::MAX),
+                        max_points: budget.left(),
+                    };
+                    (address, request)
+                })
+                .collect();
+            let answers = futures::future::join_all(
+                requests
+                    .iter()
+                    .map(|(address, request)| self.inner.client.stage(address, request)),
+            )
+            .await;
+            for answer in answers {
+                match answer {
+                    Ok(answer) => {
+                        for shard in &answer.shards {
+                            wanted.remove(shard);
+                        }
+                        halves.push(answer.staged);
+                    }
+                    Err(e @ (Error::Peer { .. } | Error::PeerBusy { .. })) => {
+                        warn!(error = %e, "a shard owner did not answer a query");
+                        owners.mark_stale();
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if wanted.is_empty() {
+                return Ok(halves);
+            }
+        }
+        Err(Error::Moving {
+            shard: wanted.first().copied().unwrap_or_default(),
+        })
+    }
+}
+
+/// A cluster failure in the query's terms: anything a retry can fix is
+/// busy, and says the answer would have been partial.
+fn query_error(e: Error) -> sundial_query::Error {
+    let class = match &e {
+        Error::PeerRefused { class, .. } => *class,
+        Error::NotOwner { .. }
+        | Error::Moving { .. }
+        | Error::NoOwner { .. }
+        | Error::PeerBusy { .. }
+        | Error::Peer { .. }
+        | Error::Postgres(_) => ErrorClass::Busy,
+        _ => ErrorClass::Internal,
+    };
+    let message = match (&e, class) {
+        (Error::PeerRefused { message, .. }, _) => message.clone(),
+        (_, ErrorClass::Busy) => format!("the answer would be partial: {e}; retry"),
+        _ => e.to_string(),
+    };
+    sundial_query::Error::Remote { message, class }
+}

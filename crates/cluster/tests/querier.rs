@@ -1,0 +1,248 @@
+//! The querier against two ingesters served on loopback (PostgreSQL,
+//! nats-server and an S3 server, as `tests/ingest.rs`): the same points
+//! written through the router and into a single node, and OpenTSDB
+//! queries of every stage kind (raw, aggregators across shards, grouping,
+//! downsampling, rate, pre-filter, an unknown metric, text) answered
+//! alike by both. Then a shard that moves is found at its new owner.
+
+mod common;
+
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_api::sink::{PointWrite, Sink};
+use sundial_cluster::{FrameClient, Querier, Router};
+use sundial_model::series_query::CmpOp;
+use sundial_model::{
+    Aggregator, Buckets, Downsample, FieldValue, FillPolicy, Query, RateOptions, SeriesKey,
+    TagMatch, ValueInput, WritePoint,
+};
+use sundial_query::Budget;
+use sundial_storage::{Db, ErrorClass};
+
+const SECRET: &str = "querier test secret";
+const BASE: i64 = 1_700_000_000_000;
+
+/// 12 hosts in 3 data centres, a point a minute for two hours, values
+/// that differ per host and minute; and one text metric.
+fn data() -> Vec<WritePoint> {
+    let mut out = Vec::new();
+    for host in 0..12 {
+        let key = Arc::new(SeriesKey::new(
+            "cpu",
+            vec![
+                ("dc".to_owned(), format!("d{}", host % 3)),
+                ("host".to_owned(), format!("h{host:02}")),
+            ],
+        ));
+        for minute in 0..120 {
+            let v = ((host * 7 + minute * 13) % 101) as f64 + host as f64 / 10.0;
+            out.push(WritePoint {
+                series: key.clone(),
+                field: "value".to_owned(),
+                timestamp: BASE + minute as i64 * 60_000,
+                value: ValueInput::Typed(FieldValue::Double(v)),
+            });
+        }
+    }
+    let note = Arc::new(SeriesKey::new(
+        "note",
+        vec![("host".to_owned(), "h00".to_owned())],
+    ));
+    out.push(WritePoint {
+        series: note,
+        field: "value".to_owned(),
+        timestamp: BASE,
+        value: ValueInput::Typed(FieldValue::String("deploy".into())),
+    });
+    out
+}
+
+fn query(metric: &str, aggregator: Aggregator) -> Query {
+    Query {
+        metric: metric.to_owned(),
+        field: "value".to_owned(),
+        tags: Vec::new(),
+        group_by: Vec::new(),
+        start: BASE,
+        end: BASE + 120 * 60_000,
+        aggregator,
+        downsample: None,
+        rate: None,
+        explicit_tags: false,
+        pre_filter: None,
+        only_series: None,
+    }
+}
+
+fn queries() -> Vec<Query> {
+    let every_5m = |function| Downsample {
+        buckets: Buckets::Fixed(300_000),
+        function,
+        fill: FillPolicy::None,
+    };
+    vec![
+        // Raw points of two hosts.
+        Query {
+            tags: vec![TagMatch::In {
+                key: "host".into(),
+                values: vec!["h01".into(), "h07".into()],
+            }],
+            ..query("cpu", Aggregator::None)
+        },
+        // Sum over every series (in every shard), interpolating.
+        query("cpu", Aggregator::Sum),
+        // Per data centre: 5-minute averages, then the max.
+        Query {
+            group_by: vec!["dc".into()],
+            downsample: Some(every_5m(Aggregator::Avg)),
+            ..query("cpu", Aggregator::Max)
+        },
+        // 10-minute counts over everything, summed.
+        Query {
+            downsample: Some(Downsample {
+                buckets: Buckets::Fixed(600_000),
+                ..every_5m(Aggregator::Count)
+            }),
+            ..query("cpu", Aggregator::Sum)
+        },
+        // Rate per series, averaged per data centre, on a filtered set.
+        Query {
+            tags: vec![TagMatch::Wildcard {
+                key: "host".into(),
+                pattern: "h0*".into(),
+                case_insensitive: false,
+            }],
+            group_by: vec!["dc".into()],
+            rate: Some(RateOptions::default()),
+            ..query("cpu", Aggregator::Avg)
+        },
+        // Alibaba's pre-filter, then a percentile.
+        Query {
+            pre_filter: Some((CmpOp::Gt, 50.0)),
+            downsample: Some(every_5m(Aggregator::Max)),
+            ..query(
+                "cpu",
+                Aggregator::Percentile {
+                    per_mille: 900,
+                    estimator: sundial_model::Estimator::Legacy,
+                },
+            )
+        },
+        // The whole range in one bucket per series.
+        Query {
+            downsample: Some(Downsample {
+                buckets: Buckets::All,
+                ..every_5m(Aggregator::Min)
+            }),
+            ..query("cpu", Aggregator::None)
+        },
+        // Text, raw; text under an aggregator (an error); no such metric.
+        query("note", Aggregator::None),
+        query("note", Aggregator::Sum),
+        query("disk", Aggregator::Sum),
+    ]
+}
+
+fn budget() -> Budget {
+    Budget::new(Duration::from_secs(30), 10_000_000)
+}
+
+/// An answer in comparable form: results, or the error's class and text.
+fn shown(answer: sundial_query::Result<Vec<sundial_model::SeriesResult>>) -> String {
+    match answer {
+        Ok(results) => format!("{results:?}"),
+        Err(e) => format!("error {:?}: {e}", e.class()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()> {
+    let engines = Engines::start().await?;
+    let ttl = Duration::from_secs(3);
+    let (a, b) = (engines.ingester("a").await?, engines.ingester("b").await?);
+    let (address_a, _server_a) = serve(&a, SECRET).await?;
+    let (address_b, _server_b) = serve(&b, SECRET).await?;
+    let (keeper_a, stop_a) = engines.keep_at("a", &address_a, &a, ttl).await?;
+    let _keep_b = engines.keep_at("b", &address_b, &b, ttl).await?;
+    until("every shard owned, by both nodes", || {
+        a.shards().len() + b.shards().len() == SHARDS as usize
+            && !a.shards().is_empty()
+            && !b.shards().is_empty()
+    })
+    .await?;
+
+    let client = FrameClient::new(SECRET, Duration::from_secs(10));
+    let router = Router::new(&engines.pg.url(), SHARDS, client.clone()).await?;
+    let querier = Querier::new(&engines.pg.url(), SHARDS, client).await?;
+    let single = Db::open(sundial_storage::Config {
+        data_dir: engines.dir.path().join("single").join(DATABASES[0]),
+        ..Default::default()
+    })?;
+    let written = single.write(data(), false)?;
+    written.commit.wait().await?;
+    anyhow::ensure!(written.outcome.accepted() == data().len());
+    let routed = Sink::new(router)
+        .write(PointWrite::new(single.clone(), data()))
+        .await?;
+    anyhow::ensure!(routed.outcome.accepted() == data().len());
+
+    let compare = |label: &'static str| {
+        let (querier, single) = (querier.clone(), single.clone());
+        async move {
+            let mut answers = Vec::new();
+            for (i, q) in queries().into_iter().enumerate() {
+                let local = tokio::task::spawn_blocking({
+                    let (single, q) = (single.clone(), q.clone());
+                    move || shown(sundial_query::execute(&single, &q, &budget()))
+                })
+                .await?;
+                let cluster = shown(querier.opentsdb(DATABASES[0], &q, &budget()).await);
+                anyhow::ensure!(
+                    !local.starts_with("error Internal"),
+                    "{label} query {i}: {local}"
+                );
+                assert_eq!(cluster, local, "{label}: query {i} differs: {q:?}");
+                answers.push(local);
+            }
+            // The comparisons compared something: results where there is
+            // data, the single node's errors where it refuses.
+            for (i, answer) in answers.iter().enumerate() {
+                let refused = answer.starts_with("error InvalidInput");
+                anyhow::ensure!(refused == (i >= 8), "query {i}: {answer}");
+                anyhow::ensure!(
+                    refused || answer.contains("points: [("),
+                    "query {i}: {answer}"
+                );
+            }
+            anyhow::Ok(())
+        }
+    };
+    compare("two owners").await?;
+
+    // a leaves: its shards move to b; the querier, still asking a for
+    // them, is told a does not hold them and asks b.
+    let _ = stop_a.send(());
+    keeper_a.await?;
+    until("b to own every shard", || {
+        b.shards().len() == SHARDS as usize
+    })
+    .await?;
+    compare("after a move").await?;
+
+    // A query that would be partial (a shard nobody owns) is busy.
+    let lonely = Querier::new(
+        &engines.pg.url(),
+        SHARDS + 1,
+        FrameClient::new(SECRET, Duration::from_secs(10)),
+    )
+    .await?;
+    match lonely
+        .opentsdb(DATABASES[0], &query("cpu", Aggregator::Sum), &budget())
+        .await
+    {
+        Err(e) => assert_eq!(e.class(), ErrorClass::Busy, "{e}"),
+        Ok(r) => anyhow::bail!("a query missing a shard was answered: {r:?}"),
+    }
+    Ok(())
+}
