@@ -15,6 +15,7 @@ use crate::transport::StageRequest;
 use crate::{Error, FrameClient, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_model::{ErrorClass, Query, SeriesResult};
 use sundial_query::{Budget, StagedSeries, finish};
 use tracing::warn;
@@ -132,6 +133,17 @@ impl Querier {
         Err(Error::Moving {
             shard: wanted.first().copied().unwrap_or_default(),
         })
+    }
+}
+
+impl RemoteReads for Querier {
+    fn opentsdb<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a Query,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a> {
+        Box::pin(Querier::opentsdb(self, database, query, budget))
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Api {
     hooks: sundial_api::write_hook::WriteHooks,
     /// Where writes are stored (this node, or a cluster's shard owners).
     sink: sundial_api::sink::Sink,
+    /// Where queries read (this node, or a cluster's querier).
+    reads: sundial_api::reads::Reads,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
     /// What `/api/stats` and telnet `stats` list (none: an empty list).
@@ -98,6 +100,7 @@ impl Api {
             other_uids: Arc::default(),
             hooks: sundial_api::write_hook::WriteHooks::default(),
             sink: sundial_api::sink::Sink::default(),
+            reads: sundial_api::reads::Reads::default(),
             stats: None,
             keys: Arc::default(),
         })
@@ -197,6 +200,12 @@ impl Api {
     /// Sends every write to `sink` instead of this node's databases.
     pub fn with_sink(mut self, sink: sundial_api::sink::Sink) -> Self {
         self.sink = sink;
+        self
+    }
+
+    /// Runs `/api/query` through `reads` instead of this node's databases.
+    pub fn with_reads(mut self, reads: sundial_api::reads::Reads) -> Self {
+        self.reads = reads;
         self
     }
 

@@ -60,7 +60,7 @@ pub(crate) async fn mquery(
             let results = p
                 .columns
                 .iter()
-                .map(|c| execute_one(&api.db, &api.uids, &c.query, &budget))
+                .map(|c| execute_one((&api.db, &api.reads), &api.uids, &c.query, &budget))
                 .collect::<Result<Vec<_>, _>>()?;
             out.extend(join(p, results, ms));
         }

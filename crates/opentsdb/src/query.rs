@@ -125,7 +125,7 @@ async fn run(
         let results = request
             .queries
             .iter()
-            .map(|q| by_tsuid::execute(&api.db, &api.uids, q, &budget))
+            .map(|q| by_tsuid::execute((&api.db, &api.reads), &api.uids, q, &budget))
             .collect::<Result<Vec<_>, _>>()?;
         let timing = Timing {
             started,

@@ -26,6 +26,8 @@ pub(crate) struct FileConfig {
     pub(crate) opentsdb: sundial_opentsdb::Config,
     pub(crate) baidu: sundial_baidu::Config,
     pub(crate) bkmonitor: sundial_bkmonitor::Config,
+    /// Absent: one node (the embedded default).
+    pub(crate) cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Connections, timeouts and browser rules of the listener (`[http]`;
@@ -108,6 +110,7 @@ impl Default for FileConfig {
             opentsdb: sundial_opentsdb::Config::default(),
             baidu: sundial_baidu::Config::default(),
             bkmonitor: sundial_bkmonitor::Config::default(),
+            cluster: None,
         }
     }
 }
@@ -141,6 +144,9 @@ impl FileConfig {
         self.opentsdb.validate().map_err(anyhow::Error::msg)?;
         self.baidu.validate().map_err(anyhow::Error::msg)?;
         self.bkmonitor.validate().map_err(anyhow::Error::msg)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         if !self.listen.ip().is_loopback() && !store.is_enabled() && !self.allow_unauthenticated {
             anyhow::bail!(
                 "refusing to listen on non-loopback address {} without access keys: configure \

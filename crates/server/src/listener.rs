@@ -36,6 +36,8 @@ pub(crate) struct Apis {
     pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) engine: sundial_storage::Engine,
     pub(crate) store: Arc<Store>,
+    /// A cluster node: only the routes it serves (`crate::cluster`).
+    pub(crate) cluster: bool,
 }
 
 /// What every connection task needs.
@@ -268,7 +270,7 @@ async fn serve_http<S>(
 }
 
 fn router(apis: &Apis, edge: Edge, log: crate::request_log::RequestLog) -> Router {
-    opentsdb::routes(apis.opentsdb.clone())
+    let mut routes = opentsdb::routes(apis.opentsdb.clone())
         .merge(sundial_baidu::routes(apis.baidu.clone()))
         .merge(sundial_bkmonitor::routes(apis.bk.clone()))
         .merge(crate::admin::routes(
@@ -283,7 +285,13 @@ fn router(apis: &Apis, edge: Edge, log: crate::request_log::RequestLog) -> Route
             apis.metrics.clone(),
             crate::metrics::observe,
         ))
-        .fallback(|| async { OpenTsdbError::not_found() })
+        .fallback(|| async { OpenTsdbError::not_found() });
+    if apis.cluster {
+        routes = routes.layer(axum::middleware::from_fn(
+            crate::cluster::only_cluster_routes,
+        ));
+    }
+    routes
         .layer(axum::middleware::from_fn_with_state(edge, guard::check))
         // Outermost: refusals by the guard carry a request id too.
         .layer(axum::middleware::from_fn_with_state(

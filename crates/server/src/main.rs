@@ -4,6 +4,7 @@ mod admin;
 mod backup;
 mod check;
 mod cli_query;
+mod cluster;
 mod config;
 mod console;
 mod guard;
@@ -120,6 +121,11 @@ struct ServeArgs {
     /// configured.
     #[arg(long, env = "SUNDIAL_ALLOW_UNAUTHENTICATED")]
     allow_unauthenticated: bool,
+    /// The node's part in a cluster (cluster.role): all, router,
+    /// ingester, querier, compactor. Any but `all` needs a [cluster]
+    /// section.
+    #[arg(long, env = "SUNDIAL_ROLE")]
+    role: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -178,6 +184,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = l;
     }
     config.allow_unauthenticated |= args.allow_unauthenticated;
+    if let Some(role) = args.role {
+        match &mut config.cluster {
+            Some(cluster) => cluster.role = role,
+            None if role == "all" => {}
+            None => anyhow::bail!("role {role} needs a [cluster] section (docs/cluster.md)"),
+        }
+    }
     config.validate()?;
     config.storage.data_dir = config.data_dir.clone();
     if let Some(url) = args.object_store {
@@ -202,7 +215,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     // BlueKing's group binding sees the writes of every other API.
     let hooks = sundial_api::write_hook::WriteHooks::new(vec![std::sync::Arc::new(bk.binder())]);
-    let metrics = metrics::Metrics::new(engine.clone());
+    let node = match &config.cluster {
+        Some(cluster) => Some(runtime.block_on(cluster::Node::start(
+            cluster,
+            cluster.role()?,
+            &config.data_dir,
+            &config.storage,
+        ))?),
+        None => None,
+    };
+    let metrics = metrics::Metrics::new(engine.clone(), node.as_ref().and_then(|n| n.ingester()));
     let stats_of = metrics.clone();
     let opentsdb = sundial_opentsdb::Api::new(
         engine.clone(),
@@ -217,15 +239,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let baidu =
         sundial_baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
             .with_hooks(hooks.clone());
-    let apis = listener::Apis {
+    let mut apis = listener::Apis {
         opentsdb,
         baidu,
         bk,
         metrics,
         engine: engine.clone(),
         store,
+        cluster: false,
     };
+    if let Some(node) = &node {
+        node.serve_through(&mut apis);
+    }
     let result = runtime.block_on(listener::run(&config, apis));
+    if let Some(node) = node {
+        runtime.block_on(node.stop());
+    }
     // Everything acknowledged is in the WAL already; closing also flushes
     // the head so the next start replays little.
     engine.close();

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use sundial_storage::Engine;
 
+mod cluster;
 mod opentsdb_stats;
 
 /// The API a route belongs to and its pattern (bounded cardinality: the
@@ -59,7 +60,8 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(engine: Engine) -> Self {
+    /// The server's metrics; a cluster ingester's add its shards.
+    pub(crate) fn new(engine: Engine, ingester: Option<sundial_cluster::Ingester>) -> Self {
         let mut registry = Registry::with_prefix("sundial");
         let requests = Family::<Answered, Counter>::default();
         registry.register(
@@ -106,6 +108,9 @@ impl Metrics {
         );
         registry.register_collector(Box::new(StorageCollector(engine)));
         registry.register_collector(Box::new(ProcessCollector));
+        if let Some(ingester) = ingester {
+            registry.register_collector(Box::new(cluster::ShardsCollector(ingester)));
+        }
         Self {
             registry: Arc::new(registry),
             requests,

@@ -5,6 +5,7 @@ use super::super::Api;
 use super::super::error::OpenTsdbError;
 use super::super::uids::{UidKind, Uids, split_tsuid};
 use super::{Request, query_error};
+use sundial_api::reads::Reads;
 use sundial_model::{Query, SeriesResult};
 use sundial_query::Budget;
 use sundial_storage::Db;
@@ -45,7 +46,7 @@ pub(super) fn resolve(db: &Db, uids: &Uids, request: &mut Request) -> Result<(),
 /// Runs one sub-query; a metric that has a UID but no series yet answers
 /// nothing rather than "no such name" (spec 15.1).
 pub(crate) fn execute(
-    db: &Db,
+    (db, reads): (&Db, &Reads),
     uids: &Uids,
     q: &Query,
     budget: &Budget,
@@ -53,7 +54,7 @@ pub(crate) fn execute(
     if q.metric.is_empty() {
         return Ok(Vec::new());
     }
-    match sundial_query::execute(db, q, budget) {
+    match reads.opentsdb(db, q, budget) {
         Err(sundial_query::Error::UnknownMetric { metric }) => {
             let known = db.read(|mut view| {
                 uids.catch_up(&mut view);

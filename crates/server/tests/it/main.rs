@@ -20,6 +20,7 @@ mod bk_meta;
 mod bk_registry;
 mod cli;
 mod clients;
+mod cluster;
 mod collectd;
 mod console;
 mod crash_loop;

@@ -58,15 +58,28 @@ fn on_server(server: &S3Server, config: &str, prefix: &str) -> String {
 /// `config` with the blocks under `prefix` of the test bucket of the S3
 /// server at `endpoint` (signed with the test keys; moto takes any).
 pub(crate) fn on_endpoint(endpoint: &str, config: &str, prefix: &str) -> String {
-    let storage = format!(
-        "[storage]\nobject_store = \"s3://{BUCKET}/{prefix}\"\n\
-         object_store_options = {{ aws_endpoint_url = \"{endpoint}\", aws_access_key_id = \"{ACCESS_KEY}\", \
-         aws_secret_access_key = \"{SECRET_KEY}\", aws_region = \"{REGION}\", aws_allow_http = \"true\" }}\n"
-    );
+    let storage = format!("[storage]\n{}", store_keys(endpoint, prefix));
     match config.split_once("[storage]\n") {
         Some((before, after)) => format!("{before}{storage}{after}"),
         None => format!("{config}\n{storage}"),
     }
+}
+
+/// `object_store` and `object_store_options` lines for `prefix` of the
+/// test bucket of the S3 server at `endpoint`.
+fn store_keys(endpoint: &str, prefix: &str) -> String {
+    format!(
+        "object_store = \"s3://{BUCKET}/{prefix}\"\n\
+         object_store_options = {{ aws_endpoint_url = \"{endpoint}\", aws_access_key_id = \"{ACCESS_KEY}\", \
+         aws_secret_access_key = \"{SECRET_KEY}\", aws_region = \"{REGION}\", aws_allow_http = \"true\" }}\n"
+    )
+}
+
+/// [`store_keys`] for a fresh prefix of this process's S3 test server.
+pub(crate) fn fresh_store_keys() -> Result<String> {
+    let (server, _) = S3.as_ref().map_err(|e| anyhow!("S3 test server: {e}"))?;
+    let (prefix, _) = fresh_prefix()?;
+    Ok(store_keys(&server.endpoint(), &prefix))
 }
 
 /// Keys of the blocks `blocks.remote` of `db_dir` names.

@@ -16,6 +16,9 @@ const MAX_CACHED_SERIES: usize = 1 << 16;
 pub(crate) struct InfluxReader {
     /// Units of the timestamps, in nanoseconds.
     unit_ns: i64,
+    /// The time of lines without one, in ns: when the import started, the
+    /// same for all its lines (InfluxDB stamps a request's lines alike).
+    now_ns: i64,
     /// The series part of a line (up to its first space) -> measurement and
     /// tags.
     series: HashMap<String, Series>,
@@ -30,8 +33,14 @@ struct Series {
 
 impl InfluxReader {
     pub(crate) fn new(unit_ns: i64) -> Self {
+        Self::at(unit_ns, jiff::Timestamp::now().as_nanosecond() as i64)
+    }
+
+    /// A reader whose lines without a time get `now_ns`.
+    fn at(unit_ns: i64, now_ns: i64) -> Self {
         Self {
             unit_ns,
+            now_ns,
             series: HashMap::new(),
             scratch: String::new(),
         }
@@ -64,7 +73,13 @@ impl InfluxReader {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        points(&line, &known.measurement, &tags, self.unit_ns, sink)
+        points(
+            &line,
+            &known.measurement,
+            &tags,
+            (self.unit_ns, self.now_ns),
+            sink,
+        )
     }
 
     /// Parses the whole line with the crate; its series, when it is one
@@ -81,7 +96,7 @@ impl InfluxReader {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let measurement = line.series.measurement.as_str();
-            points(&line, measurement, &tags, self.unit_ns, sink)?;
+            points(&line, measurement, &tags, (self.unit_ns, self.now_ns), sink)?;
             series.push(Series {
                 measurement: measurement.to_owned(),
                 tags: tags
@@ -113,12 +128,12 @@ fn points(
     line: &ParsedLine<'_>,
     metric: &str,
     tags: &[(&str, &str)],
-    unit_ns: i64,
+    (unit_ns, now_ns): (i64, i64),
     sink: &mut dyn Sink,
 ) -> anyhow::Result<()> {
     let ns = match line.timestamp {
         Some(t) => t.saturating_mul(unit_ns),
-        None => jiff::Timestamp::now().as_nanosecond() as i64,
+        None => now_ns,
     };
     let ms = ns.div_euclid(1_000_000);
     for (field, value) in &line.field_set {
@@ -195,10 +210,12 @@ mod tests {
             "mem free=9u 9000000",
             "# mem free=9u 9000000",
         ];
-        let mut reader = InfluxReader::new(1);
+        // One clock for both: a line without a time gets the import's.
+        let now = jiff::Timestamp::now().as_nanosecond() as i64;
+        let mut reader = InfluxReader::at(1, now);
         let cached = outcomes(|l, out| reader.line(l, out).is_ok(), &lines);
         let whole = outcomes(
-            |l, out| InfluxReader::new(1).parse_whole(l, out).is_ok(),
+            |l, out| InfluxReader::at(1, now).parse_whole(l, out).is_ok(),
             &lines,
         );
         assert_eq!(cached, whole);

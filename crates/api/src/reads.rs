@@ -1,0 +1,62 @@
+//! The read seam: where an API's queries read. On a single node that is
+//! the addressed database itself; on a cluster node it is the cluster's
+//! querier (`sundial_cluster::Querier`), which runs each query's
+//! per-series half at the shards' owners. Only OpenTSDB's `/api/query`
+//! reads through it so far (docs/cluster.md, "The querier").
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use sundial_model::{Query, SeriesResult};
+use sundial_query::Budget;
+use sundial_storage::Db;
+
+/// What [`RemoteReads::opentsdb`] returns.
+pub type ReadFuture<'a> =
+    Pin<Box<dyn Future<Output = sundial_query::Result<Vec<SeriesResult>>> + Send + 'a>>;
+
+/// Queries answered by other nodes.
+pub trait RemoteReads: Send + Sync + Debug {
+    /// One OpenTSDB query over `database`, as `sundial_query::execute`
+    /// answers it on a single node with the same points.
+    fn opentsdb<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a Query,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a>;
+}
+
+/// A shared handle on the server's reads: local unless made remote.
+#[derive(Debug, Clone, Default)]
+pub struct Reads(Option<Arc<dyn RemoteReads>>);
+
+impl Reads {
+    pub fn remote(reads: impl RemoteReads + 'static) -> Self {
+        Self(Some(Arc::new(reads)))
+    }
+
+    /// Whether queries go to other nodes (this node stores nothing).
+    pub fn is_remote(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// One OpenTSDB query over `db`. Runs on a blocking thread of the
+    /// runtime, where query work runs: a remote read waits there.
+    pub fn opentsdb(
+        &self,
+        db: &Db,
+        query: &Query,
+        budget: &Budget,
+    ) -> sundial_query::Result<Vec<SeriesResult>> {
+        match &self.0 {
+            None => sundial_query::execute(db, query, budget),
+            Some(remote) => tokio::runtime::Handle::current().block_on(remote.opentsdb(
+                db.name(),
+                query,
+                budget,
+            )),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! A cluster node (docs/cluster.md, "Roles"): what `[cluster]` and
+//! `--role` start beside the client listener. Every role serves the
+//! client APIs with writes sent to the shards' owners (the router) and
+//! OpenTSDB queries answered by them (the querier); an ingester also owns
+//! shards, takes frames and queries on its own peer listener, and
+//! checkpoints its shards to the object store.
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_cluster::{
+    FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper, Meta, Querier, Role, Router,
+    WalConfig,
+};
+use tracing::{info, warn};
+
+/// `[cluster]`: absent, the server is one node (the embedded default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ClusterConfig {
+    /// all, router, ingester, querier or compactor (`--role` wins).
+    pub(crate) role: String,
+    pub(crate) postgres_url: String,
+    /// NATS servers, comma-separated.
+    pub(crate) nats_url: String,
+    /// Fixed for the cluster's life: a series' shard depends on it.
+    pub(crate) shards: u32,
+    /// Unique per node; default: the advertised address.
+    pub(crate) node_id: String,
+    /// Where this node takes frames and queries from its peers.
+    pub(crate) listen: SocketAddr,
+    /// The address peers use; default: the bound `listen` address.
+    pub(crate) advertise: String,
+    /// Where the write-ahead log lives: "jetstream" (the only kind built).
+    pub(crate) wal: String,
+    /// JetStream replicas of each shard's log (3 on an R3 cluster).
+    pub(crate) wal_replicas: usize,
+    /// Shared by every node; requests between nodes carry it.
+    pub(crate) secret: String,
+    /// The shards' blocks and state, e.g. `s3://bucket/cluster`.
+    pub(crate) object_store: String,
+    pub(crate) object_store_options: BTreeMap<String, String>,
+    /// A shard's lease lasts this long past each renewal.
+    pub(crate) lease_secs: u64,
+    pub(crate) checkpoint_secs: u64,
+    pub(crate) checkpoint_points: usize,
+    /// How long a node waits for a peer's answer.
+    pub(crate) request_timeout_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            role: "all".into(),
+            postgres_url: String::new(),
+            nats_url: String::new(),
+            shards: 64,
+            node_id: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4243)),
+            advertise: String::new(),
+            wal: "jetstream".into(),
+            wal_replicas: 1,
+            secret: String::new(),
+            object_store: String::new(),
+            object_store_options: BTreeMap::new(),
+            lease_secs: 15,
+            checkpoint_secs: 300,
+            checkpoint_points: 1_000_000,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl ClusterConfig {
+    pub(crate) fn role(&self) -> anyhow::Result<Role> {
+        self.role.parse().map_err(anyhow::Error::msg)
+    }
+
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        let role = self.role()?;
+        if role == Role::Compactor {
+            anyhow::bail!("cluster: the compactor role is not built yet (docs/cluster.md)");
+        }
+        if self.wal != "jetstream" {
+            anyhow::bail!(
+                "cluster: wal = {:?}: only \"jetstream\" is built (docs/cluster.md)",
+                self.wal
+            );
+        }
+        let missing = [
+            ("postgres_url", &self.postgres_url),
+            ("secret", &self.secret),
+        ]
+        .into_iter()
+        .chain(
+            role.ingests()
+                .then_some([
+                    ("nats_url", &self.nats_url),
+                    ("object_store", &self.object_store),
+                ])
+                .into_iter()
+                .flatten(),
+        )
+        .find(|(_, v)| v.is_empty());
+        if let Some((key, _)) = missing {
+            anyhow::bail!("cluster: {key} must be set for role {role}");
+        }
+        if self.shards == 0 || self.lease_secs == 0 || self.request_timeout_secs == 0 {
+            anyhow::bail!("cluster: shards, lease_secs and request_timeout_secs must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// What a running cluster node hands the client APIs, and how to stop it.
+pub(crate) struct Node {
+    router: Router,
+    querier: Querier,
+    ingesting: Option<Ingesting>,
+}
+
+/// An ingester's background work.
+struct Ingesting {
+    ingester: Ingester,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts the node's parts for `role`; an ingester's shards live
+    /// under `data_dir/cluster`.
+    pub(crate) async fn start(
+        config: &ClusterConfig,
+        role: Role,
+        data_dir: &Path,
+        storage: &sundial_storage::Config,
+    ) -> anyhow::Result<Self> {
+        let timeout = Duration::from_secs(config.request_timeout_secs);
+        let client = FrameClient::new(&config.secret, timeout);
+        let ingesting = if role.ingests() {
+            Some(start_ingester(config, data_dir, storage).await?)
+        } else {
+            None
+        };
+        let router = Router::new(&config.postgres_url, config.shards, client.clone()).await?;
+        let querier = Querier::new(&config.postgres_url, config.shards, client).await?;
+        info!(%role, shards = config.shards, "cluster node started");
+        Ok(Self {
+            router,
+            querier,
+            ingesting,
+        })
+    }
+
+    /// Points the client APIs at the cluster: writes to the router,
+    /// OpenTSDB queries to the querier, and only the routes served so far.
+    pub(crate) fn serve_through(&self, apis: &mut crate::listener::Apis) {
+        let sink = sundial_api::sink::Sink::new(self.router.clone());
+        let reads = sundial_api::reads::Reads::remote(self.querier.clone());
+        apis.opentsdb = apis
+            .opentsdb
+            .clone()
+            .with_sink(sink.clone())
+            .with_reads(reads);
+        apis.baidu = apis.baidu.clone().with_sink(sink.clone());
+        apis.bk = apis.bk.clone().with_sink(sink);
+        apis.cluster = true;
+    }
+
+    /// The node's ingester, when its role ingests.
+    pub(crate) fn ingester(&self) -> Option<Ingester> {
+        self.ingesting.as_ref().map(|i| i.ingester.clone())
+    }
+
+    /// Hands this node's shards to the others (flushing each) and stops.
+    pub(crate) async fn stop(self) {
+        let Some(ingesting) = self.ingesting else {
+            return;
+        };
+        let _ = ingesting.stop.send(true);
+        for task in ingesting.tasks {
+            if let Err(e) = task.await {
+                warn!(error = %e, "a cluster task ended badly");
+            }
+        }
+    }
+}
+
+async fn start_ingester(
+    config: &ClusterConfig,
+    data_dir: &Path,
+    storage: &sundial_storage::Config,
+) -> anyhow::Result<Ingesting> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for peers on {}: {e}", config.listen))?;
+    let bound = listener.local_addr()?;
+    let advertise = if config.advertise.is_empty() {
+        bound.to_string()
+    } else {
+        config.advertise.clone()
+    };
+    let node_id = if config.node_id.is_empty() {
+        advertise.clone()
+    } else {
+        config.node_id.clone()
+    };
+    let wal_config = WalConfig {
+        replicas: config.wal_replicas,
+        ..WalConfig::default()
+    };
+    let wal = JetStreamWal::connect(&config.nats_url, &wal_config).await?;
+    let store = sundial_storage::RemoteStore::open(
+        &config.object_store,
+        &config.object_store_options,
+        storage.cache_bytes,
+    )?;
+    let mut ingester_config = IngesterConfig::new(data_dir.join("cluster"));
+    ingester_config.storage = storage.clone();
+    ingester_config.checkpoint_every = Duration::from_secs(config.checkpoint_secs);
+    ingester_config.checkpoint_points = config.checkpoint_points;
+    let ingester = Ingester::new(&config.postgres_url, wal, store, ingester_config).await?;
+    let meta = Arc::new(Meta::connect(&config.postgres_url).await?);
+    let ttl = Duration::from_secs(config.lease_secs);
+    let keeper = Keeper::new(meta, &node_id, &advertise, config.shards, ttl);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let routes = sundial_cluster::ingest_routes(ingester.clone(), &config.secret);
+    let serving = tokio::spawn({
+        let stop = until_stopped(stopped.clone());
+        async move {
+            let served = axum::serve(listener, routes).with_graceful_shutdown(stop);
+            if let Err(e) = served.await {
+                warn!(error = %e, "the peer listener stopped");
+            }
+        }
+    });
+    let keeping = tokio::spawn({
+        let (mut handler, stop) = (ingester.clone(), until_stopped(stopped.clone()));
+        async move {
+            if let Err(e) = keeper.run(&mut handler, stop).await {
+                warn!(error = %e, "shard ownership stopped");
+            }
+        }
+    });
+    let checkpoints = tokio::spawn({
+        let (ingester, stop) = (ingester.clone(), until_stopped(stopped));
+        async move { ingester.run_checkpoints(stop).await }
+    });
+    info!(%node_id, %advertise, "ingester serving its peers");
+    // Tests and scripts read the peer address (port 0) from this line.
+    println!("sundial peers on {advertise}");
+    Ok(Ingesting {
+        ingester,
+        stop,
+        tasks: vec![keeping, checkpoints, serving],
+    })
+}
+
+/// Whether a cluster node serves the route: writes of every API and
+/// OpenTSDB's query so far. The others read or change what one node
+/// holds alone (listings, metadata, SQL, Baidu's query) and answer "not
+/// in cluster mode yet" rather than from this node's empty store.
+pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    match path {
+        "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" => true,
+        "/v1/datapoint" => method == Method::POST,
+        _ => method == Method::GET && matches!(path, "" | "/metrics"),
+    }
+}
+
+/// Refuses the routes a cluster node does not serve yet, in the shape of
+/// the API asked.
+pub(crate) async fn only_cluster_routes(request: Request, next: Next) -> Response {
+    if serves_in_cluster(request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    let message = format!(
+        "{} {} is not served in cluster mode yet (docs/cluster.md, \"Roles\")",
+        request.method(),
+        request.uri().path()
+    );
+    let body = if request.uri().path().starts_with("/v1") {
+        serde_json::json!({"code": "NotImplemented", "message": message})
+    } else {
+        serde_json::json!({"error": {"code": 501, "message": message}})
+    };
+    (StatusCode::NOT_IMPLEMENTED, axum::Json(body)).into_response()
+}

@@ -1,0 +1,223 @@
+//! A cluster of separate `sundial serve` processes on loopback, with
+//! PostgreSQL, nats-server (JetStream) and the S3 test server: three
+//! ingesters, a router and a querier take OpenTSDB writes and answer
+//! OpenTSDB queries as one node does with the same writes, while shards
+//! move as the ingesters join. Routes not built for clusters say so; a
+//! role not built refuses to start.
+
+use crate::harness::{TestServer, json, point};
+use crate::object_store::fresh_store_keys;
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use sundial_testkit::nats::Nats;
+use sundial_testkit::postgres::Postgres;
+
+const T0: i64 = 1_700_000_000;
+const SECRET: &str = "cluster process test";
+const SHARDS: u32 = 8;
+
+fn node_config(pg: &Postgres, nats: &Nats, store: &str, role: &str, id: &str) -> String {
+    format!(
+        "[cluster]\nrole = \"{role}\"\npostgres_url = \"{}\"\nnats_url = \"{}\"\nshards = 8\n\
+         node_id = \"{id}\"\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\nlease_secs = 3\n\
+         request_timeout_secs = 10\n{store}",
+        pg.url(),
+        nats.url()
+    )
+}
+
+/// `method path body` on `server`, retried while it answers busy (a shard
+/// moving or not yet owned) for up to a minute; the final status and body.
+fn until_not_busy(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, text) = server.request(method, path, body)?;
+        if status != 503 {
+            return Ok((status, text));
+        }
+        if Instant::now() > deadline {
+            bail!("{method} {path} still busy after a minute: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Shards `server` (an ingester) owns now, from its `/metrics`.
+fn owned(server: &TestServer) -> Result<usize> {
+    let (_, text) = server.get("/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("sundial_cluster_shards_owned "))
+        .ok_or_else(|| anyhow::anyhow!("no shard gauge in /metrics"))?
+        .trim()
+        .parse()
+        .map_err(Into::into)
+}
+
+/// Waits until the ingesters own the shards rendezvous hashing gives
+/// them (`ids` in the same order): every move among them is done.
+fn settled(ingesters: &[TestServer], ids: &[&str]) -> Result<()> {
+    let nodes: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+    let want: Vec<usize> = ids
+        .iter()
+        .map(|id| {
+            (0..SHARDS)
+                .filter(|s| sundial_cluster::owner_of(*s, &nodes) == Some(*id))
+                .count()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let have = ingesters.iter().map(owned).collect::<Result<Vec<_>>>()?;
+        if have == want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("shards never settled: {have:?}, want {want:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// 8 hosts in 2 data centres, a point a minute over `minutes`, in puts
+/// of `per_put` minutes.
+fn puts(minutes: std::ops::Range<i64>, per_put: usize) -> Vec<String> {
+    let mut all = Vec::new();
+    for minute in minutes {
+        for host in 0..8 {
+            let v = (host * 11 + minute * 7) % 50;
+            all.push(point(
+                "cpu.load",
+                T0 + minute * 60,
+                json!(v as f64 + 0.25),
+                &[
+                    ("host", &format!("h{host}")),
+                    ("dc", if host % 2 == 0 { "east" } else { "west" }),
+                ],
+            ));
+        }
+    }
+    all.chunks(8 * per_put)
+        .map(|c| Value::Array(c.to_vec()).to_string())
+        .collect()
+}
+
+/// The query set over the first `minutes` minutes.
+fn queries(minutes: i64) -> Vec<Value> {
+    let range = |q: Value| json!({"start": T0, "end": T0 + minutes * 60, "queries": [q]});
+    vec![
+        range(json!({"metric": "cpu.load", "aggregator": "sum"})),
+        range(json!({"metric": "cpu.load", "aggregator": "none", "tags": {"host": "h3"}})),
+        range(json!({
+            "metric": "cpu.load", "aggregator": "max", "downsample": "5m-avg",
+            "filters": [{"type": "literal_or", "tagk": "dc", "filter": "east|west", "groupBy": true}]
+        })),
+        range(
+            json!({"metric": "cpu.load", "aggregator": "avg", "rate": true,
+                     "tags": {"host": "h1|h6"}}),
+        ),
+        range(json!({"metric": "cpu.load", "aggregator": "p90", "downsample": "10m-count"})),
+        range(json!({"metric": "no.such.metric", "aggregator": "sum"})),
+    ]
+}
+
+#[test]
+fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
+    let pg = Postgres::start()?;
+    let nats = Nats::start()?;
+    let store = fresh_store_keys()?;
+    let config = |role: &str, id: &str| node_config(&pg, &nats, &store, role, id);
+
+    // A role not built yet refuses to start.
+    if let Ok(mut s) = TestServer::spawn_with_config(&config("compactor", "c1")) {
+        s.kill9()?;
+        bail!("a compactor node started");
+    }
+
+    let single = TestServer::spawn()?;
+    let first = TestServer::spawn_with_config(&config("ingester", "i1"))?;
+    let router = TestServer::spawn_with_config(&config("router", "r1"))?;
+    let querier = TestServer::spawn_with_config(&config("querier", "q1"))?;
+    let mut ingesters = vec![first];
+    let ids = ["i1", "i2", "i3"];
+    for (i, body) in puts(0..60, 15).iter().enumerate() {
+        // The other ingesters join between the writes: shards move to
+        // them with the points written before.
+        if i == 1 || i == 2 {
+            ingesters.push(TestServer::spawn_with_config(&config("ingester", ids[i]))?);
+        }
+        settled(&ingesters, &ids[..ingesters.len()])?;
+        let (status, text) = single.post("/api/put", body)?;
+        assert_eq!(status, 204, "single node: {text}");
+        let (status, text) = until_not_busy(&router, "POST", "/api/put", Some(body))?;
+        assert_eq!(status, 204, "router: {text}");
+    }
+
+    same_answers(&single, &querier, 60)?;
+    // Any node of the cluster answers (the router forwards queries too).
+    let body = queries(60)[1].to_string();
+    let (_, from_router) = until_not_busy(&router, "POST", "/api/query", Some(&body))?;
+    assert_eq!(
+        json(&from_router)?,
+        json(&single.post("/api/query", &body)?.1)?
+    );
+
+    // Routes that read what one node holds alone are refused, clearly.
+    let (status, text) = router.get("/api/suggest?type=metrics")?;
+    assert_eq!(status, 501, "{text}");
+    assert!(text.contains("cluster mode"), "{text}");
+    let (status, text) = querier.get("/v1/metric")?;
+    assert_eq!(status, 501, "{text}");
+    assert_eq!(json(&text)?["code"], "NotImplemented");
+
+    // kill -9 of an ingester while writes go on: its shards move to the
+    // others (lease time, then restore and replay of the JetStream log),
+    // writes meanwhile are busy and retried, and every acknowledged point
+    // is there afterwards.
+    let (acked_tx, acked) = std::sync::mpsc::channel();
+    let writer = std::thread::scope(|scope| -> Result<()> {
+        let writes = scope.spawn(|| -> Result<()> {
+            // A put a minute: most of them after the kill.
+            for body in puts(60..120, 1) {
+                let (status, text) = until_not_busy(&router, "POST", "/api/put", Some(&body))?;
+                assert_eq!(status, 204, "router: {text}");
+                let (status, text) = single.post("/api/put", &body)?;
+                assert_eq!(status, 204, "single node: {text}");
+                let _ = acked_tx.send(());
+            }
+            Ok(())
+        });
+        acked.recv_timeout(Duration::from_secs(60))?;
+        ingesters[1].kill9()?;
+        writes
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer panicked"))?
+    });
+    writer?;
+    let i2 = ingesters.remove(1);
+    settled(&ingesters, &["i1", "i3"])?;
+    same_answers(&single, &querier, 120)?;
+    drop((i2, ingesters));
+    Ok(())
+}
+
+/// Every query of the set over the first `minutes` answered alike by the
+/// single node and the cluster's querier, with data in them.
+fn same_answers(single: &TestServer, querier: &TestServer, minutes: i64) -> Result<()> {
+    for q in queries(minutes) {
+        let body = q.to_string();
+        let (status, local) = single.post("/api/query", &body)?;
+        let (cluster_status, cluster) = until_not_busy(querier, "POST", "/api/query", Some(&body))?;
+        assert_eq!(cluster_status, status, "{body}: {cluster}");
+        assert_eq!(json(&cluster)?, json(&local)?, "{body}");
+    }
+    let (_, sum) = single.post("/api/query", &queries(minutes)[0].to_string())?;
+    let dps = json(&sum)?[0]["dps"].as_object().map_or(0, |d| d.len());
+    assert_eq!(dps, minutes as usize, "{sum}");
+    Ok(())
+}
