@@ -1,20 +1,23 @@
 //! The read seam: where an API's queries read. On a single node that is
 //! the addressed database itself; on a cluster node it is the cluster's
 //! querier (`sundial_cluster::Querier`), which runs each query's
-//! per-series half at the shards' owners. Only OpenTSDB's `/api/query`
-//! reads through it so far (docs/cluster.md, "The querier").
+//! per-series half at the shards' owners. OpenTSDB's `/api/query` and
+//! Baidu's JSON query read through it so far (docs/cluster.md, "The
+//! querier").
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{Query, SeriesResult};
 use sundial_query::Budget;
+use sundial_query::series_query::{Limits, execute_series};
 use sundial_storage::Db;
 
-/// What [`RemoteReads::opentsdb`] returns.
-pub type ReadFuture<'a> =
-    Pin<Box<dyn Future<Output = sundial_query::Result<Vec<SeriesResult>>> + Send + 'a>>;
+/// What [`RemoteReads`] calls return.
+pub type ReadFuture<'a, T = Vec<SeriesResult>> =
+    Pin<Box<dyn Future<Output = sundial_query::Result<T>> + Send + 'a>>;
 
 /// Queries answered by other nodes.
 pub trait RemoteReads: Send + Sync + Debug {
@@ -26,6 +29,15 @@ pub trait RemoteReads: Send + Sync + Debug {
         query: &'a Query,
         budget: &'a Budget,
     ) -> ReadFuture<'a>;
+
+    /// One Baidu series query over `database`, as `execute_series`
+    /// answers it on a single node with the same points.
+    fn series<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a SeriesQuery,
+        limits: Limits,
+    ) -> ReadFuture<'a, QueryOutput>;
 }
 
 /// A shared handle on the server's reads: local unless made remote.
@@ -57,6 +69,21 @@ impl Reads {
                 query,
                 budget,
             )),
+        }
+    }
+
+    /// One Baidu series query over `db`, as [`Reads::opentsdb`].
+    pub fn series(
+        &self,
+        db: &Db,
+        query: &SeriesQuery,
+        limits: Limits,
+    ) -> sundial_query::Result<QueryOutput> {
+        match &self.0 {
+            None => execute_series(db, query, limits),
+            Some(remote) => {
+                tokio::runtime::Handle::current().block_on(remote.series(db.name(), query, limits))
+            }
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Api {
     hooks: sundial_api::write_hook::WriteHooks,
     /// Where writes are stored (this node, or a cluster's shard owners).
     sink: sundial_api::sink::Sink,
+    /// Where JSON queries read (this node, or a cluster's querier).
+    reads: sundial_api::reads::Reads,
 }
 
 impl Api {
@@ -68,6 +70,7 @@ impl Api {
             registry,
             hooks: sundial_api::write_hook::WriteHooks::default(),
             sink: sundial_api::sink::Sink::default(),
+            reads: sundial_api::reads::Reads::default(),
         })
     }
 
@@ -80,6 +83,12 @@ impl Api {
     /// Sends every write to `sink` instead of this node's databases.
     pub fn with_sink(mut self, sink: sundial_api::sink::Sink) -> Self {
         self.sink = sink;
+        self
+    }
+
+    /// Runs JSON queries through `reads` instead of this node's databases.
+    pub fn with_reads(mut self, reads: sundial_api::reads::Reads) -> Self {
+        self.reads = reads;
         self
     }
 

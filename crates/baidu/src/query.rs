@@ -417,13 +417,14 @@ async fn run(
         max_groups: api.config.max_query_groups,
         timeout: api.query_timeout(),
     };
+    let reads = api.reads.clone();
     let (body, scanned) = super::run_blocking(move || -> Result<(Vec<u8>, u64), BaiduError> {
         // `{"results": [...]}` around Result objects serialized one query
         // at a time, so only one query's output is held at once.
         let mut buf = b"{\"results\":[".to_vec();
         let mut scanned = 0;
         for (i, p) in parsed.iter().enumerate() {
-            let out = sundial_query::series_query::execute_series(&db, &p.query, limits)?;
+            let out = reads.series(&db, &p.query, limits)?;
             scanned += out.consumed_count;
             if i > 0 {
                 buf.push(b',');

@@ -13,9 +13,12 @@ use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
 use sundial_model::{NumberText, SeriesKey, ValueInput, WritePoint};
 
 mod outcome;
+mod rows;
 mod staged;
 
 pub use outcome::{decode_outcome, encode_outcome};
+pub use rows::RowsAnswer;
+pub(crate) use rows::{decode_rows, encode_rows};
 pub use staged::StagedAnswer;
 pub(crate) use staged::{decode_staged, encode_staged};
 
@@ -204,6 +207,20 @@ fn count(input: &mut &[u8]) -> Result<usize, sundial_codec::Error> {
         return Err(invalid("count"));
     }
     Ok(n)
+}
+
+/// The shards a read answer covers.
+fn put_shards(out: &mut Vec<u8>, shards: &[u32]) {
+    put(out, shards.len() as u64);
+    for shard in shards {
+        put(out, u64::from(*shard));
+    }
+}
+
+fn get_shards(input: &mut &[u8]) -> Result<Vec<u32>, sundial_codec::Error> {
+    (0..count(input)?)
+        .map(|_| u32::try_from(get(input)?).map_err(|_| invalid("shard")))
+        .collect()
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

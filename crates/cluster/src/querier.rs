@@ -14,9 +14,12 @@ use crate::owners::OwnerCache;
 use crate::transport::StageRequest;
 use crate::{Error, FrameClient, Result};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
 use sundial_api::reads::{ReadFuture, RemoteReads};
+use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{ErrorClass, Query, SeriesResult};
+use sundial_query::series_query::{Limits, finish_series};
 use sundial_query::{Budget, StagedSeries, finish};
 use tracing::warn;
 
@@ -63,15 +66,54 @@ impl Querier {
         finish(query, halves, budget)
     }
 
+    /// One Baidu series query over `database` in every shard: what
+    /// `execute_series` gives on a single node with the same points.
+    pub async fn series(
+        &self,
+        database: &str,
+        query: &SeriesQuery,
+        limits: Limits,
+    ) -> sundial_query::Result<QueryOutput> {
+        let budget = Budget::new(limits.timeout, limits.max_points);
+        let halves = self
+            .gather(|address, shards| {
+                let request = request(database, shards, query.clone(), &budget);
+                async move {
+                    let answer = self.inner.client.stage_rows(&address, &request).await?;
+                    Ok((answer.shards, answer.half))
+                }
+            })
+            .await
+            .map_err(query_error)?;
+        finish_series(query, halves, limits)
+    }
+
     async fn stage(
         &self,
         database: &str,
         query: &Query,
         budget: &Budget,
     ) -> Result<Vec<StagedSeries>> {
+        self.gather(|address, shards| {
+            let request = request(database, shards, query.clone(), budget);
+            async move {
+                let answer = self.inner.client.stage(&address, &request).await?;
+                Ok((answer.shards, answer.staged))
+            }
+        })
+        .await
+    }
+
+    /// Asks each owner, all at once, for its shards' part (`ask` gives
+    /// the shards an answer covers and the part), until every shard is
+    /// answered for once.
+    async fn gather<T, F>(&self, ask: impl Fn(String, Vec<u32>) -> F) -> Result<Vec<T>>
+    where
+        F: Future<Output = Result<(Vec<u32>, T)>>,
+    {
         let owners = &self.inner.owners;
         let mut wanted: BTreeSet<u32> = (0..self.inner.shards).collect();
-        let mut halves = Vec::new();
+        let mut parts = Vec::new();
         for attempt in 0..2 {
             if attempt > 0 {
                 owners.refresh().await?;
@@ -90,33 +132,19 @@ impl Querier {
                     by_owner.entry(owner.address).or_default().push(*shard);
                 }
             }
-            let requests: Vec<(String, StageRequest)> = by_owner
-                .into_iter()
-                .map(|(address, shards)| {
-                    let request = StageRequest {
-                        database: database.to_owned(),
-                        shards,
-                        query: query.clone(),
-                        timeout_ms: u64::try_from(budget.time_left().as_millis())
-                            .unwrap_or(u64::MAX),
-                        max_points: budget.left(),
-                    };
-                    (address, request)
-                })
-                .collect();
             let answers = futures::future::join_all(
-                requests
-                    .iter()
-                    .map(|(address, request)| self.inner.client.stage(address, request)),
+                by_owner
+                    .into_iter()
+                    .map(|(address, shards)| ask(address, shards)),
             )
             .await;
             for answer in answers {
                 match answer {
-                    Ok(answer) => {
-                        for shard in &answer.shards {
+                    Ok((shards, part)) => {
+                        for shard in &shards {
                             wanted.remove(shard);
                         }
-                        halves.push(answer.staged);
+                        parts.push(part);
                     }
                     Err(e @ (Error::Peer { .. } | Error::PeerBusy { .. })) => {
                         warn!(error = %e, "a shard owner did not answer a query");
@@ -127,12 +155,23 @@ impl Querier {
                 }
             }
             if wanted.is_empty() {
-                return Ok(halves);
+                return Ok(parts);
             }
         }
         Err(Error::Moving {
             shard: wanted.first().copied().unwrap_or_default(),
         })
+    }
+}
+
+/// One owner's request: its shards, and what is left of the budget.
+fn request<Q>(database: &str, shards: Vec<u32>, query: Q, budget: &Budget) -> StageRequest<Q> {
+    StageRequest {
+        database: database.to_owned(),
+        shards,
+        query,
+        timeout_ms: u64::try_from(budget.time_left().as_millis()).unwrap_or(u64::MAX),
+        max_points: budget.left(),
     }
 }
 
@@ -144,6 +183,15 @@ impl RemoteReads for Querier {
         budget: &'a Budget,
     ) -> ReadFuture<'a> {
         Box::pin(Querier::opentsdb(self, database, query, budget))
+    }
+
+    fn series<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a SeriesQuery,
+        limits: Limits,
+    ) -> ReadFuture<'a, QueryOutput> {
+        Box::pin(Querier::series(self, database, query, limits))
     }
 }
 

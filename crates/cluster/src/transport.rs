@@ -22,7 +22,7 @@ use sundial_model::WriteOutcome;
 
 mod stage;
 
-pub use stage::{STAGE_PATH, StageRequest};
+pub use stage::{ROWS_PATH, STAGE_PATH, StageRequest};
 
 /// Where owners take frames.
 pub const FRAMES_PATH: &str = "/internal/v1/frames";
@@ -44,6 +44,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
     axum::Router::new()
         .route(FRAMES_PATH, axum::routing::post(take_frame))
         .route(STAGE_PATH, axum::routing::post(stage::stage))
+        .route(ROWS_PATH, axum::routing::post(stage::stage_rows))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
         .with_state(state)
 }

@@ -10,7 +10,7 @@ use crate::{FieldValue, TagMatch, Timestamp};
 pub type RowValues = smallvec::SmallVec<[Option<FieldValue>; 1]>;
 
 /// One query over one metric.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeriesQuery {
     pub metric: String,
     /// The fields read, in output column order (at least one).
@@ -55,7 +55,7 @@ impl SeriesQuery {
 
 /// One alternative of a filter: inclusive time range, tag predicates (all
 /// must hold) and value predicates (all must hold).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Branch {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -65,7 +65,7 @@ pub struct Branch {
 
 /// `field <op> operand`; `field: None` applies to every non-null field of
 /// the row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ValuePredicate {
     pub field: Option<String>,
     pub op: CmpOp,
@@ -97,7 +97,7 @@ impl CmpOp {
 }
 
 /// The right-hand side of a value predicate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Operand {
     Long(i64),
     Double(f64),
@@ -107,7 +107,7 @@ pub enum Operand {
 }
 
 /// One pipeline step.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Aggregation {
     /// Values per bucket reduced to one (two for least squares).
     Range {
@@ -141,7 +141,7 @@ impl Aggregation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RangeFn {
     Avg,
     Dev,
@@ -157,7 +157,7 @@ pub enum RangeFn {
 }
 
 /// Bucket width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Sampling {
     /// Fixed width in ms, anchored at the query start.
     Fixed(i64),
@@ -169,7 +169,7 @@ pub enum Sampling {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CalendarUnit {
     Second,
     Minute,
@@ -180,7 +180,7 @@ pub enum CalendarUnit {
 }
 
 /// Interpolation of a series' missing grid points.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fill {
     pub kind: FillKind,
     /// Grid step in ms, epoch-aligned.
@@ -189,14 +189,14 @@ pub struct Fill {
     pub max_write_interval_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FillKind {
     Linear,
     Previous,
     Fixed(FieldValue),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Order {
     #[default]
     Asc,
@@ -205,7 +205,7 @@ pub enum Order {
 
 /// Where a row sits in the raw order: its time, then its series key
 /// (`k1=v1,k2=v2`, tags sorted).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct RowKey {
     pub timestamp: Timestamp,
     pub series: String,

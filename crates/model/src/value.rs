@@ -2,7 +2,7 @@
 
 /// One stored value. Long and Double keep their own representation even
 /// though both belong to the Numeric kind.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FieldValue {
     Long(i64),
     Double(f64),

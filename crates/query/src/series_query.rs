@@ -48,7 +48,7 @@ impl Default for Limits {
 const SERIES_PER_READ: usize = 64;
 
 /// One value row of one series.
-type SeriesRow = (Timestamp, RowValues);
+pub type SeriesRow = (Timestamp, RowValues);
 /// A group's `(key, value)` tags and its series.
 type Group<T = SeriesData> = (Vec<(String, String)>, Vec<T>);
 
@@ -70,10 +70,26 @@ pub fn field_kinds(db: &Db, query: &SeriesQuery) -> Vec<Option<Kind>> {
     })
 }
 
+/// A series after its own stages (select, read, value filters, fill):
+/// its key and rows.
+pub type StagedRows = (SeriesKey, Vec<SeriesRow>);
+
+/// The per-series half of a query over one database, as a shard's owner
+/// sends it to a querier: [`finish_series`] merges the halves of every
+/// shard. A series lives in one shard, so no series is in two halves.
+#[derive(Debug, Default)]
+pub struct SeriesHalf {
+    /// This database's kind of each queried field.
+    pub kinds: Vec<Option<Kind>>,
+    pub series: Vec<StagedRows>,
+    pub consumed: u64,
+    pub raw: u64,
+}
+
 /// Runs one query within `limits`.
 pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<QueryOutput> {
     let budget = Budget::new(limits.timeout, limits.max_points);
-    check_kinds(db, query)?;
+    check_kinds(query, &field_kinds(db, query))?;
     let (start, end) = query.range();
     let look = look_around(query);
     let (read_start, read_end) = (start.saturating_sub(look), end.saturating_add(look));
@@ -95,6 +111,57 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
     let raw = query.is_raw();
     let rendered = render_groups(query, groups, &budget, start)?;
     page(query, raw, rendered, &mut out)?;
+    Ok(out)
+}
+
+/// The per-series half of [`execute_series`] over one database, without
+/// the statistics shortcut: every selected row crosses to the querier.
+pub fn stage_series_rows(db: &Db, query: &SeriesQuery, budget: &Budget) -> Result<SeriesHalf> {
+    let kinds = field_kinds(db, query);
+    let (start, end) = query.range();
+    let look = look_around(query);
+    let matched = match_series(db, query)?;
+    let mut out = QueryOutput::default();
+    let range = (start.saturating_sub(look), end.saturating_add(look));
+    let series = read_series(db, query, matched, range, budget, &mut out)?;
+    Ok(SeriesHalf {
+        kinds,
+        series: series.into_iter().map(|s| (s.key, s.rows)).collect(),
+        consumed: out.consumed_count,
+        raw: out.raw_count,
+    })
+}
+
+/// The group half of [`execute_series`]: every shard's half merged,
+/// grouped, aggregated and paged as one database's would be.
+pub fn finish_series(
+    query: &SeriesQuery,
+    halves: Vec<SeriesHalf>,
+    limits: Limits,
+) -> Result<QueryOutput> {
+    let budget = Budget::new(limits.timeout, limits.max_points);
+    let mut kinds: Vec<Option<Kind>> = vec![None; query.fields.len()];
+    for half in &halves {
+        for (kind, theirs) in kinds.iter_mut().zip(&half.kinds) {
+            *kind = kind.or(*theirs);
+        }
+    }
+    check_kinds(query, &kinds)?;
+    let mut out = QueryOutput::default();
+    let mut series = Vec::new();
+    for half in halves {
+        out.consumed_count += half.consumed;
+        out.raw_count += half.raw;
+        series.extend(half.series.into_iter().map(|(key, rows)| SeriesData {
+            key_text: key_text(&key),
+            key,
+            rows,
+        }));
+    }
+    series.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let groups = group(&query.group_by, series, |s| &s.key, limits.max_groups)?;
+    let rendered = render_groups(query, groups, &budget, query.range().0)?;
+    page(query, query.is_raw(), rendered, &mut out)?;
     Ok(out)
 }
 
@@ -247,7 +314,7 @@ fn render_groups(
 }
 
 /// Number-only steps on a text field fail even when the range is empty.
-fn check_kinds(db: &Db, query: &SeriesQuery) -> Result<()> {
+fn check_kinds(query: &SeriesQuery, kinds: &[Option<Kind>]) -> Result<()> {
     // Steps after a Count see numbers whatever the field holds.
     let on_field = query.aggregators.iter().take_while(|a| {
         !matches!(
@@ -261,7 +328,7 @@ fn check_kinds(db: &Db, query: &SeriesQuery) -> Result<()> {
     let Some(step) = on_field.clone().find(|a| a.needs_numbers()) else {
         return Ok(());
     };
-    for (field, kind) in query.fields.iter().zip(field_kinds(db, query)) {
+    for (field, kind) in query.fields.iter().zip(kinds.iter().copied()) {
         if let Some(k @ (Kind::String | Kind::Bytes)) = kind {
             return Err(Error::NumberRequired {
                 step: steps::step_name(step).to_owned(),

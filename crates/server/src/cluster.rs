@@ -159,8 +159,8 @@ impl Node {
         })
     }
 
-    /// Points the client APIs at the cluster: writes to the router,
-    /// OpenTSDB queries to the querier, and only the routes served so far.
+    /// Points the client APIs at the cluster: writes to the router, JSON
+    /// queries to the querier, and only the routes served so far.
     pub(crate) fn serve_through(&self, apis: &mut crate::listener::Apis) {
         let sink = sundial_api::sink::Sink::new(self.router.clone());
         let reads = sundial_api::reads::Reads::remote(self.querier.clone());
@@ -168,8 +168,8 @@ impl Node {
             .opentsdb
             .clone()
             .with_sink(sink.clone())
-            .with_reads(reads);
-        apis.baidu = apis.baidu.clone().with_sink(sink.clone());
+            .with_reads(reads.clone());
+        apis.baidu = apis.baidu.clone().with_sink(sink.clone()).with_reads(reads);
         apis.bk = apis.bk.clone().with_sink(sink);
         apis.cluster = true;
     }
@@ -267,15 +267,15 @@ async fn start_ingester(
     })
 }
 
-/// Whether a cluster node serves the route: writes of every API and
-/// OpenTSDB's query so far. The others read or change what one node
-/// holds alone (listings, metadata, SQL, Baidu's query) and answer "not
-/// in cluster mode yet" rather than from this node's empty store.
+/// Whether a cluster node serves the route: writes of every API,
+/// OpenTSDB's and Baidu's JSON queries so far. The others read or change
+/// what one node holds alone (listings, metadata, SQL, `last`) and answer
+/// "not in cluster mode yet" rather than from this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" => true,
-        "/v1/datapoint" => method == Method::POST,
+        "/v1/datapoint" => true,
         _ => method == Method::GET && matches!(path, "" | "/metrics"),
     }
 }

@@ -83,7 +83,7 @@ fn take_byte(input: &mut &[u8]) -> Result<u8, sundial_codec::Error> {
     Ok(b)
 }
 
-fn kind_byte(kind: Kind) -> u8 {
+pub(super) fn kind_byte(kind: Kind) -> u8 {
     match kind {
         Kind::Numeric => 0,
         Kind::String => 1,
@@ -91,7 +91,7 @@ fn kind_byte(kind: Kind) -> u8 {
     }
 }
 
-fn byte_kind(b: u8) -> Result<Kind, sundial_codec::Error> {
+pub(super) fn byte_kind(b: u8) -> Result<Kind, sundial_codec::Error> {
     match b {
         0 => Ok(Kind::Numeric),
         1 => Ok(Kind::String),

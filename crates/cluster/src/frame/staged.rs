@@ -9,7 +9,7 @@
 //! series count, then each: key, point count, then each: time gap, value
 //! ```
 
-use super::{FrameError, count, get_key, invalid, put_key};
+use super::{FrameError, count, get_key, get_shards, invalid, put_key, put_shards};
 use sundial_codec::value::{get_tagged_value, put_value};
 use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
 use sundial_query::StagedSeries;
@@ -25,10 +25,7 @@ pub struct StagedAnswer {
 
 pub(crate) fn encode_staged(answer: &StagedAnswer) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
-    put(&mut out, answer.shards.len() as u64);
-    for shard in &answer.shards {
-        put(&mut out, u64::from(*shard));
-    }
+    put_shards(&mut out, &answer.shards);
     put(&mut out, answer.staged.raw_points as u64);
     out.push(u8::from(answer.staged.metric_known));
     put(&mut out, answer.staged.series.len() as u64);
@@ -49,9 +46,7 @@ pub(crate) fn encode_staged(answer: &StagedAnswer) -> Vec<u8> {
 /// panic or an allocation beyond the bytes received.
 pub(crate) fn decode_staged(bytes: &[u8]) -> Result<StagedAnswer, FrameError> {
     let mut input = bytes.strip_prefix(MAGIC).ok_or(FrameError::Magic)?;
-    let shards = (0..count(&mut input)?)
-        .map(|_| u32::try_from(get(&mut input)?).map_err(|_| invalid("shard")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let shards = get_shards(&mut input)?;
     let raw_points = get_usize(&mut input)?;
     let metric_known = match take(&mut input, 1)? {
         [0] => false,

@@ -1,11 +1,13 @@
 //! The internal read protocol: a querier asks a shard owner for the
-//! per-series half of an OpenTSDB query over the shards it names (JSON
-//! request, binary answer: `frame::staged`). A query the owner cannot run
+//! per-series half of a query over the shards it names (JSON request,
+//! binary answer: `frame::staged` for OpenTSDB, `frame::rows` for Baidu). A query the owner cannot run
 //! comes back with its error class, so the querier answers as the single
 //! node would.
 
 use super::{FrameClient, Served, authorized, peer, refusal};
-use crate::frame::{StagedAnswer, decode_staged, encode_staged};
+use crate::frame::{
+    RowsAnswer, StagedAnswer, decode_rows, decode_staged, encode_rows, encode_staged,
+};
 use crate::{Error, Result};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,24 +15,34 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
+use sundial_model::series_query::SeriesQuery;
 use sundial_model::{ErrorClass, Query};
 
-/// Where owners answer the per-series half of OpenTSDB queries.
+/// Where owners answer the per-series half of OpenTSDB queries...
 pub const STAGE_PATH: &str = "/internal/v1/opentsdb/series";
+/// ...and of Baidu series queries.
+pub const ROWS_PATH: &str = "/internal/v1/baidu/series";
 const JSON_TYPE: &str = "application/json";
-const STAGED_TYPE: &str = "application/x-sundial-staged";
+const ANSWER_TYPE: &str = "application/x-sundial-staged";
 /// With a refused query: the class of its error.
 const CLASS: &str = "x-sundial-class";
 
-/// What a querier asks one owner.
+/// What a querier asks one owner: `query` is an OpenTSDB [`Query`] or a
+/// Baidu [`SeriesQuery`].
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct StageRequest {
+pub struct StageRequest<Q = Query> {
     pub database: String,
     pub shards: Vec<u32>,
-    pub query: Query,
+    pub query: Q,
     /// What is left of the querier's budget.
     pub timeout_ms: u64,
     pub max_points: usize,
+}
+
+impl<Q> StageRequest<Q> {
+    fn allowance(&self) -> (Duration, usize) {
+        (Duration::from_millis(self.timeout_ms), self.max_points)
+    }
 }
 
 pub(super) async fn stage(
@@ -38,32 +50,70 @@ pub(super) async fn stage(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &s.secret) {
-        return refusal(
+    let request: StageRequest<Query> = match accept(&s, &headers, &body) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
+    };
+    let allowance = request.allowance();
+    let answer = s
+        .ingester
+        .stage_opentsdb(
+            &request.database,
+            &request.shards,
+            Arc::new(request.query),
+            allowance,
+        )
+        .await;
+    answered(answer.map(|a| encode_staged(&a)))
+}
+
+pub(super) async fn stage_rows(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: StageRequest<SeriesQuery> = match accept(&s, &headers, &body) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
+    };
+    let allowance = request.allowance();
+    let answer = s
+        .ingester
+        .stage_series_query(
+            &request.database,
+            &request.shards,
+            Arc::new(request.query),
+            allowance,
+        )
+        .await;
+    answered(answer.map(|a| encode_rows(&a)))
+}
+
+/// The request, if its secret is right and its body parses.
+fn accept<Q: serde::de::DeserializeOwned>(
+    s: &Served,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> std::result::Result<StageRequest<Q>, Box<Response>> {
+    if !authorized(headers, &s.secret) {
+        return Err(Box::new(refusal(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or wrong cluster secret",
-        );
+        )));
     }
-    let request: StageRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return refusal(StatusCode::BAD_REQUEST, "bad-request", &e.to_string()),
-    };
-    let limits = (
-        Duration::from_millis(request.timeout_ms),
-        request.max_points,
-    );
-    let query = Arc::new(request.query);
-    match s
-        .ingester
-        .stage_opentsdb(&request.database, &request.shards, query, limits)
-        .await
-    {
-        Ok(answer) => (
-            [(header::CONTENT_TYPE, STAGED_TYPE)],
-            encode_staged(&answer),
-        )
-            .into_response(),
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(refusal(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            &e.to_string(),
+        ))
+    })
+}
+
+fn answered(answer: sundial_query::Result<Vec<u8>>) -> Response {
+    match answer {
+        Ok(bytes) => ([(header::CONTENT_TYPE, ANSWER_TYPE)], bytes).into_response(),
         Err(e) => {
             let mut r = refusal(StatusCode::UNPROCESSABLE_ENTITY, "query", &e.to_string());
             r.headers_mut()
@@ -74,12 +124,34 @@ pub(super) async fn stage(
 }
 
 impl FrameClient {
-    /// Asks the owner at `address` for the per-series half of a query.
+    /// Asks the owner at `address` for the per-series half of an
+    /// OpenTSDB query.
     pub async fn stage(&self, address: &str, request: &StageRequest) -> Result<StagedAnswer> {
+        let body = self.ask(address, STAGE_PATH, request).await?;
+        decode_staged(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` for the per-series half of a Baidu
+    /// series query.
+    pub async fn stage_rows(
+        &self,
+        address: &str,
+        request: &StageRequest<SeriesQuery>,
+    ) -> Result<RowsAnswer> {
+        let body = self.ask(address, ROWS_PATH, request).await?;
+        decode_rows(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    async fn ask<Q: serde::Serialize>(
+        &self,
+        address: &str,
+        path: &str,
+        request: &StageRequest<Q>,
+    ) -> Result<Bytes> {
         let body = serde_json::to_vec(request).map_err(|e| Error::Internal(e.to_string()))?;
-        let (parts, body) = self.post(address, STAGE_PATH, JSON_TYPE, body).await?;
+        let (parts, body) = self.post(address, path, JSON_TYPE, body).await?;
         if parts.status.is_success() {
-            return decode_staged(&body).map_err(|e| peer(address, format!("bad answer: {e}")));
+            return Ok(body);
         }
         let message = String::from_utf8_lossy(&body).into_owned();
         let class = parts

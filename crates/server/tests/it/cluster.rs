@@ -37,7 +37,7 @@ fn until_not_busy(
 ) -> Result<(u16, String)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, text) = server.request(method, path, body)?;
+        let (status, text) = json_request(server, method, path, body)?;
         if status != 503 {
             return Ok((status, text));
         }
@@ -46,6 +46,22 @@ fn until_not_busy(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `method path` with a JSON body (Baidu's API wants the content type).
+fn json_request(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
+    let reply = server.send(
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.map(str::as_bytes),
+    )?;
+    Ok((reply.status, reply.body))
 }
 
 /// Shards `server` (an ingester) owns now, from its `/metrics`.
@@ -159,6 +175,7 @@ fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
     }
 
     same_answers(&single, &querier, 60)?;
+    baidu_alike(&single, &router, &querier)?;
     // Any node of the cluster answers (the router forwards queries too).
     let body = queries(60)[1].to_string();
     let (_, from_router) = until_not_busy(&router, "POST", "/api/query", Some(&body))?;
@@ -203,6 +220,59 @@ fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
     settled(&ingesters, &["i1", "i3"])?;
     same_answers(&single, &querier, 120)?;
     drop((i2, ingesters));
+    Ok(())
+}
+
+/// Baidu writes through the router, and Baidu JSON queries (raw with
+/// paging, sampled averages per group, counts, fill) answered alike by
+/// the single node and the cluster's querier.
+fn baidu_alike(single: &TestServer, router: &TestServer, querier: &TestServer) -> Result<()> {
+    let t0 = T0 * 1000;
+    let series: Vec<Value> = (0..6)
+        .map(|s| {
+            let values: Vec<Value> = (0..60)
+                .filter(|m| (m + s) % 7 != 0)
+                .map(|m| json!([t0 + m * 60_000, (m * 3 + s * 5) % 40]))
+                .collect();
+            json!({"metric": "wind", "field": "speed",
+                   "tags": {"site": format!("s{s}"), "region": format!("r{}", s % 2)},
+                   "values": values})
+        })
+        .collect();
+    let body = json!({ "datapoints": series }).to_string();
+    let (status, text) = json_request(single, "POST", "/v1/datapoint", Some(&body))?;
+    assert_eq!(status, 204, "single node: {text}");
+    let (status, text) = until_not_busy(router, "POST", "/v1/datapoint", Some(&body))?;
+    assert_eq!(status, 204, "router: {text}");
+    let filters = json!({"start": t0, "end": t0 + 3_600_000});
+    let queries = [
+        json!({"metric": "wind", "field": "speed", "filters": filters}),
+        json!({"metric": "wind", "field": "speed", "filters": filters, "limit": 50}),
+        json!({"metric": "wind", "field": "speed", "filters": filters,
+               "groupBy": [{"name": "Tag", "tags": ["region"]}],
+               "aggregators": [{"name": "Avg", "sampling": "5 minutes"}]}),
+        json!({"metric": "wind", "field": "speed", "filters": filters,
+               "aggregators": [{"name": "Count"}]}),
+        json!({"metric": "wind", "field": "speed",
+               "filters": {"start": t0, "end": t0 + 3_600_000, "tags": {"site": ["s1"]}},
+               "fill": {"type": "Linear", "interval": "1 minute", "maxWriteInterval": "10 minutes"}}),
+    ];
+    for q in queries {
+        let body = json!({ "queries": [q] }).to_string();
+        let (status, local) = json_request(single, "PUT", "/v1/datapoint?query", Some(&body))?;
+        assert_eq!(status, 200, "{body}: {local}");
+        let (cluster_status, cluster) =
+            until_not_busy(querier, "PUT", "/v1/datapoint?query", Some(&body))?;
+        assert_eq!(cluster_status, status, "{body}: {cluster}");
+        assert_eq!(json(&cluster)?, json(&local)?, "{body}");
+        let result = &json(&local)?["results"][0];
+        assert!(
+            result["groups"][0]["values"]
+                .as_array()
+                .is_some_and(|v| !v.is_empty()),
+            "{body}: {local}"
+        );
+    }
     Ok(())
 }
 
