@@ -281,6 +281,16 @@ impl Ingester {
         self.checkpoint_locked(&shard, &mut state).await
     }
 
+    /// The metadata connection, made again when PostgreSQL restarted.
+    async fn meta(&self) -> Result<tokio::sync::MutexGuard<'_, Meta>> {
+        let mut meta = self.inner.meta.lock().await;
+        if meta.is_closed() {
+            *meta = meta.reconnect().await?;
+            info!("metadata store connection made again");
+        }
+        Ok(meta)
+    }
+
     fn shard(&self, number: u32) -> Result<Arc<Shard>> {
         self.inner
             .shards

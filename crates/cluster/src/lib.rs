@@ -42,5 +42,6 @@ pub use router::Router;
 pub use shard::shard_of;
 pub use transport::{
     FRAMES_PATH, FrameClient, MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH, StageRequest, ingest_routes,
+    serve_ingest,
 };
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

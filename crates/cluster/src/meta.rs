@@ -20,6 +20,7 @@ const MIGRATION_LOCK: i64 = 0x5d1a_1000;
 #[derive(Debug)]
 pub struct Meta {
     pub(crate) client: Client,
+    url: String,
 }
 
 impl Meta {
@@ -32,9 +33,23 @@ impl Meta {
                 warn!(error = %e, "metadata store connection ended");
             }
         });
-        let mut meta = Self { client };
+        let mut meta = Self {
+            client,
+            url: url.to_owned(),
+        };
         meta.migrate().await?;
         Ok(meta)
+    }
+
+    /// Whether the connection has ended (PostgreSQL restarted, or was
+    /// unreachable long enough): every call fails until [`Meta::reconnect`].
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// A new connection to the same store.
+    pub async fn reconnect(&self) -> Result<Self> {
+        Self::connect(&self.url).await
     }
 
     /// The schema version in the store.

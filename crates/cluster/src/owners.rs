@@ -45,6 +45,9 @@ impl OwnerCache {
     /// Reads the owners from PostgreSQL.
     pub(crate) async fn refresh(&self) -> Result<()> {
         let mut meta = self.meta.lock().await;
+        if meta.as_ref().is_some_and(Meta::is_closed) {
+            *meta = None;
+        }
         let read = match meta.as_ref() {
             Some(m) => m.shard_owners().await,
             None => {

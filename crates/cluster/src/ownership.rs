@@ -143,6 +143,11 @@ impl Keeper {
         handler: &mut impl ShardHandler,
         report: &mut TickReport,
     ) -> Result<()> {
+        if self.meta.is_closed() {
+            // PostgreSQL restarted: its connection never comes back.
+            self.meta = Arc::new(self.meta.reconnect().await?);
+            info!("metadata store connection made again");
+        }
         self.meta.heartbeat(&self.node, self.ttl).await?;
         let live: Vec<String> = self
             .meta

@@ -49,6 +49,24 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .with_state(state)
 }
 
+/// Serves [`ingest_routes`] on `listener` until `stop` completes. Without
+/// Nagle's delay: an answer is one small write, and waiting for the peer's
+/// delayed acknowledgement cost every multi-frame answer 40 ms.
+pub async fn serve_ingest(
+    listener: tokio::net::TcpListener,
+    ingester: Ingester,
+    secret: &str,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, ingest_routes(ingester, secret))
+        .with_graceful_shutdown(stop)
+        .await
+}
+
 struct Served {
     ingester: Ingester,
     secret: String,

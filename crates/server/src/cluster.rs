@@ -1,7 +1,7 @@
 //! A cluster node (docs/cluster.md, "Roles"): what `[cluster]` and
 //! `--role` start beside the client listener. Every role serves the
 //! client APIs with writes sent to the shards' owners (the router) and
-//! OpenTSDB queries answered by them (the querier); an ingester also owns
+//! JSON queries answered by them (the querier); an ingester also owns
 //! shards, takes frames and queries on its own peer listener, and
 //! checkpoints its shards to the object store.
 
@@ -235,11 +235,11 @@ async fn start_ingester(
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let routes = sundial_cluster::ingest_routes(ingester.clone(), &config.secret);
     let serving = tokio::spawn({
         let stop = until_stopped(stopped.clone());
+        let (ingester, secret) = (ingester.clone(), config.secret.clone());
         async move {
-            let served = axum::serve(listener, routes).with_graceful_shutdown(stop);
+            let served = sundial_cluster::serve_ingest(listener, ingester, &secret, stop);
             if let Err(e) = served.await {
                 warn!(error = %e, "the peer listener stopped");
             }

@@ -17,7 +17,9 @@ use std::time::Duration;
 pub struct Postgres {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    bin: PathBuf,
+    user: RunAs,
+    dir: tempfile::TempDir,
 }
 
 /// The database role the server is created with (trusted on loopback).
@@ -57,35 +59,22 @@ impl Postgres {
         }
         // A free port, released just before the server binds it.
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = user
-            .command(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(dir.path())
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=200",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start postgres")?;
-        crate::wait_for_stderr_line(
-            &mut child,
-            "database system is ready to accept connections".into(),
-            Duration::from_secs(60),
-        )
-        .context("postgres did not report that it is ready")?;
+        let child = spawn(&bin, &user, dir.path(), port)?;
         Ok(Self {
             port,
             child,
-            _dir: dir,
+            bin,
+            user,
+            dir,
         })
+    }
+
+    /// Starts the server again on its data and port after [`Postgres::kill`]
+    /// (crash recovery included), waiting until it accepts connections.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.child = spawn(&self.bin, &self.user, self.dir.path(), self.port)?;
+        Ok(())
     }
 
     /// A connection URL for database `postgres` as [`ROLE`].
@@ -98,6 +87,35 @@ impl Postgres {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `postgres` on `dir/data` at `port`, once it accepts connections.
+fn spawn(bin: &Path, user: &RunAs, dir: &Path, port: u16) -> anyhow::Result<Child> {
+    let mut child = user
+        .command(&bin.join("postgres"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start postgres")?;
+    crate::wait_for_stderr_line(
+        &mut child,
+        "database system is ready to accept connections".into(),
+        Duration::from_secs(60),
+    )
+    .context("postgres did not report that it is ready")?;
+    Ok(child)
 }
 
 impl Drop for Postgres {

@@ -44,7 +44,7 @@ impl Ingester {
             _ => Ok(()),
         })
         .await?;
-        let positions = self.inner.meta.lock().await.shard_positions(shard).await?;
+        let positions = self.meta().await?.shard_positions(shard).await?;
         // The least position: a checkpoint that failed half-way recorded
         // some databases further than others, and the next must cover all.
         let mut state = ShardState {
@@ -165,10 +165,8 @@ impl Ingester {
                     bytes: b.bytes,
                 })
                 .collect();
-            self.inner
-                .meta
-                .lock()
-                .await
+            self.meta()
+                .await?
                 .commit_flush(
                     &shard.lease,
                     &Flush {

@@ -203,9 +203,10 @@ pub(crate) async fn serve(
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?.to_string();
-    let routes = sundial_cluster::ingest_routes(ingester.clone(), secret);
+    let (ingester, secret) = (ingester.clone(), secret.to_owned());
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, routes).await {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = sundial_cluster::serve_ingest(listener, ingester, &secret, forever).await {
             eprintln!("ingester server stopped: {e}");
         }
     });

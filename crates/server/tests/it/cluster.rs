@@ -17,13 +17,11 @@ const T0: i64 = 1_700_000_000;
 const SECRET: &str = "cluster process test";
 const SHARDS: u32 = 8;
 
-fn node_config(pg: &Postgres, nats: &Nats, store: &str, role: &str, id: &str) -> String {
+fn node_config(pg_url: &str, nats_url: &str, store: &str, role: &str, id: &str) -> String {
     format!(
-        "[cluster]\nrole = \"{role}\"\npostgres_url = \"{}\"\nnats_url = \"{}\"\nshards = 8\n\
-         node_id = \"{id}\"\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\nlease_secs = 3\n\
-         request_timeout_secs = 10\n{store}",
-        pg.url(),
-        nats.url()
+        "[cluster]\nrole = \"{role}\"\npostgres_url = \"{pg_url}\"\nnats_url = \"{nats_url}\"\n\
+         shards = 8\nnode_id = \"{id}\"\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\n\
+         lease_secs = 3\nrequest_timeout_secs = 10\n{store}"
     )
 }
 
@@ -144,10 +142,11 @@ fn queries(minutes: i64) -> Vec<Value> {
 
 #[test]
 fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
-    let pg = Postgres::start()?;
+    let mut pg = Postgres::start()?;
     let nats = Nats::start()?;
     let store = fresh_store_keys()?;
-    let config = |role: &str, id: &str| node_config(&pg, &nats, &store, role, id);
+    let (pg_url, nats_url) = (pg.url(), nats.url());
+    let config = |role: &str, id: &str| node_config(&pg_url, &nats_url, &store, role, id);
 
     // A role not built yet refuses to start.
     if let Ok(mut s) = TestServer::spawn_with_config(&config("compactor", "c1")) {
@@ -219,6 +218,40 @@ fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
     let i2 = ingesters.remove(1);
     settled(&ingesters, &["i1", "i3"])?;
     same_answers(&single, &querier, 120)?;
+
+    // PostgreSQL crashes under writes: the ingesters' leases lapse and
+    // they stop (writes answer busy), then it restarts, every node makes
+    // its connection again, the shards are taken anew (restore, replay),
+    // the writes go on, and nothing acknowledged is lost.
+    let (acked_tx, acked) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| -> Result<()> {
+        let writes = scope.spawn(|| -> Result<()> {
+            for body in puts(120..150, 1) {
+                let (status, text) = until_not_busy(&router, "POST", "/api/put", Some(&body))?;
+                assert_eq!(status, 204, "router: {text}");
+                let (status, text) = single.post("/api/put", &body)?;
+                assert_eq!(status, 204, "single node: {text}");
+                let _ = acked_tx.send(());
+            }
+            Ok(())
+        });
+        acked.recv_timeout(Duration::from_secs(60))?;
+        pg.kill();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ingesters.iter().map(owned).sum::<Result<usize>>()? > 0 {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "shards still owned without PostgreSQL"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pg.restart()?;
+        writes
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer panicked"))?
+    })?;
+    settled(&ingesters, &["i1", "i3"])?;
+    same_answers(&single, &querier, 150)?;
     drop((i2, ingesters));
     Ok(())
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The cost of the cluster's hops, on loopback: the data set of ingest.sh
+# loaded into a single node and into a cluster (three ingesters and a
+# router, on PostgreSQL 15, nats-server -js and the S3 test server
+# sundial-s3), then the query set of query.sh (raw, hourly, max10 through
+# Baidu's /v1 and OpenTSDB's /api/query) timed on both. Every answer of the
+# cluster is compared with the single node's (the run fails on a
+# difference). On 2 cores the cluster cannot be faster: the point is what
+# each hop costs.
+#
+#   bench/cluster.sh [--hours H] [--hosts N] [--runs R] [--shards S]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/peers.sh
+HOURS=6 HOSTS=100 RUNS=15 SHARDS=16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hours) HOURS=$2; shift 2;; --hosts) HOSTS=$2; shift 2;;
+    --runs) RUNS=$2; shift 2;; --shards) SHARDS=$2; shift 2;;
+    *) echo "unknown argument $1" >&2; exit 2;;
+  esac
+done
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
+cargo build --release --locked -p sundial-server -p sundial-testkit >&2
+BIN="$CARGO_TARGET_DIR/release"
+PG_BIN=${SUNDIAL_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
+NATS=${SUNDIAL_NATS:-/usr/sbin/nats-server}
+WORK=$(mktemp -d /tmp/sundial-cbench.XXXXXX)
+chmod 755 "$WORK"
+trap 'pkill -P $$ 2>/dev/null || true; sleep 1; rm -rf "$WORK"' EXIT
+START=1700000000
+END=$(( START + HOURS * 3600 - 1 ))
+
+# PostgreSQL refuses root: run it as its own user (scripts/test makes it).
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u sundial-pg -- "$@"; else "$@"; fi; }
+mkdir -p "$WORK/pg"
+[ "$(id -u)" -eq 0 ] && chown sundial-pg "$WORK/pg"
+as_pg "$PG_BIN/initdb" --auth=trust --no-sync -U sundial -D "$WORK/pg/data" >/dev/null
+as_pg "$PG_BIN/postgres" -D "$WORK/pg/data" -p 15432 -k "$WORK/pg" \
+  -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 >"$WORK/pg.log" 2>&1 &
+for _ in $(seq 1 200); do grep -q "ready to accept connections" "$WORK/pg.log" && break; sleep 0.05; done
+"$NATS" -js -a 127.0.0.1 -p 14222 -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
+"$BIN/sundial-s3" --root "$WORK/s3" --bucket cluster >"$WORK/s3.log" 2>&1 &
+for _ in $(seq 1 200); do grep -q "s3 listening on" "$WORK/s3.log" && break; sleep 0.05; done
+S3_ADDR=$(sed -n 's/^s3 listening on //p' "$WORK/s3.log")
+for _ in $(seq 1 200); do grep -q "Server is ready" "$WORK/nats.log" && break; sleep 0.05; done
+
+cat >"$WORK/cluster.toml" <<TOML
+[cluster]
+postgres_url = "postgres://sundial@127.0.0.1:15432/postgres"
+nats_url = "nats://127.0.0.1:14222"
+shards = $SHARDS
+listen = "127.0.0.1:0"
+secret = "bench"
+object_store = "s3://cluster/bench"
+object_store_options = { aws_endpoint_url = "http://$S3_ADDR", aws_access_key_id = "sundial-test", aws_secret_access_key = "sundial-test-secret", aws_region = "us-east-1", aws_allow_http = "true" }
+TOML
+serve() { # name port extra-args...
+  local name=$1 port=$2; shift 2
+  "$BIN/sundial" serve --data-dir "$WORK/$name" --listen 127.0.0.1:"$port" "$@" \
+    >"$WORK/$name.log" 2>&1 &
+  wait_http "http://127.0.0.1:$port/api/version" >/dev/null
+}
+serve single 14242
+for i in 1 2 3; do
+  serve "i$i" $(( 14250 + i )) --config "$WORK/cluster.toml" --role ingester
+done
+serve router 14260 --config "$WORK/cluster.toml" --role router
+# Ownership settles (shards move as the ingesters join): every shard owned,
+# each ingester holding some, the same for 3 s.
+owned() { curl -sf "http://127.0.0.1:$1/metrics" | sed -n 's/^sundial_cluster_shards_owned //p'; }
+last="" same=0
+for _ in $(seq 1 600); do
+  now="$(owned 14251) $(owned 14252) $(owned 14253)"
+  sum=0; for n in $now; do sum=$(( sum + n )); done
+  if [ "$sum" -eq "$SHARDS" ] && [[ " $now " != *" 0 "* ]] && [ "$now" = "$last" ]; then
+    same=$(( same + 1 )); [ "$same" -ge 30 ] && break
+  else
+    same=0
+  fi
+  last=$now; sleep 0.1
+done
+echo "# shards owned by the ingesters: $now" >&2
+
+load() { # label url
+  "$BIN/sundial-load" --url "$2" --hours "$HOURS" --hosts "$HOSTS" --start "$START" --label "$1"
+}
+echo "# cluster: ${HOSTS} hosts x 10 metrics, ${HOURS} h at 10 s; $SHARDS shards; median of ${RUNS} runs" >&2
+load single http://127.0.0.1:14242
+load cluster http://127.0.0.1:14260
+
+mkdir -p "$WORK/times"
+time_query() { # label name curl-args...
+  local label=$1 name=$2; shift 2
+  curl -sf -o "$WORK/answer-$label-$name" "$@"
+  grep -qxF "$name" "$WORK/times/names" 2>/dev/null || echo "$name" >>"$WORK/times/names"
+  for _ in $(seq 1 "$RUNS"); do
+    curl -sf -o /dev/null -w '%{time_total}\n' "$@" >>"$WORK/times/$label $name"
+  done
+}
+queries() { # label port
+  local label=$1 port=$2 s=$(( START * 1000 )) e=$(( END * 1000 + 999 ))
+  local url="http://127.0.0.1:$port/v1/datapoint?query"
+  q() { time_query "$label" "v1-$1" -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$2]}"; }
+  q raw "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e,\"tags\":{\"hostname\":[\"host_0\"]}}}"
+  q hourly "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
+  q max10 "{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
+  local api="http://127.0.0.1:$port/api/query"
+  o() { time_query "$label" "opentsdb-$1" -G "$api" -d "start=$START" -d "end=$END" --data-urlencode "m=$2"; }
+  o raw "none:cpu.usage_user{hostname=host_0}"
+  o hourly "avg:1h-avg:cpu.usage_user{hostname=*}"
+  o max10 "max:10m-max:cpu.usage_user"
+}
+queries single 14242
+queries cluster 14260
+python3 - "$WORK" <<'PY'
+import json, os, statistics, sys
+work = sys.argv[1]
+times = os.path.join(work, "times")
+failed = False
+for name in open(os.path.join(times, "names")).read().split():
+    single = json.load(open(os.path.join(work, f"answer-single-{name}")))
+    cluster = json.load(open(os.path.join(work, f"answer-cluster-{name}")))
+    same = single == cluster
+    failed |= not same
+    med = {}
+    for label in ("single", "cluster"):
+        t = sorted(float(x) * 1000 for x in open(os.path.join(times, f"{label} {name}")))
+        med[label] = statistics.median(t)
+    print(json.dumps({"query": name, "single_ms": round(med["single"], 2),
+                      "cluster_ms": round(med["cluster"], 2),
+                      "ratio": round(med["cluster"] / med["single"], 2), "same_answer": same}))
+sys.exit(1 if failed else 0)
+PY
