@@ -1,9 +1,11 @@
 //! A cluster of separate `sundial serve` processes on loopback, with
 //! PostgreSQL, nats-server (JetStream) and the S3 test server: three
-//! ingesters, a router and a querier take OpenTSDB writes and answer
-//! OpenTSDB queries as one node does with the same writes, while shards
-//! move as the ingesters join. Routes not built for clusters say so; a
-//! role not built refuses to start.
+//! ingesters, a router and a querier take OpenTSDB and Baidu writes and
+//! answer their queries as one node does with the same writes, while
+//! shards move as the ingesters join, after one is killed with `kill -9`
+//! during writes, and after PostgreSQL crashes and restarts during writes.
+//! Routes not built for clusters say so; a role not built refuses to
+//! start.
 
 use crate::harness::{TestServer, json, point};
 use crate::object_store::fresh_store_keys;
@@ -141,7 +143,7 @@ fn queries(minutes: i64) -> Vec<Value> {
 }
 
 #[test]
-fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
+fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     let mut pg = Postgres::start()?;
     let nats = Nats::start()?;
     let store = fresh_store_keys()?;
@@ -195,26 +197,8 @@ fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
     // others (lease time, then restore and replay of the JetStream log),
     // writes meanwhile are busy and retried, and every acknowledged point
     // is there afterwards.
-    let (acked_tx, acked) = std::sync::mpsc::channel();
-    let writer = std::thread::scope(|scope| -> Result<()> {
-        let writes = scope.spawn(|| -> Result<()> {
-            // A put a minute: most of them after the kill.
-            for body in puts(60..120, 1) {
-                let (status, text) = until_not_busy(&router, "POST", "/api/put", Some(&body))?;
-                assert_eq!(status, 204, "router: {text}");
-                let (status, text) = single.post("/api/put", &body)?;
-                assert_eq!(status, 204, "single node: {text}");
-                let _ = acked_tx.send(());
-            }
-            Ok(())
-        });
-        acked.recv_timeout(Duration::from_secs(60))?;
-        ingesters[1].kill9()?;
-        writes
-            .join()
-            .map_err(|_| anyhow::anyhow!("the writer panicked"))?
-    });
-    writer?;
+    let nodes = (&single, &router);
+    writes_through(nodes, 60..120, || ingesters[1].kill9())?;
     let i2 = ingesters.remove(1);
     settled(&ingesters, &["i1", "i3"])?;
     same_answers(&single, &querier, 120)?;
@@ -223,19 +207,7 @@ fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
     // they stop (writes answer busy), then it restarts, every node makes
     // its connection again, the shards are taken anew (restore, replay),
     // the writes go on, and nothing acknowledged is lost.
-    let (acked_tx, acked) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| -> Result<()> {
-        let writes = scope.spawn(|| -> Result<()> {
-            for body in puts(120..150, 1) {
-                let (status, text) = until_not_busy(&router, "POST", "/api/put", Some(&body))?;
-                assert_eq!(status, 204, "router: {text}");
-                let (status, text) = single.post("/api/put", &body)?;
-                assert_eq!(status, 204, "single node: {text}");
-                let _ = acked_tx.send(());
-            }
-            Ok(())
-        });
-        acked.recv_timeout(Duration::from_secs(60))?;
+    writes_through(nodes, 120..150, || {
         pg.kill();
         let deadline = Instant::now() + Duration::from_secs(60);
         while ingesters.iter().map(owned).sum::<Result<usize>>()? > 0 {
@@ -245,10 +217,7 @@ fn processes_answer_as_one_node_while_shards_move() -> Result<()> {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        pg.restart()?;
-        writes
-            .join()
-            .map_err(|_| anyhow::anyhow!("the writer panicked"))?
+        pg.restart()
     })?;
     settled(&ingesters, &["i1", "i3"])?;
     same_answers(&single, &querier, 150)?;
@@ -307,6 +276,34 @@ fn baidu_alike(single: &TestServer, router: &TestServer, querier: &TestServer) -
         );
     }
     Ok(())
+}
+
+/// A put a minute over `minutes` through the router (retried while busy)
+/// and, once acknowledged, into the single node; `meanwhile` runs after
+/// the first acknowledgement, so most puts come after it.
+fn writes_through(
+    (single, router): (&TestServer, &TestServer),
+    minutes: std::ops::Range<i64>,
+    meanwhile: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let (acked_tx, acked) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| -> Result<()> {
+        let writes = scope.spawn(move || -> Result<()> {
+            for body in puts(minutes, 1) {
+                let (status, text) = until_not_busy(router, "POST", "/api/put", Some(&body))?;
+                assert_eq!(status, 204, "router: {text}");
+                let (status, text) = single.post("/api/put", &body)?;
+                assert_eq!(status, 204, "single node: {text}");
+                let _ = acked_tx.send(());
+            }
+            Ok(())
+        });
+        acked.recv_timeout(Duration::from_secs(60))?;
+        meanwhile()?;
+        writes
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer panicked"))?
+    })
 }
 
 /// Every query of the set over the first `minutes` answered alike by the
