@@ -12,10 +12,13 @@ use sundial_codec::value::{FIRST_FREE_TAG, get_tagged_value, put_value};
 use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
 use sundial_model::{NumberText, SeriesKey, ValueInput, WritePoint};
 
+mod folded;
 mod outcome;
 mod rows;
 mod staged;
 
+pub use folded::FoldedAnswer;
+pub(crate) use folded::{decode_folded, encode_folded};
 pub use outcome::{decode_outcome, encode_outcome};
 pub use rows::RowsAnswer;
 pub(crate) use rows::{decode_rows, encode_rows};

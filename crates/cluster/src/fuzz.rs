@@ -1,18 +1,55 @@
-//! Fuzz entry point for frames, the bytes routers send ingesters, and
-//! their outcomes, the bytes ingesters answer with (`fuzz/`
+//! Fuzz entry point for frames, the bytes routers send ingesters, their
+//! outcomes, and the answers to queriers (staged series, rows, folded
+//! groups) (`fuzz/`
 //! at the repository root runs it under libFuzzer; `cargo test` replays
 //! the committed corpus and regressions). It must never panic.
 
-use crate::frame::{ShardBatch, decode, decode_outcome, encode, encode_outcome};
+use crate::frame::{
+    ShardBatch, decode, decode_folded, decode_outcome, decode_rows, decode_staged, encode,
+    encode_folded, encode_outcome, encode_rows, encode_staged,
+};
 
 /// One flags byte, then a frame: with bit 0 set the frame's checksum is
 /// recomputed first, so mutations reach the decoder behind it. A decoded
 /// frame must encode back to the same batch. With bit 1 set the bytes
-/// are an outcome instead, for a frame of `flags >> 2` points.
+/// are an outcome instead, for a frame of `flags >> 2` points; with bit 2
+/// set (and bit 1 clear), an answer to a querier: staged series, rows or
+/// folded groups by `(flags >> 3) % 3`. Whatever decodes must encode back
+/// to the same answer.
 pub fn frame(data: &[u8]) {
     let Some((flags, frame)) = data.split_first() else {
         return;
     };
+    if flags & 6 == 4 {
+        let same = |a: String, b: String| assert_eq!(a, b, "a re-encoded answer differs");
+        match (flags >> 3) % 3 {
+            0 => {
+                if let Ok(a) = decode_staged(frame) {
+                    same(
+                        format!("{:?}", decode_staged(&encode_staged(&a))),
+                        format!("{:?}", Ok::<_, crate::FrameError>(a)),
+                    );
+                }
+            }
+            1 => {
+                if let Ok(a) = decode_rows(frame) {
+                    same(
+                        format!("{:?}", decode_rows(&encode_rows(&a))),
+                        format!("{:?}", Ok::<_, crate::FrameError>(a)),
+                    );
+                }
+            }
+            _ => {
+                if let Ok(a) = decode_folded(frame) {
+                    same(
+                        format!("{:?}", decode_folded(&encode_folded(&a))),
+                        format!("{:?}", Ok::<_, crate::FrameError>(a)),
+                    );
+                }
+            }
+        }
+        return;
+    }
     if flags & 2 == 2 {
         let points = usize::from(flags >> 2);
         if let Ok(outcome) = decode_outcome(frame, points) {
@@ -81,6 +118,63 @@ mod tests {
         let mut seed = vec![2u8 | (12 << 2)];
         seed.extend(encode_outcome(&sundial_model::WriteOutcome { results }));
         std::fs::write(dir.join("seed-03"), seed)?;
+        // One answer of each kind to a querier.
+        use sundial_model::{FieldValue, Kind, SeriesKey};
+        let key = SeriesKey::new("cpu", vec![("host".to_owned(), "a".to_owned())]);
+        let staged = crate::frame::StagedAnswer {
+            shards: vec![0, 3],
+            staged: sundial_query::StagedSeries {
+                series: vec![(key.clone(), vec![(1_000, FieldValue::Double(2.5))])],
+                raw_points: 4,
+                metric_known: true,
+            },
+        };
+        let rows = crate::frame::RowsAnswer {
+            shards: vec![1],
+            half: sundial_query::series_query::SeriesHalf {
+                kinds: vec![Some(Kind::Numeric), None],
+                series: vec![(
+                    key.clone(),
+                    vec![(
+                        1_000,
+                        sundial_model::series_query::RowValues::from_vec(vec![
+                            Some(FieldValue::Long(7)),
+                            None,
+                        ]),
+                    )],
+                )],
+                consumed: 1,
+                raw: 1,
+            },
+        };
+        let mut group = sundial_query::series_query::FoldedGroup {
+            tags: vec![("host".to_owned(), "a".to_owned())],
+            keys: vec![key],
+            ..Default::default()
+        };
+        group
+            .buckets
+            .insert(0, sundial_query::stats::Stats::default());
+        let folded = crate::frame::FoldedAnswer {
+            shards: vec![2],
+            half: sundial_query::series_query::FoldedHalf {
+                kinds: vec![Some(Kind::Numeric)],
+                points: 3,
+                groups: vec![(vec![Some("a".to_owned())], group)],
+            },
+        };
+        for (n, (flags, bytes)) in [
+            (4u8, encode_staged(&staged)),
+            (4 | 8, encode_rows(&rows)),
+            (4 | 16, encode_folded(&folded)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut seed = vec![flags];
+            seed.extend(bytes);
+            std::fs::write(dir.join(format!("seed-{:02}", n + 4)), seed)?;
+        }
         Ok(())
     }
 

@@ -27,8 +27,8 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use frame::{
-    BatchRules, FrameError, RowsAnswer, ShardBatch, StagedAnswer, decode as decode_frame,
-    decode_outcome, encode as encode_frame, encode_outcome,
+    BatchRules, FoldedAnswer, FrameError, RowsAnswer, ShardBatch, StagedAnswer,
+    decode as decode_frame, decode_outcome, encode as encode_frame, encode_outcome,
 };
 pub use ingest::{Ingester, IngesterConfig};
 pub use lease::{Lease, compactor_lease, shard_lease};
@@ -41,7 +41,7 @@ pub use route::{ShardPoints, split_by_shard};
 pub use router::Router;
 pub use shard::shard_of;
 pub use transport::{
-    FRAMES_PATH, FrameClient, MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH, StageRequest, ingest_routes,
-    serve_ingest,
+    FOLDED_PATH, FRAMES_PATH, FrameClient, MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH, StageRequest,
+    ingest_routes, serve_ingest,
 };
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{ErrorClass, Query, SeriesResult};
-use sundial_query::series_query::{Limits, finish_series};
+use sundial_query::series_query::{Limits, finish_folded, finish_series, folds};
 use sundial_query::{Budget, StagedSeries, finish};
 use tracing::warn;
 
@@ -75,6 +75,21 @@ impl Querier {
         limits: Limits,
     ) -> sundial_query::Result<QueryOutput> {
         let budget = Budget::new(limits.timeout, limits.max_points);
+        if folds(query) {
+            // Per group and bucket statistics, not rows.
+            let halves = self
+                .gather(|address, shards| {
+                    let mut request = request(database, shards, query.clone(), &budget);
+                    request.max_groups = limits.max_groups;
+                    async move {
+                        let answer = self.inner.client.stage_folded(&address, &request).await?;
+                        Ok((answer.shards, answer.half))
+                    }
+                })
+                .await
+                .map_err(query_error)?;
+            return finish_folded(query, halves, limits);
+        }
         let halves = self
             .gather(|address, shards| {
                 let request = request(database, shards, query.clone(), &budget);
@@ -172,6 +187,7 @@ fn request<Q>(database: &str, shards: Vec<u32>, query: Q, budget: &Budget) -> St
         query,
         timeout_ms: u64::try_from(budget.time_left().as_millis()).unwrap_or(u64::MAX),
         max_points: budget.left(),
+        max_groups: 0,
     }
 }
 

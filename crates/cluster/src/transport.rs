@@ -22,7 +22,7 @@ use sundial_model::WriteOutcome;
 
 mod stage;
 
-pub use stage::{ROWS_PATH, STAGE_PATH, StageRequest};
+pub use stage::{FOLDED_PATH, ROWS_PATH, STAGE_PATH, StageRequest};
 
 /// Where owners take frames.
 pub const FRAMES_PATH: &str = "/internal/v1/frames";
@@ -45,6 +45,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .route(FRAMES_PATH, axum::routing::post(take_frame))
         .route(STAGE_PATH, axum::routing::post(stage::stage))
         .route(ROWS_PATH, axum::routing::post(stage::stage_rows))
+        .route(FOLDED_PATH, axum::routing::post(stage::stage_folded))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
         .with_state(state)
 }

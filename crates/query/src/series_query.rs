@@ -86,6 +86,91 @@ pub struct SeriesHalf {
     pub raw: u64,
 }
 
+pub use fast::FoldedGroup;
+
+/// The per-series half of a query the streaming path answers ([`folds`]):
+/// each group's buckets folded over this database's series, as a shard's
+/// owner sends them; [`finish_folded`] merges the halves.
+#[derive(Debug, Default)]
+pub struct FoldedHalf {
+    /// This database's kind of each queried field.
+    pub kinds: Vec<Option<Kind>>,
+    /// Stored points folded.
+    pub points: u64,
+    /// By group-by values; a group may come more than once (one per
+    /// shard), and [`finish_folded`] merges them.
+    pub groups: Vec<(Vec<Option<String>>, FoldedGroup)>,
+}
+
+/// Whether the query's first step folds per bucket (count, sum, min,
+/// max, avg of one field, no value filter, no fill): then shards send
+/// [`FoldedHalf`]s, not rows.
+pub fn folds(query: &SeriesQuery) -> bool {
+    fast::eligible(query)
+}
+
+/// The per-series half of a [`folds`] query over one database.
+pub fn stage_folded(
+    db: &Db,
+    query: &SeriesQuery,
+    budget: &Budget,
+    max_groups: usize,
+) -> Result<FoldedHalf> {
+    let kinds = field_kinds(db, query);
+    if check_kinds(query, &kinds).is_err() {
+        // The querier refuses it as one node would, before any scan.
+        return Ok(FoldedHalf {
+            kinds,
+            ..FoldedHalf::default()
+        });
+    }
+    let ids: Vec<SeriesId> = match_series(db, query)?.into_keys().collect();
+    let (points, groups) = fast::fold(db, query, &ids, budget, max_groups)?;
+    Ok(FoldedHalf {
+        kinds,
+        points,
+        groups: groups.into_iter().collect(),
+    })
+}
+
+/// The group half of a [`folds`] query: every shard's groups merged,
+/// rendered and paged as one database's would be.
+pub fn finish_folded(
+    query: &SeriesQuery,
+    halves: Vec<FoldedHalf>,
+    limits: Limits,
+) -> Result<QueryOutput> {
+    let budget = Budget::new(limits.timeout, limits.max_points);
+    check_kinds(query, &merged_kinds(query, halves.iter().map(|h| &h.kinds)))?;
+    let mut points = 0;
+    let mut groups = fast::GroupMap::new();
+    for half in halves {
+        points += half.points;
+        fast::merge(&mut groups, half.groups);
+    }
+    let rendered = fast::render(query, groups, &budget, limits.max_groups)?;
+    let out = QueryOutput {
+        raw_count: points,
+        consumed_count: points,
+        ..QueryOutput::default()
+    };
+    page_folded(query, out, rendered)
+}
+
+/// Each field's kind in the first half that knows it.
+fn merged_kinds<'a>(
+    query: &SeriesQuery,
+    halves: impl Iterator<Item = &'a Vec<Option<Kind>>>,
+) -> Vec<Option<Kind>> {
+    let mut kinds: Vec<Option<Kind>> = vec![None; query.fields.len()];
+    for half in halves {
+        for (kind, theirs) in kinds.iter_mut().zip(half) {
+            *kind = kind.or(*theirs);
+        }
+    }
+    kinds
+}
+
 /// Runs one query within `limits`.
 pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<QueryOutput> {
     let budget = Budget::new(limits.timeout, limits.max_points);
@@ -140,13 +225,7 @@ pub fn finish_series(
     limits: Limits,
 ) -> Result<QueryOutput> {
     let budget = Budget::new(limits.timeout, limits.max_points);
-    let mut kinds: Vec<Option<Kind>> = vec![None; query.fields.len()];
-    for half in &halves {
-        for (kind, theirs) in kinds.iter_mut().zip(&half.kinds) {
-            *kind = kind.or(*theirs);
-        }
-    }
-    check_kinds(query, &kinds)?;
+    check_kinds(query, &merged_kinds(query, halves.iter().map(|h| &h.kinds)))?;
     let mut out = QueryOutput::default();
     let mut series = Vec::new();
     for half in halves {
@@ -268,7 +347,16 @@ fn run_fast(
     max_groups: usize,
 ) -> Result<QueryOutput> {
     let ids: Vec<SeriesId> = matched.into_keys().collect();
-    let (mut out, groups) = fast::run(db, query, &ids, budget, max_groups)?;
+    let (out, groups) = fast::run(db, query, &ids, budget, max_groups)?;
+    page_folded(query, out, groups)
+}
+
+/// The streaming path's groups in the query's order, paged.
+fn page_folded(
+    query: &SeriesQuery,
+    mut out: QueryOutput,
+    groups: Vec<GroupOutput>,
+) -> Result<QueryOutput> {
     let mut rendered: Vec<(GroupOutput, RowKeys)> = groups
         .into_iter()
         .map(|mut g| {

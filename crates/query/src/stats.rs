@@ -113,6 +113,34 @@ impl Stats {
         self.long_max = self.long_max.max(o.long_max);
     }
 
+    /// Its parts, to send to another node ([`Stats::from_parts`] makes it
+    /// again).
+    pub fn parts(&self) -> StatsParts {
+        StatsParts {
+            count: self.count,
+            long_sum: self.long_sum,
+            all_long: self.all_long,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            long_min: self.long_min,
+            long_max: self.long_max,
+        }
+    }
+
+    pub fn from_parts(p: StatsParts) -> Self {
+        Self {
+            count: p.count,
+            long_sum: p.long_sum,
+            all_long: p.all_long,
+            sum: p.sum,
+            min: p.min,
+            max: p.max,
+            long_min: p.long_min,
+            long_max: p.long_max,
+        }
+    }
+
     /// The exact sum while every value was a Long.
     pub fn long_sum(&self) -> Option<i128> {
         if self.all_long { self.long_sum } else { None }
@@ -134,6 +162,19 @@ impl Stats {
             _ => FieldValue::Double(self.min),
         }
     }
+}
+
+/// A [`Stats`] as plain values, for the wire.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsParts {
+    pub count: u64,
+    pub long_sum: Option<i128>,
+    pub all_long: bool,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub long_min: i64,
+    pub long_max: i64,
 }
 
 /// How one series' points are folded.

@@ -4,12 +4,12 @@
 //! for every shard reads its own writes.
 
 use super::Ingester;
-use crate::frame::{RowsAnswer, StagedAnswer};
+use crate::frame::{FoldedAnswer, RowsAnswer, StagedAnswer};
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::Query;
 use sundial_model::series_query::SeriesQuery;
-use sundial_query::series_query::{SeriesHalf, stage_series_rows};
+use sundial_query::series_query::{FoldedHalf, SeriesHalf, stage_folded, stage_series_rows};
 use sundial_query::{Budget, StagedSeries, stage_series};
 use sundial_storage::Db;
 
@@ -72,6 +72,41 @@ impl Ingester {
         })
         .await?;
         Ok(RowsAnswer {
+            shards: served,
+            half,
+        })
+    }
+
+    /// [`stage_folded`] of a Baidu series `query` that folds per bucket,
+    /// as [`Ingester::stage_opentsdb`]; `max_groups` as the querier's.
+    pub async fn stage_folded_query(
+        &self,
+        database: &str,
+        shards: &[u32],
+        query: Arc<SeriesQuery>,
+        (timeout, max_points): (Duration, usize),
+        max_groups: usize,
+    ) -> sundial_query::Result<FoldedAnswer> {
+        let (served, dbs) = self.serving(database, shards).await;
+        let half = off_workers(move || {
+            let budget = Budget::new(timeout, max_points);
+            let mut all = FoldedHalf {
+                kinds: vec![None; query.fields.len()],
+                ..FoldedHalf::default()
+            };
+            for db in dbs {
+                let part = stage_folded(&db, &query, &budget, max_groups)?;
+                for (kind, theirs) in all.kinds.iter_mut().zip(part.kinds) {
+                    *kind = kind.or(theirs);
+                }
+                all.points += part.points;
+                // The querier merges groups by their values.
+                all.groups.extend(part.groups);
+            }
+            Ok(all)
+        })
+        .await?;
+        Ok(FoldedAnswer {
             shards: served,
             half,
         })

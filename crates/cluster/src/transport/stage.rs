@@ -6,7 +6,8 @@
 
 use super::{FrameClient, Served, authorized, peer, refusal};
 use crate::frame::{
-    RowsAnswer, StagedAnswer, decode_rows, decode_staged, encode_rows, encode_staged,
+    FoldedAnswer, RowsAnswer, StagedAnswer, decode_folded, decode_rows, decode_staged,
+    encode_folded, encode_rows, encode_staged,
 };
 use crate::{Error, Result};
 use axum::body::Bytes;
@@ -20,8 +21,10 @@ use sundial_model::{ErrorClass, Query};
 
 /// Where owners answer the per-series half of OpenTSDB queries...
 pub const STAGE_PATH: &str = "/internal/v1/opentsdb/series";
-/// ...and of Baidu series queries.
+/// ...of Baidu series queries...
 pub const ROWS_PATH: &str = "/internal/v1/baidu/series";
+/// ...and of Baidu queries that fold per bucket.
+pub const FOLDED_PATH: &str = "/internal/v1/baidu/folded";
 const JSON_TYPE: &str = "application/json";
 const ANSWER_TYPE: &str = "application/x-sundial-staged";
 /// With a refused query: the class of its error.
@@ -37,6 +40,9 @@ pub struct StageRequest<Q = Query> {
     /// What is left of the querier's budget.
     pub timeout_ms: u64,
     pub max_points: usize,
+    /// Groups the query may make (folded Baidu queries).
+    #[serde(default)]
+    pub max_groups: usize,
 }
 
 impl<Q> StageRequest<Q> {
@@ -87,6 +93,29 @@ pub(super) async fn stage_rows(
         )
         .await;
     answered(answer.map(|a| encode_rows(&a)))
+}
+
+pub(super) async fn stage_folded(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: StageRequest<SeriesQuery> = match accept(&s, &headers, &body) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
+    };
+    let allowance = request.allowance();
+    let answer = s
+        .ingester
+        .stage_folded_query(
+            &request.database,
+            &request.shards,
+            Arc::new(request.query),
+            allowance,
+            request.max_groups,
+        )
+        .await;
+    answered(answer.map(|a| encode_folded(&a)))
 }
 
 /// The request, if its secret is right and its body parses.
@@ -140,6 +169,16 @@ impl FrameClient {
     ) -> Result<RowsAnswer> {
         let body = self.ask(address, ROWS_PATH, request).await?;
         decode_rows(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` for the folded half of a Baidu query.
+    pub async fn stage_folded(
+        &self,
+        address: &str,
+        request: &StageRequest<SeriesQuery>,
+    ) -> Result<FoldedAnswer> {
+        let body = self.ask(address, FOLDED_PATH, request).await?;
+        decode_folded(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
     async fn ask<Q: serde::Serialize>(

@@ -32,15 +32,16 @@ pub(super) fn eligible(q: &SeriesQuery) -> bool {
         && q.fills.iter().all(Option::is_none)
 }
 
-#[derive(Default)]
-struct GroupAcc {
-    tags: Vec<(String, String)>,
-    keys: Vec<SeriesKey>,
-    buckets: BTreeMap<Timestamp, Stats>,
+/// One group's fold: its tags, its series, its buckets.
+#[derive(Debug, Default)]
+pub struct FoldedGroup {
+    pub tags: Vec<(String, String)>,
+    pub keys: Vec<SeriesKey>,
+    pub buckets: BTreeMap<Timestamp, Stats>,
 }
 
-impl GroupAcc {
-    fn absorb(&mut self, other: GroupAcc) {
+impl FoldedGroup {
+    fn absorb(&mut self, other: FoldedGroup) {
         self.keys.extend(other.keys);
         for (b, acc) in other.buckets {
             self.buckets.entry(b).or_default().merge(&acc);
@@ -48,7 +49,8 @@ impl GroupAcc {
     }
 }
 
-type GroupMap = BTreeMap<Vec<Option<String>>, GroupAcc>;
+/// Groups by their group-by values.
+pub(super) type GroupMap = BTreeMap<Vec<Option<String>>, FoldedGroup>;
 
 /// What every scanning thread shares.
 struct Scan<'a> {
@@ -69,8 +71,7 @@ struct Partial {
     buckets: usize,
 }
 
-/// Runs an [`eligible`] query; series are scanned by up to one thread per
-/// core, each folding into its own partial groups.
+/// Runs an [`eligible`] query: [`fold`], then [`render`].
 pub(super) fn run(
     db: &Db,
     q: &SeriesQuery,
@@ -78,9 +79,26 @@ pub(super) fn run(
     budget: &Budget,
     max_groups: usize,
 ) -> Result<(QueryOutput, Vec<GroupOutput>)> {
-    let Some(Aggregation::Range { func, sampling }) = q.aggregators.first().cloned() else {
-        return Err(Error::Internal("fast path on an ineligible query"));
+    let (points, groups) = fold(db, q, ids, budget, max_groups)?;
+    let out = QueryOutput {
+        raw_count: points,
+        consumed_count: points,
+        ..QueryOutput::default()
     };
+    Ok((out, render(q, groups, budget, max_groups)?))
+}
+
+/// The first step of an [`eligible`] query over `ids`, per group and
+/// bucket, and the points it covers; series are scanned by up to one
+/// thread per core, each folding into its own partial groups.
+pub(super) fn fold(
+    db: &Db,
+    q: &SeriesQuery,
+    ids: &[SeriesId],
+    budget: &Budget,
+    max_groups: usize,
+) -> Result<(u64, GroupMap)> {
+    let (func, sampling) = first_step(q)?;
     let field = q.fields.first().cloned().unwrap_or_default();
     let mut group_keys: Vec<&str> = Vec::new();
     for k in &q.group_by {
@@ -112,35 +130,50 @@ pub(super) fn run(
     let partials = parallel::read_in_parallel(db, ids, budget, reach, |view, batch, partial| {
         scan_batch(&scan, view, batch, partial)
     });
-    let mut out = QueryOutput::default();
+    let mut points = 0;
     let mut groups: GroupMap = BTreeMap::new();
     for p in partials {
         let p = p?;
-        out.raw_count += p.points;
-        out.consumed_count += p.points;
-        for (k, g) in p.groups {
-            match groups.get_mut(&k) {
-                Some(existing) => existing.absorb(g),
-                None => {
-                    groups.insert(k, g);
-                }
+        points += p.points;
+        merge(&mut groups, p.groups);
+    }
+    Ok((points, groups))
+}
+
+/// Adds `more` groups into `groups` (another thread's, another shard's;
+/// a group may come more than once).
+pub(super) fn merge(
+    groups: &mut GroupMap,
+    more: impl IntoIterator<Item = (Vec<Option<String>>, FoldedGroup)>,
+) {
+    for (k, g) in more {
+        match groups.get_mut(&k) {
+            Some(existing) => existing.absorb(g),
+            None => {
+                groups.insert(k, g);
             }
         }
     }
-    if groups.len() > max_groups {
-        return Err(Error::TooManyGroups { limit: max_groups });
+}
+
+fn first_step(q: &SeriesQuery) -> Result<(RangeFn, Option<sundial_model::series_query::Sampling>)> {
+    match q.aggregators.first() {
+        Some(Aggregation::Range { func, sampling }) => Ok((*func, *sampling)),
+        _ => Err(Error::Internal("fast path on an ineligible query")),
     }
-    let rendered = render(q, groups, func, budget)?;
-    Ok((out, rendered))
 }
 
 /// Each group's buckets as rows, through the query's later steps.
-fn render(
+pub(super) fn render(
     q: &SeriesQuery,
     groups: GroupMap,
-    func: RangeFn,
     budget: &Budget,
+    max_groups: usize,
 ) -> Result<Vec<GroupOutput>> {
+    if groups.len() > max_groups {
+        return Err(Error::TooManyGroups { limit: max_groups });
+    }
+    let (func, _) = first_step(q)?;
     let (start, _) = q.range();
     let field = q.fields.first().cloned().unwrap_or_default();
     let mut rendered = Vec::with_capacity(groups.len());
@@ -203,14 +236,14 @@ fn scan_batch(
         let g = partial
             .groups
             .entry(gk.clone())
-            .or_insert_with(|| GroupAcc {
+            .or_insert_with(|| FoldedGroup {
                 tags: scan
                     .group_keys
                     .iter()
                     .zip(&gk)
                     .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
                     .collect(),
-                ..GroupAcc::default()
+                ..FoldedGroup::default()
             });
         g.keys.push(key);
         let before = g.buckets.len();
