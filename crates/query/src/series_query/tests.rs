@@ -209,3 +209,101 @@ fn fast_path_matches_the_general_path() -> TestResult {
     }
     Ok(())
 }
+
+/// A cluster's two halves over three databases (a series in one of them,
+/// as in a shard) answer as one database holding every series: rows for
+/// any query, folded groups for the ones that fold.
+#[test]
+fn halves_over_shards_answer_as_one_database() -> TestResult {
+    let mut all = Vec::new();
+    for (i, host) in ["a", "b", "c", "d", "e", "f"].into_iter().enumerate() {
+        let rack = if i % 2 == 0 { "r1" } else { "r2" };
+        for t in 0..40i64 {
+            if (t + i as i64) % 5 != 0 {
+                all.push((host, rack, t * 1_000, (t * 7 + i as i64 * 13) % 50 - 10));
+            }
+        }
+    }
+    let (_d, whole) = db_with(&all)?;
+    let mut shards = Vec::new();
+    for hosts in [["a", "d"], ["b", "e"], ["c", "f"]] {
+        let part: Vec<_> = all
+            .iter()
+            .copied()
+            .filter(|p| hosts.contains(&p.0))
+            .collect();
+        shards.push(db_with(&part)?);
+    }
+    let range = |func, sampling| Aggregation::Range { func, sampling };
+    let grouped = |q: SeriesQuery| SeriesQuery {
+        group_by: vec!["rack".into()],
+        grouped: true,
+        tag_columns: vec!["rack".into()],
+        ..q
+    };
+    let queries = [
+        SeriesQuery {
+            limit: 7,
+            offset: 3,
+            ..query(0, 39_000)
+        },
+        grouped(SeriesQuery {
+            aggregators: vec![range(RangeFn::Sum, Some(Sampling::Fixed(10_000)))],
+            ..query(0, 39_000)
+        }),
+        SeriesQuery {
+            aggregators: vec![
+                range(RangeFn::Avg, Some(Sampling::Fixed(5_000))),
+                Aggregation::Diff,
+            ],
+            order: Order::Desc,
+            ..query(2_000, 35_000)
+        },
+        grouped(SeriesQuery {
+            aggregators: vec![range(RangeFn::Max, None)],
+            ..query(0, 39_000)
+        }),
+        grouped(SeriesQuery {
+            aggregators: vec![range(RangeFn::Count, Some(Sampling::Fixed(7_000)))],
+            ..query(0, 39_000)
+        }),
+        // Not folded: a first step the statistics do not answer.
+        grouped(SeriesQuery {
+            aggregators: vec![range(
+                RangeFn::Percentile(0.5),
+                Some(Sampling::Fixed(10_000)),
+            )],
+            ..query(0, 39_000)
+        }),
+    ];
+    let limits = Limits::default();
+    for (i, q) in queries.iter().enumerate() {
+        let one = execute_series(&whole, q, limits)?;
+        assert!(
+            !one.groups.is_empty() && one.raw_count > 0,
+            "query {i}: {one:?}"
+        );
+        let budget = || Budget::new(limits.timeout, limits.max_points);
+        let rows = shards
+            .iter()
+            .map(|(_, db)| stage_series_rows(db, q, &budget()))
+            .collect::<Result<Vec<_>>>()?;
+        assert_eq!(finish_series(q, rows, limits)?, one, "query {i} from rows");
+        assert_eq!(folds(q), (1..=4).contains(&i), "query {i}");
+        if folds(q) {
+            let mut folded = shards
+                .iter()
+                .map(|(_, db)| stage_folded(db, q, &budget(), limits.max_groups))
+                .collect::<Result<Vec<_>>>()?;
+            // An owner of two shards sends both in one half: the same
+            // group twice.
+            let last = folded.pop().ok_or("no half")?;
+            if let Some(first) = folded.first_mut() {
+                first.points += last.points;
+                first.groups.extend(last.groups);
+            }
+            assert_eq!(finish_folded(q, folded, limits)?, one, "query {i} folded");
+        }
+    }
+    Ok(())
+}
