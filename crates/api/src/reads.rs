@@ -64,11 +64,7 @@ impl Reads {
     ) -> sundial_query::Result<Vec<SeriesResult>> {
         match &self.0 {
             None => sundial_query::execute(db, query, budget),
-            Some(remote) => tokio::runtime::Handle::current().block_on(remote.opentsdb(
-                db.name(),
-                query,
-                budget,
-            )),
+            Some(remote) => runtime()?.block_on(remote.opentsdb(db.name(), query, budget)),
         }
     }
 
@@ -81,9 +77,13 @@ impl Reads {
     ) -> sundial_query::Result<QueryOutput> {
         match &self.0 {
             None => execute_series(db, query, limits),
-            Some(remote) => {
-                tokio::runtime::Handle::current().block_on(remote.series(db.name(), query, limits))
-            }
+            Some(remote) => runtime()?.block_on(remote.series(db.name(), query, limits)),
         }
     }
+}
+
+/// The runtime a remote read waits on (reads run on its blocking threads).
+fn runtime() -> sundial_query::Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| sundial_query::Error::Internal("a remote read outside the runtime"))
 }

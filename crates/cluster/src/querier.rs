@@ -1,9 +1,10 @@
-//! The querier (docs/cluster.md, "The querier"): an OpenTSDB query's
-//! per-series half runs at the owners of the shards (a series lives in
-//! one shard), each owner answering for all the shards it holds; the
-//! querier merges the halves and runs the group half, so only staged
-//! series cross the network (24 values per series for an hourly
-//! downsample of a day, not 1 440 points).
+//! The querier (docs/cluster.md, "The querier"): a query's per-series
+//! half runs at the owners of the shards (a series lives in one shard),
+//! each owner answering for all the shards it holds; the querier merges
+//! the halves and runs the group half, so only staged series (OpenTSDB),
+//! per-bucket statistics of groups or selected rows (Baidu) cross the
+//! network: 24 values per series for an hourly downsample of a day, not
+//! 1 440 points.
 //!
 //! Every shard must be answered for exactly once: a shard whose owner
 //! no longer holds it is asked of the owner PostgreSQL names next; one
