@@ -3,9 +3,10 @@
 //! down as long as no shard moves. A send that fails marks the cache
 //! stale; a refusal saying "not the owner" makes the caller read it again.
 
-use crate::{Meta, Result};
+use crate::{FrameClient, Meta, Result};
 use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The cached owners and the connection they are read over.
 #[derive(Debug)]
@@ -95,5 +96,30 @@ impl OwnerCache {
         shards
             .into_iter()
             .find(|s| !owners.by_shard.contains_key(s))
+    }
+}
+
+/// What routers and queriers share: the shard count, the owner cache and
+/// the connections to the owners.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    pub(crate) shards: u32,
+    pub(crate) owners: OwnerCache,
+    pub(crate) client: FrameClient,
+}
+
+impl Peers {
+    /// Peers over `shards` shards whose owners PostgreSQL at
+    /// `postgres_url` lists, reached with `client`.
+    pub(crate) async fn connect(
+        postgres_url: &str,
+        shards: u32,
+        client: FrameClient,
+    ) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            shards,
+            owners: OwnerCache::new(postgres_url).await?,
+            client,
+        }))
     }
 }

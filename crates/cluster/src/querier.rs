@@ -11,7 +11,7 @@
 //! without an owner, or still unanswered after that, makes the query a
 //! busy answer ("would be partial") rather than a silently short one.
 
-use crate::owners::OwnerCache;
+use crate::owners::Peers;
 use crate::transport::StageRequest;
 use crate::{Error, FrameClient, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,14 +28,7 @@ use tracing::warn;
 /// and the connections.
 #[derive(Debug, Clone)]
 pub struct Querier {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    shards: u32,
-    owners: OwnerCache,
-    client: FrameClient,
+    pub(crate) inner: Arc<Peers>,
 }
 
 impl Querier {
@@ -43,11 +36,7 @@ impl Querier {
     /// `postgres_url` lists, asking them with `client`.
     pub async fn new(postgres_url: &str, shards: u32, client: FrameClient) -> Result<Self> {
         Ok(Self {
-            inner: Arc::new(Inner {
-                shards,
-                owners: OwnerCache::new(postgres_url).await?,
-                client,
-            }),
+            inner: Peers::connect(postgres_url, shards, client).await?,
         })
     }
 

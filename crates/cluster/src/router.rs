@@ -13,7 +13,7 @@
 //! time-series store keeps once.
 
 use crate::frame::{BatchRules, ShardBatch};
-use crate::owners::OwnerCache;
+use crate::owners::Peers;
 use crate::{Error, FrameClient, Result, split_by_shard};
 use std::sync::Arc;
 use sundial_api::sink::{PointSink, PointWrite, SinkFuture};
@@ -25,14 +25,7 @@ use tracing::warn;
 /// and the connections.
 #[derive(Debug, Clone)]
 pub struct Router {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    shards: u32,
-    owners: OwnerCache,
-    client: FrameClient,
+    pub(crate) inner: Arc<Peers>,
 }
 
 /// One shard's share of a write and where its answers go.
@@ -46,12 +39,15 @@ impl Router {
     /// `postgres_url` lists, sending frames with `client`.
     pub async fn new(postgres_url: &str, shards: u32, client: FrameClient) -> Result<Self> {
         Ok(Self {
-            inner: Arc::new(Inner {
-                shards,
-                owners: OwnerCache::new(postgres_url).await?,
-                client,
-            }),
+            inner: Peers::connect(postgres_url, shards, client).await?,
         })
+    }
+
+    /// A querier sharing this router's owner cache and connections.
+    pub fn querier(&self) -> crate::Querier {
+        crate::Querier {
+            inner: self.inner.clone(),
+        }
     }
 
     /// Stores `points` of `database` at their shards' owners: the outcome

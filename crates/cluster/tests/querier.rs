@@ -160,11 +160,14 @@ fn shown(answer: sundial_query::Result<Vec<sundial_model::SeriesResult>>) -> Str
 async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let ttl = Duration::from_secs(3);
-    let (a, b) = (engines.ingester("a").await?, engines.ingester("b").await?);
-    let (address_a, _server_a) = serve(&a, SECRET).await?;
-    let (address_b, _server_b) = serve(&b, SECRET).await?;
-    let (keeper_a, stop_a) = engines.keep_at("a", &address_a, &a, ttl).await?;
-    let _keep_b = engines.keep_at("b", &address_b, &b, ttl).await?;
+    let ServedNode {
+        ingester: a,
+        keeper: keeper_a,
+        stop: stop_a,
+        ..
+    } = engines.served("a", SECRET, ttl).await?;
+    let node_b = engines.served("b", SECRET, ttl).await?;
+    let b = node_b.ingester.clone();
     until("every shard owned, by both nodes", || {
         a.shards().len() + b.shards().len() == SHARDS as usize
             && !a.shards().is_empty()

@@ -113,11 +113,18 @@ fn expect(case: &Case) -> Vec<String> {
 async fn writes_reach_their_owners_and_answers_come_back_in_request_order() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let ttl = Duration::from_secs(3);
-    let (a, b) = (engines.ingester("a").await?, engines.ingester("b").await?);
-    let (address_a, _server_a) = serve(&a, SECRET).await?;
-    let (address_b, _server_b) = serve(&b, SECRET).await?;
-    let (keeper_a, stop_a) = engines.keep_at("a", &address_a, &a, ttl).await?;
-    let (keeper_b, stop_b) = engines.keep_at("b", &address_b, &b, ttl).await?;
+    let ServedNode {
+        ingester: a,
+        address: address_a,
+        keeper: keeper_a,
+        stop: stop_a,
+    } = engines.served("a", SECRET, ttl).await?;
+    let ServedNode {
+        ingester: b,
+        keeper: keeper_b,
+        stop: stop_b,
+        ..
+    } = engines.served("b", SECRET, ttl).await?;
     let nodes = ["a".to_owned(), "b".to_owned()];
     let of_a = (0..SHARDS)
         .filter(|s| owner_of(*s, &nodes) == Some("a"))

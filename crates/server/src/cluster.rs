@@ -149,8 +149,9 @@ impl Node {
         } else {
             None
         };
-        let router = Router::new(&config.postgres_url, config.shards, client.clone()).await?;
-        let querier = Querier::new(&config.postgres_url, config.shards, client).await?;
+        // One owner cache and one set of connections for both.
+        let router = Router::new(&config.postgres_url, config.shards, client).await?;
+        let querier = router.querier();
         info!(%role, shards = config.shards, "cluster node started");
         Ok(Self {
             router,

@@ -22,25 +22,17 @@ impl Ingester {
         database: &str,
         shards: &[u32],
         query: Arc<Query>,
-        (timeout, max_points): (Duration, usize),
+        allowance: (Duration, usize),
     ) -> sundial_query::Result<StagedAnswer> {
-        let (served, dbs) = self.serving(database, shards).await;
-        let staged = off_workers(move || {
-            let budget = Budget::new(timeout, max_points);
-            let mut all = StagedSeries::default();
-            for db in dbs {
-                let part = stage_series(&db, &query, &budget)?;
-                all.series.extend(part.series);
-                all.raw_points += part.raw_points;
-                all.metric_known |= part.metric_known;
-            }
-            Ok(all)
-        })
-        .await?;
-        Ok(StagedAnswer {
-            shards: served,
-            staged,
-        })
+        let each = move |db: &Db, budget: &Budget| stage_series(db, &query, budget);
+        let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
+        let mut staged = StagedSeries::default();
+        for part in parts {
+            staged.series.extend(part.series);
+            staged.raw_points += part.raw_points;
+            staged.metric_known |= part.metric_known;
+        }
+        Ok(StagedAnswer { shards, staged })
     }
 
     /// [`stage_series_rows`] of a Baidu series `query`, as
@@ -50,31 +42,21 @@ impl Ingester {
         database: &str,
         shards: &[u32],
         query: Arc<SeriesQuery>,
-        (timeout, max_points): (Duration, usize),
+        allowance: (Duration, usize),
     ) -> sundial_query::Result<RowsAnswer> {
-        let (served, dbs) = self.serving(database, shards).await;
-        let half = off_workers(move || {
-            let budget = Budget::new(timeout, max_points);
-            let mut all = SeriesHalf {
-                kinds: vec![None; query.fields.len()],
-                ..SeriesHalf::default()
-            };
-            for db in dbs {
-                let part = stage_series_rows(&db, &query, &budget)?;
-                for (kind, theirs) in all.kinds.iter_mut().zip(part.kinds) {
-                    *kind = kind.or(theirs);
-                }
-                all.series.extend(part.series);
-                all.consumed += part.consumed;
-                all.raw += part.raw;
-            }
-            Ok(all)
-        })
-        .await?;
-        Ok(RowsAnswer {
-            shards: served,
-            half,
-        })
+        let mut half = SeriesHalf {
+            kinds: vec![None; query.fields.len()],
+            ..SeriesHalf::default()
+        };
+        let each = move |db: &Db, budget: &Budget| stage_series_rows(db, &query, budget);
+        let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
+        for part in parts {
+            merge_kinds(&mut half.kinds, part.kinds);
+            half.series.extend(part.series);
+            half.consumed += part.consumed;
+            half.raw += part.raw;
+        }
+        Ok(RowsAnswer { shards, half })
     }
 
     /// [`stage_folded`] of a Baidu series `query` that folds per bucket,
@@ -84,32 +66,44 @@ impl Ingester {
         database: &str,
         shards: &[u32],
         query: Arc<SeriesQuery>,
-        (timeout, max_points): (Duration, usize),
+        allowance: (Duration, usize),
         max_groups: usize,
     ) -> sundial_query::Result<FoldedAnswer> {
+        let mut half = FoldedHalf {
+            kinds: vec![None; query.fields.len()],
+            ..FoldedHalf::default()
+        };
+        let each = move |db: &Db, budget: &Budget| stage_folded(db, &query, budget, max_groups);
+        let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
+        for part in parts {
+            merge_kinds(&mut half.kinds, part.kinds);
+            half.points += part.points;
+            // The querier merges groups by their values.
+            half.groups.extend(part.groups);
+        }
+        Ok(FoldedAnswer { shards, half })
+    }
+
+    /// `each` over `database` in each of `shards` this node serves, off
+    /// the async workers under one budget: the shards covered and a part
+    /// per database.
+    async fn stage_each<T: Send + 'static>(
+        &self,
+        database: &str,
+        shards: &[u32],
+        (timeout, max_points): (Duration, usize),
+        each: impl Fn(&Db, &Budget) -> sundial_query::Result<T> + Send + 'static,
+    ) -> sundial_query::Result<(Vec<u32>, Vec<T>)> {
         let (served, dbs) = self.serving(database, shards).await;
-        let half = off_workers(move || {
+        let parts = tokio::task::spawn_blocking(move || {
             let budget = Budget::new(timeout, max_points);
-            let mut all = FoldedHalf {
-                kinds: vec![None; query.fields.len()],
-                ..FoldedHalf::default()
-            };
-            for db in dbs {
-                let part = stage_folded(&db, &query, &budget, max_groups)?;
-                for (kind, theirs) in all.kinds.iter_mut().zip(part.kinds) {
-                    *kind = kind.or(theirs);
-                }
-                all.points += part.points;
-                // The querier merges groups by their values.
-                all.groups.extend(part.groups);
-            }
-            Ok(all)
+            dbs.iter()
+                .map(|db| each(db, &budget))
+                .collect::<sundial_query::Result<Vec<T>>>()
         })
-        .await?;
-        Ok(FoldedAnswer {
-            shards: served,
-            half,
-        })
+        .await
+        .map_err(|_| sundial_query::Error::Internal("a query task panicked"))??;
+        Ok((served, parts))
     }
 
     /// Which of `shards` this node serves, and `database` in those that
@@ -130,11 +124,12 @@ impl Ingester {
     }
 }
 
-/// Query work runs off the async workers.
-async fn off_workers<T: Send + 'static>(
-    work: impl FnOnce() -> sundial_query::Result<T> + Send + 'static,
-) -> sundial_query::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| sundial_query::Error::Internal("a query task panicked"))?
+/// Each field's kind in the first part that knows it.
+fn merge_kinds(
+    kinds: &mut [Option<sundial_model::Kind>],
+    theirs: Vec<Option<sundial_model::Kind>>,
+) {
+    for (kind, theirs) in kinds.iter_mut().zip(theirs) {
+        *kind = kind.or(theirs);
+    }
 }

@@ -9,11 +9,12 @@ use crate::frame::{
     FoldedAnswer, RowsAnswer, StagedAnswer, decode_folded, decode_rows, decode_staged,
     encode_folded, encode_rows, encode_staged,
 };
-use crate::{Error, Result};
+use crate::{Error, Ingester, Result};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::series_query::SeriesQuery;
@@ -56,21 +57,13 @@ pub(super) async fn stage(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request: StageRequest<Query> = match accept(&s, &headers, &body) {
-        Ok(r) => r,
-        Err(refused) => return *refused,
+    let run = |ingester: Ingester, r: StageRequest<Query>| async move {
+        let allowance = r.allowance();
+        (ingester)
+            .stage_opentsdb(&r.database, &r.shards, Arc::new(r.query), allowance)
+            .await
     };
-    let allowance = request.allowance();
-    let answer = s
-        .ingester
-        .stage_opentsdb(
-            &request.database,
-            &request.shards,
-            Arc::new(request.query),
-            allowance,
-        )
-        .await;
-    answered(answer.map(|a| encode_staged(&a)))
+    serve_stage(&s, &headers, &body, run, encode_staged).await
 }
 
 pub(super) async fn stage_rows(
@@ -78,21 +71,13 @@ pub(super) async fn stage_rows(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request: StageRequest<SeriesQuery> = match accept(&s, &headers, &body) {
-        Ok(r) => r,
-        Err(refused) => return *refused,
+    let run = |ingester: Ingester, r: StageRequest<SeriesQuery>| async move {
+        let allowance = r.allowance();
+        (ingester)
+            .stage_series_query(&r.database, &r.shards, Arc::new(r.query), allowance)
+            .await
     };
-    let allowance = request.allowance();
-    let answer = s
-        .ingester
-        .stage_series_query(
-            &request.database,
-            &request.shards,
-            Arc::new(request.query),
-            allowance,
-        )
-        .await;
-    answered(answer.map(|a| encode_rows(&a)))
+    serve_stage(&s, &headers, &body, run, encode_rows).await
 }
 
 pub(super) async fn stage_folded(
@@ -100,22 +85,33 @@ pub(super) async fn stage_folded(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request: StageRequest<SeriesQuery> = match accept(&s, &headers, &body) {
+    let run = |ingester: Ingester, r: StageRequest<SeriesQuery>| async move {
+        let (allowance, groups) = (r.allowance(), r.max_groups);
+        (ingester)
+            .stage_folded_query(&r.database, &r.shards, Arc::new(r.query), allowance, groups)
+            .await
+    };
+    serve_stage(&s, &headers, &body, run, encode_folded).await
+}
+
+/// One query half: the request checked and parsed, `run` on this node's
+/// ingester, the answer encoded (or the query's error with its class).
+async fn serve_stage<Q, T, F>(
+    s: &Served,
+    headers: &HeaderMap,
+    body: &[u8],
+    run: impl FnOnce(Ingester, StageRequest<Q>) -> F,
+    encode: fn(&T) -> Vec<u8>,
+) -> Response
+where
+    Q: serde::de::DeserializeOwned,
+    F: Future<Output = sundial_query::Result<T>>,
+{
+    let request = match accept(s, headers, body) {
         Ok(r) => r,
         Err(refused) => return *refused,
     };
-    let allowance = request.allowance();
-    let answer = s
-        .ingester
-        .stage_folded_query(
-            &request.database,
-            &request.shards,
-            Arc::new(request.query),
-            allowance,
-            request.max_groups,
-        )
-        .await;
-    answered(answer.map(|a| encode_folded(&a)))
+    answered(run(s.ingester.clone(), request).await.map(|a| encode(&a)))
 }
 
 /// The request, if its secret is right and its body parses.

@@ -107,6 +107,25 @@ impl Engines {
             .await
     }
 
+    /// An ingester `id` served on a loopback port under `secret`, its
+    /// keeper running and telling peers that address.
+    pub(crate) async fn served(
+        &self,
+        id: &str,
+        secret: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<ServedNode> {
+        let ingester = self.ingester(id).await?;
+        let (address, _server) = serve(&ingester, secret).await?;
+        let (keeper, stop) = self.keep_at(id, &address, &ingester, ttl).await?;
+        Ok(ServedNode {
+            ingester,
+            address,
+            keeper,
+            stop,
+        })
+    }
+
     /// [`Engines::keep`], the node telling peers to reach it at `address`.
     pub(crate) async fn keep_at(
         &self,
@@ -132,6 +151,14 @@ impl Engines {
         });
         Ok((task, stop))
     }
+}
+
+/// A served ingester and its keeper (sending `stop` hands its shards off).
+pub(crate) struct ServedNode {
+    pub(crate) ingester: Ingester,
+    pub(crate) address: String,
+    pub(crate) keeper: tokio::task::JoinHandle<()>,
+    pub(crate) stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// What was acknowledged: (database, series, time) -> the last value.
