@@ -1,8 +1,9 @@
 //! The read seam: where an API's queries read. On a single node that is
 //! the addressed database itself; on a cluster node it is the cluster's
 //! querier (`sundial_cluster::Querier`), which runs each query's
-//! per-series half at the shards' owners. OpenTSDB's `/api/query` and
-//! Baidu's JSON query read through it so far (docs/cluster.md, "The
+//! per-series half at the shards' owners. OpenTSDB's `/api/query`,
+//! Baidu's JSON query and the listings (`/api/suggest`, Baidu's metric,
+//! field and tag listings) read through it so far (docs/cluster.md, "The
 //! querier").
 
 use std::fmt::Debug;
@@ -10,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
-use sundial_model::{Query, SeriesResult};
+use sundial_model::{Listed, Listing, Query, SeriesResult};
 use sundial_query::Budget;
 use sundial_query::series_query::{Limits, execute_series};
 use sundial_storage::Db;
@@ -38,6 +39,15 @@ pub trait RemoteReads: Send + Sync + Debug {
         query: &'a SeriesQuery,
         limits: Limits,
     ) -> ReadFuture<'a, QueryOutput>;
+
+    /// One listing over `database`, as `sundial_query::list` answers it
+    /// on a single node with the same series.
+    fn listing<'a>(
+        &'a self,
+        database: &'a str,
+        listing: &'a Listing,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, Listed>;
 }
 
 /// A shared handle on the server's reads: local unless made remote.
@@ -78,6 +88,19 @@ impl Reads {
         match &self.0 {
             None => execute_series(db, query, limits),
             Some(remote) => runtime()?.block_on(remote.series(db.name(), query, limits)),
+        }
+    }
+
+    /// One listing over `db`, as [`Reads::opentsdb`].
+    pub fn listing(
+        &self,
+        db: &Db,
+        listing: &Listing,
+        budget: &Budget,
+    ) -> sundial_query::Result<Listed> {
+        match &self.0 {
+            None => sundial_query::list(db, listing, budget),
+            Some(remote) => runtime()?.block_on(remote.listing(db.name(), listing, budget)),
         }
     }
 }

@@ -6,23 +6,14 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sundial_api::access::Action;
-use sundial_model::{Kind, Timestamp};
+use sundial_model::{Kind, Listed, Listing, Names, Timestamp};
+use sundial_query::Budget;
 
 /// `GET /v1/metric`: metrics with at least one stored point.
 pub(super) async fn metrics(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let db = api.database(&req.into_parts().0, Action::Read)?;
-    let _slot = api.limits.query_slot().await?;
-    let max = api.limits.config.max_result_rows;
-    let names = super::run_blocking(move || {
-        let names: Vec<String> = db.read(|v| {
-            v.metrics_in(0, Timestamp::MAX)
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        });
-        within(names, max)
-    })
-    .await?;
+    let listed = list(&api, db, Names::Metrics, Some((0, Timestamp::MAX))).await?;
+    let names = within(listed.names.into_iter().collect(), api.max_listed())?;
     Ok(json_ok(&json!({ "metrics": names })))
 }
 
@@ -31,24 +22,30 @@ pub(super) async fn fields(State(api): State<Api>, req: Request) -> Result<Respo
     let parts = req.into_parts().0;
     let db = api.database(&parts, Action::Read)?;
     let metric = path_segment(&parts, 3)?;
-    let _slot = api.limits.query_slot().await?;
-    let fields = db.read(|v| {
-        v.has_metric(&metric).then(|| {
-            v.fields(&metric)
-                .into_iter()
-                .map(|(f, k)| {
-                    let kind = match k {
-                        Kind::Numeric => "Number",
-                        Kind::String => "String",
-                        Kind::Bytes => "Bytes",
-                    };
-                    (f.to_owned(), json!({ "type": kind }))
-                })
-                .collect::<Map<String, Value>>()
+    let names = Names::Fields {
+        metric: Some(metric.clone()),
+    };
+    let listed = list(&api, db, names, None).await?;
+    if !listed.known {
+        return Err(BaiduError::not_found(format!(
+            "metric {metric} does not exist"
+        )));
+    }
+    if listed.fields.len() > api.max_listed() {
+        return Err(too_many(api.max_listed()));
+    }
+    let fields: Map<String, Value> = listed
+        .fields
+        .into_iter()
+        .map(|(f, k)| {
+            let kind = match k {
+                Kind::Numeric => "Number",
+                Kind::String => "String",
+                Kind::Bytes => "Bytes",
+            };
+            (f, json!({ "type": kind }))
         })
-    });
-    let fields =
-        fields.ok_or_else(|| BaiduError::not_found(format!("metric {metric} does not exist")))?;
+        .collect();
     Ok(json_ok(&json!({ "fields": fields })))
 }
 
@@ -69,31 +66,43 @@ pub(super) async fn tags(State(api): State<Api>, req: Request) -> Result<Respons
             },
         }
     };
-    let start = bound("start", 0)?;
-    let end = bound("end", Timestamp::MAX)?;
+    let range = (bound("start", 0)?, bound("end", Timestamp::MAX)?);
+    let names = Names::Tags {
+        metric: metric.clone(),
+    };
+    let listed = list(&api, db, names, Some(range)).await?;
+    if !listed.known {
+        return Err(BaiduError::not_found(format!(
+            "metric {metric} does not exist"
+        )));
+    }
+    if listed.count() > api.max_listed() {
+        return Err(too_many(api.max_listed()));
+    }
+    Ok(json_ok(&json!({ "tags": listed.tags })))
+}
+
+/// One listing through the node's reads (this node's database, or the
+/// cluster's shards), in a query slot.
+async fn list(
+    api: &Api,
+    db: sundial_storage::Db,
+    names: Names,
+    range: Option<(Timestamp, Timestamp)>,
+) -> Result<Listed, BaiduError> {
     let _slot = api.limits.query_slot().await?;
-    let max = api.limits.config.max_result_rows;
-    let tags = super::run_blocking(move || {
-        let mut listed = 0usize;
-        let tags = db.read(|v| -> Result<Option<Map<String, Value>>, BaiduError> {
-            if !v.has_metric(&metric) {
-                return Ok(None);
-            }
-            let mut out = Map::new();
-            for k in v.tag_keys_in(&metric, start, end) {
-                let values = v.tag_values_in(&metric, k, start, end);
-                listed += values.len();
-                if listed > max {
-                    return Err(too_many(max));
-                }
-                out.insert(k.to_owned(), json!(values));
-            }
-            Ok(Some(out))
-        })?;
-        tags.ok_or_else(|| BaiduError::not_found(format!("metric {metric} does not exist")))
+    let listing = Listing {
+        names,
+        prefix: String::new(),
+        range,
+        max: api.max_listed(),
+    };
+    let (reads, timeout) = (api.reads.clone(), api.query_timeout());
+    super::run_blocking(move || {
+        let budget = Budget::new(timeout, usize::MAX);
+        Ok(reads.listing(&db, &listing, &budget)?)
     })
-    .await?;
-    Ok(json_ok(&json!({ "tags": tags })))
+    .await
 }
 
 fn too_many(max: usize) -> BaiduError {

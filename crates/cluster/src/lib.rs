@@ -41,7 +41,7 @@ pub use route::{ShardPoints, split_by_shard};
 pub use router::Router;
 pub use shard::shard_of;
 pub use transport::{
-    FOLDED_PATH, FRAMES_PATH, FrameClient, MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH, StageRequest,
-    ingest_routes, serve_ingest,
+    FOLDED_PATH, FRAMES_PATH, FrameClient, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, ROWS_PATH,
+    STAGE_PATH, StageRequest, ingest_routes, serve_ingest,
 };
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
-use sundial_model::{ErrorClass, Query, SeriesResult};
+use sundial_model::{ErrorClass, Listed, Listing, Query, SeriesResult};
 use sundial_query::series_query::{Limits, finish_folded, finish_series, folds};
 use sundial_query::{Budget, StagedSeries, finish};
 use tracing::warn;
@@ -91,6 +91,31 @@ impl Querier {
             .await
             .map_err(query_error)?;
         finish_series(query, halves, limits)
+    }
+
+    /// One listing over `database` in every shard: the union of the
+    /// owners' listings, what `sundial_query::list` gives on a single node.
+    pub async fn listing(
+        &self,
+        database: &str,
+        listing: &Listing,
+        budget: &Budget,
+    ) -> sundial_query::Result<Listed> {
+        let parts = self
+            .gather(|address, shards| {
+                let request = request(database, shards, listing.clone(), budget);
+                async move {
+                    let answer = self.inner.client.list(&address, &request).await?;
+                    Ok((answer.shards, answer.listed))
+                }
+            })
+            .await
+            .map_err(query_error)?;
+        let mut listed = Listed::default();
+        for part in parts {
+            listed.merge(part, listing.max);
+        }
+        Ok(listed)
     }
 
     async fn stage(
@@ -198,6 +223,15 @@ impl RemoteReads for Querier {
         limits: Limits,
     ) -> ReadFuture<'a, QueryOutput> {
         Box::pin(Querier::series(self, database, query, limits))
+    }
+
+    fn listing<'a>(
+        &'a self,
+        database: &'a str,
+        listing: &'a Listing,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, Listed> {
+        Box::pin(Querier::listing(self, database, listing, budget))
     }
 }
 

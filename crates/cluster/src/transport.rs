@@ -22,7 +22,7 @@ use sundial_model::WriteOutcome;
 
 mod stage;
 
-pub use stage::{FOLDED_PATH, ROWS_PATH, STAGE_PATH, StageRequest};
+pub use stage::{FOLDED_PATH, LIST_PATH, ListedAnswer, ROWS_PATH, STAGE_PATH, StageRequest};
 
 /// Where owners take frames.
 pub const FRAMES_PATH: &str = "/internal/v1/frames";
@@ -46,6 +46,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .route(STAGE_PATH, axum::routing::post(stage::stage))
         .route(ROWS_PATH, axum::routing::post(stage::stage_rows))
         .route(FOLDED_PATH, axum::routing::post(stage::stage_folded))
+        .route(LIST_PATH, axum::routing::post(stage::list))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
         .with_state(state)
 }

@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error_class;
+pub mod listing;
 pub mod query;
 pub mod series;
 pub mod series_query;
@@ -13,6 +14,7 @@ pub mod value;
 pub mod write;
 
 pub use error_class::ErrorClass;
+pub use listing::{Listed, Listing, Names};
 pub use query::{
     Aggregator, Buckets, Downsample, Estimator, FillPolicy, Query, RateOptions, SeriesResult,
     TagMatch,

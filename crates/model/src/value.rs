@@ -12,7 +12,7 @@ pub enum FieldValue {
 }
 
 /// The value family fixed per (metric, field) by its first accepted write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// Long, Double and Boolean.
     Numeric,

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
-use sundial_model::{SeriesKey, TagMatch, Timestamp};
+use sundial_model::{Listing, Names, SeriesKey, TagMatch, Timestamp};
 use sundial_storage::Snapshot;
 
 const DEFAULT_MAX: usize = 25;
@@ -114,71 +114,65 @@ pub(crate) async fn suggest_post(
 
 fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
     let max = s.max.min(api.limits.config.max_result_rows);
-    let names: Vec<String> = api
-        .db
-        .read(|mut view| -> Result<Vec<String>, OpenTsdbError> {
+    // Without a metric, a single node's names come from the UID tables as
+    // in OpenTSDB: they include names assigned through `/api/uid/assign`
+    // and names whose series were deleted. A cluster node has no UID
+    // tables of its own (docs/cluster.md) and lists the shards' series.
+    let uid_kind = match s.kind.as_str() {
+        "metrics" => Some(UidKind::Metric),
+        "tagk" => Some(UidKind::TagK),
+        "tagv" => Some(UidKind::TagV),
+        _ => None,
+    };
+    if let Some(kind) = uid_kind.filter(|_| s.metric.is_none() && !api.reads.is_remote()) {
+        let names = api.db.read(|mut view| {
             api.uids.catch_up(&mut view);
-            let metrics: Vec<String> = match &s.metric {
-                Some(m) => vec![m.clone()],
-                None => view.metrics().into_iter().map(str::to_owned).collect(),
-            };
-            let mut set: BTreeSet<String> = BTreeSet::new();
-            // Only the first `max` in order are answered.
-            let add = |set: &mut BTreeSet<String>, names: Vec<&str>| {
-                let matching = names.into_iter().filter(|n| n.starts_with(&s.prefix));
-                set.extend(matching.map(str::to_owned));
-                while set.len() > max {
-                    set.pop_last();
-                }
-            };
-            // Without a metric, names come from the UID tables as in OpenTSDB:
-            // they include names assigned through `/api/uid/assign` and names
-            // whose series were deleted.
-            let uid_kind = match s.kind.as_str() {
-                "metrics" => Some(UidKind::Metric),
-                "tagk" => Some(UidKind::TagK),
-                "tagv" => Some(UidKind::TagV),
-                _ => None,
-            };
-            if let Some(kind) = uid_kind.filter(|_| s.metric.is_none()) {
-                api.uids
-                    .with(&view, |uids| add(&mut set, uids.names(kind).collect()));
-                return Ok(set.into_iter().collect());
-            }
-            if !matches!(s.kind.as_str(), "metrics" | "tagk" | "tagv" | "field") {
-                return Err(OpenTsdbError::bad_request(format!(
-                    "Invalid 'type' parameter:{}",
-                    s.kind
-                )));
-            }
-            if s.kind == "metrics" {
-                add(&mut set, view.metrics());
-                return Ok(set.into_iter().collect());
-            }
-            let mut pacer = api.pacer();
-            for m in &metrics {
-                pacer.step(&mut view)?;
-                match s.kind.as_str() {
-                    "tagk" => add(
-                        &mut set,
-                        view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX),
-                    ),
-                    "tagv" => {
-                        for k in view.tag_keys_in(m, Timestamp::MIN, Timestamp::MAX) {
-                            add(
-                                &mut set,
-                                view.tag_values_in(m, k, Timestamp::MIN, Timestamp::MAX),
-                            );
-                        }
+            api.uids.with(&view, |uids| {
+                let mut set: BTreeSet<&str> = BTreeSet::new();
+                for name in uids.names(kind).filter(|n| n.starts_with(&s.prefix)) {
+                    set.insert(name);
+                    if set.len() > max {
+                        set.pop_last();
                     }
-                    _ => add(
-                        &mut set,
-                        view.fields(m).into_iter().map(|(f, _)| f).collect(),
-                    ),
                 }
-            }
-            Ok(set.into_iter().collect())
-        })?;
+                set.into_iter().map(str::to_owned).collect::<Vec<_>>()
+            })
+        });
+        return Ok(json_response(StatusCode::OK, &json!(names)));
+    }
+    let metric = s.metric.clone();
+    let (names, range) = match s.kind.as_str() {
+        "metrics" => (Names::Metrics, None),
+        "tagk" => (
+            Names::TagKeys { metric },
+            Some((Timestamp::MIN, Timestamp::MAX)),
+        ),
+        "tagv" => (
+            Names::TagValues { metric },
+            Some((Timestamp::MIN, Timestamp::MAX)),
+        ),
+        "field" => (Names::Fields { metric }, None),
+        other => {
+            return Err(OpenTsdbError::bad_request(format!(
+                "Invalid 'type' parameter:{other}"
+            )));
+        }
+    };
+    let listing = Listing {
+        names,
+        prefix: s.prefix,
+        range,
+        max,
+    };
+    let listed = api
+        .reads
+        .listing(&api.db, &listing, &api.query_budget())
+        .map_err(super::query::query_error)?;
+    let names: Vec<String> = if s.kind == "field" {
+        listed.fields.into_keys().take(max).collect()
+    } else {
+        listed.names.into_iter().take(max).collect()
+    };
     Ok(json_response(StatusCode::OK, &json!(names)))
 }
 

@@ -5,10 +5,12 @@
 //! sets of stages on it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod listing;
 mod names;
 pub mod series_query;
 pub mod stats;
 
+pub use listing::list;
 pub use names::{aggregator_by_name, aggregator_name, aggregator_names};
 pub use series_query::opentsdb::{
     Latest, Staged, StagedSeries, execute, finish, last, stage_series,

@@ -269,16 +269,26 @@ async fn start_ingester(
 }
 
 /// Whether a cluster node serves the route: writes of every API,
-/// OpenTSDB's and Baidu's JSON queries so far. The others read or change
-/// what one node holds alone (listings, metadata, SQL, `last`) and answer
-/// "not in cluster mode yet" rather than from this node's empty store.
+/// OpenTSDB's and Baidu's JSON queries and the listings so far. The
+/// others read or change what one node holds alone (metadata, SQL,
+/// `last`) and answer "not in cluster mode yet" rather than from this
+/// node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
-        "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" => true,
+        "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
         "/v1/datapoint" => true,
-        _ => method == Method::GET && matches!(path, "" | "/metrics"),
+        _ => {
+            method == Method::GET
+                && (matches!(path, "" | "/metrics" | "/v1/metric") || listing(path))
+        }
     }
+}
+
+/// Baidu's per-metric listings: `/v1/metric/{metric}/field` and `/tag`.
+fn listing(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    matches!(segments.as_slice(), ["", "v1", "metric", metric, "field" | "tag"] if !metric.is_empty())
 }
 
 /// Refuses the routes a cluster node does not serve yet, in the shape of

@@ -259,20 +259,44 @@ impl Snapshot<'_> {
             .collect()
     }
 
+    /// Per tag key of `metric` (sorted), its sorted values: on series with
+    /// data in `range`, or on every series when `None`.
+    pub fn tags_of(
+        &self,
+        metric: &str,
+        range: Option<(Timestamp, Timestamp)>,
+    ) -> Vec<(&str, Vec<&str>)> {
+        let active = range.map(|(start, end)| self.active_series(start, end));
+        let wanted =
+            |series: &RoaringBitmap| active.as_ref().is_none_or(|a| !series.is_disjoint(a));
+        self.per_tag(metric, wanted, |v, _| v)
+    }
+
     /// Per tag key of `metric` (sorted), its values with the number of
     /// series carrying each: what a cardinality view shows.
     pub fn tag_cardinality(&self, metric: &str) -> Vec<(&str, Vec<(&str, u64)>)> {
-        self.head
-            .postings
+        self.per_tag(metric, |_| true, |v, series| (v, series.len()))
+    }
+
+    /// Per tag key of `metric` whose series `keep` takes, `each` of its
+    /// values whose series `keep` takes.
+    fn per_tag<'s, T>(
+        &'s self,
+        metric: &str,
+        keep: impl Fn(&RoaringBitmap) -> bool,
+        each: impl Fn(&'s str, &RoaringBitmap) -> T,
+    ) -> Vec<(&'s str, Vec<T>)> {
+        let postings = &self.head.postings;
+        postings
             .tag_keys(metric)
             .into_iter()
+            .filter(|(_, series)| keep(series))
             .map(|(key, _)| {
-                let values = self
-                    .head
-                    .postings
+                let values = postings
                     .tag_values(metric, key)
                     .into_iter()
-                    .map(|(v, series)| (v, series.len()))
+                    .filter(|(_, series)| keep(series))
+                    .map(|(v, series)| each(v, series))
                     .collect();
                 (key, values)
             })

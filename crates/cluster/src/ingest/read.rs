@@ -5,10 +5,11 @@
 
 use super::Ingester;
 use crate::frame::{FoldedAnswer, RowsAnswer, StagedAnswer};
+use crate::transport::ListedAnswer;
 use std::sync::Arc;
 use std::time::Duration;
-use sundial_model::Query;
 use sundial_model::series_query::SeriesQuery;
+use sundial_model::{Listed, Listing, Query};
 use sundial_query::series_query::{FoldedHalf, SeriesHalf, stage_folded, stage_series_rows};
 use sundial_query::{Budget, StagedSeries, stage_series};
 use sundial_storage::Db;
@@ -82,6 +83,25 @@ impl Ingester {
             half.groups.extend(part.groups);
         }
         Ok(FoldedAnswer { shards, half })
+    }
+
+    /// A listing over `database` in each of `shards` this node serves,
+    /// merged, as [`Ingester::stage_opentsdb`].
+    pub async fn list(
+        &self,
+        database: &str,
+        shards: &[u32],
+        listing: Arc<Listing>,
+        allowance: (Duration, usize),
+    ) -> sundial_query::Result<ListedAnswer> {
+        let max = listing.max;
+        let each = move |db: &Db, budget: &Budget| sundial_query::list(db, &listing, budget);
+        let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
+        let mut listed = Listed::default();
+        for part in parts {
+            listed.merge(part, max);
+        }
+        Ok(ListedAnswer { shards, listed })
     }
 
     /// `each` over `database` in each of `shards` this node serves, off

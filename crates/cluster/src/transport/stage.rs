@@ -1,6 +1,8 @@
 //! The internal read protocol: a querier asks a shard owner for the
 //! per-series half of a query over the shards it names (JSON request,
-//! binary answer: `frame::staged` for OpenTSDB, `frame::rows` for Baidu). A query the owner cannot run
+//! binary answer: `frame::staged` for OpenTSDB, `frame::rows` and
+//! `frame::folded` for Baidu), or for a listing (JSON both ways: a
+//! listing is names, not points). A query the owner cannot run
 //! comes back with its error class, so the querier answers as the single
 //! node would.
 
@@ -18,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::series_query::SeriesQuery;
-use sundial_model::{ErrorClass, Query};
+use sundial_model::{ErrorClass, Listed, Listing, Query};
 
 /// Where owners answer the per-series half of OpenTSDB queries...
 pub const STAGE_PATH: &str = "/internal/v1/opentsdb/series";
@@ -26,6 +28,8 @@ pub const STAGE_PATH: &str = "/internal/v1/opentsdb/series";
 pub const ROWS_PATH: &str = "/internal/v1/baidu/series";
 /// ...and of Baidu queries that fold per bucket.
 pub const FOLDED_PATH: &str = "/internal/v1/baidu/folded";
+/// Where owners answer listings (metrics, fields, tags).
+pub const LIST_PATH: &str = "/internal/v1/listing";
 const JSON_TYPE: &str = "application/json";
 const ANSWER_TYPE: &str = "application/x-sundial-staged";
 /// With a refused query: the class of its error.
@@ -44,6 +48,13 @@ pub struct StageRequest<Q = Query> {
     /// Groups the query may make (folded Baidu queries).
     #[serde(default)]
     pub max_groups: usize,
+}
+
+/// An owner's listing over the shards it covers.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ListedAnswer {
+    pub shards: Vec<u32>,
+    pub listed: Listed,
 }
 
 impl<Q> StageRequest<Q> {
@@ -92,6 +103,25 @@ pub(super) async fn stage_folded(
             .await
     };
     serve_stage(&s, &headers, &body, run, encode_folded).await
+}
+
+pub(super) async fn list(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<Listing>| async move {
+        let allowance = r.allowance();
+        (ingester)
+            .list(&r.database, &r.shards, Arc::new(r.query), allowance)
+            .await
+    };
+    serve_stage(&s, &headers, &body, run, encode_listed).await
+}
+
+/// A listing answer as JSON (names and kinds cannot fail to serialize).
+fn encode_listed(answer: &ListedAnswer) -> Vec<u8> {
+    serde_json::to_vec(answer).unwrap_or_default()
 }
 
 /// One query half: the request checked and parsed, `run` on this node's
@@ -175,6 +205,16 @@ impl FrameClient {
     ) -> Result<FoldedAnswer> {
         let body = self.ask(address, FOLDED_PATH, request).await?;
         decode_folded(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` for a listing over its shards.
+    pub async fn list(
+        &self,
+        address: &str,
+        request: &StageRequest<Listing>,
+    ) -> Result<ListedAnswer> {
+        let body = self.ask(address, LIST_PATH, request).await?;
+        serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
     async fn ask<Q: serde::Serialize>(

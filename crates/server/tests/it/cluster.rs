@@ -4,8 +4,8 @@
 //! answer their queries as one node does with the same writes, while
 //! shards move as the ingesters join, after one is killed with `kill -9`
 //! during writes, and after PostgreSQL crashes and restarts during writes.
-//! Routes not built for clusters say so; a role not built refuses to
-//! start.
+//! Listings answer alike too. Routes not built for clusters say so; a
+//! role not built refuses to start.
 
 use crate::harness::{TestServer, json, point};
 use crate::object_store::fresh_store_keys;
@@ -185,11 +185,13 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
         json(&single.post("/api/query", &body)?.1)?
     );
 
+    listings_alike(&single, &querier)?;
+
     // Routes that read what one node holds alone are refused, clearly.
-    let (status, text) = router.get("/api/suggest?type=metrics")?;
+    let (status, text) = router.get("/api/search/lookup?m=cpu.load")?;
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
-    let (status, text) = querier.get("/v1/metric")?;
+    let (status, text) = querier.get("/v1/row?sql=select%201")?;
     assert_eq!(status, 501, "{text}");
     assert_eq!(json(&text)?["code"], "NotImplemented");
 
@@ -275,6 +277,42 @@ fn baidu_alike(single: &TestServer, router: &TestServer, querier: &TestServer) -
             "{body}: {local}"
         );
     }
+    Ok(())
+}
+
+/// OpenTSDB's suggestions and Baidu's listings answered alike by the
+/// single node and the cluster's querier (names from every shard merged,
+/// cut at `max` in name order, unknown metrics refused alike).
+fn listings_alike(single: &TestServer, querier: &TestServer) -> Result<()> {
+    let t0 = T0 * 1000;
+    let paths = [
+        "/api/suggest?type=metrics".to_string(),
+        "/api/suggest?type=tagk&q=d".to_string(),
+        "/api/suggest?type=tagv&max=3".to_string(),
+        "/api/suggest?type=tagv&metric=wind&q=s".to_string(),
+        "/api/suggest?type=field&metric=wind".to_string(),
+        "/api/suggest?type=nonsense".to_string(),
+        "/v1/metric".to_string(),
+        "/v1/metric/wind/field".to_string(),
+        "/v1/metric/cpu.load/tag".to_string(),
+        format!("/v1/metric/wind/tag?start={}&end={}", t0, t0 + 600_000),
+        "/v1/metric/no.such/field".to_string(),
+    ];
+    for path in &paths {
+        let (status, local) = json_request(single, "GET", path, None)?;
+        let (cluster_status, cluster) = until_not_busy(querier, "GET", path, None)?;
+        assert_eq!(cluster_status, status, "{path}: {cluster}");
+        assert_eq!(json(&cluster)?, json(&local)?, "{path}");
+    }
+    // The answers hold what was written, so the comparisons above compare
+    // something: both metrics, every host, three tag values at most.
+    let (_, metrics) = json_request(querier, "GET", "/v1/metric", None)?;
+    assert_eq!(json(&metrics)?["metrics"], json!(["cpu.load", "wind"]));
+    let (_, tags) = json_request(querier, "GET", "/v1/metric/cpu.load/tag", None)?;
+    let hosts: Vec<String> = (0..8).map(|h| format!("h{h}")).collect();
+    assert_eq!(json(&tags)?["tags"]["host"], json!(hosts));
+    let (_, values) = json_request(querier, "GET", "/api/suggest?type=tagv&max=3", None)?;
+    assert_eq!(json(&values)?.as_array().map(Vec::len), Some(3), "{values}");
     Ok(())
 }
 

@@ -1,0 +1,125 @@
+//! Listings: the names a database holds (metrics, a metric's fields with
+//! their kinds, tag keys and values), as the APIs' discovery routes ask
+//! for them. A listing over several stores is the union of theirs
+//! ([`Listed::merge`]), which is how a cluster's querier lists across
+//! shards.
+
+use crate::{Kind, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What to list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Names {
+    /// Metric names.
+    Metrics,
+    /// Fields and their kinds of one metric, or of every metric.
+    Fields { metric: Option<String> },
+    /// Tag keys of one metric, or of every metric.
+    TagKeys { metric: Option<String> },
+    /// Tag values (under any key) of one metric, or of every metric.
+    TagValues { metric: Option<String> },
+    /// A metric's tag keys, each with its values.
+    Tags { metric: String },
+}
+
+/// A listing request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Listing {
+    pub names: Names,
+    /// Only names starting with this (tag values for `TagValues`; not
+    /// applied to `Tags`).
+    pub prefix: String,
+    /// Only series with points in `[start, end]`; `None`: every series
+    /// the catalog holds.
+    pub range: Option<(Timestamp, Timestamp)>,
+    /// The most names wanted, in name order. A store lists at most one
+    /// more, so a caller can tell "more than `max`" from "exactly `max`".
+    pub max: usize,
+}
+
+/// A listing's answer; only the part its [`Names`] asks for is filled.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Listed {
+    /// Whether the metric asked about has ever been written.
+    pub known: bool,
+    /// Metrics, tag keys or tag values, sorted.
+    pub names: BTreeSet<String>,
+    pub fields: BTreeMap<String, Kind>,
+    pub tags: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Listed {
+    /// Adds `other`'s names, keeping at most `max + 1` names and fields
+    /// (the first in order). A field two stores know with different
+    /// kinds keeps the kind already here.
+    pub fn merge(&mut self, other: Listed, max: usize) {
+        self.known |= other.known;
+        self.names.extend(other.names);
+        while self.names.len() > max.saturating_add(1) {
+            self.names.pop_last();
+        }
+        for (field, kind) in other.fields {
+            self.fields.entry(field).or_insert(kind);
+        }
+        while self.fields.len() > max.saturating_add(1) {
+            self.fields.pop_last();
+        }
+        for (key, values) in other.tags {
+            self.tags.entry(key).or_default().extend(values);
+        }
+    }
+
+    /// Names listed in all: names, fields, and tag values.
+    pub fn count(&self) -> usize {
+        self.names.len() + self.fields.len() + self.tags.values().map(BTreeSet::len).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Listed {
+        Listed {
+            names: list.iter().map(|s| s.to_string()).collect(),
+            ..Listed::default()
+        }
+    }
+
+    #[test]
+    fn merging_keeps_the_first_names_in_order() {
+        let mut a = names(&["b", "d", "f"]);
+        a.merge(names(&["a", "c", "e"]), 3);
+        let kept: Vec<_> = a.names.iter().map(String::as_str).collect();
+        // max + 1, so the caller sees there were more than three.
+        assert_eq!(kept, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn merging_unions_tags_and_keeps_the_first_kind() {
+        let mut a = Listed {
+            known: false,
+            fields: BTreeMap::from([("v".to_string(), Kind::Numeric)]),
+            tags: BTreeMap::from([("host".to_string(), BTreeSet::from(["a".to_string()]))]),
+            ..Listed::default()
+        };
+        let b = Listed {
+            known: true,
+            fields: BTreeMap::from([
+                ("v".to_string(), Kind::String),
+                ("w".to_string(), Kind::Bytes),
+            ]),
+            tags: BTreeMap::from([
+                ("host".to_string(), BTreeSet::from(["b".to_string()])),
+                ("dc".to_string(), BTreeSet::from(["x".to_string()])),
+            ]),
+            ..Listed::default()
+        };
+        a.merge(b, 100);
+        assert!(a.known);
+        assert_eq!(a.fields.get("v"), Some(&Kind::Numeric));
+        assert_eq!(a.fields.get("w"), Some(&Kind::Bytes));
+        assert_eq!(a.tags["host"].len(), 2);
+        assert_eq!(a.count(), 2 + 3);
+    }
+}

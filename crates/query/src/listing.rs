@@ -1,0 +1,278 @@
+//! A listing over one database (`sundial_model::Listing`); a cluster's
+//! owners each answer one over their shards and the querier merges them.
+
+use crate::{Budget, Result};
+use std::collections::BTreeSet;
+use sundial_model::{Listed, Listing, Names};
+use sundial_storage::Db;
+
+/// `listing` over `db`: at most `max + 1` names (the first in order), the
+/// budget's deadline checked between metrics.
+pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
+    db.read(|mut view| {
+        let mut listed = Listed::default();
+        let cap = listing.max.saturating_add(1);
+        let prefixed = |name: &&str| name.starts_with(&listing.prefix);
+        match &listing.names {
+            Names::Metrics => {
+                let metrics = match listing.range {
+                    None => view.metrics(),
+                    Some((start, end)) => view.metrics_in(start, end),
+                };
+                add(&mut listed.names, metrics.into_iter().filter(prefixed), cap);
+            }
+            Names::Fields { metric } => {
+                listed.known = metric.as_deref().is_some_and(|m| view.has_metric(m));
+                for m in &metrics_of(&view, metric.as_deref()) {
+                    budget.check_time()?;
+                    view.yield_to_writers();
+                    for (field, kind) in view.fields(m).into_iter().filter(|(f, _)| prefixed(f)) {
+                        listed.fields.entry(field.to_owned()).or_insert(kind);
+                    }
+                    while listed.fields.len() > cap {
+                        listed.fields.pop_last();
+                    }
+                }
+            }
+            Names::Tags { metric } => {
+                listed.known = view.has_metric(metric);
+                let mut count = 0usize;
+                for (key, values) in view.tags_of(metric, listing.range) {
+                    let room = cap.saturating_sub(count);
+                    let values: BTreeSet<String> =
+                        values.into_iter().take(room).map(str::to_owned).collect();
+                    count += values.len();
+                    listed.tags.insert(key.to_owned(), values);
+                    if count >= cap {
+                        break;
+                    }
+                }
+            }
+            Names::TagKeys { metric } | Names::TagValues { metric } => {
+                let keys_only = matches!(listing.names, Names::TagKeys { .. });
+                listed.known = metric.as_deref().is_some_and(|m| view.has_metric(m));
+                for m in &metrics_of(&view, metric.as_deref()) {
+                    budget.check_time()?;
+                    view.yield_to_writers();
+                    for (key, values) in view.tags_of(m, listing.range) {
+                        if keys_only {
+                            add(&mut listed.names, [key].into_iter().filter(prefixed), cap);
+                        } else {
+                            add(&mut listed.names, values.into_iter().filter(prefixed), cap);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(listed)
+    })
+}
+
+/// Adds `names` to `set`, keeping the first `cap` in order.
+fn add<'a>(set: &mut BTreeSet<String>, names: impl Iterator<Item = &'a str>, cap: usize) {
+    for name in names {
+        if set.len() >= cap && set.last().is_some_and(|last| name >= last.as_str()) {
+            continue;
+        }
+        set.insert(name.to_owned());
+        if set.len() > cap {
+            set.pop_last();
+        }
+    }
+}
+
+/// `metric`, or every metric when `None`.
+fn metrics_of(view: &sundial_storage::Snapshot<'_>, metric: Option<&str>) -> Vec<String> {
+    match metric {
+        Some(m) => vec![m.to_owned()],
+        None => view.metrics().into_iter().map(str::to_owned).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp, ValueInput, WritePoint};
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// (metric, host, field, time, value) points.
+    type Point = (&'static str, String, &'static str, Timestamp, FieldValue);
+
+    fn db_with(
+        points: &[Point],
+    ) -> std::result::Result<(tempfile::TempDir, Db), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = Db::open(sundial_storage::Config {
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        })?;
+        let batch = points
+            .iter()
+            .map(|(metric, host, field, t, v)| WritePoint {
+                series: Arc::new(SeriesKey::new(
+                    *metric,
+                    vec![
+                        ("host".into(), host.clone()),
+                        ("dc".into(), format!("dc{}", host.len() % 2)),
+                    ],
+                )),
+                field: (*field).into(),
+                timestamp: *t,
+                value: ValueInput::Typed(v.clone()),
+            })
+            .collect();
+        db.write(batch, false)?.commit.wait_blocking()?;
+        Ok((dir, db))
+    }
+
+    fn listing(
+        names: Names,
+        prefix: &str,
+        range: Option<(Timestamp, Timestamp)>,
+        max: usize,
+    ) -> Listing {
+        Listing {
+            names,
+            prefix: prefix.into(),
+            range,
+            max,
+        }
+    }
+
+    #[test]
+    fn shards_listed_and_merged_answer_as_one_database() -> TestResult {
+        // Host hN writes cpu at minute N (and text at N + 100 for odd N),
+        // and disk for N < 4.
+        let mut all: Vec<Point> = Vec::new();
+        for n in 0..12i64 {
+            let host = format!("h{n}");
+            all.push((
+                "cpu",
+                host.clone(),
+                "value",
+                n * 60_000,
+                FieldValue::Double(n as f64),
+            ));
+            if n % 2 == 1 {
+                all.push((
+                    "cpu",
+                    host.clone(),
+                    "note",
+                    (n + 100) * 60_000,
+                    FieldValue::String("x".into()),
+                ));
+            }
+            if n < 4 {
+                all.push((
+                    "disk",
+                    host.clone(),
+                    "used",
+                    n * 60_000,
+                    FieldValue::Long(n),
+                ));
+            }
+        }
+        let (_w, whole) = db_with(&all)?;
+        let mut parts = Vec::new();
+        for shard in 0..3 {
+            let mine: Vec<Point> = all
+                .iter()
+                .filter(|p| p.1[1..].parse::<i64>().is_ok_and(|n| n % 3 == shard))
+                .cloned()
+                .collect();
+            parts.push(db_with(&mine)?);
+        }
+        let budget = Budget::new(Duration::from_secs(10), usize::MAX);
+        let cpu = || Some("cpu".to_string());
+        let listings = [
+            listing(Names::Metrics, "", None, 100),
+            listing(Names::Metrics, "d", Some((0, 60_000)), 100),
+            listing(Names::Fields { metric: cpu() }, "", None, 100),
+            listing(Names::Fields { metric: None }, "", None, 1),
+            listing(Names::TagKeys { metric: None }, "", None, 100),
+            listing(Names::TagValues { metric: cpu() }, "h1", None, 100),
+            listing(
+                Names::TagValues { metric: None },
+                "h",
+                Some((120_000, 420_000)),
+                3,
+            ),
+            listing(
+                Names::Tags {
+                    metric: "cpu".into(),
+                },
+                "",
+                Some((101 * 60_000, Timestamp::MAX)),
+                100,
+            ),
+            listing(
+                Names::Tags {
+                    metric: "cpu".into(),
+                },
+                "",
+                None,
+                5,
+            ),
+            listing(
+                Names::Tags {
+                    metric: "none".into(),
+                },
+                "",
+                None,
+                100,
+            ),
+        ];
+        for l in &listings {
+            let one = list(&whole, l, &budget)?;
+            let mut merged = Listed::default();
+            for (_, db) in &parts {
+                merged.merge(list(db, l, &budget)?, l.max);
+            }
+            assert_eq!(merged.known, one.known, "{l:?}");
+            assert_eq!(merged.names, one.names, "{l:?}");
+            assert_eq!(merged.fields, one.fields, "{l:?}");
+            // A capped tag listing is cut per store: only "more than max"
+            // carries over.
+            if one.count() <= l.max {
+                assert_eq!(merged.tags, one.tags, "{l:?}");
+            } else {
+                assert!(merged.count() > l.max, "{l:?}");
+            }
+        }
+
+        // The answers themselves, from what was written.
+        let names = |l: &Listing| -> Result<Vec<String>> {
+            Ok(list(&whole, l, &budget)?.names.into_iter().collect())
+        };
+        assert_eq!(names(&listings[0])?, ["cpu", "disk"]);
+        // Disk's points in [0, 1 min] are h0's and h1's.
+        assert_eq!(names(&listings[1])?, ["disk"]);
+        let fields = list(&whole, &listings[2], &budget)?.fields;
+        assert_eq!(
+            fields.into_iter().collect::<Vec<_>>(),
+            [
+                ("note".to_string(), Kind::String),
+                ("value".to_string(), Kind::Numeric)
+            ]
+        );
+        // Two of three fields (cap is max + 1): "note", "used".
+        assert_eq!(list(&whole, &listings[3], &budget)?.fields.len(), 2);
+        assert_eq!(names(&listings[4])?, ["dc", "host"]);
+        assert_eq!(names(&listings[5])?, ["h1", "h10", "h11"]);
+        // Minutes 2..7: h2..h7 of cpu, h2, h3 of disk; the first four.
+        assert_eq!(names(&listings[6])?, ["h2", "h3", "h4", "h5"]);
+        let text_hosts = list(&whole, &listings[7], &budget)?;
+        let odd: BTreeSet<String> = (0..12)
+            .filter(|n| n % 2 == 1)
+            .map(|n| format!("h{n}"))
+            .collect();
+        assert_eq!(text_hosts.tags["host"], odd);
+        assert!(text_hosts.known);
+        assert!(list(&whole, &listings[8], &budget)?.count() > 5);
+        assert!(!list(&whole, &listings[9], &budget)?.known);
+        Ok(())
+    }
+}
