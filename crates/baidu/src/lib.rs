@@ -100,12 +100,12 @@ impl Api {
         )
     }
 
-    /// Points one query may read: `baidu.max_query_points`, else `[limits]`.
     /// The most names a listing answers (`limits.max_result_rows`).
     pub(crate) fn max_listed(&self) -> usize {
         self.limits.config.max_result_rows
     }
 
+    /// Points one query may read: `baidu.max_query_points`, else `[limits]`.
     pub(crate) fn max_query_points(&self) -> usize {
         self.config
             .max_query_points

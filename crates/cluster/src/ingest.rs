@@ -80,6 +80,9 @@ struct Shard {
     /// Cleared when the shard starts moving away: writes then get
     /// [`Error::Moving`].
     taking_writes: AtomicBool,
+    /// Until when PostgreSQL last confirmed the lease (see
+    /// [`Shard::confirmed`]).
+    confirmed_until: parking_lot::Mutex<Option<Instant>>,
     /// Held across a write's log append and apply, so the log's order is
     /// the heads' order, and across a checkpoint.
     state: tokio::sync::Mutex<ShardState>,
@@ -233,7 +236,9 @@ impl Ingester {
                     || state
                         .last_checkpoint
                         .is_none_or(|at| at.elapsed() >= config.checkpoint_every);
-                if !due || !shard.taking_writes.load(Ordering::Acquire) {
+                // An unconfirmed lease means PostgreSQL, which records
+                // checkpoints, is not answering: the log keeps the points.
+                if !due || !shard.taking_writes.load(Ordering::Acquire) || !shard.confirmed() {
                     continue;
                 }
                 if let Err(e) = self.checkpoint_locked(&shard, &mut state).await {
@@ -248,6 +253,19 @@ impl Ingester {
         let mut shards: Vec<u32> = self.inner.shards.read().keys().copied().collect();
         shards.sort_unstable();
         shards
+    }
+
+    /// The shards this node serves whose lease PostgreSQL has not
+    /// confirmed lately (it cannot be reached).
+    pub fn unconfirmed(&self) -> Vec<u32> {
+        let shards = self.inner.shards.read();
+        let mut out: Vec<u32> = shards
+            .values()
+            .filter(|s| !s.confirmed())
+            .map(|s| s.number)
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// The lease epoch this node serves `shard` under.
@@ -367,6 +385,7 @@ impl ShardHandler for Ingester {
             number: shard,
             lease: lease.clone(),
             taking_writes: AtomicBool::new(true),
+            confirmed_until: parking_lot::Mutex::new(None),
             state: tokio::sync::Mutex::new(state),
         });
         self.inner.shards.write().insert(shard, served);
@@ -393,6 +412,26 @@ impl ShardHandler for Ingester {
 
     async fn lost(&mut self, shard: u32, _: &Lease) {
         self.drop_shard(shard, false).await;
+    }
+
+    fn confirmed(&mut self, shards: &[u32], until: Instant) {
+        let served = self.inner.shards.read();
+        for shard in shards {
+            if let Some(shard) = served.get(shard) {
+                *shard.confirmed_until.lock() = Some(until);
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// Whether PostgreSQL confirmed the lease recently enough that no
+    /// other node can hold it yet. Past that (PostgreSQL unreachable),
+    /// writes go on, fenced by the log, and reads check the log first.
+    fn confirmed(&self) -> bool {
+        self.confirmed_until
+            .lock()
+            .is_some_and(|until| Instant::now() < until)
     }
 }
 

@@ -7,6 +7,10 @@
 //! (after its [`ShardHandler`] has flushed them), takes the ones it should
 //! (once their previous owner released them or its lease ran out) and
 //! renews the rest, in a fixed number of statements per tick.
+//!
+//! A node keeps its shards while PostgreSQL cannot be reached: writes go
+//! on into the shards' JetStream logs, which fence a former owner by
+//! themselves (docs/cluster.md, "Without PostgreSQL").
 
 use crate::error::{Error, Result};
 use crate::lease::{Lease, shard_lease};
@@ -55,6 +59,13 @@ pub trait ShardHandler: Send {
     /// node took it): stop at once; whatever was not flushed is in the
     /// WAL, which the new owner replays.
     fn lost(&mut self, shard: u32, lease: &Lease) -> impl Future<Output = ()> + Send;
+
+    /// The leases of `shards` are surely this node's until `until` (a
+    /// grant or renewal went through); past it, PostgreSQL has not
+    /// confirmed them.
+    fn confirmed(&mut self, shards: &[u32], until: Instant) {
+        let _ = (shards, until);
+    }
 }
 
 /// What one [`Keeper::tick`] changed.
@@ -88,10 +99,12 @@ pub struct Keeper {
     shards: u32,
     ttl: Duration,
     held: BTreeMap<u32, Lease>,
-    /// Per held shard, until when its lease is surely still ours by this
-    /// node's clock: the time the last grant or renewal was sent, plus the
-    /// lease time less a tenth (for clock rates and the round trip).
-    valid_until: BTreeMap<u32, Instant>,
+    /// The last round failed (PostgreSQL unreachable, most likely).
+    failing: bool,
+    /// After an outage, no lease is taken before this: every live holder
+    /// renews within a lease time, so only dead nodes' shards move, not
+    /// every shard whose lease ran out while PostgreSQL was down.
+    no_takeover_until: Option<Instant>,
 }
 
 impl Keeper {
@@ -114,7 +127,8 @@ impl Keeper {
             shards: shards.max(1),
             ttl,
             held: BTreeMap::new(),
-            valid_until: BTreeMap::new(),
+            failing: false,
+            no_takeover_until: None,
         }
     }
 
@@ -128,13 +142,13 @@ impl Keeper {
     }
 
     /// One round: heartbeat, renew, hand off, take over. When the
-    /// metadata store cannot be reached, the round fails, and every shard
-    /// whose lease may have run out meanwhile is dropped (`lost`): once
-    /// PostgreSQL is back, another node may hold it.
+    /// metadata store cannot be reached the round fails and the node
+    /// keeps its shards (their logs fence it if another node takes one
+    /// over); once it is back, the renewal says which are still ours.
     pub async fn tick(&mut self, handler: &mut impl ShardHandler) -> Result<TickReport> {
         let mut report = TickReport::default();
         let outcome = self.round(handler, &mut report).await;
-        self.drop_expired(handler, &mut report).await;
+        self.failing = outcome.is_err();
         outcome.map(|()| report)
     }
 
@@ -157,6 +171,9 @@ impl Keeper {
             .map(|n| n.node_id)
             .collect();
         self.renew(handler, report).await?;
+        if self.failing {
+            self.no_takeover_until = Some(Instant::now() + self.ttl);
+        }
         let me = self.node.node_id.clone();
         let mine = |shard: u32| owner_of(shard, &live) == Some(me.as_str());
         let to_hand_off: Vec<u32> = self.held.keys().copied().filter(|&s| !mine(s)).collect();
@@ -166,6 +183,10 @@ impl Keeper {
         let to_take: Vec<u32> = (0..self.shards)
             .filter(|&s| mine(s) && !self.held.contains_key(&s))
             .collect();
+        if self.no_takeover_until.is_some_and(|t| Instant::now() < t) {
+            report.waiting.extend(to_take);
+            return Ok(());
+        }
         for shard in to_take {
             let sent = Instant::now();
             match self.meta.acquire(&shard_lease(shard), &me, self.ttl).await {
@@ -178,7 +199,7 @@ impl Keeper {
                     }
                     info!(shard, epoch = lease.epoch, "shard gained");
                     self.held.insert(shard, lease);
-                    self.valid_until.insert(shard, sent + self.safe_ttl());
+                    handler.confirmed(&[shard], sent + self.safe_ttl());
                     report.gained.push(shard);
                 }
                 Err(Error::Held { .. }) => report.waiting.push(shard),
@@ -188,32 +209,10 @@ impl Keeper {
         Ok(())
     }
 
-    /// The part of the lease time this node counts on.
+    /// The part of the lease time this node counts on after a grant or
+    /// renewal was sent: a tenth less, for clock rates and the round trip.
     fn safe_ttl(&self) -> Duration {
         self.ttl - self.ttl / 10
-    }
-
-    /// Drops every shard whose lease may have run out by now.
-    async fn drop_expired(&mut self, handler: &mut impl ShardHandler, report: &mut TickReport) {
-        let now = Instant::now();
-        let expired: Vec<u32> = self
-            .valid_until
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(&s, _)| s)
-            .collect();
-        for shard in expired {
-            self.valid_until.remove(&shard);
-            if let Some(lease) = self.held.remove(&shard) {
-                warn!(
-                    shard,
-                    epoch = lease.epoch,
-                    "shard lease not renewed in time: stopped"
-                );
-                handler.lost(shard, &lease).await;
-                report.lost.push(shard);
-            }
-        }
     }
 
     /// Ticks every third of the lease time until `stop` completes, then
@@ -273,12 +272,14 @@ impl Keeper {
             .filter(|(_, l)| !renewed.contains(&l.name))
             .map(|(&s, _)| s)
             .collect();
-        let until = sent + self.safe_ttl();
-        for until_of in self.valid_until.values_mut() {
-            *until_of = until;
-        }
+        let kept: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, l)| renewed.contains(&l.name))
+            .map(|(&s, _)| s)
+            .collect();
+        handler.confirmed(&kept, sent + self.safe_ttl());
         for shard in gone {
-            self.valid_until.remove(&shard);
             if let Some(lease) = self.held.remove(&shard) {
                 warn!(shard, epoch = lease.epoch, "shard lease lost");
                 handler.lost(shard, &lease).await;
@@ -305,7 +306,6 @@ impl Keeper {
         self.meta.release(lease).await?;
         info!(shard, epoch = lease.epoch, "shard handed off");
         self.held.remove(&shard);
-        self.valid_until.remove(&shard);
         report.released.push(shard);
         Ok(())
     }

@@ -110,6 +110,14 @@ impl JetStreamWal {
         Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
     }
 
+    /// The position of the last entry of `shard`'s log (0 before any;
+    /// a purge keeps it).
+    pub async fn last_position(&self, shard: u32) -> Result<u64> {
+        let mut stream = self.stream(shard).await?;
+        let info = stream.info().await.map_err(nats)?;
+        Ok(info.state.last_sequence)
+    }
+
     /// Appends one batch to `shard`'s log and waits until JetStream has
     /// stored it; its position. Appending the same `batch_id` again
     /// within the duplicate window stores nothing and gives the first

@@ -9,11 +9,13 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sundial_cluster::{
     Error, JetStreamWal, Meta, ShardBatch, ShardHandler, WalConfig, owner_of, shard_lease,
     split_by_shard,
 };
+use sundial_model::{Listing, Names};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_owners_acknowledged_points_are_all_served_by_the_next() -> anyhow::Result<()> {
@@ -233,6 +235,29 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
         SHARDS as usize,
         "a never learnt it lost them"
     );
+
+    // Nor does a answer reads of them any more: PostgreSQL has not
+    // confirmed its leases lately, and the logs no longer end where a left
+    // them. b answers for every shard, with the hosts written.
+    assert_eq!(a.unconfirmed().len(), SHARDS as usize);
+    let all: Vec<u32> = (0..SHARDS).collect();
+    let hosts = Listing {
+        names: Names::TagValues { metric: None },
+        prefix: String::new(),
+        range: None,
+        max: 100,
+    };
+    let allowance = (Duration::from_secs(10), usize::MAX);
+    let stale = a
+        .list(DATABASES[0], &all, Arc::new(hosts.clone()), allowance)
+        .await?;
+    assert!(stale.shards.is_empty(), "{:?}", stale.shards);
+    let fresh = b
+        .list(DATABASES[0], &all, Arc::new(hosts), allowance)
+        .await?;
+    assert_eq!(fresh.shards, all);
+    let written: Vec<String> = (0..24).map(|h| format!("h{h:02}")).collect();
+    assert_eq!(fresh.listed.names.into_iter().collect::<Vec<_>>(), written);
 
     // a wakes up and writes under its old epochs: refused by the log
     // itself, whatever a's clock says.

@@ -2,7 +2,8 @@
 //! it; the tests fail, never skip, when it is missing): ingesters split
 //! the shards by rendezvous hashing, hand shards over when one joins,
 //! take over a dead one's shards when its leases run out, and a dead
-//! owner's epoch is fenced.
+//! owner's epoch is fenced; without PostgreSQL they keep their shards,
+//! and none move when it is back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ struct Recorder {
     gained: Vec<u32>,
     released: Vec<u32>,
     lost: Vec<u32>,
+    /// Per shard, until when the keeper last said its lease is sure.
+    confirmed: BTreeMap<u32, Instant>,
     refuse: bool,
 }
 
@@ -43,6 +46,12 @@ impl ShardHandler for Recorder {
 
     async fn lost(&mut self, shard: u32, _: &Lease) {
         self.lost.push(shard);
+    }
+
+    fn confirmed(&mut self, shards: &[u32], until: Instant) {
+        for &shard in shards {
+            self.confirmed.insert(shard, until);
+        }
     }
 }
 
@@ -252,38 +261,67 @@ async fn a_clean_shutdown_moves_shards_at_once_and_a_failed_flush_keeps_them() -
 }
 
 #[tokio::test]
-async fn without_postgres_an_ingester_stops_serving_when_its_leases_may_have_run_out()
+async fn without_postgres_ingesters_keep_their_shards_and_none_move_when_it_is_back()
 -> anyhow::Result<()> {
     let mut pg = Postgres::start()?;
     let ttl = Duration::from_secs(2);
     let mut a = node(&pg, "ingester-a", ttl).await?;
-    settle(&mut [&mut a], Duration::from_secs(20)).await?;
-    // The last renewal is sent after this instant.
-    let renewed = Instant::now();
-    a.tick().await?;
-    assert_eq!(a.held().len(), SHARDS as usize);
-    // PostgreSQL goes away: no renewal can succeed, and once it is back
-    // another node may take the leases as soon as they expire there.
+    let mut b = node(&pg, "ingester-b", ttl).await?;
+    settle(&mut [&mut a, &mut b], Duration::from_secs(20)).await?;
+    let (a_had, b_had) = (a.held(), b.held());
+    assert!(!a_had.is_empty() && !b_had.is_empty());
+    // Hand-offs so far (b joined after a took every shard).
+    let handed_off = [a.handler.released.len(), b.handler.released.len()];
+
+    // PostgreSQL goes away for twice the lease time: every round fails,
+    // the confirmations lapse, and no shard is dropped (the logs fence a
+    // node that would be taken over meanwhile).
     pg.kill();
     let start = Instant::now();
-    while !a.held().is_empty() {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(20), "shards kept");
-        assert!(
-            a.tick().await.is_err(),
-            "a tick succeeded without PostgreSQL"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    while start.elapsed() < 2 * ttl {
+        assert!(a.tick().await.is_err(), "a round without PostgreSQL");
+        assert!(b.tick().await.is_err(), "a round without PostgreSQL");
+        tokio::time::sleep(ttl / 4).await;
     }
-    // Not before nine tenths of the lease time after the last renewal.
-    assert!(
-        renewed.elapsed() >= ttl - ttl / 10,
-        "{:?}",
-        renewed.elapsed()
-    );
-    let mut lost = a.handler.lost.clone();
-    lost.sort_unstable();
-    assert_eq!(lost, (0..SHARDS).collect::<Vec<_>>());
+    let now = Instant::now();
+    for n in [&a, &b] {
+        assert!(n.handler.lost.is_empty(), "{:?}", n.handler.lost);
+        assert!(n.handler.confirmed.values().all(|until| *until < now));
+    }
+    assert_eq!((a.held(), b.held()), (a_had.clone(), b_had.clone()));
+
+    // Back. a's first round finds b's leases and heartbeat expired, yet
+    // takes nothing for a lease time; b renews its own meanwhile.
+    pg.restart()?;
+    let report = until_ok(&mut a).await?;
+    assert!(report.gained.is_empty(), "{report:?}");
+    assert_eq!(report.waiting, b_had, "b's shards look free to a");
+    until_ok(&mut b).await?;
+    settle(&mut [&mut a, &mut b], Duration::from_secs(20)).await?;
+    assert_eq!((a.held(), b.held()), (a_had, b_had));
+    let now = Instant::now();
+    for (n, handed_off) in [&a, &b].into_iter().zip(handed_off) {
+        assert!(n.handler.lost.is_empty(), "{:?}", n.handler.lost);
+        assert_eq!(n.handler.released.len(), handed_off);
+        let confirmed = |s: &u32| n.handler.confirmed.get(s).is_some_and(|until| *until > now);
+        assert!(n.held().iter().all(confirmed));
+    }
     Ok(())
+}
+
+/// A node's first successful round after PostgreSQL came back (its
+/// connection is made again within a few rounds).
+async fn until_ok(n: &mut Node) -> anyhow::Result<TickReport> {
+    let start = Instant::now();
+    loop {
+        match n.tick().await {
+            Ok(report) => return Ok(report),
+            Err(_) if start.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use sundial_model::{Listed, Listing, Query};
 use sundial_query::series_query::{FoldedHalf, SeriesHalf, stage_folded, stage_series_rows};
 use sundial_query::{Budget, StagedSeries, stage_series};
 use sundial_storage::Db;
+use tracing::warn;
 
 impl Ingester {
     /// [`stage_series`] of an OpenTSDB `query` over `database` in each of
@@ -127,20 +128,36 @@ impl Ingester {
     }
 
     /// Which of `shards` this node serves, and `database` in those that
-    /// have it.
+    /// have it. A shard whose lease PostgreSQL has not confirmed lately is
+    /// served only while its log still ends where this node left it: then
+    /// no other owner has fenced it, and the heads hold every point.
     async fn serving(&self, database: &str, shards: &[u32]) -> (Vec<u32>, Vec<Db>) {
         let (mut served, mut dbs) = (Vec::new(), Vec::new());
         for &number in shards {
             let Ok(shard) = self.shard(number) else {
                 continue;
             };
+            // Held across the check, so no write of ours moves the end.
             let state = shard.state.lock().await;
+            if !shard.confirmed() && !self.log_ends_at(number, state.log_end).await {
+                continue;
+            }
             served.push(number);
             if let Some(d) = state.databases.get(database) {
                 dbs.push(d.db.clone());
             }
         }
         (served, dbs)
+    }
+
+    async fn log_ends_at(&self, shard: u32, end: u64) -> bool {
+        match self.inner.wal.last_position(shard).await {
+            Ok(last) => last == end,
+            Err(e) => {
+                warn!(shard, error = %e, "cannot read where the shard's log ends");
+                false
+            }
+        }
     }
 }
 
