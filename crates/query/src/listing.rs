@@ -12,6 +12,12 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
     db.read(|mut view| {
         let mut listed = Listed::default();
         let cap = listing.max.saturating_add(1);
+        // Series with points in the range, found once for every metric.
+        let active = |view: &sundial_storage::Snapshot<'_>| {
+            listing
+                .range
+                .map(|(start, end)| view.active_series(start, end))
+        };
         let prefixed = |name: &&str| name.starts_with(&listing.prefix);
         match &listing.names {
             Names::Metrics => {
@@ -36,8 +42,9 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
             }
             Names::Tags { metric } => {
                 listed.known = view.has_metric(metric);
+                let active = active(&view);
                 let mut count = 0usize;
-                for (key, values) in view.tags_of(metric, listing.range) {
+                for (key, values) in view.tags_of(metric, active.as_ref()) {
                     let room = cap.saturating_sub(count);
                     let values: BTreeSet<String> =
                         values.into_iter().take(room).map(str::to_owned).collect();
@@ -51,10 +58,11 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
             Names::TagKeys { metric } | Names::TagValues { metric } => {
                 let keys_only = matches!(listing.names, Names::TagKeys { .. });
                 listed.known = metric.as_deref().is_some_and(|m| view.has_metric(m));
+                let active = active(&view);
                 for m in &metrics_of(&view, metric.as_deref()) {
                     budget.check_time()?;
                     view.yield_to_writers();
-                    for (key, values) in view.tags_of(m, listing.range) {
+                    for (key, values) in view.tags_of(m, active.as_ref()) {
                         if keys_only {
                             add(&mut listed.names, [key].into_iter().filter(prefixed), cap);
                         } else {

@@ -259,16 +259,11 @@ impl Snapshot<'_> {
             .collect()
     }
 
-    /// Per tag key of `metric` (sorted), its sorted values: on series with
-    /// data in `range`, or on every series when `None`.
-    pub fn tags_of(
-        &self,
-        metric: &str,
-        range: Option<(Timestamp, Timestamp)>,
-    ) -> Vec<(&str, Vec<&str>)> {
-        let active = range.map(|(start, end)| self.active_series(start, end));
-        let wanted =
-            |series: &RoaringBitmap| active.as_ref().is_none_or(|a| !series.is_disjoint(a));
+    /// Per tag key of `metric` (sorted), its sorted values: on the series
+    /// in `among` (say [`Snapshot::active_series`], computed once for many
+    /// metrics), or on every series when `None`.
+    pub fn tags_of(&self, metric: &str, among: Option<&RoaringBitmap>) -> Vec<(&str, Vec<&str>)> {
+        let wanted = |series: &RoaringBitmap| among.is_none_or(|a| !series.is_disjoint(a));
         self.per_tag(metric, wanted, |v, _| v)
     }
 
