@@ -158,3 +158,18 @@ impl Budget {
         }
     }
 }
+
+/// A database in a fresh temporary directory, for tests; `points` written
+/// and committed.
+#[cfg(test)]
+pub(crate) fn temp_db_with(
+    points: Vec<sundial_model::WritePoint>,
+) -> std::result::Result<(tempfile::TempDir, sundial_storage::Db), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let db = sundial_storage::Db::open(sundial_storage::Config {
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    })?;
+    db.write(points, false)?.commit.wait_blocking()?;
+    Ok((dir, db))
+}

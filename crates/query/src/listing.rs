@@ -112,11 +112,6 @@ mod tests {
     fn db_with(
         points: &[Point],
     ) -> std::result::Result<(tempfile::TempDir, Db), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let db = Db::open(sundial_storage::Config {
-            data_dir: dir.path().to_owned(),
-            ..Default::default()
-        })?;
         let batch = points
             .iter()
             .map(|(metric, host, field, t, v)| WritePoint {
@@ -132,8 +127,7 @@ mod tests {
                 value: ValueInput::Typed(v.clone()),
             })
             .collect();
-        db.write(batch, false)?.commit.wait_blocking()?;
-        Ok((dir, db))
+        crate::temp_db_with(batch)
     }
 
     fn listing(

@@ -7,11 +7,6 @@ type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 fn db_with(
     points: &[(&str, &str, i64, i64)],
 ) -> std::result::Result<(tempfile::TempDir, Db), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let db = Db::open(sundial_storage::Config {
-        data_dir: dir.path().to_owned(),
-        ..Default::default()
-    })?;
     let batch = points
         .iter()
         .map(|(host, rack, t, v)| WritePoint {
@@ -27,8 +22,7 @@ fn db_with(
             value: ValueInput::Typed(FieldValue::Long(*v)),
         })
         .collect();
-    db.write(batch, false)?.commit.wait_blocking()?;
-    Ok((dir, db))
+    crate::temp_db_with(batch)
 }
 
 fn query(start: i64, end: i64) -> SeriesQuery {
