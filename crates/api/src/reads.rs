@@ -2,9 +2,9 @@
 //! the addressed database itself; on a cluster node it is the cluster's
 //! querier (`sundial_cluster::Querier`), which runs each query's
 //! per-series half at the shards' owners. OpenTSDB's `/api/query`,
-//! Baidu's JSON query and the listings (`/api/suggest`, Baidu's metric,
-//! field and tag listings) read through it so far (docs/cluster.md, "The
-//! querier").
+//! Baidu's JSON query, the listings (`/api/suggest`, Baidu's metric,
+//! field and tag listings) and SQL's scans (`sundial_sql::run_remote`)
+//! read through it so far (docs/cluster.md, "The querier").
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{Listed, Listing, Query, SeriesResult};
 use sundial_query::Budget;
-use sundial_query::series_query::{Limits, execute_series};
+use sundial_query::series_query::{Limits, SeriesHalf, execute_series};
 use sundial_storage::Db;
 
 /// What [`RemoteReads`] calls return.
@@ -48,6 +48,16 @@ pub trait RemoteReads: Send + Sync + Debug {
         listing: &'a Listing,
         budget: &'a Budget,
     ) -> ReadFuture<'a, Listed>;
+
+    /// The per-series halves of `query` over `database`, one per owner
+    /// (`stage_series_rows` at each): every selected row of every series,
+    /// which SQL's scans read on a cluster.
+    fn rows<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a SeriesQuery,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, Vec<SeriesHalf>>;
 }
 
 /// A shared handle on the server's reads: local unless made remote.
@@ -62,6 +72,11 @@ impl Reads {
     /// Whether queries go to other nodes (this node stores nothing).
     pub fn is_remote(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// The other nodes queries go to, if they do.
+    pub fn remote_reads(&self) -> Option<&Arc<dyn RemoteReads>> {
+        self.0.as_ref()
     }
 
     /// One OpenTSDB query over `db`. Runs on a blocking thread of the

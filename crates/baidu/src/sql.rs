@@ -1,5 +1,6 @@
 //! `/v1/row` and `GET /v1/datapoint?sql=` (spec 10): SQL over the
-//! resolved database, on the `sundial-sql` engine.
+//! resolved database, on the `sundial-sql` engine; on a cluster node over
+//! the shards' owners.
 
 use super::error::BaiduError;
 use super::{Api, param};
@@ -52,9 +53,11 @@ pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, Baidu
         memory_bytes: api.config.sql_memory_bytes,
         bucket_width: width,
     };
-    let out = sundial_sql::run(db, sql, opts)
-        .await
-        .map_err(|e| BaiduError::classified(e.class(), &e))?;
+    let out = match api.reads.remote_reads() {
+        None => sundial_sql::run(db, sql, opts).await,
+        Some(remote) => sundial_sql::run_remote(remote.clone(), db.name(), sql, opts).await,
+    }
+    .map_err(|e| BaiduError::classified(e.class(), &e))?;
     let body = serde_json::to_vec(&Body {
         columns: &out.columns,
         rows: &out.rows,

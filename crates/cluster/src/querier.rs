@@ -20,7 +20,7 @@ use std::sync::Arc;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{ErrorClass, Listed, Listing, Query, SeriesResult};
-use sundial_query::series_query::{Limits, finish_folded, finish_series, folds};
+use sundial_query::series_query::{Limits, SeriesHalf, finish_folded, finish_series, folds};
 use sundial_query::{Budget, StagedSeries, finish};
 use tracing::warn;
 
@@ -80,17 +80,27 @@ impl Querier {
                 .map_err(query_error)?;
             return finish_folded(query, halves, limits);
         }
-        let halves = self
-            .gather(|address, shards| {
-                let request = request(database, shards, query.clone(), &budget);
-                async move {
-                    let answer = self.inner.client.stage_rows(&address, &request).await?;
-                    Ok((answer.shards, answer.half))
-                }
-            })
-            .await
-            .map_err(query_error)?;
+        let halves = self.rows(database, query, &budget).await?;
         finish_series(query, halves, limits)
+    }
+
+    /// The per-series halves of a Baidu query over `database`, one per
+    /// owner: every selected row of every series.
+    pub async fn rows(
+        &self,
+        database: &str,
+        query: &SeriesQuery,
+        budget: &Budget,
+    ) -> sundial_query::Result<Vec<SeriesHalf>> {
+        self.gather(|address, shards| {
+            let request = request(database, shards, query.clone(), budget);
+            async move {
+                let answer = self.inner.client.stage_rows(&address, &request).await?;
+                Ok((answer.shards, answer.half))
+            }
+        })
+        .await
+        .map_err(query_error)
     }
 
     /// One listing over `database` in every shard: the union of the
@@ -232,6 +242,15 @@ impl RemoteReads for Querier {
         budget: &'a Budget,
     ) -> ReadFuture<'a, Listed> {
         Box::pin(Querier::listing(self, database, listing, budget))
+    }
+
+    fn rows<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a SeriesQuery,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, Vec<SeriesHalf>> {
+        Box::pin(Querier::rows(self, database, query, budget))
     }
 }
 

@@ -20,6 +20,11 @@ pub enum Names {
     TagValues { metric: Option<String> },
     /// A metric's tag keys, each with its values.
     Tags { metric: String },
+    /// A metric's columns as SQL sees them (a table): its fields with their
+    /// kinds in `fields`, the numeric ones holding a value that is not a
+    /// Long in `not_long`, and the tag keys of its series with points in
+    /// `names`.
+    Columns { metric: String },
 }
 
 /// A listing request.
@@ -46,6 +51,9 @@ pub struct Listed {
     pub names: BTreeSet<String>,
     pub fields: BTreeMap<String, Kind>,
     pub tags: BTreeMap<String, BTreeSet<String>>,
+    /// Numeric fields with a value that is not a Long ([`Names::Columns`]).
+    #[serde(default)]
+    pub not_long: BTreeSet<String>,
 }
 
 impl Listed {
@@ -67,6 +75,7 @@ impl Listed {
         for (key, values) in other.tags {
             self.tags.entry(key).or_default().extend(values);
         }
+        self.not_long.extend(other.not_long);
     }
 
     /// Names listed in all: names, fields, and tag values.

@@ -3,7 +3,7 @@
 
 use crate::{Budget, Result};
 use std::collections::BTreeSet;
-use sundial_model::{Listed, Listing, Names};
+use sundial_model::{Kind, Listed, Listing, Names, Timestamp};
 use sundial_storage::Db;
 
 /// `listing` over `db`: at most `max + 1` names (the first in order), the
@@ -39,6 +39,17 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
                         listed.fields.pop_last();
                     }
                 }
+            }
+            Names::Columns { metric } => {
+                listed.known = view.has_metric(metric);
+                for (field, kind) in view.fields(metric) {
+                    if kind == Kind::Numeric && !view.all_long(metric, field) {
+                        listed.not_long.insert(field.to_owned());
+                    }
+                    listed.fields.insert(field.to_owned(), kind);
+                }
+                let keys = view.tag_keys_in(metric, Timestamp::MIN, Timestamp::MAX);
+                listed.names.extend(keys.into_iter().map(str::to_owned));
             }
             Names::Tags { metric } => {
                 listed.known = view.has_metric(metric);
@@ -226,6 +237,22 @@ mod tests {
                 None,
                 100,
             ),
+            listing(
+                Names::Columns {
+                    metric: "cpu".into(),
+                },
+                "",
+                None,
+                usize::MAX,
+            ),
+            listing(
+                Names::Columns {
+                    metric: "disk".into(),
+                },
+                "",
+                None,
+                usize::MAX,
+            ),
         ];
         for l in &listings {
             let one = list(&whole, l, &budget)?;
@@ -236,6 +263,7 @@ mod tests {
             assert_eq!(merged.known, one.known, "{l:?}");
             assert_eq!(merged.names, one.names, "{l:?}");
             assert_eq!(merged.fields, one.fields, "{l:?}");
+            assert_eq!(merged.not_long, one.not_long, "{l:?}");
             // A capped tag listing is cut per store: only "more than max"
             // carries over.
             if one.count() <= l.max {
@@ -275,6 +303,14 @@ mod tests {
         assert!(text_hosts.known);
         assert!(list(&whole, &listings[8], &budget)?.count() > 5);
         assert!(!list(&whole, &listings[9], &budget)?.known);
+        // SQL's tables: cpu's value holds doubles, disk's used only longs.
+        let cpu = list(&whole, &listings[10], &budget)?;
+        assert_eq!(cpu.not_long, BTreeSet::from(["value".to_string()]));
+        assert_eq!(cpu.fields.len(), 2);
+        assert_eq!(names(&listings[10])?, ["dc", "host"]);
+        let disk = list(&whole, &listings[11], &budget)?;
+        assert!(disk.not_long.is_empty() && disk.known);
+        assert_eq!(disk.fields.get("used"), Some(&Kind::Numeric));
         Ok(())
     }
 }

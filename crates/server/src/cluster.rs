@@ -277,7 +277,7 @@ pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
-        "/v1/datapoint" => true,
+        "/v1/datapoint" | "/v1/row" => true,
         _ => {
             method == Method::GET
                 && (matches!(path, "" | "/metrics" | "/v1/metric") || listing(path))

@@ -144,6 +144,10 @@ fn spec(aggregate: &Aggregate, predicate: Option<&Expr>, scan: &TableScan) -> Re
     let Some(table) = provider.downcast_ref::<MetricTable>() else {
         return Ok(None);
     };
+    // A cluster's rows are aggregated by DataFusion at the querier.
+    let Some(db) = table.local_db() else {
+        return Ok(None);
+    };
     // Every condition must narrow the scan exactly.
     let mut pushdown = Pushdown::default();
     let conditions = predicate
@@ -217,7 +221,7 @@ fn spec(aggregate: &Aggregate, predicate: Option<&Expr>, scan: &TableScan) -> Re
         .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), f.is_nullable()))
         .collect();
     Ok(Some(Spec {
-        db: table.db().clone(),
+        db: db.clone(),
         metric: table.metric().to_owned(),
         budget: table.budget().clone(),
         pushdown,

@@ -34,7 +34,11 @@ pub fn plan(data: &[u8]) {
         memory_bytes: 64 << 20,
         bucket_width: width,
     };
-    let Ok(ctx) = crate::session(&fixture.db, budget, &opts) else {
+    let Ok(ctx) = crate::session(
+        crate::remote::Store::Local(fixture.db.clone()),
+        budget,
+        &opts,
+    ) else {
         return;
     };
     ctx.add_optimizer_rule(Arc::new(crate::aggregate::AggregatePushdown));

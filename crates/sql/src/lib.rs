@@ -10,6 +10,7 @@ mod functions;
 #[doc(hidden)]
 pub mod fuzz;
 mod guard;
+mod remote;
 mod rewrite;
 mod scan;
 mod table;
@@ -25,9 +26,11 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
+use remote::Store;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use sundial_api::reads::RemoteReads;
 use sundial_model::ErrorClass;
 use sundial_storage::Db;
 
@@ -75,6 +78,10 @@ pub enum SqlError {
     /// Storage or engine failure; not shown to clients.
     #[error("{0}")]
     Internal(String),
+    /// Another node of a cluster could not answer its part of a scan (a
+    /// shard moving: busy, retry), or refused it.
+    #[error("{message}")]
+    Remote { message: String, class: ErrorClass },
 }
 
 impl SqlError {
@@ -83,6 +90,7 @@ impl SqlError {
             Self::Invalid(_) => ErrorClass::InvalidInput,
             Self::Timeout(_) => ErrorClass::Timeout,
             Self::Internal(_) => ErrorClass::Internal,
+            Self::Remote { class, .. } => *class,
         }
     }
 }
@@ -123,17 +131,42 @@ impl Budget {
         }
         Ok(())
     }
+
+    /// What is left of this budget, for a request to other nodes.
+    pub(crate) fn for_remote(&self) -> sundial_query::Budget {
+        let used = self.points.load(Ordering::Relaxed);
+        sundial_query::Budget::new(
+            self.deadline.saturating_duration_since(Instant::now()),
+            self.max_points.saturating_sub(used),
+        )
+    }
 }
 
 /// Runs one SELECT statement over the metrics of `db`.
 pub async fn run(db: &Db, sql: &str, opts: Options) -> Result<Output, SqlError> {
-    run_with(db, sql, opts, true).await
+    run_with(Store::Local(db.clone()), sql, opts, true).await
+}
+
+/// Runs one SELECT statement over the metrics of `database` on the nodes
+/// `reads` asks (a cluster's querier): what [`run`] answers over one
+/// database holding the same series.
+pub async fn run_remote(
+    reads: Arc<dyn RemoteReads>,
+    database: &str,
+    sql: &str,
+    opts: Options,
+) -> Result<Output, SqlError> {
+    let remote = remote::Remote {
+        reads,
+        database: database.to_owned(),
+    };
+    run_with(Store::Remote(Arc::new(remote)), sql, opts, true).await
 }
 
 /// [`run`], with or without aggregates folded in the scan (tests compare
 /// both).
 async fn run_with(
-    db: &Db,
+    store: Store,
     sql: &str,
     opts: Options,
     aggregate_in_scan: bool,
@@ -153,7 +186,7 @@ async fn run_with(
         ordered: prepared.ordered,
         partitions,
     });
-    let ctx = session(db, budget.clone(), &opts)?;
+    let ctx = session(store, budget.clone(), &opts)?;
     if aggregate_in_scan {
         ctx.add_optimizer_rule(Arc::new(aggregate::AggregatePushdown));
     }
@@ -196,8 +229,9 @@ async fn run_with(
 }
 
 /// The DataFusion session a statement is planned and run in: the metrics
-/// of `db` as tables, scans within `budget`, memory within `memory_bytes`.
-fn session(db: &Db, budget: Arc<Budget>, opts: &Options) -> Result<SessionContext, SqlError> {
+/// of `store` as tables, scans within `budget`, memory within
+/// `memory_bytes`.
+fn session(store: Store, budget: Arc<Budget>, opts: &Options) -> Result<SessionContext, SqlError> {
     // One partition keeps the scan's row order through projections and
     // filters, which a plain SELECT needs.
     let config =
@@ -218,13 +252,7 @@ fn session(db: &Db, budget: Arc<Budget>, opts: &Options) -> Result<SessionContex
         .catalog("datafusion")
         .ok_or_else(|| SqlError::Internal("no default catalog".into()))?;
     catalog
-        .register_schema(
-            "public",
-            Arc::new(table::Metrics {
-                db: db.clone(),
-                budget,
-            }),
-        )
+        .register_schema("public", Arc::new(table::Metrics { store, budget }))
         .map_err(internal)?;
     Ok(ctx)
 }
@@ -278,9 +306,19 @@ fn classify(e: DataFusionError) -> SqlError {
         }
         DataFusionError::External(inner) => {
             if inner.downcast_ref::<sundial_storage::Error>().is_some() {
-                SqlError::Internal(inner.to_string())
-            } else {
-                SqlError::Invalid(inner.to_string())
+                return SqlError::Internal(inner.to_string());
+            }
+            match inner
+                .downcast_ref::<sundial_query::Error>()
+                .map(|e| (e, e.class()))
+            {
+                Some((_, ErrorClass::Internal)) => SqlError::Internal(inner.to_string()),
+                Some((_, ErrorClass::Timeout)) => SqlError::Timeout(Duration::ZERO),
+                Some((e, class @ ErrorClass::Busy)) => SqlError::Remote {
+                    message: e.to_string(),
+                    class,
+                },
+                _ => SqlError::Invalid(inner.to_string()),
             }
         }
         DataFusionError::ResourcesExhausted(m) if m == DEADLINE => {
@@ -341,4 +379,21 @@ fn cast(a: &dyn Array, i: usize, to: &DataType) -> Option<Arc<dyn Array>> {
     datafusion::arrow::compute::cast(&one, to)
         .ok()
         .filter(|c| !c.is_null(0))
+}
+
+/// Rows as text to compare, doubles to 9 significant digits (two plans
+/// may add the same doubles in another order).
+#[cfg(test)]
+pub(crate) fn row_text(rows: &[Vec<Cell>]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Cell::Double(d) => format!("{d:.9e}"),
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 //! are built.
 
 use crate::Budget;
+use crate::remote::Store;
 use crate::table::Source;
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
@@ -40,7 +41,8 @@ impl Default for Pushdown {
 
 #[derive(Debug)]
 pub(crate) struct SeriesScan {
-    pub(crate) db: Db,
+    pub(crate) store: Store,
+    pub(crate) metric: String,
     pub(crate) schema: SchemaRef,
     pub(crate) sources: Vec<Source>,
     /// Per schema column, whether the query uses it.
@@ -58,9 +60,9 @@ pub(crate) struct SeriesScan {
 }
 
 /// One series' rows: tag values, then per timestamp one value per field.
-struct SeriesRows {
-    tags: Vec<Option<String>>,
-    rows: Vec<(Timestamp, Vec<Option<FieldValue>>)>,
+pub(crate) struct SeriesRows {
+    pub(crate) tags: Vec<Option<String>>,
+    pub(crate) rows: Vec<(Timestamp, Vec<Option<FieldValue>>)>,
 }
 
 impl PartitionStream for SeriesScan {
@@ -71,7 +73,8 @@ impl PartitionStream for SeriesScan {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
         let job = Job {
-            db: self.db.clone(),
+            store: self.store.clone(),
+            metric: self.metric.clone(),
             schema: self.schema.clone(),
             sources: self.sources.clone(),
             wanted: self.wanted.clone(),
@@ -100,7 +103,8 @@ impl PartitionStream for SeriesScan {
 }
 
 struct Job {
-    db: Db,
+    store: Store,
+    metric: String,
     schema: SchemaRef,
     sources: Vec<Source>,
     wanted: Vec<bool>,
@@ -116,17 +120,58 @@ type Sender = tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>;
 
 impl Job {
     fn run(&self, tx: &Sender) -> Result<(), DataFusionError> {
+        let db = match &self.store {
+            Store::Local(db) => db,
+            Store::Remote(remote) => {
+                let fields: Vec<String> = field_names(&self.sources).map(str::to_owned).collect();
+                let tags: Vec<&str> = self
+                    .sources
+                    .iter()
+                    .filter_map(|s| match s {
+                        Source::Tag(t) => Some(t.as_str()),
+                        Source::Field { .. } => None,
+                    })
+                    .collect();
+                let mut series =
+                    remote.rows(&self.metric, &fields, &tags, &self.pushdown, &self.budget)?;
+                if let Some(limit) = self.limit {
+                    for s in &mut series {
+                        s.rows.truncate(limit);
+                    }
+                }
+                return if self.budget.ordered {
+                    self.merge(&series, tx)
+                } else {
+                    self.send_each(&series, tx)
+                };
+            }
+        };
         if self.budget.ordered {
-            self.run_ordered(tx)
+            self.merge(&self.read(db)?, tx)
         } else {
-            self.run_by_series(tx)
+            self.run_by_series(db, tx)
         }
+    }
+
+    /// One batch per series, in the order given.
+    fn send_each(&self, series: &[SeriesRows], tx: &Sender) -> Result<(), DataFusionError> {
+        for rows in series.iter().filter(|s| !s.rows.is_empty()) {
+            let mut b = BatchBuilder::new(&self.schema, &self.sources, &self.wanted);
+            for row in &rows.rows {
+                b.push(row, &rows.tags);
+            }
+            if tx.blocking_send(b.finish(&self.schema)).is_err() {
+                return Ok(());
+            }
+            self.budget.check_time()?;
+        }
+        Ok(())
     }
 
     /// Series after series, each read under its own short snapshot: the
     /// statement sorts or aggregates, so row order does not matter, and
     /// nothing but the batch in flight is held.
-    fn run_by_series(&self, tx: &Sender) -> Result<(), DataFusionError> {
+    fn run_by_series(&self, db: &Db, tx: &Sender) -> Result<(), DataFusionError> {
         let numeric_only = match self.sources.first() {
             Some(Source::Field {
                 kind: Kind::Numeric,
@@ -140,9 +185,9 @@ impl Job {
         };
         for id in self.ids.iter().copied().skip(self.part).step_by(self.parts) {
             let batch = if numeric_only {
-                self.numeric_series(id)?
+                self.numeric_series(db, id)?
             } else {
-                let rows = self.db.read(|view| self.series_rows(&view, id))?;
+                let rows = db.read(|view| self.series_rows(&view, id))?;
                 rows.map(|rows| {
                     let mut b = BatchBuilder::new(&self.schema, &self.sources, &self.wanted);
                     for row in &rows.rows {
@@ -166,13 +211,14 @@ impl Job {
     /// decoded columns into Arrow arrays.
     fn numeric_series(
         &self,
+        db: &Db,
         id: sundial_storage::SeriesId,
     ) -> Result<Option<RecordBatch>, DataFusionError> {
         let Some(Source::Field { name, all_long, .. }) = self.sources.first() else {
             return Ok(None);
         };
         let p = &self.pushdown;
-        self.db.read(|view| {
+        db.read(|view| {
             let Some(key) = view.key(id) else {
                 return Ok(None);
             };
@@ -240,10 +286,10 @@ impl Job {
         })
     }
 
-    /// Rows in (time, series key) order across all selected series: the
-    /// order a plain SELECT without ORDER BY promises (spec 10.3).
-    fn run_ordered(&self, tx: &Sender) -> Result<(), DataFusionError> {
-        let series = self.read()?;
+    /// Rows in (time, series key) order across all `series` (sorted by
+    /// key): the order a plain SELECT without ORDER BY promises (spec
+    /// 10.3).
+    fn merge(&self, series: &[SeriesRows], tx: &Sender) -> Result<(), DataFusionError> {
         // k-way merge by (time, series key); series come sorted by key.
         let mut heap: BinaryHeap<Reverse<(Timestamp, usize, usize)>> = series
             .iter()
@@ -279,10 +325,10 @@ impl Job {
     }
 
     /// The selected series' rows, sorted by series key.
-    fn read(&self) -> Result<Vec<SeriesRows>, DataFusionError> {
+    fn read(&self, db: &Db) -> Result<Vec<SeriesRows>, DataFusionError> {
         let mut out: Vec<(Vec<(String, String)>, SeriesRows)> = Vec::new();
         for id in self.ids.iter().copied() {
-            let found = self.db.read(|view| -> Result<_, DataFusionError> {
+            let found = db.read(|view| -> Result<_, DataFusionError> {
                 let key = view.key(id);
                 Ok(key.zip(self.series_rows(&view, id)?))
             })?;
@@ -302,14 +348,7 @@ impl Job {
         view: &sundial_storage::Snapshot<'_>,
         id: sundial_storage::SeriesId,
     ) -> Result<Option<SeriesRows>, DataFusionError> {
-        let fields: Vec<&str> = self
-            .sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Field { name, .. } => Some(name.as_str()),
-                Source::Tag(_) => None,
-            })
-            .collect();
+        let fields: Vec<&str> = field_names(&self.sources).collect();
         let p = &self.pushdown;
         let Some(key) = view.key(id) else {
             return Ok(None);
@@ -347,6 +386,14 @@ impl Job {
             .collect();
         Ok(Some(SeriesRows { tags, rows }))
     }
+}
+
+/// The names of the field columns, in column order.
+pub(crate) fn field_names(sources: &[Source]) -> impl Iterator<Item = &str> {
+    sources.iter().filter_map(|s| match s {
+        Source::Field { name, .. } => Some(name.as_str()),
+        Source::Tag(_) => None,
+    })
 }
 
 fn num_f64(n: &Num) -> f64 {

@@ -3,6 +3,7 @@
 //! in `WHERE` narrow the storage scan (inexactly: DataFusion applies every
 //! filter again), and only projected fields are read.
 
+use crate::remote::{Columns, Store};
 use crate::scan::{Pushdown, SeriesScan};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -23,25 +24,62 @@ pub(crate) const TIME: &str = "time";
 /// Every metric of one database.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    pub(crate) db: Db,
+    pub(crate) store: Store,
     pub(crate) budget: Arc<crate::Budget>,
 }
 
 #[async_trait]
 impl SchemaProvider for Metrics {
+    /// Only planning's [`Metrics::table`] matters to a SELECT: a cluster's
+    /// tables are not listed here.
     fn table_names(&self) -> Vec<String> {
-        self.db
-            .read(|v| v.metrics().into_iter().map(str::to_owned).collect())
+        match &self.store {
+            Store::Local(db) => db.read(|v| v.metrics().into_iter().map(str::to_owned).collect()),
+            Store::Remote(_) => Vec::new(),
+        }
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        Ok(MetricTable::open(&self.db, name, self.budget.clone())
-            .map(|t| Arc::new(t) as Arc<dyn TableProvider>))
+        let columns = match &self.store {
+            Store::Local(db) => local_columns(db, name),
+            Store::Remote(remote) => remote.columns(name, &self.budget).await?,
+        };
+        Ok(columns.map(|columns| {
+            Arc::new(MetricTable::new(
+                self.store.clone(),
+                name,
+                columns,
+                self.budget.clone(),
+            )) as Arc<dyn TableProvider>
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.db.read(|v| v.has_metric(name))
+        match &self.store {
+            Store::Local(db) => db.read(|v| v.has_metric(name)),
+            Store::Remote(_) => false,
+        }
     }
+}
+
+/// The columns of `metric`'s table in `db`; `None` if it was never written.
+fn local_columns(db: &Db, metric: &str) -> Option<Columns> {
+    db.read(|v| {
+        if !v.has_metric(metric) {
+            return None;
+        }
+        let fields = v
+            .fields(metric)
+            .into_iter()
+            .map(|(f, k)| (f.to_owned(), k, k == Kind::Numeric && v.all_long(metric, f)))
+            .collect();
+        let tags = v
+            .tag_keys_in(metric, Timestamp::MIN, Timestamp::MAX)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Some((fields, tags))
+    })
 }
 
 /// A column of a metric table beyond the time column.
@@ -57,7 +95,7 @@ pub(crate) enum Source {
 
 #[derive(Debug)]
 pub(crate) struct MetricTable {
-    db: Db,
+    store: Store,
     metric: String,
     schema: SchemaRef,
     /// Column `i + 1` of the schema.
@@ -66,8 +104,12 @@ pub(crate) struct MetricTable {
 }
 
 impl MetricTable {
-    pub(crate) fn db(&self) -> &Db {
-        &self.db
+    /// The database of a table on this node (aggregates fold in its scan).
+    pub(crate) fn local_db(&self) -> Option<&Db> {
+        match &self.store {
+            Store::Local(db) => Some(db),
+            Store::Remote(_) => None,
+        }
     }
 
     pub(crate) fn metric(&self) -> &str {
@@ -80,10 +122,7 @@ impl MetricTable {
 
     /// The names of the field columns.
     pub(crate) fn field_names(&self) -> impl Iterator<Item = &str> {
-        self.sources.iter().filter_map(|s| match s {
-            Source::Field { name, .. } => Some(name.as_str()),
-            Source::Tag(_) => None,
-        })
+        crate::scan::field_names(&self.sources)
     }
 
     /// The kind of field column `name`, if it is one.
@@ -94,23 +133,12 @@ impl MetricTable {
         })
     }
 
-    fn open(db: &Db, metric: &str, budget: Arc<crate::Budget>) -> Option<Self> {
-        let (fields, tags) = db.read(|v| {
-            if !v.has_metric(metric) {
-                return None;
-            }
-            let fields: Vec<(String, Kind, bool)> = v
-                .fields(metric)
-                .into_iter()
-                .map(|(f, k)| (f.to_owned(), k, k == Kind::Numeric && v.all_long(metric, f)))
-                .collect();
-            let tags: Vec<String> = v
-                .tag_keys_in(metric, Timestamp::MIN, Timestamp::MAX)
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            Some((fields, tags))
-        })?;
+    fn new(
+        store: Store,
+        metric: &str,
+        (fields, tags): Columns,
+        budget: Arc<crate::Budget>,
+    ) -> Self {
         let mut columns = vec![Field::new(TIME, DataType::Int64, false)];
         let mut sources = Vec::new();
         // The time column wins over a field or tag of the same name.
@@ -141,13 +169,13 @@ impl MetricTable {
             columns.push(Field::new(&tag, DataType::Utf8, true));
             sources.push(Source::Tag(tag));
         }
-        Some(Self {
-            db: db.clone(),
+        Self {
+            store,
             metric: metric.to_owned(),
             schema: Arc::new(Schema::new(columns)),
             sources,
             budget,
-        })
+        }
     }
 
     /// A filter the scan can use: a time bound or a tag (in)equality.
@@ -361,21 +389,29 @@ impl TableProvider for MetricTable {
             .map(|i| projection.is_none_or(|p| p.contains(&i)))
             .collect();
         // An unordered scan splits its series over the partitions, selected
-        // once so every partition sees the same list.
-        let parts = if self.budget.ordered {
-            1
-        } else {
-            self.budget.partitions.max(1)
+        // once so every partition sees the same list. A cluster's series
+        // come in one request, over one partition.
+        let (parts, ids) = match &self.store {
+            Store::Local(db) => {
+                let ids: Vec<sundial_storage::SeriesId> = db.read(|view| {
+                    view.select(&self.metric, &pushdown.tags)
+                        .map(|ids| ids.into_iter().collect())
+                        .map_err(|e| DataFusionError::Plan(e.to_string()))
+                })?;
+                let parts = if self.budget.ordered {
+                    1
+                } else {
+                    self.budget.partitions.max(1)
+                };
+                (parts, Arc::new(ids))
+            }
+            Store::Remote(_) => (1, Arc::new(Vec::new())),
         };
-        let ids: Arc<Vec<sundial_storage::SeriesId>> = Arc::new(self.db.read(|view| {
-            view.select(&self.metric, &pushdown.tags)
-                .map(|ids| ids.into_iter().collect())
-                .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))
-        })?);
         let partitions: Vec<Arc<dyn PartitionStream>> = (0..parts)
             .map(|part| {
                 Arc::new(SeriesScan {
-                    db: self.db.clone(),
+                    store: self.store.clone(),
+                    metric: self.metric.clone(),
                     schema: self.schema.clone(),
                     sources: self.sources.clone(),
                     wanted: wanted.clone(),

@@ -95,18 +95,7 @@ fn random_db(dir: &std::path::Path, seed: u64) -> anyhow::Result<Db> {
 /// Rows as sorted text, doubles to 9 significant digits: the fold adds
 /// doubles in another order than DataFusion.
 fn normalised(rows: &[Vec<Cell>]) -> Vec<String> {
-    let mut out: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .map(|c| match c {
-                    Cell::Double(d) => format!("{d:.9e}"),
-                    other => format!("{other:?}"),
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect();
+    let mut out = crate::row_text(rows);
     out.sort();
     out
 }
@@ -124,7 +113,7 @@ fn folded(db: &Db, sql: &str) -> anyhow::Result<bool> {
         ordered: prepared.ordered,
         partitions: 2,
     });
-    let ctx = crate::session(db, budget, &opts())?;
+    let ctx = crate::session(crate::remote::Store::Local(db.clone()), budget, &opts())?;
     ctx.add_optimizer_rule(Arc::new(super::AggregatePushdown));
     let plan = runtime.block_on(crate::plan(&ctx, prepared.statement))?;
     let optimised = ctx.state().optimize(&plan)?;
@@ -195,7 +184,12 @@ fn folded_aggregates_equal_datafusions_on_random_data() -> anyhow::Result<()> {
         for sql in &statements {
             assert!(folded(&db, sql)?, "not folded: {sql}");
             let fast = runtime.block_on(run(&db, sql, opts()))?;
-            let plain = runtime.block_on(run_with(&db, sql, opts(), false))?;
+            let plain = runtime.block_on(run_with(
+                crate::remote::Store::Local(db.clone()),
+                sql,
+                opts(),
+                false,
+            ))?;
             assert_eq!(fast.columns, plain.columns, "seed {seed}: {sql}");
             assert!(!plain.rows.is_empty(), "seed {seed}: {sql} has no rows");
             assert_eq!(
