@@ -21,9 +21,6 @@ pub enum Error {
     /// A flush named a block of another database or shard than its own.
     #[error("block {0} is not of the flushed database and shard")]
     Misplaced(String),
-    /// A block to replace is not (or no longer) in the manifest.
-    #[error("block {0} is not in the manifest")]
-    NotInManifest(String),
     /// JetStream refused or could not be reached.
     #[error("write-ahead log: {0}")]
     Wal(#[source] Box<dyn std::error::Error + Send + Sync>),

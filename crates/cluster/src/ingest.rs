@@ -299,6 +299,34 @@ impl Ingester {
         self.checkpoint_locked(&shard, &mut state).await
     }
 
+    /// Runs retention and the due compactions of `shard`'s databases,
+    /// then checkpoints it, so the manifest lists the merged blocks and
+    /// the replaced ones are retired for the compactor to delete: what the
+    /// compactor asks a shard's owner for (docs/cluster.md, "The
+    /// compactor"). Writes go on while blocks merge. Answers the number
+    /// of blocks retired.
+    pub async fn compact(&self, number: u32) -> Result<usize> {
+        let shard = self.shard(number)?;
+        if !shard.taking_writes.load(Ordering::Acquire) || !shard.confirmed() {
+            return Err(Error::Moving { shard: number });
+        }
+        let dbs: Vec<Db> = {
+            let state = shard.state.lock().await;
+            state.databases.values().map(|d| d.db.clone()).collect()
+        };
+        for db in dbs {
+            blocking(move || Ok(db.compact(false)?)).await?;
+        }
+        let mut state = shard.state.lock().await;
+        let retired = state
+            .databases
+            .values()
+            .map(|d| d.db.replaced_blocks().len())
+            .sum();
+        self.checkpoint_locked(&shard, &mut state).await?;
+        Ok(retired)
+    }
+
     /// The metadata connection, made again when PostgreSQL restarted.
     async fn meta(&self) -> Result<tokio::sync::MutexGuard<'_, Meta>> {
         let mut meta = self.inner.meta.lock().await;

@@ -7,6 +7,7 @@
 //! fencing decision is one PostgreSQL transaction, so a holder that lost
 //! its lease can no longer commit anything under it.
 
+mod compactor;
 mod error;
 mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -25,6 +26,7 @@ mod shard;
 mod transport;
 mod wal;
 
+pub use compactor::{Compactor, CompactorConfig, RoundReport};
 pub use error::{Error, Result};
 pub use frame::{
     BatchRules, FoldedAnswer, FrameError, RowsAnswer, ShardBatch, StagedAnswer,
@@ -41,7 +43,7 @@ pub use route::{ShardPoints, split_by_shard};
 pub use router::Router;
 pub use shard::shard_of;
 pub use transport::{
-    FOLDED_PATH, FRAMES_PATH, FrameClient, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, ROWS_PATH,
-    STAGE_PATH, StageRequest, ingest_routes, serve_ingest,
+    COMPACT_PATH, FOLDED_PATH, FRAMES_PATH, FrameClient, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES,
+    ROWS_PATH, STAGE_PATH, StageRequest, ingest_routes, serve_ingest,
 };
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

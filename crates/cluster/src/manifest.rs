@@ -1,6 +1,7 @@
 //! The block manifest: which objects are the blocks of each database and
-//! shard, written only under a lease (a shard's owner records its flushes,
-//! the compactor swaps merged blocks in), read by queriers to prune.
+//! shard, written only under a shard's lease (its owner records flushes,
+//! merged blocks and the blocks they replaced), read by queriers to prune;
+//! and the retired objects the compactor deletes under its lease.
 
 use crate::error::{Error, Result};
 use crate::lease::{Lease, check_epoch};
@@ -32,6 +33,9 @@ pub struct Flush<'a> {
     /// The objects holding the database's state files (catalog, block
     /// list) as of this flush.
     pub checkpoint: &'a [String],
+    /// Object keys of blocks the database no longer lists (compacted or
+    /// expired): they leave the manifest and wait for the compactor.
+    pub retired: &'a [String],
 }
 
 /// How far one database of a shard is flushed, and where its state is.
@@ -59,6 +63,19 @@ impl Meta {
         for b in flush.blocks {
             insert_block(&tx, b, lease.epoch).await?;
         }
+        if !flush.retired.is_empty() {
+            tx.execute(
+                "DELETE FROM blocks WHERE database = $1 AND shard = $2 AND object_key = ANY($3)",
+                &[&flush.database, &pg_int(flush.shard), &flush.retired],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO retired_objects (object_key) SELECT unnest($1::text[])
+                 ON CONFLICT (object_key) DO NOTHING",
+                &[&flush.retired],
+            )
+            .await?;
+        }
         tx.execute(
             "INSERT INTO wal_positions (database, shard, flushed, checkpoint)
              VALUES ($1, $2, $3, $4)
@@ -74,32 +91,6 @@ impl Meta {
             ],
         )
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Replaces blocks by their merge (compaction, retention) in one
-    /// transaction, only while `lease` is still the compactor's: either all
-    /// of `removed` leave and all of `added` arrive, or nothing changes.
-    pub async fn swap_blocks(
-        &mut self,
-        lease: &Lease,
-        removed: &[&str],
-        added: &[BlockRow],
-    ) -> Result<()> {
-        let tx = self.client.transaction().await?;
-        check_epoch(&tx, lease).await?;
-        for key in removed {
-            let n = tx
-                .execute("DELETE FROM blocks WHERE object_key = $1", &[key])
-                .await?;
-            if n != 1 {
-                return Err(Error::NotInManifest((*key).to_owned()));
-            }
-        }
-        for b in added {
-            insert_block(&tx, b, lease.epoch).await?;
-        }
         tx.commit().await?;
         Ok(())
     }
@@ -158,6 +149,42 @@ impl Meta {
                 checkpoint: r.get(2),
             })
             .collect())
+    }
+}
+
+impl Meta {
+    /// Retired objects (see [`Flush::retired`]) retired more than `grace`
+    /// ago, at most `max`, oldest first.
+    pub async fn retired_before(
+        &self,
+        grace: std::time::Duration,
+        max: i64,
+    ) -> Result<Vec<String>> {
+        let secs = grace.as_secs_f64();
+        let rows = self
+            .client
+            .query(
+                "SELECT object_key FROM retired_objects
+                 WHERE retired_at < now() - make_interval(secs => $1)
+                 ORDER BY retired_at, object_key LIMIT $2",
+                &[&secs, &max],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Forgets retired objects once deleted, only while `lease` is still
+    /// the compactor's.
+    pub async fn forget_retired(&mut self, lease: &Lease, keys: &[String]) -> Result<()> {
+        let tx = self.client.transaction().await?;
+        check_epoch(&tx, lease).await?;
+        tx.execute(
+            "DELETE FROM retired_objects WHERE object_key = ANY($1)",
+            &[&keys],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

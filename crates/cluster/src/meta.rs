@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_metadata.sql"),
     include_str!("../migrations/0002_nodes.sql"),
     include_str!("../migrations/0003_checkpoints.sql"),
+    include_str!("../migrations/0004_retired.sql"),
 ];
 
 /// Any fixed number: the advisory lock that lets one node at a time

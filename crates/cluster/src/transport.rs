@@ -26,6 +26,11 @@ pub use stage::{FOLDED_PATH, LIST_PATH, ListedAnswer, ROWS_PATH, STAGE_PATH, Sta
 
 /// Where owners take frames.
 pub const FRAMES_PATH: &str = "/internal/v1/frames";
+/// Where the compactor asks an owner to compact a shard (JSON both ways).
+pub const COMPACT_PATH: &str = "/internal/v1/compact";
+/// How long the compactor waits for one shard's compaction: merging a
+/// shard's week of blocks takes far longer than a frame.
+const COMPACT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const FRAME_TYPE: &str = "application/x-sundial-frame";
 const OUTCOME_TYPE: &str = "application/x-sundial-outcome";
 /// Names why a frame was refused.
@@ -47,6 +52,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .route(ROWS_PATH, axum::routing::post(stage::stage_rows))
         .route(FOLDED_PATH, axum::routing::post(stage::stage_folded))
         .route(LIST_PATH, axum::routing::post(stage::list))
+        .route(COMPACT_PATH, axum::routing::post(compact))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
         .with_state(state)
 }
@@ -76,11 +82,7 @@ struct Served {
 
 async fn take_frame(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
     if !authorized(&headers, &s.secret) {
-        return refusal(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong cluster secret",
-        );
+        return unauthorized();
     }
     let batch = match frame::decode(&body) {
         Ok(b) => b,
@@ -92,6 +94,32 @@ async fn take_frame(State(s): State<Arc<Served>>, headers: HeaderMap, body: Byte
             encode_outcome(&outcome),
         )
             .into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+/// A request to compact one shard, and its answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CompactRequest {
+    pub(crate) shard: u32,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Compacted {
+    /// Blocks the compaction (or retention) replaced.
+    pub(crate) retired: usize,
+}
+
+async fn compact(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&headers, &s.secret) {
+        return unauthorized();
+    }
+    let request: CompactRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refusal(StatusCode::BAD_REQUEST, "invalid", &e.to_string()),
+    };
+    match s.ingester.compact(request.shard).await {
+        Ok(retired) => axum::Json(Compacted { retired }).into_response(),
         Err(e) => refused(&e),
     }
 }
@@ -134,6 +162,15 @@ fn refusal(status: StatusCode, kind: &'static str, message: &str) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
+}
+
+/// The answer to a request without the cluster's secret.
+fn unauthorized() -> Response {
+    refusal(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong cluster secret",
+    )
 }
 
 fn authorized(headers: &HeaderMap, secret: &str) -> bool {
@@ -226,6 +263,34 @@ impl FrameClient {
         })
     }
 
+    /// Asks the owner at `address` to compact `shard` (see
+    /// [`Ingester::compact`]): the blocks it retired.
+    pub async fn compact(&self, address: &str, shard: u32) -> Result<usize> {
+        let body = serde_json::to_vec(&CompactRequest { shard })
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let (parts, body) = self
+            .post_within(
+                address,
+                COMPACT_PATH,
+                "application/json",
+                body,
+                COMPACT_TIMEOUT,
+            )
+            .await?;
+        if parts.status.is_success() {
+            let answer: Compacted = serde_json::from_slice(&body)
+                .map_err(|e| peer(address, format!("bad answer: {e}")))?;
+            return Ok(answer.retired);
+        }
+        let kind = parts.headers.get(REFUSAL).and_then(|v| v.to_str().ok());
+        let message = String::from_utf8_lossy(&body).into_owned();
+        Err(match kind {
+            Some("not-owner") => Error::NotOwner { shard },
+            Some("moving") => Error::Moving { shard },
+            _ => peer(address, format!("{}: {message}", parts.status)),
+        })
+    }
+
     /// Posts `body` to `path` at `address` under the secret and the
     /// timeout: the answer's head and body, whatever its status.
     async fn post(
@@ -234,6 +299,19 @@ impl FrameClient {
         path: &str,
         content_type: &'static str,
         body: Vec<u8>,
+    ) -> Result<(axum::http::response::Parts, Bytes)> {
+        self.post_within(address, path, content_type, body, self.timeout)
+            .await
+    }
+
+    /// [`FrameClient::post`] with a timeout of its own.
+    async fn post_within(
+        &self,
+        address: &str,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+        timeout: Duration,
     ) -> Result<(axum::http::response::Parts, Bytes)> {
         let request = axum::http::Request::post(format!("http://{address}{path}"))
             .header(header::CONTENT_TYPE, content_type)
@@ -254,9 +332,9 @@ impl FrameClient {
                 .to_bytes();
             Ok::<_, Error>((parts, body))
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| peer(address, format!("no answer in {:?}", self.timeout)))?
+            .map_err(|_| peer(address, format!("no answer in {timeout:?}")))?
     }
 }
 

@@ -139,6 +139,7 @@ async fn a_fenced_owner_cannot_record_a_flush() -> anyhow::Result<()> {
         blocks: &late,
         wal_flushed: 40,
         checkpoint: &[],
+        retired: &[],
     };
     match stale.commit_flush(&old, &flush).await {
         Err(Error::Fenced { current, .. }) => assert_eq!(current, Some(new.epoch)),
@@ -169,6 +170,7 @@ async fn a_fenced_owner_cannot_record_a_flush() -> anyhow::Result<()> {
             blocks,
             wal_flushed: wal,
             checkpoint: &[],
+            retired: &[],
         };
         owner.commit_flush(&new, &flush).await?;
     }
@@ -184,7 +186,8 @@ async fn a_fenced_owner_cannot_record_a_flush() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn compaction_swaps_blocks_all_or_nothing_under_its_lease() -> anyhow::Result<()> {
+async fn a_checkpoint_retires_replaced_blocks_and_only_the_compactor_forgets_them()
+-> anyhow::Result<()> {
     let pg = Postgres::start()?;
     let mut meta = Meta::connect(&pg.url()).await?;
     let shard = meta.acquire(&shard_lease(1), "ingester", MINUTE).await?;
@@ -197,57 +200,45 @@ async fn compaction_swaps_blocks_all_or_nothing_under_its_lease() -> anyhow::Res
         blocks: &flushed,
         wal_flushed: 10,
         checkpoint: &[],
+        retired: &[],
     };
     meta.commit_flush(&shard, &flush).await?;
-    let compactor = meta
-        .acquire(&compactor_lease(), "compactor-1", MINUTE)
-        .await?;
+    // The owner merged f-0 and f-1: its next checkpoint records the merged
+    // block and retires both, in one transaction.
     let merged = block("m-0.sdb", 1, 0, 1999);
-    meta.swap_blocks(
-        &compactor,
-        &["f-0.sdb", "f-1.sdb"],
-        std::slice::from_ref(&merged),
-    )
-    .await?;
+    let retired = ["f-0.sdb".to_string(), "f-1.sdb".to_string()];
+    let compacted = Flush {
+        blocks: std::slice::from_ref(&merged),
+        retired: &retired,
+        ..flush
+    };
+    meta.commit_flush(&shard, &compacted).await?;
     let expected = vec![merged.clone(), flushed[2].clone()];
     assert_eq!(
         meta.blocks_overlapping("default", Some(1), 0, 10_000)
             .await?,
         expected
     );
+    assert_eq!(meta.retired_before(Duration::ZERO, 100).await?, retired);
+    // Not yet past a grace period of a minute.
+    assert!(meta.retired_before(MINUTE, 100).await?.is_empty());
 
-    // A swap naming a block that is gone changes nothing.
-    let bad = meta
-        .swap_blocks(
-            &compactor,
-            &["f-2.sdb", "f-0.sdb"],
-            &[block("m-1.sdb", 1, 0, 2999)],
-        )
-        .await;
-    assert!(
-        matches!(bad, Err(Error::NotInManifest(ref k)) if k == "f-0.sdb"),
-        "{bad:?}"
-    );
-    assert_eq!(
-        meta.blocks_overlapping("default", Some(1), 0, 10_000)
-            .await?,
-        expected
-    );
-
-    // A compactor that lost its lease changes nothing either.
-    meta.release(&compactor).await?;
-    let other = Meta::connect(&pg.url()).await?;
-    other
+    // A compactor that lost its lease forgets nothing; the holder does.
+    let mut compactor = Meta::connect(&pg.url()).await?;
+    let old = compactor
+        .acquire(&compactor_lease(), "compactor-1", MINUTE)
+        .await?;
+    compactor.release(&old).await?;
+    let current = meta
         .acquire(&compactor_lease(), "compactor-2", MINUTE)
         .await?;
-    let stale = meta
-        .swap_blocks(&compactor, &["f-2.sdb"], &[block("m-2.sdb", 1, 2000, 2999)])
-        .await;
+    let stale = compactor.forget_retired(&old, &retired).await;
     assert!(matches!(stale, Err(Error::Fenced { .. })), "{stale:?}");
+    assert_eq!(meta.retired_before(Duration::ZERO, 100).await?, retired);
+    meta.forget_retired(&current, &retired[..1]).await?;
     assert_eq!(
-        meta.blocks_overlapping("default", Some(1), 0, 10_000)
-            .await?,
-        expected
+        meta.retired_before(Duration::ZERO, 100).await?,
+        retired[1..]
     );
     Ok(())
 }
@@ -277,6 +268,7 @@ async fn queriers_prune_blocks_by_database_shard_and_time() -> anyhow::Result<()
                 blocks,
                 wal_flushed: 1,
                 checkpoint: &[],
+                retired: &[],
             };
             meta.commit_flush(&lease, &flush).await?;
         }

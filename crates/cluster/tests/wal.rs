@@ -114,6 +114,7 @@ async fn a_new_owner_replays_what_the_last_flush_did_not_cover() -> anyhow::Resu
                 blocks: std::slice::from_ref(&block),
                 wal_flushed: flushed,
                 checkpoint: &[],
+                retired: &[],
             },
         )
         .await?;

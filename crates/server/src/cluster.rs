@@ -3,7 +3,8 @@
 //! client APIs with writes sent to the shards' owners (the router) and
 //! JSON queries answered by them (the querier); an ingester also owns
 //! shards, takes frames and queries on its own peer listener, and
-//! checkpoints its shards to the object store.
+//! checkpoints its shards to the object store; a compactor has the owners
+//! compact while it holds the compactor lease.
 
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
@@ -16,8 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_cluster::{
-    FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper, Meta, Querier, Role, Router,
-    WalConfig,
+    Compactor, CompactorConfig, FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper, Meta,
+    Querier, Role, Router, WalConfig,
 };
 use tracing::{info, warn};
 
@@ -53,6 +54,11 @@ pub(crate) struct ClusterConfig {
     pub(crate) checkpoint_points: usize,
     /// How long a node waits for a peer's answer.
     pub(crate) request_timeout_secs: u64,
+    /// The compactor starts a round this often.
+    pub(crate) compaction_secs: u64,
+    /// The compactor deletes a replaced block's object this long after
+    /// its owner retired it (longer than any query runs).
+    pub(crate) compaction_grace_secs: u64,
 }
 
 impl Default for ClusterConfig {
@@ -74,6 +80,8 @@ impl Default for ClusterConfig {
             checkpoint_secs: 300,
             checkpoint_points: 1_000_000,
             request_timeout_secs: 30,
+            compaction_secs: 600,
+            compaction_grace_secs: 600,
         }
     }
 }
@@ -85,9 +93,6 @@ impl ClusterConfig {
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         let role = self.role()?;
-        if role == Role::Compactor {
-            anyhow::bail!("cluster: the compactor role is not built yet (docs/cluster.md)");
-        }
         if self.wal != "jetstream" {
             anyhow::bail!(
                 "cluster: wal = {:?}: only \"jetstream\" is built (docs/cluster.md)",
@@ -99,21 +104,24 @@ impl ClusterConfig {
             ("secret", &self.secret),
         ]
         .into_iter()
+        .chain(role.ingests().then_some(("nats_url", &self.nats_url)))
         .chain(
-            role.ingests()
-                .then_some([
-                    ("nats_url", &self.nats_url),
-                    ("object_store", &self.object_store),
-                ])
-                .into_iter()
-                .flatten(),
+            (role.ingests() || role == Role::Compactor)
+                .then_some(("object_store", &self.object_store)),
         )
         .find(|(_, v)| v.is_empty());
         if let Some((key, _)) = missing {
             anyhow::bail!("cluster: {key} must be set for role {role}");
         }
-        if self.shards == 0 || self.lease_secs == 0 || self.request_timeout_secs == 0 {
-            anyhow::bail!("cluster: shards, lease_secs and request_timeout_secs must be positive");
+        if self.shards == 0
+            || self.lease_secs == 0
+            || self.request_timeout_secs == 0
+            || self.compaction_secs == 0
+        {
+            anyhow::bail!(
+                "cluster: shards, lease_secs, request_timeout_secs and compaction_secs must be \
+                 positive"
+            );
         }
         Ok(())
     }
@@ -124,6 +132,14 @@ pub(crate) struct Node {
     router: Router,
     querier: Querier,
     ingesting: Option<Ingesting>,
+    compacting: Option<Compacting>,
+}
+
+/// A compactor's background work.
+struct Compacting {
+    compactor: Compactor,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// An ingester's background work.
@@ -149,6 +165,11 @@ impl Node {
         } else {
             None
         };
+        let compacting = if role == Role::Compactor {
+            Some(start_compactor(config, storage, client.clone()).await?)
+        } else {
+            None
+        };
         // One owner cache and one set of connections for both.
         let router = Router::new(&config.postgres_url, config.shards, client).await?;
         let querier = router.querier();
@@ -157,6 +178,7 @@ impl Node {
             router,
             querier,
             ingesting,
+            compacting,
         })
     }
 
@@ -180,8 +202,20 @@ impl Node {
         self.ingesting.as_ref().map(|i| i.ingester.clone())
     }
 
-    /// Hands this node's shards to the others (flushing each) and stops.
+    /// The node's compactor, when its role is that.
+    pub(crate) fn compactor(&self) -> Option<Compactor> {
+        self.compacting.as_ref().map(|c| c.compactor.clone())
+    }
+
+    /// Hands this node's shards to the others (flushing each), gives the
+    /// compactor lease up, and stops.
     pub(crate) async fn stop(self) {
+        if let Some(compacting) = self.compacting {
+            let _ = compacting.stop.send(true);
+            if let Err(e) = compacting.task.await {
+                warn!(error = %e, "the compactor ended badly");
+            }
+        }
         let Some(ingesting) = self.ingesting else {
             return;
         };
@@ -192,6 +226,54 @@ impl Node {
             }
         }
     }
+}
+
+async fn start_compactor(
+    config: &ClusterConfig,
+    storage: &sundial_storage::Config,
+    client: FrameClient,
+) -> anyhow::Result<Compacting> {
+    let store = sundial_storage::RemoteStore::open(
+        &config.object_store,
+        &config.object_store_options,
+        storage.cache_bytes,
+    )?;
+    let holder = if config.node_id.is_empty() {
+        format!("compactor-{}", std::process::id())
+    } else {
+        config.node_id.clone()
+    };
+    let compactor_config = CompactorConfig {
+        holder: holder.clone(),
+        ttl: Duration::from_secs(config.lease_secs),
+        every: Duration::from_secs(config.compaction_secs),
+        grace: Duration::from_secs(config.compaction_grace_secs),
+    };
+    let compactor = Compactor::new(
+        &config.postgres_url,
+        config.shards,
+        client,
+        store,
+        compactor_config,
+    )
+    .await?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn({
+        let compactor = compactor.clone();
+        async move {
+            compactor
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        }
+    });
+    info!(%holder, "compactor started; it works while it holds the compactor lease");
+    Ok(Compacting {
+        compactor,
+        stop,
+        task,
+    })
 }
 
 async fn start_ingester(

@@ -224,7 +224,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ))?),
         None => None,
     };
-    let metrics = metrics::Metrics::new(engine.clone(), node.as_ref().and_then(|n| n.ingester()));
+    let metrics = metrics::Metrics::new(
+        engine.clone(),
+        node.as_ref().and_then(|n| n.ingester()),
+        node.as_ref().and_then(|n| n.compactor()),
+    );
     let stats_of = metrics.clone();
     let opentsdb = sundial_opentsdb::Api::new(
         engine.clone(),

@@ -61,7 +61,11 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// The server's metrics; a cluster ingester's add its shards.
-    pub(crate) fn new(engine: Engine, ingester: Option<sundial_cluster::Ingester>) -> Self {
+    pub(crate) fn new(
+        engine: Engine,
+        ingester: Option<sundial_cluster::Ingester>,
+        compactor: Option<sundial_cluster::Compactor>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("sundial");
         let requests = Family::<Answered, Counter>::default();
         registry.register(
@@ -110,6 +114,9 @@ impl Metrics {
         registry.register_collector(Box::new(ProcessCollector));
         if let Some(ingester) = ingester {
             registry.register_collector(Box::new(cluster::ShardsCollector(ingester)));
+        }
+        if let Some(compactor) = compactor {
+            registry.register_collector(Box::new(cluster::CompactorCollector(compactor)));
         }
         Self {
             registry: Arc::new(registry),

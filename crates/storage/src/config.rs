@@ -45,11 +45,15 @@ pub struct Config {
     /// the engine): where its snapshots live, whose objects stay.
     #[serde(skip)]
     pub engine_dir: Option<PathBuf>,
-    /// The blocks are a cluster's (docs/cluster.md): its compactor merges
-    /// and expires them and deletes objects no manifest names, so this
-    /// database never compacts, never drops expired blocks (queries still
-    /// hide expired points) and never sweeps its store's prefix (another
-    /// owner's upload there may be about to be recorded).
+    /// The blocks are a cluster's (docs/cluster.md): this database
+    /// compacts and drops expired blocks only when asked ([`Db::compact`],
+    /// which its cluster's compactor has the shard's owner call; queries
+    /// still hide expired points meanwhile), keeps the objects of the
+    /// blocks it replaces (listed by `Db::replaced_blocks` for the owner
+    /// to record; the compactor deletes them) and never sweeps its store's
+    /// prefix (another owner's upload there may be about to be recorded).
+    ///
+    /// [`Db::compact`]: crate::Db::compact
     #[serde(skip)]
     pub blocks_shared: bool,
     pub fsync: FsyncPolicy,

@@ -52,6 +52,10 @@ pub(crate) struct Inner {
     closed_up_to: Mutex<Timestamp>,
     /// One retention/compaction pass at a time.
     pub(crate) compact_lock: Mutex<()>,
+    /// Keys of shared blocks this database no longer lists (compacted or
+    /// expired), whose objects its cluster's compactor deletes once the
+    /// owner recorded them ([`Db::replaced_blocks`]).
+    pub(crate) replaced: Mutex<Vec<String>>,
     /// The flush and maintenance threads, joined at close.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     closed: AtomicBool,
@@ -217,6 +221,7 @@ impl Db {
             activity: activity::Activity::default(),
             closed_up_to: Mutex::new(Timestamp::MIN),
             compact_lock: Mutex::new(()),
+            replaced: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             written,

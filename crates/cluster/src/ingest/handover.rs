@@ -124,7 +124,11 @@ impl Ingester {
         shard: &Shard,
         state: &mut ShardState,
     ) -> Result<()> {
-        if state.applied == state.flushed {
+        let replaced = state
+            .databases
+            .values()
+            .any(|d| !d.db.replaced_blocks().is_empty());
+        if state.applied == state.flushed && !replaced {
             state.last_checkpoint = Some(std::time::Instant::now());
             return Ok(());
         }
@@ -150,6 +154,11 @@ impl Ingester {
                 Ok((keys, db.remote_blocks()))
             })
             .await?;
+            let replaced = entry.db.replaced_blocks();
+            let retired: Vec<String> = replaced
+                .iter()
+                .map(|key| format!("{}/{name}/{key}", shard_group(shard.number)))
+                .collect();
             let new: Vec<RemoteBlock> = blocks
                 .into_iter()
                 .filter(|b| !entry.recorded.contains(&b.key))
@@ -175,9 +184,14 @@ impl Ingester {
                         blocks: &rows,
                         wal_flushed: position,
                         checkpoint: &keys,
+                        retired: &retired,
                     },
                 )
                 .await?;
+            entry.db.forget_replaced(replaced.len());
+            for key in &replaced {
+                entry.recorded.remove(key);
+            }
             entry.recorded.extend(new.into_iter().map(|b| b.key));
             let old = std::mem::replace(&mut entry.checkpoint, keys);
             self.delete_state(shard.number, name, old).await;

@@ -151,11 +151,7 @@ fn accept<Q: serde::de::DeserializeOwned>(
     body: &[u8],
 ) -> std::result::Result<StageRequest<Q>, Box<Response>> {
     if !authorized(headers, &s.secret) {
-        return Err(Box::new(refusal(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong cluster secret",
-        )));
+        return Err(Box::new(super::unauthorized()));
     }
     serde_json::from_slice(body).map_err(|e| {
         Box::new(refusal(

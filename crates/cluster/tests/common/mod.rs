@@ -115,7 +115,18 @@ impl Engines {
         secret: &str,
         ttl: Duration,
     ) -> anyhow::Result<ServedNode> {
-        let ingester = self.ingester(id).await?;
+        self.served_with(id, secret, ttl, |_| {}).await
+    }
+
+    /// [`Engines::served`], its configuration adjusted first.
+    pub(crate) async fn served_with(
+        &self,
+        id: &str,
+        secret: &str,
+        ttl: Duration,
+        adjust: impl FnOnce(&mut IngesterConfig),
+    ) -> anyhow::Result<ServedNode> {
+        let ingester = self.ingester_with(id, adjust).await?;
         let (address, _server) = serve(&ingester, secret).await?;
         let (keeper, stop) = self.keep_at(id, &address, &ingester, ttl).await?;
         Ok(ServedNode {

@@ -1,10 +1,11 @@
-//! A cluster ingester's shards on `/metrics`: what operators watch while
-//! shards move, and what tests wait on.
+//! A cluster ingester's shards and a compactor's work on `/metrics`: what
+//! operators watch while shards move, and what tests wait on.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use sundial_cluster::Ingester;
+use sundial_cluster::{Compactor, Ingester};
 
 #[derive(Debug)]
 pub(super) struct ShardsCollector(pub(super) Ingester);
@@ -27,6 +28,46 @@ impl Collector for ShardsCollector {
             let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
             let sample = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(sample)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct CompactorCollector(pub(super) Compactor);
+
+impl Collector for CompactorCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let leader = ConstGauge::new(i64::from(self.0.is_leader()));
+        let sample = encoder.encode_descriptor(
+            "cluster_compactor_leader",
+            "1 while this compactor holds the compactor lease (the one that works)",
+            None,
+            leader.metric_type(),
+        )?;
+        leader.encode(sample)?;
+        let (rounds, retired, deleted) = self.0.counts();
+        let counters = [
+            (
+                "cluster_compaction_rounds",
+                "Compaction rounds this compactor finished",
+                rounds,
+            ),
+            (
+                "cluster_blocks_retired",
+                "Blocks the shards' owners replaced at this compactor's request",
+                retired,
+            ),
+            (
+                "cluster_retired_objects_deleted",
+                "Objects of replaced blocks this compactor deleted after the grace period",
+                deleted,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let sample = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(sample)?;
         }
         Ok(())
     }

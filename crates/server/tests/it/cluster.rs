@@ -5,8 +5,9 @@
 //! shards move as the ingesters join and after one is killed with
 //! `kill -9` during writes; while PostgreSQL is down they go on taking
 //! writes and answering, and no shard moves when it is back.
-//! Listings and SQL answer alike too. Routes not built for clusters say
-//! so; a role not built refuses to start.
+//! Listings and SQL answer alike too. Two compactors: one works at a
+//! time, and the other takes over when it is killed. Routes not built for
+//! clusters say so.
 
 use crate::harness::{TestServer, json, point};
 use crate::object_store::fresh_store_keys;
@@ -24,7 +25,9 @@ fn node_config(pg_url: &str, nats_url: &str, store: &str, role: &str, id: &str) 
     format!(
         "[cluster]\nrole = \"{role}\"\npostgres_url = \"{pg_url}\"\nnats_url = \"{nats_url}\"\n\
          shards = 8\nnode_id = \"{id}\"\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\n\
-         lease_secs = 3\nrequest_timeout_secs = 10\n{store}"
+         lease_secs = 3\nrequest_timeout_secs = 10\ncheckpoint_secs = 2\n\
+         compaction_secs = 1\ncompaction_grace_secs = 0\n{store}\n\
+         [storage]\ncompaction_settle_secs = 0\n"
     )
 }
 
@@ -176,16 +179,14 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     let (pg_url, nats_url) = (pg.url(), nats.url());
     let config = |role: &str, id: &str| node_config(&pg_url, &nats_url, &store, role, id);
 
-    // A role not built yet refuses to start.
-    if let Ok(mut s) = TestServer::spawn_with_config(&config("compactor", "c1")) {
-        s.kill9()?;
-        bail!("a compactor node started");
-    }
-
     let single = TestServer::spawn()?;
     let first = TestServer::spawn_with_config(&config("ingester", "i1"))?;
     let router = TestServer::spawn_with_config(&config("router", "r1"))?;
     let querier = TestServer::spawn_with_config(&config("querier", "q1"))?;
+    let compactors = vec![
+        TestServer::spawn_with_config(&config("compactor", "c1"))?,
+        TestServer::spawn_with_config(&config("compactor", "c2"))?,
+    ];
     let mut ingesters = vec![first];
     let ids = ["i1", "i2", "i3"];
     for (i, body) in puts(0..60, 15).iter().enumerate() {
@@ -218,6 +219,8 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
     sql_alike(&single, &querier)?;
+    compactor_handover(compactors)?;
+    same_answers(&single, &querier, 60)?;
 
     // kill -9 of an ingester while writes go on: its shards move to the
     // others (lease time, then restore and replay of the JetStream log),
@@ -394,6 +397,53 @@ fn sql_alike(single: &TestServer, querier: &TestServer) -> Result<()> {
     assert_eq!(status, 200, "{text}");
     assert_eq!(json(&text)?["rows"], json!([[written]]));
     Ok(())
+}
+
+/// One compactor of two works (holds the lease) and has the owners
+/// merge blocks and deletes what they replaced; killed with `kill -9`,
+/// the other takes over and works.
+fn compactor_handover(mut compactors: Vec<TestServer>) -> Result<()> {
+    let leader = |c: &TestServer| gauge(c, "sundial_cluster_compactor_leader");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let leading = compactors
+            .iter()
+            .map(leader)
+            .collect::<Result<Vec<usize>>>()?;
+        if leading.iter().sum::<usize>() == 1 {
+            break leading.iter().position(|&l| l == 1).unwrap_or(0);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no single compactor leads: {leading:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Checkpoints every two seconds left several blocks per shard.
+    until_gauge(
+        &compactors[first],
+        "sundial_cluster_retired_objects_deleted_total",
+        |n| n > 0,
+    )?;
+    let mut dead = compactors.remove(first);
+    dead.kill9()?;
+    let other = &compactors[0];
+    until_gauge(other, "sundial_cluster_compactor_leader", |l| l == 1)?;
+    until_gauge(other, "sundial_cluster_compaction_rounds_total", |n| n > 0)
+}
+
+/// Waits (up to a minute) until gauge or counter `name` of `server`
+/// satisfies `done`.
+fn until_gauge(server: &TestServer, name: &str, done: impl Fn(usize) -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = gauge(server, name)?;
+        if done(value) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} stayed at {value}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A put a minute over `minutes` through the router (retried while busy)

@@ -62,7 +62,11 @@ pub(crate) fn record(inner: &Inner, blocks: &[Arc<Block>]) -> Result<()> {
 pub(crate) fn discard(inner: &Inner, b: &Block) {
     if b.is_remote() {
         let key = b.manifest_entry().map(|e| e.key).unwrap_or_default();
-        if pinned(&inner.config).contains(&key) {
+        if inner.config.blocks_shared {
+            // A cluster's manifest still names it until the owner records
+            // the change; its compactor deletes the object after that.
+            inner.replaced.lock().push(key);
+        } else if pinned(&inner.config).contains(&key) {
             info!(key = %key, "a snapshot still names the replaced block; its object stays");
         } else {
             b.retire();

@@ -68,6 +68,20 @@ impl Db {
             .collect()
     }
 
+    /// Keys (as [`RemoteBlock::key`]) of shared blocks replaced by a
+    /// compaction or dropped by retention since the last
+    /// [`Db::forget_replaced`]: the owner records them as retired.
+    pub fn replaced_blocks(&self) -> Vec<String> {
+        self.inner.replaced.lock().clone()
+    }
+
+    /// Forgets the first `n` [`Db::replaced_blocks`], once recorded.
+    pub fn forget_replaced(&self, n: usize) {
+        let mut replaced = self.inner.replaced.lock();
+        let n = n.min(replaced.len());
+        replaced.drain(..n);
+    }
+
     /// Stops the database without flushing its head: its owner lost it,
     /// and the points are in the cluster's log for the next owner.
     pub fn discard(&self) {
