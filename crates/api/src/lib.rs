@@ -1,7 +1,8 @@
 //! What Sundial's wire APIs share: one credential store and its grants
 //! (`access`), request bodies (`body`), the server-wide `[limits]`, the
 //! write hook every API's writes pass through, the sink they all write
-//! into (`sink`) and where their queries read (`reads`). The APIs themselves are the
+//! into (`sink`), where their queries read (`reads`) and metadata a
+//! cluster's nodes share (`shared`). The APIs themselves are the
 //! crates `sundial-opentsdb`, `sundial-baidu` and `sundial-bkmonitor`, none
 //! of which depends on another.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -13,6 +14,7 @@ pub mod body;
 pub mod fuzz;
 pub mod limits;
 pub mod reads;
+pub mod shared;
 pub mod sink;
 pub mod stats;
 pub mod write_hook;

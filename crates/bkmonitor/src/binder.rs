@@ -5,7 +5,7 @@
 
 use super::Api;
 use super::ingest::{Seen, name_error, name_ok, note, one_unit};
-use super::model::Registry;
+use super::registry::Registry;
 use axum::http::HeaderMap;
 use std::sync::Arc;
 use sundial_api::write_hook::{HookedWrite, Refusal, StoredFuture, WriteHook, WriteRequest};

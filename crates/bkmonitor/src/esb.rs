@@ -27,6 +27,9 @@ pub(crate) enum BkError {
     Biz(Biz),
     /// Anything unexpected (code 1306000).
     Internal,
+    /// The metadata could not be stored (its file, or a cluster's
+    /// PostgreSQL): code 1306000, saying so; nothing changed.
+    NotStored,
     /// A body over the server's limit (HTTP 413).
     TooLarge(usize),
 }
@@ -146,7 +149,22 @@ impl BkError {
                 1306000,
                 "Component error, please contact the component developer to handle it.".into(),
             ),
+            BkError::NotStored => (
+                StatusCode::OK,
+                1306000,
+                "Component error: the metadata store cannot be written now; nothing was \
+                 changed, retry later."
+                    .into(),
+            ),
         }
+    }
+}
+
+impl BkError {
+    /// A failed store of the metadata, logged with its cause.
+    pub(crate) fn not_stored(e: std::io::Error) -> Self {
+        tracing::error!(error = %e, "cannot store the BlueKing metadata");
+        Self::NotStored
     }
 }
 

@@ -223,7 +223,7 @@ pub(super) fn create(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
             s.groups.insert(id, group);
             Ok(out)
         },
-        |_| BkError::Internal,
+        BkError::not_stored,
     )
 }
 
@@ -309,7 +309,7 @@ pub(super) fn get(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
         .map_err(&v)?;
     let with_rt = p.opt_bool("with_result_table_info").map_err(&v)?;
     let view = api.view();
-    api.registry.read(|s| {
+    api.registry.read_fresh(|s| {
         let g = active_group(s, id)?;
         let mut obj = group_json(g, view);
         if !p.shows_tokens {
@@ -405,14 +405,14 @@ pub(super) fn modify(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
                 || data_label.is_some()
                 || declared.is_some()
                 || fields.is_some();
-            if let Some(n) = name {
-                g.name = n;
+            if let Some(n) = &name {
+                g.name = n.clone();
             }
-            if let Some(l) = label {
-                g.label = l;
+            if let Some(l) = &label {
+                g.label = l.clone();
             }
-            if let Some(d) = data_label {
-                g.data_label = d;
+            if let Some(d) = &data_label {
+                g.data_label = d.clone();
             }
             if let Some(e) = enable {
                 changed |= e != g.is_enable;
@@ -430,7 +430,7 @@ pub(super) fn modify(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
             }
             Ok(group_json(g, view))
         },
-        |_| BkError::Internal,
+        BkError::not_stored,
     )
 }
 
@@ -486,7 +486,7 @@ pub(super) fn delete(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
             g.last_modify_time_ms = now_ms();
             Ok(Value::Null)
         },
-        |_| BkError::Internal,
+        BkError::not_stored,
     )
 }
 
@@ -503,7 +503,7 @@ pub(super) fn query(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
         .map_err(&v)?;
     let biz = p.opt_int("bk_biz_id", I32_MIN, I32_MAX).map_err(&v)?;
     let view = api.view();
-    api.registry.read(|s| {
+    api.registry.read_fresh(|s| {
         let matches: Vec<&Group> = s
             .groups
             .values()
@@ -541,7 +541,7 @@ pub(super) fn hide_token(obj: &mut Value) {
 pub(super) fn metrics(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
     let table_id = p.string("table_id", 255, false).map_err(param(METRICS))?;
     let view: View = api.view();
-    api.registry.read(|s| {
+    api.registry.read_fresh(|s| {
         let g = s
             .groups
             .values()

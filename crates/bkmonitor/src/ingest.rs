@@ -215,7 +215,7 @@ fn group_for(api: &Api, data_id: Option<&Value>, token: Option<&Value>) -> Resul
     };
     let group: Group = api
         .registry
-        .read(|s| {
+        .read_fresh(|s| {
             s.group_of_data_id(data_id)
                 .filter(|g| !g.is_delete)
                 .cloned()

@@ -14,6 +14,7 @@ mod groups;
 mod ingest;
 mod labels;
 mod model;
+mod registry;
 mod sources;
 mod validate;
 
@@ -38,7 +39,7 @@ use validate::Params;
 /// What the BlueKing handlers need.
 #[derive(Debug, Clone)]
 pub struct Api {
-    pub(crate) registry: Arc<model::Registry>,
+    pub(crate) registry: Arc<registry::Registry>,
     pub(crate) config: Arc<Config>,
     /// Where group data is stored (the default database).
     pub(crate) db: Db,
@@ -64,7 +65,7 @@ impl Api {
         limits: sundial_api::limits::Limits,
     ) -> std::io::Result<Self> {
         Ok(Self {
-            registry: Arc::new(model::Registry::open(dir)?),
+            registry: Arc::new(registry::Registry::open(dir)?),
             config: Arc::new(config),
             db,
             max_body_bytes,
@@ -73,6 +74,17 @@ impl Api {
             limits,
             sink: sundial_api::sink::Sink::default(),
         })
+    }
+
+    /// Keeps the metadata in `doc`, which every node of a cluster shares,
+    /// instead of this node's file. Before [`Api::binder`]: the binder
+    /// looks groups up where the API keeps them.
+    pub fn with_shared_metadata(
+        mut self,
+        doc: Arc<dyn sundial_api::shared::SharedDocument>,
+    ) -> std::io::Result<Self> {
+        self.registry = Arc::new(registry::Registry::open_shared(doc)?);
+        Ok(self)
     }
 
     /// Sends every write to `sink` instead of this node's databases.

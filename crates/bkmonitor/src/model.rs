@@ -1,13 +1,10 @@
 //! The metadata of BlueKing custom time series (spec 6): data sources,
-//! groups with their metric and dimension registries, and the durable
-//! snapshot they live in.
+//! groups with their metric and dimension registries (kept durable by
+//! `registry.rs`).
 
-use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use sundial_storage::vfs::Vfs;
+use std::collections::BTreeMap;
 
 /// A data source (spec 6.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,139 +198,4 @@ pub(crate) fn group_json(g: &Group, view: View) -> Value {
         "metric_group_dimensions": [],
         "metric_info_list": metric_infos(g, view),
     })
-}
-
-/// The state and the file it is kept in. Mutations run one at a time on a
-/// copy that replaces the state only once it is on disk.
-#[derive(Debug)]
-pub(crate) struct Registry {
-    path: PathBuf,
-    state: RwLock<State>,
-    writer: Mutex<()>,
-    /// db prefix → group id, rebuilt with every mutation.
-    prefixes: RwLock<HashMap<String, i64>>,
-    /// When `last_seen` updates were last written.
-    seen_persisted_ms: Mutex<i64>,
-}
-
-const FILE: &str = "bkmonitor-metadata.json";
-
-impl Registry {
-    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
-        let path = dir.join(FILE);
-        let state: State = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
-                next_group_id: 1,
-                ..State::default()
-            },
-            Err(e) => return Err(e),
-        };
-        let prefixes = index(&state);
-        Ok(Self {
-            path,
-            state: RwLock::new(state),
-            writer: Mutex::new(()),
-            prefixes: RwLock::new(prefixes),
-            seen_persisted_ms: Mutex::new(0),
-        })
-    }
-
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        f(&self.state.read())
-    }
-
-    /// The group whose db prefix this is.
-    pub(crate) fn group_by_prefix(&self, prefix: &str) -> Option<i64> {
-        self.prefixes.read().get(prefix).copied()
-    }
-
-    pub(crate) fn has_groups(&self) -> bool {
-        !self.prefixes.read().is_empty()
-    }
-
-    /// Runs `f` on a copy of the state; a success is written to disk and
-    /// then becomes the state. `E` is the caller's error.
-    pub(crate) fn mutate<R, E>(
-        &self,
-        f: impl FnOnce(&mut State) -> Result<R, E>,
-        io_error: impl FnOnce(std::io::Error) -> E,
-    ) -> Result<R, E> {
-        let _one = self.writer.lock();
-        let mut copy = self.state.read().clone();
-        let out = f(&mut copy)?;
-        self.persist(&copy).map_err(io_error)?;
-        *self.prefixes.write() = index(&copy);
-        *self.state.write() = copy;
-        Ok(out)
-    }
-
-    /// Records data seen for a group's metrics (spec 9.6): new metrics and
-    /// tags are made durable before returning; `last_seen` alone is written
-    /// at most once a minute.
-    pub(crate) fn discover(
-        &self,
-        group_id: i64,
-        seen: &[(String, Vec<String>)],
-        now_ms: i64,
-    ) -> std::io::Result<()> {
-        let novel = self.read(|s| {
-            // A group deleted meanwhile keeps its registry empty.
-            let Some(g) = s.groups.get(&group_id).filter(|g| !g.is_delete) else {
-                return false;
-            };
-            seen.iter().any(|(field, tags)| {
-                g.metrics
-                    .iter()
-                    .find(|m| m.field_name == *field)
-                    .is_none_or(|m| tags.iter().any(|t| t != "target" && !m.tags.contains(t)))
-            })
-        });
-        let touch = |s: &mut State| {
-            if let Some(g) = s.groups.get_mut(&group_id).filter(|g| !g.is_delete) {
-                for (field, tags) in seen {
-                    g.merge_metric(field, tags, false);
-                    if let Some(m) = g.metrics.iter_mut().find(|m| m.field_name == *field) {
-                        m.last_seen_ms = Some(now_ms);
-                    }
-                }
-            }
-        };
-        if novel {
-            return self.mutate(
-                |s| {
-                    touch(s);
-                    Ok(())
-                },
-                |e| e,
-            );
-        }
-        let _one = self.writer.lock();
-        touch(&mut self.state.write());
-        let mut last = self.seen_persisted_ms.lock();
-        if now_ms.saturating_sub(*last) >= 60_000 {
-            *last = now_ms;
-            let copy = self.state.read().clone();
-            self.persist(&copy)?;
-        }
-        Ok(())
-    }
-
-    fn persist(&self, state: &State) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(state)?;
-        Vfs::default().write_atomic(&self.path, &bytes)
-    }
-}
-
-fn index(state: &State) -> HashMap<String, i64> {
-    state
-        .groups
-        .values()
-        .map(|g| (g.db_prefix().to_owned(), g.id))
-        .collect()
 }

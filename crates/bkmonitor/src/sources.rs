@@ -93,7 +93,7 @@ pub(super) fn create_data_id(api: &Api, p: &Params<'_>) -> Result<Value, BkError
             );
             Ok(json!({"bk_data_id": id}))
         },
-        |_| BkError::Internal,
+        BkError::not_stored,
     )
 }
 
@@ -103,7 +103,7 @@ pub(super) fn get_data_id(api: &Api, p: &Params<'_>) -> Result<Value, BkError> {
     let name = p.opt_string("data_name", 128, false).map_err(&v)?;
     let with_rt = p.opt_bool("with_rt_info").map_err(&v)?.unwrap_or(true);
     let view = api.view();
-    api.registry.read(|s| {
+    api.registry.read_fresh(|s| {
         let source = match (id, &name) {
             (Some(id), _) => s.sources.get(&id),
             (None, Some(n)) => s.sources.values().find(|d| d.data_name == *n),

@@ -8,6 +8,7 @@
 //! its lease can no longer commit anything under it.
 
 mod compactor;
+mod document;
 mod error;
 mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -27,6 +28,7 @@ mod transport;
 mod wal;
 
 pub use compactor::{Compactor, CompactorConfig, RoundReport};
+pub use document::PgDocument;
 pub use error::{Error, Result};
 pub use frame::{
     BatchRules, FoldedAnswer, FrameError, RowsAnswer, ShardBatch, StagedAnswer,

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_nodes.sql"),
     include_str!("../migrations/0003_checkpoints.sql"),
     include_str!("../migrations/0004_retired.sql"),
+    include_str!("../migrations/0005_documents.sql"),
 ];
 
 /// Any fixed number: the advisory lock that lets one node at a time

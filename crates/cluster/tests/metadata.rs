@@ -294,3 +294,21 @@ async fn queriers_prune_blocks_by_database_shard_and_time() -> anyhow::Result<()
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_shared_document_is_replaced_only_over_the_version_read() -> anyhow::Result<()> {
+    let pg = Postgres::start()?;
+    let a = Meta::connect(&pg.url()).await?;
+    let b = Meta::connect(&pg.url()).await?;
+    assert_eq!(a.document("bk").await?, None);
+    assert_eq!(a.document_version("bk").await?, 0);
+    assert!(a.store_document("bk", 0, b"one").await?);
+    // b read version 0 too: its store is refused, nothing changes.
+    assert!(!b.store_document("bk", 0, b"two").await?);
+    assert_eq!(b.document("bk").await?, Some((1, b"one".to_vec())));
+    assert!(b.store_document("bk", 1, b"two").await?);
+    assert!(!a.store_document("bk", 1, b"three").await?);
+    assert_eq!(a.document("bk").await?, Some((2, b"two".to_vec())));
+    assert_eq!(a.document_version("other").await?, 0);
+    Ok(())
+}

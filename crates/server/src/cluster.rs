@@ -351,20 +351,32 @@ async fn start_ingester(
 }
 
 /// Whether a cluster node serves the route: writes of every API,
-/// OpenTSDB's and Baidu's JSON queries and the listings so far. The
-/// others read or change what one node holds alone (metadata, SQL,
-/// `last`) and answer "not in cluster mode yet" rather than from this
-/// node's empty store.
+/// OpenTSDB's and Baidu's JSON queries, SQL, the listings and BlueKing's
+/// metadata so far. The others read or change what one node holds alone
+/// (lookups, `last`, UIDs, databases, grants) and answer "not in cluster
+/// mode yet" rather than from this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
-        "/v1/datapoint" | "/v1/row" => true,
+        "/v1/datapoint" | "/v1/row" | "/v2/push" => true,
+        _ if bkmonitor_metadata(path) => true,
         _ => {
             method == Method::GET
                 && (matches!(path, "" | "/metrics" | "/v1/metric") || listing(path))
         }
     }
+}
+
+/// BlueKing's metadata calls (their state is shared through PostgreSQL).
+fn bkmonitor_metadata(path: &str) -> bool {
+    [
+        "/api/c/compapi/v2/monitor_v3/",
+        "/api/c/compapi/monitor_v3/",
+        "/app/metadata/",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(prefix))
 }
 
 /// Baidu's per-metric listings: `/v1/metric/{metric}/field` and `/tag`.

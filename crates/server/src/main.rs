@@ -204,7 +204,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let bk = sundial_bkmonitor::Api::new(
+    let mut bk = sundial_bkmonitor::Api::new(
         engine.default_db(),
         config.bkmonitor.clone(),
         engine.data_dir(),
@@ -213,6 +213,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         limits.clone(),
     )?;
+    if let Some(cluster) = &config.cluster {
+        // Every node of a cluster sees the same groups and data ids.
+        let doc = runtime.block_on(sundial_cluster::PgDocument::connect(
+            &cluster.postgres_url,
+            "bkmonitor",
+        ))?;
+        bk = bk.with_shared_metadata(std::sync::Arc::new(doc))?;
+    }
     // BlueKing's group binding sees the writes of every other API.
     let hooks = sundial_api::write_hook::WriteHooks::new(vec![std::sync::Arc::new(bk.binder())]);
     let node = match &config.cluster {

@@ -5,7 +5,8 @@
 //! shards move as the ingesters join and after one is killed with
 //! `kill -9` during writes; while PostgreSQL is down they go on taking
 //! writes and answering, and no shard moves when it is back.
-//! Listings and SQL answer alike too. Two compactors: one works at a
+//! Listings and SQL answer alike too; BlueKing's metadata is shared by
+//! every node. Two compactors: one works at a
 //! time, and the other takes over when it is killed. Routes not built for
 //! clusters say so.
 
@@ -219,6 +220,7 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
     sql_alike(&single, &querier)?;
+    let bk_group = bkmonitor_shared(&router, &querier)?;
     compactor_handover(compactors)?;
     same_answers(&single, &querier, 60)?;
 
@@ -249,12 +251,34 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
         assert_eq!(status, 204, "single node: {text}");
     }
     same_answers(&single, &querier, 150)?;
+    // BlueKing's metadata cannot change meanwhile: a failure envelope, no
+    // group; its reads still answer from what the node holds.
+    let group = json!({"bk_data_id": 901, "bk_biz_id": 7, "time_series_group_name": "later",
+        "label": "application", "operator": "system"});
+    let create = |node: &TestServer| {
+        crate::bk::call(
+            node,
+            "metadata_create_time_series_group",
+            &crate::bk::with_auth(group.clone()),
+        )
+    };
+    let (_, refused) = create(&router)?;
+    assert_eq!(refused["result"], json!(false), "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("metadata store"), "{refused}");
+    crate::bk::ok(
+        &querier,
+        "metadata_get_time_series_group",
+        json!({"time_series_group_id": bk_group}),
+    )?;
     pg.restart()?;
     until_shards(&ingesters, |_, unconfirmed| unconfirmed == 0)?;
     settled(&ingesters, &["i1", "i3"])?;
     let owned_after = ingesters.iter().map(owned).collect::<Result<Vec<_>>>()?;
     assert_eq!(owned_after, owned_before, "shards moved after the outage");
     same_answers(&single, &querier, 150)?;
+    let (_, created) = create(&router)?;
+    assert_eq!(created["result"], json!(true), "{created}");
     drop((i2, ingesters));
     Ok(())
 }
@@ -397,6 +421,60 @@ fn sql_alike(single: &TestServer, querier: &TestServer) -> Result<()> {
     assert_eq!(status, 200, "{text}");
     assert_eq!(json(&text)?["rows"], json!([[written]]));
     Ok(())
+}
+
+/// BlueKing's metadata is the cluster's, not a node's: a group created
+/// through the router is the querier's too (and its data id taken there),
+/// data pushed through the querier is discovered for the router's
+/// metric listing, and the points read back through the querier.
+/// Answers the group's id.
+fn bkmonitor_shared(router: &TestServer, querier: &TestServer) -> Result<Value> {
+    use crate::bk::{call, metric_names, ok, table_id, with_auth};
+    let create = json!({"bk_data_id": 900, "bk_biz_id": 7, "time_series_group_name": "shared",
+        "label": "application", "operator": "system",
+        "metric_info_list": [{"field_name": "declared", "tag_list": ["module"]}]});
+    let group = ok(router, "metadata_create_time_series_group", create.clone())?;
+    let id = group["time_series_group_id"].clone();
+    let elsewhere = ok(
+        querier,
+        "metadata_get_time_series_group",
+        json!({"time_series_group_id": id}),
+    )?;
+    // The get answers a list (spec 8.2).
+    assert_eq!(elsewhere, json!([group]));
+    let (_, again) = call(
+        querier,
+        "metadata_create_time_series_group",
+        &with_auth(create),
+    )?;
+    assert_eq!(again["result"], json!(false), "{again}");
+
+    let token = group["token"].as_str().unwrap_or_default();
+    let ts = T0 * 1000;
+    let push = json!({"data_id": 900, "access_token": token, "data": [
+        {"metrics": {"cpu_load": 12.5}, "target": "10.0.0.1",
+         "dimension": {"module": "db"}, "timestamp": ts}]});
+    let (status, text) = until_not_busy(querier, "POST", "/v2/push/", Some(&push.to_string()))?;
+    assert_eq!(status, 200, "{text}");
+    let metrics = ok(
+        router,
+        "metadata_get_time_series_metrics",
+        json!({"table_id": table_id(7, 900)}),
+    )?;
+    assert_eq!(
+        metric_names(&metrics["metric_info_list"]),
+        ["declared", "cpu_load"]
+    );
+    let query = json!({"start": T0, "end": T0 + 60, "queries": [
+        {"metric": "7_bkmonitor_time_series_900.cpu_load", "aggregator": "sum"}]});
+    let (status, text) = until_not_busy(querier, "POST", "/api/query", Some(&query.to_string()))?;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        json(&text)?[0]["dps"][T0.to_string()],
+        json!(12.5),
+        "{text}"
+    );
+    Ok(id)
 }
 
 /// One compactor of two works (holds the lease) and has the owners
