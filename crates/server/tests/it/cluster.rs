@@ -1,6 +1,6 @@
 //! A cluster of separate `sundial serve` processes on loopback, with
 //! PostgreSQL, nats-server (JetStream) and the S3 test server: three
-//! ingesters, a router and a querier take OpenTSDB and Baidu writes and
+//! ingesters, a router and two queriers take OpenTSDB and Baidu writes and
 //! answer their queries as one node does with the same writes, while
 //! shards move as the ingesters join and after one is killed with
 //! `kill -9` during writes; while PostgreSQL is down they go on taking
@@ -183,7 +183,8 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     let single = TestServer::spawn()?;
     let first = TestServer::spawn_with_config(&config("ingester", "i1"))?;
     let router = TestServer::spawn_with_config(&config("router", "r1"))?;
-    let querier = TestServer::spawn_with_config(&config("querier", "q1"))?;
+    let mut querier = TestServer::spawn_with_config(&config("querier", "q1"))?;
+    let second_querier = TestServer::spawn_with_config(&config("querier", "q2"))?;
     let compactors = vec![
         TestServer::spawn_with_config(&config("compactor", "c1"))?,
         TestServer::spawn_with_config(&config("compactor", "c2"))?,
@@ -219,7 +220,7 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     let (status, text) = router.get("/api/search/lookup?m=cpu.load")?;
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
-    sql_alike(&single, &querier)?;
+    sql_alike(&single, &second_querier)?;
     let bk_group = bkmonitor_shared(&router, &querier)?;
     compactor_handover(compactors)?;
     same_answers(&single, &querier, 60)?;
@@ -232,6 +233,12 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     writes_through(nodes, 60..120, || ingesters[1].kill9())?;
     let i2 = ingesters.remove(1);
     settled(&ingesters, &["i1", "i3"])?;
+    same_answers(&single, &second_querier, 120)?;
+
+    // A querier is stateless: killed and started again, it answers the
+    // same.
+    querier.kill9()?;
+    let querier = TestServer::spawn_with_config(&config("querier", "q1"))?;
     same_answers(&single, &querier, 120)?;
 
     // PostgreSQL crashes. The ingesters keep their shards, unconfirmed:
