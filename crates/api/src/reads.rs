@@ -11,9 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
-use sundial_model::{Listed, Listing, Query, SeriesResult};
+use sundial_model::{Listed, Listing, Query, SeriesResult, StatsQuery};
 use sundial_query::Budget;
 use sundial_query::series_query::{Limits, SeriesHalf, execute_series};
+use sundial_query::stats::GroupedStats;
 use sundial_storage::Db;
 
 /// What [`RemoteReads`] calls return.
@@ -58,6 +59,15 @@ pub trait RemoteReads: Send + Sync + Debug {
         query: &'a SeriesQuery,
         budget: &'a Budget,
     ) -> ReadFuture<'a, Vec<SeriesHalf>>;
+
+    /// SQL's statistics per group and bucket over `database`
+    /// (`stats::grouped_by` at each owner), merged; and the points read.
+    fn sql_stats<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a StatsQuery,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, (GroupedStats, u64)>;
 }
 
 /// A shared handle on the server's reads: local unless made remote.

@@ -16,6 +16,7 @@ mod folded;
 mod outcome;
 mod rows;
 mod staged;
+mod stats;
 
 pub use folded::FoldedAnswer;
 pub(crate) use folded::{decode_folded, encode_folded};
@@ -24,6 +25,8 @@ pub use rows::RowsAnswer;
 pub(crate) use rows::{decode_rows, encode_rows};
 pub use staged::StagedAnswer;
 pub(crate) use staged::{decode_staged, encode_staged};
+pub use stats::StatsAnswer;
+pub(crate) use stats::{decode_stats, encode_stats};
 
 const MAGIC: &[u8; 4] = b"SDF2";
 

@@ -31,7 +31,7 @@ pub use compactor::{Compactor, CompactorConfig, RoundReport};
 pub use document::PgDocument;
 pub use error::{Error, Result};
 pub use frame::{
-    BatchRules, FoldedAnswer, FrameError, RowsAnswer, ShardBatch, StagedAnswer,
+    BatchRules, FoldedAnswer, FrameError, RowsAnswer, ShardBatch, StagedAnswer, StatsAnswer,
     decode as decode_frame, decode_outcome, encode as encode_frame, encode_outcome,
 };
 pub use ingest::{Ingester, IngesterConfig};
@@ -46,6 +46,6 @@ pub use router::Router;
 pub use shard::shard_of;
 pub use transport::{
     COMPACT_PATH, FOLDED_PATH, FRAMES_PATH, FrameClient, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES,
-    ROWS_PATH, STAGE_PATH, StageRequest, ingest_routes, serve_ingest,
+    ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest, ingest_routes, serve_ingest,
 };
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

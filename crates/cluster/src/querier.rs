@@ -19,8 +19,9 @@ use std::future::Future;
 use std::sync::Arc;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
-use sundial_model::{ErrorClass, Listed, Listing, Query, SeriesResult};
+use sundial_model::{ErrorClass, Listed, Listing, Query, SeriesResult, StatsQuery};
 use sundial_query::series_query::{Limits, SeriesHalf, finish_folded, finish_series, folds};
+use sundial_query::stats::{GroupedStats, merge_grouped};
 use sundial_query::{Budget, StagedSeries, finish};
 use tracing::warn;
 
@@ -126,6 +127,34 @@ impl Querier {
             listed.merge(part, listing.max);
         }
         Ok(listed)
+    }
+
+    /// SQL's statistics per group and bucket over `database` in every
+    /// shard, merged as one database's would be; and the points the
+    /// owners read.
+    pub async fn sql_stats(
+        &self,
+        database: &str,
+        query: &StatsQuery,
+        budget: &Budget,
+    ) -> sundial_query::Result<(GroupedStats, u64)> {
+        let parts = self
+            .gather(|address, shards| {
+                let request = request(database, shards, query.clone(), budget);
+                async move {
+                    let answer = self.inner.client.sql_stats(&address, &request).await?;
+                    Ok((answer.shards.clone(), answer))
+                }
+            })
+            .await
+            .map_err(query_error)?;
+        let mut groups = GroupedStats::new();
+        let mut points = 0;
+        for part in parts {
+            merge_grouped(&mut groups, part.groups);
+            points += part.points;
+        }
+        Ok((groups, points))
     }
 
     async fn stage(
@@ -251,6 +280,15 @@ impl RemoteReads for Querier {
         budget: &'a Budget,
     ) -> ReadFuture<'a, Vec<SeriesHalf>> {
         Box::pin(Querier::rows(self, database, query, budget))
+    }
+
+    fn sql_stats<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a StatsQuery,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, (GroupedStats, u64)> {
+        Box::pin(Querier::sql_stats(self, database, query, budget))
     }
 }
 

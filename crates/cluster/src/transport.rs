@@ -22,7 +22,9 @@ use sundial_model::WriteOutcome;
 
 mod stage;
 
-pub use stage::{FOLDED_PATH, LIST_PATH, ListedAnswer, ROWS_PATH, STAGE_PATH, StageRequest};
+pub use stage::{
+    FOLDED_PATH, LIST_PATH, ListedAnswer, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
+};
 
 /// Where owners take frames.
 pub const FRAMES_PATH: &str = "/internal/v1/frames";
@@ -52,6 +54,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .route(ROWS_PATH, axum::routing::post(stage::stage_rows))
         .route(FOLDED_PATH, axum::routing::post(stage::stage_folded))
         .route(LIST_PATH, axum::routing::post(stage::list))
+        .route(STATS_PATH, axum::routing::post(stage::sql_stats))
         .route(COMPACT_PATH, axum::routing::post(compact))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
         .with_state(state)

@@ -10,6 +10,7 @@ pub mod listing;
 pub mod query;
 pub mod series;
 pub mod series_query;
+pub mod stats_query;
 pub mod value;
 pub mod write;
 
@@ -21,6 +22,7 @@ pub use query::{
 };
 pub use series::{SeriesKey, Tags};
 pub use series_query::SeriesQuery;
+pub use stats_query::StatsQuery;
 pub use value::{FieldValue, Kind, NumberText, ValueInput};
 pub use write::{PointError, WriteOutcome, WritePoint};
 

@@ -7,7 +7,7 @@
 
 mod grouped;
 
-pub use grouped::{GroupedStats, StatsRequest, grouped};
+pub use grouped::{GroupedStats, StatsRequest, grouped, grouped_by, merge_grouped};
 
 use crate::series_query::buckets::Bucketer;
 use crate::{Error, Result};

@@ -18,6 +18,7 @@ mod exec;
 
 use crate::Budget;
 use crate::functions::TimeBucket;
+use crate::remote::Store;
 use crate::scan::Pushdown;
 use crate::table::{MetricTable, TIME};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -35,7 +36,6 @@ use exec::FoldedTable;
 use std::sync::Arc;
 use sundial_model::Kind;
 use sundial_model::series_query::RangeFn;
-use sundial_storage::Db;
 
 /// The rule, registered in every statement's session.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ struct Agg {
 /// Everything the folded scan needs.
 #[derive(Debug)]
 struct Spec {
-    db: Db,
+    store: Store,
     metric: String,
     budget: Arc<Budget>,
     pushdown: Pushdown,
@@ -142,10 +142,6 @@ fn spec(aggregate: &Aggregate, predicate: Option<&Expr>, scan: &TableScan) -> Re
     }
     let provider = source_as_provider(&scan.source)?;
     let Some(table) = provider.downcast_ref::<MetricTable>() else {
-        return Ok(None);
-    };
-    // A cluster's rows are aggregated by DataFusion at the querier.
-    let Some(db) = table.local_db() else {
         return Ok(None);
     };
     // Every condition must narrow the scan exactly.
@@ -221,7 +217,7 @@ fn spec(aggregate: &Aggregate, predicate: Option<&Expr>, scan: &TableScan) -> Re
         .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), f.is_nullable()))
         .collect();
     Ok(Some(Spec {
-        db: db.clone(),
+        store: table.store().clone(),
         metric: table.metric().to_owned(),
         budget: table.budget().clone(),
         pushdown,

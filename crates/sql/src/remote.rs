@@ -4,7 +4,9 @@
 //! from a listing of its metric merged over the shards' owners, its rows
 //! from each owner's per-series half of a raw query over the pushed-down
 //! time range and tags; DataFusion then runs the statement on those rows
-//! at the querier, exactly as over a local scan (docs/cluster.md, "SQL").
+//! at the querier, exactly as over a local scan. An aggregate the scan
+//! folds (`aggregate.rs`) is folded at the owners instead, and only the
+//! statistics per group and bucket cross (docs/cluster.md, "The querier").
 
 use crate::Budget;
 use crate::scan::{Pushdown, SeriesRows};
@@ -12,7 +14,8 @@ use datafusion::error::DataFusionError;
 use std::sync::Arc;
 use sundial_api::reads::RemoteReads;
 use sundial_model::series_query::{Branch, Order, SeriesQuery};
-use sundial_model::{Kind, Listing, Names, SeriesKey};
+use sundial_model::{Kind, Listing, Names, SeriesKey, StatsQuery};
+use sundial_query::stats::GroupedStats;
 use sundial_storage::Db;
 
 #[derive(Debug, Clone)]
@@ -102,6 +105,21 @@ impl Remote {
         }
         series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(series.into_iter().map(|(_, rows)| rows).collect())
+    }
+}
+
+impl Remote {
+    /// SQL's statistics per group and bucket, folded at the owners and
+    /// merged; and the points they read. Waits on the runtime, as
+    /// [`Remote::rows`].
+    pub(crate) fn stats(
+        &self,
+        query: &StatsQuery,
+        budget: &sundial_query::Budget,
+    ) -> sundial_query::Result<(GroupedStats, u64)> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| sundial_query::Error::Internal("a remote scan outside the runtime"))?;
+        runtime.block_on(self.reads.sql_stats(&self.database, query, budget))
     }
 }
 

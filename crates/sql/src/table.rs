@@ -104,12 +104,9 @@ pub(crate) struct MetricTable {
 }
 
 impl MetricTable {
-    /// The database of a table on this node (aggregates fold in its scan).
-    pub(crate) fn local_db(&self) -> Option<&Db> {
-        match &self.store {
-            Store::Local(db) => Some(db),
-            Store::Remote(_) => None,
-        }
+    /// Where the table's series are (aggregates fold in their scan).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     pub(crate) fn metric(&self) -> &str {

@@ -15,32 +15,58 @@ pub mod s3;
 
 /// Waits until `child` writes a line containing `ready` to its stderr
 /// (which must be piped), killing it when that does not happen within
-/// `timeout`. The rest of stderr keeps being drained.
+/// `timeout`. The rest of stderr keeps being drained. A child that exits
+/// first is an [`Exited`] error carrying its last lines (a port another
+/// process took meanwhile, say), so callers can tell it from a hang.
 pub fn wait_for_stderr_line(
     child: &mut std::process::Child,
     ready: String,
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     use std::io::{BufRead, BufReader};
+    use std::sync::mpsc::RecvTimeoutError;
     let stderr = child
         .stderr
         .take()
         .ok_or_else(|| anyhow::anyhow!("the child's stderr is not piped"))?;
     let (tx, rx) = std::sync::mpsc::channel();
     let wanted = ready.clone();
+    let last = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = last.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains(&wanted) {
                 let _ = tx.send(());
             }
+            if let Ok(mut kept) = kept.lock() {
+                kept.push(line);
+                let over = kept.len().saturating_sub(20);
+                kept.drain(..over);
+            }
         }
     });
-    if rx.recv_timeout(timeout).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        anyhow::bail!("no line {ready:?} on stderr within {timeout:?}");
+    match rx.recv_timeout(timeout) {
+        Ok(()) => Ok(()),
+        Err(RecvTimeoutError::Disconnected) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let lines = last.lock().map(|l| l.join("\n")).unwrap_or_default();
+            Err(Exited { ready, lines }.into())
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("no line {ready:?} on stderr within {timeout:?}");
+        }
     }
-    Ok(())
+}
+
+/// A child that closed its stderr (exited) before saying it was ready.
+#[derive(Debug, thiserror::Error)]
+#[error("exited before writing {ready:?}; its last lines:\n{lines}")]
+pub struct Exited {
+    ready: String,
+    lines: String,
 }
 
 /// Shape of a generated data set.

@@ -41,16 +41,7 @@ pub(crate) fn encode_folded(answer: &FoldedAnswer) -> Vec<u8> {
     put(&mut out, half.points);
     put(&mut out, half.groups.len() as u64);
     for (values, group) in &half.groups {
-        put(&mut out, values.len() as u64);
-        for v in values {
-            match v {
-                Some(v) => {
-                    out.push(1);
-                    put_str(&mut out, v);
-                }
-                None => out.push(0),
-            }
-        }
+        put_values(&mut out, values);
         put(&mut out, group.tags.len() as u64);
         for (k, v) in &group.tags {
             put_str(&mut out, k);
@@ -85,13 +76,7 @@ pub(crate) fn decode_folded(bytes: &[u8]) -> Result<FoldedAnswer, FrameError> {
     let points = get(&mut input)?;
     let mut groups = Vec::new();
     for _ in 0..count(&mut input)? {
-        let values = (0..count(&mut input)?)
-            .map(|_| match take(&mut input, 1)?[0] {
-                0 => Ok(None),
-                1 => get_str(&mut input).map(Some),
-                _ => Err(invalid("group value")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let values = get_values(&mut input)?;
         let tags = (0..count(&mut input)?)
             .map(|_| Ok((get_str(&mut input)?, get_str(&mut input)?)))
             .collect::<Result<Vec<_>, sundial_codec::Error>>()?;
@@ -125,7 +110,31 @@ pub(crate) fn decode_folded(bytes: &[u8]) -> Result<FoldedAnswer, FrameError> {
     })
 }
 
-fn put_stats(out: &mut Vec<u8>, s: &StatsParts) {
+/// Group-by values: each absent (0) or present (1 and the text).
+pub(super) fn put_values(out: &mut Vec<u8>, values: &[Option<String>]) {
+    put(out, values.len() as u64);
+    for v in values {
+        match v {
+            Some(v) => {
+                out.push(1);
+                put_str(out, v);
+            }
+            None => out.push(0),
+        }
+    }
+}
+
+pub(super) fn get_values(input: &mut &[u8]) -> Result<Vec<Option<String>>, sundial_codec::Error> {
+    (0..count(input)?)
+        .map(|_| match take(input, 1)?[0] {
+            0 => Ok(None),
+            1 => get_str(input).map(Some),
+            _ => Err(invalid("group value")),
+        })
+        .collect()
+}
+
+pub(super) fn put_stats(out: &mut Vec<u8>, s: &StatsParts) {
     put(out, s.count);
     match s.long_sum {
         Some(sum) => {
@@ -142,7 +151,7 @@ fn put_stats(out: &mut Vec<u8>, s: &StatsParts) {
     put(out, zigzag(s.long_max));
 }
 
-fn get_stats(input: &mut &[u8]) -> Result<StatsParts, sundial_codec::Error> {
+pub(super) fn get_stats(input: &mut &[u8]) -> Result<StatsParts, sundial_codec::Error> {
     let count = get(input)?;
     let long_sum = match take(input, 1)?[0] {
         0 => None,

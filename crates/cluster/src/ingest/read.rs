@@ -4,13 +4,14 @@
 //! for every shard reads its own writes.
 
 use super::Ingester;
-use crate::frame::{FoldedAnswer, RowsAnswer, StagedAnswer};
+use crate::frame::{FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer};
 use crate::transport::ListedAnswer;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::series_query::SeriesQuery;
-use sundial_model::{Listed, Listing, Query};
+use sundial_model::{Listed, Listing, Query, StatsQuery};
 use sundial_query::series_query::{FoldedHalf, SeriesHalf, stage_folded, stage_series_rows};
+use sundial_query::stats::{grouped_by, merge_grouped};
 use sundial_query::{Budget, StagedSeries, stage_series};
 use sundial_storage::Db;
 use tracing::warn;
@@ -84,6 +85,35 @@ impl Ingester {
             half.groups.extend(part.groups);
         }
         Ok(FoldedAnswer { shards, half })
+    }
+
+    /// SQL's statistics per group and bucket ([`grouped_by`]) over
+    /// `database` in each of `shards` this node serves, merged, as
+    /// [`Ingester::stage_opentsdb`].
+    pub async fn sql_stats(
+        &self,
+        database: &str,
+        shards: &[u32],
+        query: Arc<StatsQuery>,
+        allowance: (Duration, usize),
+    ) -> sundial_query::Result<StatsAnswer> {
+        let fields = query.fields.len();
+        let each = move |db: &Db, budget: &Budget| {
+            let before = budget.left();
+            let groups = grouped_by(db, &query, budget)?;
+            Ok((groups, before.saturating_sub(budget.left()) as u64))
+        };
+        let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
+        let mut answer = StatsAnswer {
+            shards,
+            fields,
+            ..StatsAnswer::default()
+        };
+        for (groups, points) in parts {
+            merge_grouped(&mut answer.groups, groups);
+            answer.points += points;
+        }
+        Ok(answer)
     }
 
     /// A listing over `database` in each of `shards` this node serves,

@@ -1,15 +1,16 @@
 //! The internal read protocol: a querier asks a shard owner for the
 //! per-series half of a query over the shards it names (JSON request,
 //! binary answer: `frame::staged` for OpenTSDB, `frame::rows` and
-//! `frame::folded` for Baidu), or for a listing (JSON both ways: a
+//! `frame::folded` for Baidu, `frame::stats` for SQL's aggregates), or
+//! for a listing (JSON both ways: a
 //! listing is names, not points). A query the owner cannot run
 //! comes back with its error class, so the querier answers as the single
 //! node would.
 
 use super::{FrameClient, Served, authorized, peer, refusal};
 use crate::frame::{
-    FoldedAnswer, RowsAnswer, StagedAnswer, decode_folded, decode_rows, decode_staged,
-    encode_folded, encode_rows, encode_staged,
+    FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer, decode_folded, decode_rows, decode_staged,
+    decode_stats, encode_folded, encode_rows, encode_staged, encode_stats,
 };
 use crate::{Error, Ingester, Result};
 use axum::body::Bytes;
@@ -20,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::series_query::SeriesQuery;
-use sundial_model::{ErrorClass, Listed, Listing, Query};
+use sundial_model::{ErrorClass, Listed, Listing, Query, StatsQuery};
 
 /// Where owners answer the per-series half of OpenTSDB queries...
 pub const STAGE_PATH: &str = "/internal/v1/opentsdb/series";
@@ -30,6 +31,8 @@ pub const ROWS_PATH: &str = "/internal/v1/baidu/series";
 pub const FOLDED_PATH: &str = "/internal/v1/baidu/folded";
 /// Where owners answer listings (metrics, fields, tags).
 pub const LIST_PATH: &str = "/internal/v1/listing";
+/// Where owners answer SQL's statistics per group and bucket.
+pub const STATS_PATH: &str = "/internal/v1/sql/stats";
 const JSON_TYPE: &str = "application/json";
 const ANSWER_TYPE: &str = "application/x-sundial-staged";
 /// With a refused query: the class of its error.
@@ -103,6 +106,20 @@ pub(super) async fn stage_folded(
             .await
     };
     serve_stage(&s, &headers, &body, run, encode_folded).await
+}
+
+pub(super) async fn sql_stats(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<StatsQuery>| async move {
+        let allowance = r.allowance();
+        (ingester)
+            .sql_stats(&r.database, &r.shards, Arc::new(r.query), allowance)
+            .await
+    };
+    serve_stage(&s, &headers, &body, run, encode_stats).await
 }
 
 pub(super) async fn list(
@@ -201,6 +218,16 @@ impl FrameClient {
     ) -> Result<FoldedAnswer> {
         let body = self.ask(address, FOLDED_PATH, request).await?;
         decode_folded(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` for SQL's statistics over its shards.
+    pub async fn sql_stats(
+        &self,
+        address: &str,
+        request: &StageRequest<StatsQuery>,
+    ) -> Result<StatsAnswer> {
+        let body = self.ask(address, STATS_PATH, request).await?;
+        decode_stats(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
     /// Asks the owner at `address` for a listing over its shards.

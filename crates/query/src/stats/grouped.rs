@@ -8,7 +8,7 @@ use crate::series_query::parallel::{self, Reach};
 use crate::{Budget, Error, Result};
 use std::collections::BTreeMap;
 use sundial_model::series_query::Sampling;
-use sundial_model::{TagMatch, Timestamp};
+use sundial_model::{StatsQuery, TagMatch, Timestamp};
 use sundial_storage::{Db, SeriesId};
 
 /// What to fold.
@@ -36,6 +36,43 @@ pub struct StatsRequest<'a> {
 /// count of 0 where the field has no point in a bucket another field
 /// has).
 pub type GroupedStats = BTreeMap<Vec<Option<String>>, BTreeMap<Timestamp, Vec<Stats>>>;
+
+/// [`grouped`] of an owned request (a querier's, sent to a shard owner).
+pub fn grouped_by(db: &Db, query: &StatsQuery, budget: &Budget) -> Result<GroupedStats> {
+    let fields: Vec<&str> = query.fields.iter().map(String::as_str).collect();
+    let group_tags: Vec<&str> = query.group_tags.iter().map(String::as_str).collect();
+    let request = StatsRequest {
+        metric: &query.metric,
+        tags: &query.tags,
+        fields: &fields,
+        count_only: &query.count_only,
+        start: query.start,
+        end: query.end,
+        width_ms: query.width_ms,
+        group_tags: &group_tags,
+    };
+    grouped(db, &request, budget)
+}
+
+/// Adds `other`'s cells to `into`: a cell both have merges field by
+/// field (how a querier merges the shards' statistics).
+pub fn merge_grouped(into: &mut GroupedStats, other: GroupedStats) {
+    for (group, buckets) in other {
+        let cells = into.entry(group).or_default();
+        for (bucket, stats) in buckets {
+            match cells.get_mut(&bucket) {
+                Some(existing) => {
+                    for (e, s) in existing.iter_mut().zip(&stats) {
+                        e.merge(s);
+                    }
+                }
+                None => {
+                    cells.insert(bucket, stats);
+                }
+            }
+        }
+    }
+}
 
 /// One thread's share.
 #[derive(Default)]
@@ -107,21 +144,7 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
     );
     let mut out = GroupedStats::new();
     for part in partials {
-        for (group, buckets) in part?.groups {
-            let cells = out.entry(group).or_default();
-            for (bucket, stats) in buckets {
-                match cells.get_mut(&bucket) {
-                    Some(existing) => {
-                        for (e, s) in existing.iter_mut().zip(&stats) {
-                            e.merge(s);
-                        }
-                    }
-                    None => {
-                        cells.insert(bucket, stats);
-                    }
-                }
-            }
-        }
+        merge_grouped(&mut out, part?.groups);
     }
     // A series without points in the range made an empty group.
     out.retain(|_, cells| !cells.is_empty());

@@ -2,6 +2,7 @@
 //! `sundial_query::stats::grouped` within the statement's budget.
 
 use super::{Group, Spec};
+use crate::remote::Store;
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -17,8 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+use sundial_model::StatsQuery;
 use sundial_model::series_query::RangeFn;
-use sundial_query::stats::{GroupedStats, Stats, StatsRequest};
+use sundial_query::stats::{GroupedStats, Stats};
 
 /// The aggregate's output rows as a table.
 #[derive(Debug)]
@@ -89,8 +91,7 @@ fn fold(spec: &Spec) -> Result<RecordBatch> {
         .saturating_sub(sql.points.load(Ordering::Relaxed));
     let budget =
         sundial_query::Budget::new(sql.deadline.saturating_duration_since(Instant::now()), left);
-    let fields: Vec<&str> = spec.fields.iter().map(String::as_str).collect();
-    let count_only: Vec<bool> = (0..fields.len())
+    let count_only: Vec<bool> = (0..spec.fields.len())
         .map(|i| {
             spec.aggs
                 .iter()
@@ -98,27 +99,36 @@ fn fold(spec: &Spec) -> Result<RecordBatch> {
                 .all(|a| a.func == RangeFn::Count)
         })
         .collect();
-    let group_tags: Vec<&str> = spec
+    let group_tags: Vec<String> = spec
         .groups
         .iter()
         .filter_map(|g| match g {
-            Group::Tag(t) => Some(t.as_str()),
+            Group::Tag(t) => Some(t.clone()),
             Group::Bucket => None,
         })
         .collect();
-    let request = StatsRequest {
-        metric: &spec.metric,
-        tags: &spec.pushdown.tags,
-        fields: &fields,
-        count_only: &count_only,
+    let query = StatsQuery {
+        metric: spec.metric.clone(),
+        tags: spec.pushdown.tags.clone(),
+        fields: spec.fields.clone(),
+        count_only,
         start: spec.pushdown.start,
         end: spec.pushdown.end,
         width_ms: spec.width_ms,
-        group_tags: &group_tags,
+        group_tags,
     };
-    let folded = sundial_query::stats::grouped(&spec.db, &request, &budget);
-    sql.points
-        .fetch_add(left - budget.left(), Ordering::Relaxed);
+    // On a cluster each owner folds its shards and only the statistics
+    // cross the network.
+    let folded = match &spec.store {
+        Store::Local(db) => sundial_query::stats::grouped_by(db, &query, &budget)
+            .map(|groups| (groups, (left - budget.left()) as u64)),
+        Store::Remote(remote) => remote.stats(&query, &budget),
+    };
+    let read = folded.as_ref().map_or(left - budget.left(), |(_, points)| {
+        usize::try_from(*points).unwrap_or(usize::MAX)
+    });
+    sql.points.fetch_add(read, Ordering::Relaxed);
+    let folded = folded.map(|(groups, _)| groups);
     let mut cells = folded.map_err(query_error)?;
     sql.check_time()?;
     // Aggregates without GROUP BY make exactly one row, points or none.
@@ -146,6 +156,8 @@ fn query_error(e: sundial_query::Error) -> DataFusionError {
                 "the statement reads more than {limit} stored points; narrow the time range or the tags"
             ))
         }
+        // Another node's failure keeps its class (busy: retry).
+        e @ sundial_query::Error::Remote { .. } => DataFusionError::External(Box::new(e)),
         other => DataFusionError::Plan(other.to_string()),
     }
 }

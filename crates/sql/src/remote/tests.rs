@@ -6,19 +6,23 @@
 use super::*;
 use crate::{Cell, Output, SqlError, fuzz::width};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use sundial_api::reads::ReadFuture;
+use sundial_model::StatsQuery;
 use sundial_model::series_query::QueryOutput;
 use sundial_model::{FieldValue, Listed, Query, ValueInput, WritePoint};
 use sundial_query::series_query::{Limits, SeriesHalf, stage_series_rows};
+use sundial_query::stats::{GroupedStats, grouped_by, merge_grouped};
 use sundial_storage::{Config, FsyncPolicy};
 
 const START: i64 = 1_700_000_000_000;
 const MINUTE: i64 = 60_000;
 
-/// Shards answered in-process, each by its own database.
+/// Shards answered in-process, each by its own database; counts the
+/// statistics asked for.
 #[derive(Debug)]
-struct Shards(Vec<Db>);
+struct Shards(Vec<Db>, AtomicUsize);
 
 impl RemoteReads for Shards {
     fn opentsdb<'a>(
@@ -65,6 +69,23 @@ impl RemoteReads for Shards {
                 .iter()
                 .map(|db| stage_series_rows(db, query, budget))
                 .collect()
+        })
+    }
+
+    fn sql_stats<'a>(
+        &'a self,
+        _: &'a str,
+        query: &'a StatsQuery,
+        budget: &'a sundial_query::Budget,
+    ) -> ReadFuture<'a, (GroupedStats, u64)> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            let before = budget.left();
+            let mut groups = GroupedStats::new();
+            for db in &self.0 {
+                merge_grouped(&mut groups, grouped_by(db, query, budget)?);
+            }
+            Ok((groups, (before - budget.left()) as u64))
         })
     }
 }
@@ -164,7 +185,8 @@ fn a_cluster_answers_sql_as_one_database() -> anyhow::Result<()> {
             }
         }
     }
-    let reads: Arc<dyn RemoteReads> = Arc::new(Shards(shards));
+    let shards = Arc::new(Shards(shards, AtomicUsize::new(0)));
+    let reads: Arc<dyn RemoteReads> = shards.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -204,6 +226,9 @@ fn a_cluster_answers_sql_as_one_database() -> anyhow::Result<()> {
             (one, many) => panic!("{sql}: one database {one:?}, cluster {many:?}"),
         }
     }
+
+    // The bucketed aggregate was folded at the shards.
+    assert!(shards.1.load(Ordering::Relaxed) >= 1);
 
     // The answers hold what was written: k's last value per (host, time)
     // counted and summed, and m's `n` typed as a long column.
