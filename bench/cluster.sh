@@ -3,7 +3,8 @@
 # loaded into a single node and into a cluster (three ingesters and a
 # router, on PostgreSQL 15, nats-server -js and the S3 test server
 # sundial-s3), then the query set of query.sh (raw, hourly, max10 through
-# Baidu's /v1 and OpenTSDB's /api/query) timed on both. Every answer of the
+# Baidu's /v1 and OpenTSDB's /api/query; raw and hourly through SQL) timed
+# on both. Every answer of the
 # cluster is compared with the single node's (the run fails on a
 # difference). On 2 cores the cluster cannot be faster: the point is what
 # each hop costs.
@@ -110,6 +111,10 @@ queries() { # label port
   o raw "none:cpu.usage_user{hostname=host_0}"
   o hourly "avg:1h-avg:cpu.usage_user{hostname=*}"
   o max10 "max:10m-max:cpu.usage_user"
+  local sql="http://127.0.0.1:$port/v1/row"
+  r() { time_query "$label" "sql-$1" -XPUT -H 'Content-Type: text/plain' "$sql" --data-binary "$2"; }
+  r raw "SELECT * FROM \"cpu.usage_user\" WHERE hostname = 'host_0' AND time >= $s AND time <= $e"
+  r hourly "SELECT hostname, time_bucket(time, '1 hour') AS b, avg(value) FROM \"cpu.usage_user\" WHERE time >= $s AND time <= $e GROUP BY hostname, b ORDER BY hostname, b"
 }
 queries single 14242
 queries cluster 14260

@@ -5,7 +5,7 @@ use super::{Ingester, Shard, ShardDb, ShardState, apply, blocking, shard_group, 
 use crate::manifest::{BlockRow, Flush};
 use crate::{Error, Result};
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use sundial_storage::{Db, RemoteBlock};
 use tracing::warn;
 
@@ -154,8 +154,24 @@ impl Ingester {
                 Ok((keys, db.remote_blocks()))
             })
             .await?;
+            // What the database replaced, and what the manifest lists that
+            // the database no longer does (a merge that swapped its list
+            // after the last checkpoint read it but before it recorded
+            // the inputs as replaced).
             let replaced = entry.db.replaced_blocks();
-            let retired: Vec<String> = replaced
+            let current: HashSet<&str> = blocks.iter().map(|b| b.key.as_str()).collect();
+            let gone: BTreeSet<String> = replaced
+                .iter()
+                .cloned()
+                .chain(
+                    entry
+                        .recorded
+                        .iter()
+                        .filter(|k| !current.contains(k.as_str()))
+                        .cloned(),
+                )
+                .collect();
+            let retired: Vec<String> = gone
                 .iter()
                 .map(|key| format!("{}/{name}/{key}", shard_group(shard.number)))
                 .collect();
@@ -189,7 +205,7 @@ impl Ingester {
                 )
                 .await?;
             entry.db.forget_replaced(replaced.len());
-            for key in &replaced {
+            for key in &gone {
                 entry.recorded.remove(key);
             }
             entry.recorded.extend(new.into_iter().map(|b| b.key));
