@@ -2,9 +2,10 @@
 //! the addressed database itself; on a cluster node it is the cluster's
 //! querier (`sundial_cluster::Querier`), which runs each query's
 //! per-series half at the shards' owners. OpenTSDB's `/api/query`,
-//! Baidu's JSON query, the listings (`/api/suggest`, Baidu's metric,
-//! field and tag listings) and SQL's scans (`sundial_sql::run_remote`)
-//! read through it so far (docs/cluster.md, "The querier").
+//! `/api/query/last` and Alibaba's `mquery` and `mlast`, Baidu's JSON
+//! query, the listings (`/api/suggest`, Baidu's metric, field and tag
+//! listings) and SQL's scans (`sundial_sql::run_remote`) read through it
+//! so far (docs/cluster.md, "The querier").
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -12,9 +13,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{Listed, Listing, Query, SeriesResult, StatsQuery};
-use sundial_query::Budget;
 use sundial_query::series_query::{Limits, SeriesHalf, execute_series};
 use sundial_query::stats::GroupedStats;
+use sundial_query::{Budget, Latest};
 use sundial_storage::Db;
 
 /// What [`RemoteReads`] calls return.
@@ -40,6 +41,15 @@ pub trait RemoteReads: Send + Sync + Debug {
         query: &'a SeriesQuery,
         limits: Limits,
     ) -> ReadFuture<'a, QueryOutput>;
+
+    /// The newest point of each series `query` selects over `database`,
+    /// as `sundial_query::last` answers it on a single node.
+    fn last<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a Query,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, Vec<Latest>>;
 
     /// One listing over `database`, as `sundial_query::list` answers it
     /// on a single node with the same series.
@@ -113,6 +123,20 @@ impl Reads {
         match &self.0 {
             None => execute_series(db, query, limits),
             Some(remote) => runtime()?.block_on(remote.series(db.name(), query, limits)),
+        }
+    }
+
+    /// The newest point of each series `query` selects over `db`, as
+    /// [`Reads::opentsdb`].
+    pub fn last(
+        &self,
+        db: &Db,
+        query: &Query,
+        budget: &Budget,
+    ) -> sundial_query::Result<Vec<Latest>> {
+        match &self.0 {
+            None => sundial_query::last(db, query, budget),
+            Some(remote) => runtime()?.block_on(remote.last(db.name(), query, budget)),
         }
     }
 

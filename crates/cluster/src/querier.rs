@@ -22,7 +22,7 @@ use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{ErrorClass, Listed, Listing, Query, SeriesResult, StatsQuery};
 use sundial_query::series_query::{Limits, SeriesHalf, finish_folded, finish_series, folds};
 use sundial_query::stats::{GroupedStats, merge_grouped};
-use sundial_query::{Budget, StagedSeries, finish};
+use sundial_query::{Budget, Latest, StagedSeries, finish};
 use tracing::warn;
 
 /// Runs queries over the cluster's shards; clones share the owner cache
@@ -102,6 +102,38 @@ impl Querier {
         })
         .await
         .map_err(query_error)
+    }
+
+    /// The newest point of each series an OpenTSDB `query` selects over
+    /// `database` in every shard: what `sundial_query::last` gives on a
+    /// single node (a series lives in one shard, so the owners' answers
+    /// only interleave).
+    pub async fn last(
+        &self,
+        database: &str,
+        query: &Query,
+        budget: &Budget,
+    ) -> sundial_query::Result<Vec<Latest>> {
+        let halves = self
+            .gather(|address, shards| {
+                let request = request(database, shards, query.clone(), budget);
+                async move {
+                    let answer = self.inner.client.last(&address, &request).await?;
+                    Ok((answer.shards, answer.half))
+                }
+            })
+            .await
+            .map_err(query_error)?;
+        let mut found: Vec<Latest> = halves
+            .into_iter()
+            .flat_map(|half| half.series)
+            .filter_map(|(key, mut rows)| {
+                let (t, mut values) = rows.pop()?;
+                Some((key, t, values.pop().flatten()?))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
+        Ok(found)
     }
 
     /// One listing over `database` in every shard: the union of the
@@ -262,6 +294,15 @@ impl RemoteReads for Querier {
         limits: Limits,
     ) -> ReadFuture<'a, QueryOutput> {
         Box::pin(Querier::series(self, database, query, limits))
+    }
+
+    fn last<'a>(
+        &'a self,
+        database: &'a str,
+        query: &'a Query,
+        budget: &'a Budget,
+    ) -> ReadFuture<'a, Vec<Latest>> {
+        Box::pin(Querier::last(self, database, query, budget))
     }
 
     fn listing<'a>(

@@ -23,7 +23,8 @@ use sundial_model::WriteOutcome;
 mod stage;
 
 pub use stage::{
-    FOLDED_PATH, LIST_PATH, ListedAnswer, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
+    FOLDED_PATH, LAST_PATH, LIST_PATH, ListedAnswer, ROWS_PATH, STAGE_PATH, STATS_PATH,
+    StageRequest,
 };
 
 /// Where owners take frames.
@@ -51,6 +52,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
     axum::Router::new()
         .route(FRAMES_PATH, axum::routing::post(take_frame))
         .route(STAGE_PATH, axum::routing::post(stage::stage))
+        .route(LAST_PATH, axum::routing::post(stage::last))
         .route(ROWS_PATH, axum::routing::post(stage::stage_rows))
         .route(FOLDED_PATH, axum::routing::post(stage::stage_folded))
         .route(LIST_PATH, axum::routing::post(stage::list))

@@ -156,6 +156,15 @@ fn shown(answer: sundial_query::Result<Vec<sundial_model::SeriesResult>>) -> Str
     }
 }
 
+/// A last-point answer in comparable form: each series' key and newest
+/// point, or the error's class and text.
+fn newest(answer: sundial_query::Result<Vec<sundial_query::Latest>>) -> String {
+    match answer {
+        Ok(found) => format!("{found:?}"),
+        Err(e) => format!("error {:?}: {e}", e.class()),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
@@ -193,7 +202,7 @@ async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()>
     let compare = |label: &'static str| {
         let (querier, single) = (querier.clone(), single.clone());
         async move {
-            let mut answers = Vec::new();
+            let (mut answers, mut lasts) = (Vec::new(), 0);
             for (i, q) in queries().into_iter().enumerate() {
                 let local = tokio::task::spawn_blocking({
                     let (single, q) = (single.clone(), q.clone());
@@ -207,7 +216,21 @@ async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()>
                 );
                 assert_eq!(cluster, local, "{label}: query {i} differs: {q:?}");
                 answers.push(local);
+                // The newest point of each series the query selects.
+                let local_last = tokio::task::spawn_blocking({
+                    let (single, q) = (single.clone(), q.clone());
+                    move || newest(sundial_query::last(&single, &q, &budget()))
+                })
+                .await?;
+                let cluster_last = newest(querier.last(DATABASES[0], &q, &budget()).await);
+                assert_eq!(cluster_last, local_last, "{label}: last {i} differs: {q:?}");
+                lasts +=
+                    usize::from(!local_last.starts_with("[]") && !local_last.starts_with("error"));
             }
+            anyhow::ensure!(
+                lasts >= 8,
+                "{label}: only {lasts} last answers found points"
+            );
             // The comparisons compared something: results where there is
             // data, the single node's errors where it refuses.
             for (i, answer) in answers.iter().enumerate() {

@@ -5,7 +5,7 @@ use super::error::{OpenTsdbError, json_response};
 use super::lookup::params;
 use super::query::query_error;
 use super::scope::ReadScope;
-use super::uids::split_tsuid;
+use super::uids::{self, split_tsuid};
 use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
@@ -163,8 +163,11 @@ fn run(
     for q in &queries {
         let mut of_query = Vec::new();
         for selection in selections(api, q, start, end)? {
-            of_query
-                .extend(sundial_query::last(&api.db, &selection, &budget).map_err(query_error)?);
+            of_query.extend(
+                api.reads
+                    .last(&api.db, &selection, &budget)
+                    .map_err(query_error)?,
+            );
         }
         of_query.sort_by(|a, b| a.0.tags.cmp(&b.0.tags));
         found.extend(of_query);
@@ -174,30 +177,43 @@ fn run(
             )));
         }
     }
+    if api.reads.is_remote() {
+        // A cluster keeps no UIDs: the answer has no `tsuid`.
+        let out = found.into_iter().map(|l| render(l, None)).collect();
+        return Ok(json_response(StatusCode::OK, &Value::Array(out)));
+    }
     let out = api.db.read(|mut view| {
         api.uids.catch_up(&mut view);
         api.uids.with(&view, |uids| {
             found
                 .into_iter()
-                .map(|(key, t, v)| {
-                    let tsuid = uids.tsuid(&key.metric, &key.tags);
-                    let tags: Map<String, Value> = key
-                        .tags
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect();
-                    json!({
-                        "metric": key.metric,
-                        "timestamp": t,
-                        "value": text(&v),
-                        "tags": tags,
-                        "tsuid": tsuid,
-                    })
+                .map(|latest| {
+                    let tsuid = uids.tsuid(&latest.0.metric, &latest.0.tags);
+                    render(latest, Some(tsuid))
                 })
                 .collect()
         })
     });
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
+}
+
+/// One series' newest point, with its TSUID where UIDs are kept.
+fn render((key, t, v): Latest, tsuid: Option<Option<String>>) -> Value {
+    let tags: Map<String, Value> = key
+        .tags
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let mut out = json!({
+        "metric": key.metric,
+        "timestamp": t,
+        "value": text(&v),
+        "tags": tags,
+    });
+    if let (Some(tsuid), Some(o)) = (tsuid, out.as_object_mut()) {
+        o.insert("tsuid".into(), json!(tsuid));
+    }
+    out
 }
 
 /// The pipeline queries a sub-query stands for: one per metric, one per
@@ -216,6 +232,9 @@ fn selections(
             false,
             (start, end),
         )]),
+        Last::Tsuids(_) if api.reads.is_remote() => {
+            Err(OpenTsdbError::not_implemented(uids::NOT_ON_CLUSTER))
+        }
         Last::Tsuids(list) => {
             if let Some(bad) = list.iter().find(|t| split_tsuid(t).is_none()) {
                 return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {bad}")));

@@ -147,6 +147,28 @@ impl Api {
         sundial_query::Budget::new(c.query_timeout(), c.max_query_points)
     }
 
+    /// A metric's stored field names in byte order, from every shard on a
+    /// cluster: what Alibaba's `"*"` field stands for.
+    fn stored_fields(
+        &self,
+        metric: &str,
+        budget: &sundial_query::Budget,
+    ) -> Result<Vec<String>, OpenTsdbError> {
+        let listing = sundial_model::Listing {
+            names: sundial_model::Names::Fields {
+                metric: Some(metric.to_owned()),
+            },
+            prefix: String::new(),
+            range: None,
+            max: usize::MAX,
+        };
+        let listed = self
+            .reads
+            .listing(&self.db, &listing, budget)
+            .map_err(query::query_error)?;
+        Ok(listed.fields.into_keys().collect())
+    }
+
     /// Paces a walk over names under one snapshot (lookups, suggest,
     /// dump_meta) by the query deadline.
     fn pacer(&self) -> Pacer {
@@ -196,19 +218,20 @@ impl Api {
         self
     }
 
-    /// Lists `source`'s statistics at `/api/stats` and telnet `stats`.
     /// Sends every write to `sink` instead of this node's databases.
     pub fn with_sink(mut self, sink: sundial_api::sink::Sink) -> Self {
         self.sink = sink;
         self
     }
 
-    /// Runs `/api/query` through `reads` instead of this node's databases.
+    /// Runs queries, last points and listings through `reads` instead of
+    /// this node's databases.
     pub fn with_reads(mut self, reads: sundial_api::reads::Reads) -> Self {
         self.reads = reads;
         self
     }
 
+    /// Lists `source`'s statistics at `/api/stats` and telnet `stats`.
     pub fn with_stats(mut self, source: sundial_api::stats::StatsSource) -> Self {
         self.stats = Some(source);
         self

@@ -90,10 +90,14 @@ fn run(
     let mut out = Vec::new();
     for q in queries {
         let mut series: BTreeMap<Vec<(String, String)>, Newest> = BTreeMap::new();
-        let fields = expand(api, q);
+        let fields = expand(api, q, &budget)?;
         for field in &fields {
             let query = last_query(&q.metric, field, predicates(&q.tags), false, range);
-            for (key, t, v) in sundial_query::last(&api.db, &query, &budget).map_err(query_error)? {
+            let newest = api
+                .reads
+                .last(&api.db, &query, &budget)
+                .map_err(query_error)?;
+            for (key, t, v) in newest {
                 series
                     .entry(key.tags)
                     .or_default()
@@ -116,21 +120,20 @@ fn run(
 
 /// The fields a sub-query names, `*` expanded to the metric's stored
 /// fields, in ascending byte order without repeats.
-fn expand(api: &Api, q: &FieldsLast) -> Vec<String> {
+fn expand(
+    api: &Api,
+    q: &FieldsLast,
+    budget: &sundial_query::Budget,
+) -> Result<Vec<String>, OpenTsdbError> {
     let mut fields: Vec<String> = if q.fields.iter().any(|f| f == "*") {
-        api.db.read(|view| {
-            view.fields(&q.metric)
-                .into_iter()
-                .map(|(n, _)| n.to_owned())
-                .collect()
-        })
+        api.stored_fields(&q.metric, budget)?
     } else {
         Vec::new()
     };
     fields.extend(q.fields.iter().filter(|f| *f != "*").cloned());
     fields.sort_unstable();
     fields.dedup();
-    fields
+    Ok(fields)
 }
 
 /// One series' object: a row per distinct newest timestamp, ascending.

@@ -53,7 +53,7 @@ pub(crate) async fn mquery(
             .any(lenient_bool);
         let plans = subs
             .iter()
-            .map(|sub| plan(&api, obj, sub, &clock))
+            .map(|sub| plan(&api, obj, sub, &clock, &budget))
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::new();
         for p in &plans {
@@ -77,6 +77,7 @@ fn plan(
     top: &Map<String, Value>,
     sub: &Value,
     clock: &Clock,
+    budget: &sundial_query::Budget,
 ) -> Result<Plan, OpenTsdbError> {
     let metric = match sub.get("metric") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
@@ -94,13 +95,7 @@ fn plan(
         };
         let alias = f.get("alias").and_then(Value::as_str);
         let names: Vec<(String, String)> = if field == "*" {
-            let stored: Vec<String> = api.db.read(|view| {
-                view.fields(&metric)
-                    .into_iter()
-                    .map(|(n, _)| n.to_owned())
-                    .collect()
-            });
-            stored
+            api.stored_fields(&metric, budget)?
                 .into_iter()
                 .map(|n| (format!("{}{n}", alias.unwrap_or_default()), n))
                 .collect()

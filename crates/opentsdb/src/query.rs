@@ -121,6 +121,9 @@ async fn run(
     let budget = api.query_budget();
     let body = tokio::task::spawn_blocking(move || {
         let mut request = parse()?;
+        if api.reads.is_remote() {
+            by_tsuid::refuse_on_cluster(&request)?;
+        }
         by_tsuid::resolve(&api.db, &api.uids, &mut request)?;
         let results = request
             .queries

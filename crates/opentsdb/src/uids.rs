@@ -59,6 +59,10 @@ impl UidKind {
     }
 }
 
+/// Why a cluster node refuses what needs UIDs: it keeps no UID tables.
+pub(crate) const NOT_ON_CLUSTER: &str = "TSUIDs are not kept in cluster mode yet: ask by \
+     metric and tags (docs/cluster.md, \"Roles\")";
+
 /// UID as printed: upper-case hex, two digits per byte.
 pub(crate) fn hex(uid: u32) -> String {
     format!("{uid:06X}")

@@ -8,7 +8,7 @@ use crate::frame::{FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer};
 use crate::transport::ListedAnswer;
 use std::sync::Arc;
 use std::time::Duration;
-use sundial_model::series_query::SeriesQuery;
+use sundial_model::series_query::{RowValues, SeriesQuery};
 use sundial_model::{Listed, Listing, Query, StatsQuery};
 use sundial_query::series_query::{FoldedHalf, SeriesHalf, stage_folded, stage_series_rows};
 use sundial_query::stats::{grouped_by, merge_grouped};
@@ -114,6 +114,30 @@ impl Ingester {
             answer.points += points;
         }
         Ok(answer)
+    }
+
+    /// The newest point of each series an OpenTSDB `query` selects
+    /// (`sundial_query::last`) over `database` in each of `shards` this
+    /// node serves, as [`Ingester::stage_opentsdb`]: each series a
+    /// one-row half of a single field.
+    pub async fn last(
+        &self,
+        database: &str,
+        shards: &[u32],
+        query: Arc<Query>,
+        allowance: (Duration, usize),
+    ) -> sundial_query::Result<RowsAnswer> {
+        let each = move |db: &Db, budget: &Budget| sundial_query::last(db, &query, budget);
+        let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
+        let mut half = SeriesHalf {
+            kinds: vec![None],
+            ..SeriesHalf::default()
+        };
+        for (key, t, v) in parts.into_iter().flatten() {
+            half.series
+                .push((key, vec![(t, RowValues::from_vec(vec![Some(v)]))]));
+        }
+        Ok(RowsAnswer { shards, half })
     }
 
     /// A listing over `database` in each of `shards` this node serves,

@@ -1,7 +1,8 @@
 //! The internal read protocol: a querier asks a shard owner for the
 //! per-series half of a query over the shards it names (JSON request,
 //! binary answer: `frame::staged` for OpenTSDB, `frame::rows` and
-//! `frame::folded` for Baidu, `frame::stats` for SQL's aggregates), or
+//! `frame::folded` for Baidu and for OpenTSDB's newest points,
+//! `frame::stats` for SQL's aggregates), or
 //! for a listing (JSON both ways: a
 //! listing is names, not points). A query the owner cannot run
 //! comes back with its error class, so the querier answers as the single
@@ -25,6 +26,8 @@ use sundial_model::{ErrorClass, Listed, Listing, Query, StatsQuery};
 
 /// Where owners answer the per-series half of OpenTSDB queries...
 pub const STAGE_PATH: &str = "/internal/v1/opentsdb/series";
+/// ...the newest points OpenTSDB's `/api/query/last` asks for...
+pub const LAST_PATH: &str = "/internal/v1/opentsdb/last";
 /// ...of Baidu series queries...
 pub const ROWS_PATH: &str = "/internal/v1/baidu/series";
 /// ...and of Baidu queries that fold per bucket.
@@ -78,6 +81,20 @@ pub(super) async fn stage(
             .await
     };
     serve_stage(&s, &headers, &body, run, encode_staged).await
+}
+
+pub(super) async fn last(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<Query>| async move {
+        let allowance = r.allowance();
+        (ingester)
+            .last(&r.database, &r.shards, Arc::new(r.query), allowance)
+            .await
+    };
+    serve_stage(&s, &headers, &body, run, encode_rows).await
 }
 
 pub(super) async fn stage_rows(
@@ -207,6 +224,13 @@ impl FrameClient {
         request: &StageRequest<SeriesQuery>,
     ) -> Result<RowsAnswer> {
         let body = self.ask(address, ROWS_PATH, request).await?;
+        decode_rows(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` for the newest point of each series an
+    /// OpenTSDB query selects in its shards (one-row halves).
+    pub async fn last(&self, address: &str, request: &StageRequest) -> Result<RowsAnswer> {
+        let body = self.ask(address, LAST_PATH, request).await?;
         decode_rows(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 

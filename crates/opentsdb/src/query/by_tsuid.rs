@@ -3,12 +3,21 @@
 
 use super::super::Api;
 use super::super::error::OpenTsdbError;
-use super::super::uids::{UidKind, Uids, split_tsuid};
+use super::super::uids::{NOT_ON_CLUSTER, UidKind, Uids, split_tsuid};
 use super::{Request, query_error};
 use sundial_api::reads::Reads;
 use sundial_model::{Query, SeriesResult};
 use sundial_query::Budget;
 use sundial_storage::Db;
+
+/// A cluster node keeps no UID tables: a request naming series by TSUID
+/// or asking for them is refused rather than answered without them.
+pub(super) fn refuse_on_cluster(request: &Request) -> Result<(), OpenTsdbError> {
+    if request.show_tsuids || request.tsuids.iter().any(Option::is_some) {
+        return Err(OpenTsdbError::not_implemented(NOT_ON_CLUSTER));
+    }
+    Ok(())
+}
 
 /// Turns each TSUID sub-query into its metric and exact series. One that
 /// names no known series is left with an empty metric and answers nothing.

@@ -5,10 +5,12 @@
 //! shards move as the ingesters join and after one is killed with
 //! `kill -9` during writes; while PostgreSQL is down they go on taking
 //! writes and answering, and no shard moves when it is back.
-//! Listings and SQL answer alike too; BlueKing's metadata is shared by
-//! every node. Two compactors: one works at a
+//! Listings, newest points, Alibaba's multi-field calls and SQL answer
+//! alike too; BlueKing's metadata is shared by every node. Two compactors: one works at a
 //! time, and the other takes over when it is killed. Routes not built for
 //! clusters say so.
+
+mod alibaba;
 
 use crate::harness::{TestServer, json, point};
 use crate::object_store::fresh_store_keys;
@@ -215,6 +217,7 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     );
 
     listings_alike(&single, &querier)?;
+    alibaba::alibaba_alike(&single, &router, &querier, 60)?;
 
     // Routes that read what one node holds alone are refused, clearly.
     let (status, text) = router.get("/api/search/lookup?m=cpu.load")?;

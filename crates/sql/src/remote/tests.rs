@@ -43,6 +43,15 @@ impl RemoteReads for Shards {
         Box::pin(async { Err(sundial_query::Error::Internal("not asked by SQL")) })
     }
 
+    fn last<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a Query,
+        _: &'a sundial_query::Budget,
+    ) -> ReadFuture<'a, Vec<sundial_query::Latest>> {
+        Box::pin(async { Err(sundial_query::Error::Internal("not asked by SQL")) })
+    }
+
     fn listing<'a>(
         &'a self,
         _: &'a str,
