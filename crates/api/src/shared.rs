@@ -1,7 +1,8 @@
-//! Metadata every node of a cluster shares (BlueKing's groups and data
-//! ids so far): one versioned document, replaced whole with optimistic
-//! concurrency. On a single node the APIs keep such state in a file; on a
-//! cluster node in PostgreSQL (`sundial_cluster::PgDocument`), so a change
+//! Metadata every node of a cluster shares: BlueKing's groups and data
+//! ids as one versioned document, replaced whole with optimistic
+//! concurrency, and OpenTSDB's UIDs. On a single node the APIs keep such
+//! state in files; on a cluster node in PostgreSQL
+//! (`sundial_cluster::PgDocument`, `sundial_cluster::PgUids`), so a change
 //! made through any node is seen by every other (docs/cluster.md,
 //! "Shared metadata").
 
@@ -20,4 +21,22 @@ pub trait SharedDocument: Send + Sync + Debug {
     /// still `expected`; `false` when another node stored first (the
     /// caller loads again and retries).
     fn store(&self, expected: i64, body: &[u8]) -> std::io::Result<bool>;
+}
+
+/// OpenTSDB's UIDs in a store every node reaches: per database and kind
+/// (0 metric, 1 tag key, 2 tag value) a number per name. Calls block, as
+/// [`SharedDocument`]'s.
+pub trait SharedUids: Send + Sync + Debug {
+    /// The UID of each of `names`, new names taking the kind's next ones;
+    /// `None` for a name left without one (the kind's numbers are used up).
+    fn assign(
+        &self,
+        database: &str,
+        kind: u8,
+        names: &[String],
+    ) -> std::io::Result<Vec<Option<u32>>>;
+
+    /// The name of each of `uids`, `None` for one never given.
+    fn names(&self, database: &str, kind: u8, uids: &[u32])
+    -> std::io::Result<Vec<Option<String>>>;
 }

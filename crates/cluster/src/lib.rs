@@ -25,6 +25,7 @@ mod route;
 mod router;
 mod shard;
 mod transport;
+mod uids;
 mod wal;
 
 pub use compactor::{Compactor, CompactorConfig, RoundReport};
@@ -48,4 +49,5 @@ pub use transport::{
     COMPACT_PATH, FOLDED_PATH, FRAMES_PATH, FrameClient, LAST_PATH, LIST_PATH, ListedAnswer,
     MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest, ingest_routes, serve_ingest,
 };
+pub use uids::PgUids;
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_checkpoints.sql"),
     include_str!("../migrations/0004_retired.sql"),
     include_str!("../migrations/0005_documents.sql"),
+    include_str!("../migrations/0006_uids.sql"),
 ];
 
 /// Any fixed number: the advisory lock that lets one node at a time

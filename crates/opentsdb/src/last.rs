@@ -5,7 +5,7 @@ use super::error::{OpenTsdbError, json_response};
 use super::lookup::params;
 use super::query::query_error;
 use super::scope::ReadScope;
-use super::uids::{self, split_tsuid};
+use super::uids::split_tsuid;
 use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
@@ -177,43 +177,44 @@ fn run(
             )));
         }
     }
-    if api.reads.is_remote() {
-        // A cluster keeps no UIDs: the answer has no `tsuid`.
-        let out = found.into_iter().map(|l| render(l, None)).collect();
-        return Ok(json_response(StatusCode::OK, &Value::Array(out)));
-    }
-    let out = api.db.read(|mut view| {
-        api.uids.catch_up(&mut view);
-        api.uids.with(&view, |uids| {
-            found
-                .into_iter()
-                .map(|latest| {
-                    let tsuid = uids.tsuid(&latest.0.metric, &latest.0.tags);
-                    render(latest, Some(tsuid))
-                })
-                .collect()
-        })
-    });
+    let tsuids: Vec<Option<String>> = match api.shared_tables() {
+        Ok(Some(shared)) => {
+            let series: Vec<_> = found
+                .iter()
+                .map(|l| (l.0.metric.as_str(), &l.0.tags))
+                .collect();
+            shared.tsuids(&series)?
+        }
+        // A cluster node without the shared UIDs prints none.
+        Err(_) => vec![None; found.len()],
+        Ok(None) => api.db.read(|mut view| {
+            api.uids.catch_up(&mut view);
+            api.uids.with(&view, |uids| {
+                found
+                    .iter()
+                    .map(|(key, _, _)| uids.tsuid(&key.metric, &key.tags))
+                    .collect()
+            })
+        }),
+    };
+    let out = found.into_iter().zip(tsuids).map(render).collect();
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }
 
-/// One series' newest point, with its TSUID where UIDs are kept.
-fn render((key, t, v): Latest, tsuid: Option<Option<String>>) -> Value {
+/// One series' newest point and its TSUID.
+fn render(((key, t, v), tsuid): (Latest, Option<String>)) -> Value {
     let tags: Map<String, Value> = key
         .tags
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let mut out = json!({
+    json!({
         "metric": key.metric,
         "timestamp": t,
         "value": text(&v),
         "tags": tags,
-    });
-    if let (Some(tsuid), Some(o)) = (tsuid, out.as_object_mut()) {
-        o.insert("tsuid".into(), json!(tsuid));
-    }
-    out
+        "tsuid": tsuid,
+    })
 }
 
 /// The pipeline queries a sub-query stands for: one per metric, one per
@@ -232,19 +233,19 @@ fn selections(
             false,
             (start, end),
         )]),
-        Last::Tsuids(_) if api.reads.is_remote() => {
-            Err(OpenTsdbError::not_implemented(uids::NOT_ON_CLUSTER))
-        }
         Last::Tsuids(list) => {
             if let Some(bad) = list.iter().find(|t| split_tsuid(t).is_none()) {
                 return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {bad}")));
             }
-            let keys: Vec<SeriesKey> = api.db.read(|mut view| {
-                api.uids.catch_up(&mut view);
-                api.uids.with(&view, |uids| {
-                    list.iter().filter_map(|t| uids.resolve(t)).collect()
-                })
-            });
+            let keys: Vec<SeriesKey> = match api.shared_tables()? {
+                Some(shared) => shared.resolve(list)?.into_iter().flatten().collect(),
+                None => api.db.read(|mut view| {
+                    api.uids.catch_up(&mut view);
+                    api.uids.with(&view, |uids| {
+                        list.iter().filter_map(|t| uids.resolve(t)).collect()
+                    })
+                }),
+            };
             Ok(keys
                 .into_iter()
                 .map(|key| {

@@ -72,6 +72,9 @@ pub struct Api {
     sink: sundial_api::sink::Sink,
     /// Where queries read (this node, or a cluster's querier).
     reads: sundial_api::reads::Reads,
+    /// On a cluster node: the UIDs every node shares, which TSUIDs come
+    /// from instead of `uids`.
+    shared_uids: Option<Arc<dyn sundial_api::shared::SharedUids>>,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
     /// What `/api/stats` and telnet `stats` list (none: an empty list).
@@ -101,6 +104,7 @@ impl Api {
             hooks: sundial_api::write_hook::WriteHooks::default(),
             sink: sundial_api::sink::Sink::default(),
             reads: sundial_api::reads::Reads::default(),
+            shared_uids: None,
             stats: None,
             keys: Arc::default(),
         })
@@ -229,6 +233,27 @@ impl Api {
     pub fn with_reads(mut self, reads: sundial_api::reads::Reads) -> Self {
         self.reads = reads;
         self
+    }
+
+    /// Takes TSUIDs from `uids`, shared by a cluster's nodes.
+    pub fn with_shared_uids(mut self, uids: Arc<dyn sundial_api::shared::SharedUids>) -> Self {
+        self.shared_uids = Some(uids);
+        self
+    }
+
+    /// The cluster's shared UIDs in this request's database, on a node
+    /// whose queries read the cluster; `Err` on such a node without them.
+    fn shared_tables(&self) -> Result<Option<uids::shared::SharedTables<'_>>, OpenTsdbError> {
+        if !self.reads.is_remote() {
+            return Ok(None);
+        }
+        match &self.shared_uids {
+            Some(shared) => Ok(Some(uids::shared::SharedTables {
+                shared: shared.as_ref(),
+                database: &self.database,
+            })),
+            None => Err(OpenTsdbError::not_implemented(uids::NOT_ON_CLUSTER)),
+        }
     }
 
     /// Lists `source`'s statistics at `/api/stats` and telnet `stats`.

@@ -121,10 +121,7 @@ async fn run(
     let budget = api.query_budget();
     let body = tokio::task::spawn_blocking(move || {
         let mut request = parse()?;
-        if api.reads.is_remote() {
-            by_tsuid::refuse_on_cluster(&request)?;
-        }
-        by_tsuid::resolve(&api.db, &api.uids, &mut request)?;
+        by_tsuid::resolve(&api, &mut request)?;
         let results = request
             .queries
             .iter()
@@ -135,7 +132,7 @@ async fn run(
             executed: started.elapsed(),
         };
         let tsuids = if request.show_tsuids {
-            by_tsuid::of_results(&api, &results)
+            by_tsuid::of_results(&api, &results)?
         } else {
             Vec::new()
         };

@@ -8,6 +8,8 @@
 //! what that walk cannot recover: names assigned through `/api/uid/assign`
 //! and names whose series were deleted.
 
+pub(crate) mod shared;
+
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -59,9 +61,21 @@ impl UidKind {
     }
 }
 
-/// Why a cluster node refuses what needs UIDs: it keeps no UID tables.
-pub(crate) const NOT_ON_CLUSTER: &str = "TSUIDs are not kept in cluster mode yet: ask by \
-     metric and tags (docs/cluster.md, \"Roles\")";
+/// Why a cluster node without the shared UIDs refuses what needs them.
+pub(crate) const NOT_ON_CLUSTER: &str = "TSUIDs need the cluster's shared UIDs, which this \
+     node does not reach: ask by metric and tags (docs/cluster.md, \"UIDs\")";
+
+/// A TSUID: the metric's UID, then each tag's key and value UIDs in the
+/// order of the key UIDs.
+pub(crate) fn format_tsuid(metric: u32, mut pairs: Vec<(u32, u32)>) -> String {
+    pairs.sort_unstable();
+    let mut out = hex(metric);
+    for (k, v) in pairs {
+        out.push_str(&hex(k));
+        out.push_str(&hex(v));
+    }
+    out
+}
 
 /// UID as printed: upper-case hex, two digits per byte.
 pub(crate) fn hex(uid: u32) -> String {
@@ -112,13 +126,7 @@ impl Tables {
         for (k, v) in tags {
             pairs.push((self.uid(UidKind::TagK, k)?, self.uid(UidKind::TagV, v)?));
         }
-        pairs.sort_unstable();
-        let mut out = hex(self.uid(UidKind::Metric, metric)?);
-        for (k, v) in pairs {
-            out.push_str(&hex(k));
-            out.push_str(&hex(v));
-        }
-        Some(out)
+        Some(format_tsuid(self.uid(UidKind::Metric, metric)?, pairs))
     }
 
     /// Reads a TSUID back into names; `None` if malformed or naming an

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use sundial_cluster::{
     Compactor, CompactorConfig, FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper, Meta,
-    Querier, Role, Router, WalConfig,
+    PgUids, Querier, Role, Router, WalConfig,
 };
 use tracing::{info, warn};
 
@@ -131,6 +131,8 @@ impl ClusterConfig {
 pub(crate) struct Node {
     router: Router,
     querier: Querier,
+    /// OpenTSDB's UIDs, shared by every node.
+    uids: Arc<PgUids>,
     ingesting: Option<Ingesting>,
     compacting: Option<Compacting>,
 }
@@ -173,10 +175,12 @@ impl Node {
         // One owner cache and one set of connections for both.
         let router = Router::new(&config.postgres_url, config.shards, client).await?;
         let querier = router.querier();
+        let uids = Arc::new(PgUids::connect(&config.postgres_url).await?);
         info!(%role, shards = config.shards, "cluster node started");
         Ok(Self {
             router,
             querier,
+            uids,
             ingesting,
             compacting,
         })
@@ -191,7 +195,8 @@ impl Node {
             .opentsdb
             .clone()
             .with_sink(sink.clone())
-            .with_reads(reads.clone());
+            .with_reads(reads.clone())
+            .with_shared_uids(self.uids.clone());
         apis.baidu = apis.baidu.clone().with_sink(sink.clone()).with_reads(reads);
         apis.bk = apis.bk.clone().with_sink(sink);
         apis.cluster = true;

@@ -3,25 +3,21 @@
 
 use super::super::Api;
 use super::super::error::OpenTsdbError;
-use super::super::uids::{NOT_ON_CLUSTER, UidKind, Uids, split_tsuid};
+use super::super::uids::{UidKind, Uids, split_tsuid};
 use super::{Request, query_error};
 use sundial_api::reads::Reads;
-use sundial_model::{Query, SeriesResult};
+use sundial_model::{Query, SeriesKey, SeriesResult, Tags};
 use sundial_query::Budget;
 use sundial_storage::Db;
 
-/// A cluster node keeps no UID tables: a request naming series by TSUID
-/// or asking for them is refused rather than answered without them.
-pub(super) fn refuse_on_cluster(request: &Request) -> Result<(), OpenTsdbError> {
-    if request.show_tsuids || request.tsuids.iter().any(Option::is_some) {
-        return Err(OpenTsdbError::not_implemented(NOT_ON_CLUSTER));
-    }
-    Ok(())
-}
-
 /// Turns each TSUID sub-query into its metric and exact series. One that
 /// names no known series is left with an empty metric and answers nothing.
-pub(super) fn resolve(db: &Db, uids: &Uids, request: &mut Request) -> Result<(), OpenTsdbError> {
+pub(super) fn resolve(api: &Api, request: &mut Request) -> Result<(), OpenTsdbError> {
+    let shared = api.shared_tables();
+    if request.show_tsuids {
+        // A cluster node without the shared UIDs cannot print them.
+        shared.as_ref().map_err(Clone::clone)?;
+    }
     for (q, list) in request.queries.iter_mut().zip(&request.tsuids) {
         let Some(list) = list else { continue };
         for t in list {
@@ -29,14 +25,17 @@ pub(super) fn resolve(db: &Db, uids: &Uids, request: &mut Request) -> Result<(),
                 return Err(OpenTsdbError::bad_request(format!("Invalid TSUID: {t}")));
             }
         }
-        let keys = db.read(|mut view| {
-            uids.catch_up(&mut view);
-            uids.with(&view, |t| {
-                list.iter()
-                    .filter_map(|id| t.resolve(id))
-                    .collect::<Vec<_>>()
-            })
-        });
+        let keys: Vec<SeriesKey> = match shared.as_ref().map_err(Clone::clone)? {
+            Some(shared) => shared.resolve(list)?.into_iter().flatten().collect(),
+            None => api.db.read(|mut view| {
+                api.uids.catch_up(&mut view);
+                api.uids.with(&view, |t| {
+                    list.iter()
+                        .filter_map(|id| t.resolve(id))
+                        .collect::<Vec<_>>()
+                })
+            }),
+        };
         let Some(first) = keys.first() else {
             q.metric.clear();
             continue;
@@ -80,23 +79,40 @@ pub(crate) fn execute(
 }
 
 /// Per result in output order, the sorted TSUIDs of its series.
-pub(super) fn of_results(api: &Api, results: &[Vec<SeriesResult>]) -> Vec<Vec<String>> {
-    api.db.read(|mut view| {
+pub(super) fn of_results(
+    api: &Api,
+    results: &[Vec<SeriesResult>],
+) -> Result<Vec<Vec<String>>, OpenTsdbError> {
+    let results: Vec<&SeriesResult> = results.iter().flatten().collect();
+    let sorted = |mut list: Vec<String>| {
+        list.sort_unstable();
+        list
+    };
+    if let Some(shared) = api.shared_tables()? {
+        let series: Vec<(&str, &Tags)> = results
+            .iter()
+            .flat_map(|r| r.series.iter().map(|tags| (r.metric.as_str(), tags)))
+            .collect();
+        let mut tsuids = shared.tsuids(&series)?.into_iter();
+        return Ok(results
+            .iter()
+            .map(|r| sorted(tsuids.by_ref().take(r.series.len()).flatten().collect()))
+            .collect());
+    }
+    Ok(api.db.read(|mut view| {
         api.uids.catch_up(&mut view);
         api.uids.with(&view, |t| {
             results
                 .iter()
-                .flatten()
                 .map(|r| {
-                    let mut list: Vec<String> = r
-                        .series
-                        .iter()
-                        .filter_map(|tags| t.tsuid(&r.metric, tags))
-                        .collect();
-                    list.sort_unstable();
-                    list
+                    sorted(
+                        r.series
+                            .iter()
+                            .filter_map(|tags| t.tsuid(&r.metric, tags))
+                            .collect(),
+                    )
                 })
                 .collect()
         })
-    })
+    }))
 }

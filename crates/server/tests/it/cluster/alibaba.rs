@@ -1,7 +1,9 @@
-//! OpenTSDB's newest points and Alibaba's multi-field calls through the
-//! cluster: `/api/mput` through the router, then `/api/query/last`,
-//! `/api/query/mlast` and `/api/mquery` answered by the querier as the
-//! single node answers them, but for the TSUIDs a cluster does not keep.
+//! OpenTSDB's newest points, TSUIDs and Alibaba's multi-field calls
+//! through the cluster: `/api/mput` through the router, then
+//! `/api/query/last`, `/api/query/mlast` and `/api/mquery` answered by the
+//! querier as the single node answers them. TSUIDs are the cluster's own
+//! (numbered as first printed, not in a single node's first-seen order):
+//! the same on every node, and each names its series back.
 
 use super::{T0, json_request, until_not_busy};
 use crate::harness::{TestServer, json};
@@ -27,7 +29,7 @@ fn turbines() -> String {
     Value::Array(points).to_string()
 }
 
-/// Takes out `tsuid` of every element of a single node's array answer.
+/// Takes out `tsuid` of every element of an array answer.
 fn without_tsuids(mut v: Value) -> Value {
     for element in v.as_array_mut().into_iter().flatten() {
         if let Some(o) = element.as_object_mut() {
@@ -111,8 +113,11 @@ pub(super) fn alibaba_alike(
         let (cluster_status, cluster) = until_not_busy(querier, method, path, body.as_deref())?;
         assert_eq!(cluster_status, status, "{path} {body:?}: {cluster}");
         let (cluster, local) = (json(&cluster)?, json(&local)?);
-        assert!(!cluster.to_string().contains("tsuid"), "{cluster}");
-        assert_eq!(cluster, without_tsuids(local), "{path} {body:?}");
+        assert_eq!(
+            without_tsuids(cluster),
+            without_tsuids(local),
+            "{path} {body:?}"
+        );
     }
 
     // The answers hold what was written: h3's newest load, and at an odd
@@ -145,28 +150,78 @@ pub(super) fn alibaba_alike(
         "{text}"
     );
 
-    // A cluster keeps no UIDs: what names series by TSUID or asks for
-    // them is refused, clearly, not answered without them.
-    let tsuids = json!(["000001000001000001"]);
-    let refused = [
-        ("/api/query/last", json!({"queries": [{"tsuids": tsuids}]})),
-        (
-            "/api/query",
-            json!({"start": T0, "queries": [{"aggregator": "sum", "tsuids": tsuids}]}),
-        ),
-        (
-            "/api/query",
-            json!({"start": T0, "showTSUIDs": true,
-                   "queries": [{"aggregator": "sum", "metric": "cpu.load"}]}),
-        ),
-    ];
-    for (path, body) in refused {
-        let body = body.to_string();
-        let (status, text) = json_request(single, "POST", path, Some(&body))?;
-        assert_eq!(status, 200, "single node: {body}: {text}");
-        let (status, text) = json_request(querier, "POST", path, Some(&body))?;
-        assert_eq!(status, 501, "{body}: {text}");
-        assert!(text.contains("TSUIDs"), "{text}");
+    tsuids_alike(single, router, querier)
+}
+
+/// The TSUIDs of the 8 cpu.load series as `node` prints them, by host.
+fn tsuids_of(node: &TestServer) -> Result<(Value, Vec<String>)> {
+    let path = "/api/query/last?timeseries=cpu.load{dc=*}";
+    let (status, text) = until_not_busy(node, "GET", path, None)?;
+    assert_eq!(status, 200, "{text}");
+    let answer = json(&text)?;
+    let mut by_host: Vec<(String, String)> = answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let host = e["tags"]["host"].as_str().unwrap_or_default().to_owned();
+            (host, e["tsuid"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    by_host.sort();
+    Ok((answer, by_host.into_iter().map(|(_, t)| t).collect()))
+}
+
+/// The cluster's TSUIDs: well formed, distinct, printed alike by the
+/// querier and the router, and each naming its series back in `last` and
+/// `/api/query` (with TSUIDs and `showTSUIDs`) as the single node's own
+/// TSUIDs do there.
+fn tsuids_alike(single: &TestServer, router: &TestServer, querier: &TestServer) -> Result<()> {
+    let (from_querier, cluster) = tsuids_of(querier)?;
+    let (from_router, _) = tsuids_of(router)?;
+    assert_eq!(from_router, from_querier, "two nodes print other TSUIDs");
+    let (_, local) = tsuids_of(single)?;
+    assert_eq!(cluster.len(), 8, "{from_querier}");
+    let distinct: std::collections::BTreeSet<&String> = cluster.iter().collect();
+    assert_eq!(distinct.len(), 8, "{cluster:?}");
+    // A metric and two tags: five UIDs of six hex digits.
+    for t in &cluster {
+        assert!(
+            t.len() == 30 && t.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{t}"
+        );
     }
+    let body = json!({"queries": [{"tsuids": cluster}]}).to_string();
+    let (status, text) = until_not_busy(querier, "POST", "/api/query/last", Some(&body))?;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(json(&text)?, from_querier, "last by TSUID");
+
+    let end = T0 + 3600;
+    for (single_tsuid, cluster_tsuid) in local.iter().zip(&cluster).take(3) {
+        let by_tsuid = |t: &str| {
+            json!({"start": T0, "end": end, "queries": [{"aggregator": "sum", "tsuids": [t]}]})
+                .to_string()
+        };
+        let (status, text) =
+            json_request(single, "POST", "/api/query", Some(&by_tsuid(single_tsuid)))?;
+        assert_eq!(status, 200, "{text}");
+        let want = json(&text)?;
+        assert!(
+            want[0]["dps"].as_object().is_some_and(|d| !d.is_empty()),
+            "{want}"
+        );
+        let body = by_tsuid(cluster_tsuid);
+        let (_, text) = until_not_busy(querier, "POST", "/api/query", Some(&body))?;
+        assert_eq!(json(&text)?, want, "{body}");
+    }
+    let shown = json!({"start": T0, "end": end, "showTSUIDs": true,
+        "queries": [{"aggregator": "sum", "metric": "cpu.load", "tags": {"host": "h3"}}]})
+    .to_string();
+    let (_, text) = json_request(single, "POST", "/api/query", Some(&shown))?;
+    let mut want = json(&text)?;
+    assert_eq!(want[0]["tsuids"], json!([local[3]]), "{want}");
+    want[0]["tsuids"] = json!([cluster[3]]);
+    let (_, text) = until_not_busy(querier, "POST", "/api/query", Some(&shown))?;
+    assert_eq!(json(&text)?, want, "showTSUIDs");
     Ok(())
 }
