@@ -4,7 +4,7 @@
 //! ([`Listed::merge`]), which is how a cluster's querier lists across
 //! shards.
 
-use crate::{Kind, Timestamp};
+use crate::{Kind, SeriesKey, TagMatch, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What to list.
@@ -25,6 +25,15 @@ pub enum Names {
     /// Long in `not_long`, and the tag keys of its series with points in
     /// `names`.
     Columns { metric: String },
+    /// The keys of the series of `metric` (of every metric when `None`)
+    /// whose tags satisfy `tags` and hold each of `any_values` under some
+    /// key (OpenTSDB's lookup), in key order, in `series`; every series
+    /// the catalog holds, whatever the range.
+    Series {
+        metric: Option<String>,
+        tags: Vec<TagMatch>,
+        any_values: Vec<String>,
+    },
 }
 
 /// A listing request.
@@ -54,6 +63,9 @@ pub struct Listed {
     /// Numeric fields with a value that is not a Long ([`Names::Columns`]).
     #[serde(default)]
     pub not_long: BTreeSet<String>,
+    /// Series keys ([`Names::Series`]), sorted.
+    #[serde(default)]
+    pub series: Vec<SeriesKey>,
 }
 
 impl Listed {
@@ -76,11 +88,19 @@ impl Listed {
             self.tags.entry(key).or_default().extend(values);
         }
         self.not_long.extend(other.not_long);
+        if !other.series.is_empty() {
+            self.series.extend(other.series);
+            self.series.sort_unstable();
+            self.series.truncate(max.saturating_add(1));
+        }
     }
 
     /// Names listed in all: names, fields, and tag values.
     pub fn count(&self) -> usize {
-        self.names.len() + self.fields.len() + self.tags.values().map(BTreeSet::len).sum::<usize>()
+        self.names.len()
+            + self.fields.len()
+            + self.tags.values().map(BTreeSet::len).sum::<usize>()
+            + self.series.len()
     }
 }
 

@@ -7,7 +7,9 @@ pub type Tags = Vec<(String, String)>;
 
 /// A series: the metric and the complete tag set. Two keys with different
 /// tag sets are different series even when one is a subset of the other.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SeriesKey {
     pub metric: String,
     /// Sorted by tag key, unique keys.

@@ -15,6 +15,8 @@ use std::collections::BTreeSet;
 use sundial_model::{Listing, Names, SeriesKey, TagMatch, Timestamp};
 use sundial_storage::Snapshot;
 
+mod remote;
+
 const DEFAULT_MAX: usize = 25;
 
 /// `name=value` pairs of a raw query string, percent-decoded.
@@ -178,10 +180,10 @@ fn suggest(api: &Api, s: Suggest) -> Result<Response, OpenTsdbError> {
 
 /// A lookup: optional metric and `key=value` pairs, either side `*`.
 #[derive(Debug)]
-struct Lookup {
-    metric: Option<String>,
-    pairs: Vec<(String, String)>,
-    limit: usize,
+pub(crate) struct Lookup {
+    pub(crate) metric: Option<String>,
+    pub(crate) pairs: Vec<(String, String)>,
+    pub(crate) limit: usize,
 }
 
 pub(crate) async fn lookup_get(
@@ -272,7 +274,9 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
             "Missing metric and tags. Please supply at least one value.",
         ));
     }
-    let (results, total) =
+    let (results, total) = if api.reads.is_remote() {
+        remote::lookup(api, &l, any_metric)?
+    } else {
         api.db
             .read(|mut view| -> Result<(Vec<Value>, usize), OpenTsdbError> {
                 api.uids.catch_up(&mut view);
@@ -288,17 +292,13 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
                         .take(l.limit)
                         .map(|k| {
                             let tsuid = uids.tsuid(&k.metric, &k.tags);
-                            let tags: Map<String, Value> = k
-                                .tags
-                                .into_iter()
-                                .map(|(k, v)| (k, Value::String(v)))
-                                .collect();
-                            json!({"tags": tags, "metric": k.metric, "tsuid": tsuid})
+                            found_json(k, tsuid)
                         })
                         .collect()
                 });
                 Ok((results, total))
-            })?;
+            })?
+    };
     let tags: Vec<Value> = l
         .pairs
         .iter()
@@ -317,6 +317,16 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
             "totalResults": total,
         }),
     ))
+}
+
+/// One series a lookup found.
+pub(crate) fn found_json(key: SeriesKey, tsuid: Option<String>) -> Value {
+    let tags: Map<String, Value> = key
+        .tags
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({"tags": tags, "metric": key.metric, "tsuid": tsuid})
 }
 
 /// The series of `metrics` whose tags match `pairs`, by metric then tags;
@@ -384,7 +394,7 @@ fn metrics_to_search(
 /// Literal keys of the pairs become predicates (values of one key ORed,
 /// `k=*` any value); the values of `*=v` pairs are returned to be checked
 /// on each series' tags.
-fn pair_predicates(pairs: &[(String, String)]) -> (Vec<TagMatch>, Vec<&str>) {
+pub(crate) fn pair_predicates(pairs: &[(String, String)]) -> (Vec<TagMatch>, Vec<&str>) {
     let mut by_key: Vec<(String, Option<Vec<String>>)> = Vec::new();
     for (k, v) in pairs.iter().filter(|(k, _)| k != "*") {
         match by_key.iter_mut().find(|(key, _)| key == k) {
@@ -411,7 +421,7 @@ fn pair_predicates(pairs: &[(String, String)]) -> (Vec<TagMatch>, Vec<&str>) {
     (predicates, any_key_values)
 }
 
-fn unresolved() -> OpenTsdbError {
+pub(crate) fn unresolved() -> OpenTsdbError {
     OpenTsdbError {
         status: StatusCode::NOT_FOUND,
         message: "Unable to resolve one or more UIDs".into(),

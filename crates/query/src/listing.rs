@@ -1,9 +1,9 @@
 //! A listing over one database (`sundial_model::Listing`); a cluster's
 //! owners each answer one over their shards and the querier merges them.
 
-use crate::{Budget, Result};
+use crate::{Budget, Error, Result};
 use std::collections::BTreeSet;
-use sundial_model::{Kind, Listed, Listing, Names, Timestamp};
+use sundial_model::{Kind, Listed, Listing, Names, SeriesKey, Timestamp};
 use sundial_storage::Db;
 
 /// `listing` over `db`: at most `max + 1` names (the first in order), the
@@ -50,6 +50,40 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
                 }
                 let keys = view.tag_keys_in(metric, Timestamp::MIN, Timestamp::MAX);
                 listed.names.extend(keys.into_iter().map(str::to_owned));
+            }
+            Names::Series {
+                metric,
+                tags,
+                any_values,
+            } => {
+                listed.known = metric.as_deref().is_some_and(|m| view.has_metric(m));
+                for m in &metrics_of(&view, metric.as_deref()) {
+                    budget.check_time()?;
+                    view.yield_to_writers();
+                    if !view.has_metric(m) {
+                        continue;
+                    }
+                    let ids = view
+                        .select(m, tags)
+                        .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
+                    let mut keys: Vec<SeriesKey> = view
+                        .keys_of(ids)
+                        .into_iter()
+                        .map(|(_, k)| k)
+                        .filter(|k| {
+                            let has = |want: &String| k.tags.iter().any(|(_, v)| v == want);
+                            any_values.iter().all(has)
+                        })
+                        .collect();
+                    keys.sort_unstable();
+                    listed.series.extend(keys);
+                    if listed.series.len() >= cap {
+                        listed.series.sort_unstable();
+                        listed.series.truncate(cap);
+                        break;
+                    }
+                }
+                listed.series.sort_unstable();
             }
             Names::Tags { metric } => {
                 listed.known = view.has_metric(metric);
@@ -113,7 +147,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Duration;
-    use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp, ValueInput, WritePoint};
+    use sundial_model::{FieldValue, Kind, SeriesKey, TagMatch, Timestamp, ValueInput, WritePoint};
 
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -253,6 +287,39 @@ mod tests {
                 None,
                 usize::MAX,
             ),
+            listing(
+                Names::Series {
+                    metric: cpu(),
+                    tags: vec![TagMatch::Eq {
+                        key: "dc".into(),
+                        value: "dc1".into(),
+                    }],
+                    any_values: Vec::new(),
+                },
+                "",
+                None,
+                100,
+            ),
+            listing(
+                Names::Series {
+                    metric: None,
+                    tags: Vec::new(),
+                    any_values: vec!["h2".into()],
+                },
+                "",
+                None,
+                100,
+            ),
+            listing(
+                Names::Series {
+                    metric: None,
+                    tags: vec![TagMatch::Exists { key: "host".into() }],
+                    any_values: Vec::new(),
+                },
+                "",
+                None,
+                3,
+            ),
         ];
         for l in &listings {
             let one = list(&whole, l, &budget)?;
@@ -264,6 +331,7 @@ mod tests {
             assert_eq!(merged.names, one.names, "{l:?}");
             assert_eq!(merged.fields, one.fields, "{l:?}");
             assert_eq!(merged.not_long, one.not_long, "{l:?}");
+            assert_eq!(merged.series, one.series, "{l:?}");
             // A capped tag listing is cut per store: only "more than max"
             // carries over.
             if one.count() <= l.max {
@@ -291,6 +359,19 @@ mod tests {
         // Two of three fields (cap is max + 1): "note", "used".
         assert_eq!(list(&whole, &listings[3], &budget)?.fields.len(), 2);
         assert_eq!(names(&listings[4])?, ["dc", "host"]);
+        let series = |i: usize| -> Result<Vec<String>> {
+            let listed = list(&whole, &listings[i], &budget)?;
+            Ok(listed
+                .series
+                .iter()
+                .map(|k| format!("{}:{}", k.metric, k.tags[1].1))
+                .collect())
+        };
+        // Hosts with three-letter names are in dc1; h2 writes both metrics;
+        // the first four of every series (cap is max + 1).
+        assert_eq!(series(12)?, ["cpu:h10", "cpu:h11"]);
+        assert_eq!(series(13)?, ["cpu:h2", "disk:h2"]);
+        assert_eq!(series(14)?, ["cpu:h0", "cpu:h1", "cpu:h2", "cpu:h3"]);
         assert_eq!(names(&listings[5])?, ["h1", "h10", "h11"]);
         // Minutes 2..7: h2..h7 of cpu, h2, h3 of disk; the first four.
         assert_eq!(names(&listings[6])?, ["h2", "h3", "h4", "h5"]);

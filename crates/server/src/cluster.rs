@@ -356,16 +356,17 @@ async fn start_ingester(
 }
 
 /// Whether a cluster node serves the route: writes of every API,
-/// OpenTSDB's and Baidu's JSON queries, the newest points, Alibaba's
-/// multi-field calls, SQL, the listings and BlueKing's metadata so far.
-/// The others read or change what one node holds alone (lookups, UIDs,
-/// databases, grants) and answer "not in cluster mode yet" rather than
-/// from this node's empty store.
+/// OpenTSDB's and Baidu's JSON queries, the newest points, lookups,
+/// Alibaba's multi-field calls, SQL, the listings and BlueKing's metadata
+/// so far. The others read or change what one node holds alone (UIDs by
+/// hand, databases, grants) and answer "not in cluster mode yet" rather
+/// than from this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
         "/api/mput" | "/api/mquery" | "/api/query/last" | "/api/query/mlast" => true,
+        "/api/search/lookup" => true,
         "/v1/datapoint" | "/v1/row" | "/v2/push" => true,
         _ if bkmonitor_metadata(path) => true,
         _ => {

@@ -5,12 +5,12 @@
 //! shards move as the ingesters join and after one is killed with
 //! `kill -9` during writes; while PostgreSQL is down they go on taking
 //! writes and answering, and no shard moves when it is back.
-//! Listings, newest points, Alibaba's multi-field calls and SQL answer
-//! alike too; BlueKing's metadata is shared by every node. Two compactors: one works at a
+//! Listings, newest points, lookups, TSUIDs, Alibaba's multi-field calls
+//! and SQL answer alike too; BlueKing's metadata is shared by every node. Two compactors: one works at a
 //! time, and the other takes over when it is killed. Routes not built for
 //! clusters say so.
 
-mod alibaba;
+mod opentsdb;
 
 use crate::harness::{TestServer, json, point};
 use crate::object_store::fresh_store_keys;
@@ -217,10 +217,10 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     );
 
     listings_alike(&single, &querier)?;
-    alibaba::alibaba_alike(&single, &router, &querier, 60)?;
+    opentsdb::opentsdb_alike(&single, &router, &querier, 60)?;
 
     // Routes that read what one node holds alone are refused, clearly.
-    let (status, text) = router.get("/api/search/lookup?m=cpu.load")?;
+    let (status, text) = router.get("/api/uid/uidmeta?type=metric&uid=000001")?;
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
     sql_alike(&single, &second_querier)?;

@@ -1,7 +1,7 @@
-//! OpenTSDB's newest points, TSUIDs and Alibaba's multi-field calls
-//! through the cluster: `/api/mput` through the router, then
-//! `/api/query/last`, `/api/query/mlast` and `/api/mquery` answered by the
-//! querier as the single node answers them. TSUIDs are the cluster's own
+//! OpenTSDB's newest points, lookups, TSUIDs and Alibaba's multi-field
+//! calls through the cluster: `/api/mput` through the router, then
+//! `/api/query/last`, `/api/search/lookup`, `/api/query/mlast` and
+//! `/api/mquery` answered by the querier as the single node answers them. TSUIDs are the cluster's own
 //! (numbered as first printed, not in a single node's first-seen order):
 //! the same on every node, and each names its series back.
 
@@ -29,9 +29,17 @@ fn turbines() -> String {
     Value::Array(points).to_string()
 }
 
-/// Takes out `tsuid` of every element of an array answer.
-fn without_tsuids(mut v: Value) -> Value {
-    for element in v.as_array_mut().into_iter().flatten() {
+/// An answer without what differs by node: TSUIDs (of every element of
+/// an array answer, or of a lookup's results) and a lookup's time.
+fn comparable(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("time");
+    }
+    let elements = match v.get_mut("results") {
+        Some(results) => results.as_array_mut(),
+        None => v.as_array_mut(),
+    };
+    for element in elements.into_iter().flatten() {
         if let Some(o) = element.as_object_mut() {
             o.remove("tsuid");
         }
@@ -40,9 +48,9 @@ fn without_tsuids(mut v: Value) -> Value {
 }
 
 /// `/api/mput` through the router and into the single node, then the
-/// newest-point and multi-field reads alike; the cpu.load series hold the
+/// newest-point, lookup and multi-field reads alike; the cpu.load series hold the
 /// first `minutes` minutes of `super::puts`.
-pub(super) fn alibaba_alike(
+pub(super) fn opentsdb_alike(
     single: &TestServer,
     router: &TestServer,
     querier: &TestServer,
@@ -80,6 +88,23 @@ pub(super) fn alibaba_alike(
             Some(json!({"queries": [{"metric": "no.such.metric"}]})),
         ),
         (
+            "GET",
+            "/api/search/lookup?m=cpu.load{dc=east}&limit=3".into(),
+            None,
+        ),
+        ("GET", "/api/search/lookup?m=*{*=s2}".into(), None),
+        (
+            "POST",
+            "/api/search/lookup".into(),
+            Some(json!({"metric": "turbine", "tags": [{"key": "site", "value": "*"}]})),
+        ),
+        (
+            "GET",
+            "/api/search/lookup?m=cpu.load{host=nobody}".into(),
+            None,
+        ),
+        ("GET", "/api/search/lookup?m=no.such.metric".into(), None),
+        (
             "POST",
             "/api/query/mlast".into(),
             Some(json!({"queries": [{"metric": "turbine", "fields": ["*"],
@@ -109,15 +134,16 @@ pub(super) fn alibaba_alike(
     for (method, path, body) in &reads {
         let body = body.as_ref().map(Value::to_string);
         let (status, local) = json_request(single, method, path, body.as_deref())?;
-        assert_eq!(status, 200, "{path} {body:?}: {local}");
+        let unknown = path.contains("nobody") || path.contains("no.such");
+        assert_eq!(
+            status,
+            if unknown { 404 } else { 200 },
+            "{path} {body:?}: {local}"
+        );
         let (cluster_status, cluster) = until_not_busy(querier, method, path, body.as_deref())?;
         assert_eq!(cluster_status, status, "{path} {body:?}: {cluster}");
         let (cluster, local) = (json(&cluster)?, json(&local)?);
-        assert_eq!(
-            without_tsuids(cluster),
-            without_tsuids(local),
-            "{path} {body:?}"
-        );
+        assert_eq!(comparable(cluster), comparable(local), "{path} {body:?}");
     }
 
     // The answers hold what was written: h3's newest load, and at an odd
@@ -135,7 +161,8 @@ pub(super) fn alibaba_alike(
         json!((T0 + minute * 60) * 1000),
         "{text}"
     );
-    let body = reads[4].2.as_ref().map(Value::to_string);
+    let star = reads.iter().find(|r| r.1 == "/api/query/mlast");
+    let body = star.and_then(|r| r.2.as_ref()).map(Value::to_string);
     let (_, text) = until_not_busy(querier, "POST", "/api/query/mlast", body.as_deref())?;
     let s1 = &json(&text)?[1];
     assert_eq!(s1["tags"]["site"], json!("s1"), "{text}");
