@@ -1,9 +1,10 @@
 //! OpenTSDB's newest points, lookups, TSUIDs and Alibaba's multi-field
-//! calls through the cluster: `/api/mput` through the router, then
-//! `/api/query/last`, `/api/search/lookup`, `/api/query/mlast` and
-//! `/api/mquery` answered by the querier as the single node answers them. TSUIDs are the cluster's own
-//! (numbered as first printed, not in a single node's first-seen order):
-//! the same on every node, and each names its series back.
+//! calls through the cluster: telnet puts and `/api/mput` through the
+//! router, then `/api/query/last`, `/api/search/lookup`,
+//! `/api/query/mlast` and `/api/mquery` answered by the querier as the
+//! single node answers them. TSUIDs are the cluster's own (numbered as
+//! first printed, not in a single node's first-seen order): the same on
+//! every node, and each names its series back.
 
 use super::{T0, json_request, until_not_busy};
 use crate::harness::{TestServer, json};
@@ -62,8 +63,26 @@ pub(super) fn opentsdb_alike(
     let (status, text) = until_not_busy(router, "POST", "/api/mput", Some(&body))?;
     assert_eq!(status, 204, "router: {text}");
 
+    // Telnet puts through the router too; `version` answers once the
+    // puts before it are written.
+    let lines: String = (0..20)
+        .map(|i| format!("put telnet.m {} {} src=t{}\n", T0 + i * 60, i * 2, i % 3))
+        .collect();
+    for node in [single, router] {
+        let mut telnet = node.telnet()?;
+        telnet.send(&format!("{lines}version\n"))?;
+        let answer = telnet.read_available()?;
+        assert!(answer.starts_with("sundial "), "{answer}");
+    }
+
     let end = T0 + 29 * 60;
     let reads = [
+        (
+            "POST",
+            "/api/query".to_string(),
+            Some(json!({"start": T0, "end": end,
+                        "queries": [{"metric": "telnet.m", "aggregator": "sum"}]})),
+        ),
         (
             "GET",
             "/api/query/last?timeseries=cpu.load{host=h3}".to_string(),
@@ -148,7 +167,7 @@ pub(super) fn opentsdb_alike(
 
     // The answers hold what was written: h3's newest load, and at an odd
     // site a row for the newest speed without a temperature.
-    let (_, text) = until_not_busy(querier, "GET", &reads[0].1, None)?;
+    let (_, text) = until_not_busy(querier, "GET", &reads[1].1, None)?;
     let minute = minutes - 1;
     let load = (3 * 11 + minute * 7) % 50;
     assert_eq!(
