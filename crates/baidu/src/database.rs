@@ -1,6 +1,8 @@
 //! The `/v1/database` management API (spec 11): databases created here get
 //! an id, quotas and an expiry, kept in `<data_dir>/baidu-databases.json`
-//! (replaced atomically) beside the engine's own database directories.
+//! (replaced atomically) beside the engine's own database directories, or
+//! on a cluster node in a document every node shares (docs/cluster.md,
+//! "Shared metadata").
 
 use super::error::BaiduError;
 use super::write::present;
@@ -9,7 +11,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::Arc;
 use sundial_api::access::{Action, Identity};
+use sundial_api::shared::SharedDocument;
 use sundial_storage::Engine;
 use sundial_storage::vfs::Vfs;
 
@@ -31,12 +35,26 @@ struct Entry {
     order_id: String,
 }
 
-/// Created databases, persisted on every change.
+/// Where the created databases are kept.
+#[derive(Debug)]
+enum Backend {
+    /// A single node: `baidu-databases.json`, replaced atomically.
+    File(PathBuf),
+    /// A cluster node: one document every node shares (PostgreSQL); each
+    /// call reads it fresh, and a change is stored only over the version
+    /// it was made from.
+    Shared(Arc<dyn SharedDocument>),
+}
+
+/// Created databases; the lock orders this node's changes.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    path: PathBuf,
+    backend: Backend,
     entries: Mutex<Vec<Entry>>,
 }
+
+/// Times a create is tried against other nodes' changes.
+const ATTEMPTS: usize = 16;
 
 impl Registry {
     pub(crate) fn open(engine: &Engine) -> Result<Self, std::io::Error> {
@@ -47,16 +65,55 @@ impl Registry {
             Err(e) => return Err(e),
         };
         Ok(Self {
-            path,
+            backend: Backend::File(path),
             entries: Mutex::new(entries),
         })
     }
 
-    fn save(&self, entries: &[Entry]) -> Result<(), BaiduError> {
+    /// The registry in `doc`, which every node of a cluster shares.
+    pub(crate) fn open_shared(doc: Arc<dyn SharedDocument>) -> Self {
+        Self {
+            backend: Backend::Shared(doc),
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Brings `entries` up to the stored ones; their version (0 on a
+    /// single node, whose entries are always current).
+    fn refresh(&self, entries: &mut Vec<Entry>) -> Result<i64, BaiduError> {
+        let Backend::Shared(doc) = &self.backend else {
+            return Ok(0);
+        };
+        let (version, stored) = doc
+            .load()
+            .map_err(unreachable)?
+            .map_or((0, Vec::new()), |(v, body)| (v, body));
+        *entries = if stored.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_slice(&stored).map_err(|e| BaiduError::internal(&e))?
+        };
+        Ok(version)
+    }
+
+    /// Stores `entries` over `version`; `false` when another node stored
+    /// first.
+    fn save(&self, version: i64, entries: &[Entry]) -> Result<bool, BaiduError> {
         let bytes = serde_json::to_vec_pretty(entries).map_err(|e| BaiduError::internal(&e))?;
-        Vfs::default()
-            .write_atomic(&self.path, &bytes)
-            .map_err(|e| BaiduError::internal(&e))
+        match &self.backend {
+            Backend::File(path) => Vfs::default()
+                .write_atomic(path, &bytes)
+                .map(|()| true)
+                .map_err(|e| BaiduError::internal(&e)),
+            Backend::Shared(doc) => doc.store(version, &bytes).map_err(unreachable),
+        }
+    }
+
+    /// The names of the databases created, as stored now.
+    pub(crate) fn names(&self) -> Result<Vec<String>, BaiduError> {
+        let mut entries = self.entries.lock();
+        self.refresh(&mut entries)?;
+        Ok(entries.iter().map(|e| e.name.clone()).collect())
     }
 
     /// `POST /v1/database?clientToken=`; blocking.
@@ -68,46 +125,51 @@ impl Registry {
         body: &Value,
         now_secs: i64,
     ) -> Result<Value, BaiduError> {
-        let mut entries = self.entries.lock();
-        if let Some(e) = entries.iter().find(|e| e.client_token == token) {
-            may_administer(identity, &e.name)?;
-            return Ok(created(e));
-        }
         let new = NewDatabase::parse(body)?;
-        let name = new.name;
-        may_administer(identity, &name)?;
-        if entries.iter().any(|e| e.name == name) || engine.database(&name).is_some() {
-            return Err(BaiduError::invalid(format!(
-                "database name {name} is taken"
-            )));
+        let mut entries = self.entries.lock();
+        for _ in 0..ATTEMPTS {
+            let version = self.refresh(&mut entries)?;
+            if let Some(e) = entries.iter().find(|e| e.client_token == token) {
+                may_administer(identity, &e.name)?;
+                open_locally(engine, &e.name)?;
+                return Ok(created(e));
+            }
+            let name = new.name.clone();
+            may_administer(identity, &name)?;
+            let shared = matches!(self.backend, Backend::Shared(_));
+            let here = engine.database(&name).is_some();
+            // On a cluster every listed database has a handle here too;
+            // one that is not listed is `default` (or an unlisted leftover).
+            if entries.iter().any(|e| e.name == name) || here {
+                return Err(BaiduError::invalid(format!(
+                    "database name {name} is taken"
+                )));
+            }
+            if entries.len() >= MAX_DATABASES {
+                return Err(BaiduError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "InsufficientQuota",
+                    format!("at most {MAX_DATABASES} databases"),
+                ));
+            }
+            if !shared {
+                engine
+                    .create_database(&name)
+                    .map_err(|e| BaiduError::storage(&e))?;
+            }
+            let entry = new.entry(name, token, now_secs);
+            let mut changed = entries.clone();
+            changed.push(entry.clone());
+            if self.save(version, &changed)? {
+                open_locally(engine, &entry.name)?;
+                *entries = changed;
+                return Ok(created(&entry));
+            }
         }
-        if entries.len() >= MAX_DATABASES {
-            return Err(BaiduError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "InsufficientQuota",
-                format!("at most {MAX_DATABASES} databases"),
-            ));
-        }
-        engine
-            .create_database(&name)
-            .map_err(|e| BaiduError::storage(&e))?;
-        let random = uuid::Uuid::new_v4().simple().to_string();
-        let entry = Entry {
-            id: format!("tsdb-{}", base36(&random)),
-            name,
-            description: new.description,
-            ingest_monthly: new.ingest,
-            query_units_monthly: new.query_units,
-            store_bytes_quota: new.store,
-            create_secs: now_secs,
-            expire_secs: add_months(now_secs, new.months),
-            client_token: token.to_owned(),
-            order_id: uuid::Uuid::new_v4().simple().to_string(),
-        };
-        let reply = created(&entry);
-        entries.push(entry);
-        self.save(&entries)?;
-        Ok(reply)
+        Err(BaiduError::classified(
+            sundial_storage::ErrorClass::Busy,
+            &"other nodes kept changing the databases; retry",
+        ))
     }
 
     /// A database the caller has a grant on (others look absent).
@@ -117,8 +179,9 @@ impl Registry {
         id: &str,
         region: &str,
     ) -> Result<Value, BaiduError> {
-        self.entries
-            .lock()
+        let mut entries = self.entries.lock();
+        self.refresh(&mut entries)?;
+        entries
             .iter()
             .find(|e| e.id == id && identity.knows(&e.name))
             .map(|e| describe(e, region))
@@ -126,25 +189,33 @@ impl Registry {
     }
 
     /// The databases the caller has a grant on.
-    pub(crate) fn list(&self, identity: &Identity, region: &str) -> Value {
-        let mut entries: Vec<Entry> = self
-            .entries
-            .lock()
+    pub(crate) fn list(&self, identity: &Identity, region: &str) -> Result<Value, BaiduError> {
+        let mut entries = self.entries.lock();
+        self.refresh(&mut entries)?;
+        let mut entries: Vec<Entry> = entries
             .iter()
             .filter(|e| identity.knows(&e.name))
             .cloned()
             .collect();
         entries.sort_by(|a, b| (a.create_secs, &a.id).cmp(&(b.create_secs, &b.id)));
-        json!({"databases": entries.iter().map(|e| describe(e, region)).collect::<Vec<_>>()})
+        Ok(json!({"databases": entries.iter().map(|e| describe(e, region)).collect::<Vec<_>>()}))
     }
 
-    /// Drops the database and its data; blocking.
+    /// Drops the database and its data; blocking. Not on a cluster node,
+    /// whose shards' owners hold the data.
     pub(crate) fn delete(
         &self,
         engine: &Engine,
         identity: &Identity,
         id: &str,
     ) -> Result<(), BaiduError> {
+        if matches!(self.backend, Backend::Shared(_)) {
+            return Err(BaiduError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "dropping a database is not served in cluster mode yet (docs/cluster.md)",
+            ));
+        }
         let mut entries = self.entries.lock();
         let Some(pos) = entries
             .iter()
@@ -156,13 +227,34 @@ impl Registry {
         let entry = entries.remove(pos);
         // Forget it first: a crash after this leaves orphan files, never a
         // listed database without data.
-        self.save(&entries)?;
+        self.save(0, &entries)?;
         match engine.drop_database(&entry.name) {
             Ok(()) => Ok(()),
             Err(e) if e.class() == sundial_storage::ErrorClass::NotFound => Ok(()),
             Err(e) => Err(BaiduError::storage(&e)),
         }
     }
+}
+
+/// This node's handle on a database the cluster lists (the data lives
+/// with the shards' owners); already open is fine.
+pub(crate) fn open_locally(engine: &Engine, name: &str) -> Result<(), BaiduError> {
+    if engine.database(name).is_some() {
+        return Ok(());
+    }
+    match engine.create_database(name) {
+        Ok(_) => Ok(()),
+        Err(e) if e.class() == sundial_storage::ErrorClass::Conflict => Ok(()),
+        Err(e) => Err(BaiduError::storage(&e)),
+    }
+}
+
+/// The shared registry could not be read or written.
+fn unreachable(e: std::io::Error) -> BaiduError {
+    BaiduError::classified(
+        sundial_storage::ErrorClass::Busy,
+        &format!("the cluster's metadata store: {e}; retry"),
+    )
 }
 
 fn may_administer(identity: &Identity, name: &str) -> Result<(), BaiduError> {
@@ -237,6 +329,22 @@ impl NewDatabase {
             query_units,
             store,
         })
+    }
+
+    fn entry(&self, name: String, token: &str, now_secs: i64) -> Entry {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        Entry {
+            id: format!("tsdb-{}", base36(&random)),
+            name,
+            description: self.description.clone(),
+            ingest_monthly: self.ingest,
+            query_units_monthly: self.query_units,
+            store_bytes_quota: self.store,
+            create_secs: now_secs,
+            expire_secs: add_months(now_secs, self.months),
+            client_token: token.to_owned(),
+            order_id: uuid::Uuid::new_v4().simple().to_string(),
+        }
     }
 }
 

@@ -74,6 +74,34 @@ impl Api {
         })
     }
 
+    /// Keeps the databases created through `/v1/database` in `doc`, which
+    /// every node of a cluster shares, instead of this node's file.
+    pub fn with_shared_databases(
+        mut self,
+        doc: Arc<dyn sundial_api::shared::SharedDocument>,
+    ) -> Self {
+        self.registry = Arc::new(database::Registry::open_shared(doc));
+        self
+    }
+
+    /// Opens this node's handle on every database the cluster lists, so
+    /// requests naming one are served here too; the names opened. Blocks.
+    pub fn sync_databases(&self) -> std::io::Result<Vec<String>> {
+        let names = self
+            .registry
+            .names()
+            .map_err(|e| std::io::Error::other(e.message))?;
+        let mut opened = Vec::new();
+        for name in names {
+            if self.engine.database(&name).is_none() {
+                database::open_locally(&self.engine, &name)
+                    .map_err(|e| std::io::Error::other(e.message))?;
+                opened.push(name);
+            }
+        }
+        Ok(opened)
+    }
+
     /// Passes every write through `hooks` (BlueKing's group binding).
     pub fn with_hooks(mut self, hooks: sundial_api::write_hook::WriteHooks) -> Self {
         self.hooks = hooks;
@@ -471,7 +499,7 @@ mod databases {
         let list =
             tokio::task::spawn_blocking(move || api.registry.list(&identity, &api.config.region))
                 .await
-                .map_err(|e| BaiduError::internal(&e))?;
+                .map_err(|e| BaiduError::internal(&e))??;
         Ok(json_ok(&list))
     }
 

@@ -355,18 +355,50 @@ async fn start_ingester(
     })
 }
 
+/// Opens this node's handle on each database created through any node
+/// (Baidu's `/v1/database`), once a second: a request naming it is served
+/// here within a second of its creation.
+pub(crate) async fn keep_databases(baidu: sundial_baidu::Api) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let api = baidu.clone();
+        match tokio::task::spawn_blocking(move || api.sync_databases()).await {
+            Ok(Ok(opened)) => {
+                failing = false;
+                if !opened.is_empty() {
+                    info!(?opened, "databases created on other nodes opened here");
+                }
+            }
+            Ok(Err(e)) if !failing => {
+                failing = true;
+                warn!(error = %e, "cannot read the cluster's databases; retrying");
+            }
+            Ok(Err(_)) => {}
+            Err(e) => warn!(error = %e, "the database sync task failed"),
+        }
+    }
+}
+
 /// Whether a cluster node serves the route: writes of every API,
 /// OpenTSDB's and Baidu's JSON queries, the newest points, lookups,
-/// Alibaba's multi-field calls, SQL, the listings and BlueKing's metadata
-/// so far. The others read or change what one node holds alone (UIDs by
-/// hand, databases, grants) and answer "not in cluster mode yet" rather
-/// than from this node's empty store.
+/// Alibaba's multi-field calls, SQL, the listings, Baidu's databases and
+/// BlueKing's metadata so far. The others read or change what one node
+/// holds alone (UIDs by hand, snapshots) and answer "not in cluster mode
+/// yet" rather than from this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
         "/api/mput" | "/api/mquery" | "/api/query/last" | "/api/query/mlast" => true,
         "/api/search/lookup" => true,
+        // What the node says of itself: health, filters, serializers,
+        // its statistics and configuration, its caches.
+        "/api/health" | "/api/config/filters" | "/api/serializers" | "/api/stats" => true,
+        "/api/config" | "/api/dropcaches" => true,
+        "/v1/database" => true,
+        _ if path.starts_with("/v1/database/") => true,
         "/v1/datapoint" | "/v1/row" | "/v2/push" => true,
         _ if bkmonitor_metadata(path) => true,
         _ => {

@@ -248,9 +248,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .with_stats(sundial_api::stats::StatsSource::new(move || {
         stats_of.opentsdb_stats()
     }));
-    let baidu =
+    let mut baidu =
         sundial_baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
             .with_hooks(hooks.clone());
+    if let Some(cluster) = &config.cluster {
+        // Every node of a cluster serves the databases created on any.
+        let doc = runtime.block_on(sundial_cluster::PgDocument::connect(
+            &cluster.postgres_url,
+            "baidu-databases",
+        ))?;
+        baidu = baidu.with_shared_databases(std::sync::Arc::new(doc));
+        baidu.sync_databases()?;
+        runtime.spawn(cluster::keep_databases(baidu.clone()));
+    }
     let mut apis = listener::Apis {
         opentsdb,
         baidu,

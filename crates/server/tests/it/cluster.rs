@@ -6,10 +6,11 @@
 //! `kill -9` during writes; while PostgreSQL is down they go on taking
 //! writes and answering, and no shard moves when it is back.
 //! Listings, newest points, lookups, TSUIDs, Alibaba's multi-field calls
-//! and SQL answer alike too; BlueKing's metadata is shared by every node. Two compactors: one works at a
+//! and SQL answer alike too; Baidu's databases are the cluster's; BlueKing's metadata is shared by every node. Two compactors: one works at a
 //! time, and the other takes over when it is killed. Routes not built for
 //! clusters say so.
 
+mod databases;
 mod opentsdb;
 
 use crate::harness::{TestServer, json, point};
@@ -224,6 +225,7 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
     sql_alike(&single, &second_querier)?;
+    databases::databases_shared(&router, &querier)?;
     let bk_group = bkmonitor_shared(&router, &querier)?;
     compactor_handover(compactors)?;
     same_answers(&single, &querier, 60)?;

@@ -1,0 +1,93 @@
+//! Baidu's databases on a cluster: one created through the router is
+//! listed by the querier at once, written through the router and read
+//! through the querier (once it has opened its handle, within a second);
+//! a create repeated with its client token on another node gives the same
+//! database; dropping one is refused, clearly.
+
+use super::{T0, json_request, until_not_busy};
+use crate::harness::{TestServer, json};
+use anyhow::{Result, bail};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const NAME: &str = "clusterdb01";
+
+/// `method path body` on `server` until it no longer answers 404 (a
+/// database this node has not opened yet), for up to ten seconds.
+fn until_found(server: &TestServer, method: &str, path: &str, body: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = until_not_busy(server, method, path, Some(body))?;
+        if status != 404 {
+            assert_eq!(status, 200, "{path}: {text}");
+            return Ok(text);
+        }
+        if Instant::now() > deadline {
+            bail!("{path} still answers 404 after ten seconds: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub(super) fn databases_shared(router: &TestServer, querier: &TestServer) -> Result<()> {
+    let create = json!({"databaseName": NAME, "ingestDataPointsMonthly": 1,
+        "purchaseLength": 1, "description": "made on the router"})
+    .to_string();
+    let path = "/v1/database?clientToken=cluster-token-1";
+    let (status, text) = json_request(router, "POST", path, Some(&create))?;
+    assert_eq!(status, 200, "{text}");
+    let id = json(&text)?["databaseId"].clone();
+    assert!(
+        id.as_str().is_some_and(|i| i.starts_with("tsdb-")),
+        "{text}"
+    );
+    // The same client token on another node: the same database.
+    let (status, again) = json_request(querier, "POST", path, Some(&create))?;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(json(&again)?["databaseId"], id);
+    let (status, listed) = json_request(querier, "GET", "/v1/database", None)?;
+    assert_eq!(status, 200, "{listed}");
+    let listed = json(&listed)?;
+    let names: Vec<&str> = listed["databases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["databaseName"].as_str())
+        .collect();
+    assert_eq!(names, [NAME], "{listed}");
+
+    // Written through the router, read through the querier.
+    let t0 = T0 * 1000;
+    let values: Vec<_> = (0..30).map(|m| json!([t0 + m * 60_000, m * 3])).collect();
+    let body = json!({"datapoints": [{"metric": "pressure", "field": "kpa",
+        "tags": {"site": "x"}, "values": values}]})
+    .to_string();
+    let write = format!("/v1/datapoint?database={NAME}");
+    let (status, text) = until_not_busy(router, "POST", &write, Some(&body))?;
+    assert_eq!(status, 204, "{text}");
+    let query = json!({"queries": [{"metric": "pressure", "field": "kpa",
+        "filters": {"start": t0, "end": t0 + 3_600_000},
+        "aggregators": [{"name": "Sum"}]}]})
+    .to_string();
+    let read = format!("/v1/datapoint?query&database={NAME}");
+    let answer = json(&until_found(querier, "PUT", &read, &query)?)?;
+    let sum: i64 = (0..30).map(|m| m * 3).sum();
+    assert_eq!(
+        answer["results"][0]["groups"][0]["values"][0][1],
+        json!(sum),
+        "{answer}"
+    );
+    // The default database holds none of it.
+    let (_, text) = json_request(querier, "PUT", "/v1/datapoint?query", Some(&query))?;
+    assert!(!text.contains(&sum.to_string()), "{text}");
+
+    let (status, text) = json_request(
+        router,
+        "DELETE",
+        &format!("/v1/database/{}", id.as_str().unwrap_or_default()),
+        None,
+    )?;
+    assert_eq!(status, 501, "{text}");
+    assert!(text.contains("cluster mode"), "{text}");
+    Ok(())
+}
