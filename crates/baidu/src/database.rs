@@ -125,15 +125,16 @@ impl Registry {
         body: &Value,
         now_secs: i64,
     ) -> Result<Value, BaiduError> {
-        let new = NewDatabase::parse(body)?;
         let mut entries = self.entries.lock();
         for _ in 0..ATTEMPTS {
             let version = self.refresh(&mut entries)?;
+            // A repeated create answers as the first did, whatever its body.
             if let Some(e) = entries.iter().find(|e| e.client_token == token) {
                 may_administer(identity, &e.name)?;
                 open_locally(engine, &e.name)?;
                 return Ok(created(e));
             }
+            let new = NewDatabase::parse(body)?;
             let name = new.name.clone();
             may_administer(identity, &name)?;
             let shared = matches!(self.backend, Backend::Shared(_));
