@@ -403,7 +403,11 @@ pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
         _ if bkmonitor_metadata(path) => true,
         _ => {
             method == Method::GET
-                && (matches!(path, "" | "/metrics" | "/v1/metric") || listing(path))
+                && (matches!(path, "" | "/metrics" | "/v1/metric")
+                    || listing(path)
+                    // The web console's own files (its pages call the APIs).
+                    || path == "/console"
+                    || path.starts_with("/console/"))
         }
     }
 }

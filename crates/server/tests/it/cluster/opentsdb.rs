@@ -63,6 +63,14 @@ pub(super) fn opentsdb_alike(
     let (status, text) = until_not_busy(router, "POST", "/api/mput", Some(&body))?;
     assert_eq!(status, 204, "router: {text}");
 
+    // The web console is there on a cluster node too.
+    let (status, page) = querier.get("/console")?;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<html") || page.contains("<!doctype"),
+        "{page}"
+    );
+
     // Telnet puts through the router too; `version` answers once the
     // puts before it are written.
     let lines: String = (0..20)
