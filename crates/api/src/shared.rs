@@ -40,3 +40,35 @@ pub trait SharedUids: Send + Sync + Debug {
     fn names(&self, database: &str, kind: u8, uids: &[u32])
     -> std::io::Result<Vec<Option<String>>>;
 }
+
+/// A [`SharedDocument`] in memory: what nodes in one process sharing it
+/// see, as they would see PostgreSQL's (tests of the shared backends).
+#[derive(Debug, Default)]
+pub struct MemoryDocument(std::sync::Mutex<Option<(i64, Vec<u8>)>>);
+
+impl MemoryDocument {
+    fn stored(&self) -> std::sync::MutexGuard<'_, Option<(i64, Vec<u8>)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl SharedDocument for MemoryDocument {
+    fn load(&self) -> std::io::Result<Option<(i64, Vec<u8>)>> {
+        Ok(self.stored().clone())
+    }
+
+    fn version(&self) -> std::io::Result<i64> {
+        Ok(self.stored().as_ref().map_or(0, |(v, _)| *v))
+    }
+
+    fn store(&self, expected: i64, body: &[u8]) -> std::io::Result<bool> {
+        let mut doc = self.stored();
+        if doc.as_ref().map_or(0, |(v, _)| *v) != expected {
+            return Ok(false);
+        }
+        *doc = Some((expected + 1, body.to_vec()));
+        Ok(true)
+    }
+}

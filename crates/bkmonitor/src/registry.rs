@@ -297,29 +297,6 @@ mod tests {
     use super::*;
     use crate::model::DataSource;
 
-    /// A shared document in memory, as two nodes would see PostgreSQL's.
-    #[derive(Debug, Default)]
-    struct Memory(Mutex<Option<(i64, Vec<u8>)>>);
-
-    impl SharedDocument for Memory {
-        fn load(&self) -> std::io::Result<Option<(i64, Vec<u8>)>> {
-            Ok(self.0.lock().clone())
-        }
-
-        fn version(&self) -> std::io::Result<i64> {
-            Ok(self.0.lock().as_ref().map_or(0, |(v, _)| *v))
-        }
-
-        fn store(&self, expected: i64, body: &[u8]) -> std::io::Result<bool> {
-            let mut doc = self.0.lock();
-            if doc.as_ref().map_or(0, |(v, _)| *v) != expected {
-                return Ok(false);
-            }
-            *doc = Some((expected + 1, body.to_vec()));
-            Ok(true)
-        }
-    }
-
     fn source(id: i64) -> DataSource {
         DataSource {
             bk_data_id: id,
@@ -357,7 +334,7 @@ mod tests {
 
     #[test]
     fn nodes_sharing_a_document_see_and_keep_each_others_changes() -> std::io::Result<()> {
-        let doc: Arc<dyn SharedDocument> = Arc::new(Memory::default());
+        let doc: Arc<dyn SharedDocument> = Arc::new(sundial_api::shared::MemoryDocument::default());
         let a = Registry::open_shared(doc.clone())?;
         let b = Registry::open_shared(doc.clone())?;
         add(&a, 10)?;
