@@ -39,6 +39,29 @@ pub trait SharedUids: Send + Sync + Debug {
     /// The name of each of `uids`, `None` for one never given.
     fn names(&self, database: &str, kind: u8, uids: &[u32])
     -> std::io::Result<Vec<Option<String>>>;
+
+    /// Gives `name` the kind's next UID unless it has one (OpenTSDB's
+    /// `/api/uid/assign`).
+    fn assign_new(&self, database: &str, kind: u8, name: &str) -> std::io::Result<Assigned>;
+
+    /// The name and creation time (epoch seconds) of `uid`, if given.
+    fn describe(
+        &self,
+        database: &str,
+        kind: u8,
+        uid: u32,
+    ) -> std::io::Result<Option<(String, i64)>>;
+}
+
+/// What [`SharedUids::assign_new`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assigned {
+    /// The name had no UID; now this one.
+    New(u32),
+    /// The name had this UID already.
+    Existing(u32),
+    /// The kind's numbers are used up.
+    Exhausted,
 }
 
 /// A [`SharedDocument`] in memory: what nodes in one process sharing it

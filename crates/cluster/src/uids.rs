@@ -1,13 +1,14 @@
 //! OpenTSDB's UIDs shared by every node (docs/cluster.md, "UIDs"): per
 //! database and kind a name's number in PostgreSQL, taken from the kind's
-//! counter the first time a node needs it (a TSUID printed), so every
-//! node prints and reads the same TSUIDs.
+//! counter the first time a node needs it (a TSUID printed, or a name
+//! assigned through `/api/uid/assign`), so every node prints and reads
+//! the same TSUIDs.
 
 use crate::{Meta, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
-use sundial_api::shared::SharedUids;
+use sundial_api::shared::{Assigned, SharedUids};
 use tokio::runtime::Handle;
 
 /// UIDs are three bytes wide.
@@ -97,25 +98,84 @@ impl Meta {
             .collect())
     }
 
-    /// The name of each of `uids` of `kind` in `database`, if given.
-    pub async fn uid_names(
+    /// Gives `name` of `kind` in `database` the kind's next UID unless it
+    /// has one; a lost race to another node finds the winner's.
+    pub async fn assign_uid(
+        &mut self,
+        database: &str,
+        kind: i16,
+        name: &str,
+        now_secs: i64,
+    ) -> Result<Assigned> {
+        let names = [name.to_owned()];
+        if let Some(uid) = self.uids_of(database, kind, &names).await?.get(name) {
+            return Ok(Assigned::Existing(*uid));
+        }
+        let tx = self.client.transaction().await?;
+        tx.execute(
+            "INSERT INTO uid_counters (database, kind, next) VALUES ($1, $2, 1)
+             ON CONFLICT DO NOTHING",
+            &[&database, &kind],
+        )
+        .await?;
+        let uid: i32 = tx
+            .query_one(
+                "SELECT next FROM uid_counters WHERE database = $1 AND kind = $2 FOR UPDATE",
+                &[&database, &kind],
+            )
+            .await?
+            .get(0);
+        if uid > MAX_UID {
+            return Ok(Assigned::Exhausted);
+        }
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO uids (database, kind, name, uid, created_secs)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (database, kind, name) DO NOTHING RETURNING uid",
+                &[&database, &kind, &name, &uid, &now_secs],
+            )
+            .await?;
+        if inserted.is_none() {
+            // Another node gave it one meanwhile; nothing of ours is kept.
+            drop(tx);
+            let found = self.uids_of(database, kind, &names).await?;
+            return Ok(found
+                .get(name)
+                .map_or(Assigned::Exhausted, |u| Assigned::Existing(*u)));
+        }
+        tx.execute(
+            "UPDATE uid_counters SET next = $3 WHERE database = $1 AND kind = $2",
+            &[&database, &kind, &uid.saturating_add(1)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Assigned::New(u32::try_from(uid).unwrap_or(0)))
+    }
+
+    /// The name and creation time of each of `uids` of `kind` in
+    /// `database`, if given.
+    pub async fn describe_uids(
         &self,
         database: &str,
         kind: i16,
         uids: &[u32],
-    ) -> Result<Vec<Option<String>>> {
+    ) -> Result<Vec<Option<(String, i64)>>> {
         let wanted: Vec<i32> = uids.iter().filter_map(|u| i32::try_from(*u).ok()).collect();
         let rows = self
             .client
             .query(
-                "SELECT uid, name FROM uids
+                "SELECT uid, name, created_secs FROM uids
                  WHERE database = $1 AND kind = $2 AND uid = ANY($3)",
                 &[&database, &kind, &wanted],
             )
             .await?;
-        let found: HashMap<u32, String> = rows
+        let found: HashMap<u32, (String, i64)> = rows
             .iter()
-            .map(|r| (u32::try_from(r.get::<_, i32>(0)).unwrap_or(0), r.get(1)))
+            .map(|r| {
+                let uid = u32::try_from(r.get::<_, i32>(0)).unwrap_or(0);
+                (uid, (r.get(1), r.get(2)))
+            })
             .collect();
         Ok(uids.iter().map(|u| found.get(u).cloned()).collect())
     }
@@ -219,15 +279,18 @@ impl SharedUids for PgUids {
         if cached.iter().all(Option::is_some) {
             return Ok(cached);
         }
-        let names = self
+        let names: Vec<Option<String>> = self
             .runtime
             .block_on(async {
                 self.meta()
                     .await?
-                    .uid_names(database, i16::from(kind), uids)
+                    .describe_uids(database, i16::from(kind), uids)
                     .await
             })
-            .map_err(io::Error::other)?;
+            .map_err(io::Error::other)?
+            .into_iter()
+            .map(|d| d.map(|(name, _)| name))
+            .collect();
         let mut cache = self.cache.lock();
         for (uid, name) in uids.iter().zip(&names) {
             if let Some(name) = name {
@@ -235,5 +298,29 @@ impl SharedUids for PgUids {
             }
         }
         Ok(names)
+    }
+
+    fn assign_new(&self, database: &str, kind: u8, name: &str) -> io::Result<Assigned> {
+        self.runtime
+            .block_on(async {
+                self.meta()
+                    .await?
+                    .assign_uid(database, i16::from(kind), name, now_secs())
+                    .await
+            })
+            .map_err(io::Error::other)
+    }
+
+    fn describe(&self, database: &str, kind: u8, uid: u32) -> io::Result<Option<(String, i64)>> {
+        let described = self
+            .runtime
+            .block_on(async {
+                self.meta()
+                    .await?
+                    .describe_uids(database, i16::from(kind), &[uid])
+                    .await
+            })
+            .map_err(io::Error::other)?;
+        Ok(described.into_iter().next().flatten())
     }
 }

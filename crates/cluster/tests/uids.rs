@@ -5,7 +5,7 @@
 //! kind whose numbers are used up leaves the rest without one.
 
 use std::sync::Arc;
-use sundial_api::shared::SharedUids;
+use sundial_api::shared::{Assigned, SharedUids};
 use sundial_cluster::PgUids;
 use sundial_testkit::postgres::Postgres;
 
@@ -72,6 +72,29 @@ async fn nodes_share_one_number_per_name() -> anyhow::Result<()> {
     })
     .await??;
     assert_eq!(unknown, vec![None]);
+    // By hand: a name with a number keeps it; a new one takes the next,
+    // described with its creation time.
+    let node = nodes[2].clone();
+    let host0 = by_name.get("host-000").copied().unwrap_or_default();
+    let (existing, new, described) = tokio::task::spawn_blocking(move || {
+        let existing = node.assign_new("default", TAG_VALUE, "host-000")?;
+        let new = node.assign_new("default", TAG_VALUE, "by-hand")?;
+        let Assigned::New(uid) = new else {
+            anyhow::bail!("by-hand: {new:?}");
+        };
+        anyhow::Ok((existing, new, node.describe("default", TAG_VALUE, uid)?))
+    })
+    .await??;
+    assert_eq!(existing, Assigned::Existing(host0));
+    // After every number taken before (a lost race leaves one unused).
+    let highest = by_name.values().copied().max().unwrap_or_default();
+    assert!(
+        matches!(new, Assigned::New(u) if u > highest),
+        "{new:?} after {highest}"
+    );
+    let (name, created) = described.unwrap_or_default();
+    assert_eq!(name, "by-hand");
+    assert!(created > 1_700_000_000, "{created}");
     assert_eq!(metric, vec![Some(1)], "a kind numbers from 1");
     assert_eq!(other_db, vec![Some(1)], "a database numbers from 1");
 
@@ -94,6 +117,11 @@ async fn nodes_share_one_number_per_name() -> anyhow::Result<()> {
             by_name.get("host-000").copied()
         ]
     );
+    let node = nodes[0].clone();
+    let by_hand =
+        tokio::task::spawn_blocking(move || node.assign_new("default", TAG_VALUE, "late-9"))
+            .await??;
+    assert_eq!(by_hand, Assigned::Exhausted);
     Ok(())
 }
 

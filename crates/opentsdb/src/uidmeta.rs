@@ -7,12 +7,13 @@ use super::last::find_series;
 use super::lookup::{params, split_series};
 use super::names::first_illegal;
 use super::scope::{ReadScope, WriteScope};
-use super::uids::{AssignError, Tables, UidKind, hex, split_tsuid};
+use super::uids::{AssignError, Tables, UidKind, exhausted, hex, split_tsuid};
 use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
+use sundial_api::shared::Assigned;
 use sundial_model::{SeriesKey, TagMatch};
 
 /// Names to assign, per kind, in request order.
@@ -64,9 +65,13 @@ fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
     }
     let mut out = Map::new();
     let mut failed = false;
-    // Names of existing series first, so they keep first-seen order; the
-    // durable assignments below run without holding the database.
-    api.db.read(|mut view| api.uids.catch_up(&mut view));
+    // On a cluster node the UIDs every node shares.
+    let shared = api.shared_tables()?;
+    if shared.is_none() {
+        // Names of existing series first, so they keep first-seen order;
+        // the durable assignments below run without holding the database.
+        api.db.read(|mut view| api.uids.catch_up(&mut view));
+    }
     {
         for (kind, names) in wanted {
             let mut done = Map::new();
@@ -80,7 +85,15 @@ fn assign(api: &Api, wanted: Requested) -> Result<Response, OpenTsdbError> {
                         kind.name()
                     ))
                 } else {
-                    match api.uids.assign(kind, &name) {
+                    let assigned = match &shared {
+                        Some(shared) => match shared.assign_new(kind, &name)? {
+                            Assigned::New(uid) => Ok(uid),
+                            Assigned::Existing(uid) => Err(AssignError::Exists(uid)),
+                            Assigned::Exhausted => Err(AssignError::Exhausted(exhausted(kind))),
+                        },
+                        None => api.uids.assign(kind, &name),
+                    };
+                    match assigned {
                         Ok(uid) => {
                             done.insert(name.clone(), json!(hex(uid)));
                             None
@@ -128,6 +141,10 @@ pub(crate) async fn uidmeta(
     let value = u32::from_str_radix(&uid, 16).map_err(|_| not_found())?;
     let meta = api
         .read_blocking(move |api| {
+            if let Some(shared) = api.shared_tables()? {
+                let described = shared.describe(kind, value)?;
+                return Ok(described.map(|(name, created)| uid_json(kind, value, &name, created)));
+            }
             Ok(api.db.read(|mut view| {
                 api.uids.catch_up(&mut view);
                 api.uids.with(&view, |t| uid_object(t, kind, value))
@@ -140,10 +157,13 @@ pub(crate) async fn uidmeta(
 
 fn uid_object(t: &Tables, kind: UidKind, uid: u32) -> Option<Value> {
     let (name, created) = t.name(kind, uid)?;
-    Some(
-        json!({"uid": hex(uid), "type": kind.name().to_ascii_uppercase(), "name": name,
-        "description": "", "notes": "", "created": created, "custom": null, "displayName": ""}),
-    )
+    Some(uid_json(kind, uid, name, created))
+}
+
+/// OpenTSDB's UID meta object.
+fn uid_json(kind: UidKind, uid: u32, name: &str, created: i64) -> Value {
+    json!({"uid": hex(uid), "type": kind.name().to_ascii_uppercase(), "name": name,
+    "description": "", "notes": "", "created": created, "custom": null, "displayName": ""})
 }
 
 /// `GET /api/uid/tsmeta?tsuid=` (one object) or `?m=metric{k=v}` (array).

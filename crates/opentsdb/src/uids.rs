@@ -65,6 +65,14 @@ impl UidKind {
 pub(crate) const NOT_ON_CLUSTER: &str = "TSUIDs need the cluster's shared UIDs, which this \
      node does not reach: ask by metric and tags (docs/cluster.md, \"UIDs\")";
 
+/// Why a name of `kind` got no UID.
+pub(crate) fn exhausted(kind: UidKind) -> String {
+    format!(
+        "All Unique IDs for {} on {WIDTH_BYTES} bytes are already assigned!",
+        kind.plural()
+    )
+}
+
 /// A TSUID: the metric's UID, then each tag's key and value UIDs in the
 /// order of the key UIDs.
 pub(crate) fn format_tsuid(metric: u32, mut pairs: Vec<(u32, u32)>) -> String {
@@ -151,10 +159,7 @@ impl Tables {
         let table = &mut self.kinds[kind.index()];
         let uid = u32::try_from(table.names.len() + 1).unwrap_or(u32::MAX);
         if uid > MAX_UID {
-            return Err(format!(
-                "All Unique IDs for {} on {WIDTH_BYTES} bytes are already assigned!",
-                kind.plural()
-            ));
+            return Err(exhausted(kind));
         }
         table.by_name.insert(name.to_owned(), uid);
         table.names.push((name.to_owned(), now_secs));

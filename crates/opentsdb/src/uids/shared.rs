@@ -6,7 +6,7 @@
 use super::{UidKind, format_tsuid, split_tsuid};
 use crate::error::OpenTsdbError;
 use std::collections::{BTreeSet, HashMap};
-use sundial_api::shared::SharedUids;
+use sundial_api::shared::{Assigned, SharedUids};
 use sundial_model::{ErrorClass, SeriesKey, Tags};
 
 /// The shared UIDs in one database.
@@ -65,6 +65,24 @@ impl SharedTables<'_> {
                 Some(SeriesKey::new(metrics.get(&uids[0])?, tags))
             })
             .collect())
+    }
+
+    /// Gives `name` the kind's next UID unless it has one.
+    pub(crate) fn assign_new(&self, kind: UidKind, name: &str) -> Result<Assigned, OpenTsdbError> {
+        self.shared
+            .assign_new(self.database, kind as u8, name)
+            .map_err(unreachable)
+    }
+
+    /// The name and creation time (epoch seconds) of `uid`, if given.
+    pub(crate) fn describe(
+        &self,
+        kind: UidKind,
+        uid: u32,
+    ) -> Result<Option<(String, i64)>, OpenTsdbError> {
+        self.shared
+            .describe(self.database, kind as u8, uid)
+            .map_err(unreachable)
     }
 
     /// The UIDs of `names` of `kind`, giving new names theirs.

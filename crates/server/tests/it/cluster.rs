@@ -221,7 +221,7 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     opentsdb::opentsdb_alike(&single, &router, &querier, 60)?;
 
     // Routes that read what one node holds alone are refused, clearly.
-    let (status, text) = router.get("/api/uid/uidmeta?type=metric&uid=000001")?;
+    let (status, text) = router.get("/api/cardinality")?;
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
     sql_alike(&single, &second_querier)?;

@@ -289,5 +289,54 @@ fn tsuids_alike(single: &TestServer, router: &TestServer, querier: &TestServer) 
     want[0]["tsuids"] = json!([cluster[3]]);
     let (_, text) = until_not_busy(querier, "POST", "/api/query", Some(&shown))?;
     assert_eq!(json(&text)?, want, "showTSUIDs");
+    uids_by_hand(single, router, querier)
+}
+
+/// `/api/uid/assign` through the router: a new metric name gets a number
+/// (read back through the querier's `uidmeta`), a printed tag key has
+/// one already; answered as the single node answers, but for the numbers.
+fn uids_by_hand(single: &TestServer, router: &TestServer, querier: &TestServer) -> Result<()> {
+    let body = json!({"metric": ["assigned.by.hand"], "tagk": ["host"]}).to_string();
+    let (status, local) = json_request(single, "POST", "/api/uid/assign", Some(&body))?;
+    let (cluster_status, cluster) = json_request(router, "POST", "/api/uid/assign", Some(&body))?;
+    // The tag key exists: the request fails as a whole, the metric is made.
+    assert_eq!((status, cluster_status), (400, 400), "{local} / {cluster}");
+    let (local, cluster) = (json(&local)?, json(&cluster)?);
+    let shape = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(k, inner)| {
+                let names = inner
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(n, _)| n.clone());
+                std::iter::once(k.clone()).chain(names).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(shape(&cluster), shape(&local), "{cluster} / {local}");
+    let error = cluster["tagk_errors"]["host"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("Name already exists with UID: "),
+        "{cluster}"
+    );
+    let uid = cluster["metric"]["assigned.by.hand"]
+        .as_str()
+        .unwrap_or_default();
+    let path = format!("/api/uid/uidmeta?type=metric&uid={uid}");
+    let (status, text) = json_request(querier, "GET", &path, None)?;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(json(&text)?["name"], json!("assigned.by.hand"), "{text}");
+    // Again: it exists now, on every node.
+    let body = json!({"metric": ["assigned.by.hand"]}).to_string();
+    let (status, text) = json_request(querier, "POST", "/api/uid/assign", Some(&body))?;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(
+        json(&text)?["metric_errors"]["assigned.by.hand"],
+        json!(format!("Name already exists with UID: {uid}")),
+        "{text}"
+    );
     Ok(())
 }
