@@ -37,23 +37,7 @@ impl Meta {
         missing.dedup();
         if !missing.is_empty() {
             let tx = self.client.transaction().await?;
-            tx.execute(
-                "INSERT INTO uid_counters (database, kind, next) VALUES ($1, $2, 1)
-                 ON CONFLICT DO NOTHING",
-                &[&database, &kind],
-            )
-            .await?;
-            // The row lock orders concurrent assigners: each takes its own
-            // numbers, and one that lost a name's race leaves its number
-            // unused.
-            let first: i32 = tx
-                .query_one(
-                    "SELECT next FROM uid_counters WHERE database = $1 AND kind = $2
-                     FOR UPDATE",
-                    &[&database, &kind],
-                )
-                .await?
-                .get(0);
+            let first = next_uid(&tx, database, kind).await?;
             let room = usize::try_from(MAX_UID.saturating_add(1).saturating_sub(first))
                 .unwrap_or(0)
                 .min(missing.len());
@@ -112,19 +96,7 @@ impl Meta {
             return Ok(Assigned::Existing(*uid));
         }
         let tx = self.client.transaction().await?;
-        tx.execute(
-            "INSERT INTO uid_counters (database, kind, next) VALUES ($1, $2, 1)
-             ON CONFLICT DO NOTHING",
-            &[&database, &kind],
-        )
-        .await?;
-        let uid: i32 = tx
-            .query_one(
-                "SELECT next FROM uid_counters WHERE database = $1 AND kind = $2 FOR UPDATE",
-                &[&database, &kind],
-            )
-            .await?
-            .get(0);
+        let uid = next_uid(&tx, database, kind).await?;
         if uid > MAX_UID {
             return Ok(Assigned::Exhausted);
         }
@@ -179,6 +151,25 @@ impl Meta {
             .collect();
         Ok(uids.iter().map(|u| found.get(u).cloned()).collect())
     }
+}
+
+/// The next number of `kind` in `database`, its counter row locked until
+/// `tx` ends: the lock orders nodes numbering at once, each taking its
+/// own numbers (one that lost a name's race leaves its number unused).
+async fn next_uid(tx: &tokio_postgres::Transaction<'_>, database: &str, kind: i16) -> Result<i32> {
+    tx.execute(
+        "INSERT INTO uid_counters (database, kind, next) VALUES ($1, $2, 1)
+         ON CONFLICT DO NOTHING",
+        &[&database, &kind],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT next FROM uid_counters WHERE database = $1 AND kind = $2 FOR UPDATE",
+            &[&database, &kind],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// The cluster's UIDs as the APIs' [`SharedUids`]: calls wait on the
