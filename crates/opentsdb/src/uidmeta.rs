@@ -14,6 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sundial_api::shared::Assigned;
+
+mod shared;
 use sundial_model::{SeriesKey, TagMatch};
 
 /// Names to assign, per kind, in request order.
@@ -182,6 +184,9 @@ pub(crate) async fn tsmeta(
         }
         let meta = api
             .read_blocking(move |api| {
+                if let Some(shared) = api.shared_tables()? {
+                    return shared::by_tsuid(api, &shared, tsuid);
+                }
                 api.db.read(|mut view| {
                     api.uids.catch_up(&mut view);
                     api.uids
@@ -214,6 +219,9 @@ pub(crate) async fn tsmeta(
     let list = api
         .read_blocking(move |api| {
             let max = api.limits.config.max_result_rows;
+            if let Some(shared) = api.shared_tables()? {
+                return shared::by_series(api, &shared, metric, predicates);
+            }
             api.db
                 .read(|mut view| -> Result<Vec<Value>, OpenTsdbError> {
                     if !view.has_metric(&metric) {
@@ -245,13 +253,28 @@ pub(crate) async fn tsmeta(
 
 fn ts_object(t: &Tables, key: &SeriesKey) -> Option<Value> {
     let tsuid = t.tsuid(&key.metric, &key.tags)?;
-    let metric_uid = t.uid(UidKind::Metric, &key.metric)?;
-    let metric = uid_object(t, UidKind::Metric, metric_uid)?;
-    let created = metric.get("created").cloned().unwrap_or(json!(0));
+    ts_json(key, tsuid, |kind, name| {
+        let uid = t.uid(kind, name)?;
+        Some((uid, t.name(kind, uid)?.1))
+    })
+}
+
+/// A series' meta object; `uid_of` gives each name's UID and creation
+/// time.
+fn ts_json(
+    key: &SeriesKey,
+    tsuid: String,
+    uid_of: impl Fn(UidKind, &str) -> Option<(u32, i64)>,
+) -> Option<Value> {
+    let named = |kind, name: &str| {
+        let (uid, created) = uid_of(kind, name)?;
+        Some((uid_json(kind, uid, name, created), created))
+    };
+    let (metric, created) = named(UidKind::Metric, &key.metric)?;
     let mut tags = Vec::with_capacity(2 * key.tags.len());
     for (k, v) in &key.tags {
-        tags.push(uid_object(t, UidKind::TagK, t.uid(UidKind::TagK, k)?)?);
-        tags.push(uid_object(t, UidKind::TagV, t.uid(UidKind::TagV, v)?)?);
+        tags.push(named(UidKind::TagK, k)?.0);
+        tags.push(named(UidKind::TagV, v)?.0);
     }
     Some(
         json!({"tsuid": tsuid, "metric": metric, "tags": tags, "created": created,

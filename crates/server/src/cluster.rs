@@ -393,7 +393,7 @@ pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
         "/api/mput" | "/api/mquery" | "/api/query/last" | "/api/query/mlast" => true,
-        "/api/search/lookup" | "/api/uid/assign" | "/api/uid/uidmeta" => true,
+        "/api/search/lookup" | "/api/uid/assign" | "/api/uid/uidmeta" | "/api/uid/tsmeta" => true,
         // What the node says of itself: health, filters, serializers,
         // its statistics and configuration, its caches.
         "/api/health" | "/api/config/filters" | "/api/serializers" | "/api/stats" => true,

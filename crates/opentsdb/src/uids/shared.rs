@@ -85,6 +85,22 @@ impl SharedTables<'_> {
             .map_err(unreachable)
     }
 
+    /// The UID and creation time of each of `names` of `kind`, numbering
+    /// the new ones.
+    pub(crate) fn described<'n>(
+        &self,
+        kind: UidKind,
+        names: impl Iterator<Item = &'n str>,
+    ) -> Result<HashMap<&'n str, (u32, i64)>, OpenTsdbError> {
+        let mut out = HashMap::new();
+        for (name, uid) in self.assign(kind, names)? {
+            if let Some((_, created)) = self.describe(kind, uid)? {
+                out.insert(name, (uid, created));
+            }
+        }
+        Ok(out)
+    }
+
     /// The UIDs of `names` of `kind`, giving new names theirs.
     fn assign<'n>(
         &self,

@@ -289,7 +289,75 @@ fn tsuids_alike(single: &TestServer, router: &TestServer, querier: &TestServer) 
     want[0]["tsuids"] = json!([cluster[3]]);
     let (_, text) = until_not_busy(querier, "POST", "/api/query", Some(&shown))?;
     assert_eq!(json(&text)?, want, "showTSUIDs");
+    tsmeta_alike(single, querier, &local[3], &cluster[3])?;
     uids_by_hand(single, router, querier)
+}
+
+/// A series meta object's names: the TSUID's metric and tags, in order.
+fn meta_names(meta: &Value) -> Vec<String> {
+    let tags = meta["tags"].as_array().into_iter().flatten();
+    std::iter::once(&meta["metric"])
+        .chain(tags)
+        .map(|m| {
+            format!(
+                "{}:{}",
+                m["type"].as_str().unwrap_or("?"),
+                m["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// `/api/uid/tsmeta` by TSUID (each side its own) and by series: the same
+/// series and names as the single node's, the cluster's own TSUIDs.
+fn tsmeta_alike(
+    single: &TestServer,
+    querier: &TestServer,
+    single_tsuid: &str,
+    cluster_tsuid: &str,
+) -> Result<()> {
+    let by_tsuid = |node: &TestServer, t: &str| -> Result<Value> {
+        let (status, text) =
+            json_request(node, "GET", &format!("/api/uid/tsmeta?tsuid={t}"), None)?;
+        assert_eq!(status, 200, "{text}");
+        json(&text)
+    };
+    let (local, cluster) = (
+        by_tsuid(single, single_tsuid)?,
+        by_tsuid(querier, cluster_tsuid)?,
+    );
+    assert_eq!(
+        meta_names(&cluster),
+        meta_names(&local),
+        "{cluster} / {local}"
+    );
+    assert_eq!(cluster["tsuid"], json!(cluster_tsuid));
+    assert!(
+        meta_names(&cluster).contains(&"TAGV:h3".to_string()),
+        "{cluster}"
+    );
+    let path = "/api/uid/tsmeta?m=cpu.load{dc=east}";
+    let (status, local) = json_request(single, "GET", path, None)?;
+    let (cluster_status, cluster) = json_request(querier, "GET", path, None)?;
+    assert_eq!((status, cluster_status), (200, 200), "{local} / {cluster}");
+    let names = |text: &str| -> Result<Vec<Vec<String>>> {
+        Ok(json(text)?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(meta_names)
+            .collect())
+    };
+    assert_eq!(names(&cluster)?, names(&local)?);
+    assert_eq!(names(&cluster)?.len(), 4, "{cluster}");
+    let path = "/api/uid/tsmeta?m=no.such.metric";
+    let (status, local) = json_request(single, "GET", path, None)?;
+    let (cluster_status, cluster) = json_request(querier, "GET", path, None)?;
+    assert_eq!(
+        (cluster_status, comparable(json(&cluster)?)),
+        (status, comparable(json(&local)?))
+    );
+    Ok(())
 }
 
 /// `/api/uid/assign` through the router: a new metric name gets a number
