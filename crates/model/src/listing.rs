@@ -25,6 +25,9 @@ pub enum Names {
     /// Long in `not_long`, and the tag keys of its series with points in
     /// `names`.
     Columns { metric: String },
+    /// The values of tag `key` of one metric, or of every metric
+    /// (Alibaba's `dump_meta`).
+    KeyValues { metric: Option<String>, key: String },
     /// The keys of the series of `metric` (of every metric when `None`)
     /// whose tags satisfy `tags` and hold each of `any_values` under some
     /// key (OpenTSDB's lookup), in key order, in `series`; every series

@@ -5,12 +5,12 @@ use super::scope::ReadScope;
 
 use super::error::{OpenTsdbError, json_response};
 use super::lookup::json_body;
+use super::query::query_error;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
-use sundial_model::Timestamp;
+use sundial_model::{Listing, Names};
 
 const DEFAULT_MAX: usize = 1000;
 
@@ -38,31 +38,21 @@ pub(crate) async fn dump_meta(
     }
     .min(api.limits.config.max_result_rows);
     let metric = text("metric").filter(|m| !m.is_empty());
-    let wanted = key.clone();
-    let values: BTreeSet<String> = api
+    // Through the read seam: this node's database, or a cluster's owners.
+    let listing = Listing {
+        names: Names::KeyValues {
+            metric,
+            key: key.clone(),
+        },
+        prefix,
+        range: None,
+        max,
+    };
+    let values = api
         .read_blocking(move |api| {
-            api.db.read(|mut view| {
-                let metrics: Vec<String> = match metric {
-                    Some(m) => vec![m],
-                    None => view.metrics().into_iter().map(str::to_owned).collect(),
-                };
-                let mut pacer = api.pacer();
-                let mut out = BTreeSet::new();
-                for m in &metrics {
-                    pacer.step(&mut view)?;
-                    out.extend(
-                        view.tag_values_in(m, &wanted, Timestamp::MIN, Timestamp::MAX)
-                            .into_iter()
-                            .filter(|v| v.starts_with(prefix.as_str()))
-                            .map(str::to_owned),
-                    );
-                    // Only the first `max` in order are answered.
-                    while out.len() > max {
-                        out.pop_last();
-                    }
-                }
-                Ok(out)
-            })
+            let budget = api.query_budget();
+            let listed = api.reads.listing(&api.db, &listing, &budget);
+            Ok(listed.map_err(query_error)?.names)
         })
         .await?;
     let list: Vec<Value> = values

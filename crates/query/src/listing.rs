@@ -51,6 +51,16 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
                 let keys = view.tag_keys_in(metric, Timestamp::MIN, Timestamp::MAX);
                 listed.names.extend(keys.into_iter().map(str::to_owned));
             }
+            Names::KeyValues { metric, key } => {
+                listed.known = metric.as_deref().is_some_and(|m| view.has_metric(m));
+                let (start, end) = listing.range.unwrap_or((Timestamp::MIN, Timestamp::MAX));
+                for m in &metrics_of(&view, metric.as_deref()) {
+                    budget.check_time()?;
+                    view.yield_to_writers();
+                    let values = view.tag_values_in(m, key, start, end);
+                    add(&mut listed.names, values.into_iter().filter(prefixed), cap);
+                }
+            }
             Names::Series {
                 metric,
                 tags,
@@ -288,6 +298,15 @@ mod tests {
                 usize::MAX,
             ),
             listing(
+                Names::KeyValues {
+                    metric: None,
+                    key: "host".into(),
+                },
+                "h1",
+                None,
+                2,
+            ),
+            listing(
                 Names::Series {
                     metric: cpu(),
                     tags: vec![TagMatch::Eq {
@@ -369,9 +388,11 @@ mod tests {
         };
         // Hosts with three-letter names are in dc1; h2 writes both metrics;
         // the first four of every series (cap is max + 1).
-        assert_eq!(series(12)?, ["cpu:h10", "cpu:h11"]);
-        assert_eq!(series(13)?, ["cpu:h2", "disk:h2"]);
-        assert_eq!(series(14)?, ["cpu:h0", "cpu:h1", "cpu:h2", "cpu:h3"]);
+        // Hosts starting "h1", of either metric: the first three.
+        assert_eq!(names(&listings[12])?, ["h1", "h10", "h11"]);
+        assert_eq!(series(13)?, ["cpu:h10", "cpu:h11"]);
+        assert_eq!(series(14)?, ["cpu:h2", "disk:h2"]);
+        assert_eq!(series(15)?, ["cpu:h0", "cpu:h1", "cpu:h2", "cpu:h3"]);
         assert_eq!(names(&listings[5])?, ["h1", "h10", "h11"]);
         // Minutes 2..7: h2..h7 of cpu, h2, h3 of disk; the first four.
         assert_eq!(names(&listings[6])?, ["h2", "h3", "h4", "h5"]);

@@ -136,6 +136,16 @@ pub(super) fn opentsdb_alike(
         ("GET", "/api/search/lookup?m=no.such.metric".into(), None),
         (
             "POST",
+            "/api/dump_meta".into(),
+            Some(json!({"tagkey": "host", "tagvalueprefix": "h", "max": 5})),
+        ),
+        (
+            "POST",
+            "/api/dump_meta".into(),
+            Some(json!({"tagkey": "site", "tagvalueprefix": "", "metric": "turbine"})),
+        ),
+        (
+            "POST",
             "/api/query/mlast".into(),
             Some(json!({"queries": [{"metric": "turbine", "fields": ["*"],
                                      "tags": {"site": "*"}}]})),
