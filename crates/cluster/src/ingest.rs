@@ -327,6 +327,25 @@ impl Ingester {
         Ok(retired)
     }
 
+    /// Keeps `secs` of `database`'s data (0: everything) in each shard
+    /// this node serves that holds it (`/api/ttl` on a cluster, applied
+    /// by every owner); how many shard databases changed.
+    pub async fn set_retention(&self, database: &str, secs: u64) -> Result<usize> {
+        let shards: Vec<Arc<Shard>> = self.inner.shards.read().values().cloned().collect();
+        let mut changed = 0;
+        for shard in shards {
+            let db = {
+                let state = shard.state.lock().await;
+                state.databases.get(database).map(|d| d.db.clone())
+            };
+            if let Some(db) = db.filter(|db| db.retention_secs() != secs) {
+                blocking(move || Ok(db.set_retention_secs(secs)?)).await?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
     /// The metadata connection, made again when PostgreSQL restarted.
     async fn meta(&self) -> Result<tokio::sync::MutexGuard<'_, Meta>> {
         let mut meta = self.inner.meta.lock().await;

@@ -75,6 +75,8 @@ pub struct Api {
     /// On a cluster node: the UIDs every node shares, which TSUIDs come
     /// from instead of `uids`.
     shared_uids: Option<Arc<dyn sundial_api::shared::SharedUids>>,
+    /// On a cluster node: the TTLs (`/api/ttl`) every node shares.
+    shared_ttl: Option<Arc<dyn sundial_api::shared::SharedDocument>>,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
     /// What `/api/stats` and telnet `stats` list (none: an empty list).
@@ -105,6 +107,7 @@ impl Api {
             sink: sundial_api::sink::Sink::default(),
             reads: sundial_api::reads::Reads::default(),
             shared_uids: None,
+            shared_ttl: None,
             stats: None,
             keys: Arc::default(),
         })
@@ -238,6 +241,13 @@ impl Api {
     /// Takes TSUIDs from `uids`, shared by a cluster's nodes.
     pub fn with_shared_uids(mut self, uids: Arc<dyn sundial_api::shared::SharedUids>) -> Self {
         self.shared_uids = Some(uids);
+        self
+    }
+
+    /// Keeps `/api/ttl`'s values in `doc`, shared by a cluster's nodes
+    /// (the shards' owners apply them).
+    pub fn with_shared_ttl(mut self, doc: Arc<dyn sundial_api::shared::SharedDocument>) -> Self {
+        self.shared_ttl = Some(doc);
         self
     }
 

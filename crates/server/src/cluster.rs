@@ -18,9 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use sundial_cluster::{
     Compactor, CompactorConfig, FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper, Meta,
-    PgUids, Querier, Role, Router, WalConfig,
+    PgDocument, PgUids, Querier, Role, Router, WalConfig,
 };
 use tracing::{info, warn};
+
+mod shared;
+
+pub(crate) use shared::keep_databases;
+use shared::{TTL_DOCUMENT, keep_retention};
 
 /// `[cluster]`: absent, the server is one node (the embedded default).
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +138,8 @@ pub(crate) struct Node {
     querier: Querier,
     /// OpenTSDB's UIDs, shared by every node.
     uids: Arc<PgUids>,
+    /// `/api/ttl`'s values, shared by every node.
+    ttls: Arc<PgDocument>,
     ingesting: Option<Ingesting>,
     compacting: Option<Compacting>,
 }
@@ -162,8 +169,9 @@ impl Node {
     ) -> anyhow::Result<Self> {
         let timeout = Duration::from_secs(config.request_timeout_secs);
         let client = FrameClient::new(&config.secret, timeout);
+        let ttls = Arc::new(PgDocument::connect(&config.postgres_url, TTL_DOCUMENT).await?);
         let ingesting = if role.ingests() {
-            Some(start_ingester(config, data_dir, storage).await?)
+            Some(start_ingester(config, data_dir, storage, ttls.clone()).await?)
         } else {
             None
         };
@@ -181,6 +189,7 @@ impl Node {
             router,
             querier,
             uids,
+            ttls,
             ingesting,
             compacting,
         })
@@ -196,7 +205,8 @@ impl Node {
             .clone()
             .with_sink(sink.clone())
             .with_reads(reads.clone())
-            .with_shared_uids(self.uids.clone());
+            .with_shared_uids(self.uids.clone())
+            .with_shared_ttl(self.ttls.clone());
         apis.baidu = apis.baidu.clone().with_sink(sink.clone()).with_reads(reads);
         apis.bk = apis.bk.clone().with_sink(sink);
         apis.cluster = true;
@@ -285,6 +295,7 @@ async fn start_ingester(
     config: &ClusterConfig,
     data_dir: &Path,
     storage: &sundial_storage::Config,
+    ttls: Arc<PgDocument>,
 ) -> anyhow::Result<Ingesting> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -342,8 +353,17 @@ async fn start_ingester(
         }
     });
     let checkpoints = tokio::spawn({
-        let (ingester, stop) = (ingester.clone(), until_stopped(stopped));
+        let (ingester, stop) = (ingester.clone(), until_stopped(stopped.clone()));
         async move { ingester.run_checkpoints(stop).await }
+    });
+    let retention = tokio::spawn({
+        let (ingester, stop) = (ingester.clone(), until_stopped(stopped));
+        async move {
+            tokio::select! {
+                () = stop => {}
+                () = keep_retention(ingester, ttls) => {}
+            }
+        }
     });
     info!(%node_id, %advertise, "ingester serving its peers");
     // Tests and scripts read the peer address (port 0) from this line.
@@ -351,49 +371,23 @@ async fn start_ingester(
     Ok(Ingesting {
         ingester,
         stop,
-        tasks: vec![keeping, checkpoints, serving],
+        tasks: vec![keeping, checkpoints, retention, serving],
     })
-}
-
-/// Opens this node's handle on each database created through any node
-/// (Baidu's `/v1/database`), once a second: a request naming it is served
-/// here within a second of its creation.
-pub(crate) async fn keep_databases(baidu: sundial_baidu::Api) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        let api = baidu.clone();
-        match tokio::task::spawn_blocking(move || api.sync_databases()).await {
-            Ok(Ok(opened)) => {
-                failing = false;
-                if !opened.is_empty() {
-                    info!(?opened, "databases created on other nodes opened here");
-                }
-            }
-            Ok(Err(e)) if !failing => {
-                failing = true;
-                warn!(error = %e, "cannot read the cluster's databases; retrying");
-            }
-            Ok(Err(_)) => {}
-            Err(e) => warn!(error = %e, "the database sync task failed"),
-        }
-    }
 }
 
 /// Whether a cluster node serves the route: writes of every API,
 /// OpenTSDB's and Baidu's JSON queries, the newest points, lookups,
 /// Alibaba's multi-field calls, SQL, the listings, UIDs, Baidu's
 /// databases and BlueKing's metadata so far. The others read or change
-/// what one node holds alone (deletes, TTLs, cardinality, import and
-/// export, `/admin`) and answer "not in cluster mode yet"
+/// what one node holds alone (deletes, cardinality, import and export,
+/// `/admin`) and answer "not in cluster mode yet"
 /// rather than from this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
         "/api/mput" | "/api/mquery" | "/api/query/last" | "/api/query/mlast" => true,
-        "/api/dump_meta" => true,
+        "/api/dump_meta" | "/api/ttl" => true,
         "/api/search/lookup" | "/api/uid/assign" | "/api/uid/uidmeta" | "/api/uid/tsmeta" => true,
         // What the node says of itself: health, filters, serializers,
         // its statistics and configuration, its caches.

@@ -2,7 +2,8 @@
 //! listed by the querier at once, written through the router and read
 //! through the querier (once it has opened its handle, within a second);
 //! a create repeated with its client token on another node gives the same
-//! database; dropping one is refused, clearly.
+//! database; a TTL set on one node is read on another and applied by the
+//! shards' owners; dropping a database is refused, clearly.
 
 use super::{T0, json_request, until_not_busy};
 use crate::harness::{TestServer, json};
@@ -80,6 +81,43 @@ pub(super) fn databases_shared(router: &TestServer, querier: &TestServer) -> Res
     // The default database holds none of it.
     let (_, text) = json_request(querier, "PUT", "/v1/datapoint?query", Some(&query))?;
     assert!(!text.contains(&sum.to_string()), "{text}");
+
+    // A TTL set through the router: the querier reads it back, and the
+    // shards' owners apply it within a second: the points, written for
+    // 2023, are older than a day and no longer answered.
+    let ttl = format!("/api/ttl?database={NAME}");
+    let (status, text) = json_request(router, "POST", &ttl, Some(r#"{"val": 86400}"#))?;
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = json_request(querier, "GET", &ttl, None)?;
+    assert_eq!(
+        (status, json(&text)?),
+        (200, json!({"val": 86400})),
+        "{text}"
+    );
+    let (_, text) = json_request(querier, "GET", "/api/ttl", None)?;
+    assert_eq!(
+        json(&text)?,
+        json!({"val": 0}),
+        "the default database keeps all"
+    );
+    let has_points = |answer: &serde_json::Value| {
+        let groups = answer["results"][0]["groups"].as_array().cloned();
+        groups
+            .unwrap_or_default()
+            .iter()
+            .any(|g| g["values"].as_array().is_some_and(|v| !v.is_empty()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = json(&until_found(querier, "PUT", &read, &query)?)?;
+        if !has_points(&answer) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("points past the TTL still answered after ten seconds: {answer}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let (status, text) = json_request(
         router,

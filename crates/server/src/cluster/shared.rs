@@ -1,0 +1,83 @@
+//! Metadata a cluster's nodes share and each applies to what it holds:
+//! Baidu's databases (every node opens a handle on each) and `/api/ttl`'s
+//! values (every ingester applies them to its shards), each read from
+//! PostgreSQL once a second (docs/cluster.md, "Shared metadata").
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_api::shared::SharedDocument;
+use sundial_cluster::{Ingester, PgDocument};
+use tracing::{info, warn};
+
+/// Where `/api/ttl`'s values live: database name to seconds, as JSON.
+pub(super) const TTL_DOCUMENT: &str = "opentsdb-ttl";
+
+/// Applies the TTLs set through any node's `/api/ttl` to the shards this
+/// ingester serves, once a second (a shard gained or a database opened
+/// since gets them at the next pass).
+pub(super) async fn keep_retention(ingester: Ingester, ttls: Arc<PgDocument>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let doc = ttls.clone();
+        let loaded = tokio::task::spawn_blocking(move || doc.load()).await;
+        let body = match loaded {
+            Ok(Ok(stored)) => stored.map(|(_, body)| body),
+            Ok(Err(e)) => {
+                if !failing {
+                    warn!(error = %e, "cannot read the cluster's TTLs; retrying");
+                }
+                failing = true;
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "the TTL task failed");
+                continue;
+            }
+        };
+        failing = false;
+        let ttls: BTreeMap<String, u64> = match body.map(|b| serde_json::from_slice(&b)) {
+            None => BTreeMap::new(),
+            Some(Ok(ttls)) => ttls,
+            Some(Err(e)) => {
+                warn!(error = %e, "the cluster's TTLs do not parse");
+                continue;
+            }
+        };
+        for (database, secs) in ttls {
+            match ingester.set_retention(&database, secs).await {
+                Ok(0) => {}
+                Ok(changed) => info!(%database, secs, changed, "TTL applied to shards"),
+                Err(e) => warn!(%database, error = %e, "cannot apply a TTL"),
+            }
+        }
+    }
+}
+
+/// Opens this node's handle on each database created through any node
+/// (Baidu's `/v1/database`), once a second: a request naming it is served
+/// here within a second of its creation.
+pub(crate) async fn keep_databases(baidu: sundial_baidu::Api) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let api = baidu.clone();
+        match tokio::task::spawn_blocking(move || api.sync_databases()).await {
+            Ok(Ok(opened)) => {
+                failing = false;
+                if !opened.is_empty() {
+                    info!(?opened, "databases created on other nodes opened here");
+                }
+            }
+            Ok(Err(e)) if !failing => {
+                failing = true;
+                warn!(error = %e, "cannot read the cluster's databases; retrying");
+            }
+            Ok(Err(_)) => {}
+            Err(e) => warn!(error = %e, "the database sync task failed"),
+        }
+    }
+}
