@@ -1,6 +1,6 @@
 //! OpenTSDB's newest points, lookups, TSUIDs and Alibaba's multi-field
-//! calls through the cluster: telnet puts and `/api/mput` through the
-//! router, then `/api/query/last`, `/api/search/lookup`,
+//! calls through the cluster: telnet puts, `/api/import` and `/api/mput`
+//! through the router, then `/api/query/last`, `/api/search/lookup`,
 //! `/api/query/mlast` and `/api/mquery` answered by the querier as the
 //! single node answers them. TSUIDs are the cluster's own (numbered as
 //! first printed, not in a single node's first-seen order): the same on
@@ -83,8 +83,31 @@ pub(super) fn opentsdb_alike(
         assert!(answer.starts_with("sundial "), "{answer}");
     }
 
+    // Series lines through `/api/import` (the router writes them as a put).
+    let lines: String = (0..3)
+        .map(|s| {
+            let times: Vec<i64> = (0..10).map(|i| (T0 + i * 60) * 1000).collect();
+            let values: Vec<i64> = (0..10).map(|i| i * 10 + s).collect();
+            format!(
+                "{}\n",
+                json!({"metric": "imported.m", "tags": {"line": format!("l{s}")},
+                       "timestamps": times, "values": values})
+            )
+        })
+        .collect();
+    for node in [single, router] {
+        let (status, text) = until_not_busy(node, "POST", "/api/import", Some(&lines))?;
+        assert_eq!(status, 200, "{text}");
+    }
+
     let end = T0 + 29 * 60;
     let reads = [
+        (
+            "POST",
+            "/api/query".to_string(),
+            Some(json!({"start": T0, "end": end,
+                        "queries": [{"metric": "imported.m", "aggregator": "sum"}]})),
+        ),
         ("GET", "/api/config/filters".to_string(), None),
         ("GET", "/api/aggregators".to_string(), None),
         ("GET", "/api/health".to_string(), None),
