@@ -277,27 +277,7 @@ fn lookup(api: &Api, l: Lookup) -> Result<Response, OpenTsdbError> {
     let (results, total) = if api.reads.is_remote() {
         remote::lookup(api, &l, any_metric)?
     } else {
-        api.db
-            .read(|mut view| -> Result<(Vec<Value>, usize), OpenTsdbError> {
-                api.uids.catch_up(&mut view);
-                let Some(metrics) = metrics_to_search(api, &view, &l, any_metric)? else {
-                    return Ok((Vec::new(), 0));
-                };
-                check_names(api, &view, &l.pairs)?;
-                let found = matching_series(api, &mut view, &metrics, &l.pairs)?;
-                let total = found.len();
-                let results = api.uids.with(&view, |uids| {
-                    found
-                        .into_iter()
-                        .take(l.limit)
-                        .map(|k| {
-                            let tsuid = uids.tsuid(&k.metric, &k.tags);
-                            found_json(k, tsuid)
-                        })
-                        .collect()
-                });
-                Ok((results, total))
-            })?
+        local_lookup(api, &l, any_metric)?
     };
     let tags: Vec<Value> = l
         .pairs
@@ -329,66 +309,86 @@ pub(crate) fn found_json(key: SeriesKey, tsuid: Option<String>) -> Value {
     json!({"tags": tags, "metric": key.metric, "tsuid": tsuid})
 }
 
-/// The series of `metrics` whose tags match `pairs`, by metric then tags;
-/// refused past `limits.max_result_rows`.
-fn matching_series(
+/// A lookup on this node: names checked against its UID tables, the
+/// series from its database, their TSUIDs from its tables.
+fn local_lookup(
     api: &Api,
-    view: &mut Snapshot<'_>,
-    metrics: &[String],
-    pairs: &[(String, String)],
-) -> Result<Vec<SeriesKey>, OpenTsdbError> {
-    let (predicates, any_key_values) = pair_predicates(pairs);
-    let max = api.limits.config.max_result_rows;
-    let mut pacer = api.pacer();
-    let mut found = Vec::new();
-    for m in metrics {
-        pacer.step(view)?;
-        let ids = view
-            .select(m, &predicates)
-            .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-        let mut keys: Vec<SeriesKey> = view
-            .keys_of(ids)
-            .into_iter()
-            .map(|(_, k)| k)
-            .filter(|k| {
-                any_key_values
-                    .iter()
-                    .all(|want| k.tags.iter().any(|(_, v)| v == want))
-            })
-            .collect();
-        keys.sort_by(|a, b| a.tags.cmp(&b.tags));
-        found.extend(keys);
-        if found.len() > max {
-            return Err(OpenTsdbError::bad_request(format!(
-                "more than {max} series match (limits.max_result_rows)"
-            )));
+    l: &Lookup,
+    any_metric: bool,
+) -> Result<(Vec<Value>, usize), OpenTsdbError> {
+    let searched = api.db.read(|mut view| -> Result<bool, OpenTsdbError> {
+        api.uids.catch_up(&mut view);
+        if !any_metric && !metric_searched(api, &view, l)? {
+            return Ok(false);
         }
+        check_names(api, &view, &l.pairs)?;
+        Ok(true)
+    })?;
+    if !searched {
+        return Ok((Vec::new(), 0));
+    }
+    let found = matching_series(api, l, any_metric)?;
+    let total = found.len();
+    let shown: Vec<SeriesKey> = found.into_iter().take(l.limit).collect();
+    let results = api.db.read(|view| {
+        api.uids.with(&view, |uids| {
+            shown
+                .into_iter()
+                .map(|k| {
+                    let tsuid = uids.tsuid(&k.metric, &k.tags);
+                    found_json(k, tsuid)
+                })
+                .collect()
+        })
+    });
+    Ok((results, total))
+}
+
+/// The series whose tags match the lookup's pairs, by metric then tags
+/// (this node's, or every owner's on a cluster); refused past
+/// `limits.max_result_rows`.
+pub(crate) fn matching_series(
+    api: &Api,
+    l: &Lookup,
+    any_metric: bool,
+) -> Result<Vec<SeriesKey>, OpenTsdbError> {
+    let (tags, any_values) = pair_predicates(&l.pairs);
+    let max = api.limits.config.max_result_rows;
+    let listing = Listing {
+        names: Names::Series {
+            metric: if any_metric { None } else { l.metric.clone() },
+            tags,
+            any_values: any_values.into_iter().map(str::to_owned).collect(),
+        },
+        prefix: String::new(),
+        range: None,
+        max,
+    };
+    let found = api
+        .reads
+        .listing(&api.db, &listing, &api.query_budget())
+        .map_err(super::query::query_error)?
+        .series;
+    if found.len() > max {
+        return Err(OpenTsdbError::bad_request(format!(
+            "more than {max} series match (limits.max_result_rows)"
+        )));
     }
     Ok(found)
 }
 
-/// The metrics a lookup searches: all, or the one named; `None` for a
-/// metric with a UID but no series (all removed, or assigned by hand),
-/// which matches nothing.
-fn metrics_to_search(
-    api: &Api,
-    view: &Snapshot<'_>,
-    l: &Lookup,
-    any_metric: bool,
-) -> Result<Option<Vec<String>>, OpenTsdbError> {
-    if any_metric {
-        return Ok(Some(
-            view.metrics().into_iter().map(str::to_owned).collect(),
-        ));
-    }
+/// Whether the metric named is searched: yes if it has series; no (and
+/// nothing matches) if it has a UID but no series (all removed, or
+/// assigned by hand); a name never seen is an error.
+fn metric_searched(api: &Api, view: &Snapshot<'_>, l: &Lookup) -> Result<bool, OpenTsdbError> {
     let m = l.metric.clone().unwrap_or_default();
     if view.has_metric(&m) {
-        return Ok(Some(vec![m]));
+        return Ok(true);
     }
     let known = api
         .uids
         .with(view, |t| t.uid(UidKind::Metric, &m).is_some());
-    if known { Ok(None) } else { Err(unresolved()) }
+    if known { Ok(false) } else { Err(unresolved()) }
 }
 
 /// Literal keys of the pairs become predicates (values of one key ORed,

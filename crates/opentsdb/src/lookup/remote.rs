@@ -3,7 +3,7 @@
 //! existence from tag listings, and the TSUIDs from the UIDs every node
 //! shares (docs/cluster.md, "UIDs").
 
-use super::{Lookup, found_json, pair_predicates, unresolved};
+use super::{Lookup, found_json, matching_series, unresolved};
 use crate::Api;
 use crate::error::OpenTsdbError;
 use crate::query::query_error;
@@ -53,19 +53,7 @@ pub(super) fn lookup(
             return Err(unresolved());
         }
     }
-    let (tags, any_values) = pair_predicates(&l.pairs);
-    let max = api.limits.config.max_result_rows;
-    let names = Names::Series {
-        metric,
-        tags,
-        any_values: any_values.into_iter().map(str::to_owned).collect(),
-    };
-    let found = list(names, "", max)?.series;
-    if found.len() > max {
-        return Err(OpenTsdbError::bad_request(format!(
-            "more than {max} series match (limits.max_result_rows)"
-        )));
-    }
+    let found = matching_series(api, l, any_metric)?;
     let total = found.len();
     let shown: Vec<_> = found.into_iter().take(l.limit).collect();
     let tsuids = match api.shared_tables() {
