@@ -183,22 +183,49 @@ pub struct PgUids {
     cache: Mutex<Cache>,
 }
 
-/// Per database and kind: names by number and numbers by name.
+/// Per database, per kind: numbers by name and names by number. Looked
+/// up by borrowed names, so a hit (every name of every TSUID printed)
+/// allocates nothing.
 #[derive(Debug, Default)]
 struct Cache {
-    uids: HashMap<(String, u8, String), u32>,
-    names: HashMap<(String, u8, u32), String>,
+    databases: HashMap<String, [Kind; 3]>,
+    size: usize,
+}
+
+#[derive(Debug, Default)]
+struct Kind {
+    uids: HashMap<String, u32>,
+    names: HashMap<u32, String>,
 }
 
 impl Cache {
+    fn kind(&self, database: &str, kind: u8) -> Option<&Kind> {
+        self.databases.get(database)?.get(usize::from(kind))
+    }
+
+    fn uid(&self, database: &str, kind: u8, name: &str) -> Option<u32> {
+        self.kind(database, kind)?.uids.get(name).copied()
+    }
+
+    fn name(&self, database: &str, kind: u8, uid: u32) -> Option<String> {
+        self.kind(database, kind)?.names.get(&uid).cloned()
+    }
+
     fn keep(&mut self, database: &str, kind: u8, name: &str, uid: u32) {
-        if self.uids.len() >= CACHED {
+        if self.size >= CACHED {
             *self = Cache::default();
         }
-        self.uids
-            .insert((database.to_owned(), kind, name.to_owned()), uid);
-        self.names
-            .insert((database.to_owned(), kind, uid), name.to_owned());
+        if !self.databases.contains_key(database) {
+            self.databases
+                .insert(database.to_owned(), Default::default());
+        }
+        let kinds = self.databases.get_mut(database);
+        if let Some(of_kind) = kinds.and_then(|k| k.get_mut(usize::from(kind))) {
+            if of_kind.uids.insert(name.to_owned(), uid).is_none() {
+                self.size += 1;
+            }
+            of_kind.names.insert(uid, name.to_owned());
+        }
     }
 }
 
@@ -231,13 +258,7 @@ impl SharedUids for PgUids {
     fn assign(&self, database: &str, kind: u8, names: &[String]) -> io::Result<Vec<Option<u32>>> {
         let cached: Vec<Option<u32>> = {
             let cache = self.cache.lock();
-            names
-                .iter()
-                .map(|n| {
-                    let key = (database.to_owned(), kind, n.clone());
-                    cache.uids.get(&key).copied()
-                })
-                .collect()
+            names.iter().map(|n| cache.uid(database, kind, n)).collect()
         };
         if cached.iter().all(Option::is_some) {
             return Ok(cached);
@@ -264,7 +285,7 @@ impl SharedUids for PgUids {
         let cached: Vec<Option<String>> = {
             let cache = self.cache.lock();
             uids.iter()
-                .map(|u| cache.names.get(&(database.to_owned(), kind, *u)).cloned())
+                .map(|u| cache.name(database, kind, *u))
                 .collect()
         };
         if cached.iter().all(Option::is_some) {
