@@ -1,7 +1,7 @@
 //! What Sundial's wire APIs share: one credential store and its grants
 //! (`access`), request bodies (`body`), the server-wide `[limits]`, the
 //! write hook every API's writes pass through, the sink they all write
-//! into (`sink`), where their queries read (`reads`) and metadata a
+//! into (`sink`), where their queries read (`reads`) and deletes run (`deletes`), and metadata a
 //! cluster's nodes share (`shared`). The APIs themselves are the
 //! crates `sundial-opentsdb`, `sundial-baidu` and `sundial-bkmonitor`, none
 //! of which depends on another.
@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod body;
+pub mod deletes;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;

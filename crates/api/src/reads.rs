@@ -12,8 +12,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
-use sundial_model::{Listed, Listing, Query, SeriesResult, StatsQuery};
-use sundial_query::series_query::{Limits, SeriesHalf, execute_series};
+use sundial_model::{ExportPage, Listed, Listing, Query, SeriesResult, StatsQuery};
+use sundial_query::series_query::{Limits, SeriesHalf, StagedRows, execute_series};
 use sundial_query::stats::GroupedStats;
 use sundial_query::{Budget, Latest};
 use sundial_storage::Db;
@@ -78,6 +78,18 @@ pub trait RemoteReads: Send + Sync + Debug {
         query: &'a StatsQuery,
         budget: &'a Budget,
     ) -> ReadFuture<'a, (GroupedStats, u64)>;
+
+    /// How many shards an export walks, one after the other.
+    fn shards(&self) -> u32;
+
+    /// One page of `shard`'s part of `database`, read by its owner as
+    /// `sundial_query::export_page` reads a single node's database.
+    fn export_page<'a>(
+        &'a self,
+        database: &'a str,
+        shard: u32,
+        page: &'a ExportPage,
+    ) -> ReadFuture<'a, (Vec<StagedRows>, bool)>;
 }
 
 /// A shared handle on the server's reads: local unless made remote.
@@ -150,6 +162,28 @@ impl Reads {
         match &self.0 {
             None => sundial_query::list(db, listing, budget),
             Some(remote) => runtime()?.block_on(remote.listing(db.name(), listing, budget)),
+        }
+    }
+}
+
+impl Reads {
+    /// How many parts an export walks: one database here, or each shard
+    /// of a cluster.
+    pub fn export_parts(&self) -> u32 {
+        self.0.as_ref().map_or(1, |remote| remote.shards())
+    }
+
+    /// One page of part `part` of `db` (see [`Reads::export_parts`]), as
+    /// [`Reads::opentsdb`].
+    pub fn export_page(
+        &self,
+        db: &Db,
+        part: u32,
+        page: &ExportPage,
+    ) -> sundial_query::Result<(Vec<StagedRows>, bool)> {
+        match &self.0 {
+            None => sundial_query::export_page(db, page),
+            Some(remote) => runtime()?.block_on(remote.export_page(db.name(), part, page)),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! are a cache: a gained shard starts from what the object store and the
 //! log hold, never from what a node left on its disk.
 
+mod delete;
 mod handover;
 mod read;
 
@@ -100,6 +101,8 @@ struct ShardState {
     flushed: u64,
     /// Checkpoints made under this lease (names each one's objects).
     checkpoints: u64,
+    /// A change the log does not hold (a delete) awaits its checkpoint.
+    unlogged_change: bool,
     /// Points applied since the last checkpoint, and when it was.
     unflushed_points: usize,
     last_checkpoint: Option<Instant>,

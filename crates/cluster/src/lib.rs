@@ -32,8 +32,8 @@ pub use compactor::{Compactor, CompactorConfig, RoundReport};
 pub use document::PgDocument;
 pub use error::{Error, Result};
 pub use frame::{
-    BatchRules, FoldedAnswer, FrameError, RowsAnswer, ShardBatch, StagedAnswer, StatsAnswer,
-    decode as decode_frame, decode_outcome, encode as encode_frame, encode_outcome,
+    BatchRules, ExportAnswer, FoldedAnswer, FrameError, RowsAnswer, ShardBatch, StagedAnswer,
+    StatsAnswer, decode as decode_frame, decode_outcome, encode as encode_frame, encode_outcome,
 };
 pub use ingest::{Ingester, IngesterConfig};
 pub use lease::{Lease, compactor_lease, shard_lease};
@@ -46,8 +46,9 @@ pub use route::{ShardPoints, split_by_shard};
 pub use router::Router;
 pub use shard::shard_of;
 pub use transport::{
-    COMPACT_PATH, FOLDED_PATH, FRAMES_PATH, FrameClient, LAST_PATH, LIST_PATH, ListedAnswer,
-    MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest, ingest_routes, serve_ingest,
+    COMPACT_PATH, DELETE_PATH, DeletedAnswer, EXPORT_PATH, FOLDED_PATH, FRAMES_PATH, FrameClient,
+    LAST_PATH, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH, STATS_PATH,
+    StageRequest, ingest_routes, serve_ingest,
 };
 pub use uids::PgUids;
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

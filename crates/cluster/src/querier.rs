@@ -17,10 +17,15 @@ use crate::{Error, FrameClient, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
+use sundial_api::deletes::RemoteDeletes;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
-use sundial_model::{ErrorClass, Listed, Listing, Query, SeriesResult, StatsQuery};
-use sundial_query::series_query::{Limits, SeriesHalf, finish_folded, finish_series, folds};
+use sundial_model::{
+    Deletion, ErrorClass, ExportPage, Listed, Listing, Query, SeriesResult, StatsQuery,
+};
+use sundial_query::series_query::{
+    Limits, SeriesHalf, StagedRows, finish_folded, finish_series, folds,
+};
 use sundial_query::stats::{GroupedStats, merge_grouped};
 use sundial_query::{Budget, Latest, StagedSeries, finish};
 use tracing::warn;
@@ -189,6 +194,75 @@ impl Querier {
         Ok((groups, points))
     }
 
+    /// One export page of `database` in `shard`, from the shard's owner
+    /// (asked again, once, of the next owner when the shard moved): the
+    /// series' rows, and whether series follow.
+    pub async fn export_page(
+        &self,
+        database: &str,
+        shard: u32,
+        page: &ExportPage,
+    ) -> sundial_query::Result<(Vec<StagedRows>, bool)> {
+        let owners = &self.inner.owners;
+        for attempt in 0..2 {
+            let refreshed = match attempt {
+                0 => owners.refresh_if_stale().await,
+                _ => owners.refresh().await,
+            };
+            refreshed.map_err(query_error)?;
+            let Some(owner) = owners.owner(shard) else {
+                continue;
+            };
+            let request = StageRequest {
+                database: database.to_owned(),
+                shards: vec![shard],
+                query: page.clone(),
+                timeout_ms: 0,
+                max_points: 0,
+                max_groups: 0,
+            };
+            let answer = self
+                .inner
+                .client
+                .export_page(&owner.address, &request)
+                .await;
+            let answer = answer.map_err(|e| {
+                owners.mark_stale();
+                query_error(e)
+            })?;
+            if answer.rows.shards.contains(&shard) {
+                return Ok((answer.rows.half.series, answer.more));
+            }
+        }
+        Err(query_error(Error::Moving { shard }))
+    }
+
+    /// Runs `deletion` over `database` in every shard: each owner deletes
+    /// in its shards and checkpoints them before it answers (see
+    /// `Ingester::delete`). The points deleted.
+    pub async fn delete(&self, database: &str, deletion: &Deletion) -> sundial_query::Result<u64> {
+        let parts = self
+            .gather(|address, shards| {
+                // No budget: the owners rewrite blocks, as a single node
+                // does, within the client's own time for a delete.
+                let request = StageRequest {
+                    database: database.to_owned(),
+                    shards,
+                    query: deletion.clone(),
+                    timeout_ms: 0,
+                    max_points: 0,
+                    max_groups: 0,
+                };
+                async move {
+                    let answer = self.inner.client.delete(&address, &request).await?;
+                    Ok((answer.shards, answer.points))
+                }
+            })
+            .await
+            .map_err(query_error)?;
+        Ok(parts.into_iter().sum())
+    }
+
     async fn stage(
         &self,
         database: &str,
@@ -330,6 +404,25 @@ impl RemoteReads for Querier {
         budget: &'a Budget,
     ) -> ReadFuture<'a, (GroupedStats, u64)> {
         Box::pin(Querier::sql_stats(self, database, query, budget))
+    }
+
+    fn shards(&self) -> u32 {
+        self.inner.shards
+    }
+
+    fn export_page<'a>(
+        &'a self,
+        database: &'a str,
+        shard: u32,
+        page: &'a ExportPage,
+    ) -> ReadFuture<'a, (Vec<StagedRows>, bool)> {
+        Box::pin(Querier::export_page(self, database, shard, page))
+    }
+}
+
+impl RemoteDeletes for Querier {
+    fn delete<'a>(&'a self, database: &'a str, deletion: &'a Deletion) -> ReadFuture<'a, u64> {
+        Box::pin(Querier::delete(self, database, deletion))
     }
 }
 

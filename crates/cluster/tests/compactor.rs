@@ -10,9 +10,7 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use sundial_cluster::{
-    Compactor, CompactorConfig, FrameClient, Meta, compactor_lease, shard_lease,
-};
+use sundial_cluster::{Compactor, CompactorConfig, FrameClient, Meta, compactor_lease};
 
 const SECRET: &str = "compactor test";
 
@@ -129,22 +127,7 @@ async fn owners_merge_their_blocks_and_the_replaced_objects_go() -> anyhow::Resu
 
     // The owner dies; the next one restores the compacted blocks from the
     // checkpoint and serves the same points.
-    let epochs: Vec<(u32, i64)> = a
-        .ingester
-        .shards()
-        .into_iter()
-        .filter_map(|s| Some((s, a.ingester.epoch(s)?)))
-        .collect();
-    a.keeper.abort();
-    let mut handler = a.ingester.clone();
-    for (shard, epoch) in epochs {
-        let lease = sundial_cluster::Lease {
-            name: shard_lease(shard),
-            holder: "a".into(),
-            epoch,
-        };
-        sundial_cluster::ShardHandler::lost(&mut handler, shard, &lease).await;
-    }
+    a.die("a").await;
     let b = engines.ingester("b").await?;
     let (_b_keeper, _b_stop) = engines.keep_all("b", &b, ttl).await?;
     assert_eq!(stored(&[&b]).await?, expected);

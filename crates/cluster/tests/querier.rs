@@ -4,6 +4,7 @@
 //! queries of every stage kind (raw, aggregators across shards, grouping,
 //! downsampling, rate, pre-filter, an unknown metric, text) answered
 //! alike by both. Then a shard that moves is found at its new owner.
+//! Deletes run at the owners and stay done for the next owner.
 
 mod common;
 
@@ -14,8 +15,8 @@ use sundial_api::sink::{PointWrite, Sink};
 use sundial_cluster::{FrameClient, Querier, Router};
 use sundial_model::series_query::CmpOp;
 use sundial_model::{
-    Aggregator, Buckets, Downsample, FieldValue, FillPolicy, Query, RateOptions, SeriesKey,
-    TagMatch, ValueInput, WritePoint,
+    Aggregator, Buckets, Deleted, Deletion, Downsample, FieldValue, FillPolicy, Query, RateOptions,
+    SeriesKey, TagMatch, ValueInput, WritePoint,
 };
 use sundial_query::Budget;
 use sundial_storage::{Db, ErrorClass};
@@ -270,5 +271,76 @@ async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()>
         Err(e) => assert_eq!(e.class(), ErrorClass::Busy, "{e}"),
         Ok(r) => anyhow::bail!("a query missing a shard was answered: {r:?}"),
     }
+    Ok(())
+}
+
+/// A delete through the querier runs at the owner, and a new owner that
+/// restores the shard after the old one died (no hand-off checkpoint)
+/// does not bring the deleted points back from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_at_the_owners_outlive_the_owner() -> anyhow::Result<()> {
+    let engines = Engines::start().await?;
+    let ttl = Duration::from_secs(3);
+    let a = engines.served("a", SECRET, ttl).await?;
+    until("a to own every shard", || {
+        a.ingester.shards().len() == SHARDS as usize
+    })
+    .await?;
+    let database = DATABASES[0];
+    let mut expected = Expected::new();
+    write(&a.ingester, database, points(0..30, 1), &mut expected).await?;
+    a.ingester.checkpoint_all().await?;
+    // Minutes 30..60 are only in the log and the heads.
+    write(&a.ingester, database, points(30..60, 1), &mut expected).await?;
+
+    let querier = Querier::new(
+        &engines.pg.url(),
+        SHARDS,
+        FrameClient::new(SECRET, Duration::from_secs(10)),
+    )
+    .await?;
+    let host = |h: usize| {
+        vec![TagMatch::Eq {
+            key: "host".into(),
+            value: format!("h{h:02}"),
+        }]
+    };
+    let base = 1_700_000_000_000i64;
+    let minutes = |from: i64, to: i64| Deleted::Points {
+        fields: None,
+        start: base + from * 60_000,
+        end: base + to * 60_000,
+    };
+    // h03's minutes 20..=40 (in a block and in the log), then h05 whole.
+    let deletions = [
+        (host(3), minutes(20, 40)),
+        (host(5), Deleted::Series),
+        (Vec::new(), minutes(59, 59)),
+    ];
+    let mut gone = 0;
+    for (tags, what) in deletions {
+        let deletion = Deletion {
+            metric: "cpu".into(),
+            tags,
+            what,
+        };
+        gone += querier.delete(database, &deletion).await?;
+    }
+    let before = expected.len();
+    expected.retain(|(_, key, t), _| {
+        let minute = (t - base) / 60_000;
+        !(key.contains("h03") && (20..=40).contains(&minute) || key.contains("h05") || minute == 59)
+    });
+    assert_eq!(gone as usize, before - expected.len());
+    // 21 minutes of h03, 60 of h05, minute 59 of the 23 other hosts.
+    assert_eq!(before - expected.len(), 21 + 60 + 23);
+    assert_eq!(stored(&[&a.ingester]).await?, expected);
+
+    // a dies: b restores each shard from its last checkpoint, the
+    // delete's, and replays the log after it.
+    a.die("a").await;
+    let b = engines.ingester("b").await?;
+    let (_b_keeper, _b_stop) = engines.keep_all("b", &b, ttl).await?;
+    assert_eq!(stored(&[&b]).await?, expected);
     Ok(())
 }

@@ -5,7 +5,9 @@
 //! own units at its edge.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod deletion;
 pub mod error_class;
+pub mod export;
 pub mod listing;
 pub mod query;
 pub mod series;
@@ -14,8 +16,10 @@ pub mod stats_query;
 pub mod value;
 pub mod write;
 
+pub use deletion::{Deleted, Deletion};
 pub use error_class::ErrorClass;
-pub use listing::{Listed, Listing, Names};
+pub use export::ExportPage;
+pub use listing::{Listed, Listing, MetricCardinality, Names};
 pub use query::{
     Aggregator, Buckets, Downsample, Estimator, FillPolicy, Query, RateOptions, SeriesResult,
     TagMatch,

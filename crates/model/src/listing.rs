@@ -37,6 +37,11 @@ pub enum Names {
         tags: Vec<TagMatch>,
         any_values: Vec<String>,
     },
+    /// How many series each metric (`metric`, or every metric) holds, and
+    /// per tag key how many of them carry each value, in `cardinality`
+    /// (Sundial's `/api/cardinality`). Whole: `prefix`, `range` and `max`
+    /// do not apply. A series lives in one store, so counts add up.
+    Cardinality { metric: Option<String> },
 }
 
 /// A listing request.
@@ -69,6 +74,29 @@ pub struct Listed {
     /// Series keys ([`Names::Series`]), sorted.
     #[serde(default)]
     pub series: Vec<SeriesKey>,
+    /// Series per metric and per tag value ([`Names::Cardinality`]).
+    #[serde(default)]
+    pub cardinality: BTreeMap<String, MetricCardinality>,
+}
+
+/// A metric's series, and per tag key the series carrying each value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricCardinality {
+    pub series: u64,
+    pub tags: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl MetricCardinality {
+    /// Adds another store's counts (a series is in one store only).
+    pub fn add(&mut self, other: MetricCardinality) {
+        self.series += other.series;
+        for (key, values) in other.tags {
+            let mine = self.tags.entry(key).or_default();
+            for (value, n) in values {
+                *mine.entry(value).or_default() += n;
+            }
+        }
+    }
 }
 
 impl Listed {
@@ -95,6 +123,9 @@ impl Listed {
             self.series.extend(other.series);
             self.series.sort_unstable();
             self.series.truncate(max.saturating_add(1));
+        }
+        for (metric, counts) in other.cardinality {
+            self.cardinality.entry(metric).or_default().add(counts);
         }
     }
 
@@ -153,5 +184,29 @@ mod tests {
         assert_eq!(a.fields.get("w"), Some(&Kind::Bytes));
         assert_eq!(a.tags["host"].len(), 2);
         assert_eq!(a.count(), 2 + 3);
+    }
+
+    #[test]
+    fn merging_adds_cardinalities() {
+        let counts = |series, values: &[(&str, u64)]| MetricCardinality {
+            series,
+            tags: BTreeMap::from([(
+                "host".to_string(),
+                values.iter().map(|(v, n)| (v.to_string(), *n)).collect(),
+            )]),
+        };
+        let one = |c| Listed {
+            cardinality: BTreeMap::from([("cpu".to_string(), c)]),
+            ..Listed::default()
+        };
+        let mut a = one(counts(3, &[("a", 2), ("b", 1)]));
+        a.merge(one(counts(2, &[("b", 1), ("c", 1)])), 0);
+        let merged = &a.cardinality["cpu"];
+        assert_eq!(merged.series, 5);
+        let hosts: Vec<_> = merged.tags["host"]
+            .iter()
+            .map(|(v, n)| (v.as_str(), *n))
+            .collect();
+        assert_eq!(hosts, [("a", 2), ("b", 2), ("c", 1)]);
     }
 }

@@ -8,12 +8,15 @@
 //!   the series of each (the `top` values with most series per key).
 
 use crate::error::{OpenTsdbError, json_response};
+use crate::query::query_error;
 use crate::scope::ReadScope;
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use sundial_model::{Listing, MetricCardinality, Names};
 
 const DEFAULT_TOP: usize = 20;
 const MAX_TOP: usize = 100_000;
@@ -39,54 +42,75 @@ pub(crate) async fn cardinality(
             _ => {}
         }
     }
-    let body = api
+    // Through the read seam: this node's database, or a cluster's owners
+    // (each counts its own series; the counts add up).
+    let listing = Listing {
+        names: Names::Cardinality {
+            metric: metric.clone(),
+        },
+        prefix: String::new(),
+        range: None,
+        max: usize::MAX,
+    };
+    let listed = api
         .read_blocking(move |api| {
-            let mut pacer = api.pacer();
-            api.db.read(|mut snap| match &metric {
-                Some(m) => {
-                    let tags: Vec<_> = snap
-                        .tag_cardinality(m)
-                        .into_iter()
-                        .map(|(key, mut values)| {
-                            values.sort_by_key(|(v, n)| (Reverse(*n), *v));
-                            let count = values.len();
-                            values.truncate(top.max(1000));
-                            let values: Vec<_> = values
-                                .into_iter()
-                                .map(|(v, n)| json!({"value": v, "series": n}))
-                                .collect();
-                            json!({"key": key, "value_count": count, "values": values})
-                        })
-                        .collect();
-                    Ok(json!({"metric": m, "series": snap.series_of(m).len(), "tags": tags}))
-                }
-                None => {
-                    let names: Vec<String> =
-                        snap.metrics().into_iter().map(String::from).collect();
-                    let mut metrics = Vec::new();
-                    let mut keys = Vec::new();
-                    for m in &names {
-                        pacer.step(&mut snap)?;
-                        metrics.push((m.as_str(), snap.series_of(m).len()));
-                        for (key, values) in snap.tag_cardinality(m) {
-                            let series: u64 = values.iter().map(|(_, n)| n).sum();
-                            keys.push((m.as_str(), key.to_owned(), values.len(), series));
-                        }
-                    }
-                    let metric_count = metrics.len();
-                    metrics.sort_by_key(|(m, n)| (Reverse(*n), *m));
-                    metrics.truncate(top);
-                    keys.sort_by(|a, b| (Reverse(a.2), a.0, &a.1).cmp(&(Reverse(b.2), b.0, &b.1)));
-                    keys.truncate(top);
-                    Ok(json!({
-                        "series": snap.series_count(),
-                        "metric_count": metric_count,
-                        "metrics": metrics.iter().map(|(m, n)| json!({"metric": m, "series": n})).collect::<Vec<_>>(),
-                        "tag_keys": keys.iter().map(|(m, k, v, n)| json!({"metric": m, "key": k, "values": v, "series": n})).collect::<Vec<_>>(),
-                    }))
-                }
-            })
+            let budget = api.query_budget();
+            api.reads
+                .listing(&api.db, &listing, &budget)
+                .map_err(query_error)
         })
         .await?;
+    let body = match metric {
+        Some(m) => one_metric(&m, listed.cardinality.get(&m), top),
+        None => overview(&listed.cardinality, top),
+    };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// A metric's series and, per tag key, its values with the most series.
+fn one_metric(metric: &str, counts: Option<&MetricCardinality>, top: usize) -> Value {
+    let Some(counts) = counts else {
+        return json!({"metric": metric, "series": 0, "tags": []});
+    };
+    let tags: Vec<_> = counts
+        .tags
+        .iter()
+        .map(|(key, values)| {
+            let mut values: Vec<_> = values.iter().collect();
+            values.sort_by_key(|(v, n)| (Reverse(**n), *v));
+            let count = values.len();
+            values.truncate(top.max(1000));
+            let values: Vec<_> = values
+                .into_iter()
+                .map(|(v, n)| json!({"value": v, "series": n}))
+                .collect();
+            json!({"key": key, "value_count": count, "values": values})
+        })
+        .collect();
+    json!({"metric": metric, "series": counts.series, "tags": tags})
+}
+
+/// The total, the metrics with the most series and the tag keys with the
+/// most values.
+fn overview(all: &BTreeMap<String, MetricCardinality>, top: usize) -> Value {
+    let mut metrics: Vec<(&str, u64)> = all.iter().map(|(m, c)| (m.as_str(), c.series)).collect();
+    let mut keys = Vec::new();
+    for (m, counts) in all {
+        for (key, values) in &counts.tags {
+            let series: u64 = values.values().sum();
+            keys.push((m.as_str(), key.as_str(), values.len(), series));
+        }
+    }
+    let total: u64 = metrics.iter().map(|(_, n)| n).sum();
+    let metric_count = metrics.len();
+    metrics.sort_by_key(|(m, n)| (Reverse(*n), *m));
+    metrics.truncate(top);
+    keys.sort_by_key(|(m, k, values, _)| (Reverse(*values), *m, *k));
+    keys.truncate(top);
+    json!({
+        "series": total,
+        "metric_count": metric_count,
+        "metrics": metrics.iter().map(|(m, n)| json!({"metric": m, "series": n})).collect::<Vec<_>>(),
+        "tag_keys": keys.iter().map(|(m, k, v, n)| json!({"metric": m, "key": k, "values": v, "series": n})).collect::<Vec<_>>(),
+    })
 }

@@ -3,6 +3,7 @@
 use super::Api;
 use super::error::OpenTsdbError;
 use super::lookup::json_body;
+use super::query::query_error;
 use super::scope::AdminScope;
 use super::time;
 use axum::body::Body;
@@ -10,11 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 use serde_json::Value;
-use sundial_model::now_ms;
-use sundial_model::{TagMatch, Timestamp};
-use sundial_storage::{Db, RoaringBitmap};
+use sundial_model::{Deleted, Deletion, TagMatch, Timestamp, now_ms};
 
-/// The series a delete names: a metric and pairs they must all carry.
+/// The series a delete names: a metric and pairs they must all carry,
+/// and the fields named (every field: `None`).
 struct Target {
     metric: String,
     tags: Vec<TagMatch>,
@@ -54,19 +54,14 @@ fn target(v: &Value) -> Result<Target, OpenTsdbError> {
     })
 }
 
-/// The ids of the target's series; none for an unknown metric.
-fn series(api: &Api, t: &Target) -> Result<RoaringBitmap, OpenTsdbError> {
-    api.db.read(|mut view| {
-        // Names of series about to go keep their UIDs (spec 17.6).
-        api.uids.catch_up(&mut view);
-        if !view.has_metric(&t.metric) {
-            return Ok(RoaringBitmap::new());
+impl Target {
+    fn deletion(self, what: impl FnOnce(Option<Vec<String>>) -> Deleted) -> Deletion {
+        Deletion {
+            metric: self.metric,
+            tags: self.tags,
+            what: what(self.fields),
         }
-        let ids = view
-            .select(&t.metric, &t.tags)
-            .map_err(|e| OpenTsdbError::bad_request(e.to_string()))?;
-        Ok(ids.into_iter().map(|id| id.0).collect())
-    })
+    }
 }
 
 fn query_time(v: &Value, now: Timestamp, tz: &TimeZone) -> Result<Timestamp, OpenTsdbError> {
@@ -97,10 +92,8 @@ pub(crate) async fn delete_data(
             "End time [{end}] must be greater than or equal to the start time [{start}]"
         )));
     }
-    run(&api, &t, move |db, ids, fields| {
-        db.delete_points(ids, fields, start, end)
-    })
-    .await
+    let deletion = t.deletion(|fields| Deleted::Points { fields, start, end });
+    run(&api, deletion).await
 }
 
 pub(crate) async fn delete_meta(
@@ -111,28 +104,28 @@ pub(crate) async fn delete_meta(
     let v = json_body(&api, &headers, body).await?;
     let t = target(&v)?;
     // With `fields`, only those fields' data goes; the series stay.
-    run(&api, &t, |db, ids, fields| match fields {
-        Some(fields) => db.delete_points(ids, Some(fields), Timestamp::MIN, Timestamp::MAX),
-        None => db.remove_series(ids),
-    })
-    .await
+    let deletion = t.deletion(|fields| match fields {
+        Some(fields) => Deleted::Points {
+            fields: Some(fields),
+            start: Timestamp::MIN,
+            end: Timestamp::MAX,
+        },
+        None => Deleted::Series,
+    });
+    run(&api, deletion).await
 }
 
-/// Runs `delete` on the target's series off the async workers (it flushes
-/// and rewrites blocks); nothing to do for an unknown metric.
-async fn run(
-    api: &Api,
-    t: &Target,
-    delete: impl FnOnce(&Db, &RoaringBitmap, Option<&[String]>) -> sundial_storage::Result<usize>
-    + Send
-    + 'static,
-) -> Result<Response, OpenTsdbError> {
-    let ids = series(api, t)?;
-    if !ids.is_empty() {
-        let (db, fields) = (api.db.clone(), t.fields.clone());
-        tokio::task::spawn_blocking(move || delete(&db, &ids, fields.as_deref()))
-            .await
-            .map_err(|e| OpenTsdbError::internal(&e))??;
+/// Runs `deletion` through the delete seam: on this node's database, or
+/// at a cluster's shard owners.
+async fn run(api: &Api, deletion: Deletion) -> Result<Response, OpenTsdbError> {
+    if api.shared_uids.is_none() {
+        // Names of series about to go keep their UIDs (spec 17.6); a
+        // cluster's UIDs live in PostgreSQL and never go.
+        api.db.read(|mut view| api.uids.catch_up(&mut view));
     }
+    api.deletes
+        .delete(&api.db, deletion)
+        .await
+        .map_err(query_error)?;
     Ok(StatusCode::OK.into_response())
 }

@@ -72,6 +72,8 @@ pub struct Api {
     sink: sundial_api::sink::Sink,
     /// Where queries read (this node, or a cluster's querier).
     reads: sundial_api::reads::Reads,
+    /// Where deletes run (this node, or a cluster's shard owners).
+    deletes: sundial_api::deletes::Deletes,
     /// On a cluster node: the UIDs every node shares, which TSUIDs come
     /// from instead of `uids`.
     shared_uids: Option<Arc<dyn sundial_api::shared::SharedUids>>,
@@ -106,6 +108,7 @@ impl Api {
             hooks: sundial_api::write_hook::WriteHooks::default(),
             sink: sundial_api::sink::Sink::default(),
             reads: sundial_api::reads::Reads::default(),
+            deletes: sundial_api::deletes::Deletes::default(),
             shared_uids: None,
             shared_ttl: None,
             stats: None,
@@ -176,15 +179,6 @@ impl Api {
         Ok(listed.fields.into_keys().collect())
     }
 
-    /// Paces a walk over names under one snapshot (lookups, suggest,
-    /// dump_meta) by the query deadline.
-    fn pacer(&self) -> Pacer {
-        Pacer {
-            budget: self.query_budget(),
-            steps: 0,
-        }
-    }
-
     /// Runs read work (lookups, listings, meta data) off the async
     /// workers, in one of the query slots.
     async fn read_blocking<T: Send + 'static>(
@@ -235,6 +229,13 @@ impl Api {
     /// this node's databases.
     pub fn with_reads(mut self, reads: sundial_api::reads::Reads) -> Self {
         self.reads = reads;
+        self
+    }
+
+    /// Runs `/api/delete_data` and `/api/delete_meta` through `deletes`
+    /// instead of on this node's databases.
+    pub fn with_deletes(mut self, deletes: sundial_api::deletes::Deletes) -> Self {
+        self.deletes = deletes;
         self
     }
 
@@ -473,28 +474,4 @@ pub fn normalize_path(uri: &Uri) -> Option<String> {
         out = format!("/api/{tail}");
     }
     (out != path).then_some(out)
-}
-
-/// Every [`Pacer::STEPS`] steps of a long walk: past the query deadline
-/// the walk ends with the timeout error, and writers waiting for the head
-/// get their turn.
-pub(crate) struct Pacer {
-    budget: sundial_query::Budget,
-    steps: usize,
-}
-
-impl Pacer {
-    const STEPS: usize = 64;
-
-    pub(crate) fn step(
-        &mut self,
-        view: &mut sundial_storage::Snapshot<'_>,
-    ) -> Result<(), error::OpenTsdbError> {
-        self.steps += 1;
-        if self.steps.is_multiple_of(Self::STEPS) {
-            self.budget.check_time().map_err(query::query_error)?;
-            view.yield_to_writers();
-        }
-        Ok(())
-    }
 }

@@ -5,11 +5,15 @@
 //! sets of stages on it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod delete;
+mod export;
 mod listing;
 mod names;
 pub mod series_query;
 pub mod stats;
 
+pub use delete::delete;
+pub use export::export_page;
 pub use listing::list;
 pub use names::{aggregator_by_name, aggregator_name, aggregator_names};
 pub use series_query::opentsdb::{

@@ -3,7 +3,7 @@
 
 use crate::{Budget, Error, Result};
 use std::collections::BTreeSet;
-use sundial_model::{Kind, Listed, Listing, Names, SeriesKey, Timestamp};
+use sundial_model::{Kind, Listed, Listing, MetricCardinality, Names, SeriesKey, Timestamp};
 use sundial_storage::Db;
 
 /// `listing` over `db`: at most `max + 1` names (the first in order), the
@@ -70,9 +70,6 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
                 for m in &metrics_of(&view, metric.as_deref()) {
                     budget.check_time()?;
                     view.yield_to_writers();
-                    if !view.has_metric(m) {
-                        continue;
-                    }
                     let ids = view
                         .select(m, tags)
                         .map_err(|e| Error::InvalidPredicate(e.to_string()))?;
@@ -94,6 +91,22 @@ pub fn list(db: &Db, listing: &Listing, budget: &Budget) -> Result<Listed> {
                     }
                 }
                 listed.series.sort_unstable();
+            }
+            Names::Cardinality { metric } => {
+                listed.known = metric.as_deref().is_some_and(|m| view.has_metric(m));
+                for m in &metrics_of(&view, metric.as_deref()) {
+                    budget.check_time()?;
+                    view.yield_to_writers();
+                    let tags = view.tag_cardinality(m).into_iter().map(|(key, values)| {
+                        let values = values.into_iter().map(|(v, n)| (v.to_owned(), n));
+                        (key.to_owned(), values.collect())
+                    });
+                    let counts = MetricCardinality {
+                        series: view.series_of(m).len() as u64,
+                        tags: tags.collect(),
+                    };
+                    listed.cardinality.insert(m.clone(), counts);
+                }
             }
             Names::Tags { metric } => {
                 listed.known = view.has_metric(metric);
@@ -144,10 +157,11 @@ fn add<'a>(set: &mut BTreeSet<String>, names: impl Iterator<Item = &'a str>, cap
     }
 }
 
-/// `metric`, or every metric when `None`.
+/// `metric` if it was written, or every metric when `None`.
 fn metrics_of(view: &sundial_storage::Snapshot<'_>, metric: Option<&str>) -> Vec<String> {
     match metric {
-        Some(m) => vec![m.to_owned()],
+        Some(m) if view.has_metric(m) => vec![m.to_owned()],
+        Some(_) => Vec::new(),
         None => view.metrics().into_iter().map(str::to_owned).collect(),
     }
 }
@@ -339,6 +353,8 @@ mod tests {
                 None,
                 3,
             ),
+            listing(Names::Cardinality { metric: None }, "", None, 0),
+            listing(Names::Cardinality { metric: cpu() }, "", None, 0),
         ];
         for l in &listings {
             let one = list(&whole, l, &budget)?;
@@ -351,6 +367,7 @@ mod tests {
             assert_eq!(merged.fields, one.fields, "{l:?}");
             assert_eq!(merged.not_long, one.not_long, "{l:?}");
             assert_eq!(merged.series, one.series, "{l:?}");
+            assert_eq!(merged.cardinality, one.cardinality, "{l:?}");
             // A capped tag listing is cut per store: only "more than max"
             // carries over.
             if one.count() <= l.max {
@@ -413,6 +430,17 @@ mod tests {
         let disk = list(&whole, &listings[11], &budget)?;
         assert!(disk.not_long.is_empty() && disk.known);
         assert_eq!(disk.fields.get("used"), Some(&Kind::Numeric));
+        // Twelve cpu series, one per host, hosts h0..h11 split by length
+        // into dc0 (h0..h9) and dc1; four disk series.
+        let every = list(&whole, &listings[16], &budget)?.cardinality;
+        assert_eq!(every["cpu"].series, 12);
+        assert_eq!(every["disk"].series, 4);
+        let dcs: Vec<_> = every["cpu"].tags["dc"].values().copied().collect();
+        assert_eq!(dcs, [10, 2]);
+        let only_cpu = list(&whole, &listings[17], &budget)?;
+        assert!(only_cpu.known);
+        assert_eq!(only_cpu.cardinality.keys().collect::<Vec<_>>(), ["cpu"]);
+        assert_eq!(only_cpu.cardinality["cpu"].tags["host"].len(), 12);
         Ok(())
     }
 }

@@ -205,6 +205,7 @@ impl Node {
             .clone()
             .with_sink(sink.clone())
             .with_reads(reads.clone())
+            .with_deletes(sundial_api::deletes::Deletes::remote(self.querier.clone()))
             .with_shared_uids(self.uids.clone())
             .with_shared_ttl(self.ttls.clone());
         apis.baidu = apis.baidu.clone().with_sink(sink.clone()).with_reads(reads);
@@ -379,14 +380,15 @@ async fn start_ingester(
 /// OpenTSDB's and Baidu's JSON queries, the newest points, lookups,
 /// Alibaba's multi-field calls, SQL, the listings, UIDs, Baidu's
 /// databases and BlueKing's metadata so far. The others read or change
-/// what one node holds alone (deletes, cardinality, export, `/admin`) and answer "not in cluster mode yet"
+/// what one node holds alone (`/admin`) and answer "not in cluster mode yet"
 /// rather than from this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
         "/api/put" | "/api/query" | "/api/version" | "/api/aggregators" | "/api/suggest" => true,
         "/api/mput" | "/api/mquery" | "/api/query/last" | "/api/query/mlast" => true,
-        "/api/dump_meta" | "/api/ttl" | "/api/import" => true,
+        "/api/dump_meta" | "/api/ttl" | "/api/import" | "/api/cardinality" => true,
+        "/api/delete_data" | "/api/delete_meta" | "/api/export" | "/api/export/metrics" => true,
         "/api/search/lookup" | "/api/uid/assign" | "/api/uid/uidmeta" | "/api/uid/tsmeta" => true,
         // What the node says of itself: health, filters, serializers,
         // its statistics and configuration, its caches.

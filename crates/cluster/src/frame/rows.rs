@@ -109,6 +109,37 @@ pub(crate) fn decode_rows(bytes: &[u8]) -> Result<RowsAnswer, FrameError> {
     })
 }
 
+const EXPORT_MAGIC: &[u8; 4] = b"SDE1";
+
+/// One export page of one shard: its series' rows (a column per field
+/// asked for), and whether series follow.
+#[derive(Debug, Default)]
+pub struct ExportAnswer {
+    pub rows: RowsAnswer,
+    pub more: bool,
+}
+
+/// `"SDE1" | 1 when series follow, else 0 | the rows answer`.
+pub(crate) fn encode_export(answer: &ExportAnswer) -> Vec<u8> {
+    let mut out = EXPORT_MAGIC.to_vec();
+    out.push(u8::from(answer.more));
+    out.extend(encode_rows(&answer.rows));
+    out
+}
+
+pub(crate) fn decode_export(bytes: &[u8]) -> Result<ExportAnswer, FrameError> {
+    let mut input = bytes.strip_prefix(EXPORT_MAGIC).ok_or(FrameError::Magic)?;
+    let more = match take(&mut input, 1)?[0] {
+        0 => false,
+        1 => true,
+        _ => return Err(invalid("export page flag").into()),
+    };
+    Ok(ExportAnswer {
+        rows: decode_rows(input)?,
+        more,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,10 +177,22 @@ mod tests {
         let back = decode_rows(&bytes).map_err(|e| e.to_string());
         assert_eq!(
             format!("{back:?}"),
-            format!("{:?}", Ok::<_, String>(answer))
+            format!("{:?}", Ok::<_, String>(&answer))
         );
         for cut in 0..bytes.len() {
             assert!(decode_rows(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+
+        // The same rows as an export page with more to come.
+        let page = ExportAnswer {
+            rows: answer,
+            more: true,
+        };
+        let bytes = encode_export(&page);
+        let back = decode_export(&bytes).map_err(|e| e.to_string());
+        assert_eq!(format!("{back:?}"), format!("{:?}", Ok::<_, String>(page)));
+        for cut in 0..bytes.len() {
+            assert!(decode_export(&bytes[..cut]).is_err(), "cut at {cut}");
         }
     }
 }

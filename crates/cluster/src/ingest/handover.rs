@@ -128,7 +128,7 @@ impl Ingester {
             .databases
             .values()
             .any(|d| !d.db.replaced_blocks().is_empty());
-        if state.applied == state.flushed && !replaced {
+        if state.applied == state.flushed && !replaced && !state.unlogged_change {
             state.last_checkpoint = Some(std::time::Instant::now());
             return Ok(());
         }
@@ -214,6 +214,7 @@ impl Ingester {
         }
         self.inner.wal.truncate(shard.number, position).await?;
         state.flushed = position;
+        state.unlogged_change = false;
         state.unflushed_points = 0;
         state.last_checkpoint = Some(std::time::Instant::now());
         Ok(())

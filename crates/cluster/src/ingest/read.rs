@@ -4,12 +4,12 @@
 //! for every shard reads its own writes.
 
 use super::Ingester;
-use crate::frame::{FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer};
+use crate::frame::{ExportAnswer, FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer};
 use crate::transport::ListedAnswer;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::series_query::{RowValues, SeriesQuery};
-use sundial_model::{Listed, Listing, Query, StatsQuery};
+use sundial_model::{ExportPage, Listed, Listing, Query, StatsQuery};
 use sundial_query::series_query::{FoldedHalf, SeriesHalf, stage_folded, stage_series_rows};
 use sundial_query::stats::{grouped_by, merge_grouped};
 use sundial_query::{Budget, StagedSeries, stage_series};
@@ -157,6 +157,30 @@ impl Ingester {
             listed.merge(part, max);
         }
         Ok(ListedAnswer { shards, listed })
+    }
+
+    /// One export page of `database` in `shard`, when this node serves
+    /// it (the answer's shards are empty otherwise): the series' rows, a
+    /// column per field of the page.
+    pub async fn export_page(
+        &self,
+        database: &str,
+        shard: u32,
+        page: Arc<ExportPage>,
+    ) -> sundial_query::Result<ExportAnswer> {
+        let fields = page.fields.len();
+        // Pages are small (a run of series); exports have no deadline.
+        let allowance = (Duration::from_secs(3600), usize::MAX);
+        let each = move |db: &Db, _: &Budget| sundial_query::export_page(db, &page);
+        let (shards, parts) = self.stage_each(database, &[shard], allowance, each).await?;
+        let mut answer = ExportAnswer::default();
+        answer.rows.shards = shards;
+        answer.rows.half.kinds = vec![None; fields];
+        for (series, more) in parts {
+            answer.rows.half.series.extend(series);
+            answer.more |= more;
+        }
+        Ok(answer)
     }
 
     /// `each` over `database` in each of `shards` this node serves, off

@@ -4,14 +4,15 @@
 //! `frame::folded` for Baidu and for OpenTSDB's newest points,
 //! `frame::stats` for SQL's aggregates), or
 //! for a listing (JSON both ways: a
-//! listing is names, not points). A query the owner cannot run
+//! listing is names, not points), or to delete in its shards. A query the owner cannot run
 //! comes back with its error class, so the querier answers as the single
 //! node would.
 
 use super::{FrameClient, Served, authorized, peer, refusal};
 use crate::frame::{
-    FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer, decode_folded, decode_rows, decode_staged,
-    decode_stats, encode_folded, encode_rows, encode_staged, encode_stats,
+    ExportAnswer, FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer, decode_export,
+    decode_folded, decode_rows, decode_staged, decode_stats, encode_export, encode_folded,
+    encode_rows, encode_staged, encode_stats,
 };
 use crate::{Error, Ingester, Result};
 use axum::body::Bytes;
@@ -22,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_model::series_query::SeriesQuery;
-use sundial_model::{ErrorClass, Listed, Listing, Query, StatsQuery};
+use sundial_model::{Deletion, ErrorClass, ExportPage, Listed, Listing, Query, StatsQuery};
 
 /// Where owners answer the per-series half of OpenTSDB queries...
 pub const STAGE_PATH: &str = "/internal/v1/opentsdb/series";
@@ -36,6 +37,12 @@ pub const FOLDED_PATH: &str = "/internal/v1/baidu/folded";
 pub const LIST_PATH: &str = "/internal/v1/listing";
 /// Where owners answer SQL's statistics per group and bucket.
 pub const STATS_PATH: &str = "/internal/v1/sql/stats";
+/// Where an owner reads one export page of a shard.
+pub const EXPORT_PATH: &str = "/internal/v1/export";
+/// Where owners delete in their shards (OpenTSDB's deletes).
+pub const DELETE_PATH: &str = "/internal/v1/delete";
+/// A delete rewrites blocks and checkpoints each shard before it answers.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const JSON_TYPE: &str = "application/json";
 const ANSWER_TYPE: &str = "application/x-sundial-staged";
 /// With a refused query: the class of its error.
@@ -61,6 +68,14 @@ pub struct StageRequest<Q = Query> {
 pub struct ListedAnswer {
     pub shards: Vec<u32>,
     pub listed: Listed,
+}
+
+/// An owner's delete over the shards it covers.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct DeletedAnswer {
+    pub shards: Vec<u32>,
+    /// Points deleted.
+    pub points: u64,
 }
 
 impl<Q> StageRequest<Q> {
@@ -150,11 +165,43 @@ pub(super) async fn list(
             .list(&r.database, &r.shards, Arc::new(r.query), allowance)
             .await
     };
-    serve_stage(&s, &headers, &body, run, encode_listed).await
+    serve_stage(&s, &headers, &body, run, encode_json).await
 }
 
-/// A listing answer as JSON (names and kinds cannot fail to serialize).
-fn encode_listed(answer: &ListedAnswer) -> Vec<u8> {
+pub(super) async fn export_page(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<ExportPage>| async move {
+        match r.shards.first() {
+            Some(&shard) => {
+                (ingester)
+                    .export_page(&r.database, shard, Arc::new(r.query))
+                    .await
+            }
+            None => Ok(ExportAnswer::default()),
+        }
+    };
+    serve_stage(&s, &headers, &body, run, encode_export).await
+}
+
+pub(super) async fn delete(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<Deletion>| async move {
+        (ingester)
+            .delete(&r.database, &r.shards, Arc::new(r.query))
+            .await
+    };
+    serve_stage(&s, &headers, &body, run, encode_json).await
+}
+
+/// A listing or delete answer as JSON (plain data cannot fail to
+/// serialize).
+fn encode_json<T: serde::Serialize>(answer: &T) -> Vec<u8> {
     serde_json::to_vec(answer).unwrap_or_default()
 }
 
@@ -264,14 +311,49 @@ impl FrameClient {
         serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
+    /// Asks the owner at `address` for one export page of the shard the
+    /// request names.
+    pub async fn export_page(
+        &self,
+        address: &str,
+        request: &StageRequest<ExportPage>,
+    ) -> Result<ExportAnswer> {
+        let body = self.ask(address, EXPORT_PATH, request).await?;
+        decode_export(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` to delete in its shards.
+    pub async fn delete(
+        &self,
+        address: &str,
+        request: &StageRequest<Deletion>,
+    ) -> Result<DeletedAnswer> {
+        let body = self
+            .ask_within(address, DELETE_PATH, request, DELETE_TIMEOUT)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
     async fn ask<Q: serde::Serialize>(
         &self,
         address: &str,
         path: &str,
         request: &StageRequest<Q>,
     ) -> Result<Bytes> {
+        self.ask_within(address, path, request, self.timeout).await
+    }
+
+    async fn ask_within<Q: serde::Serialize>(
+        &self,
+        address: &str,
+        path: &str,
+        request: &StageRequest<Q>,
+        timeout: Duration,
+    ) -> Result<Bytes> {
         let body = serde_json::to_vec(request).map_err(|e| Error::Internal(e.to_string()))?;
-        let (parts, body) = self.post(address, path, JSON_TYPE, body).await?;
+        let (parts, body) = self
+            .post_within(address, path, JSON_TYPE, body, timeout)
+            .await?;
         if parts.status.is_success() {
             return Ok(body);
         }

@@ -172,6 +172,30 @@ pub(crate) struct ServedNode {
     pub(crate) stop: tokio::sync::oneshot::Sender<()>,
 }
 
+impl ServedNode {
+    /// Dies as a killed node would: its keeper stops renewing, and it
+    /// drops every shard without a flush or a hand-off (what it did not
+    /// checkpoint is only in the logs).
+    pub(crate) async fn die(self, id: &str) {
+        let epochs: Vec<(u32, i64)> = self
+            .ingester
+            .shards()
+            .into_iter()
+            .filter_map(|s| Some((s, self.ingester.epoch(s)?)))
+            .collect();
+        self.keeper.abort();
+        let mut handler = self.ingester.clone();
+        for (shard, epoch) in epochs {
+            let lease = sundial_cluster::Lease {
+                name: sundial_cluster::shard_lease(shard),
+                holder: id.into(),
+                epoch,
+            };
+            sundial_cluster::ShardHandler::lost(&mut handler, shard, &lease).await;
+        }
+    }
+}
+
 /// What was acknowledged: (database, series, time) -> the last value.
 pub(crate) type Expected = BTreeMap<(String, String, i64), f64>;
 

@@ -1,15 +1,19 @@
 //! `GET /api/export`: the series of a database (or of the metrics named
 //! by `metric=`, repeatable) with their points in `[start, end]`, streamed
-//! as series lines. A reader thread fills a small queue a batch of series
+//! as series lines. A reader thread fills a small queue a page of series
 //! at a time, so a slow client holds no lock and costs no memory beyond
 //! that queue; a client that goes away stops the reader. The stream holds
-//! a query slot throughout (it has no deadline: it may take hours).
+//! a query slot throughout (it has no deadline: it may take hours). Pages
+//! come through the read seam: from this node's database, or shard after
+//! shard from the shards' owners on a cluster.
 //!
 //! `GET /api/export/metrics`: the metric names with data in the range, as
 //! a JSON list, so a client can export (and resume) metric by metric.
 
 use super::OutValue;
+use crate::Api;
 use crate::error::{OpenTsdbError, json_response};
+use crate::query::query_error;
 use crate::scope::ReadScope;
 use axum::body::Body;
 use axum::extract::RawQuery;
@@ -17,11 +21,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sundial_model::{FieldValue, SeriesKey, Timestamp};
-use sundial_storage::{Db, Snapshot};
+use sundial_model::{ExportPage, FieldValue, Listing, Names, SeriesKey, Timestamp};
+use sundial_query::series_query::StagedRows;
 
-/// Series read under one hold of the read lock (writers wait no longer
-/// than this batch).
+/// Series per page: read under one hold of the read lock (writers wait
+/// no longer than this batch).
 const SERIES_PER_BATCH: usize = 64;
 /// Points per line: a long series goes out in slices.
 const POINTS_PER_LINE: usize = 10_000;
@@ -70,16 +74,23 @@ pub(crate) async fn export_metrics(
 ) -> Result<Response, OpenTsdbError> {
     let selection = selection(query.as_deref())?;
     let names = api
-        .read_blocking(move |api| {
-            Ok(api.db.read(|snap| {
-                snap.metrics_in(selection.start, selection.end)
-                    .into_iter()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            }))
-        })
+        .read_blocking(move |api| metrics(api, Some((selection.start, selection.end))))
         .await?;
     Ok(json_response(StatusCode::OK, &serde_json::json!(names)))
+}
+
+/// The metric names (with data in `range`, when given), through the read
+/// seam: this node's database or every shard of a cluster.
+fn metrics(api: &Api, range: Option<(Timestamp, Timestamp)>) -> Result<Vec<String>, OpenTsdbError> {
+    let listing = Listing {
+        names: Names::Metrics,
+        prefix: String::new(),
+        range,
+        max: usize::MAX,
+    };
+    let budget = api.query_budget();
+    let listed = api.reads.listing(&api.db, &listing, &budget);
+    Ok(listed.map_err(query_error)?.names.into_iter().collect())
 }
 
 pub(crate) async fn export(
@@ -87,9 +98,8 @@ pub(crate) async fn export(
     RawQuery(query): RawQuery,
 ) -> Result<Response, OpenTsdbError> {
     let mut selection = selection(query.as_deref())?;
-    let db = api.db.clone();
     if selection.metrics.is_empty() {
-        selection.metrics = db.read(|snap| snap.metrics().into_iter().map(String::from).collect());
+        selection.metrics = api.read_blocking(|api| metrics(api, None)).await?;
     }
     // One of the query slots for the whole stream: exports count against
     // `limits.max_concurrent_queries` like any other reader.
@@ -97,9 +107,9 @@ pub(crate) async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_BATCHES);
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        if let Err(e) = stream_series(&db, &selection, &tx) {
-            tracing::warn!(error = %e, "export stopped");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = stream_series(&api, &selection, &tx) {
+            tracing::warn!(error = %e.message, "export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.message)));
         }
     });
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
@@ -108,63 +118,63 @@ pub(crate) async fn export(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
-/// Reads batch after batch and queues each; returns when done or when the
-/// client has gone.
+/// Reads page after page (each part of the database in turn: the one
+/// database here, each shard of a cluster) and queues each; returns when
+/// done or when the client has gone.
 fn stream_series(
-    db: &Db,
+    api: &Api,
     selection: &Selection,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> sundial_storage::Result<()> {
+) -> Result<(), OpenTsdbError> {
     for metric in &selection.metrics {
-        let mut next = 0usize;
-        loop {
-            let (batch, done) =
-                db.read(|mut snap| read_batch(&mut snap, metric, next, selection))?;
-            next += SERIES_PER_BATCH;
-            if !batch.is_empty() && tx.blocking_send(Ok(Bytes::from(batch))).is_err() {
-                return Ok(());
-            }
-            if done {
-                break;
+        let fields = api.stored_fields(metric, &api.query_budget())?;
+        if fields.is_empty() {
+            continue;
+        }
+        for part in 0..api.reads.export_parts() {
+            let mut page = ExportPage {
+                metric: metric.clone(),
+                fields: fields.clone(),
+                first: 0,
+                count: SERIES_PER_BATCH,
+                start: selection.start,
+                end: selection.end,
+            };
+            loop {
+                let (series, more) = api
+                    .reads
+                    .export_page(&api.db, part, &page)
+                    .map_err(query_error)?;
+                let lines = page_lines(&series, &fields);
+                if !lines.is_empty() && tx.blocking_send(Ok(Bytes::from(lines))).is_err() {
+                    return Ok(());
+                }
+                if !more {
+                    break;
+                }
+                page.first += SERIES_PER_BATCH;
             }
         }
     }
     Ok(())
 }
 
-/// The lines of series `first..first + SERIES_PER_BATCH` of `metric`, and
-/// whether they were its last.
-fn read_batch(
-    snap: &mut Snapshot<'_>,
-    metric: &str,
-    first: usize,
-    selection: &Selection,
-) -> sundial_storage::Result<(Vec<u8>, bool)> {
-    let ids: Vec<_> = snap
-        .series_of(metric)
-        .iter()
-        .skip(first)
-        .take(SERIES_PER_BATCH + 1)
-        .copied()
-        .collect();
-    let done = ids.len() <= SERIES_PER_BATCH;
-    let fields: Vec<String> = snap
-        .fields(metric)
-        .into_iter()
-        .map(|(f, _)| f.to_owned())
-        .collect();
+/// A page's lines: per series, per field with points, a line per
+/// [`POINTS_PER_LINE`] points.
+fn page_lines(series: &[StagedRows], fields: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
-    for id in ids.into_iter().take(SERIES_PER_BATCH) {
-        let Some(key) = snap.key(id) else { continue };
-        for field in &fields {
-            let points = snap.points(id, field, selection.start, selection.end)?;
+    for (key, rows) in series {
+        for (i, field) in fields.iter().enumerate() {
+            let points: Vec<(Timestamp, &FieldValue)> = rows
+                .iter()
+                .filter_map(|(t, values)| Some((*t, values.get(i)?.as_ref()?)))
+                .collect();
             for slice in points.chunks(POINTS_PER_LINE) {
-                write_line(&mut out, &key, field, slice);
+                write_line(&mut out, key, field, slice);
             }
         }
-        snap.yield_to_writers();
     }
-    Ok((out, done))
+    out
 }
 
 #[derive(Serialize)]
@@ -176,7 +186,12 @@ struct OutLine<'a> {
     values: Vec<OutValue<'a>>,
 }
 
-fn write_line(out: &mut Vec<u8>, key: &SeriesKey, field: &str, points: &[(Timestamp, FieldValue)]) {
+fn write_line(
+    out: &mut Vec<u8>,
+    key: &SeriesKey,
+    field: &str,
+    points: &[(Timestamp, &FieldValue)],
+) {
     let line = OutLine {
         metric: &key.metric,
         tags: key

@@ -221,7 +221,7 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     opentsdb::opentsdb_alike(&single, &router, &querier, 60)?;
 
     // Routes that read what one node holds alone are refused, clearly.
-    let (status, text) = router.get("/api/cardinality")?;
+    let (status, text) = router.get("/admin/storage")?;
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
     sql_alike(&single, &second_querier)?;
@@ -239,6 +239,8 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     let i2 = ingesters.remove(1);
     settled(&ingesters, &["i1", "i3"])?;
     same_answers(&single, &second_querier, 120)?;
+    // What was deleted stays deleted at the dead ingester's successors.
+    opentsdb::turbines_alike(&single, &second_querier)?;
 
     // A querier is stateless: killed and started again, it answers the
     // same.

@@ -81,6 +81,19 @@ impl RemoteReads for Shards {
         })
     }
 
+    fn shards(&self) -> u32 {
+        self.0.len() as u32
+    }
+
+    fn export_page<'a>(
+        &'a self,
+        _: &'a str,
+        _: u32,
+        _: &'a sundial_model::ExportPage,
+    ) -> ReadFuture<'a, (Vec<sundial_query::series_query::StagedRows>, bool)> {
+        Box::pin(async { Err(sundial_query::Error::Internal("not asked by SQL")) })
+    }
+
     fn sql_stats<'a>(
         &'a self,
         _: &'a str,

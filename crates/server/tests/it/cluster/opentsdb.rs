@@ -193,6 +193,8 @@ pub(super) fn opentsdb_alike(
                 "metric": "turbine", "aggregator": "sum", "downsample": "5m-avg",
                 "fields": [{"field": "rpm"}, {"field": "temp", "alias": "t"}]}]})),
         ),
+        ("GET", "/api/cardinality".into(), None),
+        ("GET", "/api/cardinality?metric=turbine&top=2".into(), None),
     ];
     for (method, path, body) in &reads {
         let body = body.as_ref().map(Value::to_string);
@@ -249,7 +251,95 @@ pub(super) fn opentsdb_alike(
         "{text}"
     );
 
-    tsuids_alike(single, router, querier)
+    // Four turbine sites, a series each, counted across the shards.
+    let (_, text) = until_not_busy(querier, "GET", "/api/cardinality?metric=turbine", None)?;
+    let turbine = json(&text)?;
+    assert_eq!(turbine["series"], json!(4), "{text}");
+    assert_eq!(turbine["tags"][0]["value_count"], json!(4), "{text}");
+
+    tsuids_alike(single, router, querier)?;
+    deletes_alike(single, router, querier)
+}
+
+/// Alibaba's deletes through the router and on the single node: site s1's
+/// speeds of minutes 10..=20, and site s3 whole. Every owner deletes in
+/// its shards and checkpoints before answering, so the turbines read the
+/// same afterwards, also once an owner has died ([`turbines_alike`]).
+fn deletes_alike(single: &TestServer, router: &TestServer, querier: &TestServer) -> Result<()> {
+    let deletes = [
+        (
+            "/api/delete_data",
+            json!({"metric": "turbine", "tags": {"site": "s1"}, "fields": ["rpm"],
+                   "start": T0 + 10 * 60, "end": T0 + 20 * 60}),
+        ),
+        (
+            "/api/delete_meta",
+            json!({"metric": "turbine", "tags": {"site": "s3"}}),
+        ),
+    ];
+    for (path, body) in deletes {
+        let body = body.to_string();
+        let (status, text) = json_request(single, "POST", path, Some(&body))?;
+        assert_eq!(status, 200, "single node {path}: {text}");
+        let (status, text) = until_not_busy(router, "POST", path, Some(&body))?;
+        assert_eq!(status, 200, "router {path}: {text}");
+    }
+    turbines_alike(single, querier)?;
+    // What is left, from what was written: three sites, and s1's speed
+    // on 30 minutes less the 11 deleted.
+    let (_, text) = until_not_busy(querier, "GET", "/api/cardinality?metric=turbine", None)?;
+    assert_eq!(json(&text)?["series"], json!(3), "{text}");
+    let speeds = json!({"start": T0, "end": T0 + 3600, "queries": [{
+        "metric": "turbine", "aggregator": "none", "fields": [{"field": "rpm"}],
+        "tags": {"site": "s1"}}]})
+    .to_string();
+    let (_, text) = until_not_busy(querier, "POST", "/api/mquery", Some(&speeds))?;
+    let rows = json(&text)?[0]["values"].as_array().map_or(0, Vec::len);
+    assert_eq!(rows, 30 - 11, "{text}");
+    Ok(())
+}
+
+/// Every turbine's fields and the turbines' cardinality, alike on the
+/// single node and the cluster.
+pub(super) fn turbines_alike(single: &TestServer, querier: &TestServer) -> Result<()> {
+    let every = json!({"start": T0, "end": T0 + 3600, "queries": [{
+        "metric": "turbine", "aggregator": "none", "fields": [{"field": "*"}],
+        "tags": {"site": "*"}}]})
+    .to_string();
+    let reads = [
+        ("POST", "/api/mquery", Some(every.as_str())),
+        ("GET", "/api/cardinality?metric=turbine", None),
+    ];
+    for (method, path, body) in reads {
+        let (status, local) = json_request(single, method, path, body)?;
+        assert_eq!(status, 200, "{path}: {local}");
+        let (_, cluster) = until_not_busy(querier, method, path, body)?;
+        assert_eq!(json(&cluster)?, json(&local)?, "{path} {body:?}");
+    }
+    // Exports: the same lines (a cluster's come shard after shard), and
+    // the same metrics.
+    let (status, local) = single.get("/api/export?metric=turbine")?;
+    assert_eq!(status, 200, "{local}");
+    let (status, cluster) = until_not_busy(querier, "GET", "/api/export?metric=turbine", None)?;
+    assert_eq!(status, 200, "{cluster}");
+    let lines = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(lines(&cluster), lines(&local));
+    // A line per site and field: rpm at every site, temp at every site.
+    let sites = json(&single.get("/api/cardinality?metric=turbine")?.1)?["series"].clone();
+    assert_eq!(json!(lines(&local).len() / 2), sites, "{local}");
+    // (Later in the test the cluster also holds BlueKing's metrics.)
+    let range = format!("/api/export/metrics?start={T0}&end={}", T0 + 3600);
+    let (_, cluster) = until_not_busy(querier, "GET", &range, None)?;
+    let mut cluster = json(&cluster)?;
+    if let Some(names) = cluster.as_array_mut() {
+        names.retain(|n| !n.as_str().is_some_and(|n| n.contains("bkmonitor")));
+    }
+    assert_eq!(cluster, json(&single.get(&range)?.1)?);
+    Ok(())
 }
 
 /// The TSUIDs of the 8 cpu.load series as `node` prints them, by host.
