@@ -1,6 +1,7 @@
 //! Metadata every node of a cluster shares: BlueKing's groups and data
 //! ids as one versioned document, replaced whole with optimistic
-//! concurrency, and OpenTSDB's UIDs. On a single node the APIs keep such
+//! concurrency, OpenTSDB's UIDs, and the shards' data of each database.
+//! On a single node the APIs keep such
 //! state in files; on a cluster node in PostgreSQL
 //! (`sundial_cluster::PgDocument`, `sundial_cluster::PgUids`), so a change
 //! made through any node is seen by every other (docs/cluster.md,
@@ -51,6 +52,15 @@ pub trait SharedUids: Send + Sync + Debug {
         kind: u8,
         uid: u32,
     ) -> std::io::Result<Option<(String, i64)>>;
+}
+
+/// The data a cluster's shards hold of each database. Calls block, as
+/// [`SharedDocument`]'s.
+pub trait ShardedData: Send + Sync + Debug {
+    /// Drops `database` from every shard (each owner retires its blocks
+    /// and forgets it): Baidu's drop, and a create's purge of what a
+    /// dropped name may have left. The objects retired.
+    fn drop_database(&self, database: &str) -> std::io::Result<u64>;
 }
 
 /// What [`SharedUids::assign_new`] did.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use sundial_api::access::{Action, Identity};
-use sundial_api::shared::SharedDocument;
+use sundial_api::shared::{ShardedData, SharedDocument};
 use sundial_storage::Engine;
 use sundial_storage::vfs::Vfs;
 
@@ -42,8 +42,11 @@ enum Backend {
     File(PathBuf),
     /// A cluster node: one document every node shares (PostgreSQL); each
     /// call reads it fresh, and a change is stored only over the version
-    /// it was made from.
-    Shared(Arc<dyn SharedDocument>),
+    /// it was made from. The data lives in the cluster's shards.
+    Shared {
+        doc: Arc<dyn SharedDocument>,
+        data: Arc<dyn ShardedData>,
+    },
 }
 
 /// Created databases; the lock orders this node's changes.
@@ -70,10 +73,11 @@ impl Registry {
         })
     }
 
-    /// The registry in `doc`, which every node of a cluster shares.
-    pub(crate) fn open_shared(doc: Arc<dyn SharedDocument>) -> Self {
+    /// The registry in `doc`, which every node of a cluster shares, of
+    /// databases whose data `data`'s shards hold.
+    pub(crate) fn open_shared(doc: Arc<dyn SharedDocument>, data: Arc<dyn ShardedData>) -> Self {
         Self {
-            backend: Backend::Shared(doc),
+            backend: Backend::Shared { doc, data },
             entries: Mutex::new(Vec::new()),
         }
     }
@@ -81,7 +85,7 @@ impl Registry {
     /// Brings `entries` up to the stored ones; their version (0 on a
     /// single node, whose entries are always current).
     fn refresh(&self, entries: &mut Vec<Entry>) -> Result<i64, BaiduError> {
-        let Backend::Shared(doc) = &self.backend else {
+        let Backend::Shared { doc, .. } = &self.backend else {
             return Ok(0);
         };
         let (version, stored) = doc.load().map_err(unreachable)?.unwrap_or_default();
@@ -102,15 +106,41 @@ impl Registry {
                 .write_atomic(path, &bytes)
                 .map(|()| true)
                 .map_err(|e| BaiduError::internal(&e)),
-            Backend::Shared(doc) => doc.store(version, &bytes).map_err(unreachable),
+            Backend::Shared { doc, .. } => doc.store(version, &bytes).map_err(unreachable),
         }
     }
 
     /// The names of the databases created, as stored now.
+    #[cfg(test)]
     pub(crate) fn names(&self) -> Result<Vec<String>, BaiduError> {
         let mut entries = self.entries.lock();
         self.refresh(&mut entries)?;
         Ok(entries.iter().map(|e| e.name.clone()).collect())
+    }
+
+    /// Opens `engine`'s handle on each database listed and closes those
+    /// of databases no longer listed (a cluster node's handles follow the
+    /// shared list): the names opened and closed. Under the registry's
+    /// lock, so a create on this node is never half seen.
+    pub(crate) fn sync(&self, engine: &Engine) -> Result<(Vec<String>, Vec<String>), BaiduError> {
+        let mut entries = self.entries.lock();
+        self.refresh(&mut entries)?;
+        let mut opened = Vec::new();
+        for e in entries.iter() {
+            if engine.database(&e.name).is_none() {
+                open_locally(engine, &e.name)?;
+                opened.push(e.name.clone());
+            }
+        }
+        let mut closed = Vec::new();
+        for name in engine.database_names() {
+            let listed = entries.iter().any(|e| e.name == name);
+            if name != sundial_storage::DEFAULT_DATABASE && !listed {
+                close_locally(engine, &name);
+                closed.push(name);
+            }
+        }
+        Ok((opened, closed))
     }
 
     /// `POST /v1/database?clientToken=`; blocking.
@@ -134,10 +164,13 @@ impl Registry {
             let new = NewDatabase::parse(body)?;
             let name = new.name.clone();
             may_administer(identity, &name)?;
-            let shared = matches!(self.backend, Backend::Shared(_));
-            let here = engine.database(&name).is_some();
-            // On a cluster every listed database has a handle here too;
-            // one that is not listed is `default` (or an unlisted leftover).
+            // On a cluster a node's handles are only handles: one not
+            // listed is of a database dropped through another node that
+            // this node has not closed yet, and may be taken again.
+            let here = match &self.backend {
+                Backend::File(_) => engine.database(&name).is_some(),
+                Backend::Shared { .. } => name == sundial_storage::DEFAULT_DATABASE,
+            };
             if entries.iter().any(|e| e.name == name) || here {
                 return Err(BaiduError::invalid(format!(
                     "database name {name} is taken"
@@ -150,10 +183,18 @@ impl Registry {
                     format!("at most {MAX_DATABASES} databases"),
                 ));
             }
-            if !shared {
-                engine
-                    .create_database(&name)
-                    .map_err(|e| BaiduError::storage(&e))?;
+            match &self.backend {
+                Backend::File(_) => {
+                    engine
+                        .create_database(&name)
+                        .map_err(|e| BaiduError::storage(&e))?;
+                }
+                // Writes a node took for a dropped database of this name
+                // before it learnt of the drop are cleared first: a new
+                // database starts empty.
+                Backend::Shared { data, .. } => {
+                    data.drop_database(&name).map_err(unreachable_shards)?;
+                }
             }
             let entry = new.entry(name, token, now_secs);
             let mut changed = entries.clone();
@@ -199,20 +240,15 @@ impl Registry {
         Ok(json!({"databases": entries.iter().map(|e| describe(e, region)).collect::<Vec<_>>()}))
     }
 
-    /// Drops the database and its data; blocking. Not on a cluster node,
-    /// whose shards' owners hold the data.
+    /// Drops the database and its data; blocking.
     pub(crate) fn delete(
         &self,
         engine: &Engine,
         identity: &Identity,
         id: &str,
     ) -> Result<(), BaiduError> {
-        if matches!(self.backend, Backend::Shared(_)) {
-            return Err(BaiduError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
-                "dropping a database is not served in cluster mode yet (docs/cluster.md)",
-            ));
+        if let Backend::Shared { data, .. } = &self.backend {
+            return self.delete_shared(engine, identity, id, data.as_ref());
         }
         let mut entries = self.entries.lock();
         let Some(pos) = entries
@@ -232,6 +268,63 @@ impl Registry {
             Err(e) => Err(BaiduError::storage(&e)),
         }
     }
+}
+
+impl Registry {
+    /// A cluster's drop: the shards' owners drop their part first (the
+    /// database stays listed if they cannot, and the caller retries),
+    /// then the shared list forgets it, then this node's handle goes
+    /// (other nodes close theirs within a second, `Api::sync_databases`).
+    fn delete_shared(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        id: &str,
+        data: &dyn ShardedData,
+    ) -> Result<(), BaiduError> {
+        let mut entries = self.entries.lock();
+        for _ in 0..ATTEMPTS {
+            let version = self.refresh(&mut entries)?;
+            let Some(pos) = entries
+                .iter()
+                .position(|e| e.id == id && identity.knows(&e.name))
+            else {
+                return Err(BaiduError::not_found(format!("no database {id}")));
+            };
+            let name = entries[pos].name.clone();
+            may_administer(identity, &name)?;
+            data.drop_database(&name).map_err(unreachable_shards)?;
+            let mut changed = entries.clone();
+            changed.remove(pos);
+            if self.save(version, &changed)? {
+                *entries = changed;
+                close_locally(engine, &name);
+                return Ok(());
+            }
+        }
+        Err(BaiduError::classified(
+            sundial_storage::ErrorClass::Busy,
+            &"other nodes kept changing the databases; retry",
+        ))
+    }
+}
+
+/// Closes this node's handle on a database the cluster no longer lists.
+pub(crate) fn close_locally(engine: &Engine, name: &str) {
+    match engine.drop_database(name) {
+        Err(e) if e.class() != sundial_storage::ErrorClass::NotFound => {
+            tracing::warn!(database = name, error = %e, "cannot close a dropped database here");
+        }
+        _ => {}
+    }
+}
+
+/// The shards' owners could not all be reached.
+fn unreachable_shards(e: std::io::Error) -> BaiduError {
+    BaiduError::classified(
+        sundial_storage::ErrorClass::Busy,
+        &format!("the cluster's shards: {e}; retry"),
+    )
 }
 
 /// This node's handle on a database the cluster lists (the data lives

@@ -79,27 +79,20 @@ impl Api {
     pub fn with_shared_databases(
         mut self,
         doc: Arc<dyn sundial_api::shared::SharedDocument>,
+        data: Arc<dyn sundial_api::shared::ShardedData>,
     ) -> Self {
-        self.registry = Arc::new(database::Registry::open_shared(doc));
+        self.registry = Arc::new(database::Registry::open_shared(doc, data));
         self
     }
 
     /// Opens this node's handle on every database the cluster lists, so
-    /// requests naming one are served here too; the names opened. Blocks.
-    pub fn sync_databases(&self) -> std::io::Result<Vec<String>> {
-        let names = self
-            .registry
-            .names()
-            .map_err(|e| std::io::Error::other(e.message))?;
-        let mut opened = Vec::new();
-        for name in names {
-            if self.engine.database(&name).is_none() {
-                database::open_locally(&self.engine, &name)
-                    .map_err(|e| std::io::Error::other(e.message))?;
-                opened.push(name);
-            }
-        }
-        Ok(opened)
+    /// requests naming one are served here too, and closes the handles of
+    /// databases dropped through other nodes: the names opened and
+    /// closed. Blocks.
+    pub fn sync_databases(&self) -> std::io::Result<(Vec<String>, Vec<String>)> {
+        self.registry
+            .sync(&self.engine)
+            .map_err(|e| std::io::Error::other(e.message))
     }
 
     /// Passes every write through `hooks` (BlueKing's group binding).

@@ -95,6 +95,49 @@ impl Meta {
         Ok(())
     }
 
+    /// Forgets `database` in `shard` (Baidu's drop), only while `lease` is
+    /// still the shard's: its blocks and `state_objects` (its last
+    /// checkpoint's, as store keys) are retired for the compactor, and
+    /// its position goes, so a next owner does not restore it. The
+    /// objects retired.
+    pub async fn drop_shard_database(
+        &mut self,
+        lease: &Lease,
+        database: &str,
+        shard: u32,
+        state_objects: &[String],
+    ) -> Result<u64> {
+        let tx = self.client.transaction().await?;
+        check_epoch(&tx, lease).await?;
+        let blocks = tx
+            .execute(
+                "INSERT INTO retired_objects (object_key)
+                 SELECT object_key FROM blocks WHERE database = $1 AND shard = $2
+                 ON CONFLICT (object_key) DO NOTHING",
+                &[&database, &pg_int(shard)],
+            )
+            .await?;
+        tx.execute(
+            "DELETE FROM blocks WHERE database = $1 AND shard = $2",
+            &[&database, &pg_int(shard)],
+        )
+        .await?;
+        let states = tx
+            .execute(
+                "INSERT INTO retired_objects (object_key) SELECT unnest($1::text[])
+                 ON CONFLICT (object_key) DO NOTHING",
+                &[&state_objects],
+            )
+            .await?;
+        tx.execute(
+            "DELETE FROM wal_positions WHERE database = $1 AND shard = $2",
+            &[&database, &pg_int(shard)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(blocks + states)
+    }
+
     /// The blocks of `database` (of one shard, or all) whose time range
     /// meets `[start, end]`, by shard and time.
     pub async fn blocks_overlapping(

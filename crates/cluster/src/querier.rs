@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use sundial_api::deletes::RemoteDeletes;
 use sundial_api::reads::{ReadFuture, RemoteReads};
+use sundial_api::shared::ShardedData;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{
     Deletion, ErrorClass, ExportPage, Listed, Listing, Query, SeriesResult, StatsQuery,
@@ -263,6 +264,29 @@ impl Querier {
         Ok(parts.into_iter().sum())
     }
 
+    /// Drops `database` from every shard (see `Ingester::drop_database`):
+    /// the objects retired for the compactor.
+    pub async fn drop_database(&self, database: &str) -> sundial_query::Result<u64> {
+        let parts = self
+            .gather(|address, shards| {
+                let request = StageRequest {
+                    database: database.to_owned(),
+                    shards,
+                    query: (),
+                    timeout_ms: 0,
+                    max_points: 0,
+                    max_groups: 0,
+                };
+                async move {
+                    let answer = self.inner.client.drop_database(&address, &request).await?;
+                    Ok((answer.shards, answer.points))
+                }
+            })
+            .await
+            .map_err(query_error)?;
+        Ok(parts.into_iter().sum())
+    }
+
     async fn stage(
         &self,
         database: &str,
@@ -423,6 +447,16 @@ impl RemoteReads for Querier {
 impl RemoteDeletes for Querier {
     fn delete<'a>(&'a self, database: &'a str, deletion: &'a Deletion) -> ReadFuture<'a, u64> {
         Box::pin(Querier::delete(self, database, deletion))
+    }
+}
+
+impl ShardedData for Querier {
+    /// Blocks: called off the async workers, inside the runtime.
+    fn drop_database(&self, database: &str) -> std::io::Result<u64> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+        runtime
+            .block_on(Querier::drop_database(self, database))
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
 

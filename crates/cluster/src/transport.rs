@@ -23,8 +23,8 @@ use sundial_model::WriteOutcome;
 mod stage;
 
 pub use stage::{
-    DELETE_PATH, DeletedAnswer, EXPORT_PATH, FOLDED_PATH, LAST_PATH, LIST_PATH, ListedAnswer,
-    ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
+    DELETE_PATH, DROP_PATH, DeletedAnswer, EXPORT_PATH, FOLDED_PATH, LAST_PATH, LIST_PATH,
+    ListedAnswer, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
 };
 
 /// Where owners take frames.
@@ -58,6 +58,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .route(LIST_PATH, axum::routing::post(stage::list))
         .route(STATS_PATH, axum::routing::post(stage::sql_stats))
         .route(DELETE_PATH, axum::routing::post(stage::delete))
+        .route(DROP_PATH, axum::routing::post(stage::drop_database))
         .route(EXPORT_PATH, axum::routing::post(stage::export_page))
         .route(COMPACT_PATH, axum::routing::post(compact))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))

@@ -4,7 +4,8 @@
 //! queries of every stage kind (raw, aggregators across shards, grouping,
 //! downsampling, rate, pre-filter, an unknown metric, text) answered
 //! alike by both. Then a shard that moves is found at its new owner.
-//! Deletes run at the owners and stay done for the next owner.
+//! Deletes and a database's drop run at the owners and stay done for the
+//! next owner.
 
 mod common;
 
@@ -278,7 +279,7 @@ async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()>
 /// restores the shard after the old one died (no hand-off checkpoint)
 /// does not bring the deleted points back from the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletes_at_the_owners_outlive_the_owner() -> anyhow::Result<()> {
+async fn deletes_and_drops_at_the_owners_outlive_the_owner() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let ttl = Duration::from_secs(3);
     let a = engines.served("a", SECRET, ttl).await?;
@@ -292,6 +293,8 @@ async fn deletes_at_the_owners_outlive_the_owner() -> anyhow::Result<()> {
     a.ingester.checkpoint_all().await?;
     // Minutes 30..60 are only in the log and the heads.
     write(&a.ingester, database, points(30..60, 1), &mut expected).await?;
+    let other = DATABASES[1];
+    write(&a.ingester, other, points(0..5, 2), &mut expected).await?;
 
     let querier = Querier::new(
         &engines.pg.url(),
@@ -327,9 +330,10 @@ async fn deletes_at_the_owners_outlive_the_owner() -> anyhow::Result<()> {
         gone += querier.delete(database, &deletion).await?;
     }
     let before = expected.len();
-    expected.retain(|(_, key, t), _| {
+    expected.retain(|(db, key, t), _| {
         let minute = (t - base) / 60_000;
-        !(key.contains("h03") && (20..=40).contains(&minute) || key.contains("h05") || minute == 59)
+        let h03 = key.contains("h03") && (20..=40).contains(&minute);
+        db != database || !(h03 || key.contains("h05") || minute == 59)
     });
     assert_eq!(gone as usize, before - expected.len());
     // 21 minutes of h03, 60 of h05, minute 59 of the 23 other hosts.
@@ -339,8 +343,31 @@ async fn deletes_at_the_owners_outlive_the_owner() -> anyhow::Result<()> {
     // a dies: b restores each shard from its last checkpoint, the
     // delete's, and replays the log after it.
     a.die("a").await;
-    let b = engines.ingester("b").await?;
-    let (_b_keeper, _b_stop) = engines.keep_all("b", &b, ttl).await?;
-    assert_eq!(stored(&[&b]).await?, expected);
+    let b = engines.served("b", SECRET, ttl).await?;
+    until("b to own every shard", || {
+        b.ingester.shards().len() == SHARDS as usize
+    })
+    .await?;
+    assert_eq!(stored(&[&b.ingester]).await?, expected);
+
+    // Baidu's drop: every shard's owner retires the database's blocks
+    // and state; the other database stays, also for the next owner.
+    let retired = querier.drop_database(database).await?;
+    assert!(retired >= u64::from(SHARDS), "{retired} objects retired");
+    expected.retain(|(db, _, _), _| db != database);
+    assert!(!expected.is_empty());
+    assert_eq!(stored(&[&b.ingester]).await?, expected);
+    let meta = sundial_cluster::Meta::connect(&engines.pg.url()).await?;
+    let left = meta
+        .blocks_overlapping(database, None, i64::MIN, i64::MAX)
+        .await?;
+    assert!(left.is_empty(), "{left:?}");
+    b.die("b").await;
+    let c = engines.served("c", SECRET, ttl).await?;
+    until("c to own every shard", || {
+        c.ingester.shards().len() == SHARDS as usize
+    })
+    .await?;
+    assert_eq!(stored(&[&c.ingester]).await?, expected);
     Ok(())
 }

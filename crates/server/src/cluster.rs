@@ -213,6 +213,15 @@ impl Node {
         apis.cluster = true;
     }
 
+    /// What Baidu's registry drops a database's data with: its part in
+    /// every shard and its TTL.
+    pub(crate) fn sharded_data(&self) -> shared::ClusterData {
+        shared::ClusterData {
+            querier: self.querier.clone(),
+            ttls: self.ttls.clone(),
+        }
+    }
+
     /// The node's ingester, when its role ingests.
     pub(crate) fn ingester(&self) -> Option<Ingester> {
         self.ingesting.as_ref().map(|i| i.ingester.clone())
@@ -376,12 +385,10 @@ async fn start_ingester(
     })
 }
 
-/// Whether a cluster node serves the route: writes of every API,
-/// OpenTSDB's and Baidu's JSON queries, the newest points, lookups,
-/// Alibaba's multi-field calls, SQL, the listings, UIDs, Baidu's
-/// databases and BlueKing's metadata so far. The others read or change
-/// what one node holds alone (`/admin`) and answer "not in cluster mode yet"
-/// rather than from this node's empty store.
+/// Whether a cluster node serves the route: every route of the three
+/// APIs and SQL, the console's files and `/metrics`. `/admin` reads or
+/// changes what one node holds alone and answers "not in cluster mode
+/// yet" rather than from this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {

@@ -251,13 +251,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut baidu =
         sundial_baidu::Api::new(engine.clone(), config.baidu.clone(), store.clone(), limits)?
             .with_hooks(hooks.clone());
-    if let Some(cluster) = &config.cluster {
+    if let (Some(cluster), Some(node)) = (&config.cluster, &node) {
         // Every node of a cluster serves the databases created on any.
         let doc = runtime.block_on(sundial_cluster::PgDocument::connect(
             &cluster.postgres_url,
             "baidu-databases",
         ))?;
-        baidu = baidu.with_shared_databases(std::sync::Arc::new(doc));
+        let data = std::sync::Arc::new(node.sharded_data());
+        baidu = baidu.with_shared_databases(std::sync::Arc::new(doc), data);
         baidu.sync_databases()?;
         runtime.spawn(cluster::keep_databases(baidu.clone()));
     }

@@ -47,6 +47,24 @@ impl SharedDocument for Racing {
     }
 }
 
+/// The shards of a cluster as the registry sees them: the drops asked
+/// for, or none while they are down.
+#[derive(Debug, Default)]
+struct Shards {
+    dropped: Mutex<Vec<String>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl ShardedData for Shards {
+    fn drop_database(&self, database: &str) -> std::io::Result<u64> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("shard 3 has no owner now"));
+        }
+        self.dropped.lock().push(database.to_owned());
+        Ok(1)
+    }
+}
+
 fn body(name: &str) -> Value {
     json!({"databaseName": name, "ingestDataPointsMonthly": 1, "purchaseLength": 1})
 }
@@ -57,8 +75,9 @@ fn nodes_sharing_the_registry_see_and_keep_each_others_databases() -> Result<(),
     let dir = || tempfile::tempdir().map_err(|e| e.to_string());
     let (dir_a, dir_b) = (dir()?, dir()?);
     let (engine_a, engine_b) = (engine(&dir_a)?, engine(&dir_b)?);
-    let a = Registry::open_shared(doc.clone());
-    let b = Registry::open_shared(doc);
+    let shards = Arc::new(Shards::default());
+    let a = Registry::open_shared(doc.clone(), shards.clone());
+    let b = Registry::open_shared(doc, shards.clone());
     let open = Identity::Open;
     let first = a
         .create(&engine_a, &open, "t1", &body("first01"), 1_000)
@@ -88,10 +107,40 @@ fn nodes_sharing_the_registry_see_and_keep_each_others_databases() -> Result<(),
         .map(|d| &d["databaseId"])
         .collect();
     assert_eq!(ids, [&first["databaseId"], &second["databaseId"]]);
-    // Dropping is refused on a cluster node, clearly, and drops nothing.
+    // Each create first cleared the shards of its name (what writes for
+    // a dropped database of that name may have left).
+    assert_eq!(*shards.dropped.lock(), ["first01", "second02"]);
+    // A drop while a shard cannot be reached: busy, still listed.
     let id = first["databaseId"].as_str().unwrap_or_default();
-    let refused = a.delete(&engine_a, &open, id);
-    assert!(refused.is_err_and(|e| e.status == StatusCode::NOT_IMPLEMENTED));
+    shards
+        .down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let refused = b.delete(&engine_b, &open, id);
+    assert!(refused.is_err_and(|e| e.status == StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(a.names().map_err(msg)?, ["first01", "second02"]);
+    // Then through b: the shards drop it, every node's list forgets it,
+    // b's handle goes at once.
+    shards
+        .down
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    b.delete(&engine_b, &open, id).map_err(msg)?;
+    assert_eq!(
+        shards.dropped.lock().last().map(String::as_str),
+        Some("first01")
+    );
+    assert_eq!(a.names().map_err(msg)?, ["second02"]);
+    assert!(engine_b.database("first01").is_none());
+    let gone = a.get(&open, id, "bj");
+    assert!(gone.is_err_and(|e| e.status == StatusCode::NOT_FOUND));
+    // a's handles follow the list: b's database opened, the dropped one
+    // closed; a second pass has nothing to do.
+    let synced = a.sync(&engine_a).map_err(msg)?;
+    assert_eq!(
+        synced,
+        (vec!["second02".to_owned()], vec!["first01".to_owned()])
+    );
+    assert!(engine_a.database("first01").is_none());
+    assert_eq!(a.sync(&engine_a).map_err(msg)?, (Vec::new(), Vec::new()));
 
     // A create that loses the race (another node stores between its
     // read and its store) reads the winner's and stores again.
@@ -99,8 +148,8 @@ fn nodes_sharing_the_registry_see_and_keep_each_others_databases() -> Result<(),
         doc: Arc::new(MemoryDocument::default()),
         before_first_store: Mutex::new(None),
     });
-    let c = Registry::open_shared(racing.clone());
-    let other = Registry::open_shared(racing.doc.clone());
+    let c = Registry::open_shared(racing.clone(), shards.clone());
+    let other = Registry::open_shared(racing.doc.clone(), shards);
     let dir_c = dir()?;
     let engine_c = engine(&dir_c)?;
     *racing.before_first_store.lock() = Some(Box::new(move || {
@@ -109,7 +158,7 @@ fn nodes_sharing_the_registry_see_and_keep_each_others_databases() -> Result<(),
     c.create(&engine_a, &open, "t8", &body("loser008"), 8)
         .map_err(msg)?;
     assert_eq!(c.names().map_err(msg)?, ["winner09", "loser008"]);
-    assert_eq!(b.names().map_err(msg)?, ["first01", "second02"]);
+    assert_eq!(b.names().map_err(msg)?, ["second02"]);
     Ok(())
 }
 

@@ -7,12 +7,13 @@
 //! checkpoint fails is answered with the error (the client retries; a
 //! delete is idempotent) and the next checkpoint records it.
 
-use super::Ingester;
+use super::{Ingester, Shard, ShardState, blocking, state_group};
 use crate::Error;
 use crate::transport::DeletedAnswer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use sundial_model::{Deletion, ErrorClass};
+use tracing::warn;
 
 impl Ingester {
     /// Runs `deletion` over `database` in each of `shards` this node
@@ -25,13 +26,9 @@ impl Ingester {
         deletion: Arc<Deletion>,
     ) -> sundial_query::Result<DeletedAnswer> {
         let mut answer = DeletedAnswer::default();
-        for &number in shards {
-            let Ok(shard) = self.shard(number) else {
-                continue;
-            };
-            let mut state = shard.state.lock().await;
-            // Recording the checkpoint needs the lease confirmed.
-            if !shard.taking_writes.load(Ordering::Acquire) || !shard.confirmed() {
+        for shard in self.served(shards) {
+            let (number, mut state) = (shard.number, shard.state.lock().await);
+            if !shard.changeable() {
                 continue;
             }
             if let Some(db) = state.databases.get(database).map(|d| d.db.clone()) {
@@ -40,24 +37,97 @@ impl Ingester {
                     tokio::task::spawn_blocking(move || sundial_query::delete(&db, &deletion))
                         .await
                         .map_err(|_| sundial_query::Error::Internal("a delete task panicked"))??;
-                state.unlogged_change = true;
-                self.checkpoint_locked(&shard, &mut state)
-                    .await
-                    .map_err(|e| unrecorded(number, &e))?;
+                self.record_change(&shard, &mut state).await?;
             }
             answer.shards.push(number);
         }
         Ok(answer)
     }
+
+    /// Drops `database` from each of `shards` this node serves (Baidu's
+    /// drop, and a create's purge of what a dropped name left): the shard
+    /// is checkpointed first, so its log holds no frame of the database
+    /// any more; then its blocks and state are retired in PostgreSQL
+    /// under the lease, and its local files go. The answer's `points`
+    /// are the objects retired.
+    pub async fn drop_database(
+        &self,
+        database: &str,
+        shards: &[u32],
+    ) -> sundial_query::Result<DeletedAnswer> {
+        let mut answer = DeletedAnswer::default();
+        for shard in self.served(shards) {
+            let (number, mut state) = (shard.number, shard.state.lock().await);
+            if !shard.changeable() {
+                continue;
+            }
+            if state.databases.contains_key(database) {
+                self.record_change(&shard, &mut state).await?;
+                let keys: Vec<String> = state.databases[database]
+                    .checkpoint
+                    .iter()
+                    .map(|key| format!("{}/{database}/{key}", state_group(number)))
+                    .collect();
+                let dropped = self.meta().await.map_err(|e| unrecorded(number, &e));
+                answer.points += dropped?
+                    .drop_shard_database(&shard.lease, database, number, &keys)
+                    .await
+                    .map_err(|e| unrecorded(number, &e))?;
+                if let Some(gone) = state.databases.remove(database) {
+                    let dir = self.shard_dir(number).join(database);
+                    let removed = blocking(move || {
+                        gone.db.discard();
+                        match std::fs::remove_dir_all(&dir) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                warn!(dir = %dir.display(), error = %e, "cannot remove a dropped database's files");
+                            }
+                            _ => {}
+                        }
+                        Ok(())
+                    });
+                    removed.await.map_err(|e| unrecorded(number, &e))?;
+                }
+            }
+            answer.shards.push(number);
+        }
+        Ok(answer)
+    }
+
+    /// Those of `shards` this node serves.
+    fn served(&self, shards: &[u32]) -> Vec<Arc<Shard>> {
+        shards.iter().filter_map(|&n| self.shard(n).ok()).collect()
+    }
+
+    /// Makes a change the log does not hold durable: the shard is
+    /// checkpointed now (and by the next checkpoint, if this one fails).
+    async fn record_change(
+        &self,
+        shard: &Shard,
+        state: &mut ShardState,
+    ) -> sundial_query::Result<()> {
+        state.unlogged_change = true;
+        self.checkpoint_locked(shard, state)
+            .await
+            .map_err(|e| unrecorded(shard.number, &e))
+    }
 }
 
-/// A delete done but not checkpointed yet, in the query's terms.
+impl Shard {
+    /// Whether a change outside the log may be made now: the shard takes
+    /// writes, and PostgreSQL, which records its checkpoint, confirmed
+    /// the lease lately.
+    fn changeable(&self) -> bool {
+        self.taking_writes.load(Ordering::Acquire) && self.confirmed()
+    }
+}
+
+/// A change done but not checkpointed yet, in the query's terms.
 fn unrecorded(shard: u32, e: &Error) -> sundial_query::Error {
     let class = match e {
         Error::Storage(s) => s.class(),
         Error::Internal(_) => ErrorClass::Internal,
         _ => ErrorClass::Busy,
     };
-    let message = format!("the delete in shard {shard} is not recorded yet: {e}; retry");
+    let message = format!("the change in shard {shard} is not recorded yet: {e}; retry");
     sundial_query::Error::Remote { message, class }
 }

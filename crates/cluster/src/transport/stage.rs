@@ -39,9 +39,12 @@ pub const LIST_PATH: &str = "/internal/v1/listing";
 pub const STATS_PATH: &str = "/internal/v1/sql/stats";
 /// Where an owner reads one export page of a shard.
 pub const EXPORT_PATH: &str = "/internal/v1/export";
+/// Where owners drop a database from their shards (Baidu's drop).
+pub const DROP_PATH: &str = "/internal/v1/drop";
 /// Where owners delete in their shards (OpenTSDB's deletes).
 pub const DELETE_PATH: &str = "/internal/v1/delete";
-/// A delete rewrites blocks and checkpoints each shard before it answers.
+/// A delete or drop checkpoints each shard (a delete also rewrites blocks)
+/// before it answers.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const JSON_TYPE: &str = "application/json";
 const ANSWER_TYPE: &str = "application/x-sundial-staged";
@@ -186,6 +189,17 @@ pub(super) async fn export_page(
     serve_stage(&s, &headers, &body, run, encode_export).await
 }
 
+pub(super) async fn drop_database(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<()>| async move {
+        (ingester).drop_database(&r.database, &r.shards).await
+    };
+    serve_stage(&s, &headers, &body, run, encode_json).await
+}
+
 pub(super) async fn delete(
     State(s): State<Arc<Served>>,
     headers: HeaderMap,
@@ -320,6 +334,18 @@ impl FrameClient {
     ) -> Result<ExportAnswer> {
         let body = self.ask(address, EXPORT_PATH, request).await?;
         decode_export(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` to drop a database from its shards.
+    pub async fn drop_database(
+        &self,
+        address: &str,
+        request: &StageRequest<()>,
+    ) -> Result<DeletedAnswer> {
+        let body = self
+            .ask_within(address, DROP_PATH, request, DELETE_TIMEOUT)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
     /// Asks the owner at `address` to delete in its shards.

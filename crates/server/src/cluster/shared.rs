@@ -6,12 +6,46 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use sundial_api::shared::SharedDocument;
-use sundial_cluster::{Ingester, PgDocument};
+use sundial_api::shared::{ShardedData, SharedDocument};
+use sundial_cluster::{Ingester, PgDocument, Querier};
 use tracing::{info, warn};
 
 /// Where `/api/ttl`'s values live: database name to seconds, as JSON.
 pub(super) const TTL_DOCUMENT: &str = "opentsdb-ttl";
+
+/// Times a TTL's removal is tried against other nodes' changes.
+const ATTEMPTS: usize = 16;
+
+/// What a dropped database leaves on a cluster: its part in every shard
+/// (the owners drop it) and its `/api/ttl` value, so a database created
+/// later under the name starts empty and keeping everything, as on a
+/// single node.
+#[derive(Debug)]
+pub(crate) struct ClusterData {
+    pub(super) querier: Querier,
+    pub(super) ttls: Arc<PgDocument>,
+}
+
+impl ShardedData for ClusterData {
+    fn drop_database(&self, database: &str) -> std::io::Result<u64> {
+        let retired = ShardedData::drop_database(&self.querier, database)?;
+        for _ in 0..ATTEMPTS {
+            let Some((version, body)) = self.ttls.load()? else {
+                return Ok(retired);
+            };
+            let mut ttls: BTreeMap<String, u64> =
+                serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+            if ttls.remove(database).is_none() {
+                return Ok(retired);
+            }
+            let body = serde_json::to_vec(&ttls).map_err(std::io::Error::other)?;
+            if self.ttls.store(version, &body)? {
+                return Ok(retired);
+            }
+        }
+        Err(std::io::Error::other("other nodes kept changing the TTLs"))
+    }
+}
 
 /// Applies the TTLs set through any node's `/api/ttl` to the shards this
 /// ingester serves, once a second (a shard gained or a database opened
@@ -57,8 +91,9 @@ pub(super) async fn keep_retention(ingester: Ingester, ttls: Arc<PgDocument>) {
 }
 
 /// Opens this node's handle on each database created through any node
-/// (Baidu's `/v1/database`), once a second: a request naming it is served
-/// here within a second of its creation.
+/// (Baidu's `/v1/database`), and closes those dropped, once a second: a
+/// request naming one is served here within a second of its creation,
+/// and refused within a second of its drop.
 pub(crate) async fn keep_databases(baidu: sundial_baidu::Api) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut failing = false;
@@ -66,10 +101,13 @@ pub(crate) async fn keep_databases(baidu: sundial_baidu::Api) {
         tick.tick().await;
         let api = baidu.clone();
         match tokio::task::spawn_blocking(move || api.sync_databases()).await {
-            Ok(Ok(opened)) => {
+            Ok(Ok((opened, closed))) => {
                 failing = false;
                 if !opened.is_empty() {
                     info!(?opened, "databases created on other nodes opened here");
+                }
+                if !closed.is_empty() {
+                    info!(?closed, "databases dropped on other nodes closed here");
                 }
             }
             Ok(Err(e)) if !failing => {

@@ -2,8 +2,10 @@
 //! listed by the querier at once, written through the router and read
 //! through the querier (once it has opened its handle, within a second);
 //! a create repeated with its client token on another node gives the same
-//! database; a TTL set on one node is read on another and applied by the
-//! shards' owners; dropping a database is refused, clearly.
+//! database; dropped through one node, it is gone on every node within a
+//! second, and created again it starts empty; a TTL set on one node is
+//! read on another and applied by the shards' owners, and goes with the
+//! database.
 
 use super::{T0, json_request, until_not_busy};
 use crate::harness::{TestServer, json};
@@ -82,6 +84,34 @@ pub(super) fn databases_shared(router: &TestServer, querier: &TestServer) -> Res
     let (_, text) = json_request(querier, "PUT", "/v1/datapoint?query", Some(&query))?;
     assert!(!text.contains(&sum.to_string()), "{text}");
 
+    // Dropped through the router: the querier forgets it within a second
+    // (Baidu's 404), and a database created again under the name, on
+    // the querier, starts empty.
+    let database = format!("/v1/database/{}", id.as_str().unwrap_or_default());
+    let (status, text) = until_not_busy(router, "DELETE", &database, None)?;
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = json_request(router, "GET", &database, None)?;
+    assert_eq!(status, 404, "{text}");
+    until_gone(querier, &read, &query)?;
+    let path = "/v1/database?clientToken=cluster-token-2";
+    let (status, text) = until_not_busy(querier, "POST", path, Some(&create))?;
+    assert_eq!(status, 200, "{text}");
+    let id = json(&text)?["databaseId"].clone();
+    let answer = json(&until_found(router, "PUT", &read, &query)?)?;
+    assert_eq!(
+        answer["results"][0]["groups"][0]["values"],
+        json!([]),
+        "{answer}"
+    );
+    let (status, text) = until_not_busy(router, "POST", &write, Some(&body))?;
+    assert_eq!(status, 204, "{text}");
+    let answer = json(&until_found(querier, "PUT", &read, &query)?)?;
+    assert_eq!(
+        answer["results"][0]["groups"][0]["values"][0][1],
+        json!(sum),
+        "{answer}"
+    );
+
     // A TTL set through the router: the querier reads it back, and the
     // shards' owners apply it within a second: the points, written for
     // 2023, are older than a day and no longer answered.
@@ -119,13 +149,31 @@ pub(super) fn databases_shared(router: &TestServer, querier: &TestServer) -> Res
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let (status, text) = json_request(
-        router,
-        "DELETE",
-        &format!("/v1/database/{}", id.as_str().unwrap_or_default()),
-        None,
-    )?;
-    assert_eq!(status, 501, "{text}");
-    assert!(text.contains("cluster mode"), "{text}");
+    // Dropped again, the TTL goes with it: made a third time (on the
+    // router), the database keeps everything.
+    let database = format!("/v1/database/{}", id.as_str().unwrap_or_default());
+    let (status, text) = until_not_busy(querier, "DELETE", &database, None)?;
+    assert_eq!(status, 200, "{text}");
+    let path = "/v1/database?clientToken=cluster-token-3";
+    let (status, text) = until_not_busy(router, "POST", path, Some(&create))?;
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = json_request(router, "GET", &ttl, None)?;
+    assert_eq!((status, json(&text)?), (200, json!({"val": 0})), "{text}");
     Ok(())
+}
+
+/// `method path body` on `server` until it answers 404 (the node closed
+/// its handle on a dropped database), for up to ten seconds.
+fn until_gone(server: &TestServer, path: &str, body: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = until_not_busy(server, "PUT", path, Some(body))?;
+        if status == 404 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{path} still answers {status} ten seconds after the drop: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
