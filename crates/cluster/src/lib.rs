@@ -37,7 +37,7 @@ pub use frame::{
 };
 pub use ingest::{Ingester, IngesterConfig};
 pub use lease::{Lease, compactor_lease, shard_lease};
-pub use manifest::{BlockRow, Flush, ShardPosition};
+pub use manifest::{BlockRow, Flush, ShardPosition, StoredDatabase};
 pub use membership::{Node, Role, ShardOwner};
 pub use meta::Meta;
 pub use ownership::{Keeper, ShardHandler, TickReport, owner_of};

@@ -195,7 +195,50 @@ impl Meta {
     }
 }
 
+/// What the manifest holds of one database (an operator's storage view).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredDatabase {
+    pub database: String,
+    /// Shards with blocks of it.
+    pub shards: u32,
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
 impl Meta {
+    /// Per database, what its blocks in the manifest hold; and how many
+    /// objects wait for the compactor to delete them.
+    pub async fn stored(&self) -> Result<(Vec<StoredDatabase>, u64)> {
+        let rows = self
+            .client
+            .query(
+                "SELECT database, count(DISTINCT shard), count(*), sum(bytes)::bigint,
+                        min(min_ts), max(max_ts)
+                 FROM blocks GROUP BY database ORDER BY database",
+                &[],
+            )
+            .await?;
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        let databases = rows
+            .iter()
+            .map(|r| StoredDatabase {
+                database: r.get(0),
+                shards: u32::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                blocks: count(r.get(2)),
+                block_bytes: count(r.get(3)),
+                min_ts: r.get(4),
+                max_ts: r.get(5),
+            })
+            .collect();
+        let retired = self
+            .client
+            .query_one("SELECT count(*) FROM retired_objects", &[])
+            .await?;
+        Ok((databases, count(retired.get(0))))
+    }
+
     /// Retired objects (see [`Flush::retired`]) retired more than `grace`
     /// ago, at most `max`, oldest first.
     pub async fn retired_before(

@@ -342,6 +342,7 @@ async function storage() {
   const out = $('storage');
   try {
     const s = await call('/admin/storage', 'basic', 'GET', '/admin/storage');
+    if (s.cluster) return clusterStorage(out, s);
     const rows = Object.entries(s.databases || {}).map(([name, d]) => [
       name, d.series, d.head_points, d.wal_segments, d.wal_bytes, d.blocks, d.flushed_blocks,
       d.block_bytes, d.points_written ? (d.block_bytes / d.points_written).toFixed(3) : '',
@@ -357,6 +358,20 @@ async function storage() {
     fillTable($('levels-table'), ['database', 'level', 'blocks', 'bytes'], levels);
     if (s.object_store) out.insertAdjacentHTML('beforeend', `<p>Blocks in ${escapeHtml(s.object_store.location)}</p>`);
   } catch (e) { out.textContent = e.message; }
+}
+
+// A cluster node shows the cluster's manifest: blocks per database, the
+// objects waiting for the compactor, and which node owns which shards.
+function clusterStorage(out, s) {
+  const time = (ms) => new Date(ms).toISOString();
+  const rows = Object.entries(s.databases || {}).map(([name, d]) => [
+    name, d.shards, d.blocks, d.block_bytes, time(d.min_ts), time(d.max_ts)]);
+  out.innerHTML = '<table class="data" id="storage-table"></table>';
+  fillTable($('storage-table'), ['database', 'shards', 'blocks', 'block bytes', 'from', 'to'], rows);
+  out.insertAdjacentHTML('beforeend', `<p>${escapeHtml(s.retired_objects)} replaced objects wait for the compactor.</p>`
+    + '<h3>Shard owners</h3><table class="data" id="owners-table"></table>');
+  const owners = Object.entries(s.shard_owners || {}).map(([node, shards]) => [node, shards.length, shards.join(' ')]);
+  fillTable($('owners-table'), ['node', 'shards', 'which'], owners);
 }
 
 async function queries() {

@@ -15,17 +15,27 @@ use sundial_storage::Engine;
 
 mod snapshots;
 
+/// The admin routes; on a cluster node `cluster` shows the cluster's
+/// storage instead of this node's.
 pub(crate) fn routes(
     engine: Engine,
     store: Arc<Store>,
     board: Arc<crate::query_board::QueryBoard>,
+    cluster: Option<crate::cluster::StorageView>,
 ) -> Router {
     let queries = Router::new()
         .route("/admin/queries", get(queries))
         .with_state(board);
+    let storage_view = match cluster {
+        Some(view) => Router::new()
+            .route("/admin/storage", get(cluster_storage))
+            .with_state(view),
+        None => Router::new()
+            .route("/admin/storage", get(storage))
+            .with_state(engine.clone()),
+    };
     Router::new()
         .route("/admin/compact", post(compact))
-        .route("/admin/storage", get(storage))
         .route(
             "/admin/snapshots",
             get(snapshots::list_all).post(snapshots::create),
@@ -35,6 +45,7 @@ pub(crate) fn routes(
         .route("/admin/snapshots/{name}/file", get(snapshots::read))
         .with_state(engine)
         .merge(queries)
+        .merge(storage_view)
         .layer(axum::middleware::from_fn_with_state(store, authorize))
 }
 
@@ -104,6 +115,20 @@ async fn compact(State(engine): State<Engine>) -> Response {
         Err(e) => {
             tracing::error!(error = %e, "forced compaction task failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+    }
+}
+
+/// A cluster node's storage view: the cluster's (`StorageView`).
+async fn cluster_storage(State(view): State<crate::cluster::StorageView>) -> Response {
+    match view.describe().await {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the cluster's storage");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("the cluster's metadata store: {e}; retry"),
+            )
         }
     }
 }

@@ -142,6 +142,7 @@ pub(crate) struct Node {
     ttls: Arc<PgDocument>,
     ingesting: Option<Ingesting>,
     compacting: Option<Compacting>,
+    postgres_url: String,
 }
 
 /// A compactor's background work.
@@ -192,6 +193,7 @@ impl Node {
             ttls,
             ingesting,
             compacting,
+            postgres_url: config.postgres_url.clone(),
         })
     }
 
@@ -210,7 +212,14 @@ impl Node {
             .with_shared_ttl(self.ttls.clone());
         apis.baidu = apis.baidu.clone().with_sink(sink.clone()).with_reads(reads);
         apis.bk = apis.bk.clone().with_sink(sink);
-        apis.cluster = true;
+        apis.cluster = Some(self.storage_view());
+    }
+
+    /// What `/admin/storage` shows on this node: the cluster's.
+    pub(crate) fn storage_view(&self) -> StorageView {
+        StorageView {
+            postgres_url: self.postgres_url.clone(),
+        }
     }
 
     /// What Baidu's registry drops a database's data with: its part in
@@ -385,10 +394,41 @@ async fn start_ingester(
     })
 }
 
+/// A cluster node's `/admin/storage`: per database what the manifest
+/// lists, the objects waiting for the compactor, and which node owns
+/// each shard. Read over a connection of its own (operator calls are
+/// rare; a PostgreSQL restart needs no reconnect logic here).
+#[derive(Debug, Clone)]
+pub(crate) struct StorageView {
+    postgres_url: String,
+}
+
+impl StorageView {
+    pub(crate) async fn describe(&self) -> anyhow::Result<serde_json::Value> {
+        let meta = Meta::connect(&self.postgres_url).await?;
+        let (stored, retired) = meta.stored().await?;
+        let mut owners: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for owner in meta.shard_owners().await? {
+            owners.entry(owner.node_id).or_default().push(owner.shard);
+        }
+        let databases: serde_json::Map<String, serde_json::Value> = stored
+            .into_iter()
+            .map(|d| (d.database.clone(), serde_json::json!(d)))
+            .collect();
+        Ok(serde_json::json!({
+            "cluster": true,
+            "databases": databases,
+            "retired_objects": retired,
+            "shard_owners": owners,
+        }))
+    }
+}
+
 /// Whether a cluster node serves the route: every route of the three
-/// APIs and SQL, the console's files and `/metrics`. `/admin` reads or
-/// changes what one node holds alone and answers "not in cluster mode
-/// yet" rather than from this node's empty store.
+/// APIs and SQL, the console's files, `/metrics`, and `/admin`'s storage
+/// view and queries. `/admin`'s compaction and snapshots act on what one
+/// node holds alone and answer "not in cluster mode yet" rather than on
+/// this node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
@@ -401,6 +441,9 @@ pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
         // its statistics and configuration, its caches.
         "/api/health" | "/api/config/filters" | "/api/serializers" | "/api/stats" => true,
         "/api/config" | "/api/dropcaches" => true,
+        // The cluster's storage view, and this node's running and slow
+        // queries.
+        "/admin/storage" | "/admin/queries" => method == Method::GET,
         "/v1/database" => true,
         _ if path.starts_with("/v1/database/") => true,
         "/v1/datapoint" | "/v1/row" | "/v2/push" => true,

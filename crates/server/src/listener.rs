@@ -36,8 +36,9 @@ pub(crate) struct Apis {
     pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) engine: sundial_storage::Engine,
     pub(crate) store: Arc<Store>,
-    /// A cluster node: only the routes it serves (`crate::cluster`).
-    pub(crate) cluster: bool,
+    /// A cluster node: only the routes it serves (`crate::cluster`), and
+    /// the cluster's storage view.
+    pub(crate) cluster: Option<crate::cluster::StorageView>,
 }
 
 /// What every connection task needs.
@@ -277,6 +278,7 @@ fn router(apis: &Apis, edge: Edge, log: crate::request_log::RequestLog) -> Route
             apis.engine.clone(),
             apis.store.clone(),
             log.board.clone(),
+            apis.cluster.clone(),
         ))
         .merge(crate::console::routes())
         .merge(apis.metrics.routes(apis.store.clone()))
@@ -286,7 +288,7 @@ fn router(apis: &Apis, edge: Edge, log: crate::request_log::RequestLog) -> Route
             crate::metrics::observe,
         ))
         .fallback(|| async { OpenTsdbError::not_found() });
-    if apis.cluster {
+    if apis.cluster.is_some() {
         routes = routes.layer(axum::middleware::from_fn(
             crate::cluster::only_cluster_routes,
         ));

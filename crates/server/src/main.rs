@@ -269,7 +269,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         engine: engine.clone(),
         store,
-        cluster: false,
+        cluster: None,
     };
     if let Some(node) = &node {
         node.serve_through(&mut apis);

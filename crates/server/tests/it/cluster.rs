@@ -221,13 +221,14 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     opentsdb::opentsdb_alike(&single, &router, &querier, 60)?;
 
     // Routes that read what one node holds alone are refused, clearly.
-    let (status, text) = router.get("/admin/storage")?;
+    let (status, text) = json_request(&router, "POST", "/admin/compact", None)?;
     assert_eq!(status, 501, "{text}");
     assert!(text.contains("cluster mode"), "{text}");
     sql_alike(&single, &second_querier)?;
     databases::databases_shared(&router, &querier)?;
     let bk_group = bkmonitor_shared(&router, &querier)?;
     compactor_handover(compactors)?;
+    storage_view(&querier)?;
     same_answers(&single, &querier, 60)?;
 
     // kill -9 of an ingester while writes go on: its shards move to the
@@ -494,6 +495,37 @@ fn bkmonitor_shared(router: &TestServer, querier: &TestServer) -> Result<Value> 
 /// One compactor of two works (holds the lease) and has the owners
 /// merge blocks and deletes what they replaced; killed with `kill -9`,
 /// the other takes over and works.
+/// `/admin/storage` on a cluster node shows the cluster's manifest: the
+/// default database's blocks (checkpoints run every two seconds), and an
+/// owner for each of the 8 shards; `/admin/queries` the node's own.
+fn storage_view(node: &TestServer) -> Result<()> {
+    let view = node.get_json("/admin/storage")?;
+    assert_eq!(view["cluster"], json!(true), "{view}");
+    let default = &view["databases"]["default"];
+    let blocks = default["blocks"].as_u64().unwrap_or(0);
+    assert!(
+        blocks >= 1 && default["block_bytes"].as_u64() > Some(0),
+        "{view}"
+    );
+    let shards = default["shards"].as_u64().unwrap_or(0);
+    assert!((1..=8).contains(&shards), "{view}");
+    assert!(
+        default["min_ts"].as_i64() <= default["max_ts"].as_i64(),
+        "{view}"
+    );
+    let owned: usize = view["shard_owners"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .filter_map(Value::as_array)
+        .map(Vec::len)
+        .sum();
+    assert_eq!(owned, 8, "{view}");
+    let queries = node.get_json("/admin/queries")?;
+    assert!(queries["slow"].is_array(), "{queries}");
+    Ok(())
+}
+
 fn compactor_handover(mut compactors: Vec<TestServer>) -> Result<()> {
     let leader = |c: &TestServer| gauge(c, "sundial_cluster_compactor_leader");
     let deadline = Instant::now() + Duration::from_secs(60);
