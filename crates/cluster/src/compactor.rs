@@ -3,13 +3,16 @@
 //! compact its shard (retention, then the merges that are due; the owner
 //! records the merged blocks and retires the replaced ones in its
 //! checkpoint), then deletes the objects retired longer ago than the
-//! grace period and forgets them.
+//! grace period and forgets them, and the objects nothing names
+//! (`orphans`).
 //!
 //! The merge runs where the shard's blocks are read (its owner, which
 //! also serves every query of the shard), so no second node ever reads a
 //! block list that may change under it; the lease keeps compaction to one
 //! shard at a time across the cluster, and the grace period lets a query
 //! that still holds a replaced block finish reading it.
+
+mod orphans;
 
 use crate::lease::compactor_lease;
 use crate::owners::Peers;
@@ -55,6 +58,7 @@ struct Inner {
     rounds: AtomicU64,
     retired: AtomicU64,
     deleted: AtomicU64,
+    orphans: AtomicU64,
 }
 
 /// What one round did.
@@ -66,6 +70,8 @@ pub struct RoundReport {
     pub retired: usize,
     /// Retired objects deleted from the store.
     pub deleted: usize,
+    /// Objects nothing named deleted from the store (see `orphans`).
+    pub orphans: usize,
 }
 
 impl Compactor {
@@ -89,6 +95,7 @@ impl Compactor {
                 rounds: AtomicU64::new(0),
                 retired: AtomicU64::new(0),
                 deleted: AtomicU64::new(0),
+                orphans: AtomicU64::new(0),
             }),
         })
     }
@@ -96,6 +103,11 @@ impl Compactor {
     /// Whether this node holds the compactor lease now.
     pub fn is_leader(&self) -> bool {
         self.inner.lease.lock().is_some()
+    }
+
+    /// Orphaned objects deleted since this node started.
+    pub fn orphans_deleted(&self) -> u64 {
+        self.inner.orphans.load(Ordering::Relaxed)
     }
 
     /// Rounds finished, blocks retired and objects deleted at this node's
@@ -218,6 +230,10 @@ impl Compactor {
             }
         }
         report.deleted = self.delete_retired().await?;
+        report.orphans = self.delete_orphans().await?;
+        self.inner
+            .orphans
+            .fetch_add(report.orphans as u64, Ordering::Relaxed);
         self.inner.rounds.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }

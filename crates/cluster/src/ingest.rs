@@ -502,12 +502,12 @@ async fn apply(db: &Db, points: Vec<WritePoint>, rules: &BatchRules) -> Result<W
 }
 
 /// The store group (and local directory) of a shard's databases.
-fn shard_group(shard: u32) -> String {
+pub(crate) fn shard_group(shard: u32) -> String {
     format!("shard-{shard:04}")
 }
 
 /// The store group of a shard's state files.
-fn state_group(shard: u32) -> String {
+pub(crate) fn state_group(shard: u32) -> String {
     format!("state-{shard:04}")
 }
 

@@ -80,7 +80,8 @@ impl Meta {
             "INSERT INTO wal_positions (database, shard, flushed, checkpoint)
              VALUES ($1, $2, $3, $4)
              ON CONFLICT (database, shard) DO UPDATE
-               SET flushed = greatest(wal_positions.flushed, excluded.flushed),
+               SET checkpointed_at = now(),
+                   flushed = greatest(wal_positions.flushed, excluded.flushed),
                    checkpoint = CASE WHEN excluded.flushed >= wal_positions.flushed
                        THEN excluded.checkpoint ELSE wal_positions.checkpoint END",
             &[
@@ -195,6 +196,16 @@ impl Meta {
     }
 }
 
+/// A database of a shard as its last checkpoint recorded it: when
+/// (PostgreSQL's clock, seconds since the epoch) and its state objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpointed {
+    pub database: String,
+    pub shard: u32,
+    pub at_secs: f64,
+    pub checkpoint: Vec<String>,
+}
+
 /// What the manifest holds of one database (an operator's storage view).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredDatabase {
@@ -237,6 +248,36 @@ impl Meta {
             .query_one("SELECT count(*) FROM retired_objects", &[])
             .await?;
         Ok((databases, count(retired.get(0))))
+    }
+
+    /// Every database of every shard with a recorded checkpoint.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpointed>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT database, shard, extract(epoch FROM checkpointed_at)::float8, checkpoint
+                 FROM wal_positions ORDER BY shard, database",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Checkpointed {
+                database: r.get(0),
+                shard: r.get::<_, i32>(1).unsigned_abs(),
+                at_secs: r.get(2),
+                checkpoint: r.get(3),
+            })
+            .collect())
+    }
+
+    /// The keys of every retired object not deleted yet.
+    pub async fn retired_keys(&self) -> Result<std::collections::HashSet<String>> {
+        let rows = self
+            .client
+            .query("SELECT object_key FROM retired_objects", &[])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Retired objects (see [`Flush::retired`]) retired more than `grace`

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_retired.sql"),
     include_str!("../migrations/0005_documents.sql"),
     include_str!("../migrations/0006_uids.sql"),
+    include_str!("../migrations/0007_checkpoint_times.sql"),
 ];
 
 /// Any fixed number: the advisory lock that lets one node at a time

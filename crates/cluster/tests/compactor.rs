@@ -177,3 +177,99 @@ async fn one_compactor_works_at_a_time_and_another_takes_over() -> anyhow::Resul
     until("c3 to lead", || c3.is_leader()).await?;
     Ok(())
 }
+
+/// Objects nothing names (an upload never recorded, a checkpoint's state
+/// left behind) stay while a checkpoint of their database may still
+/// record them, and go once one committed after them; what the manifest
+/// and the checkpoints name stays, and the next owner restores from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_go_once_a_checkpoint_has_passed_them() -> anyhow::Result<()> {
+    let engines = Engines::start().await?;
+    let ttl = Duration::from_secs(3);
+    let a = engines.served_alone("a", SECRET, ttl).await?;
+    let database = DATABASES[0];
+    let mut expected = Expected::new();
+    write(&a.ingester, database, points(0..10, 1), &mut expected).await?;
+    a.ingester.checkpoint_all().await?;
+
+    // What a fenced owner might have left in shard 0: a block and a
+    // checkpoint's state file, named by nothing.
+    let store = engines.store()?;
+    let strays = [
+        ("shard-0000", "stray-block"),
+        ("state-0000", "99-1.catalog"),
+    ];
+    let uploading = store.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for (group, key) in strays {
+            let target = uploading.group(group).database(database);
+            target.upload(key, bytes::Bytes::from_static(b"orphan"))?;
+        }
+        Ok(())
+    })
+    .await??;
+    let present = |store: sundial_storage::RemoteStore| async move {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<bool>> {
+            strays
+                .iter()
+                .map(|(group, key)| {
+                    let keys = store.group(group).database(database).list()?;
+                    Ok(keys.iter().any(|k| k == key))
+                })
+                .collect()
+        })
+        .await?
+    };
+
+    let config = CompactorConfig {
+        holder: "c1".into(),
+        ttl,
+        every: Duration::from_millis(100),
+        grace: Duration::ZERO,
+    };
+    let client = FrameClient::new(SECRET, Duration::from_secs(30));
+    let c = Compactor::new(&engines.pg.url(), SHARDS, client, engines.store()?, config).await?;
+    let (task, stop) = run(&c);
+    // Two rounds with no checkpoint since the upload: they stay.
+    until("a compaction round", || c.counts().0 >= 1).await?;
+    let rounds = c.counts().0;
+    until("two more rounds", || c.counts().0 >= rounds + 2).await?;
+    assert_eq!(present(store.clone()).await?, [true, true]);
+    assert_eq!(c.orphans_deleted(), 0);
+
+    // Checkpoints that commit after them: they go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut minute = 10;
+    while c.orphans_deleted() < 2 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "orphans never deleted"
+        );
+        write(
+            &a.ingester,
+            database,
+            points(minute..minute + 1, 1),
+            &mut expected,
+        )
+        .await?;
+        a.ingester.checkpoint_all().await?;
+        minute += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(present(store).await?, [false, false]);
+    let _ = stop.send(());
+    task.await?;
+    // Nothing named was touched: the store holds what the manifest
+    // names, and the next owner restores every point.
+    let meta = Meta::connect(&engines.pg.url()).await?;
+    assert_eq!(
+        objects(&engines, database).await?,
+        manifest(&meta, database).await?
+    );
+    assert_eq!(stored(&[&a.ingester]).await?, expected);
+    a.die("a").await;
+    let b = engines.ingester("b").await?;
+    let (_b_keeper, _b_stop) = engines.keep_all("b", &b, ttl).await?;
+    assert_eq!(stored(&[&b]).await?, expected);
+    Ok(())
+}

@@ -282,11 +282,7 @@ async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()>
 async fn deletes_and_drops_at_the_owners_outlive_the_owner() -> anyhow::Result<()> {
     let engines = Engines::start().await?;
     let ttl = Duration::from_secs(3);
-    let a = engines.served("a", SECRET, ttl).await?;
-    until("a to own every shard", || {
-        a.ingester.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let a = engines.served_alone("a", SECRET, ttl).await?;
     let database = DATABASES[0];
     let mut expected = Expected::new();
     write(&a.ingester, database, points(0..30, 1), &mut expected).await?;
@@ -343,11 +339,7 @@ async fn deletes_and_drops_at_the_owners_outlive_the_owner() -> anyhow::Result<(
     // a dies: b restores each shard from its last checkpoint, the
     // delete's, and replays the log after it.
     a.die("a").await;
-    let b = engines.served("b", SECRET, ttl).await?;
-    until("b to own every shard", || {
-        b.ingester.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let b = engines.served_alone("b", SECRET, ttl).await?;
     assert_eq!(stored(&[&b.ingester]).await?, expected);
 
     // Baidu's drop: every shard's owner retires the database's blocks
@@ -363,11 +355,7 @@ async fn deletes_and_drops_at_the_owners_outlive_the_owner() -> anyhow::Result<(
         .await?;
     assert!(left.is_empty(), "{left:?}");
     b.die("b").await;
-    let c = engines.served("c", SECRET, ttl).await?;
-    until("c to own every shard", || {
-        c.ingester.shards().len() == SHARDS as usize
-    })
-    .await?;
+    let c = engines.served_alone("c", SECRET, ttl).await?;
     assert_eq!(stored(&[&c.ingester]).await?, expected);
     Ok(())
 }

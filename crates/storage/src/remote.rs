@@ -389,6 +389,13 @@ impl RemoteStore {
 
     /// Keys (relative to this database) of every object stored for it.
     pub fn list(&self) -> Result<Vec<String>> {
+        Ok(self.list_modified()?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// [`RemoteStore::list`] with each object's last modification, in
+    /// seconds since the epoch as the store's clock gave it (a cluster's
+    /// compactor tells orphans by it).
+    pub fn list_modified(&self) -> Result<Vec<(String, i64)>> {
         let store = self.shared.store.clone();
         let prefix = self.prefix.clone();
         let metas = self
@@ -397,12 +404,13 @@ impl RemoteStore {
         Ok(metas
             .into_iter()
             .filter_map(|m| {
-                m.location.prefix_match(&self.prefix).map(|parts| {
+                let key = m.location.prefix_match(&self.prefix).map(|parts| {
                     parts
                         .map(|p| p.as_ref().to_owned())
                         .collect::<Vec<_>>()
                         .join("/")
-                })
+                })?;
+                Some((key, m.last_modified.timestamp()))
             })
             .collect())
     }

@@ -118,6 +118,22 @@ impl Engines {
         self.served_with(id, secret, ttl, |_| {}).await
     }
 
+    /// [`Engines::served`], once the node (the only live one) owns every
+    /// shard.
+    pub(crate) async fn served_alone(
+        &self,
+        id: &str,
+        secret: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<ServedNode> {
+        let node = self.served(id, secret, ttl).await?;
+        until(&format!("{id} to own every shard"), || {
+            node.ingester.shards().len() == SHARDS as usize
+        })
+        .await?;
+        Ok(node)
+    }
+
     /// [`Engines::served`], its configuration adjusted first.
     pub(crate) async fn served_with(
         &self,

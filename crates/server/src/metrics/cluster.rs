@@ -63,6 +63,11 @@ impl Collector for CompactorCollector {
                 "Objects of replaced blocks this compactor deleted after the grace period",
                 deleted,
             ),
+            (
+                "cluster_orphaned_objects_deleted",
+                "Objects nothing named (uploads never recorded) this compactor deleted",
+                self.0.orphans_deleted(),
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);
