@@ -63,6 +63,38 @@ pub trait ShardedData: Send + Sync + Debug {
     fn drop_database(&self, database: &str) -> std::io::Result<u64>;
 }
 
+/// The databases a cluster's nodes share (Baidu's `/v1/database`): a
+/// request naming one this node has no handle on yet asks it to catch up
+/// before answering "does not exist", so a database created through
+/// another node is usable here at once.
+pub trait DatabaseDirectory: Send + Sync + Debug {
+    /// Opens this node's handles on every database listed now (and closes
+    /// those dropped). Blocks.
+    fn catch_up(&self) -> std::io::Result<()>;
+}
+
+/// Database `name` of `engine`, after catching up with `directory` (a
+/// cluster node's shared list, off the async workers) when the engine has
+/// no handle on it; `None` if absent still, or without a directory. A
+/// failure comes as the text of the API's busy answer.
+pub async fn database_caught_up(
+    directory: Option<&std::sync::Arc<dyn DatabaseDirectory>>,
+    engine: &sundial_storage::Engine,
+    name: &str,
+) -> Result<Option<sundial_storage::Db>, String> {
+    if let Some(db) = engine.database(name) {
+        return Ok(Some(db));
+    }
+    let Some(directory) = directory.cloned() else {
+        return Ok(None);
+    };
+    match tokio::task::spawn_blocking(move || directory.catch_up()).await {
+        Ok(Ok(())) => Ok(engine.database(name)),
+        Ok(Err(e)) => Err(format!("the cluster's databases: {e}; retry")),
+        Err(e) => Err(format!("the cluster's databases: {e}")),
+    }
+}
+
 /// What [`SharedUids::assign_new`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assigned {

@@ -50,6 +50,8 @@ pub struct Api {
     sink: sundial_api::sink::Sink,
     /// Where JSON queries read (this node, or a cluster's querier).
     reads: sundial_api::reads::Reads,
+    /// On a cluster node: the shared databases, caught up with on a miss.
+    directory: Option<Arc<dyn sundial_api::shared::DatabaseDirectory>>,
 }
 
 impl Api {
@@ -71,6 +73,7 @@ impl Api {
             hooks: sundial_api::write_hook::WriteHooks::default(),
             sink: sundial_api::sink::Sink::default(),
             reads: sundial_api::reads::Reads::default(),
+            directory: None,
         })
     }
 
@@ -93,6 +96,16 @@ impl Api {
         self.registry
             .sync(&self.engine)
             .map_err(|e| std::io::Error::other(e.message))
+    }
+
+    /// Catches up with `directory` before answering that a database named
+    /// by a request does not exist (a cluster node).
+    pub fn with_directory(
+        mut self,
+        directory: Arc<dyn sundial_api::shared::DatabaseDirectory>,
+    ) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     /// Passes every write through `hooks` (BlueKing's group binding).
@@ -157,7 +170,7 @@ impl Api {
     /// Authentication, then the database: `database=`, a `{db}.tsdb.` Host,
     /// or the default (spec 3.2), which the caller must be allowed to
     /// `action` on.
-    fn database(&self, parts: &Parts, action: Action) -> Result<Db, BaiduError> {
+    async fn database(&self, parts: &Parts, action: Action) -> Result<Db, BaiduError> {
         let identity = self.authenticate(parts)?;
         let name = param(parts, "database")
             .filter(|d| !d.is_empty())
@@ -172,10 +185,12 @@ impl Api {
         if !identity.may(&name, action) {
             return Err(BaiduError::access_denied(identity.denial(&name, action)));
         }
-        let db = self
-            .engine
-            .database(&name)
-            .ok_or_else(|| BaiduError::not_found(format!("database {name} does not exist")))?;
+        let busy = |e: String| BaiduError::classified(sundial_storage::ErrorClass::Busy, &e);
+        let db =
+            sundial_api::shared::database_caught_up(self.directory.as_ref(), &self.engine, &name)
+                .await
+                .map_err(busy)?
+                .ok_or_else(|| BaiduError::not_found(format!("database {name} does not exist")))?;
         check_accept(&parts.headers)?;
         Ok(db)
     }
@@ -385,7 +400,7 @@ pub(crate) async fn json_body(
 
 async fn write_points(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let (parts, body) = req.into_parts();
-    let db = api.database(&parts, Action::Write)?;
+    let db = api.database(&parts, Action::Write).await?;
     let _slot = api.limits.write_slot().await?;
     let body = json_body(&api, &parts, body).await?;
     let limits = write::WriteLimits {

@@ -11,7 +11,7 @@ use sundial_query::Budget;
 
 /// `GET /v1/metric`: metrics with at least one stored point.
 pub(super) async fn metrics(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
-    let db = api.database(&req.into_parts().0, Action::Read)?;
+    let db = api.database(&req.into_parts().0, Action::Read).await?;
     let listed = list(&api, db, Names::Metrics, Some((0, Timestamp::MAX))).await?;
     let names = within(listed.names.into_iter().collect(), api.max_listed())?;
     Ok(json_ok(&json!({ "metrics": names })))
@@ -20,7 +20,7 @@ pub(super) async fn metrics(State(api): State<Api>, req: Request) -> Result<Resp
 /// `GET /v1/metric/{metric}/field`.
 pub(super) async fn fields(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let parts = req.into_parts().0;
-    let db = api.database(&parts, Action::Read)?;
+    let db = api.database(&parts, Action::Read).await?;
     let metric = path_segment(&parts, 3)?;
     let names = Names::Fields {
         metric: Some(metric.clone()),
@@ -53,7 +53,7 @@ pub(super) async fn fields(State(api): State<Api>, req: Request) -> Result<Respo
 /// the range.
 pub(super) async fn tags(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let parts = req.into_parts().0;
-    let db = api.database(&parts, Action::Read)?;
+    let db = api.database(&parts, Action::Read).await?;
     let metric = path_segment(&parts, 3)?;
     let bound = |name: &str, default: Timestamp| -> Result<Timestamp, BaiduError> {
         match param(&parts, name) {

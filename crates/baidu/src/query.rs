@@ -373,7 +373,7 @@ pub(super) async fn get(
     req: axum::extract::Request,
 ) -> Result<axum::response::Response, BaiduError> {
     let parts = req.into_parts().0;
-    let db = api.database(&parts, Action::Read)?;
+    let db = api.database(&parts, Action::Read).await?;
     match super::param(&parts, "query") {
         Some(q) => run(api, db, q.into_bytes()).await,
         // The Go client's SQL route (spec 14, D3).
@@ -390,7 +390,7 @@ pub(super) async fn put(
     req: axum::extract::Request,
 ) -> Result<axum::response::Response, BaiduError> {
     let (parts, body) = req.into_parts();
-    let db = api.database(&parts, Action::Read)?;
+    let db = api.database(&parts, Action::Read).await?;
     if super::param(&parts, "query").is_none() {
         return Err(BaiduError::missing("query parameter"));
     }

@@ -15,7 +15,7 @@ use sundial_storage::Db;
 /// `GET /v1/row?sql=`.
 pub(super) async fn get(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let parts = req.into_parts().0;
-    let db = api.database(&parts, Action::Read)?;
+    let db = api.database(&parts, Action::Read).await?;
     let sql = param(&parts, "sql")
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| BaiduError::missing("sql"))?;
@@ -26,7 +26,7 @@ pub(super) async fn get(State(api): State<Api>, req: Request) -> Result<Response
 /// parameter wins.
 pub(super) async fn put(State(api): State<Api>, req: Request) -> Result<Response, BaiduError> {
     let (parts, body) = req.into_parts();
-    let db = api.database(&parts, Action::Read)?;
+    let db = api.database(&parts, Action::Read).await?;
     let from_param = param(&parts, "sql").filter(|s| !s.trim().is_empty());
     let sql = match from_param {
         Some(s) => s,

@@ -74,6 +74,8 @@ pub struct Api {
     reads: sundial_api::reads::Reads,
     /// Where deletes run (this node, or a cluster's shard owners).
     deletes: sundial_api::deletes::Deletes,
+    /// On a cluster node: the shared databases, caught up with on a miss.
+    directory: Option<Arc<dyn sundial_api::shared::DatabaseDirectory>>,
     /// On a cluster node: the UIDs every node shares, which TSUIDs come
     /// from instead of `uids`.
     shared_uids: Option<Arc<dyn sundial_api::shared::SharedUids>>,
@@ -109,6 +111,7 @@ impl Api {
             sink: sundial_api::sink::Sink::default(),
             reads: sundial_api::reads::Reads::default(),
             deletes: sundial_api::deletes::Deletes::default(),
+            directory: None,
             shared_uids: None,
             shared_ttl: None,
             stats: None,
@@ -127,7 +130,10 @@ impl Api {
             api.uids = self.default_uids.clone();
             return Ok(Some(api));
         }
-        let Some(db) = self.engine.database(name) else {
+        let busy = |e: String| OpenTsdbError::classified(sundial_storage::ErrorClass::Busy, &e);
+        let found =
+            sundial_api::shared::database_caught_up(self.directory.as_ref(), &self.engine, name);
+        let Some(db) = found.await.map_err(busy)? else {
             return Ok(None);
         };
         let mut opened = self.other_uids.lock().await;
@@ -229,6 +235,16 @@ impl Api {
     /// this node's databases.
     pub fn with_reads(mut self, reads: sundial_api::reads::Reads) -> Self {
         self.reads = reads;
+        self
+    }
+
+    /// Catches up with `directory` before answering that a database named
+    /// by a request does not exist (a cluster node).
+    pub fn with_directory(
+        mut self,
+        directory: Arc<dyn sundial_api::shared::DatabaseDirectory>,
+    ) -> Self {
+        self.directory = Some(directory);
         self
     }
 

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 mod shared;
 
-pub(crate) use shared::keep_databases;
+pub(crate) use shared::{Directory, keep_databases};
 use shared::{TTL_DOCUMENT, keep_retention};
 
 /// `[cluster]`: absent, the server is one node (the embedded default).

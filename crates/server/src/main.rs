@@ -238,7 +238,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         node.as_ref().and_then(|n| n.compactor()),
     );
     let stats_of = metrics.clone();
-    let opentsdb = sundial_opentsdb::Api::new(
+    let mut opentsdb = sundial_opentsdb::Api::new(
         engine.clone(),
         config.opentsdb.clone(),
         store.clone(),
@@ -260,6 +260,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let data = std::sync::Arc::new(node.sharded_data());
         baidu = baidu.with_shared_databases(std::sync::Arc::new(doc), data);
         baidu.sync_databases()?;
+        // A request naming a database this node has not opened yet
+        // catches up first, on either API.
+        let directory = std::sync::Arc::new(cluster::Directory::new(baidu.clone()));
+        baidu = baidu.with_directory(directory.clone());
+        opentsdb = opentsdb.with_directory(directory);
         runtime.spawn(cluster::keep_databases(baidu.clone()));
     }
     let mut apis = listener::Apis {

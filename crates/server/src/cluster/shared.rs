@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
-use sundial_api::shared::{ShardedData, SharedDocument};
+use std::time::{Duration, Instant};
+use sundial_api::shared::{DatabaseDirectory, ShardedData, SharedDocument};
 use sundial_cluster::{Ingester, PgDocument, Querier};
 use tracing::{info, warn};
 
@@ -87,6 +87,43 @@ pub(super) async fn keep_retention(ingester: Ingester, ttls: Arc<PgDocument>) {
                 Err(e) => warn!(%database, error = %e, "cannot apply a TTL"),
             }
         }
+    }
+}
+
+/// The databases every node shares, as Baidu's registry lists them: a
+/// request naming a database this node has no handle on yet catches up
+/// at once. Misses wait for each other: one that arrives while a
+/// catch-up runs uses the next one, not one that began before it.
+#[derive(Debug)]
+pub(crate) struct Directory {
+    baidu: sundial_baidu::Api,
+    /// When the last catch-up began.
+    last: parking_lot::Mutex<Option<Instant>>,
+}
+
+impl Directory {
+    pub(crate) fn new(baidu: sundial_baidu::Api) -> Self {
+        Self {
+            baidu,
+            last: parking_lot::Mutex::new(None),
+        }
+    }
+}
+
+impl DatabaseDirectory for Directory {
+    fn catch_up(&self) -> std::io::Result<()> {
+        let asked = Instant::now();
+        let mut last = self.last.lock();
+        if last.is_some_and(|began| began > asked) {
+            return Ok(());
+        }
+        let began = Instant::now();
+        let (opened, closed) = self.baidu.sync_databases()?;
+        if !opened.is_empty() || !closed.is_empty() {
+            info!(?opened, ?closed, "caught up with the cluster's databases");
+        }
+        *last = Some(began);
+        Ok(())
     }
 }
 
