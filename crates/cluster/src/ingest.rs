@@ -11,6 +11,7 @@
 
 mod delete;
 mod handover;
+mod kinds;
 mod read;
 
 use crate::frame::{BatchRules, ShardBatch};
@@ -164,10 +165,17 @@ impl Ingester {
             .await?;
         // A frame logged must be applied: a full head refuses it first.
         db.check_room()?;
+        let mut batch = batch;
+        let refused = self.settle_kinds(&db, &mut batch).await;
         let position = self.log(&shard, &mut state, &batch).await?;
         state.unflushed_points += batch.points.len();
-        let outcome = apply(&db, batch.points, &batch.rules).await?;
+        let mut outcome = apply(&db, batch.points, &batch.rules).await?;
         state.applied = position;
+        for (i, why) in refused {
+            if let Some(result) = outcome.results.get_mut(i) {
+                *result = Err(why);
+            }
+        }
         Ok(outcome)
     }
 

@@ -14,6 +14,7 @@ mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 mod ingest;
+mod kinds;
 mod lease;
 mod manifest;
 mod membership;

@@ -135,6 +135,9 @@ impl Meta {
             &[&database, &pg_int(shard)],
         )
         .await?;
+        // A database made again under the name claims its kinds anew.
+        tx.execute("DELETE FROM field_kinds WHERE database = $1", &[&database])
+            .await?;
         tx.commit().await?;
         Ok(blocks + states)
     }

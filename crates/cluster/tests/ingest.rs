@@ -308,3 +308,115 @@ async fn an_owner_that_missed_losing_its_lease_cannot_log_after_the_next_one_fen
     assert_eq!(stored(&[&b]).await?, expected);
     Ok(())
 }
+
+/// A field's kind is the cluster's, not each shard's: once one shard took
+/// numbers for a field, another refuses text for it as a single node
+/// would, and types a number written as text by the field's kind; a
+/// String field keeps such text as text in every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fields_kind_holds_across_shards() -> anyhow::Result<()> {
+    use sundial_model::{FieldValue, Kind, NumberText, PointError, ValueInput, WritePoint};
+    let engines = Engines::start().await?;
+    let a = engines.ingester("a").await?;
+    let (_keeper, _stop) = engines.keep_all("a", &a, Duration::from_secs(2)).await?;
+    // Two hosts whose series live in different shards.
+    let shard = |h: usize| sundial_cluster::shard_of(&series(h), SHARDS);
+    let other = (1..24)
+        .find(|&h| shard(h) != shard(0))
+        .ok_or_else(|| anyhow::anyhow!("every host in one shard"))?;
+    let text = |t: &str, number: NumberText| ValueInput::Text {
+        text: t.to_owned(),
+        number,
+    };
+    let send = |host: usize, values: Vec<(&'static str, ValueInput)>| {
+        let a = a.clone();
+        async move {
+            let points: Vec<WritePoint> = values
+                .into_iter()
+                .enumerate()
+                .map(|(i, (field, value))| WritePoint {
+                    series: series(host),
+                    field: field.to_owned(),
+                    timestamp: 1_700_000_000_000 + i as i64 * 1000,
+                    value,
+                })
+                .collect();
+            let batch = ShardBatch {
+                rules: Default::default(),
+                database: DATABASES[0].to_owned(),
+                shard: shard(host),
+                epoch: a.epoch(shard(host)).unwrap_or_default(),
+                id: rand_id(),
+                points,
+            };
+            anyhow::Ok(a.write(batch).await?.results)
+        }
+    };
+    // Host 0's shard fixes "value" numeric and "note" text.
+    let first = send(
+        0,
+        vec![
+            ("value", ValueInput::Typed(FieldValue::Long(1))),
+            ("note", text("hello", NumberText::NotNumeric)),
+        ],
+    )
+    .await?;
+    assert!(first.iter().all(Result::is_ok), "{first:?}");
+    // The other shard: text refused for the number, a number as text
+    // read as one, a String value refused; "42" stays text in "note".
+    let second = send(
+        other,
+        vec![
+            ("value", text("abc", NumberText::NotNumeric)),
+            (
+                "value",
+                text("42", NumberText::Number(FieldValue::Long(42))),
+            ),
+            ("value", ValueInput::Typed(FieldValue::String("x".into()))),
+            ("note", text("42", NumberText::Number(FieldValue::Long(42)))),
+        ],
+    )
+    .await?;
+    assert_eq!(
+        second,
+        [
+            Err(PointError::NotANumber),
+            Ok(()),
+            Err(PointError::KindMismatch {
+                stored: Kind::Numeric,
+                written: Kind::String
+            }),
+            Ok(()),
+        ]
+    );
+    let db = a
+        .db(shard(other), DATABASES[0])
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no database in the other shard"))?;
+    let stored = db.read(|snap| -> anyhow::Result<_> {
+        let id = *snap
+            .series_of("cpu")
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no series"))?;
+        let kinds = (snap.kind("cpu", "value"), snap.kind("cpu", "note"));
+        let values = (
+            snap.points(id, "value", i64::MIN, i64::MAX)?,
+            snap.points(id, "note", i64::MIN, i64::MAX)?,
+        );
+        Ok((kinds, values))
+    })?;
+    let ((value_kind, note_kind), (values, notes)) = stored;
+    assert_eq!(
+        (value_kind, note_kind),
+        (Some(Kind::Numeric), Some(Kind::String))
+    );
+    assert_eq!(
+        values.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        [FieldValue::Long(42)]
+    );
+    assert_eq!(
+        notes.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        [FieldValue::String("42".into())]
+    );
+    Ok(())
+}

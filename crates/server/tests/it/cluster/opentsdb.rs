@@ -63,6 +63,28 @@ pub(super) fn opentsdb_alike(
     let (status, text) = until_not_busy(router, "POST", "/api/mput", Some(&body))?;
     assert_eq!(status, 204, "router: {text}");
 
+    // A field's kind is the cluster's: numbers first on one host, then
+    // text on eight others (most in other shards) is refused point by
+    // point as the single node refuses it.
+    let first = json!([{"metric": "kinds.m", "timestamp": T0, "value": 1, "tags": {"host": "k0"}}]);
+    let text: Vec<Value> = (1..9)
+        .map(|h| {
+            json!({"metric": "kinds.m", "timestamp": T0, "value": "abc",
+                        "tags": {"host": format!("k{h}")}})
+        })
+        .collect();
+    for body in [first, Value::Array(text)] {
+        let body = body.to_string();
+        let (status, local) = json_request(single, "POST", "/api/put?details", Some(&body))?;
+        let (cluster_status, cluster) =
+            until_not_busy(router, "POST", "/api/put?details", Some(&body))?;
+        assert_eq!(
+            (cluster_status, json(&cluster)?),
+            (status, json(&local)?),
+            "{body}"
+        );
+    }
+
     // The web console is there on a cluster node too.
     let (status, page) = querier.get("/console")?;
     assert_eq!(status, 200, "{page}");
