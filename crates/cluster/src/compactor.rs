@@ -217,7 +217,7 @@ impl Compactor {
             let Some(owner) = peers.owners.owner(shard) else {
                 continue;
             };
-            match peers.client.compact(&owner.address, shard).await {
+            match peers.client.compact(&owner.address, shard, false).await {
                 Ok(retired) => {
                     report.shards += 1;
                     report.retired += retired;

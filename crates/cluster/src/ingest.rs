@@ -314,9 +314,10 @@ impl Ingester {
     /// then checkpoints it, so the manifest lists the merged blocks and
     /// the replaced ones are retired for the compactor to delete: what the
     /// compactor asks a shard's owner for (docs/cluster.md, "The
-    /// compactor"). Writes go on while blocks merge. Answers the number
-    /// of blocks retired.
-    pub async fn compact(&self, number: u32) -> Result<usize> {
+    /// compactor"). Writes go on while blocks merge. `force` merges every
+    /// adjacent block now (an operator's `/admin/compact`). Answers the
+    /// number of blocks retired.
+    pub async fn compact(&self, number: u32, force: bool) -> Result<usize> {
         let shard = self.shard(number)?;
         if !shard.taking_writes.load(Ordering::Acquire) || !shard.confirmed() {
             return Err(Error::Moving { shard: number });
@@ -326,7 +327,7 @@ impl Ingester {
             state.databases.values().map(|d| d.db.clone()).collect()
         };
         for db in dbs {
-            blocking(move || Ok(db.compact(false)?)).await?;
+            blocking(move || Ok(db.compact(force)?)).await?;
         }
         let mut state = shard.state.lock().await;
         let retired = state

@@ -264,6 +264,24 @@ impl Querier {
         Ok(parts.into_iter().sum())
     }
 
+    /// Has every shard's owner checkpoint its shard and merge all of its
+    /// adjacent blocks now (`/admin/compact` on a cluster node), one shard
+    /// after the other: the blocks retired.
+    pub async fn compact_all(&self) -> Result<usize> {
+        let owners = &self.inner.owners;
+        owners.refresh().await?;
+        let mut retired = 0;
+        for shard in 0..self.inner.shards {
+            let owner = owners.owner(shard).ok_or(Error::NoOwner { shard })?;
+            retired += self
+                .inner
+                .client
+                .compact(&owner.address, shard, true)
+                .await?;
+        }
+        Ok(retired)
+    }
+
     /// Drops `database` from every shard (see `Ingester::drop_database`):
     /// the objects retired for the compactor.
     pub async fn drop_database(&self, database: &str) -> sundial_query::Result<u64> {

@@ -110,6 +110,10 @@ async fn take_frame(State(s): State<Arc<Served>>, headers: HeaderMap, body: Byte
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CompactRequest {
     pub(crate) shard: u32,
+    /// Merge every adjacent block now, not only the due merges (an
+    /// operator's `/admin/compact`).
+    #[serde(default)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -126,7 +130,7 @@ async fn compact(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) 
         Ok(r) => r,
         Err(e) => return refusal(StatusCode::BAD_REQUEST, "invalid", &e.to_string()),
     };
-    match s.ingester.compact(request.shard).await {
+    match s.ingester.compact(request.shard, request.force).await {
         Ok(retired) => axum::Json(Compacted { retired }).into_response(),
         Err(e) => refused(&e),
     }
@@ -273,8 +277,8 @@ impl FrameClient {
 
     /// Asks the owner at `address` to compact `shard` (see
     /// [`Ingester::compact`]): the blocks it retired.
-    pub async fn compact(&self, address: &str, shard: u32) -> Result<usize> {
-        let body = serde_json::to_vec(&CompactRequest { shard })
+    pub async fn compact(&self, address: &str, shard: u32, force: bool) -> Result<usize> {
+        let body = serde_json::to_vec(&CompactRequest { shard, force })
             .map_err(|e| Error::Internal(e.to_string()))?;
         let (parts, body) = self
             .post_within(

@@ -15,13 +15,13 @@ use sundial_storage::Engine;
 
 mod snapshots;
 
-/// The admin routes; on a cluster node `cluster` shows the cluster's
-/// storage instead of this node's.
+/// The admin routes; on a cluster node `cluster` shows and compacts the
+/// cluster's storage instead of this node's.
 pub(crate) fn routes(
     engine: Engine,
     store: Arc<Store>,
     board: Arc<crate::query_board::QueryBoard>,
-    cluster: Option<crate::cluster::StorageView>,
+    cluster: Option<crate::cluster::ClusterAdmin>,
 ) -> Router {
     let queries = Router::new()
         .route("/admin/queries", get(queries))
@@ -29,13 +29,14 @@ pub(crate) fn routes(
     let storage_view = match cluster {
         Some(view) => Router::new()
             .route("/admin/storage", get(cluster_storage))
+            .route("/admin/compact", post(cluster_compact))
             .with_state(view),
         None => Router::new()
             .route("/admin/storage", get(storage))
+            .route("/admin/compact", post(compact))
             .with_state(engine.clone()),
     };
     Router::new()
-        .route("/admin/compact", post(compact))
         .route(
             "/admin/snapshots",
             get(snapshots::list_all).post(snapshots::create),
@@ -119,8 +120,8 @@ async fn compact(State(engine): State<Engine>) -> Response {
     }
 }
 
-/// A cluster node's storage view: the cluster's (`StorageView`).
-async fn cluster_storage(State(view): State<crate::cluster::StorageView>) -> Response {
+/// A cluster node's storage view: the cluster's (`ClusterAdmin`).
+async fn cluster_storage(State(view): State<crate::cluster::ClusterAdmin>) -> Response {
     match view.describe().await {
         Ok(body) => axum::Json(body).into_response(),
         Err(e) => {
@@ -128,6 +129,23 @@ async fn cluster_storage(State(view): State<crate::cluster::StorageView>) -> Res
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!("the cluster's metadata store: {e}; retry"),
+            )
+        }
+    }
+}
+
+/// A cluster node's compaction: every shard's, at its owner, now.
+async fn cluster_compact(State(view): State<crate::cluster::ClusterAdmin>) -> Response {
+    match view.compact().await {
+        Ok(retired) => {
+            let body = json!({"compacted": true, "blocks_retired": retired});
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster compaction failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not every shard was compacted: {e}; retry"),
             )
         }
     }

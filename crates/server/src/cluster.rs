@@ -212,13 +212,15 @@ impl Node {
             .with_shared_ttl(self.ttls.clone());
         apis.baidu = apis.baidu.clone().with_sink(sink.clone()).with_reads(reads);
         apis.bk = apis.bk.clone().with_sink(sink);
-        apis.cluster = Some(self.storage_view());
+        apis.cluster = Some(self.admin());
     }
 
-    /// What `/admin/storage` shows on this node: the cluster's.
-    pub(crate) fn storage_view(&self) -> StorageView {
-        StorageView {
+    /// What `/admin/storage` and `/admin/compact` act on at this node:
+    /// the cluster.
+    pub(crate) fn admin(&self) -> ClusterAdmin {
+        ClusterAdmin {
             postgres_url: self.postgres_url.clone(),
+            querier: self.querier.clone(),
         }
     }
 
@@ -394,16 +396,24 @@ async fn start_ingester(
     })
 }
 
-/// A cluster node's `/admin/storage`: per database what the manifest
-/// lists, the objects waiting for the compactor, and which node owns
-/// each shard. Read over a connection of its own (operator calls are
-/// rare; a PostgreSQL restart needs no reconnect logic here).
+/// A cluster node's `/admin`: the storage view (per database what the
+/// manifest lists, the objects waiting for the compactor, and which node
+/// owns each shard, read over a connection of its own: operator calls
+/// are rare, and a PostgreSQL restart needs no reconnect logic here) and
+/// a compaction of every shard now.
 #[derive(Debug, Clone)]
-pub(crate) struct StorageView {
+pub(crate) struct ClusterAdmin {
     postgres_url: String,
+    querier: Querier,
 }
 
-impl StorageView {
+impl ClusterAdmin {
+    /// Every shard's owner checkpoints and merges all its blocks now: the
+    /// blocks retired.
+    pub(crate) async fn compact(&self) -> anyhow::Result<usize> {
+        Ok(self.querier.compact_all().await?)
+    }
+
     pub(crate) async fn describe(&self) -> anyhow::Result<serde_json::Value> {
         let meta = Meta::connect(&self.postgres_url).await?;
         let (stored, retired) = meta.stored().await?;
@@ -426,9 +436,9 @@ impl StorageView {
 
 /// Whether a cluster node serves the route: every route of the three
 /// APIs and SQL, the console's files, `/metrics`, and `/admin`'s storage
-/// view and queries. `/admin`'s compaction and snapshots act on what one
-/// node holds alone and answer "not in cluster mode yet" rather than on
-/// this node's empty store.
+/// view, queries and compaction. `/admin/snapshots` acts on what one node
+/// holds alone and answers "not in cluster mode yet" rather than on this
+/// node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     match path {
@@ -444,6 +454,7 @@ pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
         // The cluster's storage view, and this node's running and slow
         // queries.
         "/admin/storage" | "/admin/queries" => method == Method::GET,
+        "/admin/compact" => method == Method::POST,
         "/v1/database" => true,
         _ if path.starts_with("/v1/database/") => true,
         "/v1/datapoint" | "/v1/row" | "/v2/push" => true,

@@ -38,7 +38,7 @@ pub(crate) struct Apis {
     pub(crate) store: Arc<Store>,
     /// A cluster node: only the routes it serves (`crate::cluster`), and
     /// the cluster's storage view.
-    pub(crate) cluster: Option<crate::cluster::StorageView>,
+    pub(crate) cluster: Option<crate::cluster::ClusterAdmin>,
 }
 
 /// What every connection task needs.
