@@ -61,6 +61,10 @@ pub trait ShardedData: Send + Sync + Debug {
     /// and forgets it): Baidu's drop, and a create's purge of what a
     /// dropped name may have left. The objects retired.
     fn drop_database(&self, database: &str) -> std::io::Result<u64>;
+
+    /// Has every shard keep `secs` of `database`'s data (0: all) now
+    /// (`/api/ttl`); the shard databases changed.
+    fn set_retention(&self, database: &str, secs: u64) -> std::io::Result<u64>;
 }
 
 /// The databases a cluster's nodes share (Baidu's `/v1/database`): a

@@ -344,6 +344,24 @@ impl Ingester {
     /// by every owner); how many shard databases changed.
     pub async fn set_retention(&self, database: &str, secs: u64) -> Result<usize> {
         let shards: Vec<Arc<Shard>> = self.inner.shards.read().values().cloned().collect();
+        self.retain(shards, database, secs).await
+    }
+
+    /// [`Ingester::set_retention`] in those of `shards` this node serves
+    /// (a `/api/ttl` applied at once): the shards covered, and how many
+    /// shard databases changed.
+    pub async fn set_retention_in(
+        &self,
+        database: &str,
+        shards: &[u32],
+        secs: u64,
+    ) -> Result<(Vec<u32>, usize)> {
+        let served = self.served(shards);
+        let covered = served.iter().map(|s| s.number).collect();
+        Ok((covered, self.retain(served, database, secs).await?))
+    }
+
+    async fn retain(&self, shards: Vec<Arc<Shard>>, database: &str, secs: u64) -> Result<usize> {
         let mut changed = 0;
         for shard in shards {
             let db = {

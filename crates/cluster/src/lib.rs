@@ -47,9 +47,9 @@ pub use route::{ShardPoints, split_by_shard};
 pub use router::Router;
 pub use shard::shard_of;
 pub use transport::{
-    COMPACT_PATH, DELETE_PATH, DROP_PATH, DeletedAnswer, EXPORT_PATH, FOLDED_PATH, FRAMES_PATH,
-    FrameClient, LAST_PATH, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, ROWS_PATH, STAGE_PATH,
-    STATS_PATH, StageRequest, ingest_routes, serve_ingest,
+    COMPACT_PATH, ChangedAnswer, DELETE_PATH, DROP_PATH, EXPORT_PATH, FOLDED_PATH, FRAMES_PATH,
+    FrameClient, LAST_PATH, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, RETENTION_PATH, ROWS_PATH,
+    STAGE_PATH, STATS_PATH, StageRequest, ingest_routes, serve_ingest,
 };
 pub use uids::PgUids;
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

@@ -214,14 +214,7 @@ impl Querier {
             let Some(owner) = owners.owner(shard) else {
                 continue;
             };
-            let request = StageRequest {
-                database: database.to_owned(),
-                shards: vec![shard],
-                query: page.clone(),
-                timeout_ms: 0,
-                max_points: 0,
-                max_groups: 0,
-            };
+            let request = unbudgeted(database, vec![shard], page.clone());
             let answer = self
                 .inner
                 .client
@@ -246,17 +239,27 @@ impl Querier {
             .gather(|address, shards| {
                 // No budget: the owners rewrite blocks, as a single node
                 // does, within the client's own time for a delete.
-                let request = StageRequest {
-                    database: database.to_owned(),
-                    shards,
-                    query: deletion.clone(),
-                    timeout_ms: 0,
-                    max_points: 0,
-                    max_groups: 0,
-                };
+                let request = unbudgeted(database, shards, deletion.clone());
                 async move {
                     let answer = self.inner.client.delete(&address, &request).await?;
-                    Ok((answer.shards, answer.points))
+                    Ok((answer.shards, answer.count))
+                }
+            })
+            .await
+            .map_err(query_error)?;
+        Ok(parts.into_iter().sum())
+    }
+
+    /// Has every shard's owner keep `secs` of `database`'s data (0: all)
+    /// now (`/api/ttl`, which the owners would otherwise apply within a
+    /// second): the shard databases changed.
+    pub async fn set_retention(&self, database: &str, secs: u64) -> sundial_query::Result<u64> {
+        let parts = self
+            .gather(|address, shards| {
+                let request = unbudgeted(database, shards, secs);
+                async move {
+                    let answer = self.inner.client.retention(&address, &request).await?;
+                    Ok((answer.shards, answer.count))
                 }
             })
             .await
@@ -287,17 +290,10 @@ impl Querier {
     pub async fn drop_database(&self, database: &str) -> sundial_query::Result<u64> {
         let parts = self
             .gather(|address, shards| {
-                let request = StageRequest {
-                    database: database.to_owned(),
-                    shards,
-                    query: (),
-                    timeout_ms: 0,
-                    max_points: 0,
-                    max_groups: 0,
-                };
+                let request = unbudgeted(database, shards, ());
                 async move {
                     let answer = self.inner.client.drop_database(&address, &request).await?;
-                    Ok((answer.shards, answer.points))
+                    Ok((answer.shards, answer.count))
                 }
             })
             .await
@@ -378,6 +374,19 @@ impl Querier {
         Err(Error::Moving {
             shard: wanted.first().copied().unwrap_or_default(),
         })
+    }
+}
+
+/// One owner's request for a change (or an export page): no deadline or
+/// point budget of a query.
+fn unbudgeted<Q>(database: &str, shards: Vec<u32>, query: Q) -> StageRequest<Q> {
+    StageRequest {
+        database: database.to_owned(),
+        shards,
+        query,
+        timeout_ms: 0,
+        max_points: 0,
+        max_groups: 0,
     }
 }
 
@@ -468,14 +477,22 @@ impl RemoteDeletes for Querier {
     }
 }
 
+/// Blocks: called off the async workers, inside the runtime.
 impl ShardedData for Querier {
-    /// Blocks: called off the async workers, inside the runtime.
     fn drop_database(&self, database: &str) -> std::io::Result<u64> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-        runtime
-            .block_on(Querier::drop_database(self, database))
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        blocking_on(Querier::drop_database(self, database))
     }
+
+    fn set_retention(&self, database: &str, secs: u64) -> std::io::Result<u64> {
+        blocking_on(Querier::set_retention(self, database, secs))
+    }
+}
+
+fn blocking_on<T>(work: impl Future<Output = sundial_query::Result<T>>) -> std::io::Result<T> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+    runtime
+        .block_on(work)
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// A cluster failure in the query's terms: anything a retry can fix is

@@ -23,8 +23,8 @@ use sundial_model::WriteOutcome;
 mod stage;
 
 pub use stage::{
-    DELETE_PATH, DROP_PATH, DeletedAnswer, EXPORT_PATH, FOLDED_PATH, LAST_PATH, LIST_PATH,
-    ListedAnswer, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
+    ChangedAnswer, DELETE_PATH, DROP_PATH, EXPORT_PATH, FOLDED_PATH, LAST_PATH, LIST_PATH,
+    ListedAnswer, RETENTION_PATH, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
 };
 
 /// Where owners take frames.
@@ -59,6 +59,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .route(STATS_PATH, axum::routing::post(stage::sql_stats))
         .route(DELETE_PATH, axum::routing::post(stage::delete))
         .route(DROP_PATH, axum::routing::post(stage::drop_database))
+        .route(RETENTION_PATH, axum::routing::post(stage::retention))
         .route(EXPORT_PATH, axum::routing::post(stage::export_page))
         .route(COMPACT_PATH, axum::routing::post(compact))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))

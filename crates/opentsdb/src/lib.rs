@@ -80,7 +80,10 @@ pub struct Api {
     /// from instead of `uids`.
     shared_uids: Option<Arc<dyn sundial_api::shared::SharedUids>>,
     /// On a cluster node: the TTLs (`/api/ttl`) every node shares.
-    shared_ttl: Option<Arc<dyn sundial_api::shared::SharedDocument>>,
+    shared_ttl: Option<(
+        Arc<dyn sundial_api::shared::SharedDocument>,
+        Arc<dyn sundial_api::shared::ShardedData>,
+    )>,
     /// Checked series keys of put elements.
     keys: Arc<put::keys::KeyCache>,
     /// What `/api/stats` and telnet `stats` list (none: an empty list).
@@ -261,10 +264,15 @@ impl Api {
         self
     }
 
-    /// Keeps `/api/ttl`'s values in `doc`, shared by a cluster's nodes
-    /// (the shards' owners apply them).
-    pub fn with_shared_ttl(mut self, doc: Arc<dyn sundial_api::shared::SharedDocument>) -> Self {
-        self.shared_ttl = Some(doc);
+    /// Keeps `/api/ttl`'s values in `doc`, shared by a cluster's nodes;
+    /// `shards` applies a value set here at once (the shards' owners also
+    /// re-read `doc` each second).
+    pub fn with_shared_ttl(
+        mut self,
+        doc: Arc<dyn sundial_api::shared::SharedDocument>,
+        shards: Arc<dyn sundial_api::shared::ShardedData>,
+    ) -> Self {
+        self.shared_ttl = Some((doc, shards));
         self
     }
 

@@ -2,8 +2,8 @@
 //! how long the database keeps data. It is the storage retention: a value
 //! set here is kept in the data directory and wins over
 //! `storage.retention_secs` from then on. On a cluster node it is kept in
-//! a document every node shares, and each shard's owner applies it
-//! (docs/cluster.md, "Shared metadata").
+//! a document every node shares, and each shard's owner applies it, at
+//! once when set (docs/cluster.md, "Shared metadata").
 
 use super::error::{OpenTsdbError, json_response};
 use super::lookup::json_body;
@@ -22,7 +22,7 @@ const ATTEMPTS: usize = 16;
 /// `GET`: `{"val": <seconds, 0 = forever>}`.
 pub(crate) async fn get(ReadScope(api): ReadScope) -> Result<Response, OpenTsdbError> {
     let secs = match api.shared_ttl.clone() {
-        Some(doc) => {
+        Some((doc, _)) => {
             let database = api.database.to_string();
             let stored = api.read_blocking(move |_| load(&*doc)).await?.1;
             stored.get(&database).copied()
@@ -81,11 +81,19 @@ pub(crate) async fn post(
             .as_u64()
             .ok_or_else(|| OpenTsdbError::bad_request(format!("Invalid ttl: {n}")))?,
     };
-    if let Some(doc) = api.shared_ttl.clone() {
-        // The shards' owners apply it (within a second).
+    if let Some((doc, shards)) = api.shared_ttl.clone() {
+        // Stored, then applied by the shards' owners at once; an owner
+        // that misses it (a shard moving) applies it within a second from
+        // the stored value.
         let database = api.database.to_string();
-        api.read_blocking(move |_| store(&*doc, &database, secs))
-            .await?;
+        api.read_blocking(move |_| {
+            store(&*doc, &database, secs)?;
+            if let Err(e) = shards.set_retention(&database, secs) {
+                tracing::warn!(error = %e, "the TTL reaches some shards at their next pass");
+            }
+            Ok(())
+        })
+        .await?;
         tracing::info!(
             retention_secs = secs,
             "retention set through /api/ttl for the cluster"

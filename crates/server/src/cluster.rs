@@ -209,7 +209,7 @@ impl Node {
             .with_reads(reads.clone())
             .with_deletes(sundial_api::deletes::Deletes::remote(self.querier.clone()))
             .with_shared_uids(self.uids.clone())
-            .with_shared_ttl(self.ttls.clone());
+            .with_shared_ttl(self.ttls.clone(), Arc::new(self.sharded_data()));
         apis.baidu = apis.baidu.clone().with_sink(sink.clone()).with_reads(reads);
         apis.bk = apis.bk.clone().with_sink(sink);
         apis.cluster = Some(self.admin());

@@ -63,6 +63,10 @@ impl ShardedData for Shards {
         self.dropped.lock().push(database.to_owned());
         Ok(1)
     }
+
+    fn set_retention(&self, _: &str, _: u64) -> std::io::Result<u64> {
+        Err(std::io::Error::other("the registry sets no retention"))
+    }
 }
 
 fn body(name: &str) -> Value {

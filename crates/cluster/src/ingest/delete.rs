@@ -9,7 +9,7 @@
 
 use super::{Ingester, Shard, ShardState, blocking, state_group};
 use crate::Error;
-use crate::transport::DeletedAnswer;
+use crate::transport::ChangedAnswer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use sundial_model::{Deletion, ErrorClass};
@@ -24,8 +24,8 @@ impl Ingester {
         database: &str,
         shards: &[u32],
         deletion: Arc<Deletion>,
-    ) -> sundial_query::Result<DeletedAnswer> {
-        let mut answer = DeletedAnswer::default();
+    ) -> sundial_query::Result<ChangedAnswer> {
+        let mut answer = ChangedAnswer::default();
         for shard in self.served(shards) {
             let (number, mut state) = (shard.number, shard.state.lock().await);
             if !shard.changeable() {
@@ -33,7 +33,7 @@ impl Ingester {
             }
             if let Some(db) = state.databases.get(database).map(|d| d.db.clone()) {
                 let deletion = deletion.clone();
-                answer.points +=
+                answer.count +=
                     tokio::task::spawn_blocking(move || sundial_query::delete(&db, &deletion))
                         .await
                         .map_err(|_| sundial_query::Error::Internal("a delete task panicked"))??;
@@ -48,14 +48,14 @@ impl Ingester {
     /// drop, and a create's purge of what a dropped name left): the shard
     /// is checkpointed first, so its log holds no frame of the database
     /// any more; then its blocks and state are retired in PostgreSQL
-    /// under the lease, and its local files go. The answer's `points`
-    /// are the objects retired.
+    /// under the lease, and its local files go. The answer counts the
+    /// objects retired.
     pub async fn drop_database(
         &self,
         database: &str,
         shards: &[u32],
-    ) -> sundial_query::Result<DeletedAnswer> {
-        let mut answer = DeletedAnswer::default();
+    ) -> sundial_query::Result<ChangedAnswer> {
+        let mut answer = ChangedAnswer::default();
         for shard in self.served(shards) {
             let (number, mut state) = (shard.number, shard.state.lock().await);
             if !shard.changeable() {
@@ -69,7 +69,7 @@ impl Ingester {
                     .map(|key| format!("{}/{database}/{key}", state_group(number)))
                     .collect();
                 let dropped = self.meta().await.map_err(|e| unrecorded(number, &e));
-                answer.points += dropped?
+                answer.count += dropped?
                     .drop_shard_database(&shard.lease, database, number, &keys)
                     .await
                     .map_err(|e| unrecorded(number, &e))?;
@@ -94,7 +94,7 @@ impl Ingester {
     }
 
     /// Those of `shards` this node serves.
-    fn served(&self, shards: &[u32]) -> Vec<Arc<Shard>> {
+    pub(super) fn served(&self, shards: &[u32]) -> Vec<Arc<Shard>> {
         shards.iter().filter_map(|&n| self.shard(n).ok()).collect()
     }
 

@@ -41,6 +41,8 @@ pub const STATS_PATH: &str = "/internal/v1/sql/stats";
 pub const EXPORT_PATH: &str = "/internal/v1/export";
 /// Where owners drop a database from their shards (Baidu's drop).
 pub const DROP_PATH: &str = "/internal/v1/drop";
+/// Where owners set a database's retention in their shards (`/api/ttl`).
+pub const RETENTION_PATH: &str = "/internal/v1/retention";
 /// Where owners delete in their shards (OpenTSDB's deletes).
 pub const DELETE_PATH: &str = "/internal/v1/delete";
 /// A delete or drop checkpoints each shard (a delete also rewrites blocks)
@@ -73,12 +75,13 @@ pub struct ListedAnswer {
     pub listed: Listed,
 }
 
-/// An owner's delete over the shards it covers.
+/// An owner's change over the shards it covers (a delete, a drop, a
+/// retention): the shards, and how much it changed (points deleted,
+/// objects retired, databases whose retention changed).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct DeletedAnswer {
+pub struct ChangedAnswer {
     pub shards: Vec<u32>,
-    /// Points deleted.
-    pub points: u64,
+    pub count: u64,
 }
 
 impl<Q> StageRequest<Q> {
@@ -196,6 +199,25 @@ pub(super) async fn drop_database(
 ) -> Response {
     let run = |ingester: Ingester, r: StageRequest<()>| async move {
         (ingester).drop_database(&r.database, &r.shards).await
+    };
+    serve_stage(&s, &headers, &body, run, encode_json).await
+}
+
+pub(super) async fn retention(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<u64>| async move {
+        let set = ingester.set_retention_in(&r.database, &r.shards, r.query);
+        let (shards, changed) = set.await.map_err(|e| sundial_query::Error::Remote {
+            message: e.to_string(),
+            class: ErrorClass::Busy,
+        })?;
+        Ok(ChangedAnswer {
+            shards,
+            count: changed as u64,
+        })
     };
     serve_stage(&s, &headers, &body, run, encode_json).await
 }
@@ -336,12 +358,23 @@ impl FrameClient {
         decode_export(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
+    /// Asks the owner at `address` to set a database's retention in its
+    /// shards.
+    pub async fn retention(
+        &self,
+        address: &str,
+        request: &StageRequest<u64>,
+    ) -> Result<ChangedAnswer> {
+        let body = self.ask(address, RETENTION_PATH, request).await?;
+        serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
     /// Asks the owner at `address` to drop a database from its shards.
     pub async fn drop_database(
         &self,
         address: &str,
         request: &StageRequest<()>,
-    ) -> Result<DeletedAnswer> {
+    ) -> Result<ChangedAnswer> {
         let body = self
             .ask_within(address, DROP_PATH, request, DELETE_TIMEOUT)
             .await?;
@@ -353,7 +386,7 @@ impl FrameClient {
         &self,
         address: &str,
         request: &StageRequest<Deletion>,
-    ) -> Result<DeletedAnswer> {
+    ) -> Result<ChangedAnswer> {
         let body = self
             .ask_within(address, DELETE_PATH, request, DELETE_TIMEOUT)
             .await?;

@@ -45,6 +45,10 @@ impl ShardedData for ClusterData {
         }
         Err(std::io::Error::other("other nodes kept changing the TTLs"))
     }
+
+    fn set_retention(&self, database: &str, secs: u64) -> std::io::Result<u64> {
+        ShardedData::set_retention(&self.querier, database, secs)
+    }
 }
 
 /// Applies the TTLs set through any node's `/api/ttl` to the shards this
