@@ -83,13 +83,18 @@ impl Binder {
     ) -> Result<Option<(i64, String)>, BindError> {
         let (group, field) = match explicit {
             Some(data_id) => {
+                let of = |s: &crate::model::State| {
+                    s.group_of_data_id(data_id)
+                        .filter(|g| g.active())
+                        .map(|g| (g.id, g.db_prefix().to_owned()))
+                };
+                // A data id this node has not seen may have been made
+                // through another node of a cluster just now: look again
+                // at what is stored before refusing.
                 let group = self
                     .0
-                    .read(|s| {
-                        s.group_of_data_id(data_id)
-                            .filter(|g| g.active())
-                            .map(|g| (g.id, g.db_prefix().to_owned()))
-                    })
+                    .read(of)
+                    .or_else(|| self.0.read_fresh(of))
                     .ok_or(BindError::NoGroup(data_id))?;
                 (group, p.series.metric.clone())
             }

@@ -448,8 +448,19 @@ fn bkmonitor_shared(router: &TestServer, querier: &TestServer) -> Result<Value> 
     let create = json!({"bk_data_id": 900, "bk_biz_id": 7, "time_series_group_name": "shared",
         "label": "application", "operator": "system",
         "metric_info_list": [{"field_name": "declared", "tag_list": ["module"]}]});
+    // Before the group exists its data id binds nothing (and the querier
+    // has just looked at the groups).
+    let put = json!([{"metric": "declared", "timestamp": T0 - 60, "value": 3,
+        "tags": {"module": "web"}}])
+    .to_string();
+    let (status, text) = until_not_busy(querier, "POST", "/api/put?bk_data_id=900", Some(&put))?;
+    assert_eq!(status, 400, "{text}");
     let group = ok(router, "metadata_create_time_series_group", create.clone())?;
     let id = group["time_series_group_id"].clone();
+    // Made through the router, its data id binds an OpenTSDB put through
+    // the querier at once.
+    let (status, text) = until_not_busy(querier, "POST", "/api/put?bk_data_id=900", Some(&put))?;
+    assert_eq!(status, 204, "{text}");
     let elsewhere = ok(
         querier,
         "metadata_get_time_series_group",
@@ -492,9 +503,6 @@ fn bkmonitor_shared(router: &TestServer, querier: &TestServer) -> Result<Value> 
     Ok(id)
 }
 
-/// One compactor of two works (holds the lease) and has the owners
-/// merge blocks and deletes what they replaced; killed with `kill -9`,
-/// the other takes over and works.
 /// `/admin/storage` on a cluster node shows the cluster's manifest: the
 /// default database's blocks (checkpoints run every two seconds), and an
 /// owner for each of the 8 shards; `/admin/compact` merges every shard's
@@ -534,6 +542,9 @@ fn storage_view(node: &TestServer) -> Result<()> {
     Ok(())
 }
 
+/// One compactor of two works (holds the lease) and has the owners
+/// merge blocks and deletes what they replaced; killed with `kill -9`,
+/// the other takes over and works.
 fn compactor_handover(mut compactors: Vec<TestServer>) -> Result<()> {
     let leader = |c: &TestServer| gauge(c, "sundial_cluster_compactor_leader");
     let deadline = Instant::now() + Duration::from_secs(60);
