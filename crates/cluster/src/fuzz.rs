@@ -1,28 +1,28 @@
 //! Fuzz entry point for frames, the bytes routers send ingesters, their
 //! outcomes, and the answers to queriers (staged series, rows, folded
-//! groups) (`fuzz/`
+//! groups, export pages) (`fuzz/`
 //! at the repository root runs it under libFuzzer; `cargo test` replays
 //! the committed corpus and regressions). It must never panic.
 
 use crate::frame::{
-    ShardBatch, decode, decode_folded, decode_outcome, decode_rows, decode_staged, encode,
-    encode_folded, encode_outcome, encode_rows, encode_staged,
+    ShardBatch, decode, decode_export, decode_folded, decode_outcome, decode_rows, decode_staged,
+    encode, encode_export, encode_folded, encode_outcome, encode_rows, encode_staged,
 };
 
 /// One flags byte, then a frame: with bit 0 set the frame's checksum is
 /// recomputed first, so mutations reach the decoder behind it. A decoded
 /// frame must encode back to the same batch. With bit 1 set the bytes
 /// are an outcome instead, for a frame of `flags >> 2` points; with bit 2
-/// set (and bit 1 clear), an answer to a querier: staged series, rows or
-/// folded groups by `(flags >> 3) % 3`. Whatever decodes must encode back
-/// to the same answer.
+/// set (and bit 1 clear), an answer to a querier: staged series, rows,
+/// folded groups or an export page by `(flags >> 3) % 4`. Whatever
+/// decodes must encode back to the same answer.
 pub fn frame(data: &[u8]) {
     let Some((flags, frame)) = data.split_first() else {
         return;
     };
     if flags & 6 == 4 {
         let same = |a: String, b: String| assert_eq!(a, b, "a re-encoded answer differs");
-        match (flags >> 3) % 3 {
+        match (flags >> 3) % 4 {
             0 => {
                 if let Ok(a) = decode_staged(frame) {
                     same(
@@ -35,6 +35,14 @@ pub fn frame(data: &[u8]) {
                 if let Ok(a) = decode_rows(frame) {
                     same(
                         format!("{:?}", decode_rows(&encode_rows(&a))),
+                        format!("{:?}", Ok::<_, crate::FrameError>(a)),
+                    );
+                }
+            }
+            2 => {
+                if let Ok(a) = decode_export(frame) {
+                    same(
+                        format!("{:?}", decode_export(&encode_export(&a))),
                         format!("{:?}", Ok::<_, crate::FrameError>(a)),
                     );
                 }
