@@ -56,7 +56,10 @@ pub fn wait_for_stderr_line(
         Err(RecvTimeoutError::Timeout) => {
             let _ = child.kill();
             let _ = child.wait();
-            anyhow::bail!("no line {ready:?} on stderr within {timeout:?}");
+            let lines = last.lock().map(|l| l.join("\n")).unwrap_or_default();
+            anyhow::bail!(
+                "no line {ready:?} on stderr within {timeout:?}; its last lines:\n{lines}"
+            );
         }
     }
 }

@@ -100,8 +100,25 @@ struct ClusterNode {
 
 impl NatsCluster {
     /// Starts `size` servers routed to each other and waits until each
-    /// one knows the JetStream metadata leader (streams can be made).
+    /// one knows the JetStream metadata leader (streams can be made). A
+    /// cluster that does not form (a port taken by another process
+    /// between its choice and the server's bind) is started again on new
+    /// ports, up to three times.
     pub fn start(size: usize) -> anyhow::Result<Self> {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::start_once(size) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        anyhow::bail!(
+            "a {size}-server JetStream cluster did not form in three tries:\n{}",
+            failures.join("\n---\n")
+        )
+    }
+
+    fn start_once(size: usize) -> anyhow::Result<Self> {
         let bin = binary()?;
         // Free ports, all held until each is known, then released for
         // the servers to bind.
@@ -130,8 +147,20 @@ impl NatsCluster {
         for i in 0..size {
             children.push(cluster.spawn(i)?);
         }
-        for (i, child) in children.into_iter().enumerate() {
-            cluster.nodes[i].child = Some(joined(child)?);
+        let mut waiting = children.into_iter().enumerate();
+        while let Some((i, child)) = waiting.next() {
+            match joined(child) {
+                Ok(child) => cluster.nodes[i].child = Some(child),
+                Err(e) => {
+                    // The others are not the cluster's yet: stop them here
+                    // (the joined ones go with `cluster`).
+                    for (_, mut other) in waiting {
+                        let _ = other.kill();
+                        let _ = other.wait();
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(cluster)
     }
