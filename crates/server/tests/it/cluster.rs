@@ -281,6 +281,18 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     assert_eq!(refused["result"], json!(false), "{refused}");
     let message = refused["message"].as_str().unwrap_or_default();
     assert!(message.contains("metadata store"), "{refused}");
+    // Nor can a TTL or a Baidu database be made: busy, saying why.
+    let ttl = format!("/api/ttl?database={}", databases::NAME);
+    let (status, text) = json_request(&router, "POST", &ttl, Some(r#"{"val": 60}"#))?;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("metadata store"), "{text}");
+    let database = json!({"databaseName": "duringoutage", "ingestDataPointsMonthly": 1,
+        "purchaseLength": 1})
+    .to_string();
+    let path = "/v1/database?clientToken=outage-token";
+    let (status, text) = json_request(&querier, "POST", path, Some(&database))?;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("metadata store"), "{text}");
     crate::bk::ok(
         &querier,
         "metadata_get_time_series_group",

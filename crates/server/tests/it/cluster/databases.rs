@@ -14,7 +14,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const NAME: &str = "clusterdb01";
+pub(super) const NAME: &str = "clusterdb01";
 
 /// `method path body` on `server` until it no longer answers 404 (a
 /// database this node has not opened yet), for up to ten seconds.
