@@ -57,4 +57,16 @@ impl Meta {
             .filter_map(|r| Some(((r.get(0), r.get(1)), number_kind(r.get(2))?)))
             .collect())
     }
+
+    /// Forgets the kinds of `metric`'s fields in `database` (its last
+    /// series was removed), as a single node's catalog forgets them.
+    pub async fn forget_kinds(&self, database: &str, metric: &str) -> Result<()> {
+        self.client
+            .execute(
+                "DELETE FROM field_kinds WHERE database = $1 AND metric = $2",
+                &[&database, &metric],
+            )
+            .await?;
+        Ok(())
+    }
 }

@@ -74,6 +74,21 @@ impl OwnerCache {
         Ok(())
     }
 
+    /// Forgets the field kinds of `metric` in `database` (its last series
+    /// removed), over the cache's connection.
+    pub(crate) async fn forget_kinds(&self, database: &str, metric: &str) -> Result<()> {
+        let mut meta = self.meta.lock().await;
+        if meta.as_ref().is_none_or(Meta::is_closed) {
+            *meta = Some(Meta::connect(&self.postgres_url).await?);
+        }
+        let Some(m) = meta.as_ref() else {
+            return Ok(());
+        };
+        m.forget_kinds(database, metric)
+            .await
+            .inspect_err(|_| *meta = None)
+    }
+
     /// Reads the owners again first if a send failed since the last read.
     pub(crate) async fn refresh_if_stale(&self) -> Result<()> {
         if self.owners.read().stale {

@@ -22,7 +22,8 @@ use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_api::shared::ShardedData;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{
-    Deletion, ErrorClass, ExportPage, Listed, Listing, Query, SeriesResult, StatsQuery,
+    Deleted, Deletion, ErrorClass, ExportPage, Listed, Listing, Names, Query, SeriesResult,
+    StatsQuery,
 };
 use sundial_query::series_query::{
     Limits, SeriesHalf, StagedRows, finish_folded, finish_series, folds,
@@ -247,7 +248,41 @@ impl Querier {
             })
             .await
             .map_err(query_error)?;
+        if deletion.what == Deleted::Series {
+            self.forget_kinds_if_gone(database, &deletion.metric)
+                .await?;
+        }
         Ok(parts.into_iter().sum())
+    }
+
+    /// Forgets `metric`'s field kinds once no shard holds a series of it,
+    /// as a single node forgets them with the metric's last series.
+    async fn forget_kinds_if_gone(
+        &self,
+        database: &str,
+        metric: &str,
+    ) -> sundial_query::Result<()> {
+        let any = Listing {
+            names: Names::Series {
+                metric: Some(metric.to_owned()),
+                tags: Vec::new(),
+                any_values: Vec::new(),
+            },
+            prefix: String::new(),
+            range: None,
+            max: 0,
+        };
+        let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
+        if self
+            .listing(database, &any, &budget)
+            .await?
+            .series
+            .is_empty()
+        {
+            let forgot = self.inner.owners.forget_kinds(database, metric).await;
+            forgot.map_err(query_error)?;
+        }
+        Ok(())
     }
 
     /// Has every shard's owner keep `secs` of `database`'s data (0: all)

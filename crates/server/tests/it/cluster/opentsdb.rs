@@ -73,7 +73,7 @@ pub(super) fn opentsdb_alike(
                         "tags": {"host": format!("k{h}")}})
         })
         .collect();
-    for body in [first, Value::Array(text)] {
+    let put_alike = |body: &Value| -> Result<u16> {
         let body = body.to_string();
         let (status, local) = json_request(single, "POST", "/api/put?details", Some(&body))?;
         let (cluster_status, cluster) =
@@ -83,7 +83,19 @@ pub(super) fn opentsdb_alike(
             (status, json(&local)?),
             "{body}"
         );
+        Ok(status)
+    };
+    put_alike(&first)?;
+    let text = Value::Array(text);
+    assert_eq!(put_alike(&text)?, 400);
+    // Its last series removed, the metric forgets its kind: text is
+    // taken now, on both.
+    let gone = json!({"metric": "kinds.m"}).to_string();
+    for node in [single, router] {
+        let (status, answer) = until_not_busy(node, "POST", "/api/delete_meta", Some(&gone))?;
+        assert_eq!(status, 200, "{answer}");
     }
+    assert_eq!(put_alike(&text)?, 200);
 
     // The web console is there on a cluster node too.
     let (status, page) = querier.get("/console")?;
