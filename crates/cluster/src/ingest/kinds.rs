@@ -36,7 +36,7 @@ impl Ingester {
         let kinds = match claimed {
             Ok(kinds) => kinds,
             Err(e) => {
-                warn!(error = %e, "cannot read the cluster's field kinds; this shard's own apply");
+                warn!(error = %e, "cannot read the cluster's field kinds; the shard's own kinds apply");
                 return Vec::new();
             }
         };
