@@ -12,7 +12,7 @@
 //! busy answer ("would be partial") rather than a silently short one.
 
 use crate::owners::Peers;
-use crate::transport::StageRequest;
+use crate::transport::{DELETE_PATH, DROP_PATH, RETENTION_PATH, StageRequest};
 use crate::{Error, FrameClient, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -236,23 +236,12 @@ impl Querier {
     /// in its shards and checkpoints them before it answers (see
     /// `Ingester::delete`). The points deleted.
     pub async fn delete(&self, database: &str, deletion: &Deletion) -> sundial_query::Result<u64> {
-        let parts = self
-            .gather(|address, shards| {
-                // No budget: the owners rewrite blocks, as a single node
-                // does, within the client's own time for a delete.
-                let request = unbudgeted(database, shards, deletion.clone());
-                async move {
-                    let answer = self.inner.client.delete(&address, &request).await?;
-                    Ok((answer.shards, answer.count))
-                }
-            })
-            .await
-            .map_err(query_error)?;
+        let deleted = self.change_all(database, DELETE_PATH, deletion).await?;
         if deletion.what == Deleted::Series {
             self.forget_kinds_if_gone(database, &deletion.metric)
                 .await?;
         }
-        Ok(parts.into_iter().sum())
+        Ok(deleted)
     }
 
     /// Forgets `metric`'s field kinds once no shard holds a series of it,
@@ -289,17 +278,7 @@ impl Querier {
     /// now (`/api/ttl`, which the owners would otherwise apply within a
     /// second): the shard databases changed.
     pub async fn set_retention(&self, database: &str, secs: u64) -> sundial_query::Result<u64> {
-        let parts = self
-            .gather(|address, shards| {
-                let request = unbudgeted(database, shards, secs);
-                async move {
-                    let answer = self.inner.client.retention(&address, &request).await?;
-                    Ok((answer.shards, answer.count))
-                }
-            })
-            .await
-            .map_err(query_error)?;
-        Ok(parts.into_iter().sum())
+        self.change_all(database, RETENTION_PATH, &secs).await
     }
 
     /// Has every shard's owner checkpoint its shard and merge all of its
@@ -323,11 +302,23 @@ impl Querier {
     /// Drops `database` from every shard (see `Ingester::drop_database`):
     /// the objects retired for the compactor.
     pub async fn drop_database(&self, database: &str) -> sundial_query::Result<u64> {
+        self.change_all(database, DROP_PATH, &()).await
+    }
+
+    /// Asks every shard's owner for the change `query` at `path` (no query
+    /// budget: owners rewrite blocks and checkpoint, as a single node
+    /// does, within the client's own time): the sum of what they changed.
+    async fn change_all<Q: serde::Serialize + Clone>(
+        &self,
+        database: &str,
+        path: &str,
+        query: &Q,
+    ) -> sundial_query::Result<u64> {
         let parts = self
             .gather(|address, shards| {
-                let request = unbudgeted(database, shards, ());
+                let request = unbudgeted(database, shards, query.clone());
                 async move {
-                    let answer = self.inner.client.drop_database(&address, &request).await?;
+                    let answer = self.inner.client.change(&address, path, &request).await?;
                     Ok((answer.shards, answer.count))
                 }
             })

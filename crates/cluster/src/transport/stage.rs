@@ -45,9 +45,9 @@ pub const DROP_PATH: &str = "/internal/v1/drop";
 pub const RETENTION_PATH: &str = "/internal/v1/retention";
 /// Where owners delete in their shards (OpenTSDB's deletes).
 pub const DELETE_PATH: &str = "/internal/v1/delete";
-/// A delete or drop checkpoints each shard (a delete also rewrites blocks)
-/// before it answers.
-const DELETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// A change checkpoints each shard (a delete also rewrites blocks) before
+/// it answers.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const JSON_TYPE: &str = "application/json";
 const ANSWER_TYPE: &str = "application/x-sundial-staged";
 /// With a refused query: the class of its error.
@@ -358,37 +358,17 @@ impl FrameClient {
         decode_export(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
-    /// Asks the owner at `address` to set a database's retention in its
-    /// shards.
-    pub async fn retention(
+    /// Asks the owner at `address` for a change in its shards at `path`
+    /// ([`DELETE_PATH`], [`DROP_PATH`], [`RETENTION_PATH`]): the shards it
+    /// covered and what it changed.
+    pub async fn change<Q: serde::Serialize>(
         &self,
         address: &str,
-        request: &StageRequest<u64>,
-    ) -> Result<ChangedAnswer> {
-        let body = self.ask(address, RETENTION_PATH, request).await?;
-        serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
-    }
-
-    /// Asks the owner at `address` to drop a database from its shards.
-    pub async fn drop_database(
-        &self,
-        address: &str,
-        request: &StageRequest<()>,
+        path: &str,
+        request: &StageRequest<Q>,
     ) -> Result<ChangedAnswer> {
         let body = self
-            .ask_within(address, DROP_PATH, request, DELETE_TIMEOUT)
-            .await?;
-        serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
-    }
-
-    /// Asks the owner at `address` to delete in its shards.
-    pub async fn delete(
-        &self,
-        address: &str,
-        request: &StageRequest<Deletion>,
-    ) -> Result<ChangedAnswer> {
-        let body = self
-            .ask_within(address, DELETE_PATH, request, DELETE_TIMEOUT)
+            .ask_within(address, path, request, CHANGE_TIMEOUT)
             .await?;
         serde_json::from_slice(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
