@@ -9,10 +9,12 @@
 //! check needs one.
 
 mod basic;
+mod managed;
 mod store;
 pub mod web;
 
 pub use basic::{BasicError, basic_credentials};
+pub use managed::{KeyChange, KeyError, ListedKey, MAX_MANAGED_KEYS, ManagedKey};
 pub use store::{Action, Config, GrantConfig, Identity, KeyConfig, Principal, Store};
 
 /// Routes that answer without credentials.

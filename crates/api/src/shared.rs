@@ -1,6 +1,7 @@
 //! Metadata every node of a cluster shares: BlueKing's groups and data
 //! ids as one versioned document, replaced whole with optimistic
-//! concurrency, OpenTSDB's UIDs, and the shards' data of each database.
+//! concurrency (and so the access keys made at run time), OpenTSDB's UIDs,
+//! and the shards' data of each database.
 //! On a single node the APIs keep such
 //! state in files; on a cluster node in PostgreSQL
 //! (`sundial_cluster::PgDocument`, `sundial_cluster::PgUids`), so a change
@@ -138,6 +139,78 @@ impl SharedDocument for MemoryDocument {
             return Ok(false);
         }
         *doc = Some((expected + 1, body.to_vec()));
+        Ok(true)
+    }
+}
+
+/// A [`SharedDocument`] in a file, for a single node: one process owns
+/// the data directory, so the version lives in memory (1 once the file
+/// exists). The file is written aside and renamed over, readable by its
+/// owner only (it may hold secrets).
+#[derive(Debug)]
+pub struct FileDocument {
+    path: std::path::PathBuf,
+    version: std::sync::Mutex<i64>,
+}
+
+impl FileDocument {
+    pub fn open(path: std::path::PathBuf) -> Self {
+        let version = i64::from(path.exists());
+        Self {
+            path,
+            version: std::sync::Mutex::new(version),
+        }
+    }
+
+    fn version_lock(&self) -> std::sync::MutexGuard<'_, i64> {
+        self.version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn replace(&self, body: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(".tmp");
+        let aside = std::path::PathBuf::from(aside);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&aside)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        std::fs::rename(&aside, &self.path)?;
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl SharedDocument for FileDocument {
+    fn load(&self) -> std::io::Result<Option<(i64, Vec<u8>)>> {
+        let version = *self.version_lock();
+        match std::fs::read(&self.path) {
+            Ok(body) => Ok(Some((version.max(1), body))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn version(&self) -> std::io::Result<i64> {
+        Ok(*self.version_lock())
+    }
+
+    fn store(&self, expected: i64, body: &[u8]) -> std::io::Result<bool> {
+        let mut version = self.version_lock();
+        if *version != expected {
+            return Ok(false);
+        }
+        self.replace(body)?;
+        *version += 1;
         Ok(true)
     }
 }

@@ -418,14 +418,14 @@ pub(crate) fn verify(
     // An unknown key is checked against a stand-in secret: the same work
     // and the same answer as a wrong signature.
     let stand_in = [String::new()];
-    let secrets = principal.map_or(&stand_in[..], |p| p.secrets());
+    let secrets = principal.as_ref().map_or(&stand_in[..], |p| p.secrets());
     let canonical = canonical_request(req, &auth.signed_headers);
     let matched = secrets.iter().fold(false, |ok, secret| {
         let expected = sign(&signing_key(secret, &auth.prefix()), &canonical);
         ok | bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes()))
     });
     let principal = match (principal, matched) {
-        (Some(p), true) => p.clone(),
+        (Some(p), true) => p,
         (None, _) => {
             tracing::debug!(access_key_id = auth.access_key_id, "unknown access key id");
             return Err(AuthError::SignatureMismatch);

@@ -1,18 +1,20 @@
 //! Operator endpoints that belong to no client API. With access keys
 //! configured they need HTTP Basic credentials of a key that may
-//! administer every database (`grants = { "*" = ["admin"] }`).
+//! administer every database (`grants = { "*" = ["admin"] }`). Keys
+//! themselves are made and revoked at run time through `/admin/keys`.
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde_json::json;
 use std::sync::Arc;
 use sundial_api::access::{Action, Store, basic_credentials};
 use sundial_storage::Engine;
 
+mod keys;
 mod snapshots;
 
 /// The admin routes; on a cluster node `cluster` shows and compacts the
@@ -36,6 +38,10 @@ pub(crate) fn routes(
             .route("/admin/compact", post(compact))
             .with_state(engine.clone()),
     };
+    let keys = Router::new()
+        .route("/admin/keys", get(keys::list))
+        .route("/admin/keys/{id}", put(keys::put).delete(keys::remove))
+        .with_state(store.clone());
     Router::new()
         .route(
             "/admin/snapshots",
@@ -47,6 +53,7 @@ pub(crate) fn routes(
         .with_state(engine)
         .merge(queries)
         .merge(storage_view)
+        .merge(keys)
         .layer(axum::middleware::from_fn_with_state(store, authorize))
 }
 

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 mod shared;
 
 pub(crate) use shared::{Directory, keep_databases};
+pub(crate) use shared::{KEYS_DOCUMENT, keep_keys};
 use shared::{TTL_DOCUMENT, keep_retention};
 
 /// `[cluster]`: absent, the server is one node (the embedded default).
@@ -436,7 +437,7 @@ impl ClusterAdmin {
 
 /// Whether a cluster node serves the route: every route of the three
 /// APIs and SQL, the console's files, `/metrics`, and `/admin`'s storage
-/// view, queries and compaction. `/admin/snapshots` acts on what one node
+/// view, queries, compaction and access keys. `/admin/snapshots` acts on what one node
 /// holds alone and answers "not in cluster mode yet" rather than on this
 /// node's empty store.
 pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
@@ -455,6 +456,9 @@ pub(crate) fn serves_in_cluster(method: &Method, path: &str) -> bool {
         // queries.
         "/admin/storage" | "/admin/queries" => method == Method::GET,
         "/admin/compact" => method == Method::POST,
+        // Access keys live in PostgreSQL on a cluster.
+        "/admin/keys" => method == Method::GET,
+        _ if path.starts_with("/admin/keys/") => true,
         "/v1/database" => true,
         _ if path.starts_with("/v1/database/") => true,
         "/v1/datapoint" | "/v1/row" | "/v2/push" => true,

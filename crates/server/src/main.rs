@@ -21,7 +21,12 @@ use clap::{Parser, Subcommand};
 use config::FileConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use sundial_api::shared::FileDocument;
 use tracing_subscriber::EnvFilter;
+
+/// Where a single node keeps the keys made through `/admin/keys`, in its
+/// data directory.
+const KEYS_FILE: &str = "access-keys.json";
 
 // Ingest allocates and frees many small strings per point; glibc malloc took
 // ~40% of server CPU under bench/ingest.sh, and mimalloc raised throughput
@@ -161,6 +166,30 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The access keys: the configuration's, and those made through
+/// `/admin/keys`, kept in the data directory or, on a cluster, in
+/// PostgreSQL (every node reads them again each second).
+fn access_store(
+    config: &config::FileConfig,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<sundial_api::access::Store> {
+    let store = config.access_store()?;
+    let store = match &config.cluster {
+        Some(cluster) => {
+            let doc = runtime.block_on(sundial_cluster::PgDocument::connect(
+                &cluster.postgres_url,
+                cluster::KEYS_DOCUMENT,
+            ))?;
+            store.with_book(std::sync::Arc::new(doc))?
+        }
+        None => {
+            let path = config.data_dir.join(KEYS_FILE);
+            store.with_book(std::sync::Arc::new(FileDocument::open(path)))?
+        }
+    };
+    Ok(store)
+}
+
 /// Opens `storage.object_store`, when set, for the engine.
 fn open_object_store(storage: &mut sundial_storage::Config) -> anyhow::Result<()> {
     if let Some(url) = &storage.object_store {
@@ -198,12 +227,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     open_object_store(&mut config.storage)?;
 
-    let store = std::sync::Arc::new(config.access_store()?);
-    let limits = sundial_api::limits::Limits::new(config.limits.clone());
-    let engine = sundial_storage::Engine::open(config.storage.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let store = std::sync::Arc::new(access_store(&config, &runtime)?);
+    let limits = sundial_api::limits::Limits::new(config.limits.clone());
+    let engine = sundial_storage::Engine::open(config.storage.clone())?;
     let mut bk = sundial_bkmonitor::Api::new(
         engine.default_db(),
         config.bkmonitor.clone(),
@@ -266,6 +295,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         baidu = baidu.with_directory(directory.clone());
         opentsdb = opentsdb.with_directory(directory);
         runtime.spawn(cluster::keep_databases(baidu.clone()));
+        runtime.spawn(cluster::keep_keys(store.clone()));
     }
     let mut apis = listener::Apis {
         opentsdb,

@@ -1,6 +1,7 @@
 //! The access keys, their grants, and the identity a request proved.
 
-use serde::Deserialize;
+use super::managed::Managed;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// What a request does to a database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Queries, listings, lookups, metadata reads.
@@ -20,7 +21,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn bit(self) -> u8 {
+    pub(super) fn bit(self) -> u8 {
         match self {
             Self::Read => 1,
             Self::Write => 2,
@@ -128,6 +129,18 @@ impl Principal {
             .any(|(db, bits)| db == "*" && bits & action.bit() != 0)
     }
 
+    /// The key's grants as configured: database (or `"*"`) to actions.
+    pub fn grants(&self) -> GrantConfig {
+        let all = [Action::Read, Action::Write, Action::Admin];
+        self.grants
+            .iter()
+            .map(|(db, bits)| {
+                let actions = all.into_iter().filter(|a| bits & a.bit() != 0);
+                (db.clone(), actions.collect())
+            })
+            .collect()
+    }
+
     /// Whether the key has any grant on `database`.
     pub fn knows(&self, database: &str) -> bool {
         self.grants
@@ -180,10 +193,12 @@ impl Identity {
     }
 }
 
-/// Every access key of the server.
+/// Every access key of the server: those of its configuration, fixed,
+/// and those made through `/admin/keys` (`super::managed`).
 #[derive(Debug, Default)]
 pub struct Store {
-    keys: HashMap<String, Arc<Principal>>,
+    configured: HashMap<String, Arc<Principal>>,
+    pub(super) managed: Managed,
     /// Longest validity a signature may claim, in seconds.
     pub max_signature_secs: u64,
 }
@@ -209,39 +224,21 @@ impl Store {
             )
         });
         for (id, secrets, grants) in own.chain(converted) {
-            if id.is_empty() {
-                return Err("an access key has an empty access_key_id".into());
-            }
-            if secrets.is_empty() || secrets.iter().any(String::is_empty) {
-                return Err(format!("access key {id} has an empty secret"));
-            }
-            let grants: Vec<(String, u8)> = grants
-                .into_iter()
-                .map(|(db, actions)| (db, actions.iter().fold(0, |bits, a| bits | a.bit())))
-                .filter(|(_, bits)| *bits != 0)
-                .collect();
-            if grants.is_empty() {
-                return Err(format!("access key {id} has no grants"));
-            }
-            let principal = Principal {
-                access_key_id: id.clone(),
-                secret_digests: secrets.iter().map(|s| digest(s)).collect(),
-                secrets,
-                grants,
-            };
+            let principal = principal(id.clone(), secrets, grants)?;
             if keys.insert(id.clone(), Arc::new(principal)).is_some() {
                 return Err(format!("access key {id} is configured twice"));
             }
         }
         Ok(Self {
-            keys,
+            configured: keys,
+            managed: Managed::default(),
             max_signature_secs: config.max_signature_secs,
         })
     }
 
     /// Whether any key is configured (then every route needs one).
     pub fn is_enabled(&self) -> bool {
-        !self.keys.is_empty()
+        !self.configured.is_empty() || self.managed.any()
     }
 
     /// The identity of an unauthenticated request: everything when the
@@ -251,24 +248,68 @@ impl Store {
     }
 
     /// The key, for signature schemes that recompute a MAC.
-    pub fn key(&self, access_key_id: &str) -> Option<&Arc<Principal>> {
-        self.keys.get(access_key_id)
+    pub fn key(&self, access_key_id: &str) -> Option<Arc<Principal>> {
+        match self.configured.get(access_key_id) {
+            Some(p) => Some(p.clone()),
+            None => self.managed.get(access_key_id),
+        }
+    }
+
+    /// The configured key `access_key_id`.
+    pub(super) fn configured(&self, access_key_id: &str) -> Option<&Arc<Principal>> {
+        self.configured.get(access_key_id)
+    }
+
+    /// The configured keys, by id.
+    pub(super) fn configured_keys(&self) -> impl Iterator<Item = &Arc<Principal>> {
+        self.configured.values()
     }
 
     /// Checks a plain secret. An unknown key costs the same work as a
     /// wrong secret and fails the same way.
     pub fn check_secret(&self, access_key_id: &str, secret: &str) -> Option<Identity> {
         let given = digest(secret);
-        let principal = self.keys.get(access_key_id);
-        let candidates = principal.map_or(&[[0u8; 32]][..], |p| &p.secret_digests[..]);
+        let principal = self.key(access_key_id);
+        let candidates = principal
+            .as_ref()
+            .map_or(&[[0u8; 32]][..], |p| &p.secret_digests[..]);
         let matched = candidates
             .iter()
             .fold(0u8, |ok, d| ok | d.ct_eq(&given).unwrap_u8());
         match (principal, matched) {
-            (Some(p), 1) => Some(Identity::Key(p.clone())),
+            (Some(p), 1) => Some(Identity::Key(p)),
             _ => None,
         }
     }
+}
+
+/// A key from its id, secrets and grants; refuses an empty id or secret
+/// and a key without grants.
+pub(super) fn principal(
+    id: String,
+    secrets: Vec<String>,
+    grants: GrantConfig,
+) -> Result<Principal, String> {
+    if id.is_empty() {
+        return Err("an access key has an empty access_key_id".into());
+    }
+    if secrets.is_empty() || secrets.iter().any(String::is_empty) {
+        return Err(format!("access key {id} has an empty secret"));
+    }
+    let grants: Vec<(String, u8)> = grants
+        .into_iter()
+        .map(|(db, actions)| (db, actions.iter().fold(0, |bits, a| bits | a.bit())))
+        .filter(|(_, bits)| *bits != 0)
+        .collect();
+    if grants.is_empty() {
+        return Err(format!("access key {id} has no grants"));
+    }
+    Ok(Principal {
+        access_key_id: id,
+        secret_digests: secrets.iter().map(|s| digest(s)).collect(),
+        secrets,
+        grants,
+    })
 }
 
 #[cfg(test)]

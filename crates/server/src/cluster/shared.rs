@@ -1,7 +1,8 @@
 //! Metadata a cluster's nodes share and each applies to what it holds:
-//! Baidu's databases (every node opens a handle on each) and `/api/ttl`'s
-//! values (every ingester applies them to its shards), each read from
-//! PostgreSQL once a second (docs/cluster.md, "Shared metadata").
+//! Baidu's databases (every node opens a handle on each), `/api/ttl`'s
+//! values (every ingester applies them to its shards) and the access keys
+//! made through `/admin/keys`, each read from PostgreSQL once a second
+//! (docs/cluster.md, "Shared metadata").
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +10,9 @@ use std::time::{Duration, Instant};
 use sundial_api::shared::{DatabaseDirectory, ShardedData, SharedDocument};
 use sundial_cluster::{Ingester, PgDocument, Querier};
 use tracing::{info, warn};
+
+/// Where the keys made through `/admin/keys` live.
+pub(crate) const KEYS_DOCUMENT: &str = "access-keys";
 
 /// Where `/api/ttl`'s values live: database name to seconds, as JSON.
 pub(super) const TTL_DOCUMENT: &str = "opentsdb-ttl";
@@ -164,6 +168,27 @@ pub(crate) async fn keep_databases(baidu: sundial_baidu::Api) {
             }
             Ok(Err(_)) => {}
             Err(e) => warn!(error = %e, "the database sync task failed"),
+        }
+    }
+}
+
+/// Reads the access keys made through any node's `/admin/keys` again
+/// once a second, so a key made or revoked elsewhere holds here too.
+pub(crate) async fn keep_keys(store: Arc<sundial_api::access::Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let keys = store.clone();
+        match tokio::task::spawn_blocking(move || keys.reload()).await {
+            Ok(Ok(())) => failing = false,
+            Ok(Err(e)) => {
+                if !failing {
+                    warn!(error = %e, "cannot read the cluster's access keys; retrying");
+                }
+                failing = true;
+            }
+            Err(e) => warn!(error = %e, "the access key task failed"),
         }
     }
 }

@@ -7,10 +7,11 @@
 //! writes and answering, and no shard moves when it is back.
 //! Listings, newest points, lookups, TSUIDs, Alibaba's multi-field calls
 //! and SQL answer alike too; Baidu's databases are the cluster's; BlueKing's metadata is shared by every node. Two compactors: one works at a
-//! time, and the other takes over when it is killed. Routes not built for
-//! clusters say so.
+//! time, and the other takes over when it is killed. Access keys made through
+//! one node hold on every node. Routes not built for clusters say so.
 
 mod databases;
+mod keys;
 mod opentsdb;
 
 use crate::harness::{TestServer, json, point};
@@ -293,6 +294,10 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     let (status, text) = json_request(&querier, "POST", path, Some(&database))?;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("metadata store"), "{text}");
+    // Nor an access key.
+    let (status, text) = keys::put_key(&router, None, "early", json!({"*": ["admin"]}))?;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("key store"), "{text}");
     crate::bk::ok(
         &querier,
         "metadata_get_time_series_group",
@@ -306,6 +311,7 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     same_answers(&single, &querier, 150)?;
     let (_, created) = create(&router)?;
     assert_eq!(created["result"], json!(true), "{created}");
+    keys::keys_shared(&router, &querier)?;
     drop((i2, ingesters));
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! temporary data directory, spoken to over HTTP and telnet.
 
 mod access;
+mod access_keys;
 mod access_scopes;
 mod backup;
 mod baidu;
