@@ -12,12 +12,13 @@
 mod delete;
 mod handover;
 mod kinds;
+mod names;
 mod read;
 
 use crate::frame::{BatchRules, ShardBatch};
 use crate::{Error, JetStreamWal, Lease, Meta, Result, ShardHandler};
 use parking_lot::RwLock;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,6 +105,9 @@ struct ShardState {
     checkpoints: u64,
     /// A change the log does not hold (a delete) awaits its checkpoint.
     unlogged_change: bool,
+    /// Databases whose listing names in PostgreSQL may differ from their
+    /// index (see `names`).
+    names_unsettled: BTreeSet<String>,
     /// Points applied since the last checkpoint, and when it was.
     unflushed_points: usize,
     last_checkpoint: Option<Instant>,
@@ -167,10 +171,13 @@ impl Ingester {
         db.check_room()?;
         let mut batch = batch;
         let refused = self.settle_kinds(&db, &mut batch).await;
+        let new_names = names::new_names(&db, &batch);
         let position = self.log(&shard, &mut state, &batch).await?;
         state.unflushed_points += batch.points.len();
         let mut outcome = apply(&db, batch.points, &batch.rules).await?;
         state.applied = position;
+        self.publish_names(shard.number, &mut state, &batch.database, &db, new_names)
+            .await;
         for (i, why) in refused {
             if let Some(result) = outcome.results.get_mut(i) {
                 *result = Err(why);
@@ -242,6 +249,9 @@ impl Ingester {
                     continue;
                 };
                 let mut state = shard.state.lock().await;
+                if !state.names_unsettled.is_empty() && shard.confirmed() {
+                    self.settle_names(number, &mut state).await;
+                }
                 let config = &self.inner.config;
                 let due = state.unflushed_points >= config.checkpoint_points
                     || state
@@ -451,7 +461,9 @@ impl Ingester {
 
 impl ShardHandler for Ingester {
     async fn gained(&mut self, shard: u32, lease: &Lease) -> Result<()> {
-        let state = self.restore(shard, lease).await?;
+        let mut state = self.restore(shard, lease).await?;
+        // Before any write: nothing changes the index meanwhile.
+        self.settle_names(shard, &mut state).await;
         info!(
             shard,
             databases = state.databases.len(),

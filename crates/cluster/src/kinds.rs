@@ -15,7 +15,7 @@ fn kind_number(kind: Kind) -> i16 {
     }
 }
 
-fn number_kind(n: i16) -> Option<Kind> {
+pub(crate) fn number_kind(n: i16) -> Option<Kind> {
     match n {
         0 => Some(Kind::Numeric),
         1 => Some(Kind::String),

@@ -19,6 +19,7 @@ mod lease;
 mod manifest;
 mod membership;
 mod meta;
+mod names;
 mod owners;
 mod ownership;
 mod querier;

@@ -138,6 +138,11 @@ impl Meta {
         // A database made again under the name claims its kinds anew.
         tx.execute("DELETE FROM field_kinds WHERE database = $1", &[&database])
             .await?;
+        tx.execute(
+            "DELETE FROM series_names WHERE database = $1 AND shard = $2",
+            &[&database, &pg_int(shard)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(blocks + states)
     }
@@ -352,7 +357,7 @@ fn block_row(r: &Row) -> BlockRow {
 }
 
 /// PostgreSQL has no unsigned types; shard numbers are far below 2^31.
-fn pg_int(v: u32) -> i32 {
+pub(crate) fn pg_int(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 

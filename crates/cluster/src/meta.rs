@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_uids.sql"),
     include_str!("../migrations/0007_checkpoint_times.sql"),
     include_str!("../migrations/0008_field_kinds.sql"),
+    include_str!("../migrations/0009_series_names.sql"),
 ];
 
 /// Any fixed number: the advisory lock that lets one node at a time

@@ -14,7 +14,7 @@ pub(crate) struct OwnerCache {
     postgres_url: String,
     /// Dropped after a metadata error, so the next read reconnects
     /// (PostgreSQL restarted).
-    meta: tokio::sync::Mutex<Option<Meta>>,
+    meta: tokio::sync::Mutex<Option<Arc<Meta>>>,
     owners: RwLock<Owners>,
 }
 
@@ -45,18 +45,8 @@ impl OwnerCache {
 
     /// Reads the owners from PostgreSQL.
     pub(crate) async fn refresh(&self) -> Result<()> {
-        let mut meta = self.meta.lock().await;
-        if meta.as_ref().is_some_and(Meta::is_closed) {
-            *meta = None;
-        }
-        let read = match meta.as_ref() {
-            Some(m) => m.shard_owners().await,
-            None => {
-                let connected = Meta::connect(&self.postgres_url).await?;
-                meta.insert(connected).shard_owners().await
-            }
-        };
-        let owners = read.inspect_err(|_| *meta = None)?;
+        let meta = self.meta().await?;
+        let owners = self.forget_on_error(meta.shard_owners().await).await?;
         let by_shard = owners
             .into_iter()
             .map(|o| {
@@ -77,16 +67,32 @@ impl OwnerCache {
     /// Forgets the field kinds of `metric` in `database` (its last series
     /// removed), over the cache's connection.
     pub(crate) async fn forget_kinds(&self, database: &str, metric: &str) -> Result<()> {
-        let mut meta = self.meta.lock().await;
-        if meta.as_ref().is_none_or(Meta::is_closed) {
-            *meta = Some(Meta::connect(&self.postgres_url).await?);
-        }
-        let Some(m) = meta.as_ref() else {
-            return Ok(());
-        };
-        m.forget_kinds(database, metric)
+        let meta = self.meta().await?;
+        self.forget_on_error(meta.forget_kinds(database, metric).await)
             .await
-            .inspect_err(|_| *meta = None)
+    }
+
+    /// The cache's metadata connection, made again when it broke. Calls
+    /// over it run at once (the client pipelines them).
+    pub(crate) async fn meta(&self) -> Result<Arc<Meta>> {
+        let mut meta = self.meta.lock().await;
+        match meta.as_ref() {
+            Some(m) if !m.is_closed() => Ok(m.clone()),
+            _ => {
+                let connected = Arc::new(Meta::connect(&self.postgres_url).await?);
+                *meta = Some(connected.clone());
+                Ok(connected)
+            }
+        }
+    }
+
+    /// `result`, the connection dropped on an error (the next call makes
+    /// it again: PostgreSQL may have restarted).
+    pub(crate) async fn forget_on_error<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            *self.meta.lock().await = None;
+        }
+        result
     }
 
     /// Reads the owners again first if a send failed since the last read.

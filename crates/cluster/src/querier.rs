@@ -30,7 +30,11 @@ use sundial_query::series_query::{
 };
 use sundial_query::stats::{GroupedStats, merge_grouped};
 use sundial_query::{Budget, Latest, StagedSeries, finish};
-use tracing::warn;
+use tracing::{debug, warn};
+
+/// How long a listing waits for PostgreSQL's names before it asks the
+/// owners instead.
+const NAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs queries over the cluster's shards; clones share the owner cache
 /// and the connections.
@@ -143,9 +147,40 @@ impl Querier {
         Ok(found)
     }
 
-    /// One listing over `database` in every shard: the union of the
-    /// owners' listings, what `sundial_query::list` gives on a single node.
+    /// One listing over `database` in every shard, what
+    /// `sundial_query::list` gives on a single node: from the listing
+    /// names in PostgreSQL when they answer it (no time range), else (or
+    /// while PostgreSQL cannot be read) the union of the owners'.
     pub async fn listing(
+        &self,
+        database: &str,
+        listing: &Listing,
+        budget: &Budget,
+    ) -> sundial_query::Result<Listed> {
+        let from_names = self.listing_from_names(database, listing);
+        match tokio::time::timeout(NAMES_TIMEOUT, from_names).await {
+            Ok(Ok(Some(listed))) => return Ok(listed),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => debug!(error = %e, "cannot read the listing names; asking the owners"),
+            Err(_) => debug!("the listing names did not answer in time; asking the owners"),
+        }
+        self.listing_from_owners(database, listing, budget).await
+    }
+
+    async fn listing_from_names(
+        &self,
+        database: &str,
+        listing: &Listing,
+    ) -> Result<Option<Listed>> {
+        let owners = &self.inner.owners;
+        let meta = owners.meta().await?;
+        owners
+            .forget_on_error(meta.list_names(database, listing).await)
+            .await
+    }
+
+    /// [`Querier::listing`] by the shards' owners, one request each.
+    async fn listing_from_owners(
         &self,
         database: &str,
         listing: &Listing,
@@ -263,7 +298,7 @@ impl Querier {
         };
         let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
         if self
-            .listing(database, &any, &budget)
+            .listing_from_owners(database, &any, &budget)
             .await?
             .series
             .is_empty()

@@ -162,6 +162,14 @@ impl Postings {
             .collect()
     }
 
+    /// Whether a series of `metric` carries tag `key` = `value`.
+    pub fn has_pair(&self, metric: &str, key: &str, value: &str) -> bool {
+        self.metrics
+            .get(metric)
+            .and_then(|m| m.tags.get(key))
+            .is_some_and(|values| values.contains_key(value))
+    }
+
     /// Values of one tag key of a metric, sorted, with their series.
     pub fn tag_values(&self, metric: &str, key: &str) -> Vec<(&str, &RoaringBitmap)> {
         self.metrics

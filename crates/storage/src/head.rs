@@ -263,6 +263,11 @@ impl Head {
         }
     }
 
+    /// Whether the series was taken out of the index.
+    pub(crate) fn is_hidden(&self, id: SeriesId) -> bool {
+        self.hidden.contains(id.0)
+    }
+
     /// Puts a removed series back in the index when it is written again.
     fn unhide(&mut self, id: SeriesId) {
         let Some(key) = self.key(id) else { return };

@@ -164,6 +164,30 @@ impl Snapshot<'_> {
         self.head.key(id)
     }
 
+    /// Whether the series is in the index (written, and not removed
+    /// since).
+    pub fn is_indexed(&self, key: &SeriesKey) -> bool {
+        self.head
+            .lookup(key)
+            .is_some_and(|id| !self.head.is_hidden(id))
+    }
+
+    /// The metrics of the series in the index, sorted.
+    pub fn indexed_metrics(&self) -> Vec<&str> {
+        self.head.postings.metrics()
+    }
+
+    /// Whether a series in the index has metric `metric`.
+    pub fn has_indexed_metric(&self, metric: &str) -> bool {
+        self.head.postings.series_of(metric).is_some()
+    }
+
+    /// Whether a series in the index has metric `metric` and tag `key` =
+    /// `value`.
+    pub fn has_tag_value(&self, metric: &str, key: &str, value: &str) -> bool {
+        self.head.postings.has_pair(metric, key, value)
+    }
+
     /// Metric names, sorted.
     pub fn metrics(&self) -> Vec<&str> {
         self.head.metrics()

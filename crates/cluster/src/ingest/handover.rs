@@ -91,6 +91,8 @@ impl Ingester {
             apply(&db, batch.points, &batch.rules).await?;
         }
         state.applied = state.applied.max(fence);
+        // The last owner may have failed to record some listing names.
+        state.names_unsettled = state.databases.keys().cloned().collect();
         Ok(state)
     }
 
