@@ -46,6 +46,21 @@ pub struct ShardBatch {
     pub rules: BatchRules,
 }
 
+impl ShardBatch {
+    /// A frame without points, for the log alone: an owner's fence
+    /// (claiming the log under `epoch`), or where a log starts again.
+    pub fn marker(shard: u32, epoch: i64, id: u128) -> Self {
+        Self {
+            rules: Default::default(),
+            database: String::new(),
+            shard,
+            epoch,
+            id,
+            points: Vec::new(),
+        }
+    }
+}
+
 /// The adapter's [`sundial_storage::Rules`] for one shard's points,
 /// carried in the frame so a replay applies exactly what the first
 /// owner applied.

@@ -16,7 +16,7 @@ mod names;
 mod read;
 
 use crate::frame::{BatchRules, ShardBatch};
-use crate::{Error, JetStreamWal, Lease, Meta, Result, ShardHandler};
+use crate::{Error, Lease, Meta, Result, ShardHandler, ShardLog};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ pub struct Ingester {
 struct Inner {
     /// Its own connection: checkpoints run transactions on it.
     meta: tokio::sync::Mutex<Meta>,
-    wal: JetStreamWal,
+    wal: ShardLog,
     /// The cluster's store root: blocks under `shard-<n>/<database>/`,
     /// state under `state-<n>/<database>/`.
     store: RemoteStore,
@@ -128,7 +128,7 @@ impl Ingester {
     /// the cluster's object store `store`.
     pub async fn new(
         postgres_url: &str,
-        wal: JetStreamWal,
+        wal: impl Into<ShardLog>,
         store: RemoteStore,
         config: IngesterConfig,
     ) -> Result<Self> {
@@ -136,7 +136,7 @@ impl Ingester {
         Ok(Self {
             inner: Arc::new(Inner {
                 meta: tokio::sync::Mutex::new(meta),
-                wal,
+                wal: wal.into(),
                 store,
                 config,
                 shards: RwLock::new(HashMap::new()),
@@ -157,7 +157,10 @@ impl Ingester {
             });
         }
         let mut state = shard.state.lock().await;
-        if !shard.taking_writes.load(Ordering::Acquire) {
+        // A local log fences no one: only a lease PostgreSQL confirmed
+        // lately keeps a stale owner from acknowledging writes.
+        let fenced_by_lease = self.inner.wal.is_local() && !shard.confirmed();
+        if !shard.taking_writes.load(Ordering::Acquire) || fenced_by_lease {
             return Err(Error::Moving {
                 shard: shard.number,
             });

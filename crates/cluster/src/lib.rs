@@ -26,6 +26,7 @@ mod querier;
 mod route;
 mod router;
 mod shard;
+mod shard_log;
 mod transport;
 mod uids;
 mod wal;
@@ -47,6 +48,7 @@ pub use querier::Querier;
 pub use route::{ShardPoints, split_by_shard};
 pub use router::Router;
 pub use shard::shard_of;
+pub use shard_log::{LocalWal, ShardLog};
 pub use transport::{
     COMPACT_PATH, ChangedAnswer, DELETE_PATH, DROP_PATH, EXPORT_PATH, FOLDED_PATH, FRAMES_PATH,
     FrameClient, LAST_PATH, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, RETENTION_PATH, ROWS_PATH,

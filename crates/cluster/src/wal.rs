@@ -174,15 +174,8 @@ impl JetStreamWal {
     /// owner's) fail from here on. Its position: the new owner replays
     /// everything before it.
     pub async fn fence(&self, shard: u32, epoch: i64, id: u128) -> Result<u64> {
-        let marker = ShardBatch {
-            rules: Default::default(),
-            database: String::new(),
-            shard,
-            epoch,
-            id,
-            points: Vec::new(),
-        };
-        self.append_frame(&marker).await
+        self.append_frame(&ShardBatch::marker(shard, epoch, id))
+            .await
     }
 
     /// The last frame of `shard`'s log with its position, when the log

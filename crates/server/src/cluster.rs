@@ -17,8 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use sundial_cluster::{
-    Compactor, CompactorConfig, FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper, Meta,
-    PgDocument, PgUids, Querier, Role, Router, WalConfig,
+    Compactor, CompactorConfig, FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper,
+    LocalWal, Meta, PgDocument, PgUids, Querier, Role, Router, ShardLog, WalConfig,
 };
 use tracing::{info, warn};
 
@@ -45,7 +45,9 @@ pub(crate) struct ClusterConfig {
     pub(crate) listen: SocketAddr,
     /// The address peers use; default: the bound `listen` address.
     pub(crate) advertise: String,
-    /// Where the write-ahead log lives: "jetstream" (the only kind built).
+    /// Where an ingester logs frames before applying them: "jetstream"
+    /// (replicated; a shard's next owner replays it) or "local" (the
+    /// node's disk; only the node itself replays it).
     pub(crate) wal: String,
     /// JetStream replicas of each shard's log (3 on an R3 cluster).
     pub(crate) wal_replicas: usize,
@@ -99,18 +101,19 @@ impl ClusterConfig {
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         let role = self.role()?;
-        if self.wal != "jetstream" {
+        if !matches!(self.wal.as_str(), "jetstream" | "local") {
             anyhow::bail!(
-                "cluster: wal = {:?}: only \"jetstream\" is built (docs/cluster.md)",
+                "cluster: wal = {:?}: \"jetstream\" or \"local\" (docs/cluster.md)",
                 self.wal
             );
         }
+        let jetstream = self.wal == "jetstream";
         let missing = [
             ("postgres_url", &self.postgres_url),
             ("secret", &self.secret),
         ]
         .into_iter()
-        .chain(role.ingests().then_some(("nats_url", &self.nats_url)))
+        .chain((role.ingests() && jetstream).then_some(("nats_url", &self.nats_url)))
         .chain(
             (role.ingests() || role == Role::Compactor)
                 .then_some(("object_store", &self.object_store)),
@@ -333,11 +336,18 @@ async fn start_ingester(
     } else {
         config.node_id.clone()
     };
-    let wal_config = WalConfig {
-        replicas: config.wal_replicas,
-        ..WalConfig::default()
+    let wal: ShardLog = match config.wal.as_str() {
+        "local" => LocalWal::open(data_dir.join("cluster-wal")).into(),
+        _ => {
+            let wal_config = WalConfig {
+                replicas: config.wal_replicas,
+                ..WalConfig::default()
+            };
+            JetStreamWal::connect(&config.nats_url, &wal_config)
+                .await?
+                .into()
+        }
     };
-    let wal = JetStreamWal::connect(&config.nats_url, &wal_config).await?;
     let store = sundial_storage::RemoteStore::open(
         &config.object_store,
         &config.object_store_options,

@@ -52,6 +52,7 @@ impl Ingester {
             applied: positions.iter().map(|p| p.flushed).max().unwrap_or(0),
             ..ShardState::default()
         };
+        let floor = positions.iter().map(|p| p.flushed).max().unwrap_or(0);
         let mut flushed: HashMap<String, u64> = HashMap::new();
         for p in positions {
             let files = self.fetch_state(shard, &p.database, &p.checkpoint).await?;
@@ -73,7 +74,7 @@ impl Ingester {
         let fence = self
             .inner
             .wal
-            .fence(shard, lease.epoch, fence_id(shard, lease.epoch))
+            .fence(shard, lease.epoch, fence_id(shard, lease.epoch), floor)
             .await?;
         state.log_end = fence;
         // From the log's start: a database whose first checkpoint never

@@ -134,6 +134,33 @@ impl Engines {
         Ok(node)
     }
 
+    /// An ingester `id` logging frames on its own disk (`wal = "local"`,
+    /// the same directory for every node started as `id`), served on a
+    /// loopback port, once it owns every shard under leases PostgreSQL
+    /// confirmed.
+    pub(crate) async fn served_local(
+        &self,
+        id: &str,
+        secret: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<ServedNode> {
+        let wal = sundial_cluster::LocalWal::open(self.dir.path().join(format!("{id}-wal")));
+        let config = IngesterConfig::new(self.dir.path().join(id));
+        let ingester = Ingester::new(&self.pg.url(), wal, self.store()?, config).await?;
+        let (address, _server) = serve(&ingester, secret).await?;
+        let (keeper, stop) = self.keep_at(id, &address, &ingester, ttl).await?;
+        until(&format!("{id} to own every shard, confirmed"), || {
+            ingester.shards().len() == SHARDS as usize && ingester.unconfirmed().is_empty()
+        })
+        .await?;
+        Ok(ServedNode {
+            ingester,
+            address,
+            keeper,
+            stop,
+        })
+    }
+
     /// [`Engines::served`], its configuration adjusted first.
     pub(crate) async fn served_with(
         &self,

@@ -12,6 +12,7 @@
 
 mod databases;
 mod keys;
+mod local_wal;
 mod opentsdb;
 
 use crate::harness::{TestServer, json, point};

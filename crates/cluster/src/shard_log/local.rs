@@ -1,0 +1,292 @@
+//! A shard log on the ingester's own disk (`wal = "local"`;
+//! docs/cluster.md, "A local log"): one file per shard, each frame
+//! appended and synced before it is acknowledged. Only the node that
+//! wrote it can replay it: a shard that moves elsewhere starts from its
+//! last checkpoint, so what a dead node did not checkpoint is lost, while
+//! a node restarted after a crash (or regaining a shard it lost for a
+//! moment) replays its own frames. Its frames are replayed only when no
+//! other node can have held the shard since: the log's last frame carries
+//! the lease epoch just before the one the node now holds (every lease
+//! acquisition raises the epoch by one). Otherwise the log starts again
+//! after every position already recorded, so positions never go back.
+//!
+//! A record is `[payload length u32][crc32 of position and payload u32]
+//! [position u64][frame]`, little-endian. A torn last record (a crash
+//! mid-append, never acknowledged) is cut when the file is opened.
+
+use crate::frame::{self, ShardBatch};
+use crate::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing::warn;
+
+const HEADER: usize = 16;
+
+/// Every shard's log under one directory.
+#[derive(Debug)]
+pub struct LocalWal {
+    dir: PathBuf,
+    logs: Mutex<HashMap<u32, Arc<Mutex<Option<LogFile>>>>>,
+}
+
+/// One shard's open log.
+#[derive(Debug)]
+struct LogFile {
+    file: File,
+    path: PathBuf,
+    /// The last record's position (0 before any), and its frame's epoch.
+    last: u64,
+    last_epoch: Option<i64>,
+    /// Bytes of whole records.
+    len: u64,
+}
+
+impl LocalWal {
+    /// The logs in `dir` (made when first written).
+    pub fn open(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            logs: Mutex::default(),
+        }
+    }
+
+    /// Runs `f` on `shard`'s log, opened (and its torn tail cut) first,
+    /// off the async workers.
+    async fn with_log<T: Send + 'static>(
+        &self,
+        shard: u32,
+        f: impl FnOnce(&mut LogFile) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let slot = self.logs.lock().entry(shard).or_default().clone();
+        let path = self.dir.join(format!("shard-{shard:04}.log"));
+        tokio::task::spawn_blocking(move || {
+            let mut log = slot.lock();
+            if log.is_none() {
+                *log = Some(LogFile::open(path)?);
+            }
+            match log.as_mut() {
+                Some(log) => f(log),
+                None => Err(Error::Internal("a local log did not open".into())),
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("local log task: {e}")))?
+    }
+
+    /// The last position of `shard`'s log (0 before any).
+    pub async fn last_position(&self, shard: u32) -> Result<u64> {
+        self.with_log(shard, |log| Ok(log.last)).await
+    }
+
+    /// Appends `batch` if the log still ends at `after`; its position.
+    pub async fn append_frame_after(&self, batch: &ShardBatch, after: u64) -> Result<u64> {
+        let (shard, epoch, payload) = (batch.shard, batch.epoch, frame::encode(batch));
+        self.with_log(shard, move |log| {
+            if log.last != after {
+                return Err(Error::LogMoved { shard });
+            }
+            log.append(log.last + 1, epoch, &payload)
+        })
+        .await
+    }
+
+    /// Claims `shard`'s log for lease `epoch`: keeps its frames when it
+    /// was last written under `epoch - 1` and reaches `floor` (the
+    /// positions PostgreSQL recorded), else starts it again after both;
+    /// then appends an empty frame. Its position.
+    pub async fn fence(&self, shard: u32, epoch: i64, id: u128, floor: u64) -> Result<u64> {
+        let payload = frame::encode(&ShardBatch::marker(shard, epoch, id));
+        self.with_log(shard, move |log| {
+            let ours = log.last_epoch == Some(epoch - 1) && log.last >= floor;
+            if !ours && log.len > 0 {
+                warn!(
+                    shard,
+                    epoch,
+                    last_epoch = ?log.last_epoch,
+                    "the local log was written before another owner held the shard; starting it again"
+                );
+            }
+            if !ours {
+                log.restart(log.last.max(floor))?;
+            }
+            log.append(log.last + 1, epoch, &payload)
+        })
+        .await
+    }
+
+    /// The frames of `shard` after position `after`, with positions.
+    pub async fn replay_frames(&self, shard: u32, after: u64) -> Result<Vec<(u64, ShardBatch)>> {
+        self.with_log(shard, move |log| {
+            let records = log.records()?;
+            records
+                .into_iter()
+                .filter(|(position, _)| *position > after)
+                .map(|(position, payload)| match frame::decode(&payload) {
+                    Ok(batch) => Ok((position, batch)),
+                    Err(error) => Err(Error::DamagedWal {
+                        shard,
+                        position,
+                        error,
+                    }),
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The last frame of `shard`'s log with its position.
+    pub async fn last_frame(&self, shard: u32) -> Result<Option<(u64, ShardBatch)>> {
+        let mut frames = self.replay_frames(shard, 0).await?;
+        Ok(frames.pop())
+    }
+
+    /// Drops `shard`'s frames up to and including `upto` (they are in
+    /// recorded blocks); the position and epoch of the last stay known.
+    pub async fn truncate(&self, shard: u32, upto: u64) -> Result<()> {
+        self.with_log(shard, move |log| {
+            let kept: Vec<(u64, Vec<u8>)> = log
+                .records()?
+                .into_iter()
+                .filter(|(position, _)| *position > upto)
+                .collect();
+            let (last, last_epoch) = (log.last, log.last_epoch);
+            log.restart(upto.min(last))?;
+            for (position, payload) in kept {
+                let epoch = frame::decode(&payload).map_or(last_epoch.unwrap_or(0), |b| b.epoch);
+                log.append(position, epoch, &payload)?;
+            }
+            log.last_epoch = last_epoch;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl LogFile {
+    /// Opens (or makes) the log at `path`, cutting a torn last record.
+    fn open(path: PathBuf) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let (records, len) = parse(&bytes);
+        if len < bytes.len() {
+            warn!(path = %path.display(), cut = bytes.len() - len, "cutting a torn record off a local log");
+            file.set_len(len as u64).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        let last = records.last();
+        Ok(Self {
+            last: last.map_or(0, |r| r.0),
+            last_epoch: last.and_then(|r| frame::decode(&r.1).ok()).map(|b| b.epoch),
+            file,
+            path,
+            len: len as u64,
+        })
+    }
+
+    /// Every whole record: (position, frame bytes).
+    fn records(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let bytes = std::fs::read(&self.path).map_err(io)?;
+        let (records, _) = parse(&bytes);
+        Ok(records)
+    }
+
+    /// Appends and syncs one record; on a failure the file is cut back,
+    /// so the log is as before.
+    fn append(&mut self, position: u64, epoch: i64, payload: &[u8]) -> Result<u64> {
+        let record = encode(position, payload)?;
+        let written = self
+            .file
+            .write_all(&record)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.set_len(self.len);
+            return Err(io(e));
+        }
+        self.len += record.len() as u64;
+        self.last = position;
+        self.last_epoch = Some(epoch);
+        Ok(position)
+    }
+
+    /// Empties the log, whose next position follows `base`: an empty
+    /// frame at `base` keeps it known across a reopen.
+    fn restart(&mut self, base: u64) -> Result<()> {
+        self.file.set_len(0).map_err(io)?;
+        self.len = 0;
+        self.last = 0;
+        let epoch = self.last_epoch;
+        if base > 0 {
+            let marker = ShardBatch::marker(0, epoch.unwrap_or(0), 0);
+            self.append(base, epoch.unwrap_or(0), &frame::encode(&marker))?;
+        }
+        self.file.sync_all().map_err(io)?;
+        self.last_epoch = epoch;
+        Ok(())
+    }
+}
+
+fn encode(position: u64, payload: &[u8]) -> Result<Vec<u8>> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| Error::Internal("a frame over 4 GiB for the local log".into()))?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&position.to_le_bytes());
+    crc.update(payload);
+    let mut record = Vec::with_capacity(HEADER + payload.len());
+    record.extend_from_slice(&len.to_le_bytes());
+    record.extend_from_slice(&crc.finalize().to_le_bytes());
+    record.extend_from_slice(&position.to_le_bytes());
+    record.extend_from_slice(payload);
+    Ok(record)
+}
+
+/// The whole records at the start of `bytes`, and their length.
+fn parse(bytes: &[u8]) -> (Vec<(u64, Vec<u8>)>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + HEADER) {
+        let word = |i: usize| header.get(i..i + 4).and_then(|w| w.try_into().ok());
+        let (Some(len), Some(crc)) = (word(0), word(4)) else {
+            break;
+        };
+        let Some(position) = header.get(8..16).and_then(|w| w.try_into().ok()) else {
+            break;
+        };
+        let (len, crc, position) = (
+            u32::from_le_bytes(len) as usize,
+            u32::from_le_bytes(crc),
+            u64::from_le_bytes(position),
+        );
+        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        let mut check = crc32fast::Hasher::new();
+        check.update(&position.to_le_bytes());
+        check.update(payload);
+        if check.finalize() != crc {
+            break;
+        }
+        records.push((position, payload.to_vec()));
+        at += HEADER + len;
+    }
+    (records, at)
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Wal(Box::new(e))
+}
+
+#[cfg(test)]
+mod tests;
