@@ -126,9 +126,10 @@ impl FileConfig {
             .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
     }
 
-    /// Checks every section and the listen-address rule.
+    /// Checks every section (the listen-address rule needs the keys:
+    /// [`FileConfig::check_exposure`]).
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
-        let store = self.access_store()?;
+        self.access_store()?;
         if self.http.max_connections == 0
             || self.http.header_timeout_secs == 0
             || self.http.body_timeout_secs == 0
@@ -147,11 +148,19 @@ impl FileConfig {
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
         }
+        Ok(())
+    }
+
+    /// The listen-address rule, over every key `store` holds (those made
+    /// through `/admin/keys` included): a server reachable from the
+    /// network needs keys, or the operator's word that it may go without.
+    pub(crate) fn check_exposure(&self, store: &sundial_api::access::Store) -> anyhow::Result<()> {
         if !self.listen.ip().is_loopback() && !store.is_enabled() && !self.allow_unauthenticated {
             anyhow::bail!(
                 "refusing to listen on non-loopback address {} without access keys: configure \
-                 [auth] credentials, or pass --allow-unauthenticated (or set \
-                 allow_unauthenticated = true) to serve it to the network anyway",
+                 [auth] credentials (or make some through /admin/keys on loopback), or pass \
+                 --allow-unauthenticated (or set allow_unauthenticated = true) to serve it to the \
+                 network anyway",
                 self.listen
             );
         }
@@ -193,6 +202,31 @@ mod tests {
             format!("{documented:?}"),
             format!("{:?}", FileConfig::default())
         );
+        Ok(())
+    }
+
+    /// Keys made through `/admin/keys` count for the listen-address rule,
+    /// as the configuration's do.
+    #[test]
+    fn keys_made_at_run_time_let_a_server_face_the_network() -> anyhow::Result<()> {
+        use sundial_api::access::{Action, KeyChange, ManagedKey};
+        let config = FileConfig {
+            listen: "0.0.0.0:4242".parse()?,
+            ..FileConfig::default()
+        };
+        let doc = std::sync::Arc::new(sundial_api::shared::MemoryDocument::default());
+        let store = config.access_store()?.with_book(doc)?;
+        assert!(config.check_exposure(&store).is_err(), "no key at all");
+        let root = ManagedKey {
+            secret_access_key: "s".into(),
+            grants: [("*".to_owned(), vec![Action::Admin])].into(),
+        };
+        let made = store.change(&KeyChange::Put {
+            id: "root".into(),
+            key: root,
+        });
+        made.map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.check_exposure(&store)?;
         Ok(())
     }
 }

@@ -231,6 +231,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let store = std::sync::Arc::new(access_store(&config, &runtime)?);
+    config.check_exposure(&store)?;
     let limits = sundial_api::limits::Limits::new(config.limits.clone());
     let engine = sundial_storage::Engine::open(config.storage.clone())?;
     let mut bk = sundial_bkmonitor::Api::new(

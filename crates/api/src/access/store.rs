@@ -236,7 +236,8 @@ impl Store {
         })
     }
 
-    /// Whether any key is configured (then every route needs one).
+    /// Whether any key exists, configured or made at run time (then
+    /// every route needs one).
     pub fn is_enabled(&self) -> bool {
         !self.configured.is_empty() || self.managed.any()
     }

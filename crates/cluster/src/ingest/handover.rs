@@ -52,7 +52,8 @@ impl Ingester {
             applied: positions.iter().map(|p| p.flushed).max().unwrap_or(0),
             ..ShardState::default()
         };
-        let floor = positions.iter().map(|p| p.flushed).max().unwrap_or(0);
+        // Every position recorded: a local log that starts again goes on after it.
+        let floor = state.applied;
         let mut flushed: HashMap<String, u64> = HashMap::new();
         for p in positions {
             let files = self.fetch_state(shard, &p.database, &p.checkpoint).await?;
