@@ -108,6 +108,9 @@ struct ShardState {
     /// Databases whose listing names in PostgreSQL may differ from their
     /// index (see `names`).
     names_unsettled: BTreeSet<String>,
+    /// Whether the rows of databases the shard does not hold were dropped
+    /// since its restore.
+    names_swept: bool,
     /// Points applied since the last checkpoint, and when it was.
     unflushed_points: usize,
     last_checkpoint: Option<Instant>,
@@ -157,10 +160,9 @@ impl Ingester {
             });
         }
         let mut state = shard.state.lock().await;
-        // A local log fences no one: only a lease PostgreSQL confirmed
-        // lately keeps a stale owner from acknowledging writes.
-        let fenced_by_lease = self.inner.wal.is_local() && !shard.confirmed();
-        if !shard.taking_writes.load(Ordering::Acquire) || fenced_by_lease {
+        if !shard.taking_writes.load(Ordering::Acquire)
+            || fenced_by_lease_now(&self.inner.wal, &shard)
+        {
             return Err(Error::Moving {
                 shard: shard.number,
             });
@@ -181,6 +183,13 @@ impl Ingester {
         state.applied = position;
         self.publish_names(shard.number, &mut state, &batch.database, &db, new_names)
             .await;
+        if fenced_by_lease_now(&self.inner.wal, &shard) {
+            // The lease lapsed meanwhile: another node may hold the shard
+            // and never read this log. Busy; the retry lands once.
+            return Err(Error::Moving {
+                shard: shard.number,
+            });
+        }
         for (i, why) in refused {
             if let Some(result) = outcome.results.get_mut(i) {
                 *result = Err(why);
@@ -252,7 +261,8 @@ impl Ingester {
                     continue;
                 };
                 let mut state = shard.state.lock().await;
-                if !state.names_unsettled.is_empty() && shard.confirmed() {
+                let names_due = !state.names_unsettled.is_empty() || !state.names_swept;
+                if names_due && shard.confirmed() {
                     self.settle_names(number, &mut state).await;
                 }
                 let config = &self.inner.config;
@@ -464,9 +474,7 @@ impl Ingester {
 
 impl ShardHandler for Ingester {
     async fn gained(&mut self, shard: u32, lease: &Lease) -> Result<()> {
-        let mut state = self.restore(shard, lease).await?;
-        // Before any write: nothing changes the index meanwhile.
-        self.settle_names(shard, &mut state).await;
+        let state = self.restore(shard, lease).await?;
         info!(
             shard,
             databases = state.databases.len(),
@@ -525,6 +533,13 @@ impl Shard {
             .lock()
             .is_some_and(|until| Instant::now() < until)
     }
+}
+
+/// Whether a write must not be acknowledged for want of a lease: a local
+/// log fences no one, so only a lease PostgreSQL confirmed lately keeps a
+/// stale owner from acknowledging writes nobody else will replay.
+fn fenced_by_lease_now(wal: &ShardLog, shard: &Shard) -> bool {
+    wal.is_local() && !shard.confirmed()
 }
 
 /// Writes points to a shard database and waits until they are in its

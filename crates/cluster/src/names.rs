@@ -94,6 +94,18 @@ impl Meta {
         Ok((added, removed))
     }
 
+    /// Drops the names `shard` records for databases other than
+    /// `databases` (those it holds).
+    pub async fn keep_names_of(&self, shard: u32, databases: &[String]) -> Result<()> {
+        self.client
+            .execute(
+                "DELETE FROM series_names WHERE shard = $1 AND database <> ALL($2::text[])",
+                &[&pg_int(shard), &databases],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// `listing` over `database` from the names of every shard, as the
     /// shards' owners would answer it together; `None` for a listing
     /// these names cannot answer (a time range, series, counts, columns,
@@ -180,9 +192,11 @@ impl Meta {
         let rows = self
             .client
             .query(
-                "SELECT DISTINCT ON (field COLLATE \"C\") field, kind FROM field_kinds
+                "SELECT DISTINCT ON (field COLLATE \"C\") field, kind FROM field_kinds k
                  WHERE database = $1 AND ($2::text IS NULL OR metric = $2)
                    AND starts_with(field, $3)
+                   AND EXISTS (SELECT 1 FROM series_names s WHERE s.database = k.database
+                     AND s.metric = k.metric AND s.tag_key = '')
                  ORDER BY field COLLATE \"C\", metric COLLATE \"C\" LIMIT $4",
                 &[&database, &metric, &prefix, &cap],
             )

@@ -86,11 +86,15 @@ impl OwnerCache {
         }
     }
 
-    /// `result`, the connection dropped on an error (the next call makes
-    /// it again: PostgreSQL may have restarted).
+    /// `result`, the connection dropped when an error ended it (the next
+    /// call makes it again: PostgreSQL may have restarted). An error of
+    /// the statement alone keeps it.
     pub(crate) async fn forget_on_error<T>(&self, result: Result<T>) -> Result<T> {
         if result.is_err() {
-            *self.meta.lock().await = None;
+            let mut meta = self.meta.lock().await;
+            if meta.as_ref().is_some_and(|m| m.is_closed()) {
+                *meta = None;
+            }
         }
         result
     }

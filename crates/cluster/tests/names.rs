@@ -2,9 +2,9 @@
 //! shards' owners record the names their series carry, so a querier
 //! answers listings without a time range from PostgreSQL alone, as a
 //! single node with the same writes answers them, even while no shard has
-//! an owner. A new owner settles the names it restored (rows lost or
-//! left over are put right), and a delete of series takes away the names
-//! only they carried.
+//! an owner. A new owner's first checkpoint pass settles the names it
+//! restored (rows lost or left over are put right), and a delete of
+//! series takes away the names only they carried.
 
 mod common;
 
@@ -187,14 +187,38 @@ async fn listings_come_from_postgres_as_one_node_answers_them() -> anyhow::Resul
         meta.settle_names(database, shard, &[]).await?;
     }
     let ghost = ("ghost".to_owned(), String::new(), String::new());
-    meta.add_names(database, 0, &[ghost]).await?;
+    meta.add_names(database, 0, std::slice::from_ref(&ghost))
+        .await?;
+    // And rows of a database the shard does not hold (its data lost).
+    meta.add_names("vanished", 0, &[ghost]).await?;
     let wrong = meta.list_names(database, &listings()[0]).await?;
     assert_eq!(
         wrong.map(|l| l.names.into_iter().collect::<Vec<_>>()),
         Some(vec!["ghost".into()])
     );
     let b = engines.served_alone("b", SECRET, ttl).await?;
+    let passes = tokio::spawn({
+        let b = b.ingester.clone();
+        async move { b.run_checkpoints(std::future::pending()).await }
+    });
+    // Every shard settled: each listing PostgreSQL answers is right.
+    let settled = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (l, answer) in listings().iter().zip(&answers) {
+        while meta.list_names(database, l).await?.as_ref() != Some(answer) {
+            anyhow::ensure!(tokio::time::Instant::now() < settled, "names never settled");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     alike(&single, &querier, &meta).await?;
+    let metrics = listings()[0].clone();
+    let until_swept = tokio::time::Instant::now() + Duration::from_secs(30);
+    while meta.list_names("vanished", &metrics).await? != Some(Listed::default()) {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < until_swept,
+            "vanished rows stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A delete of series takes the names only they carried.
     let deletion = Deletion {
@@ -215,6 +239,7 @@ async fn listings_come_from_postgres_as_one_node_answers_them() -> anyhow::Resul
     assert!(!answers[9].names.contains("solo"), "{:?}", answers[9]);
     assert!(!answers[9].names.contains("h99"), "{:?}", answers[9]);
     assert!(answers[9].names.contains("h00"), "{:?}", answers[9]);
+    passes.abort();
     b.die("b").await;
     Ok(())
 }

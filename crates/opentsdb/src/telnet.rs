@@ -171,6 +171,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             continue;
         };
         let complete: Vec<u8> = buf.drain(..=last_nl).collect();
+        // A key revoked or changed since the `auth` line (or keys made
+        // since an open start) needs a new `auth` before the next put.
+        identity = api.store.current(identity.take());
         let Reading {
             batch,
             mut replies,

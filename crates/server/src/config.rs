@@ -215,7 +215,7 @@ mod tests {
             ..FileConfig::default()
         };
         let doc = std::sync::Arc::new(sundial_api::shared::MemoryDocument::default());
-        let store = config.access_store()?.with_book(doc)?;
+        let store = config.access_store()?.with_book(doc, false)?;
         assert!(config.check_exposure(&store).is_err(), "no key at all");
         let root = ManagedKey {
             secret_access_key: "s".into(),

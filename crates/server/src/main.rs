@@ -180,11 +180,11 @@ fn access_store(
                 &cluster.postgres_url,
                 cluster::KEYS_DOCUMENT,
             ))?;
-            store.with_book(std::sync::Arc::new(doc))?
+            store.with_book(std::sync::Arc::new(doc), true)?
         }
         None => {
             let path = config.data_dir.join(KEYS_FILE);
-            store.with_book(std::sync::Arc::new(FileDocument::open(path)))?
+            store.with_book(std::sync::Arc::new(FileDocument::open(path)), false)?
         }
     };
     Ok(store)

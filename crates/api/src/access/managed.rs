@@ -21,12 +21,20 @@ pub const MAX_MANAGED_KEYS: usize = 10_000;
 const ATTEMPTS: usize = 16;
 
 /// One key made through `/admin/keys`, as its document keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManagedKey {
     pub secret_access_key: String,
     /// Database (or `"*"`) → actions.
     pub grants: GrantConfig,
+}
+
+impl std::fmt::Debug for ManagedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedKey")
+            .field("grants", &self.grants)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A change of the managed keys.
@@ -82,6 +90,9 @@ type Book = BTreeMap<String, ManagedKey>;
 #[derive(Debug, Default)]
 pub(super) struct Managed {
     book: Option<Arc<dyn SharedDocument>>,
+    /// Whether other nodes, with configurations of their own, share the
+    /// book (a cluster): then its keys must stand on their own.
+    shared: bool,
     keys: RwLock<HashMap<String, Arc<Principal>>>,
     /// The stored version `keys` is.
     version: Mutex<i64>,
@@ -99,9 +110,15 @@ impl Managed {
 
 impl Store {
     /// Keeps keys made through `/admin/keys` in `book`, loading those it
-    /// holds. Blocks (a document's calls do).
-    pub fn with_book(mut self, book: Arc<dyn SharedDocument>) -> std::io::Result<Self> {
+    /// holds; `shared`: every node of a cluster reads the same book.
+    /// Blocks (a document's calls do).
+    pub fn with_book(
+        mut self,
+        book: Arc<dyn SharedDocument>,
+        shared: bool,
+    ) -> std::io::Result<Self> {
         self.managed.book = Some(book);
+        self.managed.shared = shared;
         self.reload()?;
         Ok(self)
     }
@@ -120,6 +137,13 @@ impl Store {
         let principals = self
             .principals(&keys)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        // Only a hand-edited book gets here: the API never empties one.
+        if principals.is_empty() && self.configured_keys().next().is_none() && self.managed.any() {
+            return Err(std::io::Error::other(
+                "the stored access keys are gone, which would open this node to every caller; \
+                 keeping the last ones",
+            ));
+        }
         *self.managed.keys.write() = principals;
         *version = stored;
         Ok(())
@@ -197,7 +221,10 @@ impl Store {
         principals: &HashMap<String, Arc<Principal>>,
         keys_before_empty: bool,
     ) -> Result<(), KeyError> {
-        let mut all = self.configured_keys().chain(principals.values()).peekable();
+        // On a cluster another node may have no configured key: the
+        // book's keys must keep every node closed and administrable.
+        let configured = self.configured_keys().filter(|_| !self.managed.shared);
+        let mut all = configured.chain(principals.values()).peekable();
         if all.peek().is_none() {
             return match keys_before_empty {
                 true => Ok(()),
@@ -253,7 +280,7 @@ fn validate(id: &str, key: &ManagedKey) -> Result<(), KeyError> {
     }
     let secret = &key.secret_access_key;
     if secret.is_empty() || secret.len() > 256 || secret.chars().any(char::is_control) {
-        return invalid("secret_access_key: 1 to 256 characters, none a control".into());
+        return invalid("secret_access_key: 1 to 256 bytes, no control character".into());
     }
     if key.grants.is_empty() {
         return invalid("grants: at least one database with its actions".into());

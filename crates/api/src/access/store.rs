@@ -266,6 +266,21 @@ impl Store {
         self.configured.values()
     }
 
+    /// `identity` as the keys stand now: a key since revoked or given
+    /// another secret or other grants, or the open identity of a server
+    /// that has keys now, is no identity (`None`): sessions that proved
+    /// who they are once (telnet) check again with it.
+    pub fn current(&self, identity: Option<Identity>) -> Option<Identity> {
+        match identity? {
+            Identity::Open => self.anonymous(),
+            Identity::Key(was) => {
+                let now = self.key(&was.access_key_id)?;
+                let same = now.secret_digests == was.secret_digests && now.grants == was.grants;
+                same.then_some(Identity::Key(now))
+            }
+        }
+    }
+
     /// Checks a plain secret. An unknown key costs the same work as a
     /// wrong secret and fails the same way.
     pub fn check_secret(&self, access_key_id: &str, secret: &str) -> Option<Identity> {

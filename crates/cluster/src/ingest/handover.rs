@@ -52,8 +52,19 @@ impl Ingester {
             applied: positions.iter().map(|p| p.flushed).max().unwrap_or(0),
             ..ShardState::default()
         };
-        // Every position recorded: a local log that starts again goes on after it.
+        // The log is claimed first: the previous owner, even one that does
+        // not know yet that its lease is gone, can append nothing after
+        // the fence, so everything it logged is replayed below. First of
+        // all: a local log claimed by a restore that then fails is still
+        // this node's at the next attempt. `floor`, every position
+        // recorded: a local log that starts again goes on after it.
         let floor = state.applied;
+        let fence = self
+            .inner
+            .wal
+            .fence(shard, lease.epoch, fence_id(shard, lease.epoch), floor)
+            .await?;
+        state.log_end = fence;
         let mut flushed: HashMap<String, u64> = HashMap::new();
         for p in positions {
             let files = self.fetch_state(shard, &p.database, &p.checkpoint).await?;
@@ -69,15 +80,6 @@ impl Ingester {
                 },
             );
         }
-        // The log is claimed first: the previous owner, even one that does
-        // not know yet that its lease is gone, can append nothing after
-        // the fence, so everything it logged is replayed below.
-        let fence = self
-            .inner
-            .wal
-            .fence(shard, lease.epoch, fence_id(shard, lease.epoch), floor)
-            .await?;
-        state.log_end = fence;
         // From the log's start: a database whose first checkpoint never
         // committed has frames before the others' positions.
         for (position, batch) in self.inner.wal.replay_frames(shard, 0).await? {

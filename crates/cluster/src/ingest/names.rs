@@ -3,14 +3,18 @@
 //! series brought (before the write is answered, so a listing right after
 //! it shows them); after a delete, it removes the names the shard's last
 //! series of them took along. A database whose rows may differ from its
-//! index (PostgreSQL refused a change, or the shard was just restored) is
-//! settled whole: at once when the shard is gained, else by the next
-//! checkpoint pass.
+//! index (PostgreSQL refused a change or did not answer in time, or the
+//! shard was just restored) is settled whole by the next checkpoint pass
+//! (each second); after a restore that pass also drops the rows of
+//! databases the shard no longer holds. Names PostgreSQL cannot keep (a
+//! NUL, over 2000 bytes) are left out.
 
 use super::{Ingester, ShardState};
 use crate::frame::ShardBatch;
 use crate::names::{PRESENT, SeriesName};
+use crate::{Error, Result};
 use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
 use sundial_storage::{Db, Snapshot};
 use tracing::warn;
 
@@ -34,10 +38,10 @@ impl Ingester {
                 .filter(|name| indexes(&snap, name))
                 .collect()
         });
-        let added = match self.meta().await {
-            Ok(meta) => meta.add_names(database, shard, &stored).await,
-            Err(e) => Err(e),
-        };
+        let added = bounded(CALL_TIMEOUT, async {
+            self.meta().await?.add_names(database, shard, &stored).await
+        })
+        .await;
         if let Err(e) = added {
             warn!(shard, database, error = %e, "cannot record listing names; settling them later");
             state.names_unsettled.insert(database.to_owned());
@@ -63,10 +67,13 @@ impl Ingester {
         if gone.is_empty() || state.names_unsettled.contains(database) {
             return;
         }
-        let removed = match self.meta().await {
-            Ok(meta) => meta.remove_names(database, shard, &gone).await,
-            Err(e) => Err(e),
-        };
+        let removed = bounded(CALL_TIMEOUT, async {
+            self.meta()
+                .await?
+                .remove_names(database, shard, &gone)
+                .await
+        })
+        .await;
         if let Err(e) = removed {
             warn!(shard, database, error = %e, "cannot remove listing names; settling them later");
             state.names_unsettled.insert(database.to_owned());
@@ -74,8 +81,21 @@ impl Ingester {
     }
 
     /// Makes PostgreSQL's names of each unsettled database of the shard
-    /// exactly what its index holds; those that fail stay unsettled.
+    /// exactly what its index holds, and (once after a restore) drops
+    /// the rows of databases the shard does not hold; what fails is
+    /// tried again at the next pass.
     pub(super) async fn settle_names(&self, shard: u32, state: &mut ShardState) {
+        if !state.names_swept {
+            let held: Vec<String> = state.databases.keys().cloned().collect();
+            let swept = bounded(SETTLE_TIMEOUT, async {
+                self.meta().await?.keep_names_of(shard, &held).await
+            })
+            .await;
+            match swept {
+                Ok(()) => state.names_swept = true,
+                Err(e) => warn!(shard, error = %e, "cannot sweep listing names; will retry"),
+            }
+        }
         let unsettled: Vec<String> = state.names_unsettled.iter().cloned().collect();
         for database in unsettled {
             let Some(shard_db) = state.databases.get(&database) else {
@@ -83,21 +103,51 @@ impl Ingester {
                 continue;
             };
             let names = shard_db.db.read(|snap| all_names(&snap));
-            let settled = match self.meta().await {
-                Ok(mut meta) => meta.settle_names(&database, shard, &names).await,
-                Err(e) => Err(e),
-            };
+            let settled = bounded(SETTLE_TIMEOUT, async {
+                self.meta()
+                    .await?
+                    .settle_names(&database, shard, &names)
+                    .await
+            })
+            .await;
             match settled {
                 Ok(_) => {
                     state.names_unsettled.remove(&database);
                 }
                 Err(e) => {
                     warn!(shard, database, error = %e, "cannot settle listing names; will retry");
-                    return;
                 }
             }
         }
     }
+}
+
+/// How long a write or a delete waits for PostgreSQL to record its
+/// names before it goes on and leaves them to the settling pass.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one database's settling may take.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest name PostgreSQL keeps (its index rows are at most ~2.7 KB):
+/// a longer one, or one holding a NUL (which `text` refuses), is listed
+/// by the owners' ranged listings only.
+const MAX_NAME_BYTES: usize = 2000;
+
+/// `call`, or a timeout error once `limit` passed.
+async fn bounded<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Internal(format!(
+            "PostgreSQL did not answer within {limit:?}"
+        ))),
+    }
+}
+
+/// Whether PostgreSQL can keep `name`.
+fn storable((metric, key, value): &SeriesName) -> bool {
+    metric.len() + key.len() + value.len() <= MAX_NAME_BYTES
+        && ![metric, key, value].iter().any(|s| s.contains('\0'))
 }
 
 /// Whether the index holds `name`.
@@ -135,7 +185,7 @@ pub(super) fn new_names(db: &Db, batch: &ShardBatch) -> Vec<SeriesName> {
             }
         }
     });
-    names.into_iter().collect()
+    names.into_iter().filter(storable).collect()
 }
 
 /// Every name of `metric` the index holds.
@@ -149,6 +199,7 @@ pub(super) fn metric_names(snap: &Snapshot<'_>, metric: &str) -> BTreeSet<Series
             names.insert((metric.to_owned(), key.to_owned(), value.to_owned()));
         }
     }
+    names.retain(storable);
     names
 }
 

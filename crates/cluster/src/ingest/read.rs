@@ -217,7 +217,11 @@ impl Ingester {
             };
             // Held across the check, so no write of ours moves the end.
             let state = shard.state.lock().await;
-            if !shard.confirmed() && !self.log_ends_at(number, state.log_end).await {
+            // A local log ends where this node left it whoever owns the
+            // shard now: only the lease tells.
+            if !shard.confirmed()
+                && (self.inner.wal.is_local() || !self.log_ends_at(number, state.log_end).await)
+            {
                 continue;
             }
             served.push(number);

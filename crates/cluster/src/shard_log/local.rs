@@ -43,6 +43,9 @@ struct LogFile {
     last_epoch: Option<i64>,
     /// Bytes of whole records.
     len: u64,
+    /// A failed append could not be cut back: nothing more is appended
+    /// until the file is opened again (which cuts it).
+    broken: bool,
 }
 
 impl LocalWal {
@@ -121,8 +124,7 @@ impl LocalWal {
     /// The frames of `shard` after position `after`, with positions.
     pub async fn replay_frames(&self, shard: u32, after: u64) -> Result<Vec<(u64, ShardBatch)>> {
         self.with_log(shard, move |log| {
-            let records = log.records()?;
-            records
+            log.records()?
                 .into_iter()
                 .filter(|(position, _)| *position > after)
                 .map(|(position, payload)| match frame::decode(&payload) {
@@ -153,14 +155,7 @@ impl LocalWal {
                 .into_iter()
                 .filter(|(position, _)| *position > upto)
                 .collect();
-            let (last, last_epoch) = (log.last, log.last_epoch);
-            log.restart(upto.min(last))?;
-            for (position, payload) in kept {
-                let epoch = frame::decode(&payload).map_or(last_epoch.unwrap_or(0), |b| b.epoch);
-                log.append(position, epoch, &payload)?;
-            }
-            log.last_epoch = last_epoch;
-            Ok(())
+            log.rewrite(upto.min(log.last), kept)
         })
         .await
     }
@@ -168,20 +163,28 @@ impl LocalWal {
 
 impl LogFile {
     /// Opens (or makes) the log at `path`, cutting a torn last record.
+    /// A damaged record with whole records after it is not a torn
+    /// append: the log is refused rather than cut.
     fn open(path: PathBuf) -> Result<Self> {
-        if let Some(dir) = path.parent() {
+        let dir = path.parent().map(std::path::Path::to_path_buf);
+        if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io)?;
+        let existed = path.exists();
+        let mut file = append_to(&path)?;
+        if !existed && let Some(dir) = &dir {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let (records, len) = parse(&bytes);
         if len < bytes.len() {
+            if !torn_tail(&bytes[len..]) {
+                return Err(Error::Internal(format!(
+                    "the local log {} is damaged at byte {len}, with records after it",
+                    path.display()
+                )));
+            }
             warn!(path = %path.display(), cut = bytes.len() - len, "cutting a torn record off a local log");
             file.set_len(len as u64).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -193,6 +196,7 @@ impl LogFile {
             file,
             path,
             len: len as u64,
+            broken: false,
         })
     }
 
@@ -206,13 +210,19 @@ impl LogFile {
     /// Appends and syncs one record; on a failure the file is cut back,
     /// so the log is as before.
     fn append(&mut self, position: u64, epoch: i64, payload: &[u8]) -> Result<u64> {
+        if self.broken {
+            return Err(Error::Internal(format!(
+                "the local log {} failed an append it could not undo; restart the node",
+                self.path.display()
+            )));
+        }
         let record = encode(position, payload)?;
         let written = self
             .file
             .write_all(&record)
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
-            let _ = self.file.set_len(self.len);
+            self.broken = self.file.set_len(self.len).is_err();
             return Err(io(e));
         }
         self.len += record.len() as u64;
@@ -221,20 +231,70 @@ impl LogFile {
         Ok(position)
     }
 
-    /// Empties the log, whose next position follows `base`: an empty
-    /// frame at `base` keeps it known across a reopen.
+    /// Empties the log, whose next position follows `base`.
     fn restart(&mut self, base: u64) -> Result<()> {
-        self.file.set_len(0).map_err(io)?;
-        self.len = 0;
-        self.last = 0;
-        let epoch = self.last_epoch;
+        self.rewrite(base, Vec::new())
+    }
+
+    /// Replaces the log by an empty frame at `base` (keeping the
+    /// position, and the last epoch, known across a reopen), then `kept`:
+    /// written aside, synced and renamed over, so a crash leaves the old
+    /// log or the new one.
+    fn rewrite(&mut self, base: u64, kept: Vec<(u64, Vec<u8>)>) -> Result<()> {
+        let epoch = self.last_epoch.unwrap_or(0);
+        let mut bytes = Vec::new();
         if base > 0 {
-            let marker = ShardBatch::marker(0, epoch.unwrap_or(0), 0);
-            self.append(base, epoch.unwrap_or(0), &frame::encode(&marker))?;
+            let marker = frame::encode(&ShardBatch::marker(0, epoch, 0));
+            bytes.extend(encode(base, &marker)?);
         }
-        self.file.sync_all().map_err(io)?;
-        self.last_epoch = epoch;
+        for (position, payload) in &kept {
+            bytes.extend(encode(*position, payload)?);
+        }
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(".new");
+        let aside = PathBuf::from(aside);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&aside)
+            .map_err(io)?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&aside, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        self.file = append_to(&self.path)?;
+        self.len = bytes.len() as u64;
+        self.broken = false;
+        if let Some((position, payload)) = kept.last() {
+            self.last = *position;
+            self.last_epoch = Some(frame::decode(payload).map_or(epoch, |b| b.epoch));
+        } else {
+            self.last = base;
+        }
         Ok(())
+    }
+}
+
+fn append_to(path: &std::path::Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(io)
+}
+
+/// Whether `rest`, what follows the last whole record, can be an append
+/// a crash cut short: a partial header, or one record whose bytes run to
+/// (or past) the end.
+fn torn_tail(rest: &[u8]) -> bool {
+    match rest.get(..4).and_then(|w| w.try_into().ok()) {
+        None => true,
+        Some(len) => HEADER + u32::from_le_bytes(len) as usize >= rest.len(),
     }
 }
 

@@ -34,6 +34,14 @@ fn stored_value(s: &TestServer, who: Caller) -> Result<Option<f64>> {
         .and_then(|dps| dps.values().next()?.as_f64()))
 }
 
+/// `DELETE /admin/keys/{id}` as root, which must succeed.
+fn revoke(s: &TestServer, id: &str) -> Result<()> {
+    let path = format!("/admin/keys/{id}");
+    let (status, body) = tsdb(s, Caller::Key("root"), "DELETE", &path, None)?;
+    ensure!(status == 200, "revoke {id}: {status} {body}");
+    Ok(())
+}
+
 /// Member `field` of each key `GET /admin/keys` answered.
 fn listed(body: &str, field: &str) -> Result<Vec<String>> {
     let keys = json(body)?["keys"].as_array().cloned().unwrap_or_default();
@@ -113,6 +121,19 @@ fn keys_made_at_run_time_guard_every_api_and_outlive_a_restart() -> Result<()> {
     ensure!(ids == ["reader", "root", "writer"], "{body}");
     ensure!(json(&body)?["keys"][2]["grants"] == writer, "{body}");
 
+    // A telnet session signed in as the writer: revoked, it may put no
+    // more, without reconnecting.
+    let mut telnet = s.telnet()?;
+    telnet.send("auth writer writer-secret\n")?;
+    ensure!(telnet.read_available()?.contains("auth: ok"));
+    let ts = NOW_MS / 1000;
+    telnet.send(&format!("put keys.t {ts} 1 host=a\n"))?;
+    revoke(&s, "writer")?;
+    telnet.send(&format!("put keys.t {ts} 2 host=a\n"))?;
+    let answer = telnet.read_available()?;
+    ensure!(answer.contains("authentication required"), "{answer}");
+    ensure!(put_key(&s, Caller::Key("root"), "writer", writer.clone())? == 200);
+
     // A restart keeps them; a revocation holds at once.
     s.terminate()?;
     let s = TestServer::spawn_with(&data, &["--config", &config])?;
@@ -124,14 +145,7 @@ fn keys_made_at_run_time_guard_every_api_and_outlive_a_restart() -> Result<()> {
         write_as(&s, Caller::None, 3)? == 401,
         "still closed after restart"
     );
-    let (status, body) = tsdb(
-        &s,
-        Caller::Key("root"),
-        "DELETE",
-        "/admin/keys/writer",
-        None,
-    )?;
-    ensure!(status == 200, "revoke: {status} {body}");
+    revoke(&s, "writer")?;
     ensure!(
         write_as(&s, Caller::Key("writer"), 43)? == 401,
         "revoked key refused"

@@ -21,7 +21,25 @@ fn put(id: &str, key: ManagedKey) -> KeyChange {
 
 fn open_store(book: Arc<dyn SharedDocument>) -> Result<Store, String> {
     let store = Store::new(&Config::default(), [])?;
-    store.with_book(book).map_err(|e| e.to_string())
+    store.with_book(book, false).map_err(|e| e.to_string())
+}
+
+/// A node of a cluster: the book is every node's.
+fn cluster_node(book: Arc<dyn SharedDocument>, config: &Config) -> Result<Store, String> {
+    let store = Store::new(config, [])?;
+    store.with_book(book, true).map_err(|e| e.to_string())
+}
+
+fn root_config() -> Result<Config, String> {
+    toml::from_str(
+        r#"
+        [[credentials]]
+        access_key_id = "root"
+        secret_access_key = "root-secret"
+        grants = { "*" = ["admin"] }
+        "#,
+    )
+    .map_err(|e| e.to_string())
 }
 
 const ADMIN: &[Action] = &[Action::Read, Action::Write, Action::Admin];
@@ -80,17 +98,8 @@ fn changes_that_lock_out_or_open_the_server_are_refused() -> Result<(), String> 
 
 #[test]
 fn configured_keys_cannot_be_changed_here() -> Result<(), String> {
-    let config: Config = toml::from_str(
-        r#"
-        [[credentials]]
-        access_key_id = "root"
-        secret_access_key = "root-secret"
-        grants = { "*" = ["admin"] }
-        "#,
-    )
-    .map_err(|e| e.to_string())?;
-    let store = Store::new(&config, [])?
-        .with_book(Arc::new(MemoryDocument::default()))
+    let store = Store::new(&root_config()?, [])?
+        .with_book(Arc::new(MemoryDocument::default()), false)
         .map_err(|e| e.to_string())?;
     let taken = store.change(&put("root", key("other", &[("*", ADMIN)])));
     assert!(matches!(taken, Err(KeyError::Configured(_))), "{taken:?}");
@@ -142,8 +151,8 @@ fn bad_keys_are_refused_before_storing() -> Result<(), String> {
 #[test]
 fn nodes_sharing_the_document_see_each_others_keys() -> Result<(), String> {
     let doc: Arc<dyn SharedDocument> = Arc::new(MemoryDocument::default());
-    let a = open_store(doc.clone())?;
-    let b = open_store(doc)?;
+    let a = cluster_node(doc.clone(), &Config::default())?;
+    let b = cluster_node(doc, &Config::default())?;
     let e = |e: KeyError| e.to_string();
     a.change(&put("root", key("s", &[("*", ADMIN)])))
         .map_err(e)?;
@@ -189,5 +198,31 @@ fn a_single_nodes_keys_outlive_a_restart_in_a_private_file() -> Result<(), Strin
         .check_secret("root", "s")
         .ok_or("root after restart")?;
     assert!(matches!(root, Identity::Key(_)) && root.may_all(Action::Admin));
+    Ok(())
+}
+
+/// On a cluster a node's configured admin key does not let the book's
+/// keys go without one: another node may have no configured key, and
+/// would be left unadministrable, or open.
+#[test]
+fn a_clusters_keys_stand_on_their_own() -> Result<(), String> {
+    let doc: Arc<dyn SharedDocument> = Arc::new(MemoryDocument::default());
+    let configured = cluster_node(doc.clone(), &root_config()?)?;
+    let bare = cluster_node(doc, &Config::default())?;
+    let reader = key("r", &[("db", &[Action::Read])]);
+    let refused = configured.change(&put("reader", reader.clone()));
+    assert!(matches!(refused, Err(KeyError::LockOut)), "{refused:?}");
+    let e = |e: KeyError| e.to_string();
+    configured
+        .change(&put("admin", key("a", &[("*", ADMIN)])))
+        .map_err(e)?;
+    configured.change(&put("reader", reader)).map_err(e)?;
+    let last_admin = configured.change(&KeyChange::Remove { id: "admin".into() });
+    assert!(
+        matches!(last_admin, Err(KeyError::LockOut)),
+        "{last_admin:?}"
+    );
+    bare.reload().map_err(|e| e.to_string())?;
+    assert!(bare.anonymous().is_none(), "the bare node is closed");
     Ok(())
 }

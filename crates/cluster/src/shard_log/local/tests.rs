@@ -79,3 +79,23 @@ async fn a_log_another_owner_may_have_followed_starts_again_after_every_position
     assert!(values(&wal.replay_frames(0, 0).await?).is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn damage_before_whole_records_is_refused_not_cut() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(io)?;
+    let wal = LocalWal::open(dir.path().to_owned());
+    wal.fence(1, 1, 1, 0).await?;
+    wal.append_frame_after(&batch(1, 1, 5.0), 1).await?;
+    let path = dir.path().join("shard-0001.log");
+    let mut bytes = std::fs::read(&path).map_err(io)?;
+    // A flipped byte in the first record's frame.
+    if let Some(b) = bytes.get_mut(HEADER + 2) {
+        *b ^= 0xff;
+    }
+    std::fs::write(&path, &bytes).map_err(io)?;
+    let again = LocalWal::open(dir.path().to_owned());
+    let refused = again.last_position(1).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(std::fs::read(&path).map_err(io)?, bytes, "nothing cut");
+    Ok(())
+}
