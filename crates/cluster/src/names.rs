@@ -22,6 +22,10 @@ const INSERT_NAMES: &str = "INSERT INTO series_names (database, metric, tag_key,
      SELECT $1, m, k, v, $2 FROM unnest($3::text[], $4::text[], $5::text[]) AS t(m, k, v)
      ON CONFLICT DO NOTHING";
 
+// Prefixes: `col >= prefix` lets an ordered index scan start at the
+// prefix (byte order: every name starting with it sorts at or after it);
+// `starts_with` then decides.
+
 /// `names` as the three columns' arrays.
 fn columns(names: &[SeriesName]) -> [Vec<&str>; 3] {
     [
@@ -123,7 +127,8 @@ impl Meta {
                     .client
                     .query(
                         "SELECT DISTINCT metric FROM series_names
-                         WHERE database = $1 AND tag_key = '' AND starts_with(metric, $2)
+                         WHERE database = $1 AND tag_key = ''
+                           AND metric >= $2 AND starts_with(metric, $2)
                          ORDER BY metric LIMIT $3",
                         &[&database, &prefix, &cap],
                     )
@@ -145,7 +150,7 @@ impl Meta {
                 let sql = format!(
                     "SELECT DISTINCT {column} FROM series_names
                      WHERE database = $1 AND tag_key <> '' AND ($2::text IS NULL OR metric = $2)
-                       AND starts_with({column}, $3)
+                       AND {column} >= $3 AND starts_with({column}, $3)
                      ORDER BY {column} LIMIT $4"
                 );
                 let metric = metric.as_deref();
@@ -194,7 +199,7 @@ impl Meta {
             .query(
                 "SELECT DISTINCT ON (field COLLATE \"C\") field, kind FROM field_kinds k
                  WHERE database = $1 AND ($2::text IS NULL OR metric = $2)
-                   AND starts_with(field, $3)
+                   AND field COLLATE \"C\" >= $3 AND starts_with(field, $3)
                    AND EXISTS (SELECT 1 FROM series_names s WHERE s.database = k.database
                      AND s.metric = k.metric AND s.tag_key = '')
                  ORDER BY field COLLATE \"C\", metric COLLATE \"C\" LIMIT $4",

@@ -8,7 +8,8 @@
 //! (OpenTSDB's `"42"` stays text in a String field) or refused as a single
 //! node refuses them, before the frame is logged, so a replay applies the
 //! very same points. Fields the shard's database knows are checked by it,
-//! as before; without PostgreSQL a shard falls back on its own kinds.
+//! as before; without PostgreSQL (or when it does not answer within two
+//! seconds) a shard falls back on its own kinds.
 
 use super::Ingester;
 use crate::frame::ShardBatch;
@@ -16,6 +17,10 @@ use std::collections::HashMap;
 use sundial_model::{Kind, PointError, ValueInput};
 use sundial_storage::Db;
 use tracing::warn;
+
+/// How long a write waits for PostgreSQL's kinds before it goes on with
+/// the shard's own.
+const CLAIM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Ingester {
     /// Types `batch`'s points of fields new to `db` by the cluster's
@@ -29,9 +34,19 @@ impl Ingester {
         if claims.is_empty() {
             return Vec::new();
         }
-        let claimed = match self.meta().await {
-            Ok(meta) => meta.claim_kinds(&batch.database, &claims).await,
-            Err(e) => Err(e),
+        // Bounded: a PostgreSQL that does not answer (dropped packets)
+        // must not hold the shard's writes.
+        let claim = async {
+            self.meta()
+                .await?
+                .claim_kinds(&batch.database, &claims)
+                .await
+        };
+        let claimed = match tokio::time::timeout(CLAIM_TIMEOUT, claim).await {
+            Ok(claimed) => claimed,
+            Err(_) => Err(crate::Error::Internal(format!(
+                "PostgreSQL did not answer within {CLAIM_TIMEOUT:?}"
+            ))),
         };
         let kinds = match claimed {
             Ok(kinds) => kinds,

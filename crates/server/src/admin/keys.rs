@@ -6,12 +6,13 @@
 use super::error;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
 use sundial_api::access::{KeyChange, KeyError, ManagedKey, Store};
+use sundial_bkmonitor::PeerAddr;
 
 /// Every key, without secrets.
 pub(super) async fn list(State(store): State<Arc<Store>>) -> Response {
@@ -23,8 +24,15 @@ pub(super) async fn list(State(store): State<Arc<Store>>) -> Response {
 pub(super) async fn put(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
+    peer: Option<Extension<PeerAddr>>,
     body: Bytes,
 ) -> Response {
+    let peer = peer.map(|Extension(PeerAddr(addr))| addr);
+    if !may_make_key(store.anonymous().is_some(), peer) {
+        let message = "the first access key is made from the server's own host (loopback): \
+                       until then anyone reaching the server could";
+        return error(StatusCode::FORBIDDEN, message);
+    }
     let key: ManagedKey = match serde_json::from_slice(&body) {
         Ok(key) => key,
         Err(e) => {
@@ -81,4 +89,30 @@ async fn apply(store: Arc<Store>, change: KeyChange) -> Result<(), Response> {
         KeyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
     };
     Err(error(status, &refused.to_string()))
+}
+
+/// Whether a caller at `peer` may make a key: anyone the admin routes let
+/// in once keys exist; while the server is still `open`, only its own
+/// host, so a server exposed before its first key cannot be taken over.
+fn may_make_key(open: bool, peer: Option<std::net::SocketAddr>) -> bool {
+    !open || peer.is_some_and(|p| p.ip().is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_make_key;
+
+    #[test]
+    fn the_first_key_comes_from_loopback() -> Result<(), std::net::AddrParseError> {
+        let local = Some("127.0.0.1:5000".parse()?);
+        let remote = Some("192.0.2.7:5000".parse()?);
+        assert!(may_make_key(true, local));
+        assert!(!may_make_key(true, remote));
+        assert!(!may_make_key(true, None));
+        assert!(
+            may_make_key(false, remote),
+            "keys exist: authorization decides"
+        );
+        Ok(())
+    }
 }
