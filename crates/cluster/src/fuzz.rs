@@ -1,6 +1,6 @@
-//! Fuzz entry point for frames, the bytes routers send ingesters, their
+//! Fuzz entry points for frames, the bytes routers send ingesters, their
 //! outcomes, and the answers to queriers (staged series, rows, folded
-//! groups, export pages) (`fuzz/`
+//! groups, export pages), and for the local shard log's file (`fuzz/`
 //! at the repository root runs it under libFuzzer; `cargo test` replays
 //! the committed corpus and regressions). It must never panic.
 
@@ -96,6 +96,23 @@ pub(crate) fn facts(b: &ShardBatch) -> (String, u32, i64, u128, Vec<String>, Str
     (b.database.clone(), b.shard, b.epoch, b.id, points, rules)
 }
 
+/// A local shard log file (`wal = "local"`): the whole records read from
+/// its start must encode back to exactly those bytes, and what follows
+/// them is judged torn or damaged without a panic.
+pub fn local_log(data: &[u8]) {
+    use crate::shard_log::local::{encode, parse, torn_tail};
+    let (records, len) = parse(data);
+    assert!(len <= data.len(), "parsed past the end");
+    let mut again = Vec::with_capacity(len);
+    for (position, payload) in &records {
+        if let Ok(record) = encode(*position, payload) {
+            again.extend(record);
+        }
+    }
+    assert_eq!(again.as_slice(), data.get(..len).unwrap_or_default());
+    let _ = torn_tail(data.get(len..).unwrap_or_default());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +206,6 @@ mod tests {
     #[test]
     fn corpus_and_regressions_replay() {
         sundial_codec::fuzz::replay("cluster_frame", frame);
+        sundial_codec::fuzz::replay("cluster_local_log", local_log);
     }
 }

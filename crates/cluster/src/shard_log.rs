@@ -4,7 +4,7 @@
 //! the ingester's own disk, replayed only by the node that wrote it
 //! (`local`).
 
-mod local;
+pub(crate) mod local;
 
 pub use local::LocalWal;
 

@@ -291,14 +291,14 @@ fn append_to(path: &std::path::Path) -> Result<File> {
 /// Whether `rest`, what follows the last whole record, can be an append
 /// a crash cut short: a partial header, or one record whose bytes run to
 /// (or past) the end.
-fn torn_tail(rest: &[u8]) -> bool {
+pub(crate) fn torn_tail(rest: &[u8]) -> bool {
     match rest.get(..4).and_then(|w| w.try_into().ok()) {
         None => true,
         Some(len) => HEADER + u32::from_le_bytes(len) as usize >= rest.len(),
     }
 }
 
-fn encode(position: u64, payload: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encode(position: u64, payload: &[u8]) -> Result<Vec<u8>> {
     let len = u32::try_from(payload.len())
         .map_err(|_| Error::Internal("a frame over 4 GiB for the local log".into()))?;
     let mut crc = crc32fast::Hasher::new();
@@ -313,7 +313,7 @@ fn encode(position: u64, payload: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// The whole records at the start of `bytes`, and their length.
-fn parse(bytes: &[u8]) -> (Vec<(u64, Vec<u8>)>, usize) {
+pub(crate) fn parse(bytes: &[u8]) -> (Vec<(u64, Vec<u8>)>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
     while let Some(header) = bytes.get(at..at + HEADER) {
