@@ -110,7 +110,8 @@ pub fn local_log(data: &[u8]) {
         }
     }
     assert_eq!(again.as_slice(), data.get(..len).unwrap_or_default());
-    let _ = torn_tail(data.get(len..).unwrap_or_default());
+    let last = records.last().map_or(0, |r| r.0);
+    let _ = torn_tail(data.get(len..).unwrap_or_default(), last);
 }
 
 #[cfg(test)]

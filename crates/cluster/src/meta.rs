@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_checkpoint_times.sql"),
     include_str!("../migrations/0008_field_kinds.sql"),
     include_str!("../migrations/0009_series_names.sql"),
+    include_str!("../migrations/0010_series_names_by_shard.sql"),
 ];
 
 /// Any fixed number: the advisory lock that lets one node at a time

@@ -135,7 +135,7 @@ impl Store {
         }
         let (stored, keys) = load(&**book)?;
         let principals = self
-            .principals(&keys)
+            .principals(&keys, true)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         // Only a hand-edited book gets here: the API never empties one.
         if principals.is_empty() && self.configured_keys().next().is_none() && self.managed.any() {
@@ -201,8 +201,15 @@ impl Store {
             if keys.len() > MAX_MANAGED_KEYS {
                 return Err(KeyError::TooMany);
             }
-            let principals = self.principals(&keys).map_err(KeyError::Invalid)?;
-            self.check_administrable(&principals, keys_before_empty)?;
+            let principals = self.principals(&keys, true).map_err(KeyError::Invalid)?;
+            if self.managed.shared {
+                // Every node sees the whole book, whatever ids this one's
+                // configuration shadows.
+                let whole = self.principals(&keys, false).map_err(KeyError::Invalid)?;
+                self.check_administrable(&whole, keys_before_empty)?;
+            } else {
+                self.check_administrable(&principals, keys_before_empty)?;
+            }
             let body = serde_json::to_vec(&keys).map_err(|e| KeyError::Invalid(e.to_string()))?;
             if book.store(version, &body).map_err(KeyError::Unreachable)? {
                 *self.managed.keys.write() = principals;
@@ -237,12 +244,16 @@ impl Store {
         }
     }
 
-    /// The principals of `keys`; one with a configured key's id is left
-    /// out (the configuration wins).
-    fn principals(&self, keys: &Book) -> Result<HashMap<String, Arc<Principal>>, String> {
+    /// The principals of `keys`; with `shadowed_out`, one with a
+    /// configured key's id is left out (the configuration wins).
+    fn principals(
+        &self,
+        keys: &Book,
+        shadowed_out: bool,
+    ) -> Result<HashMap<String, Arc<Principal>>, String> {
         let mut principals = HashMap::new();
         for (id, key) in keys {
-            if self.configured(id).is_some() {
+            if shadowed_out && self.configured(id).is_some() {
                 continue;
             }
             let p = principal(

@@ -36,17 +36,19 @@ impl Ingester {
         }
         // Bounded: a PostgreSQL that does not answer (dropped packets)
         // must not hold the shard's writes.
-        let claim = async {
-            self.meta()
-                .await?
-                .claim_kinds(&batch.database, &claims)
-                .await
-        };
-        let claimed = match tokio::time::timeout(CLAIM_TIMEOUT, claim).await {
-            Ok(claimed) => claimed,
-            Err(_) => Err(crate::Error::Internal(format!(
-                "PostgreSQL did not answer within {CLAIM_TIMEOUT:?}"
-            ))),
+        // The connection's lock is taken first: waiting for another
+        // call (a checkpoint's) is not PostgreSQL failing to answer.
+        let claimed = match self.meta().await {
+            Ok(meta) => {
+                let claim = meta.claim_kinds(&batch.database, &claims);
+                match tokio::time::timeout(CLAIM_TIMEOUT, claim).await {
+                    Ok(claimed) => claimed,
+                    Err(_) => Err(crate::Error::Internal(format!(
+                        "PostgreSQL did not answer within {CLAIM_TIMEOUT:?}"
+                    ))),
+                }
+            }
+            Err(e) => Err(e),
         };
         let kinds = match claimed {
             Ok(kinds) => kinds,

@@ -38,10 +38,11 @@ impl Ingester {
                 .filter(|name| indexes(&snap, name))
                 .collect()
         });
-        let added = bounded(CALL_TIMEOUT, async {
-            self.meta().await?.add_names(database, shard, &stored).await
-        })
-        .await;
+        // The connection's lock first, outside the bound (see `bounded`).
+        let added = match self.meta().await {
+            Ok(meta) => bounded(CALL_TIMEOUT, meta.add_names(database, shard, &stored)).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = added {
             warn!(shard, database, error = %e, "cannot record listing names; settling them later");
             state.names_unsettled.insert(database.to_owned());
@@ -67,13 +68,10 @@ impl Ingester {
         if gone.is_empty() || state.names_unsettled.contains(database) {
             return;
         }
-        let removed = bounded(CALL_TIMEOUT, async {
-            self.meta()
-                .await?
-                .remove_names(database, shard, &gone)
-                .await
-        })
-        .await;
+        let removed = match self.meta().await {
+            Ok(meta) => bounded(CALL_TIMEOUT, meta.remove_names(database, shard, &gone)).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = removed {
             warn!(shard, database, error = %e, "cannot remove listing names; settling them later");
             state.names_unsettled.insert(database.to_owned());
@@ -87,13 +85,21 @@ impl Ingester {
     pub(super) async fn settle_names(&self, shard: u32, state: &mut ShardState) {
         if !state.names_swept {
             let held: Vec<String> = state.databases.keys().cloned().collect();
-            let swept = bounded(SETTLE_TIMEOUT, async {
-                self.meta().await?.keep_names_of(shard, &held).await
-            })
-            .await;
+            let swept = match self.meta().await {
+                Ok(meta) => bounded(SETTLE_TIMEOUT, meta.keep_names_of(shard, &held)).await,
+                Err(e) => Err(e),
+            };
             match swept {
-                Ok(()) => state.names_swept = true,
-                Err(e) => warn!(shard, error = %e, "cannot sweep listing names; will retry"),
+                Ok(()) => {
+                    state.names_swept = true;
+                    // Databases made since the restore (a write after a
+                    // local log's loss) may have rows of lost series.
+                    state.names_unsettled.extend(held);
+                }
+                Err(e) => {
+                    warn!(shard, error = %e, "cannot sweep listing names; will retry");
+                    return;
+                }
             }
         }
         let unsettled: Vec<String> = state.names_unsettled.iter().cloned().collect();
@@ -103,19 +109,21 @@ impl Ingester {
                 continue;
             };
             let names = shard_db.db.read(|snap| all_names(&snap));
-            let settled = bounded(SETTLE_TIMEOUT, async {
-                self.meta()
-                    .await?
-                    .settle_names(&database, shard, &names)
-                    .await
-            })
-            .await;
+            let settled = match self.meta().await {
+                Ok(mut meta) => {
+                    bounded(SETTLE_TIMEOUT, meta.settle_names(&database, shard, &names)).await
+                }
+                Err(e) => Err(e),
+            };
             match settled {
                 Ok(_) => {
                     state.names_unsettled.remove(&database);
                 }
                 Err(e) => {
+                    // The next pass tries again: the shard's lock is not
+                    // held for one bound per database.
                     warn!(shard, database, error = %e, "cannot settle listing names; will retry");
+                    return;
                 }
             }
         }
@@ -134,7 +142,9 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// by the owners' ranged listings only.
 const MAX_NAME_BYTES: usize = 2000;
 
-/// `call`, or a timeout error once `limit` passed.
+/// `call`, or a timeout error once `limit` passed. Callers take the
+/// metadata connection's lock before: waiting for another call is not
+/// PostgreSQL failing to answer.
 async fn bounded<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result,

@@ -178,8 +178,9 @@ impl LogFile {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let (records, len) = parse(&bytes);
+        let last_position = records.last().map_or(0, |r| r.0);
         if len < bytes.len() {
-            if !torn_tail(&bytes[len..]) {
+            if !torn_tail(bytes.get(len..).unwrap_or_default(), last_position) {
                 return Err(Error::Internal(format!(
                     "the local log {} is damaged at byte {len}, with records after it",
                     path.display()
@@ -263,10 +264,15 @@ impl LogFile {
             .and_then(|()| file.sync_all())
             .map_err(io)?;
         std::fs::rename(&aside, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        // From here the old file has no name: appends must go to the new
+        // one, or nowhere.
+        match append_to(&self.path) {
+            Ok(file) => self.file = file,
+            Err(e) => {
+                self.broken = true;
+                return Err(e);
+            }
         }
-        self.file = append_to(&self.path)?;
         self.len = bytes.len() as u64;
         self.broken = false;
         if let Some((position, payload)) = kept.last() {
@@ -274,6 +280,12 @@ impl LogFile {
             self.last_epoch = Some(frame::decode(payload).map_or(epoch, |b| b.epoch));
         } else {
             self.last = base;
+        }
+        if let Some(dir) = self.path.parent()
+            && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
+        {
+            self.broken = true;
+            return Err(io(e));
         }
         Ok(())
     }
@@ -288,14 +300,35 @@ fn append_to(path: &std::path::Path) -> Result<File> {
         .map_err(io)
 }
 
-/// Whether `rest`, what follows the last whole record, can be an append
-/// a crash cut short: a partial header, or one record whose bytes run to
-/// (or past) the end.
-pub(crate) fn torn_tail(rest: &[u8]) -> bool {
-    match rest.get(..4).and_then(|w| w.try_into().ok()) {
-        None => true,
-        Some(len) => HEADER + u32::from_le_bytes(len) as usize >= rest.len(),
-    }
+/// Whether `rest`, what follows the last whole record (at position
+/// `last`), can be an append a crash cut short: no whole record of a
+/// later position starts anywhere in it. One that does means damage in
+/// the middle of the log, with acknowledged frames after it.
+pub(crate) fn torn_tail(rest: &[u8], last: u64) -> bool {
+    (1..rest.len()).all(|at| {
+        let tail = rest.get(at..).unwrap_or_default();
+        let position = tail.get(8..16).and_then(|p| p.try_into().ok());
+        // The checksum only for a plausible later position: scanning
+        // garbage stays linear.
+        match position.map(u64::from_le_bytes) {
+            Some(p) if p > last && p - last <= 1 << 32 => record_at(tail).is_none(),
+            _ => true,
+        }
+    })
+}
+
+/// The whole, intact record `bytes` start with: its position, frame and
+/// length.
+fn record_at(bytes: &[u8]) -> Option<(u64, &[u8], usize)> {
+    let header = bytes.get(..HEADER)?;
+    let len = u32::from_le_bytes(header.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header.get(4..8)?.try_into().ok()?);
+    let position = u64::from_le_bytes(header.get(8..16)?.try_into().ok()?);
+    let payload = bytes.get(HEADER..HEADER.checked_add(len)?)?;
+    let mut check = crc32fast::Hasher::new();
+    check.update(&position.to_le_bytes());
+    check.update(payload);
+    (check.finalize() == crc).then_some((position, payload, HEADER + len))
 }
 
 pub(crate) fn encode(position: u64, payload: &[u8]) -> Result<Vec<u8>> {
@@ -316,30 +349,9 @@ pub(crate) fn encode(position: u64, payload: &[u8]) -> Result<Vec<u8>> {
 pub(crate) fn parse(bytes: &[u8]) -> (Vec<(u64, Vec<u8>)>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
-    while let Some(header) = bytes.get(at..at + HEADER) {
-        let word = |i: usize| header.get(i..i + 4).and_then(|w| w.try_into().ok());
-        let (Some(len), Some(crc)) = (word(0), word(4)) else {
-            break;
-        };
-        let Some(position) = header.get(8..16).and_then(|w| w.try_into().ok()) else {
-            break;
-        };
-        let (len, crc, position) = (
-            u32::from_le_bytes(len) as usize,
-            u32::from_le_bytes(crc),
-            u64::from_le_bytes(position),
-        );
-        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
-            break;
-        };
-        let mut check = crc32fast::Hasher::new();
-        check.update(&position.to_le_bytes());
-        check.update(payload);
-        if check.finalize() != crc {
-            break;
-        }
+    while let Some((position, payload, len)) = bytes.get(at..).and_then(record_at) {
         records.push((position, payload.to_vec()));
-        at += HEADER + len;
+        at += len;
     }
     (records, at)
 }

@@ -95,7 +95,8 @@ async fn apply(store: Arc<Store>, change: KeyChange) -> Result<(), Response> {
 /// in once keys exist; while the server is still `open`, only its own
 /// host, so a server exposed before its first key cannot be taken over.
 fn may_make_key(open: bool, peer: Option<std::net::SocketAddr>) -> bool {
-    !open || peer.is_some_and(|p| p.ip().is_loopback())
+    // `to_canonical`: a dual-stack listener sees 127.0.0.1 as ::ffff:127.0.0.1.
+    !open || peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
 }
 
 #[cfg(test)]
@@ -107,6 +108,7 @@ mod tests {
         let local = Some("127.0.0.1:5000".parse()?);
         let remote = Some("192.0.2.7:5000".parse()?);
         assert!(may_make_key(true, local));
+        assert!(may_make_key(true, Some("[::ffff:127.0.0.1]:5000".parse()?)));
         assert!(!may_make_key(true, remote));
         assert!(!may_make_key(true, None));
         assert!(

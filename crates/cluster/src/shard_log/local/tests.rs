@@ -99,3 +99,30 @@ async fn damage_before_whole_records_is_refused_not_cut() -> Result<()> {
     assert_eq!(std::fs::read(&path).map_err(io)?, bytes, "nothing cut");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_damaged_length_does_not_cut_the_records_after_it() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(io)?;
+    let wal = LocalWal::open(dir.path().to_owned());
+    wal.fence(2, 1, 1, 0).await?;
+    wal.append_frame_after(&batch(2, 1, 5.0), 1).await?;
+    let path = dir.path().join("shard-0002.log");
+    let mut bytes = std::fs::read(&path).map_err(io)?;
+    // The first record claims to run past the end of the file.
+    if let Some(b) = bytes.get_mut(3) {
+        *b = 0x7f;
+    }
+    std::fs::write(&path, &bytes).map_err(io)?;
+    let refused = LocalWal::open(dir.path().to_owned()).last_position(2).await;
+    assert!(refused.is_err(), "{refused:?}");
+    // A tail of zeros (a crash after the file grew) is torn: cut.
+    let wal = LocalWal::open(dir.path().join("other"));
+    wal.fence(2, 1, 1, 0).await?;
+    let path = dir.path().join("other").join("shard-0002.log");
+    let mut bytes = std::fs::read(&path).map_err(io)?;
+    bytes.extend([0u8; 64]);
+    std::fs::write(&path, &bytes).map_err(io)?;
+    let again = LocalWal::open(dir.path().join("other"));
+    assert_eq!(again.last_position(2).await?, 1);
+    Ok(())
+}
