@@ -17,6 +17,7 @@ mod read;
 
 use crate::frame::{BatchRules, ShardBatch};
 use crate::{Error, Lease, Meta, Result, ShardHandler, ShardLog};
+use names::NameChange;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -181,7 +182,8 @@ impl Ingester {
         state.unflushed_points += batch.points.len();
         let mut outcome = apply(&db, batch.points, &batch.rules).await?;
         state.applied = position;
-        self.publish_names(shard.number, &mut state, &batch.database, &db, new_names)
+        let at = (batch.database.as_str(), &db);
+        self.record_names(shard.number, &mut state, at, new_names, NameChange::Added)
             .await;
         if fenced_by_lease_now(&self.inner.wal, &shard) {
             // The lease lapsed meanwhile: another node may hold the shard

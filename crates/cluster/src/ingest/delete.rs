@@ -7,11 +7,10 @@
 //! checkpoint fails is answered with the error (the client retries; a
 //! delete is idempotent) and the next checkpoint records it.
 
-use super::names::metric_names;
+use super::names::{NameChange, metric_names};
 use super::{Ingester, Shard, ShardState, blocking, state_group};
 use crate::Error;
 use crate::transport::ChangedAnswer;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use sundial_model::{Deleted, Deletion, ErrorClass};
@@ -35,15 +34,18 @@ impl Ingester {
             }
             if let Some(db) = state.databases.get(database).map(|d| d.db.clone()) {
                 let names_before = match deletion.what {
-                    Deleted::Series => db.read(|snap| metric_names(&snap, &deletion.metric)),
-                    Deleted::Points { .. } => BTreeSet::new(),
+                    Deleted::Series => {
+                        db.read(|snap| metric_names(&snap, &deletion.metric).into_iter().collect())
+                    }
+                    Deleted::Points { .. } => Vec::new(),
                 };
                 let (deleting, on) = (deletion.clone(), db.clone());
                 answer.count +=
                     tokio::task::spawn_blocking(move || sundial_query::delete(&on, &deleting))
                         .await
                         .map_err(|_| sundial_query::Error::Internal("a delete task panicked"))??;
-                self.withdraw_names(number, &mut state, database, &db, names_before)
+                let at = (database, &db);
+                self.record_names(number, &mut state, at, names_before, NameChange::Removed)
                     .await;
                 self.record_change(&shard, &mut state).await?;
             }

@@ -19,61 +19,41 @@ use sundial_storage::{Db, Snapshot};
 use tracing::warn;
 
 impl Ingester {
-    /// Adds the names of `candidates` (from [`new_names`] before the
-    /// frame was applied) that `db` indexes now.
-    pub(super) async fn publish_names(
+    /// Brings the shard's rows in line with a change of `db`'s index: of
+    /// `names`, those it indexes now are added (`Added`: the names
+    /// [`new_names`] found before a frame was applied), or those it no
+    /// longer indexes are removed (`Removed`: a metric's names before a
+    /// delete). A failure leaves the database to the settling pass.
+    pub(super) async fn record_names(
         &self,
         shard: u32,
         state: &mut ShardState,
-        database: &str,
-        db: &Db,
-        candidates: Vec<SeriesName>,
+        (database, db): (&str, &Db),
+        names: Vec<SeriesName>,
+        change: NameChange,
     ) {
-        if candidates.is_empty() || state.names_unsettled.contains(database) {
+        // Most frames bring no name: nothing to read then.
+        if names.is_empty() || state.names_unsettled.contains(database) {
             return;
         }
-        let stored: Vec<SeriesName> = db.read(|snap| {
-            candidates
-                .into_iter()
-                .filter(|name| indexes(&snap, name))
-                .collect()
+        let added = change == NameChange::Added;
+        let changed: Vec<SeriesName> = db.read(|snap| {
+            let kept = |name: &SeriesName| indexes(&snap, name) == added;
+            names.into_iter().filter(kept).collect()
         });
+        if changed.is_empty() {
+            return;
+        }
         // The connection's lock first, outside the bound (see `bounded`).
-        let added = match self.meta().await {
-            Ok(meta) => bounded(CALL_TIMEOUT, meta.add_names(database, shard, &stored)).await,
+        let recorded = match self.meta().await {
+            Ok(meta) if added => {
+                bounded(CALL_TIMEOUT, meta.add_names(database, shard, &changed)).await
+            }
+            Ok(meta) => bounded(CALL_TIMEOUT, meta.remove_names(database, shard, &changed)).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = added {
+        if let Err(e) = recorded {
             warn!(shard, database, error = %e, "cannot record listing names; settling them later");
-            state.names_unsettled.insert(database.to_owned());
-        }
-    }
-
-    /// Removes the names of `metric` in `before` that `db` no longer
-    /// indexes (a delete took their last series).
-    pub(super) async fn withdraw_names(
-        &self,
-        shard: u32,
-        state: &mut ShardState,
-        database: &str,
-        db: &Db,
-        before: BTreeSet<SeriesName>,
-    ) {
-        let gone: Vec<SeriesName> = db.read(|snap| {
-            before
-                .into_iter()
-                .filter(|name| !indexes(&snap, name))
-                .collect()
-        });
-        if gone.is_empty() || state.names_unsettled.contains(database) {
-            return;
-        }
-        let removed = match self.meta().await {
-            Ok(meta) => bounded(CALL_TIMEOUT, meta.remove_names(database, shard, &gone)).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = removed {
-            warn!(shard, database, error = %e, "cannot remove listing names; settling them later");
             state.names_unsettled.insert(database.to_owned());
         }
     }
@@ -158,6 +138,13 @@ async fn bounded<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> R
 fn storable((metric, key, value): &SeriesName) -> bool {
     metric.len() + key.len() + value.len() <= MAX_NAME_BYTES
         && ![metric, key, value].iter().any(|s| s.contains('\0'))
+}
+
+/// How the index changed: names a frame brought, or a delete took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NameChange {
+    Added,
+    Removed,
 }
 
 /// Whether the index holds `name`.
