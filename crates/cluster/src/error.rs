@@ -75,6 +75,10 @@ pub enum Error {
     /// A storage task ended without an answer (it panicked).
     #[error("internal: {0}")]
     Internal(String),
+
+    /// A query half run on this node refused.
+    #[error(transparent)]
+    Query(sundial_query::Error),
     /// The database schema is newer than this binary knows.
     #[error("metadata schema version {found} is newer than this binary's {known}")]
     SchemaTooNew { found: i32, known: i32 },

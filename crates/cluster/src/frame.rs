@@ -13,6 +13,7 @@ use sundial_codec::varint::{get, get_usize, put, take, unzigzag, zigzag};
 use sundial_model::{NumberText, SeriesKey, ValueInput, WritePoint};
 
 mod folded;
+mod newer;
 mod outcome;
 mod rows;
 mod staged;
@@ -20,6 +21,8 @@ mod stats;
 
 pub use folded::FoldedAnswer;
 pub(crate) use folded::{decode_folded, encode_folded};
+pub(crate) use newer::{Newer, NewerAnswer, NewerRows};
+pub(crate) use newer::{decode_newer, encode_newer};
 pub use outcome::{decode_outcome, encode_outcome};
 pub use rows::{ExportAnswer, RowsAnswer};
 pub(crate) use rows::{decode_export, decode_rows, encode_export, encode_rows};

@@ -13,6 +13,9 @@ mod delete;
 mod handover;
 mod kinds;
 mod names;
+mod newer;
+pub(crate) use handover::fetch_state;
+pub(crate) use newer::{Held, NewerQuery};
 mod read;
 
 use crate::frame::{BatchRules, ShardBatch};
@@ -125,6 +128,10 @@ struct ShardDb {
     /// The state objects of the last checkpoint (deleted once a newer
     /// one is recorded).
     checkpoint: Vec<String>,
+    /// The database's index changes when the checkpoint was made: a
+    /// querier's copy of it is current while they have not moved (see
+    /// `newer`).
+    changes: u64,
 }
 
 impl Ingester {
@@ -435,6 +442,7 @@ impl Ingester {
                 db: db.clone(),
                 recorded: HashSet::new(),
                 checkpoint: Vec::new(),
+                changes: 0,
             },
         );
         Ok(db)
@@ -571,7 +579,9 @@ pub(crate) fn state_group(shard: u32) -> String {
 }
 
 /// Runs blocking storage work off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Internal(format!("storage task: {e}")))?

@@ -23,6 +23,7 @@ mod names;
 mod owners;
 mod ownership;
 mod querier;
+mod replica;
 mod route;
 mod router;
 mod shard;
@@ -45,14 +46,15 @@ pub use membership::{Node, Role, ShardOwner};
 pub use meta::Meta;
 pub use ownership::{Keeper, ShardHandler, TickReport, owner_of};
 pub use querier::Querier;
+pub use replica::Replicas;
 pub use route::{ShardPoints, split_by_shard};
 pub use router::Router;
 pub use shard::shard_of;
 pub use shard_log::{LocalWal, ShardLog};
 pub use transport::{
     COMPACT_PATH, ChangedAnswer, DELETE_PATH, DROP_PATH, EXPORT_PATH, FOLDED_PATH, FRAMES_PATH,
-    FrameClient, LAST_PATH, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, RETENTION_PATH, ROWS_PATH,
-    STAGE_PATH, STATS_PATH, StageRequest, ingest_routes, serve_ingest,
+    FrameClient, LAST_PATH, LIST_PATH, ListedAnswer, MAX_FRAME_BYTES, NEWER_PATH, RETENTION_PATH,
+    ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest, ingest_routes, serve_ingest,
 };
 pub use uids::PgUids;
 pub use wal::{JetStreamWal, WalConfig, WalEntry};

@@ -12,24 +12,30 @@
 //! busy answer ("would be partial") rather than a silently short one.
 
 use crate::owners::Peers;
+use crate::replica::Replicas;
 use crate::transport::{DELETE_PATH, DROP_PATH, RETENTION_PATH, StageRequest};
 use crate::{Error, FrameClient, Result};
+use blocks::Local;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use sundial_api::deletes::RemoteDeletes;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_api::shared::ShardedData;
+use sundial_model::Timestamp;
+use sundial_model::series_query::RowValues;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{
     Deleted, Deletion, ErrorClass, ExportPage, Listed, Listing, Names, Query, SeriesResult,
     StatsQuery,
 };
 use sundial_query::series_query::{
-    Limits, SeriesHalf, StagedRows, finish_folded, finish_series, folds,
+    Limits, SeriesHalf, StagedRows, finish_folded, finish_series, folds, stage_folded,
+    stage_series_rows,
 };
-use sundial_query::stats::{GroupedStats, merge_grouped};
-use sundial_query::{Budget, Latest, StagedSeries, finish};
+use sundial_query::stats::{GroupedStats, grouped_by, merge_grouped};
+use sundial_query::{Budget, Latest, StagedSeries, finish, stage_series};
+use sundial_storage::Db;
 use tracing::{debug, warn};
 
 /// How long a listing waits for PostgreSQL's names before it asks the
@@ -41,7 +47,12 @@ const NAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Querier {
     pub(crate) inner: Arc<Peers>,
+    /// Copies of the shard databases, when this node reads the blocks
+    /// itself (`blocks.rs`); `None`: the owners run the per-series half.
+    pub(crate) blocks: Option<Arc<Replicas>>,
 }
+
+mod blocks;
 
 impl Querier {
     /// A querier over `shards` shards whose owners PostgreSQL at
@@ -49,7 +60,20 @@ impl Querier {
     pub async fn new(postgres_url: &str, shards: u32, client: FrameClient) -> Result<Self> {
         Ok(Self {
             inner: Peers::connect(postgres_url, shards, client).await?,
+            blocks: None,
         })
+    }
+
+    /// This querier reading the shards' blocks itself into `replicas`,
+    /// and only what is newer than their checkpoints from the owners.
+    pub fn reading_blocks(mut self, replicas: Arc<Replicas>) -> Self {
+        self.blocks = Some(replicas);
+        self
+    }
+
+    /// The shard copies this querier reads, when it reads the blocks.
+    pub fn replicas(&self) -> Option<Arc<Replicas>> {
+        self.blocks.clone()
     }
 
     /// One OpenTSDB query over `database` in every shard: what
@@ -79,8 +103,12 @@ impl Querier {
         let budget = Budget::new(limits.timeout, limits.max_points);
         if folds(query) {
             // Per group and bucket statistics, not rows.
+            let local = local_half(&query.metric, query.range(), {
+                let (query, max_groups) = (query.clone(), limits.max_groups);
+                move |db: &Db, budget: &Budget| stage_folded(db, &query, budget, max_groups)
+            });
             let halves = self
-                .gather(|address, shards| {
+                .gather_local(database, &budget, local, |address, shards| {
                     let mut request = request(database, shards, query.clone(), &budget);
                     request.max_groups = limits.max_groups;
                     async move {
@@ -104,7 +132,11 @@ impl Querier {
         query: &SeriesQuery,
         budget: &Budget,
     ) -> sundial_query::Result<Vec<SeriesHalf>> {
-        self.gather(|address, shards| {
+        let local = local_half(&query.metric, query.range(), {
+            let query = query.clone();
+            move |db: &Db, budget: &Budget| stage_series_rows(db, &query, budget)
+        });
+        self.gather_local(database, budget, local, |address, shards| {
             let request = request(database, shards, query.clone(), budget);
             async move {
                 let answer = self.inner.client.stage_rows(&address, &request).await?;
@@ -125,8 +157,14 @@ impl Querier {
         query: &Query,
         budget: &Budget,
     ) -> sundial_query::Result<Vec<Latest>> {
+        let local = local_half(&query.metric, (query.start, query.end), {
+            let query = query.clone();
+            move |db: &Db, budget: &Budget| {
+                Ok(newest_half(sundial_query::last(db, &query, budget)?))
+            }
+        });
         let halves = self
-            .gather(|address, shards| {
+            .gather_local(database, budget, local, |address, shards| {
                 let request = request(database, shards, query.clone(), budget);
                 async move {
                     let answer = self.inner.client.last(&address, &request).await?;
@@ -212,21 +250,29 @@ impl Querier {
         query: &StatsQuery,
         budget: &Budget,
     ) -> sundial_query::Result<(GroupedStats, u64)> {
+        let local = local_half(&query.metric, (query.start, query.end), {
+            let query = query.clone();
+            move |db: &Db, budget: &Budget| {
+                let before = budget.left();
+                let groups = grouped_by(db, &query, budget)?;
+                Ok((groups, before.saturating_sub(budget.left()) as u64))
+            }
+        });
         let parts = self
-            .gather(|address, shards| {
+            .gather_local(database, budget, local, |address, shards| {
                 let request = request(database, shards, query.clone(), budget);
                 async move {
                     let answer = self.inner.client.sql_stats(&address, &request).await?;
-                    Ok((answer.shards.clone(), answer))
+                    Ok((answer.shards, (answer.groups, answer.points)))
                 }
             })
             .await
             .map_err(query_error)?;
         let mut groups = GroupedStats::new();
         let mut points = 0;
-        for part in parts {
-            merge_grouped(&mut groups, part.groups);
-            points += part.points;
+        for (part, read) in parts {
+            merge_grouped(&mut groups, part);
+            points += read;
         }
         Ok((groups, points))
     }
@@ -368,7 +414,11 @@ impl Querier {
         query: &Query,
         budget: &Budget,
     ) -> Result<Vec<StagedSeries>> {
-        self.gather(|address, shards| {
+        let local = local_half(&query.metric, (query.start, query.end), {
+            let query = query.clone();
+            move |db: &Db, budget: &Budget| stage_series(db, &query, budget)
+        });
+        self.gather_local(database, budget, local, |address, shards| {
             let request = request(database, shards, query.clone(), budget);
             async move {
                 let answer = self.inner.client.stage(&address, &request).await?;
@@ -382,6 +432,23 @@ impl Querier {
     /// the shards an answer covers and the part), until every shard is
     /// answered for once.
     async fn gather<T, F>(&self, ask: impl Fn(String, Vec<u32>) -> F) -> Result<Vec<T>>
+    where
+        F: Future<Output = Result<(Vec<u32>, T)>>,
+    {
+        let parts = self
+            .gather_parts(|address, shards| {
+                let part = ask(address, shards);
+                async move {
+                    let (shards, part) = part.await?;
+                    Ok((shards, vec![part]))
+                }
+            })
+            .await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// [`Querier::gather`] with answers of any number of parts.
+    async fn gather_parts<T, F>(&self, ask: impl Fn(String, Vec<u32>) -> F) -> Result<Vec<T>>
     where
         F: Future<Output = Result<(Vec<u32>, T)>>,
     {
@@ -436,6 +503,33 @@ impl Querier {
             shard: wanted.first().copied().unwrap_or_default(),
         })
     }
+}
+
+/// A per-series half to run here over `metric`'s points in `range`.
+fn local_half<T>(
+    metric: &str,
+    (start, end): (Timestamp, Timestamp),
+    run: impl Fn(&Db, &Budget) -> sundial_query::Result<T> + Send + Sync + 'static,
+) -> Local<T> {
+    Local {
+        metric: metric.to_owned(),
+        start,
+        end,
+        run: Arc::new(run),
+    }
+}
+
+/// Newest points as the one-row halves an owner sends for them.
+fn newest_half(found: Vec<Latest>) -> SeriesHalf {
+    let mut half = SeriesHalf {
+        kinds: vec![None],
+        ..SeriesHalf::default()
+    };
+    for (key, t, v) in found {
+        half.series
+            .push((key, vec![(t, RowValues::from_vec(vec![Some(v)]))]));
+    }
+    half
 }
 
 /// One owner's request for a change (or an export page): no deadline or
@@ -559,6 +653,9 @@ fn blocking_on<T>(work: impl Future<Output = sundial_query::Result<T>>) -> std::
 /// A cluster failure in the query's terms: anything a retry can fix is
 /// busy, and says the answer would have been partial.
 fn query_error(e: Error) -> sundial_query::Error {
+    if let Error::Query(e) = e {
+        return e;
+    }
     let class = match &e {
         Error::PeerRefused { class, .. } => *class,
         Error::NotOwner { .. }

@@ -47,6 +47,7 @@ impl Router {
     pub fn querier(&self) -> crate::Querier {
         crate::Querier {
             inner: self.inner.clone(),
+            blocks: None,
         }
     }
 

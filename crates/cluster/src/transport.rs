@@ -24,7 +24,7 @@ mod stage;
 
 pub use stage::{
     ChangedAnswer, DELETE_PATH, DROP_PATH, EXPORT_PATH, FOLDED_PATH, LAST_PATH, LIST_PATH,
-    ListedAnswer, RETENTION_PATH, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
+    ListedAnswer, NEWER_PATH, RETENTION_PATH, ROWS_PATH, STAGE_PATH, STATS_PATH, StageRequest,
 };
 
 /// Where owners take frames.
@@ -56,6 +56,7 @@ pub fn ingest_routes(ingester: Ingester, secret: &str) -> axum::Router {
         .route(ROWS_PATH, axum::routing::post(stage::stage_rows))
         .route(FOLDED_PATH, axum::routing::post(stage::stage_folded))
         .route(LIST_PATH, axum::routing::post(stage::list))
+        .route(NEWER_PATH, axum::routing::post(stage::newer))
         .route(STATS_PATH, axum::routing::post(stage::sql_stats))
         .route(DELETE_PATH, axum::routing::post(stage::delete))
         .route(DROP_PATH, axum::routing::post(stage::drop_database))

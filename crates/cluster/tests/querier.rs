@@ -60,23 +60,6 @@ fn data() -> Vec<WritePoint> {
     out
 }
 
-fn query(metric: &str, aggregator: Aggregator) -> Query {
-    Query {
-        metric: metric.to_owned(),
-        field: "value".to_owned(),
-        tags: Vec::new(),
-        group_by: Vec::new(),
-        start: BASE,
-        end: BASE + 120 * 60_000,
-        aggregator,
-        downsample: None,
-        rate: None,
-        explicit_tags: false,
-        pre_filter: None,
-        only_series: None,
-    }
-}
-
 fn queries() -> Vec<Query> {
     let every_5m = |function| Downsample {
         buckets: Buckets::Fixed(300_000),
@@ -90,15 +73,15 @@ fn queries() -> Vec<Query> {
                 key: "host".into(),
                 values: vec!["h01".into(), "h07".into()],
             }],
-            ..query("cpu", Aggregator::None)
+            ..two_hours_of("cpu", Aggregator::None)
         },
         // Sum over every series (in every shard), interpolating.
-        query("cpu", Aggregator::Sum),
+        two_hours_of("cpu", Aggregator::Sum),
         // Per data centre: 5-minute averages, then the max.
         Query {
             group_by: vec!["dc".into()],
             downsample: Some(every_5m(Aggregator::Avg)),
-            ..query("cpu", Aggregator::Max)
+            ..two_hours_of("cpu", Aggregator::Max)
         },
         // 10-minute counts over everything, summed.
         Query {
@@ -106,7 +89,7 @@ fn queries() -> Vec<Query> {
                 buckets: Buckets::Fixed(600_000),
                 ..every_5m(Aggregator::Count)
             }),
-            ..query("cpu", Aggregator::Sum)
+            ..two_hours_of("cpu", Aggregator::Sum)
         },
         // Rate per series, averaged per data centre, on a filtered set.
         Query {
@@ -117,13 +100,13 @@ fn queries() -> Vec<Query> {
             }],
             group_by: vec!["dc".into()],
             rate: Some(RateOptions::default()),
-            ..query("cpu", Aggregator::Avg)
+            ..two_hours_of("cpu", Aggregator::Avg)
         },
         // Alibaba's pre-filter, then a percentile.
         Query {
             pre_filter: Some((CmpOp::Gt, 50.0)),
             downsample: Some(every_5m(Aggregator::Max)),
-            ..query(
+            ..two_hours_of(
                 "cpu",
                 Aggregator::Percentile {
                     per_mille: 900,
@@ -137,12 +120,12 @@ fn queries() -> Vec<Query> {
                 buckets: Buckets::All,
                 ..every_5m(Aggregator::Min)
             }),
-            ..query("cpu", Aggregator::None)
+            ..two_hours_of("cpu", Aggregator::None)
         },
         // Text, raw; text under an aggregator (an error); no such metric.
-        query("note", Aggregator::None),
-        query("note", Aggregator::Sum),
-        query("disk", Aggregator::Sum),
+        two_hours_of("note", Aggregator::None),
+        two_hours_of("note", Aggregator::Sum),
+        two_hours_of("disk", Aggregator::Sum),
     ]
 }
 
@@ -266,7 +249,11 @@ async fn queries_over_the_shards_answer_as_one_node_does() -> anyhow::Result<()>
     )
     .await?;
     match lonely
-        .opentsdb(DATABASES[0], &query("cpu", Aggregator::Sum), &budget())
+        .opentsdb(
+            DATABASES[0],
+            &two_hours_of("cpu", Aggregator::Sum),
+            &budget(),
+        )
         .await
     {
         Err(e) => assert_eq!(e.class(), ErrorClass::Busy, "{e}"),

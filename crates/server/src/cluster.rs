@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use sundial_cluster::{
     Compactor, CompactorConfig, FrameClient, Ingester, IngesterConfig, JetStreamWal, Keeper,
-    LocalWal, Meta, PgDocument, PgUids, Querier, Role, Router, ShardLog, WalConfig,
+    LocalWal, Meta, PgDocument, PgUids, Querier, Replicas, Role, Router, ShardLog, WalConfig,
 };
 use tracing::{info, warn};
 
@@ -187,7 +187,10 @@ impl Node {
         };
         // One owner cache and one set of connections for both.
         let router = Router::new(&config.postgres_url, config.shards, client).await?;
-        let querier = router.querier();
+        let querier = match reading_blocks(config, role, data_dir, storage)? {
+            Some(replicas) => router.querier().reading_blocks(Arc::new(replicas)),
+            None => router.querier(),
+        };
         let uids = Arc::new(PgUids::connect(&config.postgres_url).await?);
         info!(%role, shards = config.shards, "cluster node started");
         Ok(Self {
@@ -242,6 +245,11 @@ impl Node {
         self.ingesting.as_ref().map(|i| i.ingester.clone())
     }
 
+    /// The node's shard copies, when it reads the blocks itself.
+    pub(crate) fn copies(&self) -> Option<Arc<Replicas>> {
+        self.querier.replicas()
+    }
+
     /// The node's compactor, when its role is that.
     pub(crate) fn compactor(&self) -> Option<Compactor> {
         self.compacting.as_ref().map(|c| c.compactor.clone())
@@ -266,6 +274,28 @@ impl Node {
             }
         }
     }
+}
+
+/// Copies of the shard databases for a node that queries without owning
+/// shards, when it can reach the object store: it reads the blocks
+/// itself (docs/cluster.md, "The querier"). An ingesting node leaves that
+/// to the owners, itself among them, rather than hold a second copy.
+fn reading_blocks(
+    config: &ClusterConfig,
+    role: Role,
+    data_dir: &Path,
+    storage: &sundial_storage::Config,
+) -> anyhow::Result<Option<Replicas>> {
+    if role.ingests() || config.object_store.is_empty() {
+        return Ok(None);
+    }
+    let store = sundial_storage::RemoteStore::open(
+        &config.object_store,
+        &config.object_store_options,
+        storage.cache_bytes,
+    )?;
+    let dir = data_dir.join("cluster-copies");
+    Ok(Some(Replicas::new(dir, store, storage.clone())?))
 }
 
 async fn start_compactor(

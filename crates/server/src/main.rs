@@ -262,11 +262,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ))?),
         None => None,
     };
-    let metrics = metrics::Metrics::new(
-        engine.clone(),
-        node.as_ref().and_then(|n| n.ingester()),
-        node.as_ref().and_then(|n| n.compactor()),
-    );
+    let metrics = metrics::Metrics::new(engine.clone(), node.as_ref());
     let stats_of = metrics.clone();
     let mut opentsdb = sundial_opentsdb::Api::new(
         engine.clone(),

@@ -60,12 +60,9 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// The server's metrics; a cluster ingester's add its shards.
-    pub(crate) fn new(
-        engine: Engine,
-        ingester: Option<sundial_cluster::Ingester>,
-        compactor: Option<sundial_cluster::Compactor>,
-    ) -> Self {
+    /// The server's metrics; a cluster node's add its shards, its
+    /// compactor's work and its shard copies.
+    pub(crate) fn new(engine: Engine, node: Option<&crate::cluster::Node>) -> Self {
         let mut registry = Registry::with_prefix("sundial");
         let requests = Family::<Answered, Counter>::default();
         registry.register(
@@ -112,11 +109,14 @@ impl Metrics {
         );
         registry.register_collector(Box::new(StorageCollector(engine)));
         registry.register_collector(Box::new(ProcessCollector));
-        if let Some(ingester) = ingester {
+        if let Some(ingester) = node.and_then(|n| n.ingester()) {
             registry.register_collector(Box::new(cluster::ShardsCollector(ingester)));
         }
-        if let Some(compactor) = compactor {
+        if let Some(compactor) = node.and_then(|n| n.compactor()) {
             registry.register_collector(Box::new(cluster::CompactorCollector(compactor)));
+        }
+        if let Some(copies) = node.and_then(|n| n.copies()) {
+            registry.register_collector(Box::new(cluster::CopiesCollector(copies)));
         }
         Self {
             registry: Arc::new(registry),

@@ -56,6 +56,11 @@ pub struct Config {
     /// [`Db::compact`]: crate::Db::compact
     #[serde(skip)]
     pub blocks_shared: bool,
+    /// Opened to be read elsewhere than at its owner (a cluster querier's
+    /// copy of a shard database, docs/cluster.md "The querier"): no flush,
+    /// compaction or retention thread; it is never written.
+    #[serde(skip)]
+    pub replica: bool,
     pub fsync: FsyncPolicy,
     /// A WAL segment is closed and a new one started past this size.
     pub wal_segment_bytes: u64,
@@ -125,6 +130,7 @@ impl Default for Config {
             remote: None,
             engine_dir: None,
             blocks_shared: false,
+            replica: false,
             fsync: FsyncPolicy::Always,
             wal_segment_bytes: 8 << 20,
             flush_wal_bytes: 32 << 20,

@@ -22,6 +22,9 @@ use tracing::error;
 #[derive(Debug, Clone)]
 pub struct Db {
     inner: Arc<Inner>,
+    /// Another node's newer points laid over this one's for reads (see
+    /// `db/replica.rs`); `None` for a database read as it is.
+    overlay: Option<Arc<replica::Overlay>>,
 }
 
 #[derive(Debug)]
@@ -228,6 +231,13 @@ impl Db {
             retention_secs,
         });
         let (nudge_tx, nudge_rx) = mpsc::sync_channel::<()>(1);
+        if inner.config.replica {
+            // Read only: nothing to flush, compact or expire here.
+            return Ok(Self {
+                inner,
+                overlay: None,
+            });
+        }
         let weak = Arc::downgrade(&inner);
         let flusher = std::thread::Builder::new()
             .name("sundial-flush".into())
@@ -239,7 +249,10 @@ impl Db {
             .spawn(move || run_maintenance(weak, nudge_rx))
             .map_err(|e| Error::io("start the maintenance thread for", &dir, e))?;
         inner.threads.lock().extend([flusher, maintenance]);
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            overlay: None,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -434,13 +447,18 @@ impl Db {
     /// Runs `f` with a consistent view of the stored data.
     pub fn read<R>(&self, f: impl FnOnce(Snapshot<'_>) -> R) -> R {
         let head = self.inner.head.read();
-        let layers = self.inner.layers.read().clone();
+        let overlay = self.overlay.clone();
+        let layers = replica::layers_under(&self.inner.layers, overlay.as_deref());
+        let min_ts = compact::retention_cutoff(self.inner.retention_secs())
+            .unwrap_or(sundial_model::Timestamp::MIN)
+            .max(overlay.as_ref().map_or(Timestamp::MIN, |o| o.min_ts()));
         f(Snapshot {
             head,
             source: &self.inner.layers,
             layers,
-            min_ts: compact::retention_cutoff(self.inner.retention_secs())
-                .unwrap_or(sundial_model::Timestamp::MIN),
+            min_ts,
+            overlay,
+            pinned: false,
         })
     }
 
@@ -687,11 +705,14 @@ mod activity;
 pub(crate) mod blocks;
 pub use activity::WorkDone;
 pub use handover::{RemoteBlock, restore_handover};
+pub(crate) use replica::layers_under;
+pub use replica::{Overlay, OverlayRows};
 mod capture;
 mod check;
 mod flush;
 mod handover;
 mod recover;
+mod replica;
 mod retention;
 
 use check::check_points;

@@ -90,16 +90,12 @@ pub(crate) fn delete(inner: &Inner, sel: &Selection<'_>, remove: bool) -> Result
     Ok(deleted)
 }
 
-/// Replaces `block` by a copy without the selected points.
+/// Replaces `block` by a copy without the selected points, or drops it
+/// when none are left (an empty block has no time range to record).
 fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usize> {
     let columns: BTreeSet<(SeriesId, String)> =
         block.columns().map(|(id, f)| (id, f.to_owned())).collect();
-    let mut writer = BlockWriter::create(
-        &inner.config.vfs,
-        &inner.config.data_dir,
-        block.id,
-        sundial_codec::Effort::Small,
-    )?;
+    let mut kept = Vec::with_capacity(columns.len());
     let mut deleted = 0;
     for (id, field) in &columns {
         let mut points = block.read_uncached(*id, field, Timestamp::MIN, Timestamp::MAX)?;
@@ -109,27 +105,45 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
             deleted += before - points.len();
         }
         if !points.is_empty() {
-            writer.add(&Column {
-                series: *id,
-                field,
-                points: &points,
-            })?;
+            kept.push((*id, field, points));
         }
     }
-    let path = writer.finish()?;
-    let replacement = Arc::new(blocks::place(&inner.config, Block::open(&path, block.id)?)?);
+    let replacement = if kept.is_empty() {
+        None
+    } else {
+        let mut writer = BlockWriter::create(
+            &inner.config.vfs,
+            &inner.config.data_dir,
+            block.id,
+            sundial_codec::Effort::Small,
+        )?;
+        for (series, field, points) in &kept {
+            writer.add(&Column {
+                series: *series,
+                field,
+                points,
+            })?;
+        }
+        let path = writer.finish()?;
+        Some(Arc::new(blocks::place(
+            &inner.config,
+            Block::open(&path, block.id)?,
+        )?))
+    };
     {
         let mut layers = inner.layers.write();
         let list: Vec<Arc<Block>> = layers
             .blocks
             .iter()
-            .map(|b| match Arc::ptr_eq(b, block) {
+            .filter_map(|b| match Arc::ptr_eq(b, block) {
                 true => replacement.clone(),
-                false => b.clone(),
+                false => Some(b.clone()),
             })
             .collect();
         if let Err(e) = blocks::record(inner, &list) {
-            replacement.retire();
+            if let Some(r) = &replacement {
+                r.retire();
+            }
             return Err(e);
         }
         *layers = Arc::new(Layers {
@@ -138,11 +152,11 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
         });
     }
     // A local replacement took the old file's name; a remote one has a
-    // key of its own, and the old object goes.
-    if replacement.is_remote() {
+    // key of its own, and the old object goes, as does a dropped block.
+    if replacement.as_ref().is_none_or(|r| r.is_remote()) {
         blocks::discard(inner, block);
     }
-    info!(path = %path.display(), points = deleted, "deleted points from block");
+    info!(block = %block.path().display(), points = deleted, "deleted points from block");
     Ok(deleted)
 }
 

@@ -67,6 +67,9 @@ pub(crate) struct Head {
     pub(crate) hidden: RoaringBitmap,
     /// `hidden` lost members since it was last persisted.
     pub(crate) hidden_dirty: bool,
+    /// Series hidden or shown again since the head was made: a copy of the
+    /// index elsewhere is current only while this has not moved.
+    pub(crate) index_changes: u64,
     /// Ids of recently written keys by the address of their shared key:
     /// adapters hand the same `Arc` for a series they have seen, and this
     /// skips hashing its names. The weak reference keeps the allocation,
@@ -248,6 +251,7 @@ impl Head {
         if !self.hidden.insert(id.0) {
             return;
         }
+        self.index_changes += 1;
         self.postings.remove(id.0, &key);
         // Its columns are empty (the data is gone); dropping them makes the
         // next write recreate them and record the field's kind again.
@@ -273,6 +277,7 @@ impl Head {
         let Some(key) = self.key(id) else { return };
         self.hidden.remove(id.0);
         self.hidden_dirty = true;
+        self.index_changes += 1;
         self.postings.add(id.0, &key);
         let ids = self.by_metric.entry(key.metric).or_default();
         // Keep creation order.
@@ -398,6 +403,13 @@ impl Head {
                 }
             }
         }
+    }
+
+    /// Every defined series from id `first` on, ascending.
+    pub(crate) fn defined_from(&self, first: u32) -> Vec<(SeriesId, SeriesKey)> {
+        (first..self.next_id())
+            .filter_map(|id| Some((SeriesId(id), self.key(SeriesId(id))?)))
+            .collect()
     }
 
     /// The series' key, rebuilt from symbols.

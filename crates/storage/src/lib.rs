@@ -40,7 +40,8 @@ pub fn decoded_chunk_cache_counts() -> CacheCounts {
 }
 pub use config::{Config, FsyncPolicy};
 pub use db::{
-    Commit, Db, LevelStatus, RemoteBlock, Rules, Status, WorkDone, Written, restore_handover,
+    Commit, Db, LevelStatus, Overlay, OverlayRows, RemoteBlock, Rules, Status, WorkDone, Written,
+    restore_handover,
 };
 pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};

@@ -49,6 +49,11 @@ pub struct Snapshot<'a> {
     pub(crate) layers: Arc<Layers>,
     /// Retention: nothing older is returned, even before its block is dropped.
     pub(crate) min_ts: Timestamp,
+    /// Another node's newer points, kept over every refresh.
+    pub(crate) overlay: Option<Arc<crate::db::Overlay>>,
+    /// The layers were chosen by the reader (`Db::read_newer`): a yield
+    /// keeps them.
+    pub(crate) pinned: bool,
 }
 
 impl Snapshot<'_> {
@@ -58,7 +63,9 @@ impl Snapshot<'_> {
     /// consistent state.
     pub fn yield_to_writers(&mut self) {
         parking_lot::RwLockReadGuard::bump(&mut self.head);
-        self.layers = self.source.read().clone();
+        if !self.pinned {
+            self.layers = crate::db::layers_under(self.source, self.overlay.as_deref());
+        }
     }
     /// Every point of a column in the flush in progress, ascending.
     fn frozen_points(&self, id: SeriesId, field: &str) -> &[(Timestamp, FieldValue)] {
@@ -94,6 +101,23 @@ impl Snapshot<'_> {
                 .filter_map(|b| b.remote_ranges(ids, fields, start, end))
                 .collect(),
         }
+    }
+
+    /// Every defined series from id `first` on (hidden ones too), with
+    /// its key.
+    pub fn series_from(&self, first: u32) -> Vec<(SeriesId, SeriesKey)> {
+        self.head.defined_from(first)
+    }
+
+    /// How often series were hidden or shown again since the database
+    /// opened (see `Db::read_newer`).
+    pub fn index_changes(&self) -> u64 {
+        self.head.index_changes
+    }
+
+    /// Nothing older than this is returned (retention).
+    pub fn min_ts(&self) -> Timestamp {
+        self.min_ts
     }
 
     /// Whether the metric has ever been written.

@@ -6,7 +6,7 @@ use crate::manifest::{BlockRow, Flush};
 use crate::{Error, Result};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use sundial_storage::{Db, RemoteBlock};
+use sundial_storage::{Db, RemoteBlock, RemoteStore};
 use tracing::warn;
 
 impl Ingester {
@@ -67,9 +67,10 @@ impl Ingester {
         state.log_end = fence;
         let mut flushed: HashMap<String, u64> = HashMap::new();
         for p in positions {
-            let files = self.fetch_state(shard, &p.database, &p.checkpoint).await?;
+            let files = fetch_state(&self.inner.store, shard, &p.database, &p.checkpoint).await?;
             let db = self.open_db(shard, &p.database, files).await?;
             let recorded = db.remote_blocks().into_iter().map(|b| b.key).collect();
+            let changes = db.read(|snap| snap.index_changes());
             flushed.insert(p.database.clone(), p.flushed);
             state.databases.insert(
                 p.database,
@@ -77,6 +78,7 @@ impl Ingester {
                     db,
                     recorded,
                     checkpoint: p.checkpoint,
+                    changes,
                 },
             );
         }
@@ -98,30 +100,6 @@ impl Ingester {
         // The last owner may have failed to record some listing names.
         state.names_unsettled = state.databases.keys().cloned().collect();
         Ok(state)
-    }
-
-    /// Downloads a checkpoint's state objects as (file name, bytes).
-    async fn fetch_state(
-        &self,
-        shard: u32,
-        database: &str,
-        keys: &[String],
-    ) -> Result<Vec<(String, Bytes)>> {
-        let store = self
-            .inner
-            .store
-            .group(&state_group(shard))
-            .database(database);
-        let keys = keys.to_vec();
-        blocking(move || {
-            keys.iter()
-                .map(|key| {
-                    let name = key.split_once('.').map_or(key.as_str(), |(_, n)| n);
-                    Ok((name.to_owned(), store.get(key)?))
-                })
-                .collect()
-        })
-        .await
     }
 
     /// See [`Ingester::checkpoint`]; the caller holds the shard's state.
@@ -216,6 +194,8 @@ impl Ingester {
             }
             entry.recorded.extend(new.into_iter().map(|b| b.key));
             let old = std::mem::replace(&mut entry.checkpoint, keys);
+            // Under the shard's lock: no write or delete since the flush.
+            entry.changes = entry.db.read(|snap| snap.index_changes());
             self.delete_state(shard.number, name, old).await;
         }
         self.inner.wal.truncate(shard.number, position).await?;
@@ -254,4 +234,25 @@ impl Ingester {
 /// logged once.
 fn fence_id(shard: u32, epoch: i64) -> u128 {
     (u128::from(shard) << 64) | u128::from(epoch as u64)
+}
+
+/// Downloads a checkpoint's state objects from the cluster's store
+/// `root` as (file name, bytes).
+pub(crate) async fn fetch_state(
+    root: &RemoteStore,
+    shard: u32,
+    database: &str,
+    keys: &[String],
+) -> Result<Vec<(String, Bytes)>> {
+    let store = root.group(&state_group(shard)).database(database);
+    let keys = keys.to_vec();
+    blocking(move || {
+        keys.iter()
+            .map(|key| {
+                let name = key.split_once('.').map_or(key.as_str(), |(_, n)| n);
+                Ok((name.to_owned(), store.get(key)?))
+            })
+            .collect()
+    })
+    .await
 }

@@ -3,7 +3,7 @@
 //! heads hold every acknowledged point, so a querier that gets an answer
 //! for every shard reads its own writes.
 
-use super::Ingester;
+use super::{Ingester, Shard, ShardDb};
 use crate::frame::{ExportAnswer, FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer};
 use crate::transport::ListedAnswer;
 use std::sync::Arc;
@@ -206,11 +206,24 @@ impl Ingester {
     }
 
     /// Which of `shards` this node serves, and `database` in those that
-    /// have it. A shard whose lease PostgreSQL has not confirmed lately is
-    /// served only while its log still ends where this node left it: then
-    /// no other owner has fenced it, and the heads hold every point.
+    /// have it.
     async fn serving(&self, database: &str, shards: &[u32]) -> (Vec<u32>, Vec<Db>) {
-        let (mut served, mut dbs) = (Vec::new(), Vec::new());
+        self.serving_with(database, shards, |_, d| d.db.clone())
+            .await
+    }
+
+    /// Which of `shards` this node serves, and `pick` of `database` in
+    /// those that have it (under the shard's lock). A shard whose lease
+    /// PostgreSQL has not confirmed lately is served only while its log
+    /// still ends where this node left it: then no other owner has fenced
+    /// it, and the heads hold every point.
+    pub(super) async fn serving_with<T>(
+        &self,
+        database: &str,
+        shards: &[u32],
+        pick: impl Fn(&Shard, &ShardDb) -> T,
+    ) -> (Vec<u32>, Vec<T>) {
+        let (mut served, mut picked) = (Vec::new(), Vec::new());
         for &number in shards {
             let Ok(shard) = self.shard(number) else {
                 continue;
@@ -226,10 +239,10 @@ impl Ingester {
             }
             served.push(number);
             if let Some(d) = state.databases.get(database) {
-                dbs.push(d.db.clone());
+                picked.push(pick(&shard, d));
             }
         }
-        (served, dbs)
+        (served, picked)
     }
 
     async fn log_ends_at(&self, shard: u32, end: u64) -> bool {

@@ -10,10 +10,11 @@
 
 use super::{FrameClient, Served, authorized, peer, refusal};
 use crate::frame::{
-    ExportAnswer, FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer, decode_export,
-    decode_folded, decode_rows, decode_staged, decode_stats, encode_export, encode_folded,
-    encode_rows, encode_staged, encode_stats,
+    ExportAnswer, FoldedAnswer, NewerAnswer, RowsAnswer, StagedAnswer, StatsAnswer, decode_export,
+    decode_folded, decode_newer, decode_rows, decode_staged, decode_stats, encode_export,
+    encode_folded, encode_newer, encode_rows, encode_staged, encode_stats,
 };
+use crate::ingest::NewerQuery;
 use crate::{Error, Ingester, Result};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -43,6 +44,9 @@ pub const EXPORT_PATH: &str = "/internal/v1/export";
 pub const DROP_PATH: &str = "/internal/v1/drop";
 /// Where owners set a database's retention in their shards (`/api/ttl`).
 pub const RETENTION_PATH: &str = "/internal/v1/retention";
+/// Where owners answer what their shards hold beyond the checkpoints a
+/// querier reading the blocks itself holds.
+pub const NEWER_PATH: &str = "/internal/v1/newer";
 /// Where owners delete in their shards (OpenTSDB's deletes).
 pub const DELETE_PATH: &str = "/internal/v1/delete";
 /// A change checkpoints each shard (a delete also rewrites blocks) before
@@ -237,6 +241,20 @@ pub(super) async fn delete(
 
 /// A listing or delete answer as JSON (plain data cannot fail to
 /// serialize).
+pub(super) async fn newer(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = |ingester: Ingester, r: StageRequest<NewerQuery>| async move {
+        let allowance = r.allowance();
+        ingester
+            .newer(&r.database, Arc::new(r.query), allowance)
+            .await
+    };
+    serve_stage(&s, &headers, &body, run, encode_newer).await
+}
+
 fn encode_json<T: serde::Serialize>(answer: &T) -> Vec<u8> {
     serde_json::to_vec(answer).unwrap_or_default()
 }
@@ -335,6 +353,17 @@ impl FrameClient {
     ) -> Result<StatsAnswer> {
         let body = self.ask(address, STATS_PATH, request).await?;
         decode_stats(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
+    }
+
+    /// Asks the owner at `address` for what its shards hold beyond the
+    /// checkpoints the request says the querier holds.
+    pub(crate) async fn newer(
+        &self,
+        address: &str,
+        request: &StageRequest<NewerQuery>,
+    ) -> Result<NewerAnswer> {
+        let body = self.ask(address, NEWER_PATH, request).await?;
+        decode_newer(&body).map_err(|e| peer(address, format!("bad answer: {e}")))
     }
 
     /// Asks the owner at `address` for a listing over its shards.

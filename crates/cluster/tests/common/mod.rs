@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sundial_cluster::{
     Ingester, IngesterConfig, JetStreamWal, Keeper, Meta, ShardBatch, WalConfig, split_by_shard,
 };
-use sundial_model::{FieldValue, SeriesKey, ValueInput, WritePoint};
+use sundial_model::{Aggregator, FieldValue, Query, SeriesKey, ValueInput, WritePoint};
 use sundial_storage::RemoteStore;
 use sundial_testkit::nats::Nats;
 use sundial_testkit::postgres::Postgres;
@@ -364,4 +364,24 @@ pub(crate) async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// An OpenTSDB query of `metric`'s "value" over the two hours from
+/// 1_700_000_000_000, under `aggregator` and nothing else.
+pub(crate) fn two_hours_of(metric: &str, aggregator: Aggregator) -> Query {
+    let base = 1_700_000_000_000;
+    Query {
+        metric: metric.to_owned(),
+        field: "value".to_owned(),
+        tags: Vec::new(),
+        group_by: Vec::new(),
+        start: base,
+        end: base + 120 * 60_000,
+        aggregator,
+        downsample: None,
+        rate: None,
+        explicit_tags: false,
+        pre_filter: None,
+        only_series: None,
+    }
 }

@@ -1,11 +1,13 @@
-//! A cluster ingester's shards and a compactor's work on `/metrics`: what
-//! operators watch while shards move, and what tests wait on.
+//! A cluster ingester's shards, a compactor's work and a querier's shard
+//! copies on `/metrics`: what operators watch while shards move, and what
+//! tests wait on.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use sundial_cluster::{Compactor, Ingester};
+use std::sync::Arc;
+use sundial_cluster::{Compactor, Ingester, Replicas};
 
 #[derive(Debug)]
 pub(super) struct ShardsCollector(pub(super) Ingester);
@@ -69,11 +71,46 @@ impl Collector for CompactorCollector {
                 self.0.orphans_deleted(),
             ),
         ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            let sample = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
-            counter.encode(sample)?;
-        }
-        Ok(())
+        encode_counters(&mut encoder, &counters)
     }
+}
+
+#[derive(Debug)]
+pub(super) struct CopiesCollector(pub(super) Arc<Replicas>);
+
+impl Collector for CopiesCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let (loaded, here, by_owners) = self.0.counts();
+        let counters = [
+            (
+                "cluster_shard_copies_loaded",
+                "Shard databases this node copied from their owners' checkpoints",
+                loaded,
+            ),
+            (
+                "cluster_shard_reads_here",
+                "Query halves over one shard run here, on a copy and the owner's newer points",
+                here,
+            ),
+            (
+                "cluster_shard_reads_by_owners",
+                "Query halves over one shard its owner ran (the copy could not stand for it)",
+                by_owners,
+            ),
+        ];
+        encode_counters(&mut encoder, &counters)
+    }
+}
+
+/// Counters as (name, help, value).
+fn encode_counters(
+    encoder: &mut DescriptorEncoder<'_>,
+    counters: &[(&str, &str, u64)],
+) -> Result<(), std::fmt::Error> {
+    for (name, help, value) in counters {
+        let counter = ConstCounter::new(*value);
+        let sample = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+        counter.encode(sample)?;
+    }
+    Ok(())
 }

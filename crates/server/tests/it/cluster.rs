@@ -37,6 +37,17 @@ fn node_config(pg_url: &str, nats_url: &str, store: &str, role: &str, id: &str) 
     )
 }
 
+/// A counter's value on `server`'s `/metrics`.
+fn counter(server: &TestServer, name: &str) -> Result<u64> {
+    let (status, text) = server.get("/metrics")?;
+    assert_eq!(status, 200, "{text}");
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .ok_or_else(|| anyhow::anyhow!("no {name} in {text}"))?;
+    Ok(value.trim().parse()?)
+}
+
 /// `method path body` on `server`, retried while it answers busy (a shard
 /// moving or not yet owned) for up to a minute; the final status and body.
 fn until_not_busy(
@@ -210,6 +221,12 @@ fn a_cluster_of_processes_answers_as_one_node_through_failures() -> Result<()> {
     }
 
     same_answers(&single, &querier, 60)?;
+    // The querier read the shards' blocks itself, every shard of them.
+    let (here, by_owners) = (
+        counter(&querier, "sundial_cluster_shard_reads_here_total")?,
+        counter(&querier, "sundial_cluster_shard_reads_by_owners_total")?,
+    );
+    assert!(here >= u64::from(SHARDS), "{here} {by_owners}");
     baidu_alike(&single, &router, &querier)?;
     // Any node of the cluster answers (the router forwards queries too).
     let body = queries(60)[1].to_string();

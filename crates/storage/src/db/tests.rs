@@ -480,6 +480,30 @@ fn deletes_and_removals_persist() -> Result<()> {
 /// A removed metric forgets its kind, and the kind the next write fixes
 /// holds again (the series' old columns do not linger without one).
 #[test]
+fn a_delete_that_empties_a_block_drops_it() -> Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(tmp.path()))?;
+    write_all(&db, (0..10).map(|t| point("a", t, t)).collect())?;
+    db.flush()?;
+    write_all(&db, (100..110).map(|t| point("b", t, t)).collect())?;
+    db.flush()?;
+    assert_eq!(db.block_count(), 2);
+    // Every point of the first block goes: no empty block is left (it
+    // would have no time range, which a cluster's manifest refuses).
+    assert_eq!(db.delete_points(&series_ids(&db, "a"), None, 0, 50)?, 10);
+    assert_eq!(db.block_count(), 1);
+    let left = snapshot(&db);
+    assert_eq!(left.len(), 10);
+    db.close();
+    drop(db);
+    let db = Db::open(quiet(tmp.path()))?;
+    assert_eq!(db.block_count(), 1);
+    assert_eq!(snapshot(&db), left);
+    db.close();
+    Ok(())
+}
+
+#[test]
 fn removal_forgets_kinds_and_the_next_write_fixes_one() -> Result<()> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let db = Db::open(quiet(tmp.path()))?;
@@ -513,6 +537,7 @@ mod faults;
 mod lifecycle;
 mod partitions;
 mod remote;
+mod replica;
 
 #[test]
 fn a_shared_key_changed_after_a_write_is_looked_up_again() -> Result<()> {

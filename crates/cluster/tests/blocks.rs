@@ -1,0 +1,204 @@
+//! A querier that reads the shards' blocks itself (docs/cluster.md, "The
+//! querier"), against an ingester served on loopback (PostgreSQL,
+//! nats-server and an S3 server, as `tests/ingest.rs`) and a single node
+//! given the same writes: before any checkpoint (empty copies, every
+//! point from the owner), after one with newer points and overwrites in
+//! the owner's head, after a delete, and after a deleted series is
+//! written again (which the copies cannot show: its owner answers), the
+//! OpenTSDB, newest-point and SQL-statistics answers are the single
+//! node's, and the copies answered every shard they could.
+
+mod common;
+
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+use sundial_cluster::{FrameClient, Querier, Replicas};
+use sundial_model::{
+    Aggregator, Buckets, Deleted, Deletion, Downsample, FillPolicy, Query, RateOptions, StatsQuery,
+    TagMatch, WritePoint,
+};
+use sundial_query::Budget;
+use sundial_storage::Db;
+
+const SECRET: &str = "blocks test secret";
+const BASE: i64 = 1_700_000_000_000;
+
+fn queries() -> Vec<Query> {
+    vec![
+        Query {
+            tags: vec![TagMatch::In {
+                key: "host".into(),
+                values: vec!["h01".into(), "h05".into(), "h07".into()],
+            }],
+            ..two_hours_of("cpu", Aggregator::None)
+        },
+        two_hours_of("cpu", Aggregator::Sum),
+        Query {
+            downsample: Some(Downsample {
+                buckets: Buckets::Fixed(300_000),
+                function: Aggregator::Avg,
+                fill: FillPolicy::None,
+            }),
+            ..two_hours_of("cpu", Aggregator::Max)
+        },
+        Query {
+            rate: Some(RateOptions::default()),
+            ..two_hours_of("cpu", Aggregator::Avg)
+        },
+    ]
+}
+
+fn stats() -> StatsQuery {
+    StatsQuery {
+        metric: "cpu".into(),
+        tags: Vec::new(),
+        fields: vec!["value".into()],
+        count_only: vec![false],
+        start: BASE,
+        end: BASE + 120 * 60_000,
+        width_ms: Some(600_000),
+        group_tags: vec!["host".into()],
+    }
+}
+
+fn budget() -> Budget {
+    Budget::new(Duration::from_secs(30), 10_000_000)
+}
+
+/// Every answer of the cluster equals the single node's; the number of
+/// answers that carried points.
+async fn compare(label: &str, querier: &Querier, single: &Db) -> anyhow::Result<usize> {
+    let mut with_points = 0;
+    for (i, q) in queries().into_iter().enumerate() {
+        let here = {
+            let (single, q) = (single.clone(), q.clone());
+            tokio::task::spawn_blocking(move || {
+                let answer = sundial_query::execute(&single, &q, &budget());
+                let last = sundial_query::last(&single, &q, &budget());
+                (format!("{answer:?}"), format!("{last:?}"))
+            })
+            .await?
+        };
+        let cluster = format!("{:?}", querier.opentsdb(DATABASES[0], &q, &budget()).await);
+        assert_eq!(cluster, here.0, "{label}: query {i} differs");
+        let last = format!("{:?}", querier.last(DATABASES[0], &q, &budget()).await);
+        assert_eq!(last, here.1, "{label}: last {i} differs");
+        with_points += usize::from(here.0.contains("points: [("));
+    }
+    let single_stats = {
+        let single = single.clone();
+        tokio::task::spawn_blocking(move || {
+            format!(
+                "{:?}",
+                sundial_query::stats::grouped_by(&single, &stats(), &budget())
+            )
+        })
+        .await?
+    };
+    let cluster_stats = querier
+        .sql_stats(DATABASES[0], &stats(), &budget())
+        .await
+        .map(|(groups, _)| groups);
+    assert_eq!(
+        format!("{cluster_stats:?}"),
+        single_stats,
+        "{label}: statistics differ"
+    );
+    Ok(with_points)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_querier_reading_blocks_answers_as_one_node_does() -> anyhow::Result<()> {
+    let engines = Engines::start().await?;
+    let node = engines
+        .served_alone("a", SECRET, Duration::from_secs(3))
+        .await?;
+    let ingester = node.ingester.clone();
+    let replicas = Arc::new(Replicas::new(
+        engines.dir.path().join("copies"),
+        engines.store()?,
+        sundial_storage::Config::default(),
+    )?);
+    let client = FrameClient::new(SECRET, Duration::from_secs(10));
+    let querier = Querier::new(&engines.pg.url(), SHARDS, client)
+        .await?
+        .reading_blocks(replicas.clone());
+    let single = Db::open(sundial_storage::Config {
+        data_dir: engines.dir.path().join("single").join(DATABASES[0]),
+        ..Default::default()
+    })?;
+    let mut expected = Expected::new();
+    let both = |points: Vec<WritePoint>, expected: &mut Expected| {
+        let (ingester, single) = (ingester.clone(), single.clone());
+        let mut acked = std::mem::take(expected);
+        async move {
+            let written = single.write(points.clone(), false)?;
+            written.commit.wait().await?;
+            write(&ingester, DATABASES[0], points, &mut acked).await?;
+            anyhow::Ok(acked)
+        }
+    };
+
+    // Nothing checkpointed: empty copies, every point from the owner.
+    expected = both(points(0..30, 1), &mut expected).await?;
+    anyhow::ensure!(compare("no checkpoint", &querier, &single).await? == 4);
+    let (_, here, owners) = replicas.counts();
+    anyhow::ensure!(
+        here == u64::from(SHARDS) * 9 && owners == 0,
+        "{here} {owners}"
+    );
+
+    // The checkpoint's blocks from the copies; newer points and
+    // overwrites of checkpointed ones from the owner's head.
+    ingester.checkpoint_all().await?;
+    expected = both(points(30..60, 1), &mut expected).await?;
+    expected = both(points(10..20, 2), &mut expected).await?;
+    compare("after a checkpoint", &querier, &single).await?;
+    let (opened, here, owners) = replicas.counts();
+    anyhow::ensure!(opened >= 2 * u64::from(SHARDS), "copies loaded: {opened}");
+    anyhow::ensure!(
+        here == u64::from(SHARDS) * 18 && owners == 0,
+        "{here} {owners}"
+    );
+
+    // A delete checkpoints the shards: new copies, and the series gone.
+    let deletion = Deletion {
+        metric: "cpu".into(),
+        tags: vec![TagMatch::Eq {
+            key: "host".into(),
+            value: "h05".into(),
+        }],
+        what: Deleted::Series,
+    };
+    let deleted = querier.delete(DATABASES[0], &deletion).await?;
+    let on_single = {
+        let single = single.clone();
+        tokio::task::spawn_blocking(move || sundial_query::delete(&single, &deletion)).await??
+    };
+    // (Counts of stored copies: the cluster's shard holds minutes 10..20
+    // in a block and, overwritten, in its head; the single node once.)
+    anyhow::ensure!(deleted > 0 && on_single > 0, "{deleted} {on_single}");
+    compare("after a delete", &querier, &single).await?;
+
+    // h05 written again shows a hidden series at its owner, which the
+    // copy of its checkpoint cannot: that shard is answered by its owner.
+    let before = replicas.counts();
+    expected = both(points(60..61, 3), &mut expected).await?;
+    compare("a deleted series written again", &querier, &single).await?;
+    let after = replicas.counts();
+    anyhow::ensure!(after.2 > before.2, "no shard left to its owner: {after:?}");
+    anyhow::ensure!(after.1 > before.1, "no shard read here: {after:?}");
+
+    // Its next checkpoint makes the copy current again.
+    ingester.checkpoint_all().await?;
+    let before = replicas.counts();
+    compare("after the next checkpoint", &querier, &single).await?;
+    let after = replicas.counts();
+    anyhow::ensure!(
+        after.1 - before.1 == u64::from(SHARDS) * 9 && after.2 == before.2,
+        "{before:?} {after:?}"
+    );
+    anyhow::ensure!(!expected.is_empty());
+    Ok(())
+}
