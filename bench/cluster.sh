@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The cost of the cluster's hops, on loopback: the data set of ingest.sh
-# loaded into a single node and into a cluster (three ingesters and a
-# router, on PostgreSQL 15, nats-server -js and the S3 test server
+# loaded into a single node and into a cluster (three ingesters, a router
+# and a querier, on PostgreSQL 15, nats-server -js and the S3 test server
 # sundial-s3), then the query set of query.sh (raw, hourly, max10 through
 # Baidu's /v1 and OpenTSDB's /api/query; raw and hourly through SQL) timed
-# on both. Every answer of the
-# cluster is compared with the single node's (the run fails on a
-# difference). On 2 cores the cluster cannot be faster: the point is what
-# each hop costs.
+# on the single node and three ways on the cluster: through the router,
+# which reads the blocks itself (docs/cluster.md, "Queriers read the
+# blocks"), while every point is still in the owners' heads ("heads") and
+# after every shard is checkpointed ("blocks"), and through a querier
+# without the object store, whose owners run the per-series half
+# ("owners"). Every answer of the cluster is compared with the single
+# node's (the run fails on a difference). On 2 cores the cluster cannot
+# be faster: the point is what each hop costs.
 #
 #   bench/cluster.sh [--hours H] [--hosts N] [--runs R] [--shards S]
 set -euo pipefail
@@ -67,6 +71,9 @@ for i in 1 2 3; do
   serve "i$i" $(( 14250 + i )) --config "$WORK/cluster.toml" --role ingester
 done
 serve router 14260 --config "$WORK/cluster.toml" --role router
+# A querier that cannot reach the object store leaves reads to the owners.
+grep -v '^object_store' "$WORK/cluster.toml" >"$WORK/owners.toml"
+serve owners 14261 --config "$WORK/owners.toml" --role querier
 # Ownership settles (shards move as the ingesters join): every shard owned,
 # each ingester holding some, the same for 3 s.
 owned() { curl -sf "http://127.0.0.1:$1/metrics" | sed -n 's/^sundial_cluster_shards_owned //p'; }
@@ -117,23 +124,54 @@ queries() { # label port
   r hourly "SELECT hostname, time_bucket(time, '1 hour') AS b, avg(value) FROM \"cpu.usage_user\" WHERE time >= $s AND time <= $e GROUP BY hostname, b ORDER BY hostname, b"
 }
 queries single 14242
-queries cluster 14260
+queries heads 14260
+# Every shard checkpointed and its blocks merged, and the single node's
+# too (the same blocks: sums over whole chunks add up alike).
+curl -sf -XPOST http://127.0.0.1:14260/admin/compact >/dev/null
+curl -sf -XPOST http://127.0.0.1:14242/admin/compact >/dev/null
+queries compacted 14242
+queries blocks 14260
+queries owners 14261
 python3 - "$WORK" <<'PY'
 import json, os, statistics, sys
 work = sys.argv[1]
 times = os.path.join(work, "times")
+# Each cluster way against the single node with its points in the same
+# place: its head before the compaction, its blocks after.
+against = {"heads": "single", "blocks": "compacted", "owners": "compacted"}
 failed = False
+def median(label, name):
+    t = [float(x) * 1000 for x in open(os.path.join(times, f"{label} {name}"))]
+    return statistics.median(t)
+def answer(label, name):
+    return json.load(open(os.path.join(work, f"answer-{label}-{name}")))
+def close(a, b):
+    # Sums over whole chunks add in another order where blocks differ
+    # (a shard's blocks are not the single node's): the last bits of a
+    # double may differ, nothing more.
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+            abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+    return a == b
 for name in open(os.path.join(times, "names")).read().split():
-    single = json.load(open(os.path.join(work, f"answer-single-{name}")))
-    cluster = json.load(open(os.path.join(work, f"answer-cluster-{name}")))
-    same = single == cluster
-    failed |= not same
-    med = {}
-    for label in ("single", "cluster"):
-        t = sorted(float(x) * 1000 for x in open(os.path.join(times, f"{label} {name}")))
-        med[label] = statistics.median(t)
-    print(json.dumps({"query": name, "single_ms": round(med["single"], 2),
-                      "cluster_ms": round(med["cluster"], 2),
-                      "ratio": round(med["cluster"] / med["single"], 2), "same_answer": same}))
+    row = {"query": name}
+    for label in ("single", "compacted"):
+        row[f"{label}_ms"] = round(median(label, name), 2)
+    for label, base in against.items():
+        mine, theirs = answer(label, name), answer(base, name)
+        same = mine == theirs
+        failed |= not close(mine, theirs)
+        ms = median(label, name)
+        row[f"{label}_ms"] = round(ms, 2)
+        row[f"{label}_ratio"] = round(ms / median(base, name), 2)
+        row[f"{label}_same"] = same
+    # The two cluster ways read the same blocks: exactly the same answer.
+    row["blocks_is_owners"] = answer("blocks", name) == answer("owners", name)
+    failed |= not row["blocks_is_owners"]
+    print(json.dumps(row))
 sys.exit(1 if failed else 0)
 PY

@@ -15,7 +15,7 @@ mod kinds;
 mod names;
 mod newer;
 pub(crate) use handover::fetch_state;
-pub(crate) use newer::{Held, NewerQuery};
+pub(crate) use newer::{Held, NewerQuery, OwnerTag};
 mod read;
 
 use crate::frame::{BatchRules, ShardBatch};
@@ -132,6 +132,16 @@ struct ShardDb {
     /// querier's copy of it is current while they have not moved (see
     /// `newer`).
     changes: u64,
+    /// Names this opening of the database among those of this owner (a
+    /// database dropped and made again is another).
+    incarnation: u64,
+}
+
+/// Numbers [`ShardDb::incarnation`]s.
+static INCARNATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_incarnation() -> u64 {
+    INCARNATIONS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Ingester {
@@ -443,6 +453,7 @@ impl Ingester {
                 recorded: HashSet::new(),
                 checkpoint: Vec::new(),
                 changes: 0,
+                incarnation: next_incarnation(),
             },
         );
         Ok(db)

@@ -15,14 +15,13 @@ use crate::owners::Peers;
 use crate::replica::Replicas;
 use crate::transport::{DELETE_PATH, DROP_PATH, RETENTION_PATH, StageRequest};
 use crate::{Error, FrameClient, Result};
-use blocks::Local;
+use blocks::{Local, Reads};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use sundial_api::deletes::RemoteDeletes;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_api::shared::ShardedData;
-use sundial_model::Timestamp;
 use sundial_model::series_query::RowValues;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{
@@ -103,7 +102,7 @@ impl Querier {
         let budget = Budget::new(limits.timeout, limits.max_points);
         if folds(query) {
             // Per group and bucket statistics, not rows.
-            let local = local_half(&query.metric, query.range(), {
+            let local = local_half(Reads::baidu(query), {
                 let (query, max_groups) = (query.clone(), limits.max_groups);
                 move |db: &Db, budget: &Budget| stage_folded(db, &query, budget, max_groups)
             });
@@ -132,7 +131,7 @@ impl Querier {
         query: &SeriesQuery,
         budget: &Budget,
     ) -> sundial_query::Result<Vec<SeriesHalf>> {
-        let local = local_half(&query.metric, query.range(), {
+        let local = local_half(Reads::baidu(query), {
             let query = query.clone();
             move |db: &Db, budget: &Budget| stage_series_rows(db, &query, budget)
         });
@@ -157,7 +156,7 @@ impl Querier {
         query: &Query,
         budget: &Budget,
     ) -> sundial_query::Result<Vec<Latest>> {
-        let local = local_half(&query.metric, (query.start, query.end), {
+        let local = local_half(Reads::opentsdb(query, true), {
             let query = query.clone();
             move |db: &Db, budget: &Budget| {
                 Ok(newest_half(sundial_query::last(db, &query, budget)?))
@@ -250,7 +249,7 @@ impl Querier {
         query: &StatsQuery,
         budget: &Budget,
     ) -> sundial_query::Result<(GroupedStats, u64)> {
-        let local = local_half(&query.metric, (query.start, query.end), {
+        let local = local_half(Reads::stats(query), {
             let query = query.clone();
             move |db: &Db, budget: &Budget| {
                 let before = budget.left();
@@ -414,7 +413,7 @@ impl Querier {
         query: &Query,
         budget: &Budget,
     ) -> Result<Vec<StagedSeries>> {
-        let local = local_half(&query.metric, (query.start, query.end), {
+        let local = local_half(Reads::opentsdb(query, false), {
             let query = query.clone();
             move |db: &Db, budget: &Budget| stage_series(db, &query, budget)
         });
@@ -505,16 +504,13 @@ impl Querier {
     }
 }
 
-/// A per-series half to run here over `metric`'s points in `range`.
+/// A per-series half to run here over what `reads` names.
 fn local_half<T>(
-    metric: &str,
-    (start, end): (Timestamp, Timestamp),
+    reads: Reads,
     run: impl Fn(&Db, &Budget) -> sundial_query::Result<T> + Send + Sync + 'static,
 ) -> Local<T> {
     Local {
-        metric: metric.to_owned(),
-        start,
-        end,
+        reads,
         run: Arc::new(run),
     }
 }

@@ -5,7 +5,7 @@
 //! names a newer checkpoint, and never written: the owner's newer points
 //! are laid over it per query (`sundial_storage::Overlay`).
 
-use crate::ingest::{blocking, fetch_state, shard_group};
+use crate::ingest::{OwnerTag, blocking, fetch_state, shard_group};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +28,8 @@ pub struct Replicas {
     loading: tokio::sync::Mutex<()>,
     /// Names each copy's directory.
     opened: AtomicU64,
+    /// Copies loaded.
+    loaded: AtomicU64,
     /// Shard halves run over copies here, and left to their owners.
     here: AtomicU64,
     by_owners: AtomicU64,
@@ -39,30 +41,43 @@ pub(crate) struct Replica {
     pub(crate) checkpoint: Vec<String>,
     pub(crate) db: Db,
     dir: PathBuf,
-    /// The epoch of the owner whose series were registered (0: none yet).
-    mirrored: parking_lot::Mutex<i64>,
+    /// The owner whose series were registered (`None`: none yet).
+    mirrored: parking_lot::Mutex<Option<OwnerTag>>,
 }
 
+/// Series ids beyond the copy's next one an owner may send (ids left
+/// unused in between); more is not an owner's answer.
+const MAX_ID_GAP: u32 = 1 << 16;
+
 impl Replica {
-    /// The epoch of the owner whose series this copy registered.
-    pub(crate) fn epoch(&self) -> i64 {
+    /// The owner whose series this copy registered.
+    pub(crate) fn owner(&self) -> Option<OwnerTag> {
         *self.mirrored.lock()
     }
 
-    /// Registers the series and kinds the owner under `epoch` gave since
-    /// the checkpoint; `false` when they do not fit this copy (another
-    /// owner's ids are registered, or an id holds another key).
+    /// Registers the series and kinds `owner` gave since the checkpoint;
+    /// `false` when they do not fit this copy (another owner's ids are
+    /// registered, an id holds another key, or lies far beyond the
+    /// copy's). Blocking: it takes the copy's head lock.
     pub(crate) fn mirror(
         &self,
-        epoch: i64,
+        owner: OwnerTag,
         series: Vec<(sundial_storage::SeriesId, sundial_model::SeriesKey)>,
         kinds: &[(String, String, sundial_model::Kind)],
     ) -> bool {
         let mut mirrored = self.mirrored.lock();
-        if *mirrored != 0 && *mirrored != epoch {
+        if mirrored.is_some_and(|m| m != owner) {
             return false;
         }
-        *mirrored = epoch;
+        let bound = self
+            .db
+            .next_series_id()
+            .saturating_add(u32::try_from(series.len()).unwrap_or(u32::MAX))
+            .saturating_add(MAX_ID_GAP);
+        if series.iter().any(|(id, _)| id.0 >= bound) {
+            return false;
+        }
+        *mirrored = Some(owner);
         self.db.mirror(series, kinds)
     }
 }
@@ -102,6 +117,7 @@ impl Replicas {
             held: parking_lot::Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
             opened: AtomicU64::new(0),
+            loaded: AtomicU64::new(0),
             here: AtomicU64::new(0),
             by_owners: AtomicU64::new(0),
         })
@@ -155,8 +171,9 @@ impl Replicas {
             checkpoint: checkpoint.to_vec(),
             db,
             dir,
-            mirrored: parking_lot::Mutex::new(0),
+            mirrored: parking_lot::Mutex::new(None),
         });
+        self.loaded.fetch_add(1, Ordering::Relaxed);
         self.held
             .lock()
             .insert((shard, database.to_owned()), replica.clone());
@@ -167,7 +184,7 @@ impl Replicas {
     /// halves left to their owners, since start.
     pub fn counts(&self) -> (u64, u64, u64) {
         (
-            self.opened.load(Ordering::Relaxed),
+            self.loaded.load(Ordering::Relaxed),
             self.here.load(Ordering::Relaxed),
             self.by_owners.load(Ordering::Relaxed),
         )
@@ -179,11 +196,19 @@ impl Replicas {
             .fetch_add(by_owners as u64, Ordering::Relaxed);
     }
 
-    /// Drops the copy of `database` in `shard` (it no longer matches its
-    /// owner's).
-    pub(crate) fn forget(&self, shard: u32, database: &str) {
+    /// Drops `copy` of `database` in `shard` (it no longer matches its
+    /// owner's, or the shard no longer holds the database), unless
+    /// another copy took its place; `None`: whichever is held.
+    pub(crate) fn forget(&self, shard: u32, database: &str, copy: Option<&Arc<Replica>>) {
+        let gone = {
+            let mut held = self.held.lock();
+            let at = (shard, database.to_owned());
+            match (held.get(&at), copy) {
+                (Some(h), Some(c)) if !Arc::ptr_eq(h, c) => None,
+                _ => held.remove(&at),
+            }
+        };
         // Dropped outside the lock: the last reference closes the copy.
-        let gone = self.held.lock().remove(&(shard, database.to_owned()));
         drop(gone);
     }
 }

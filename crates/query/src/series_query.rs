@@ -175,9 +175,8 @@ fn merged_kinds<'a>(
 pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<QueryOutput> {
     let budget = Budget::new(limits.timeout, limits.max_points);
     check_kinds(query, &field_kinds(db, query))?;
-    let (start, end) = query.range();
-    let look = look_around(query);
-    let (read_start, read_end) = (start.saturating_sub(look), end.saturating_add(look));
+    let start = query.range().0;
+    let (read_start, read_end) = read_range(query);
     let matched = match_series(db, query)?;
 
     if fast::eligible(query) {
@@ -203,12 +202,9 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
 /// the statistics shortcut: every selected row crosses to the querier.
 pub fn stage_series_rows(db: &Db, query: &SeriesQuery, budget: &Budget) -> Result<SeriesHalf> {
     let kinds = field_kinds(db, query);
-    let (start, end) = query.range();
-    let look = look_around(query);
     let matched = match_series(db, query)?;
     let mut out = QueryOutput::default();
-    let range = (start.saturating_sub(look), end.saturating_add(look));
-    let series = read_series(db, query, matched, range, budget, &mut out)?;
+    let series = read_series(db, query, matched, read_range(query), budget, &mut out)?;
     Ok(SeriesHalf {
         kinds,
         series: series.into_iter().map(|s| (s.key, s.rows)).collect(),
@@ -242,6 +238,14 @@ pub fn finish_series(
     let rendered = render_groups(query, groups, &budget, query.range().0)?;
     page(query, query.is_raw(), rendered, &mut out)?;
     Ok(out)
+}
+
+/// The time a query's rows are read from: its range, widened as far as a
+/// fill may look for neighbours.
+pub fn read_range(query: &SeriesQuery) -> (Timestamp, Timestamp) {
+    let (start, end) = query.range();
+    let look = look_around(query);
+    (start.saturating_sub(look), end.saturating_add(look))
 }
 
 /// How far before and after the range a fill may look for neighbours.

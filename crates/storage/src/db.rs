@@ -449,9 +449,13 @@ impl Db {
         let head = self.inner.head.read();
         let overlay = self.overlay.clone();
         let layers = replica::layers_under(&self.inner.layers, overlay.as_deref());
-        let min_ts = compact::retention_cutoff(self.inner.retention_secs())
-            .unwrap_or(sundial_model::Timestamp::MIN)
-            .max(overlay.as_ref().map_or(Timestamp::MIN, |o| o.min_ts()));
+        // A copy read with its owner's newer points keeps the owner's
+        // retention, which may have changed since the copy's checkpoint.
+        let min_ts = match &overlay {
+            Some(o) => o.min_ts(),
+            None => compact::retention_cutoff(self.inner.retention_secs())
+                .unwrap_or(sundial_model::Timestamp::MIN),
+        };
         f(Snapshot {
             head,
             source: &self.inner.layers,

@@ -8,7 +8,8 @@
 //!   0: the shard holds no such database
 //!   1: stale, then the checkpoint's object count and keys
 //!   3: changed since the checkpoint in a way rows cannot carry
-//!   2: newer, then the owner's epoch (zigzag), min_ts (zigzag); series count, then each: id, key;
+//!   2: newer, then the owner's epoch (zigzag), the database's
+//!      incarnation there, min_ts (zigzag); series count, then each: id, key;
 //!      field count, then each: name, kind byte; row count, then each:
 //!      id, column count, then each: name, point count, then each: time
 //!      gap (zigzag), value
@@ -51,8 +52,10 @@ pub(crate) enum Newer {
 /// What a shard database holds beyond its checkpoint, for one query.
 #[derive(Debug, Default)]
 pub(crate) struct NewerRows {
-    /// The owner's lease epoch: the series ids are this owner's.
+    /// The owner's lease epoch and the database's incarnation there: the
+    /// series ids are this opening's.
     pub epoch: i64,
+    pub incarnation: u64,
     /// The owner's retention cutoff.
     pub min_ts: Timestamp,
     /// Series defined from the querier's next id on.
@@ -91,6 +94,7 @@ pub(crate) fn encode_newer(answer: &NewerAnswer) -> Vec<u8> {
 
 fn put_rows(out: &mut Vec<u8>, newer: &NewerRows) {
     put(out, zigzag(newer.epoch));
+    put(out, newer.incarnation);
     put(out, zigzag(newer.min_ts));
     put(out, newer.series.len() as u64);
     for (id, key) in &newer.series {
@@ -148,6 +152,7 @@ pub(crate) fn decode_newer(bytes: &[u8]) -> Result<NewerAnswer, FrameError> {
 
 fn get_rows(input: &mut &[u8]) -> Result<NewerRows, sundial_codec::Error> {
     let epoch = unzigzag(get(input)?);
+    let incarnation = get(input)?;
     let min_ts = unzigzag(get(input)?);
     let series = (0..count(input)?)
         .map(|_| Ok((SeriesId(get_id(input)?), get_key(input)?)))
@@ -177,6 +182,7 @@ fn get_rows(input: &mut &[u8]) -> Result<NewerRows, sundial_codec::Error> {
     }
     Ok(NewerRows {
         epoch,
+        incarnation,
         min_ts,
         series,
         kinds,

@@ -79,6 +79,7 @@ impl Ingester {
                     recorded,
                     checkpoint: p.checkpoint,
                     changes,
+                    incarnation: super::next_incarnation(),
                 },
             );
         }
