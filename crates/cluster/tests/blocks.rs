@@ -116,6 +116,20 @@ fn baidu_queries() -> Vec<SeriesQuery> {
     vec![raw, hourly]
 }
 
+/// A querier reading the blocks, and its copies.
+async fn reading_blocks(engines: &Engines) -> anyhow::Result<(Arc<Replicas>, Querier)> {
+    let replicas = Arc::new(Replicas::new(
+        engines.dir.path().join("copies"),
+        engines.store()?,
+        sundial_storage::Config::default(),
+    )?);
+    let client = FrameClient::new(SECRET, Duration::from_secs(10));
+    let querier = Querier::new(&engines.pg.url(), SHARDS, client)
+        .await?
+        .reading_blocks(replicas.clone());
+    Ok((replicas, querier))
+}
+
 fn budget() -> Budget {
     Budget::new(Duration::from_secs(30), 10_000_000)
 }
@@ -189,15 +203,7 @@ async fn a_querier_reading_blocks_answers_as_one_node_does() -> anyhow::Result<(
         .served_alone("a", SECRET, Duration::from_secs(3))
         .await?;
     let ingester = node.ingester.clone();
-    let replicas = Arc::new(Replicas::new(
-        engines.dir.path().join("copies"),
-        engines.store()?,
-        sundial_storage::Config::default(),
-    )?);
-    let client = FrameClient::new(SECRET, Duration::from_secs(10));
-    let querier = Querier::new(&engines.pg.url(), SHARDS, client)
-        .await?
-        .reading_blocks(replicas.clone());
+    let (replicas, querier) = reading_blocks(&engines).await?;
     let single = Db::open(sundial_storage::Config {
         data_dir: engines.dir.path().join("single").join(DATABASES[0]),
         ..Default::default()
@@ -306,15 +312,7 @@ async fn a_database_made_again_is_not_read_through_the_old_copy() -> anyhow::Res
     let node = engines
         .served_alone("a", SECRET, Duration::from_secs(3))
         .await?;
-    let replicas = Arc::new(Replicas::new(
-        engines.dir.path().join("copies"),
-        engines.store()?,
-        sundial_storage::Config::default(),
-    )?);
-    let client = FrameClient::new(SECRET, Duration::from_secs(10));
-    let querier = Querier::new(&engines.pg.url(), SHARDS, client)
-        .await?
-        .reading_blocks(replicas.clone());
+    let (replicas, querier) = reading_blocks(&engines).await?;
     let mut expected = Expected::new();
     let raw = two_hours_of("cpu", Aggregator::None);
     write(
