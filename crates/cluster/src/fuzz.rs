@@ -1,12 +1,13 @@
 //! Fuzz entry points for frames, the bytes routers send ingesters, their
 //! outcomes, and the answers to queriers (staged series, rows, folded
-//! groups, export pages), and for the local shard log's file (`fuzz/`
+//! groups, export pages, newer points), and for the local shard log's file (`fuzz/`
 //! at the repository root runs it under libFuzzer; `cargo test` replays
 //! the committed corpus and regressions). It must never panic.
 
 use crate::frame::{
-    ShardBatch, decode, decode_export, decode_folded, decode_outcome, decode_rows, decode_staged,
-    encode, encode_export, encode_folded, encode_outcome, encode_rows, encode_staged,
+    Newer, ShardBatch, decode, decode_export, decode_folded, decode_newer, decode_outcome,
+    decode_rows, decode_staged, encode, encode_export, encode_folded, encode_newer, encode_outcome,
+    encode_rows, encode_staged,
 };
 
 /// One flags byte, then a frame: with bit 0 set the frame's checksum is
@@ -14,15 +15,17 @@ use crate::frame::{
 /// frame must encode back to the same batch. With bit 1 set the bytes
 /// are an outcome instead, for a frame of `flags >> 2` points; with bit 2
 /// set (and bit 1 clear), an answer to a querier: staged series, rows,
-/// folded groups or an export page by `(flags >> 3) % 4`. Whatever
-/// decodes must encode back to the same answer.
+/// an export page, folded groups or newer points by `(flags >> 3) % 5`.
+/// Whatever decodes must encode back to the same answer; newer points
+/// must also lay over a copy (`Overlay::new` sorts what the network
+/// sent).
 pub fn frame(data: &[u8]) {
     let Some((flags, frame)) = data.split_first() else {
         return;
     };
     if flags & 6 == 4 {
         let same = |a: String, b: String| assert_eq!(a, b, "a re-encoded answer differs");
-        match (flags >> 3) % 4 {
+        match (flags >> 3) % 5 {
             0 => {
                 if let Ok(a) = decode_staged(frame) {
                     same(
@@ -47,12 +50,25 @@ pub fn frame(data: &[u8]) {
                     );
                 }
             }
-            _ => {
+            3 => {
                 if let Ok(a) = decode_folded(frame) {
                     same(
                         format!("{:?}", decode_folded(&encode_folded(&a))),
                         format!("{:?}", Ok::<_, crate::FrameError>(a)),
                     );
+                }
+            }
+            _ => {
+                if let Ok(a) = decode_newer(frame) {
+                    same(
+                        format!("{:?}", decode_newer(&encode_newer(&a))),
+                        format!("{:?}", Ok::<_, crate::FrameError>(&a)),
+                    );
+                    for (_, part) in a.parts {
+                        if let Newer::Rows(rows) = part {
+                            drop(sundial_storage::Overlay::new(rows.rows, rows.min_ts));
+                        }
+                    }
                 }
             }
         }
@@ -147,6 +163,7 @@ mod tests {
         // One answer of each kind to a querier.
         use sundial_model::{FieldValue, Kind, SeriesKey};
         let key = SeriesKey::new("cpu", vec![("host".to_owned(), "a".to_owned())]);
+        let key_b = SeriesKey::new("cpu", vec![("host".to_owned(), "b".to_owned())]);
         let staged = crate::frame::StagedAnswer {
             shards: vec![0, 3],
             staged: sundial_query::StagedSeries {
@@ -189,10 +206,44 @@ mod tests {
                 groups: vec![(vec![Some("a".to_owned())], group)],
             },
         };
+        let newer = crate::frame::NewerAnswer {
+            shards: vec![0, 1, 2],
+            parts: vec![
+                (0, Newer::Absent),
+                (
+                    1,
+                    Newer::Stale {
+                        checkpoint: vec!["1-1.series.cat".to_owned()],
+                    },
+                ),
+                (
+                    2,
+                    Newer::Rows(crate::frame::NewerRows {
+                        epoch: 3,
+                        incarnation: 7,
+                        min_ts: -5,
+                        series: vec![(sundial_storage::SeriesId(4), key_b.clone())],
+                        kinds: vec![("value".to_owned(), Kind::Numeric)],
+                        rows: vec![(
+                            sundial_storage::SeriesId(4),
+                            vec![(
+                                "value".to_owned(),
+                                vec![
+                                    (2_000, FieldValue::Double(1.5)),
+                                    (1_000, FieldValue::Long(2)),
+                                ],
+                            )],
+                        )],
+                    }),
+                ),
+                (3, Newer::Changed),
+            ],
+        };
         for (n, (flags, bytes)) in [
             (4u8, encode_staged(&staged)),
             (4 | 8, encode_rows(&rows)),
-            (4 | 16, encode_folded(&folded)),
+            (4 | (3 << 3), encode_folded(&folded)),
+            (4 | (4 << 3), encode_newer(&newer)),
         ]
         .into_iter()
         .enumerate()

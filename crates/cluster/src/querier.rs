@@ -1,16 +1,18 @@
 //! The querier (docs/cluster.md, "The querier"): a query's per-series
-//! half runs at the owners of the shards (a series lives in one shard),
-//! each owner answering for all the shards it holds; the querier merges
-//! the halves and runs the group half, so only staged series (OpenTSDB),
-//! per-bucket statistics of groups or selected rows (Baidu) cross the
-//! network: 24 values per series for an hourly downsample of a day, not
-//! 1 440 points.
+//! half runs where a series' shard can be read whole, and the querier
+//! merges the halves and runs the group half. On a node that reads the
+//! blocks itself (`blocks.rs`) that is here, over copies of the owners'
+//! checkpoints with their newer points laid over them; otherwise, and
+//! for what the copies cannot answer, at the owners of the shards (a
+//! series lives in one shard), each owner answering for all the shards
+//! it holds, so only staged series (OpenTSDB), per-bucket statistics of
+//! groups or selected rows (Baidu) cross the network: 24 values per
+//! series for an hourly downsample of a day, not 1 440 points.
 //!
 //! Every shard must be answered for exactly once: a shard whose owner
 //! no longer holds it is asked of the owner PostgreSQL names next; one
 //! without an owner, or still unanswered after that, makes the query a
 //! busy answer ("would be partial") rather than a silently short one.
-
 use crate::owners::Peers;
 use crate::replica::Replicas;
 use crate::transport::{DELETE_PATH, DROP_PATH, RETENTION_PATH, StageRequest};

@@ -1,5 +1,5 @@
-//! A querier's copies of shard databases (docs/cluster.md, "The
-//! querier"): each opened from its owner's last checkpoint (the state
+//! A querier's copies of shard databases (docs/cluster.md, "Queriers read
+//! the blocks"): each opened from its owner's last checkpoint (the state
 //! objects in the store), reading the checkpoint's blocks from the object
 //! store through this node's caches. A copy is replaced when the owner
 //! names a newer checkpoint, and never written: the owner's newer points

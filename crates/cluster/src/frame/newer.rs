@@ -1,6 +1,6 @@
 //! An owner's answer to a querier that reads the blocks itself: per
 //! shard, what is newer than the checkpoint the querier holds
-//! (docs/cluster.md, "The querier").
+//! (docs/cluster.md, "Queriers read the blocks").
 //!
 //! ```text
 //! "SDN1" | shard count (the shards covered), then each

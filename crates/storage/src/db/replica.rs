@@ -1,12 +1,12 @@
-//! A shard database read away from its owner (docs/cluster.md, "The
-//! querier"). A cluster querier opens the database from its owner's last
-//! checkpoint (`Config::replica`) and reads the blocks from the object
-//! store itself; the owner hands it what came after the checkpoint (its
-//! head, a flush in progress, blocks flushed since), which the querier
-//! lays over its copy for one query as the newest source. The owner reads
-//! that part with [`Db::read_newer`], the querier registers the series
-//! defined since with [`Db::mirror`] and reads through
-//! [`Db::with_overlay`].
+//! A shard database read away from its owner (docs/cluster.md, "Queriers
+//! read the blocks"). A cluster querier opens the database from its
+//! owner's last checkpoint (`Config::replica`) and reads the blocks from
+//! the object store itself; the owner hands it what came after the
+//! checkpoint (its head, a flush in progress, blocks flushed since),
+//! which the querier lays over its copy for one query as the newest
+//! source. The owner reads that part with [`Db::read_newer`], the querier
+//! registers the series defined since with [`Db::mirror`] and reads
+//! through [`Db::with_overlay`].
 
 use super::{Db, Layers, Snapshot};
 use crate::head::{Frozen, SeriesId};
