@@ -278,8 +278,9 @@ impl Node {
 
 /// Copies of the shard databases for a node that queries without owning
 /// shards, when it can reach the object store: it reads the blocks
-/// itself (docs/cluster.md, "The querier"). An ingesting node leaves that
-/// to the owners, itself among them, rather than hold a second copy.
+/// itself (docs/cluster.md, "Queriers read the blocks"). An ingesting
+/// node leaves that to the owners, itself among them, rather than hold a
+/// second copy.
 fn reading_blocks(
     config: &ClusterConfig,
     role: Role,

@@ -57,8 +57,9 @@ pub struct Config {
     #[serde(skip)]
     pub blocks_shared: bool,
     /// Opened to be read elsewhere than at its owner (a cluster querier's
-    /// copy of a shard database, docs/cluster.md "The querier"): no flush,
-    /// compaction or retention thread; it is never written.
+    /// copy of a shard database, docs/cluster.md "Queriers read the
+    /// blocks"): no flush, compaction or retention thread (the WAL writer
+    /// idles); it is never written.
     #[serde(skip)]
     pub replica: bool,
     pub fsync: FsyncPolicy,

@@ -52,7 +52,8 @@ pub struct Snapshot<'a> {
     /// Another node's newer points, kept over every refresh.
     pub(crate) overlay: Option<Arc<crate::db::Overlay>>,
     /// The layers were chosen by the reader (`Db::read_newer`): a yield
-    /// keeps them.
+    /// does nothing, since points a flush moved out of the head meanwhile
+    /// would be in neither.
     pub(crate) pinned: bool,
 }
 
@@ -62,10 +63,11 @@ impl Snapshot<'_> {
     /// after them. Call between series: each series is read from one
     /// consistent state.
     pub fn yield_to_writers(&mut self) {
-        parking_lot::RwLockReadGuard::bump(&mut self.head);
-        if !self.pinned {
-            self.layers = crate::db::layers_under(self.source, self.overlay.as_deref());
+        if self.pinned {
+            return;
         }
+        parking_lot::RwLockReadGuard::bump(&mut self.head);
+        self.layers = crate::db::layers_under(self.source, self.overlay.as_deref());
     }
     /// Every point of a column in the flush in progress, ascending.
     fn frozen_points(&self, id: SeriesId, field: &str) -> &[(Timestamp, FieldValue)] {
