@@ -13,6 +13,7 @@ mod error;
 mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
+mod halves;
 mod ingest;
 mod kinds;
 mod lease;

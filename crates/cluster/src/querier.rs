@@ -13,6 +13,7 @@
 //! no longer holds it is asked of the owner PostgreSQL names next; one
 //! without an owner, or still unanswered after that, makes the query a
 //! busy answer ("would be partial") rather than a silently short one.
+use crate::halves::{counted_stats, newest_half};
 use crate::owners::Peers;
 use crate::replica::Replicas;
 use crate::transport::{DELETE_PATH, DROP_PATH, RETENTION_PATH, StageRequest};
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use sundial_api::deletes::RemoteDeletes;
 use sundial_api::reads::{ReadFuture, RemoteReads};
 use sundial_api::shared::ShardedData;
-use sundial_model::series_query::RowValues;
 use sundial_model::series_query::{QueryOutput, SeriesQuery};
 use sundial_model::{
     Deleted, Deletion, ErrorClass, ExportPage, Listed, Listing, Names, Query, SeriesResult,
@@ -34,7 +34,7 @@ use sundial_query::series_query::{
     Limits, SeriesHalf, StagedRows, finish_folded, finish_series, folds, stage_folded,
     stage_series_rows,
 };
-use sundial_query::stats::{GroupedStats, grouped_by, merge_grouped};
+use sundial_query::stats::{GroupedStats, merge_grouped};
 use sundial_query::{Budget, Latest, StagedSeries, finish, stage_series};
 use sundial_storage::Db;
 use tracing::{debug, warn};
@@ -253,11 +253,7 @@ impl Querier {
     ) -> sundial_query::Result<(GroupedStats, u64)> {
         let local = local_half(Reads::stats(query), {
             let query = query.clone();
-            move |db: &Db, budget: &Budget| {
-                let before = budget.left();
-                let groups = grouped_by(db, &query, budget)?;
-                Ok((groups, before.saturating_sub(budget.left()) as u64))
-            }
+            move |db: &Db, budget: &Budget| counted_stats(db, &query, budget)
         });
         let parts = self
             .gather_local(database, budget, local, |address, shards| {
@@ -515,19 +511,6 @@ fn local_half<T>(
         reads,
         run: Arc::new(run),
     }
-}
-
-/// Newest points as the one-row halves an owner sends for them.
-fn newest_half(found: Vec<Latest>) -> SeriesHalf {
-    let mut half = SeriesHalf {
-        kinds: vec![None],
-        ..SeriesHalf::default()
-    };
-    for (key, t, v) in found {
-        half.series
-            .push((key, vec![(t, RowValues::from_vec(vec![Some(v)]))]));
-    }
-    half
 }
 
 /// One owner's request for a change (or an export page): no deadline or

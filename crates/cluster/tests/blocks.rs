@@ -130,6 +130,14 @@ async fn reading_blocks(engines: &Engines) -> anyhow::Result<(Arc<Replicas>, Que
     Ok((replicas, querier))
 }
 
+/// The single node's answer to an OpenTSDB query, comparable.
+async fn single_answer(single: &Db, query: &Query) -> anyhow::Result<String> {
+    let (single, q) = (single.clone(), query.clone());
+    let answer =
+        tokio::task::spawn_blocking(move || sundial_query::execute(&single, &q, &budget()));
+    Ok(format!("{:?}", answer.await?))
+}
+
 fn budget() -> Budget {
     Budget::new(Duration::from_secs(30), 10_000_000)
 }
@@ -288,13 +296,7 @@ async fn a_querier_reading_blocks_answers_as_one_node_does() -> anyhow::Result<(
         ..two_hours_of("cpu", Aggregator::Sum)
     };
     let before = replicas.counts();
-    let here = {
-        let (single, q) = (single.clone(), wide.clone());
-        tokio::task::spawn_blocking(move || {
-            format!("{:?}", sundial_query::execute(&single, &q, &budget()))
-        })
-        .await?
-    };
+    let here = single_answer(&single, &wide).await?;
     let cluster = querier.opentsdb(DATABASES[0], &wide, &budget()).await;
     assert_eq!(format!("{cluster:?}"), here, "many unflushed points");
     let after = replicas.counts();
@@ -337,13 +339,7 @@ async fn a_database_made_again_is_not_read_through_the_old_copy() -> anyhow::Res
     })?;
     let written = single.write(again, false)?;
     written.commit.wait().await?;
-    let here = {
-        let (single, q) = (single.clone(), raw.clone());
-        tokio::task::spawn_blocking(move || {
-            format!("{:?}", sundial_query::execute(&single, &q, &budget()))
-        })
-        .await?
-    };
+    let here = single_answer(&single, &raw).await?;
     let cluster = format!(
         "{:?}",
         querier.opentsdb(DATABASES[1], &raw, &budget()).await

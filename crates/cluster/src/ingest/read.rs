@@ -5,13 +5,14 @@
 
 use super::{Ingester, Shard, ShardDb};
 use crate::frame::{ExportAnswer, FoldedAnswer, RowsAnswer, StagedAnswer, StatsAnswer};
+use crate::halves::{counted_stats, newest_half};
 use crate::transport::ListedAnswer;
 use std::sync::Arc;
 use std::time::Duration;
-use sundial_model::series_query::{RowValues, SeriesQuery};
+use sundial_model::series_query::SeriesQuery;
 use sundial_model::{ExportPage, Listed, Listing, Query, StatsQuery};
 use sundial_query::series_query::{FoldedHalf, SeriesHalf, stage_folded, stage_series_rows};
-use sundial_query::stats::{grouped_by, merge_grouped};
+use sundial_query::stats::merge_grouped;
 use sundial_query::{Budget, StagedSeries, stage_series};
 use sundial_storage::Db;
 use tracing::warn;
@@ -98,11 +99,7 @@ impl Ingester {
         allowance: (Duration, usize),
     ) -> sundial_query::Result<StatsAnswer> {
         let fields = query.fields.len();
-        let each = move |db: &Db, budget: &Budget| {
-            let before = budget.left();
-            let groups = grouped_by(db, &query, budget)?;
-            Ok((groups, before.saturating_sub(budget.left()) as u64))
-        };
+        let each = move |db: &Db, budget: &Budget| counted_stats(db, &query, budget);
         let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
         let mut answer = StatsAnswer {
             shards,
@@ -129,14 +126,7 @@ impl Ingester {
     ) -> sundial_query::Result<RowsAnswer> {
         let each = move |db: &Db, budget: &Budget| sundial_query::last(db, &query, budget);
         let (shards, parts) = self.stage_each(database, shards, allowance, each).await?;
-        let mut half = SeriesHalf {
-            kinds: vec![None],
-            ..SeriesHalf::default()
-        };
-        for (key, t, v) in parts.into_iter().flatten() {
-            half.series
-                .push((key, vec![(t, RowValues::from_vec(vec![Some(v)]))]));
-        }
+        let half = newest_half(parts.into_iter().flatten());
         Ok(RowsAnswer { shards, half })
     }
 
