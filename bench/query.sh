@@ -10,7 +10,10 @@
 # SQL on /v1/row, labelled sundial-sql), VictoriaMetrics through
 # export / query_range, InfluxDB through InfluxQL. Each query runs once to
 # warm up, then --runs times; the median wall time (curl time_total) is
-# reported in ms.
+# reported in ms. Then presampling rules for the hourly and max10 queries
+# are added (Baidu spec 12), the blocks compacted again to carry their
+# buckets, and the two /v1 queries timed again (labelled
+# sundial-presampled), their answers checked against raw evaluation.
 #
 #   bench/query.sh [--hours H] [--hosts N] [--runs R] [--only sundial]
 #                  [--baseline BIN]
@@ -100,10 +103,38 @@ query_sundial() { # port, label suffix
     "sql=select hostname, time_bucket(timestamp, '1 hour') as h, avg(value) as v from \`cpu.usage_user\` where timestamp between $s and $e group by hostname, time_bucket(timestamp, '1 hour')"
 }
 
+# Adds the rules, rewrites the blocks with their buckets, and times the two
+# aggregating /v1 queries again; each answer must equal raw evaluation's.
+presampled_sundial() { # port
+  local port=$1 s=$(( START * 1000 )) e=$(( END * 1000 + 999 ))
+  local admin="http://127.0.0.1:$port/admin/presampling" url="http://127.0.0.1:$port/v1/datapoint?query"
+  curl -sf -XPOST "$admin" -d "{\"id\":\"hourly\",\"metric\":\"cpu.usage_user\",\"startTime\":$s,\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}" >/dev/null
+  curl -sf -XPOST "$admin" -d "{\"id\":\"max10\",\"metric\":\"cpu.usage_user\",\"startTime\":$s,\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}" >/dev/null
+  curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
+  local hourly="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
+  local max10="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
+  for pair in "hourly:$hourly" "max10:$max10"; do
+    local name=${pair%%:*} query=${pair#*:}
+    curl -sf -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$query]}" >"$WORK/hit"
+    curl -sf -XPUT -H 'Content-Type: application/json' "$url" \
+      -d "{\"queries\":[$query],\"disablePresampling\":true}" >"$WORK/raw"
+    python3 - "$WORK/hit" "$WORK/raw" "$name" <<'PY'
+import json, sys
+hit, raw = (json.load(open(p))["results"][0] for p in sys.argv[1:3])
+assert hit.get("presamplingRuleId") == sys.argv[3], f"no hit: {hit.get('presamplingRuleId')}"
+assert hit["groups"] == raw["groups"] and hit["rawCount"] == raw["rawCount"], "answers differ"
+print(f"# presampled {sys.argv[3]}: same answer as raw, consumedCount "
+      f"{hit['consumedCount']} vs {raw['consumedCount']}", file=sys.stderr)
+PY
+    time_query sundial-presampled "$name" -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$query]}"
+  done
+}
+
 run_sundial() {
   start_sundial "$BIN/sundial" 14242
   if [ -z "$BASELINE" ]; then
     query_sundial 14242 ""
+    presampled_sundial 14242
   else
     start_sundial "$BASELINE" 14252
     # Rounds of a few runs each, alternating builds.

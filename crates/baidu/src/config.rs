@@ -38,6 +38,35 @@ pub struct Config {
     /// 0: the real clock. Otherwise a fixed "now" in ms for signature expiry,
     /// default timestamps and relative times (tests; spec 5.4).
     pub test_clock_ms: i64,
+    /// Presampling rules (`[[baidu.presampling]]`, spec 12), applied to
+    /// their databases at start; `/admin/presampling` cannot remove them.
+    pub presampling: Vec<ConfiguredRule>,
+}
+
+/// A presampling rule of the configuration: `database` (default
+/// `default`) and the rule's members (`id`, `metric`, `tags`,
+/// `aggregators`, `startTime`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfiguredRule {
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(flatten)]
+    pub rule: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ConfiguredRule {
+    /// The rule's database.
+    pub fn database(&self) -> &str {
+        self.database
+            .as_deref()
+            .unwrap_or(sundial_storage::DEFAULT_DATABASE)
+    }
+
+    /// The rule, checked.
+    pub fn rule(&self) -> Result<sundial_storage::PresamplingRule, String> {
+        super::presampling::parse_rule(&serde_json::Value::Object(self.rule.clone()))
+            .map_err(|e| format!("baidu.presampling: {}", e.message))
+    }
 }
 
 impl Default for Config {
@@ -56,6 +85,7 @@ impl Default for Config {
             max_query_groups: 100_000,
             sql_memory_bytes: 512 << 20,
             test_clock_ms: 0,
+            presampling: Vec::new(),
         }
     }
 }
@@ -63,6 +93,19 @@ impl Default for Config {
 impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.utc_offset_ms()?;
+        for (i, r) in self.presampling.iter().enumerate() {
+            let rule = r.rule()?;
+            let twice = self.presampling[..i]
+                .iter()
+                .any(|o| o.database() == r.database() && o.rule().is_ok_and(|o| o.id == rule.id));
+            if twice {
+                return Err(format!(
+                    "baidu.presampling: rule {} twice for database {}",
+                    rule.id,
+                    r.database()
+                ));
+            }
+        }
         if !self.require_auth {
             return Err(
                 "baidu.require_auth = false is no longer supported: once any access key \

@@ -11,13 +11,14 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod meta;
+pub mod presampling;
 mod query;
 mod sql;
 mod time;
 mod write;
 
 pub use auth::{Credential, authorization};
-pub use config::Config;
+pub use config::{Config, ConfiguredRule};
 pub use error::BaiduError;
 
 use axum::Router;

@@ -8,6 +8,7 @@ mod render;
 pub(crate) use render::render_into;
 
 use super::error::BaiduError;
+use super::presampling::{disabled_by_param, rule_for};
 use super::time::{self, Span};
 use super::write::present;
 use serde_json::{Map, Value};
@@ -31,6 +32,8 @@ pub(crate) struct Parsed {
     pub(crate) tag_columns: Option<Vec<String>>,
     /// Tag keys of each GroupBy object, in request order.
     pub(crate) group_infos: Vec<Vec<String>>,
+    /// What presampling rules are matched against.
+    pub(crate) shape: super::presampling::Shape,
 }
 
 /// Settings the query grammar depends on.
@@ -40,8 +43,12 @@ pub(crate) struct Context {
     pub(crate) utc_offset_ms: i64,
 }
 
-/// Parses the request JSON (`{"queries": [...]}`).
-pub(crate) fn parse(text: &[u8], ctx: Context) -> Result<Vec<Parsed>, BaiduError> {
+/// A parsed request: its queries, and whether its body disables
+/// presampling.
+pub(crate) type Request = (Vec<Parsed>, bool);
+
+/// Parses the request JSON (`{"queries": [...], "disablePresampling"}`).
+pub(crate) fn parse(text: &[u8], ctx: Context) -> Result<Request, BaiduError> {
     let root: Value = serde_json::from_slice(text)
         .map_err(|e| BaiduError::malformed(format!("query is not valid JSON: {e}")))?;
     let Some(root) = root.as_object() else {
@@ -60,7 +67,12 @@ pub(crate) fn parse(text: &[u8], ctx: Context) -> Result<Vec<Parsed>, BaiduError
             "at most {MAX_QUERIES} queries per request"
         )));
     }
-    queries
+    let disabled = match present(root, "disablePresampling") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(BaiduError::invalid("disablePresampling must be a boolean")),
+    };
+    let parsed = queries
         .iter()
         .enumerate()
         .map(|(i, q)| {
@@ -74,7 +86,8 @@ pub(crate) fn parse(text: &[u8], ctx: Context) -> Result<Vec<Parsed>, BaiduError
                 ..e
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((parsed, disabled))
 }
 
 fn one(q: &Map<String, Value>, ctx: Context) -> Result<Parsed, BaiduError> {
@@ -131,6 +144,7 @@ fn one(q: &Map<String, Value>, ctx: Context) -> Result<Parsed, BaiduError> {
         multi_field,
         tag_columns,
         group_infos,
+        shape: super::presampling::shape(q),
     })
 }
 
@@ -229,7 +243,7 @@ fn number(a: &Map<String, Value>, key: &str, name: &str) -> Result<f64, BaiduErr
         .ok_or_else(|| BaiduError::invalid(format!("aggregator {name} needs a numeric {key}")))
 }
 
-fn aggregator(a: &Value, ctx: Context) -> Result<Aggregation, BaiduError> {
+pub(crate) fn aggregator(a: &Value, ctx: Context) -> Result<Aggregation, BaiduError> {
     let Some(a) = a.as_object() else {
         return Err(BaiduError::invalid("each aggregator must be an object"));
     };
@@ -375,7 +389,10 @@ pub(super) async fn get(
     let parts = req.into_parts().0;
     let db = api.database(&parts, Action::Read).await?;
     match super::param(&parts, "query") {
-        Some(q) => run(api, db, q.into_bytes()).await,
+        Some(q) => {
+            let disabled = disabled_by_param(super::param(&parts, "disablePresampling").as_deref());
+            run(api, db, q.into_bytes(), disabled).await
+        }
         // The Go client's SQL route (spec 14, D3).
         None => match super::param(&parts, "sql").filter(|s| !s.trim().is_empty()) {
             Some(sql) => super::sql::run(&api, &db, &sql).await,
@@ -394,14 +411,17 @@ pub(super) async fn put(
     if super::param(&parts, "query").is_none() {
         return Err(BaiduError::missing("query parameter"));
     }
+    let disabled = disabled_by_param(super::param(&parts, "disablePresampling").as_deref());
     let body = super::json_body(&api, &parts, body).await?;
-    run(api, db, body.to_vec()).await
+    run(api, db, body.to_vec(), disabled).await
 }
 
+/// Runs the queries; `disabled`: the query string disables presampling.
 async fn run(
     api: super::Api,
     db: sundial_storage::Db,
     text: Vec<u8>,
+    disabled: bool,
 ) -> Result<axum::response::Response, BaiduError> {
     let ctx = Context {
         now: api.now_ms(),
@@ -410,12 +430,18 @@ async fn run(
             .utc_offset_ms()
             .map_err(|e| BaiduError::internal(&e))?,
     };
-    let parsed = parse(&text, ctx)?;
+    let (parsed, disabled_in_body) = parse(&text, ctx)?;
+    let rules = if disabled || disabled_in_body {
+        Vec::new()
+    } else {
+        db.presampling_rules()
+    };
     let _slot = api.limits.query_slot().await?;
     let limits = sundial_query::series_query::Limits {
         max_points: api.max_query_points(),
         max_groups: api.config.max_query_groups,
         timeout: api.query_timeout(),
+        presampled: false,
     };
     let reads = api.reads.clone();
     let (body, scanned) = super::run_blocking(move || -> Result<(Vec<u8>, u64), BaiduError> {
@@ -424,12 +450,17 @@ async fn run(
         let mut buf = b"{\"results\":[".to_vec();
         let mut scanned = 0;
         for (i, p) in parsed.iter().enumerate() {
+            let rule = rule_for(&rules, p);
+            let limits = sundial_query::series_query::Limits {
+                presampled: rule.is_some(),
+                ..limits
+            };
             let out = reads.series(&db, &p.query, limits)?;
             scanned += out.consumed_count;
             if i > 0 {
                 buf.push(b',');
             }
-            render_into(p, &out, &mut buf);
+            render_into(p, &out, rule.map(|r| r.id.as_str()), &mut buf);
         }
         buf.extend_from_slice(b"]}");
         Ok((buf, scanned))

@@ -195,9 +195,21 @@ mod tests {
             keys: vec![key],
             ..Default::default()
         };
-        group
-            .buckets
-            .insert(0, sundial_query::stats::Stats::default());
+        // A sum of doubles too far apart for the narrow form.
+        let mut double_sum = sundial_model::ExactSum::default();
+        double_sum.add(0.1);
+        double_sum.add(1e-200);
+        let stats = sundial_query::stats::Stats::from_parts(sundial_query::stats::StatsParts {
+            count: 3,
+            long_sum: 7,
+            double_sum,
+            all_long: false,
+            min: 1e-200,
+            max: 7.0,
+            long_min: 7,
+            long_max: 7,
+        });
+        group.buckets.insert(0, stats);
         let folded = crate::frame::FoldedAnswer {
             shards: vec![2],
             half: sundial_query::series_query::FoldedHalf {

@@ -7,6 +7,7 @@
 
 pub mod deletion;
 pub mod error_class;
+pub mod exact_sum;
 pub mod export;
 pub mod listing;
 pub mod query;
@@ -18,6 +19,7 @@ pub mod write;
 
 pub use deletion::{Deleted, Deletion};
 pub use error_class::ErrorClass;
+pub use exact_sum::ExactSum;
 pub use export::ExportPage;
 pub use listing::{Listed, Listing, MetricCardinality, Names};
 pub use query::{

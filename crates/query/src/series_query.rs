@@ -8,6 +8,8 @@ mod fill;
 mod filter;
 pub mod opentsdb;
 pub(crate) mod parallel;
+#[cfg(test)]
+mod presampled_tests;
 mod rows;
 mod steps;
 #[cfg(test)]
@@ -31,6 +33,9 @@ pub struct Limits {
     pub max_points: usize,
     pub max_groups: usize,
     pub timeout: Duration,
+    /// Presampled buckets may stand for the points they summarise (a
+    /// query a presampling rule answers; the answer is the same).
+    pub presampled: bool,
 }
 
 impl Default for Limits {
@@ -39,6 +44,7 @@ impl Default for Limits {
             max_points: 20_000_000,
             max_groups: 100_000,
             timeout: Duration::from_secs(50),
+            presampled: false,
         }
     }
 }
@@ -125,7 +131,7 @@ pub fn stage_folded(
         });
     }
     let ids: Vec<SeriesId> = match_series(db, query)?.into_keys().collect();
-    let (points, groups) = fast::fold(db, query, &ids, budget, max_groups)?;
+    let (points, _, groups) = fast::fold(db, query, &ids, budget, max_groups, false)?;
     Ok(FoldedHalf {
         kinds,
         points,
@@ -180,7 +186,7 @@ pub fn execute_series(db: &Db, query: &SeriesQuery, limits: Limits) -> Result<Qu
     let matched = match_series(db, query)?;
 
     if fast::eligible(query) {
-        return run_fast(db, query, matched, &budget, limits.max_groups);
+        return run_fast(db, query, matched, &budget, limits);
     }
     let mut out = QueryOutput::default();
     let series = read_series(
@@ -348,10 +354,17 @@ fn run_fast(
     query: &SeriesQuery,
     matched: BTreeMap<SeriesId, Vec<usize>>,
     budget: &Budget,
-    max_groups: usize,
+    limits: Limits,
 ) -> Result<QueryOutput> {
     let ids: Vec<SeriesId> = matched.into_keys().collect();
-    let (out, groups) = fast::run(db, query, &ids, budget, max_groups)?;
+    let (out, groups) = fast::run(
+        db,
+        query,
+        &ids,
+        budget,
+        limits.max_groups,
+        limits.presampled,
+    )?;
     page_folded(query, out, groups)
 }
 

@@ -13,17 +13,23 @@ use crate::series_query::buckets::Bucketer;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use sundial_model::series_query::{RangeFn, Sampling};
-use sundial_model::{FieldValue, Timestamp};
-use sundial_storage::{Num, NumSlice, SeriesId};
+use sundial_model::{ExactSum, FieldValue, Timestamp};
+use sundial_storage::{
+    BucketStats, ChunkSummary, ExactStats, Grid, Num, NumSlice, NumericPart, SeriesId,
+};
 
-/// The statistics of the points of one bucket.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The statistics of the points of one bucket. Sums are exact until
+/// read, so any split of the points into buckets, chunks, series, shards
+/// or threads, merged in any order, gives the same answer as adding the
+/// points row by row with [`ExactSum`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     pub count: u64,
-    /// Exact sum while every value is a Long (i128: never overflows here).
-    long_sum: Option<i128>,
+    /// The Long values' sum (i128: never overflows here).
+    long_sum: i128,
+    /// The other values' sum (Booleans as 1 and 0).
+    double_sum: ExactSum,
     all_long: bool,
-    sum: f64,
     min: f64,
     max: f64,
     long_min: i64,
@@ -34,9 +40,9 @@ impl Default for Stats {
     fn default() -> Self {
         Self {
             count: 0,
-            long_sum: Some(0),
+            long_sum: 0,
+            double_sum: ExactSum::default(),
             all_long: true,
-            sum: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             long_min: i64::MAX,
@@ -47,23 +53,13 @@ impl Default for Stats {
 
 impl Stats {
     pub(crate) fn add(&mut self, v: &FieldValue) {
-        self.count += 1;
-        // Only Count reaches here with text (number-only steps are refused
-        // on text fields before the scan).
-        let Some(f) = v.as_f64() else { return };
-        self.sum += f;
-        self.min = self.min.min(f);
-        self.max = self.max.max(f);
         match v {
-            FieldValue::Long(i) => {
-                self.long_sum = self.long_sum.map(|s| s + i128::from(*i));
-                self.long_min = self.long_min.min(*i);
-                self.long_max = self.long_max.max(*i);
-            }
-            _ => {
-                self.all_long = false;
-                self.long_sum = None;
-            }
+            FieldValue::Long(i) => self.add_long(i),
+            FieldValue::Double(d) => self.add_double(d),
+            FieldValue::Bool(b) => self.add_double(&f64::from(u8::from(*b))),
+            // Only Count reaches here with text (number-only steps are
+            // refused on text fields before the scan).
+            FieldValue::String(_) | FieldValue::Bytes(_) => self.count += 1,
         }
     }
 
@@ -79,11 +75,10 @@ impl Stats {
     pub(crate) fn add_long(&mut self, i: &i64) {
         let i = *i;
         self.count += 1;
-        self.long_sum = self.long_sum.map(|s| s + i128::from(i));
+        self.long_sum += i128::from(i);
         self.long_min = self.long_min.min(i);
         self.long_max = self.long_max.max(i);
         let f = i as f64;
-        self.sum += f;
         self.min = self.min.min(f);
         self.max = self.max.max(f);
     }
@@ -93,22 +88,49 @@ impl Stats {
         let d = *d;
         self.count += 1;
         self.all_long = false;
-        self.long_sum = None;
-        self.sum += d;
+        self.double_sum.add(d);
         self.min = self.min.min(d);
         self.max = self.max.max(d);
     }
 
+    /// Adds a whole block chunk from its exact statistics.
+    pub(crate) fn add_chunk(&mut self, s: &ChunkSummary, exact: &ExactStats) {
+        self.add_summary(s.count, s.all_long, (s.stats.min, s.stats.max), exact);
+    }
+
+    /// Adds one presampled bucket of a chunk.
+    pub(crate) fn add_bucket(&mut self, b: &BucketStats) {
+        self.add_summary(b.count, b.all_long, (b.min, b.max), &b.exact);
+    }
+
+    fn add_summary(&mut self, count: u64, all_long: bool, (min, max): (f64, f64), e: &ExactStats) {
+        self.count += count;
+        self.long_sum += e.long_sum;
+        if !e.double_sum.is_zero() {
+            self.double_sum.merge(&e.double_sum);
+        }
+        self.all_long &= all_long;
+        // Longs past 2^53 have inexact doubles: the typed extremes hold.
+        if all_long {
+            self.long_min = self.long_min.min(e.long_min);
+            self.long_max = self.long_max.max(e.long_max);
+            self.min = self.min.min(e.long_min as f64);
+            self.max = self.max.max(e.long_max as f64);
+        } else {
+            self.min = self.min.min(min);
+            self.max = self.max.max(max);
+        }
+    }
+
     pub fn merge(&mut self, o: &Stats) {
         self.count += o.count;
-        self.sum += o.sum;
+        self.long_sum += o.long_sum;
+        if !o.double_sum.is_zero() {
+            self.double_sum.merge(&o.double_sum);
+        }
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         self.all_long &= o.all_long;
-        self.long_sum = match (self.long_sum, o.long_sum) {
-            (Some(a), Some(b)) => Some(a + b),
-            _ => None,
-        };
         self.long_min = self.long_min.min(o.long_min);
         self.long_max = self.long_max.max(o.long_max);
     }
@@ -119,8 +141,8 @@ impl Stats {
         StatsParts {
             count: self.count,
             long_sum: self.long_sum,
+            double_sum: self.double_sum.clone(),
             all_long: self.all_long,
-            sum: self.sum,
             min: self.min,
             max: self.max,
             long_min: self.long_min,
@@ -132,8 +154,8 @@ impl Stats {
         Self {
             count: p.count,
             long_sum: p.long_sum,
+            double_sum: p.double_sum,
             all_long: p.all_long,
-            sum: p.sum,
             min: p.min,
             max: p.max,
             long_min: p.long_min,
@@ -143,7 +165,17 @@ impl Stats {
 
     /// The exact sum while every value was a Long.
     pub fn long_sum(&self) -> Option<i128> {
-        if self.all_long { self.long_sum } else { None }
+        self.all_long.then_some(self.long_sum)
+    }
+
+    /// Every value's sum, rounded once.
+    fn total(&self) -> f64 {
+        if self.double_sum.is_zero() {
+            return self.long_sum as f64;
+        }
+        let mut sum = self.double_sum.clone();
+        sum.add_integer(self.long_sum);
+        sum.value()
     }
 
     /// The statistic `func` stands for (Count, Sum, Avg, Min, Max; Avg of
@@ -151,11 +183,11 @@ impl Stats {
     pub fn value(&self, func: RangeFn) -> FieldValue {
         match func {
             RangeFn::Count => FieldValue::Long(self.count as i64),
-            RangeFn::Sum => match (self.all_long, self.long_sum.map(i64::try_from)) {
-                (true, Some(Ok(s))) => FieldValue::Long(s),
-                _ => FieldValue::Double(self.sum),
+            RangeFn::Sum => match self.long_sum().map(i64::try_from) {
+                Some(Ok(s)) => FieldValue::Long(s),
+                _ => FieldValue::Double(self.total()),
             },
-            RangeFn::Avg => FieldValue::Double(self.sum / self.count as f64),
+            RangeFn::Avg => FieldValue::Double(self.total() / self.count as f64),
             RangeFn::Max if self.all_long => FieldValue::Long(self.long_max),
             RangeFn::Min if self.all_long => FieldValue::Long(self.long_min),
             RangeFn::Max => FieldValue::Double(self.max),
@@ -165,12 +197,12 @@ impl Stats {
 }
 
 /// A [`Stats`] as plain values, for the wire.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsParts {
     pub count: u64,
-    pub long_sum: Option<i128>,
+    pub long_sum: i128,
+    pub double_sum: ExactSum,
     pub all_long: bool,
-    pub sum: f64,
     pub min: f64,
     pub max: f64,
     pub long_min: i64,
@@ -191,6 +223,18 @@ pub(crate) struct Fold<'a> {
     /// Only counts are wanted: text counts too, and whole chunks inside
     /// one bucket are counted from their statistics.
     pub(crate) count_only: bool,
+    /// Presampled buckets on this grid (the sampling's) may stand for the
+    /// chunks that carry them.
+    pub(crate) grid: Option<Grid>,
+}
+
+/// One series' buckets, the stored points they cover, and the values read
+/// to make them (points, or presampled buckets standing for points).
+#[derive(Debug, Default)]
+pub(crate) struct Folded {
+    pub(crate) buckets: BTreeMap<Timestamp, Stats>,
+    pub(crate) points: usize,
+    pub(crate) read: usize,
 }
 
 /// Count over one series: it also takes text, and whole chunks inside one
@@ -248,50 +292,103 @@ fn count_series(
     Ok((local, n))
 }
 
-/// One series' buckets and the number of stored points they cover.
+/// One series' buckets: whole chunks inside one bucket fold from their
+/// statistics, whole chunks over several from their presampled buckets
+/// when the fold's grid allows, the rest point by point.
 pub(crate) fn fold_series(
     scan: &Fold<'_>,
     view: &sundial_storage::Snapshot<'_>,
     id: SeriesId,
     start: Timestamp,
     end: Timestamp,
-) -> Result<(BTreeMap<Timestamp, Stats>, usize)> {
+) -> Result<Folded> {
     if scan.count_only {
-        return count_series(scan, view, id, start, end);
+        let (buckets, points) = count_series(scan, view, id, start, end)?;
+        return Ok(Folded {
+            buckets,
+            points,
+            read: points,
+        });
     }
     let mut local: BTreeMap<Timestamp, Stats> = BTreeMap::new();
     let mut bucketer = Bucketer::new(scan.sampling, scan.anchor);
-    let mut n = 0usize;
+    let (mut n, mut read) = (0usize, 0usize);
     let mut too_many = false;
+    let mut failed = None;
     let numeric = view
-        .visit_numeric(id, scan.field, start, end, &mut |ts, values| {
-            if too_many {
-                return;
+        .visit_numeric_parts(id, scan.field, start, end, &mut |part| {
+            if too_many || failed.is_some() {
+                return true;
             }
-            n += ts.len();
-            match values {
-                NumSlice::Longs(v) => fold_run(&mut bucketer, &mut local, ts, v, Stats::add_long),
-                NumSlice::Doubles(v) => {
-                    fold_run(&mut bucketer, &mut local, ts, v, Stats::add_double)
+            match part {
+                NumericPart::Chunk(whole) => {
+                    let s = &whole.summary;
+                    let Some(exact) = s.exact.as_ref() else {
+                        return false;
+                    };
+                    let b = bucketer.bucket(s.min_ts);
+                    if b == bucketer.bucket(s.max_ts) {
+                        n += s.count as usize;
+                        read += s.count as usize;
+                        local.entry(b).or_default().add_chunk(s, exact);
+                    } else {
+                        let Some(grid) = scan.grid else {
+                            return false;
+                        };
+                        match whole.buckets(grid) {
+                            Ok(Some(records)) => {
+                                read += records.len();
+                                for r in &records {
+                                    n += r.count as usize;
+                                    local
+                                        .entry(bucketer.bucket(r.start))
+                                        .or_default()
+                                        .add_bucket(r);
+                                }
+                            }
+                            Ok(None) => return false,
+                            Err(e) => failed = Some(e),
+                        }
+                    }
                 }
-                NumSlice::Mixed(v) => {
-                    fold_run(&mut bucketer, &mut local, ts, v, |a, x| a.add_num(*x));
+                NumericPart::Run(ts, values) => {
+                    n += ts.len();
+                    read += ts.len();
+                    match values {
+                        NumSlice::Longs(v) => {
+                            fold_run(&mut bucketer, &mut local, ts, v, Stats::add_long)
+                        }
+                        NumSlice::Doubles(v) => {
+                            fold_run(&mut bucketer, &mut local, ts, v, Stats::add_double)
+                        }
+                        NumSlice::Mixed(v) => {
+                            fold_run(&mut bucketer, &mut local, ts, v, |a, x| a.add_num(*x));
+                        }
+                    }
                 }
             }
             if local.len() > scan.max_buckets {
                 too_many = true;
             }
+            true
         })
         .map_err(Error::from)?;
+    if let Some(e) = failed {
+        return Err(Error::from(e));
+    }
     if too_many {
         return Err(Error::TooManyPoints {
             limit: scan.max_buckets,
         });
     }
     if !numeric {
-        return Ok((BTreeMap::new(), 0));
+        return Ok(Folded::default());
     }
-    Ok((local, n))
+    Ok(Folded {
+        buckets: local,
+        points: n,
+        read,
+    })
 }
 
 /// Folds one ascending run into bucket accumulators, touching the map once

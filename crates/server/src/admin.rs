@@ -15,6 +15,7 @@ use sundial_api::access::{Action, Store, basic_credentials};
 use sundial_storage::Engine;
 
 mod keys;
+mod presampling;
 mod snapshots;
 
 /// The admin routes; on a cluster node `cluster` shows and compacts the
@@ -24,10 +25,21 @@ pub(crate) fn routes(
     store: Arc<Store>,
     board: Arc<crate::query_board::QueryBoard>,
     cluster: Option<crate::cluster::ClusterAdmin>,
+    configured_rules: Arc<std::collections::BTreeSet<(String, String)>>,
 ) -> Router {
     let queries = Router::new()
         .route("/admin/queries", get(queries))
         .with_state(board);
+    let rules = Router::new()
+        .route(
+            "/admin/presampling",
+            get(presampling::list).post(presampling::create),
+        )
+        .route("/admin/presampling/{id}", delete(presampling::remove))
+        .with_state(presampling::Rules {
+            engine: cluster.is_none().then(|| engine.clone()),
+            configured: configured_rules,
+        });
     let storage_view = match cluster {
         Some(view) => Router::new()
             .route("/admin/storage", get(cluster_storage))
@@ -54,6 +66,7 @@ pub(crate) fn routes(
         .merge(queries)
         .merge(storage_view)
         .merge(keys)
+        .merge(rules)
         .layer(axum::middleware::from_fn_with_state(store, authorize))
 }
 

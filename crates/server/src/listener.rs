@@ -39,6 +39,8 @@ pub(crate) struct Apis {
     /// A cluster node: only the routes it serves (`crate::cluster`), and
     /// the cluster's storage view.
     pub(crate) cluster: Option<crate::cluster::ClusterAdmin>,
+    /// `(database, id)` of the configuration's presampling rules.
+    pub(crate) configured_rules: Arc<std::collections::BTreeSet<(String, String)>>,
 }
 
 /// What every connection task needs.
@@ -279,6 +281,7 @@ fn router(apis: &Apis, edge: Edge, log: crate::request_log::RequestLog) -> Route
             apis.store.clone(),
             log.board.clone(),
             apis.cluster.clone(),
+            apis.configured_rules.clone(),
         ))
         .merge(crate::console::routes())
         .merge(apis.metrics.routes(apis.store.clone()))

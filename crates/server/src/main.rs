@@ -294,6 +294,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn(cluster::keep_databases(baidu.clone()));
         runtime.spawn(cluster::keep_keys(store.clone()));
     }
+    // A cluster keeps no rules (`/admin/presampling` answers 501 there).
+    let configured_rules = match &node {
+        None => sundial_baidu::presampling::apply_configured(&engine, &config.baidu.presampling)
+            .map_err(anyhow::Error::msg)?,
+        Some(_) if !config.baidu.presampling.is_empty() => {
+            tracing::warn!("baidu.presampling is not used on a cluster");
+            Default::default()
+        }
+        Some(_) => Default::default(),
+    };
     let mut apis = listener::Apis {
         opentsdb,
         baidu,
@@ -302,6 +312,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         engine: engine.clone(),
         store,
         cluster: None,
+        configured_rules: std::sync::Arc::new(configured_rules),
     };
     if let Some(node) = &node {
         node.serve_through(&mut apis);

@@ -4,18 +4,26 @@
 //! read fetches only the chunks it needs. Format: `docs/format/block.md`.
 
 pub(crate) mod cache;
+mod exact;
 mod index;
 mod reader;
 mod source;
 pub(crate) mod writer;
 
+pub(crate) use exact::{
+    decode as decode_exact, encode as encode_exact, of_values as exact_of_values,
+};
+pub(crate) use index::ChunkEntry;
 pub(crate) use reader::Block;
 #[cfg(test)]
 pub(crate) use writer::write;
 
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"SDBLK003";
+const MAGIC: &[u8; 8] = b"SDBLK004";
+/// Blocks written before numeric chunks carried [`ExactStats`]: read the
+/// same, without them (compaction rewrites them as current blocks).
+const MAGIC_V3: &[u8; 8] = b"SDBLK003";
 /// Blocks written before the index carried flags: read the same, flags 0.
 const MAGIC_V2: &[u8; 8] = b"SDBLK002";
 /// Index flag: chunks were encoded fast (a flush's); compaction rewrites
@@ -88,6 +96,22 @@ pub struct ChunkStats {
     pub min: f64,
     pub max: f64,
     pub sum: f64,
+}
+
+/// What a numeric chunk's points fold to, exactly (blocks since
+/// `SDBLK004`): a chunk inside one bucket answers count, sum, average,
+/// minimum, maximum, first and last without being decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactStats {
+    /// The Long values' sum.
+    pub long_sum: i128,
+    /// The other values' sum (Booleans as 1 and 0).
+    pub double_sum: sundial_model::ExactSum,
+    /// The extremes when every value is a Long.
+    pub long_min: i64,
+    pub long_max: i64,
+    pub first: sundial_codec::Num,
+    pub last: sundial_codec::Num,
 }
 
 #[cfg(test)]

@@ -99,6 +99,7 @@ fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
     let now = sundial_model::now_ms();
     let grace = i64::try_from(config.partition_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let settle = std::time::Duration::from_secs(config.compaction_settle_secs);
+    let presampling = inner.presampling_fingerprint();
     // Forced, go straight to weeks: merging days first would write twice.
     let levels: &[usize] = if force {
         &[partition::WEEK]
@@ -122,8 +123,11 @@ fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
             let inputs: Vec<&Arc<Block>> = members.iter().filter_map(|i| blocks.get(*i)).collect();
             // A flush's block alone in its window is still rewritten once,
             // at the effort compaction spends.
-            let lone_fast = matches!(inputs.as_slice(), [b] if b.fast);
-            if inputs.len() < 2 && !lone_fast {
+            // So is one written under other presampling rules: that is
+            // how a rule reaches data written before it.
+            let lone_stale = matches!(inputs.as_slice(),
+                [b] if b.fast || b.presampling != presampling);
+            if inputs.len() < 2 && !lone_stale {
                 continue;
             }
             let closed = now >= w.end.saturating_add(grace);
@@ -196,8 +200,10 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         .flat_map(|b| b.columns().map(|(id, f)| (id, f.to_owned())))
         .collect();
     let cutoff = retention_cutoff(inner.retention_secs()).unwrap_or(Timestamp::MIN);
+    let grids = inner.grids_for(columns.iter().map(|(id, _)| *id));
     let dir = &inner.config.data_dir;
     let mut writer = BlockWriter::create(&inner.config.vfs, dir, id, sundial_codec::Effort::Small)?;
+    writer.presampled_under(grids.fingerprint);
     let mut points_out = 0usize;
     for (series, field) in &columns {
         let mut points: Vec<(Timestamp, FieldValue)> = Vec::new();
@@ -210,6 +216,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
             series: *series,
             field,
             points: &points,
+            grids: grids.of(*series),
         })?;
     }
     let path = writer.finish()?;

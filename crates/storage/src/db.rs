@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     written: Arc<AtomicU64>,
     /// Seconds of data kept (0: all); see `db/retention.rs`.
     retention_secs: AtomicU64,
+    /// Which series' chunks carry presampled buckets (`rollup.rs`).
+    pub(crate) presampling: RwLock<Arc<Vec<crate::rollup::PresamplingRule>>>,
 }
 
 /// A database's state, as `GET /admin/storage` shows it.
@@ -185,6 +187,7 @@ impl Db {
             .create_dir_all(&dir)
             .map_err(|e| Error::io("create data directory", &dir, e))?;
         let retention_secs = AtomicU64::new(retention::load(&config)?);
+        let presampling = RwLock::new(Arc::new(presampling::load(&config)?));
         let (head, catalog, blocks, next_segment) = recover(&config)?;
         let (hint_tx, hint_rx) = mpsc::sync_channel::<()>(1);
         let head = Arc::new(RwLock::new(head));
@@ -229,6 +232,7 @@ impl Db {
             closed: AtomicBool::new(false),
             written,
             retention_secs,
+            presampling,
         });
         let (nudge_tx, nudge_rx) = mpsc::sync_channel::<()>(1);
         if inner.config.replica {
@@ -715,6 +719,7 @@ mod capture;
 mod check;
 mod flush;
 mod handover;
+mod presampling;
 mod recover;
 mod replica;
 mod retention;

@@ -117,11 +117,14 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
             block.id,
             sundial_codec::Effort::Small,
         )?;
+        let grids = inner.grids_for(kept.iter().map(|(id, _, _)| *id));
+        writer.presampled_under(grids.fingerprint);
         for (series, field, points) in &kept {
             writer.add(&Column {
                 series: *series,
                 field,
                 points,
+                grids: grids.of(*series),
             })?;
         }
         let path = writer.finish()?;

@@ -66,8 +66,14 @@ pub fn block(data: &[u8]) {
     for (id, field) in columns.iter().take(64) {
         for entry in block.chunks(*id, field) {
             let _ = block.read_chunk(entry);
+            let _ = block.numeric_chunk(entry);
+            let _ = block.exact_stats(entry);
+            for width in [60_000, 3_600_000] {
+                if let Some(grid) = crate::rollup::Grid::new(0, width) {
+                    let _ = block.rollup_buckets(entry, grid);
+                }
+            }
         }
-        let _ = block.numeric_chunks(*id, field, i64::MIN, i64::MAX);
         for (start, end) in [(i64::MIN, i64::MAX), (0, 1_500_000_000_000)] {
             let cached = block.read(*id, field, start, end);
             let uncached = block.read_uncached(*id, field, start, end);
@@ -330,6 +336,9 @@ fn block_seeds(dir: &std::path::Path) -> crate::Result<Vec<(&'static str, Vec<u8
         vec![(1_500_000_000_000, FieldValue::String("on".into()))],
         vec![(1_500_000_000_000, FieldValue::Bytes(vec![9, 8]))],
     ];
+    // Hourly presampled buckets on the numeric columns.
+    let hours: Vec<crate::rollup::Grid> =
+        crate::rollup::Grid::new(0, 3_600_000).into_iter().collect();
     let columns: Vec<crate::block::writer::Column<'_>> = points
         .iter()
         .enumerate()
@@ -337,6 +346,7 @@ fn block_seeds(dir: &std::path::Path) -> crate::Result<Vec<(&'static str, Vec<u8
             series: SeriesId(i as u32 / 2),
             field: ["value", "speed"][i % 2],
             points: p,
+            grids: if i % 2 == 0 { hours.as_slice() } else { &[] },
         })
         .collect();
     let block_dir = dir.join("block");

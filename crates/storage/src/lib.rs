@@ -25,13 +25,14 @@ mod pending;
 mod phase;
 mod record;
 pub mod remote;
+mod rollup;
 mod snapshot;
 pub mod snapshots;
 pub mod vfs;
 mod wal;
 
-pub use block::ChunkStats;
 pub use block::cache::CacheCounts;
+pub use block::{ChunkStats, ExactStats};
 
 /// Lookups of decoded chunks the process-wide chunk cache answered and
 /// did not.
@@ -47,6 +48,9 @@ pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;
 pub use remote::RemoteStore;
-pub use snapshot::{ChunkSummary, ColumnParts, NumSlice, NumericPoints, Snapshot};
+pub use rollup::{BucketStats, Grid, PresamplingRule};
+pub use snapshot::{
+    ChunkSummary, ColumnParts, NumSlice, NumericPart, NumericPoints, Snapshot, WholeChunk,
+};
 pub use sundial_codec::Num;
 pub use sundial_index::RoaringBitmap;

@@ -21,12 +21,28 @@ pub(crate) struct Layers {
 }
 
 /// A block chunk summarised by its statistics instead of its points.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChunkSummary {
     pub min_ts: Timestamp,
     pub max_ts: Timestamp,
     pub count: u64,
     pub stats: crate::block::ChunkStats,
+    /// Every value a Long.
+    pub all_long: bool,
+    /// Blocks since `SDBLK004` have them.
+    pub exact: Option<crate::block::ExactStats>,
+}
+
+/// A piece of a numeric column, as [`Snapshot::visit_numeric_parts`]
+/// offers it.
+#[derive(Debug, Clone, Copy)]
+pub enum NumericPart<'a> {
+    /// A block chunk inside the range that no other source overlaps, with
+    /// exact statistics: the visitor takes it (returns `true`), or it is
+    /// decoded and offered again as a run.
+    Chunk(&'a WholeChunk<'a>),
+    /// Ascending points, none inside a taken chunk's time range.
+    Run(&'a [Timestamp], NumSlice<'a>),
 }
 
 /// A column's data in a range, split into chunks whose statistics stand
@@ -37,6 +53,22 @@ pub struct ColumnParts {
     /// Ascending, newest write winning; never inside a summarised chunk's
     /// time range.
     pub points: Vec<(Timestamp, FieldValue)>,
+}
+
+/// A whole block chunk that is the only source of its points.
+#[derive(Debug)]
+pub struct WholeChunk<'a> {
+    pub summary: ChunkSummary,
+    block: &'a Block,
+    entry: &'a crate::block::ChunkEntry,
+}
+
+impl WholeChunk<'_> {
+    /// Its points' statistics per bucket of `grid`, when a presampling
+    /// rule gave its series that grid as the chunk was written.
+    pub fn buckets(&self, grid: crate::rollup::Grid) -> Result<Option<Vec<crate::BucketStats>>> {
+        self.block.rollup_buckets(self.entry, grid)
+    }
 }
 
 /// Read access held for one query. Writers wait while it is held: a long
@@ -403,21 +435,9 @@ impl Snapshot<'_> {
         end: Timestamp,
     ) -> Result<ColumnParts> {
         let start = start.max(self.min_ts);
-        // Time spans of every source, to find chunks nothing overrides.
-        let mut spans: Vec<(usize, Timestamp, Timestamp)> = Vec::new();
-        for (i, b) in self.layers.blocks.iter().enumerate() {
-            for c in b.chunks(id, field) {
-                spans.push((i, c.min_ts, c.max_ts));
-            }
-        }
-        let newer = self.layers.blocks.len();
+        let spans = self.spans(id, field);
         let frozen_pts = self.frozen_points(id, field);
         let head_pts = self.head.points(id, field, Timestamp::MIN, Timestamp::MAX);
-        for pts in [frozen_pts, head_pts] {
-            if let (Some(a), Some(b)) = (pts.first(), pts.last()) {
-                spans.push((newer, a.0, b.0));
-            }
-        }
         let mut parts = ColumnParts::default();
         let mut sources: Vec<Vec<(Timestamp, FieldValue)>> = Vec::new();
         for (i, b) in self.layers.blocks.iter().enumerate() {
@@ -427,17 +447,15 @@ impl Snapshot<'_> {
                     continue;
                 }
                 let inside = start <= c.min_ts && c.max_ts <= end;
-                let alone = !spans.iter().any(|(j, lo, hi)| {
-                    (*j != i || (*lo, *hi) != (c.min_ts, c.max_ts))
-                        && *lo <= c.max_ts
-                        && *hi >= c.min_ts
-                });
+                let alone = alone(&spans, i, c);
                 match c.stats {
                     Some(stats) if inside && alone => parts.summaries.push(ChunkSummary {
                         min_ts: c.min_ts,
                         max_ts: c.max_ts,
                         count: c.count,
                         stats,
+                        all_long: c.all_long,
+                        exact: b.exact_stats(c),
                     }),
                     _ => decoded.extend(
                         b.read_chunk(c)?
@@ -508,6 +526,37 @@ impl Snapshot<'_> {
         end: Timestamp,
         visit: &mut dyn FnMut(&[Timestamp], NumSlice<'_>),
     ) -> Result<bool> {
+        self.visit_parts(id, field, start, end, false, &mut |part| {
+            if let NumericPart::Run(ts, values) = part {
+                visit(ts, values);
+            }
+            false
+        })
+    }
+
+    /// [`Snapshot::visit_numeric`], offering first each block chunk that
+    /// its exact statistics can stand for: folds that take such chunks
+    /// whole never decode them.
+    pub fn visit_numeric_parts(
+        &self,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+        visit: &mut dyn FnMut(NumericPart<'_>) -> bool,
+    ) -> Result<bool> {
+        self.visit_parts(id, field, start, end, true, visit)
+    }
+
+    fn visit_parts(
+        &self,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+        summarise: bool,
+        visit: &mut dyn FnMut(NumericPart<'_>) -> bool,
+    ) -> Result<bool> {
         let start = start.max(self.min_ts);
         if start > end {
             return Ok(true);
@@ -520,12 +569,42 @@ impl Snapshot<'_> {
                 runs.push(Run { chunk, lo, hi });
             }
         };
-        for block in &self.layers.blocks {
-            let Some(chunks) = block.numeric_chunks(id, field, start, end)? else {
-                return Ok(false);
-            };
-            for c in chunks {
-                push(c, &mut runs);
+        let spans = if summarise {
+            self.spans(id, field)
+        } else {
+            Vec::new()
+        };
+        for (i, block) in self.layers.blocks.iter().enumerate() {
+            for c in block.chunks(id, field) {
+                if c.max_ts < start || c.min_ts > end {
+                    continue;
+                }
+                let whole = start <= c.min_ts && c.max_ts <= end;
+                if summarise
+                    && whole
+                    && alone(&spans, i, c)
+                    && let (Some(stats), Some(exact)) = (c.stats, block.exact_stats(c))
+                {
+                    let whole = WholeChunk {
+                        summary: ChunkSummary {
+                            min_ts: c.min_ts,
+                            max_ts: c.max_ts,
+                            count: c.count,
+                            stats,
+                            all_long: c.all_long,
+                            exact: Some(exact),
+                        },
+                        block,
+                        entry: c,
+                    };
+                    if visit(NumericPart::Chunk(&whole)) {
+                        continue;
+                    }
+                }
+                let Some(chunk) = block.numeric_chunk(c)? else {
+                    return Ok(false);
+                };
+                push(chunk, &mut runs);
             }
         }
         let frozen = range(self.frozen_points(id, field), start, end);
@@ -558,7 +637,7 @@ impl Snapshot<'_> {
             });
         if disjoint {
             for r in &runs {
-                visit(r.ts(), r.values());
+                visit(NumericPart::Run(r.ts(), r.values()));
             }
             return Ok(true);
         }
@@ -571,7 +650,7 @@ impl Snapshot<'_> {
             }
         }
         let (ts, nums): (Vec<Timestamp>, Vec<Num>) = merged.into_iter().unzip();
-        visit(&ts, NumSlice::Mixed(&nums));
+        visit(NumericPart::Run(&ts, NumSlice::Mixed(&nums)));
         Ok(true)
     }
 
@@ -619,4 +698,35 @@ fn merge(mut sources: Vec<Vec<(Timestamp, FieldValue)>>) -> Vec<(Timestamp, Fiel
             merged.into_iter().collect()
         }
     }
+}
+
+impl Snapshot<'_> {
+    /// The time span of each block chunk of a column (with its block's
+    /// place) and of the flush in progress and the head (after every
+    /// block): a chunk no other span meets is the only source of its
+    /// points.
+    fn spans(&self, id: SeriesId, field: &str) -> Vec<(usize, Timestamp, Timestamp)> {
+        let mut spans = Vec::new();
+        for (i, b) in self.layers.blocks.iter().enumerate() {
+            for c in b.chunks(id, field) {
+                spans.push((i, c.min_ts, c.max_ts));
+            }
+        }
+        let newer = self.layers.blocks.len();
+        let frozen = self.frozen_points(id, field);
+        let head = self.head.points(id, field, Timestamp::MIN, Timestamp::MAX);
+        for pts in [frozen, head] {
+            if let (Some(a), Some(b)) = (pts.first(), pts.last()) {
+                spans.push((newer, a.0, b.0));
+            }
+        }
+        spans
+    }
+}
+
+/// Whether block `i`'s chunk `c` meets no other span.
+fn alone(spans: &[(usize, Timestamp, Timestamp)], i: usize, c: &crate::block::ChunkEntry) -> bool {
+    !spans.iter().any(|(j, lo, hi)| {
+        (*j != i || (*lo, *hi) != (c.min_ts, c.max_ts)) && *lo <= c.max_ts && *hi >= c.min_ts
+    })
 }

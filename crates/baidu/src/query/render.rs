@@ -14,7 +14,13 @@ const MARKER: base64::engine::GeneralPurpose = base64::engine::general_purpose::
 
 /// Appends one Result object as JSON, serialized straight from the
 /// query's output (a raw query can return a million rows).
-pub(crate) fn render_into(parsed: &Parsed, out: &QueryOutput, buf: &mut Vec<u8>) {
+/// `rule`: the presampling rule that answered it.
+pub(crate) fn render_into(
+    parsed: &Parsed,
+    out: &QueryOutput,
+    rule: Option<&str>,
+    buf: &mut Vec<u8>,
+) {
     let q = &parsed.query;
     let raw = q.is_raw();
     let result = ResultJson {
@@ -30,6 +36,7 @@ pub(crate) fn render_into(parsed: &Parsed, out: &QueryOutput, buf: &mut Vec<u8>)
             _ => None,
         },
         groups: Groups { parsed, out },
+        presampling_rule_id: rule,
     };
     // Serializing into a Vec cannot fail: every map key is a string.
     let _ = serde_json::to_writer(buf, &result);
@@ -54,6 +61,8 @@ struct ResultJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_marker: Option<String>,
     groups: Groups<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presampling_rule_id: Option<&'a str>,
 }
 
 /// The groups of one output, each with the GroupBy infos of the request.

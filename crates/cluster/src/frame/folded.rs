@@ -5,12 +5,13 @@
 //! point (docs/cluster.md, "The querier").
 //!
 //! ```text
-//! "SDG1" | shard count, then each shard | field count, then each kind
+//! "SDG2" | shard count, then each shard | field count, then each kind
 //! (0 none, else 1 + kind byte) | points folded | group count, then each:
 //!   group-by values (0 absent, or 1 and the text), tags, series keys,
 //!   bucket count, then each: time gap, statistics
-//! statistics: count | long sum (0 none, or 1 and 16 bytes LE) | all long
-//!   (0/1) | sum, min, max (8 bytes LE each) | long min, long max (zigzag)
+//! statistics: count | the Long values' sum (16 bytes LE) | the other
+//!   values' exact sum (docs/format/exact-sum.md) | all long (0/1) | min,
+//!   max (8 bytes LE each) | long min, long max (zigzag)
 //! ```
 
 use super::outcome::{byte_kind, kind_byte};
@@ -18,10 +19,11 @@ use super::{
     FrameError, count, get_key, get_shards, get_str, invalid, put_key, put_shards, put_str,
 };
 use sundial_codec::varint::{get, put, take, unzigzag, zigzag};
+use sundial_model::ExactSum;
 use sundial_query::series_query::{FoldedGroup, FoldedHalf};
 use sundial_query::stats::{Stats, StatsParts};
 
-const MAGIC: &[u8; 4] = b"SDG1";
+const MAGIC: &[u8; 4] = b"SDG2";
 
 /// The shards answered for and what their series folded to.
 #[derive(Debug, Default)]
@@ -136,15 +138,10 @@ pub(super) fn get_values(input: &mut &[u8]) -> Result<Vec<Option<String>>, sundi
 
 pub(super) fn put_stats(out: &mut Vec<u8>, s: &StatsParts) {
     put(out, s.count);
-    match s.long_sum {
-        Some(sum) => {
-            out.push(1);
-            out.extend_from_slice(&sum.to_le_bytes());
-        }
-        None => out.push(0),
-    }
+    out.extend_from_slice(&s.long_sum.to_le_bytes());
+    s.double_sum.encode(out);
     out.push(u8::from(s.all_long));
-    for f in [s.sum, s.min, s.max] {
+    for f in [s.min, s.max] {
         out.extend_from_slice(&f.to_le_bytes());
     }
     put(out, zigzag(s.long_min));
@@ -153,15 +150,12 @@ pub(super) fn put_stats(out: &mut Vec<u8>, s: &StatsParts) {
 
 pub(super) fn get_stats(input: &mut &[u8]) -> Result<StatsParts, sundial_codec::Error> {
     let count = get(input)?;
-    let long_sum = match take(input, 1)?[0] {
-        0 => None,
-        1 => Some(i128::from_le_bytes(
-            take(input, 16)?
-                .try_into()
-                .map_err(|_| invalid("long sum"))?,
-        )),
-        _ => return Err(invalid("long sum flag")),
-    };
+    let long_sum = i128::from_le_bytes(
+        take(input, 16)?
+            .try_into()
+            .map_err(|_| invalid("long sum"))?,
+    );
+    let double_sum = ExactSum::decode(input).ok_or_else(|| invalid("exact sum"))?;
     let all_long = match take(input, 1)?[0] {
         0 => false,
         1 => true,
@@ -172,12 +166,12 @@ pub(super) fn get_stats(input: &mut &[u8]) -> Result<StatsParts, sundial_codec::
             take(input, 8)?.try_into().map_err(|_| invalid("number"))?,
         ))
     };
-    let (sum, min, max) = (float()?, float()?, float()?);
+    let (min, max) = (float()?, float()?);
     Ok(StatsParts {
         count,
         long_sum,
+        double_sum,
         all_long,
-        sum,
         min,
         max,
         long_min: unzigzag(get(input)?),
@@ -194,11 +188,14 @@ mod tests {
     fn an_answer_comes_back_as_it_was_sent_and_damage_is_an_error() {
         let key = |h: &str| SeriesKey::new("cpu", vec![("host".to_owned(), h.to_owned())]);
         let stats = |n: u64, long: bool| {
+            let mut double_sum = ExactSum::default();
+            double_sum.add(1.5 * n as f64);
+            double_sum.add(1e-300);
             Stats::from_parts(StatsParts {
                 count: n,
-                long_sum: long.then_some(-(1i128 << 70)),
+                long_sum: -(1i128 << 70),
+                double_sum,
                 all_long: long,
-                sum: 1.5 * n as f64,
                 min: f64::NEG_INFINITY,
                 max: f64::INFINITY,
                 long_min: i64::MIN,

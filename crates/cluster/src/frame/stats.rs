@@ -5,9 +5,9 @@
 //! network rather than one row per point (docs/cluster.md, "SQL").
 //!
 //! ```text
-//! "SDQ1" | shard count, then each shard | points folded | field count |
-//! group count, then each: group-by values (as in "SDG1"), bucket count,
-//!   then each: time gap, one statistics set per field (as in "SDG1")
+//! "SDQ2" | shard count, then each shard | points folded | field count |
+//! group count, then each: group-by values (as in "SDG2"), bucket count,
+//!   then each: time gap, one statistics set per field (as in "SDG2")
 //! ```
 
 use super::folded::{get_stats, get_values, put_stats, put_values};
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use sundial_codec::varint::{get, put, unzigzag, zigzag};
 use sundial_query::stats::{GroupedStats, Stats};
 
-const MAGIC: &[u8; 4] = b"SDQ1";
+const MAGIC: &[u8; 4] = b"SDQ2";
 
 /// The shards answered for, the points read, and the statistics.
 #[derive(Debug, Default, PartialEq)]
@@ -87,25 +87,28 @@ pub(crate) fn decode_stats(bytes: &[u8]) -> Result<StatsAnswer, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sundial_model::ExactSum;
     use sundial_query::stats::StatsParts;
 
     #[test]
     fn an_answer_comes_back_as_it_was_sent_and_damage_is_an_error() {
         let one = Stats::from_parts(StatsParts {
             count: 1,
-            long_sum: Some(7),
+            long_sum: 7,
+            double_sum: ExactSum::default(),
             all_long: true,
-            sum: 7.0,
             min: 7.0,
             max: 7.0,
             long_min: 7,
             long_max: 7,
         });
+        let mut double_sum = ExactSum::default();
+        double_sum.add(-2.5);
         let two = Stats::from_parts(StatsParts {
             count: 2,
-            long_sum: None,
+            long_sum: 0,
+            double_sum,
             all_long: false,
-            sum: -2.5,
             min: -3.0,
             max: 0.5,
             long_min: i64::MAX,
@@ -114,7 +117,10 @@ mod tests {
         let mut groups = GroupedStats::new();
         groups.insert(
             vec![Some("east".to_owned()), None],
-            BTreeMap::from([(-60_000, vec![one, two]), (0, vec![two, one])]),
+            BTreeMap::from([
+                (-60_000, vec![one.clone(), two.clone()]),
+                (0, vec![two, one]),
+            ]),
         );
         groups.insert(
             vec![None, None],

@@ -11,10 +11,10 @@ use crate::stats::{Fold, Stats, fold_series};
 use crate::{Budget, Error, Result};
 use std::collections::BTreeMap;
 use sundial_model::series_query::{
-    Aggregation, GroupOutput, QueryOutput, RangeFn, Row, SeriesQuery,
+    Aggregation, GroupOutput, QueryOutput, RangeFn, Row, Sampling, SeriesQuery,
 };
 use sundial_model::{FieldValue, SeriesKey, Timestamp};
-use sundial_storage::{Db, SeriesId};
+use sundial_storage::{Db, Grid, SeriesId};
 
 /// Whether [`run`] can answer the query.
 pub(super) fn eligible(q: &SeriesQuery) -> bool {
@@ -67,6 +67,8 @@ struct Scan<'a> {
 #[derive(Default)]
 struct Partial {
     points: u64,
+    /// Points read, or presampled buckets read in their place.
+    read: u64,
     groups: GroupMap,
     buckets: usize,
 }
@@ -78,26 +80,30 @@ pub(super) fn run(
     ids: &[SeriesId],
     budget: &Budget,
     max_groups: usize,
+    presampled: bool,
 ) -> Result<(QueryOutput, Vec<GroupOutput>)> {
-    let (points, groups) = fold(db, q, ids, budget, max_groups)?;
+    let (points, read, groups) = fold(db, q, ids, budget, max_groups, presampled)?;
     let out = QueryOutput {
         raw_count: points,
-        consumed_count: points,
+        consumed_count: read,
         ..QueryOutput::default()
     };
     Ok((out, render(q, groups, budget, max_groups)?))
 }
 
 /// The first step of an [`eligible`] query over `ids`, per group and
-/// bucket, and the points it covers; series are scanned by up to one
-/// thread per core, each folding into its own partial groups.
+/// bucket, the points it covers and the values it read for them (fewer
+/// with `presampled`: chunks' presampled buckets on the sampling's grid
+/// stand for their points); series are scanned by up to one thread per
+/// core, each folding into its own partial groups.
 pub(super) fn fold(
     db: &Db,
     q: &SeriesQuery,
     ids: &[SeriesId],
     budget: &Budget,
     max_groups: usize,
-) -> Result<(u64, GroupMap)> {
+    presampled: bool,
+) -> Result<(u64, u64, GroupMap)> {
     let (func, sampling) = first_step(q)?;
     let field = q.fields.first().cloned().unwrap_or_default();
     let mut group_keys: Vec<&str> = Vec::new();
@@ -115,6 +121,10 @@ pub(super) fn fold(
             anchor: start,
             max_buckets: budget.max_points(),
             count_only: func == RangeFn::Count,
+            grid: match sampling {
+                Some(Sampling::Fixed(width)) if presampled => Grid::new(start, width),
+                _ => None,
+            },
         },
         group_keys,
         max_groups,
@@ -130,14 +140,15 @@ pub(super) fn fold(
     let partials = parallel::read_in_parallel(db, ids, budget, reach, |view, batch, partial| {
         scan_batch(&scan, view, batch, partial)
     });
-    let mut points = 0;
+    let (mut points, mut read) = (0, 0);
     let mut groups: GroupMap = BTreeMap::new();
     for p in partials {
         let p = p?;
         points += p.points;
+        read += p.read;
         merge(&mut groups, p.groups);
     }
-    Ok((points, groups))
+    Ok((points, read, groups))
 }
 
 /// Adds `more` groups into `groups` (another thread's, another shard's;
@@ -156,7 +167,7 @@ pub(super) fn merge(
     }
 }
 
-fn first_step(q: &SeriesQuery) -> Result<(RangeFn, Option<sundial_model::series_query::Sampling>)> {
+fn first_step(q: &SeriesQuery) -> Result<(RangeFn, Option<Sampling>)> {
     match q.aggregators.first() {
         Some(Aggregation::Range { func, sampling }) => Ok((*func, *sampling)),
         _ => Err(Error::Internal("fast path on an ineligible query")),
@@ -216,10 +227,12 @@ fn scan_batch(
     let (start, end) = scan.q.range();
     for id in batch {
         let Some(key) = view.key(*id) else { continue };
-        let (local, n) = fold_series(&scan.fold, view, *id, start, end)?;
+        let folded = fold_series(&scan.fold, view, *id, start, end)?;
+        let local = folded.buckets;
         // Points are counted, not limited: this path keeps one
         // accumulator per bucket (limited below), never the points.
-        partial.points += n as u64;
+        partial.points += folded.points as u64;
+        partial.read += folded.read as u64;
         if local.is_empty() {
             continue;
         }

@@ -3,6 +3,7 @@
 
 use super::buckets::bucket_start;
 use crate::Error;
+use crate::stats::Stats;
 use sundial_model::series_query::{Aggregation, RangeFn, Sampling};
 use sundial_model::{FieldValue, Timestamp};
 
@@ -184,7 +185,12 @@ fn reduce(func: RangeFn, at: Timestamp, values: &[(Timestamp, FieldValue)], out:
                 None => return,
             }
         }
-        RangeFn::Avg => FieldValue::Double(nums().sum::<f64>() / n as f64),
+        // One definition with the folding paths: exact sums, rounded once.
+        RangeFn::Avg | RangeFn::Sum => {
+            let mut stats = Stats::default();
+            values.iter().for_each(|(_, v)| stats.add(v));
+            stats.value(func)
+        }
         RangeFn::Dev => {
             if n == 1 {
                 FieldValue::Double(0.0)
@@ -207,19 +213,6 @@ fn reduce(func: RangeFn, at: Timestamp, values: &[(Timestamp, FieldValue)], out:
                     Some(a) => Some(a.min(x)),
                 });
                 FieldValue::Double(v.unwrap_or(f64::NAN))
-            }
-        }
-        RangeFn::Sum => {
-            // Exact in i128, then Long if the total fits (the streaming
-            // path sums in another order and must agree).
-            let exact = if all_long {
-                i64::try_from(longs().map(i128::from).sum::<i128>()).ok()
-            } else {
-                None
-            };
-            match exact {
-                Some(s) => FieldValue::Long(s),
-                None => FieldValue::Double(nums().sum()),
             }
         }
         RangeFn::Percentile(p) => {

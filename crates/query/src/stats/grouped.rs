@@ -100,6 +100,7 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
             anchor: if req.width_ms.is_some() { 0 } else { req.start },
             max_buckets: max_cells,
             count_only,
+            grid: None,
         })
         .collect();
     // Counts come from chunk statistics: only other folds read chunks.
@@ -125,7 +126,9 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
                 let cells = part.groups.entry(group).or_default();
                 let before = cells.len();
                 for (i, fold) in folds.iter().enumerate() {
-                    let (buckets, points) = fold_series(fold, view, *id, req.start, req.end)?;
+                    let crate::stats::Folded {
+                        buckets, points, ..
+                    } = fold_series(fold, view, *id, req.start, req.end)?;
                     budget.take(points)?;
                     for (bucket, stats) in buckets {
                         let cell = cells

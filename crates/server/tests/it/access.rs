@@ -246,6 +246,13 @@ pub(crate) fn opentsdb_routes() -> Vec<(
         ("/api/version", "public", "GET", "/api/version".into(), None),
         ("/api/health", "public", "GET", "/api/health".into(), None),
         ("/admin/compact", "server", "POST", "/admin/compact".into(), None),
+        (
+            "/admin/presampling",
+            "server",
+            "GET",
+            "/admin/presampling".into(),
+            None,
+        ),
     ]
 }
 

@@ -12,6 +12,7 @@ mod baidu_errors;
 mod baidu_fill;
 mod baidu_limits;
 mod baidu_mgmt;
+mod baidu_presampling;
 mod baidu_query;
 mod baidu_sql;
 mod baidu_write;

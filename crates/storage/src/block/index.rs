@@ -4,7 +4,7 @@
 
 use super::{
     ChunkStats, FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_NUMERIC,
-    KIND_NUMERIC_LONG, MAGIC, MAGIC_V2,
+    KIND_NUMERIC_LONG, MAGIC, MAGIC_V2, MAGIC_V3,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -26,7 +26,17 @@ pub(crate) struct ChunkEntry {
     pub(crate) min_ts: Timestamp,
     pub(crate) max_ts: Timestamp,
     pub(crate) stats: Option<ChunkStats>,
+    /// Where its [`super::ExactStats`] start in the block's
+    /// [`Decoded::exact`] bytes; [`NO_EXACT`] for none (text, or a block
+    /// older than `SDBLK004`). Kept encoded: most are never read.
+    pub(crate) exact_at: u32,
+    /// Bytes of the framed presampled buckets right after the chunk
+    /// (`crate::rollup`); 0 for none.
+    pub(crate) rollup_len: u32,
 }
+
+/// [`ChunkEntry::exact_at`] of a chunk without exact statistics.
+pub(crate) const NO_EXACT: u32 = u32::MAX;
 
 /// A block's decoded index.
 pub(super) struct Decoded {
@@ -37,15 +47,20 @@ pub(super) struct Decoded {
     pub(super) max_ts: Timestamp,
     /// Encoded fast by a flush.
     pub(super) fast: bool,
+    /// The chunks' exact statistics, encoded one after another.
+    pub(super) exact: Vec<u8>,
+    /// The presampling rules it was written under (0: none).
+    pub(super) presampling: u64,
 }
 
 /// Decodes the framed index `located` found in the block at `path`.
 pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
     let Located {
-        has_flags,
+        version,
         index_at,
         framed,
     } = located;
+    let has_flags = version >= 3;
     let corrupt = |reason: String| Error::Corrupt {
         path: path.to_owned(),
         offset: index_at,
@@ -66,7 +81,8 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
     } else {
         payload
     };
-    let (fields, mut chunks) = decode_index(payload).map_err(|r| corrupt(format!("index: {r}")))?;
+    let (fields, mut chunks, exact, presampling) =
+        decode_index(payload, version >= 4).map_err(|r| corrupt(format!("index: {r}")))?;
     let (min_ts, max_ts) = sort_chunks(&mut chunks);
     Ok(Decoded {
         fields,
@@ -74,13 +90,16 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
         min_ts,
         max_ts,
         fast: flags & FLAG_FAST != 0,
+        exact,
+        presampling,
     })
 }
 
 /// Where a block's index is and its framed bytes.
 pub(super) struct Located {
-    /// A current block: its index starts with a flags byte.
-    has_flags: bool,
+    /// The format's version: since 3 the index starts with a flags byte,
+    /// since 4 numeric chunks carry exact statistics.
+    version: u8,
     index_at: u64,
     framed: Vec<u8>,
 }
@@ -101,13 +120,17 @@ pub(super) fn locate_index(
     }
     let mut head = [0u8; 8];
     read_at(&mut head, 0)?;
-    let has_flags = &head == MAGIC;
-    if !has_flags && &head != MAGIC_V2 {
-        return Err(corrupt(
-            0,
-            "not a block file of this version (bad magic)".into(),
-        ));
-    }
+    let version = match &head {
+        m if m == MAGIC => 4,
+        m if m == MAGIC_V3 => 3,
+        m if m == MAGIC_V2 => 2,
+        _ => {
+            return Err(corrupt(
+                0,
+                "not a block file of this version (bad magic)".into(),
+            ));
+        }
+    };
     let mut footer = [0u8; FOOTER_LEN];
     let footer_at = len - FOOTER_LEN as u64;
     read_at(&mut footer, footer_at)?;
@@ -130,7 +153,7 @@ pub(super) fn locate_index(
     let mut framed = vec![0u8; (footer_at - index_at) as usize];
     read_at(&mut framed, index_at)?;
     Ok(Located {
-        has_flags,
+        version,
         index_at,
         framed,
     })
@@ -152,13 +175,18 @@ fn sort_chunks(chunks: &mut HashMap<(SeriesId, u32), Vec<ChunkEntry>>) -> (Times
     (min_ts, max_ts)
 }
 
-type Index = (Vec<String>, HashMap<(SeriesId, u32), Vec<ChunkEntry>>);
+type Index = (
+    Vec<String>,
+    HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
+    Vec<u8>,
+    u64,
+);
 
 /// Largest index a block may state (a damaged length must not allocate
 /// without bound; a million series' index is a few hundred megabytes).
 const MAX_INDEX_BYTES: usize = 1 << 32;
 
-fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
+fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index, String> {
     let input = &mut input;
     let n_fields = get_varint(input)?;
     let mut fields = Vec::new();
@@ -167,6 +195,7 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
     }
     let n_chunks = get_varint(input)?;
     let mut chunks = HashMap::new();
+    let mut exact = Vec::new();
     for _ in 0..n_chunks {
         let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
         let field = u32::try_from(get_varint(input)?).map_err(|_| "field overflow")?;
@@ -197,6 +226,19 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
         } else {
             None
         };
+        let mut exact_at = NO_EXACT;
+        let mut rollup_len = 0;
+        if with_exact && kind == KIND_NUMERIC {
+            let before: &[u8] = input;
+            super::exact::decode(input, all_long)?;
+            let len = before.len() - input.len();
+            exact_at = u32::try_from(exact.len())
+                .ok()
+                .filter(|at| *at != NO_EXACT)
+                .ok_or("exact statistics past 4 GiB")?;
+            exact.extend_from_slice(&before[..len]);
+            rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
+        }
         chunks
             .entry((SeriesId(id), field))
             .or_insert_with(Vec::new)
@@ -209,10 +251,14 @@ fn decode_index(mut input: &[u8]) -> std::result::Result<Index, String> {
                 min_ts,
                 max_ts,
                 stats,
+                exact_at,
+                rollup_len,
             });
     }
+    let presampling = if with_exact { get_varint(input)? } else { 0 };
     if !input.is_empty() {
         return Err(format!("{} trailing bytes", input.len()));
     }
-    Ok((fields, chunks))
+    exact.shrink_to_fit();
+    Ok((fields, chunks, exact, presampling))
 }

@@ -27,6 +27,8 @@ pub(crate) struct Block {
     fields: Vec<String>,
     /// Per column, ascending by time.
     chunks: HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
+    /// The chunks' exact statistics, encoded ([`ChunkEntry::exact_at`]).
+    exact: Vec<u8>,
     /// Its name and place in the overwrite order.
     pub(crate) id: super::BlockId,
     /// Bytes on disk.
@@ -41,6 +43,9 @@ pub(crate) struct Block {
     pub(crate) opened: std::time::Instant,
     /// Encoded fast by a flush: compaction rewrites it smaller.
     pub(crate) fast: bool,
+    /// The fingerprint of the presampling rules it was written under
+    /// (`crate::rollup::fingerprint`; 0: none).
+    pub(crate) presampling: u64,
     /// Never reused: the chunk cache key.
     uid: u64,
     /// Replaced or expired: a remote block's object is deleted once the
@@ -129,6 +134,8 @@ impl Block {
             min_ts,
             max_ts,
             fast,
+            exact,
+            presampling,
         } = index::decode(&path, located)?;
         Ok(Self {
             uid: super::cache::next_block_id(),
@@ -142,8 +149,19 @@ impl Block {
             fast,
             fields,
             chunks,
+            exact,
+            presampling,
             retired: AtomicBool::new(false),
         })
+    }
+
+    /// A numeric chunk's exact statistics, when its block has them.
+    pub(crate) fn exact_stats(&self, entry: &ChunkEntry) -> Option<super::ExactStats> {
+        if entry.exact_at == index::NO_EXACT {
+            return None;
+        }
+        let mut input = self.exact.get(entry.exact_at as usize..)?;
+        super::exact::decode(&mut input, entry.all_long).ok()
     }
 
     /// (series, field, kind) of every chunk, for rebuilding the catalog.
@@ -312,7 +330,7 @@ impl Block {
 
     /// One numeric chunk, cached or decoded (and then cached); `None` if
     /// it holds text.
-    fn numeric_chunk(&self, entry: &ChunkEntry) -> Result<Option<Arc<NumericChunk>>> {
+    pub(crate) fn numeric_chunk(&self, entry: &ChunkEntry) -> Result<Option<Arc<NumericChunk>>> {
         let key = (self.uid, entry.offset);
         if let Some(chunk) = CACHE.get(key) {
             return Ok(Some(chunk));
@@ -323,29 +341,6 @@ impl Block {
         let chunk = Arc::new(chunk);
         CACHE.insert(key, chunk.clone());
         Ok(Some(chunk))
-    }
-
-    /// The decoded numeric chunks of a column overlapping `[start, end]`,
-    /// ascending, from the cache when they are there; `None` when a chunk
-    /// holds text.
-    pub(crate) fn numeric_chunks(
-        &self,
-        id: SeriesId,
-        field: &str,
-        start: Timestamp,
-        end: Timestamp,
-    ) -> Result<Option<Vec<Arc<NumericChunk>>>> {
-        let mut out = Vec::new();
-        for entry in self.chunks(id, field) {
-            if entry.max_ts < start || entry.min_ts > end {
-                continue;
-            }
-            let Some(chunk) = self.numeric_chunk(entry)? else {
-                return Ok(None);
-            };
-            out.push(chunk);
-        }
-        Ok(Some(out))
     }
 
     fn decode_numeric(&self, entry: &ChunkEntry) -> Result<Option<NumericChunk>> {
@@ -395,6 +390,33 @@ impl Block {
                 reason: format!("chunk of {} bytes beyond the end of the block", entry.len),
             })?;
         self.source.read(&self.path, self.uid, entry.offset, len)
+    }
+
+    /// A numeric chunk's presampled buckets on `grid`, when it has them.
+    pub(crate) fn rollup_buckets(
+        &self,
+        entry: &ChunkEntry,
+        grid: crate::rollup::Grid,
+    ) -> Result<Option<Vec<crate::rollup::BucketStats>>> {
+        if entry.rollup_len == 0 {
+            return Ok(None);
+        }
+        let at = entry.offset.saturating_add(entry.len);
+        let corrupt = |reason: String| Error::Corrupt {
+            path: self.path.clone(),
+            offset: at,
+            reason,
+        };
+        let len = u64::from(entry.rollup_len);
+        if at.checked_add(len).is_none_or(|end| end > self.file_bytes) {
+            return Err(corrupt(
+                "presampled buckets beyond the end of the block".into(),
+            ));
+        }
+        let framed = self.source.read(&self.path, self.uid, at, len as usize)?;
+        let (payload, _) =
+            record::read_frame(&framed).map_err(|e| corrupt(format!("presampled frame: {e:?}")))?;
+        crate::rollup::decode(payload, grid).map_err(|r| corrupt(format!("presampled: {r}")))
     }
 
     pub(crate) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {

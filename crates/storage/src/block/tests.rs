@@ -22,16 +22,19 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
             series: SeriesId(0),
             field: "value",
             points: &a,
+            grids: &[],
         },
         Column {
             series: SeriesId(0),
             field: "other",
             points: &mixed,
+            grids: &[],
         },
         Column {
             series: SeriesId(3),
             field: "value",
             points: &b,
+            grids: &[],
         },
     ];
     let path = write(dir.path(), 7, &cols)?;
@@ -75,6 +78,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
             series: SeriesId(0),
             field: "value",
             points: &a,
+            grids: &[],
         }],
     )?;
     let clean = std::fs::read(&path).map_err(|e| crate::Error::io("read", &path, e))?;
@@ -129,6 +133,7 @@ fn long_columns_are_cut_by_count_and_at_a_week_edge() -> crate::Result<()> {
         series: SeriesId(1),
         field: "value",
         points: &pts,
+        grids: &[],
     };
     let path = write(dir.path(), 1, &[col])?;
     let block = Block::open(
@@ -149,5 +154,104 @@ fn long_columns_are_cut_by_count_and_at_a_week_edge() -> crate::Result<()> {
     let monday_chunk = &block.chunks(SeriesId(1), "value")[2];
     assert_eq!(monday_chunk.min_ts, monday);
     assert_eq!(block.read(SeriesId(1), "value", i64::MIN, i64::MAX)?, pts);
+    Ok(())
+}
+
+/// Exact statistics as the points say them, for comparing with the index.
+fn expected_exact(points: &[(i64, FieldValue)]) -> ExactStats {
+    let num = |v: &FieldValue| match v {
+        FieldValue::Long(i) => sundial_codec::Num::Long(*i),
+        FieldValue::Double(d) => sundial_codec::Num::Double(*d),
+        FieldValue::Bool(b) => sundial_codec::Num::Bool(*b),
+        _ => unreachable!("numeric test data"),
+    };
+    let mut s = ExactStats {
+        long_sum: 0,
+        double_sum: sundial_model::ExactSum::default(),
+        long_min: i64::MAX,
+        long_max: i64::MIN,
+        first: num(&points[0].1),
+        last: num(&points[points.len() - 1].1),
+    };
+    for (_, v) in points {
+        match v {
+            FieldValue::Long(i) => s.long_sum += i128::from(*i),
+            FieldValue::Double(d) => s.double_sum.add(*d),
+            FieldValue::Bool(b) => s.double_sum.add(f64::from(u8::from(*b))),
+            _ => {}
+        }
+    }
+    if points.iter().all(|(_, v)| matches!(v, FieldValue::Long(_))) {
+        s.long_min = points
+            .iter()
+            .filter_map(|(_, v)| v.as_i64())
+            .min()
+            .unwrap_or(0);
+        s.long_max = points
+            .iter()
+            .filter_map(|(_, v)| v.as_i64())
+            .max()
+            .unwrap_or(0);
+    }
+    s
+}
+
+#[test]
+fn chunks_carry_exact_statistics_and_older_blocks_read_without() -> crate::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    // Longs past 2^53 (their doubles are not exact), tenths, a mixture.
+    let big: Vec<(i64, FieldValue)> = (0..300)
+        .map(|i| (i, FieldValue::Long(i64::MAX - 1000 + i * (i % 3))))
+        .collect();
+    let tenths: Vec<(i64, FieldValue)> = (0..300)
+        .map(|i| (i, FieldValue::Double(i as f64 * 0.1 - 7.0)))
+        .collect();
+    let mixed: Vec<(i64, FieldValue)> = vec![
+        (1, FieldValue::Bool(true)),
+        (2, FieldValue::Long(-5)),
+        (3, FieldValue::Double(1e-300)),
+        (4, FieldValue::Double(2.5e300)),
+        (5, FieldValue::Long(7)),
+    ];
+    let text: Vec<(i64, FieldValue)> = vec![(1, FieldValue::String("a".into()))];
+    let cols = [
+        ("big", &big),
+        ("tenths", &tenths),
+        ("mixed", &mixed),
+        ("text", &text),
+    ];
+    let columns: Vec<Column<'_>> = cols
+        .iter()
+        .map(|(field, points)| Column {
+            series: SeriesId(1),
+            field,
+            points,
+            grids: &[],
+        })
+        .collect();
+    let id = BlockId {
+        wal_below: 3,
+        seq: 0,
+    };
+    let current = Block::open(&write(dir.path(), 3, &columns)?, id)?;
+    for (field, points) in &cols[..3] {
+        let chunks = current.chunks(SeriesId(1), field);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(
+            current.exact_stats(&chunks[0]),
+            Some(expected_exact(points)),
+            "{field}"
+        );
+    }
+    let text_chunk = &current.chunks(SeriesId(1), "text")[0];
+    assert_eq!(current.exact_stats(text_chunk), None);
+
+    let old_dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    let old = Block::open(&writer::write_version_3(old_dir.path(), 3, &columns)?, id)?;
+    for (field, points) in &cols {
+        let chunk = &old.chunks(SeriesId(1), field)[0];
+        assert_eq!(old.exact_stats(chunk), None);
+        assert_eq!(old.read(SeriesId(1), field, i64::MIN, i64::MAX)?, **points);
+    }
     Ok(())
 }

@@ -20,6 +20,9 @@ pub(crate) struct Column<'a> {
     pub(crate) field: &'a str,
     /// Ascending by time, timestamps unique.
     pub(crate) points: &'a [(Timestamp, FieldValue)],
+    /// Grids whose per-bucket statistics numeric chunks carry
+    /// (`crate::rollup`).
+    pub(crate) grids: &'a [crate::rollup::Grid],
 }
 
 /// A chunk holds at most this many points (45 h at 10 s): long runs are
@@ -39,6 +42,26 @@ pub(crate) fn write(dir: &Path, wal_below: u64, columns: &[Column<'_>]) -> Resul
         w.add(col)?;
     }
     w.finish()
+}
+
+/// [`write`] in the format before exact statistics (`SDBLK003`).
+#[cfg(test)]
+pub(crate) fn write_version_3(
+    dir: &Path,
+    wal_below: u64,
+    columns: &[Column<'_>],
+) -> Result<PathBuf> {
+    let id = super::BlockId { wal_below, seq: 0 };
+    let mut w = BlockWriter::create(&Vfs::default(), dir, id, Effort::Small)?;
+    w.index.version_3 = true;
+    for col in columns {
+        w.add(col)?;
+    }
+    let path = w.finish()?;
+    let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    bytes[..8].copy_from_slice(super::MAGIC_V3);
+    std::fs::write(&path, bytes).map_err(|e| Error::io("write", &path, e))?;
+    Ok(path)
 }
 
 /// Streams columns into a new block. The file appears under its final name
@@ -90,6 +113,12 @@ impl BlockWriter {
         Ok(writer)
     }
 
+    /// Records the presampling rules' fingerprint the block is written
+    /// under (`crate::rollup::fingerprint`).
+    pub(crate) fn presampled_under(&mut self, fingerprint: u64) {
+        self.index.presampling = fingerprint;
+    }
+
     fn out(&mut self) -> Result<&mut BufWriter<VfsFile>> {
         self.out.as_mut().ok_or_else(|| Error::Corrupt {
             path: self.tmp.clone(),
@@ -120,21 +149,31 @@ impl BlockWriter {
     fn chunk(&mut self, col: &Column<'_>, run: &[(Timestamp, &FieldValue)]) -> Result<()> {
         self.payload.clear();
         self.framed.clear();
-        let meta =
-            encode_chunk(run, self.effort, &mut self.payload).map_err(|e| Error::Corrupt {
-                path: self.tmp.clone(),
-                offset: self.offset,
-                reason: format!("cannot encode chunk: {e}"),
+        let mut meta =
+            encode_chunk(run, col.grids, self.effort, &mut self.payload).map_err(|e| {
+                Error::Corrupt {
+                    path: self.tmp.clone(),
+                    offset: self.offset,
+                    reason: format!("cannot encode chunk: {e}"),
+                }
             })?;
         record::frame_into(&self.payload, &mut self.framed);
+        let chunk_len = self.framed.len() as u64;
+        // The presampled buckets follow their chunk, framed apart: a read
+        // of the chunk never fetches them.
+        if let Some(rollup) = meta.rollup.take() {
+            let before = self.framed.len();
+            record::frame_into(&rollup, &mut self.framed);
+            meta.rollup_len = (self.framed.len() - before) as u64;
+        }
         let tmp = self.tmp.clone();
         let framed = std::mem::take(&mut self.framed);
         let written = self.out()?.write_all(&framed);
         self.framed = framed;
         written.map_err(|e| Error::io("write block", &tmp, e))?;
-        self.index
-            .add(col, meta, self.offset, self.framed.len() as u64);
-        self.offset += self.framed.len() as u64;
+        let rollup_len = meta.rollup_len;
+        self.index.add(col, meta, self.offset, chunk_len);
+        self.offset += chunk_len + rollup_len;
         Ok(())
     }
 
@@ -202,10 +241,15 @@ struct ChunkMeta {
     min_ts: Timestamp,
     max_ts: Timestamp,
     stats: Option<super::ChunkStats>,
+    exact: Option<super::ExactStats>,
+    /// The presampled buckets' payload, then its framed length.
+    rollup: Option<Vec<u8>>,
+    rollup_len: u64,
 }
 
 fn encode_chunk(
     run: &[(Timestamp, &FieldValue)],
+    grids: &[crate::rollup::Grid],
     effort: Effort,
     out: &mut Vec<u8>,
 ) -> sundial_codec::Result<ChunkMeta> {
@@ -218,6 +262,8 @@ fn encode_chunk(
     out.push(kind);
     sundial_codec::encode_timestamps_with(&ts, effort, out)?;
     let mut stats = None;
+    let mut exact = None;
+    let mut rollup = None;
     match kind {
         KIND_NUMERIC => {
             let nums: Vec<Num> = run
@@ -241,6 +287,12 @@ fn encode_chunk(
                 s.sum += v;
             }
             stats = Some(s);
+            exact = super::exact::of_values(nums.iter().copied());
+            if !grids.is_empty() {
+                let mut payload = Vec::new();
+                crate::rollup::encode(&ts, &nums, grids, &mut payload);
+                rollup = Some(payload);
+            }
             sundial_codec::encode_numbers_with(&nums, effort, out)?;
         }
         _ => {
@@ -264,6 +316,9 @@ fn encode_chunk(
         min_ts: ts.first().copied().unwrap_or_default(),
         max_ts: ts.last().copied().unwrap_or_default(),
         stats,
+        exact,
+        rollup,
+        rollup_len: 0,
     })
 }
 
@@ -273,6 +328,10 @@ struct IndexBuilder {
     fields: Vec<String>,
     chunks: Vec<u8>,
     n_chunks: u64,
+    presampling: u64,
+    /// Writes an `SDBLK003` index (tests of old blocks).
+    #[cfg(test)]
+    version_3: bool,
 }
 
 impl IndexBuilder {
@@ -303,6 +362,15 @@ impl IndexBuilder {
                 c.extend_from_slice(&v.to_le_bytes());
             }
         }
+        #[cfg(test)]
+        let meta = ChunkMeta {
+            exact: meta.exact.filter(|_| !self.version_3),
+            ..meta
+        };
+        if let Some(e) = &meta.exact {
+            super::exact::encode(e, meta.all_long, &mut self.chunks);
+            put_varint(&mut self.chunks, meta.rollup_len);
+        }
     }
 
     fn finish(self) -> Vec<u8> {
@@ -313,6 +381,11 @@ impl IndexBuilder {
         }
         put_varint(&mut out, self.n_chunks);
         out.extend_from_slice(&self.chunks);
+        #[cfg(test)]
+        if self.version_3 {
+            return out;
+        }
+        put_varint(&mut out, self.presampling);
         out
     }
 }

@@ -287,6 +287,7 @@ const MAX_FLUSH_BLOCKS: usize = 36;
 fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>> {
     let dir = &inner.config.data_dir;
     let tiers = Tiers::new(inner.config.partition_secs);
+    let grids = inner.grids_for(frozen.iter().map(|(id, _)| *id));
     let mut written: Vec<Block> = Vec::new();
     let result = (|| {
         for (seq, w) in flush_windows(&tiers, frozen).into_iter().enumerate() {
@@ -300,6 +301,7 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
                 id,
                 sundial_codec::Effort::Fast,
             )?;
+            writer.presampled_under(grids.fingerprint);
             let mut points = 0usize;
             for (series, cols) in frozen {
                 for (field, pts) in cols {
@@ -312,6 +314,7 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
                         series: *series,
                         field,
                         points: part,
+                        grids: grids.of(*series),
                     })?;
                 }
             }

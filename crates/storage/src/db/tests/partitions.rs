@@ -189,6 +189,7 @@ fn a_flush_that_crashed_midway_is_replayed_from_its_wal() -> Result<()> {
         series: id,
         field: "value",
         points: &first,
+        grids: &[],
     })?;
     w.finish()?;
     db.abandon();

@@ -1,0 +1,270 @@
+//! Presampled statistics: for the series a rule selects, each numeric
+//! chunk a flush, compaction or delete writes carries its points' exact
+//! statistics per bucket of the rule's grid (a frame after the chunk), so
+//! a fold over aligned buckets reads one record per bucket instead of
+//! every point. They are exact and follow the data: a chunk's records
+//! stand for it only where the chunk does (a whole chunk nothing newer
+//! overlaps); late or overwritten points make the chunk read raw until
+//! compaction merges them and writes the records again. Format:
+//! `docs/format/block.md`, "Presampled buckets".
+
+use crate::block::ExactStats;
+use crate::head::{Head, SeriesId};
+use crate::record::{get_varint, put_varint, take, unzigzag, zigzag};
+use std::collections::HashMap;
+use sundial_codec::Num;
+use sundial_model::{SeriesKey, Timestamp};
+
+/// Buckets of `width` ms whose starts are `anchor` plus multiples of
+/// `width` (the anchor kept in `0..width`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Grid {
+    anchor: Timestamp,
+    width: i64,
+}
+
+impl Grid {
+    /// The grid through `anchor`; `None` for a width below 1 ms.
+    pub fn new(anchor: Timestamp, width: i64) -> Option<Self> {
+        (width > 0).then(|| Self {
+            anchor: anchor.rem_euclid(width),
+            width,
+        })
+    }
+
+    pub fn width(&self) -> i64 {
+        self.width
+    }
+
+    /// The start of the bucket holding `t`.
+    pub fn bucket(&self, t: Timestamp) -> Timestamp {
+        let off = t.wrapping_sub(self.anchor).rem_euclid(self.width);
+        t.wrapping_sub(off)
+    }
+}
+
+/// A presampling rule as the storage keeps it: one metric's (or every
+/// metric's, `None`) series whose tags hold one of the listed values for
+/// every listed key get the grid of buckets of `width` ms through
+/// `anchor`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PresamplingRule {
+    pub id: String,
+    /// The rule as its API defined it, shown back as given.
+    pub definition: serde_json::Value,
+    pub metric: Option<String>,
+    pub tags: Vec<(String, Vec<String>)>,
+    pub anchor: Timestamp,
+    pub width: i64,
+}
+
+impl PresamplingRule {
+    pub fn grid(&self) -> Option<Grid> {
+        Grid::new(self.anchor, self.width)
+    }
+
+    fn matches(&self, key: &SeriesKey) -> bool {
+        self.metric.as_deref().is_none_or(|m| m == key.metric)
+            && self
+                .tags
+                .iter()
+                .all(|(k, values)| key.tag(k).is_some_and(|v| values.iter().any(|x| x == v)))
+    }
+}
+
+/// One bucket's statistics in a chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketStats {
+    pub start: Timestamp,
+    pub count: u64,
+    /// Every value a Long: the exact extremes are `exact.long_min/max`.
+    pub all_long: bool,
+    /// The extremes as doubles (Booleans as 1/0).
+    pub min: f64,
+    pub max: f64,
+    pub exact: ExactStats,
+}
+
+/// The grids of each series `ids` holds that a rule selects (none when
+/// there are no rules).
+pub(crate) fn grids_by_series(
+    head: &Head,
+    rules: &[PresamplingRule],
+    ids: impl Iterator<Item = SeriesId>,
+) -> HashMap<SeriesId, Vec<Grid>> {
+    let mut out: HashMap<SeriesId, Vec<Grid>> = HashMap::new();
+    if rules.is_empty() {
+        return out;
+    }
+    for id in ids {
+        let Some(key) = head.key(id) else { continue };
+        for grid in rules
+            .iter()
+            .filter(|r| r.matches(&key))
+            .filter_map(|r| r.grid())
+        {
+            let grids = out.entry(id).or_default();
+            if !grids.contains(&grid) {
+                grids.push(grid);
+            }
+        }
+    }
+    out
+}
+
+/// What the blocks a write makes carry: the grids per series, and the
+/// fingerprint of the rules that chose them.
+pub(crate) struct Grids {
+    pub(crate) fingerprint: u64,
+    by_series: HashMap<SeriesId, Vec<Grid>>,
+}
+
+impl Grids {
+    pub(crate) fn of(&self, id: SeriesId) -> &[Grid] {
+        self.by_series
+            .get(&id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// A fingerprint of what rules select and on which grids (not their ids
+/// or definitions), stable across versions: 0 for no rules. A block
+/// written under other rules is rewritten by compaction, which is how
+/// a new rule reaches data written before it.
+pub(crate) fn fingerprint(rules: &[PresamplingRule]) -> u64 {
+    if rules.is_empty() {
+        return 0;
+    }
+    let mut parts: Vec<String> = rules
+        .iter()
+        .map(|r| {
+            let grid = r.grid().map(|g| (g.anchor, g.width));
+            let mut tags = r.tags.clone();
+            tags.iter_mut().for_each(|(_, v)| v.sort());
+            tags.sort();
+            format!("{:?}|{:?}|{:?}", r.metric, tags, grid)
+        })
+        .collect();
+    parts.sort();
+    parts.dedup();
+    // FNV-1a: fixed, unlike the standard library's hashers.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in parts.join("\n").bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+impl crate::db::Inner {
+    /// The grids of the series among `ids` that a rule selects.
+    pub(crate) fn grids_for(&self, ids: impl Iterator<Item = SeriesId>) -> Grids {
+        let rules = self.presampling.read().clone();
+        Grids {
+            fingerprint: fingerprint(&rules),
+            by_series: grids_by_series(&self.head.read(), &rules, ids),
+        }
+    }
+
+    /// The fingerprint blocks written now get.
+    pub(crate) fn presampling_fingerprint(&self) -> u64 {
+        fingerprint(&self.presampling.read())
+    }
+}
+
+/// Appends the per-bucket statistics of one chunk's points (ascending)
+/// for each grid.
+pub(crate) fn encode(ts: &[Timestamp], values: &[Num], grids: &[Grid], out: &mut Vec<u8>) {
+    put_varint(out, grids.len() as u64);
+    for g in grids {
+        put_varint(out, zigzag(g.anchor));
+        put_varint(out, g.width as u64);
+        let mut buckets: Vec<(Timestamp, usize, usize)> = Vec::new();
+        for (i, t) in ts.iter().enumerate() {
+            let b = g.bucket(*t);
+            match buckets.last_mut() {
+                Some((start, _, end)) if *start == b => *end = i + 1,
+                _ => buckets.push((b, i, i + 1)),
+            }
+        }
+        put_varint(out, buckets.len() as u64);
+        let mut last = 0i64;
+        for (start, lo, hi) in buckets {
+            put_varint(out, zigzag(start.wrapping_sub(last)));
+            last = start;
+            let vals = values.get(lo..hi).unwrap_or_default();
+            let all_long = vals.iter().all(|v| matches!(v, Num::Long(_)));
+            put_varint(out, vals.len() as u64);
+            out.push(u8::from(all_long));
+            if !all_long {
+                let (min, max) = vals
+                    .iter()
+                    .map(|v| as_f64(*v))
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                        (lo.min(x), hi.max(x))
+                    });
+                out.extend_from_slice(&min.to_le_bytes());
+                out.extend_from_slice(&max.to_le_bytes());
+            }
+            if let Some(s) = crate::block::exact_of_values(vals.iter().copied()) {
+                crate::block::encode_exact(&s, all_long, out);
+            }
+        }
+    }
+}
+
+fn as_f64(v: Num) -> f64 {
+    match v {
+        Num::Long(i) => i as f64,
+        Num::Double(d) => d,
+        Num::Bool(b) => f64::from(u8::from(b)),
+    }
+}
+
+/// The buckets of `grid` in an [`encode`]d payload; `None` when the chunk
+/// has no records on that grid.
+pub(crate) fn decode(mut input: &[u8], grid: Grid) -> Result<Option<Vec<BucketStats>>, String> {
+    let input = &mut input;
+    let n_grids = get_varint(input)?;
+    for _ in 0..n_grids {
+        let anchor = unzigzag(get_varint(input)?);
+        let width = i64::try_from(get_varint(input)?).map_err(|_| "grid width")?;
+        let n = usize::try_from(get_varint(input)?).map_err(|_| "bucket count")?;
+        let wanted = Grid::new(anchor, width) == Some(grid);
+        let mut buckets = Vec::with_capacity(if wanted { n.min(1 << 16) } else { 0 });
+        let mut last = 0i64;
+        for _ in 0..n {
+            let start = last.wrapping_add(unzigzag(get_varint(input)?));
+            last = start;
+            let count = get_varint(input)?;
+            let all_long = take(input, 1)?[0] == 1;
+            let (mut min, mut max) = (0.0, 0.0);
+            if !all_long {
+                let mut f = || -> Result<f64, String> {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(take(input, 8)?);
+                    Ok(f64::from_le_bytes(b))
+                };
+                (min, max) = (f()?, f()?);
+            }
+            let exact = crate::block::decode_exact(input, all_long)?;
+            if all_long {
+                (min, max) = (exact.long_min as f64, exact.long_max as f64);
+            }
+            if wanted {
+                buckets.push(BucketStats {
+                    start,
+                    count,
+                    all_long,
+                    min,
+                    max,
+                    exact,
+                });
+            }
+        }
+        if wanted {
+            return Ok(Some(buckets));
+        }
+    }
+    Ok(None)
+}
