@@ -184,6 +184,7 @@ pub(crate) fn rule_for<'a>(
         r.metric.as_deref().is_none_or(|m| m == p.query.metric)
             && tags == p.shape.tags
             && rule_aggregators(def).is_ok_and(|a| a == p.query.aggregators)
+            && r.width > 0
             && start.wrapping_sub(r.anchor).rem_euclid(r.width) == 0
     })
 }

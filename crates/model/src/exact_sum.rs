@@ -23,6 +23,9 @@ const WINDOWS: usize = 70;
 const CARRY_EVERY: u32 = 1 << 29;
 /// The place of the largest double's lowest bit.
 const MAX_PLACE: i32 = 971;
+/// Past the highest bit a sum of doubles can reach (2^1024 times 2^64
+/// additions).
+const MAX_TOP: i32 = 1024 + 64;
 /// Bits the narrow form may use (one spare for the sign).
 const NARROW_BITS: u32 = 126;
 
@@ -79,6 +82,63 @@ impl ExactSum {
         };
         let tz = mantissa.trailing_zeros();
         self.add_scaled(i128::from(signed >> tz), place + tz as i32);
+    }
+
+    /// Adds every double of `xs` and returns their minimum and maximum
+    /// (folds want both, and one pass over the values costs least). While
+    /// the values lie within 2^20 above and 2^32 below the first one (the
+    /// usual case) they add in one pass into an `i128`; otherwise one by
+    /// one.
+    pub fn add_slice(&mut self, xs: &[f64]) -> (f64, f64) {
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        let Some(first) = xs.first() else {
+            return (min, max);
+        };
+        // Biased exponents: the lowest bit of a value with exponent e is
+        // at place max(e, 1) - 1075, its highest 52 places up. With at
+        // most 2^31 values, 32 + 52 + 20 + 1 + 31 bits stay under 127.
+        let e0 = (((first.to_bits() >> 52) & 0x7ff) as i32).max(1);
+        // No place below the subnormals' (2^-1074).
+        let (base, top) = ((e0 - 32).max(1), e0 + 20);
+        let mut outside = xs.len() > 1 << 31;
+        // Independent chains of additions and extremes: the loop is bound
+        // by their latency, not by its instructions.
+        const LANES: usize = 2;
+        let mut totals = [0i128; LANES];
+        let mut lows = [f64::INFINITY; LANES];
+        let mut highs = [f64::NEG_INFINITY; LANES];
+        let mut add = |lane: usize, x: f64| {
+            lows[lane] = lows[lane].min(x);
+            highs[lane] = highs[lane].max(x);
+            let bits = x.to_bits();
+            let e = ((bits >> 52) & 0x7ff) as i32;
+            let frac = (bits & ((1 << 52) - 1)) as i128;
+            let m = if e == 0 { frac } else { frac | 1 << 52 };
+            let at = e.max(1);
+            outside |= at < base || at > top;
+            let v = m << (at - base).clamp(0, 64);
+            // Negated without a branch: signs are as mixed as the data.
+            let sign = -((bits >> 63) as i128);
+            totals[lane] += (v ^ sign) - sign;
+        };
+        let mut groups = xs.chunks_exact(LANES);
+        for group in &mut groups {
+            for (lane, x) in group.iter().enumerate() {
+                add(lane, *x);
+            }
+        }
+        for (lane, x) in groups.remainder().iter().enumerate() {
+            add(lane, *x);
+        }
+        let total: i128 = totals.iter().sum();
+        min = lows.iter().fold(min, |a, b| a.min(*b));
+        max = highs.iter().fold(max, |a, b| a.max(*b));
+        if outside {
+            xs.iter().for_each(|x| self.add(*x));
+        } else if total != 0 {
+            self.add_scaled(total, base - BIAS - 1);
+        }
+        (min, max)
     }
 
     /// Adds an integer exactly.
@@ -187,38 +247,37 @@ impl ExactSum {
         let specials = u8::from(self.special.nan)
             | u8::from(self.special.pos_inf) << 1
             | u8::from(self.special.neg_inf) << 2;
-        match &self.wide {
-            None => {
-                // Lowest bit set: one number, one encoding.
-                let tz = self.narrow.trailing_zeros().min(127);
-                let (n, place) = match self.narrow {
-                    0 => (0, 0),
-                    n => (n >> tz, self.place + tz as i32),
-                };
-                let z = ((n << 1) ^ (n >> 127)) as u128;
-                let len = 16 - z.leading_zeros() / 8;
-                out.push(specials << 4);
-                out.extend_from_slice(&(place as i16).to_le_bytes());
-                out.push(len as u8);
-                out.extend_from_slice(&z.to_le_bytes()[..len as usize]);
-            }
-            Some(w) => {
-                let mut w = (**w).clone();
-                w.carry();
-                let negative = w.windows[WINDOWS - 1] < 0;
-                if negative {
-                    w.windows.iter_mut().for_each(|x| *x = -*x);
-                    w.carry();
+        let (narrow, place) = match &self.wide {
+            None => (Some(self.narrow), self.place),
+            Some(w) => match w.magnitude() {
+                // A wide sum that fits the narrow form is encoded as one:
+                // the form a sum reaches depends on the order of its
+                // additions, its encoding must not.
+                Magnitude::Narrow(n, place) => (Some(n), place),
+                Magnitude::Wide(negative, lo, windows) => {
+                    out.push(specials << 4 | 1 | u8::from(negative) << 1);
+                    out.push(lo as u8);
+                    out.push(windows.len() as u8);
+                    for x in windows {
+                        out.extend_from_slice(&(x as u32).to_le_bytes());
+                    }
+                    (None, 0)
                 }
-                let lo = w.windows.iter().position(|x| *x != 0).unwrap_or(0);
-                let hi = w.windows.iter().rposition(|x| *x != 0).unwrap_or(0).max(lo);
-                out.push(specials << 4 | 1 | u8::from(negative) << 1);
-                out.push(lo as u8);
-                out.push((hi - lo + 1) as u8);
-                for x in &w.windows[lo..=hi] {
-                    out.extend_from_slice(&(*x as u32).to_le_bytes());
-                }
-            }
+            },
+        };
+        if let Some(n) = narrow {
+            // Lowest bit set: one number, one encoding.
+            let tz = n.trailing_zeros().min(127);
+            let (n, place) = match n {
+                0 => (0, 0),
+                n => (n >> tz, place + tz as i32),
+            };
+            let z = ((n << 1) ^ (n >> 127)) as u128;
+            let len = 16 - z.leading_zeros() / 8;
+            out.push(specials << 4);
+            out.extend_from_slice(&(place as i16).to_le_bytes());
+            out.push(len as u8);
+            out.extend_from_slice(&z.to_le_bytes()[..len as usize]);
         }
     }
 
@@ -254,7 +313,10 @@ impl ExactSum {
             let place = i32::from(place);
             // Canonical places reach past the largest double's by the bits
             // stripped.
-            if bits(n) > NARROW_BITS || !(-BIAS..=MAX_PLACE + NARROW_BITS as i32).contains(&place) {
+            if bits(n) > NARROW_BITS
+                || !(-BIAS..=MAX_PLACE + NARROW_BITS as i32).contains(&place)
+                || place + bits(n) as i32 > MAX_TOP
+            {
                 return None;
             }
             Self {
@@ -310,6 +372,12 @@ impl std::fmt::Debug for ExactSum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ExactSum({:e}, {:02x?})", self.value(), self.canonical())
     }
+}
+
+/// A wide sum's value (see [`Wide::magnitude`]).
+enum Magnitude {
+    Narrow(i128, i32),
+    Wide(bool, usize, Vec<i64>),
 }
 
 impl Default for Wide {
@@ -368,6 +436,35 @@ impl Wide {
             self.windows[i + 1] += c;
         }
         self.pending = 0;
+    }
+
+    /// Its value as a sign and carried magnitude windows from the lowest
+    /// nonzero one, or as `n * 2^place` when that fits the narrow form.
+    fn magnitude(&self) -> Magnitude {
+        let mut w = self.clone();
+        w.carry();
+        let negative = w.windows[WINDOWS - 1] < 0;
+        if negative {
+            w.windows.iter_mut().for_each(|x| *x = -*x);
+            w.carry();
+        }
+        let Some(lo) = w.windows.iter().position(|x| *x != 0) else {
+            return Magnitude::Narrow(0, 0);
+        };
+        let hi = w.windows.iter().rposition(|x| *x != 0).unwrap_or(lo);
+        if hi - lo < 4 {
+            let m = w.windows[lo..=hi]
+                .iter()
+                .rev()
+                .fold(0u128, |acc, x| acc << WINDOW | *x as u128);
+            let tz = m.trailing_zeros();
+            let m = m >> tz;
+            if 128 - m.leading_zeros() <= NARROW_BITS {
+                let n = if negative { -(m as i128) } else { m as i128 };
+                return Magnitude::Narrow(n, lo as i32 * WINDOW as i32 - BIAS + tz as i32);
+            }
+        }
+        Magnitude::Wide(negative, lo, w.windows[lo..=hi].to_vec())
     }
 
     fn round(&self) -> f64 {

@@ -93,6 +93,40 @@ impl Stats {
         self.max = self.max.max(d);
     }
 
+    /// Adds a run of Longs.
+    fn add_longs(&mut self, v: &[i64]) {
+        if v.is_empty() {
+            return;
+        }
+        self.count = self.count.saturating_add(v.len() as u64);
+        for i in v {
+            self.long_sum = self.long_sum.saturating_add(i128::from(*i));
+            self.long_min = self.long_min.min(*i);
+            self.long_max = self.long_max.max(*i);
+        }
+        self.min = self.min.min(self.long_min as f64);
+        self.max = self.max.max(self.long_max as f64);
+    }
+
+    /// Adds a run of Doubles; `sums`: their sum is wanted (a fold for
+    /// minimum, maximum or count leaves it out).
+    fn add_doubles(&mut self, v: &[f64], sums: bool) {
+        if v.is_empty() {
+            return;
+        }
+        self.count = self.count.saturating_add(v.len() as u64);
+        self.all_long = false;
+        let (lo, hi) = if sums {
+            self.double_sum.add_slice(v)
+        } else {
+            v.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                    (lo.min(*x), hi.max(*x))
+                })
+        };
+        (self.min, self.max) = (self.min.min(lo), self.max.max(hi));
+    }
+
     /// Adds a whole block chunk from its exact statistics.
     pub(crate) fn add_chunk(&mut self, s: &ChunkSummary, exact: &ExactStats) {
         self.add_summary(s.count, s.all_long, (s.stats.min, s.stats.max), exact);
@@ -104,8 +138,9 @@ impl Stats {
     }
 
     fn add_summary(&mut self, count: u64, all_long: bool, (min, max): (f64, f64), e: &ExactStats) {
-        self.count += count;
-        self.long_sum += e.long_sum;
+        // Saturating: the statistics come from files and peers.
+        self.count = self.count.saturating_add(count);
+        self.long_sum = self.long_sum.saturating_add(e.long_sum);
         if !e.double_sum.is_zero() {
             self.double_sum.merge(&e.double_sum);
         }
@@ -123,8 +158,8 @@ impl Stats {
     }
 
     pub fn merge(&mut self, o: &Stats) {
-        self.count += o.count;
-        self.long_sum += o.long_sum;
+        self.count = self.count.saturating_add(o.count);
+        self.long_sum = self.long_sum.saturating_add(o.long_sum);
         if !o.double_sum.is_zero() {
             self.double_sum.merge(&o.double_sum);
         }
@@ -226,6 +261,9 @@ pub(crate) struct Fold<'a> {
     /// Presampled buckets on this grid (the sampling's) may stand for the
     /// chunks that carry them.
     pub(crate) grid: Option<Grid>,
+    /// Sums are wanted (Sum, Avg; SQL may ask anything): a fold for
+    /// minimum, maximum or count skips adding the doubles exactly.
+    pub(crate) sums: bool,
 }
 
 /// One series' buckets, the stored points they cover, and the values read
@@ -314,10 +352,9 @@ pub(crate) fn fold_series(
     let mut bucketer = Bucketer::new(scan.sampling, scan.anchor);
     let (mut n, mut read) = (0usize, 0usize);
     let mut too_many = false;
-    let mut failed = None;
     let numeric = view
         .visit_numeric_parts(id, scan.field, start, end, &mut |part| {
-            if too_many || failed.is_some() {
+            if too_many {
                 return true;
             }
             match part {
@@ -328,26 +365,36 @@ pub(crate) fn fold_series(
                     };
                     let b = bucketer.bucket(s.min_ts);
                     if b == bucketer.bucket(s.max_ts) {
-                        n += s.count as usize;
-                        read += s.count as usize;
+                        n = n.saturating_add(s.count as usize);
+                        read = read.saturating_add(s.count as usize);
                         local.entry(b).or_default().add_chunk(s, exact);
                     } else {
                         let Some(grid) = scan.grid else {
                             return false;
                         };
-                        match whole.buckets(grid) {
-                            Ok(Some(records)) => {
-                                read += records.len();
-                                for r in &records {
-                                    n += r.count as usize;
-                                    local
-                                        .entry(bucketer.bucket(r.start))
-                                        .or_default()
-                                        .add_bucket(r);
-                                }
-                            }
+                        let records = match whole.buckets(grid) {
+                            Ok(Some(records)) => records,
                             Ok(None) => return false,
-                            Err(e) => failed = Some(e),
+                            // The chunk itself may be sound: read it.
+                            Err(e) => {
+                                tracing::warn!(error = %e, "presampled buckets unreadable; reading the chunk");
+                                return false;
+                            }
+                        };
+                        let covered = records
+                            .iter()
+                            .fold(0u64, |a, r| a.saturating_add(r.count));
+                        if covered != s.count {
+                            tracing::warn!(covered, count = s.count, "presampled buckets disagree with their chunk; reading it");
+                            return false;
+                        }
+                        read += records.len();
+                        n = n.saturating_add(s.count as usize);
+                        for r in &records {
+                            local
+                                .entry(bucketer.bucket(r.start))
+                                .or_default()
+                                .add_bucket(r);
                         }
                     }
                 }
@@ -356,14 +403,16 @@ pub(crate) fn fold_series(
                     read += ts.len();
                     match values {
                         NumSlice::Longs(v) => {
-                            fold_run(&mut bucketer, &mut local, ts, v, Stats::add_long)
+                            fold_run(&mut bucketer, &mut local, ts, v, Stats::add_longs)
                         }
                         NumSlice::Doubles(v) => {
-                            fold_run(&mut bucketer, &mut local, ts, v, Stats::add_double)
+                            fold_run(&mut bucketer, &mut local, ts, v, |a, x| {
+                                a.add_doubles(x, scan.sums)
+                            })
                         }
-                        NumSlice::Mixed(v) => {
-                            fold_run(&mut bucketer, &mut local, ts, v, |a, x| a.add_num(*x));
-                        }
+                        NumSlice::Mixed(v) => fold_run(&mut bucketer, &mut local, ts, v, |a, x| {
+                            x.iter().for_each(|n| a.add_num(*n))
+                        }),
                     }
                 }
             }
@@ -373,9 +422,6 @@ pub(crate) fn fold_series(
             true
         })
         .map_err(Error::from)?;
-    if let Some(e) = failed {
-        return Err(Error::from(e));
-    }
     if too_many {
         return Err(Error::TooManyPoints {
             limit: scan.max_buckets,
@@ -391,31 +437,27 @@ pub(crate) fn fold_series(
     })
 }
 
-/// Folds one ascending run into bucket accumulators, touching the map once
-/// per bucket.
+/// Folds one ascending run into bucket accumulators, one slice per
+/// bucket, touching the map once per bucket.
 fn fold_run<T>(
     bucketer: &mut Bucketer,
     local: &mut BTreeMap<Timestamp, Stats>,
     ts: &[Timestamp],
     values: &[T],
-    add: impl Fn(&mut Stats, &T),
+    add: impl Fn(&mut Stats, &[T]),
 ) {
-    let mut current: Option<(Timestamp, Stats)> = None;
-    for (t, v) in ts.iter().zip(values) {
+    let mut i = 0;
+    while let Some(t) = ts.get(i) {
         let b = bucketer.bucket(*t);
-        match &mut current {
-            Some((cb, acc)) if *cb == b => add(acc, v),
-            _ => {
-                if let Some((cb, acc)) = current.take() {
-                    local.entry(cb).or_default().merge(&acc);
-                }
-                let mut acc = Stats::default();
-                add(&mut acc, v);
-                current = Some((b, acc));
-            }
+        let end = bucketer.end();
+        let j = match end {
+            // The last bucket holds everything after.
+            Timestamp::MAX => ts.len(),
+            end => i + ts[i..].partition_point(|t| *t < end),
+        };
+        if let Some(slice) = values.get(i..j) {
+            add(local.entry(b).or_default(), slice);
         }
-    }
-    if let Some((cb, acc)) = current {
-        local.entry(cb).or_default().merge(&acc);
+        i = j.max(i + 1);
     }
 }

@@ -39,6 +39,7 @@ pub(crate) fn routes(
         .with_state(presampling::Rules {
             engine: cluster.is_none().then(|| engine.clone()),
             configured: configured_rules,
+            changing: Default::default(),
         });
     let storage_view = match cluster {
         Some(view) => Router::new()

@@ -153,7 +153,8 @@ pub(crate) fn fingerprint(rules: &[PresamplingRule]) -> u64 {
     for b in parts.join("\n").bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    h.max(1)
+    // 0 is no rules, MAX a block older than fingerprints.
+    h.clamp(1, u64::MAX - 1)
 }
 
 impl crate::db::Inner {

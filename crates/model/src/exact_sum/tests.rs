@@ -79,6 +79,16 @@ proptest! {
         let v = whole.value();
         prop_assert!(is_nearest(v, &exact), "{v:e} is not the nearest double");
 
+        // Added as one slice: the same number.
+        let mut sliced = ExactSum::default();
+        let (min, max) = sliced.add_slice(&xs);
+        let fold = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
+        prop_assert_eq!((min.to_bits(), max.to_bits()), (fold.0.to_bits(), fold.1.to_bits()));
+        for i in &ints {
+            sliced.add_integer(i128::from(*i));
+        }
+        prop_assert_eq!(&sliced, &whole);
+
         // Reversed, split in two and merged, through parts: the same.
         let at = if xs.is_empty() { 0 } else { cut.index(xs.len()) };
         let (mut a, mut b) = (ExactSum::default(), ExactSum::default());
@@ -99,6 +109,11 @@ proptest! {
         prop_assert_eq!(input, &[7u8][..]);
         a.merge(&b);
         prop_assert_eq!(a.value().to_bits(), v.to_bits());
+        // One number, one encoding, whichever form each sum reached.
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        a.encode(&mut x);
+        whole.encode(&mut y);
+        prop_assert_eq!(x, y);
     }
 }
 

@@ -129,6 +129,11 @@ impl Bucketer {
         }
     }
 
+    /// The end (exclusive) of the bucket [`Bucketer::bucket`] last gave.
+    pub(crate) fn end(&self) -> Timestamp {
+        self.hi
+    }
+
     pub(crate) fn bucket(&mut self, t: Timestamp) -> Timestamp {
         if t >= self.lo && t < self.hi {
             return self.lo;

@@ -121,6 +121,7 @@ pub(super) fn fold(
             anchor: start,
             max_buckets: budget.max_points(),
             count_only: func == RangeFn::Count,
+            sums: matches!(func, RangeFn::Sum | RangeFn::Avg),
             grid: match sampling {
                 Some(Sampling::Fixed(width)) if presampled => Grid::new(start, width),
                 _ => None,

@@ -101,6 +101,7 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
             max_buckets: max_cells,
             count_only,
             grid: None,
+            sums: true,
         })
         .collect();
     // Counts come from chunk statistics: only other folds read chunks.

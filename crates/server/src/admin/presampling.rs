@@ -29,6 +29,8 @@ pub(crate) struct Rules {
     pub(crate) engine: Option<Engine>,
     /// `(database, id)` of the configuration's rules, which stay.
     pub(crate) configured: Arc<BTreeSet<(String, String)>>,
+    /// One change at a time: each reads the list, then writes it whole.
+    pub(crate) changing: Arc<std::sync::Mutex<()>>,
 }
 
 /// A refused request: its status and message.
@@ -93,7 +95,9 @@ pub(super) async fn create(
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.message),
     };
     let shown = rule.definition.clone();
+    let changing = engine.changing.clone();
     let saved = tokio::task::spawn_blocking(move || {
+        let _one = changing.lock().unwrap_or_else(|e| e.into_inner());
         let mut rules = db.presampling_rules();
         if rules.iter().any(|r| r.id == rule.id) {
             return Err(Refusal(
@@ -139,7 +143,9 @@ pub(super) async fn remove(
         );
     }
     let shown = id.clone();
+    let changing = engine.changing.clone();
     let removed = tokio::task::spawn_blocking(move || {
+        let _one = changing.lock().unwrap_or_else(|e| e.into_inner());
         let mut rules = db.presampling_rules();
         let before = rules.len();
         rules.retain(|r| r.id != id);

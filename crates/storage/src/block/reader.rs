@@ -220,6 +220,15 @@ impl Block {
                     if let Ok(len) = usize::try_from(entry.len) {
                         ranges.push((entry.offset, len));
                     }
+                    // The presampled buckets right after it, when it has
+                    // them: a presampled fold reads those instead.
+                    let after = entry.offset.saturating_add(entry.len);
+                    let whole = after
+                        .checked_add(u64::from(entry.rollup_len))
+                        .is_some_and(|e| e <= self.file_bytes);
+                    if entry.rollup_len > 0 && whole {
+                        ranges.push((after, entry.rollup_len as usize));
+                    }
                 }
             }
         }
