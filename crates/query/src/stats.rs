@@ -390,7 +390,7 @@ pub(crate) fn fold_series(
                         }
                         read += records.len();
                         n = n.saturating_add(s.count as usize);
-                        for r in &records {
+                        for r in records.iter() {
                             local
                                 .entry(bucketer.bucket(r.start))
                                 .or_default()

@@ -36,6 +36,7 @@ impl Engine {
     pub fn open(config: Config) -> Result<Self> {
         let root = config.data_dir.clone();
         crate::block::cache::CACHE.set_capacity(config.chunk_cache_bytes);
+        crate::block::cache::PRESAMPLED.set_capacity(config.chunk_cache_bytes / 4);
         let dbs_dir = root.join("db");
         config
             .vfs

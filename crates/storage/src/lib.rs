@@ -48,7 +48,7 @@ pub use engine::{DEFAULT_DATABASE, Engine, is_valid_name};
 pub use error::{Error, ErrorClass, Result};
 pub use head::SeriesId;
 pub use remote::RemoteStore;
-pub use rollup::{BucketStats, Grid, PresamplingRule};
+pub use rollup::{BucketStats, Grid, GridBuckets, PresamplingRule};
 pub use snapshot::{
     ChunkSummary, ColumnParts, NumSlice, NumericPart, NumericPoints, Snapshot, WholeChunk,
 };

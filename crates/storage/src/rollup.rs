@@ -12,6 +12,7 @@ use crate::block::ExactStats;
 use crate::head::{Head, SeriesId};
 use crate::record::{get_varint, put_varint, take, unzigzag, zigzag};
 use std::collections::HashMap;
+use std::sync::Arc;
 use sundial_codec::Num;
 use sundial_model::{SeriesKey, Timestamp};
 
@@ -222,17 +223,59 @@ fn as_f64(v: Num) -> f64 {
     }
 }
 
-/// The buckets of `grid` in an [`encode`]d payload; `None` when the chunk
-/// has no records on that grid.
-pub(crate) fn decode(mut input: &[u8], grid: Grid) -> Result<Option<Vec<BucketStats>>, String> {
+/// A chunk's decoded presampled buckets, per grid (kept in a cache:
+/// dashboards ask for the same ones again).
+#[derive(Debug)]
+pub(crate) struct Presampled {
+    grids: Vec<(Grid, Vec<BucketStats>)>,
+}
+
+impl crate::block::cache::Weigh for Presampled {
+    fn bytes(&self) -> usize {
+        let records: usize = self.grids.iter().map(|(_, b)| b.len()).sum();
+        records * std::mem::size_of::<BucketStats>() + 64
+    }
+}
+
+/// One grid's buckets of a chunk.
+#[derive(Debug, Clone)]
+pub struct GridBuckets {
+    frame: Arc<Presampled>,
+    at: usize,
+}
+
+impl GridBuckets {
+    pub(crate) fn of(frame: Arc<Presampled>, grid: Grid) -> Option<Self> {
+        let at = frame.grids.iter().position(|(g, _)| *g == grid)?;
+        Some(Self { frame, at })
+    }
+}
+
+impl std::ops::Deref for GridBuckets {
+    type Target = [BucketStats];
+
+    fn deref(&self) -> &[BucketStats] {
+        self.frame
+            .grids
+            .get(self.at)
+            .map(|(_, b)| b.as_slice())
+            .unwrap_or_default()
+    }
+}
+
+/// Decodes an [`encode`]d payload.
+pub(crate) fn decode(mut input: &[u8]) -> Result<Presampled, String> {
     let input = &mut input;
     let n_grids = get_varint(input)?;
+    let mut grids = Vec::new();
     for _ in 0..n_grids {
         let anchor = unzigzag(get_varint(input)?);
         let width = i64::try_from(get_varint(input)?).map_err(|_| "grid width")?;
+        let grid = Grid::new(anchor, width).ok_or("grid width 0")?;
         let n = usize::try_from(get_varint(input)?).map_err(|_| "bucket count")?;
-        let wanted = Grid::new(anchor, width) == Some(grid);
-        let mut buckets = Vec::with_capacity(if wanted { n.min(1 << 16) } else { 0 });
+        // Each bucket takes at least 3 bytes: a damaged count allocates
+        // no more than the payload could hold.
+        let mut buckets = Vec::with_capacity(n.min(input.len() / 3));
         let mut last = 0i64;
         for _ in 0..n {
             let start = last.wrapping_add(unzigzag(get_varint(input)?));
@@ -252,20 +295,19 @@ pub(crate) fn decode(mut input: &[u8], grid: Grid) -> Result<Option<Vec<BucketSt
             if all_long {
                 (min, max) = (exact.long_min as f64, exact.long_max as f64);
             }
-            if wanted {
-                buckets.push(BucketStats {
-                    start,
-                    count,
-                    all_long,
-                    min,
-                    max,
-                    exact,
-                });
-            }
+            buckets.push(BucketStats {
+                start,
+                count,
+                all_long,
+                min,
+                max,
+                exact,
+            });
         }
-        if wanted {
-            return Ok(Some(buckets));
-        }
+        grids.push((grid, buckets));
     }
-    Ok(None)
+    if !input.is_empty() {
+        return Err(format!("{} trailing bytes", input.len()));
+    }
+    Ok(Presampled { grids })
 }

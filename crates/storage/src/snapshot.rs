@@ -66,7 +66,7 @@ pub struct WholeChunk<'a> {
 impl WholeChunk<'_> {
     /// Its points' statistics per bucket of `grid`, when a presampling
     /// rule gave its series that grid as the chunk was written.
-    pub fn buckets(&self, grid: crate::rollup::Grid) -> Result<Option<Vec<crate::BucketStats>>> {
+    pub fn buckets(&self, grid: crate::rollup::Grid) -> Result<Option<crate::rollup::GridBuckets>> {
         self.block.rollup_buckets(self.entry, grid)
     }
 }

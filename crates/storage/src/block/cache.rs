@@ -69,6 +69,11 @@ pub struct CacheCounts {
 pub(crate) static CACHE: LazyLock<ChunkCache<NumericChunk>> =
     LazyLock::new(|| ChunkCache::new(64 << 20));
 
+/// Decoded presampled buckets (`crate::rollup`), a quarter of the
+/// decoded chunks' budget.
+pub(crate) static PRESAMPLED: LazyLock<ChunkCache<crate::rollup::Presampled>> =
+    LazyLock::new(|| ChunkCache::new(16 << 20));
+
 static NEXT_BLOCK_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh id for an opened block.

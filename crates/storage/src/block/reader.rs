@@ -1,7 +1,7 @@
 //! Reads blocks: the index once at open, chunks on demand by positioned
 //! reads, so a narrow query touches only its chunks.
 
-use super::cache::{CACHE, NumericChunk};
+use super::cache::{CACHE, NumericChunk, PRESAMPLED};
 use super::index::{self, ChunkEntry, Decoded, Located, locate_index};
 use super::source::{Opening, Source, read_file_at};
 use super::{KIND_BYTES, KIND_NUMERIC, KIND_STRING};
@@ -401,31 +401,43 @@ impl Block {
         self.source.read(&self.path, self.uid, entry.offset, len)
     }
 
-    /// A numeric chunk's presampled buckets on `grid`, when it has them.
+    /// A numeric chunk's presampled buckets on `grid`, when it has them
+    /// (decoded once, then from the cache).
     pub(crate) fn rollup_buckets(
         &self,
         entry: &ChunkEntry,
         grid: crate::rollup::Grid,
-    ) -> Result<Option<Vec<crate::rollup::BucketStats>>> {
+    ) -> Result<Option<crate::rollup::GridBuckets>> {
         if entry.rollup_len == 0 {
             return Ok(None);
         }
         let at = entry.offset.saturating_add(entry.len);
-        let corrupt = |reason: String| Error::Corrupt {
-            path: self.path.clone(),
-            offset: at,
-            reason,
+        let key = (self.uid, at);
+        let frame = match PRESAMPLED.get(key) {
+            Some(frame) => frame,
+            None => {
+                let corrupt = |reason: String| Error::Corrupt {
+                    path: self.path.clone(),
+                    offset: at,
+                    reason,
+                };
+                let len = u64::from(entry.rollup_len);
+                if at.checked_add(len).is_none_or(|end| end > self.file_bytes) {
+                    return Err(corrupt(
+                        "presampled buckets beyond the end of the block".into(),
+                    ));
+                }
+                let framed = self.source.read(&self.path, self.uid, at, len as usize)?;
+                let (payload, _) = record::read_frame(&framed)
+                    .map_err(|e| corrupt(format!("presampled frame: {e:?}")))?;
+                let frame = crate::rollup::decode(payload)
+                    .map_err(|r| corrupt(format!("presampled: {r}")))?;
+                let frame = Arc::new(frame);
+                PRESAMPLED.insert(key, frame.clone());
+                frame
+            }
         };
-        let len = u64::from(entry.rollup_len);
-        if at.checked_add(len).is_none_or(|end| end > self.file_bytes) {
-            return Err(corrupt(
-                "presampled buckets beyond the end of the block".into(),
-            ));
-        }
-        let framed = self.source.read(&self.path, self.uid, at, len as usize)?;
-        let (payload, _) =
-            record::read_frame(&framed).map_err(|e| corrupt(format!("presampled frame: {e:?}")))?;
-        crate::rollup::decode(payload, grid).map_err(|r| corrupt(format!("presampled: {r}")))
+        Ok(crate::rollup::GridBuckets::of(frame, grid))
     }
 
     pub(crate) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {
