@@ -359,10 +359,7 @@ pub(crate) fn fold_series(
             }
             match part {
                 NumericPart::Chunk(whole) => {
-                    let s = &whole.summary;
-                    let Some(exact) = s.exact.as_ref() else {
-                        return false;
-                    };
+                    let (s, exact) = (&whole.summary, &whole.exact);
                     let b = bucketer.bucket(s.min_ts);
                     if b == bucketer.bucket(s.max_ts) {
                         n = n.saturating_add(s.count as usize);

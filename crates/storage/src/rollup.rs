@@ -33,10 +33,6 @@ impl Grid {
         })
     }
 
-    pub fn width(&self) -> i64 {
-        self.width
-    }
-
     /// The start of the bucket holding `t`.
     pub fn bucket(&self, t: Timestamp) -> Timestamp {
         let off = t.wrapping_sub(self.anchor).rem_euclid(self.width);

@@ -21,7 +21,7 @@ pub(crate) struct Layers {
 }
 
 /// A block chunk summarised by its statistics instead of its points.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChunkSummary {
     pub min_ts: Timestamp,
     pub max_ts: Timestamp,
@@ -29,8 +29,6 @@ pub struct ChunkSummary {
     pub stats: crate::block::ChunkStats,
     /// Every value a Long.
     pub all_long: bool,
-    /// Blocks since `SDBLK004` have them.
-    pub exact: Option<crate::block::ExactStats>,
 }
 
 /// A piece of a numeric column, as [`Snapshot::visit_numeric_parts`]
@@ -59,6 +57,7 @@ pub struct ColumnParts {
 #[derive(Debug)]
 pub struct WholeChunk<'a> {
     pub summary: ChunkSummary,
+    pub exact: crate::block::ExactStats,
     block: &'a Block,
     entry: &'a crate::block::ChunkEntry,
 }
@@ -455,7 +454,6 @@ impl Snapshot<'_> {
                         count: c.count,
                         stats,
                         all_long: c.all_long,
-                        exact: b.exact_stats(c),
                     }),
                     _ => decoded.extend(
                         b.read_chunk(c)?
@@ -592,8 +590,8 @@ impl Snapshot<'_> {
                             count: c.count,
                             stats,
                             all_long: c.all_long,
-                            exact: Some(exact),
                         },
+                        exact,
                         block,
                         entry: c,
                     };

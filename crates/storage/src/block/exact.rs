@@ -4,12 +4,8 @@
 use super::ExactStats;
 use crate::record::{get_varint, put_varint, take, unzigzag, zigzag};
 use sundial_codec::Num;
-use sundial_model::ExactSum;
-
-const TAG_LONG: u8 = 0;
-const TAG_DOUBLE: u8 = 1;
-const TAG_FALSE: u8 = 2;
-const TAG_TRUE: u8 = 3;
+use sundial_codec::value::{get_tagged_value, put_value};
+use sundial_model::{ExactSum, FieldValue};
 
 /// The statistics of a chunk's values, in time order; `None` for none.
 pub(crate) fn of_values(values: impl IntoIterator<Item = Num>) -> Option<ExactStats> {
@@ -50,17 +46,11 @@ pub(crate) fn encode(s: &ExactStats, all_long: bool, out: &mut Vec<u8>) {
         s.double_sum.encode(out);
     }
     for v in [s.first, s.last] {
-        match (v, all_long) {
-            (Num::Long(i), true) => put_varint(out, zigzag(i)),
-            (Num::Long(i), false) => {
-                out.push(TAG_LONG);
-                put_varint(out, zigzag(i));
-            }
-            (Num::Double(d), _) => {
-                out.push(TAG_DOUBLE);
-                out.extend_from_slice(&d.to_le_bytes());
-            }
-            (Num::Bool(b), _) => out.push(if b { TAG_TRUE } else { TAG_FALSE }),
+        match v {
+            Num::Long(i) if all_long => put_varint(out, zigzag(i)),
+            Num::Long(i) => put_value(out, &FieldValue::Long(i)),
+            Num::Double(d) => put_value(out, &FieldValue::Double(d)),
+            Num::Bool(b) => put_value(out, &FieldValue::Bool(b)),
         }
     }
 }
@@ -81,17 +71,15 @@ pub(crate) fn decode(input: &mut &[u8], all_long: bool) -> Result<ExactStats, St
         if all_long {
             return Ok(Num::Long(unzigzag(get_varint(input)?)));
         }
-        Ok(match take(input, 1)?[0] {
-            TAG_LONG => Num::Long(unzigzag(get_varint(input)?)),
-            TAG_DOUBLE => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(take(input, 8)?);
-                Num::Double(f64::from_le_bytes(b))
+        let tag = take(input, 1)?[0];
+        match get_tagged_value(tag, input).map_err(|e| e.to_string())? {
+            FieldValue::Long(i) => Ok(Num::Long(i)),
+            FieldValue::Double(d) => Ok(Num::Double(d)),
+            FieldValue::Bool(b) => Ok(Num::Bool(b)),
+            FieldValue::String(_) | FieldValue::Bytes(_) => {
+                Err("text in numeric statistics".into())
             }
-            TAG_FALSE => Num::Bool(false),
-            TAG_TRUE => Num::Bool(true),
-            t => return Err(format!("value tag {t}")),
-        })
+        }
     };
     let first = num(input)?;
     let last = num(input)?;
