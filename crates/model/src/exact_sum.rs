@@ -452,17 +452,24 @@ impl Wide {
             return Magnitude::Narrow(0, 0);
         };
         let hi = w.windows.iter().rposition(|x| *x != 0).unwrap_or(lo);
-        if hi - lo < 4 {
+        // Counted from the lowest set bit: 126 bits may span five windows.
+        let tz = w.windows[lo].trailing_zeros();
+        let top = (w.windows[hi] as u64).ilog2() + 1;
+        if (hi - lo) as u32 * WINDOW + top - tz <= NARROW_BITS {
             let m = w.windows[lo..=hi]
                 .iter()
-                .rev()
-                .fold(0u128, |acc, x| acc << WINDOW | *x as u128);
-            let tz = m.trailing_zeros();
-            let m = m >> tz;
-            if 128 - m.leading_zeros() <= NARROW_BITS {
-                let n = if negative { -(m as i128) } else { m as i128 };
-                return Magnitude::Narrow(n, lo as i32 * WINDOW as i32 - BIAS + tz as i32);
-            }
+                .enumerate()
+                .fold(0u128, |acc, (k, x)| {
+                    let at = k as u32 * WINDOW;
+                    let x = *x as u128;
+                    acc | if at >= tz {
+                        x << (at - tz)
+                    } else {
+                        x >> (tz - at)
+                    }
+                });
+            let n = if negative { -(m as i128) } else { m as i128 };
+            return Magnitude::Narrow(n, lo as i32 * WINDOW as i32 - BIAS + tz as i32);
         }
         Magnitude::Wide(negative, lo, w.windows[lo..=hi].to_vec())
     }

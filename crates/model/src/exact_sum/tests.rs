@@ -193,3 +193,19 @@ fn ties_round_to_even_in_both_forms() {
         }
     }
 }
+
+#[test]
+fn a_wide_sum_spanning_five_windows_encodes_as_narrow() {
+    // 99 bits from 2^-52 to 2^46: five 32-bit windows of the wide form,
+    // which the slice reaches (its total is not reduced) and one by one
+    // additions do not.
+    let (x, n) = (-8.326035416672539e-10, 70_368_744_177_665);
+    let mut one_by_one = ExactSum::default();
+    one_by_one.add(x);
+    one_by_one.add_integer(n);
+    let mut sliced = ExactSum::default();
+    sliced.add_slice(&[x]);
+    sliced.add_integer(n);
+    assert!(sliced.wide.is_some() && one_by_one.wide.is_none());
+    assert_eq!(sliced, one_by_one);
+}
