@@ -13,7 +13,10 @@
 # reported in ms. Then presampling rules for the hourly and max10 queries
 # are added (Baidu spec 12), the blocks compacted again to carry their
 # buckets, and the two /v1 queries timed again (labelled
-# sundial-presampled), their answers checked against raw evaluation.
+# sundial-presampled), their answers checked against raw evaluation; with
+# rules on OpenTSDB's epoch-aligned grids too, its two aggregating queries
+# are timed again (sundial-opentsdb-presampled), their answers checked
+# against those before the rules.
 #
 #   bench/query.sh [--hours H] [--hosts N] [--runs R] [--only sundial]
 #                  [--baseline BIN]
@@ -108,8 +111,19 @@ query_sundial() { # port, label suffix
 presampled_sundial() { # port
   local port=$1 s=$(( START * 1000 )) e=$(( END * 1000 + 999 ))
   local admin="http://127.0.0.1:$port/admin/presampling" url="http://127.0.0.1:$port/v1/datapoint?query"
-  curl -sf -XPOST "$admin" -d "{\"id\":\"hourly\",\"metric\":\"cpu.usage_user\",\"startTime\":$s,\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}" >/dev/null
-  curl -sf -XPOST "$admin" -d "{\"id\":\"max10\",\"metric\":\"cpu.usage_user\",\"startTime\":$s,\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}" >/dev/null
+  local api="http://127.0.0.1:$port/api/query"
+  # OpenTSDB's answers before any rule, to compare with those after.
+  o_get() { curl -sf -G "$api" -d "start=$START" -d "end=$END" --data-urlencode "m=$1"; }
+  o_get "avg:1h-avg:cpu.usage_user{hostname=*}" >"$WORK/o-hourly"
+  o_get "max:10m-max:cpu.usage_user" >"$WORK/o-max10"
+  rule() { # id, startTime, aggregator, sampling
+    curl -sf -XPOST "$admin" -d "{\"id\":\"$1\",\"metric\":\"cpu.usage_user\",\"startTime\":$2,\"aggregators\":[{\"name\":\"$3\",\"sampling\":\"$4\"}]}" >/dev/null
+  }
+  rule hourly "$s" Avg "1 hour"
+  rule max10 "$s" Max "10 minutes"
+  # OpenTSDB's buckets count from the epoch: rules on its grids.
+  rule hourly-epoch 0 Avg "1 hour"
+  rule max10-epoch 0 Max "10 minutes"
   curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
   local hourly="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
   local max10="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$s,\"end\":$e},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
@@ -127,6 +141,11 @@ print(f"# presampled {sys.argv[3]}: same answer as raw, consumedCount "
       f"{hit['consumedCount']} vs {raw['consumedCount']}", file=sys.stderr)
 PY
     time_query sundial-presampled "$name" -XPUT -H 'Content-Type: application/json' "$url" -d "{\"queries\":[$query]}"
+  done
+  for pair in "hourly:avg:1h-avg:cpu.usage_user{hostname=*}" "max10:max:10m-max:cpu.usage_user"; do
+    local name=${pair%%:*} m=${pair#*:}
+    o_get "$m" | cmp -s - "$WORK/o-$name" || { echo "OpenTSDB $name answers differently with rules" >&2; exit 1; }
+    time_query sundial-opentsdb-presampled "$name" -G "$api" -d "start=$START" -d "end=$END" --data-urlencode "m=$m"
   done
 }
 

@@ -90,16 +90,35 @@ impl ExactSum {
     /// usual case) they add in one pass into an `i128`; otherwise one by
     /// one.
     pub fn add_slice(&mut self, xs: &[f64]) -> (f64, f64) {
+        let (min, max, _) = self.add_slice_with(xs, false);
+        (min, max)
+    }
+
+    /// [`add_slice`](Self::add_slice) leaving NaNs out (they are ignored by
+    /// the extremes too), and how many there were (OpenTSDB's reductions
+    /// skip them).
+    pub fn add_slice_skipping_nan(&mut self, xs: &[f64]) -> (f64, f64, usize) {
+        self.add_slice_with(xs, true)
+    }
+
+    /// Whether a NaN was added (infinities of both signs make the sum NaN
+    /// without one).
+    pub fn holds_nan(&self) -> bool {
+        self.special.nan
+    }
+
+    fn add_slice_with(&mut self, xs: &[f64], skip_nan: bool) -> (f64, f64, usize) {
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
         let Some(first) = xs.first() else {
-            return (min, max);
+            return (min, max, 0);
         };
         // Biased exponents: the lowest bit of a value with exponent e is
         // at place max(e, 1) - 1075, its highest 52 places up. With at
         // most 2^31 values, 32 + 52 + 20 + 1 + 31 bits stay under 127.
         let e0 = (((first.to_bits() >> 52) & 0x7ff) as i32).max(1);
         // No place below the subnormals' (2^-1074).
-        let (base, top) = ((e0 - 32).max(1), e0 + 20);
+        // Infinities and NaNs (exponent 0x7ff) always lie outside.
+        let (base, top) = ((e0 - 32).max(1), (e0 + 20).min(0x7fe));
         let mut outside = xs.len() > 1 << 31;
         // Independent chains of additions and extremes: the loop is bound
         // by their latency, not by its instructions.
@@ -133,12 +152,20 @@ impl ExactSum {
         let total: i128 = totals.iter().sum();
         min = lows.iter().fold(min, |a, b| a.min(*b));
         max = highs.iter().fold(max, |a, b| a.max(*b));
+        // NaN's exponent is past every value's: only this path sees one.
+        let mut nans = 0;
         if outside {
-            xs.iter().for_each(|x| self.add(*x));
+            for x in xs {
+                if skip_nan && x.is_nan() {
+                    nans += 1;
+                } else {
+                    self.add(*x);
+                }
+            }
         } else if total != 0 {
             self.add_scaled(total, base - BIAS - 1);
         }
-        (min, max)
+        (min, max, nans)
     }
 
     /// Adds an integer exactly.

@@ -64,9 +64,28 @@ pub struct WholeChunk<'a> {
 
 impl WholeChunk<'_> {
     /// Its points' statistics per bucket of `grid`, when a presampling
-    /// rule gave its series that grid as the chunk was written.
-    pub fn buckets(&self, grid: crate::rollup::Grid) -> Result<Option<crate::rollup::GridBuckets>> {
-        self.block.rollup_buckets(self.entry, grid)
+    /// rule gave its series that grid as the chunk was written. Buckets
+    /// that cannot be read, or that do not add up to the chunk, are
+    /// logged and not offered: the chunk itself may be sound, and is read.
+    pub fn buckets(&self, grid: crate::rollup::Grid) -> Option<crate::rollup::GridBuckets> {
+        let records = match self.block.rollup_buckets(self.entry, grid) {
+            Ok(records) => records?,
+            Err(e) => {
+                tracing::warn!(error = %e, "presampled buckets unreadable; reading the chunk");
+                return None;
+            }
+        };
+        let covered = records.iter().fold(0u64, |a, r| a.saturating_add(r.count));
+        if covered != self.summary.count {
+            let count = self.summary.count;
+            tracing::warn!(
+                covered,
+                count,
+                "presampled buckets disagree with their chunk; reading it"
+            );
+            return None;
+        }
+        Some(records)
     }
 }
 

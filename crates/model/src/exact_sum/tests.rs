@@ -209,3 +209,32 @@ fn a_wide_sum_spanning_five_windows_encodes_as_narrow() {
     assert!(sliced.wide.is_some() && one_by_one.wide.is_none());
     assert_eq!(sliced, one_by_one);
 }
+
+#[test]
+fn slices_with_infinities_and_nans_sum_as_one_by_one() {
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    for xs in [
+        vec![inf],
+        vec![inf, 1.0],
+        vec![1.0, inf],
+        vec![f64::MAX, inf, -inf],
+        vec![-inf, 2.5],
+        vec![nan, 1.0],
+        vec![1.0, nan, 3.0],
+    ] {
+        let mut one_by_one = ExactSum::default();
+        xs.iter().for_each(|x| one_by_one.add(*x));
+        let mut sliced = ExactSum::default();
+        sliced.add_slice(&xs);
+        assert_eq!(sliced, one_by_one, "{xs:?}");
+        let mut skipping = ExactSum::default();
+        let (_, _, nans) = skipping.add_slice_skipping_nan(&xs);
+        let mut numbers = ExactSum::default();
+        xs.iter()
+            .filter(|x| !x.is_nan())
+            .for_each(|x| numbers.add(*x));
+        assert_eq!(skipping, numbers, "{xs:?}");
+        assert_eq!(nans, xs.iter().filter(|x| x.is_nan()).count());
+        assert!(!skipping.holds_nan());
+    }
+}

@@ -3,6 +3,7 @@
 //! flushes, compactions and deletes, rules added and removed along the way.
 
 use super::{Limits, execute_series};
+use crate::stats::{GroupedStats, Stats, StatsRequest};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use std::cell::Cell;
@@ -208,6 +209,12 @@ fn presampled_buckets_answer_as_raw_evaluation() {
         for op in ops.iter().chain(&tail) {
             apply(&db, op).map_err(|e| TestCaseError::fail(e.to_string()))?;
             saved.set(saved.get() + compare(&db)?);
+            // OpenTSDB's downsampling takes the same buckets.
+            for range in [(0, SPAN), (7 * 60_000 + 1, SPAN - 13 * 60_000)] {
+                super::opentsdb::tests::downsampling_matches_stored_values(&db, range)
+                    .map_err(TestCaseError::fail)?;
+            }
+            sql_matches_stored_values(&db)?;
         }
         Ok(())
     });
@@ -215,4 +222,116 @@ fn presampled_buckets_answer_as_raw_evaluation() {
         panic!("{e}");
     }
     assert!(saved.get() > 0, "no query read presampled buckets");
+}
+
+/// SQL's statistics per host and epoch bucket of `width`, as adding the
+/// stored points one by one gives them.
+fn grouped_from_points(
+    db: &Db,
+    width: i64,
+    (start, end): (i64, i64),
+) -> Result<GroupedStats, Box<dyn std::error::Error>> {
+    let mut out = GroupedStats::new();
+    db.read(|view| -> Result<(), Box<dyn std::error::Error>> {
+        let ids = match view.select("cpu", &[]) {
+            Ok(ids) => ids,
+            // Nothing written yet.
+            Err(_) if view.metrics().is_empty() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for id in ids {
+            let Some(key) = view.key(id) else { continue };
+            let points = view.points(id, "value", start, end)?;
+            if points.is_empty() {
+                continue;
+            }
+            let cells = out
+                .entry(vec![key.tag("host").map(str::to_owned)])
+                .or_default();
+            for (t, v) in &points {
+                let cell = cells
+                    .entry(t - t.rem_euclid(width))
+                    .or_insert_with(|| vec![Stats::default()]);
+                cell[0].add(v);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// SQL's `GROUP BY host, time_bucket(...)` statistics over `[start, end]`.
+fn grouped_by_sql(
+    db: &Db,
+    width: i64,
+    (start, end): (i64, i64),
+    budget: &crate::Budget,
+) -> crate::Result<GroupedStats> {
+    let request = StatsRequest {
+        metric: "cpu",
+        tags: &[],
+        fields: &["value"],
+        count_only: &[false],
+        start,
+        end,
+        width_ms: Some(width),
+        group_tags: &["host"],
+    };
+    crate::stats::grouped(db, &request, budget)
+}
+
+/// SQL's statistics on both epoch grids (rules may keep buckets on them)
+/// equal the stored points'.
+fn sql_matches_stored_values(db: &Db) -> Result<(), TestCaseError> {
+    let fail = |e: String| TestCaseError::fail(e);
+    for width in [600_000, HOUR] {
+        for range in [(0, SPAN), (7 * 60_000 + 1, SPAN - 13 * 60_000)] {
+            let budget = crate::Budget::new(std::time::Duration::from_secs(60), usize::MAX);
+            let got = match grouped_by_sql(db, width, range, &budget) {
+                Err(crate::Error::InvalidPredicate(_)) => GroupedStats::new(),
+                got => got.map_err(|e| fail(e.to_string()))?,
+            };
+            let want = grouped_from_points(db, width, range).map_err(|e| fail(e.to_string()))?;
+            prop_assert_eq!(got, want, "width {} range {:?}", width, range);
+        }
+    }
+    Ok(())
+}
+
+/// SQL's hourly statistics take a rule's presampled buckets: a budget of
+/// a tenth of the points answers once the rule's buckets are written, and
+/// as the points do.
+#[test]
+fn sql_time_buckets_take_presampled_buckets() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open(sundial_storage::Config {
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    })?;
+    let mut points = Vec::new();
+    for h in 0..2u8 {
+        for t in (0..SPAN).step_by(10_000) {
+            let v = if t % 3 == 0 {
+                FieldValue::Long(t / 1000 - 7 * i64::from(h))
+            } else {
+                FieldValue::Double(t as f64 / 7e3)
+            };
+            points.push((h, t, v));
+        }
+    }
+    let n = points.len();
+    apply(&db, &Op::Write(points))?;
+    db.flush()?;
+    let small = crate::Budget::new(std::time::Duration::from_secs(60), n / 10);
+    assert!(
+        grouped_by_sql(&db, HOUR, (0, SPAN), &small).is_err(),
+        "a tenth of the points' budget answered without presampled buckets"
+    );
+    apply(&db, &Op::Rules(vec![2]))?;
+    apply(&db, &Op::Compact)?;
+    let small = crate::Budget::new(std::time::Duration::from_secs(60), n / 10);
+    let got = grouped_by_sql(&db, HOUR, (0, SPAN), &small)?;
+    assert_eq!(got, grouped_from_points(&db, HOUR, (0, SPAN))?);
+    assert_eq!(got.len(), 2);
+    Ok(())
 }

@@ -9,7 +9,7 @@ use crate::{Budget, Error, Result};
 use std::collections::BTreeMap;
 use sundial_model::series_query::Sampling;
 use sundial_model::{StatsQuery, TagMatch, Timestamp};
-use sundial_storage::{Db, SeriesId};
+use sundial_storage::{Db, Grid, SeriesId};
 
 /// What to fold.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +82,8 @@ struct Partial {
 }
 
 /// Folds the matching series' points into [`GroupedStats`], by up to one
-/// thread per core; every point read is taken from `budget`, and the
+/// thread per core; every point read (or presampled bucket read in the
+/// place of points) is taken from `budget`, and the
 /// (group, bucket) cells may not outnumber its points.
 pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<GroupedStats> {
     let ids: Vec<SeriesId> = db.read(|view| {
@@ -100,7 +101,9 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
             anchor: if req.width_ms.is_some() { 0 } else { req.start },
             max_buckets: max_cells,
             count_only,
-            grid: None,
+            // A rule's presampled buckets on the epoch grid stand for
+            // their points.
+            grid: req.width_ms.and_then(|w| Grid::new(0, w)),
             sums: true,
         })
         .collect();
@@ -127,10 +130,9 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
                 let cells = part.groups.entry(group).or_default();
                 let before = cells.len();
                 for (i, fold) in folds.iter().enumerate() {
-                    let crate::stats::Folded {
-                        buckets, points, ..
-                    } = fold_series(fold, view, *id, req.start, req.end)?;
-                    budget.take(points)?;
+                    let crate::stats::Folded { buckets, read, .. } =
+                        fold_series(fold, view, *id, req.start, req.end)?;
+                    budget.take(read)?;
                     for (bucket, stats) in buckets {
                         let cell = cells
                             .entry(bucket)

@@ -111,6 +111,7 @@ pub(super) fn fill(
 }
 
 /// Bucket boundaries: epoch-aligned widths or explicit calendar edges.
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Grid<'a> {
     Fixed(i64),
     Edges(&'a [Timestamp]),

@@ -211,9 +211,9 @@ fn reduce_numbers(agg: Aggregator, xs: &[f64]) -> f64 {
     let n = xs.len() as f64;
     match agg {
         Aggregator::Sum | Aggregator::ZimSum | Aggregator::PfSum | Aggregator::None => {
-            xs.iter().sum()
+            exact_sum(xs)
         }
-        Aggregator::Avg => xs.iter().sum::<f64>() / n,
+        Aggregator::Avg => exact_sum(xs) / n,
         Aggregator::Min | Aggregator::MimMin => xs.iter().copied().fold(f64::INFINITY, f64::min),
         Aggregator::Max | Aggregator::MimMax => {
             xs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
@@ -238,6 +238,14 @@ fn reduce_numbers(agg: Aggregator, xs: &[f64]) -> f64 {
         },
         Aggregator::SquareSum => xs.iter().map(|x| x * x).sum(),
     }
+}
+
+/// The sum rounded once: the same whatever the order of the values or
+/// how they were split (downsampling adds chunks' sums to runs' values).
+fn exact_sum(xs: &[f64]) -> f64 {
+    let mut sum = sundial_model::ExactSum::default();
+    sum.add_slice(xs);
+    sum.value()
 }
 
 fn population_dev(xs: &[f64]) -> f64 {

@@ -4,13 +4,13 @@
 //! point at a timestamp. Reading, the budget and grouping are the
 //! pipeline's, shared with Baidu's query.
 
+mod bucket;
 mod downsample;
 mod interpolate;
 mod last;
-mod statistics;
 mod streaming;
 #[cfg(test)]
-mod tests;
+pub(in crate::series_query) mod tests;
 
 pub use last::{Latest, last};
 
@@ -72,7 +72,7 @@ pub fn stage_series(db: &Db, query: &Query, budget: &Budget) -> Result<StagedSer
     // edges: fetching every chunk ahead would cost more than it saves.
     let fields = [query.field.as_str()];
     let reach = match (&query.downsample, query.pre_filter) {
-        (Some(ds), None) if statistics::takes_statistics(ds) => None,
+        (Some(ds), None) if streaming::mostly_statistics(ds) => None,
         _ => Some(parallel::Reach {
             fields: &fields,
             start: query.start,
@@ -171,23 +171,14 @@ fn series_stages(
     }
     let before = *raw;
     let mut points = match (&query.downsample, query.pre_filter) {
-        (Some(ds), None) if statistics::takes_statistics(ds) => {
-            let parts = view.column_parts(id, &query.field, query.start, query.end)?;
-            let decode = |from, to| Ok(view.points(id, &query.field, from, to)?);
-            let range = (query.start, query.end);
-            let (points, covered) =
-                statistics::downsample_parts(parts, ds, range, MAX_FILLED, decode)?;
-            *raw += covered;
-            budget.take(covered)?;
-            points
-        }
         (Some(ds), None) if streaming::streams(ds) => {
             let range = (query.start, query.end);
             match streaming::downsample_column(view, id, &query.field, ds, range, MAX_FILLED)? {
-                Some((points, read)) => {
-                    *raw += read;
-                    budget.take(read)?;
-                    points
+                Some(d) => {
+                    // Statistics stand for points without reading them.
+                    *raw += d.covered;
+                    budget.take(d.read)?;
+                    d.points
                 }
                 None => {
                     let read = read_points(view, id, query, raw)?;

@@ -1,154 +1,212 @@
 //! Downsampling that folds the column's values straight into per-bucket
-//! accumulators as they are decoded, for every function that needs no
-//! more than running sums, extremes and ends: no point vector per series
-//! and none per bucket. Each accumulator adds in the order the values
-//! come, so the answers are those of reducing the bucket's values.
+//! state as they are decoded, for every function that needs no more than
+//! counts, sums, extremes, ends, products and sums of squares: no point
+//! vector per series and none per bucket. Where the function allows
+//! (count, sums and averages, extremes, ends), a block chunk wholly
+//! inside one bucket stands for its points undecoded, and so do the
+//! presampled buckets of a chunk that carries the downsampling's grid.
 
+use super::bucket::{Bucket, Keep, Summary};
 use super::downsample::{Grid, fill};
 use crate::Result;
-use sundial_model::{Aggregator, Downsample, FieldValue, Timestamp};
-use sundial_storage::{Num, NumSlice, SeriesId, Snapshot};
+use sundial_model::{Buckets, Downsample, FieldValue, Timestamp};
+use sundial_storage::{NumSlice, NumericPart, SeriesId, Snapshot, WholeChunk};
 
 /// Whether [`downsample_column`] answers `ds`.
 pub(super) fn streams(ds: &Downsample) -> bool {
-    !matches!(
-        ds.function,
-        Aggregator::Dev | Aggregator::Median | Aggregator::Percentile { .. }
-    )
+    Keep::of(ds.function).is_some()
 }
 
-/// One bucket's running state over its non-NaN values.
-#[derive(Debug, Clone, Copy)]
-struct Acc {
-    count: u64,
-    sum: f64,
-    square_sum: f64,
-    product: f64,
-    min: f64,
-    max: f64,
-    first: f64,
-    last: f64,
+/// Whether `ds` is expected to answer mostly from chunk statistics (long
+/// buckets of a function that takes them): fetching every chunk of the
+/// range ahead from object storage would cost more than it saves.
+pub(super) fn mostly_statistics(ds: &Downsample) -> bool {
+    /// Buckets shorter than a day rarely hold a whole chunk (up to 16 384
+    /// points within a week).
+    const LONG_BUCKET_MS: i64 = 86_400_000;
+    let long = match &ds.buckets {
+        Buckets::All => true,
+        Buckets::Fixed(width) => *width >= LONG_BUCKET_MS,
+        Buckets::Edges(edges) => edges
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if b.saturating_sub(*a) >= LONG_BUCKET_MS)),
+    };
+    long && Keep::of(ds.function).is_some_and(Keep::statistics_give_it)
 }
 
-impl Acc {
-    fn new() -> Self {
-        // Whatever `Sum` for f64 starts from (-0.0 or 0.0), so that an
-        // all -0.0 bucket sums as reducing its values does.
-        let zero: f64 = std::iter::empty::<f64>().sum();
-        Self {
-            count: 0,
-            sum: zero,
-            square_sum: zero,
-            product: 1.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            first: f64::NAN,
-            last: f64::NAN,
-        }
-    }
-
-    /// Counts a value; `false` for NaN, which the reductions skip.
-    #[inline]
-    fn count(&mut self, x: f64) -> bool {
-        if x.is_nan() {
-            return false;
-        }
-        self.count += 1;
-        true
-    }
-
-    fn value(&self, function: Aggregator) -> f64 {
-        if function == Aggregator::Count {
-            return self.count as f64;
-        }
-        if self.count == 0 {
-            return f64::NAN;
-        }
-        match function {
-            Aggregator::Avg => self.sum / self.count as f64,
-            Aggregator::Min | Aggregator::MimMin => self.min,
-            Aggregator::Max | Aggregator::MimMax => self.max,
-            Aggregator::First => self.first,
-            Aggregator::Last => self.last,
-            Aggregator::Mult => self.product,
-            Aggregator::Diff if self.count > 1 => self.last - self.first,
-            Aggregator::Diff => 0.0,
-            Aggregator::SquareSum => self.square_sum,
-            // Sum, ZimSum, PfSum, None; the rest never stream.
-            _ => self.sum,
-        }
-    }
-}
-
-/// The buckets of one series as they fill, each value added by `add`
-/// (only what the function needs: the fold runs once per stored point).
-struct Folder<'a, F> {
-    add: F,
+/// The buckets of one series as they fill.
+struct Folder<'a> {
+    keep: Keep,
     grid: Option<Grid<'a>>,
+    /// The same grid as presampled buckets carry it, when it is one.
+    presampled: Option<sundial_storage::Grid>,
     start: Timestamp,
-    buckets: Vec<(Timestamp, Acc)>,
-    /// The bucket being filled: `[from, to)`.
+    /// In the order opened; a bucket may come more than once (a chunk
+    /// taken whole, then a run) and out of order: see [`Folder::finish`].
+    buckets: Vec<(Timestamp, Bucket)>,
+    /// The bucket being filled, the last of `buckets`: `[from, to)`.
     current: Option<(Timestamp, Timestamp)>,
+    /// Stored points covered, and what was read for them: values decoded
+    /// and statistics taken.
     points: usize,
+    read: usize,
+    scratch: Vec<f64>,
 }
 
-impl<F: Fn(&mut Acc, f64)> Folder<'_, F> {
-    /// Folds one run of the column (times ascending) a bucket at a time:
-    /// the points of one bucket are found first, then added to a copy of
-    /// its state that the compiler keeps in registers.
-    #[inline]
-    fn push_run<T: Copy>(&mut self, ts: &[Timestamp], xs: &[T], to_f64: impl Fn(T) -> f64) {
-        let n = ts.len().min(xs.len());
-        let (mut ts, mut xs) = (ts.split_at(n).0, xs.split_at(n).0);
+impl Folder<'_> {
+    /// Folds one ascending run of the column a bucket at a time.
+    fn push_run(&mut self, ts: &[Timestamp], values: NumSlice<'_>) {
+        let n = ts.len().min(match values {
+            NumSlice::Longs(v) => v.len(),
+            NumSlice::Doubles(v) => v.len(),
+            NumSlice::Mixed(v) => v.len(),
+        });
         self.points += n;
-        while let Some(&t) = ts.first() {
+        self.read += n;
+        let mut i = 0;
+        while let Some(&t) = ts.get(i).filter(|_| i < n) {
             let current = match self.current {
                 Some((from, to)) if from <= t && t < to => Some((from, to)),
                 _ => self.open(t),
             };
             // A point outside the grid's edges is skipped.
-            let run = match current {
-                Some((from, to)) => ts
-                    .iter()
-                    .position(|t| !(from <= *t && *t < to))
-                    .unwrap_or(ts.len()),
-                None => 1,
+            let j = match current {
+                Some((_, to)) => i + ts[i..n].partition_point(|t| *t < to),
+                None => i + 1,
             };
-            let (values, rest) = xs.split_at(run);
             if current.is_some()
-                && let Some((_, acc)) = self.buckets.last_mut()
+                && let Some((_, bucket)) = self.buckets.last_mut()
             {
-                let mut state = *acc;
-                for x in values {
-                    (self.add)(&mut state, to_f64(*x));
+                let (keep, ts) = (self.keep, &ts[i..j]);
+                let scratch = &mut self.scratch;
+                match values {
+                    NumSlice::Longs(v) => bucket.add_longs(keep, ts, &v[i..j], scratch),
+                    NumSlice::Doubles(v) => bucket.add_doubles(keep, ts, &v[i..j]),
+                    NumSlice::Mixed(v) => bucket.add_nums(keep, ts, &v[i..j], scratch),
                 }
-                *acc = state;
             }
-            ts = ts.split_at(run).1;
-            xs = rest;
+            i = j;
+        }
+    }
+
+    /// Takes a whole chunk from its statistics or presampled buckets;
+    /// `false` when it must be decoded.
+    fn take_chunk(&mut self, whole: &WholeChunk<'_>) -> bool {
+        if !self.keep.statistics_give_it() {
+            return false;
+        }
+        let s = &whole.summary;
+        let summary = Summary {
+            count: s.count,
+            all_long: s.all_long,
+            min: s.stats.min,
+            max: s.stats.max,
+            exact: &whole.exact,
+            first_ts: s.min_ts,
+            last_ts: s.max_ts,
+        };
+        if !summary.usable(self.keep) {
+            return false;
+        }
+        if let Some((from, to)) = self.bucket(s.min_ts)
+            && s.max_ts < to
+        {
+            self.add_summary(from, &summary);
+            return true;
+        }
+        self.take_presampled(whole)
+    }
+
+    /// Takes a chunk from its presampled buckets on the grid.
+    fn take_presampled(&mut self, whole: &WholeChunk<'_>) -> bool {
+        let (Some(grid), Some(Grid::Fixed(width))) = (self.presampled, &self.grid) else {
+            return false;
+        };
+        let width = *width;
+        let Some(records) = whole.buckets(grid) else {
+            return false;
+        };
+        let s = &whole.summary;
+        let summaries: Vec<Summary<'_>> = records
+            .iter()
+            .map(|r| Summary {
+                count: r.count,
+                all_long: r.all_long,
+                min: r.min,
+                max: r.max,
+                exact: &r.exact,
+                first_ts: r.start.max(s.min_ts),
+                last_ts: r.start.saturating_add(width - 1).min(s.max_ts),
+            })
+            .collect();
+        if !summaries.iter().all(|r| r.usable(self.keep)) {
+            return false;
+        }
+        for (r, summary) in records.iter().zip(&summaries) {
+            if let Some((from, _)) = self.bucket(r.start) {
+                self.add_summary(from, summary);
+            }
+        }
+        true
+    }
+
+    fn add_summary(&mut self, from: Timestamp, summary: &Summary<'_>) {
+        let mut bucket = Bucket::default();
+        bucket.add_summary(self.keep, summary);
+        self.points = self.points.saturating_add(summary.count as usize);
+        self.read += 1;
+        self.buckets.push((from, bucket));
+        // Runs reopen their buckets after it.
+        self.current = None;
+    }
+
+    /// The bucket holding `t` as `[from, to)`; `None` when no bucket does.
+    fn bucket(&self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
+        match &self.grid {
+            Some(g) => g.bucket(t),
+            // One bucket over everything, stamped at the start.
+            None => Some((self.start, Timestamp::MAX)),
         }
     }
 
     /// Opens the bucket holding `t`; `None` when no bucket does.
     fn open(&mut self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
-        self.current = match &self.grid {
-            Some(g) => g.bucket(t),
-            // One bucket over everything, stamped at the start.
-            None => Some((self.start, Timestamp::MAX)),
-        };
+        self.current = self.bucket(t);
         if let Some((from, _)) = self.current {
-            self.buckets.push((from, Acc::new()));
+            self.buckets.push((from, Bucket::default()));
         }
         self.current
     }
+
+    /// The buckets in time order, parts of one bucket merged.
+    fn finish(mut self) -> Vec<(Timestamp, Bucket)> {
+        if self.buckets.windows(2).all(|w| w[0].0 < w[1].0) {
+            return self.buckets;
+        }
+        // Stable: parts of a bucket stay in the order they were read.
+        self.buckets.sort_by_key(|(b, _)| *b);
+        let mut out: Vec<(Timestamp, Bucket)> = Vec::with_capacity(self.buckets.len());
+        for (b, bucket) in self.buckets {
+            match out.last_mut() {
+                Some((last, merged)) if *last == b => merged.merge(&bucket),
+                _ => out.push((b, bucket)),
+            }
+        }
+        out
+    }
 }
 
-/// A series' buckets and the stored points they cover.
-type Downsampled = (Vec<(Timestamp, FieldValue)>, usize);
+/// A series' buckets, the stored points they cover, and what was read for
+/// them (values decoded, statistics taken).
+#[derive(Debug)]
+pub(super) struct Downsampled {
+    pub points: Vec<(Timestamp, FieldValue)>,
+    pub covered: usize,
+    pub read: usize,
+}
 
 /// Downsamples the numeric column of a series in `[start, end]` with a
-/// [`streams`] function; `None` if the column holds text. Also gives the
-/// number of stored points read.
+/// [`streams`] function; `None` if the column holds text.
 pub(super) fn downsample_column(
     view: &Snapshot<'_>,
     id: SeriesId,
@@ -157,50 +215,54 @@ pub(super) fn downsample_column(
     range: (Timestamp, Timestamp),
     max_points: usize,
 ) -> Result<Option<Downsampled>> {
-    let column = Column {
-        view,
-        id,
-        field,
-        ds,
-        range,
-        max_points,
+    let Some(keep) = Keep::of(ds.function) else {
+        return Ok(None);
     };
-    match ds.function {
-        Aggregator::Min | Aggregator::MimMin => column.fold(|a, x| {
-            if a.count(x) {
-                a.min = a.min.min(x);
-            }
-        }),
-        Aggregator::Max | Aggregator::MimMax => column.fold(|a, x| {
-            if a.count(x) {
-                a.max = a.max.max(x);
-            }
-        }),
-        Aggregator::First | Aggregator::Last | Aggregator::Diff => column.fold(|a, x| {
-            if a.count(x) {
-                if a.count == 1 {
-                    a.first = x;
-                }
-                a.last = x;
-            }
-        }),
-        Aggregator::Mult => column.fold(|a, x| {
-            if a.count(x) {
-                a.product *= x;
-            }
-        }),
-        Aggregator::SquareSum => column.fold(|a, x| {
-            if a.count(x) {
-                a.square_sum += x * x;
-            }
-        }),
-        // Sum, ZimSum, PfSum, None, Avg, Count.
-        _ => column.fold(|a, x| {
-            if a.count(x) {
-                a.sum += x;
-            }
-        }),
+    let (start, end) = range;
+    let grid = Grid::of(&ds.buckets);
+    let presampled = match &ds.buckets {
+        // OpenTSDB's fixed buckets count from the epoch.
+        Buckets::Fixed(width) => sundial_storage::Grid::new(0, *width),
+        _ => None,
+    };
+    let mut folder = Folder {
+        keep,
+        buckets: Vec::with_capacity(expected_buckets(grid.as_ref(), range)),
+        grid,
+        presampled,
+        start,
+        current: None,
+        points: 0,
+        read: 0,
+        scratch: Vec::new(),
+    };
+    let numeric = view.visit_numeric_parts(id, field, start, end, &mut |part| match part {
+        NumericPart::Chunk(whole) => folder.take_chunk(whole),
+        NumericPart::Run(ts, values) => {
+            folder.push_run(ts, values);
+            true
+        }
+    })?;
+    if !numeric {
+        return Ok(None);
     }
+    let (covered, read, grid) = (folder.points, folder.read, folder.grid);
+    let buckets = folder.finish();
+    let out: Vec<(Timestamp, FieldValue)> = buckets
+        .into_iter()
+        // A leading partial bucket before the start is dropped (OpenTSDB).
+        .filter(|(b, _)| (start..=end).contains(b))
+        .map(|(b, bucket)| (b, FieldValue::Double(bucket.value(ds.function))))
+        .collect();
+    let points = match grid {
+        Some(grid) => fill(out, &grid, ds.fill, (start, end), covered > 0, max_points)?,
+        None => out,
+    };
+    Ok(Some(Downsampled {
+        points,
+        covered,
+        read,
+    }))
 }
 
 /// Buckets a series dense over `[start, end]` fills: the vector is sized
@@ -217,68 +279,4 @@ fn expected_buckets(grid: Option<&Grid<'_>>, (start, end): (Timestamp, Timestamp
         Some(Grid::Edges(edges)) => edges.len(),
     };
     n.min(MAX_RESERVED)
-}
-
-/// One series' column and what to make of it.
-struct Column<'a> {
-    view: &'a Snapshot<'a>,
-    id: SeriesId,
-    field: &'a str,
-    ds: &'a Downsample,
-    range: (Timestamp, Timestamp),
-    max_points: usize,
-}
-
-impl Column<'_> {
-    /// Folds the column's values into buckets with `add`, then reduces
-    /// and fills them.
-    fn fold(&self, add: impl Fn(&mut Acc, f64)) -> Result<Option<Downsampled>> {
-        let Column {
-            view,
-            id,
-            field,
-            ds,
-            range: (start, end),
-            max_points,
-        } = *self;
-        let grid = Grid::of(&ds.buckets);
-        let mut folder = Folder {
-            add,
-            buckets: Vec::with_capacity(expected_buckets(grid.as_ref(), (start, end))),
-            grid,
-            start,
-            current: None,
-            points: 0,
-        };
-        let numeric =
-            view.visit_numeric(id, field, start, end, &mut |ts, values| match values {
-                NumSlice::Longs(v) => folder.push_run(ts, v, |x| x as f64),
-                NumSlice::Doubles(v) => folder.push_run(ts, v, |x| x),
-                NumSlice::Mixed(v) => folder.push_run(ts, v, |x| match x {
-                    Num::Long(i) => i as f64,
-                    Num::Double(d) => d,
-                    Num::Bool(b) => f64::from(u8::from(b)),
-                }),
-            })?;
-        if !numeric {
-            return Ok(None);
-        }
-        let Folder {
-            grid,
-            buckets,
-            points,
-            ..
-        } = folder;
-        let out: Vec<(Timestamp, FieldValue)> = buckets
-            .into_iter()
-            // A leading partial bucket before the start is dropped (OpenTSDB).
-            .filter(|(b, _)| (start..=end).contains(b))
-            .map(|(b, acc)| (b, FieldValue::Double(acc.value(ds.function))))
-            .collect();
-        let Some(grid) = grid else {
-            return Ok(Some((out, points)));
-        };
-        let filled = fill(out, &grid, ds.fill, (start, end), points > 0, max_points)?;
-        Ok(Some((filled, points)))
-    }
 }

@@ -92,33 +92,63 @@ fn text(points: &[(Timestamp, FieldValue)]) -> String {
     format!("{points:?}")
 }
 
-/// Count, min and max from chunk statistics give what reducing every
-/// written value gives, with each fill policy, for buckets that hold whole
-/// chunks (1d, all), buckets that split them (1h) and a NaN chunk.
+/// Every function that streams gives what reducing the written values
+/// gives.
+const STREAMING: [Aggregator; 14] = [
+    Aggregator::Sum,
+    Aggregator::ZimSum,
+    Aggregator::PfSum,
+    Aggregator::Avg,
+    Aggregator::Min,
+    Aggregator::Max,
+    Aggregator::MimMin,
+    Aggregator::MimMax,
+    Aggregator::Count,
+    Aggregator::First,
+    Aggregator::Last,
+    Aggregator::Mult,
+    Aggregator::Diff,
+    Aggregator::SquareSum,
+];
+
+/// Values decoded and statistics taken, and points covered, downsampling
+/// every series of the database.
+fn reads(db: &Db, ds: &Downsample, end: Timestamp) -> Result<(usize, usize)> {
+    db.read(|view| {
+        let (mut read, mut covered) = (0, 0);
+        for id in select(&view, "cpu", &[])? {
+            let d = streaming::downsample_column(&view, id, "value", ds, (0, end), MAX_FILLED)?
+                .ok_or(Error::Internal("a numeric column"))?;
+            read += d.read;
+            covered += d.covered;
+        }
+        Ok((read, covered))
+    })
+}
+
+/// Chunk statistics give what reducing every written value gives, for
+/// every function that takes them, with each fill policy, for buckets
+/// that hold whole chunks (1d, all), buckets that split them (1h) and a
+/// chunk with a NaN (read, since the reductions skip NaN).
 #[test]
 fn statistics_answer_as_the_values_do() -> TestResult {
     let (_dir, db) = two_day_db()?;
     let end = 3 * DAY - 1;
     let summarised = db.read(|view| -> Result<usize> {
-        let ids = select(&view, "cpu", &[])?;
         let mut n = 0;
-        for id in ids {
-            n += view.column_parts(id, "value", 0, end)?.summaries.len();
+        for id in select(&view, "cpu", &[])? {
+            view.visit_numeric_parts(id, "value", 0, end, &mut |part| {
+                n += usize::from(matches!(part, sundial_storage::NumericPart::Chunk(_)));
+                false
+            })?;
         }
         Ok(n)
     })?;
     // Blocks cut a day into several chunks; each lies wholly in the range.
     assert!(summarised >= 6, "{summarised} chunks summarised");
-    let functions = [
-        Aggregator::Count,
-        Aggregator::Min,
-        Aggregator::Max,
-        Aggregator::MimMin,
-        Aggregator::MimMax,
-    ];
     let buckets = [Buckets::Fixed(DAY), Buckets::Fixed(3_600_000), Buckets::All];
     let fills = [FillPolicy::None, FillPolicy::Zero, FillPolicy::NaN];
-    for function in functions {
+    for function in STREAMING {
         for b in &buckets {
             for fill in fills {
                 let ds = Downsample {
@@ -127,6 +157,55 @@ fn statistics_answer_as_the_values_do() -> TestResult {
                     fill,
                 };
                 matches_the_values(&db, &ds, (0, end))?;
+                let (read, covered) = reads(&db, &ds, end)?;
+                let takes = !matches!(function, Aggregator::Mult | Aggregator::SquareSum);
+                if takes && *b != Buckets::Fixed(3_600_000) {
+                    // Each day's chunks of two series, and series 1's
+                    // chunks but the one holding a NaN, are not decoded.
+                    assert!(read < covered / 2, "{ds:?}: read {read} of {covered}");
+                } else {
+                    assert!(read >= covered, "{ds:?}: read {read} of {covered}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A presampling rule for `cpu` on the epoch's hours.
+fn hourly_rule() -> sundial_storage::PresamplingRule {
+    sundial_storage::PresamplingRule {
+        id: "hourly".into(),
+        definition: serde_json::Value::Null,
+        metric: Some("cpu".into()),
+        tags: Vec::new(),
+        anchor: 0,
+        width: 3_600_000,
+    }
+}
+
+/// With a presampling rule on the hour, hourly downsampling takes the
+/// chunks' presampled buckets, and answers as the values do.
+#[test]
+fn presampled_buckets_answer_as_the_values_do() -> TestResult {
+    let (_dir, db) = two_day_db()?;
+    db.set_presampling_rules(vec![hourly_rule()])?;
+    // Rewrites the blocks written before the rule, with its buckets.
+    db.compact(true)?;
+    let end = 2 * DAY - 1;
+    for function in STREAMING {
+        for fill in [FillPolicy::None, FillPolicy::Zero] {
+            let ds = Downsample {
+                buckets: Buckets::Fixed(3_600_000),
+                function,
+                fill,
+            };
+            matches_the_values(&db, &ds, (0, end))?;
+            let (read, covered) = reads(&db, &ds, end)?;
+            if matches!(function, Aggregator::Mult | Aggregator::SquareSum) {
+                assert!(read >= covered, "{ds:?}: read {read} of {covered}");
+            } else {
+                assert!(read < covered / 2, "{ds:?}: read {read} of {covered}");
             }
         }
     }
@@ -141,22 +220,6 @@ fn statistics_answer_as_the_values_do() -> TestResult {
 fn streaming_answers_as_the_values_do() -> TestResult {
     let (_dir, db) = two_day_db()?;
     let (start, end) = (5 * STEP + 1, 2 * DAY - 1);
-    let functions = [
-        Aggregator::Sum,
-        Aggregator::ZimSum,
-        Aggregator::PfSum,
-        Aggregator::Avg,
-        Aggregator::Min,
-        Aggregator::Max,
-        Aggregator::MimMin,
-        Aggregator::MimMax,
-        Aggregator::Count,
-        Aggregator::First,
-        Aggregator::Last,
-        Aggregator::Mult,
-        Aggregator::Diff,
-        Aggregator::SquareSum,
-    ];
     let edges: Vec<Timestamp> = (0..=12).map(|i| i * 6 * 3_600_000 - 3 * STEP).collect();
     let buckets = [
         Buckets::Fixed(10 * STEP),
@@ -164,7 +227,7 @@ fn streaming_answers_as_the_values_do() -> TestResult {
         Buckets::Edges(edges.into()),
         Buckets::All,
     ];
-    for function in functions {
+    for function in STREAMING {
         for b in &buckets {
             for fill in [FillPolicy::None, FillPolicy::Zero, FillPolicy::NaN] {
                 let ds = Downsample {
@@ -176,6 +239,124 @@ fn streaming_answers_as_the_values_do() -> TestResult {
                 matches_the_values(&db, &ds, (start, end))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// A series' points.
+type Points = Vec<(Timestamp, FieldValue)>;
+
+/// Each series downsampled with every streaming function on an epoch
+/// grid of 10 minutes and of an hour (a rule's presampled buckets may be
+/// on it) answers as reducing the values stored in `[start, end]`; for
+/// the presampling property test, whose data is Longs of any size,
+/// Doubles and Booleans, overwritten and out of order.
+pub(in crate::series_query) fn downsampling_matches_stored_values(
+    db: &Db,
+    (start, end): (Timestamp, Timestamp),
+) -> std::result::Result<(), String> {
+    let stored = db
+        .read(|view| -> Result<Vec<(String, Points)>> {
+            let mut out = Vec::new();
+            let ids = match select(&view, "cpu", &[]) {
+                // Nothing written yet.
+                Err(Error::UnknownMetric { .. }) => return Ok(out),
+                ids => ids?,
+            };
+            for id in ids {
+                let Some(key) = view.key(id) else { continue };
+                let host = key.tag("host").unwrap_or_default().to_owned();
+                out.push((host, view.points(id, "value", start, end)?));
+            }
+            Ok(out)
+        })
+        .map_err(|e| e.to_string())?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    for function in STREAMING {
+        for width in [600_000, 3_600_000] {
+            let ds = Downsample {
+                buckets: Buckets::Fixed(width),
+                function,
+                fill: FillPolicy::None,
+            };
+            let mut q = query(ds.clone(), end);
+            q.start = start;
+            let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
+            let got = execute(db, &q, &budget).map_err(|e| e.to_string())?;
+            for (host, points) in &stored {
+                let want = downsample::downsample(points, &ds, start, end, MAX_FILLED)
+                    .map_err(|e| e.to_string())?;
+                let result = got
+                    .iter()
+                    .find(|r| r.tags.iter().any(|(k, v)| k == "host" && v == host));
+                let got = result.map(|r| text(&r.points)).unwrap_or_default();
+                let want = if want.is_empty() {
+                    String::new()
+                } else {
+                    text(&want)
+                };
+                if got != want {
+                    return Err(format!("{ds:?} host {host}: got {got}, want {want}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// First, last and diff take a chunk's presampled buckets and points
+/// beside the chunk in the same buckets (earlier in its first hour, later
+/// in its last) in time order.
+#[test]
+fn presampled_ends_order_against_points_beside_the_chunk() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open(sundial_storage::Config {
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    })?;
+    db.set_presampling_rules(vec![hourly_rule()])?;
+    let key = std::sync::Arc::new(SeriesKey::new("cpu", vec![("host".into(), "h0".into())]));
+    let write = |times: &mut dyn Iterator<Item = i64>| -> TestResult {
+        let batch = times
+            .map(|t| WritePoint {
+                series: key.clone(),
+                field: "value".into(),
+                timestamp: t,
+                value: ValueInput::Typed(FieldValue::Double(value(0, t))),
+            })
+            .collect();
+        db.write(batch, false)?.commit.wait_blocking()?;
+        Ok(())
+    };
+    // Three sources, none overlapping another's span: two blocks, the head.
+    write(&mut (20 * STEP..190 * STEP).step_by(STEP as usize))?;
+    db.flush()?;
+    write(&mut std::iter::once(210 * STEP))?;
+    db.flush()?;
+    write(&mut std::iter::once(5 * STEP))?;
+    let end = 4 * 3_600_000 - 1;
+    for function in [Aggregator::First, Aggregator::Last, Aggregator::Diff] {
+        let ds = Downsample {
+            buckets: Buckets::Fixed(3_600_000),
+            function,
+            fill: FillPolicy::None,
+        };
+        let (read, covered) = reads(&db, &ds, end)?;
+        assert!(read < covered / 10, "{ds:?}: read {read} of {covered}");
+        let mut q = query(ds.clone(), end);
+        q.start = 0;
+        let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
+        let got = execute(&db, &q, &budget)?;
+        let written: Vec<(Timestamp, FieldValue)> = (5..6)
+            .chain(20..190)
+            .chain(210..211)
+            .map(|m| (m * STEP, FieldValue::Double(value(0, m * STEP))))
+            .collect();
+        let want = downsample::downsample(&written, &ds, 0, end, MAX_FILLED)?;
+        assert_eq!(got.len(), 1);
+        assert_eq!(text(&got[0].points), text(&want), "{ds:?}");
     }
     Ok(())
 }
