@@ -5,6 +5,11 @@
 # bytes per point on disk after the data settles, peak RSS and restart time.
 #
 #   bench/ingest.sh [--hours H] [--hosts N] [--batch B] [--connections C] [--only sundial]
+#                   [--profile wide]
+#
+# --profile wide: 1 M series (100 000 hosts x 10 metrics) of 12 points each,
+# for memory per series (resident memory after the load, divided by the
+# series) and the peak through compaction (or VictoriaMetrics' merge).
 #
 # Bounded: one pass over the data set per server. Installs the peers with
 # apt-get if they are missing (needs root, as on the project machines).
@@ -16,7 +21,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --hours) HOURS=$2; shift 2;; --hosts) HOSTS=$2; shift 2;;
     --batch) BATCH=$2; shift 2;; --connections) CONNS=$2; shift 2;;
-    --only) ONLY=$2; shift 2;; *) echo "unknown argument $1" >&2; exit 2;;
+    --only) ONLY=$2; shift 2;;
+    --profile)
+      [ "$2" = wide ] || { echo "unknown profile $2" >&2; exit 2; }
+      HOSTS=100000 HOURS=0.0334; shift 2;;
+    *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
@@ -41,18 +50,23 @@ settle() { # dir: wait until its allocated size stops changing
   echo "$now"
 }
 hwm() { awk '/VmHWM/ {print $2 * 1024}' "/proc/$1/status"; }
+rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
 load() { # label, base url
   "$BIN/sundial-load" --url "$2" --label "$1" --hours "$HOURS" --hosts "$HOSTS" \
     --batch "$BATCH" --connections "$CONNS" --start "$START"
 }
-report() { # label, load json, disk bytes, rss bytes, restart seconds
-  python3 - "$@" <<'PY'
+report() { # label, load json, disk bytes, peak rss bytes, restart seconds, rss after the load
+  python3 - "$@" "$HOSTS" <<'PY'
 import json, sys
-label, load, disk, rss, restart = sys.argv[1:]
+label, load, disk, rss, restart, loaded, hosts = sys.argv[1:]
 l = json.loads(load)
+series = int(hosts) * 10
 print(json.dumps({"server": label, "points": l["points"], "points_per_sec": l["points_per_sec"],
                   "bytes_per_point": round(int(disk) / l["points"], 3),
-                  "peak_rss_mib": round(int(rss) / 2**20, 1), "restart_s": round(float(restart), 2)}))
+                  "peak_rss_mib": round(int(rss) / 2**20, 1),
+                  "loaded_rss_mib": round(int(loaded) / 2**20, 1),
+                  "loaded_rss_bytes_per_series": round(int(loaded) / series),
+                  "restart_s": round(float(restart), 2)}))
 PY
 }
 
@@ -62,6 +76,7 @@ run_sundial() {
   local pid=$!
   wait_http "http://127.0.0.1:$port/api/version" 30 >/dev/null
   local out; out=$(load sundial "http://127.0.0.1:$port")
+  local loaded; loaded=$(rss $pid)
   # Settle like VictoriaMetrics' force_merge: flush and merge all blocks.
   curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
   local rss; rss=$(hwm $pid)
@@ -71,7 +86,7 @@ run_sundial() {
   pid=$!
   local restart; restart=$(wait_http "http://127.0.0.1:$port/api/version" 300)
   kill -TERM $pid; wait $pid || true
-  report sundial "$out" "$disk" "$rss" "$restart"
+  report sundial "$out" "$disk" "$rss" "$restart" "$loaded"
 }
 
 run_victoria() {
@@ -83,6 +98,7 @@ run_victoria() {
   wait_http "http://127.0.0.1:18428/health" 30 >/dev/null
   sleep 1
   local out; out=$(load victoriametrics "http://127.0.0.1:14243")
+  local loaded; loaded=$(rss $pid)
   curl -sf "http://127.0.0.1:18428/internal/force_flush" >/dev/null
   curl -sf "http://127.0.0.1:18428/internal/force_merge?partition_prefix=$PARTITION" >/dev/null
   local rss; rss=$(hwm $pid)
@@ -92,7 +108,7 @@ run_victoria() {
   pid=$!
   local restart; restart=$(wait_http "http://127.0.0.1:18428/health" 300)
   kill -TERM $pid; wait $pid || true
-  report victoriametrics "$out" "$disk" "$rss" "$restart"
+  report victoriametrics "$out" "$disk" "$rss" "$restart" "$loaded"
 }
 
 run_influx() {
@@ -104,6 +120,7 @@ run_influx() {
   wait_http "http://127.0.0.1:18086/ping" 30 >/dev/null
   curl -sf -XPOST "http://127.0.0.1:18086/query" --data-urlencode "q=CREATE DATABASE opentsdb" >/dev/null
   local out; out=$(load influxdb "http://127.0.0.1:14244")
+  local loaded; loaded=$(rss $pid)
   local rss; rss=$(hwm $pid)
   sleep 12   # let the cold-write snapshot and full compaction run
   local disk; disk=$(settle "$dir")
@@ -112,7 +129,7 @@ run_influx() {
   pid=$!
   local restart; restart=$(wait_http "http://127.0.0.1:18086/ping" 300)
   kill -TERM $pid; wait $pid || true
-  report influxdb "$out" "$disk" "$rss" "$restart"
+  report influxdb "$out" "$disk" "$rss" "$restart" "$loaded"
 }
 
 echo "# ingest: ${HOSTS} hosts x 10 metrics, ${HOURS} h at 10 s, batch ${BATCH}, ${CONNS} connections" >&2

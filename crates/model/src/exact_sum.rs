@@ -86,9 +86,9 @@ impl ExactSum {
 
     /// Adds every double of `xs` and returns their minimum and maximum
     /// (folds want both, and one pass over the values costs least). While
-    /// the values lie within 2^20 above and 2^32 below the first one (the
-    /// usual case) they add in one pass into an `i128`; otherwise one by
-    /// one.
+    /// the values lie within 2^20 above and 2^32 below the first nonzero
+    /// one (the usual case) they add in one pass into an `i128`, 2^21 at a
+    /// time; otherwise one by one.
     pub fn add_slice(&mut self, xs: &[f64]) -> (f64, f64) {
         let (min, max, _) = self.add_slice_with(xs, false);
         (min, max)
@@ -108,18 +108,34 @@ impl ExactSum {
     }
 
     fn add_slice_with(&mut self, xs: &[f64], skip_nan: bool) -> (f64, f64, usize) {
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        let Some(first) = xs.first() else {
-            return (min, max, 0);
-        };
+        /// Values per piece: each adds less than 2^105 (below), so a
+        /// piece's total stays under 2^126.
+        const PIECE: usize = 1 << 21;
+        let (mut min, mut max, mut nans) = (f64::INFINITY, f64::NEG_INFINITY, 0);
+        for piece in xs.chunks(PIECE) {
+            let (lo, hi, n) = self.add_piece(piece, skip_nan);
+            (min, max, nans) = (min.min(lo), max.max(hi), nans + n);
+        }
+        (min, max, nans)
+    }
+
+    /// [`add_slice_with`](Self::add_slice_with) of at most 2^21 values.
+    fn add_piece(&mut self, xs: &[f64], skip_nan: bool) -> (f64, f64, usize) {
         // Biased exponents: the lowest bit of a value with exponent e is
-        // at place max(e, 1) - 1075, its highest 52 places up. With at
-        // most 2^31 values, 32 + 52 + 20 + 1 + 31 bits stay under 127.
-        let e0 = (((first.to_bits() >> 52) & 0x7ff) as i32).max(1);
-        // No place below the subnormals' (2^-1074).
-        // Infinities and NaNs (exponent 0x7ff) always lie outside.
+        // at place max(e, 1) - 1075, its highest 52 places up. Places are
+        // counted from the first nonzero value's (zeros add nothing
+        // wherever they are): a value within 20 above and 32 below it
+        // adds less than 2^(53 + 52).
+        let e0 = xs
+            .iter()
+            .map(|x| x.to_bits())
+            .find(|bits| bits << 1 != 0)
+            .map_or(1, |bits| ((bits >> 52) & 0x7ff) as i32)
+            .max(1);
+        // No place below the subnormals' (2^-1074); infinities and NaNs
+        // (exponent 0x7ff) always lie outside.
         let (base, top) = ((e0 - 32).max(1), (e0 + 20).min(0x7fe));
-        let mut outside = xs.len() > 1 << 31;
+        let mut outside = false;
         // Independent chains of additions and extremes: the loop is bound
         // by their latency, not by its instructions.
         const LANES: usize = 2;
@@ -134,11 +150,12 @@ impl ExactSum {
             let frac = (bits & ((1 << 52) - 1)) as i128;
             let m = if e == 0 { frac } else { frac | 1 << 52 };
             let at = e.max(1);
-            outside |= at < base || at > top;
+            outside |= (at < base || at > top) && m != 0;
             let v = m << (at - base).clamp(0, 64);
             // Negated without a branch: signs are as mixed as the data.
             let sign = -((bits >> 63) as i128);
-            totals[lane] += (v ^ sign) - sign;
+            // Wrapping: only a total with nothing outside is used.
+            totals[lane] = totals[lane].wrapping_add((v ^ sign) - sign);
         };
         let mut groups = xs.chunks_exact(LANES);
         for group in &mut groups {
@@ -149,9 +166,9 @@ impl ExactSum {
         for (lane, x) in groups.remainder().iter().enumerate() {
             add(lane, *x);
         }
-        let total: i128 = totals.iter().sum();
-        min = lows.iter().fold(min, |a, b| a.min(*b));
-        max = highs.iter().fold(max, |a, b| a.max(*b));
+        let total = totals.iter().fold(0i128, |a, b| a.wrapping_add(*b));
+        let min = lows.iter().fold(f64::INFINITY, |a, b| a.min(*b));
+        let max = highs.iter().fold(f64::NEG_INFINITY, |a, b| a.max(*b));
         // NaN's exponent is past every value's: only this path sees one.
         let mut nans = 0;
         if outside {

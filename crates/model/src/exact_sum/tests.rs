@@ -238,3 +238,21 @@ fn slices_with_infinities_and_nans_sum_as_one_by_one() {
         assert!(!skipping.holds_nan());
     }
 }
+
+#[test]
+fn long_slices_and_zeros_sum_as_one_by_one() {
+    // 2^23 values at the top of the one-pass range of the first (1.0):
+    // more than an i128 holds in one pass, so they add in pieces.
+    let high = f64::from_bits((1023 + 20) << 52 | ((1 << 52) - 1));
+    let mut xs = vec![1.0];
+    xs.resize(1 + (1 << 23), high);
+    // Zeros anywhere, first included, keep the one-pass range.
+    for zeros in [vec![0.0], vec![-0.0, 3.5, 0.0]] {
+        let xs: Vec<f64> = zeros.iter().chain(&xs).copied().collect();
+        let mut one_by_one = ExactSum::default();
+        xs.iter().for_each(|x| one_by_one.add(*x));
+        let mut sliced = ExactSum::default();
+        assert_eq!(sliced.add_slice(&xs), (0.0, high));
+        assert_eq!(sliced, one_by_one);
+    }
+}

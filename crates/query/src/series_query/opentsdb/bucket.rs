@@ -255,7 +255,7 @@ impl Bucket {
     /// when the function's state depends on their order (product, sum of
     /// squares).
     pub(super) fn merge(&mut self, o: &Bucket) {
-        self.count += o.count;
+        self.count = self.count.saturating_add(o.count);
         self.sum.merge(&o.sum);
         self.product *= o.product;
         self.square_sum += o.square_sum;
