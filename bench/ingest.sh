@@ -49,8 +49,8 @@ settle() { # dir: wait until its allocated size stops changing
   done
   echo "$now"
 }
-hwm() { awk '/VmHWM/ {print $2 * 1024}' "/proc/$1/status"; }
-rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
+hwm() { awk '/VmHWM/ {printf "%d\n", $2 * 1024}' "/proc/$1/status"; }
+rss() { awk '/VmRSS/ {printf "%d\n", $2 * 1024}' "/proc/$1/status"; }
 load() { # label, base url
   "$BIN/sundial-load" --url "$2" --label "$1" --hours "$HOURS" --hosts "$HOSTS" \
     --batch "$BATCH" --connections "$CONNS" --start "$START"

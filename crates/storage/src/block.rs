@@ -8,6 +8,7 @@ mod exact;
 mod index;
 mod reader;
 mod source;
+mod table;
 pub(crate) mod writer;
 
 pub(crate) use exact::{

@@ -9,7 +9,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
 use crate::record::{self, get_str, get_varint, take, unzigzag};
-use std::collections::HashMap;
 use std::path::Path;
 use sundial_model::Timestamp;
 
@@ -42,7 +41,7 @@ pub(crate) const NO_EXACT: u32 = u32::MAX;
 pub(super) struct Decoded {
     pub(super) fields: Vec<String>,
     /// Per column, ascending by time.
-    pub(super) chunks: HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
+    pub(super) chunks: super::table::ChunkTable,
     pub(super) min_ts: Timestamp,
     pub(super) max_ts: Timestamp,
     /// Encoded fast by a flush.
@@ -81,9 +80,11 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
     } else {
         payload
     };
-    let (fields, mut chunks, exact, presampling) =
+    let (fields, chunks, exact, presampling) =
         decode_index(payload, version >= 4).map_err(|r| corrupt(format!("index: {r}")))?;
-    let (min_ts, max_ts) = sort_chunks(&mut chunks);
+    let chunks =
+        super::table::ChunkTable::new(chunks).map_err(|r| corrupt(format!("index: {r}")))?;
+    let (min_ts, max_ts) = time_range(chunks.entries());
     Ok(Decoded {
         fields,
         chunks,
@@ -159,28 +160,16 @@ pub(super) fn locate_index(
     })
 }
 
-/// Sorts each column's chunks by time; the block's time range.
-fn sort_chunks(chunks: &mut HashMap<(SeriesId, u32), Vec<ChunkEntry>>) -> (Timestamp, Timestamp) {
-    let (mut min_ts, mut max_ts) = (Timestamp::MAX, Timestamp::MIN);
-    for entries in chunks.values_mut() {
-        entries.sort_by_key(|e| e.min_ts);
-        // Most columns have one chunk; Vec's growth would keep room for
-        // four, which at a million columns is hundreds of megabytes.
-        entries.shrink_to_fit();
-        for e in entries.iter() {
-            max_ts = max_ts.max(e.max_ts);
-            min_ts = min_ts.min(e.min_ts);
-        }
-    }
-    (min_ts, max_ts)
+/// The block's time range.
+fn time_range(chunks: &[ChunkEntry]) -> (Timestamp, Timestamp) {
+    chunks
+        .iter()
+        .fold((Timestamp::MAX, Timestamp::MIN), |(lo, hi), e| {
+            (lo.min(e.min_ts), hi.max(e.max_ts))
+        })
 }
 
-type Index = (
-    Vec<String>,
-    HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
-    Vec<u8>,
-    u64,
-);
+type Index = (Vec<String>, Vec<(SeriesId, u32, ChunkEntry)>, Vec<u8>, u64);
 
 /// Largest index a block may state (a damaged length must not allocate
 /// without bound; a million series' index is a few hundred megabytes).
@@ -194,7 +183,7 @@ fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index
         fields.push(get_str(input)?);
     }
     let n_chunks = get_varint(input)?;
-    let mut chunks = HashMap::new();
+    let mut chunks = Vec::new();
     let mut exact = Vec::new();
     for _ in 0..n_chunks {
         let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
@@ -239,10 +228,10 @@ fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index
             exact.extend_from_slice(&before[..len]);
             rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
         }
-        chunks
-            .entry((SeriesId(id), field))
-            .or_insert_with(Vec::new)
-            .push(ChunkEntry {
+        chunks.push((
+            SeriesId(id),
+            field,
+            ChunkEntry {
                 kind,
                 all_long,
                 offset,
@@ -253,7 +242,8 @@ fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index
                 stats,
                 exact_at,
                 rollup_len,
-            });
+            },
+        ));
     }
     // Older blocks count as written under other rules: compaction
     // rewrites them as current ones.

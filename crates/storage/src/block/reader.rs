@@ -10,7 +10,6 @@ use crate::head::SeriesId;
 use crate::record::{self, take};
 use crate::remote::{BlockRanges, RemoteStore, manifest};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +25,7 @@ pub(crate) struct Block {
     source: Source,
     fields: Vec<String>,
     /// Per column, ascending by time.
-    chunks: HashMap<(SeriesId, u32), Vec<ChunkEntry>>,
+    chunks: super::table::ChunkTable,
     /// The chunks' exact statistics, encoded ([`ChunkEntry::exact_at`]).
     exact: Vec<u8>,
     /// Its name and place in the overwrite order.
@@ -172,7 +171,7 @@ impl Block {
                 KIND_BYTES => Kind::Bytes,
                 _ => Kind::Numeric,
             };
-            Some((*id, self.fields.get(*f as usize)?.as_str(), kind))
+            Some((id, self.fields.get(f as usize)?.as_str(), kind))
         })
     }
 
@@ -181,8 +180,7 @@ impl Block {
         self.fields
             .iter()
             .position(|x| x == field)
-            .and_then(|f| self.chunks.get(&(id, f as u32)))
-            .map(Vec::as_slice)
+            .map(|f| self.chunks.get(id, f as u32))
             .unwrap_or_default()
     }
 
@@ -244,8 +242,8 @@ impl Block {
     /// Every (series, field) column in the block.
     pub(crate) fn columns(&self) -> impl Iterator<Item = (SeriesId, &str)> {
         self.chunks
-            .keys()
-            .filter_map(|(id, f)| Some((*id, self.fields.get(*f as usize)?.as_str())))
+            .iter()
+            .filter_map(|((id, f), _)| Some((id, self.fields.get(f as usize)?.as_str())))
     }
 
     /// Series with a chunk overlapping `[start, end]`.
