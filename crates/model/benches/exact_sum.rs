@@ -35,6 +35,30 @@ fn sums(c: &mut Criterion) {
             out
         })
     });
+    g.bench_function("exact_sum_only", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(24);
+            for hour in black_box(&xs).chunks(360) {
+                let mut s = ExactSum::default();
+                let nans = s.add_slice_skipping_nan(hour);
+                out.push((s.value(), nans));
+            }
+            out
+        })
+    });
+    g.bench_function("rounding_sum_only", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(24);
+            for hour in black_box(&xs).chunks(360) {
+                let mut sum = 0.0;
+                for x in hour {
+                    sum += x;
+                }
+                out.push(sum);
+            }
+            out
+        })
+    });
     g.bench_function("rounding", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(24);

@@ -90,15 +90,15 @@ impl ExactSum {
     /// one (the usual case) they add in one pass into an `i128`, 2^21 at a
     /// time; otherwise one by one.
     pub fn add_slice(&mut self, xs: &[f64]) -> (f64, f64) {
-        let (min, max, _) = self.add_slice_with(xs, false);
+        let (min, max, _) = self.add_slice_with::<true>(xs, false);
         (min, max)
     }
 
-    /// [`add_slice`](Self::add_slice) leaving NaNs out (they are ignored by
-    /// the extremes too), and how many there were (OpenTSDB's reductions
-    /// skip them).
-    pub fn add_slice_skipping_nan(&mut self, xs: &[f64]) -> (f64, f64, usize) {
-        self.add_slice_with(xs, true)
+    /// Adds every double of `xs` but NaNs, and returns how many NaNs there
+    /// were (OpenTSDB's reductions skip them); no extremes, which cost a
+    /// quarter of the loop.
+    pub fn add_slice_skipping_nan(&mut self, xs: &[f64]) -> usize {
+        self.add_slice_with::<false>(xs, true).2
     }
 
     /// Whether a NaN was added (infinities of both signs make the sum NaN
@@ -107,20 +107,30 @@ impl ExactSum {
         self.special.nan
     }
 
-    fn add_slice_with(&mut self, xs: &[f64], skip_nan: bool) -> (f64, f64, usize) {
+    fn add_slice_with<const EXTREMES: bool>(
+        &mut self,
+        xs: &[f64],
+        skip_nan: bool,
+    ) -> (f64, f64, usize) {
         /// Values per piece: each adds less than 2^105 (below), so a
         /// piece's total stays under 2^126.
         const PIECE: usize = 1 << 21;
         let (mut min, mut max, mut nans) = (f64::INFINITY, f64::NEG_INFINITY, 0);
         for piece in xs.chunks(PIECE) {
-            let (lo, hi, n) = self.add_piece(piece, skip_nan);
+            let (lo, hi, n) = self.add_piece::<EXTREMES>(piece, skip_nan);
             (min, max, nans) = (min.min(lo), max.max(hi), nans + n);
         }
         (min, max, nans)
     }
 
     /// [`add_slice_with`](Self::add_slice_with) of at most 2^21 values.
-    fn add_piece(&mut self, xs: &[f64], skip_nan: bool) -> (f64, f64, usize) {
+    fn add_piece<const EXTREMES: bool>(&mut self, xs: &[f64], skip_nan: bool) -> (f64, f64, usize) {
+        if let Some((total, place, min, max)) = integer_total::<EXTREMES>(xs) {
+            if total != 0 {
+                self.add_scaled(total, place);
+            }
+            return (min, max, 0);
+        }
         // Biased exponents: the lowest bit of a value with exponent e is
         // at place max(e, 1) - 1075, its highest 52 places up. Places are
         // counted from the first nonzero value's (zeros add nothing
@@ -143,8 +153,10 @@ impl ExactSum {
         let mut lows = [f64::INFINITY; LANES];
         let mut highs = [f64::NEG_INFINITY; LANES];
         let mut add = |lane: usize, x: f64| {
-            lows[lane] = lows[lane].min(x);
-            highs[lane] = highs[lane].max(x);
+            if EXTREMES {
+                lows[lane] = lows[lane].min(x);
+                highs[lane] = highs[lane].max(x);
+            }
             let bits = x.to_bits();
             let e = ((bits >> 52) & 0x7ff) as i32;
             let frac = (bits & ((1 << 52) - 1)) as i128;
@@ -157,15 +169,7 @@ impl ExactSum {
             // Wrapping: only a total with nothing outside is used.
             totals[lane] = totals[lane].wrapping_add((v ^ sign) - sign);
         };
-        let mut groups = xs.chunks_exact(LANES);
-        for group in &mut groups {
-            for (lane, x) in group.iter().enumerate() {
-                add(lane, *x);
-            }
-        }
-        for (lane, x) in groups.remainder().iter().enumerate() {
-            add(lane, *x);
-        }
+        in_lanes::<LANES>(xs, &mut add);
         let total = totals.iter().fold(0i128, |a, b| a.wrapping_add(*b));
         let min = lows.iter().fold(f64::INFINITY, |a, b| a.min(*b));
         let max = highs.iter().fold(f64::NEG_INFINITY, |a, b| a.max(*b));
@@ -578,6 +582,62 @@ fn bits_at(windows: &[i64; WINDOWS], from: u32, len: u32) -> u64 {
 fn any_below(windows: &[i64; WINDOWS], bit: u32) -> bool {
     let w = (bit / WINDOW) as usize;
     windows[..w].iter().any(|x| *x != 0) || windows[w] & ((1i64 << (bit % WINDOW)) - 1) != 0
+}
+
+/// The common case of a slice's sum, about three times faster than the
+/// general loop: every value scaled by the power of two that brings the
+/// largest magnitude just below 2^63 is an integer (no value has bits more
+/// than 62 places below the largest's top bit; small integers and zeros
+/// always qualify), so the values add as `i64`s. Gives the total and its
+/// place (`total * 2^place`) and the extremes; `None` otherwise (NaN or
+/// infinity, magnitudes at or past 2^62 or below 2^-961, or a value with
+/// bits too far down), and the general loop adds the slice.
+fn integer_total<const EXTREMES: bool>(xs: &[f64]) -> Option<(i128, i32, f64, f64)> {
+    let largest = xs.iter().fold(0u64, |m, x| m.max(x.to_bits() & !(1 << 63)));
+    // Biased exponent: magnitudes are below 2^(e - 1022). Scaling by 2^k,
+    // k = 1085 - e, brings them below 2^63; k in 0..=1023 keeps the scale
+    // a double and lets no scaled value underflow.
+    let e = (largest >> 52) as i32;
+    if !(62..=1085).contains(&e) {
+        return None;
+    }
+    let k = 1085 - e;
+    let scale = pow2(k);
+    const LANES: usize = 2;
+    let mut totals = [0i128; LANES];
+    let mut lows = [f64::INFINITY; LANES];
+    let mut highs = [f64::NEG_INFINITY; LANES];
+    let mut exact = true;
+    let mut add = |lane: usize, x: f64| {
+        if EXTREMES {
+            lows[lane] = lows[lane].min(x);
+            highs[lane] = highs[lane].max(x);
+        }
+        let v = x * scale;
+        let i = v as i64;
+        exact &= i as f64 == v;
+        totals[lane] += i128::from(i);
+    };
+    in_lanes::<LANES>(xs, &mut add);
+    let min = lows.iter().fold(f64::INFINITY, |a, b| a.min(*b));
+    let max = highs.iter().fold(f64::NEG_INFINITY, |a, b| a.max(*b));
+    exact.then(|| (totals.iter().sum(), -k, min, max))
+}
+
+/// Hands value `i` of `xs` to `add` with lane `i % LANES`: independent
+/// chains of additions, so a loop is bound by their latency, not by its
+/// instructions.
+#[inline(always)]
+fn in_lanes<const LANES: usize>(xs: &[f64], add: &mut impl FnMut(usize, f64)) {
+    let mut groups = xs.chunks_exact(LANES);
+    for group in &mut groups {
+        for (lane, x) in group.iter().enumerate() {
+            add(lane, *x);
+        }
+    }
+    for (lane, x) in groups.remainder().iter().enumerate() {
+        add(lane, *x);
+    }
 }
 
 /// 2^e for e in -1074..=1023.

@@ -117,6 +117,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Slices of values within a few powers of two of each other, with
+    /// small integers and zeros (the integer fast path) and, in some, one
+    /// value far below or above the rest (the general loop): the nearest
+    /// double to the exact sum, the same number as one by one, and the
+    /// extremes.
+    #[test]
+    fn slices_of_like_values_sum_exactly(
+        scale in -1070i32..960,
+        xs in proptest::collection::vec(prop_oneof![
+            8 => -1000.0f64..1000.0,
+            1 => (-50i32..50).prop_map(f64::from),
+            1 => Just(0.0),
+        ], 0..300),
+        outlier in proptest::option::of((any::<proptest::sample::Index>(), -1074i32..1023)),
+    ) {
+        let mut xs: Vec<f64> = xs.iter().map(|x| x * 2f64.powi(scale.clamp(-1000, 900) / 8)).collect();
+        if let (Some((at, e)), false) = (outlier, xs.is_empty()) {
+            let i = at.index(xs.len());
+            xs[i] = 3.0 * 2f64.powi(e.clamp(-1022, 1020));
+        }
+        let mut exact = BigInt::from(0);
+        let mut one_by_one = ExactSum::default();
+        for x in &xs {
+            exact += scaled(*x);
+            one_by_one.add(*x);
+        }
+        let mut sliced = ExactSum::default();
+        let (min, max) = sliced.add_slice(&xs);
+        prop_assert!(is_nearest(sliced.value(), &exact));
+        prop_assert_eq!(&sliced, &one_by_one);
+        let fold = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
+        prop_assert_eq!((min, max), fold);
+        let mut skipping = ExactSum::default();
+        prop_assert_eq!(skipping.add_slice_skipping_nan(&xs), 0);
+        prop_assert_eq!(&skipping, &one_by_one);
+    }
+}
+
 #[test]
 fn cancellation_and_specials() {
     let mut s = ExactSum::default();
@@ -228,7 +269,7 @@ fn slices_with_infinities_and_nans_sum_as_one_by_one() {
         sliced.add_slice(&xs);
         assert_eq!(sliced, one_by_one, "{xs:?}");
         let mut skipping = ExactSum::default();
-        let (_, _, nans) = skipping.add_slice_skipping_nan(&xs);
+        let nans = skipping.add_slice_skipping_nan(&xs);
         let mut numbers = ExactSum::default();
         xs.iter()
             .filter(|x| !x.is_nan())

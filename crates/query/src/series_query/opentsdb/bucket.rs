@@ -118,11 +118,7 @@ impl Bucket {
     pub(super) fn add_doubles(&mut self, keep: Keep, ts: &[Timestamp], xs: &[f64]) {
         let nans = match keep {
             Keep::Count => xs.iter().filter(|x| x.is_nan()).count(),
-            Keep::Sum => {
-                let (lo, hi, nans) = self.sum.add_slice_skipping_nan(xs);
-                (self.min, self.max) = (self.min.min(lo), self.max.max(hi));
-                nans
-            }
+            Keep::Sum => self.sum.add_slice_skipping_nan(xs),
             Keep::Extremes => {
                 let (mut lo, mut hi, mut nans) = (self.min, self.max, 0);
                 for x in xs {
