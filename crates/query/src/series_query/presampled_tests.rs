@@ -150,14 +150,7 @@ fn query(func: RangeFn, (anchor, width): (i64, i64), end: i64, grouped: bool) ->
 /// output but for the values read; returns the values presampling saved.
 fn compare(db: &Db) -> Result<u64, TestCaseError> {
     let mut saved = 0;
-    let funcs = [
-        RangeFn::Count,
-        RangeFn::Sum,
-        RangeFn::Min,
-        RangeFn::Max,
-        RangeFn::Avg,
-    ];
-    for func in funcs {
+    for func in super::tests::FOLDED {
         for grid in GRIDS {
             for end in [SPAN, SPAN - 13 * 60_000] {
                 for grouped in [false, true] {

@@ -66,6 +66,15 @@ fn values(out: &QueryOutput) -> Vec<(Timestamp, Option<FieldValue>)> {
         .collect()
 }
 
+/// The first steps the streaming fold answers.
+pub(super) const FOLDED: [RangeFn; 5] = [
+    RangeFn::Count,
+    RangeFn::Sum,
+    RangeFn::Min,
+    RangeFn::Max,
+    RangeFn::Avg,
+];
+
 #[test]
 fn markers_page_through_equal_timestamps_without_gaps() -> TestResult {
     // Three series share every timestamp: pages must split inside a timestamp.
@@ -185,13 +194,7 @@ fn fast_matches_general(doubles: bool) -> TestResult {
     }
     let (_dir, db) = db_with_values(&pts)?;
     db.flush()?;
-    let funcs = [
-        RangeFn::Count,
-        RangeFn::Sum,
-        RangeFn::Min,
-        RangeFn::Max,
-        RangeFn::Avg,
-    ];
+    let funcs = FOLDED;
     let samplings = [
         None,
         Some(Sampling::Fixed(60_000)),
@@ -363,13 +366,7 @@ fn whole_chunks_fold_statistics_give_it_only_when_alone() -> TestResult {
         })
     };
     let check = |db: &Db, stage: &str| -> TestResult {
-        for func in [
-            RangeFn::Count,
-            RangeFn::Sum,
-            RangeFn::Avg,
-            RangeFn::Min,
-            RangeFn::Max,
-        ] {
+        for func in FOLDED {
             for sampling in [None, Some(Sampling::Fixed(3_600_000))] {
                 let mut q = query(0, 10_000_000);
                 q.aggregators = vec![Aggregation::Range { func, sampling }];

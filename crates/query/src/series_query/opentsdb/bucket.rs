@@ -169,17 +169,16 @@ impl Bucket {
         match keep {
             Keep::Count => self.count += xs.len() as u64,
             Keep::Sum | Keep::Extremes => {
-                let (mut lo, mut hi, mut total) = (i64::MAX, i64::MIN, 0i128);
-                for x in xs {
-                    lo = lo.min(*x);
-                    hi = hi.max(*x);
-                    total += i128::from(*x);
-                }
-                if xs.is_empty() {
+                let Some((lo, hi)) = xs.iter().fold(None, |m: Option<(i64, i64)>, x| {
+                    let (lo, hi) = m.unwrap_or((*x, *x));
+                    Some((lo.min(*x), hi.max(*x)))
+                }) else {
                     return;
-                }
+                };
                 if keep == Keep::Sum {
+                    // Exact as doubles: their integer sum is their sum.
                     if -EXACT_LONG < lo && hi < EXACT_LONG {
+                        let total: i128 = xs.iter().map(|x| i128::from(*x)).sum();
                         self.sum.add_integer(total);
                     } else {
                         xs.iter().for_each(|x| self.sum.add(*x as f64));
