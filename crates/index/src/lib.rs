@@ -5,8 +5,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod matcher;
+mod posting;
 
 pub use matcher::Matcher;
+pub use posting::Posting;
 pub use roaring::RoaringBitmap;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +27,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Default)]
 struct MetricPostings {
     all: RoaringBitmap,
-    tags: BTreeMap<String, BTreeMap<String, RoaringBitmap>>,
+    /// Values as boxed strings: a million host names under one key are
+    /// a million entries, and a `String` would spend 8 bytes more each.
+    tags: BTreeMap<String, BTreeMap<Box<str>, Posting>>,
 }
 
 /// Postings of every metric of a database.
@@ -47,12 +51,14 @@ impl Postings {
                 Some(vals) => vals,
                 None => m.tags.entry(k.clone()).or_default(),
             };
-            match values.get_mut(v) {
+            match values.get_mut(v.as_str()) {
                 Some(b) => {
                     b.insert(id);
                 }
                 None => {
-                    values.insert(v.clone(), RoaringBitmap::from_iter([id]));
+                    let mut posting = Posting::default();
+                    posting.insert(id);
+                    values.insert(v.as_str().into(), posting);
                 }
             }
         }
@@ -68,10 +74,10 @@ impl Postings {
             let Some(values) = m.tags.get_mut(k) else {
                 continue;
             };
-            if let Some(b) = values.get_mut(v) {
+            if let Some(b) = values.get_mut(v.as_str()) {
                 b.remove(id);
                 if b.is_empty() {
-                    values.remove(v);
+                    values.remove(v.as_str());
                 }
             }
             if values.is_empty() {
@@ -105,33 +111,32 @@ impl Postings {
         } = p
         {
             // Series without the key match too (Baidu's notIn).
-            let excluded = unwanted
-                .iter()
-                .filter_map(|w| values?.get(w))
-                .fold(RoaringBitmap::new(), |acc, b| acc | b);
+            let excluded = union(unwanted.iter().filter_map(|w| values?.get(w.as_str())));
             return Ok(&m.all - &excluded);
         }
         if let TagMatch::Absent { .. } = p {
-            let with_key = values
-                .map(|vals| vals.values().fold(RoaringBitmap::new(), |acc, b| acc | b))
-                .unwrap_or_default();
+            let with_key = values.map(|vals| union(vals.values())).unwrap_or_default();
             return Ok(&m.all - &with_key);
         }
         let Some(values) = values else {
             return Ok(RoaringBitmap::new());
         };
         match p {
-            TagMatch::Eq { value, .. } => Ok(values.get(value).cloned().unwrap_or_default()),
-            TagMatch::In { values: wanted, .. } => Ok(wanted
-                .iter()
-                .filter_map(|w| values.get(w))
-                .fold(RoaringBitmap::new(), |acc, b| acc | b)),
+            TagMatch::Eq { value, .. } => Ok(values
+                .get(value.as_str())
+                .map(Posting::to_bitmap)
+                .unwrap_or_default()),
+            TagMatch::In { values: wanted, .. } => {
+                Ok(union(wanted.iter().filter_map(|w| values.get(w.as_str()))))
+            }
             _ => {
                 let matcher = Matcher::compile(p)?;
-                Ok(values
-                    .iter()
-                    .filter(|(v, _)| matcher.matches(v))
-                    .fold(RoaringBitmap::new(), |acc, (_, b)| acc | b))
+                Ok(union(
+                    values
+                        .iter()
+                        .filter(|(v, _)| matcher.matches(v))
+                        .map(|(_, b)| b),
+                ))
             }
         }
     }
@@ -155,10 +160,7 @@ impl Postings {
         };
         m.tags
             .iter()
-            .map(|(k, vals)| {
-                let all = vals.values().fold(RoaringBitmap::new(), |acc, b| acc | b);
-                (k.as_str(), all)
-            })
+            .map(|(k, vals)| (k.as_str(), union(vals.values())))
             .collect()
     }
 
@@ -171,13 +173,22 @@ impl Postings {
     }
 
     /// Values of one tag key of a metric, sorted, with their series.
-    pub fn tag_values(&self, metric: &str, key: &str) -> Vec<(&str, &RoaringBitmap)> {
+    pub fn tag_values(&self, metric: &str, key: &str) -> Vec<(&str, &Posting)> {
         self.metrics
             .get(metric)
             .and_then(|m| m.tags.get(key))
-            .map(|vals| vals.iter().map(|(v, b)| (v.as_str(), b)).collect())
+            .map(|vals| vals.iter().map(|(v, b)| (&**v, b)).collect())
             .unwrap_or_default()
     }
+}
+
+/// The series of all `postings`.
+fn union<'a>(postings: impl Iterator<Item = &'a Posting>) -> RoaringBitmap {
+    let mut acc = RoaringBitmap::new();
+    for p in postings {
+        p.union_into(&mut acc);
+    }
+    acc
 }
 
 #[cfg(test)]

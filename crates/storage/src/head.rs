@@ -8,6 +8,7 @@
 
 mod symbols;
 
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Weak};
@@ -33,12 +34,14 @@ struct Column {
 struct Series {
     /// Symbol ids: metric, then key, value for each tag (sorted by key).
     key: Box<[u32]>,
-    columns: Vec<Column>,
+    /// Almost every series has one field: that one is kept inline, which
+    /// saves an allocation per new series.
+    columns: SmallVec<[Column; 1]>,
 }
 
 /// The points of one flush, taken out of the head: per series (ascending),
-/// per field.
-pub(crate) type Frozen = Vec<(SeriesId, Vec<(String, Points)>)>;
+/// per field (names shared: a flush may hold millions of columns).
+pub(crate) type Frozen = Vec<(SeriesId, Vec<(Arc<str>, Points)>)>;
 
 /// Hashing for per-point lookups; clients cannot choose the per-process
 /// seed, and foldhash is several times faster than SipHash here.
@@ -163,7 +166,7 @@ impl Head {
                 let hash = self.hasher.hash_one(&*syms);
                 *empty = Some(Series {
                     key: syms,
-                    columns: Vec::new(),
+                    columns: SmallVec::new(),
                 });
                 let (series, hasher) = (&self.series, &self.hasher);
                 self.ids.insert_unique(hash, id, |i| {
@@ -224,8 +227,6 @@ impl Head {
                     }
                 }
                 let field_sym = symbols.intern(field);
-                // Exact growth: almost every series has one field.
-                series.columns.reserve_exact(1);
                 series.columns.push(Column {
                     field: field_sym,
                     points: Vec::new(),
@@ -304,11 +305,14 @@ impl Head {
     pub(crate) fn freeze(&mut self, before: Option<Timestamp>) -> Frozen {
         let live = std::mem::take(&mut self.live);
         let mut out = Vec::with_capacity(live.len() as usize);
+        let mut names: Vec<(u32, Arc<str>)> = Vec::new();
         for id in &live {
             let Some(Some(series)) = self.series.get_mut(id as usize) else {
                 continue;
             };
-            let mut cols: Vec<(String, Points)> = Vec::new();
+            // Exact: almost every series has one column, and a growing
+            // vector would reserve four for it.
+            let mut cols = Vec::with_capacity(series.columns.len());
             let mut kept = false;
             for c in series.columns.iter_mut().filter(|c| !c.points.is_empty()) {
                 let split =
@@ -322,7 +326,15 @@ impl Head {
                 };
                 if !taken.is_empty() {
                     self.points -= taken.len();
-                    cols.push((self.symbols.resolve(c.field).to_owned(), taken));
+                    let name = match names.iter().find(|(sym, _)| *sym == c.field) {
+                        Some((_, name)) => name.clone(),
+                        None => {
+                            let name: Arc<str> = self.symbols.resolve(c.field).into();
+                            names.push((c.field, name.clone()));
+                            name
+                        }
+                    };
+                    cols.push((name, taken));
                 }
             }
             if kept {

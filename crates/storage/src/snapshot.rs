@@ -9,7 +9,7 @@ use crate::remote::Prefetch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use sundial_codec::{Num, NumColumn};
-use sundial_index::RoaringBitmap;
+use sundial_index::{Posting, RoaringBitmap};
 use sundial_model::{FieldValue, Kind, SeriesKey, TagMatch, Timestamp};
 
 /// The immutable part of a database's data: blocks, oldest first, and the
@@ -128,7 +128,7 @@ impl Snapshot<'_> {
                 let i = f.binary_search_by_key(&id, |(sid, _)| *sid).ok()?;
                 let (_, cols) = f.get(i)?;
                 cols.iter()
-                    .find(|(n, _)| n == field)
+                    .find(|(n, _)| **n == *field)
                     .map(|(_, p)| p.as_slice())
             })
             .unwrap_or_default()
@@ -201,7 +201,7 @@ impl Snapshot<'_> {
         }) && self.layers.frozen.as_ref().is_none_or(|f| {
             f.iter()
                 .filter(|(id, _)| self.head.key(*id).is_some_and(|k| k.metric == metric))
-                .flat_map(|(_, cols)| cols.iter().filter(|(name, _)| name == field))
+                .flat_map(|(_, cols)| cols.iter().filter(|(name, _)| **name == *field))
                 .all(|(_, pts)| pts.iter().all(|(_, v)| long(v)))
         })
     }
@@ -363,34 +363,33 @@ impl Snapshot<'_> {
     /// in `among` (say [`Snapshot::active_series`], computed once for many
     /// metrics), or on every series when `None`.
     pub fn tags_of(&self, metric: &str, among: Option<&RoaringBitmap>) -> Vec<(&str, Vec<&str>)> {
-        let wanted = |series: &RoaringBitmap| among.is_none_or(|a| !series.is_disjoint(a));
-        self.per_tag(metric, wanted, |v, _| v)
+        self.per_tag(metric, among, |v, _| v)
     }
 
     /// Per tag key of `metric` (sorted), its values with the number of
     /// series carrying each: what a cardinality view shows.
     pub fn tag_cardinality(&self, metric: &str) -> Vec<(&str, Vec<(&str, u64)>)> {
-        self.per_tag(metric, |_| true, |v, series| (v, series.len()))
+        self.per_tag(metric, None, |v, series| (v, series.len()))
     }
 
-    /// Per tag key of `metric` whose series `keep` takes, `each` of its
-    /// values whose series `keep` takes.
+    /// Per tag key of `metric` with series in `among` (all when `None`),
+    /// `each` of its values with series in `among`.
     fn per_tag<'s, T>(
         &'s self,
         metric: &str,
-        keep: impl Fn(&RoaringBitmap) -> bool,
-        each: impl Fn(&'s str, &RoaringBitmap) -> T,
+        among: Option<&RoaringBitmap>,
+        each: impl Fn(&'s str, &Posting) -> T,
     ) -> Vec<(&'s str, Vec<T>)> {
         let postings = &self.head.postings;
         postings
             .tag_keys(metric)
             .into_iter()
-            .filter(|(_, series)| keep(series))
+            .filter(|(_, series)| among.is_none_or(|a| !series.is_disjoint(a)))
             .map(|(key, _)| {
                 let values = postings
                     .tag_values(metric, key)
                     .into_iter()
-                    .filter(|(_, series)| keep(series))
+                    .filter(|(_, series)| among.is_none_or(|a| !series.is_disjoint(a)))
                     .map(|(v, series)| each(v, series))
                     .collect();
                 (key, values)
@@ -466,11 +465,11 @@ impl Snapshot<'_> {
                 }
                 let inside = start <= c.min_ts && c.max_ts <= end;
                 let alone = alone(&spans, i, c);
-                match c.stats {
+                match b.stats(c) {
                     Some(stats) if inside && alone => parts.summaries.push(ChunkSummary {
                         min_ts: c.min_ts,
                         max_ts: c.max_ts,
-                        count: c.count,
+                        count: u64::from(c.count),
                         stats,
                         all_long: c.all_long,
                     }),
@@ -600,13 +599,13 @@ impl Snapshot<'_> {
                 if summarise
                     && whole
                     && alone(&spans, i, c)
-                    && let (Some(stats), Some(exact)) = (c.stats, block.exact_stats(c))
+                    && let (Some(stats), Some(exact)) = (block.stats(c), block.exact_stats(c))
                 {
                     let whole = WholeChunk {
                         summary: ChunkSummary {
                             min_ts: c.min_ts,
                             max_ts: c.max_ts,
-                            count: c.count,
+                            count: u64::from(c.count),
                             stats,
                             all_long: c.all_long,
                         },

@@ -2,23 +2,36 @@
 //! (metric, tags text). Agents send the same series over and over; parsing
 //! the tags, the naming rules, sorting and owned strings would otherwise
 //! cost more than everything else a put does with a point.
+//!
+//! With more live series than entries, a cache that admits every miss
+//! never hits: it fills, starts over, and fills again, paying for the
+//! copies each time. So after a generation that hit less than it admitted,
+//! the cache admits only the keys whose hash falls in a smaller share
+//! (halved each time); that share stays and hits on every round of the
+//! agents. Now and then a narrowed cache tries twice the share, in case
+//! the series became fewer.
 
 use super::Limits;
 use super::dto::TagPairs;
 use parking_lot::RwLock;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use sundial_model::SeriesKey;
 
 /// Entries kept before the cache starts over (about 500 bytes each with
 /// ten tags, the key included); a workload with more live series pays the
 /// full checks for some points, not unbounded memory.
-const MAX_ENTRIES: usize = 65_536;
+pub(super) const MAX_ENTRIES: usize = 65_536;
 /// Memory the entries may hold before the cache starts over.
 const MAX_BYTES: usize = 32 << 20;
 /// Longer metric + tags text is not cached (padding would make each
 /// variant of one series an entry of its own).
 const MAX_ENTRY_TEXT: usize = 2048;
+/// The smallest share admitted: one key in 2^10.
+const MAX_SHIFT: u32 = 10;
+/// Lookups after which a narrowed cache tries a wider share.
+const WIDEN_AFTER_LOOKUPS: u64 = 32 * MAX_ENTRIES as u64;
 
 /// What the checks made of a metric and its tags.
 #[derive(Debug, Clone)]
@@ -41,12 +54,20 @@ struct Entry {
 pub(crate) struct KeyCache {
     table: RwLock<Table>,
     hasher: foldhash::fast::RandomState,
+    /// Keys are admitted when these many bits of their hash are zero.
+    shift: AtomicU32,
+    /// Lookups that found their key since the generation began.
+    hits: AtomicU64,
+    /// Lookups that did not.
+    misses: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Table {
     entries: hashbrown::HashTable<Entry>,
     bytes: usize,
+    /// Entries added since the generation began.
+    admitted: u64,
 }
 
 impl Entry {
@@ -73,18 +94,72 @@ impl KeyCache {
         I: Iterator<Item = Option<(&'a str, &'a str)>>,
     {
         let table = self.table.read();
-        elements
+        let (mut hits, mut misses) = (0, 0);
+        let found = elements
             .map(|e| {
                 let (metric, tags) = e?;
                 let hash = self.hash(metric, tags);
-                table
+                let found = table
                     .entries
                     .find(hash, |entry| {
                         *entry.metric == *metric && *entry.tags == *tags
                     })
-                    .map(|entry| entry.resolved.clone())
+                    .map(|entry| entry.resolved.clone());
+                if found.is_some() {
+                    hits += 1;
+                } else {
+                    misses += 1;
+                }
+                found
             })
-            .collect()
+            .collect();
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses.fetch_add(misses, Ordering::Relaxed);
+        found
+    }
+
+    /// Whether a key with this hash is in the share admitted now. The
+    /// bits tested are not the ones the table places entries by.
+    fn admits(&self, hash: u64) -> bool {
+        let shift = self.shift.load(Ordering::Relaxed);
+        (hash >> 32) & ((1u64 << shift) - 1) == 0
+    }
+
+    /// Starts a new generation: the next one admits a share of
+    /// `2^-shift`.
+    fn start_over(&self, table: &mut Table, shift: u32) {
+        self.hits.store(0, Ordering::Relaxed);
+        self.misses.store(0, Ordering::Relaxed);
+        self.shift.store(shift.min(MAX_SHIFT), Ordering::Relaxed);
+        table.entries.clear();
+        table.bytes = 0;
+        table.admitted = 0;
+    }
+
+    /// The share for the generation after a full one: narrower if this one
+    /// hit less than it admitted.
+    fn shift_after_full(&self, table: &Table) -> u32 {
+        let shift = self.shift.load(Ordering::Relaxed);
+        if self.hits.load(Ordering::Relaxed) < table.admitted {
+            shift + 1
+        } else {
+            shift
+        }
+    }
+
+    /// A narrowed cache tries the wider share again every so many
+    /// lookups (the series may have become fewer); if the wider share does
+    /// not fit, its generation fills without hits and narrows back.
+    fn maybe_widen(&self) {
+        let shift = self.shift.load(Ordering::Relaxed);
+        let lookups = self.hits.load(Ordering::Relaxed) + self.misses.load(Ordering::Relaxed);
+        if shift > 0 && lookups > WIDEN_AFTER_LOOKUPS {
+            let mut table = self.table.write();
+            // Another request may have just done it.
+            if self.shift.load(Ordering::Relaxed) == shift {
+                self.start_over(&mut table, shift - 1);
+            }
+        }
     }
 
     /// Remembers what the checks made of one element; `None` for elements
@@ -93,8 +168,12 @@ impl KeyCache {
         if metric.len() + tags.len() > MAX_ENTRY_TEXT || resolved.error.is_some() {
             return None;
         }
+        let hash = self.hash(metric, tags);
+        if !self.admits(hash) {
+            return None;
+        }
         Some(Pending(Entry {
-            hash: self.hash(metric, tags),
+            hash,
             metric: metric.into(),
             tags: tags.into(),
             resolved: resolved.clone(),
@@ -103,14 +182,15 @@ impl KeyCache {
 
     /// Adds the entries of one request under one write lock.
     pub(crate) fn insert_all(&self, pending: Vec<Pending>) {
+        self.maybe_widen();
         if pending.is_empty() {
             return;
         }
         let mut table = self.table.write();
         let adding: usize = pending.iter().map(|Pending(e)| e.bytes()).sum();
         if table.entries.len() + pending.len() > MAX_ENTRIES || table.bytes + adding > MAX_BYTES {
-            table.entries.clear();
-            table.bytes = 0;
+            let shift = self.shift_after_full(&table);
+            self.start_over(&mut table, shift);
         }
         for Pending(entry) in pending {
             // One request may bring more than the table holds: the rest
@@ -123,6 +203,7 @@ impl KeyCache {
                 e.metric == entry.metric && e.tags == entry.tags
             });
             if known.is_none() {
+                table.admitted += 1;
                 table.bytes += entry.bytes();
                 table.entries.insert_unique(entry.hash, entry, |e| e.hash);
             }

@@ -287,3 +287,44 @@ fn the_key_cache_answers_as_the_checks_do() {
     let (a, b) = (&again[0], &warm[0]);
     assert!(matches!((a, b), (Some((x, _)), Some((y, _))) if Arc::ptr_eq(x, y)));
 }
+
+/// Looks `keys` up in `cache` in batches as puts do, learning the misses;
+/// how many were found.
+fn hits_of(cache: &keys::KeyCache, keys: &[String]) -> usize {
+    let resolved = keys::Resolved {
+        key: Arc::new(SeriesKey::new("m", Vec::new())),
+        error: None,
+    };
+    let mut hits = 0;
+    for batch in keys.chunks(5000) {
+        let found = cache.lookup_all(batch.iter().map(|t| Some(("m", t.as_str()))));
+        hits += found.iter().flatten().count();
+        let learned = batch
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .filter_map(|(t, _)| cache.pending("m", t, &resolved))
+            .collect();
+        cache.insert_all(learned);
+    }
+    hits
+}
+
+#[test]
+fn a_key_cache_with_more_series_than_entries_keeps_a_share_that_hits() {
+    let cache = keys::KeyCache::default();
+    let tags =
+        |n: usize| -> Vec<String> { (0..n).map(|i| format!(r#"{{"host":"h{i}"}}"#)).collect() };
+    let many = tags(8 * keys::MAX_ENTRIES);
+    // A cache admitting every key fills and starts over without a hit.
+    let rounds: Vec<usize> = (0..6).map(|_| hits_of(&cache, &many)).collect();
+    let last = rounds.last().copied().unwrap_or(0);
+    assert!(last >= keys::MAX_ENTRIES / 4, "hits per round: {rounds:?}");
+    // Fewer series again: the share widens until every key hits.
+    let few = tags(1000);
+    let mut rounds = 0;
+    while hits_of(&cache, &few) < few.len() {
+        rounds += 1;
+        assert!(rounds < 10_000, "the cache never widened for 1000 series");
+    }
+}

@@ -3,8 +3,8 @@
 //! statistics). Format: `docs/format/block.md`.
 
 use super::{
-    ChunkStats, FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_NUMERIC,
-    KIND_NUMERIC_LONG, MAGIC, MAGIC_V2, MAGIC_V3,
+    FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_NUMERIC, KIND_NUMERIC_LONG, MAGIC,
+    MAGIC_V2, MAGIC_V3,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -12,30 +12,48 @@ use crate::record::{self, get_str, get_varint, take, unzigzag};
 use std::path::Path;
 use sundial_model::Timestamp;
 
-/// Where one chunk lives and what it holds.
+/// Where one chunk lives and what it holds. Kept small: a block flushed
+/// from a head of a million series holds a million of them, and a day may
+/// wait for compaction with several such blocks. The statistics live in
+/// the block's [`Decoded::stats`] bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkEntry {
+    pub(crate) min_ts: Timestamp,
+    pub(crate) max_ts: Timestamp,
+    pub(super) offset: u64,
+    pub(super) len: u32,
+    pub(crate) count: u32,
+    /// Where its statistics start in the block's [`Decoded::stats`]
+    /// bytes: a [`super::ChunkStats`], then (if `exact`) its
+    /// [`super::ExactStats`]; [`NO_STATS`] for none.
+    pub(crate) stats_at: u32,
+    /// Bytes of the framed presampled buckets right after the chunk
+    /// (`crate::rollup`); 0 for none.
+    pub(crate) rollup_len: u32,
     pub(super) kind: u8,
     /// Numeric with every value a Long (known for blocks written since the
     /// index recorded it).
     pub(crate) all_long: bool,
-    pub(super) offset: u64,
-    pub(super) len: u64,
-    pub(crate) count: u64,
-    pub(crate) min_ts: Timestamp,
-    pub(crate) max_ts: Timestamp,
-    pub(crate) stats: Option<ChunkStats>,
-    /// Where its [`super::ExactStats`] start in the block's
-    /// [`Decoded::exact`] bytes; [`NO_EXACT`] for none (text, or a block
-    /// older than `SDBLK004`). Kept encoded: most are never read.
-    pub(crate) exact_at: u32,
-    /// Bytes of the framed presampled buckets right after the chunk
-    /// (`crate::rollup`); 0 for none.
-    pub(crate) rollup_len: u32,
+    /// Exact statistics follow the summary (blocks since `SDBLK004`).
+    pub(crate) exact: bool,
 }
 
-/// [`ChunkEntry::exact_at`] of a chunk without exact statistics.
-pub(crate) const NO_EXACT: u32 = u32::MAX;
+// A million-column block holds a million entries: keep them this small.
+const _: () = assert!(std::mem::size_of::<ChunkEntry>() <= 48);
+
+/// Chunks of at most this many points keep no statistics in memory (the
+/// index on disk has them): reading one costs about what decoding its
+/// statistics does, and a flush of a million series' few points each
+/// would otherwise hold ~50 bytes of statistics per column per block.
+const TINY_CHUNK: u32 = 4;
+
+/// [`ChunkEntry::stats_at`] of a chunk without statistics (text, or
+/// [`TINY_CHUNK`]).
+pub(crate) const NO_STATS: u32 = u32::MAX;
+
+/// Bytes of a [`super::ChunkStats`] in [`Decoded::stats`]: min, max and sum as
+/// little-endian doubles, as the index stores them.
+pub(crate) const SUMMARY_BYTES: usize = 24;
 
 /// A block's decoded index.
 pub(super) struct Decoded {
@@ -46,8 +64,8 @@ pub(super) struct Decoded {
     pub(super) max_ts: Timestamp,
     /// Encoded fast by a flush.
     pub(super) fast: bool,
-    /// The chunks' exact statistics, encoded one after another.
-    pub(super) exact: Vec<u8>,
+    /// The numeric chunks' statistics, encoded one after another.
+    pub(super) stats: Vec<u8>,
     /// The presampling rules it was written under (0: none).
     pub(super) presampling: u64,
 }
@@ -80,7 +98,7 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
     } else {
         payload
     };
-    let (fields, chunks, exact, presampling) =
+    let (fields, chunks, stats, presampling) =
         decode_index(payload, version >= 4).map_err(|r| corrupt(format!("index: {r}")))?;
     let chunks =
         super::table::ChunkTable::new(chunks).map_err(|r| corrupt(format!("index: {r}")))?;
@@ -91,7 +109,7 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
         min_ts,
         max_ts,
         fast: flags & FLAG_FAST != 0,
-        exact,
+        stats,
         presampling,
     })
 }
@@ -183,8 +201,15 @@ fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index
         fields.push(get_str(input)?);
     }
     let n_chunks = get_varint(input)?;
-    let mut chunks = Vec::new();
-    let mut exact = Vec::new();
+    // Sized once (a doubling vector would hold up to twice a million
+    // series' entries); a damaged count is bounded by the bytes left, as
+    // every chunk takes at least eight.
+    let mut chunks = Vec::with_capacity(
+        usize::try_from(n_chunks)
+            .unwrap_or(usize::MAX)
+            .min(input.len() / 8),
+    );
+    let mut stats = Vec::new();
     for _ in 0..n_chunks {
         let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
         let field = u32::try_from(get_varint(input)?).map_err(|_| "field overflow")?;
@@ -196,52 +221,44 @@ fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index
             k => (k, false),
         };
         let offset = get_varint(input)?;
-        let len = get_varint(input)?;
-        let count = get_varint(input)?;
+        let len = u32::try_from(get_varint(input)?).map_err(|_| "chunk length overflow")?;
+        let count = u32::try_from(get_varint(input)?).map_err(|_| "chunk count overflow")?;
         let min_ts = unzigzag(get_varint(input)?);
         let max_ts = unzigzag(get_varint(input)?);
-        let stats = if kind == KIND_NUMERIC {
-            let mut vals = [0f64; 3];
-            for v in &mut vals {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(take(input, 8)?);
-                *v = f64::from_le_bytes(b);
-            }
-            Some(ChunkStats {
-                min: vals[0],
-                max: vals[1],
-                sum: vals[2],
-            })
-        } else {
-            None
-        };
-        let mut exact_at = NO_EXACT;
-        let mut rollup_len = 0;
-        if with_exact && kind == KIND_NUMERIC {
+        let (mut stats_at, mut exact, mut rollup_len) = (NO_STATS, false, 0);
+        if kind == KIND_NUMERIC {
             let before: &[u8] = input;
-            super::exact::decode(input, all_long)?;
-            let len = before.len() - input.len();
-            exact_at = u32::try_from(exact.len())
-                .ok()
-                .filter(|at| *at != NO_EXACT)
-                .ok_or("exact statistics past 4 GiB")?;
-            exact.extend_from_slice(&before[..len]);
-            rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
+            take(input, SUMMARY_BYTES)?;
+            if with_exact {
+                super::exact::decode(input, all_long)?;
+                exact = true;
+            }
+            if count > TINY_CHUNK {
+                let used = before.len() - input.len();
+                stats_at = u32::try_from(stats.len())
+                    .ok()
+                    .filter(|at| *at != NO_STATS)
+                    .ok_or("chunk statistics past 4 GiB")?;
+                stats.extend_from_slice(before.get(..used).unwrap_or_default());
+            }
+            if with_exact {
+                rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
+            }
         }
         chunks.push((
             SeriesId(id),
             field,
             ChunkEntry {
-                kind,
-                all_long,
+                min_ts,
+                max_ts,
                 offset,
                 len,
                 count,
-                min_ts,
-                max_ts,
-                stats,
-                exact_at,
+                stats_at,
                 rollup_len,
+                kind,
+                all_long,
+                exact,
             },
         ));
     }
@@ -255,6 +272,6 @@ fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index
     if !input.is_empty() {
         return Err(format!("{} trailing bytes", input.len()));
     }
-    exact.shrink_to_fit();
-    Ok((fields, chunks, exact, presampling))
+    stats.shrink_to_fit();
+    Ok((fields, chunks, stats, presampling))
 }

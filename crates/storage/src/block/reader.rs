@@ -26,8 +26,8 @@ pub(crate) struct Block {
     fields: Vec<String>,
     /// Per column, ascending by time.
     chunks: super::table::ChunkTable,
-    /// The chunks' exact statistics, encoded ([`ChunkEntry::exact_at`]).
-    exact: Vec<u8>,
+    /// The numeric chunks' statistics, encoded ([`ChunkEntry::stats_at`]).
+    stats: Vec<u8>,
     /// Its name and place in the overwrite order.
     pub(crate) id: super::BlockId,
     /// Bytes on disk.
@@ -133,7 +133,7 @@ impl Block {
             min_ts,
             max_ts,
             fast,
-            exact,
+            stats,
             presampling,
         } = index::decode(&path, located)?;
         Ok(Self {
@@ -148,18 +148,38 @@ impl Block {
             fast,
             fields,
             chunks,
-            exact,
+            stats,
             presampling,
             retired: AtomicBool::new(false),
         })
     }
 
-    /// A numeric chunk's exact statistics, when its block has them.
-    pub(crate) fn exact_stats(&self, entry: &ChunkEntry) -> Option<super::ExactStats> {
-        if entry.exact_at == index::NO_EXACT {
+    /// A numeric chunk's minimum, maximum and sum.
+    pub(crate) fn stats(&self, entry: &ChunkEntry) -> Option<super::ChunkStats> {
+        if entry.stats_at == index::NO_STATS {
             return None;
         }
-        let mut input = self.exact.get(entry.exact_at as usize..)?;
+        let at = usize::try_from(entry.stats_at).ok()?;
+        let bytes = self.stats.get(at..at.checked_add(index::SUMMARY_BYTES)?)?;
+        let mut values = bytes.chunks_exact(8).map(|b| {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(b);
+            f64::from_le_bytes(v)
+        });
+        Some(super::ChunkStats {
+            min: values.next()?,
+            max: values.next()?,
+            sum: values.next()?,
+        })
+    }
+
+    /// A numeric chunk's exact statistics, when its block has them.
+    pub(crate) fn exact_stats(&self, entry: &ChunkEntry) -> Option<super::ExactStats> {
+        if !entry.exact || entry.stats_at == index::NO_STATS {
+            return None;
+        }
+        let at = usize::try_from(entry.stats_at).ok()?;
+        let mut input = self.stats.get(at.checked_add(index::SUMMARY_BYTES)?..)?;
         super::exact::decode(&mut input, entry.all_long).ok()
     }
 
@@ -206,7 +226,7 @@ impl Block {
                 for entry in self.chunks(*id, field) {
                     let inside = entry
                         .offset
-                        .checked_add(entry.len)
+                        .checked_add(u64::from(entry.len))
                         .is_some_and(|e| e <= self.file_bytes);
                     if entry.max_ts < start || entry.min_ts > end || !inside {
                         continue;
@@ -220,7 +240,7 @@ impl Block {
                     }
                     // The presampled buckets right after it, when it has
                     // them: a presampled fold reads those instead.
-                    let after = entry.offset.saturating_add(entry.len);
+                    let after = entry.offset.saturating_add(u64::from(entry.len));
                     let whole = after
                         .checked_add(u64::from(entry.rollup_len))
                         .is_some_and(|e| e <= self.file_bytes);
@@ -368,7 +388,10 @@ impl Block {
             .map_err(|e| corrupt(format!("chunk: {e}")))?;
         let values = sundial_codec::decode_number_column(&mut input)
             .map_err(|e| corrupt(format!("chunk: {e}")))?;
-        if ts.len() != values.len() || ts.len() as u64 != entry.count || !input.is_empty() {
+        if ts.len() != values.len()
+            || ts.len() as u64 != u64::from(entry.count)
+            || !input.is_empty()
+        {
             return Err(corrupt(format!(
                 "chunk holds {} timestamps and {} values, index says {}",
                 ts.len(),
@@ -386,7 +409,7 @@ impl Block {
         // A damaged index must not make us allocate past the file.
         let inside = entry
             .offset
-            .checked_add(entry.len)
+            .checked_add(u64::from(entry.len))
             .is_some_and(|end| end <= self.file_bytes);
         let len = usize::try_from(entry.len)
             .ok()
@@ -409,7 +432,7 @@ impl Block {
         if entry.rollup_len == 0 {
             return Ok(None);
         }
-        let at = entry.offset.saturating_add(entry.len);
+        let at = entry.offset.saturating_add(u64::from(entry.len));
         let key = (self.uid, at);
         let frame = match PRESAMPLED.get(key) {
             Some(frame) => frame,
@@ -463,7 +486,7 @@ impl Block {
         let before = out.len();
         let n = decode_chunk_into(payload, start, end, out)
             .map_err(|e| corrupt(format!("chunk: {e}")))?;
-        if n as u64 != entry.count {
+        if n as u64 != u64::from(entry.count) {
             out.truncate(before);
             return Err(corrupt(format!(
                 "chunk holds {n} points, index says {}",

@@ -60,7 +60,7 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
     let stats = block
         .chunks(SeriesId(0), "value")
         .first()
-        .and_then(|c| c.stats);
+        .and_then(|c| block.stats(c));
     let sum: f64 = (0..1000).map(|i| i as f64 / 100.0).sum();
     assert_eq!(stats.map(|s| (s.min, s.max)), Some((0.0, 9.99)));
     assert!(stats.is_some_and(|s| (s.sum - sum).abs() < 1e-9));
@@ -146,7 +146,7 @@ fn long_columns_are_cut_by_count_and_at_a_week_edge() -> crate::Result<()> {
     let counts: Vec<u64> = block
         .chunks(SeriesId(1), "value")
         .iter()
-        .map(|c| c.count)
+        .map(|c| u64::from(c.count))
         .collect();
     let max = writer::MAX_CHUNK_POINTS as u64;
     // Before Monday: 30 000 points in chunks of at most `max`; after it, 10 000.
@@ -252,6 +252,68 @@ fn chunks_carry_exact_statistics_and_older_blocks_read_without() -> crate::Resul
         let chunk = &old.chunks(SeriesId(1), field)[0];
         assert_eq!(old.exact_stats(chunk), None);
         assert_eq!(old.read(SeriesId(1), field, i64::MIN, i64::MAX)?, **points);
+    }
+    Ok(())
+}
+
+/// Chunks of a few points keep no statistics in memory (reads decode
+/// them); larger ones keep the summary and the exact statistics.
+#[test]
+fn only_chunks_past_a_few_points_keep_statistics() -> crate::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    let columns: Vec<Vec<(i64, FieldValue)>> = (1..=8)
+        .map(|n| (0..n).map(|i| (i, FieldValue::Long(i * 3 - 5))).collect())
+        .collect();
+    let cols: Vec<Column> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, points)| Column {
+            series: SeriesId(i as u32),
+            field: "value",
+            points,
+            grids: &[],
+        })
+        .collect();
+    let path = write(dir.path(), 9, &cols)?;
+    let block = Block::open(
+        &path,
+        super::BlockId {
+            wal_below: 9,
+            seq: 0,
+        },
+    )?;
+    for (i, points) in columns.iter().enumerate() {
+        let id = SeriesId(i as u32);
+        assert_eq!(&block.read(id, "value", i64::MIN, i64::MAX)?, points);
+        let chunk = &block.chunks(id, "value")[0];
+        let longs: Vec<i64> = points
+            .iter()
+            .filter_map(|(_, v)| match v {
+                FieldValue::Long(v) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        let stats = block.stats(chunk);
+        let exact = block.exact_stats(chunk);
+        if points.len() <= 4 {
+            assert!(
+                stats.is_none() && exact.is_none(),
+                "{} points",
+                points.len()
+            );
+            continue;
+        }
+        let min = longs.iter().min().copied().unwrap_or_default();
+        let max = longs.iter().max().copied().unwrap_or_default();
+        let sum: i64 = longs.iter().sum();
+        assert_eq!(
+            stats.map(|s| (s.min, s.max, s.sum)),
+            Some((min as f64, max as f64, sum as f64))
+        );
+        assert_eq!(
+            exact.map(|e| (e.long_min, e.long_max, e.long_sum)),
+            Some((min, max, i128::from(sum)))
+        );
     }
     Ok(())
 }

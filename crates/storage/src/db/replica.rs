@@ -40,6 +40,13 @@ impl Overlay {
                 points.dedup_by_key(|p| p.0);
             }
         }
+        let rows = rows
+            .into_iter()
+            .map(|(id, columns)| {
+                let columns = columns.into_iter().map(|(f, p)| (f.into(), p)).collect();
+                (id, columns)
+            })
+            .collect();
         Self {
             rows: Arc::new(rows),
             min_ts,
