@@ -6,6 +6,7 @@
 //! * Numbers: Longs and Booleans as i64, Doubles as decimal-scaled i64
 //!   when every value has at most 9 decimals (agents send 2), else raw
 //!   f64, both through `pco`; a kind stream only when a column mixes kinds.
+//! * Streams of a few numbers skip `pco` for varint deltas ([`stream`]).
 //! * Text and bytes: length-prefixed.
 //!
 //! Decoders validate as they read and return `Err` on any damage; they
@@ -16,6 +17,7 @@
 #[doc(hidden)]
 pub mod fuzz;
 mod numeric;
+mod stream;
 mod timestamps;
 pub mod value;
 pub mod varint;
@@ -58,33 +60,3 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-pub(crate) fn pco_compress<T: pco::data_types::Number>(
-    nums: &[T],
-    effort: Effort,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let config = pco::ChunkConfig::default().with_compression_level(effort.level());
-    let bytes =
-        pco::standalone::simple_compress(nums, &config).map_err(|e| Error::Pco(e.to_string()))?;
-    varint::put(out, bytes.len() as u64);
-    out.extend_from_slice(&bytes);
-    Ok(())
-}
-
-pub(crate) fn pco_decompress<T: pco::data_types::Number>(
-    input: &mut &[u8],
-    n: usize,
-) -> Result<Vec<T>> {
-    let len = varint::get_usize(input)?;
-    let bytes = varint::take(input, len)?;
-    let nums: Vec<T> =
-        pco::standalone::simple_decompress(bytes).map_err(|e| Error::Pco(e.to_string()))?;
-    if nums.len() != n {
-        return Err(Error::Invalid(format!(
-            "expected {n} numbers, found {}",
-            nums.len()
-        )));
-    }
-    Ok(nums)
-}

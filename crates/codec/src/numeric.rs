@@ -7,7 +7,7 @@
 //! `u8 mode` (0: decimal with `u8 scale`, pco i64 of value × 10^scale;
 //! 1: pco f64 of the raw values).
 
-use crate::{Effort, Error, Result, pco_compress, pco_decompress, varint};
+use crate::{Effort, Error, Result, stream, varint};
 
 /// One number as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,7 +50,7 @@ pub fn encode_numbers_with(nums: &[Num], effort: Effort, out: &mut Vec<u8>) -> R
     } else {
         out.push(MIXED);
         let kinds: Vec<u32> = nums.iter().map(|n| u32::from(kind(n))).collect();
-        pco_compress(&kinds, effort, out)?;
+        stream::encode(&kinds, effort, out)?;
     }
     let ints: Vec<i64> = nums
         .iter()
@@ -62,7 +62,7 @@ pub fn encode_numbers_with(nums: &[Num], effort: Effort, out: &mut Vec<u8>) -> R
         .collect();
     varint::put(out, ints.len() as u64);
     if !ints.is_empty() {
-        pco_compress(&ints, effort, out)?;
+        stream::encode(&ints, effort, out)?;
     }
     let doubles: Vec<f64> = nums
         .iter()
@@ -84,11 +84,11 @@ pub fn encode_numbers_with(nums: &[Num], effort: Effort, out: &mut Vec<u8>) -> R
                 .iter()
                 .map(|v| (v * factor).round() as i64)
                 .collect();
-            pco_compress(&scaled, effort, out)
+            stream::encode(&scaled, effort, out)
         }
         None => {
             out.push(1);
-            pco_compress(&doubles, effort, out)
+            stream::encode(&doubles, effort, out)
         }
     }
 }
@@ -171,7 +171,7 @@ pub fn decode_number_column(input: &mut &[u8]) -> Result<NumColumn> {
     let kinds: Option<Vec<u8>> = match mode {
         LONG | DOUBLE | BOOL => None,
         MIXED => Some(
-            pco_decompress::<u32>(input, n)?
+            stream::decode::<u32>(input, n)?
                 .into_iter()
                 .map(|k| u8::try_from(k).unwrap_or(u8::MAX))
                 .collect(),
@@ -182,7 +182,7 @@ pub fn decode_number_column(input: &mut &[u8]) -> Result<NumColumn> {
     let ints: Vec<i64> = if n_ints == 0 {
         Vec::new()
     } else {
-        pco_decompress(input, n_ints)?
+        stream::decode(input, n_ints)?
     };
     let n_doubles = varint::get_usize(input)?;
     let doubles: Vec<f64> = if n_doubles == 0 {
@@ -196,12 +196,12 @@ pub fn decode_number_column(input: &mut &[u8]) -> Result<NumColumn> {
                 }
                 let factor = 10f64.powi(scale as i32);
                 // Collected in place: i64 and f64 have one size.
-                pco_decompress::<i64>(input, n_doubles)?
+                stream::decode::<i64>(input, n_doubles)?
                     .into_iter()
                     .map(|m| m as f64 / factor)
                     .collect()
             }
-            1 => pco_decompress(input, n_doubles)?,
+            1 => stream::decode(input, n_doubles)?,
             other => return Err(Error::Invalid(format!("unknown double mode {other}"))),
         }
     };

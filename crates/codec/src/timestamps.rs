@@ -3,7 +3,7 @@
 //! (a pco stream is never empty), `zigzag varint first`, `zigzag varint
 //! step`: ten bytes instead of pco's ~56 for a regular day.
 
-use crate::{Effort, Result, pco_compress, pco_decompress, varint};
+use crate::{Effort, Result, stream, varint};
 
 /// Appends the encoding of `ts` (any order; blocks pass ascending).
 pub fn encode_timestamps_into(ts: &[i64], out: &mut Vec<u8>) -> crate::Result<()> {
@@ -22,7 +22,7 @@ pub fn encode_timestamps_with(ts: &[i64], effort: Effort, out: &mut Vec<u8>) -> 
         varint::put(out, varint::zigzag(step));
         return Ok(());
     }
-    pco_compress(ts, effort, out)
+    stream::encode(ts, effort, out)
 }
 
 /// The interval of a column whose every gap is the same (at least two
@@ -51,7 +51,7 @@ pub fn decode_timestamps(input: &mut &[u8]) -> Result<Vec<i64>> {
     }
     let mut peek = *input;
     if varint::get(&mut peek)? != 0 {
-        return pco_decompress(input, n);
+        return stream::decode(input, n);
     }
     *input = peek;
     if n > MAX_REGULAR {

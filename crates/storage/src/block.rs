@@ -21,7 +21,12 @@ pub(crate) use writer::write;
 
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"SDBLK004";
+const MAGIC: &[u8; 8] = b"SDBLK005";
+/// Blocks written before chunks could hold a few numbers as varints
+/// instead of a pco stream: read the same (a reader of this version tells
+/// the two forms apart; an older one refuses the new magic instead of
+/// failing on a chunk).
+const MAGIC_V4: &[u8; 8] = b"SDBLK004";
 /// Blocks written before numeric chunks carried [`ExactStats`]: read the
 /// same, without them (compaction rewrites them as current blocks).
 const MAGIC_V3: &[u8; 8] = b"SDBLK003";

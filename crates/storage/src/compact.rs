@@ -206,10 +206,12 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     let mut writer = BlockWriter::create(&inner.config.vfs, dir, id, sundial_codec::Effort::Small)?;
     writer.presampled_under(grids.fingerprint);
     let mut points_out = 0usize;
+    // Each input's place in its index: columns come in ascending order.
+    let mut places = vec![0usize; inputs.len()];
     for &(series, field) in &columns {
         let mut points: Vec<(Timestamp, FieldValue)> = Vec::new();
-        for b in &inputs {
-            let newer = b.read_uncached(series, field, cutoff, Timestamp::MAX)?;
+        for (b, place) in inputs.iter().zip(&mut places) {
+            let newer = b.read_uncached_from(place, series, field, cutoff, Timestamp::MAX)?;
             points = newest_wins(points, newer);
         }
         points_out += points.len();

@@ -4,7 +4,7 @@
 
 use super::{
     FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_NUMERIC, KIND_NUMERIC_LONG, MAGIC,
-    MAGIC_V2, MAGIC_V3,
+    MAGIC_V2, MAGIC_V3, MAGIC_V4,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -117,7 +117,8 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
 /// Where a block's index is and its framed bytes.
 pub(super) struct Located {
     /// The format's version: since 3 the index starts with a flags byte,
-    /// since 4 numeric chunks carry exact statistics.
+    /// since 4 numeric chunks carry exact statistics (5 only tells older
+    /// readers that chunks may hold varint streams).
     version: u8,
     index_at: u64,
     framed: Vec<u8>,
@@ -140,7 +141,8 @@ pub(super) fn locate_index(
     let mut head = [0u8; 8];
     read_at(&mut head, 0)?;
     let version = match &head {
-        m if m == MAGIC => 4,
+        m if m == MAGIC => 5,
+        m if m == MAGIC_V4 => 4,
         m if m == MAGIC_V3 => 3,
         m if m == MAGIC_V2 => 2,
         _ => {

@@ -346,8 +346,33 @@ impl Block {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<(Timestamp, FieldValue)>> {
+        self.read_entries(self.chunks(id, field), start, end)
+    }
+
+    /// [`Block::read_uncached`] for a caller going through series in
+    /// ascending order, `from` its position in this block (start at 0).
+    pub(crate) fn read_uncached_from(
+        &self,
+        from: &mut usize,
+        id: SeriesId,
+        field: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<(Timestamp, FieldValue)>> {
+        let Some(f) = self.fields.iter().position(|x| x == field) else {
+            return Ok(Vec::new());
+        };
+        self.read_entries(self.chunks.get_from(from, id, f as u32), start, end)
+    }
+
+    fn read_entries(
+        &self,
+        entries: &[ChunkEntry],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<(Timestamp, FieldValue)>> {
         let mut out = Vec::new();
-        for entry in self.chunks(id, field) {
+        for entry in entries {
             if entry.max_ts >= start && entry.min_ts <= end {
                 self.read_chunk_into(entry, start, end, &mut out)?;
             }

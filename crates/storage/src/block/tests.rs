@@ -246,6 +246,17 @@ fn chunks_carry_exact_statistics_and_older_blocks_read_without() -> crate::Resul
     let text_chunk = &current.chunks(SeriesId(1), "text")[0];
     assert_eq!(current.exact_stats(text_chunk), None);
 
+    // An SDBLK004 block (pco streams only) reads as the current format.
+    let v4_dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    let v4_path = write(v4_dir.path(), 3, &columns)?;
+    let mut bytes = std::fs::read(&v4_path).map_err(|e| crate::Error::io("read", &v4_path, e))?;
+    bytes[..8].copy_from_slice(MAGIC_V4);
+    std::fs::write(&v4_path, &bytes).map_err(|e| crate::Error::io("write", &v4_path, e))?;
+    let v4 = Block::open(&v4_path, id)?;
+    for (field, points) in &cols {
+        assert_eq!(v4.read(SeriesId(1), field, i64::MIN, i64::MAX)?, **points);
+    }
+
     let old_dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
     let old = Block::open(&writer::write_version_3(old_dir.path(), 3, &columns)?, id)?;
     for (field, points) in &cols {
