@@ -2,10 +2,10 @@
 //! keeps each point's own representation within a numeric metric).
 //!
 //! Layout: `varint n`, `u8 kinds` (0 Long, 1 Double, 2 Bool: the one kind of
-//! every value; 3: mixed, followed by a pco u32 stream of per-value kinds),
-//! then the i64 stream of Longs and Booleans (pco), then the Doubles:
-//! `u8 mode` (0: decimal with `u8 scale`, pco i64 of value × 10^scale;
-//! 1: pco f64 of the raw values).
+//! every value; 3: mixed, followed by a u32 stream of per-value kinds),
+//! then the i64 stream of Longs and Booleans, then the Doubles: `u8 mode`
+//! (0: decimal with `u8 scale`, an i64 stream of value × 10^scale; 1: an
+//! f64 stream of the raw values). Streams: [`crate::stream`].
 
 use crate::{Effort, Error, Result, stream, varint};
 

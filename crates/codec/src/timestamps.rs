@@ -1,7 +1,8 @@
-//! Timestamp columns: `varint n`, then the pco stream of the n values
-//! (`varint len`, bytes), or, for a column at one exact interval, `varint 0`
-//! (a pco stream is never empty), `zigzag varint first`, `zigzag varint
-//! step`: ten bytes instead of pco's ~56 for a regular day.
+//! Timestamp columns: `varint n`, then the stream of the n values
+//! ([`crate::stream`]: pco, or varints for a few), or, for a column at one
+//! exact interval, `varint 0` (a stream never starts with it), `zigzag
+//! varint first`, `zigzag varint step`: ten bytes instead of pco's ~56 for
+//! a regular day.
 
 use crate::{Effort, Result, stream, varint};
 

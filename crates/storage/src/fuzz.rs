@@ -67,6 +67,7 @@ pub fn block(data: &[u8]) {
         for entry in block.chunks(*id, field) {
             let _ = block.read_chunk(entry);
             let _ = block.numeric_chunk(entry);
+            let _ = block.stats(entry);
             let _ = block.exact_stats(entry);
             for width in [60_000, 3_600_000] {
                 if let Some(grid) = crate::rollup::Grid::new(0, width) {

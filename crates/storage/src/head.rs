@@ -305,7 +305,7 @@ impl Head {
     pub(crate) fn freeze(&mut self, before: Option<Timestamp>) -> Frozen {
         let live = std::mem::take(&mut self.live);
         let mut out = Vec::with_capacity(live.len() as usize);
-        let mut names: Vec<(u32, Arc<str>)> = Vec::new();
+        let mut names: FastMap<u32, Arc<str>> = FastMap::default();
         for id in &live {
             let Some(Some(series)) = self.series.get_mut(id as usize) else {
                 continue;
@@ -326,14 +326,11 @@ impl Head {
                 };
                 if !taken.is_empty() {
                     self.points -= taken.len();
-                    let name = match names.iter().find(|(sym, _)| *sym == c.field) {
-                        Some((_, name)) => name.clone(),
-                        None => {
-                            let name: Arc<str> = self.symbols.resolve(c.field).into();
-                            names.push((c.field, name.clone()));
-                            name
-                        }
-                    };
+                    let symbols = &self.symbols;
+                    let name = names
+                        .entry(c.field)
+                        .or_insert_with(|| symbols.resolve(c.field).into())
+                        .clone();
                     cols.push((name, taken));
                 }
             }

@@ -442,7 +442,8 @@ impl Snapshot<'_> {
     /// Like [`Snapshot::points`], but a numeric block chunk that lies wholly
     /// inside `[start, end]` and that no other source (another block, a
     /// flush in progress, the head) overlaps in time is returned as its
-    /// statistics, undecoded. Aggregations (count, sum, min, max, avg) over
+    /// statistics, undecoded (when it keeps them in memory: chunks of more
+    /// than a few points). Aggregations (count, sum, min, max, avg) over
     /// whole chunks then cost nothing per point.
     pub fn column_parts(
         &self,

@@ -5,11 +5,13 @@
 //!
 //! With more live series than entries, a cache that admits every miss
 //! never hits: it fills, starts over, and fills again, paying for the
-//! copies each time. So after a generation that hit less than it admitted,
-//! the cache admits only the keys whose hash falls in a smaller share
-//! (halved each time); that share stays and hits on every round of the
-//! agents. Now and then a narrowed cache tries twice the share, in case
-//! the series became fewer.
+//! copies each time. So after a generation that filled while hitting
+//! almost never, the cache admits only the keys whose hash falls in a
+//! smaller share (halved each time, its entries kept); that share stays
+//! and hits on every round of the agents. Every 2 M lookups a narrowed
+//! cache tries twice the share, in case the series became fewer: a server
+//! that shrank from millions of series to a few takes some millions of
+//! lookups to cache all of them again.
 
 use super::Limits;
 use super::dto::TagPairs;
@@ -118,45 +120,56 @@ impl KeyCache {
         found
     }
 
-    /// Whether a key with this hash is in the share admitted now. The
-    /// bits tested are not the ones the table places entries by.
+    /// Whether a key with this hash is in the share admitted now.
     fn admits(&self, hash: u64) -> bool {
-        let shift = self.shift.load(Ordering::Relaxed);
-        (hash >> 32) & ((1u64 << shift) - 1) == 0
+        admitted_at(hash, self.shift.load(Ordering::Relaxed))
     }
 
-    /// Starts a new generation: the next one admits a share of
-    /// `2^-shift`.
+    /// Starts a new generation admitting a share of `2^-shift`. Entries
+    /// of the new share stay: all of them when it is wider, those whose
+    /// hash it admits when narrower; at the same share the table empties.
     fn start_over(&self, table: &mut Table, shift: u32) {
+        let (old, shift) = (self.shift.load(Ordering::Relaxed), shift.min(MAX_SHIFT));
         self.hits.store(0, Ordering::Relaxed);
         self.misses.store(0, Ordering::Relaxed);
-        self.shift.store(shift.min(MAX_SHIFT), Ordering::Relaxed);
-        table.entries.clear();
-        table.bytes = 0;
+        self.shift.store(shift, Ordering::Relaxed);
         table.admitted = 0;
+        if shift == old {
+            table.entries.clear();
+            table.bytes = 0;
+        } else if shift > old {
+            table.entries.retain(|e| admitted_at(e.hash, shift));
+            table.bytes = table.entries.iter().map(Entry::bytes).sum();
+        }
     }
 
     /// The share for the generation after a full one: narrower if this one
-    /// hit less than it admitted.
+    /// hit almost never (its keys do not come back before it fills). A
+    /// generation full of one-off keys beside a live set that fits still
+    /// hits that set, and keeps its share.
     fn shift_after_full(&self, table: &Table) -> u32 {
         let shift = self.shift.load(Ordering::Relaxed);
-        if self.hits.load(Ordering::Relaxed) < table.admitted {
+        if self.hits.load(Ordering::Relaxed) < table.admitted / 8 {
             shift + 1
         } else {
             shift
         }
     }
 
+    fn lookups(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed) + self.misses.load(Ordering::Relaxed)
+    }
+
     /// A narrowed cache tries the wider share again every so many
     /// lookups (the series may have become fewer); if the wider share does
-    /// not fit, its generation fills without hits and narrows back.
+    /// not fit, its generation fills without hits and narrows back, keeping
+    /// the narrower share's entries.
     fn maybe_widen(&self) {
         let shift = self.shift.load(Ordering::Relaxed);
-        let lookups = self.hits.load(Ordering::Relaxed) + self.misses.load(Ordering::Relaxed);
-        if shift > 0 && lookups > WIDEN_AFTER_LOOKUPS {
+        if shift > 0 && self.lookups() > WIDEN_AFTER_LOOKUPS {
             let mut table = self.table.write();
             // Another request may have just done it.
-            if self.shift.load(Ordering::Relaxed) == shift {
+            if self.shift.load(Ordering::Relaxed) == shift && self.lookups() > WIDEN_AFTER_LOOKUPS {
                 self.start_over(&mut table, shift - 1);
             }
         }
@@ -209,6 +222,12 @@ impl KeyCache {
             }
         }
     }
+}
+
+/// Whether a share of `2^-shift` holds a key with this hash. The bits
+/// tested are not the ones the table places entries by.
+fn admitted_at(hash: u64, shift: u32) -> bool {
+    (hash >> 32) & ((1u64 << shift) - 1) == 0
 }
 
 /// An entry to add once the request's lookups are done.

@@ -328,3 +328,24 @@ fn a_key_cache_with_more_series_than_entries_keeps_a_share_that_hits() {
         assert!(rounds < 10_000, "the cache never widened for 1000 series");
     }
 }
+
+#[test]
+fn one_off_keys_beside_a_live_set_that_fits_do_not_narrow_the_cache() {
+    let cache = keys::KeyCache::default();
+    let live: Vec<String> = (0..10_000)
+        .map(|i| format!(r#"{{"host":"h{i}"}}"#))
+        .collect();
+    let mut hits = Vec::new();
+    for round in 0..12 {
+        // Each round: the live set, then twice as many keys never seen
+        // before (pods, request ids). The table fills every few rounds and
+        // starts over, so the live set hits in most rounds, not all.
+        hits.push(hits_of(&cache, &live));
+        let once: Vec<String> = (0..20_000)
+            .map(|i| format!(r#"{{"pod":"r{round}-{i}"}}"#))
+            .collect();
+        hits_of(&cache, &once);
+    }
+    let late: usize = hits[6..].iter().sum();
+    assert!(late >= 3 * live.len(), "live-set hits per round: {hits:?}");
+}
