@@ -3,6 +3,12 @@ use super::*;
 use crate::head::SeriesId;
 use sundial_model::FieldValue;
 
+/// Writes `cols` as block `wal_below` in `dir` and opens it.
+fn written(dir: &std::path::Path, wal_below: u64, cols: &[Column<'_>]) -> crate::Result<Block> {
+    let path = write(dir, wal_below, cols)?;
+    Block::open(&path, BlockId { wal_below, seq: 0 })
+}
+
 #[test]
 fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
@@ -37,14 +43,7 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
             grids: &[],
         },
     ];
-    let path = write(dir.path(), 7, &cols)?;
-    let block = Block::open(
-        &path,
-        super::BlockId {
-            wal_below: 7,
-            seq: 0,
-        },
-    )?;
+    let block = written(dir.path(), 7, &cols)?;
     let all = block.read(SeriesId(0), "value", i64::MIN, i64::MAX)?;
     assert_eq!(all, a);
     let narrow = block.read(SeriesId(0), "value", 2_000, 2_050)?;
@@ -135,14 +134,7 @@ fn long_columns_are_cut_by_count_and_at_a_week_edge() -> crate::Result<()> {
         points: &pts,
         grids: &[],
     };
-    let path = write(dir.path(), 1, &[col])?;
-    let block = Block::open(
-        &path,
-        BlockId {
-            wal_below: 1,
-            seq: 0,
-        },
-    )?;
+    let block = written(dir.path(), 1, &[col])?;
     let counts: Vec<u64> = block
         .chunks(SeriesId(1), "value")
         .iter()
@@ -285,14 +277,7 @@ fn only_chunks_past_a_few_points_keep_statistics() -> crate::Result<()> {
             grids: &[],
         })
         .collect();
-    let path = write(dir.path(), 9, &cols)?;
-    let block = Block::open(
-        &path,
-        super::BlockId {
-            wal_below: 9,
-            seq: 0,
-        },
-    )?;
+    let block = written(dir.path(), 9, &cols)?;
     for (i, points) in columns.iter().enumerate() {
         let id = SeriesId(i as u32);
         assert_eq!(&block.read(id, "value", i64::MIN, i64::MAX)?, points);
