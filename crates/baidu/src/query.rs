@@ -431,7 +431,8 @@ async fn run(
             .map_err(|e| BaiduError::internal(&e))?,
     };
     let (parsed, disabled_in_body) = parse(&text, ctx)?;
-    let rules = if disabled || disabled_in_body {
+    let raw_only = disabled || disabled_in_body;
+    let rules = if raw_only {
         Vec::new()
     } else {
         db.presampling_rules()
@@ -442,6 +443,7 @@ async fn run(
         max_groups: api.config.max_query_groups,
         timeout: api.query_timeout(),
         presampled: false,
+        rollups: !raw_only,
     };
     let reads = api.reads.clone();
     let (body, scanned) = super::run_blocking(move || -> Result<(Vec<u8>, u64), BaiduError> {

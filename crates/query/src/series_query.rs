@@ -10,6 +10,8 @@ pub mod opentsdb;
 pub(crate) mod parallel;
 #[cfg(test)]
 mod presampled_tests;
+#[cfg(test)]
+mod rollup_tests;
 mod rows;
 mod steps;
 #[cfg(test)]
@@ -36,6 +38,9 @@ pub struct Limits {
     /// Presampled buckets may stand for the points they summarise (a
     /// query a presampling rule answers; the answer is the same).
     pub presampled: bool,
+    /// The database's rollup tiers may stand for the points they
+    /// summarise (not with Baidu's `disablePresampling`).
+    pub rollups: bool,
 }
 
 impl Default for Limits {
@@ -45,6 +50,7 @@ impl Default for Limits {
             max_groups: 100_000,
             timeout: Duration::from_secs(50),
             presampled: false,
+            rollups: true,
         }
     }
 }
@@ -363,7 +369,7 @@ fn run_fast(
         &ids,
         budget,
         limits.max_groups,
-        limits.presampled,
+        (limits.presampled, limits.rollups),
     )?;
     page_folded(query, out, groups)
 }

@@ -355,7 +355,9 @@ pub(crate) fn fold_series(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<Folded> {
-    if scan.count_only {
+    // Past the raw retention only whole chunks count: the fold below
+    // takes them by their buckets too.
+    if scan.count_only && !view.rollups_past_retention() {
         let (buckets, points) = count_series(scan, view, id, start, end)?;
         return Ok(Folded {
             buckets,

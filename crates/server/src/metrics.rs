@@ -370,7 +370,7 @@ impl Collector for StorageCollector {
 }
 
 /// `sundial_level_blocks` and `sundial_level_block_bytes`: the blocks of
-/// each database per compaction tier (`partition`, `day`, `week`, `wide`).
+/// each database per compaction tier (`partition`, `day`, `week`, `wide`, `rollups`).
 fn encode_levels(
     encoder: &mut DescriptorEncoder<'_>,
     statuses: &[(String, sundial_storage::Status)],

@@ -39,6 +39,10 @@ const FLAG_FAST: u8 = 1;
 /// frame of `len` bytes (offsets, counts and statistics compress to a
 /// third).
 const FLAG_INDEX_ZSTD: u8 = 2;
+/// Index flag: the block keeps only its chunks' statistics and presampled
+/// buckets, their points past the retention (`crate::compact`, "rollups
+/// outliving the raw data"): every chunk is 0 bytes, its buckets follow.
+const FLAG_ROLLUPS_ONLY: u8 = 4;
 const FOOTER_MAGIC: &[u8; 8] = b"SDBLKEND";
 /// `u64 LE index offset` + footer magic.
 const FOOTER_LEN: usize = 16;

@@ -139,8 +139,8 @@ fn blocks(config: &Config, report: &mut Report) -> Result<Vec<Block>> {
     Ok(out)
 }
 
-/// Reads every chunk (each checks its frame checksum and point count) and
-/// looks up every series in the catalog.
+/// Reads every chunk and its presampled buckets (each checks its frame
+/// checksum and point count) and looks up every series in the catalog.
 fn check_block(b: &Block, known: &HashSet<u32>, report: &mut Report) {
     let columns: Vec<_> = b.columns().map(|(id, f)| (id, f.to_owned())).collect();
     let mut unknown = 0usize;
@@ -150,7 +150,8 @@ fn check_block(b: &Block, known: &HashSet<u32>, report: &mut Report) {
         }
         for entry in b.chunks(id, &field) {
             report.chunks += 1;
-            if let Err(e) = b.read_chunk(entry) {
+            // A rollups-only block's chunks are their buckets alone.
+            if let Err(e) = b.read_chunk(entry).and_then(|_| b.rollup_frame(entry)) {
                 report.problems.push((b.path().to_owned(), e.to_string()));
                 return;
             }

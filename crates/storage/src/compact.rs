@@ -1,5 +1,6 @@
 //! Background maintenance of a database's blocks: retention drops blocks
-//! whose newest point is older than the TTL; compaction merges blocks by
+//! whose newest point is older than the TTL (or keeps their rollups
+//! longer, see `expire.rs`); compaction merges blocks by
 //! time tier, applying last-write-wins, so series end up in day-long chunks
 //! (which is where the codecs pay off) and old data in few files.
 //!
@@ -38,11 +39,13 @@ use std::sync::Arc;
 use sundial_model::{FieldValue, Timestamp};
 use tracing::{info, warn};
 
+mod expire;
+
 /// Runs retention, then every compaction that is due. `force` merges all
 /// adjacent blocks up to the size limit, whatever their tiers.
 pub(crate) fn maintain(inner: &Inner, force: bool) -> Result<()> {
     let _one = inner.compact_lock.lock();
-    drop_expired(inner);
+    expire::expire(inner);
     while let Some(members) = pick_run(inner, force) {
         merge(inner, members)?;
     }
@@ -58,36 +61,6 @@ pub(crate) fn retention_cutoff(retention_secs: u64) -> Option<Timestamp> {
     // retention longer than the data's age: never a negative span.
     let secs = i64::try_from(retention_secs).unwrap_or(i64::MAX);
     Some(sundial_model::now_ms().saturating_sub(secs.saturating_mul(1000)))
-}
-
-fn drop_expired(inner: &Inner) {
-    let Some(cutoff) = retention_cutoff(inner.retention_secs()) else {
-        return;
-    };
-    let expired: Vec<Arc<Block>> = {
-        let mut layers = inner.layers.write();
-        let (gone, kept): (Vec<_>, Vec<_>) = layers
-            .blocks
-            .iter()
-            .cloned()
-            .partition(|b| b.max_ts < cutoff);
-        if gone.is_empty() {
-            return;
-        }
-        if let Err(e) = blocks::record(inner, &kept) {
-            warn!(error = %e, "retention: cannot record the block list; expired blocks kept");
-            return;
-        }
-        *layers = Arc::new(Layers {
-            blocks: kept,
-            frozen: layers.frozen.clone(),
-        });
-        gone
-    };
-    for b in expired {
-        info!(path = %b.path().display(), "retention: dropping expired block");
-        blocks::discard(inner, &b);
-    }
 }
 
 /// Indexes (ascending) into the current block list of the next blocks to
@@ -109,9 +82,10 @@ fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
     for &level in levels {
         let mut windows: BTreeMap<Window, Vec<usize>> = BTreeMap::new();
         for (i, b) in blocks.iter().enumerate() {
-            if tiers
-                .level_of(b.min_ts, b.max_ts)
-                .is_some_and(|(l, _)| l <= level)
+            if !b.rollups_only
+                && tiers
+                    .level_of(b.min_ts, b.max_ts)
+                    .is_some_and(|(l, _)| l <= level)
             {
                 windows
                     .entry(tiers.window(level, b.min_ts))
@@ -166,7 +140,7 @@ fn straddlers(tiers: &Tiers, blocks: &[Arc<Block>], max_bytes: u64) -> Option<Ve
     let wide: Vec<usize> = blocks
         .iter()
         .enumerate()
-        .filter(|(_, b)| tiers.level_of(b.min_ts, b.max_ts).is_none())
+        .filter(|(_, b)| !b.rollups_only && tiers.level_of(b.min_ts, b.max_ts).is_none())
         .map(|(i, _)| i)
         .collect();
     let (first, last) = (*wide.first()?, *wide.last()?);
@@ -195,12 +169,10 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         return Ok(());
     };
     let id = newest.id;
-    // Names borrowed from the inputs, in one vector: a million columns in
-    // a set of owned names cost compaction's peak ~80 bytes each.
-    let mut columns: Vec<(SeriesId, &str)> = inputs.iter().flat_map(|b| b.columns()).collect();
-    columns.sort_unstable();
-    columns.dedup();
-    let cutoff = retention_cutoff(inner.retention_secs()).unwrap_or(Timestamp::MIN);
+    let columns = columns_of(&inputs);
+    // Points past the raw retention stay while rollups outlive them:
+    // retention keeps their rollups when the whole block expires.
+    let cutoff = inner.rollup_cutoff().unwrap_or(Timestamp::MIN);
     let grids = inner.grids_for(columns.iter().map(|(id, _)| *id));
     let dir = &inner.config.data_dir;
     let mut writer = BlockWriter::create(&inner.config.vfs, dir, id, sundial_codec::Effort::Small)?;
@@ -209,11 +181,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     // Each input's place in its index: columns come in ascending order.
     let mut places = vec![0usize; inputs.len()];
     for &(series, field) in &columns {
-        let mut points: Vec<(Timestamp, FieldValue)> = Vec::new();
-        for (b, place) in inputs.iter().zip(&mut places) {
-            let newer = b.read_uncached_from(place, series, field, cutoff, Timestamp::MAX)?;
-            points = newest_wins(points, newer);
-        }
+        let points = merged_column(&inputs, &mut places, (series, field), cutoff)?;
         points_out += points.len();
         writer.add(&Column {
             series,
@@ -273,6 +241,33 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     }
     info!(path = %path.display(), blocks = inputs.len(), points = points_out, "compacted blocks");
     Ok(())
+}
+
+/// Every column of `inputs`, ascending, each once. Names borrowed from
+/// the inputs, in one vector: a million columns in a set of owned names
+/// cost compaction's peak ~80 bytes each.
+fn columns_of(inputs: &[Arc<Block>]) -> Vec<(SeriesId, &str)> {
+    let mut columns: Vec<(SeriesId, &str)> = inputs.iter().flat_map(|b| b.columns()).collect();
+    columns.sort_unstable();
+    columns.dedup();
+    columns
+}
+
+/// One column's points from `from` on in `inputs` (oldest first), the
+/// newest write of a timestamp winning; `places` holds each input's place
+/// in its index (columns come in ascending order).
+fn merged_column(
+    inputs: &[Arc<Block>],
+    places: &mut [usize],
+    (series, field): (SeriesId, &str),
+    from: Timestamp,
+) -> Result<Vec<(Timestamp, FieldValue)>> {
+    let mut points = Vec::new();
+    for (b, place) in inputs.iter().zip(places) {
+        let newer = b.read_uncached_from(place, series, field, from, Timestamp::MAX)?;
+        points = newest_wins(points, newer);
+    }
+    Ok(points)
 }
 
 /// Merges two ascending columns with unique timestamps, `newer` winning a

@@ -18,6 +18,12 @@ pub enum FsyncPolicy {
     Buffered,
 }
 
+/// Most rollup tiers a database keeps: each adds a record per bucket to
+/// every numeric chunk.
+pub(crate) const MAX_TIERS: usize = 4;
+/// The widest tier: a week, the longest a chunk spans.
+pub(crate) const MAX_TIER_SECS: u64 = 7 * 86_400;
+
 /// Storage engine settings; `Default` gives the documented defaults.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -81,6 +87,19 @@ pub struct Config {
     pub retention_secs: u64,
     /// Per-database retention overriding `retention_secs` (0: forever).
     pub database_retention_secs: std::collections::BTreeMap<String, u64>,
+    /// Rollup tiers: bucket widths in seconds (on the epoch's grid) whose
+    /// count, sum, min, max, first and last every numeric chunk carries
+    /// (`crate::rollup`), so downsampled queries on a multiple of a tier
+    /// read one record per bucket. Empty: none.
+    pub rollup_secs: Vec<u64>,
+    /// Per-database `rollup_secs`.
+    pub database_rollup_secs: std::collections::BTreeMap<String, Vec<u64>>,
+    /// How long the tiers outlive the raw points: past the retention a
+    /// block keeps only its chunks' rollups until they are this old.
+    /// Unset: they go with the raw points; 0: kept forever.
+    pub rollup_retention_secs: Option<u64>,
+    /// Per-database `rollup_retention_secs`.
+    pub database_rollup_retention_secs: std::collections::BTreeMap<String, u64>,
     /// Series one database may hold; writes creating more are refused.
     pub max_series: u64,
     /// Per-database `max_series`.
@@ -140,6 +159,10 @@ impl Default for Config {
             max_head_points: 8_000_000,
             retention_secs: 0,
             database_retention_secs: std::collections::BTreeMap::new(),
+            rollup_secs: Vec::new(),
+            database_rollup_secs: std::collections::BTreeMap::new(),
+            rollup_retention_secs: None,
+            database_rollup_retention_secs: std::collections::BTreeMap::new(),
             max_series: 10_000_000,
             database_max_series: std::collections::BTreeMap::new(),
             max_new_series_per_write: 100_000,
@@ -182,6 +205,19 @@ impl Config {
         }
         if self.max_series == 0 || self.max_new_series_per_write == 0 {
             return Err("storage.max_series and max_new_series_per_write must be positive".into());
+        }
+        let tiers = std::iter::once(&self.rollup_secs).chain(self.database_rollup_secs.values());
+        for widths in tiers {
+            if widths.len() > MAX_TIERS {
+                return Err(format!(
+                    "storage.rollup_secs lists at most {MAX_TIERS} tiers"
+                ));
+            }
+            if let Some(w) = widths.iter().find(|w| !(1..=MAX_TIER_SECS).contains(*w)) {
+                return Err(format!(
+                    "storage.rollup_secs: {w} is not a width from 1 to {MAX_TIER_SECS} seconds"
+                ));
+            }
         }
         if self.max_wal_queue_bytes < 1 << 20 {
             return Err("storage.max_wal_queue_bytes must be at least 1 MiB".into());

@@ -97,7 +97,8 @@ pub struct Status {
     pub work: activity::WorkDone,
     /// Blocks and their bytes per compaction tier, every tier listed,
     /// smallest first: `partition`, `day`, `week`, then `wide` for blocks
-    /// wider than a week's window.
+    /// wider than a week's window, and `rollups` for rollups-only blocks
+    /// (docs/storage.md, "Rollup tiers").
     pub levels: Vec<LevelStatus>,
 }
 
@@ -455,16 +456,20 @@ impl Db {
         let layers = replica::layers_under(&self.inner.layers, overlay.as_deref());
         // A copy read with its owner's newer points keeps the owner's
         // retention, which may have changed since the copy's checkpoint.
-        let min_ts = match &overlay {
-            Some(o) => o.min_ts(),
-            None => compact::retention_cutoff(self.inner.retention_secs())
-                .unwrap_or(sundial_model::Timestamp::MIN),
+        let (min_ts, rollup_min_ts) = match &overlay {
+            Some(o) => (o.min_ts(), o.min_ts()),
+            None => {
+                let at = |cutoff: Option<_>| cutoff.unwrap_or(sundial_model::Timestamp::MIN);
+                let raw = compact::retention_cutoff(self.inner.retention_secs());
+                (at(raw), at(self.inner.rollup_cutoff()))
+            }
         };
         f(Snapshot {
             head,
             source: &self.inner.layers,
             layers,
             min_ts,
+            rollup_min_ts,
             overlay,
             pinned: false,
         })

@@ -93,6 +93,58 @@ pub(crate) fn delete(inner: &Inner, sel: &Selection<'_>, remove: bool) -> Result
 /// Replaces `block` by a copy without the selected points, or drops it
 /// when none are left (an empty block has no time range to record).
 fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usize> {
+    let (replacement, deleted) = if block.rollups_only {
+        (without_rollups(inner, block, sel)?, 0)
+    } else {
+        without_points(inner, block, sel)?
+    };
+    replace(inner, block, replacement)?;
+    Ok(deleted)
+}
+
+/// A copy of a rollups-only block without the selected columns' chunks
+/// reaching into the range (a chunk's buckets cannot be cut: the whole
+/// chunk goes); `None` when none is left.
+fn without_rollups(
+    inner: &Inner,
+    block: &Arc<Block>,
+    sel: &Selection<'_>,
+) -> Result<Option<Arc<Block>>> {
+    let mut columns: Vec<(SeriesId, &str)> = block.columns().collect();
+    columns.sort_unstable();
+    let dir = &inner.config.data_dir;
+    let effort = sundial_codec::Effort::Small;
+    let mut writer = BlockWriter::create(&inner.config.vfs, dir, block.id, effort)?;
+    writer.rollups_only();
+    writer.presampled_under(block.presampling);
+    for (id, field) in columns {
+        let selected = sel.column(id, field);
+        for c in block.chunks(id, field) {
+            if selected && c.min_ts <= sel.end && c.max_ts >= sel.start {
+                continue;
+            }
+            let (Some(stats), Some(exact)) = (block.stats(c), block.exact_stats(c)) else {
+                continue;
+            };
+            let payload = block.rollup_payload(c)?;
+            writer.copy_rollups(id, field, c, (stats, exact), &payload)?;
+        }
+    }
+    if writer.is_empty() {
+        return Ok(None);
+    }
+    let path = writer.finish()?;
+    let written = Block::open(&path, block.id)?;
+    Ok(Some(Arc::new(blocks::place(&inner.config, written)?)))
+}
+
+/// A copy of `block` without the selected points, and how many went;
+/// `None` when no point is left.
+fn without_points(
+    inner: &Inner,
+    block: &Arc<Block>,
+    sel: &Selection<'_>,
+) -> Result<(Option<Arc<Block>>, usize)> {
     let columns: BTreeSet<(SeriesId, String)> =
         block.columns().map(|(id, f)| (id, f.to_owned())).collect();
     let mut kept = Vec::with_capacity(columns.len());
@@ -133,6 +185,12 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
             Block::open(&path, block.id)?,
         )?))
     };
+    Ok((replacement, deleted))
+}
+
+/// Puts `replacement` in `block`'s place in the block list (or just
+/// takes `block` out).
+fn replace(inner: &Inner, block: &Arc<Block>, replacement: Option<Arc<Block>>) -> Result<()> {
     {
         let mut layers = inner.layers.write();
         let list: Vec<Arc<Block>> = layers
@@ -159,8 +217,8 @@ fn rewrite(inner: &Inner, block: &Arc<Block>, sel: &Selection<'_>) -> Result<usi
     if replacement.as_ref().is_none_or(|r| r.is_remote()) {
         blocks::discard(inner, block);
     }
-    info!(block = %block.path().display(), points = deleted, "deleted points from block");
-    Ok(deleted)
+    info!(block = %block.path().display(), "deleted from block");
+    Ok(())
 }
 
 /// Writes the removed-series set atomically.

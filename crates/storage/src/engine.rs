@@ -205,6 +205,12 @@ pub(crate) fn db_config(config: &Config, name: &str) -> Config {
     if let Some(secs) = config.database_retention_secs.get(name) {
         c.retention_secs = *secs;
     }
+    if let Some(widths) = config.database_rollup_secs.get(name) {
+        c.rollup_secs.clone_from(widths);
+    }
+    if let Some(secs) = config.database_rollup_retention_secs.get(name) {
+        c.rollup_retention_secs = Some(*secs);
+    }
     if let Some(n) = config.database_max_series.get(name) {
         c.max_series = *n;
     }

@@ -69,11 +69,7 @@ pub fn block(data: &[u8]) {
             let _ = block.numeric_chunk(entry);
             let _ = block.stats(entry);
             let _ = block.exact_stats(entry);
-            for width in [60_000, 3_600_000] {
-                if let Some(grid) = crate::rollup::Grid::new(0, width) {
-                    let _ = block.rollup_buckets(entry, grid);
-                }
-            }
+            let _ = block.rollup_frame(entry);
         }
         for (start, end) in [(i64::MIN, i64::MAX), (0, 1_500_000_000_000)] {
             let cached = block.read(*id, field, start, end);

@@ -38,6 +38,22 @@ impl Grid {
         let off = t.wrapping_sub(self.anchor).rem_euclid(self.width);
         t.wrapping_sub(off)
     }
+
+    /// Bucket width in ms.
+    pub fn width(&self) -> i64 {
+        self.width
+    }
+
+    /// Whether each of its buckets lies inside one of `coarser`'s, so
+    /// folding its buckets into those gives what folding the points would.
+    pub fn refines(&self, coarser: &Grid) -> bool {
+        coarser.width % self.width == 0
+            && coarser
+                .anchor
+                .wrapping_sub(self.anchor)
+                .rem_euclid(self.width)
+                == 0
+    }
 }
 
 /// A presampling rule as the storage keeps it: one metric's (or every
@@ -82,11 +98,25 @@ pub struct BucketStats {
     pub exact: ExactStats,
 }
 
-/// The grids of each series `ids` holds that a rule selects (none when
-/// there are no rules).
+/// A database's rollup tiers (`storage.rollup_secs`) as grids through
+/// the epoch, widest first (a fold takes the widest that fits).
+pub(crate) fn tier_grids(config: &crate::config::Config) -> Vec<Grid> {
+    let mut grids: Vec<Grid> = config
+        .rollup_secs
+        .iter()
+        .filter_map(|s| Grid::new(0, i64::try_from(*s).ok()?.checked_mul(1000)?))
+        .collect();
+    grids.sort_by_key(|g| std::cmp::Reverse(g.width));
+    grids.dedup();
+    grids
+}
+
+/// The grids of each series `ids` holds that a rule selects, besides the
+/// tiers every series has (none when there are no rules).
 pub(crate) fn grids_by_series(
     head: &Head,
     rules: &[PresamplingRule],
+    tiers: &[Grid],
     ids: impl Iterator<Item = SeriesId>,
 ) -> HashMap<SeriesId, Vec<Grid>> {
     let mut out: HashMap<SeriesId, Vec<Grid>> = HashMap::new();
@@ -100,7 +130,7 @@ pub(crate) fn grids_by_series(
             .filter(|r| r.matches(&key))
             .filter_map(|r| r.grid())
         {
-            let grids = out.entry(id).or_default();
+            let grids = out.entry(id).or_insert_with(|| tiers.to_vec());
             if !grids.contains(&grid) {
                 grids.push(grid);
             }
@@ -110,27 +140,26 @@ pub(crate) fn grids_by_series(
 }
 
 /// What the blocks a write makes carry: the grids per series, and the
-/// fingerprint of the rules that chose them.
+/// fingerprint of the rules and tiers that chose them.
 pub(crate) struct Grids {
     pub(crate) fingerprint: u64,
+    tiers: Vec<Grid>,
+    /// Series a rule selects: their rules' grids and the tiers.
     by_series: HashMap<SeriesId, Vec<Grid>>,
 }
 
 impl Grids {
     pub(crate) fn of(&self, id: SeriesId) -> &[Grid] {
-        self.by_series
-            .get(&id)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        self.by_series.get(&id).unwrap_or(&self.tiers)
     }
 }
 
 /// A fingerprint of what rules select and on which grids (not their ids
-/// or definitions), stable across versions: 0 for no rules. A block
-/// written under other rules is rewritten by compaction, which is how
-/// a new rule reaches data written before it.
-pub(crate) fn fingerprint(rules: &[PresamplingRule]) -> u64 {
-    if rules.is_empty() {
+/// or definitions) and of the tiers, stable across versions: 0 for
+/// neither. A block written under others is rewritten by compaction,
+/// which is how a new rule or tier reaches data written before it.
+pub(crate) fn fingerprint(rules: &[PresamplingRule], tiers: &[Grid]) -> u64 {
+    if rules.is_empty() && tiers.is_empty() {
         return 0;
     }
     let mut parts: Vec<String> = rules
@@ -142,6 +171,7 @@ pub(crate) fn fingerprint(rules: &[PresamplingRule]) -> u64 {
             tags.sort();
             format!("{:?}|{:?}|{:?}", r.metric, tags, grid)
         })
+        .chain(tiers.iter().map(|g| format!("tier|{}", g.width)))
         .collect();
     parts.sort();
     parts.dedup();
@@ -155,18 +185,21 @@ pub(crate) fn fingerprint(rules: &[PresamplingRule]) -> u64 {
 }
 
 impl crate::db::Inner {
-    /// The grids of the series among `ids` that a rule selects.
+    /// The grids of the series among `ids` that a rule selects or a tier
+    /// covers.
     pub(crate) fn grids_for(&self, ids: impl Iterator<Item = SeriesId>) -> Grids {
         let rules = self.presampling.read().clone();
+        let tiers = tier_grids(&self.config);
         Grids {
-            fingerprint: fingerprint(&rules),
-            by_series: grids_by_series(&self.head.read(), &rules, ids),
+            fingerprint: fingerprint(&rules, &tiers),
+            by_series: grids_by_series(&self.head.read(), &rules, &tiers, ids),
+            tiers,
         }
     }
 
     /// The fingerprint blocks written now get.
     pub(crate) fn presampling_fingerprint(&self) -> u64 {
-        fingerprint(&self.presampling.read())
+        fingerprint(&self.presampling.read(), &tier_grids(&self.config))
     }
 }
 
@@ -241,9 +274,28 @@ pub struct GridBuckets {
 }
 
 impl GridBuckets {
-    pub(crate) fn of(frame: Arc<Presampled>, grid: Grid) -> Option<Self> {
-        let at = frame.grids.iter().position(|(g, _)| *g == grid)?;
+    /// The buckets of the widest grid in `frame` that refines `grid`
+    /// (`grid` itself when the frame has it).
+    pub(crate) fn refining(frame: Arc<Presampled>, grid: Grid) -> Option<Self> {
+        let at = frame
+            .grids
+            .iter()
+            .enumerate()
+            .filter(|(_, (g, _))| g.refines(&grid))
+            .max_by_key(|(_, (g, _))| g.width)?
+            .0;
         Some(Self { frame, at })
+    }
+
+    /// The grid they are buckets of.
+    pub fn grid(&self) -> Grid {
+        self.frame.grids.get(self.at).map_or(
+            Grid {
+                anchor: 0,
+                width: 1,
+            },
+            |(g, _)| *g,
+        )
     }
 }
 

@@ -63,12 +63,15 @@ pub struct WholeChunk<'a> {
 }
 
 impl WholeChunk<'_> {
-    /// Its points' statistics per bucket of `grid`, when a presampling
-    /// rule gave its series that grid as the chunk was written. Buckets
-    /// that cannot be read, or that do not add up to the chunk, are
-    /// logged and not offered: the chunk itself may be sound, and is read.
+    /// Its points' statistics per bucket of the widest grid it carries
+    /// (from a presampling rule or a rollup tier) that refines `grid`:
+    /// each lies inside one of `grid`'s buckets. Buckets that cannot be
+    /// read, or that do not add up to the chunk, are logged and not
+    /// offered: the chunk itself may be sound, and is read.
     pub fn buckets(&self, grid: crate::rollup::Grid) -> Option<crate::rollup::GridBuckets> {
-        let records = match self.block.rollup_buckets(self.entry, grid) {
+        let frame = self.block.rollup_frame(self.entry);
+        let refining = |f| crate::rollup::GridBuckets::refining(f, grid);
+        let records = match frame.map(|f| f.and_then(refining)) {
             Ok(records) => records?,
             Err(e) => {
                 tracing::warn!(error = %e, "presampled buckets unreadable; reading the chunk");
@@ -99,6 +102,9 @@ pub struct Snapshot<'a> {
     pub(crate) layers: Arc<Layers>,
     /// Retention: nothing older is returned, even before its block is dropped.
     pub(crate) min_ts: Timestamp,
+    /// The rollup tiers' retention (at most `min_ts`): rollups-only blocks
+    /// answer folds back to it.
+    pub(crate) rollup_min_ts: Timestamp,
     /// Another node's newer points, kept over every refresh.
     pub(crate) overlay: Option<Arc<crate::db::Overlay>>,
     /// The layers were chosen by the reader (`Db::read_newer`): a yield
@@ -144,7 +150,7 @@ impl Snapshot<'_> {
         start: Timestamp,
         end: Timestamp,
     ) -> Prefetch {
-        let start = start.max(self.min_ts);
+        let start = start.max(self.rollup_min_ts);
         Prefetch {
             blocks: self
                 .layers
@@ -170,6 +176,12 @@ impl Snapshot<'_> {
     /// Nothing older than this is returned (retention).
     pub fn min_ts(&self) -> Timestamp {
         self.min_ts
+    }
+
+    /// Whether rollups reach back past the raw retention (rollup tiers
+    /// with a longer `rollup_retention_secs`).
+    pub fn rollups_past_retention(&self) -> bool {
+        self.rollup_min_ts < self.min_ts
     }
 
     /// Whether the metric has ever been written.
@@ -452,7 +464,7 @@ impl Snapshot<'_> {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<ColumnParts> {
-        let start = start.max(self.min_ts);
+        let (raw_start, start) = (start.max(self.min_ts), start.max(self.rollup_min_ts));
         let spans = self.spans(id, field);
         let frozen_pts = self.frozen_points(id, field);
         let head_pts = self.head.points(id, field, Timestamp::MIN, Timestamp::MAX);
@@ -477,7 +489,7 @@ impl Snapshot<'_> {
                     _ => decoded.extend(
                         b.read_chunk(c)?
                             .into_iter()
-                            .filter(|(t, _)| (start..=end).contains(t)),
+                            .filter(|(t, _)| (raw_start..=end).contains(t)),
                     ),
                 }
             }
@@ -486,7 +498,7 @@ impl Snapshot<'_> {
             }
         }
         for pts in [frozen_pts, head_pts] {
-            let r = range(pts, start, end);
+            let r = range(pts, raw_start, end);
             if !r.is_empty() {
                 sources.push(r.to_vec());
             }
@@ -574,10 +586,11 @@ impl Snapshot<'_> {
         summarise: bool,
         visit: &mut dyn FnMut(NumericPart<'_>) -> bool,
     ) -> Result<bool> {
-        let start = start.max(self.min_ts);
-        if start > end {
+        let (raw_start, rollup_start) = (start.max(self.min_ts), start.max(self.rollup_min_ts));
+        if rollup_start > end {
             return Ok(true);
         }
+        let start = raw_start;
         let mut runs: Vec<Run> = Vec::new();
         let push = |chunk: Arc<NumericChunk>, runs: &mut Vec<Run>| {
             let lo = chunk.ts.partition_point(|t| *t < start);
@@ -592,8 +605,12 @@ impl Snapshot<'_> {
             Vec::new()
         };
         for (i, block) in self.layers.blocks.iter().enumerate() {
+            // Past the raw retention (back to the rollups') chunks count
+            // only whole, by their statistics: a rollups-only block's hold
+            // no points, and a decoded chunk's older points are cut off.
+            let start = if summarise { rollup_start } else { raw_start };
             for c in block.chunks(id, field) {
-                if c.max_ts < start || c.min_ts > end {
+                if c.max_ts < start || c.min_ts > end || (block.rollups_only && !summarise) {
                     continue;
                 }
                 let whole = start <= c.min_ts && c.max_ts <= end;

@@ -80,12 +80,14 @@ pub(super) fn run(
     ids: &[SeriesId],
     budget: &Budget,
     max_groups: usize,
-    presampled: bool,
+    (presampled, rollups): (bool, bool),
 ) -> Result<(QueryOutput, Vec<GroupOutput>)> {
-    let (points, read, groups) = fold(db, q, ids, budget, max_groups, presampled)?;
+    let (points, read, groups) = fold(db, q, ids, budget, max_groups, presampled || rollups)?;
     let out = QueryOutput {
         raw_count: points,
-        consumed_count: read,
+        // A rule's hit reports what it read; rollup tiers stand in for
+        // the points unseen.
+        consumed_count: if presampled { read } else { points },
         ..QueryOutput::default()
     };
     Ok((out, render(q, groups, budget, max_groups)?))

@@ -113,7 +113,12 @@ fn apply(db: &Db, op: &Op) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn query(func: RangeFn, (anchor, width): (i64, i64), end: i64, grouped: bool) -> SeriesQuery {
+pub(super) fn query(
+    func: RangeFn,
+    (anchor, width): (i64, i64),
+    end: i64,
+    grouped: bool,
+) -> SeriesQuery {
     SeriesQuery {
         metric: "cpu".into(),
         fields: vec!["value".into()],

@@ -18,6 +18,15 @@ pub(crate) struct NumericChunk {
     pub(crate) values: NumColumn,
 }
 
+impl NumericChunk {
+    pub(crate) fn empty() -> Self {
+        Self {
+            ts: Vec::new(),
+            values: NumColumn::Longs(Vec::new()),
+        }
+    }
+}
+
 impl Weigh for NumericChunk {
     fn bytes(&self) -> usize {
         let per_value = match &self.values {

@@ -3,8 +3,8 @@
 //! statistics). Format: `docs/format/block.md`.
 
 use super::{
-    FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_LEN, FOOTER_MAGIC, KIND_NUMERIC, KIND_NUMERIC_LONG, MAGIC,
-    MAGIC_V2, MAGIC_V3, MAGIC_V4,
+    FLAG_FAST, FLAG_INDEX_ZSTD, FLAG_ROLLUPS_ONLY, FOOTER_LEN, FOOTER_MAGIC, KIND_NUMERIC,
+    KIND_NUMERIC_LONG, MAGIC, MAGIC_V2, MAGIC_V3, MAGIC_V4,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -70,6 +70,8 @@ pub(super) struct Decoded {
     pub(super) stats: Vec<u8>,
     /// The presampling rules it was written under (0: none).
     pub(super) presampling: u64,
+    /// Statistics and presampled buckets only ([`FLAG_ROLLUPS_ONLY`]).
+    pub(super) rollups_only: bool,
 }
 
 /// Decodes the framed index `located` found in the block at `path`.
@@ -100,8 +102,12 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
     } else {
         payload
     };
+    let rollups_only = flags & FLAG_ROLLUPS_ONLY != 0;
+    // A rollups-only chunk cannot be decoded instead: every chunk keeps
+    // its statistics in memory.
+    let tiny = if rollups_only { 0 } else { TINY_CHUNK };
     let (fields, chunks, stats, presampling) =
-        decode_index(payload, version >= 4).map_err(|r| corrupt(format!("index: {r}")))?;
+        decode_index(payload, version >= 4, tiny).map_err(|r| corrupt(format!("index: {r}")))?;
     let chunks =
         super::table::ChunkTable::new(chunks).map_err(|r| corrupt(format!("index: {r}")))?;
     let (min_ts, max_ts) = time_range(chunks.entries());
@@ -113,6 +119,7 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
         fast: flags & FLAG_FAST != 0,
         stats,
         presampling,
+        rollups_only,
     })
 }
 
@@ -197,7 +204,11 @@ type Index = (Vec<String>, Vec<(SeriesId, u32, ChunkEntry)>, Vec<u8>, u64);
 /// without bound; a million series' index is a few hundred megabytes).
 const MAX_INDEX_BYTES: usize = 1 << 32;
 
-fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index, String> {
+fn decode_index(
+    mut input: &[u8],
+    with_exact: bool,
+    tiny: u32,
+) -> std::result::Result<Index, String> {
     let input = &mut input;
     let n_fields = get_varint(input)?;
     let mut fields = Vec::new();
@@ -237,7 +248,7 @@ fn decode_index(mut input: &[u8], with_exact: bool) -> std::result::Result<Index
                 super::exact::decode(input, all_long)?;
                 exact = true;
             }
-            if count > TINY_CHUNK {
+            if count > tiny {
                 let used = before.len() - input.len();
                 stats_at = u32::try_from(stats.len())
                     .ok()

@@ -45,6 +45,9 @@ pub(crate) struct Block {
     /// The fingerprint of the presampling rules it was written under
     /// (`crate::rollup::fingerprint`; 0: none).
     pub(crate) presampling: u64,
+    /// Holds only statistics and presampled buckets: reads of points find
+    /// none, compaction leaves it alone (`crate::compact`).
+    pub(crate) rollups_only: bool,
     /// Never reused: the chunk cache key.
     uid: u64,
     /// Replaced or expired: a remote block's object is deleted once the
@@ -135,6 +138,7 @@ impl Block {
             fast,
             stats,
             presampling,
+            rollups_only,
         } = index::decode(&path, located)?;
         Ok(Self {
             uid: super::cache::next_block_id(),
@@ -150,6 +154,7 @@ impl Block {
             chunks,
             stats,
             presampling,
+            rollups_only,
             retired: AtomicBool::new(false),
         })
     }
@@ -235,7 +240,9 @@ impl Block {
                     {
                         continue;
                     }
-                    if let Ok(len) = usize::try_from(entry.len) {
+                    if let Ok(len) = usize::try_from(entry.len)
+                        && len > 0
+                    {
                         ranges.push((entry.offset, len));
                     }
                     // The presampled buckets right after it, when it has
@@ -290,6 +297,9 @@ impl Block {
     /// timestamps; an unreadable chunk counts as having one, so a listing
     /// never hides data a read would then report as corrupt).
     fn has_point_in(&self, entry: &ChunkEntry, start: Timestamp, end: Timestamp) -> bool {
+        if self.rollups_only {
+            return true;
+        }
         let timestamps = || -> Option<Vec<Timestamp>> {
             let framed = self.chunk_payload(entry).ok()?;
             let (payload, _) = record::read_frame(&framed).ok()?;
@@ -314,6 +324,9 @@ impl Block {
         end: Timestamp,
     ) -> Result<Vec<(Timestamp, FieldValue)>> {
         let mut out = Vec::new();
+        if self.rollups_only {
+            return Ok(out);
+        }
         for entry in self.chunks(id, field) {
             if entry.max_ts < start || entry.min_ts > end {
                 continue;
@@ -372,6 +385,9 @@ impl Block {
         end: Timestamp,
     ) -> Result<Vec<(Timestamp, FieldValue)>> {
         let mut out = Vec::new();
+        if self.rollups_only {
+            return Ok(out);
+        }
         for entry in entries {
             if entry.max_ts >= start && entry.min_ts <= end {
                 self.read_chunk_into(entry, start, end, &mut out)?;
@@ -381,8 +397,11 @@ impl Block {
     }
 
     /// One numeric chunk, cached or decoded (and then cached); `None` if
-    /// it holds text.
+    /// it holds text. A rollups-only block's chunks hold no points.
     pub(crate) fn numeric_chunk(&self, entry: &ChunkEntry) -> Result<Option<Arc<NumericChunk>>> {
+        if self.rollups_only {
+            return Ok((entry.kind == KIND_NUMERIC).then(|| Arc::new(NumericChunk::empty())));
+        }
         let key = (self.uid, entry.offset);
         if let Some(chunk) = CACHE.get(key) {
             return Ok(Some(chunk));
@@ -447,43 +466,50 @@ impl Block {
         self.source.read(&self.path, self.uid, entry.offset, len)
     }
 
-    /// A numeric chunk's presampled buckets on `grid`, when it has them
-    /// (decoded once, then from the cache).
-    pub(crate) fn rollup_buckets(
+    /// A numeric chunk's presampled buckets on every grid it has them for
+    /// (decoded once, then from the cache); `None` without any.
+    pub(crate) fn rollup_frame(
         &self,
         entry: &ChunkEntry,
-        grid: crate::rollup::Grid,
-    ) -> Result<Option<crate::rollup::GridBuckets>> {
+    ) -> Result<Option<Arc<crate::rollup::Presampled>>> {
         if entry.rollup_len == 0 {
             return Ok(None);
         }
         let at = entry.offset.saturating_add(u64::from(entry.len));
         let key = (self.uid, at);
-        let frame = match PRESAMPLED.get(key) {
-            Some(frame) => frame,
-            None => {
-                let corrupt = |reason: String| Error::Corrupt {
-                    path: self.path.clone(),
-                    offset: at,
-                    reason,
-                };
-                let len = u64::from(entry.rollup_len);
-                if at.checked_add(len).is_none_or(|end| end > self.file_bytes) {
-                    return Err(corrupt(
-                        "presampled buckets beyond the end of the block".into(),
-                    ));
-                }
-                let framed = self.source.read(&self.path, self.uid, at, len as usize)?;
-                let (payload, _) = record::read_frame(&framed)
-                    .map_err(|e| corrupt(format!("presampled frame: {e:?}")))?;
-                let frame = crate::rollup::decode(payload)
-                    .map_err(|r| corrupt(format!("presampled: {r}")))?;
-                let frame = Arc::new(frame);
-                PRESAMPLED.insert(key, frame.clone());
-                frame
-            }
+        if let Some(frame) = PRESAMPLED.get(key) {
+            return Ok(Some(frame));
+        }
+        let payload = self.rollup_payload(entry)?;
+        let frame = crate::rollup::decode(&payload).map_err(|r| Error::Corrupt {
+            path: self.path.clone(),
+            offset: at,
+            reason: format!("presampled: {r}"),
+        })?;
+        let frame = Arc::new(frame);
+        PRESAMPLED.insert(key, frame.clone());
+        Ok(Some(frame))
+    }
+
+    /// A chunk's presampled buckets as written (unframed), for copying
+    /// them into another block.
+    pub(crate) fn rollup_payload(&self, entry: &ChunkEntry) -> Result<Vec<u8>> {
+        let at = entry.offset.saturating_add(u64::from(entry.len));
+        let len = u64::from(entry.rollup_len);
+        let corrupt = |reason: String| Error::Corrupt {
+            path: self.path.clone(),
+            offset: at,
+            reason,
         };
-        Ok(crate::rollup::GridBuckets::of(frame, grid))
+        if at.checked_add(len).is_none_or(|end| end > self.file_bytes) {
+            return Err(corrupt(
+                "presampled buckets beyond the end of the block".into(),
+            ));
+        }
+        let framed = self.source.read(&self.path, self.uid, at, len as usize)?;
+        let (payload, _) =
+            record::read_frame(&framed).map_err(|e| corrupt(format!("presampled frame: {e:?}")))?;
+        Ok(payload.to_vec())
     }
 
     pub(crate) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<(Timestamp, FieldValue)>> {
@@ -500,6 +526,9 @@ impl Block {
         end: Timestamp,
         out: &mut Vec<(Timestamp, FieldValue)>,
     ) -> Result<()> {
+        if self.rollups_only {
+            return Ok(());
+        }
         let corrupt = |reason: String| Error::Corrupt {
             path: self.path.clone(),
             offset: entry.offset,

@@ -1,8 +1,8 @@
 //! Writes a block from a flushed head.
 
 use super::{
-    FLAG_FAST, FLAG_INDEX_ZSTD, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC, KIND_NUMERIC_LONG,
-    KIND_STRING, MAGIC, block_path,
+    FLAG_FAST, FLAG_INDEX_ZSTD, FLAG_ROLLUPS_ONLY, FOOTER_MAGIC, KIND_BYTES, KIND_NUMERIC,
+    KIND_NUMERIC_LONG, KIND_STRING, MAGIC, block_path,
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -79,6 +79,8 @@ pub(crate) struct BlockWriter {
     payload: Vec<u8>,
     framed: Vec<u8>,
     effort: Effort,
+    /// Writes only numeric chunks' statistics and presampled buckets.
+    rollups_only: bool,
 }
 
 impl BlockWriter {
@@ -105,6 +107,7 @@ impl BlockWriter {
             payload: Vec::new(),
             framed: Vec::new(),
             effort,
+            rollups_only: false,
         };
         writer
             .out()?
@@ -117,6 +120,44 @@ impl BlockWriter {
     /// under (`crate::rollup::fingerprint`).
     pub(crate) fn presampled_under(&mut self, fingerprint: u64) {
         self.index.presampling = fingerprint;
+    }
+
+    /// Makes this a rollups-only block (`FLAG_ROLLUPS_ONLY`): chunks keep
+    /// their statistics and presampled buckets, not their points; chunks
+    /// without buckets are left out.
+    pub(crate) fn rollups_only(&mut self) {
+        self.rollups_only = true;
+    }
+
+    /// Adds a chunk of a rollups-only block as it is, its buckets'
+    /// `payload` read from there (a delete rewriting such a block).
+    pub(crate) fn copy_rollups(
+        &mut self,
+        series: SeriesId,
+        field: &str,
+        entry: &super::ChunkEntry,
+        stats: (super::ChunkStats, super::ExactStats),
+        payload: &[u8],
+    ) -> Result<()> {
+        self.framed.clear();
+        record::frame_into(payload, &mut self.framed);
+        let meta = ChunkMeta {
+            kind: KIND_NUMERIC,
+            all_long: entry.all_long,
+            count: u64::from(entry.count),
+            min_ts: entry.min_ts,
+            max_ts: entry.max_ts,
+            stats: Some(stats.0),
+            exact: Some(stats.1),
+            rollup: None,
+            rollup_len: self.framed.len() as u64,
+        };
+        self.write_chunk(series, field, meta, 0)
+    }
+
+    /// No chunk added yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.index.n_chunks == 0
     }
 
     fn out(&mut self) -> Result<&mut BufWriter<VfsFile>> {
@@ -149,15 +190,21 @@ impl BlockWriter {
     fn chunk(&mut self, col: &Column<'_>, run: &[(Timestamp, &FieldValue)]) -> Result<()> {
         self.payload.clear();
         self.framed.clear();
+        let raw = !self.rollups_only;
         let mut meta =
-            encode_chunk(run, col.grids, self.effort, &mut self.payload).map_err(|e| {
+            encode_chunk(run, col.grids, self.effort, raw, &mut self.payload).map_err(|e| {
                 Error::Corrupt {
                     path: self.tmp.clone(),
                     offset: self.offset,
                     reason: format!("cannot encode chunk: {e}"),
                 }
             })?;
-        record::frame_into(&self.payload, &mut self.framed);
+        if !raw && meta.rollup.is_none() {
+            return Ok(());
+        }
+        if raw {
+            record::frame_into(&self.payload, &mut self.framed);
+        }
         let chunk_len = self.framed.len() as u64;
         // The presampled buckets follow their chunk, framed apart: a read
         // of the chunk never fetches them.
@@ -166,13 +213,25 @@ impl BlockWriter {
             record::frame_into(&rollup, &mut self.framed);
             meta.rollup_len = (self.framed.len() - before) as u64;
         }
+        self.write_chunk(col.series, col.field, meta, chunk_len)
+    }
+
+    /// Writes the framed chunk and buckets in `self.framed` and indexes
+    /// them.
+    fn write_chunk(
+        &mut self,
+        series: SeriesId,
+        field: &str,
+        meta: ChunkMeta,
+        chunk_len: u64,
+    ) -> Result<()> {
         let tmp = self.tmp.clone();
         let framed = std::mem::take(&mut self.framed);
         let written = self.out()?.write_all(&framed);
         self.framed = framed;
         written.map_err(|e| Error::io("write block", &tmp, e))?;
         let rollup_len = meta.rollup_len;
-        self.index.add(col, meta, self.offset, chunk_len);
+        self.index.add(series, field, meta, self.offset, chunk_len);
         self.offset += chunk_len + rollup_len;
         Ok(())
     }
@@ -181,10 +240,13 @@ impl BlockWriter {
         let tmp = self.tmp.clone();
         let io = |e| Error::io("write block", &tmp, e);
         self.framed.clear();
-        let (flags, level) = match self.effort {
+        let (mut flags, level) = match self.effort {
             Effort::Fast => (FLAG_FAST, 1),
             Effort::Small => (0, 9),
         };
+        if self.rollups_only {
+            flags |= FLAG_ROLLUPS_ONLY;
+        }
         let index = std::mem::take(&mut self.index).finish();
         let mut payload = vec![flags | FLAG_INDEX_ZSTD];
         record::deflate_into(&index, level, &mut payload).map_err(io)?;
@@ -247,10 +309,13 @@ struct ChunkMeta {
     rollup_len: u64,
 }
 
+/// Encodes a chunk's points into `out` (only its statistics and buckets
+/// without `raw`).
 fn encode_chunk(
     run: &[(Timestamp, &FieldValue)],
     grids: &[crate::rollup::Grid],
     effort: Effort,
+    raw: bool,
     out: &mut Vec<u8>,
 ) -> sundial_codec::Result<ChunkMeta> {
     let ts: Vec<Timestamp> = run.iter().map(|(t, _)| *t).collect();
@@ -260,7 +325,9 @@ fn encode_chunk(
         _ => KIND_NUMERIC,
     };
     out.push(kind);
-    sundial_codec::encode_timestamps_with(&ts, effort, out)?;
+    if raw {
+        sundial_codec::encode_timestamps_with(&ts, effort, out)?;
+    }
     let mut stats = None;
     let mut exact = None;
     let mut rollup = None;
@@ -293,7 +360,9 @@ fn encode_chunk(
                 crate::rollup::encode(&ts, &nums, grids, &mut payload);
                 rollup = Some(payload);
             }
-            sundial_codec::encode_numbers_with(&nums, effort, out)?;
+            if raw {
+                sundial_codec::encode_numbers_with(&nums, effort, out)?;
+            }
         }
         _ => {
             let texts: Vec<&[u8]> = run
@@ -304,7 +373,9 @@ fn encode_chunk(
                     _ => &[],
                 })
                 .collect();
-            sundial_codec::encode_texts_into(&texts, out);
+            if raw {
+                sundial_codec::encode_texts_into(&texts, out);
+            }
         }
     }
     let all_long =
@@ -335,17 +406,17 @@ struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    fn add(&mut self, col: &Column<'_>, meta: ChunkMeta, offset: u64, len: u64) {
-        let field = match self.fields.iter().position(|f| f == col.field) {
+    fn add(&mut self, series: SeriesId, field: &str, meta: ChunkMeta, offset: u64, len: u64) {
+        let field = match self.fields.iter().position(|f| f == field) {
             Some(i) => i,
             None => {
-                self.fields.push(col.field.to_owned());
+                self.fields.push(field.to_owned());
                 self.fields.len() - 1
             }
         };
         self.n_chunks += 1;
         let c = &mut self.chunks;
-        put_varint(c, u64::from(col.series.0));
+        put_varint(c, u64::from(series.0));
         put_varint(c, field as u64);
         c.push(if meta.all_long {
             KIND_NUMERIC_LONG

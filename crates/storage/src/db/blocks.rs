@@ -170,11 +170,16 @@ fn pinned(config: &Config) -> std::collections::HashSet<String> {
     }
 }
 
-/// `blocks` counted per compaction tier, every tier listed.
+/// Where [`levels`] counts rollups-only blocks (`crate::compact`).
+const ROLLUPS_LEVEL: &str = "rollups";
+
+/// `blocks` counted per compaction tier, every tier listed, then the
+/// rollups-only blocks.
 pub(crate) fn levels(config: &Config, blocks: &[Arc<Block>]) -> Vec<super::LevelStatus> {
     let tiers = crate::partition::Tiers::new(config.partition_secs);
     let mut levels: Vec<super::LevelStatus> = crate::partition::LEVEL_NAMES
         .iter()
+        .chain([&ROLLUPS_LEVEL])
         .map(|&level| super::LevelStatus {
             level,
             blocks: 0,
@@ -182,7 +187,10 @@ pub(crate) fn levels(config: &Config, blocks: &[Arc<Block>]) -> Vec<super::Level
         })
         .collect();
     for b in blocks {
-        let name = tiers.level_name(b.min_ts, b.max_ts);
+        let name = match b.rollups_only {
+            true => ROLLUPS_LEVEL,
+            false => tiers.level_name(b.min_ts, b.max_ts),
+        };
         if let Some(l) = levels.iter_mut().find(|l| l.level == name) {
             l.blocks += 1;
             l.bytes += b.file_bytes;

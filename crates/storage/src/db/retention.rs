@@ -4,9 +4,11 @@
 //! over the configuration from then on, restarts included.
 
 use super::{Db, Inner};
+use crate::compact;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use std::sync::atomic::Ordering;
+use sundial_model::Timestamp;
 
 /// The file an admin-set retention is kept in: decimal seconds.
 pub(super) const FILE: &str = "retention";
@@ -29,6 +31,20 @@ impl Inner {
     /// Seconds of data kept; 0 keeps everything.
     pub(crate) fn retention_secs(&self) -> u64 {
         self.retention_secs.load(Ordering::Relaxed)
+    }
+
+    /// The oldest rollup kept (`None`: all): the raw retention's cutoff,
+    /// or with rollup tiers and `rollup_retention_secs` set, the older
+    /// of the two, down to which blocks past the raw retention keep their
+    /// rollups (`crate::compact`).
+    pub(crate) fn rollup_cutoff(&self) -> Option<Timestamp> {
+        let raw = compact::retention_cutoff(self.retention_secs())?;
+        match self.config.rollup_retention_secs {
+            Some(secs) if !self.config.rollup_secs.is_empty() => {
+                compact::retention_cutoff(secs).map(|c| c.min(raw))
+            }
+            _ => Some(raw),
+        }
     }
 }
 

@@ -119,13 +119,14 @@ impl Folder<'_> {
 
     /// Takes a chunk from its presampled buckets on the grid.
     fn take_presampled(&mut self, whole: &WholeChunk<'_>) -> bool {
-        let (Some(grid), Some(Grid::Fixed(width))) = (self.presampled, &self.grid) else {
+        let (Some(grid), Some(Grid::Fixed(_))) = (self.presampled, &self.grid) else {
             return false;
         };
-        let width = *width;
+        // Maybe a finer grid's buckets, each inside one of the query's.
         let Some(records) = whole.buckets(grid) else {
             return false;
         };
+        let width = records.grid().width();
         let s = &whole.summary;
         let summaries: Vec<Summary<'_>> = records
             .iter()

@@ -112,7 +112,7 @@ fn text(points: &[(Timestamp, FieldValue)]) -> String {
 
 /// Every function that streams gives what reducing the written values
 /// gives.
-const STREAMING: [Aggregator; 14] = [
+pub(in crate::series_query) const STREAMING: [Aggregator; 14] = [
     Aggregator::Sum,
     Aggregator::ZimSum,
     Aggregator::PfSum,
@@ -311,17 +311,11 @@ pub(in crate::series_query) fn downsampling_matches_stored_values(
                 function,
                 fill: FillPolicy::None,
             };
-            let mut q = query(ds.clone(), end);
-            q.start = start;
-            let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
-            let got = execute(db, &q, &budget).map_err(|e| e.to_string())?;
+            let got = downsampled_by_host(db, &ds, (start, end))?;
             for (host, points) in &stored {
                 let want = downsample::downsample(points, &ds, start, end, MAX_FILLED)
                     .map_err(|e| e.to_string())?;
-                let result = got
-                    .iter()
-                    .find(|r| r.tags.iter().any(|(k, v)| k == "host" && v == host));
-                let got = result.map(|r| text(&r.points)).unwrap_or_default();
+                let got = got.get(host).cloned().unwrap_or_default();
                 let want = if want.is_empty() {
                     String::new()
                 } else {
@@ -334,6 +328,27 @@ pub(in crate::series_query) fn downsampling_matches_stored_values(
         }
     }
     Ok(())
+}
+
+/// `cpu`'s series downsampled by `ds` over `[start, end]`, as comparison
+/// text per host.
+pub(in crate::series_query) fn downsampled_by_host(
+    db: &Db,
+    ds: &Downsample,
+    (start, end): (Timestamp, Timestamp),
+) -> std::result::Result<std::collections::BTreeMap<String, String>, String> {
+    let mut q = query(ds.clone(), end);
+    q.start = start;
+    let budget = Budget::new(std::time::Duration::from_secs(60), usize::MAX);
+    let got = execute(db, &q, &budget).map_err(|e| e.to_string())?;
+    Ok(got
+        .iter()
+        .map(|r| {
+            let host = r.tags.iter().find(|(k, _)| k == "host");
+            let host = host.map(|(_, v)| v.clone()).unwrap_or_default();
+            (host, text(&r.points))
+        })
+        .collect())
 }
 
 /// First, last and diff take a chunk's presampled buckets and points

@@ -119,3 +119,76 @@ fn a_quiet_head_is_flushed_after_its_maximum_age() -> Result<()> {
     db.close();
     Ok(())
 }
+
+/// Points (count) each host's whole chunks in `[start, end]` stand for,
+/// by their statistics: what a fold past the raw retention sees.
+fn summarised(db: &Db, start: Timestamp, end: Timestamp) -> Result<BTreeMap<String, u64>> {
+    db.read(|view| {
+        let mut out = BTreeMap::new();
+        for (id, key) in view.series_from(0) {
+            let mut n = 0;
+            view.visit_numeric_parts(id, "value", start, end, &mut |part| {
+                if let crate::snapshot::NumericPart::Chunk(whole) = part {
+                    n += whole.summary.count;
+                }
+                true
+            })?;
+            out.insert(key.tag("host").unwrap_or_default().to_owned(), n);
+        }
+        Ok(out)
+    })
+}
+
+/// Past the raw retention a block with rollup tiers becomes rollups-only:
+/// no points to read, its chunks' statistics kept, `check` content with
+/// it; a delete drops the selected series' chunks there and keeps the
+/// others'; past the rollups' retention the block goes.
+#[test]
+fn expired_blocks_keep_their_rollups_until_the_rollups_expire() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let config = Config {
+        rollup_secs: vec![3600],
+        rollup_retention_secs: Some(20 * 86_400),
+        ..quiet(dir.path())
+    };
+    let engine = crate::Engine::open(config.clone())?;
+    let db = engine.default_db();
+    let now = sundial_model::now_ms();
+    let (old, older) = (now - 10 * 86_400_000, now - 30 * 86_400_000);
+    for base in [older, old] {
+        let batch = (0..100)
+            .flat_map(|i| ["a", "b"].map(|h| point(h, base + i * 60_000, i)))
+            .collect();
+        write_all(&db, batch)?;
+        db.flush()?;
+    }
+    db.compact(true)?;
+    let span = (old, old + 100 * 60_000);
+    let whole = BTreeMap::from([("a".to_owned(), 100), ("b".to_owned(), 100)]);
+    assert_eq!(summarised(&db, span.0, span.1)?, whole);
+    db.set_retention_secs(7 * 86_400)?;
+    db.compact(false)?;
+    // The thirty-day-old points went whole; the ten-day-old ones' rollups stay.
+    assert_eq!(summarised(&db, span.0, span.1)?, whole);
+    assert_eq!(
+        summarised(&db, older, older + 100 * 60_000)?
+            .values()
+            .sum::<u64>(),
+        0
+    );
+    assert!(snapshot(&db).is_empty());
+    let report = crate::check::check(&config)?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.chunks >= 2);
+    let a: RoaringBitmap = db
+        .read(|v| v.series_from(0))
+        .into_iter()
+        .filter(|(_, key)| key.tag("host") == Some("a"))
+        .map(|(id, _)| id.0)
+        .collect();
+    db.delete_points(&a, None, span.0 + 60_000, span.0 + 120_000)?;
+    let left = summarised(&db, span.0, span.1)?;
+    assert_eq!(left.values().sum::<u64>(), 100, "{left:?}");
+    engine.close();
+    Ok(())
+}

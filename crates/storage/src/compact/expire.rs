@@ -1,0 +1,142 @@
+//! Retention: blocks past the raw retention are dropped, or rewritten as
+//! one rollups-only block while the database's rollup tiers outlive them
+//! (docs/storage.md, "Rollup tiers").
+
+use super::retention_cutoff;
+use crate::block::{Block, writer::BlockWriter, writer::Column};
+use crate::db::{Inner, blocks};
+use crate::error::Result;
+use crate::phase::Phase;
+use crate::snapshot::Layers;
+use std::sync::Arc;
+use sundial_model::Timestamp;
+use tracing::{info, warn};
+
+/// Retention. A block whose newest point is past the raw retention is
+/// dropped, unless the database's rollup tiers outlive the raw data
+/// (`rollup_retention_secs`): then the expired blocks are rewritten
+/// together as one rollups-only block, keeping each numeric chunk's
+/// statistics and presampled buckets without its points, and such blocks
+/// are dropped once past the rollups' retention. Reads of points never
+/// see a rollups-only block; folds take its chunks whole (`Snapshot`).
+pub(super) fn expire(inner: &Inner) {
+    let Some(raw) = retention_cutoff(inner.retention_secs()) else {
+        return;
+    };
+    let rollups = inner.rollup_cutoff();
+    let past_rollups = |b: &Block| rollups.is_some_and(|c| b.max_ts < c);
+    let blocks = inner.layers.read().blocks.clone();
+    let summarised: Vec<Arc<Block>> = blocks
+        .iter()
+        .filter(|b| !b.rollups_only && b.max_ts < raw && !past_rollups(b))
+        .cloned()
+        .collect();
+    let replacement = match summarise(inner, &summarised, &blocks) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "retention: cannot keep the expired blocks' rollups; blocks kept");
+            return;
+        }
+    };
+    let expired: Vec<Arc<Block>> = {
+        let mut layers = inner.layers.write();
+        let newest = summarised.last();
+        let (mut gone, mut kept) = (Vec::new(), Vec::new());
+        for b in &layers.blocks {
+            if summarised.iter().any(|s| Arc::ptr_eq(s, b)) {
+                if newest.is_some_and(|n| Arc::ptr_eq(n, b))
+                    && let Some(r) = &replacement
+                {
+                    kept.push(r.clone());
+                }
+                gone.push(b.clone());
+            } else if past_rollups(b) {
+                gone.push(b.clone());
+            } else {
+                // Also an expired block flushed since: the next pass.
+                kept.push(b.clone());
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        if let Err(e) = blocks::record(inner, &kept) {
+            warn!(error = %e, "retention: cannot record the block list; expired blocks kept");
+            if let Some(r) = &replacement {
+                r.retire();
+            }
+            return;
+        }
+        *layers = Arc::new(Layers {
+            blocks: kept,
+            frozen: layers.frozen.clone(),
+        });
+        gone
+    };
+    // A local rollups-only block took the newest expired block's file
+    // name; that file is not deleted.
+    let renamed = replacement
+        .as_ref()
+        .filter(|r| !r.is_remote())
+        .and(summarised.last());
+    for b in expired {
+        if renamed.is_some_and(|r| Arc::ptr_eq(r, &b)) {
+            continue;
+        }
+        info!(path = %b.path().display(), "retention: dropping expired block");
+        blocks::discard(inner, &b);
+    }
+}
+
+/// Writes the rollups of the expired `inputs` (oldest first) as one
+/// rollups-only block named as the newest of them; `None` with no inputs
+/// or no chunk left to keep. A column's newest write wins, as in
+/// [`merge`]; spans some rollups-only block already keeps for a column
+/// stay as they are (points written that late add nothing there).
+fn summarise(
+    inner: &Inner,
+    inputs: &[Arc<Block>],
+    all: &[Arc<Block>],
+) -> Result<Option<Arc<Block>>> {
+    let Some(newest) = inputs.last() else {
+        return Ok(None);
+    };
+    let _phase = Phase::start("retention", &inner.config.data_dir);
+    let kept: Vec<&Arc<Block>> = all.iter().filter(|b| b.rollups_only).collect();
+    let columns = super::columns_of(inputs);
+    let grids = inner.grids_for(columns.iter().map(|(id, _)| *id));
+    let dir = &inner.config.data_dir;
+    let effort = sundial_codec::Effort::Small;
+    let mut writer = BlockWriter::create(&inner.config.vfs, dir, newest.id, effort)?;
+    writer.rollups_only();
+    writer.presampled_under(grids.fingerprint);
+    let mut places = vec![0usize; inputs.len()];
+    for &(series, field) in &columns {
+        if grids.of(series).is_empty() {
+            continue;
+        }
+        let mut points =
+            super::merged_column(inputs, &mut places, (series, field), Timestamp::MIN)?;
+        let taken: Vec<(Timestamp, Timestamp)> = kept
+            .iter()
+            .flat_map(|b| b.chunks(series, field))
+            .map(|c| (c.min_ts, c.max_ts))
+            .collect();
+        if !taken.is_empty() {
+            points.retain(|(t, _)| !taken.iter().any(|(lo, hi)| lo <= t && t <= hi));
+        }
+        writer.add(&Column {
+            series,
+            field,
+            points: &points,
+            grids: grids.of(series),
+        })?;
+    }
+    if writer.is_empty() {
+        return Ok(None);
+    }
+    let path = writer.finish()?;
+    let block = blocks::place(&inner.config, Block::open(&path, newest.id)?)?;
+    info!(path = %path.display(), blocks = inputs.len(), "retention: kept the rollups of expired blocks");
+    Ok(Some(Arc::new(block)))
+}
