@@ -345,6 +345,21 @@ fn count_series(
     Ok((local, n))
 }
 
+/// [`count_series`] as a [`Folded`].
+fn counted(
+    scan: &Fold<'_>,
+    view: &sundial_storage::Snapshot<'_>,
+    id: SeriesId,
+    (start, end): (Timestamp, Timestamp),
+) -> Result<Folded> {
+    let (buckets, points) = count_series(scan, view, id, start, end)?;
+    Ok(Folded {
+        buckets,
+        points,
+        read: points,
+    })
+}
+
 /// One series' buckets: whole chunks inside one bucket fold from their
 /// statistics, whole chunks over several from their presampled buckets
 /// when the fold's grid allows, the rest point by point.
@@ -357,18 +372,14 @@ pub(crate) fn fold_series(
 ) -> Result<Folded> {
     // Past the raw retention only whole chunks count: the fold below
     // takes them by their buckets too.
-    if scan.count_only && !view.rollups_past_retention() {
-        let (buckets, points) = count_series(scan, view, id, start, end)?;
-        return Ok(Folded {
-            buckets,
-            points,
-            read: points,
-        });
+    if scan.count_only && !view.has_rollups() {
+        return counted(scan, view, id, (start, end));
     }
     let mut local: BTreeMap<Timestamp, Stats> = BTreeMap::new();
     let mut bucketer = Bucketer::new(scan.sampling, scan.anchor);
     let (mut n, mut read) = (0usize, 0usize);
     let mut too_many = false;
+    let mut gaps: Vec<(Timestamp, Timestamp)> = Vec::new();
     let numeric = view
         .visit_numeric_parts(id, scan.field, start, end, &mut |part| {
             if too_many {
@@ -416,6 +427,7 @@ pub(crate) fn fold_series(
                         }),
                     }
                 }
+                NumericPart::Gap(lo, hi) => gaps.push((lo, hi)),
             }
             if local.len() > scan.max_buckets {
                 too_many = true;
@@ -429,7 +441,16 @@ pub(crate) fn fold_series(
         });
     }
     if !numeric {
-        return Ok(Folded::default());
+        // Text: counted from its points.
+        return match scan.count_only {
+            true => counted(scan, view, id, (start, end)),
+            false => Ok(Folded::default()),
+        };
+    }
+    // Buckets some rollups could not answer go whole.
+    for (lo, hi) in gaps {
+        let (first, last) = (bucketer.bucket(lo), bucketer.bucket(hi));
+        local.retain(|b, _| !(first..=last).contains(b));
     }
     Ok(Folded {
         buckets: local,

@@ -144,7 +144,11 @@ fn straddlers(tiers: &Tiers, blocks: &[Arc<Block>], max_bytes: u64) -> Option<Ve
         .map(|(i, _)| i)
         .collect();
     let (first, last) = (*wide.first()?, *wide.last()?);
-    let run: Vec<usize> = (first..=last).collect();
+    // Rollups-only blocks hold no points to merge (nor any place in the
+    // overwrite order): they stay.
+    let run: Vec<usize> = (first..=last)
+        .filter(|i| blocks.get(*i).is_some_and(|b| !b.rollups_only))
+        .collect();
     let bytes: u64 = run
         .iter()
         .filter_map(|i| blocks.get(*i))
@@ -168,6 +172,11 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
     let Some(newest) = inputs.last() else {
         return Ok(());
     };
+    if inputs.iter().any(|b| b.rollups_only) {
+        // Their points are gone: merging would drop their rollups.
+        warn!("compaction picked a rollups-only block; not merging");
+        return Ok(());
+    }
     let id = newest.id;
     let columns = columns_of(&inputs);
     // Points past the raw retention stay while rollups outlive them:

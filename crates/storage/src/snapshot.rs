@@ -41,6 +41,11 @@ pub enum NumericPart<'a> {
     Chunk(&'a WholeChunk<'a>),
     /// Ascending points, none inside a taken chunk's time range.
     Run(&'a [Timestamp], NumSlice<'a>),
+    /// Points in `[lo, hi]` past the raw retention that only a
+    /// rollups-only chunk's statistics hold, which the visitor did not
+    /// take (or could not be offered): a fold leaves out the buckets it
+    /// reaches into rather than answer them in part.
+    Gap(Timestamp, Timestamp),
 }
 
 /// A column's data in a range, split into chunks whose statistics stand
@@ -178,12 +183,6 @@ impl Snapshot<'_> {
         self.min_ts
     }
 
-    /// Whether rollups reach back past the raw retention (rollup tiers
-    /// with a longer `rollup_retention_secs`).
-    pub fn rollups_past_retention(&self) -> bool {
-        self.rollup_min_ts < self.min_ts
-    }
-
     /// Whether the metric has ever been written.
     pub fn has_metric(&self, metric: &str) -> bool {
         self.head.has_metric(metric)
@@ -301,13 +300,19 @@ impl Snapshot<'_> {
     /// Series with at least one point in `[start, end]` (blocks by chunk
     /// time range, the head and a flush in progress by their points).
     pub fn active_series(&self, start: Timestamp, end: Timestamp) -> RoaringBitmap {
+        let rollup_start = start.max(self.rollup_min_ts);
         let start = start.max(self.min_ts);
         let mut out = RoaringBitmap::new();
+        for b in &self.layers.blocks {
+            // Rollups-only blocks answer folds back to their retention.
+            match b.rollups_only {
+                true if rollup_start <= end => out |= b.series_in(rollup_start, end),
+                false if start <= end => out |= b.series_in(start, end),
+                _ => {}
+            }
+        }
         if start > end {
             return out;
-        }
-        for b in &self.layers.blocks {
-            out |= b.series_in(start, end);
         }
         if let Some(frozen) = &self.layers.frozen {
             for (id, cols) in frozen.iter() {
@@ -465,7 +470,7 @@ impl Snapshot<'_> {
         end: Timestamp,
     ) -> Result<ColumnParts> {
         let (raw_start, start) = (start.max(self.min_ts), start.max(self.rollup_min_ts));
-        let spans = self.spans(id, field);
+        let spans = self.spans(id, field, Timestamp::MIN);
         let frozen_pts = self.frozen_points(id, field);
         let head_pts = self.head.points(id, field, Timestamp::MIN, Timestamp::MAX);
         let mut parts = ColumnParts::default();
@@ -600,7 +605,15 @@ impl Snapshot<'_> {
             }
         };
         let spans = if summarise {
-            self.spans(id, field)
+            self.spans(id, field, Timestamp::MIN)
+        } else {
+            Vec::new()
+        };
+        // A rollups-only chunk meets only what a read sees: other such
+        // chunks, and points not past the raw retention.
+        let rollups = self.layers.blocks.iter().any(|b| b.rollups_only);
+        let rollup_spans = if summarise && rollups {
+            self.spans(id, field, self.min_ts)
         } else {
             Vec::new()
         };
@@ -614,9 +627,14 @@ impl Snapshot<'_> {
                     continue;
                 }
                 let whole = start <= c.min_ts && c.max_ts <= end;
+                let spans = if block.rollups_only {
+                    &rollup_spans
+                } else {
+                    &spans
+                };
                 if summarise
                     && whole
-                    && alone(&spans, i, c)
+                    && alone(spans, i, c)
                     && let (Some(stats), Some(exact)) = (block.stats(c), block.exact_stats(c))
                 {
                     let whole = WholeChunk {
@@ -634,6 +652,10 @@ impl Snapshot<'_> {
                     if visit(NumericPart::Chunk(&whole)) {
                         continue;
                     }
+                }
+                if block.rollups_only {
+                    visit(NumericPart::Gap(c.min_ts.max(start), c.max_ts.min(end)));
+                    continue;
                 }
                 let Some(chunk) = block.numeric_chunk(c)? else {
                     return Ok(false);
@@ -738,23 +760,39 @@ impl Snapshot<'_> {
     /// The time span of each block chunk of a column (with its block's
     /// place) and of the flush in progress and the head (after every
     /// block): a chunk no other span meets is the only source of its
-    /// points.
-    fn spans(&self, id: SeriesId, field: &str) -> Vec<(usize, Timestamp, Timestamp)> {
+    /// points. Points are counted from `from` on (rollups-only chunks
+    /// whole).
+    fn spans(
+        &self,
+        id: SeriesId,
+        field: &str,
+        from: Timestamp,
+    ) -> Vec<(usize, Timestamp, Timestamp)> {
         let mut spans = Vec::new();
         for (i, b) in self.layers.blocks.iter().enumerate() {
             for c in b.chunks(id, field) {
-                spans.push((i, c.min_ts, c.max_ts));
+                match b.rollups_only {
+                    true => spans.push((i, c.min_ts, c.max_ts)),
+                    false if c.max_ts >= from => spans.push((i, c.min_ts.max(from), c.max_ts)),
+                    false => {}
+                }
             }
         }
         let newer = self.layers.blocks.len();
         let frozen = self.frozen_points(id, field);
-        let head = self.head.points(id, field, Timestamp::MIN, Timestamp::MAX);
-        for pts in [frozen, head] {
+        let head = self.head.points(id, field, from, Timestamp::MAX);
+        for pts in [range(frozen, from, Timestamp::MAX), head] {
             if let (Some(a), Some(b)) = (pts.first(), pts.last()) {
                 spans.push((newer, a.0, b.0));
             }
         }
         spans
+    }
+
+    /// Whether any block is rollups-only (`crate::compact`): folds then
+    /// read whole chunks past the raw retention.
+    pub fn has_rollups(&self) -> bool {
+        self.layers.blocks.iter().any(|b| b.rollups_only)
     }
 }
 

@@ -217,3 +217,53 @@ fn rollups_expire_with_the_points_by_default() -> TestResult {
     db.close();
     Ok(())
 }
+
+/// Past the raw retention, a bucket that some rollups cannot answer whole
+/// (the range's end cuts a chunk) is left out, not answered from the
+/// chunks that could be.
+#[test]
+fn a_bucket_the_rollups_answer_in_part_is_left_out() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let week = 7 * DAY;
+    // Chunks end at Monday 00:00 UTC (the epoch was a Thursday).
+    let ten_days_ago = sundial_model::now_ms() - 10 * DAY;
+    let monday = ten_days_ago - (ten_days_ago - 4 * DAY).rem_euclid(week);
+    let key = std::sync::Arc::new(SeriesKey::new("cpu", vec![("host".into(), "h0".into())]));
+    let batch = (-24..24)
+        .map(|i| WritePoint {
+            series: key.clone(),
+            field: "value".into(),
+            timestamp: monday + i * 10 * MINUTE,
+            value: ValueInput::Typed(FieldValue::Long(i)),
+        })
+        .collect();
+    db.write(batch, false)?.commit.wait_blocking()?;
+    db.flush()?;
+    db.compact(true)?;
+    let (from, to) = (monday - 4 * HOUR, monday + 4 * HOUR - 1);
+    let count = |end: i64, width: i64| -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let mut q = query(RangeFn::Count, (from, width), end, false);
+        q.now = to + DAY;
+        q.aggregators.truncate(1);
+        let out = execute_series(&db, &q, Limits::default())?;
+        Ok(out
+            .groups
+            .iter()
+            .flat_map(|g| &g.rows)
+            .map(|r| format!("{r:?}"))
+            .collect())
+    };
+    let (hourly, daily) = (count(to, HOUR)?, count(to, DAY)?);
+    assert_eq!((hourly.len(), daily.len()), (8, 1));
+    db.set_retention_secs(7 * 86_400)?;
+    db.compact(false)?;
+    assert_eq!(count(to, HOUR)?, hourly);
+    assert_eq!(count(to, DAY)?, daily);
+    // The end cuts Monday's chunk: the day's one bucket goes whole, and
+    // the hours before Monday stay.
+    assert_eq!(count(monday + 90 * MINUTE, DAY)?, Vec::<String>::new());
+    assert_eq!(count(monday + 90 * MINUTE, HOUR)?, hourly[..4]);
+    db.close();
+    Ok(())
+}

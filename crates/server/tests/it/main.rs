@@ -46,5 +46,6 @@ mod opentsdb_uids;
 mod opentsdb_vectors;
 mod overload;
 mod request_log;
+mod rollups;
 mod transfer;
 mod transfer_vm;

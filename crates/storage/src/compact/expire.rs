@@ -31,11 +31,12 @@ pub(super) fn expire(inner: &Inner) {
         .filter(|b| !b.rollups_only && b.max_ts < raw && !past_rollups(b))
         .cloned()
         .collect();
-    let replacement = match summarise(inner, &summarised, &blocks) {
-        Ok(r) => r,
+    let (summarised, replacement) = match summarise(inner, &summarised, &blocks) {
+        Ok(r) => (summarised, r),
         Err(e) => {
+            // Kept for the next pass; what is past every retention still goes.
             warn!(error = %e, "retention: cannot keep the expired blocks' rollups; blocks kept");
-            return;
+            (Vec::new(), None)
         }
     };
     let expired: Vec<Arc<Block>> = {
@@ -91,8 +92,9 @@ pub(super) fn expire(inner: &Inner) {
 /// Writes the rollups of the expired `inputs` (oldest first) as one
 /// rollups-only block named as the newest of them; `None` with no inputs
 /// or no chunk left to keep. A column's newest write wins, as in
-/// [`merge`]; spans some rollups-only block already keeps for a column
-/// stay as they are (points written that late add nothing there).
+/// compaction's merge; spans some rollups-only block already keeps for a
+/// column stay as they are (points written that late add nothing there,
+/// and no new chunk spans them).
 fn summarise(
     inner: &Inner,
     inputs: &[Arc<Block>],
@@ -122,15 +124,27 @@ fn summarise(
             .flat_map(|b| b.chunks(series, field))
             .map(|c| (c.min_ts, c.max_ts))
             .collect();
-        if !taken.is_empty() {
-            points.retain(|(t, _)| !taken.iter().any(|(lo, hi)| lo <= t && t <= hi));
+        let within = |t: &Timestamp| taken.iter().any(|(lo, hi)| lo <= t && t <= hi);
+        points.retain(|(t, _)| !within(t));
+        // No new chunk may span a kept one either: runs end at each.
+        let mut runs = points.as_slice();
+        while !runs.is_empty() {
+            let first = runs.first().map_or(Timestamp::MIN, |p| p.0);
+            let next_taken = taken
+                .iter()
+                .map(|(lo, _)| *lo)
+                .filter(|lo| *lo > first)
+                .min()
+                .unwrap_or(Timestamp::MAX);
+            let (run, rest) = runs.split_at(runs.partition_point(|p| p.0 < next_taken));
+            writer.add(&Column {
+                series,
+                field,
+                points: run,
+                grids: grids.of(series),
+            })?;
+            runs = rest;
         }
-        writer.add(&Column {
-            series,
-            field,
-            points: &points,
-            grids: grids.of(series),
-        })?;
     }
     if writer.is_empty() {
         return Ok(None);

@@ -51,6 +51,8 @@ struct Folder<'a> {
     points: usize,
     read: usize,
     scratch: Vec<f64>,
+    /// Spans only rollups could answer and did not: their buckets go.
+    gaps: Vec<(Timestamp, Timestamp)>,
 }
 
 impl Folder<'_> {
@@ -236,6 +238,7 @@ pub(super) fn downsample_column(
         points: 0,
         read: 0,
         scratch: Vec::new(),
+        gaps: Vec::new(),
     };
     let numeric = view.visit_numeric_parts(id, field, start, end, &mut |part| match part {
         NumericPart::Chunk(whole) => folder.take_chunk(whole),
@@ -243,16 +246,29 @@ pub(super) fn downsample_column(
             folder.push_run(ts, values);
             true
         }
+        NumericPart::Gap(lo, hi) => {
+            folder.gaps.push((lo, hi));
+            true
+        }
     })?;
     if !numeric {
         return Ok(None);
     }
+    let gaps = std::mem::take(&mut folder.gaps);
     let (covered, read, grid) = (folder.points, folder.read, folder.grid);
     let buckets = folder.finish();
+    let in_gap = |b: Timestamp| {
+        let to = match &grid {
+            Some(g) => g.bucket(b).map_or(b, |(_, to)| to),
+            None => Timestamp::MAX,
+        };
+        gaps.iter().any(|(lo, hi)| b <= *hi && to > *lo)
+    };
     let out: Vec<(Timestamp, FieldValue)> = buckets
         .into_iter()
-        // A leading partial bucket before the start is dropped (OpenTSDB).
-        .filter(|(b, _)| (start..=end).contains(b))
+        // A leading partial bucket before the start is dropped (OpenTSDB),
+        // and so are buckets some rollups could not answer.
+        .filter(|(b, _)| (start..=end).contains(b) && !in_gap(*b))
         .map(|(b, bucket)| (b, FieldValue::Double(bucket.value(ds.function))))
         .collect();
     let points = match grid {

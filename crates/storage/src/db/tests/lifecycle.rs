@@ -189,6 +189,19 @@ fn expired_blocks_keep_their_rollups_until_the_rollups_expire() -> Result<()> {
     db.delete_points(&a, None, span.0 + 60_000, span.0 + 120_000)?;
     let left = summarised(&db, span.0, span.1)?;
     assert_eq!(left.values().sum::<u64>(), 100, "{left:?}");
+    // Points written late around b's kept chunk become chunks of their own
+    // beside it, not one spanning it (which neither could stand alone in).
+    write_all(
+        &db,
+        vec![
+            point("b", old - 60_000, 7),
+            point("b", old + 101 * 60_000, 8),
+        ],
+    )?;
+    db.flush()?;
+    db.compact(false)?;
+    let around = summarised(&db, old - 60_000, old + 101 * 60_000)?;
+    assert_eq!(around.get("b"), Some(&102), "{around:?}");
     engine.close();
     Ok(())
 }
