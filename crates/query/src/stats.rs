@@ -372,7 +372,7 @@ pub(crate) fn fold_series(
 ) -> Result<Folded> {
     // Past the raw retention only whole chunks count: the fold below
     // takes them by their buckets too.
-    if scan.count_only && !view.has_rollups() {
+    if scan.count_only && !view.rollups_past_retention() {
         return counted(scan, view, id, (start, end));
     }
     let mut local: BTreeMap<Timestamp, Stats> = BTreeMap::new();

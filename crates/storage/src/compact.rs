@@ -123,7 +123,9 @@ fn pick_run(inner: &Inner, force: bool) -> Option<Vec<usize>> {
                 .enumerate()
                 .skip(first)
                 .take(last - first)
-                .any(|(j, b)| !members.contains(&j) && w.overlaps(b.min_ts, b.max_ts));
+                .any(|(j, b)| {
+                    !members.contains(&j) && !b.rollups_only && w.overlaps(b.min_ts, b.max_ts)
+                });
             if !straddled {
                 return Some(members);
             }
@@ -173,9 +175,13 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         return Ok(());
     };
     if inputs.iter().any(|b| b.rollups_only) {
-        // Their points are gone: merging would drop their rollups.
-        warn!("compaction picked a rollups-only block; not merging");
-        return Ok(());
+        // Their points are gone: merging would drop their rollups (and
+        // an `Ok` would have the caller pick the same run again).
+        return Err(crate::error::Error::Corrupt {
+            path: newest.path().to_owned(),
+            offset: 0,
+            reason: "compaction picked a rollups-only block".into(),
+        });
     }
     let id = newest.id;
     let columns = columns_of(&inputs);

@@ -657,6 +657,11 @@ impl Snapshot<'_> {
                     visit(NumericPart::Gap(c.min_ts.max(start), c.max_ts.min(end)));
                     continue;
                 }
+                // Decoded, its points past the raw retention are cut off:
+                // where rollups reach, that span is a gap too.
+                if summarise && rollup_start < raw_start && c.min_ts < raw_start {
+                    visit(NumericPart::Gap(c.min_ts.max(start), raw_start - 1));
+                }
                 let Some(chunk) = block.numeric_chunk(c)? else {
                     return Ok(false);
                 };
@@ -789,10 +794,11 @@ impl Snapshot<'_> {
         spans
     }
 
-    /// Whether any block is rollups-only (`crate::compact`): folds then
-    /// read whole chunks past the raw retention.
-    pub fn has_rollups(&self) -> bool {
-        self.layers.blocks.iter().any(|b| b.rollups_only)
+    /// Whether folds may reach past the raw retention: rollup tiers that
+    /// outlive it, or rollups-only blocks (`crate::compact`). Such folds
+    /// take chunks whole there, by statistics or buckets.
+    pub fn rollups_past_retention(&self) -> bool {
+        self.rollup_min_ts < self.min_ts || self.layers.blocks.iter().any(|b| b.rollups_only)
     }
 }
 

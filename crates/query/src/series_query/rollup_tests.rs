@@ -267,3 +267,46 @@ fn a_bucket_the_rollups_answer_in_part_is_left_out() -> TestResult {
     db.close();
     Ok(())
 }
+
+/// A raw chunk reaching back past the raw retention: folds its tiers
+/// refine take it whole (its older points included, as rollups would
+/// answer them), and a fold that must decode it leaves out the buckets
+/// the cut-off points fall in instead of answering them in part.
+#[test]
+fn a_chunk_across_the_raw_retention_answers_whole_or_not_at_all() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let now = sundial_model::now_ms();
+    let base = now - 10 * DAY - (now - 10 * DAY).rem_euclid(DAY);
+    write(&db, base)?;
+    let end = base + 6 * HOUR - 1;
+    let rows = |width: i64| -> Result<Vec<i64>, Box<dyn std::error::Error>> {
+        let mut q = query(RangeFn::Count, (base, width), end, false);
+        q.now = end + DAY;
+        q.aggregators.truncate(1);
+        let out = execute_series(&db, &q, Limits::default())?;
+        Ok(out
+            .groups
+            .iter()
+            .flat_map(|g| &g.rows)
+            .map(|r| r.timestamp)
+            .collect())
+    };
+    let (hours, sevens) = (rows(HOUR)?, rows(7 * MINUTE)?);
+    assert_eq!(hours.len(), 6);
+    // The retention now ends 190 minutes into the data, inside a
+    // 7-minute bucket.
+    let cutoff = base + 190 * MINUTE;
+    let secs = (sundial_model::now_ms() - cutoff) / 1000;
+    db.set_retention_secs(u64::try_from(secs)?)?;
+    assert_eq!(rows(HOUR)?, hours, "the hours the tier refines stay whole");
+    let after = rows(7 * MINUTE)?;
+    let first = after.first().copied().unwrap_or(i64::MAX);
+    assert!(
+        first >= cutoff - 1000,
+        "a bucket before the cutoff: {first} < {cutoff}"
+    );
+    assert_eq!(after[..], sevens[sevens.len() - after.len()..]);
+    db.close();
+    Ok(())
+}

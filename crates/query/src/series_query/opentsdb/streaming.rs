@@ -271,10 +271,14 @@ pub(super) fn downsample_column(
         .filter(|(b, _)| (start..=end).contains(b) && !in_gap(*b))
         .map(|(b, bucket)| (b, FieldValue::Double(bucket.value(ds.function))))
         .collect();
-    let points = match grid {
-        Some(grid) => fill(out, &grid, ds.fill, (start, end), covered > 0, max_points)?,
+    let mut points = match &grid {
+        Some(g) => fill(out, g, ds.fill, (start, end), covered > 0, max_points)?,
         None => out,
     };
+    // Not filled either: their value is unknown, not missing.
+    if !gaps.is_empty() {
+        points.retain(|(b, _)| !in_gap(*b));
+    }
     Ok(Some(Downsampled {
         points,
         covered,
