@@ -218,6 +218,21 @@ fn rollups_expire_with_the_points_by_default() -> TestResult {
     Ok(())
 }
 
+/// `cpu`'s point count per bucket of `width` from `start` to `end`, as
+/// (bucket, row text).
+fn counts(
+    db: &Db,
+    (start, end): (i64, i64),
+    width: i64,
+) -> Result<Vec<(i64, String)>, Box<dyn std::error::Error>> {
+    let mut q = query(RangeFn::Count, (start, width), end, false);
+    q.now = end + DAY;
+    q.aggregators.truncate(1);
+    let out = execute_series(db, &q, Limits::default())?;
+    let rows = out.groups.iter().flat_map(|g| &g.rows);
+    Ok(rows.map(|r| (r.timestamp, format!("{r:?}"))).collect())
+}
+
 /// Past the raw retention, a bucket that some rollups cannot answer whole
 /// (the range's end cuts a chunk) is left out, not answered from the
 /// chunks that could be.
@@ -242,18 +257,7 @@ fn a_bucket_the_rollups_answer_in_part_is_left_out() -> TestResult {
     db.flush()?;
     db.compact(true)?;
     let (from, to) = (monday - 4 * HOUR, monday + 4 * HOUR - 1);
-    let count = |end: i64, width: i64| -> Result<Vec<String>, Box<dyn std::error::Error>> {
-        let mut q = query(RangeFn::Count, (from, width), end, false);
-        q.now = to + DAY;
-        q.aggregators.truncate(1);
-        let out = execute_series(&db, &q, Limits::default())?;
-        Ok(out
-            .groups
-            .iter()
-            .flat_map(|g| &g.rows)
-            .map(|r| format!("{r:?}"))
-            .collect())
-    };
+    let count = |end: i64, width: i64| counts(&db, (from, end), width);
     let (hourly, daily) = (count(to, HOUR)?, count(to, DAY)?);
     assert_eq!((hourly.len(), daily.len()), (8, 1));
     db.set_retention_secs(7 * 86_400)?;
@@ -262,7 +266,7 @@ fn a_bucket_the_rollups_answer_in_part_is_left_out() -> TestResult {
     assert_eq!(count(to, DAY)?, daily);
     // The end cuts Monday's chunk: the day's one bucket goes whole, and
     // the hours before Monday stay.
-    assert_eq!(count(monday + 90 * MINUTE, DAY)?, Vec::<String>::new());
+    assert_eq!(count(monday + 90 * MINUTE, DAY)?, Vec::new());
     assert_eq!(count(monday + 90 * MINUTE, HOUR)?, hourly[..4]);
     db.close();
     Ok(())
@@ -280,18 +284,7 @@ fn a_chunk_across_the_raw_retention_answers_whole_or_not_at_all() -> TestResult 
     let base = now - 10 * DAY - (now - 10 * DAY).rem_euclid(DAY);
     write(&db, base)?;
     let end = base + 6 * HOUR - 1;
-    let rows = |width: i64| -> Result<Vec<i64>, Box<dyn std::error::Error>> {
-        let mut q = query(RangeFn::Count, (base, width), end, false);
-        q.now = end + DAY;
-        q.aggregators.truncate(1);
-        let out = execute_series(&db, &q, Limits::default())?;
-        Ok(out
-            .groups
-            .iter()
-            .flat_map(|g| &g.rows)
-            .map(|r| r.timestamp)
-            .collect())
-    };
+    let rows = |width: i64| counts(&db, (base, end), width);
     let (hours, sevens) = (rows(HOUR)?, rows(7 * MINUTE)?);
     assert_eq!(hours.len(), 6);
     // The retention now ends 190 minutes into the data, inside a
@@ -301,7 +294,7 @@ fn a_chunk_across_the_raw_retention_answers_whole_or_not_at_all() -> TestResult 
     db.set_retention_secs(u64::try_from(secs)?)?;
     assert_eq!(rows(HOUR)?, hours, "the hours the tier refines stay whole");
     let after = rows(7 * MINUTE)?;
-    let first = after.first().copied().unwrap_or(i64::MAX);
+    let first = after.first().map_or(i64::MAX, |r| r.0);
     assert!(
         first >= cutoff - 1000,
         "a bucket before the cutoff: {first} < {cutoff}"
