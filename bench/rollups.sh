@@ -28,6 +28,9 @@ trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
 START=1700000000
 END=$(( START + HOURS * 3600 - 1 ))
 S=$(( START * 1000 )) E=$(( END * 1000 + 999 ))
+# Baidu's buckets count from the query's start: from a whole hour, the
+# tiers' grids refine them.
+HOUR_S=$(( S - S % 3600000 ))
 mkdir -p "$WORK/answers"
 
 serve() { # name, port, extra [storage] lines
@@ -75,8 +78,8 @@ time_one() {
 
 queries() { # label, port
   local api="http://127.0.0.1:$2" hourly max10
-  hourly="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$S,\"end\":$E},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
-  max10="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$S,\"end\":$E},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
+  hourly="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$HOUR_S,\"end\":$E},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
+  max10="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$HOUR_S,\"end\":$E},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"10 minutes\"}]}"
   time_one "$1" opentsdb-hourly -G "$api/api/query" -d "start=$START" -d "end=$END" \
     --data-urlencode "m=avg:1h-avg:cpu.usage_user{hostname=*}"
   time_one "$1" opentsdb-max10 -G "$api/api/query" -d "start=$START" -d "end=$END" \

@@ -470,6 +470,7 @@ impl Db {
             layers,
             min_ts,
             rollup_min_ts,
+            grids: self.inner.kept_grids(),
             overlay,
             pinned: false,
         })

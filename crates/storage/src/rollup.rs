@@ -197,6 +197,13 @@ impl crate::db::Inner {
         }
     }
 
+    /// Every grid the rules and tiers keep buckets on.
+    pub(crate) fn kept_grids(&self) -> Vec<Grid> {
+        let mut grids = tier_grids(&self.config);
+        grids.extend(self.presampling.read().iter().filter_map(|r| r.grid()));
+        grids
+    }
+
     /// The fingerprint blocks written now get.
     pub(crate) fn presampling_fingerprint(&self) -> u64 {
         fingerprint(&self.presampling.read(), &tier_grids(&self.config))

@@ -65,6 +65,8 @@ pub struct WholeChunk<'a> {
     pub exact: crate::block::ExactStats,
     block: &'a Block,
     entry: &'a crate::block::ChunkEntry,
+    /// The grids the database's rules and tiers keep now.
+    grids: &'a [crate::rollup::Grid],
 }
 
 impl WholeChunk<'_> {
@@ -74,6 +76,11 @@ impl WholeChunk<'_> {
     /// read, or that do not add up to the chunk, are logged and not
     /// offered: the chunk itself may be sound, and is read.
     pub fn buckets(&self, grid: crate::rollup::Grid) -> Option<crate::rollup::GridBuckets> {
+        // No grid kept now refines it: the chunk's frame is not read in
+        // vain (a block written under older rules is read point by point).
+        if !self.grids.iter().any(|g| g.refines(&grid)) {
+            return None;
+        }
         let frame = self.block.rollup_frame(self.entry);
         let refining = |f| crate::rollup::GridBuckets::refining(f, grid);
         let records = match frame.map(|f| f.and_then(refining)) {
@@ -110,6 +117,8 @@ pub struct Snapshot<'a> {
     /// The rollup tiers' retention (at most `min_ts`): rollups-only blocks
     /// answer folds back to it.
     pub(crate) rollup_min_ts: Timestamp,
+    /// The grids of the database's presampling rules and rollup tiers.
+    pub(crate) grids: Vec<crate::rollup::Grid>,
     /// Another node's newer points, kept over every refresh.
     pub(crate) overlay: Option<Arc<crate::db::Overlay>>,
     /// The layers were chosen by the reader (`Db::read_newer`): a yield
@@ -648,6 +657,7 @@ impl Snapshot<'_> {
                         exact,
                         block,
                         entry: c,
+                        grids: &self.grids,
                     };
                     if visit(NumericPart::Chunk(&whole)) {
                         continue;
