@@ -318,8 +318,38 @@ impl std::ops::Deref for GridBuckets {
     }
 }
 
-/// Decodes an [`encode`]d payload.
-pub(crate) fn decode(mut input: &[u8]) -> Result<Presampled, String> {
+/// Decodes an [`encode`]d payload, [`pack`]ed or not.
+pub(crate) fn decode(input: &[u8]) -> Result<Presampled, String> {
+    match input.split_first() {
+        Some((&PACKED, packed)) => decode_plain(&crate::record::inflate(packed, MAX_UNPACKED)?),
+        _ => decode_plain(input),
+    }
+}
+
+/// First byte of a compressed payload: an [`encode`]d one starts with its
+/// grid count, a varint below 128.
+const PACKED: u8 = 0xFF;
+/// Payloads from this long on are compressed when that saves bytes: the
+/// records of a day's chunk repeat their starts, counts and flags.
+const PACK_FROM: usize = 128;
+/// Largest payload a compressed one may state (a week of 1 s buckets on
+/// four tiers is ~30 MB).
+const MAX_UNPACKED: usize = 1 << 28;
+
+/// An [`encode`]d payload, zstd-compressed behind [`PACKED`] when that is
+/// smaller.
+pub(crate) fn pack(payload: Vec<u8>) -> Vec<u8> {
+    if payload.len() < PACK_FROM {
+        return payload;
+    }
+    let mut packed = vec![PACKED];
+    match crate::record::deflate_into(&payload, 3, &mut packed) {
+        Ok(()) if packed.len() < payload.len() => packed,
+        _ => payload,
+    }
+}
+
+fn decode_plain(mut input: &[u8]) -> Result<Presampled, String> {
     let input = &mut input;
     let n_grids = get_varint(input)?;
     let mut grids = Vec::new();
@@ -365,4 +395,45 @@ pub(crate) fn decode(mut input: &[u8]) -> Result<Presampled, String> {
         return Err(format!("{} trailing bytes", input.len()));
     }
     Ok(Presampled { grids })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A day at 10 s on tiers of 10 minutes and an hour: packed smaller,
+    /// decoded the same; a short payload stays as it is.
+    #[test]
+    fn packed_buckets_decode_as_plain_ones() -> Result<(), String> {
+        let grids: Vec<Grid> = [600_000, 3_600_000]
+            .iter()
+            .filter_map(|w| Grid::new(0, *w))
+            .collect();
+        let ts: Vec<Timestamp> = (0..8640).map(|i| i * 10_000).collect();
+        let values: Vec<Num> = (0..8640)
+            .map(|i| match i % 3 {
+                0 => Num::Long(i * 7 - 3000),
+                1 => Num::Double(i as f64 * 0.01),
+                _ => Num::Bool(i % 2 == 0),
+            })
+            .collect();
+        let mut plain = Vec::new();
+        encode(&ts, &values, &grids, &mut plain);
+        let packed = pack(plain.clone());
+        assert_eq!(packed.first(), Some(&PACKED));
+        assert!(
+            packed.len() * 2 < plain.len(),
+            "{} of {}",
+            packed.len(),
+            plain.len()
+        );
+        assert_eq!(
+            format!("{:?}", decode(&packed)?),
+            format!("{:?}", decode(&plain)?)
+        );
+        let mut short = Vec::new();
+        encode(&ts[..3], &values[..3], &grids, &mut short);
+        assert_eq!(pack(short.clone()), short);
+        Ok(())
+    }
 }
