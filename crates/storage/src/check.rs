@@ -151,7 +151,7 @@ fn check_block(b: &Block, known: &HashSet<u32>, report: &mut Report) {
         for entry in b.chunks(id, &field) {
             report.chunks += 1;
             // A rollups-only block's chunks are their buckets alone.
-            if let Err(e) = b.read_chunk(entry).and_then(|_| b.rollup_frame(entry)) {
+            if let Err(e) = b.read_chunk(entry).and_then(|_| b.check_rollups(entry)) {
                 report.problems.push((b.path().to_owned(), e.to_string()));
                 return;
             }

@@ -69,7 +69,7 @@ pub fn block(data: &[u8]) {
             let _ = block.numeric_chunk(entry);
             let _ = block.stats(entry);
             let _ = block.exact_stats(entry);
-            let _ = block.rollup_frame(entry);
+            let _ = block.check_rollups(entry);
         }
         for (start, end) in [(i64::MIN, i64::MAX), (0, 1_500_000_000_000)] {
             let cached = block.read(*id, field, start, end);

@@ -221,7 +221,22 @@ pub(crate) fn inflate(mut input: &[u8], max: usize) -> Result<Vec<u8>, String> {
         .ok()
         .filter(|n| *n <= max)
         .ok_or("compressed length out of range")?;
-    let out = zstd::bulk::decompress(input, len).map_err(|e| format!("zstd: {e}"))?;
+    // A context per thread: making one costs as much as inflating a
+    // small payload, and folds inflate one per chunk.
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let out = CONTEXT
+        .with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let context = match cell.as_mut() {
+                Some(c) => c,
+                None => cell.insert(zstd::bulk::Decompressor::new()?),
+            };
+            context.decompress(input, len)
+        })
+        .map_err(|e| format!("zstd: {e}"))?;
     if out.len() != len {
         return Err(format!("holds {} bytes, not {len}", out.len()));
     }

@@ -211,44 +211,58 @@ impl crate::db::Inner {
 }
 
 /// Appends the per-bucket statistics of one chunk's points (ascending)
-/// for each grid.
+/// for each grid: a header naming each grid and the length of its
+/// section, then the sections, each [`pack`]ed on its own so a fold
+/// inflates and decodes only the grid it reads.
 pub(crate) fn encode(ts: &[Timestamp], values: &[Num], grids: &[Grid], out: &mut Vec<u8>) {
+    let sections: Vec<Vec<u8>> = grids
+        .iter()
+        .map(|g| pack(section(ts, values, *g)))
+        .collect();
     put_varint(out, grids.len() as u64);
-    for g in grids {
+    for (g, section) in grids.iter().zip(&sections) {
         put_varint(out, zigzag(g.anchor));
         put_varint(out, g.width as u64);
-        let mut buckets: Vec<(Timestamp, usize, usize)> = Vec::new();
-        for (i, t) in ts.iter().enumerate() {
-            let b = g.bucket(*t);
-            match buckets.last_mut() {
-                Some((start, _, end)) if *start == b => *end = i + 1,
-                _ => buckets.push((b, i, i + 1)),
-            }
-        }
-        put_varint(out, buckets.len() as u64);
-        let mut last = 0i64;
-        for (start, lo, hi) in buckets {
-            put_varint(out, zigzag(start.wrapping_sub(last)));
-            last = start;
-            let vals = values.get(lo..hi).unwrap_or_default();
-            let all_long = vals.iter().all(|v| matches!(v, Num::Long(_)));
-            put_varint(out, vals.len() as u64);
-            out.push(u8::from(all_long));
-            if !all_long {
-                let (min, max) = vals
-                    .iter()
-                    .map(|v| as_f64(*v))
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-                        (lo.min(x), hi.max(x))
-                    });
-                out.extend_from_slice(&min.to_le_bytes());
-                out.extend_from_slice(&max.to_le_bytes());
-            }
-            if let Some(s) = crate::block::exact_of_values(vals.iter().copied()) {
-                crate::block::encode_exact(&s, all_long, out);
-            }
+        put_varint(out, section.len() as u64);
+    }
+    sections.iter().for_each(|s| out.extend_from_slice(s));
+}
+
+/// One grid's records of a chunk's points.
+fn section(ts: &[Timestamp], values: &[Num], g: Grid) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buckets: Vec<(Timestamp, usize, usize)> = Vec::new();
+    for (i, t) in ts.iter().enumerate() {
+        let b = g.bucket(*t);
+        match buckets.last_mut() {
+            Some((start, _, end)) if *start == b => *end = i + 1,
+            _ => buckets.push((b, i, i + 1)),
         }
     }
+    put_varint(&mut out, buckets.len() as u64);
+    let mut last = 0i64;
+    for (start, lo, hi) in buckets {
+        put_varint(&mut out, zigzag(start.wrapping_sub(last)));
+        last = start;
+        let vals = values.get(lo..hi).unwrap_or_default();
+        let all_long = vals.iter().all(|v| matches!(v, Num::Long(_)));
+        put_varint(&mut out, vals.len() as u64);
+        out.push(u8::from(all_long));
+        if !all_long {
+            let (min, max) = vals
+                .iter()
+                .map(|v| as_f64(*v))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                    (lo.min(x), hi.max(x))
+                });
+            out.extend_from_slice(&min.to_le_bytes());
+            out.extend_from_slice(&max.to_le_bytes());
+        }
+        if let Some(s) = crate::block::exact_of_values(vals.iter().copied()) {
+            crate::block::encode_exact(&s, all_long, &mut out);
+        }
+    }
+    out
 }
 
 fn as_f64(v: Num) -> f64 {
@@ -259,50 +273,74 @@ fn as_f64(v: Num) -> f64 {
     }
 }
 
-/// A chunk's decoded presampled buckets, per grid (kept in a cache:
-/// dashboards ask for the same ones again).
+/// A payload's grids and where each one's section lies in it.
+pub(crate) type Sections = Vec<(Grid, std::ops::Range<usize>)>;
+
+/// Reads an [`encode`]d payload's header.
+pub(crate) fn sections(payload: &[u8]) -> Result<Sections, String> {
+    let mut input = payload;
+    let n = get_varint(&mut input)?;
+    // Each grid's header takes at least 3 bytes.
+    let mut heads = Vec::with_capacity((n as usize).min(input.len() / 3));
+    for _ in 0..n {
+        let anchor = unzigzag(get_varint(&mut input)?);
+        let width = i64::try_from(get_varint(&mut input)?).map_err(|_| "grid width")?;
+        let grid = Grid::new(anchor, width).ok_or("grid width 0")?;
+        let len = usize::try_from(get_varint(&mut input)?).map_err(|_| "section length")?;
+        heads.push((grid, len));
+    }
+    let mut at = payload.len() - input.len();
+    let mut out = Vec::with_capacity(heads.len());
+    for (grid, len) in heads {
+        let end = at
+            .checked_add(len)
+            .filter(|end| *end <= payload.len())
+            .ok_or("section beyond the payload")?;
+        out.push((grid, at..end));
+        at = end;
+    }
+    if at != payload.len() {
+        return Err(format!("{} trailing bytes", payload.len() - at));
+    }
+    Ok(out)
+}
+
+/// The index in `sections` of the widest grid that refines `grid`.
+pub(crate) fn refining(sections: &Sections, grid: Grid) -> Option<usize> {
+    sections
+        .iter()
+        .enumerate()
+        .filter(|(_, (g, _))| g.refines(&grid))
+        .max_by_key(|(_, (g, _))| g.width)
+        .map(|(i, _)| i)
+}
+
+/// One grid's decoded buckets of a chunk (kept in a cache: dashboards
+/// ask for the same ones again).
 #[derive(Debug)]
 pub(crate) struct Presampled {
-    grids: Vec<(Grid, Vec<BucketStats>)>,
+    grid: Grid,
+    buckets: Vec<BucketStats>,
 }
 
 impl crate::block::cache::Weigh for Presampled {
     fn bytes(&self) -> usize {
-        let records: usize = self.grids.iter().map(|(_, b)| b.len()).sum();
-        records * std::mem::size_of::<BucketStats>() + 64
+        self.buckets.len() * std::mem::size_of::<BucketStats>() + 64
     }
 }
 
 /// One grid's buckets of a chunk.
 #[derive(Debug, Clone)]
-pub struct GridBuckets {
-    frame: Arc<Presampled>,
-    at: usize,
-}
+pub struct GridBuckets(Arc<Presampled>);
 
 impl GridBuckets {
-    /// The buckets of the widest grid in `frame` that refines `grid`
-    /// (`grid` itself when the frame has it).
-    pub(crate) fn refining(frame: Arc<Presampled>, grid: Grid) -> Option<Self> {
-        let at = frame
-            .grids
-            .iter()
-            .enumerate()
-            .filter(|(_, (g, _))| g.refines(&grid))
-            .max_by_key(|(_, (g, _))| g.width)?
-            .0;
-        Some(Self { frame, at })
+    pub(crate) fn new(frame: Arc<Presampled>) -> Self {
+        Self(frame)
     }
 
     /// The grid they are buckets of.
     pub fn grid(&self) -> Grid {
-        self.frame.grids.get(self.at).map_or(
-            Grid {
-                anchor: 0,
-                width: 1,
-            },
-            |(g, _)| *g,
-        )
+        self.0.grid
     }
 }
 
@@ -310,101 +348,96 @@ impl std::ops::Deref for GridBuckets {
     type Target = [BucketStats];
 
     fn deref(&self) -> &[BucketStats] {
-        self.frame
-            .grids
-            .get(self.at)
-            .map(|(_, b)| b.as_slice())
-            .unwrap_or_default()
+        &self.0.buckets
     }
 }
 
-/// Decodes an [`encode`]d payload, [`pack`]ed or not.
-pub(crate) fn decode(input: &[u8]) -> Result<Presampled, String> {
-    match input.split_first() {
-        Some((&PACKED, packed)) => decode_plain(&crate::record::inflate(packed, MAX_UNPACKED)?),
-        _ => decode_plain(input),
-    }
-}
-
-/// First byte of a compressed payload: an [`encode`]d one starts with its
-/// grid count, a varint below 128.
-const PACKED: u8 = 0xFF;
-/// Payloads from this long on are compressed when that saves bytes: the
+/// First byte of a section: its records as they are, or compressed.
+const PLAIN: u8 = 0;
+const PACKED: u8 = 1;
+/// Sections from this long on are compressed when that saves bytes: the
 /// records of a day's chunk repeat their starts, counts and flags.
 const PACK_FROM: usize = 128;
-/// Largest payload a compressed one may state (a week of 1 s buckets on
-/// four tiers is ~30 MB).
+/// Largest section a compressed one may state (a week of 1 s buckets is
+/// ~30 MB).
 const MAX_UNPACKED: usize = 1 << 28;
 
-/// An [`encode`]d payload, zstd-compressed behind [`PACKED`] when that is
-/// smaller.
-pub(crate) fn pack(payload: Vec<u8>) -> Vec<u8> {
-    if payload.len() < PACK_FROM {
-        return payload;
-    }
+/// A section's records behind [`PLAIN`], or zstd-compressed behind
+/// [`PACKED`] when that is smaller.
+fn pack(records: Vec<u8>) -> Vec<u8> {
     let mut packed = vec![PACKED];
-    match crate::record::deflate_into(&payload, 3, &mut packed) {
-        Ok(()) if packed.len() < payload.len() => packed,
-        _ => payload,
+    if records.len() >= PACK_FROM
+        && crate::record::deflate_into(&records, 3, &mut packed).is_ok()
+        && packed.len() < records.len()
+    {
+        return packed;
     }
+    let mut plain = Vec::with_capacity(records.len() + 1);
+    plain.push(PLAIN);
+    plain.extend_from_slice(&records);
+    plain
 }
 
-fn decode_plain(mut input: &[u8]) -> Result<Presampled, String> {
+/// Decodes one [`pack`]ed section of `grid`.
+pub(crate) fn decode_section(grid: Grid, section: &[u8]) -> Result<Presampled, String> {
+    let buckets = match section.split_first() {
+        Some((&PLAIN, records)) => decode_buckets(records)?,
+        Some((&PACKED, packed)) => decode_buckets(&crate::record::inflate(packed, MAX_UNPACKED)?)?,
+        Some((other, _)) => return Err(format!("section form {other}")),
+        None => return Err("empty section".into()),
+    };
+    Ok(Presampled { grid, buckets })
+}
+
+fn decode_buckets(mut input: &[u8]) -> Result<Vec<BucketStats>, String> {
     let input = &mut input;
-    let n_grids = get_varint(input)?;
-    let mut grids = Vec::new();
-    for _ in 0..n_grids {
-        let anchor = unzigzag(get_varint(input)?);
-        let width = i64::try_from(get_varint(input)?).map_err(|_| "grid width")?;
-        let grid = Grid::new(anchor, width).ok_or("grid width 0")?;
-        let n = usize::try_from(get_varint(input)?).map_err(|_| "bucket count")?;
-        // Each bucket takes at least 3 bytes: a damaged count allocates
-        // no more than the payload could hold.
-        let mut buckets = Vec::with_capacity(n.min(input.len() / 3));
-        let mut last = 0i64;
-        for _ in 0..n {
-            let start = last.wrapping_add(unzigzag(get_varint(input)?));
-            last = start;
-            let count = get_varint(input)?;
-            let all_long = take(input, 1)?[0] == 1;
-            let (mut min, mut max) = (0.0, 0.0);
-            if !all_long {
-                let mut f = || -> Result<f64, String> {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(take(input, 8)?);
-                    Ok(f64::from_le_bytes(b))
-                };
-                (min, max) = (f()?, f()?);
-            }
-            let exact = crate::block::decode_exact(input, all_long)?;
-            if all_long {
-                (min, max) = (exact.long_min as f64, exact.long_max as f64);
-            }
-            buckets.push(BucketStats {
-                start,
-                count,
-                all_long,
-                min,
-                max,
-                exact,
-            });
+    let n = usize::try_from(get_varint(input)?).map_err(|_| "bucket count")?;
+    // Each bucket takes at least 3 bytes: a damaged count allocates no
+    // more than the section could hold.
+    let mut buckets = Vec::with_capacity(n.min(input.len() / 3));
+    let mut last = 0i64;
+    for _ in 0..n {
+        let start = last.wrapping_add(unzigzag(get_varint(input)?));
+        last = start;
+        let count = get_varint(input)?;
+        let all_long = take(input, 1)?[0] == 1;
+        let (mut min, mut max) = (0.0, 0.0);
+        if !all_long {
+            let mut f = || -> Result<f64, String> {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(take(input, 8)?);
+                Ok(f64::from_le_bytes(b))
+            };
+            (min, max) = (f()?, f()?);
         }
-        grids.push((grid, buckets));
+        let exact = crate::block::decode_exact(input, all_long)?;
+        if all_long {
+            (min, max) = (exact.long_min as f64, exact.long_max as f64);
+        }
+        buckets.push(BucketStats {
+            start,
+            count,
+            all_long,
+            min,
+            max,
+            exact,
+        });
     }
     if !input.is_empty() {
         return Err(format!("{} trailing bytes", input.len()));
     }
-    Ok(Presampled { grids })
+    Ok(buckets)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A day at 10 s on tiers of 10 minutes and an hour: packed smaller,
-    /// decoded the same; a short payload stays as it is.
+    /// A day at 10 s on tiers of 10 minutes and an hour: each grid's
+    /// section packed smaller on its own and decoded alone, the same as
+    /// its records plain; a short section stays plain.
     #[test]
-    fn packed_buckets_decode_as_plain_ones() -> Result<(), String> {
+    fn each_grid_decodes_alone_packed_or_plain() -> Result<(), String> {
         let grids: Vec<Grid> = [600_000, 3_600_000]
             .iter()
             .filter_map(|w| Grid::new(0, *w))
@@ -417,23 +450,33 @@ mod tests {
                 _ => Num::Bool(i % 2 == 0),
             })
             .collect();
-        let mut plain = Vec::new();
-        encode(&ts, &values, &grids, &mut plain);
-        let packed = pack(plain.clone());
-        assert_eq!(packed.first(), Some(&PACKED));
-        assert!(
-            packed.len() * 2 < plain.len(),
-            "{} of {}",
-            packed.len(),
-            plain.len()
-        );
-        assert_eq!(
-            format!("{:?}", decode(&packed)?),
-            format!("{:?}", decode(&plain)?)
-        );
-        let mut short = Vec::new();
-        encode(&ts[..3], &values[..3], &grids, &mut short);
-        assert_eq!(pack(short.clone()), short);
+        let mut payload = Vec::new();
+        encode(&ts, &values, &grids, &mut payload);
+        let found = sections(&payload)?;
+        assert_eq!(found.iter().map(|(g, _)| *g).collect::<Vec<_>>(), grids);
+        for (grid, range) in &found {
+            let records = section(&ts, &values, *grid);
+            let packed = &payload[range.clone()];
+            assert_eq!(packed.first(), Some(&PACKED));
+            assert!(
+                packed.len() * 2 < records.len(),
+                "{} of {}",
+                packed.len(),
+                records.len()
+            );
+            let got = decode_section(*grid, packed)?;
+            let plain = [&[PLAIN][..], &records].concat();
+            assert_eq!(got.buckets, decode_section(*grid, &plain)?.buckets);
+            assert_eq!(got.buckets.len() as i64, 86_400_000 / grid.width());
+            let count: u64 = got.buckets.iter().map(|b| b.count).sum();
+            assert_eq!(count, 8640);
+        }
+        // An hourly fold takes the hourly section; a daily one too.
+        let day = Grid::new(0, 86_400_000).ok_or("grid")?;
+        assert_eq!(refining(&found, day), Some(1));
+        assert_eq!(refining(&found, grids[0]), Some(0));
+        let short = section(&ts[..3], &values[..3], grids[0]);
+        assert_eq!(pack(short.clone()), [&[PLAIN][..], &short].concat());
         Ok(())
     }
 }

@@ -81,9 +81,7 @@ impl WholeChunk<'_> {
         if !self.grids.iter().any(|g| g.refines(&grid)) {
             return None;
         }
-        let frame = self.block.rollup_frame(self.entry);
-        let refining = |f| crate::rollup::GridBuckets::refining(f, grid);
-        let records = match frame.map(|f| f.and_then(refining)) {
+        let records = match self.block.rollup_buckets(self.entry, grid) {
             Ok(records) => records?,
             Err(e) => {
                 tracing::warn!(error = %e, "presampled buckets unreadable; reading the chunk");

@@ -466,29 +466,61 @@ impl Block {
         self.source.read(&self.path, self.uid, entry.offset, len)
     }
 
-    /// A numeric chunk's presampled buckets on every grid it has them for
-    /// (decoded once, then from the cache); `None` without any.
-    pub(crate) fn rollup_frame(
+    /// A numeric chunk's presampled buckets on the widest grid it has
+    /// that refines `grid` (decoded once, then from the cache; only that
+    /// grid's section is read); `None` without one.
+    pub(crate) fn rollup_buckets(
         &self,
         entry: &ChunkEntry,
-    ) -> Result<Option<Arc<crate::rollup::Presampled>>> {
+        grid: crate::rollup::Grid,
+    ) -> Result<Option<crate::rollup::GridBuckets>> {
         if entry.rollup_len == 0 {
             return Ok(None);
         }
         let at = entry.offset.saturating_add(u64::from(entry.len));
-        let key = (self.uid, at);
-        if let Some(frame) = PRESAMPLED.get(key) {
-            return Ok(Some(frame));
-        }
         let payload = self.rollup_payload(entry)?;
-        let frame = crate::rollup::decode(&payload).map_err(|r| Error::Corrupt {
-            path: self.path.clone(),
-            offset: at,
-            reason: format!("presampled: {r}"),
-        })?;
+        let sections = crate::rollup::sections(&payload).map_err(|r| self.bad_rollups(at, r))?;
+        let Some(i) = crate::rollup::refining(&sections, grid) else {
+            return Ok(None);
+        };
+        // Offsets stay below 2^48: the section's number goes above them.
+        let key = (self.uid, at | (i as u64) << 48);
+        if let Some(frame) = PRESAMPLED.get(key) {
+            return Ok(Some(crate::rollup::GridBuckets::new(frame)));
+        }
+        let (g, range) = &sections[i];
+        let frame = payload
+            .get(range.clone())
+            .ok_or_else(|| "section beyond the payload".to_owned())
+            .and_then(|section| crate::rollup::decode_section(*g, section))
+            .map_err(|r| self.bad_rollups(at, r))?;
         let frame = Arc::new(frame);
         PRESAMPLED.insert(key, frame.clone());
-        Ok(Some(frame))
+        Ok(Some(crate::rollup::GridBuckets::new(frame)))
+    }
+
+    /// Decodes every grid's presampled buckets of a numeric chunk (the
+    /// integrity check).
+    pub(crate) fn check_rollups(&self, entry: &ChunkEntry) -> Result<()> {
+        if entry.rollup_len == 0 {
+            return Ok(());
+        }
+        let at = entry.offset.saturating_add(u64::from(entry.len));
+        let payload = self.rollup_payload(entry)?;
+        let sections = crate::rollup::sections(&payload).map_err(|r| self.bad_rollups(at, r))?;
+        for (g, range) in sections {
+            let section = payload.get(range).unwrap_or_default();
+            crate::rollup::decode_section(g, section).map_err(|r| self.bad_rollups(at, r))?;
+        }
+        Ok(())
+    }
+
+    fn bad_rollups(&self, offset: u64, reason: String) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            offset,
+            reason: format!("presampled: {reason}"),
+        }
     }
 
     /// A chunk's presampled buckets as written (unframed), for copying

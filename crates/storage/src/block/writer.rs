@@ -358,7 +358,7 @@ fn encode_chunk(
             if !grids.is_empty() {
                 let mut payload = Vec::new();
                 crate::rollup::encode(&ts, &nums, grids, &mut payload);
-                rollup = Some(crate::rollup::pack(payload));
+                rollup = Some(payload);
             }
             if raw {
                 sundial_codec::encode_numbers_with(&nums, effort, out)?;
