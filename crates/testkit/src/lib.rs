@@ -205,4 +205,111 @@ impl Devops {
         }
         bodies
     }
+
+    /// Streams the data set to `out` as VictoriaMetrics `/api/v1/import`
+    /// JSON lines (which `sundial import --format vm-jsonl` reads too): a
+    /// line per series and `line_points` steps, all series of one span
+    /// before the next span, so memory stays one value per series however
+    /// long the set. The same kinds of random walks as [`Self::bodies`],
+    /// from another draw order.
+    pub fn write_vm_jsonl(
+        &self,
+        out: &mut impl std::io::Write,
+        line_points: usize,
+    ) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        let series = self.hosts * CPU_METRICS.len();
+        let mut rng = Rng::new(self.seed);
+        // Whole hundredths: the decimal metrics' values, kept exact.
+        let mut state: Vec<i64> = (0..series)
+            .map(|_| (rng.next_f64() * 10_000.0) as i64)
+            .collect();
+        let heads: Vec<String> = (0..series)
+            .map(|s| {
+                let (host, m) = (s / CPU_METRICS.len(), s % CPU_METRICS.len());
+                let tags: String = host_tags(host)
+                    .iter()
+                    .map(|(k, v)| format!(",\"{k}\":\"{v}\""))
+                    .collect();
+                format!(
+                    "{{\"metric\":{{\"__name__\":\"{}\"{tags}}},",
+                    CPU_METRICS[m]
+                )
+            })
+            .collect();
+        let line_points = line_points.max(1);
+        let (mut values, mut stamps) = (String::new(), String::new());
+        for first in (0..self.points).step_by(line_points) {
+            let steps = first..(first + line_points).min(self.points);
+            for (s, value) in state.iter_mut().enumerate() {
+                values.clear();
+                stamps.clear();
+                for step in steps.clone() {
+                    *value = (*value + ((rng.next_f64() - 0.5) * 400.0) as i64).clamp(0, 10_000);
+                    let sep = if step == first { "" } else { "," };
+                    let ms = (self.start_s + step as i64 * self.interval_s) * 1000;
+                    let _ = write!(stamps, "{sep}{ms}");
+                    let _ = if s % CPU_METRICS.len() < 6 {
+                        write!(values, "{sep}{}.{:02}", *value / 100, *value % 100)
+                    } else {
+                        write!(values, "{sep}{}", (*value + 50) / 100)
+                    };
+                }
+                writeln!(
+                    out,
+                    "{}\"values\":[{values}],\"timestamps\":[{stamps}]}}",
+                    heads[s]
+                )?;
+            }
+        }
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_jsonl_lines_hold_every_point_of_the_set_once() {
+        let set = Devops {
+            hosts: 3,
+            start_s: 1_700_006_430,
+            interval_s: 60,
+            points: 25,
+            batch: 0,
+            seed: 7,
+        };
+        let mut out = Vec::new();
+        set.write_vm_jsonl(&mut out, 10).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // Spans of 10, 10 and 5 steps, each a line per series.
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3 * 30);
+        let mut seen = std::collections::BTreeMap::<String, Vec<i64>>::new();
+        for line in &lines {
+            let (values, stamps) = (
+                line["values"].as_array().unwrap(),
+                line["timestamps"].as_array().unwrap(),
+            );
+            assert_eq!(values.len(), stamps.len());
+            for v in values {
+                let v = v.as_f64().unwrap();
+                assert!((0.0..=100.0).contains(&v), "{v}");
+            }
+            let key = line["metric"].to_string();
+            assert_eq!(line["metric"].as_object().unwrap().len(), 11, "{key}");
+            seen.entry(key)
+                .or_default()
+                .extend(stamps.iter().map(|t| t.as_i64().unwrap()));
+        }
+        assert_eq!(seen.len(), set.hosts * CPU_METRICS.len());
+        let want: Vec<i64> = (0..25).map(|i| (1_700_006_430 + i * 60) * 1000).collect();
+        for stamps in seen.values() {
+            assert_eq!(stamps, &want);
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Posts a generated TSBS-devops-like data set to an OpenTSDB `/api/put`
 //! endpoint from several connections and reports points per second. Bodies
 //! are built before the clock starts. Bounded: one pass over the data set.
+//! With `--vm-jsonl` it instead streams the data set to stdout as
+//! VictoriaMetrics import lines, for sets too large to hold in memory.
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -12,8 +14,12 @@ use sundial_testkit::Devops;
 #[derive(Debug, Parser)]
 struct Args {
     /// Base URL of the server, e.g. http://127.0.0.1:4242
-    #[arg(long)]
-    url: String,
+    #[arg(long, required_unless_present = "vm_jsonl")]
+    url: Option<String>,
+    /// Write the set to stdout as VictoriaMetrics `/api/v1/import` lines
+    /// of this many points per series each, instead of posting it.
+    #[arg(long, value_name = "POINTS_PER_LINE")]
+    vm_jsonl: Option<usize>,
     #[arg(long, default_value_t = 100)]
     hosts: usize,
     /// Hours of data at the interval.
@@ -44,10 +50,18 @@ fn main() -> Result<()> {
         batch: args.batch,
         seed: 42,
     };
+    let url = match (args.vm_jsonl, &args.url) {
+        (Some(line_points), _) => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            set.write_vm_jsonl(&mut out, line_points)?;
+            return Ok(());
+        }
+        (None, Some(url)) => format!("{}/api/put", url.trim_end_matches('/')),
+        (None, None) => bail!("--url or --vm-jsonl is required"),
+    };
     let bodies = Arc::new(set.bodies());
     let wire_bytes: usize = bodies.iter().map(String::len).sum();
     let next = Arc::new(AtomicUsize::new(0));
-    let url = format!("{}/api/put", args.url.trim_end_matches('/'));
     let started = Instant::now();
     let workers: Vec<_> = (0..args.connections)
         .map(|_| {
