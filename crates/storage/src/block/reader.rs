@@ -480,7 +480,9 @@ impl Block {
         let at = entry.offset.saturating_add(u64::from(entry.len));
         let payload = self.rollup_payload(entry)?;
         let sections = crate::rollup::sections(&payload).map_err(|r| self.bad_rollups(at, r))?;
-        let Some(i) = crate::rollup::refining(&sections, grid) else {
+        let Some((i, (g, range))) =
+            crate::rollup::refining(&sections, grid).and_then(|i| Some((i, sections.get(i)?)))
+        else {
             return Ok(None);
         };
         // Offsets stay below 2^48: the section's number goes above them.
@@ -488,7 +490,6 @@ impl Block {
         if let Some(frame) = PRESAMPLED.get(key) {
             return Ok(Some(crate::rollup::GridBuckets::new(frame)));
         }
-        let (g, range) = &sections[i];
         let frame = payload
             .get(range.clone())
             .ok_or_else(|| "section beyond the payload".to_owned())
