@@ -77,6 +77,7 @@ SUN=http://127.0.0.1:14260
 printf '[storage]\nchunk_cache_bytes = 0\nrollup_secs = [%s]\n[limits]\nmax_query_points = 1000000000\nquery_timeout_secs = 600\n' "$(echo $TIERS | tr ' ' ',')" >"$WORK/sundial.toml"
 "$BIN/sundial" serve --config "$WORK/sundial.toml" --data-dir "$WORK/sundial" \
   --listen 127.0.0.1:14260 >"$WORK/sundial.log" 2>&1 &
+SUN_PID=$!
 wait_http "$SUN/api/version" >/dev/null
 t=$(now)
 generate | "$BIN/sundial" import --url "$SUN" --format vm-jsonl - >"$WORK/import.out"
@@ -84,7 +85,7 @@ load_s=$(since "$t")
 t=$(now)
 curl -sf -XPOST "$SUN/admin/compact" >/dev/null
 compact_s=$(since "$t")
-report_load sundial "$WORK/sundial" "$(pgrep -f "$WORK/sundial.toml" | head -1)"
+report_load sundial "$WORK/sundial" "$SUN_PID"
 hourly_v1="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$S,\"end\":$E},\"groupBy\":[{\"name\":\"Tag\",\"tags\":[\"hostname\"]}],\"aggregators\":[{\"name\":\"Avg\",\"sampling\":\"1 hour\"}]}"
 daily_v1="{\"metric\":\"cpu.usage_user\",\"filters\":{\"start\":$S,\"end\":$E},\"aggregators\":[{\"name\":\"Max\",\"sampling\":\"1 day\"}]}"
 o() { time_query sundial-opentsdb "$1" -G "$SUN/api/query" -d "start=$DAY0" -d "end=$END" --data-urlencode "m=$2"; }
@@ -101,20 +102,24 @@ pkill -P $$ 2>/dev/null || true; wait 2>/dev/null || true
 VM=http://127.0.0.1:18428
 victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr=127.0.0.1:18428 \
   -retentionPeriod=100y -search.disableCache >"$WORK/vm.log" 2>&1 &
+VM_PID=$!
 wait_http "$VM/health" >/dev/null
 t=$(now)
 generate | curl -sf -XPOST -T - "$VM/api/v1/import"
 curl -sf "$VM/internal/force_flush" >/dev/null
 load_s=$(since "$t")
 t=$(now)
-for p in $(python3 -c '
+# One merge per monthly partition the days fall in.
+PARTITIONS=$(python3 -c '
 import datetime, sys
 d0, days = int(sys.argv[1]), int(sys.argv[2])
-print(" ".join(sorted({datetime.datetime.fromtimestamp(d0 + i * 86400, datetime.UTC).strftime("%Y_%m") for i in range(days)})))' "$DAY0" "$DAYS"); do
+utc = datetime.timezone.utc
+print(" ".join(sorted({datetime.datetime.fromtimestamp(d0 + i * 86400, utc).strftime("%Y_%m") for i in range(days)})))' "$DAY0" "$DAYS")
+for p in $PARTITIONS; do
   curl -sf "$VM/internal/force_merge?partition_prefix=$p" >/dev/null
 done
 compact_s=$(since "$t")
-report_load victoriametrics "$WORK/vm" "$(pgrep -f "storageDataPath=$WORK/vm" | head -1)"
+report_load victoriametrics "$WORK/vm" "$VM_PID"
 time_query victoriametrics hourly -G "$VM/api/v1/query_range" -d nocache=1 \
   --data-urlencode 'query=avg by (hostname) (avg_over_time({__name__="cpu.usage_user"}[1h]))' \
   -d "start=$(( DAY0 + 3600 ))" -d "end=$(( END + 1 ))" -d step=3600

@@ -70,6 +70,9 @@ pub fn block(data: &[u8]) {
             let _ = block.stats(entry);
             let _ = block.exact_stats(entry);
             let _ = block.check_rollups(entry);
+            if let Some(hour) = crate::rollup::Grid::new(0, 3_600_000) {
+                let _ = block.rollup_buckets(entry, hour);
+            }
         }
         for (start, end) in [(i64::MIN, i64::MAX), (0, 1_500_000_000_000)] {
             let cached = block.read(*id, field, start, end);

@@ -219,6 +219,7 @@ pub(crate) fn encode(ts: &[Timestamp], values: &[Num], grids: &[Grid], out: &mut
         .iter()
         .map(|g| pack(section(ts, values, *g)))
         .collect();
+    out.push(SECTIONED);
     put_varint(out, grids.len() as u64);
     for (g, section) in grids.iter().zip(&sections) {
         put_varint(out, zigzag(g.anchor));
@@ -273,46 +274,120 @@ fn as_f64(v: Num) -> f64 {
     }
 }
 
-/// A payload's grids and where each one's section lies in it.
-pub(crate) type Sections = Vec<(Grid, std::ops::Range<usize>)>;
+/// First byte of an [`encode`]d payload. Payloads of blocks written
+/// before sections (presampling rules' buckets since SDBLK004) start with
+/// their grid count, a varint of at least 1, never this byte; they hold
+/// each grid's records after its header and are read whole.
+const SECTIONED: u8 = 0;
 
-/// Reads an [`encode`]d payload's header.
-pub(crate) fn sections(payload: &[u8]) -> Result<Sections, String> {
-    let mut input = payload;
-    let n = get_varint(&mut input)?;
-    // Each grid's header takes at least 3 bytes.
-    let mut heads = Vec::with_capacity((n as usize).min(input.len() / 3));
-    for _ in 0..n {
-        let anchor = unzigzag(get_varint(&mut input)?);
-        let width = i64::try_from(get_varint(&mut input)?).map_err(|_| "grid width")?;
-        let grid = Grid::new(anchor, width).ok_or("grid width 0")?;
-        let len = usize::try_from(get_varint(&mut input)?).map_err(|_| "section length")?;
-        heads.push((grid, len));
-    }
-    let mut at = payload.len() - input.len();
-    let mut out = Vec::with_capacity(heads.len());
-    for (grid, len) in heads {
-        let end = at
-            .checked_add(len)
-            .filter(|end| *end <= payload.len())
-            .ok_or("section beyond the payload")?;
-        out.push((grid, at..end));
-        at = end;
-    }
-    if at != payload.len() {
-        return Err(format!("{} trailing bytes", payload.len() - at));
-    }
-    Ok(out)
+/// A chunk's payload, parsed as far as choosing a grid needs.
+pub(crate) enum Payload {
+    /// Each grid's section as a range of the payload.
+    Sections(Vec<(Grid, std::ops::Range<usize>)>),
+    /// An older payload, decoded whole.
+    Whole(Vec<Presampled>),
 }
 
-/// The index in `sections` of the widest grid that refines `grid`.
-pub(crate) fn refining(sections: &Sections, grid: Grid) -> Option<usize> {
-    sections
-        .iter()
-        .enumerate()
-        .filter(|(_, (g, _))| g.refines(&grid))
-        .max_by_key(|(_, (g, _))| g.width)
-        .map(|(i, _)| i)
+impl Payload {
+    /// Reads a payload's header (an older one whole).
+    pub(crate) fn parse(payload: &[u8]) -> Result<Self, String> {
+        match payload.split_first() {
+            Some((&SECTIONED, rest)) => Self::sections(payload.len() - rest.len(), rest),
+            Some(_) => Self::whole(payload),
+            None => Err("empty payload".into()),
+        }
+    }
+
+    /// Every grid's buckets (the integrity check).
+    pub(crate) fn decode_all(self, payload: &[u8]) -> Result<Vec<Presampled>, String> {
+        match self {
+            Self::Sections(s) => s
+                .into_iter()
+                .map(|(grid, range)| {
+                    let section = payload.get(range).ok_or("section beyond the payload")?;
+                    decode_section(grid, section)
+                })
+                .collect(),
+            Self::Whole(w) => Ok(w),
+        }
+    }
+
+    fn sections(offset: usize, payload: &[u8]) -> Result<Self, String> {
+        let mut input = payload;
+        let n = get_varint(&mut input)?;
+        // Each grid's header takes at least 3 bytes.
+        let mut heads = Vec::with_capacity((n as usize).min(input.len() / 3));
+        for _ in 0..n {
+            let grid = take_grid(&mut input)?;
+            let len = usize::try_from(get_varint(&mut input)?).map_err(|_| "section length")?;
+            heads.push((grid, len));
+        }
+        let mut at = payload.len() - input.len();
+        let mut out = Vec::with_capacity(heads.len());
+        for (grid, len) in heads {
+            let end = at
+                .checked_add(len)
+                .filter(|end| *end <= payload.len())
+                .ok_or("section beyond the payload")?;
+            out.push((grid, offset + at..offset + end));
+            at = end;
+        }
+        if at != payload.len() {
+            return Err(format!("{} trailing bytes", payload.len() - at));
+        }
+        Ok(Self::Sections(out))
+    }
+
+    fn whole(mut input: &[u8]) -> Result<Self, String> {
+        let input = &mut input;
+        let n = get_varint(input)?;
+        let mut grids = Vec::with_capacity((n as usize).min(input.len() / 3));
+        for _ in 0..n {
+            let grid = take_grid(input)?;
+            let buckets = take_buckets(input)?;
+            grids.push(Presampled { grid, buckets });
+        }
+        if !input.is_empty() {
+            return Err(format!("{} trailing bytes", input.len()));
+        }
+        Ok(Self::Whole(grids))
+    }
+
+    /// The payload's grids, in order.
+    pub(crate) fn grids(&self) -> Vec<Grid> {
+        match self {
+            Self::Sections(s) => s.iter().map(|(g, _)| *g).collect(),
+            Self::Whole(w) => w.iter().map(|p| p.grid).collect(),
+        }
+    }
+
+    /// The index of the widest grid that refines `grid`.
+    pub(crate) fn refining(&self, grid: Grid) -> Option<usize> {
+        self.grids()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, g)| g.refines(&grid))
+            .max_by_key(|(_, g)| g.width)
+            .map(|(i, _)| i)
+    }
+
+    /// Grid `i`'s buckets; `payload` is the one parsed.
+    pub(crate) fn decode(self, payload: &[u8], i: usize) -> Result<Presampled, String> {
+        match self {
+            Self::Sections(s) => {
+                let (grid, range) = s.into_iter().nth(i).ok_or("no such grid")?;
+                let section = payload.get(range).ok_or("section beyond the payload")?;
+                decode_section(grid, section)
+            }
+            Self::Whole(w) => w.into_iter().nth(i).ok_or_else(|| "no such grid".into()),
+        }
+    }
+}
+
+fn take_grid(input: &mut &[u8]) -> Result<Grid, String> {
+    let anchor = unzigzag(get_varint(input)?);
+    let width = i64::try_from(get_varint(input)?).map_err(|_| "grid width")?;
+    Ok(Grid::new(anchor, width).ok_or("grid width 0")?)
 }
 
 /// One grid's decoded buckets of a chunk (kept in a cache: dashboards
@@ -336,6 +411,11 @@ pub struct GridBuckets(Arc<Presampled>);
 impl GridBuckets {
     pub(crate) fn new(frame: Arc<Presampled>) -> Self {
         Self(frame)
+    }
+
+    /// Whether they can stand for buckets of `grid`.
+    pub(crate) fn refines(&self, grid: &Grid) -> bool {
+        self.0.grid.refines(grid)
     }
 
     /// The grid they are buckets of.
@@ -379,7 +459,7 @@ fn pack(records: Vec<u8>) -> Vec<u8> {
 }
 
 /// Decodes one [`pack`]ed section of `grid`.
-pub(crate) fn decode_section(grid: Grid, section: &[u8]) -> Result<Presampled, String> {
+fn decode_section(grid: Grid, section: &[u8]) -> Result<Presampled, String> {
     let buckets = match section.split_first() {
         Some((&PLAIN, records)) => decode_buckets(records)?,
         Some((&PACKED, packed)) => decode_buckets(&crate::record::inflate(packed, MAX_UNPACKED)?)?,
@@ -390,7 +470,15 @@ pub(crate) fn decode_section(grid: Grid, section: &[u8]) -> Result<Presampled, S
 }
 
 fn decode_buckets(mut input: &[u8]) -> Result<Vec<BucketStats>, String> {
-    let input = &mut input;
+    let buckets = take_buckets(&mut input)?;
+    if !input.is_empty() {
+        return Err(format!("{} trailing bytes", input.len()));
+    }
+    Ok(buckets)
+}
+
+/// A bucket count and that many records from the front of `input`.
+fn take_buckets(input: &mut &[u8]) -> Result<Vec<BucketStats>, String> {
     let n = usize::try_from(get_varint(input)?).map_err(|_| "bucket count")?;
     // Each bucket takes at least 3 bytes: a damaged count allocates no
     // more than the section could hold.
@@ -423,9 +511,6 @@ fn decode_buckets(mut input: &[u8]) -> Result<Vec<BucketStats>, String> {
             exact,
         });
     }
-    if !input.is_empty() {
-        return Err(format!("{} trailing bytes", input.len()));
-    }
     Ok(buckets)
 }
 
@@ -433,11 +518,7 @@ fn decode_buckets(mut input: &[u8]) -> Result<Vec<BucketStats>, String> {
 mod tests {
     use super::*;
 
-    /// A day at 10 s on tiers of 10 minutes and an hour: each grid's
-    /// section packed smaller on its own and decoded alone, the same as
-    /// its records plain; a short section stays plain.
-    #[test]
-    fn each_grid_decodes_alone_packed_or_plain() -> Result<(), String> {
+    fn day_at_10s() -> (Vec<Grid>, Vec<Timestamp>, Vec<Num>) {
         let grids: Vec<Grid> = [600_000, 3_600_000]
             .iter()
             .filter_map(|w| Grid::new(0, *w))
@@ -450,11 +531,22 @@ mod tests {
                 _ => Num::Bool(i % 2 == 0),
             })
             .collect();
+        (grids, ts, values)
+    }
+
+    /// A day at 10 s on tiers of 10 minutes and an hour: each grid's
+    /// section packed smaller on its own and decoded alone, the same as
+    /// its records plain; a short section stays plain.
+    #[test]
+    fn each_grid_decodes_alone_packed_or_plain() -> Result<(), String> {
+        let (grids, ts, values) = day_at_10s();
         let mut payload = Vec::new();
         encode(&ts, &values, &grids, &mut payload);
-        let found = sections(&payload)?;
+        let Payload::Sections(found) = Payload::parse(&payload)? else {
+            return Err("not sectioned".into());
+        };
         assert_eq!(found.iter().map(|(g, _)| *g).collect::<Vec<_>>(), grids);
-        for (grid, range) in &found {
+        for (i, (grid, range)) in found.iter().enumerate() {
             let records = section(&ts, &values, *grid);
             let packed = &payload[range.clone()];
             assert_eq!(packed.first(), Some(&PACKED));
@@ -464,7 +556,7 @@ mod tests {
                 packed.len(),
                 records.len()
             );
-            let got = decode_section(*grid, packed)?;
+            let got = Payload::parse(&payload)?.decode(&payload, i)?;
             let plain = [&[PLAIN][..], &records].concat();
             assert_eq!(got.buckets, decode_section(*grid, &plain)?.buckets);
             assert_eq!(got.buckets.len() as i64, 86_400_000 / grid.width());
@@ -473,10 +565,38 @@ mod tests {
         }
         // An hourly fold takes the hourly section; a daily one too.
         let day = Grid::new(0, 86_400_000).ok_or("grid")?;
-        assert_eq!(refining(&found, day), Some(1));
-        assert_eq!(refining(&found, grids[0]), Some(0));
+        assert_eq!(Payload::parse(&payload)?.refining(day), Some(1));
+        assert_eq!(Payload::parse(&payload)?.refining(grids[0]), Some(0));
         let short = section(&ts[..3], &values[..3], grids[0]);
         assert_eq!(pack(short.clone()), [&[PLAIN][..], &short].concat());
+        Ok(())
+    }
+
+    /// Blocks written before sections hold each grid's records after its
+    /// header, uncompressed: they read as they did.
+    #[test]
+    fn payloads_from_before_sections_still_read() -> Result<(), String> {
+        let (grids, ts, values) = day_at_10s();
+        let mut older = Vec::new();
+        put_varint(&mut older, grids.len() as u64);
+        for g in &grids {
+            put_varint(&mut older, zigzag(g.anchor));
+            put_varint(&mut older, g.width as u64);
+            older.extend(section(&ts, &values, *g));
+        }
+        let mut current = Vec::new();
+        encode(&ts, &values, &grids, &mut current);
+        let day = Grid::new(0, 86_400_000).ok_or("grid")?;
+        let parsed = Payload::parse(&older)?;
+        assert!(matches!(parsed, Payload::Whole(_)));
+        assert_eq!(parsed.grids(), grids);
+        assert_eq!(parsed.refining(day), Some(1));
+        for i in 0..grids.len() {
+            let old = Payload::parse(&older)?.decode(&older, i)?;
+            let new = Payload::parse(&current)?.decode(&current, i)?;
+            assert_eq!((old.grid, old.buckets), (new.grid, new.buckets));
+        }
+        assert_eq!(Payload::parse(&older)?.decode_all(&older)?.len(), 2);
         Ok(())
     }
 }

@@ -203,7 +203,8 @@ fn the_long_profiles_lines_answer_alike_in_both() -> Result<()> {
     let s = TestServer::spawn_with_config("[storage]\nrollup_secs = [3600]\n")?;
     let url = format!("http://{}", s.addr);
     import_vm_jsonl(&s, &file)?;
-    // Compacted, so the hourly tier exists; the answers must not change.
+    // Compacted, so the chunks carry the hourly tier (queries below may
+    // take it; crates/query/src/series_query/rollup_tests.rs shows they do).
     ureq::post(&format!("{url}/admin/compact")).call()?;
 
     let end = day0 + 2 * 86_400 - 1;

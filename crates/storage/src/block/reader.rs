@@ -468,7 +468,7 @@ impl Block {
 
     /// A numeric chunk's presampled buckets on the widest grid it has
     /// that refines `grid` (decoded once, then from the cache; only that
-    /// grid's section is read); `None` without one.
+    /// grid's section is inflated); `None` without one.
     pub(crate) fn rollup_buckets(
         &self,
         entry: &ChunkEntry,
@@ -478,22 +478,23 @@ impl Block {
             return Ok(None);
         }
         let at = entry.offset.saturating_add(u64::from(entry.len));
+        // Kept under the grid asked for, so a hit reads nothing; block
+        // offsets stay below 2^48. Grids sharing the 16 bits may find
+        // each other's buckets: they are taken only if they refine it.
+        let key = (self.uid, at | grid_bits(&grid) << 48);
+        if let Some(frame) = PRESAMPLED.get(key).map(crate::rollup::GridBuckets::new)
+            && frame.refines(&grid)
+        {
+            return Ok(Some(frame));
+        }
         let payload = self.rollup_payload(entry)?;
-        let sections = crate::rollup::sections(&payload).map_err(|r| self.bad_rollups(at, r))?;
-        let Some((i, (g, range))) =
-            crate::rollup::refining(&sections, grid).and_then(|i| Some((i, sections.get(i)?)))
-        else {
+        let parsed =
+            crate::rollup::Payload::parse(&payload).map_err(|r| self.bad_rollups(at, r))?;
+        let Some(i) = parsed.refining(grid) else {
             return Ok(None);
         };
-        // Offsets stay below 2^48: the section's number goes above them.
-        let key = (self.uid, at | (i as u64) << 48);
-        if let Some(frame) = PRESAMPLED.get(key) {
-            return Ok(Some(crate::rollup::GridBuckets::new(frame)));
-        }
-        let frame = payload
-            .get(range.clone())
-            .ok_or_else(|| "section beyond the payload".to_owned())
-            .and_then(|section| crate::rollup::decode_section(*g, section))
+        let frame = parsed
+            .decode(&payload, i)
             .map_err(|r| self.bad_rollups(at, r))?;
         let frame = Arc::new(frame);
         PRESAMPLED.insert(key, frame.clone());
@@ -508,11 +509,9 @@ impl Block {
         }
         let at = entry.offset.saturating_add(u64::from(entry.len));
         let payload = self.rollup_payload(entry)?;
-        let sections = crate::rollup::sections(&payload).map_err(|r| self.bad_rollups(at, r))?;
-        for (g, range) in sections {
-            let section = payload.get(range).unwrap_or_default();
-            crate::rollup::decode_section(g, section).map_err(|r| self.bad_rollups(at, r))?;
-        }
+        crate::rollup::Payload::parse(&payload)
+            .and_then(|p| p.decode_all(&payload))
+            .map_err(|r| self.bad_rollups(at, r))?;
         Ok(())
     }
 
@@ -652,4 +651,12 @@ fn decode_chunk_into(
         return Err(format!("{} trailing bytes", input.len()));
     }
     Ok(n)
+}
+
+/// 16 bits of a grid, for the presampled cache's key.
+fn grid_bits(grid: &crate::rollup::Grid) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    grid.hash(&mut h);
+    h.finish() & 0xFFFF
 }
