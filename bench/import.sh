@@ -19,11 +19,7 @@ while [ $# -gt 0 ]; do
     --formats) FORMATS=$2; shift 2;; *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
-cargo build --release --locked -p sundial-server -p sundial-testkit >&2
-BIN="$CARGO_TARGET_DIR/release"
-WORK=$(mktemp -d /tmp/sundial-importbench.XXXXXX)
-trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
+bench_start importbench
 PORT=14242 URL=http://127.0.0.1:14242
 
 start_sundial() { # data dir

@@ -27,14 +27,10 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
-cargo build --release --locked -p sundial-server -p sundial-testkit >&2
 if ! command -v victoria-metrics >/dev/null; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends victoria-metrics >&2
 fi
-BIN="$CARGO_TARGET_DIR/release"
-WORK=$(mktemp -d /tmp/sundial-longbench.XXXXXX)
-trap 'pkill -P $$ 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+bench_start longbench
 DAY0=1700006400 # 2023-11-15 00:00 UTC
 # Points at 30 s past each minute: none on a bucket's edge, where
 # VictoriaMetrics' windows (open on the left) and OpenTSDB's buckets

@@ -10,6 +10,7 @@
 # --config: a server config file (e.g. smaller [limits] to see busy answers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/peers.sh
 SECONDS_RUN=60 CONNS=64 BATCH=1000 CONFIG=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -18,11 +19,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
-cargo build --release --locked -p sundial-server -p sundial-testkit >&2
-BIN="$CARGO_TARGET_DIR/release"
-WORK=$(mktemp -d /tmp/sundial-overload.XXXXXX)
-trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
+bench_start overload
 
 start() { # data dir -> pid, port on fd
   "$BIN/sundial" serve "${CONFIG[@]}" --data-dir "$1" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &

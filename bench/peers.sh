@@ -1,4 +1,5 @@
-# Shared by the bench/ scripts (sourced): waiting for a server, and the
+# Shared by the bench/ scripts (sourced): the build and work dir every
+# script starts with, waiting for a server, and the
 # loopback-only InfluxDB 1.6 configuration with its OpenTSDB listener.
 
 # wait_http url [timeout seconds]: poll until the URL answers 2xx; prints the
@@ -45,4 +46,15 @@ bind-address = "127.0.0.1:18088"
 [continuous_queries]
   enabled = false
 CONF
+}
+
+# bench_start name: builds the release server and load tools, sets BIN,
+# and WORK to a fresh /tmp/sundial-<name>.* removed on exit, once the
+# servers the script started have been stopped and waited for.
+bench_start() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
+  cargo build --release --locked -p sundial-server -p sundial-testkit >&2
+  BIN="$CARGO_TARGET_DIR/release"
+  WORK=$(mktemp -d "/tmp/sundial-$1.XXXXXX")
+  trap 'pkill -P $$ 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 }

@@ -36,11 +36,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
-cargo build --release --locked -p sundial-server -p sundial-testkit >&2
-BIN="$CARGO_TARGET_DIR/release"
-WORK=$(mktemp -d /tmp/sundial-qbench.XXXXXX)
-trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
+bench_start qbench
 START=1700000000
 END=$(( START + HOURS * 3600 - 1 ))
 PARTITION=2023_11

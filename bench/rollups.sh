@@ -20,11 +20,7 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift 2;; *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
-cargo build --release --locked -p sundial-server -p sundial-testkit >&2
-BIN="$CARGO_TARGET_DIR/release"
-WORK=$(mktemp -d /tmp/sundial-rollbench.XXXXXX)
-trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"' EXIT
+bench_start rollbench
 START=1700000000
 END=$(( START + HOURS * 3600 - 1 ))
 S=$(( START * 1000 )) E=$(( END * 1000 + 999 ))
