@@ -75,19 +75,46 @@ impl Sink {
     }
 }
 
-/// Stores writes in the addressed database on this node, off the async
-/// workers (a write may wait for the head or the WAL queue).
+/// Writes of at most this many points run on the async worker when no
+/// lock is taken: 50-point puts from 16 connections spent more CPU on the
+/// hand-off to a blocking thread and back than on the write; a write of
+/// thousands of points would hold the worker for milliseconds.
+const INLINE_POINTS: usize = 1000;
+
+/// Stores writes in the addressed database on this node: small ones that
+/// need not wait for a lock at once, others off the async workers (a
+/// write may wait for the head or the WAL queue).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalSink;
 
 impl PointSink for LocalSink {
     fn write(&self, write: PointWrite) -> SinkFuture<'_> {
-        Box::pin(crate::write_off_workers(move || {
-            let rules = Rules {
-                groups: &write.groups,
-                vetoed: &write.vetoed,
-            };
-            write.db.write_with(write.points, rules, write.sync)
-        }))
+        Box::pin(async move {
+            let PointWrite {
+                db,
+                mut points,
+                groups,
+                vetoed,
+                sync,
+            } = write;
+            if points.len() <= INLINE_POINTS {
+                let rules = Rules {
+                    groups: &groups,
+                    vetoed: &vetoed,
+                };
+                match db.try_write_with(points, rules, sync) {
+                    Ok(written) => return written,
+                    Err(back) => points = back,
+                }
+            }
+            crate::write_off_workers(move || {
+                let rules = Rules {
+                    groups: &groups,
+                    vetoed: &vetoed,
+                };
+                db.write_with(points, rules, sync)
+            })
+            .await
+        })
     }
 }

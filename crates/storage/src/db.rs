@@ -10,7 +10,7 @@ use crate::pending::{Apply, Pending};
 use crate::record::BatchEncoder;
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use sundial_index::RoaringBitmap;
@@ -323,8 +323,43 @@ impl Db {
         Ok(())
     }
 
+    /// [`Db::write_with`] if it can run without waiting for a lock (a
+    /// flush freezing the head, the WAL thread applying, another write):
+    /// callers on async workers take this before moving a write to a
+    /// blocking thread, whose two wake-ups cost more than a small write.
+    /// Gives the points back when it would wait.
+    pub fn try_write_with(
+        &self,
+        points: Vec<WritePoint>,
+        rules: Rules<'_>,
+        sync: bool,
+    ) -> std::result::Result<Result<Written>, Vec<WritePoint>> {
+        let Some(pending) = self.inner.pending.try_lock() else {
+            return Err(points);
+        };
+        let Some(head) = self.inner.head.try_read() else {
+            return Err(points);
+        };
+        let atomic = Atomic::Groups(rules.groups);
+        Ok(self.write_locked((pending, head), points, sync, atomic, rules.vetoed))
+    }
+
     fn write_points(
         &self,
+        points: Vec<WritePoint>,
+        sync: bool,
+        atomic: Atomic<'_>,
+        vetoed: &[bool],
+    ) -> Result<Written> {
+        // Checked and queued under one lock: the WAL order is this order.
+        let pending = self.inner.pending.lock();
+        let head = self.inner.head.read();
+        self.write_locked((pending, head), points, sync, atomic, vetoed)
+    }
+
+    fn write_locked(
+        &self,
+        (mut pending, head): (MutexGuard<'_, Pending>, RwLockReadGuard<'_, Head>),
         mut points: Vec<WritePoint>,
         sync: bool,
         atomic: Atomic<'_>,
@@ -335,9 +370,6 @@ impl Db {
         }
         self.inner.wal.check_room()?;
         let max_string = self.inner.config.max_string_value_bytes;
-        // Checked and queued under one lock: the WAL order is this order.
-        let mut pending = self.inner.pending.lock();
-        let head = self.inner.head.read();
         if head.point_count() >= self.inner.config.max_head_points {
             return Err(Error::HeadFull {
                 limit_points: self.inner.config.max_head_points,

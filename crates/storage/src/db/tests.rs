@@ -254,6 +254,42 @@ fn kinds_are_fixed_by_the_first_write_in_a_batch() -> Result<()> {
 }
 
 #[test]
+fn a_write_that_would_wait_for_a_lock_is_given_back() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(config(dir.path()))?;
+    let rules = Rules::default();
+    let points = vec![point("a", 1, 7), point("b", 2, 8)];
+    // A flush freezing the head holds its write lock.
+    let frozen = db.inner.head.write();
+    let back = match db.try_write_with(points, rules, false) {
+        Err(back) => back,
+        Ok(_) => panic!("wrote while the head was locked"),
+    };
+    drop(frozen);
+    assert_eq!(back.len(), 2, "every point is given back");
+    let queued = db.inner.pending.lock();
+    assert!(db.try_write_with(back.clone(), rules, false).is_err());
+    drop(queued);
+    let written = match db.try_write_with(back, rules, false) {
+        Ok(written) => written?,
+        Err(_) => panic!("no lock was held"),
+    };
+    assert_eq!(point_errors(&written), vec![None, None]);
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Error::io("runtime", "", e))?
+        .block_on(written.commit.wait())?;
+    let stored = snapshot(&db);
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        stored.get(&("b".into(), "value".into(), 2)),
+        Some(&FieldValue::Long(8))
+    );
+    db.close();
+    Ok(())
+}
+
+#[test]
 fn listings_are_restricted_to_the_time_range() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let quiet = quiet(dir.path());
