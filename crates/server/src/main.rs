@@ -53,6 +53,13 @@ fn tune_memory() {
     if thp != 0 {
         eprintln!("warning: cannot disable transparent huge pages; ingest costs more CPU");
     }
+    // Storage threads going idle after a flush, a merge or a load hand
+    // their freed pages back now, not at their next allocation.
+    sundial_storage::memory::on_release(|| {
+        // SAFETY: collects the calling thread's own heap; no arguments
+        // point anywhere.
+        unsafe { libmimalloc_sys::mi_collect(true) }
+    });
     // An operator's MIMALLOC_PURGE_DELAY wins.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets a plain option value; mimalloc reads options atomically.

@@ -47,7 +47,9 @@ pub(crate) fn maintain(inner: &Inner, force: bool) -> Result<()> {
     let _one = inner.compact_lock.lock();
     expire::expire(inner);
     while let Some(members) = pick_run(inner, force) {
-        merge(inner, members)?;
+        let merged = merge(inner, members);
+        crate::memory::release();
+        merged?;
     }
     Ok(())
 }

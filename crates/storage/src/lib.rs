@@ -20,6 +20,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod head;
+pub mod memory;
 mod partition;
 mod pending;
 mod phase;

@@ -33,6 +33,8 @@ pub(crate) const MAGIC: &[u8; 8] = b"SDWAL002";
 const MAX_GROUP_BYTES: usize = 16 << 20;
 /// How often a failed log tries to start a fresh segment.
 const RECOVER_EVERY: Duration = Duration::from_secs(1);
+/// Quiet this long after a commit, the writer hands its freed memory back.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// Result of a commit as the writer reports it to a waiting request.
 pub(crate) type CommitResult = std::result::Result<(), String>;
@@ -132,6 +134,7 @@ impl Wal {
             status: status.clone(),
             uncut: None,
             last_attempt: Instant::now(),
+            committed: false,
         };
         let thread = std::thread::Builder::new()
             .name("sundial-wal".into())
@@ -277,6 +280,8 @@ struct Writer {
     /// A failed segment not yet cut back to this length.
     uncut: Option<u64>,
     last_attempt: Instant,
+    /// Committed since it last released memory.
+    committed: bool,
 }
 
 impl Writer {
@@ -290,9 +295,17 @@ impl Writer {
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             } else {
-                match rx.recv() {
+                match rx.recv_timeout(IDLE) {
                     Ok(cmd) => cmd,
-                    Err(_) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // Idle after commits: the points it applied went
+                        // to blocks and were freed on other threads.
+                        if std::mem::take(&mut self.committed) {
+                            crate::memory::release();
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             };
             let mut group = Group {
@@ -373,6 +386,7 @@ impl Writer {
             }
             written.map_err(|_| self.failure_text())
         };
+        self.committed = true;
         match &result {
             Ok(()) => {
                 self.since_flush += group.buf.len() as u64;

@@ -31,6 +31,7 @@ pub(super) fn run_flusher(
         if let Err(e) = flush(&inner) {
             error!(error = %e, "background flush failed; will retry at the next threshold");
         }
+        crate::memory::release();
         let _ = flushed.try_send(());
     }
 }
@@ -69,6 +70,7 @@ pub(super) fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
         if let Err(e) = flushed {
             error!(error = %e, "periodic flush failed; will retry");
         }
+        crate::memory::release();
         if inner.config.blocks_shared {
             continue;
         }

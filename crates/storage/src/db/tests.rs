@@ -290,6 +290,40 @@ fn a_write_that_would_wait_for_a_lock_is_given_back() -> Result<()> {
 }
 
 #[test]
+fn threads_done_with_bulk_work_release_memory() -> Result<()> {
+    static CALLERS: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
+    crate::memory::on_release(|| {
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        CALLERS.lock().push(name);
+    });
+    let called_on = |thread: &str| CALLERS.lock().iter().any(|n| n == thread);
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(dir.path()))?;
+    // The WAL writer, once idle after a commit.
+    write_all(&db, vec![point("a", 1, 1)])?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !called_on("sundial-wal") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL writer kept its memory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A merge, on the thread that ran it.
+    for ts in [2, 3] {
+        write_all(&db, vec![point("a", ts, ts)])?;
+        db.flush()?;
+    }
+    let this = std::thread::current().name().unwrap_or("?").to_owned();
+    assert!(!called_on(&this));
+    db.compact(true)?;
+    assert_eq!(db.block_count(), 1, "the two blocks merged");
+    assert!(called_on(&this), "the merging thread kept its memory");
+    db.close();
+    Ok(())
+}
+
+#[test]
 fn listings_are_restricted_to_the_time_range() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let quiet = quiet(dir.path());
