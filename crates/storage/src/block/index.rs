@@ -7,7 +7,6 @@ use super::{
     KIND_NUMERIC_LONG, MAGIC, MAGIC_V2, MAGIC_V3, MAGIC_V4,
 };
 use crate::error::{Error, Result};
-use crate::head::SeriesId;
 use crate::record::{self, get_str, get_varint, take, unzigzag};
 use std::path::Path;
 use sundial_model::Timestamp;
@@ -76,40 +75,18 @@ pub(super) struct Decoded {
 
 /// Decodes the framed index `located` found in the block at `path`.
 pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
-    let Located {
-        version,
-        index_at,
-        framed,
-    } = located;
-    let has_flags = version >= 3;
+    let index_at = located.index_at;
     let corrupt = |reason: String| Error::Corrupt {
         path: path.to_owned(),
         offset: index_at,
         reason,
     };
-    let (payload, _) =
-        record::read_frame(&framed).map_err(|e| corrupt(format!("index frame: {e:?}")))?;
-    let (flags, payload) = match (has_flags, payload.split_first()) {
-        (false, _) => (0, payload),
-        (true, Some((flags, rest))) => (*flags, rest),
-        (true, None) => return Err(corrupt("index: no flags byte".into())),
-    };
-    let inflated;
-    let payload = if flags & FLAG_INDEX_ZSTD != 0 {
-        inflated = record::inflate(payload, MAX_INDEX_BYTES)
-            .map_err(|r| corrupt(format!("index: {r}")))?;
-        inflated.as_slice()
-    } else {
-        payload
-    };
-    let rollups_only = flags & FLAG_ROLLUPS_ONLY != 0;
-    // A rollups-only chunk cannot be decoded instead: every chunk keeps
-    // its statistics in memory.
-    let tiny = if rollups_only { 0 } else { TINY_CHUNK };
-    let (fields, chunks, stats, presampling) =
-        decode_index(payload, version >= 4, tiny).map_err(|r| corrupt(format!("index: {r}")))?;
-    let chunks =
-        super::table::ChunkTable::new(chunks).map_err(|r| corrupt(format!("index: {r}")))?;
+    // The framed and inflated bytes are gone before the table is built:
+    // at a million columns they are ~90 MB beside its ~60.
+    let (flags, (fields, (keys, entries), stats, presampling)) =
+        decode_payload(located).map_err(corrupt)?;
+    let chunks = super::table::ChunkTable::from_columns(keys, entries)
+        .map_err(|r| corrupt(format!("index: {r}")))?;
     let (min_ts, max_ts) = time_range(chunks.entries());
     Ok(Decoded {
         fields,
@@ -119,8 +96,145 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
         fast: flags & FLAG_FAST != 0,
         stats,
         presampling,
-        rollups_only,
+        rollups_only: flags & FLAG_ROLLUPS_ONLY != 0,
     })
+}
+
+/// The index's flags and contents, from its framed bytes.
+fn decode_payload(located: Located) -> std::result::Result<(u8, Index), String> {
+    let Located {
+        version, framed, ..
+    } = located;
+    let (payload, _) = record::read_frame(&framed).map_err(|e| format!("index frame: {e:?}"))?;
+    let (flags, payload) = match (version >= 3, payload.split_first()) {
+        (false, _) => (0, payload),
+        (true, Some((flags, rest))) => (*flags, rest),
+        (true, None) => return Err("index: no flags byte".into()),
+    };
+    // A rollups-only chunk cannot be decoded instead: every chunk keeps
+    // its statistics in memory.
+    let tiny = if flags & FLAG_ROLLUPS_ONLY != 0 {
+        0
+    } else {
+        TINY_CHUNK
+    };
+    let with_exact = version >= 4;
+    let index = if flags & FLAG_INDEX_ZSTD != 0 {
+        let mut compressed = payload;
+        let len = get_varint(&mut compressed)
+            .ok()
+            .filter(|n| *n <= MAX_INDEX_BYTES)
+            .ok_or("index: compressed length out of range")?;
+        let inflating = zstd::stream::read::Decoder::with_buffer(compressed)
+            .map_err(|e| format!("index: zstd: {e}"))?;
+        // Real entries do not compress below a byte each: a damaged
+        // count or length cannot have the table sized past what was read.
+        let most = compressed.len().saturating_mul(4);
+        decode_index(&mut Window::new(inflating, len), most, (with_exact, tiny))
+    } else {
+        let most = payload.len() / 8;
+        decode_index(
+            &mut Window::new(payload, payload.len() as u64),
+            most,
+            (with_exact, tiny),
+        )
+    };
+    Ok((flags, index.map_err(|r| format!("index: {r}"))?))
+}
+
+/// An index's bytes read through a window: a million columns' index
+/// inflated whole is ~100 MB beside the table built from it.
+struct Window<R> {
+    reader: R,
+    buf: Vec<u8>,
+    at: usize,
+    /// Bytes the index states it has, and those read so far.
+    len: u64,
+    read: u64,
+    ended: bool,
+}
+
+/// The window's size; a field name or chunk entry must fit in half of it.
+const WINDOW: usize = 1 << 20;
+
+impl<R: std::io::Read> Window<R> {
+    fn new(reader: R, len: u64) -> Self {
+        Self {
+            reader,
+            buf: Vec::new(),
+            at: 0,
+            len,
+            read: 0,
+            ended: false,
+        }
+    }
+
+    /// The unread bytes: at least half a window of them, unless the
+    /// index ends sooner.
+    fn ahead(&mut self) -> std::result::Result<&[u8], String> {
+        if self.buf.len() - self.at < WINDOW / 2 && !self.ended {
+            self.buf.drain(..self.at);
+            self.at = 0;
+            while self.buf.len() < WINDOW && !self.ended {
+                let filled = self.buf.len();
+                self.buf.resize(WINDOW, 0);
+                let n = read_some(
+                    &mut self.reader,
+                    self.buf.get_mut(filled..).unwrap_or_default(),
+                )?;
+                self.buf.truncate(filled + n);
+                self.read += n as u64;
+                self.ended = n == 0;
+                if self.read > self.len {
+                    return Err(format!("holds more than the {} bytes it states", self.len));
+                }
+            }
+        }
+        Ok(self.buf.get(self.at..).unwrap_or_default())
+    }
+
+    /// Decodes one item from the bytes ahead with `decode`, which takes
+    /// what it reads off the slice it gets.
+    fn next<T>(
+        &mut self,
+        decode: impl FnOnce(&mut &[u8]) -> std::result::Result<T, String>,
+    ) -> std::result::Result<T, String> {
+        let mut input = self.ahead()?;
+        let before = input.len();
+        let item = decode(&mut input)?;
+        self.at += before - input.len();
+        Ok(item)
+    }
+
+    /// Bytes the index states it has left.
+    fn left(&self) -> u64 {
+        self.len.saturating_sub(self.read) + (self.buf.len() - self.at) as u64
+    }
+
+    /// Checks that nothing follows what was decoded.
+    fn end(&mut self) -> std::result::Result<(), String> {
+        let trailing = self.ahead()?.len();
+        if trailing > 0 {
+            return Err(format!("{trailing} trailing bytes"));
+        }
+        if self.read != self.len {
+            return Err(format!("holds {} bytes, not {}", self.read, self.len));
+        }
+        Ok(())
+    }
+}
+
+fn read_some(
+    reader: &mut impl std::io::Read,
+    buf: &mut [u8],
+) -> std::result::Result<usize, String> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("zstd: {e}")),
+        }
+    }
 }
 
 /// Where a block's index is and its framed bytes.
@@ -198,95 +312,112 @@ fn time_range(chunks: &[ChunkEntry]) -> (Timestamp, Timestamp) {
         })
 }
 
-type Index = (Vec<String>, Vec<(SeriesId, u32, ChunkEntry)>, Vec<u8>, u64);
+/// Fields, each chunk's column (series, field) beside its entry, the
+/// statistics bytes, and the presampling fingerprint.
+type Index = (
+    Vec<String>,
+    (Vec<(u32, u32)>, Vec<ChunkEntry>),
+    Vec<u8>,
+    u64,
+);
 
-/// Largest index a block may state (a damaged length must not allocate
-/// without bound; a million series' index is a few hundred megabytes).
-const MAX_INDEX_BYTES: usize = 1 << 32;
+/// Largest index a block may state (a million series' index is a few
+/// hundred megabytes).
+const MAX_INDEX_BYTES: u64 = 1 << 32;
 
+/// Decodes an index of at most `most` chunks (a bound for sizing, not a
+/// limit).
 fn decode_index(
-    mut input: &[u8],
-    with_exact: bool,
-    tiny: u32,
+    window: &mut Window<impl std::io::Read>,
+    most: usize,
+    (with_exact, tiny): (bool, u32),
 ) -> std::result::Result<Index, String> {
-    let input = &mut input;
-    let n_fields = get_varint(input)?;
+    let n_fields = window.next(get_varint)?;
     let mut fields = Vec::new();
     for _ in 0..n_fields {
-        fields.push(get_str(input)?);
+        fields.push(window.next(get_str)?);
     }
-    let n_chunks = get_varint(input)?;
+    let n_chunks = window.next(get_varint)?;
     // Sized once (a doubling vector would hold up to twice a million
     // series' entries); a damaged count is bounded by the bytes left, as
-    // every chunk takes at least eight.
-    let mut chunks = Vec::with_capacity(
-        usize::try_from(n_chunks)
-            .unwrap_or(usize::MAX)
-            .min(input.len() / 8),
-    );
+    // every chunk takes at least eight, and by what was read.
+    let capacity = usize::try_from(n_chunks)
+        .unwrap_or(usize::MAX)
+        .min(usize::try_from(window.left() / 8).unwrap_or(usize::MAX))
+        .min(most);
+    let (mut keys, mut entries) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
     let mut stats = Vec::new();
     for _ in 0..n_chunks {
-        let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
-        let field = u32::try_from(get_varint(input)?).map_err(|_| "field overflow")?;
-        if field as usize >= fields.len() {
-            return Err(format!("field index {field} out of range"));
-        }
-        let (kind, all_long) = match take(input, 1)?[0] {
-            KIND_NUMERIC_LONG => (KIND_NUMERIC, true),
-            k => (k, false),
-        };
-        let offset = get_varint(input)?;
-        let len = u32::try_from(get_varint(input)?).map_err(|_| "chunk length overflow")?;
-        let count = u32::try_from(get_varint(input)?).map_err(|_| "chunk count overflow")?;
-        let min_ts = unzigzag(get_varint(input)?);
-        let max_ts = unzigzag(get_varint(input)?);
-        let (mut stats_at, mut exact, mut rollup_len) = (NO_STATS, false, 0);
-        if kind == KIND_NUMERIC {
-            let before: &[u8] = input;
-            take(input, SUMMARY_BYTES)?;
-            if with_exact {
-                super::exact::decode(input, all_long)?;
-                exact = true;
-            }
-            if count > tiny {
-                let used = before.len() - input.len();
-                stats_at = u32::try_from(stats.len())
-                    .ok()
-                    .filter(|at| *at != NO_STATS)
-                    .ok_or("chunk statistics past 4 GiB")?;
-                stats.extend_from_slice(before.get(..used).unwrap_or_default());
-            }
-            if with_exact {
-                rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
-            }
-        }
-        chunks.push((
-            SeriesId(id),
-            field,
-            ChunkEntry {
-                min_ts,
-                max_ts,
-                offset,
-                len,
-                count,
-                stats_at,
-                rollup_len,
-                kind,
-                all_long,
-                exact,
-            },
-        ));
+        let (key, entry) = window
+            .next(|input| decode_entry(input, fields.len(), (with_exact, tiny), &mut stats))?;
+        keys.push(key);
+        entries.push(entry);
     }
     // Older blocks count as written under other rules: compaction
     // rewrites them as current ones.
     let presampling = if with_exact {
-        get_varint(input)?
+        window.next(get_varint)?
     } else {
         u64::MAX
     };
-    if !input.is_empty() {
-        return Err(format!("{} trailing bytes", input.len()));
-    }
+    window.end()?;
     stats.shrink_to_fit();
-    Ok((fields, chunks, stats, presampling))
+    Ok((fields, (keys, entries), stats, presampling))
+}
+
+/// One chunk's entry: its column (series, field) and where it is; its
+/// statistics go to `stats` unless it has at most `tiny` points.
+fn decode_entry(
+    input: &mut &[u8],
+    n_fields: usize,
+    (with_exact, tiny): (bool, u32),
+    stats: &mut Vec<u8>,
+) -> std::result::Result<((u32, u32), ChunkEntry), String> {
+    let id = u32::try_from(get_varint(input)?).map_err(|_| "series id overflow")?;
+    let field = u32::try_from(get_varint(input)?).map_err(|_| "field overflow")?;
+    if field as usize >= n_fields {
+        return Err(format!("field index {field} out of range"));
+    }
+    let (kind, all_long) = match take(input, 1)?[0] {
+        KIND_NUMERIC_LONG => (KIND_NUMERIC, true),
+        k => (k, false),
+    };
+    let offset = get_varint(input)?;
+    let len = u32::try_from(get_varint(input)?).map_err(|_| "chunk length overflow")?;
+    let count = u32::try_from(get_varint(input)?).map_err(|_| "chunk count overflow")?;
+    let min_ts = unzigzag(get_varint(input)?);
+    let max_ts = unzigzag(get_varint(input)?);
+    let (mut stats_at, mut exact, mut rollup_len) = (NO_STATS, false, 0);
+    if kind == KIND_NUMERIC {
+        let before: &[u8] = input;
+        take(input, SUMMARY_BYTES)?;
+        if with_exact {
+            super::exact::decode(input, all_long)?;
+            exact = true;
+        }
+        if count > tiny {
+            let used = before.len() - input.len();
+            stats_at = u32::try_from(stats.len())
+                .ok()
+                .filter(|at| *at != NO_STATS)
+                .ok_or("chunk statistics past 4 GiB")?;
+            stats.extend_from_slice(before.get(..used).unwrap_or_default());
+        }
+        if with_exact {
+            rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
+        }
+    }
+    let entry = ChunkEntry {
+        min_ts,
+        max_ts,
+        offset,
+        len,
+        count,
+        stats_at,
+        rollup_len,
+        kind,
+        all_long,
+        exact,
+    };
+    Ok(((id, field), entry))
 }

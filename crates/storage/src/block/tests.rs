@@ -313,3 +313,39 @@ fn only_chunks_past_a_few_points_keep_statistics() -> crate::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn an_index_compressed_in_several_spills_reads_whole() -> crate::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    // Enough columns that the directory is compressed in several parts
+    // (each entry of a numeric chunk takes tens of bytes).
+    let n = 60_000u32;
+    let points: Vec<Vec<(i64, FieldValue)>> = (0..n)
+        .map(|i| {
+            let i = i64::from(i);
+            (0..6)
+                .map(|t| (t * 10, FieldValue::Long(i * 7 + t)))
+                .collect()
+        })
+        .collect();
+    let fields = ["b", "a"];
+    let cols: Vec<Column<'_>> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Column {
+            series: SeriesId(i as u32 / 2),
+            field: fields[i % 2],
+            points: p,
+            grids: &[],
+        })
+        .collect();
+    let block = written(dir.path(), 1, &cols)?;
+    assert_eq!(block.columns().count(), n as usize);
+    for (i, p) in points.iter().enumerate().step_by(997) {
+        let read = block.read(SeriesId(i as u32 / 2), fields[i % 2], i64::MIN, i64::MAX)?;
+        assert_eq!(&read, p, "column {i}");
+        let stats = block.chunks(SeriesId(i as u32 / 2), fields[i % 2]);
+        assert_eq!(stats.len(), 1);
+    }
+    Ok(())
+}

@@ -231,25 +231,39 @@ impl BlockWriter {
         self.framed = framed;
         written.map_err(|e| Error::io("write block", &tmp, e))?;
         let rollup_len = meta.rollup_len;
-        self.index.add(series, field, meta, self.offset, chunk_len);
+        let level = self.effort_level();
+        self.index
+            .add(series, field, meta, (self.offset, chunk_len), level)
+            .map_err(|e| Error::io("compress block index", &tmp, e))?;
         self.offset += chunk_len + rollup_len;
         Ok(())
+    }
+
+    /// The zstd level of the index: a flush's block is rewritten by
+    /// compaction soon.
+    fn effort_level(&self) -> i32 {
+        match self.effort {
+            Effort::Fast => 1,
+            Effort::Small => 9,
+        }
     }
 
     pub(crate) fn finish(mut self) -> Result<PathBuf> {
         let tmp = self.tmp.clone();
         let io = |e| Error::io("write block", &tmp, e);
         self.framed.clear();
-        let (mut flags, level) = match self.effort {
-            Effort::Fast => (FLAG_FAST, 1),
-            Effort::Small => (0, 9),
+        let level = self.effort_level();
+        let mut flags = match self.effort {
+            Effort::Fast => FLAG_FAST,
+            Effort::Small => 0,
         };
         if self.rollups_only {
             flags |= FLAG_ROLLUPS_ONLY;
         }
-        let index = std::mem::take(&mut self.index).finish();
         let mut payload = vec![flags | FLAG_INDEX_ZSTD];
-        record::deflate_into(&index, level, &mut payload).map_err(io)?;
+        std::mem::take(&mut self.index)
+            .finish_into(level, &mut payload)
+            .map_err(io)?;
         record::frame_into(&payload, &mut self.framed);
         let mut out = self
             .out
@@ -394,10 +408,19 @@ fn encode_chunk(
 }
 
 /// The index section: series definitions, field names, chunk directory.
+/// The directory is compressed as it grows, a zstd frame of its own after
+/// one of the fields (zstd reads concatenated frames as one): at a million
+/// columns it is ~100 MB raw, which a flush held whole (twice, with the
+/// vector's doubling) beside everything else.
 #[derive(Default)]
 struct IndexBuilder {
     fields: Vec<String>,
+    /// Entries not yet compressed.
     chunks: Vec<u8>,
+    /// The compressed directory so far (started by the first spill).
+    directory: Option<zstd::stream::Encoder<'static, Vec<u8>>>,
+    /// Bytes of directory compressed or waiting in `chunks`.
+    directory_len: u64,
     n_chunks: u64,
     presampling: u64,
     /// Writes an `SDBLK003` index (tests of old blocks).
@@ -405,8 +428,18 @@ struct IndexBuilder {
     version_3: bool,
 }
 
+/// Entries gathered before they are compressed.
+const SPILL_BYTES: usize = 1 << 20;
+
 impl IndexBuilder {
-    fn add(&mut self, series: SeriesId, field: &str, meta: ChunkMeta, offset: u64, len: u64) {
+    fn add(
+        &mut self,
+        series: SeriesId,
+        field: &str,
+        meta: ChunkMeta,
+        (offset, len): (u64, u64),
+        level: i32,
+    ) -> std::io::Result<()> {
         let field = match self.fields.iter().position(|f| f == field) {
             Some(i) => i,
             None => {
@@ -414,6 +447,29 @@ impl IndexBuilder {
                 self.fields.len() - 1
             }
         };
+        let before = self.chunks.len();
+        self.encode(series, field, meta, offset, len);
+        self.directory_len += (self.chunks.len() - before) as u64;
+        if self.chunks.len() >= SPILL_BYTES {
+            self.spill(level)?;
+        }
+        Ok(())
+    }
+
+    /// Compresses the entries gathered so far.
+    fn spill(&mut self, level: i32) -> std::io::Result<()> {
+        let encoder = match &mut self.directory {
+            Some(e) => e,
+            None => self
+                .directory
+                .insert(zstd::stream::Encoder::new(Vec::new(), level)?),
+        };
+        std::io::Write::write_all(encoder, &self.chunks)?;
+        self.chunks.clear();
+        Ok(())
+    }
+
+    fn encode(&mut self, series: SeriesId, field: usize, meta: ChunkMeta, offset: u64, len: u64) {
         self.n_chunks += 1;
         let c = &mut self.chunks;
         put_varint(c, u64::from(series.0));
@@ -444,19 +500,35 @@ impl IndexBuilder {
         }
     }
 
-    fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.chunks.len() + 64);
-        put_varint(&mut out, self.fields.len() as u64);
+    /// Appends the index as [`record::deflate_into`] would: its length,
+    /// then zstd frames of the fields, the directory and the fingerprint.
+    fn finish_into(mut self, level: i32, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        put_varint(&mut head, self.fields.len() as u64);
         for f in &self.fields {
-            put_str(&mut out, f);
+            put_str(&mut head, f);
         }
-        put_varint(&mut out, self.n_chunks);
-        out.extend_from_slice(&self.chunks);
+        put_varint(&mut head, self.n_chunks);
+        let mut tail = Vec::new();
         #[cfg(test)]
-        if self.version_3 {
-            return out;
+        let old = self.version_3;
+        #[cfg(not(test))]
+        let old = false;
+        if !old {
+            put_varint(&mut tail, self.presampling);
         }
-        put_varint(&mut out, self.presampling);
-        out
+        let len = head.len() as u64 + self.directory_len + tail.len() as u64;
+        put_varint(out, len);
+        out.extend(zstd::bulk::compress(&head, level)?);
+        if !self.chunks.is_empty() {
+            self.spill(level)?;
+        }
+        if let Some(directory) = self.directory.take() {
+            out.extend(directory.finish()?);
+        }
+        if !tail.is_empty() {
+            out.extend(zstd::bulk::compress(&tail, level)?);
+        }
+        Ok(())
     }
 }

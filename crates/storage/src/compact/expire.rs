@@ -105,15 +105,14 @@ fn summarise(
     };
     let _phase = Phase::start("retention", &inner.config.data_dir);
     let kept: Vec<&Arc<Block>> = all.iter().filter(|b| b.rollups_only).collect();
-    let columns = super::columns_of(inputs);
-    let grids = inner.grids_for(columns.iter().map(|(id, _)| *id));
+    let grids = inner.grids_for(super::Columns::new(inputs).map(|(id, _)| id));
     let dir = &inner.config.data_dir;
     let effort = sundial_codec::Effort::Small;
     let mut writer = BlockWriter::create(&inner.config.vfs, dir, newest.id, effort)?;
     writer.rollups_only();
     writer.presampled_under(grids.fingerprint);
     let mut places = vec![0usize; inputs.len()];
-    for &(series, field) in &columns {
+    for (series, field) in super::Columns::new(inputs) {
         if grids.of(series).is_empty() {
             continue;
         }

@@ -59,15 +59,22 @@ fn write_all(db: &Db, points: Vec<WritePoint>) -> Result<()> {
 fn snapshot(db: &Db) -> Model {
     db.read(|view| {
         let mut out = Model::new();
-        for id in view.series_of("cpu") {
+        for (id, field) in view
+            .series_of("cpu")
+            .iter()
+            .flat_map(|id| FIELDS.map(|f| (id, f)))
+        {
             let Some(key) = view.key(*id) else { continue };
             let host = key.tag("host").unwrap_or_default().to_owned();
             let points = view
-                .points(*id, "value", Timestamp::MIN, Timestamp::MAX)
+                .points(*id, field, Timestamp::MIN, Timestamp::MAX)
                 .expect("stored data reads back");
+            if points.is_empty() {
+                continue;
+            }
             // The column reader used by aggregations sees the same points.
             let (ts, nums) = view
-                .numeric_points(*id, "value", Timestamp::MIN, Timestamp::MAX)
+                .numeric_points(*id, field, Timestamp::MIN, Timestamp::MAX)
                 .expect("stored data reads back")
                 .expect("numeric column");
             let as_values: Vec<(Timestamp, FieldValue)> = ts
@@ -81,7 +88,7 @@ fn snapshot(db: &Db) -> Model {
                 .collect();
             assert_eq!(as_values, points);
             for (ts, v) in points {
-                out.insert((host.clone(), "value".into(), ts), v);
+                out.insert((host.clone(), field.into(), ts), v);
             }
         }
         out
@@ -99,9 +106,14 @@ fn series_ids(db: &Db, host: &str) -> RoaringBitmap {
     })
 }
 
+/// Fields the model writes: a block lists them in the order they came,
+/// which is not their names' order.
+const FIELDS: [&str; 3] = ["value", "b", "a"];
+
 #[derive(Debug, Clone)]
 enum Op {
-    Write(Vec<(u8, i16, i64)>),
+    /// Host, timestamp, value, field (of [`FIELDS`]).
+    Write(Vec<(u8, i16, i64, usize)>),
     Flush,
     /// Flush the partitions before this time (scaled like timestamps).
     FlushBefore(i16),
@@ -114,7 +126,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => proptest::collection::vec((0u8..4, 0i16..50, any::<i64>()), 1..40).prop_map(Op::Write),
+        6 => proptest::collection::vec((0u8..4, 0i16..50, any::<i64>(), 0..FIELDS.len()), 1..40)
+            .prop_map(Op::Write),
         2 => Just(Op::Flush),
         2 => (0i16..50).prop_map(Op::FlushBefore),
         1 => any::<bool>().prop_map(Op::Compact),
@@ -154,12 +167,15 @@ fn run_model(
             Op::Write(pts) => {
                 let batch = pts
                     .iter()
-                    .map(|(h, t, v)| point(&format!("h{h}"), i64::from(*t) * scale, *v))
+                    .map(|(h, t, v, f)| WritePoint {
+                        field: FIELDS[*f].into(),
+                        ..point(&format!("h{h}"), i64::from(*t) * scale, *v)
+                    })
                     .collect();
                 write_all(&db, batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                for (h, t, v) in pts {
+                for (h, t, v, f) in pts {
                     model.insert(
-                        (format!("h{h}"), "value".into(), i64::from(t) * scale),
+                        (format!("h{h}"), FIELDS[f].into(), i64::from(t) * scale),
                         FieldValue::Long(v),
                     );
                 }
