@@ -26,13 +26,18 @@ pub mod write_hook;
 pub async fn write_off_workers<T: Send + 'static>(
     work: impl FnOnce() -> sundial_storage::Result<T> + Send + 'static,
 ) -> sundial_storage::Result<T> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(sundial_storage::Error::Io {
-            op: "write task",
-            path: std::path::PathBuf::new(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    })
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(write_task_failed(&e.to_string())))
+}
+
+/// The error of a write whose task failed (`why`: it panicked).
+pub(crate) fn write_task_failed(why: &str) -> sundial_storage::Error {
+    sundial_storage::Error::Io {
+        op: "write task",
+        path: std::path::PathBuf::new(),
+        source: std::io::Error::other(why.to_owned()),
+    }
 }
 
 /// The request's id (`X-Request-Id`), put in the request extensions by

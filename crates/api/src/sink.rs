@@ -102,9 +102,15 @@ impl PointSink for LocalSink {
                     groups: &groups,
                     vetoed: &vetoed,
                 };
-                match db.try_write_with(points, rules, sync) {
-                    Ok(written) => return written,
-                    Err(back) => points = back,
+                // A panic answers as an I/O error of the write, as it
+                // does on a blocking thread.
+                let tried = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    db.try_write_with(points, rules, sync)
+                }));
+                match tried {
+                    Ok(Ok(written)) => return written,
+                    Ok(Err(back)) => points = back,
+                    Err(_) => return Err(crate::write_task_failed("panicked")),
                 }
             }
             crate::write_off_workers(move || {

@@ -56,7 +56,7 @@ fn tune_memory() {
     }
     if cfg!(feature = "system-allocator") {
         sundial_storage::memory::on_release(|| {
-            // SAFETY: takes an integer; trims the C library's own heap.
+            // SAFETY: takes an integer; trims the C library's arenas.
             unsafe { libc::malloc_trim(0) };
         });
         return;
@@ -64,8 +64,8 @@ fn tune_memory() {
     // Storage threads going idle after a flush, a merge or a load hand
     // their freed pages back now, not at their next allocation.
     sundial_storage::memory::on_release(|| {
-        // SAFETY: collects the calling thread's own heap; no arguments
-        // point anywhere.
+        // SAFETY: collects the calling thread's heap and purges free
+        // pages process-wide, as mimalloc does on its own; takes a bool.
         unsafe { libmimalloc_sys::mi_collect(true) }
     });
     // An operator's MIMALLOC_PURGE_DELAY wins.

@@ -10,14 +10,16 @@ use std::sync::OnceLock;
 static RELEASE: OnceLock<fn()> = OnceLock::new();
 
 /// Sets what [`release`] does (once; later calls are ignored): a function
-/// that makes the calling thread's allocator return its free pages.
+/// that collects the calling thread's heap and returns free pages to the
+/// OS (mimalloc purges every thread's pending pages then, at once rather
+/// than after its purge delay).
 pub fn on_release(release: fn()) {
     let _ = RELEASE.set(release);
 }
 
-/// Returns the calling thread's free pages to the OS, if the server said
-/// how. Costs a walk of the thread's pages: call it after bulk work, not
-/// per request.
+/// Returns free pages to the OS, if the server said how. Costs a walk of
+/// the thread's pages and page faults for whoever allocates next: call it
+/// after bulk work, not per request.
 pub(crate) fn release() {
     if let Some(release) = RELEASE.get() {
         release();

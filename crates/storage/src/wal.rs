@@ -33,8 +33,10 @@ pub(crate) const MAGIC: &[u8; 8] = b"SDWAL002";
 const MAX_GROUP_BYTES: usize = 16 << 20;
 /// How often a failed log tries to start a fresh segment.
 const RECOVER_EVERY: Duration = Duration::from_secs(1);
-/// Quiet this long after a commit, the writer hands its freed memory back.
+/// Quiet this long after a commit, the writer hands its freed memory back
+/// (and again each such period, [`IDLE_RELEASES`] times).
 const IDLE: Duration = Duration::from_secs(1);
+const IDLE_RELEASES: u8 = 3;
 
 /// Result of a commit as the writer reports it to a waiting request.
 pub(crate) type CommitResult = std::result::Result<(), String>;
@@ -134,7 +136,7 @@ impl Wal {
             status: status.clone(),
             uncut: None,
             last_attempt: Instant::now(),
-            committed: false,
+            idle_releases: 0,
         };
         let thread = std::thread::Builder::new()
             .name("sundial-wal".into())
@@ -280,8 +282,8 @@ struct Writer {
     /// A failed segment not yet cut back to this length.
     uncut: Option<u64>,
     last_attempt: Instant,
-    /// Committed since it last released memory.
-    committed: bool,
+    /// Quiet seconds left in which it hands freed memory back.
+    idle_releases: u8,
 }
 
 impl Writer {
@@ -298,9 +300,11 @@ impl Writer {
                 match rx.recv_timeout(IDLE) {
                     Ok(cmd) => cmd,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        // Idle after commits: the points it applied went
-                        // to blocks and were freed on other threads.
-                        if std::mem::take(&mut self.committed) {
+                        // Idle after commits: the points it applied go to
+                        // blocks and are freed on other threads, up to a
+                        // flush's length after its rotation.
+                        if self.idle_releases > 0 {
+                            self.idle_releases -= 1;
                             crate::memory::release();
                         }
                         continue;
@@ -337,6 +341,8 @@ impl Writer {
                         }
                     }
                     Command::Rotate { done, relog } => {
+                        // A flush follows: its freed points are ours.
+                        self.idle_releases = IDLE_RELEASES;
                         self.commit(std::mem::take(&mut group));
                         group.sync = self.settings.fsync == FsyncPolicy::Always;
                         self.rotate(done, &relog);
@@ -386,7 +392,7 @@ impl Writer {
             }
             written.map_err(|_| self.failure_text())
         };
-        self.committed = true;
+        self.idle_releases = IDLE_RELEASES;
         match &result {
             Ok(()) => {
                 self.since_flush += group.buf.len() as u64;

@@ -127,8 +127,8 @@ fn decode_payload(located: Located) -> std::result::Result<(u8, Index), String> 
             .ok_or("index: compressed length out of range")?;
         let inflating = zstd::stream::read::Decoder::with_buffer(compressed)
             .map_err(|e| format!("index: zstd: {e}"))?;
-        // Real entries do not compress below a byte each: a damaged
-        // count or length cannot have the table sized past what was read.
+        // Real entries do not compress to less than a quarter byte each:
+        // a damaged count or length cannot size the table past that.
         let most = compressed.len().saturating_mul(4);
         decode_index(&mut Window::new(inflating, len), most, (with_exact, tiny))
     } else {
@@ -154,7 +154,7 @@ struct Window<R> {
     ended: bool,
 }
 
-/// The window's size; a field name or chunk entry must fit in half of it.
+/// The window's size: half of it is ahead of each item decoded.
 const WINDOW: usize = 1 << 20;
 
 impl<R: std::io::Read> Window<R> {
@@ -169,15 +169,16 @@ impl<R: std::io::Read> Window<R> {
         }
     }
 
-    /// The unread bytes: at least half a window of them, unless the
-    /// index ends sooner.
-    fn ahead(&mut self) -> std::result::Result<&[u8], String> {
-        if self.buf.len() - self.at < WINDOW / 2 && !self.ended {
+    /// The unread bytes: at least `want` of them, unless the index ends
+    /// sooner.
+    fn ahead(&mut self, want: usize) -> std::result::Result<&[u8], String> {
+        if self.buf.len() - self.at < want && !self.ended {
             self.buf.drain(..self.at);
             self.at = 0;
-            while self.buf.len() < WINDOW && !self.ended {
+            let target = want.max(WINDOW);
+            while self.buf.len() < target && !self.ended {
                 let filled = self.buf.len();
-                self.buf.resize(WINDOW, 0);
+                self.buf.resize(target, 0);
                 let n = read_some(
                     &mut self.reader,
                     self.buf.get_mut(filled..).unwrap_or_default(),
@@ -194,16 +195,26 @@ impl<R: std::io::Read> Window<R> {
     }
 
     /// Decodes one item from the bytes ahead with `decode`, which takes
-    /// what it reads off the slice it gets.
+    /// what it reads off the slice it gets. An item longer than half a
+    /// window (a long field name) is tried again on more bytes, until
+    /// the index ends.
     fn next<T>(
         &mut self,
-        decode: impl FnOnce(&mut &[u8]) -> std::result::Result<T, String>,
+        mut decode: impl FnMut(&mut &[u8]) -> std::result::Result<T, String>,
     ) -> std::result::Result<T, String> {
-        let mut input = self.ahead()?;
-        let before = input.len();
-        let item = decode(&mut input)?;
-        self.at += before - input.len();
-        Ok(item)
+        let mut want = WINDOW / 2;
+        loop {
+            let mut input = self.ahead(want)?;
+            let before = input.len();
+            match decode(&mut input) {
+                Ok(item) => {
+                    self.at += before - input.len();
+                    return Ok(item);
+                }
+                Err(_) if !self.ended => want = before.saturating_mul(2),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Bytes the index states it has left.
@@ -213,7 +224,7 @@ impl<R: std::io::Read> Window<R> {
 
     /// Checks that nothing follows what was decoded.
     fn end(&mut self) -> std::result::Result<(), String> {
-        let trailing = self.ahead()?.len();
+        let trailing = self.ahead(1)?.len();
         if trailing > 0 {
             return Err(format!("{trailing} trailing bytes"));
         }
@@ -348,8 +359,12 @@ fn decode_index(
     let (mut keys, mut entries) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
     let mut stats = Vec::new();
     for _ in 0..n_chunks {
-        let (key, entry) = window
-            .next(|input| decode_entry(input, fields.len(), (with_exact, tiny), &mut stats))?;
+        let kept = stats.len();
+        let (key, entry) = window.next(|input| {
+            // A try that ran out of bytes may have added statistics.
+            stats.truncate(kept);
+            decode_entry(input, fields.len(), (with_exact, tiny), &mut stats)
+        })?;
         keys.push(key);
         entries.push(entry);
     }

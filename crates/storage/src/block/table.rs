@@ -59,10 +59,12 @@ impl ChunkTable {
     }
 
     /// The table of `entries`, each of the column beside it in `keys`
-    /// (series, field). Blocks list their chunks in the table's order
-    /// (flushes and merges write column by column): those are taken as
-    /// they are, with no copy of the entries, which at a million columns
-    /// is 56 MB beside the table while a block opens.
+    /// (series, field). Blocks whose series have one field each (most)
+    /// list their chunks in the table's order, as flushes and merges
+    /// write column by column: those are taken as they are, with no copy
+    /// of the entries, which at a million columns is 56 MB beside the
+    /// table while a block opens. Others (field numbers follow first
+    /// appearance, not names) are sorted.
     pub(crate) fn from_columns(
         keys: Vec<(u32, u32)>,
         entries: Vec<ChunkEntry>,

@@ -349,3 +349,35 @@ fn an_index_compressed_in_several_spills_reads_whole() -> crate::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_field_name_longer_than_the_index_window_reads_back() -> crate::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+    // Past the 1 MiB window the index is read through; distinct bytes so
+    // zstd cannot shrink the name to nothing.
+    let long: String = (0..1_500_000u32)
+        .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+        .collect();
+    let points = vec![(5, FieldValue::Long(1)), (6, FieldValue::Long(2))];
+    let cols = [
+        Column {
+            series: SeriesId(1),
+            field: "short",
+            points: &points,
+            grids: &[],
+        },
+        Column {
+            series: SeriesId(2),
+            field: &long,
+            points: &points,
+            grids: &[],
+        },
+    ];
+    let block = written(dir.path(), 1, &cols)?;
+    assert_eq!(block.read(SeriesId(2), &long, i64::MIN, i64::MAX)?, points);
+    assert_eq!(
+        block.read(SeriesId(1), "short", i64::MIN, i64::MAX)?,
+        points
+    );
+    Ok(())
+}

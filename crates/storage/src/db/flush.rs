@@ -28,10 +28,11 @@ pub(super) fn run_flusher(
 ) {
     while hints.recv().is_ok() {
         let Some(inner) = inner.upgrade() else { return };
+        let before = inner.activity.done().flushes;
         if let Err(e) = flush(&inner) {
             error!(error = %e, "background flush failed; will retry at the next threshold");
         }
-        crate::memory::release();
+        release_after_flush(&inner, before);
         let _ = flushed.try_send(());
     }
 }
@@ -53,6 +54,7 @@ pub(super) fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
             return;
         }
         let age = inner.last_flush.lock().elapsed();
+        let before = inner.activity.done().flushes;
         let flushed = if age.as_secs() >= inner.config.max_head_age_secs {
             flush(&inner)
         } else {
@@ -70,13 +72,21 @@ pub(super) fn run_maintenance(inner: Weak<Inner>, nudges: mpsc::Receiver<()>) {
         if let Err(e) = flushed {
             error!(error = %e, "periodic flush failed; will retry");
         }
-        crate::memory::release();
+        release_after_flush(&inner, before);
         if inner.config.blocks_shared {
             continue;
         }
         if let Err(e) = compact::maintain(&inner, false) {
             error!(error = %e, "compaction failed; blocks are unchanged");
         }
+    }
+}
+
+/// Hands the flushed points' memory back if a flush ran since the count
+/// of flushes was `before` (not on every quiet tick).
+fn release_after_flush(inner: &Inner, before: u64) {
+    if inner.activity.done().flushes != before {
+        crate::memory::release();
     }
 }
 
