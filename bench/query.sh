@@ -19,7 +19,10 @@
 # against those before the rules.
 #
 #   bench/query.sh [--hours H] [--hosts N] [--runs R] [--only sundial]
-#                  [--baseline BIN]
+#                  [--baseline BIN] [--cold]
+# --cold runs Sundial with its decoded-chunk cache off
+# (storage.chunk_cache_bytes = 0), as VictoriaMetrics always runs here
+# (-search.disableCache, nocache=1).
 # --baseline serves the same data from another build of the server as well
 # (labels ending in @base): both are loaded, then each query is timed in
 # rounds that alternate between the two builds, so drift of the machine
@@ -27,12 +30,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/peers.sh
-HOURS=24 HOSTS=100 RUNS=15 ONLY="" BASELINE=""
+HOURS=24 HOSTS=100 RUNS=15 ONLY="" BASELINE="" COLD=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --hours) HOURS=$2; shift 2;; --hosts) HOSTS=$2; shift 2;;
     --runs) RUNS=$2; shift 2;; --only) ONLY=$2; shift 2;;
     --baseline) BASELINE=$2; shift 2;;
+    --cold) COLD=1; shift;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
@@ -77,7 +81,11 @@ PY
 mkdir -p "$WORK/times"
 
 start_sundial() { # server binary, port
-  "$1" serve --data-dir "$WORK/sundial-$2" --listen 127.0.0.1:"$2" >"$WORK/sundial-$2.log" 2>&1 &
+  local cache=""
+  [ -n "$COLD" ] && cache="chunk_cache_bytes = 0"
+  printf '[storage]\n%s\n' "$cache" >"$WORK/sundial-$2.toml"
+  "$1" serve --config "$WORK/sundial-$2.toml" --data-dir "$WORK/sundial-$2" \
+    --listen 127.0.0.1:"$2" >"$WORK/sundial-$2.log" 2>&1 &
   wait_http "http://127.0.0.1:$2/api/version" >/dev/null
   load "http://127.0.0.1:$2"
   curl -sf -XPOST "http://127.0.0.1:$2/admin/compact" >/dev/null
