@@ -32,23 +32,11 @@ impl ChunkTable {
             return Err("more than 2^32 chunks".into());
         }
         chunks.sort_by_key(|(id, field, e)| (id.0, *field, e.min_ts));
-        let mut entries = Vec::with_capacity(chunks.len());
-        let mut columns: Vec<ColumnAt> = Vec::new();
-        for (id, field, entry) in chunks {
-            if columns
-                .last()
-                .is_none_or(|c| (c.series, c.field) != (id.0, field))
-            {
-                columns.push(ColumnAt {
-                    series: id.0,
-                    field,
-                    start: entries.len() as u32,
-                });
-            }
-            entries.push(entry);
-        }
-        columns.shrink_to_fit();
-        Ok(Self { entries, columns })
+        let (keys, entries) = chunks
+            .into_iter()
+            .map(|(id, field, entry)| ((id.0, field), entry))
+            .unzip();
+        Ok(Self::of_ordered(keys, entries))
     }
 
     /// The chunks of one column, ascending by time.
@@ -87,6 +75,12 @@ impl ChunkTable {
                 .collect();
             return Self::new(chunks);
         }
+        Ok(Self::of_ordered(keys, entries))
+    }
+
+    /// The table of `entries` already in its order, each of the column
+    /// beside it in `keys`.
+    fn of_ordered(keys: Vec<(u32, u32)>, entries: Vec<ChunkEntry>) -> Self {
         let mut columns: Vec<ColumnAt> = Vec::new();
         for (at, (series, field)) in keys.into_iter().enumerate() {
             if columns
@@ -101,7 +95,7 @@ impl ChunkTable {
             }
         }
         columns.shrink_to_fit();
-        Ok(Self { entries, columns })
+        Self { entries, columns }
     }
 
     /// The chunks of one column, searching the directory forward from
