@@ -215,7 +215,7 @@ impl Snapshot<'_> {
                     .layers
                     .blocks
                     .iter()
-                    .all(|b| b.chunks(*id, field).iter().all(|c| c.all_long))
+                    .all(|b| b.chunks(*id, field).iter().all(|c| c.all_long()))
         }) && self.layers.frozen.as_ref().is_none_or(|f| {
             f.iter()
                 .filter(|(id, _)| self.head.key(*id).is_some_and(|k| k.metric == metric))
@@ -496,7 +496,7 @@ impl Snapshot<'_> {
                         max_ts: c.max_ts,
                         count: u64::from(c.count),
                         stats,
-                        all_long: c.all_long,
+                        all_long: c.all_long(),
                     }),
                     _ => decoded.extend(
                         b.read_chunk(c)?
@@ -650,7 +650,7 @@ impl Snapshot<'_> {
                             max_ts: c.max_ts,
                             count: u64::from(c.count),
                             stats,
-                            all_long: c.all_long,
+                            all_long: c.all_long(),
                         },
                         exact,
                         block,

@@ -14,12 +14,15 @@ use sundial_model::Timestamp;
 /// Where one chunk lives and what it holds. Kept small: a block flushed
 /// from a head of a million series holds a million of them, and a day may
 /// wait for compaction with several such blocks. The statistics live in
-/// the block's [`Decoded::stats`] bytes.
+/// the block's [`Decoded::stats`] bytes; the chunk's offset, kind and
+/// flags share one word ([`ChunkEntry::offset`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkEntry {
     pub(crate) min_ts: Timestamp,
     pub(crate) max_ts: Timestamp,
-    pub(super) offset: u64,
+    /// The offset in the low [`OFFSET_BITS`], then the kind, then the
+    /// flags ([`ALL_LONG`], [`EXACT`]).
+    place: u64,
     pub(super) len: u32,
     pub(crate) count: u32,
     /// Where its statistics start in the block's [`Decoded::stats`]
@@ -29,16 +32,57 @@ pub(crate) struct ChunkEntry {
     /// Bytes of the framed presampled buckets right after the chunk
     /// (`crate::rollup`); 0 for none.
     pub(crate) rollup_len: u32,
-    pub(super) kind: u8,
-    /// Numeric with every value a Long (known for blocks written since the
-    /// index recorded it).
-    pub(crate) all_long: bool,
-    /// Exact statistics follow the summary (blocks since `SDBLK004`).
-    pub(crate) exact: bool,
 }
 
 // A million-column block holds a million entries: keep them this small.
-const _: () = assert!(std::mem::size_of::<ChunkEntry>() <= 48);
+const _: () = assert!(std::mem::size_of::<ChunkEntry>() <= 40);
+
+/// Chunk offsets a block may hold: 256 TiB, far past `max_block_bytes`.
+const OFFSET_BITS: u32 = 48;
+const ALL_LONG: u64 = 1 << 56;
+const EXACT: u64 = 1 << 57;
+
+impl ChunkEntry {
+    /// `offset` must be below 2^[`OFFSET_BITS`] (the index decoder
+    /// refuses others).
+    pub(super) fn new(
+        (min_ts, max_ts): (Timestamp, Timestamp),
+        (offset, len): (u64, u32),
+        (count, stats_at, rollup_len): (u32, u32, u32),
+        (kind, all_long, exact): (u8, bool, bool),
+    ) -> Self {
+        let flags = if all_long { ALL_LONG } else { 0 } | if exact { EXACT } else { 0 };
+        Self {
+            min_ts,
+            max_ts,
+            place: (offset & ((1 << OFFSET_BITS) - 1)) | u64::from(kind) << OFFSET_BITS | flags,
+            len,
+            count,
+            stats_at,
+            rollup_len,
+        }
+    }
+
+    /// Where the chunk starts in the block.
+    pub(super) fn offset(&self) -> u64 {
+        self.place & ((1 << OFFSET_BITS) - 1)
+    }
+
+    pub(super) fn kind(&self) -> u8 {
+        (self.place >> OFFSET_BITS) as u8
+    }
+
+    /// Numeric with every value a Long (known for blocks written since the
+    /// index recorded it).
+    pub(crate) fn all_long(&self) -> bool {
+        self.place & ALL_LONG != 0
+    }
+
+    /// Exact statistics follow the summary (blocks since `SDBLK004`).
+    pub(crate) fn exact(&self) -> bool {
+        self.place & EXACT != 0
+    }
+}
 
 /// Chunks of at most this many points keep no statistics in memory (the
 /// index on disk has them). A flush of a million series' few points each
@@ -398,6 +442,9 @@ fn decode_entry(
         k => (k, false),
     };
     let offset = get_varint(input)?;
+    if offset >> OFFSET_BITS != 0 {
+        return Err("chunk offset overflow".into());
+    }
     let len = u32::try_from(get_varint(input)?).map_err(|_| "chunk length overflow")?;
     let count = u32::try_from(get_varint(input)?).map_err(|_| "chunk count overflow")?;
     let min_ts = unzigzag(get_varint(input)?);
@@ -422,17 +469,11 @@ fn decode_entry(
             rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
         }
     }
-    let entry = ChunkEntry {
-        min_ts,
-        max_ts,
-        offset,
-        len,
-        count,
-        stats_at,
-        rollup_len,
-        kind,
-        all_long,
-        exact,
-    };
+    let entry = ChunkEntry::new(
+        (min_ts, max_ts),
+        (offset, len),
+        (count, stats_at, rollup_len),
+        (kind, all_long, exact),
+    );
     Ok(((id, field), entry))
 }

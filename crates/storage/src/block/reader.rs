@@ -180,18 +180,18 @@ impl Block {
 
     /// A numeric chunk's exact statistics, when its block has them.
     pub(crate) fn exact_stats(&self, entry: &ChunkEntry) -> Option<super::ExactStats> {
-        if !entry.exact || entry.stats_at == index::NO_STATS {
+        if !entry.exact() || entry.stats_at == index::NO_STATS {
             return None;
         }
         let at = usize::try_from(entry.stats_at).ok()?;
         let mut input = self.stats.get(at.checked_add(index::SUMMARY_BYTES)?..)?;
-        super::exact::decode(&mut input, entry.all_long).ok()
+        super::exact::decode(&mut input, entry.all_long()).ok()
     }
 
     /// (series, field, kind) of every chunk, for rebuilding the catalog.
     pub(crate) fn column_kinds(&self) -> impl Iterator<Item = (SeriesId, &str, Kind)> {
         self.chunks.iter().filter_map(|((id, f), entries)| {
-            let kind = match entries.first()?.kind {
+            let kind = match entries.first()?.kind() {
                 KIND_STRING => Kind::String,
                 KIND_BYTES => Kind::Bytes,
                 _ => Kind::Numeric,
@@ -230,24 +230,25 @@ impl Block {
             for field in fields {
                 for entry in self.chunks(*id, field) {
                     let inside = entry
-                        .offset
+                        .offset()
                         .checked_add(u64::from(entry.len))
                         .is_some_and(|e| e <= self.file_bytes);
                     if entry.max_ts < start || entry.min_ts > end || !inside {
                         continue;
                     }
-                    if entry.kind == KIND_NUMERIC && CACHE.peek((self.uid, entry.offset)).is_some()
+                    if entry.kind() == KIND_NUMERIC
+                        && CACHE.peek((self.uid, entry.offset())).is_some()
                     {
                         continue;
                     }
                     if let Ok(len) = usize::try_from(entry.len)
                         && len > 0
                     {
-                        ranges.push((entry.offset, len));
+                        ranges.push((entry.offset(), len));
                     }
                     // The presampled buckets right after it, when it has
                     // them: a presampled fold reads those instead.
-                    let after = entry.offset.saturating_add(u64::from(entry.len));
+                    let after = entry.offset().saturating_add(u64::from(entry.len));
                     let whole = after
                         .checked_add(u64::from(entry.rollup_len))
                         .is_some_and(|e| e <= self.file_bytes);
@@ -331,7 +332,7 @@ impl Block {
             if entry.max_ts < start || entry.min_ts > end {
                 continue;
             }
-            if entry.kind == KIND_NUMERIC
+            if entry.kind() == KIND_NUMERIC
                 && let Some(chunk) = self.numeric_chunk(entry)?
             {
                 // Through the decoded-chunk cache, like aggregations.
@@ -400,9 +401,9 @@ impl Block {
     /// it holds text. A rollups-only block's chunks hold no points.
     pub(crate) fn numeric_chunk(&self, entry: &ChunkEntry) -> Result<Option<Arc<NumericChunk>>> {
         if self.rollups_only {
-            return Ok((entry.kind == KIND_NUMERIC).then(|| Arc::new(NumericChunk::empty())));
+            return Ok((entry.kind() == KIND_NUMERIC).then(|| Arc::new(NumericChunk::empty())));
         }
-        let key = (self.uid, entry.offset);
+        let key = (self.uid, entry.offset());
         if let Some(chunk) = CACHE.get(key) {
             return Ok(Some(chunk));
         }
@@ -417,7 +418,7 @@ impl Block {
     fn decode_numeric(&self, entry: &ChunkEntry) -> Result<Option<NumericChunk>> {
         let corrupt = |reason: String| Error::Corrupt {
             path: self.path.clone(),
-            offset: entry.offset,
+            offset: entry.offset(),
             reason,
         };
         let framed = self.chunk_payload(entry)?;
@@ -452,7 +453,7 @@ impl Block {
     fn chunk_payload(&self, entry: &ChunkEntry) -> Result<Bytes> {
         // A damaged index must not make us allocate past the file.
         let inside = entry
-            .offset
+            .offset()
             .checked_add(u64::from(entry.len))
             .is_some_and(|end| end <= self.file_bytes);
         let len = usize::try_from(entry.len)
@@ -460,10 +461,10 @@ impl Block {
             .filter(|_| inside)
             .ok_or_else(|| Error::Corrupt {
                 path: self.path.clone(),
-                offset: entry.offset,
+                offset: entry.offset(),
                 reason: format!("chunk of {} bytes beyond the end of the block", entry.len),
             })?;
-        self.source.read(&self.path, self.uid, entry.offset, len)
+        self.source.read(&self.path, self.uid, entry.offset(), len)
     }
 
     /// A numeric chunk's presampled buckets on the widest grid it has
@@ -477,7 +478,7 @@ impl Block {
         if entry.rollup_len == 0 {
             return Ok(None);
         }
-        let at = entry.offset.saturating_add(u64::from(entry.len));
+        let at = entry.offset().saturating_add(u64::from(entry.len));
         // Kept under the grid asked for, so a hit reads nothing; block
         // offsets stay below 2^48. Grids sharing the 16 bits may find
         // each other's buckets: they are taken only if they refine it.
@@ -507,7 +508,7 @@ impl Block {
         if entry.rollup_len == 0 {
             return Ok(());
         }
-        let at = entry.offset.saturating_add(u64::from(entry.len));
+        let at = entry.offset().saturating_add(u64::from(entry.len));
         let payload = self.rollup_payload(entry)?;
         crate::rollup::Payload::parse(&payload)
             .and_then(|p| p.decode_all(&payload))
@@ -526,7 +527,7 @@ impl Block {
     /// A chunk's presampled buckets as written (unframed), for copying
     /// them into another block.
     pub(crate) fn rollup_payload(&self, entry: &ChunkEntry) -> Result<Vec<u8>> {
-        let at = entry.offset.saturating_add(u64::from(entry.len));
+        let at = entry.offset().saturating_add(u64::from(entry.len));
         let len = u64::from(entry.rollup_len);
         let corrupt = |reason: String| Error::Corrupt {
             path: self.path.clone(),
@@ -563,7 +564,7 @@ impl Block {
         }
         let corrupt = |reason: String| Error::Corrupt {
             path: self.path.clone(),
-            offset: entry.offset,
+            offset: entry.offset(),
             reason,
         };
         let framed = self.chunk_payload(entry)?;

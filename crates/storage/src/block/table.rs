@@ -3,18 +3,37 @@
 //! map from column to a vector of entries cost about 165 bytes per column
 //! beside the entry (a hash slot in a table sized to a power of two, and
 //! an allocation per column): at a million series per flushed block that
-//! was most of the server's memory. The directory costs 12.
+//! was most of the server's memory. The directory costs 12 bytes per
+//! column, or 4 in the common case of one field and one chunk per series
+//! (flushed blocks, and days merged from them).
 
 use super::ChunkEntry;
 use crate::head::SeriesId;
 
 /// Every chunk of a block, by column.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ChunkTable {
     entries: Vec<ChunkEntry>,
-    /// Ascending by (series, field); a column's entries run to the next
-    /// column's `start`.
-    columns: Vec<ColumnAt>,
+    columns: Directory,
+}
+
+impl Default for ChunkTable {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            columns: Directory::Single(Vec::new()),
+        }
+    }
+}
+
+/// Where each column's entries are, ascending by (series, field).
+#[derive(Debug)]
+enum Directory {
+    /// Every column is field 0 with one chunk: entry `i` is the chunk of
+    /// series `series[i]`.
+    Single(Vec<u32>),
+    /// A column's entries run to the next column's `start`.
+    Columns(Vec<ColumnAt>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +41,32 @@ struct ColumnAt {
     series: u32,
     field: u32,
     start: u32,
+}
+
+impl Directory {
+    fn len(&self) -> usize {
+        match self {
+            Self::Single(series) => series.len(),
+            Self::Columns(columns) => columns.len(),
+        }
+    }
+
+    /// The (series, field) of column `i`; past the end, after every key.
+    fn key(&self, i: usize) -> (u32, u32) {
+        let key = match self {
+            Self::Single(series) => series.get(i).map(|s| (*s, 0)),
+            Self::Columns(columns) => columns.get(i).map(|c| (c.series, c.field)),
+        };
+        key.unwrap_or((u32::MAX, u32::MAX))
+    }
+
+    /// Where column `i`'s entries start; `entries` past the last column.
+    fn start(&self, i: usize, entries: usize) -> usize {
+        match self {
+            Self::Single(series) => i.min(series.len()),
+            Self::Columns(columns) => columns.get(i).map_or(entries, |c| c.start as usize),
+        }
+    }
 }
 
 impl ChunkTable {
@@ -41,16 +86,21 @@ impl ChunkTable {
 
     /// The chunks of one column, ascending by time.
     pub(crate) fn get(&self, id: SeriesId, field: u32) -> &[ChunkEntry] {
-        self.columns
-            .binary_search_by_key(&(id.0, field), |c| (c.series, c.field))
-            .map_or(&[], |i| self.column(i))
+        let lo = first_not(0..self.columns.len(), |i| {
+            self.columns.key(i) < (id.0, field)
+        });
+        if self.columns.key(lo) == (id.0, field) {
+            self.column(lo)
+        } else {
+            &[]
+        }
     }
 
     /// The table of `entries`, each of the column beside it in `keys`
     /// (series, field). Blocks whose series have one field each (most)
     /// list their chunks in the table's order, as flushes and merges
     /// write column by column: those are taken as they are, with no copy
-    /// of the entries, which at a million columns is 56 MB beside the
+    /// of the entries, which at a million columns is 40 MB beside the
     /// table while a block opens. Others (field numbers follow first
     /// appearance, not names) are sorted.
     pub(crate) fn from_columns(
@@ -81,6 +131,15 @@ impl ChunkTable {
     /// The table of `entries` already in its order, each of the column
     /// beside it in `keys`.
     fn of_ordered(keys: Vec<(u32, u32)>, entries: Vec<ChunkEntry>) -> Self {
+        let single =
+            keys.iter().all(|(_, field)| *field == 0) && keys.windows(2).all(|k| k[0].0 != k[1].0);
+        if single {
+            let series = keys.into_iter().map(|(series, _)| series).collect();
+            return Self {
+                entries,
+                columns: Directory::Single(series),
+            };
+        }
         let mut columns: Vec<ColumnAt> = Vec::new();
         for (at, (series, field)) in keys.into_iter().enumerate() {
             if columns
@@ -95,7 +154,10 @@ impl ChunkTable {
             }
         }
         columns.shrink_to_fit();
-        Self { entries, columns }
+        Self {
+            entries,
+            columns: Directory::Columns(columns),
+        }
     }
 
     /// The chunks of one column, searching the directory forward from
@@ -104,31 +166,28 @@ impl ChunkTable {
     /// step or two from the last instead of by a binary search over the
     /// whole directory, whose probes miss the cache at a million columns.
     pub(crate) fn get_from(&self, from: &mut usize, id: SeriesId, field: u32) -> &[ChunkEntry] {
-        let rest = self.columns.get(*from..).unwrap_or_default();
-        let before = |i: usize| rest.get(i).is_some_and(|c| c.series < id.0);
+        let columns = &self.columns;
+        let rest = columns.len().saturating_sub(*from);
+        let before = |i: usize| i < rest && columns.key(*from + i).0 < id.0;
         // Gallop to a window holding the series' first column.
         let (mut lo, mut step) = (0, 1);
-        while lo + step <= rest.len() && before(lo + step - 1) {
+        while lo + step <= rest && before(lo + step - 1) {
             lo += step;
             step *= 2;
         }
-        let end = (lo + step).min(rest.len());
-        let window = rest.get(lo..end).unwrap_or_default();
-        *from += lo + window.partition_point(|c| c.series < id.0);
-        let series = self.columns.get(*from..).unwrap_or_default();
-        series
-            .iter()
-            .take_while(|c| c.series == id.0)
-            .position(|c| c.field == field)
-            .map_or(&[], |i| self.column(*from + i))
+        *from += first_not(lo..(lo + step).min(rest), before);
+        (*from..columns.len())
+            .take_while(|i| columns.key(*i).0 == id.0)
+            .find(|i| columns.key(*i).1 == field)
+            .map_or(&[], |i| self.column(i))
     }
 
     /// Every column with its chunks, ascending by (series, field).
     pub(crate) fn iter(&self) -> impl Iterator<Item = ((SeriesId, u32), &[ChunkEntry])> {
-        self.columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ((SeriesId(c.series), c.field), self.column(i)))
+        (0..self.columns.len()).map(|i| {
+            let (series, field) = self.columns.key(i);
+            ((SeriesId(series), field), self.column(i))
+        })
     }
 
     /// Every chunk.
@@ -137,13 +196,25 @@ impl ChunkTable {
     }
 
     fn column(&self, i: usize) -> &[ChunkEntry] {
-        let start = self.columns.get(i).map_or(0, |c| c.start as usize);
-        let end = self
-            .columns
-            .get(i + 1)
-            .map_or(self.entries.len(), |c| c.start as usize);
+        let n = self.entries.len();
+        let (start, end) = (self.columns.start(i, n), self.columns.start(i + 1, n));
         self.entries.get(start..end).unwrap_or_default()
     }
+}
+
+/// The first index of `range` where `before` is false, `before` being
+/// true up to some point and false after it (a binary search).
+fn first_not(range: std::ops::Range<usize>, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (range.start, range.end);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 #[cfg(test)]
@@ -152,21 +223,37 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(min_ts: i64) -> ChunkEntry {
-        ChunkEntry {
-            min_ts,
-            max_ts: min_ts,
-            offset: 0,
-            len: 0,
-            count: 1,
-            stats_at: super::super::index::NO_STATS,
-            rollup_len: 0,
-            kind: 0,
-            all_long: false,
-            exact: false,
-        }
+        entry_at(min_ts, 0)
+    }
+
+    fn entry_at(min_ts: i64, offset: u64) -> ChunkEntry {
+        let none = super::super::index::NO_STATS;
+        ChunkEntry::new(
+            (min_ts, min_ts),
+            (offset, 0),
+            (1, none, 0),
+            (0, false, false),
+        )
     }
 
     proptest! {
+        /// Offset, kind and flags share a word without touching each
+        /// other, up to the largest offset an index may give.
+        #[test]
+        fn an_entry_keeps_its_offset_kind_and_flags(
+            offset in 0u64..(1 << 48),
+            kind in any::<u8>(),
+            all_long in any::<bool>(),
+            exact in any::<bool>(),
+        ) {
+            let e = ChunkEntry::new((-5, 7), (offset, 3), (4, 5, 6), (kind, all_long, exact));
+            prop_assert_eq!(
+                (e.offset(), e.kind(), e.all_long(), e.exact()),
+                (offset, kind, all_long, exact)
+            );
+            prop_assert_eq!((e.min_ts, e.max_ts, e.len, e.count, e.stats_at, e.rollup_len), (-5, 7, 3, 4, 5, 6));
+        }
+
         /// A block's listing taken as it is (when in order) or sorted
         /// builds the same table as sorting it always did.
         #[test]
@@ -181,7 +268,7 @@ mod tests {
             let entries: Vec<ChunkEntry> = listed
                 .iter()
                 .enumerate()
-                .map(|(i, (_, _, t))| ChunkEntry { offset: i as u64, ..entry(*t) })
+                .map(|(i, (_, _, t))| entry_at(*t, i as u64))
                 .collect();
             let keys = listed.iter().map(|(s, f, _)| (*s, *f)).collect();
             let chunks = listed
@@ -193,35 +280,48 @@ mod tests {
             let taken = ChunkTable::from_columns(keys, entries).map_err(TestCaseError::fail)?;
             let offsets = |t: &ChunkTable| {
                 t.iter()
-                    .map(|(column, es)| (column, es.iter().map(|e| e.offset).collect::<Vec<_>>()))
+                    .map(|(column, es)| (column, es.iter().map(|e| e.offset()).collect::<Vec<_>>()))
                     .collect::<Vec<_>>()
             };
             prop_assert_eq!(offsets(&taken), offsets(&sorted));
         }
 
         /// Walking series upwards (fields in any order within a series,
-        /// absent columns included) finds what a lookup by key finds.
+        /// absent columns included) and looking columns up both find
+        /// each column's chunks, in either directory: one chunk of field 0
+        /// per series, or any columns.
         #[test]
-        fn a_forward_walk_finds_what_lookups_find(
+        fn walks_and_lookups_find_each_columns_chunks(
             present in proptest::collection::btree_set((0u32..200, 0u32..3), 0..120),
             reversed in any::<bool>(),
+            single in any::<bool>(),
         ) {
-            let chunks: Vec<(SeriesId, u32, ChunkEntry)> = present
+            let mut expected: std::collections::BTreeMap<(u32, u32), Vec<i64>> = Default::default();
+            for (i, (s, f)) in present.iter().enumerate() {
+                let (field, chunks) = if single { (0, 1) } else { (*f, 1 + i as i64 % 3) };
+                expected.insert((*s, field), (0..chunks).collect());
+            }
+            let chunks: Vec<(SeriesId, u32, ChunkEntry)> = expected
                 .iter()
-                .enumerate()
-                .flat_map(|(i, (s, f))| {
-                    (0..=(i % 3) as i64).map(move |t| (SeriesId(*s), *f, entry(t)))
-                })
+                .rev()
+                .flat_map(|((s, f), ts)| ts.iter().map(move |t| (SeriesId(*s), *f, entry(*t))))
                 .collect();
             let table = ChunkTable::new(chunks).map_err(TestCaseError::fail)?;
+            let one_each = expected.iter().all(|((_, f), ts)| *f == 0 && ts.len() == 1);
+            prop_assert!(one_each || !single);
+            prop_assert_eq!(matches!(table.columns, Directory::Single(_)), one_each);
+            let times = |es: &[ChunkEntry]| es.iter().map(|e| e.min_ts).collect::<Vec<i64>>();
+            let listed: Vec<((u32, u32), Vec<i64>)> =
+                table.iter().map(|((s, f), es)| ((s.0, f), times(es))).collect();
+            prop_assert_eq!(listed, expected.clone().into_iter().collect::<Vec<_>>());
             let mut from = 0;
             for series in 0..205 {
                 let fields: Vec<u32> = if reversed { vec![3, 2, 1, 0] } else { vec![0, 1, 2, 3] };
                 for field in fields {
                     let id = SeriesId(series);
-                    let walked: Vec<i64> = table.get_from(&mut from, id, field).iter().map(|e| e.min_ts).collect();
-                    let looked: Vec<i64> = table.get(id, field).iter().map(|e| e.min_ts).collect();
-                    prop_assert_eq!(walked, looked, "series {} field {}", series, field);
+                    let want = expected.get(&(series, field)).cloned().unwrap_or_default();
+                    prop_assert_eq!(times(table.get_from(&mut from, id, field)), want.clone(), "walk {} {}", series, field);
+                    prop_assert_eq!(times(table.get(id, field)), want, "lookup {} {}", series, field);
                 }
             }
         }

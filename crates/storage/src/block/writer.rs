@@ -143,7 +143,7 @@ impl BlockWriter {
         record::frame_into(payload, &mut self.framed);
         let meta = ChunkMeta {
             kind: KIND_NUMERIC,
-            all_long: entry.all_long,
+            all_long: entry.all_long(),
             count: u64::from(entry.count),
             min_ts: entry.min_ts,
             max_ts: entry.max_ts,
