@@ -2,7 +2,8 @@
 //! yet flushed to a block, ordered by time per (series, field).
 //!
 //! Memory per series matters at millions of series: names are interned
-//! once ([`Symbols`]) and a series key is a boxed slice of symbol ids;
+//! once ([`Symbols`]) and a series key is a boxed slice of symbol ids
+//! whose tag keys are one id for the list ([`Shapes`]);
 //! columns are sorted vectors (monitoring data arrives mostly in order, so
 //! an append is the common case), not trees.
 
@@ -14,7 +15,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Weak};
 use sundial_index::{Postings, RoaringBitmap};
 use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
-pub(crate) use symbols::Symbols;
+pub(crate) use symbols::{Shapes, Symbols};
 
 /// Persistent id of a series within one database: assigned once, written
 /// with the series' first record, never reused.
@@ -32,7 +33,8 @@ struct Column {
 
 #[derive(Debug)]
 struct Series {
-    /// Symbol ids: metric, then key, value for each tag (sorted by key).
+    /// Symbol ids: metric, then the shape (its tag keys, sorted), then
+    /// the value of each tag in the shape's order.
     key: Box<[u32]>,
     /// Almost every series has one field: that one is kept inline, which
     /// saves an allocation per new series.
@@ -50,6 +52,7 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Debug, Default)]
 pub(crate) struct Head {
     symbols: Symbols,
+    shapes: Shapes,
     /// Series id by hash of its symbol key.
     ids: hashbrown::HashTable<SeriesId>,
     hasher: foldhash::fast::RandomState,
@@ -83,8 +86,8 @@ pub(crate) struct Head {
 /// Entries of [`Head::recent`] before it starts over.
 const MAX_RECENT: usize = 1 << 18;
 
-/// Up to this many symbols a key lookup needs no allocation.
-const INLINE_KEY: usize = 2 * 24 + 1;
+/// Up to this many tags a key lookup needs no allocation.
+const INLINE_TAGS: usize = 24;
 
 impl Head {
     /// Fields of a metric with their kinds, sorted by name.
@@ -104,21 +107,15 @@ impl Head {
 
     /// The id of an existing series, without allocating for common keys.
     pub(crate) fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
-        let n = 1 + 2 * key.tags.len();
-        let mut inline = [0u32; INLINE_KEY];
-        let mut heap = Vec::new();
-        let syms: &mut [u32] = if n <= INLINE_KEY {
-            inline.get_mut(..n)?
-        } else {
-            heap.resize(n, 0);
-            &mut heap
-        };
-        let names = std::iter::once(key.metric.as_str())
-            .chain(key.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
-        for (slot, name) in syms.iter_mut().zip(names) {
-            *slot = self.symbols.get(name)?;
+        let mut keys: SmallVec<[u32; INLINE_TAGS]> = SmallVec::new();
+        let mut syms: SmallVec<[u32; INLINE_TAGS + 2]> = SmallVec::new();
+        syms.extend([self.symbols.get(&key.metric)?, 0]);
+        for (k, v) in &key.tags {
+            keys.push(self.symbols.get(k)?);
+            syms.push(self.symbols.get(v)?);
         }
-        let syms: &[u32] = syms;
+        *syms.get_mut(1)? = self.shapes.get(&keys)?;
+        let syms: &[u32] = &syms;
         let hash = self.hasher.hash_one(syms);
         let series = &self.series;
         self.ids
@@ -155,9 +152,16 @@ impl Head {
         if self.series.len() <= slot {
             self.series.resize_with(slot + 1, || None);
         }
-        let syms: Box<[u32]> = std::iter::once(key.metric.as_str())
-            .chain(key.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
-            .map(|s| self.symbols.intern(s))
+        let keys: SmallVec<[u32; INLINE_TAGS]> = key
+            .tags
+            .iter()
+            .map(|(k, _)| self.symbols.intern(k))
+            .collect();
+        let shape = self.shapes.intern(&keys);
+        let metric = self.symbols.intern(&key.metric);
+        let syms: Box<[u32]> = [metric, shape]
+            .into_iter()
+            .chain(key.tags.iter().map(|(_, v)| self.symbols.intern(v)))
             .collect();
         match self.series.get_mut(slot) {
             Some(Some(s)) => s.key == syms,
@@ -424,13 +428,18 @@ impl Head {
     /// The series' key, rebuilt from symbols.
     pub(crate) fn key(&self, id: SeriesId) -> Option<SeriesKey> {
         let syms = sym_key(&self.series, id)?;
-        let (metric, tags) = syms.split_first()?;
-        let tags = tags
-            .chunks_exact(2)
-            .map(|kv| {
+        let [metric, shape, values @ ..] = syms else {
+            return None;
+        };
+        let tags = self
+            .shapes
+            .resolve(*shape)
+            .iter()
+            .zip(values)
+            .map(|(k, v)| {
                 (
-                    self.symbols.resolve(kv[0]).to_owned(),
-                    self.symbols.resolve(kv[1]).to_owned(),
+                    self.symbols.resolve(*k).to_owned(),
+                    self.symbols.resolve(*v).to_owned(),
                 )
             })
             .collect();
@@ -551,3 +560,6 @@ pub(crate) fn range(
     let hi = points.partition_point(|p| p.0 <= end);
     points.get(lo..hi).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

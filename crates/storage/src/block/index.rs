@@ -37,14 +37,14 @@ pub(crate) struct ChunkEntry {
 // A million-column block holds a million entries: keep them this small.
 const _: () = assert!(std::mem::size_of::<ChunkEntry>() <= 40);
 
-/// Chunk offsets a block may hold: 256 TiB, far past `max_block_bytes`.
+/// A block's chunks end below 2^48 bytes (256 TiB; the decoder refuses
+/// others).
 const OFFSET_BITS: u32 = 48;
 const ALL_LONG: u64 = 1 << 56;
 const EXACT: u64 = 1 << 57;
 
 impl ChunkEntry {
-    /// `offset` must be below 2^[`OFFSET_BITS`] (the index decoder
-    /// refuses others).
+    /// `offset` must be below 2^[`OFFSET_BITS`].
     pub(super) fn new(
         (min_ts, max_ts): (Timestamp, Timestamp),
         (offset, len): (u64, u32),
@@ -125,8 +125,9 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
         offset: index_at,
         reason,
     };
-    // The framed and inflated bytes are gone before the table is built:
-    // at a million columns they are ~90 MB beside its ~60.
+    // The framed and inflated bytes are gone before the table is built
+    // (the index is read through a window; the keys go once the table's
+    // directory is made).
     let (flags, (fields, (keys, entries), stats, presampling)) =
         decode_payload(located).map_err(corrupt)?;
     let chunks = super::table::ChunkTable::from_columns(keys, entries)
@@ -442,9 +443,6 @@ fn decode_entry(
         k => (k, false),
     };
     let offset = get_varint(input)?;
-    if offset >> OFFSET_BITS != 0 {
-        return Err("chunk offset overflow".into());
-    }
     let len = u32::try_from(get_varint(input)?).map_err(|_| "chunk length overflow")?;
     let count = u32::try_from(get_varint(input)?).map_err(|_| "chunk count overflow")?;
     let min_ts = unzigzag(get_varint(input)?);
@@ -468,6 +466,14 @@ fn decode_entry(
         if with_exact {
             rollup_len = u32::try_from(get_varint(input)?).map_err(|_| "presampled length")?;
         }
+    }
+    // The chunk and its buckets end below 2^48 (readers key caches by
+    // offsets with bits above).
+    let end = offset
+        .checked_add(u64::from(len) + u64::from(rollup_len))
+        .filter(|end| end >> OFFSET_BITS == 0);
+    if end.is_none() {
+        return Err("chunk offset overflow".into());
     }
     let entry = ChunkEntry::new(
         (min_ts, max_ts),
