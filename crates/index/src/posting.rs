@@ -1,24 +1,34 @@
 //! The series of one tag pair. Most pairs of a high-cardinality key (a
 //! host name under one metric) hold one series or a few, where a roaring
 //! bitmap costs over a hundred bytes (its container vector and the
-//! container's array); a few ids are kept inline instead.
+//! container's array); a few ids are kept inline instead, in 16 bytes (a
+//! tag-value map entry is its name and this).
 
 use roaring::RoaringBitmap;
-use smallvec::SmallVec;
 
-/// Ids kept inline before a posting becomes a bitmap.
-const FEW: usize = 4;
+/// Ids kept inline before a posting becomes a bitmap: as many as fit
+/// beside the count in the 16 bytes the boxed bitmap takes with its tag.
+const FEW: usize = 3;
 
 #[derive(Debug, Clone)]
 pub enum Posting {
-    /// At most [`FEW`] ids, ascending.
-    Few(SmallVec<[u32; FEW]>),
-    Many(RoaringBitmap),
+    /// The first `len` ids, ascending.
+    Few {
+        len: u8,
+        ids: [u32; FEW],
+    },
+    Many(Box<RoaringBitmap>),
 }
+
+// A million host names under one metric are a million postings.
+const _: () = assert!(std::mem::size_of::<Posting>() <= 16);
 
 impl Default for Posting {
     fn default() -> Self {
-        Self::Few(SmallVec::new())
+        Self::Few {
+            len: 0,
+            ids: [0; FEW],
+        }
     }
 }
 
@@ -27,19 +37,31 @@ impl Posting {
     pub fn insert(&mut self, id: u32) -> bool {
         match self {
             Self::Many(b) => b.insert(id),
-            Self::Few(ids) => match ids.binary_search(&id) {
-                Ok(_) => false,
-                Err(at) if ids.len() < FEW => {
-                    ids.insert(at, id);
-                    true
+            Self::Few { len, ids } => {
+                let n = usize::from(*len);
+                let Some(held) = ids.get_mut(..n) else {
+                    return false;
+                };
+                match held.binary_search(&id) {
+                    Ok(_) => false,
+                    Err(at) if n < FEW => {
+                        if let Some(tail) = ids.get_mut(at..=n) {
+                            tail.rotate_right(1);
+                            if let Some(first) = tail.first_mut() {
+                                *first = id;
+                            }
+                        }
+                        *len += 1;
+                        true
+                    }
+                    Err(_) => {
+                        let mut b: RoaringBitmap = held.iter().copied().collect();
+                        b.insert(id);
+                        *self = Self::Many(Box::new(b));
+                        true
+                    }
                 }
-                Err(_) => {
-                    let mut b: RoaringBitmap = ids.iter().copied().collect();
-                    b.insert(id);
-                    *self = Self::Many(b);
-                    true
-                }
-            },
+            }
         }
     }
 
@@ -48,19 +70,33 @@ impl Posting {
     pub fn remove(&mut self, id: u32) -> bool {
         match self {
             Self::Many(b) => b.remove(id),
-            Self::Few(ids) => match ids.binary_search(&id) {
-                Ok(at) => {
-                    ids.remove(at);
-                    true
+            Self::Few { len, ids } => {
+                let n = usize::from(*len);
+                match ids.get(..n).map(|held| held.binary_search(&id)) {
+                    Some(Ok(at)) => {
+                        if let Some(tail) = ids.get_mut(at..n) {
+                            tail.rotate_left(1);
+                        }
+                        *len -= 1;
+                        true
+                    }
+                    _ => false,
                 }
-                Err(_) => false,
-            },
+            }
+        }
+    }
+
+    /// The inline ids (none for a bitmap).
+    fn few(&self) -> &[u32] {
+        match self {
+            Self::Few { len, ids } => ids.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Many(_) => &[],
         }
     }
 
     pub fn is_empty(&self) -> bool {
         match self {
-            Self::Few(ids) => ids.is_empty(),
+            Self::Few { len, .. } => *len == 0,
             Self::Many(b) => b.is_empty(),
         }
     }
@@ -68,7 +104,7 @@ impl Posting {
     /// The number of series.
     pub fn len(&self) -> u64 {
         match self {
-            Self::Few(ids) => ids.len() as u64,
+            Self::Few { len, .. } => u64::from(*len),
             Self::Many(b) => b.len(),
         }
     }
@@ -76,7 +112,7 @@ impl Posting {
     /// Whether no series of this posting is in `other`.
     pub fn is_disjoint(&self, other: &RoaringBitmap) -> bool {
         match self {
-            Self::Few(ids) => !ids.iter().any(|id| other.contains(*id)),
+            Self::Few { .. } => !self.few().iter().any(|id| other.contains(*id)),
             Self::Many(b) => b.is_disjoint(other),
         }
     }
@@ -84,15 +120,15 @@ impl Posting {
     /// Adds this posting's series to `acc`.
     pub fn union_into(&self, acc: &mut RoaringBitmap) {
         match self {
-            Self::Few(ids) => acc.extend(ids.iter().copied()),
-            Self::Many(b) => *acc |= b,
+            Self::Few { .. } => acc.extend(self.few().iter().copied()),
+            Self::Many(b) => *acc |= &**b,
         }
     }
 
     pub fn to_bitmap(&self) -> RoaringBitmap {
         match self {
-            Self::Few(ids) => ids.iter().copied().collect(),
-            Self::Many(b) => b.clone(),
+            Self::Few { .. } => self.few().iter().copied().collect(),
+            Self::Many(b) => (**b).clone(),
         }
     }
 }
