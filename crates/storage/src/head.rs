@@ -42,8 +42,13 @@ struct Series {
 }
 
 /// The points of one flush, taken out of the head: per series (ascending),
-/// per field (names shared: a flush may hold millions of columns).
-pub(crate) type Frozen = Vec<(SeriesId, Vec<(Arc<str>, Points)>)>;
+/// per field (names shared: a flush may hold millions of columns; the
+/// first inline, which spares a flush of a million series as many
+/// allocations and 24 MB).
+pub(crate) type Frozen = Vec<(SeriesId, FrozenColumns)>;
+
+/// One series' columns in a [`Frozen`].
+pub(crate) type FrozenColumns = SmallVec<[(Arc<str>, Points); 1]>;
 
 /// Hashing for per-point lookups; clients cannot choose the per-process
 /// seed, and foldhash is several times faster than SipHash here.
@@ -314,9 +319,7 @@ impl Head {
             let Some(Some(series)) = self.series.get_mut(id as usize) else {
                 continue;
             };
-            // Exact: almost every series has one column, and a growing
-            // vector would reserve four for it.
-            let mut cols = Vec::with_capacity(series.columns.len());
+            let mut cols = FrozenColumns::new();
             let mut kept = false;
             for c in series.columns.iter_mut().filter(|c| !c.points.is_empty()) {
                 let split =
