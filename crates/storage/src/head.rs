@@ -44,7 +44,7 @@ struct Series {
 /// The points of one flush, taken out of the head: per series (ascending),
 /// per field (names shared: a flush may hold millions of columns; the
 /// first inline, which spares a flush of a million series as many
-/// allocations and 24 MB).
+/// allocations).
 pub(crate) type Frozen = Vec<(SeriesId, FrozenColumns)>;
 
 /// One series' columns in a [`Frozen`].
@@ -319,7 +319,7 @@ impl Head {
             let Some(Some(series)) = self.series.get_mut(id as usize) else {
                 continue;
             };
-            let mut cols = FrozenColumns::new();
+            let mut cols = FrozenColumns::with_capacity(series.columns.len());
             let mut kept = false;
             for c in series.columns.iter_mut().filter(|c| !c.points.is_empty()) {
                 let split =

@@ -2,7 +2,7 @@
 //! value and field name once per database ([`Symbols`]), and every list of
 //! tag keys series carry ([`Shapes`]: the series of a metric mostly carry
 //! the same keys, so a series keeps the id of its list and its values
-//! instead of each key beside its value, 40 bytes at ten tags).
+//! instead of each key beside its value: 36 bytes less at ten tags).
 
 use std::hash::{BuildHasher, Hash};
 

@@ -2,12 +2,14 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
-fn key(metric: &str, tags: &[(u8, u8)]) -> SeriesKey {
+/// Metric, tag keys and values from one pool of names, so a name may
+/// stand in any place.
+fn key(metric: u8, tags: &[(u8, u8)]) -> SeriesKey {
     let tags = tags
         .iter()
-        .map(|(k, v)| (format!("k{k}"), format!("v{v}")))
+        .map(|(k, v)| (format!("n{k}"), format!("n{v}")))
         .collect();
-    SeriesKey::new(metric, tags)
+    SeriesKey::new(format!("n{metric}"), tags)
 }
 
 proptest! {
@@ -17,18 +19,18 @@ proptest! {
     #[test]
     fn series_keys_find_their_ids_and_read_back(
         defined in proptest::collection::vec(
-            (0u8..2, proptest::collection::vec((0u8..4, 0u8..4), 0..4)),
+            (0u8..3, proptest::collection::vec((0u8..4, 0u8..4), 0..4)),
             1..40,
         ),
         probes in proptest::collection::vec(
-            (0u8..2, proptest::collection::vec((0u8..4, 0u8..4), 0..4)),
+            (0u8..3, proptest::collection::vec((0u8..4, 0u8..4), 0..4)),
             0..40,
         ),
     ) {
         let mut head = Head::default();
         let mut ids: BTreeMap<SeriesKey, SeriesId> = BTreeMap::new();
         for (m, tags) in &defined {
-            let k = key(&format!("m{m}"), tags);
+            let k = key(*m, tags);
             let next = SeriesId(ids.len() as u32);
             let id = *ids.entry(k.clone()).or_insert(next);
             // Defining an id again with its key is a no-op.
@@ -39,11 +41,25 @@ proptest! {
             prop_assert_eq!(head.key(*id), Some(k.clone()));
         }
         for (m, tags) in &probes {
-            let k = key(&format!("m{m}"), tags);
+            let k = key(*m, tags);
             prop_assert_eq!(head.lookup(&k), ids.get(&k).copied(), "{:?}", k);
         }
         // Another key under a defined id is refused.
-        let other = key("elsewhere", &[]);
+        let other = key(9, &[]);
         prop_assert!(!head.define(SeriesId(0), other));
     }
+}
+
+/// Keys with more tags than a lookup keeps inline find their series too.
+#[test]
+fn keys_past_the_inline_tag_count_find_their_ids() {
+    let mut head = Head::default();
+    let many: Vec<(u8, u8)> = (0..30).map(|i| (i, i % 7)).collect();
+    let (a, b) = (key(0, &many), key(0, &many[1..]));
+    assert!(head.define(SeriesId(0), a.clone()));
+    assert!(head.define(SeriesId(1), b.clone()));
+    assert_eq!(head.lookup(&a), Some(SeriesId(0)));
+    assert_eq!(head.lookup(&b), Some(SeriesId(1)));
+    assert_eq!(head.key(SeriesId(0)), Some(a));
+    assert_eq!(head.lookup(&key(0, &many[2..])), None);
 }
