@@ -39,7 +39,7 @@ const _: () = assert!(std::mem::size_of::<ChunkEntry>() <= 40);
 
 /// A block's chunks end below 2^48 bytes (256 TiB; the decoder refuses
 /// others).
-const OFFSET_BITS: u32 = 48;
+pub(super) const OFFSET_BITS: u32 = 48;
 const ALL_LONG: u64 = 1 << 56;
 const EXACT: u64 = 1 << 57;
 

@@ -480,9 +480,10 @@ impl Block {
         }
         let at = entry.offset().saturating_add(u64::from(entry.len));
         // Kept under the grid asked for, so a hit reads nothing; block
-        // offsets stay below 2^48. Grids sharing the 16 bits may find
+        // chunks end below 2^OFFSET_BITS (the index decoder refuses
+        // others). Grids sharing the 16 bits above may find
         // each other's buckets: they are taken only if they refine it.
-        let key = (self.uid, at | grid_bits(&grid) << 48);
+        let key = (self.uid, at | grid_bits(&grid) << index::OFFSET_BITS);
         if let Some(frame) = PRESAMPLED.get(key).map(crate::rollup::GridBuckets::new)
             && frame.refines(&grid)
         {

@@ -243,7 +243,7 @@ mod tests {
         /// other, up to the largest offset an index may give.
         #[test]
         fn an_entry_keeps_its_offset_kind_and_flags(
-            offset in 0u64..(1 << 48),
+            offset in 0u64..(1 << super::super::index::OFFSET_BITS),
             kind in any::<u8>(),
             all_long in any::<bool>(),
             exact in any::<bool>(),
