@@ -9,7 +9,7 @@ mod grouped;
 
 pub use grouped::{GroupedStats, StatsRequest, grouped, grouped_by, merge_grouped};
 
-use crate::series_query::buckets::Bucketer;
+use crate::series_query::buckets::{Bucketer, count_before};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use sundial_model::series_query::{RangeFn, Sampling};
@@ -475,7 +475,7 @@ fn fold_run<T>(
         let j = match end {
             // The last bucket holds everything after.
             Timestamp::MAX => ts.len(),
-            end => i + ts[i..].partition_point(|t| *t < end),
+            end => i + count_before(ts.get(i..).unwrap_or_default(), end),
         };
         if let Some(slice) = values.get(i..j) {
             add(local.entry(b).or_default(), slice);

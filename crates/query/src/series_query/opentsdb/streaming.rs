@@ -9,6 +9,7 @@
 use super::bucket::{Bucket, Keep, Summary};
 use super::downsample::{Grid, fill};
 use crate::Result;
+use crate::series_query::buckets::count_before;
 use sundial_model::{Buckets, Downsample, FieldValue, Timestamp};
 use sundial_storage::{NumSlice, NumericPart, SeriesId, Snapshot, WholeChunk};
 
@@ -73,7 +74,7 @@ impl Folder<'_> {
             };
             // A point outside the grid's edges is skipped.
             let j = match current {
-                Some((_, to)) => i + ts[i..n].partition_point(|t| *t < to),
+                Some((_, to)) => i + count_before(ts.get(i..n).unwrap_or_default(), to),
                 None => i + 1,
             };
             if current.is_some()
