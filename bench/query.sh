@@ -26,7 +26,10 @@
 # --baseline serves the same data from another build of the server as well
 # (labels ending in @base): both are loaded, then each query is timed in
 # rounds that alternate between the two builds, so drift of the machine
-# during the run falls on both alike.
+# during the run falls on both alike. Build BIN in a checkout with a
+# CARGO_TARGET_DIR of its own: two checkouts of one workspace building into
+# one target directory can leave either's binary linked from the other's
+# crates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/peers.sh
