@@ -592,36 +592,65 @@ fn any_below(windows: &[i64; WINDOWS], bit: u32) -> bool {
 /// place (`total * 2^place`) and the extremes; `None` otherwise (NaN or
 /// infinity, magnitudes at or past 2^62 or below 2^-961, or a value with
 /// bits too far down), and the general loop adds the slice.
+///
+/// Each value is scaled from its bits (mantissa shifted by how far its
+/// exponent lies below the largest's), integer work only, in eight lanes
+/// adding each value's 32-bit halves into `i64`s (a piece's 2^21 values
+/// cannot carry either past 2^53). Also compiled for AVX2 and AVX-512 and
+/// chosen at run time: those have the per-lane shifts that let the lanes
+/// run side by side.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn integer_total<const EXTREMES: bool>(xs: &[f64]) -> Option<(i128, i32, f64, f64)> {
     let largest = xs.iter().fold(0u64, |m, x| m.max(x.to_bits() & !(1 << 63)));
-    // Biased exponent: magnitudes are below 2^(e - 1022). Scaling by 2^k,
-    // k = 1085 - e, brings them below 2^63; k in 0..=1023 keeps the scale
-    // a double and lets no scaled value underflow.
+    // Biased exponent: magnitudes are below 2^(e - 1022). Scaled by 2^k,
+    // k = 1085 - e, they lie below 2^63; k in 0..=1023 keeps every scaled
+    // value at or above the subnormals' place.
     let e = (largest >> 52) as i32;
     if !(62..=1085).contains(&e) {
         return None;
     }
     let k = 1085 - e;
-    let scale = pow2(k);
-    const LANES: usize = 2;
-    let mut totals = [0i128; LANES];
+    const LANES: usize = 8;
+    let mut low_halves = [0i64; LANES];
+    let mut high_halves = [0i64; LANES];
     let mut lows = [f64::INFINITY; LANES];
     let mut highs = [f64::NEG_INFINITY; LANES];
-    let mut exact = true;
+    let mut inexact = [false; LANES];
     let mut add = |lane: usize, x: f64| {
+        // No NaN gets here (its exponent is past every bound above): the
+        // extremes need no NaN handling.
         if EXTREMES {
-            lows[lane] = lows[lane].min(x);
-            highs[lane] = highs[lane].max(x);
+            lows[lane] = if x < lows[lane] { x } else { lows[lane] };
+            highs[lane] = if x > highs[lane] { x } else { highs[lane] };
         }
-        let v = x * scale;
-        let i = v as i64;
-        exact &= i as f64 == v;
-        totals[lane] += i128::from(i);
+        let bits = x.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i64;
+        let fraction = bits & ((1 << 52) - 1);
+        // x = mantissa * 2^(max(biased, 1) - 1075); scaled by 2^k its
+        // mantissa moves `up` places (at most 10: below 2^63) or down.
+        let mantissa = if biased == 0 {
+            fraction
+        } else {
+            fraction | 1 << 52
+        };
+        let up = biased.max(1) - i64::from(e) + 10;
+        let (left, right) = (up.clamp(0, 10) as u64, (-up).clamp(0, 63) as u64);
+        inexact[lane] |= mantissa & ((1 << right) - 1) != 0;
+        let magnitude = ((mantissa << left) >> right) as i64;
+        let sign = -((bits >> 63) as i64);
+        let scaled = (magnitude ^ sign) - sign;
+        low_halves[lane] += scaled & 0xffff_ffff;
+        high_halves[lane] += scaled >> 32;
     };
     in_lanes::<LANES>(xs, &mut add);
+    if inexact.iter().any(|x| *x) {
+        return None;
+    }
     let min = lows.iter().fold(f64::INFINITY, |a, b| a.min(*b));
     let max = highs.iter().fold(f64::NEG_INFINITY, |a, b| a.max(*b));
-    exact.then(|| (totals.iter().sum(), -k, min, max))
+    let halves = |h: &[i64; LANES]| h.iter().map(|x| i128::from(*x)).sum::<i128>();
+    let total = (halves(&high_halves) << 32) + halves(&low_halves);
+    Some((total, -k, min, max))
 }
 
 /// Hands value `i` of `xs` to `add` with lane `i % LANES`: independent
