@@ -590,7 +590,7 @@ fn any_below(windows: &[i64; WINDOWS], bit: u32) -> bool {
 /// than 62 places below the largest's top bit; small integers and zeros
 /// always qualify), so the values add as `i64`s. Gives the total and its
 /// place (`total * 2^place`) and the extremes; `None` otherwise (NaN or
-/// infinity, magnitudes at or past 2^62 or below 2^-961, or a value with
+/// infinity, magnitudes at or past 2^63 or below 2^-961, or a value with
 /// bits too far down), and the general loop adds the slice.
 ///
 /// Each value is scaled from its bits (mantissa shifted by how far its
@@ -603,8 +603,9 @@ fn any_below(windows: &[i64; WINDOWS], bit: u32) -> bool {
 fn integer_total<const EXTREMES: bool>(xs: &[f64]) -> Option<(i128, i32, f64, f64)> {
     let largest = xs.iter().fold(0u64, |m, x| m.max(x.to_bits() & !(1 << 63)));
     // Biased exponent: magnitudes are below 2^(e - 1022). Scaled by 2^k,
-    // k = 1085 - e, they lie below 2^63; k in 0..=1023 keeps every scaled
-    // value at or above the subnormals' place.
+    // k = 1085 - e, they lie below 2^63. The bounds on e are those of the
+    // earlier scaling by a double 2^k (k in 0..=1023), kept so that this
+    // path takes the same slices.
     let e = (largest >> 52) as i32;
     if !(62..=1085).contains(&e) {
         return None;

@@ -148,8 +148,8 @@ impl Bucketer {
 
 /// How many of `ts` (ascending) come before `end`: galloping from the
 /// front, since a run is folded a bucket at a time and a bucket usually
-/// ends a few dozen points in. A binary search over the whole run walks
-/// its full depth through memory for every bucket instead (84% of a
+/// ends a few dozen points in. A binary search over the rest of the run
+/// walks its full depth through memory for every bucket instead (84% of a
 /// 10-minute max over day-long chunks went there).
 pub(crate) fn count_before(ts: &[Timestamp], end: Timestamp) -> usize {
     // Everything before `lo` is before `end`.
