@@ -11,6 +11,7 @@ pub mod exact_sum;
 pub mod export;
 pub mod listing;
 pub mod query;
+pub mod search;
 pub mod series;
 pub mod series_query;
 pub mod stats_query;

@@ -9,6 +9,7 @@
 
 use super::ChunkEntry;
 use crate::head::SeriesId;
+use sundial_model::search::{first_not, gallop};
 
 /// Every chunk of a block, by column.
 #[derive(Debug)]
@@ -171,13 +172,7 @@ impl ChunkTable {
         let columns = &self.columns;
         let rest = columns.len().saturating_sub(*from);
         let before = |i: usize| i < rest && columns.key(*from + i).0 < id.0;
-        // Gallop to a window holding the series' first column.
-        let (mut lo, mut step) = (0, 1);
-        while lo + step <= rest && before(lo + step - 1) {
-            lo += step;
-            step *= 2;
-        }
-        *from += first_not(lo..(lo + step).min(rest), before);
+        *from += gallop(rest, before);
         (*from..columns.len())
             .take_while(|i| columns.key(*i).0 == id.0)
             .find(|i| columns.key(*i).1 == field)
@@ -202,21 +197,6 @@ impl ChunkTable {
         let (start, end) = (self.columns.start(i, n), self.columns.start(i + 1, n));
         self.entries.get(start..end).unwrap_or_default()
     }
-}
-
-/// The first index of `range` where `before` is false, `before` being
-/// true up to some point and false after it (a binary search).
-fn first_not(range: std::ops::Range<usize>, before: impl Fn(usize) -> bool) -> usize {
-    let (mut lo, mut hi) = (range.start, range.end);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if before(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
 }
 
 #[cfg(test)]
