@@ -4,8 +4,9 @@
 use super::error::BaiduError;
 use super::time;
 use base64::Engine as _;
+use compact_str::ToCompactString;
 use serde_json::{Map, Value};
-use sundial_model::{FieldValue, SeriesKey, Timestamp, ValueInput, WritePoint};
+use sundial_model::{FieldValue, Name, SeriesKey, Tags, Timestamp, ValueInput, WritePoint};
 
 /// Naming and size rules of spec 2.3 / 13.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +81,7 @@ fn datapoint(
         }
         Some(_) => return Err(BaiduError::invalid("field must be a string")),
     };
-    let series = std::sync::Arc::new(SeriesKey::new(metric.clone(), tags_of(dp)?));
+    let series = std::sync::Arc::new(SeriesKey::from_names(metric.clone(), tags_of(dp)?));
     let kind = match present(dp, "type") {
         None => None,
         Some(Value::String(t)) => Some(WireType::parse(t)?),
@@ -90,7 +91,7 @@ fn datapoint(
         |out: &mut Vec<WritePoint>, timestamp: Timestamp, v: &Value| -> Result<(), BaiduError> {
             out.push(WritePoint {
                 series: series.clone(),
-                field: field.to_owned(),
+                field: field.into(),
                 timestamp,
                 value: ValueInput::Typed(value(v, kind, limits)?),
             });
@@ -131,7 +132,7 @@ fn datapoint(
 
 /// The `tags` of a data point: 1 to 20, keys checked as names, values
 /// 1 to 200 characters (numbers and booleans as their text).
-fn tags_of(dp: &Map<String, Value>) -> Result<Vec<(String, String)>, BaiduError> {
+fn tags_of(dp: &Map<String, Value>) -> Result<Tags, BaiduError> {
     let tags = match present(dp, "tags") {
         None => return Err(BaiduError::missing("tags")),
         Some(Value::Object(t)) => t,
@@ -144,9 +145,9 @@ fn tags_of(dp: &Map<String, Value>) -> Result<Vec<(String, String)>, BaiduError>
     for (k, v) in tags {
         check_name(k, "tag key", 100)?;
         let v = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
+            Value::String(s) => Name::from(s.as_str()),
+            Value::Number(n) => Name::from(n.to_string()),
+            Value::Bool(b) => b.to_compact_string(),
             _ => {
                 return Err(BaiduError::invalid(format!(
                     "tag {k} must have a string value"
@@ -159,7 +160,7 @@ fn tags_of(dp: &Map<String, Value>) -> Result<Vec<(String, String)>, BaiduError>
                 "tag {k}: values are 1 to 200 characters"
             )));
         }
-        pairs.push((k.clone(), v));
+        pairs.push((Name::from(k.as_str()), v));
     }
     Ok(pairs)
 }

@@ -122,10 +122,10 @@ impl Binder {
             return Err(BindError::Name(field));
         }
         if let Some((k, _)) = p.series.tags.iter().find(|(k, _)| !name_ok(k)) {
-            return Err(BindError::Name(k.clone()));
+            return Err(BindError::Name(k.to_string()));
         }
         if p.field != sundial_model::DEFAULT_FIELD {
-            return Err(BindError::Field(p.field.clone()));
+            return Err(BindError::Field(p.field.to_string()));
         }
         let v = match &p.value {
             ValueInput::Typed(FieldValue::Long(i)) => *i as f64,

@@ -78,8 +78,8 @@ pub(super) fn note(seen: &mut Seen, group: i64, field: &str, key: &SeriesKey) {
     if let Some((_, tags)) = fields.get_mut(at) {
         // Keys of a series come sorted; new ones follow those already seen.
         for (k, _) in &key.tags {
-            if !tags.contains(k) {
-                tags.push(k.clone());
+            if !tags.iter().any(|t| t == k) {
+                tags.push(k.to_string());
             }
         }
     }

@@ -164,7 +164,8 @@ pub fn decode(bytes: &[u8]) -> Result<ShardBatch, FrameError> {
             field: fields
                 .get(f)
                 .ok_or_else(|| invalid("field number"))?
-                .clone(),
+                .as_str()
+                .into(),
             timestamp: unzigzag(get(&mut input)?),
             value: get_input(&mut input)?,
         });

@@ -57,7 +57,7 @@ mod tests {
                 } else {
                     keys[i % 50].clone()
                 },
-                field: "value".to_owned(),
+                field: "value".into(),
                 timestamp: i as i64,
                 value: ValueInput::Typed(FieldValue::Long(i as i64)),
             })

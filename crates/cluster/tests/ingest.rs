@@ -336,7 +336,7 @@ async fn a_fields_kind_holds_across_shards() -> anyhow::Result<()> {
                 .enumerate()
                 .map(|(i, (field, value))| WritePoint {
                     series: series(host),
-                    field: field.to_owned(),
+                    field: field.into(),
                     timestamp: 1_700_000_000_000 + i as i64 * 1000,
                     value,
                 })

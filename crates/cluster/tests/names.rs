@@ -32,7 +32,7 @@ fn data() -> Vec<WritePoint> {
         for minute in 0..3 {
             out.push(WritePoint {
                 series: key.clone(),
-                field: field.to_owned(),
+                field: field.into(),
                 timestamp: BASE + minute * 60_000,
                 value: ValueInput::Typed(FieldValue::Double(v + minute as f64)),
             });

@@ -41,7 +41,7 @@ fn data() -> Vec<WritePoint> {
             let v = ((host * 7 + minute * 13) % 101) as f64 + host as f64 / 10.0;
             out.push(WritePoint {
                 series: key.clone(),
-                field: "value".to_owned(),
+                field: "value".into(),
                 timestamp: BASE + minute as i64 * 60_000,
                 value: ValueInput::Typed(FieldValue::Double(v)),
             });
@@ -53,7 +53,7 @@ fn data() -> Vec<WritePoint> {
     ));
     out.push(WritePoint {
         series: note,
-        field: "value".to_owned(),
+        field: "value".into(),
         timestamp: BASE,
         value: ValueInput::Typed(FieldValue::String("deploy".into())),
     });

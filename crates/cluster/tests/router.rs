@@ -20,7 +20,7 @@ const BASE: i64 = 1_700_000_000_000;
 fn point(host: usize, minute: i64, value: FieldValue) -> WritePoint {
     WritePoint {
         series: series(host),
-        field: "value".to_owned(),
+        field: "value".into(),
         timestamp: BASE + minute * 60_000,
         value: ValueInput::Typed(value),
     }

@@ -158,7 +158,7 @@ async fn frames_replay_as_sent_and_damage_is_named() -> anyhow::Result<()> {
                 points: (0..4)
                     .map(|i| WritePoint {
                         series: key.clone(),
-                        field: "value".to_owned(),
+                        field: "value".into(),
                         timestamp: 1_700_000_000_000 + i64::from(i) * 10_000,
                         value: ValueInput::Typed(FieldValue::Double(f64::from(n * 10 + i))),
                     })

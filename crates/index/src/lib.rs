@@ -47,9 +47,9 @@ impl Postings {
         };
         m.all.insert(id);
         for (k, v) in &key.tags {
-            let values = match m.tags.get_mut(k) {
+            let values = match m.tags.get_mut(k.as_str()) {
                 Some(vals) => vals,
-                None => m.tags.entry(k.clone()).or_default(),
+                None => m.tags.entry(k.to_string()).or_default(),
             };
             match values.get_mut(v.as_str()) {
                 Some(b) => {
@@ -71,7 +71,7 @@ impl Postings {
         };
         m.all.remove(id);
         for (k, v) in &key.tags {
-            let Some(values) = m.tags.get_mut(k) else {
+            let Some(values) = m.tags.get_mut(k.as_str()) else {
                 continue;
             };
             if let Some(b) = values.get_mut(v.as_str()) {
@@ -81,7 +81,7 @@ impl Postings {
                 }
             }
             if values.is_empty() {
-                m.tags.remove(k);
+                m.tags.remove(k.as_str());
             }
         }
         if m.all.is_empty() {

@@ -27,7 +27,7 @@ pub use query::{
     Aggregator, Buckets, Downsample, Estimator, FillPolicy, Query, RateOptions, SeriesResult,
     TagMatch,
 };
-pub use series::{SeriesKey, Tags};
+pub use series::{Name, SeriesKey, Tags};
 pub use series_query::SeriesQuery;
 pub use stats_query::StatsQuery;
 pub use value::{FieldValue, Kind, NumberText, ValueInput};

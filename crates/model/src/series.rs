@@ -2,8 +2,13 @@
 
 use std::fmt;
 
+/// A tag key or value. Most are short enough (24 bytes) to sit inline:
+/// a key is built for every point written, and a heap string per name
+/// cost more than the rest of a write.
+pub type Name = compact_str::CompactString;
+
 /// Tag pairs sorted by key; keys are unique.
-pub type Tags = Vec<(String, String)>;
+pub type Tags = Vec<(Name, Name)>;
 
 /// A series: the metric and the complete tag set. Two keys with different
 /// tag sets are different series even when one is a subset of the other.
@@ -19,7 +24,13 @@ pub struct SeriesKey {
 impl SeriesKey {
     /// Builds a key, sorting the tags by key. Later duplicates of a key
     /// replace earlier ones.
-    pub fn new(metric: impl Into<String>, mut tags: Tags) -> Self {
+    pub fn new(metric: impl Into<String>, tags: Vec<(String, String)>) -> Self {
+        let tags = tags.into_iter().map(|(k, v)| (k.into(), v.into()));
+        Self::from_names(metric, tags.collect())
+    }
+
+    /// [`SeriesKey::new`] from names already converted.
+    pub fn from_names(metric: impl Into<String>, mut tags: Tags) -> Self {
         tags.sort_by(|a, b| a.0.cmp(&b.0));
         tags.dedup_by(|later, earlier| {
             if later.0 == earlier.0 {

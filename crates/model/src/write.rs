@@ -8,7 +8,7 @@ pub struct WritePoint {
     /// Shared: a series written many times is parsed and checked once
     /// (the adapters cache keys) and cloned by reference.
     pub series: std::sync::Arc<SeriesKey>,
-    pub field: String,
+    pub field: crate::Name,
     pub timestamp: Timestamp,
     pub value: ValueInput,
 }

@@ -206,7 +206,7 @@ fn render(((key, t, v), tsuid): (Latest, Option<String>)) -> Value {
     let tags: Map<String, Value> = key
         .tags
         .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
+        .map(|(k, v)| (k.into(), Value::String(v.into())))
         .collect();
     json!({
         "metric": key.metric,
@@ -307,8 +307,8 @@ fn exactly(key: &SeriesKey) -> Vec<TagMatch> {
     key.tags
         .iter()
         .map(|(k, v)| TagMatch::Eq {
-            key: k.clone(),
-            value: v.clone(),
+            key: k.to_string(),
+            value: v.to_string(),
         })
         .collect()
 }

@@ -304,7 +304,7 @@ pub(crate) fn found_json(key: SeriesKey, tsuid: Option<String>) -> Value {
     let tags: Map<String, Value> = key
         .tags
         .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
+        .map(|(k, v)| (k.into(), Value::String(v.into())))
         .collect();
     json!({"tags": tags, "metric": key.metric, "tsuid": tsuid})
 }

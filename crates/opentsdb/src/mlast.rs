@@ -89,7 +89,7 @@ fn run(
     let max = api.limits.config.max_result_rows;
     let mut out = Vec::new();
     for q in queries {
-        let mut series: BTreeMap<Vec<(String, String)>, Newest> = BTreeMap::new();
+        let mut series: BTreeMap<sundial_model::Tags, Newest> = BTreeMap::new();
         let fields = expand(api, q, &budget)?;
         for field in &fields {
             let query = last_query(&q.metric, field, predicates(&q.tags), false, range);
@@ -137,7 +137,7 @@ fn expand(
 }
 
 /// One series' object: a row per distinct newest timestamp, ascending.
-fn render(metric: &str, tags: Vec<(String, String)>, fields: &[String], newest: &Newest) -> Value {
+fn render(metric: &str, tags: sundial_model::Tags, fields: &[String], newest: &Newest) -> Value {
     let mut times: Vec<Timestamp> = newest.values().map(|(t, _)| *t).collect();
     times.sort_unstable();
     times.dedup();
@@ -156,7 +156,7 @@ fn render(metric: &str, tags: Vec<(String, String)>, fields: &[String], newest: 
     columns.extend(fields.iter().map(|f| Value::from(f.as_str())));
     let tags: Map<String, Value> = tags
         .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
+        .map(|(k, v)| (k.into(), Value::String(v.into())))
         .collect();
     json!({"metric": metric, "tags": tags, "columns": columns, "values": rows})
 }

@@ -51,7 +51,7 @@ pub(crate) async fn mput(
     } = batch(&parsed, api.name_limits(), &mut hooked);
     let described: Vec<(String, String)> = points
         .iter()
-        .map(|p| (p.series.metric.clone(), p.field.clone()))
+        .map(|p| (p.series.metric.clone(), p.field.to_string()))
         .collect();
     let (results, timed_out) = store(&api, points, (sizes, vetoed), &params, hooked).await?;
     let failures = slots
@@ -105,7 +105,7 @@ fn batch(parsed: &[PointDto<'_>], limits: Limits, hooked: &mut HookedRequest) ->
                     };
                     points.push(WritePoint {
                         series: point.series.clone(),
-                        field: name.as_ref().to_owned(),
+                        field: name.as_ref().into(),
                         timestamp: point.timestamp,
                         value,
                     });

@@ -191,7 +191,12 @@ fn join(plan: &Plan, results: Vec<Vec<SeriesResult>>, ms: bool) -> Vec<Value> {
     for (col, (rs, column)) in results.into_iter().zip(&plan.columns).enumerate() {
         for mut r in rs {
             let first = r.series.first().cloned().unwrap_or_default();
-            let tag = |k: &str| first.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.clone());
+            let tag = |k: &str| {
+                first
+                    .iter()
+                    .find(|(tk, _)| tk == k)
+                    .map(|(_, v)| v.to_string())
+            };
             let key: Vec<Option<String>> = if per_series {
                 first
                     .iter()
@@ -239,7 +244,7 @@ fn join(plan: &Plan, results: Vec<Vec<SeriesResult>>, ms: bool) -> Vec<Value> {
             let tags: Map<String, Value> = g
                 .tags
                 .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
+                .map(|(k, v)| (k.into(), Value::String(v.into())))
                 .collect();
             json!({"metric": plan.metric, "columns": names, "tags": tags,
                 "aggregatedTags": g.aggregated, "values": values})

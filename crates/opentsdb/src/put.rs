@@ -8,13 +8,14 @@ use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use compact_str::ToCompactString;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use smallvec::SmallVec;
 use std::time::Duration;
 use sundial_api::sink::PointWrite;
 use sundial_api::write_hook::HookedRequest;
 use sundial_model::{
-    DEFAULT_FIELD, FieldValue, Kind, NumberText, PointError, SeriesKey, ValueInput, WritePoint,
+    DEFAULT_FIELD, FieldValue, Kind, Name, NumberText, PointError, Tags, ValueInput, WritePoint,
 };
 use sundial_storage::Commit;
 use tokio::sync::OwnedSemaphorePermit;
@@ -133,6 +134,14 @@ pub(crate) fn check_point_by(
     }
 }
 
+/// The metric of an element that passed the checks.
+fn metric_text<'a>(p: &'a PointDto<'_>) -> &'a str {
+    match &p.metric {
+        Some(Scalar::Str(m)) => m,
+        _ => "",
+    }
+}
+
 /// The metric and tags text of an element the key cache may know.
 fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
     match (&p.metric, &p.tags) {
@@ -141,30 +150,27 @@ fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
     }
 }
 
-/// Converts the tags and finds the first failure of rules 6–14.
+/// Converts the tags and finds the first failure of rules 6–14. Names
+/// are borrowed until the key is built: short ones then need no heap.
 pub(crate) fn check_names(
     metric: &str,
     tags: &TagPairs<'_>,
     limits: Limits,
-) -> (Vec<(String, String)>, Option<String>) {
-    let mut converted: Vec<(String, Option<String>)> = tags
+) -> (Tags, Option<String>) {
+    let mut converted: SmallVec<[(&str, Option<Name>); 16]> = tags
         .iter()
-        .map(|(k, v)| (k.as_ref().to_owned(), tag_text(v)))
+        .map(|(k, v)| (k.as_ref(), tag_text(v)))
         .collect();
-    converted.sort_by(|a, b| a.0.cmp(&b.0));
+    converted.sort_by(|a, b| a.0.cmp(b.0));
     let error = first_name_error(metric, &converted, limits);
     let tags = converted
         .into_iter()
-        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .map(|(k, v)| (Name::from(k), v.unwrap_or_default()))
         .collect();
     (tags, error)
 }
 
-fn first_name_error(
-    metric: &str,
-    tags: &[(String, Option<String>)],
-    limits: Limits,
-) -> Option<String> {
+fn first_name_error(metric: &str, tags: &[(&str, Option<Name>)], limits: Limits) -> Option<String> {
     if tags.len() > limits.max_tags {
         return Some(format!(
             "Too many tags: {} maximum allowed: {}",
@@ -230,13 +236,14 @@ pub(crate) fn tag_error(k: &str, v: Option<&str>, limits: Limits) -> Option<Stri
 }
 
 /// Tag values arriving as numbers or booleans become text (spec 3.4).
-fn tag_text(v: &Scalar<'_>) -> Option<String> {
+fn tag_text(v: &Scalar<'_>) -> Option<Name> {
     match v {
-        Scalar::Str(s) => Some(s.as_ref().to_owned()),
-        Scalar::Bool(b) => Some(b.to_string()),
-        Scalar::I64(i) => Some(i.to_string()),
-        Scalar::U64(u) => Some(u.to_string()),
-        Scalar::F64(f) => Some(f.to_string()),
+        Scalar::Str(s) => Some(Name::from(s.as_ref())),
+        Scalar::Bool(b) => Some(b.to_compact_string()),
+        Scalar::I64(i) => Some(i.to_compact_string()),
+        Scalar::U64(u) => Some(u.to_compact_string()),
+        // Display's text, not the shortest round trip (`1`, not `1.0`).
+        Scalar::F64(f) => Some(compact_str::format_compact!("{f}")),
         Scalar::Null | Scalar::Composite => None,
     }
 }
@@ -389,23 +396,24 @@ pub(crate) async fn put(
         points,
         later_errors,
     } = check_all(&api, &parsed, &mut hooked);
-    let series: Vec<Arc<SeriesKey>> = points.iter().map(|p| p.series.clone()).collect();
     // A point with a later error is still checked for its kind (that
     // error comes first in OpenTSDB's order) but never stored.
     let vetoed: Vec<bool> = later_errors.iter().map(Option::is_some).collect();
     let (results, timed_out) = store(&api, points, (Vec::new(), vetoed), &params, hooked).await?;
-    let failures = slots.into_iter().map(|slot| match slot {
-        Err(msg) => Some(msg),
-        Ok(i) => match results.get(i) {
-            Some(Ok(())) => None,
-            Some(Err(PointError::Rejected)) => later_errors.get(i).cloned().flatten(),
-            Some(Err(e)) => Some(point_error_text(
-                e,
-                series.get(i).map_or("", |k| k.metric.as_str()),
-            )),
-            None => Some("Internal error".into()),
-        },
-    });
+    // The element's metric, not its stored key's: holding a clone of
+    // every key would make them all look shared to the head.
+    let failures = slots
+        .into_iter()
+        .zip(&parsed)
+        .map(|(slot, element)| match slot {
+            Err(msg) => Some(msg),
+            Ok(i) => match results.get(i) {
+                Some(Ok(())) => None,
+                Some(Err(PointError::Rejected)) => later_errors.get(i).cloned().flatten(),
+                Some(Err(e)) => Some(point_error_text(e, metric_text(element))),
+                None => Some("Internal error".into()),
+            },
+        });
     Ok(reply(&params, failures, &bytes, timed_out))
 }
 

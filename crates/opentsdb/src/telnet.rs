@@ -5,7 +5,9 @@ use super::{Api, names, time};
 use sundial_api::access::{Action, Identity};
 use sundial_api::sink::PointWrite;
 use sundial_api::write_hook::{HookedRequest, WriteRequest};
-use sundial_model::{DEFAULT_FIELD, NumberText, PointError, SeriesKey, ValueInput, WritePoint};
+use sundial_model::{
+    DEFAULT_FIELD, NumberText, PointError, SeriesKey, Tags, ValueInput, WritePoint,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
@@ -26,7 +28,7 @@ pub(crate) fn parse_put(words: &[&str], limits: Limits) -> Result<WritePoint, St
     }
     let timestamp = telnet_timestamp(ts_text)
         .ok_or_else(|| format!("put: illegal argument: invalid timestamp: {ts_text}"))?;
-    let mut tags: Vec<(String, String)> = Vec::with_capacity(tag_words.len());
+    let mut tags: Tags = Vec::with_capacity(tag_words.len());
     for word in tag_words {
         let (k, v) = word
             .split_once('=')
@@ -35,7 +37,7 @@ pub(crate) fn parse_put(words: &[&str], limits: Limits) -> Result<WritePoint, St
         match tags.iter().find(|(tk, _)| tk == k) {
             Some((_, tv)) if tv == v => {}
             Some(_) => return Err(format!("put: illegal argument: duplicate tag: {word}")),
-            None => tags.push((k.to_owned(), v.to_owned())),
+            None => tags.push((k.into(), v.into())),
         }
     }
     let value = match number_text(value_text) {
@@ -66,7 +68,7 @@ pub(crate) fn parse_put(words: &[&str], limits: Limits) -> Result<WritePoint, St
             limits.max_metric_bytes
         )));
     }
-    let series = SeriesKey::new(metric, tags);
+    let series = SeriesKey::from_names(metric, tags);
     if let Some(e) = series
         .tags
         .iter()

@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(tsuid, "000001000001000001000002000002");
         assert_eq!(
             t.resolve(&tsuid),
-            Some(SeriesKey::new("sys.cpu.user", tags))
+            Some(SeriesKey::from_names("sys.cpu.user", tags))
         );
         assert_eq!(split_tsuid("00000100000"), None);
         assert_eq!(split_tsuid("000001000001"), None);

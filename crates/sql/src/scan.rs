@@ -326,7 +326,7 @@ impl Job {
 
     /// The selected series' rows, sorted by series key.
     fn read(&self, db: &Db) -> Result<Vec<SeriesRows>, DataFusionError> {
-        let mut out: Vec<(Vec<(String, String)>, SeriesRows)> = Vec::new();
+        let mut out: Vec<(sundial_model::Tags, SeriesRows)> = Vec::new();
         for id in self.ids.iter().copied() {
             let found = db.read(|view| -> Result<_, DataFusionError> {
                 let key = view.key(id);

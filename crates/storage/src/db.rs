@@ -607,8 +607,9 @@ impl Db {
     }
 }
 
-/// A point's index, checked value, and series id with whether it came
-/// from the head's recent-key cache (`None`: a series new to the database).
+/// A point's index, checked value, and series id with whether the head
+/// should remember it by its shared key (`None`: a series new to the
+/// database).
 type Found = (usize, FieldValue, Option<(SeriesId, bool)>);
 
 /// Series of the accepted points: existing ones from the head or from
@@ -625,11 +626,11 @@ fn find_series(
     for (i, v) in accepted {
         let Some(p) = points.get(i) else { continue };
         let id = match head.recent_id(&p.series) {
-            Some(id) => Some((id, true)),
+            Some(id) => Some((id, false)),
             None => head
                 .lookup(&p.series)
                 .or_else(|| pending.series(&p.series))
-                .map(|id| (id, false)),
+                .map(|id| (id, Arc::strong_count(&p.series) > 1)),
         };
         if id.is_none() {
             unknown.insert(p.series.clone(), None);
@@ -662,7 +663,7 @@ fn number_and_encode(
     let mut resolved = Vec::with_capacity(found.len());
     for (i, v, id) in found {
         let Some(p) = points.get(i) else { continue };
-        let (id, cached) = match id {
+        let (id, remember) = match id {
             Some(found) => found,
             None => match unknown.get_mut(&p.series) {
                 Some(Some(id)) => (*id, false),
@@ -677,7 +678,7 @@ fn number_and_encode(
                 None => continue,
             },
         };
-        resolved.push((i, v, id, cached));
+        resolved.push((i, v, id, remember));
     }
     for (i, v, id, _) in &resolved {
         if let Some(p) = points.get(*i) {
@@ -701,22 +702,22 @@ struct Applier {
 }
 
 impl wal::Hooks for Applier {
-    fn durable(&self, mut applies: Vec<Apply>) {
+    fn durable(&self, applies: &mut [Apply]) {
         {
             let mut head = self.head.write();
-            for a in &mut applies {
+            for a in applies.iter_mut() {
                 for (id, key) in &a.new_series {
                     let new = head.key(*id).is_none();
-                    if head.define(*id, (**key).clone()) && new {
+                    if head.define(*id, key) && new {
                         head.uncataloged.push(*id);
                     }
                 }
                 self.written
                     .fetch_add(a.accepted.len() as u64, Ordering::Relaxed);
-                for (i, v, id, known) in std::mem::take(&mut a.accepted) {
+                for (i, v, id, remember) in std::mem::take(&mut a.accepted) {
                     let Some(p) = a.points.get(i) else { continue };
                     head.apply(id, &p.field, p.timestamp, v);
-                    if !known {
+                    if remember {
                         head.remember(&p.series, id);
                     }
                 }
@@ -725,14 +726,14 @@ impl wal::Hooks for Applier {
         // After the head: a writer checking in between finds the kinds and
         // series in both places, which agree.
         let mut pending = self.pending.lock();
-        for a in &applies {
+        for a in applies.iter() {
             pending.settle(a);
         }
     }
 
-    fn failed(&self, applies: Vec<Apply>) {
+    fn failed(&self, applies: &[Apply]) {
         let mut pending = self.pending.lock();
-        for a in &applies {
+        for a in applies {
             pending.settle(a);
         }
     }

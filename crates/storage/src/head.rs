@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Weak};
 use sundial_index::{Postings, RoaringBitmap};
-use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
+use sundial_model::{FieldValue, Kind, Name, SeriesKey, Timestamp};
 pub(crate) use symbols::{Shapes, Symbols};
 
 /// Persistent id of a series within one database: assigned once, written
@@ -83,8 +83,11 @@ pub(crate) struct Head {
     pub(crate) index_changes: u64,
     /// Ids of recently written keys by the address of their shared key:
     /// adapters hand the same `Arc` for a series they have seen, and this
-    /// skips hashing its names. The weak reference keeps the allocation,
-    /// so no other key can take the address while the entry exists.
+    /// skips hashing its names. Only keys shared beyond their write are
+    /// kept (a key built for one request never comes back: at a million
+    /// series such entries only cost memory). The weak reference keeps
+    /// the allocation, so no other key can take the address while the
+    /// entry exists.
     recent: FastMap<usize, (Weak<SeriesKey>, SeriesId)>,
 }
 
@@ -145,6 +148,12 @@ impl Head {
             .insert(Arc::as_ptr(key) as usize, (Arc::downgrade(key), id));
     }
 
+    /// Keys [`Head::remember`] holds.
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
+        self.recent.len()
+    }
+
     /// The id the next new series gets.
     pub(crate) fn next_id(&self) -> u32 {
         self.series.len() as u32
@@ -152,7 +161,7 @@ impl Head {
 
     /// Registers a series under its persistent id. Re-defining an id with
     /// the same key is a no-op (a block and the WAL may both carry it).
-    pub(crate) fn define(&mut self, id: SeriesId, key: SeriesKey) -> bool {
+    pub(crate) fn define(&mut self, id: SeriesId, key: &SeriesKey) -> bool {
         let slot = id.0 as usize;
         if self.series.len() <= slot {
             self.series.resize_with(slot + 1, || None);
@@ -171,7 +180,7 @@ impl Head {
         match self.series.get_mut(slot) {
             Some(Some(s)) => s.key == syms,
             Some(empty @ None) => {
-                self.postings.add(id.0, &key);
+                self.postings.add(id.0, key);
                 let hash = self.hasher.hash_one(&*syms);
                 *empty = Some(Series {
                     key: syms,
@@ -184,7 +193,7 @@ impl Head {
                 match self.by_metric.get_mut(&key.metric) {
                     Some(ids) => ids.push(id),
                     None => {
-                        self.by_metric.insert(key.metric, vec![id]);
+                        self.by_metric.insert(key.metric.clone(), vec![id]);
                     }
                 }
                 true
@@ -440,14 +449,12 @@ impl Head {
             .iter()
             .zip(values)
             .map(|(k, v)| {
-                (
-                    self.symbols.resolve(*k).to_owned(),
-                    self.symbols.resolve(*v).to_owned(),
-                )
+                let name = |id: &u32| -> Name { Name::from(self.symbols.resolve(*id)) };
+                (name(k), name(v))
             })
             .collect();
-        // Stored sorted, so SeriesKey::new's sort is a no-op pass.
-        Some(SeriesKey::new(self.symbols.resolve(*metric), tags))
+        // Stored sorted, so the constructor's sort is a no-op pass.
+        Some(SeriesKey::from_names(self.symbols.resolve(*metric), tags))
     }
 
     fn column(&self, id: SeriesId, field: &str) -> Option<&Column> {

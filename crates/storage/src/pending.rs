@@ -19,7 +19,7 @@ pub(crate) struct Apply {
     pub(crate) new_kinds: Vec<(String, String)>,
     pub(crate) points: Vec<WritePoint>,
     /// Index into `points`, its checked value, its series, and whether the
-    /// id came from the shared-key cache (nothing to remember).
+    /// head should remember the id by the point's shared key.
     pub(crate) accepted: Vec<(usize, FieldValue, SeriesId, bool)>,
 }
 

@@ -6,7 +6,7 @@
 //! a point costs a few bytes instead of its whole series key.
 
 use crate::head::SeriesId;
-use sundial_model::{FieldValue, SeriesKey, Timestamp};
+use sundial_model::{FieldValue, Name, SeriesKey, Timestamp};
 
 /// One decoded batch.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -138,11 +138,11 @@ pub(crate) fn decode_batch(mut input: &[u8]) -> Result<Batch, String> {
         let ntags = bounded_count(input, 2, "tag")?;
         let mut tags = Vec::with_capacity(ntags);
         for _ in 0..ntags {
-            let k = get_str(input)?;
-            let v = get_str(input)?;
+            let k = get_name(input)?;
+            let v = get_name(input)?;
             tags.push((k, v));
         }
-        new_series.push((SeriesId(id), SeriesKey::new(metric, tags)));
+        new_series.push((SeriesId(id), SeriesKey::from_names(metric, tags)));
     }
     let n_fields = bounded_count(input, 1, "field")?;
     let mut fields = Vec::with_capacity(n_fields);
@@ -201,6 +201,15 @@ pub(crate) fn get_str(input: &mut &[u8]) -> Result<String, String> {
     let len = usize::try_from(get_varint(input)?).map_err(|_| "string length overflow")?;
     let bytes = take(input, len)?;
     String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+}
+
+/// A tag name, without a heap string when it is short.
+fn get_name(input: &mut &[u8]) -> Result<Name, String> {
+    let len = usize::try_from(get_varint(input)?).map_err(|_| "string length overflow")?;
+    let bytes = take(input, len)?;
+    std::str::from_utf8(bytes)
+        .map(Name::from)
+        .map_err(|_| "string is not UTF-8".to_string())
 }
 
 pub(crate) fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {

@@ -45,9 +45,9 @@ pub(crate) type CommitResult = std::result::Result<(), String>;
 pub(crate) trait Hooks: Send + 'static {
     /// The records are durable: make them visible, in this order, before
     /// they are acknowledged.
-    fn durable(&self, applies: Vec<Apply>);
+    fn durable(&self, applies: &mut [Apply]);
     /// The records failed and will never be applied.
-    fn failed(&self, applies: Vec<Apply>);
+    fn failed(&self, applies: &[Apply]);
     /// The log failed: forget everything queued records announced and
     /// return the first sequence number that may still be written.
     fn broken(&self) -> u64;
@@ -331,7 +331,7 @@ impl Writer {
                         if seq < self.status.valid_from.load(Ordering::Acquire) {
                             // Checked against writes that failed.
                             let reason = self.failure_text();
-                            self.hooks.failed(apply.into_iter().collect());
+                            self.hooks.failed(apply.as_slice());
                             let _ = done.send(Err(reason));
                         } else {
                             group.sync |= sync;
@@ -378,7 +378,7 @@ impl Writer {
 
     /// Writes (and syncs) a group; applies it on success, fails it
     /// otherwise. Waiters hear only after their records are visible.
-    fn commit(&mut self, group: Group) {
+    fn commit(&mut self, mut group: Group) {
         if group.buf.is_empty() && group.waiters.is_empty() {
             return;
         }
@@ -400,13 +400,16 @@ impl Writer {
                     self.since_flush = 0;
                     self.hooks.flush_due();
                 }
-                self.hooks.durable(group.applies);
+                self.hooks.durable(&mut group.applies);
             }
-            Err(_) => self.hooks.failed(group.applies),
+            Err(_) => self.hooks.failed(&group.applies),
         }
         for w in group.waiters {
             let _ = w.send(result.clone());
         }
+        // Freeing a group's points (thousands of keys) is no reason to
+        // keep its writers waiting.
+        drop(group.applies);
     }
 
     fn write(&mut self, buf: &[u8], sync: bool) -> std::io::Result<()> {

@@ -14,7 +14,7 @@ fn key(metric: &str, tags: &[(&str, &str)]) -> Arc<SeriesKey> {
 fn point(series: &Arc<SeriesKey>, field: &str, timestamp: i64, value: ValueInput) -> WritePoint {
     WritePoint {
         series: series.clone(),
-        field: field.to_owned(),
+        field: field.into(),
         timestamp,
         value,
     }

@@ -177,7 +177,7 @@ pub(super) fn new_names(db: &Db, batch: &ShardBatch) -> Vec<SeriesName> {
             }
             for (key, value) in &p.series.tags {
                 if !snap.has_tag_value(metric, key, value) {
-                    names.insert((metric.clone(), key.clone(), value.clone()));
+                    names.insert((metric.clone(), key.to_string(), value.to_string()));
                 }
             }
         }

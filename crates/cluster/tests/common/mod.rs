@@ -257,7 +257,7 @@ pub(crate) fn points(times: std::ops::Range<i64>, round: u32) -> Vec<WritePoint>
         for host in 0..24 {
             out.push(WritePoint {
                 series: series(host),
-                field: "value".to_owned(),
+                field: "value".into(),
                 timestamp: base + t * 60_000,
                 value: ValueInput::Typed(FieldValue::Double(
                     f64::from(round) * 1000.0 + host as f64 + t as f64 / 100.0,

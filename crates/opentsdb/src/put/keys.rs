@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use sundial_model::SeriesKey;
 
-/// Entries kept before the cache starts over (about 500 bytes each with
+/// Entries kept before the cache starts over (about 900 bytes each with
 /// ten tags, the key included); a workload with more live series pays the
 /// full checks for some points, not unbounded memory.
 pub(super) const MAX_ENTRIES: usize = 65_536;
@@ -76,7 +76,12 @@ impl Entry {
     /// Heap bytes held (texts and the key's strings), roughly.
     fn bytes(&self) -> usize {
         let key = &self.resolved.key;
-        let names: usize = key.tags.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+        let spilled = |n: &sundial_model::Name| if n.is_heap_allocated() { n.len() } else { 0 };
+        let names: usize = key
+            .tags
+            .iter()
+            .map(|(k, v)| 48 + spilled(k) + spilled(v))
+            .sum();
         self.metric.len() + self.tags.len() + key.metric.len() + names + 128
     }
 }
@@ -238,7 +243,7 @@ pub(crate) struct Pending(Entry);
 pub(crate) fn resolve(metric: &str, tags: &TagPairs<'_>, limits: Limits) -> Resolved {
     let (pairs, error) = super::check_names(metric, tags, limits);
     Resolved {
-        key: Arc::new(SeriesKey::new(metric, pairs)),
+        key: Arc::new(SeriesKey::from_names(metric, pairs)),
         error: error.map(Arc::from),
     }
 }

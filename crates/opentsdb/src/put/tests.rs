@@ -1,4 +1,6 @@
 use super::*;
+use std::sync::Arc;
+use sundial_model::SeriesKey;
 
 const LIMITS: Limits = Limits {
     max_tags: 16,
@@ -104,7 +106,7 @@ fn tag_count_limit_is_inclusive() {
 #[test]
 fn tag_values_are_coerced_to_text() -> Result<(), serde_json::Error> {
     let text = |j: &str| -> Result<Option<String>, serde_json::Error> {
-        Ok(tag_text(&serde_json::from_str::<Scalar<'_>>(j)?))
+        Ok(tag_text(&serde_json::from_str::<Scalar<'_>>(j)?).map(String::from))
     };
     assert_eq!(text("7")?.as_deref(), Some("7"));
     assert_eq!(text("-3")?.as_deref(), Some("-3"));

@@ -78,7 +78,7 @@ impl Serialize for Body<'_> {
 }
 
 /// `{"k": "v", ...}`.
-struct TagsObject<'a>(&'a [(String, String)]);
+struct TagsObject<'a>(&'a [(sundial_model::Name, sundial_model::Name)]);
 
 impl Serialize for TagsObject<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -157,7 +157,11 @@ mod tests {
                 dps.insert(t.to_string(), point_value(v, style));
             }
         }
-        let tags: Map<String, Value> = r.tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let tags: Map<String, Value> = r
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
         let mut obj = Map::new();
         obj.insert("metric".into(), json!(r.metric));
         obj.insert("tags".into(), Value::Object(tags));

@@ -197,7 +197,7 @@ fn write_line(
         tags: key
             .tags
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
             .collect(),
         field,
         timestamps: points.iter().map(|(t, _)| *t).collect(),

@@ -171,7 +171,7 @@ fn add_line(
         }
         let mut point = WritePoint {
             series: key.clone(),
-            field: line.field.clone(),
+            field: line.field.as_str().into(),
             timestamp,
             value: ValueInput::Typed(value.0),
         };

@@ -24,8 +24,8 @@ pub(super) fn by_tsuid(
         .tags
         .iter()
         .map(|(k, v)| TagMatch::Eq {
-            key: k.clone(),
-            value: v.clone(),
+            key: k.to_string(),
+            value: v.to_string(),
         })
         .collect();
     let found = series(api, &key.metric, exactly, usize::MAX)?;

@@ -67,7 +67,7 @@ fn random_db(dir: &std::path::Path, seed: u64) -> anyhow::Result<Db> {
             let ts = START + rng.below(180) as i64 * MINUTE + rng.below(3) as i64 * 1000;
             let point = |field: &str, value| WritePoint {
                 series: key.clone(),
-                field: field.to_owned(),
+                field: field.into(),
                 timestamp: ts,
                 value: ValueInput::Typed(value),
             };

@@ -166,7 +166,7 @@ fn rounds() -> Vec<Vec<WritePoint>> {
                     };
                     WritePoint {
                         series: key(metric, h),
-                        field: field.to_owned(),
+                        field: field.into(),
                         timestamp: ts,
                         value: ValueInput::Typed(value),
                     }

@@ -32,7 +32,7 @@ pub(super) fn recover(config: &Config) -> Result<(Head, Catalog, Vec<Arc<Block>>
     let mut head = Head::default();
     let (catalog, defs) = Catalog::open(&config.vfs, dir)?;
     for (id, key) in defs {
-        if !head.define(id, key.clone()) {
+        if !head.define(id, &key) {
             warn!(series = %key, id = id.0, "series id already names another series");
         }
     }
@@ -119,7 +119,7 @@ fn replay_segment(config: &Config, path: &std::path::Path) -> Result<Vec<Batch>>
 fn apply_batch(head: &mut Head, batch: Batch) {
     for (id, key) in batch.new_series {
         let new = head.key(id).is_none();
-        if !head.define(id, key.clone()) {
+        if !head.define(id, &key) {
             warn!(series = %key, id = id.0, "series id already names another series; skipped");
         } else if new {
             // Defined only in the WAL so far: the next flush catalogs it.

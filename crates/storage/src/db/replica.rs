@@ -131,7 +131,7 @@ impl Db {
     ) -> bool {
         let mut head = self.inner.head.write();
         for (id, key) in series {
-            if !head.define(id, key) {
+            if !head.define(id, &key) {
                 return false;
             }
         }

@@ -626,12 +626,67 @@ mod remote;
 mod replica;
 
 #[test]
+fn only_keys_shared_beyond_their_write_are_remembered() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let db = Db::open(quiet(dir.path()))?;
+    let recent = |key: &std::sync::Arc<SeriesKey>| db.inner.head.read().recent_id(key);
+    let shared = point("a", 1, 1);
+    // What an adapter's key cache holds while the write runs.
+    let cached = shared.series.clone();
+    write_all(&db, vec![shared.clone()])?;
+    assert_eq!(
+        recent(&cached),
+        None,
+        "a new series has nothing to skip yet"
+    );
+    write_all(
+        &db,
+        vec![WritePoint {
+            timestamp: 2,
+            ..shared
+        }],
+    )?;
+    let id = recent(&cached);
+    assert!(id.is_some());
+    // Keys built for one write each: looked up, never kept.
+    for ts in 1..=3 {
+        write_all(&db, vec![point("b", ts, 1)])?;
+    }
+    assert_eq!(db.inner.head.read().remembered(), 1);
+    write_all(
+        &db,
+        vec![WritePoint {
+            timestamp: 3,
+            ..point("a", 0, 2)
+        }],
+    )?;
+    assert_eq!(recent(&cached), id);
+    let mut want = Model::new();
+    for (host, ts, v) in [
+        ("a", 1, 1),
+        ("a", 2, 1),
+        ("a", 3, 2),
+        ("b", 1, 1),
+        ("b", 2, 1),
+        ("b", 3, 1),
+    ] {
+        want.insert((host.into(), "value".into(), ts), FieldValue::Long(v));
+    }
+    assert_eq!(snapshot(&db), want);
+    db.close();
+    Ok(())
+}
+
+#[test]
 fn a_shared_key_changed_after_a_write_is_looked_up_again() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let db = Db::open(quiet(dir.path()))?;
     let mut first = point("a", 1, 1);
     let key = first.series.clone();
+    // The second write looks the series up through a shared key: kept.
     write_all(&db, vec![first.clone()])?;
+    write_all(&db, vec![first.clone()])?;
+    assert!(db.inner.head.read().recent_id(&key).is_some());
     // The adapter's shared key, rewritten in place by its last owner
     // (what BlueKing's binding does with `Arc::make_mut`).
     drop(key);

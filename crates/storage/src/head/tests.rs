@@ -34,7 +34,7 @@ proptest! {
             let next = SeriesId(ids.len() as u32);
             let id = *ids.entry(k.clone()).or_insert(next);
             // Defining an id again with its key is a no-op.
-            prop_assert!(head.define(id, k));
+            prop_assert!(head.define(id, &k));
         }
         for (k, id) in &ids {
             prop_assert_eq!(head.lookup(k), Some(*id));
@@ -46,7 +46,7 @@ proptest! {
         }
         // Another key under a defined id is refused.
         let other = key(9, &[]);
-        prop_assert!(!head.define(SeriesId(0), other));
+        prop_assert!(!head.define(SeriesId(0), &other));
     }
 }
 
@@ -56,8 +56,8 @@ fn keys_past_the_inline_tag_count_find_their_ids() {
     let mut head = Head::default();
     let many: Vec<(u8, u8)> = (0..30).map(|i| (i, i % 7)).collect();
     let (a, b) = (key(0, &many), key(0, &many[1..]));
-    assert!(head.define(SeriesId(0), a.clone()));
-    assert!(head.define(SeriesId(1), b.clone()));
+    assert!(head.define(SeriesId(0), &a));
+    assert!(head.define(SeriesId(1), &b));
     assert_eq!(head.lookup(&a), Some(SeriesId(0)));
     assert_eq!(head.lookup(&b), Some(SeriesId(1)));
     assert_eq!(head.key(SeriesId(0)), Some(a));

@@ -17,7 +17,9 @@ pub use last::{Latest, last};
 use super::{group, parallel, select};
 use crate::{Budget, Error, Result};
 use std::collections::BTreeMap;
-use sundial_model::{Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Timestamp};
+use sundial_model::{
+    Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Tags, Timestamp,
+};
 use sundial_storage::{Db, Num, NumSlice, SeriesId, Snapshot};
 
 /// Points a fill policy may make for one series.
@@ -297,9 +299,7 @@ fn numbers(
 
 /// Tags whose value is the same in every series that has them, and the
 /// keys whose values conflict (OpenTSDB 2.2+ rule).
-fn common_tags<'a>(
-    keys: impl Iterator<Item = &'a SeriesKey>,
-) -> (Vec<(String, String)>, Vec<String>) {
+fn common_tags<'a>(keys: impl Iterator<Item = &'a SeriesKey>) -> (Tags, Vec<String>) {
     let mut seen: BTreeMap<&str, Option<&str>> = BTreeMap::new();
     for key in keys {
         for (k, v) in &key.tags {
@@ -316,7 +316,7 @@ fn common_tags<'a>(
     let mut aggregated = Vec::new();
     for (k, v) in seen {
         match v {
-            Some(v) => tags.push((k.to_owned(), v.to_owned())),
+            Some(v) => tags.push((k.into(), v.into())),
             None => aggregated.push(k.to_owned()),
         }
     }

@@ -345,7 +345,7 @@ pub(in crate::series_query) fn downsampled_by_host(
         .iter()
         .map(|r| {
             let host = r.tags.iter().find(|(k, _)| k == "host");
-            let host = host.map(|(_, v)| v.clone()).unwrap_or_default();
+            let host = host.map(|(_, v)| v.to_string()).unwrap_or_default();
             (host, text(&r.points))
         })
         .collect())
