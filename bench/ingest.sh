@@ -9,8 +9,10 @@
 #                   [--profile wide]
 #
 # --profile wide: 1 M series (100 000 hosts x 10 metrics) of 12 points each,
-# for memory per series (resident memory after the load, divided by the
-# series) and the peak through compaction (or VictoriaMetrics' merge).
+# for memory per series (resident memory once the server is idle after the
+# load, divided by the series: under 5% of a core for a second, as a flush
+# in progress would otherwise decide the figure) and the peak through
+# compaction (or VictoriaMetrics' merge).
 #
 # Bounded: one pass over the data set per server. Installs the peers with
 # apt-get if they are missing (needs root, as on the project machines).
@@ -49,6 +51,16 @@ settle() { # dir: wait until its allocated size stops changing
   echo "$now"
 }
 hwm() { awk '/VmHWM/ {printf "%d\n", $2 * 1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+quiet() { # pid: wait until it uses under 5% of a core for a second (30 s at most)
+  local last now
+  last=$(cpu_ticks "$1")
+  for _ in $(seq 1 30); do
+    sleep 1; now=$(cpu_ticks "$1")
+    [ $((now - last)) -lt 5 ] && break
+    last=$now
+  done
+}
 rss() { awk '/VmRSS/ {printf "%d\n", $2 * 1024}' "/proc/$1/status"; }
 load() { # label, base url
   "$BIN/sundial-load" --url "$2" --label "$1" --hours "$HOURS" --hosts "$HOSTS" \
@@ -75,7 +87,7 @@ run_sundial() {
   local pid=$!
   wait_http "http://127.0.0.1:$port/api/version" 30 >/dev/null
   local out; out=$(load sundial "http://127.0.0.1:$port")
-  local loaded; loaded=$(rss $pid)
+  quiet $pid; local loaded; loaded=$(rss $pid)
   # Settle like VictoriaMetrics' force_merge: flush and merge all blocks.
   curl -sf -XPOST "http://127.0.0.1:$port/admin/compact" >/dev/null
   local rss; rss=$(hwm $pid)
@@ -97,7 +109,7 @@ run_victoria() {
   wait_http "http://127.0.0.1:18428/health" 30 >/dev/null
   sleep 1
   local out; out=$(load victoriametrics "http://127.0.0.1:14243")
-  local loaded; loaded=$(rss $pid)
+  quiet $pid; local loaded; loaded=$(rss $pid)
   curl -sf "http://127.0.0.1:18428/internal/force_flush" >/dev/null
   curl -sf "http://127.0.0.1:18428/internal/force_merge?partition_prefix=$PARTITION" >/dev/null
   local rss; rss=$(hwm $pid)
@@ -119,7 +131,7 @@ run_influx() {
   wait_http "http://127.0.0.1:18086/ping" 30 >/dev/null
   curl -sf -XPOST "http://127.0.0.1:18086/query" --data-urlencode "q=CREATE DATABASE opentsdb" >/dev/null
   local out; out=$(load influxdb "http://127.0.0.1:14244")
-  local loaded; loaded=$(rss $pid)
+  quiet $pid; local loaded; loaded=$(rss $pid)
   local rss; rss=$(hwm $pid)
   sleep 12   # let the cold-write snapshot and full compaction run
   local disk; disk=$(settle "$dir")
