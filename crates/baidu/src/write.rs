@@ -146,7 +146,7 @@ fn tags_of(dp: &Map<String, Value>) -> Result<Tags, BaiduError> {
         check_name(k, "tag key", 100)?;
         let v = match v {
             Value::String(s) => Name::from(s.as_str()),
-            Value::Number(n) => Name::from(n.to_string()),
+            Value::Number(n) => compact_str::format_compact!("{n}"),
             Value::Bool(b) => b.to_compact_string(),
             _ => {
                 return Err(BaiduError::invalid(format!(

@@ -254,9 +254,13 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn get_str(input: &mut &[u8]) -> Result<String, sundial_codec::Error> {
+    get_text(input).map(str::to_owned)
+}
+
+fn get_text<'a>(input: &mut &'a [u8]) -> Result<&'a str, sundial_codec::Error> {
     let len = get_usize(input)?;
     let bytes = take(input, len)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| invalid("UTF-8 text"))
+    std::str::from_utf8(bytes).map_err(|_| invalid("UTF-8 text"))
 }
 
 fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
@@ -271,9 +275,9 @@ fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
 fn get_key(input: &mut &[u8]) -> Result<SeriesKey, sundial_codec::Error> {
     let metric = get_str(input)?;
     let tags = (0..count(input)?)
-        .map(|_| Ok((get_str(input)?, get_str(input)?)))
+        .map(|_| Ok((get_text(input)?.into(), get_text(input)?.into())))
         .collect::<Result<Vec<_>, sundial_codec::Error>>()?;
-    Ok(SeriesKey::new(metric, tags))
+    Ok(SeriesKey::from_names(metric, tags))
 }
 
 // A value is a stored value's tag and bytes (`sundial_codec::value`), or

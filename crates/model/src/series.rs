@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-/// A tag key or value. Most are short enough (24 bytes) to sit inline:
-/// a key is built for every point written, and a heap string per name
-/// cost more than the rest of a write.
+/// A tag key or value, or a field name. Most are short enough (24 bytes)
+/// to sit inline: a point that misses an adapter's key cache has its key
+/// built, and a heap string per name cost more than the rest of a write.
 pub type Name = compact_str::CompactString;
 
 /// Tag pairs sorted by key; keys are unique.

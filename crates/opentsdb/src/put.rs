@@ -242,7 +242,8 @@ fn tag_text(v: &Scalar<'_>) -> Option<Name> {
         Scalar::Bool(b) => Some(b.to_compact_string()),
         Scalar::I64(i) => Some(i.to_compact_string()),
         Scalar::U64(u) => Some(u.to_compact_string()),
-        // Display's text, not the shortest round trip (`1`, not `1.0`).
+        // Display's notation (`1`, `100000000000000000000`), not ryu's
+        // (`1.0`, `1e20`), which `to_compact_string` would give.
         Scalar::F64(f) => Some(compact_str::format_compact!("{f}")),
         Scalar::Null | Scalar::Composite => None,
     }
@@ -333,6 +334,23 @@ struct CheckedPut {
     points: Vec<WritePoint>,
     /// Per point: the error of a rule OpenTSDB checks after the value kind.
     later_errors: Vec<Option<String>>,
+    /// Points a write hook stored under another metric, by point index
+    /// (ascending), for error texts that name what was stored.
+    renamed: Vec<(usize, String)>,
+}
+
+impl CheckedPut {
+    /// The metric point `i` (of `element`) was stored under.
+    fn stored_metric<'a>(
+        renamed: &'a [(usize, String)],
+        i: usize,
+        element: &'a PointDto<'_>,
+    ) -> &'a str {
+        match renamed.binary_search_by_key(&i, |(at, _)| *at) {
+            Ok(k) => renamed.get(k).map_or("", |(_, m)| m.as_str()),
+            Err(_) => metric_text(element),
+        }
+    }
 }
 
 /// Checks every element (the key cache spares known series their name
@@ -342,6 +360,7 @@ fn check_all(api: &Api, parsed: &[PointDto<'_>], hooked: &mut HookedRequest) -> 
     let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(parsed.len());
     let mut points = Vec::with_capacity(parsed.len());
     let mut later_errors = Vec::with_capacity(parsed.len());
+    let mut renamed = Vec::new();
     let known = api.keys.lookup_all(parsed.iter().map(raw_names));
     let mut learned = Vec::new();
     for (element, known) in parsed.iter().zip(known) {
@@ -363,6 +382,9 @@ fn check_all(api: &Api, parsed: &[PointDto<'_>], hooked: &mut HookedRequest) -> 
                     slots.push(Err(e.to_string()));
                     continue;
                 }
+                if point.series.metric != metric_text(element) {
+                    renamed.push((points.len(), point.series.metric.clone()));
+                }
                 slots.push(Ok(points.len()));
                 points.push(point);
                 later_errors.push(later_error);
@@ -375,6 +397,7 @@ fn check_all(api: &Api, parsed: &[PointDto<'_>], hooked: &mut HookedRequest) -> 
         slots,
         points,
         later_errors,
+        renamed,
     }
 }
 
@@ -395,13 +418,14 @@ pub(crate) async fn put(
         slots,
         points,
         later_errors,
+        renamed,
     } = check_all(&api, &parsed, &mut hooked);
     // A point with a later error is still checked for its kind (that
     // error comes first in OpenTSDB's order) but never stored.
     let vetoed: Vec<bool> = later_errors.iter().map(Option::is_some).collect();
     let (results, timed_out) = store(&api, points, (Vec::new(), vetoed), &params, hooked).await?;
-    // The element's metric, not its stored key's: holding a clone of
-    // every key would make them all look shared to the head.
+    // Metrics from the elements (and the renamed ones), not clones of
+    // every key: those would make every key look shared to the head.
     let failures = slots
         .into_iter()
         .zip(&parsed)
@@ -410,7 +434,10 @@ pub(crate) async fn put(
             Ok(i) => match results.get(i) {
                 Some(Ok(())) => None,
                 Some(Err(PointError::Rejected)) => later_errors.get(i).cloned().flatten(),
-                Some(Err(e)) => Some(point_error_text(e, metric_text(element))),
+                Some(Err(e)) => Some(point_error_text(
+                    e,
+                    CheckedPut::stored_metric(&renamed, i, element),
+                )),
                 None => Some("Internal error".into()),
             },
         });

@@ -608,8 +608,8 @@ impl Db {
 }
 
 /// A point's index, checked value, and series id with whether the head
-/// should remember it by its shared key (`None`: a series new to the
-/// database).
+/// should remember it by its key's address (the key had another owner
+/// when looked up; `None`: a series new to the database).
 type Found = (usize, FieldValue, Option<(SeriesId, bool)>);
 
 /// Series of the accepted points: existing ones from the head or from

@@ -83,11 +83,12 @@ pub(crate) struct Head {
     pub(crate) index_changes: u64,
     /// Ids of recently written keys by the address of their shared key:
     /// adapters hand the same `Arc` for a series they have seen, and this
-    /// skips hashing its names. Only keys shared beyond their write are
-    /// kept (a key built for one request never comes back: at a million
-    /// series such entries only cost memory). The weak reference keeps
-    /// the allocation, so no other key can take the address while the
-    /// entry exists.
+    /// skips hashing its names. Only keys with another owner when looked
+    /// up are kept (an adapter's key cache, or another point of the same
+    /// write): a key built for one point never comes back, and at a
+    /// million series such entries only cost memory. The weak reference
+    /// keeps the allocation, so no other key can take the address while
+    /// the entry exists.
     recent: FastMap<usize, (Weak<SeriesKey>, SeriesId)>,
 }
 

@@ -111,6 +111,7 @@ fn tag_values_are_coerced_to_text() -> Result<(), serde_json::Error> {
     assert_eq!(text("7")?.as_deref(), Some("7"));
     assert_eq!(text("-3")?.as_deref(), Some("-3"));
     assert_eq!(text("0.5")?.as_deref(), Some("0.5"));
+    assert_eq!(text("1.0")?.as_deref(), Some("1"));
     assert_eq!(text("1e20")?.as_deref(), Some("100000000000000000000"));
     assert_eq!(text("true")?.as_deref(), Some("true"));
     assert_eq!(text("null")?, None);
