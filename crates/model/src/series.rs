@@ -31,15 +31,19 @@ impl SeriesKey {
 
     /// [`SeriesKey::new`] from names already converted.
     pub fn from_names(metric: impl Into<String>, mut tags: Tags) -> Self {
-        tags.sort_by(|a, b| a.0.cmp(&b.0));
-        tags.dedup_by(|later, earlier| {
-            if later.0 == earlier.0 {
-                std::mem::swap(&mut earlier.1, &mut later.1);
-                true
-            } else {
-                false
-            }
-        });
+        // Most callers (the put checks, the head, the WAL) pass keys sorted
+        // and unique already: one pass proves it.
+        if !tags.is_sorted_by(|a, b| a.0 < b.0) {
+            tags.sort_by(|a, b| a.0.cmp(&b.0));
+            tags.dedup_by(|later, earlier| {
+                if later.0 == earlier.0 {
+                    std::mem::swap(&mut earlier.1, &mut later.1);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
         Self {
             metric: metric.into(),
             tags,
@@ -90,5 +94,11 @@ mod tests {
         assert_eq!(key.tag("host"), Some("b"));
         assert_eq!(key.tag("nope"), None);
         assert_eq!(key.to_string(), "m{dc=x,host=b}");
+        // In order but repeated: still one pair per key, the last.
+        let key = SeriesKey::from_names(
+            "m",
+            vec![("dc".into(), "x".into()), ("dc".into(), "y".into())],
+        );
+        assert_eq!(key.tags, vec![("dc".into(), "y".into())]);
     }
 }

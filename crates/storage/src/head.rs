@@ -454,7 +454,7 @@ impl Head {
                 (name(k), name(v))
             })
             .collect();
-        // Stored sorted, so the constructor's sort is a no-op pass.
+        // Stored sorted: the constructor only checks the order.
         Some(SeriesKey::from_names(self.symbols.resolve(*metric), tags))
     }
 

@@ -198,18 +198,18 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 pub(crate) fn get_str(input: &mut &[u8]) -> Result<String, String> {
-    let len = usize::try_from(get_varint(input)?).map_err(|_| "string length overflow")?;
-    let bytes = take(input, len)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+    get_text(input).map(str::to_owned)
 }
 
 /// A tag name, without a heap string when it is short.
 fn get_name(input: &mut &[u8]) -> Result<Name, String> {
+    get_text(input).map(Name::from)
+}
+
+fn get_text<'a>(input: &mut &'a [u8]) -> Result<&'a str, String> {
     let len = usize::try_from(get_varint(input)?).map_err(|_| "string length overflow")?;
     let bytes = take(input, len)?;
-    std::str::from_utf8(bytes)
-        .map(Name::from)
-        .map_err(|_| "string is not UTF-8".to_string())
+    std::str::from_utf8(bytes).map_err(|_| "string is not UTF-8".to_string())
 }
 
 pub(crate) fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
