@@ -48,7 +48,9 @@ use sundial_storage::{DEFAULT_DATABASE, Db, Engine};
 type UidsByDatabase = HashMap<String, (Db, Arc<uids::Uids>)>;
 
 /// What the OpenTSDB handlers need. Handlers get it pointed at the
-/// database their request addresses (see `scope`).
+/// database their request addresses (see `scope`). Cloned for every
+/// request (axum's state, the scope extractors), so all but the
+/// database's own parts sit behind one `Arc`, reached through `Deref`.
 #[derive(Debug, Clone)]
 pub struct Api {
     /// The database this request reads or writes.
@@ -57,6 +59,12 @@ pub struct Api {
     database: Arc<str>,
     /// Its UID tables.
     uids: Arc<uids::Uids>,
+    common: Arc<Common>,
+}
+
+/// The parts of [`Api`] common to every database.
+#[derive(Debug, Clone)]
+pub struct Common {
     default_uids: Arc<uids::Uids>,
     engine: Engine,
     pub config: Arc<Config>,
@@ -90,6 +98,14 @@ pub struct Api {
     stats: Option<sundial_api::stats::StatsSource>,
 }
 
+impl std::ops::Deref for Api {
+    type Target = Common;
+
+    fn deref(&self) -> &Common {
+        &self.common
+    }
+}
+
 impl Api {
     /// The API over the engine's databases (`default` unless a request
     /// names another), checking callers against `store`.
@@ -103,22 +119,24 @@ impl Api {
         Ok(Self {
             db: engine.default_db(),
             database: DEFAULT_DATABASE.into(),
-            default_uids: uids.clone(),
-            uids,
-            engine,
-            config: Arc::new(config),
-            store,
-            limits,
-            other_uids: Arc::default(),
-            hooks: sundial_api::write_hook::WriteHooks::default(),
-            sink: sundial_api::sink::Sink::default(),
-            reads: sundial_api::reads::Reads::default(),
-            deletes: sundial_api::deletes::Deletes::default(),
-            directory: None,
-            shared_uids: None,
-            shared_ttl: None,
-            stats: None,
-            keys: Arc::default(),
+            uids: uids.clone(),
+            common: Arc::new(Common {
+                default_uids: uids,
+                engine,
+                config: Arc::new(config),
+                store,
+                limits,
+                other_uids: Arc::default(),
+                hooks: sundial_api::write_hook::WriteHooks::default(),
+                sink: sundial_api::sink::Sink::default(),
+                reads: sundial_api::reads::Reads::default(),
+                deletes: sundial_api::deletes::Deletes::default(),
+                directory: None,
+                shared_uids: None,
+                shared_ttl: None,
+                stats: None,
+                keys: Arc::default(),
+            }),
         })
     }
 
@@ -222,22 +240,28 @@ impl Api {
             .map_err(|e| error::OpenTsdbError::bad_request(e.to_string()))
     }
 
+    /// The common parts, to set while the server is built (copied only
+    /// if a request already holds them).
+    fn common_mut(&mut self) -> &mut Common {
+        Arc::make_mut(&mut self.common)
+    }
+
     /// Passes every write through `hooks` (BlueKing's group binding).
     pub fn with_hooks(mut self, hooks: sundial_api::write_hook::WriteHooks) -> Self {
-        self.hooks = hooks;
+        self.common_mut().hooks = hooks;
         self
     }
 
     /// Sends every write to `sink` instead of this node's databases.
     pub fn with_sink(mut self, sink: sundial_api::sink::Sink) -> Self {
-        self.sink = sink;
+        self.common_mut().sink = sink;
         self
     }
 
     /// Runs queries, last points and listings through `reads` instead of
     /// this node's databases.
     pub fn with_reads(mut self, reads: sundial_api::reads::Reads) -> Self {
-        self.reads = reads;
+        self.common_mut().reads = reads;
         self
     }
 
@@ -247,20 +271,20 @@ impl Api {
         mut self,
         directory: Arc<dyn sundial_api::shared::DatabaseDirectory>,
     ) -> Self {
-        self.directory = Some(directory);
+        self.common_mut().directory = Some(directory);
         self
     }
 
     /// Runs `/api/delete_data` and `/api/delete_meta` through `deletes`
     /// instead of on this node's databases.
     pub fn with_deletes(mut self, deletes: sundial_api::deletes::Deletes) -> Self {
-        self.deletes = deletes;
+        self.common_mut().deletes = deletes;
         self
     }
 
     /// Takes TSUIDs from `uids`, shared by a cluster's nodes.
     pub fn with_shared_uids(mut self, uids: Arc<dyn sundial_api::shared::SharedUids>) -> Self {
-        self.shared_uids = Some(uids);
+        self.common_mut().shared_uids = Some(uids);
         self
     }
 
@@ -272,7 +296,7 @@ impl Api {
         doc: Arc<dyn sundial_api::shared::SharedDocument>,
         shards: Arc<dyn sundial_api::shared::ShardedData>,
     ) -> Self {
-        self.shared_ttl = Some((doc, shards));
+        self.common_mut().shared_ttl = Some((doc, shards));
         self
     }
 
@@ -293,7 +317,7 @@ impl Api {
 
     /// Lists `source`'s statistics at `/api/stats` and telnet `stats`.
     pub fn with_stats(mut self, source: sundial_api::stats::StatsSource) -> Self {
-        self.stats = Some(source);
+        self.common_mut().stats = Some(source);
         self
     }
 
