@@ -39,13 +39,24 @@ impl Vfs {
         }
     }
 
-    /// Creates a new file; fails if it exists.
+    /// Creates a new file to append to; fails if it exists.
     pub fn create_new(&self, path: &Path) -> io::Result<VfsFile> {
+        self.open_new(path, true)
+    }
+
+    /// Creates a new file written at given offsets ([`VfsFile::write_all_at`];
+    /// a file opened to append ignores them); fails if it exists.
+    pub fn create_new_positioned(&self, path: &Path) -> io::Result<VfsFile> {
+        self.open_new(path, false)
+    }
+
+    fn open_new(&self, path: &Path, append: bool) -> io::Result<VfsFile> {
         self.check(Op::Create, path)?;
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
-            .append(true)
+            .write(true)
+            .append(append)
             .open(path)?;
         Ok(self.wrap(file, path))
     }
@@ -143,6 +154,24 @@ impl VfsFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes all of `buf` at `offset`, through the faults as [`Write`]
+    /// does.
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let Some(faults) = &self.faults else {
+            return self.file.write_all_at(buf, offset);
+        };
+        // Part of the bytes may reach the file before the error.
+        let allowed = faults.on_write(&self.path, buf.len())?;
+        let (kept, lost) = buf.split_at(allowed.min(buf.len()));
+        self.file.write_all_at(kept, offset)?;
+        if lost.is_empty() {
+            Ok(())
+        } else {
+            Err(faults.short_write_error())
+        }
     }
 
     /// The underlying file, for reads.

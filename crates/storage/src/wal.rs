@@ -15,14 +15,13 @@ use crate::pending::Apply;
 use crate::record;
 use crate::vfs::{Vfs, VfsFile};
 use parking_lot::Mutex;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 mod segments;
 
@@ -228,19 +227,28 @@ impl Wal {
     }
 }
 
+/// How far ahead of its records a segment is zeroed: the file's size so
+/// far, between these bounds.
+const ZERO_AHEAD_MIN: u64 = 64 << 10;
+const ZERO_AHEAD_MAX: u64 = 1 << 20;
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
 struct Segment {
     file: VfsFile,
     number: u64,
+    /// Where the next record goes.
     len: u64,
+    /// The file's size: its records, then zeros.
+    zeroed: u64,
 }
 
 impl Segment {
     fn create(vfs: &Vfs, dir: &Path, number: u64) -> Result<Self> {
         let path = segment_path(dir, number);
-        let mut file = vfs
-            .create_new(&path)
+        let file = vfs
+            .create_new_positioned(&path)
             .map_err(|e| Error::io("create WAL segment", &path, e))?;
-        let written = file.write_all(MAGIC).and_then(|()| file.sync_all());
+        let written = file.write_all_at(MAGIC, 0).and_then(|()| file.sync_all());
         if let Err(e) = written {
             drop(file);
             let _ = vfs.remove_file(&path);
@@ -255,7 +263,34 @@ impl Segment {
             file,
             number,
             len: MAGIC.len() as u64,
+            zeroed: MAGIC.len() as u64,
         })
+    }
+
+    /// Zeroes the file from `end` (where the records about to be written
+    /// end) some way on, at most to `limit` (the segment's size), unless
+    /// that is done already. Syncs of records written over zeros find the
+    /// file's size and blocks unchanged and write the data alone; a file
+    /// growing with every commit had each sync write its inode too, a
+    /// second write waited for. Replay takes zeros after the last record
+    /// for the segment's end. A failure here is left to the records' own
+    /// write: zeroing only saves work.
+    fn zero_ahead(&mut self, end: u64, limit: u64) {
+        if end <= self.zeroed || self.zeroed >= limit {
+            return;
+        }
+        let step = self.zeroed.clamp(ZERO_AHEAD_MIN, ZERO_AHEAD_MAX);
+        let target = (self.zeroed + step).max(end).min(limit);
+        let mut at = end;
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64) as usize;
+            if let Err(e) = self.file.write_all_at(&ZEROS[..n], at) {
+                debug!(path = %self.path().display(), error = %e, "cannot zero the WAL segment ahead");
+                return;
+            }
+            at += n as u64;
+        }
+        self.zeroed = target;
     }
 
     fn path(&self) -> &Path {
@@ -413,8 +448,11 @@ impl Writer {
     }
 
     fn write(&mut self, buf: &[u8], sync: bool) -> std::io::Result<()> {
-        self.segment.file.write_all(buf)?;
-        self.segment.len += buf.len() as u64;
+        let end = self.segment.len + buf.len() as u64;
+        self.segment.zero_ahead(end, self.settings.segment_bytes);
+        self.segment.file.write_all_at(buf, self.segment.len)?;
+        self.segment.len = end;
+        self.segment.zeroed = self.segment.zeroed.max(end);
         if sync {
             self.segment.file.sync_data()?;
         }
@@ -446,6 +484,7 @@ impl Writer {
             .and_then(|()| self.segment.file.sync_all());
         match cut {
             Ok(()) => {
+                self.segment.zeroed = len;
                 self.uncut = None;
                 self.status.uncut.store(false, Ordering::Release);
             }

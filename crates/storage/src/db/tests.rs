@@ -4,6 +4,7 @@
 use super::flush::flush_before;
 use super::*;
 use crate::block::{self, BlockId};
+use crate::record;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -218,35 +219,93 @@ fn run_model(
     Ok(())
 }
 
+/// The last WAL segment of a database in `dir`, its bytes, and where its
+/// records end (the writer zeroes the file ahead of them).
+fn last_segment(dir: &std::path::Path) -> Result<(std::path::PathBuf, Vec<u8>, usize)> {
+    let last = *wal::list_segments(dir)?.last().ok_or(Error::Closed)?;
+    let path = wal::segment_path(dir, last);
+    let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    // Frames: an 8-byte header (length, CRC) after the 8-byte magic.
+    let mut end = wal::MAGIC.len();
+    while let Some(len) = bytes
+        .get(end..end + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    {
+        match u32::from_le_bytes(len) as usize {
+            0 => break,
+            len => end += record::FRAME_HEADER + len,
+        }
+    }
+    Ok((path, bytes, end))
+}
+
 #[test]
 fn torn_wal_tail_is_dropped_not_fatal() -> Result<()> {
+    // The second record torn where the file ends (a segment written before
+    // segments were zeroed ahead), and torn inside the zeros.
+    for cut_file in [true, false] {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+        let db = Db::open(config(dir.path()))?;
+        write_all(&db, vec![point("a", 1, 10)])?;
+        write_all(&db, vec![point("a", 2, 20)])?;
+        db.abandon();
+        let (path, mut bytes, end) = last_segment(dir.path())?;
+        if cut_file {
+            bytes.truncate(end - 5);
+        } else {
+            bytes[end - 5..end].fill(0);
+        }
+        fs::write(&path, &bytes).map_err(|e| Error::io("write", &path, e))?;
+        let damage = wal::parse_segment(&bytes, false).damage;
+        assert_eq!(damage.map(|d| d.resumes_at), Some(None), "a torn tail");
+        let db = Db::open(config(dir.path()))?;
+        let got = snapshot(&db);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got.get(&("a".into(), "value".into(), 1)),
+            Some(&FieldValue::Long(10))
+        );
+        db.close();
+    }
+    Ok(())
+}
+
+/// Segments are zeroed ahead of their records; the zeros are their end,
+/// not damage, but a record found past zeros is damage in the middle.
+#[test]
+fn zeros_after_the_last_record_end_a_segment() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
     let db = Db::open(config(dir.path()))?;
-    write_all(&db, vec![point("a", 1, 10)])?;
-    write_all(&db, vec![point("a", 2, 20)])?;
+    for ts in 1..=3 {
+        write_all(&db, vec![point("a", ts, ts * 10)])?;
+    }
     db.abandon();
-    let last = *wal::list_segments(dir.path())?
-        .last()
-        .ok_or(Error::Closed)?;
-    let path = wal::segment_path(dir.path(), last);
-    let len = fs::metadata(&path)
-        .map_err(|e| Error::io("stat", &path, e))?
-        .len();
-    // Cut the second record in half.
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    file.set_len(len - 5)
-        .map_err(|e| Error::io("truncate", &path, e))?;
+    let (_, mut bytes, end) = last_segment(dir.path())?;
+    assert!(bytes.len() > end, "zeroed ahead: {} > {end}", bytes.len());
+    assert!(bytes[end..].iter().all(|&b| b == 0));
+    let read = wal::parse_segment(&bytes, false);
+    assert!(read.damage.is_none(), "{:?}", read.damage);
+    let points: usize = read.batches.iter().map(|b| b.points.len()).sum();
+    assert_eq!(points, 3);
     let db = Db::open(config(dir.path()))?;
-    let got = snapshot(&db);
-    assert_eq!(got.len(), 1);
-    assert_eq!(
-        got.get(&("a".into(), "value".into(), 1)),
-        Some(&FieldValue::Long(10))
-    );
+    let want: Model = (1..=3)
+        .map(|ts| (("a".into(), "value".into(), ts), FieldValue::Long(ts * 10)))
+        .collect();
+    assert_eq!(snapshot(&db), want);
     db.close();
+    // The first record again, after a gap of zeros.
+    let first_len = bytes
+        .get(8..12)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_le_bytes) as usize;
+    let first = bytes[8..8 + record::FRAME_HEADER + first_len].to_vec();
+    let gap = end + 16;
+    bytes[gap..gap + first.len()].copy_from_slice(&first);
+    let damage = wal::parse_segment(&bytes, false).damage;
+    assert_eq!(
+        damage.map(|d| (d.offset, d.resumes_at)),
+        Some((end as u64, Some(gap as u64)))
+    );
     Ok(())
 }
 

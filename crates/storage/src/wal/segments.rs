@@ -67,7 +67,9 @@ pub(crate) fn parse_segment(bytes: &[u8], skip_damage: bool) -> SegmentRecords {
         });
         return out;
     };
-    while !rest.is_empty() {
+    // Zeros after the last record are the segment's unwritten rest (the
+    // writer zeroes ahead of its records); no record is all zeros.
+    while !rest.iter().all(|&b| b == 0) {
         let offset = bytes.len() - rest.len();
         let reason = match record::read_frame(rest) {
             Ok((payload, tail)) => match record::decode_batch(payload) {
