@@ -284,9 +284,11 @@ impl Collector for StorageCollector {
             ("wal_segments", "Write-ahead log segment files", |s| {
                 s.wal_segments as i64
             }),
-            ("wal_bytes", "Bytes of the write-ahead log segments", |s| {
-                s.wal_bytes as i64
-            }),
+            (
+                "wal_bytes",
+                "Bytes of the write-ahead log segment files (zeroed ahead of their records)",
+                |s| s.wal_bytes as i64,
+            ),
         ];
         for (name, help, value) in gauges {
             let mut family =

@@ -403,6 +403,35 @@ mod tests {
     }
 
     #[test]
+    fn positioned_writes_fail_as_appends_do() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let faults = Faults::new();
+        let vfs = Vfs::with_faults(faults.clone());
+        let path = dir.path().join("b.log");
+        let f = vfs.create_new_positioned(&path)?;
+        f.write_all_at(b"........", 0)?;
+        f.write_all_at(b"ab", 2)?;
+        faults.add(Rule::new(Op::Write, "b.log", 0, 1, FaultKind::Io));
+        assert!(f.write_all_at(b"xx", 0).is_err());
+        faults.add(Rule::new(
+            Op::Write,
+            "b.log",
+            0,
+            1,
+            FaultKind::ShortWrite { keep: 1 },
+        ));
+        assert!(f.write_all_at(b"cd", 5).is_err());
+        assert_eq!(std::fs::read(&path)?, b"..ab.c..");
+        faults.clear();
+        faults.set_space(Some(2));
+        let e = f.write_all_at(b"1234", 8).err().map(|e| e.raw_os_error());
+        assert_eq!(e, Some(Some(libc::ENOSPC)));
+        assert_eq!(std::fs::read(&path)?, b"..ab.c..12");
+        assert_eq!(faults.injected(), 3);
+        Ok(())
+    }
+
+    #[test]
     fn atomic_writes_leave_old_or_new() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("meta.json");

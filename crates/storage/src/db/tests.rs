@@ -270,6 +270,59 @@ fn torn_wal_tail_is_dropped_not_fatal() -> Result<()> {
     Ok(())
 }
 
+/// Records written over several zeroing steps, up to the segment's size
+/// and past it, all come back, and the zeros stop at the segment's size.
+#[test]
+fn records_across_zeroing_steps_are_all_replayed() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let segment_bytes = 200 << 10;
+    let cfg = Config {
+        wal_segment_bytes: segment_bytes,
+        flush_wal_bytes: 1 << 30,
+        ..config(dir.path())
+    };
+    let db = Db::open(cfg.clone())?;
+    let mut want = Model::new();
+    let mut sizes = Vec::new();
+    for batch in 0..160i64 {
+        let mut points = Vec::new();
+        for i in 0..200 {
+            let (host, ts, v) = (format!("h{}", i % 20), batch * 200 + i, batch * 1000 + i);
+            points.push(point(&host, ts, v));
+            want.insert((host, "value".into(), ts), FieldValue::Long(v));
+        }
+        write_all(&db, points)?;
+        let (_, bytes, end) = last_segment(dir.path())?;
+        sizes.push((bytes.len(), end));
+    }
+    db.abandon();
+    // Zeroed ahead in growing steps, never past the segment's size but
+    // for the records themselves.
+    assert!(sizes.iter().all(|&(len, end)| len >= end));
+    assert!(
+        sizes.iter().any(|&(len, end)| len > end + (64 << 10)),
+        "{sizes:?}"
+    );
+    assert!(
+        sizes
+            .iter()
+            .all(|&(len, end)| len as u64 <= segment_bytes.max(end as u64)),
+        "{sizes:?}"
+    );
+    let segments = wal::list_segments(dir.path())?;
+    assert!(segments.len() > 1, "the load passed the segment's size");
+    for n in segments {
+        let path = wal::segment_path(dir.path(), n);
+        let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let damage = wal::parse_segment(&bytes, false).damage;
+        assert!(damage.is_none(), "segment {n}: {damage:?}");
+    }
+    let db = Db::open(cfg)?;
+    assert_eq!(snapshot(&db), want);
+    db.close();
+    Ok(())
+}
+
 /// Segments are zeroed ahead of their records; the zeros are their end,
 /// not damage, but a record found past zeros is damage in the middle.
 #[test]

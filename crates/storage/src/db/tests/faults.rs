@@ -88,7 +88,8 @@ fn wal_faults_never_ack_nor_keep_a_failed_write() -> Result<()> {
         let mut refused = 0;
         for round in 0..40 {
             if round == 10 {
-                // Fail the third matching operation of the WAL from now.
+                // Fail the third matching operation of the WAL from now
+                // (zeroing a segment ahead counts as a write too).
                 faults.add(Rule::new(op, "wal-", 2, 3, kind));
             }
             if round == 25 {
