@@ -225,16 +225,12 @@ fn last_segment(dir: &std::path::Path) -> Result<(std::path::PathBuf, Vec<u8>, u
     let last = *wal::list_segments(dir)?.last().ok_or(Error::Closed)?;
     let path = wal::segment_path(dir, last);
     let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-    // Frames: an 8-byte header (length, CRC) after the 8-byte magic.
     let mut end = wal::MAGIC.len();
-    while let Some(len) = bytes
-        .get(end..end + 4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-    {
-        match u32::from_le_bytes(len) as usize {
-            0 => break,
-            len => end += record::FRAME_HEADER + len,
+    while let Ok((payload, _)) = record::read_frame(&bytes[end..]) {
+        if payload.is_empty() {
+            break;
         }
+        end += record::FRAME_HEADER + payload.len();
     }
     Ok((path, bytes, end))
 }
@@ -347,11 +343,9 @@ fn zeros_after_the_last_record_end_a_segment() -> Result<()> {
     assert_eq!(snapshot(&db), want);
     db.close();
     // The first record again, after a gap of zeros.
-    let first_len = bytes
-        .get(8..12)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, u32::from_le_bytes) as usize;
-    let first = bytes[8..8 + record::FRAME_HEADER + first_len].to_vec();
+    let magic = wal::MAGIC.len();
+    let (payload, _) = record::read_frame(&bytes[magic..]).map_err(|_| Error::Closed)?;
+    let first = bytes[magic..magic + record::FRAME_HEADER + payload.len()].to_vec();
     let gap = end + 16;
     bytes[gap..gap + first.len()].copy_from_slice(&first);
     let damage = wal::parse_segment(&bytes, false).damage;
