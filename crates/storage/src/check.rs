@@ -148,7 +148,7 @@ fn check_block(b: &Block, known: &HashSet<u32>, report: &mut Report) {
         if !known.contains(&id.0) {
             unknown += 1;
         }
-        for entry in b.chunks(id, &field) {
+        for entry in b.chunks(id, &field).iter() {
             report.chunks += 1;
             // A rollups-only block's chunks are their buckets alone.
             if let Err(e) = b.read_chunk(entry).and_then(|_| b.check_rollups(entry)) {

@@ -119,7 +119,7 @@ fn without_rollups(
     writer.presampled_under(block.presampling);
     for (id, field) in columns {
         let selected = sel.column(id, field);
-        for c in block.chunks(id, field) {
+        for c in block.chunks(id, field).iter() {
             if selected && c.min_ts <= sel.end && c.max_ts >= sel.start {
                 continue;
             }

@@ -64,7 +64,7 @@ pub fn block(data: &[u8]) {
         .collect();
     columns.sort();
     for (id, field) in columns.iter().take(64) {
-        for entry in block.chunks(*id, field) {
+        for entry in block.chunks(*id, field).iter() {
             let _ = block.read_chunk(entry);
             let _ = block.numeric_chunk(entry);
             let _ = block.stats(entry);

@@ -484,7 +484,7 @@ impl Snapshot<'_> {
         let mut sources: Vec<Vec<(Timestamp, FieldValue)>> = Vec::new();
         for (i, b) in self.layers.blocks.iter().enumerate() {
             let mut decoded = Vec::new();
-            for c in b.chunks(id, field) {
+            for c in b.chunks(id, field).iter() {
                 if c.max_ts < start || c.min_ts > end {
                     continue;
                 }
@@ -629,7 +629,7 @@ impl Snapshot<'_> {
             // only whole, by their statistics: a rollups-only block's hold
             // no points, and a decoded chunk's older points are cut off.
             let start = if summarise { rollup_start } else { raw_start };
-            for c in block.chunks(id, field) {
+            for c in block.chunks(id, field).iter() {
                 if c.max_ts < start || c.min_ts > end || (block.rollups_only && !summarise) {
                     continue;
                 }
@@ -783,7 +783,7 @@ impl Snapshot<'_> {
     ) -> Vec<(usize, Timestamp, Timestamp)> {
         let mut spans = Vec::new();
         for (i, b) in self.layers.blocks.iter().enumerate() {
-            for c in b.chunks(id, field) {
+            for c in b.chunks(id, field).iter() {
                 match b.rollups_only {
                     true => spans.push((i, c.min_ts, c.max_ts)),
                     false if c.max_ts >= from => spans.push((i, c.min_ts.max(from), c.max_ts)),

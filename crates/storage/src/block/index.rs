@@ -84,6 +84,57 @@ impl ChunkEntry {
     }
 }
 
+/// A [`ChunkEntry`] of a chunk without statistics or presampled buckets,
+/// fewer than [`PACKED_MAX_COUNT`] points and at most `u32::MAX` ms long:
+/// what a flush at high cardinality writes a million of per block (one
+/// or two points per series). 24 bytes where the entry takes 40.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PackedEntry {
+    min_ts: Timestamp,
+    /// [`ChunkEntry::place`] with the point count in the bits above the
+    /// flags.
+    place: u64,
+    len: u32,
+    /// `max_ts - min_ts`.
+    span: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<PackedEntry>() <= 24);
+
+/// Where a [`PackedEntry`] keeps its count: above the flags.
+const COUNT_SHIFT: u32 = 58;
+/// Counts a [`PackedEntry`] holds are below this.
+const PACKED_MAX_COUNT: u32 = 1 << (64 - COUNT_SHIFT);
+
+impl PackedEntry {
+    /// `entry` packed, when it fits.
+    pub(super) fn pack(entry: &ChunkEntry) -> Option<Self> {
+        if entry.stats_at != NO_STATS || entry.rollup_len != 0 || entry.count >= PACKED_MAX_COUNT {
+            return None;
+        }
+        let span = u32::try_from(entry.max_ts.checked_sub(entry.min_ts)?).ok()?;
+        debug_assert_eq!(entry.place >> COUNT_SHIFT, 0);
+        Some(Self {
+            min_ts: entry.min_ts,
+            place: entry.place | u64::from(entry.count) << COUNT_SHIFT,
+            len: entry.len,
+            span,
+        })
+    }
+
+    pub(super) fn unpack(&self) -> ChunkEntry {
+        ChunkEntry {
+            min_ts: self.min_ts,
+            max_ts: self.min_ts.saturating_add(i64::from(self.span)),
+            place: self.place & ((1 << COUNT_SHIFT) - 1),
+            len: self.len,
+            count: (self.place >> COUNT_SHIFT) as u32,
+            stats_at: NO_STATS,
+            rollup_len: 0,
+        }
+    }
+}
+
 /// Chunks of at most this many points keep no statistics in memory (the
 /// index on disk has them). A flush of a million series' few points each
 /// would otherwise hold ~50 bytes of statistics per column per block; the
@@ -132,7 +183,7 @@ pub(super) fn decode(path: &Path, located: Located) -> Result<Decoded> {
         decode_payload(located).map_err(corrupt)?;
     let chunks = super::table::ChunkTable::from_columns(keys, entries)
         .map_err(|r| corrupt(format!("index: {r}")))?;
-    let (min_ts, max_ts) = time_range(chunks.entries());
+    let (min_ts, max_ts) = chunks.time_range();
     Ok(Decoded {
         fields,
         chunks,
@@ -360,14 +411,6 @@ pub(super) fn locate_index(
 }
 
 /// The block's time range.
-fn time_range(chunks: &[ChunkEntry]) -> (Timestamp, Timestamp) {
-    chunks
-        .iter()
-        .fold((Timestamp::MAX, Timestamp::MIN), |(lo, hi), e| {
-            (lo.min(e.min_ts), hi.max(e.max_ts))
-        })
-}
-
 /// Fields, each chunk's column (series, field) beside its entry, the
 /// statistics bytes, and the presampling fingerprint.
 type Index = (

@@ -4,6 +4,7 @@
 use super::cache::{CACHE, NumericChunk, PRESAMPLED};
 use super::index::{self, ChunkEntry, Decoded, Located, locate_index};
 use super::source::{Opening, Source, read_file_at};
+use super::table::Chunks;
 use super::{KIND_BYTES, KIND_NUMERIC, KIND_STRING};
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
@@ -201,7 +202,7 @@ impl Block {
     }
 
     /// The chunks of one column, ascending by time.
-    pub(crate) fn chunks(&self, id: SeriesId, field: &str) -> &[ChunkEntry] {
+    pub(crate) fn chunks(&self, id: SeriesId, field: &str) -> Chunks<'_> {
         self.fields
             .iter()
             .position(|x| x == field)
@@ -228,7 +229,7 @@ impl Block {
         let mut ranges = Vec::new();
         for id in ids {
             for field in fields {
-                for entry in self.chunks(*id, field) {
+                for entry in self.chunks(*id, field).iter() {
                     let inside = entry
                         .offset()
                         .checked_add(u64::from(entry.len))
@@ -328,7 +329,7 @@ impl Block {
         if self.rollups_only {
             return Ok(out);
         }
-        for entry in self.chunks(id, field) {
+        for entry in self.chunks(id, field).iter() {
             if entry.max_ts < start || entry.min_ts > end {
                 continue;
             }
@@ -360,7 +361,7 @@ impl Block {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<(Timestamp, FieldValue)>> {
-        self.read_entries(self.chunks(id, field), start, end)
+        self.read_entries(&self.chunks(id, field), start, end)
     }
 
     /// [`Block::read_uncached`] for a caller going through series in
@@ -376,7 +377,7 @@ impl Block {
         let Some(f) = self.fields.iter().position(|x| x == field) else {
             return Ok(Vec::new());
         };
-        self.read_entries(self.chunks.get_from(from, id, f as u32), start, end)
+        self.read_entries(&self.chunks.get_from(from, id, f as u32), start, end)
     }
 
     fn read_entries(

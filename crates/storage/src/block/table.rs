@@ -6,23 +6,76 @@
 //! was most of the server's memory. The directory costs 12 bytes per
 //! column, or 4 when every series of the block has one chunk of the
 //! block's first field (flushes and day merges of one-field metrics).
+//! Such a block whose chunks are all small enough to keep no statistics
+//! (a flush at high cardinality: a point or two per series) keeps its
+//! entries packed, 24 bytes each instead of 40.
 
 use super::ChunkEntry;
+use super::index::PackedEntry;
 use crate::head::SeriesId;
+use sundial_model::Timestamp;
 use sundial_model::search::{first_not, gallop};
 
 /// Every chunk of a block, by column.
 #[derive(Debug)]
 pub(crate) struct ChunkTable {
-    entries: Vec<ChunkEntry>,
+    entries: Entries,
     columns: Directory,
 }
 
 impl Default for ChunkTable {
     fn default() -> Self {
         Self {
-            entries: Vec::new(),
+            entries: Entries::Full(Vec::new()),
             columns: Directory::Single(Vec::new()),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Entries {
+    Full(Vec<ChunkEntry>),
+    /// Entry `i` is column `i`'s only chunk ([`Directory::Single`]).
+    Packed(Vec<PackedEntry>),
+}
+
+/// The chunks of one column: borrowed from the table, or unpacked.
+#[derive(Debug)]
+pub(crate) enum Chunks<'a> {
+    Listed(&'a [ChunkEntry]),
+    One(ChunkEntry),
+}
+
+impl Default for Chunks<'_> {
+    fn default() -> Self {
+        Self::Listed(&[])
+    }
+}
+
+/// The entries by value (40 bytes each, copied as a reference would be
+/// read).
+impl<'a> IntoIterator for Chunks<'a> {
+    type Item = ChunkEntry;
+    type IntoIter = std::iter::Chain<
+        std::iter::Cloned<std::slice::Iter<'a, ChunkEntry>>,
+        std::option::IntoIter<ChunkEntry>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            Self::Listed(entries) => entries.iter().cloned().chain(None),
+            Self::One(entry) => [].iter().cloned().chain(Some(entry)),
+        }
+    }
+}
+
+impl std::ops::Deref for Chunks<'_> {
+    type Target = [ChunkEntry];
+
+    fn deref(&self) -> &[ChunkEntry] {
+        match self {
+            Self::Listed(entries) => entries,
+            Self::One(entry) => std::slice::from_ref(entry),
         }
     }
 }
@@ -86,14 +139,14 @@ impl ChunkTable {
     }
 
     /// The chunks of one column, ascending by time.
-    pub(crate) fn get(&self, id: SeriesId, field: u32) -> &[ChunkEntry] {
+    pub(crate) fn get(&self, id: SeriesId, field: u32) -> Chunks<'_> {
         let lo = first_not(0..self.columns.len(), |i| {
             self.columns.key(i) < (id.0, field)
         });
         if self.columns.key(lo) == (id.0, field) {
             self.column(lo)
         } else {
-            &[]
+            Chunks::default()
         }
     }
 
@@ -139,7 +192,7 @@ impl ChunkTable {
             // allocation, twice the size.
             let series = keys.iter().map(|(series, _)| *series).collect();
             return Self {
-                entries,
+                entries: packed(entries),
                 columns: Directory::Single(series),
             };
         }
@@ -158,7 +211,7 @@ impl ChunkTable {
         }
         columns.shrink_to_fit();
         Self {
-            entries,
+            entries: Entries::Full(entries),
             columns: Directory::Columns(columns),
         }
     }
@@ -168,7 +221,7 @@ impl ChunkTable {
     /// through series in ascending order (compaction) finds each column a
     /// step or two from the last instead of by a binary search over the
     /// whole directory, whose probes miss the cache at a million columns.
-    pub(crate) fn get_from(&self, from: &mut usize, id: SeriesId, field: u32) -> &[ChunkEntry] {
+    pub(crate) fn get_from(&self, from: &mut usize, id: SeriesId, field: u32) -> Chunks<'_> {
         let columns = &self.columns;
         let rest = columns.len().saturating_sub(*from);
         let before = |i: usize| i < rest && columns.key(*from + i).0 < id.0;
@@ -176,33 +229,75 @@ impl ChunkTable {
         (*from..columns.len())
             .take_while(|i| columns.key(*i).0 == id.0)
             .find(|i| columns.key(*i).1 == field)
-            .map_or(&[], |i| self.column(i))
+            .map_or_else(Chunks::default, |i| self.column(i))
     }
 
     /// Every column with its chunks, ascending by (series, field).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = ((SeriesId, u32), &[ChunkEntry])> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ((SeriesId, u32), Chunks<'_>)> {
         (0..self.columns.len()).map(|i| {
             let (series, field) = self.columns.key(i);
             ((SeriesId(series), field), self.column(i))
         })
     }
 
-    /// Every chunk.
-    pub(crate) fn entries(&self) -> &[ChunkEntry] {
-        &self.entries
+    /// The earliest and latest time of any chunk; (MAX, MIN) for none.
+    pub(crate) fn time_range(&self) -> (Timestamp, Timestamp) {
+        let widen =
+            |(lo, hi): (Timestamp, Timestamp), e: &ChunkEntry| (lo.min(e.min_ts), hi.max(e.max_ts));
+        let none = (Timestamp::MAX, Timestamp::MIN);
+        match &self.entries {
+            Entries::Full(entries) => entries.iter().fold(none, widen),
+            Entries::Packed(entries) => entries.iter().fold(none, |r, p| widen(r, &p.unpack())),
+        }
     }
 
-    fn column(&self, i: usize) -> &[ChunkEntry] {
-        let n = self.entries.len();
-        let (start, end) = (self.columns.start(i, n), self.columns.start(i + 1, n));
-        self.entries.get(start..end).unwrap_or_default()
+    fn column(&self, i: usize) -> Chunks<'_> {
+        match &self.entries {
+            Entries::Full(entries) => {
+                let n = entries.len();
+                let (start, end) = (self.columns.start(i, n), self.columns.start(i + 1, n));
+                Chunks::Listed(entries.get(start..end).unwrap_or_default())
+            }
+            Entries::Packed(entries) => entries
+                .get(i)
+                .map_or_else(Chunks::default, |p| Chunks::One(p.unpack())),
+        }
     }
+}
+
+/// `entries` packed when every one of them fits, in a vector sized once.
+fn packed(entries: Vec<ChunkEntry>) -> Entries {
+    if entries.is_empty() || !entries.iter().all(|e| PackedEntry::pack(e).is_some()) {
+        return Entries::Full(entries);
+    }
+    let mut packed = Vec::with_capacity(entries.len());
+    packed.extend(entries.iter().filter_map(PackedEntry::pack));
+    Entries::Packed(packed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::index::NO_STATS;
     use proptest::prelude::*;
+
+    /// Everything an entry says, to compare.
+    #[allow(clippy::type_complexity)]
+    fn fields(e: &ChunkEntry) -> (i64, i64, u64, u8, bool, bool, u32, u32, u32, u32) {
+        let at = (e.offset(), e.kind(), e.all_long(), e.exact());
+        (
+            e.min_ts,
+            e.max_ts,
+            at.0,
+            at.1,
+            at.2,
+            at.3,
+            e.len,
+            e.count,
+            e.stats_at,
+            e.rollup_len,
+        )
+    }
 
     fn entry(min_ts: i64) -> ChunkEntry {
         entry_at(min_ts, 0)
@@ -234,6 +329,45 @@ mod tests {
                 (offset, kind, all_long, exact)
             );
             prop_assert_eq!((e.min_ts, e.max_ts, e.len, e.count, e.stats_at, e.rollup_len), (-5, 7, 3, 4, 5, 6));
+        }
+
+        /// A block of one chunk per series is packed exactly when every
+        /// chunk fits, and reads back the same entries either way.
+        #[test]
+        fn packed_entries_read_back_as_they_were_given(
+            chunks in proptest::collection::vec(
+                (-1000i64..1000, prop_oneof![Just(0i64), 0i64..10, Just(u32::MAX as i64), Just(1 << 40)],
+                 0u32..70, prop_oneof![Just(NO_STATS), 0u32..5], prop_oneof![Just(0u32), 1u32..9],
+                 0u64..(1 << super::super::index::OFFSET_BITS), any::<u8>(), any::<bool>(), any::<bool>()),
+                0..40),
+        ) {
+            let given: Vec<ChunkEntry> = chunks
+                .iter()
+                .map(|&(min_ts, span, count, stats_at, rollup_len, offset, kind, long, exact)| {
+                    ChunkEntry::new(
+                        (min_ts, min_ts + span),
+                        (offset, count.wrapping_mul(7)),
+                        (count, stats_at, rollup_len),
+                        (kind, long, exact),
+                    )
+                })
+                .collect();
+            let keys = (0..given.len() as u32).map(|s| (s * 2, 0)).collect();
+            let table = ChunkTable::from_columns(keys, given.clone()).map_err(TestCaseError::fail)?;
+            let fits = given.iter().all(|e| {
+                e.stats_at == NO_STATS && e.rollup_len == 0 && e.count < 64
+                    && e.max_ts - e.min_ts <= i64::from(u32::MAX)
+            });
+            prop_assert_eq!(matches!(table.entries, Entries::Packed(_)), fits && !given.is_empty());
+            let read: Vec<ChunkEntry> = table.iter().flat_map(|(_, es)| es).collect();
+            prop_assert_eq!(read.iter().map(fields).collect::<Vec<_>>(), given.iter().map(fields).collect::<Vec<_>>());
+            for (i, e) in given.iter().enumerate() {
+                let got = table.get(SeriesId(2 * i as u32), 0);
+                prop_assert_eq!(got.iter().map(fields).collect::<Vec<_>>(), vec![fields(e)]);
+                prop_assert!(table.get(SeriesId(2 * i as u32 + 1), 0).is_empty());
+            }
+            let range = given.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| (lo.min(e.min_ts), hi.max(e.max_ts)));
+            prop_assert_eq!(table.time_range(), range);
         }
 
         /// A block's listing taken as it is (when in order) or sorted
@@ -294,7 +428,7 @@ mod tests {
             prop_assert_eq!(matches!(table.columns, Directory::Single(_)), one_each);
             let times = |es: &[ChunkEntry]| es.iter().map(|e| e.min_ts).collect::<Vec<i64>>();
             let listed: Vec<((u32, u32), Vec<i64>)> =
-                table.iter().map(|((s, f), es)| ((s.0, f), times(es))).collect();
+                table.iter().map(|((s, f), es)| ((s.0, f), times(&es))).collect();
             prop_assert_eq!(listed, expected.clone().into_iter().collect::<Vec<_>>());
             let mut from = 0;
             for series in 0..205 {
@@ -302,8 +436,8 @@ mod tests {
                 for field in fields {
                     let id = SeriesId(series);
                     let want = expected.get(&(series, field)).cloned().unwrap_or_default();
-                    prop_assert_eq!(times(table.get_from(&mut from, id, field)), want.clone(), "walk {} {}", series, field);
-                    prop_assert_eq!(times(table.get(id, field)), want, "lookup {} {}", series, field);
+                    prop_assert_eq!(times(&table.get_from(&mut from, id, field)), want.clone(), "walk {} {}", series, field);
+                    prop_assert_eq!(times(&table.get(id, field)), want, "lookup {} {}", series, field);
                 }
             }
         }
