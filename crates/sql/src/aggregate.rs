@@ -9,10 +9,12 @@
 //! is answered by folding each series' points into per-bucket statistics
 //! (`sundial_query::stats`), not by making one row per point for
 //! DataFusion to group: the rule below replaces such an `Aggregate` by a
-//! scan of a table that holds exactly its output rows. Whatever it does
-//! not recognise (another function, DISTINCT, FILTER, a `WHERE` it cannot
-//! apply exactly, a text field under anything but count) stays with
-//! DataFusion, so the answer never depends on the rule firing.
+//! scan of a table that holds exactly its output rows; `count(*)` too
+//! when the metric has one field. Whatever it does not recognise (another
+//! function, DISTINCT, FILTER, a `WHERE` it cannot apply exactly, a text
+//! field under anything but count, `count(*)` over several fields, whose
+//! rows are the times any of them has a point) stays with DataFusion, so
+//! the answer never depends on the rule firing.
 
 mod exec;
 
@@ -183,8 +185,20 @@ fn spec(aggregate: &Aggregate, predicate: Option<&Expr>, scan: &TableScan) -> Re
         let Expr::AggregateFunction(f) = e else {
             return Ok(None);
         };
-        let Some((func, column)) = statistic(f) else {
+        let Some((func, arg)) = statistic(f) else {
             return Ok(None);
+        };
+        let column = match arg {
+            Arg::Field(column) => column,
+            // A row is a time at which any field has a point: with one
+            // field, one row per point, which its count counts.
+            Arg::Rows => {
+                let mut names = table.field_names();
+                match (names.next(), names.next()) {
+                    (Some(only), None) => only,
+                    _ => return Ok(None),
+                }
+            }
         };
         match table.field_kind(column) {
             Some(Kind::Numeric) => {}
@@ -229,9 +243,17 @@ fn spec(aggregate: &Aggregate, predicate: Option<&Expr>, scan: &TableScan) -> Re
     }))
 }
 
-/// The statistic an aggregate call asks for and the field it reads; `None`
-/// for any other call (DISTINCT, FILTER, ORDER BY, an expression).
-fn statistic(f: &AggregateFunction) -> Option<(RangeFn, &str)> {
+/// What an aggregate reads.
+enum Arg<'a> {
+    Field(&'a str),
+    /// Every row: `count(*)` (which DataFusion plans as `count(1)`) or the
+    /// count of another non-null literal.
+    Rows,
+}
+
+/// The statistic an aggregate call asks for and what it reads; `None` for
+/// any other call (DISTINCT, FILTER, ORDER BY, an expression).
+fn statistic(f: &AggregateFunction) -> Option<(RangeFn, Arg<'_>)> {
     let p = &f.params;
     if p.distinct || p.filter.is_some() || !p.order_by.is_empty() {
         return None;
@@ -252,6 +274,9 @@ fn statistic(f: &AggregateFunction) -> Option<(RangeFn, &str)> {
     };
     let column = match p.args.as_slice() {
         [Expr::Column(c)] => c,
+        [Expr::Literal(v, _)] if func == RangeFn::Count && !v.is_null() => {
+            return Some((func, Arg::Rows));
+        }
         // avg(long) reads its argument as a double: the same values.
         [Expr::Cast(cast)]
             if func == RangeFn::Avg && cast.field.data_type() == &DataType::Float64 =>
@@ -263,7 +288,7 @@ fn statistic(f: &AggregateFunction) -> Option<(RangeFn, &str)> {
         }
         _ => return None,
     };
-    Some((func, column.name.as_str()))
+    Some((func, Arg::Field(column.name.as_str())))
 }
 
 #[cfg(test)]

@@ -50,19 +50,29 @@ fn random_db(dir: &std::path::Path, seed: u64) -> anyhow::Result<Db> {
         ..Config::default()
     })?;
     let mut rng = Rng(seed);
-    let keys: Vec<Arc<SeriesKey>> = (0..6)
+    let tags: Vec<Vec<(String, String)>> = (0..6)
         .map(|h| {
             let mut tags = vec![("host".to_owned(), format!("h{h}"))];
             if h % 2 == 0 {
                 tags.push(("dc".to_owned(), format!("dc{}", h % 4)));
             }
-            Arc::new(SeriesKey::new("m", tags))
+            tags
         })
+        .collect();
+    let keys: Vec<Arc<SeriesKey>> = tags
+        .iter()
+        .map(|t| Arc::new(SeriesKey::new("m", t.clone())))
+        .collect();
+    // Metric `one`: the same series with one field, `v`.
+    let ones: Vec<Arc<SeriesKey>> = tags
+        .iter()
+        .map(|t| Arc::new(SeriesKey::new("one", t.clone())))
         .collect();
     for round in 0..4 {
         let mut points = Vec::new();
         for _ in 0..400 {
-            let key = &keys[rng.below(6) as usize];
+            let host = rng.below(6) as usize;
+            let key = &keys[host];
             // Minutes over 3 h, in any order; repeats overwrite.
             let ts = START + rng.below(180) as i64 * MINUTE + rng.below(3) as i64 * 1000;
             let point = |field: &str, value| WritePoint {
@@ -81,6 +91,14 @@ fn random_db(dir: &std::path::Path, seed: u64) -> anyhow::Result<Db> {
                     FieldValue::Long(rng.below(1_000_000) as i64 - 400_000),
                 )),
                 _ => points.push(point("s", FieldValue::String(format!("t{}", rng.below(5))))),
+            }
+            if rng.below(2) == 0 {
+                points.push(WritePoint {
+                    series: ones[host].clone(),
+                    field: "v".into(),
+                    timestamp: ts + rng.below(2) as i64 * MINUTE,
+                    value: ValueInput::Typed(FieldValue::Double(rng.below(1000) as f64 / 3.0)),
+                });
             }
         }
         let written = db.write(points, false)?;
@@ -137,13 +155,14 @@ fn the_rule_takes_the_dashboard_shape_and_nothing_it_cannot_answer() -> anyhow::
         "select dc, count(s), max(n), sum(v) from m group by dc".to_owned(),
         format!("select min(n) as lo, max(v) as hi from m where host in ('h1', 'h2') and {range}"),
         "select host, avg(n) from m where host = 'h3' group by host order by host".to_owned(),
+        "select host, count(*) from one group by host".to_owned(),
     ];
     for sql in &taken {
         assert!(folded(&db, sql)?, "not folded: {sql}");
     }
     let left = [
-        // A condition on a value, DISTINCT, an expression, count(*), a
-        // text field under sum, grouping by the raw time.
+        // A condition on a value, DISTINCT, an expression, count(*) over
+        // three fields, a text field under sum, grouping by the raw time.
         "select host, avg(v) from m where v > 3 group by host".to_owned(),
         "select count(distinct n) from m".to_owned(),
         "select host, avg(v + 1) from m group by host".to_owned(),
@@ -177,6 +196,8 @@ fn folded_aggregates_equal_datafusions_on_random_data() -> anyhow::Result<()> {
         // No point matches: still one row.
         "select count(v), sum(n), avg(v) from m where host = 'nobody'".to_owned(),
         format!("select time_bucket(time, '7 minutes') as b, sum(v) from m where time between {START} and {} and dc = 'dc2' group by b", START + 100 * MINUTE),
+        "select host, time_bucket(time, '10 minutes'), count(*), count(1), avg(v) from one group by host, time_bucket(time, '10 minutes')".to_owned(),
+        "select count(*) from one where host = 'nobody'".to_owned(),
     ];
     for seed in 0..12u64 {
         let dir = tempfile::tempdir()?;
