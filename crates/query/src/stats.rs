@@ -290,8 +290,8 @@ pub(crate) struct Folded {
     pub(crate) read: usize,
 }
 
-/// Count over one series: it also takes text, and whole chunks inside one
-/// bucket are counted from their statistics.
+/// Count over one text column (numeric ones count in [`fold_series`]'s
+/// runs, from the decoded times): its points are read whole.
 fn count_series(
     scan: &Fold<'_>,
     view: &sundial_storage::Snapshot<'_>,
@@ -370,11 +370,6 @@ pub(crate) fn fold_series(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<Folded> {
-    // Past the raw retention only whole chunks count: the fold below
-    // takes them by their buckets too.
-    if scan.count_only && !view.rollups_past_retention() {
-        return counted(scan, view, id, (start, end));
-    }
     let mut local: BTreeMap<Timestamp, Stats> = BTreeMap::new();
     let mut bucketer = Bucketer::new(scan.sampling, scan.anchor);
     let (mut n, mut read) = (0usize, 0usize);
@@ -413,7 +408,11 @@ pub(crate) fn fold_series(
                 NumericPart::Run(ts, values) => {
                     n += ts.len();
                     read += ts.len();
+                    // A count needs the times only (the values are
+                    // decoded with them, in the cache).
+                    let count = |a: &mut Stats, x: &[_]| a.count += x.len() as u64;
                     match values {
+                        _ if scan.count_only => fold_run(&mut bucketer, &mut local, ts, ts, count),
                         NumSlice::Longs(v) => {
                             fold_run(&mut bucketer, &mut local, ts, v, Stats::add_longs)
                         }
