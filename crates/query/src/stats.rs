@@ -270,8 +270,9 @@ pub(crate) struct Fold<'a> {
     pub(crate) anchor: Timestamp,
     /// Buckets one series may make before the fold fails.
     pub(crate) max_buckets: usize,
-    /// Only counts are wanted: text counts too, and whole chunks inside
-    /// one bucket are counted from their statistics.
+    /// Only counts are wanted: text counts too, whole chunks inside one
+    /// bucket are counted from their statistics, and runs of points from
+    /// their times (their buckets' other statistics stay unset).
     pub(crate) count_only: bool,
     /// Presampled buckets on this grid (the sampling's) may stand for the
     /// chunks that carry them.
@@ -408,11 +409,14 @@ pub(crate) fn fold_series(
                 NumericPart::Run(ts, values) => {
                     n += ts.len();
                     read += ts.len();
-                    // A count needs the times only (the values are
-                    // decoded with them, in the cache).
-                    let count = |a: &mut Stats, x: &[_]| a.count += x.len() as u64;
                     match values {
-                        _ if scan.count_only => fold_run(&mut bucketer, &mut local, ts, ts, count),
+                        // A count needs the times only (the values are
+                        // decoded with them, in the cache).
+                        _ if scan.count_only => {
+                            fold_run(&mut bucketer, &mut local, ts, ts, |a, x| {
+                                a.count = a.count.saturating_add(x.len() as u64)
+                            })
+                        }
                         NumSlice::Longs(v) => {
                             fold_run(&mut bucketer, &mut local, ts, v, Stats::add_longs)
                         }

@@ -133,7 +133,9 @@ pub(super) fn fold(
         max_groups,
         max_buckets: budget.max_points(),
     };
-    // Count answers whole chunks from their statistics: no prefetch.
+    // Counts take whole chunks from their statistics, which a prefetch
+    // would fetch for nothing; chunks over several buckets are read as
+    // they are folded.
     let fields = [field.as_str()];
     let reach = (func != RangeFn::Count).then_some(parallel::Reach {
         fields: &fields,

@@ -107,7 +107,9 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
             sums: true,
         })
         .collect();
-    // Counts come from chunk statistics: only other folds read chunks.
+    // Counts take whole chunks from their statistics, which a prefetch
+    // would fetch for nothing; chunks over several buckets are read as
+    // they are folded.
     let reach = (!req.count_only.iter().all(|&c| c)).then_some(Reach {
         fields: req.fields,
         start: req.start,

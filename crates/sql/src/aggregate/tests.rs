@@ -63,11 +63,14 @@ fn random_db(dir: &std::path::Path, seed: u64) -> anyhow::Result<Db> {
         .iter()
         .map(|t| Arc::new(SeriesKey::new("m", t.clone())))
         .collect();
-    // Metric `one`: the same series with one field, `v`.
-    let ones: Vec<Arc<SeriesKey>> = tags
-        .iter()
-        .map(|t| Arc::new(SeriesKey::new("one", t.clone())))
-        .collect();
+    // Metrics `one` and `words`: the same series with one field, `v`
+    // (doubles) and `w` (text).
+    let series_of = |metric: &str| -> Vec<Arc<SeriesKey>> {
+        tags.iter()
+            .map(|t| Arc::new(SeriesKey::new(metric, t.clone())))
+            .collect()
+    };
+    let (ones, words) = (series_of("one"), series_of("words"));
     for round in 0..4 {
         let mut points = Vec::new();
         for _ in 0..400 {
@@ -98,6 +101,14 @@ fn random_db(dir: &std::path::Path, seed: u64) -> anyhow::Result<Db> {
                     field: "v".into(),
                     timestamp: ts + rng.below(2) as i64 * MINUTE,
                     value: ValueInput::Typed(FieldValue::Double(rng.below(1000) as f64 / 3.0)),
+                });
+            }
+            if rng.below(4) == 0 {
+                points.push(WritePoint {
+                    series: words[host].clone(),
+                    field: "w".into(),
+                    timestamp: ts,
+                    value: ValueInput::Typed(FieldValue::String(format!("w{}", rng.below(3)))),
                 });
             }
         }
@@ -198,6 +209,8 @@ fn folded_aggregates_equal_datafusions_on_random_data() -> anyhow::Result<()> {
         format!("select time_bucket(time, '7 minutes') as b, sum(v) from m where time between {START} and {} and dc = 'dc2' group by b", START + 100 * MINUTE),
         "select host, time_bucket(time, '10 minutes'), count(*), count(1), avg(v) from one group by host, time_bucket(time, '10 minutes')".to_owned(),
         "select count(*) from one where host = 'nobody'".to_owned(),
+        format!("select host, count('x'), count(true) from one where time >= {START} and time < {} group by host", START + 90 * MINUTE),
+        "select dc, time_bucket(time, '1 hour'), count(*) from words group by dc, time_bucket(time, '1 hour')".to_owned(),
     ];
     for seed in 0..12u64 {
         let dir = tempfile::tempdir()?;

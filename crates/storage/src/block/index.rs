@@ -410,7 +410,6 @@ pub(super) fn locate_index(
     })
 }
 
-/// The block's time range.
 /// Fields, each chunk's column (series, field) beside its entry, the
 /// statistics bytes, and the presampling fingerprint.
 type Index = (

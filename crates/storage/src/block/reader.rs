@@ -404,6 +404,11 @@ impl Block {
         if self.rollups_only {
             return Ok((entry.kind() == KIND_NUMERIC).then(|| Arc::new(NumericChunk::empty())));
         }
+        // Text is known from the index: not read to find out (a count of
+        // a text column asks here first, then reads its points).
+        if matches!(entry.kind(), KIND_STRING | KIND_BYTES) {
+            return Ok(None);
+        }
         let key = (self.uid, entry.offset());
         if let Some(chunk) = CACHE.get(key) {
             return Ok(Some(chunk));

@@ -191,6 +191,8 @@ impl ChunkTable {
             // From a borrow: collecting in place would keep the keys'
             // allocation, twice the size.
             let series = keys.iter().map(|(series, _)| *series).collect();
+            // Gone before the packed copy of the entries is made.
+            drop(keys);
             return Self {
                 entries: packed(entries),
                 columns: Directory::Single(series),
