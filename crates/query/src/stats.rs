@@ -450,10 +450,17 @@ pub(crate) fn fold_series(
             false => Ok(Folded::default()),
         };
     }
-    // Buckets some rollups could not answer go whole.
-    for (lo, hi) in gaps {
-        let (first, last) = (bucketer.bucket(lo), bucketer.bucket(hi));
-        local.retain(|b, _| !(first..=last).contains(b));
+    // Buckets some rollups could not answer go whole, and so do the
+    // points they held (each bucket counts every point folded into it).
+    if !gaps.is_empty() {
+        for (lo, hi) in gaps {
+            let (first, last) = (bucketer.bucket(lo), bucketer.bucket(hi));
+            local.retain(|b, _| !(first..=last).contains(b));
+        }
+        n = local
+            .values()
+            .map(|s| usize::try_from(s.count).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add);
     }
     Ok(Folded {
         buckets: local,
