@@ -58,10 +58,15 @@ pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, Baidu
         Some(remote) => sundial_sql::run_remote(remote.clone(), db.name(), sql, opts).await,
     }
     .map_err(|e| BaiduError::classified(e.class(), &e))?;
-    let body = serde_json::to_vec(&Body {
-        columns: &out.columns,
-        rows: &out.rows,
-    })
+    // Sized for rows of a few short values, so the buffer seldom grows.
+    let mut body = Vec::with_capacity(64 + out.rows.len() * 16 * out.columns.len().max(1));
+    serde_json::to_writer(
+        &mut body,
+        &Body {
+            columns: &out.columns,
+            rows: &out.rows,
+        },
+    )
     .map_err(|e| BaiduError::internal(&e))?;
     let mut response = super::json_bytes(body);
     response

@@ -24,6 +24,7 @@ use crate::remote::Store;
 use crate::scan::Pushdown;
 use crate::table::{MetricTable, TIME};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, Result};
 use datafusion::datasource::default_table_source::{provider_as_source, source_as_provider};
@@ -33,13 +34,14 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Projection, TableScan,
 };
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+use datafusion::optimizer::{AnalyzerRule, ApplyOrder, OptimizerConfig, OptimizerRule};
 use exec::FoldedTable;
 use std::sync::Arc;
 use sundial_model::Kind;
 use sundial_model::series_query::RangeFn;
 
-/// The rule, registered in every statement's session.
+/// The rule, registered in every statement's session (in the analyser and
+/// in the optimizer).
 #[derive(Debug)]
 pub(crate) struct AggregatePushdown;
 
@@ -64,6 +66,31 @@ impl OptimizerRule for AggregatePushdown {
             Some(rewritten) => Ok(Transformed::yes(rewritten)),
             None => Ok(Transformed::no(plan)),
         }
+    }
+}
+
+/// The same rule before the optimizer, on the plan as analysed: a
+/// statement it takes leaves the optimizer and the physical planner a few
+/// nodes to pass over instead of the aggregate, filter and scan, which
+/// was most of a small statement's planning. What only has the shape once
+/// the optimizer has rewritten it (conditions it simplifies, casts it
+/// unwraps) is taken by the optimizer rule.
+impl AnalyzerRule for AggregatePushdown {
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_down_with_subqueries(|plan| {
+            let LogicalPlan::Aggregate(aggregate) = &plan else {
+                return Ok(Transformed::no(plan));
+            };
+            Ok(match in_scan(aggregate)? {
+                Some(rewritten) => Transformed::yes(rewritten),
+                None => Transformed::no(plan),
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "sundial_aggregate_in_scan"
     }
 }
 

@@ -34,17 +34,17 @@ pub fn plan(data: &[u8]) {
         memory_bytes: 64 << 20,
         bucket_width: width,
     };
-    let Ok(ctx) = crate::session(
+    let Ok(state) = crate::session(
         crate::remote::Store::Local(fixture.db.clone()),
         budget,
         &opts,
+        true,
     ) else {
         return;
     };
-    ctx.add_optimizer_rule(Arc::new(crate::aggregate::AggregatePushdown));
     fixture.runtime.block_on(async {
-        if let Ok(plan) = crate::plan(&ctx, prepared.statement).await {
-            let _ = ctx.state().create_physical_plan(&plan).await;
+        if let Ok(plan) = crate::plan(&state, prepared.statement).await {
+            let _ = state.create_physical_plan(&plan).await;
         }
     });
 }

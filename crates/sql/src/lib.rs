@@ -19,16 +19,19 @@ pub use functions::WidthParser;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
-use datafusion::catalog::MemoryCatalogProviderList;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+};
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::TaskContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
+use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use remote::Store;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use sundial_api::reads::RemoteReads;
 use sundial_model::ErrorClass;
@@ -186,14 +189,14 @@ async fn run_with(
         ordered: prepared.ordered,
         partitions,
     });
-    let ctx = session(store, budget.clone(), &opts)?;
-    if aggregate_in_scan {
-        ctx.add_optimizer_rule(Arc::new(aggregate::AggregatePushdown));
-    }
+    let state = session(store, budget.clone(), &opts, aggregate_in_scan)?;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(opts.memory_bytes, 1.0)
+        .build_arc()
+        .map_err(internal)?;
     let work = async {
-        let plan = plan(&ctx, prepared.statement).await?;
-        let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
-        let columns: Vec<String> = frame
+        let plan = plan(&state, prepared.statement).await?;
+        let columns: Vec<String> = plan
             .schema()
             .iter()
             .map(|(q, f)| match q {
@@ -201,7 +204,9 @@ async fn run_with(
                 _ => f.name().clone(),
             })
             .collect();
-        let mut stream = frame.execute_stream().await.map_err(classify)?;
+        let physical = state.create_physical_plan(&plan).await.map_err(classify)?;
+        let task = TaskContext::from(&state).with_runtime(runtime);
+        let mut stream = execute_stream(physical, Arc::new(task)).map_err(classify)?;
         let mut rows = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(classify)?;
@@ -228,33 +233,32 @@ async fn run_with(
     }
 }
 
-/// The DataFusion session a statement is planned and run in: the metrics
-/// of `store` as tables, scans within `budget`, memory within
-/// `memory_bytes`.
-fn session(store: Store, budget: Arc<Budget>, opts: &Options) -> Result<SessionContext, SqlError> {
+/// The DataFusion state a statement is planned in: the metrics of
+/// `store` as tables, scans within `budget`, aggregates folded in the scan
+/// when `aggregate_in_scan`. Its memory bound is the task's, at execution.
+fn session(
+    store: Store,
+    budget: Arc<Budget>,
+    opts: &Options,
+    aggregate_in_scan: bool,
+) -> Result<SessionState, SqlError> {
+    let mut state = template(opts.bucket_width, aggregate_in_scan)?;
     // One partition keeps the scan's row order through projections and
     // filters, which a plain SELECT needs.
-    let config =
-        base_config().with_target_partitions(if budget.ordered { 1 } else { budget.partitions });
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(opts.memory_bytes, 1.0)
-        .build_arc()
-        .map_err(internal)?;
+    let partitions = if budget.ordered { 1 } else { budget.partitions };
+    state.config_mut().options_mut().execution.target_partitions = partitions.max(1);
     // A catalog of its own: the template's is shared by every statement.
-    let state = SessionStateBuilder::new_from_existing(template()?)
-        .with_config(config)
-        .with_runtime_env(runtime)
-        .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    functions::register_time_bucket(&ctx, opts.bucket_width);
-    let catalog = ctx
-        .catalog("datafusion")
-        .ok_or_else(|| SqlError::Internal("no default catalog".into()))?;
+    let catalog = MemoryCatalogProvider::new();
     catalog
         .register_schema("public", Arc::new(table::Metrics { store, budget }))
         .map_err(internal)?;
-    Ok(ctx)
+    let catalogs = MemoryCatalogProviderList::new();
+    let name = state.config().options().catalog.default_catalog.clone();
+    catalogs.register_catalog(name, Arc::new(catalog));
+    state.register_catalog_list(Arc::new(catalogs));
+    // `now()` is the statement's start, not the template's.
+    state.mark_start_execution();
+    Ok(state)
 }
 
 /// Settings of every statement's session.
@@ -265,31 +269,50 @@ fn base_config() -> SessionConfig {
     config
 }
 
-/// What every session starts from, made once per process: DataFusion's
-/// functions behind the guard, and Baidu's own but `time_bucket` (whose
-/// width parser is the caller's). Wrapping some two hundred functions
-/// took a tenth of a small statement's time when done per statement.
-fn template() -> Result<SessionState, SqlError> {
-    static TEMPLATE: OnceLock<SessionState> = OnceLock::new();
-    if let Some(t) = TEMPLATE.get() {
-        return Ok(t.clone());
+/// What a statement's state starts from, made once per process for each
+/// width parser (and with or without the fold rule): DataFusion's
+/// functions behind the guard, and Baidu's own. A state built per
+/// statement re-registered some two hundred functions, a tenth of a small
+/// statement's time; a clone copies the maps as they are.
+fn template(width: WidthParser, aggregate_in_scan: bool) -> Result<SessionState, SqlError> {
+    type Templates = Vec<((usize, bool), Arc<SessionState>)>;
+    static TEMPLATES: Mutex<Templates> = Mutex::new(Vec::new());
+    // The parser by address: one function seen at two addresses only
+    // costs a second template, and callers pass one or two functions.
+    let key = (width as usize, aggregate_in_scan);
+    let cached = TEMPLATES.lock().ok().and_then(|templates| {
+        templates
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, state)| state.clone())
+    });
+    if let Some(state) = cached {
+        return Ok(SessionState::clone(&state));
     }
     let ctx = SessionContext::new_with_config(base_config());
     guard::restrict(&ctx).map_err(internal)?;
     functions::register_fixed(&ctx);
-    Ok(TEMPLATE.get_or_init(|| ctx.state()).clone())
+    functions::register_time_bucket(&ctx, width);
+    if aggregate_in_scan {
+        ctx.add_analyzer_rule(Arc::new(aggregate::AggregatePushdown));
+        ctx.add_optimizer_rule(Arc::new(aggregate::AggregatePushdown));
+    }
+    let state = Arc::new(ctx.state());
+    if let Ok(mut templates) = TEMPLATES.lock()
+        && templates.len() < 8
+    {
+        templates.push((key, state.clone()));
+    }
+    Ok(SessionState::clone(&state))
 }
 
 /// The logical plan of a prepared statement.
 async fn plan(
-    ctx: &SessionContext,
+    state: &SessionState,
     statement: datafusion::sql::sqlparser::ast::Statement,
 ) -> Result<datafusion::logical_expr::LogicalPlan, SqlError> {
     let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
-    ctx.state()
-        .statement_to_plan(statement)
-        .await
-        .map_err(classify)
+    state.statement_to_plan(statement).await.map_err(classify)
 }
 
 fn internal(e: DataFusionError) -> SqlError {
@@ -332,10 +355,32 @@ fn classify(e: DataFusionError) -> SqlError {
 fn append_rows(batch: &RecordBatch, rows: &mut Vec<Vec<Cell>>) {
     let start = rows.len();
     rows.extend((0..batch.num_rows()).map(|_| Vec::with_capacity(batch.num_columns())));
+    let added = &mut rows[start..];
     for column in batch.columns() {
-        for (i, row) in rows[start..].iter_mut().enumerate() {
-            row.push(cell(column.as_ref(), i));
+        // The common types read once per column, not once per value.
+        let a = column.as_ref();
+        match a.data_type() {
+            DataType::Int64 => {
+                let longs = a.as_primitive::<Int64Type>();
+                fill(added, a, |i| Cell::Long(longs.value(i)))
+            }
+            DataType::Float64 => {
+                let doubles = a.as_primitive::<Float64Type>();
+                fill(added, a, |i| Cell::Double(doubles.value(i)))
+            }
+            DataType::Utf8 => {
+                let text = a.as_string::<i32>();
+                fill(added, a, |i| Cell::Text(text.value(i).to_owned()))
+            }
+            _ => fill(added, a, |i| cell(a, i)),
         }
+    }
+}
+
+/// Appends row `i`'s value of `a` to each row: `value(i)`, or NULL.
+fn fill(rows: &mut [Vec<Cell>], a: &dyn Array, value: impl Fn(usize) -> Cell) {
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.push(if a.is_null(i) { Cell::Null } else { value(i) });
     }
 }
 

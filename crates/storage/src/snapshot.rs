@@ -336,6 +336,48 @@ impl Snapshot<'_> {
         out
     }
 
+    /// Which of `ids` have data in `[start, end]`: what
+    /// [`Snapshot::active_series`] says of them, in time that grows with
+    /// their number rather than the database's.
+    pub fn active_among(
+        &self,
+        ids: &RoaringBitmap,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> RoaringBitmap {
+        let rollup_start = start.max(self.rollup_min_ts);
+        let start = start.max(self.min_ts);
+        let mut out = RoaringBitmap::new();
+        for b in &self.layers.blocks {
+            let from = if b.rollups_only { rollup_start } else { start };
+            if from <= end {
+                out |= b.series_among(&(ids - &out), from, end);
+            }
+        }
+        if start > end {
+            return out;
+        }
+        if let Some(frozen) = &self.layers.frozen {
+            let has_points = |id: SeriesId| {
+                let i = frozen.binary_search_by_key(&id, |(sid, _)| *sid).ok()?;
+                let (_, cols) = frozen.get(i)?;
+                Some(cols.iter().any(|(_, p)| !range(p, start, end).is_empty()))
+            };
+            for id in &(ids - &out) {
+                if has_points(SeriesId(id)) == Some(true) {
+                    out.insert(id);
+                }
+            }
+        }
+        let rest = ids - &out;
+        for id in &(rest & &self.head.live) {
+            if self.head.has_points_in(SeriesId(id), start, end) {
+                out.insert(id);
+            }
+        }
+        out
+    }
+
     /// Metrics with data in `[start, end]`, sorted.
     pub fn metrics_in(&self, start: Timestamp, end: Timestamp) -> Vec<&str> {
         let active = self.active_series(start, end);
@@ -354,7 +396,10 @@ impl Snapshot<'_> {
 
     /// Tag keys of `metric` on series with data in `[start, end]`, sorted.
     pub fn tag_keys_in(&self, metric: &str, start: Timestamp, end: Timestamp) -> Vec<&str> {
-        let active = self.active_series(start, end);
+        let Some(series) = self.head.postings.series_of(metric) else {
+            return Vec::new();
+        };
+        let active = self.active_among(series, start, end);
         self.head
             .postings
             .tag_keys(metric)
@@ -373,7 +418,10 @@ impl Snapshot<'_> {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<&str> {
-        let active = self.active_series(start, end);
+        let Some(series) = self.head.postings.series_of(metric) else {
+            return Vec::new();
+        };
+        let active = self.active_among(series, start, end);
         self.head
             .postings
             .tag_values(metric, key)

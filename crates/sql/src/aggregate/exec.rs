@@ -175,7 +175,8 @@ fn rows(spec: &Spec, cells: &GroupedStats) -> Result<RecordBatch> {
                     cells
                         .iter()
                         .flat_map(|(values, buckets)| {
-                            std::iter::repeat_n(values.get(i).cloned().flatten(), buckets.len())
+                            let value = values.get(i).and_then(Option::as_deref);
+                            std::iter::repeat_n(value, buckets.len())
                         })
                         .collect::<StringArray>(),
                 )

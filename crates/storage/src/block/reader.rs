@@ -283,16 +283,35 @@ impl Block {
     ) -> sundial_index::RoaringBitmap {
         self.chunks
             .iter()
-            .filter(|(_, entries)| {
-                entries.iter().any(|e| {
-                    let overlaps = e.max_ts >= start && e.min_ts <= end;
-                    let inside = start <= e.min_ts && e.max_ts <= end;
-                    // A chunk straddling an end may have no point inside.
-                    overlaps && (inside || self.has_point_in(e, start, end))
-                })
-            })
+            .filter(|(_, entries)| entries.iter().any(|e| self.holds_point_in(e, start, end)))
             .map(|((id, _), _)| id.0)
             .collect()
+    }
+
+    /// Which of `ids` have a chunk overlapping `[start, end]`: what
+    /// [`Block::series_in`] says of them, looking at their columns only.
+    pub(crate) fn series_among(
+        &self,
+        ids: &sundial_index::RoaringBitmap,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> sundial_index::RoaringBitmap {
+        let mut from = 0;
+        ids.iter()
+            .filter(|id| {
+                self.chunks
+                    .columns_of(&mut from, SeriesId(*id))
+                    .any(|entries| entries.iter().any(|e| self.holds_point_in(e, start, end)))
+            })
+            .collect()
+    }
+
+    /// Whether the chunk of `e` has a point in `[start, end]`.
+    fn holds_point_in(&self, e: &ChunkEntry, start: Timestamp, end: Timestamp) -> bool {
+        let overlaps = e.max_ts >= start && e.min_ts <= end;
+        let inside = start <= e.min_ts && e.max_ts <= end;
+        // A chunk straddling an end may have no point inside.
+        overlaps && (inside || self.has_point_in(e, start, end))
     }
 
     /// Whether the chunk has a timestamp in `[start, end]` (decodes its

@@ -225,13 +225,32 @@ impl ChunkTable {
     /// whole directory, whose probes miss the cache at a million columns.
     pub(crate) fn get_from(&self, from: &mut usize, id: SeriesId, field: u32) -> Chunks<'_> {
         let columns = &self.columns;
-        let rest = columns.len().saturating_sub(*from);
-        let before = |i: usize| i < rest && columns.key(*from + i).0 < id.0;
-        *from += gallop(rest, before);
+        self.seek(from, id);
         (*from..columns.len())
             .take_while(|i| columns.key(*i).0 == id.0)
             .find(|i| columns.key(*i).1 == field)
             .map_or_else(Chunks::default, |i| self.column(i))
+    }
+
+    /// The chunks of each column of series `id`, searching forward from
+    /// `*from` as [`ChunkTable::get_from`] does.
+    pub(crate) fn columns_of(
+        &self,
+        from: &mut usize,
+        id: SeriesId,
+    ) -> impl Iterator<Item = Chunks<'_>> {
+        self.seek(from, id);
+        (*from..self.columns.len())
+            .take_while(move |i| self.columns.key(*i).0 == id.0)
+            .map(|i| self.column(i))
+    }
+
+    /// Moves `*from` forward to the first column of series `id` or after.
+    fn seek(&self, from: &mut usize, id: SeriesId) {
+        let columns = &self.columns;
+        let rest = columns.len().saturating_sub(*from);
+        let before = |i: usize| i < rest && columns.key(*from + i).0 < id.0;
+        *from += gallop(rest, before);
     }
 
     /// Every column with its chunks, ascending by (series, field).

@@ -211,12 +211,35 @@ fn run_model(
             }
         }
         prop_assert_eq!(snapshot(&db), model.clone());
+        active_among_agrees(&db, scale)?;
     }
     db.close();
     let db = Db::open(config(dir.path())).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(snapshot(&db), model);
     db.close();
     Ok(())
+}
+
+/// What `active_among` says of a set of series (some of them unknown) is
+/// what `active_series` says of them, in head and blocks alike.
+fn active_among_agrees(db: &Db, scale: i64) -> std::result::Result<(), TestCaseError> {
+    db.read(|view| {
+        let mut all: RoaringBitmap = view.series_of("cpu").iter().map(|id| id.0).collect();
+        let odd: RoaringBitmap = all.iter().filter(|id| id % 2 == 1).collect();
+        all.insert(1 << 20);
+        let ranges = [
+            (Timestamp::MIN, Timestamp::MAX),
+            (10 * scale, 30 * scale),
+            (25 * scale, 25 * scale),
+        ];
+        for (start, end) in ranges {
+            let active = view.active_series(start, end);
+            for ids in [&all, &odd] {
+                prop_assert_eq!(view.active_among(ids, start, end), &active & ids);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The last WAL segment of a database in `dir`, its bytes, and where its
