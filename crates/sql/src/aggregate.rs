@@ -25,7 +25,7 @@ use crate::scan::Pushdown;
 use crate::table::{MetricTable, TIME};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result};
 use datafusion::datasource::default_table_source::{provider_as_source, source_as_provider};
 use datafusion::functions_aggregate::{average::Avg, count::Count, min_max, sum::Sum};
@@ -72,25 +72,32 @@ impl OptimizerRule for AggregatePushdown {
 /// The same rule before the optimizer, on the plan as analysed: a
 /// statement it takes leaves the optimizer and the physical planner a few
 /// nodes to pass over instead of the aggregate, filter and scan, which
-/// was most of a small statement's planning. What only has the shape once
-/// the optimizer has rewritten it (conditions it simplifies, casts it
-/// unwraps) is taken by the optimizer rule.
+/// was most of a small statement's planning. It takes only the aggregate
+/// under projections, sorts and limits: a filter or join above one (a
+/// `HAVING` on a tag, a tag condition on a subquery) is pushed into it by
+/// the optimizer, whose rule then folds it with that condition narrowing
+/// the scan; so is an aggregate in a subquery. What only has the shape
+/// once the optimizer has rewritten it (conditions it simplifies, casts
+/// it unwraps) is the optimizer rule's too.
 impl AnalyzerRule for AggregatePushdown {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_down_with_subqueries(|plan| {
-            let LogicalPlan::Aggregate(aggregate) = &plan else {
-                return Ok(Transformed::no(plan));
-            };
-            Ok(match in_scan(aggregate)? {
-                Some(rewritten) => Transformed::yes(rewritten),
-                None => Transformed::no(plan),
-            })
-        })
-        .map(|t| t.data)
+        fold_outermost(plan)
     }
 
     fn name(&self) -> &str {
         "sundial_aggregate_in_scan"
+    }
+}
+
+/// `plan` with the aggregate reached from it through projections, sorts
+/// and limits folded in the scan, when it has the shape.
+fn fold_outermost(plan: LogicalPlan) -> Result<LogicalPlan> {
+    match plan {
+        LogicalPlan::Aggregate(ref aggregate) => Ok(in_scan(aggregate)?.unwrap_or(plan)),
+        LogicalPlan::Projection(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => plan
+            .map_children(|child| fold_outermost(child).map(Transformed::yes))
+            .map(|t| t.data),
+        other => Ok(other),
     }
 }
 

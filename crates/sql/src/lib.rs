@@ -298,8 +298,10 @@ fn template(width: WidthParser, aggregate_in_scan: bool) -> Result<SessionState,
         ctx.add_optimizer_rule(Arc::new(aggregate::AggregatePushdown));
     }
     let state = Arc::new(ctx.state());
+    // Checked again: another statement may have made it meanwhile.
     if let Ok(mut templates) = TEMPLATES.lock()
         && templates.len() < 8
+        && templates.iter().all(|(k, _)| *k != key)
     {
         templates.push((key, state.clone()));
     }
