@@ -462,8 +462,9 @@ fn select_rows(
     budget: &Budget,
 ) -> Result<Option<SeriesData>> {
     let (start, end) = query.range();
+    // Most rows are kept: sized once rather than grown by copies.
+    let mut kept: Vec<SeriesRow> = Vec::with_capacity(cols.iter().map(Vec::len).max().unwrap_or(0));
     let rows = join_fields(cols);
-    let mut kept: Vec<SeriesRow> = Vec::new();
     // Look-around candidates for fill, per field: last before, first after.
     let mut before: Vec<Option<(Timestamp, FieldValue)>> = vec![None; query.fields.len()];
     let mut after: Vec<Option<(Timestamp, FieldValue)>> = vec![None; query.fields.len()];
@@ -560,15 +561,24 @@ fn key_text(key: &SeriesKey) -> Arc<str> {
 }
 
 /// Rows `(ts, one value per field)` from per-field ascending columns.
-fn join_fields(cols: Vec<Vec<(Timestamp, FieldValue)>>) -> Vec<SeriesRow> {
+/// The fields' points as rows ascending by time: one field's point by
+/// point as they come (no copy of the column first), several joined by
+/// time.
+fn join_fields(mut cols: Vec<Vec<(Timestamp, FieldValue)>>) -> impl Iterator<Item = SeriesRow> {
     let width = cols.len();
-    if width == 1 {
-        return cols
-            .into_iter()
-            .flatten()
-            .map(|(t, v)| (t, smallvec::smallvec![Some(v)]))
-            .collect();
-    }
+    let (single, joined) = match width {
+        1 => (cols.pop(), None),
+        _ => (None, Some(join_by_time(cols))),
+    };
+    let single = single
+        .into_iter()
+        .flatten()
+        .map(|(t, v)| (t, smallvec::smallvec![Some(v)]));
+    single.chain(joined.into_iter().flatten())
+}
+
+fn join_by_time(cols: Vec<Vec<(Timestamp, FieldValue)>>) -> BTreeMap<Timestamp, RowValues> {
+    let width = cols.len();
     let mut rows: BTreeMap<Timestamp, RowValues> = BTreeMap::new();
     for (i, col) in cols.into_iter().enumerate() {
         for (t, v) in col {
@@ -580,7 +590,7 @@ fn join_fields(cols: Vec<Vec<(Timestamp, FieldValue)>>) -> Vec<SeriesRow> {
             }
         }
     }
-    rows.into_iter().collect()
+    rows
 }
 
 fn insert_filled(
