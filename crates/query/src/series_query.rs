@@ -560,10 +560,9 @@ fn key_text(key: &SeriesKey) -> Arc<str> {
         .into()
 }
 
-/// Rows `(ts, one value per field)` from per-field ascending columns.
-/// The fields' points as rows ascending by time: one field's point by
-/// point as they come (no copy of the column first), several joined by
-/// time.
+/// Rows `(ts, one value per field)` from per-field ascending columns,
+/// ascending by time: one field's point by point as they come (no copy of
+/// the column first), several joined by time.
 fn join_fields(mut cols: Vec<Vec<(Timestamp, FieldValue)>>) -> impl Iterator<Item = SeriesRow> {
     let width = cols.len();
     let (single, joined) = match width {
@@ -577,6 +576,7 @@ fn join_fields(mut cols: Vec<Vec<(Timestamp, FieldValue)>>) -> impl Iterator<Ite
     single.chain(joined.into_iter().flatten())
 }
 
+/// Several fields' points joined by time, a slot per field.
 fn join_by_time(cols: Vec<Vec<(Timestamp, FieldValue)>>) -> BTreeMap<Timestamp, RowValues> {
     let width = cols.len();
     let mut rows: BTreeMap<Timestamp, RowValues> = BTreeMap::new();
