@@ -2,7 +2,8 @@
 # End-to-end ingest benchmark: the same TSBS-devops-like data set posted
 # through OpenTSDB `/api/put` to Sundial, then VictoriaMetrics and InfluxDB
 # 1.6 (Debian packages), one after another on loopback. Reports points/s,
-# bytes per point on disk after the data settles, peak RSS and restart time.
+# bytes per point on disk after the data settles, peak RSS and restart time,
+# and the CPU time the load generator itself used (it shares the cores).
 #
 #   bench/ingest.sh [--hours H] [--hosts N] [--batch B] [--connections C]
 #                   [--only sundial,victoriametrics,influxdb]
@@ -77,7 +78,8 @@ print(json.dumps({"server": label, "points": l["points"], "points_per_sec": l["p
                   "peak_rss_mib": round(int(rss) / 2**20, 1),
                   "loaded_rss_mib": round(int(loaded) / 2**20, 1),
                   "loaded_rss_bytes_per_series": round(int(loaded) / series),
-                  "restart_s": round(float(restart), 2)}))
+                  "restart_s": round(float(restart), 2),
+                  "load_client_cpu_s": l.get("client_cpu_seconds")}))
 PY
 }
 
