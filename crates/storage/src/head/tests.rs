@@ -50,7 +50,40 @@ proptest! {
     }
 }
 
-/// Keys with more tags than a lookup keeps inline find their series too.
+/// A stored key matches only a key with the same names in the same
+/// places: lookups compare names, as the hash of a key's names may collide.
+#[test]
+fn a_stored_key_matches_only_its_own_names() {
+    let mut head = Head::default();
+    let named = |m: &str, tags: &[(&str, &str)]| {
+        let tags = tags.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        SeriesKey::new(m.to_string(), tags.collect())
+    };
+    let stored = named("m", &[("a", "bc"), ("d", "e")]);
+    assert!(head.define(SeriesId(0), &stored));
+    let syms = sym_key(&head.series, SeriesId(0)).expect("defined");
+    let names = head.names();
+    assert!(names.same(syms, &stored));
+    let others = [
+        named("m", &[("ab", "c"), ("d", "e")]),
+        named("m", &[("a", "b"), ("cd", "e")]),
+        named("m", &[("a", "bc")]),
+        named("m", &[("a", "bc"), ("d", "e"), ("f", "g")]),
+        named("ma", &[("a", "bc"), ("d", "e")]),
+        named("m", &[("a", "bc"), ("d", "f")]),
+    ];
+    for other in &others {
+        assert!(!names.same(syms, other), "{other:?}");
+        assert_eq!(head.lookup(other), None, "{other:?}");
+    }
+    let hash = |k: &SeriesKey| {
+        let tags = k.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        key_hash(&head.hasher, &k.metric, tags)
+    };
+    assert_eq!(names.hash(&head.hasher, syms), hash(&stored));
+}
+
+/// Keys with more tags than a key keeps inline find their series too.
 #[test]
 fn keys_past_the_inline_tag_count_find_their_ids() {
     let mut head = Head::default();
