@@ -5,7 +5,7 @@
 use super::retention_cutoff;
 use crate::block::{Block, writer::BlockWriter, writer::Column};
 use crate::db::{Inner, blocks};
-use crate::error::Result;
+use crate::error::Error;
 use crate::phase::Phase;
 use crate::snapshot::Layers;
 use std::sync::Arc;
@@ -26,19 +26,12 @@ pub(super) fn expire(inner: &Inner) {
     let rollups = inner.rollup_cutoff();
     let past_rollups = |b: &Block| rollups.is_some_and(|c| b.max_ts < c);
     let blocks = inner.layers.read().blocks.clone();
-    let summarised: Vec<Arc<Block>> = blocks
+    let expiring: Vec<Arc<Block>> = blocks
         .iter()
         .filter(|b| !b.rollups_only && b.max_ts < raw && !past_rollups(b))
         .cloned()
         .collect();
-    let (summarised, replacement) = match summarise(inner, &summarised, &blocks) {
-        Ok(r) => (summarised, r),
-        Err(e) => {
-            // Kept for the next pass; what is past every retention still goes.
-            warn!(error = %e, "retention: cannot keep the expired blocks' rollups; blocks kept");
-            (Vec::new(), None)
-        }
-    };
+    let (summarised, replacement) = summarise_readable(inner, expiring, &blocks);
     let expired: Vec<Arc<Block>> = {
         let mut layers = inner.layers.write();
         let newest = summarised.last();
@@ -89,6 +82,60 @@ pub(super) fn expire(inner: &Inner) {
     }
 }
 
+/// Summarises the expired `inputs` (oldest first) that can be read: an
+/// input that fails to read is left out and kept as it is, so one damaged
+/// block does not hold back every other block's retention. Returns the
+/// blocks summarised (none when it fails otherwise) and their summary.
+fn summarise_readable(
+    inner: &Inner,
+    mut inputs: Vec<Arc<Block>>,
+    all: &[Arc<Block>],
+) -> (Vec<Arc<Block>>, Option<Arc<Block>>) {
+    loop {
+        match summarise(inner, &inputs, all) {
+            Ok(replacement) => return (inputs, replacement),
+            Err(Failed::Input(i, e)) if i < inputs.len() => {
+                let bad = inputs.remove(i);
+                warn!(path = %bad.path().display(), error = %e,
+                    "retention: cannot read an expired block; it is kept, the others are summarised without it");
+            }
+            Err(Failed::Input(_, e) | Failed::Other(e)) => {
+                // Kept for the next pass; what is past every retention still goes.
+                warn!(error = %e, "retention: cannot keep the expired blocks' rollups; blocks kept");
+                return (Vec::new(), None);
+            }
+        }
+    }
+}
+
+/// Why a summary was not written.
+enum Failed {
+    /// Reading the input at this index failed.
+    Input(usize, Error),
+    Other(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Self {
+        Failed::Other(e)
+    }
+}
+
+/// The failure of a read of `inputs`: the input whose file the error
+/// names, if one does.
+fn read_failure(inputs: &[Arc<Block>], e: Error) -> Failed {
+    let named = match &e {
+        Error::Corrupt { path, .. } | Error::Io { path, .. } => {
+            inputs.iter().position(|b| b.path() == path)
+        }
+        _ => None,
+    };
+    match named {
+        Some(i) => Failed::Input(i, e),
+        None => Failed::Other(e),
+    }
+}
+
 /// Writes the rollups of the expired `inputs` (oldest first) as one
 /// rollups-only block named as the newest of them; `None` with no inputs
 /// or no chunk left to keep. A column's newest write wins, as in
@@ -99,7 +146,7 @@ fn summarise(
     inner: &Inner,
     inputs: &[Arc<Block>],
     all: &[Arc<Block>],
-) -> Result<Option<Arc<Block>>> {
+) -> Result<Option<Arc<Block>>, Failed> {
     let Some(newest) = inputs.last() else {
         return Ok(None);
     };
@@ -116,8 +163,8 @@ fn summarise(
         if grids.of(series).is_empty() {
             continue;
         }
-        let mut points =
-            super::merged_column(inputs, &mut places, (series, field), Timestamp::MIN)?;
+        let mut points = super::merged_column(inputs, &mut places, (series, field), Timestamp::MIN)
+            .map_err(|e| read_failure(inputs, e))?;
         let taken: Vec<(Timestamp, Timestamp)> = kept
             .iter()
             .flat_map(|b| b.chunks(series, field))

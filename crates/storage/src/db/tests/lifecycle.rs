@@ -139,6 +139,15 @@ fn summarised(db: &Db, start: Timestamp, end: Timestamp) -> Result<BTreeMap<Stri
     })
 }
 
+/// An hourly tier whose rollups outlive the raw points (20 days).
+fn hourly_rollups_for_20_days(dir: &std::path::Path) -> Config {
+    Config {
+        rollup_secs: vec![3600],
+        rollup_retention_secs: Some(20 * 86_400),
+        ..quiet(dir)
+    }
+}
+
 /// Past the raw retention a block with rollup tiers becomes rollups-only:
 /// no points to read, its chunks' statistics kept, `check` content with
 /// it; a delete drops the selected series' chunks there and keeps the
@@ -146,11 +155,7 @@ fn summarised(db: &Db, start: Timestamp, end: Timestamp) -> Result<BTreeMap<Stri
 #[test]
 fn expired_blocks_keep_their_rollups_until_the_rollups_expire() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
-    let config = Config {
-        rollup_secs: vec![3600],
-        rollup_retention_secs: Some(20 * 86_400),
-        ..quiet(dir.path())
-    };
+    let config = hourly_rollups_for_20_days(dir.path());
     let engine = crate::Engine::open(config.clone())?;
     let db = engine.default_db();
     let now = sundial_model::now_ms();
@@ -202,6 +207,66 @@ fn expired_blocks_keep_their_rollups_until_the_rollups_expire() -> Result<()> {
     db.compact(false)?;
     let around = summarised(&db, old - 60_000, old + 101 * 60_000)?;
     assert_eq!(around.get("b"), Some(&102), "{around:?}");
+    engine.close();
+    Ok(())
+}
+
+/// An expired block that cannot be read is kept as it is, and holds back
+/// only itself: the other expired blocks are still summarised.
+#[test]
+fn an_unreadable_expired_block_holds_back_only_itself() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+    let config = hourly_rollups_for_20_days(dir.path());
+    let engine = crate::Engine::open(config)?;
+    let db = engine.default_db();
+    let old = sundial_model::now_ms() - 10 * 86_400_000;
+    let paths = |db: &Db| -> Vec<_> {
+        let layers = db.inner.layers.read();
+        layers.blocks.iter().map(|b| b.path().to_owned()).collect()
+    };
+    // Host a's points in the first flush's blocks, b's in the second's.
+    let mut flushed = Vec::new();
+    for (host, base) in [("a", old), ("b", old + 200 * 60_000)] {
+        write_all(
+            &db,
+            (0..100)
+                .map(|i| point(host, base + i * 60_000, i))
+                .collect(),
+        )?;
+        db.flush()?;
+        let before = flushed.iter().map(Vec::len).sum::<usize>();
+        flushed.push(paths(&db).split_off(before));
+    }
+    let (Some(bad), Some(newest)) = (flushed[0].first(), flushed[1].last()) else {
+        panic!("each flush should write a block: {flushed:?}");
+    };
+    // Flip a byte of the first chunk of one of a's blocks.
+    let mut bytes = fs::read(bad).map_err(|e| Error::io("read", bad, e))?;
+    bytes[12] ^= 0x40;
+    fs::write(bad, &bytes).map_err(|e| Error::io("write", bad, e))?;
+    db.set_retention_secs(7 * 86_400)?;
+    // A compaction that reaches the damaged block fails on it as well.
+    if let Err(e) = db.compact(false) {
+        assert!(
+            matches!(&e, Error::Corrupt { path, .. } if path == bad),
+            "{e}"
+        );
+    }
+    let kept: Vec<_> = db
+        .inner
+        .layers
+        .read()
+        .blocks
+        .iter()
+        .map(|b| (b.path().to_owned(), b.rollups_only))
+        .collect();
+    // The others became one rollups-only block under the newest's name;
+    // the damaged one stays as written.
+    assert_eq!(kept, vec![(bad.clone(), false), (newest.clone(), true)]);
+    assert_eq!(fs::read(bad).map_err(|e| Error::io("read", bad, e))?, bytes);
+    let whole = BTreeMap::from([("a".to_owned(), 100), ("b".to_owned(), 100)]);
+    assert_eq!(summarised(&db, old, old + 300 * 60_000)?, whole);
+    assert!(snapshot(&db).is_empty());
     engine.close();
     Ok(())
 }
