@@ -64,6 +64,45 @@ pub fn wait_for_stderr_line(
     }
 }
 
+/// Spawns `command` with stdout discarded and stderr piped, and waits up
+/// to a minute for a stderr line containing `ready` (see
+/// [`wait_for_stderr_line`]).
+pub fn spawn_until_ready(
+    command: &mut std::process::Command,
+    ready: String,
+) -> anyhow::Result<std::process::Child> {
+    use anyhow::Context;
+    let name = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    wait_for_stderr_line(&mut child, ready, std::time::Duration::from_secs(60))
+        .with_context(|| format!("{name} did not report that it is ready"))?;
+    Ok(child)
+}
+
+/// Runs `start` on a free loopback port until it starts. Servers that take
+/// a port rather than a listener get one released just before they bind
+/// it; another process may take it in between, and then the server exits
+/// at once ([`Exited`]): a fresh port is tried, three times at most.
+pub fn on_free_port<T>(
+    mut start: impl FnMut(u16) -> anyhow::Result<T>,
+) -> anyhow::Result<(u16, T)> {
+    let mut attempt = 0;
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        match start(port) {
+            Ok(started) => return Ok((port, started)),
+            Err(e) if attempt < 3 && e.root_cause().is::<Exited>() => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A child that closed its stderr (exited) before saying it was ready.
 #[derive(Debug, thiserror::Error)]
 #[error("exited before writing {ready:?}; its last lines:\n{lines}")]
@@ -269,6 +308,40 @@ impl Devops {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that exits at start (its port taken) is started again on
+    /// another port; other failures and a fourth exit are returned.
+    #[test]
+    fn a_server_that_exits_at_start_gets_a_fresh_port() -> anyhow::Result<()> {
+        let exited = || Exited {
+            ready: "ready".into(),
+            lines: "Address already in use".into(),
+        };
+        let mut ports = Vec::new();
+        let (port, started) = on_free_port(|port| {
+            ports.push(port);
+            if ports.len() < 3 {
+                return Err(anyhow::Error::new(exited()).context("did not start"));
+            }
+            Ok(ports.len())
+        })?;
+        assert_eq!((port, started), (ports[2], 3));
+        let mut calls = 0;
+        let gave_up = on_free_port(|_| -> anyhow::Result<()> {
+            calls += 1;
+            Err(exited().into())
+        });
+        assert!(gave_up.is_err());
+        assert_eq!(calls, 4);
+        let mut calls = 0;
+        let hung = on_free_port(|_| -> anyhow::Result<()> {
+            calls += 1;
+            anyhow::bail!("no line on stderr within 60 s")
+        });
+        assert!(hung.is_err());
+        assert_eq!(calls, 1);
+        Ok(())
+    }
 
     #[test]
     fn vm_jsonl_lines_hold_every_point_of_the_set_once() {

@@ -4,9 +4,8 @@
 //! `scripts/test` installs it and sets it.
 
 use anyhow::Context;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::process::{Child, Command};
 
 /// A running moto server; killed when dropped. It accepts any credentials.
 #[derive(Debug)]
@@ -24,21 +23,14 @@ impl MotoServer {
                 "SUNDIAL_MOTO is not set: run ./scripts/test, which installs moto[server]"
             )
         })?;
-        // moto takes a port, not a listener: a free one, released just
-        // before moto binds it.
-        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let mut child = Command::new(&exe)
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {exe}"))?;
-        crate::wait_for_stderr_line(
-            &mut child,
-            format!("Running on http://{addr}"),
-            Duration::from_secs(60),
-        )
-        .context("moto_server did not report that it listens")?;
+        // moto takes a port, not a listener.
+        let (port, child) = crate::on_free_port(|port| {
+            crate::spawn_until_ready(
+                Command::new(&exe).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+                format!("Running on http://127.0.0.1:{port}"),
+            )
+        })?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let server = Self { addr, child };
         for bucket in buckets {
             ureq::put(&format!("{}/{bucket}", server.endpoint()))

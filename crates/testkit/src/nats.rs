@@ -26,25 +26,13 @@ impl Nats {
     pub fn start() -> anyhow::Result<Self> {
         let bin = binary()?;
         let dir = tempfile::Builder::new().prefix("sundial-nats").tempdir()?;
-        // A free port, released just before the server binds it; another
-        // process may take it in between, and then the server exits at
-        // once: a fresh port is tried.
-        let mut attempt = 0;
-        loop {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            match spawn(&bin, port, &dir) {
-                Ok(child) => {
-                    return Ok(Self {
-                        port,
-                        bin,
-                        child,
-                        dir,
-                    });
-                }
-                Err(e) if attempt < 3 && e.root_cause().is::<crate::Exited>() => attempt += 1,
-                Err(e) => return Err(e),
-            }
-        }
+        let (port, child) = crate::on_free_port(|port| spawn(&bin, port, &dir))?;
+        Ok(Self {
+            port,
+            bin,
+            child,
+            dir,
+        })
     }
 
     /// The client URL.

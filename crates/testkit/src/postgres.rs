@@ -6,7 +6,6 @@
 //! creates that user and sets both.
 
 use anyhow::{Context, bail};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,9 +56,7 @@ impl Postgres {
         if !status.success() {
             bail!("initdb failed: {status}");
         }
-        // A free port, released just before the server binds it.
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = spawn(&bin, &user, dir.path(), port)?;
+        let (port, child) = crate::on_free_port(|port| spawn(&bin, &user, dir.path(), port))?;
         Ok(Self {
             port,
             child,

@@ -4,9 +4,9 @@
 //! and sets it.
 
 use anyhow::{Context, bail};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// A running Prometheus; killed when dropped.
@@ -48,26 +48,20 @@ impl Prometheus {
         }
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config)?;
-        // Prometheus takes an address, not a listener: a free port,
-        // released just before it binds it.
-        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let mut child = Command::new(&exe)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {exe}"))?;
-        crate::wait_for_stderr_line(
-            &mut child,
-            "Server is ready to receive web requests".into(),
-            Duration::from_secs(60),
-        )
-        .context("prometheus did not report that it is ready")?;
+        // Prometheus takes an address, not a listener.
+        let (port, child) = crate::on_free_port(|port| {
+            crate::spawn_until_ready(
+                Command::new(&exe)
+                    .arg(format!("--config.file={}", config_path.display()))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.join("tsdb").display()
+                    ))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+                "Server is ready to receive web requests".into(),
+            )
+        })?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         Ok(Self { addr, child })
     }
 

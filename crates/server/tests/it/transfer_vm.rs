@@ -26,31 +26,40 @@ impl Drop for Victoria {
 
 fn start_victoria(dir: &std::path::Path) -> Result<Victoria> {
     let exe = installed_client("SUNDIAL_VICTORIA")?;
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new(exe)
-        .arg(format!("-storageDataPath={}", dir.display()))
-        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-        .arg("-retentionPeriod=100y")
-        .arg("-search.disableCache")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start victoria-metrics")?;
-    let vm = Victoria {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    // Ready when its health endpoint answers.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if ureq::get(&format!("{}/health", vm.url)).call().is_ok() {
-            return Ok(vm);
+    // Its port is free when picked; another process may take it before
+    // VictoriaMetrics binds it, and then it exits: a fresh port is tried.
+    // No log line tells that it listens (it logs the address before it
+    // binds it): its health endpoint does.
+    for _ in 0..4 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(&exe)
+            .arg(format!("-storageDataPath={}", dir.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.disableCache")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start victoria-metrics")?;
+        let mut vm = Victoria {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if vm.child.try_wait()?.is_some() {
+                break;
+            }
+            if ureq::get(&format!("{}/health", vm.url)).call().is_ok() {
+                return Ok(vm);
+            }
+            if Instant::now() > deadline {
+                bail!("victoria-metrics did not become healthy");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if Instant::now() > deadline {
-            bail!("victoria-metrics did not become healthy");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
+    bail!("victoria-metrics exited at start four times")
 }
 
 /// `sundial import --format vm-jsonl FILE` into `s`.
