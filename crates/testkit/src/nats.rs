@@ -235,18 +235,10 @@ impl Drop for NatsCluster {
 }
 
 fn spawn(bin: &PathBuf, port: u16, dir: &tempfile::TempDir) -> anyhow::Result<Child> {
-    let mut child = Command::new(bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    crate::wait_for_stderr_line(
-        &mut child,
+    crate::spawn_until_ready(
+        Command::new(bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path()),
         "Server is ready".into(),
-        Duration::from_secs(60),
     )
-    .context("nats-server did not report that it is ready")?;
-    Ok(child)
 }

@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// A running PostgreSQL; stopped and deleted when dropped.
 #[derive(Debug)]
@@ -88,31 +87,22 @@ impl Postgres {
 
 /// `postgres` on `dir/data` at `port`, once it accepts connections.
 fn spawn(bin: &Path, user: &RunAs, dir: &Path, port: u16) -> anyhow::Result<Child> {
-    let mut child = user
-        .command(&bin.join("postgres"))
-        .arg("-D")
-        .arg(dir.join("data"))
-        .args(["-p", &port.to_string(), "-k"])
-        .arg(dir)
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start postgres")?;
-    crate::wait_for_stderr_line(
-        &mut child,
+    crate::spawn_until_ready(
+        user.command(&bin.join("postgres"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ]),
         "database system is ready to accept connections".into(),
-        Duration::from_secs(60),
     )
-    .context("postgres did not report that it is ready")?;
-    Ok(child)
 }
 
 impl Drop for Postgres {
