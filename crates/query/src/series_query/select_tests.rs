@@ -12,21 +12,11 @@ fn branch(start: Timestamp, end: Timestamp) -> Branch {
     }
 }
 
+/// The tests' one-field query over `branches`.
 fn query(branches: Vec<Branch>) -> SeriesQuery {
     SeriesQuery {
-        metric: "cpu".into(),
-        fields: vec!["value".into()],
         branches,
-        group_by: Vec::new(),
-        grouped: false,
-        aggregators: Vec::new(),
-        fills: vec![None],
-        tag_columns: Vec::new(),
-        order: Order::Asc,
-        limit: 1_000_000,
-        offset: 0,
-        marker: None,
-        now: i64::MAX,
+        ..super::tests::query(0, 0)
     }
 }
 

@@ -36,7 +36,7 @@ fn point(host: &str, rack: &str, t: i64, v: FieldValue) -> WritePoint {
     }
 }
 
-fn query(start: i64, end: i64) -> SeriesQuery {
+pub(super) fn query(start: i64, end: i64) -> SeriesQuery {
     SeriesQuery {
         metric: "cpu".into(),
         fields: vec!["value".into()],
