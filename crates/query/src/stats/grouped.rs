@@ -7,6 +7,7 @@ use super::{Fold, Stats, fold_series};
 use crate::series_query::parallel::{self, Reach};
 use crate::{Budget, Error, Result};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use sundial_model::series_query::Sampling;
 use sundial_model::{StatsQuery, TagMatch, Timestamp};
 use sundial_storage::{Db, Grid, SeriesId};
@@ -57,17 +58,29 @@ pub fn grouped_by(db: &Db, query: &StatsQuery, budget: &Budget) -> Result<Groupe
 /// Adds `other`'s cells to `into`: a cell both have merges field by
 /// field (how a querier merges the shards' statistics).
 pub fn merge_grouped(into: &mut GroupedStats, other: GroupedStats) {
+    // Threads and shards mostly hold different series, so different
+    // groups: those move whole, not cell by cell.
+    if into.is_empty() {
+        *into = other;
+        return;
+    }
     for (group, buckets) in other {
-        let cells = into.entry(group).or_default();
+        let cells = match into.entry(group) {
+            Entry::Vacant(v) => {
+                v.insert(buckets);
+                continue;
+            }
+            Entry::Occupied(o) => o.into_mut(),
+        };
         for (bucket, stats) in buckets {
-            match cells.get_mut(&bucket) {
-                Some(existing) => {
-                    for (e, s) in existing.iter_mut().zip(&stats) {
+            match cells.entry(bucket) {
+                Entry::Occupied(mut o) => {
+                    for (e, s) in o.get_mut().iter_mut().zip(&stats) {
                         e.merge(s);
                     }
                 }
-                None => {
-                    cells.insert(bucket, stats);
+                Entry::Vacant(v) => {
+                    v.insert(stats);
                 }
             }
         }
@@ -136,10 +149,16 @@ pub fn grouped(db: &Db, req: &StatsRequest<'_>, budget: &Budget) -> Result<Group
                         fold_series(fold, view, *id, req.start, req.end)?;
                     budget.take(read)?;
                     for (bucket, stats) in buckets {
-                        let cell = cells
-                            .entry(bucket)
-                            .or_insert_with(|| vec![Stats::default(); folds.len()]);
-                        cell[i].merge(&stats);
+                        match cells.entry(bucket) {
+                            Entry::Occupied(mut o) => o.get_mut()[i].merge(&stats),
+                            // A new cell takes the series' statistics as
+                            // they are.
+                            Entry::Vacant(v) => {
+                                let mut cell = vec![Stats::default(); folds.len()];
+                                cell[i] = stats;
+                                v.insert(cell);
+                            }
+                        }
                     }
                 }
                 part.cells += cells.len() - before;
