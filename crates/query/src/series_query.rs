@@ -70,7 +70,18 @@ struct SeriesData {
     key: SeriesKey,
     /// `k1=v1,k2=v2`: the raw order's tie-breaker and the marker text.
     key_text: Arc<str>,
-    rows: Vec<SeriesRow>,
+    /// Rows without tag columns: a raw read of one series hands them to
+    /// the output as they are.
+    rows: Vec<Row>,
+}
+
+/// A row of `timestamp` and `values`, its tag columns not yet set.
+fn bare_row(timestamp: Timestamp, values: RowValues) -> Row {
+    Row {
+        timestamp,
+        values,
+        tags: Vec::new(),
+    }
 }
 
 /// Field kinds of the queried metric (`None`: never written).
@@ -221,7 +232,13 @@ pub fn stage_series_rows(db: &Db, query: &SeriesQuery, budget: &Budget) -> Resul
     let series = read_series(db, query, matched, read_range(query), budget, &mut out)?;
     Ok(SeriesHalf {
         kinds,
-        series: series.into_iter().map(|s| (s.key, s.rows)).collect(),
+        series: series
+            .into_iter()
+            .map(|s| {
+                let rows = s.rows.into_iter().map(|r| (r.timestamp, r.values));
+                (s.key, rows.collect())
+            })
+            .collect(),
         consumed: out.consumed_count,
         raw: out.raw_count,
     })
@@ -244,7 +261,7 @@ pub fn finish_series(
         series.extend(half.series.into_iter().map(|(key, rows)| SeriesData {
             key_text: key_text(&key),
             key,
-            rows,
+            rows: rows.into_iter().map(|(t, v)| bare_row(t, v)).collect(),
         }));
     }
     series.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -490,7 +507,7 @@ fn select_rows(
 /// range and the first after it.
 #[derive(Debug, PartialEq)]
 struct Selected {
-    kept: Vec<SeriesRow>,
+    kept: Vec<Row>,
     /// Values in the kept rows.
     values: u64,
     before: Vec<Option<(Timestamp, FieldValue)>>,
@@ -506,7 +523,7 @@ fn select_joined(
 ) -> Selected {
     let (start, end) = query.range();
     // Most rows are kept: sized once rather than grown by copies.
-    let mut kept: Vec<SeriesRow> = Vec::with_capacity(cols.iter().map(Vec::len).max().unwrap_or(0));
+    let mut kept: Vec<Row> = Vec::with_capacity(cols.iter().map(Vec::len).max().unwrap_or(0));
     let mut values_kept = 0;
     let rows = join_fields(cols);
     let mut before: Vec<Option<(Timestamp, FieldValue)>> = vec![None; query.fields.len()];
@@ -524,7 +541,7 @@ fn select_joined(
         }
         if in_range {
             values_kept += values.iter().flatten().count() as u64;
-            kept.push((ts, values));
+            kept.push(bare_row(ts, values));
         } else {
             let slot = if ts < start { &mut before } else { &mut after };
             for (s, v) in slot.iter_mut().zip(values) {
@@ -582,9 +599,9 @@ fn select_plain(
     let from = from_time(&col, start.max(branch.start));
     let to = past_time(&col, end.min(branch.end)).max(from);
     col.truncate(to);
-    let kept: Vec<SeriesRow> = col
+    let kept: Vec<Row> = col
         .drain(from..)
-        .map(|(t, v)| (t, smallvec::smallvec![Some(v)]))
+        .map(|(t, v)| bare_row(t, smallvec::smallvec![Some(v)]))
         .collect();
     Selected {
         values: kept.len() as u64,
@@ -598,7 +615,7 @@ fn select_plain(
 /// look-around neighbours.
 fn fill_fields(
     query: &SeriesQuery,
-    kept: &mut Vec<SeriesRow>,
+    kept: &mut Vec<Row>,
     before: &[Option<(Timestamp, FieldValue)>],
     after: &[Option<(Timestamp, FieldValue)>],
     budget: &Budget,
@@ -609,7 +626,7 @@ fn fill_fields(
         let Some(spec) = spec else { continue };
         let raw: Vec<(Timestamp, FieldValue)> = kept
             .iter()
-            .filter_map(|(t, vals)| vals.get(i).cloned().flatten().map(|v| (*t, v)))
+            .filter_map(|r| r.values.get(i).cloned().flatten().map(|v| (r.timestamp, v)))
             .collect();
         // Each field looks around only as far as its own maxWriteInterval
         // (the read covered the widest of them).
@@ -683,7 +700,7 @@ fn join_by_time(cols: Vec<Vec<(Timestamp, FieldValue)>>) -> BTreeMap<Timestamp, 
 }
 
 fn insert_filled(
-    rows: &mut Vec<SeriesRow>,
+    rows: &mut Vec<Row>,
     field: usize,
     width: usize,
     filled: Vec<(Timestamp, FieldValue)>,
@@ -691,7 +708,10 @@ fn insert_filled(
     if filled.is_empty() {
         return;
     }
-    let mut map: BTreeMap<Timestamp, RowValues> = std::mem::take(rows).into_iter().collect();
+    let mut map: BTreeMap<Timestamp, RowValues> = std::mem::take(rows)
+        .into_iter()
+        .map(|r| (r.timestamp, r.values))
+        .collect();
     for (t, v) in filled {
         let row = map
             .entry(t)
@@ -702,7 +722,7 @@ fn insert_filled(
             *slot = Some(v);
         }
     }
-    *rows = map.into_iter().collect();
+    *rows = map.into_iter().map(|(t, v)| bare_row(t, v)).collect();
 }
 
 /// Splits `items` by the values of the `group_by` tags in their series
@@ -751,9 +771,9 @@ fn aggregate(query: &SeriesQuery, members: &[SeriesData], start: Timestamp) -> R
     for (fi, field) in query.fields.iter().enumerate() {
         let mut stream: Vec<(Timestamp, &str, FieldValue)> = Vec::new();
         for s in members {
-            for (t, values) in &s.rows {
-                if let Some(Some(v)) = values.get(fi) {
-                    stream.push((*t, &*s.key_text, v.clone()));
+            for r in &s.rows {
+                if let Some(Some(v)) = r.values.get(fi) {
+                    stream.push((r.timestamp, &*s.key_text, v.clone()));
                 }
             }
         }
