@@ -58,13 +58,9 @@ pub fn grouped_by(db: &Db, query: &StatsQuery, budget: &Budget) -> Result<Groupe
 /// Adds `other`'s cells to `into`: a cell both have merges field by
 /// field (how a querier merges the shards' statistics).
 pub fn merge_grouped(into: &mut GroupedStats, other: GroupedStats) {
-    // Threads and shards mostly hold different series, so different
-    // groups: those move whole, not cell by cell.
-    if into.is_empty() {
-        *into = other;
-        return;
-    }
     for (group, buckets) in other {
+        // Threads and shards mostly hold different series, so different
+        // groups: those move whole, not cell by cell.
         let cells = match into.entry(group) {
             Entry::Vacant(v) => {
                 v.insert(buckets);
