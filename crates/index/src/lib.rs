@@ -45,7 +45,7 @@ impl Postings {
             Some(m) => m,
             None => self.metrics.entry(key.metric.clone()).or_default(),
         };
-        m.all.insert(id);
+        posting::add_id(&mut m.all, id);
         for (k, v) in &key.tags {
             let values = match m.tags.get_mut(k.as_str()) {
                 Some(vals) => vals,

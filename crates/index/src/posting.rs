@@ -36,7 +36,7 @@ impl Posting {
     /// Adds `id`; false if it was there.
     pub fn insert(&mut self, id: u32) -> bool {
         match self {
-            Self::Many(b) => b.insert(id),
+            Self::Many(b) => add_id(b, id),
             Self::Few { len, ids } => {
                 let n = usize::from(*len);
                 let Some(held) = ids.get_mut(..n) else {
@@ -131,6 +131,13 @@ impl Posting {
             Self::Many(b) => (**b).clone(),
         }
     }
+}
+
+/// Adds `id` to a bitmap; false if it was there. New series get ever
+/// larger ids, so an id usually goes at the end, which `push` finds
+/// without searching the containers.
+pub(crate) fn add_id(b: &mut RoaringBitmap, id: u32) -> bool {
+    b.push(id) || b.insert(id)
 }
 
 #[cfg(test)]

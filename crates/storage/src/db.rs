@@ -5,8 +5,8 @@ use crate::compact;
 use crate::config::Config;
 use crate::delete;
 use crate::error::{Error, Result};
-use crate::head::{FastMap, Head, SeriesId};
-use crate::pending::{Apply, Pending};
+use crate::head::{Head, KeyHash, SeriesId};
+use crate::pending::{Apply, NewSeries, Pending};
 use crate::record::BatchEncoder;
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
@@ -607,35 +607,69 @@ impl Db {
     }
 }
 
-/// A point's index, checked value, and series id with whether the head
-/// should remember it by its key's address (the key had another owner
-/// when looked up; `None`: a series new to the database).
-type Found = (usize, FieldValue, Option<(SeriesId, bool)>);
+/// A point's index, checked value, and series.
+type Found = (usize, FieldValue, SeriesOf);
+
+/// The series of an accepted point as its write finds it.
+enum SeriesOf {
+    /// Known to the head or a queued write; `remember`: the head should
+    /// remember the id by the point's shared key (it had another owner).
+    Known { id: SeriesId, remember: bool },
+    /// New to the database: its key's hash, for the write's own list.
+    New(KeyHash),
+}
+
+/// New series of one write, each listed once (the first point of a key
+/// numbers it), by the key's [`KeyHash`].
+type Unknown = hashbrown::HashTable<(Arc<SeriesKey>, KeyHash, Option<SeriesId>)>;
 
 /// Series of the accepted points: existing ones from the head or from
-/// queued writes; new ones are listed once in the map (hash lookups: a
-/// write of a million new series costs a million, not squared).
+/// queued writes; new ones are listed once (hash lookups: a write of a
+/// million new series costs a million, not squared). A key is hashed once
+/// for the head, the queued writes and the list.
 fn find_series(
     head: &Head,
     pending: &Pending,
     points: &[WritePoint],
     accepted: Vec<(usize, FieldValue)>,
-) -> (Vec<Found>, FastMap<Arc<SeriesKey>, Option<SeriesId>>) {
+) -> (Vec<Found>, Unknown) {
     let mut found = Vec::with_capacity(accepted.len());
-    let mut unknown = FastMap::default();
+    let mut unknown = Unknown::new();
     for (i, v) in accepted {
         let Some(p) = points.get(i) else { continue };
-        let id = match head.recent_id(&p.series) {
-            Some(id) => Some((id, false)),
-            None => head
-                .lookup(&p.series)
-                .or_else(|| pending.series(&p.series))
-                .map(|id| (id, Arc::strong_count(&p.series) > 1)),
+        let key = &p.series;
+        let of = match head.recent_id(key) {
+            Some(id) => SeriesOf::Known {
+                id,
+                remember: false,
+            },
+            None => {
+                let hash = head.key_hash(key);
+                match head
+                    .lookup_hashed(key, hash)
+                    .or_else(|| pending.series(key, hash))
+                {
+                    Some(id) => SeriesOf::Known {
+                        id,
+                        remember: Arc::strong_count(key) > 1,
+                    },
+                    None => {
+                        if unknown
+                            .find(hash.spread(), |(k, h, _)| *h == hash && **k == **key)
+                            .is_none()
+                        {
+                            unknown.insert_unique(
+                                hash.spread(),
+                                (key.clone(), hash, None),
+                                |(_, h, _)| h.spread(),
+                            );
+                        }
+                        SeriesOf::New(hash)
+                    }
+                }
+            }
         };
-        if id.is_none() {
-            unknown.insert(p.series.clone(), None);
-        }
-        found.push((i, v, id));
+        found.push((i, v, of));
     }
     (found, unknown)
 }
@@ -643,7 +677,7 @@ fn find_series(
 /// One write's WAL record in the making.
 struct Encoded {
     enc: BatchEncoder,
-    new_series: Vec<(SeriesId, Arc<SeriesKey>)>,
+    new_series: Vec<NewSeries>,
     /// As [`Apply::accepted`].
     resolved: Vec<(usize, FieldValue, SeriesId, bool)>,
 }
@@ -656,27 +690,42 @@ fn number_and_encode(
     seq: u64,
     points: &[WritePoint],
     found: Vec<Found>,
-    unknown: &mut FastMap<Arc<SeriesKey>, Option<SeriesId>>,
+    unknown: &mut Unknown,
 ) -> Encoded {
     let mut enc = BatchEncoder::default();
+    // The new keys of one write are mostly alike: the first stands for all.
+    let key_bytes = unknown
+        .iter()
+        .next()
+        .map_or(0, |(k, _, _)| BatchEncoder::key_bytes(k));
+    enc.reserve(unknown.len(), key_bytes, found.len());
     let mut new_series = Vec::with_capacity(unknown.len());
     let mut resolved = Vec::with_capacity(found.len());
-    for (i, v, id) in found {
+    for (i, v, of) in found {
         let Some(p) = points.get(i) else { continue };
-        let (id, remember) = match id {
-            Some(found) => found,
-            None => match unknown.get_mut(&p.series) {
-                Some(Some(id)) => (*id, false),
-                Some(slot) => {
-                    let id = pending.new_id(head.next_id());
-                    enc.define_series(id, &p.series);
-                    pending.add_series(p.series.clone(), id, seq);
-                    new_series.push((id, p.series.clone()));
-                    *slot = Some(id);
-                    (id, false)
+        let (id, remember) = match of {
+            SeriesOf::Known { id, remember } => (id, remember),
+            SeriesOf::New(hash) => {
+                let listed =
+                    unknown.find_mut(hash.spread(), |(k, h, _)| *h == hash && **k == *p.series);
+                match listed {
+                    Some((_, _, Some(id))) => (*id, false),
+                    Some((_, _, slot)) => {
+                        let id = pending.new_id(head.next_id());
+                        enc.define_series(id, &p.series);
+                        let new = NewSeries {
+                            id,
+                            key: p.series.clone(),
+                            hash,
+                        };
+                        pending.add_series(new.clone(), seq);
+                        new_series.push(new);
+                        *slot = Some(id);
+                        (id, false)
+                    }
+                    None => continue,
                 }
-                None => continue,
-            },
+            }
         };
         resolved.push((i, v, id, remember));
     }
@@ -706,10 +755,10 @@ impl wal::Hooks for Applier {
         {
             let mut head = self.head.write();
             for a in applies.iter_mut() {
-                for (id, key) in &a.new_series {
-                    let new = head.key(*id).is_none();
-                    if head.define(*id, key) && new {
-                        head.uncataloged.push(*id);
+                for s in &a.new_series {
+                    let new = head.key(s.id).is_none();
+                    if head.define_hashed(s.id, &s.key, s.hash) && new {
+                        head.uncataloged.push(s.id);
                     }
                 }
                 self.written

@@ -58,8 +58,11 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) struct Head {
     symbols: Symbols,
     shapes: Shapes,
-    /// Series id by [`key_hash`] of its names.
-    ids: hashbrown::HashTable<SeriesId>,
+    /// Series ids with the [`KeyHash`] of their names: growing the table
+    /// moves the stored hashes instead of hashing every key's names again
+    /// (that was a third of the WAL thread's time while a million new
+    /// series arrived).
+    ids: hashbrown::HashTable<(SeriesId, KeyHash)>,
     hasher: foldhash::fast::RandomState,
     /// Indexed by `SeriesId`; `None` for ids whose definition is not loaded.
     series: Vec<Option<Series>>,
@@ -120,13 +123,31 @@ impl Head {
     /// first (21 lookups at ten tags) cost a tenth of the CPU of the wide
     /// profile's writes, whose keys mostly miss the put key cache.
     pub(crate) fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
-        let hash = written_key_hash(&self.hasher, key);
+        self.lookup_hashed(key, self.key_hash(key))
+    }
+
+    /// [`Head::lookup`] with the key's hash already known.
+    pub(crate) fn lookup_hashed(&self, key: &SeriesKey, hash: KeyHash) -> Option<SeriesId> {
         let (series, names) = (&self.series, self.names());
         self.ids
-            .find(hash, |id| {
-                sym_key(series, *id).is_some_and(|syms| names.same(syms, key))
+            .find(hash.spread(), |(id, h)| {
+                *h == hash && sym_key(series, *id).is_some_and(|syms| names.same(syms, key))
             })
-            .copied()
+            .map(|(id, _)| *id)
+    }
+
+    /// The hash of a key's names, for [`Head::lookup_hashed`],
+    /// [`Head::define_hashed`] and the writes in flight: fixed for the
+    /// head's life.
+    pub(crate) fn key_hash(&self, key: &SeriesKey) -> KeyHash {
+        let mut h = self.hasher.build_hasher();
+        key.metric.as_str().hash(&mut h);
+        for (k, v) in &key.tags {
+            k.as_str().hash(&mut h);
+            v.as_str().hash(&mut h);
+        }
+        // The low half: foldhash mixes every input bit into it.
+        KeyHash(h.finish() as u32)
     }
 
     fn names(&self) -> Names<'_> {
@@ -167,6 +188,12 @@ impl Head {
     /// Registers a series under its persistent id. Re-defining an id with
     /// the same key is a no-op (a block and the WAL may both carry it).
     pub(crate) fn define(&mut self, id: SeriesId, key: &SeriesKey) -> bool {
+        let hash = self.key_hash(key);
+        self.define_hashed(id, key, hash)
+    }
+
+    /// [`Head::define`] with the key's [`Head::key_hash`] already known.
+    pub(crate) fn define_hashed(&mut self, id: SeriesId, key: &SeriesKey, hash: KeyHash) -> bool {
         let slot = id.0 as usize;
         if self.series.len() <= slot {
             self.series.resize_with(slot + 1, || None);
@@ -186,19 +213,12 @@ impl Head {
             Some(Some(s)) => s.key == syms,
             Some(empty @ None) => {
                 self.postings.add(id.0, key);
-                let hash = written_key_hash(&self.hasher, key);
                 *empty = Some(Series {
                     key: syms,
                     columns: SmallVec::new(),
                 });
-                let names = Names {
-                    symbols: &self.symbols,
-                    shapes: &self.shapes,
-                };
-                let (series, hasher) = (&self.series, &self.hasher);
-                self.ids.insert_unique(hash, id, |i| {
-                    sym_key(series, *i).map_or(0, |k| names.hash(hasher, k))
-                });
+                self.ids
+                    .insert_unique(hash.spread(), (id, hash), |(_, h)| h.spread());
                 match self.by_metric.get_mut(&key.metric) {
                     Some(ids) => ids.push(id),
                     None => {
@@ -523,26 +543,18 @@ fn sym_key(series: &[Option<Series>], id: SeriesId) -> Option<&[u32]> {
     series.get(id.0 as usize)?.as_ref().map(|s| &*s.key)
 }
 
-/// Hash of a series key's names in order: the metric, then each tag's key
-/// and value (tags sorted by key, as keys and shapes keep them).
-fn key_hash<'a>(
-    hasher: &foldhash::fast::RandomState,
-    metric: &str,
-    tags: impl Iterator<Item = (&'a str, &'a str)>,
-) -> u64 {
-    let mut h = hasher.build_hasher();
-    metric.hash(&mut h);
-    for (k, v) in tags {
-        k.hash(&mut h);
-        v.hash(&mut h);
-    }
-    h.finish()
-}
+/// A series key's hash as its head computes it ([`Head::key_hash`]): a
+/// write hashes each key once, and the id table and the writes in flight
+/// keep the value. 32 bits: the id table stores it beside each id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyHash(u32);
 
-/// [`key_hash`] of a key as written.
-fn written_key_hash(hasher: &foldhash::fast::RandomState, key: &SeriesKey) -> u64 {
-    let tags = key.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    key_hash(hasher, &key.metric, tags)
+impl KeyHash {
+    /// Spread over 64 bits for hashbrown, which picks buckets by the low
+    /// bits and tags entries by the high ones.
+    pub(crate) fn spread(self) -> u64 {
+        u64::from(self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
 }
 
 /// The names behind a stored symbol key.
@@ -559,16 +571,6 @@ impl Names<'_> {
             [metric, shape, values @ ..] => (*metric, self.shapes.resolve(*shape), values),
             _ => (u32::MAX, &[], &[]),
         }
-    }
-
-    fn hash(&self, hasher: &foldhash::fast::RandomState, syms: &[u32]) -> u64 {
-        let (metric, keys, values) = self.parts(syms);
-        let s = self.symbols;
-        let tags = keys
-            .iter()
-            .zip(values)
-            .map(|(k, v)| (s.resolve(*k), s.resolve(*v)));
-        key_hash(hasher, s.resolve(metric), tags)
     }
 
     /// Whether a stored key has exactly `key`'s names.

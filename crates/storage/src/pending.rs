@@ -4,8 +4,7 @@
 //! failed is ever visible. Until then the field kinds it fixes and the
 //! series it defines live here, so later writes see them.
 
-use crate::head::{FastMap, SeriesId};
-use std::collections::HashMap;
+use crate::head::{FastMap, KeyHash, SeriesId};
 use std::sync::Arc;
 use sundial_model::{FieldValue, Kind, SeriesKey, WritePoint};
 
@@ -14,13 +13,36 @@ use sundial_model::{FieldValue, Kind, SeriesKey, WritePoint};
 pub(crate) struct Apply {
     /// Its place in the WAL order.
     pub(crate) seq: u64,
-    pub(crate) new_series: Vec<(SeriesId, Arc<SeriesKey>)>,
+    pub(crate) new_series: Vec<NewSeries>,
     /// (metric, field) pairs whose kind this write fixes.
     pub(crate) new_kinds: Vec<(String, String)>,
     pub(crate) points: Vec<WritePoint>,
     /// Index into `points`, its checked value, its series, and whether the
     /// head should remember the id by the point's shared key.
     pub(crate) accepted: Vec<(usize, FieldValue, SeriesId, bool)>,
+}
+
+/// A series a record defines, with its key's [`KeyHash`].
+#[derive(Debug, Clone)]
+pub(crate) struct NewSeries {
+    pub(crate) id: SeriesId,
+    pub(crate) key: Arc<SeriesKey>,
+    pub(crate) hash: KeyHash,
+}
+
+/// A series announced by the queued record `seq`.
+#[derive(Debug)]
+struct Announced {
+    series: NewSeries,
+    seq: u64,
+}
+
+impl Announced {
+    fn is(&self, key: &SeriesKey, hash: KeyHash) -> bool {
+        // Settling passes the very key announced: no need to compare names.
+        self.series.hash == hash
+            && (std::ptr::eq(&*self.series.key, key) || *self.series.key == *key)
+    }
 }
 
 /// Kinds and series announced by queued records.
@@ -31,7 +53,7 @@ pub(crate) struct Pending {
     /// handed out again).
     next_id: u32,
     kinds: FastMap<String, FastMap<String, (Kind, u64)>>,
-    series: HashMap<Arc<SeriesKey>, (SeriesId, u64), foldhash::fast::RandomState>,
+    series: hashbrown::HashTable<Announced>,
 }
 
 impl Pending {
@@ -51,8 +73,10 @@ impl Pending {
         self.series.len()
     }
 
-    pub(crate) fn series(&self, key: &SeriesKey) -> Option<SeriesId> {
-        self.series.get(key).map(|(id, _)| *id)
+    pub(crate) fn series(&self, key: &SeriesKey, hash: KeyHash) -> Option<SeriesId> {
+        self.series
+            .find(hash.spread(), |a| a.is(key, hash))
+            .map(|a| a.series.id)
     }
 
     /// A fresh series id, above every id the head knows.
@@ -69,19 +93,30 @@ impl Pending {
             .insert(field.to_owned(), (kind, seq));
     }
 
-    pub(crate) fn add_series(&mut self, key: Arc<SeriesKey>, id: SeriesId, seq: u64) {
-        self.series.insert(key, (id, seq));
+    pub(crate) fn add_series(&mut self, series: NewSeries, seq: u64) {
+        let hash = series.hash;
+        let announced = Announced { series, seq };
+        match self.series.entry(
+            hash.spread(),
+            |a| a.is(&announced.series.key, hash),
+            |a| a.series.hash.spread(),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = announced,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(announced);
+            }
+        }
     }
 
     /// Forgets what `apply` announced: it is in the head now, or it failed.
     pub(crate) fn settle(&mut self, apply: &Apply) {
-        for (_, key) in &apply.new_series {
-            if self
+        for new in &apply.new_series {
+            if let Ok(e) = self
                 .series
-                .get(&**key)
-                .is_some_and(|(_, s)| *s == apply.seq)
+                .find_entry(new.hash.spread(), |a| a.is(&new.key, new.hash))
+                && e.get().seq == apply.seq
             {
-                self.series.remove(&**key);
+                e.remove();
             }
         }
         for (metric, field) in &apply.new_kinds {
@@ -103,5 +138,57 @@ impl Pending {
         self.kinds.clear();
         self.series.clear();
         self.next_seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::Head;
+
+    fn key(host: &str) -> Arc<SeriesKey> {
+        Arc::new(SeriesKey::new("cpu", vec![("host".into(), host.into())]))
+    }
+
+    fn settled(seq: u64, new_series: Vec<NewSeries>) -> Apply {
+        Apply {
+            seq,
+            new_series,
+            new_kinds: Vec::new(),
+            points: Vec::new(),
+            accepted: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn announced_series_are_found_by_their_names_until_their_record_settles() {
+        let head = Head::default();
+        let mut pending = Pending::default();
+        let a = key("a");
+        let hash = head.key_hash(&a);
+        let new = NewSeries {
+            id: SeriesId(7),
+            key: a,
+            hash,
+        };
+        pending.add_series(new.clone(), 1);
+        // The next write builds its own key: the names find the series.
+        let again = key("a");
+        assert_eq!(
+            pending.series(&again, head.key_hash(&again)),
+            Some(SeriesId(7))
+        );
+        let b = key("b");
+        assert_eq!(pending.series(&b, head.key_hash(&b)), None);
+        // A hash alone proves nothing: other names under it are not found.
+        assert_eq!(pending.series(&b, hash), None);
+        // Announced again by a later record: the earlier one's settling
+        // leaves it, the later one's takes it.
+        pending.add_series(new.clone(), 2);
+        assert_eq!(pending.series_count(), 1);
+        pending.settle(&settled(1, vec![new.clone()]));
+        assert_eq!(pending.series(&again, hash), Some(SeriesId(7)));
+        pending.settle(&settled(2, vec![new]));
+        assert_eq!(pending.series_count(), 0);
     }
 }
