@@ -621,7 +621,16 @@ enum SeriesOf {
 
 /// New series of one write, each listed once (the first point of a key
 /// numbers it), by the key's [`KeyHash`].
-type Unknown = hashbrown::HashTable<(Arc<SeriesKey>, KeyHash, Option<SeriesId>)>;
+type Unknown = hashbrown::HashTable<Listed>;
+
+/// A new series of one write: its key, the key's hash, and its id once
+/// numbered.
+type Listed = (Arc<SeriesKey>, KeyHash, Option<SeriesId>);
+
+/// Whether `listed` is the series of `key`.
+fn is_listed(key: &SeriesKey, hash: KeyHash) -> impl Fn(&Listed) -> bool {
+    move |(k, h, _)| *h == hash && **k == *key
+}
 
 /// Series of the accepted points: existing ones from the head or from
 /// queued writes; new ones are listed once (hash lookups: a write of a
@@ -654,16 +663,9 @@ fn find_series(
                         remember: Arc::strong_count(key) > 1,
                     },
                     None => {
-                        if unknown
-                            .find(hash.spread(), |(k, h, _)| *h == hash && **k == **key)
-                            .is_none()
-                        {
-                            unknown.insert_unique(
-                                hash.spread(),
-                                (key.clone(), hash, None),
-                                |(_, h, _)| h.spread(),
-                            );
-                        }
+                        unknown
+                            .entry(hash.spread(), is_listed(key, hash), |(_, h, _)| h.spread())
+                            .or_insert_with(|| (key.clone(), hash, None));
                         SeriesOf::New(hash)
                     }
                 }
@@ -706,9 +708,7 @@ fn number_and_encode(
         let (id, remember) = match of {
             SeriesOf::Known { id, remember } => (id, remember),
             SeriesOf::New(hash) => {
-                let listed =
-                    unknown.find_mut(hash.spread(), |(k, h, _)| *h == hash && **k == *p.series);
-                match listed {
+                match unknown.find_mut(hash.spread(), is_listed(&p.series, hash)) {
                     Some((_, _, Some(id))) => (*id, false),
                     Some((_, _, slot)) => {
                         let id = pending.new_id(head.next_id());

@@ -94,18 +94,14 @@ impl Pending {
     }
 
     pub(crate) fn add_series(&mut self, series: NewSeries, seq: u64) {
-        let hash = series.hash;
-        let announced = Announced { series, seq };
-        match self.series.entry(
-            hash.spread(),
-            |a| a.is(&announced.series.key, hash),
-            |a| a.series.hash.spread(),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = announced,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(announced);
-            }
-        }
+        let (hash, key) = (series.hash, series.key.clone());
+        self.series
+            .entry(
+                hash.spread(),
+                |a| a.is(&key, hash),
+                |a| a.series.hash.spread(),
+            )
+            .insert(Announced { series, seq });
     }
 
     /// Forgets what `apply` announced: it is in the head now, or it failed.
