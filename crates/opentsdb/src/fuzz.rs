@@ -2,8 +2,7 @@
 //! `cargo test` through the test below): what a request's bytes go through
 //! before the engine is called. None may panic.
 
-use super::dto::{PointDto, Scalar, TagsDto};
-use super::put::keys::KeyCache;
+use super::put::keys::{KeyCache, RequestKeys};
 use super::put::{self, Checked, Limits, PutParams};
 use super::query::{Clock, from_json, from_query_string};
 use super::telnet;
@@ -19,10 +18,11 @@ const LIMITS: Limits = Limits {
 };
 
 /// `POST /api/put`: the first line is the query string, the rest the
-/// body. Each element is checked twice, the second time with the series
-/// keys the first pass put into a key cache, as the handler does across
-/// requests: both must come to the same point or error. The reply is
-/// rendered, failed points echoed.
+/// body. Each element is checked alone, then twice as the handler does:
+/// with a cold key cache (elements repeating the tags text before them
+/// skip the tag checks) and with the keys the cold pass taught it. All
+/// three must come to the same point or error. The reply is rendered,
+/// failed points echoed.
 pub fn put(data: &[u8]) {
     let (query, body) = sundial_api::fuzz::split_line(data);
     let Ok(params) = PutParams::parse(Some(&query)) else {
@@ -31,40 +31,31 @@ pub fn put(data: &[u8]) {
     let Ok(elements) = put::parse_body(body, 100_000) else {
         return;
     };
-    let cache = KeyCache::default();
     let fresh: Vec<String> = elements
         .iter()
-        .map(|e| {
-            let checked = put::check_point_by(e, None, |metric, tags| {
-                let resolved = put::keys::resolve(metric, tags, LIMITS);
-                if let Some((metric, text)) = raw_names(e) {
-                    cache.insert_all(cache.pending(metric, text, &resolved).into_iter().collect());
-                }
-                resolved
-            });
-            summary(&checked)
-        })
+        .map(|e| summary(&put::check_point(e, LIMITS)))
         .collect();
-    let known = cache.lookup_all(elements.iter().map(raw_names));
-    for ((e, known), fresh) in elements.iter().zip(known).zip(&fresh) {
-        let cached = put::check_point_by(e, known, |metric, tags| {
-            put::keys::resolve(metric, tags, LIMITS)
-        });
-        assert_eq!(&summary(&cached), fresh, "the key cache changed a point");
+    let cache = KeyCache::default();
+    for pass in ["cold", "warm"] {
+        let mut keys = RequestKeys::new(&cache, LIMITS);
+        let cached = keys.lookup_all(&elements);
+        for ((e, cached), fresh) in elements.iter().zip(cached).zip(&fresh) {
+            let known = keys.known(e, cached);
+            let checked =
+                put::check_point_by(e, known, |metric, tags| keys.resolve(e, metric, tags));
+            assert_eq!(
+                &summary(&checked),
+                fresh,
+                "the {pass} key cache changed a point"
+            );
+        }
+        keys.finish();
     }
     let failures = elements.iter().map(|e| match put::check_point(e, LIMITS) {
         Checked::Point { later_error, .. } => later_error,
         Checked::Failed(message) => Some(message),
     });
     let _ = put::reply(&params, failures, body, false);
-}
-
-/// The metric and raw tags text the handler looks up in its key cache.
-fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
-    match (&p.metric, &p.tags) {
-        (Some(Scalar::Str(m)), Some(TagsDto::Raw(t))) => Some((m.as_ref(), t.as_ref())),
-        _ => None,
-    }
 }
 
 fn summary(c: &Checked) -> String {

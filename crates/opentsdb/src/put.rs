@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 use compact_str::ToCompactString;
 use serde_json::{Value, json};
 use smallvec::SmallVec;
+use std::sync::Arc;
 use std::time::Duration;
 use sundial_api::sink::PointWrite;
 use sundial_api::write_hook::HookedRequest;
 use sundial_model::{
-    DEFAULT_FIELD, FieldValue, Kind, Name, NumberText, PointError, Tags, ValueInput, WritePoint,
+    DEFAULT_FIELD, FieldValue, Kind, Name, NumberText, PointError, SeriesKey, Tags, ValueInput,
+    WritePoint,
 };
 use sundial_storage::Commit;
 use tokio::sync::OwnedSemaphorePermit;
@@ -142,39 +144,55 @@ fn metric_text<'a>(p: &'a PointDto<'_>) -> &'a str {
     }
 }
 
-/// The metric and tags text of an element the key cache may know.
-fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
-    match (&p.metric, &p.tags) {
-        (Some(Scalar::Str(m)), Some(TagsDto::Raw(t))) => Some((m.as_ref(), t.as_ref())),
-        _ => None,
+/// What rules 6-14 make of one tags object, whatever the metric: the
+/// converted pairs, sorted, and the first failing pair's error.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedTags {
+    tags: Tags,
+    error: Option<Arc<str>>,
+}
+
+impl CheckedTags {
+    /// Converts and sorts the pairs and finds the first failure of rules
+    /// 9-14. Names are borrowed until the pairs are built: short ones then
+    /// need no heap.
+    pub(crate) fn new(tags: &TagPairs<'_>, limits: Limits) -> Self {
+        let mut converted: SmallVec<[(&str, Option<Name>); 16]> = tags
+            .iter()
+            .map(|(k, v)| (k.as_ref(), tag_text(v)))
+            .collect();
+        converted.sort_by(|a, b| a.0.cmp(b.0));
+        let error = converted
+            .iter()
+            .find_map(|(k, v)| tag_error(k, v.as_deref(), limits))
+            .map(Arc::from);
+        let tags = converted
+            .into_iter()
+            .map(|(k, v)| (Name::from(k), v.unwrap_or_default()))
+            .collect();
+        Self { tags, error }
+    }
+
+    /// The key of `metric` with these tags, and the first failure of rules
+    /// 6-14 in OpenTSDB's order: the tag count and the metric come before
+    /// the pairs.
+    pub(crate) fn key_for(&self, metric: &str, limits: Limits) -> keys::Resolved {
+        let error = match metric_error(metric, self.tags.len(), limits) {
+            Some(e) => Some(Arc::from(e)),
+            None => self.error.clone(),
+        };
+        keys::Resolved {
+            key: Arc::new(SeriesKey::from_names(metric, self.tags.clone())),
+            error,
+        }
     }
 }
 
-/// Converts the tags and finds the first failure of rules 6–14. Names
-/// are borrowed until the key is built: short ones then need no heap.
-pub(crate) fn check_names(
-    metric: &str,
-    tags: &TagPairs<'_>,
-    limits: Limits,
-) -> (Tags, Option<String>) {
-    let mut converted: SmallVec<[(&str, Option<Name>); 16]> = tags
-        .iter()
-        .map(|(k, v)| (k.as_ref(), tag_text(v)))
-        .collect();
-    converted.sort_by(|a, b| a.0.cmp(b.0));
-    let error = first_name_error(metric, &converted, limits);
-    let tags = converted
-        .into_iter()
-        .map(|(k, v)| (Name::from(k), v.unwrap_or_default()))
-        .collect();
-    (tags, error)
-}
-
-fn first_name_error(metric: &str, tags: &[(&str, Option<Name>)], limits: Limits) -> Option<String> {
-    if tags.len() > limits.max_tags {
+/// Rules 6-8: the tag count and the metric name.
+fn metric_error(metric: &str, tag_count: usize, limits: Limits) -> Option<String> {
+    if tag_count > limits.max_tags {
         return Some(format!(
-            "Too many tags: {} maximum allowed: {}",
-            tags.len(),
+            "Too many tags: {tag_count} maximum allowed: {}",
             limits.max_tags
         ));
     }
@@ -190,8 +208,7 @@ fn first_name_error(metric: &str, tags: &[(&str, Option<Name>)], limits: Limits)
             limits.max_metric_bytes
         ));
     }
-    tags.iter()
-        .find_map(|(k, v)| tag_error(k, v.as_deref(), limits))
+    None
 }
 
 /// Rules 9–14 for one pair, in order.
@@ -361,15 +378,12 @@ fn check_all(api: &Api, parsed: &[PointDto<'_>], hooked: &mut HookedRequest) -> 
     let mut points = Vec::with_capacity(parsed.len());
     let mut later_errors = Vec::with_capacity(parsed.len());
     let mut renamed = Vec::new();
-    let known = api.keys.lookup_all(parsed.iter().map(raw_names));
-    let mut learned = Vec::new();
-    for (element, known) in parsed.iter().zip(known) {
+    let mut keys = keys::RequestKeys::new(&api.keys, limits);
+    let cached = keys.lookup_all(parsed);
+    for (element, cached) in parsed.iter().zip(cached) {
+        let known = keys.known(element, cached);
         let checked = check_point_by(element, known, |metric, tags| {
-            let resolved = keys::resolve(metric, tags, limits);
-            if let Some((metric, text)) = raw_names(element) {
-                learned.extend(api.keys.pending(metric, text, &resolved));
-            }
-            resolved
+            keys.resolve(element, metric, tags)
         });
         match checked {
             Checked::Point {
@@ -392,7 +406,7 @@ fn check_all(api: &Api, parsed: &[PointDto<'_>], hooked: &mut HookedRequest) -> 
             Checked::Failed(msg) => slots.push(Err(msg)),
         }
     }
-    api.keys.insert_all(learned);
+    keys.finish();
     CheckedPut {
         slots,
         points,

@@ -13,8 +13,8 @@
 //! that shrank from millions of series to a few takes some millions of
 //! lookups to cache all of them again.
 
-use super::Limits;
-use super::dto::TagPairs;
+use super::dto::{PointDto, Scalar, TagPairs, TagsDto};
+use super::{CheckedTags, Limits};
 use parking_lot::RwLock;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -241,9 +241,88 @@ pub(crate) struct Pending(Entry);
 
 /// Checks and builds the key of one element without the cache.
 pub(crate) fn resolve(metric: &str, tags: &TagPairs<'_>, limits: Limits) -> Resolved {
-    let (pairs, error) = super::check_names(metric, tags, limits);
-    Resolved {
-        key: Arc::new(SeriesKey::from_names(metric, pairs)),
-        error: error.map(Arc::from),
+    CheckedTags::new(tags, limits).key_for(metric, limits)
+}
+
+/// The metric and raw tags text of an element, as the key cache knows it.
+pub(crate) fn raw_names<'a>(p: &'a PointDto<'_>) -> Option<(&'a str, &'a str)> {
+    match (&p.metric, &p.tags) {
+        (Some(Scalar::Str(m)), Some(TagsDto::Raw(t))) => Some((m.as_ref(), t.as_ref())),
+        _ => None,
+    }
+}
+
+/// Resolves the keys of one request's elements in body order: from the
+/// key cache, from the element before when the tags text is the same
+/// (agents send a host's metrics one after another, all with its tags),
+/// or by the checks. What the checks made is learned by the cache when the
+/// request is done.
+pub(crate) struct RequestKeys<'c, 'b> {
+    cache: &'c KeyCache,
+    limits: Limits,
+    /// The tags text of the last element checked, and what it made.
+    last: Option<(&'b str, CheckedTags)>,
+    learned: Vec<Pending>,
+}
+
+impl<'c, 'b> RequestKeys<'c, 'b> {
+    pub(crate) fn new(cache: &'c KeyCache, limits: Limits) -> Self {
+        Self {
+            cache,
+            limits,
+            last: None,
+            learned: Vec::new(),
+        }
+    }
+
+    /// The cached key of every element, under one read lock.
+    pub(crate) fn lookup_all(&self, elements: &'b [PointDto<'_>]) -> Vec<Option<Resolved>> {
+        self.cache.lookup_all(elements.iter().map(raw_names))
+    }
+
+    /// The key of `element` when it needs no tag parsing: `cached`, or
+    /// built from the tags the element before had with the same text.
+    pub(crate) fn known(
+        &mut self,
+        element: &'b PointDto<'_>,
+        cached: Option<Resolved>,
+    ) -> Option<Resolved> {
+        if cached.is_some() {
+            return cached;
+        }
+        let (metric, text) = raw_names(element)?;
+        let (last_text, tags) = self.last.as_ref()?;
+        if *last_text != text {
+            return None;
+        }
+        let resolved = tags.key_for(metric, self.limits);
+        self.learn(metric, text, &resolved);
+        Some(resolved)
+    }
+
+    /// Checks the parsed `tags` of `element` and builds its key.
+    pub(crate) fn resolve(
+        &mut self,
+        element: &'b PointDto<'_>,
+        metric: &str,
+        tags: &TagPairs<'_>,
+    ) -> Resolved {
+        let checked = CheckedTags::new(tags, self.limits);
+        let resolved = checked.key_for(metric, self.limits);
+        if let Some((metric, text)) = raw_names(element) {
+            self.learn(metric, text, &resolved);
+            self.last = Some((text, checked));
+        }
+        resolved
+    }
+
+    fn learn(&mut self, metric: &str, text: &str, resolved: &Resolved) {
+        self.learned
+            .extend(self.cache.pending(metric, text, resolved));
+    }
+
+    /// Adds what the request's checks made to the cache.
+    pub(crate) fn finish(self) {
+        self.cache.insert_all(self.learned);
     }
 }

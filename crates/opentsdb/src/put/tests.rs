@@ -223,18 +223,15 @@ fn through_cache(
     let Ok(parsed) = dto::parse_points(body.as_bytes(), usize::MAX) else {
         return Vec::new();
     };
-    let known = cache.lookup_all(parsed.iter().map(raw_names));
-    let mut learned = Vec::new();
+    let mut keys = keys::RequestKeys::new(cache, LIMITS);
+    let cached = keys.lookup_all(&parsed);
     let out = parsed
         .iter()
-        .zip(known)
-        .map(|(element, known)| {
+        .zip(cached)
+        .map(|(element, cached)| {
+            let known = keys.known(element, cached);
             let checked = check_point_by(element, known, |metric, tags| {
-                let r = keys::resolve(metric, tags, LIMITS);
-                if let Some((metric, text)) = raw_names(element) {
-                    learned.extend(cache.pending(metric, text, &r));
-                }
-                r
+                keys.resolve(element, metric, tags)
             });
             match checked {
                 Checked::Point { point, later_error } => Some((point.series, later_error)),
@@ -242,7 +239,7 @@ fn through_cache(
             }
         })
         .collect();
-    cache.insert_all(learned);
+    keys.finish();
     out
 }
 
@@ -351,4 +348,56 @@ fn one_off_keys_beside_a_live_set_that_fits_do_not_narrow_the_cache() {
     }
     let late: usize = hits[6..].iter().sum();
     assert!(late >= 3 * live.len(), "live-set hits per round: {hits:?}");
+}
+
+#[test]
+fn elements_repeating_the_tags_text_before_them_get_what_the_checks_give() {
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let tagged = |metric: &str, tags: Value| json!({"metric": metric, "timestamp": 1500000000, "value": 1, "tags": tags});
+    let (good, bad) = (
+        json!({"host": "a", "dc": "x"}),
+        json!({"host": "a b", "dc": "x"}),
+    );
+    let body = Value::Array(vec![
+        tagged("cpu", good.clone()),
+        tagged("mem", good.clone()),
+        tagged("bad metric", good.clone()),
+        tagged("disk", bad.clone()),
+        tagged("bad metric", bad.clone()),
+        tagged("net", bad),
+        tagged("cpu", Value::Object(many.clone())),
+        tagged("bad metric", Value::Object(many)),
+        tagged("cpu", json!({})),
+        tagged("cpu", json!({})),
+        tagged("swap", good),
+    ])
+    .to_string();
+    let uncached: Vec<_> = dto::parse_points(body.as_bytes(), usize::MAX)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| match check_point(p, LIMITS) {
+            Checked::Point { point, later_error } => Some((point.series, later_error)),
+            Checked::Failed(_) => None,
+        })
+        .collect();
+    // A cold cache: every repeat comes from the element before it.
+    let repeated = through_cache(&keys::KeyCache::default(), &body);
+    assert_eq!(repeated, uncached);
+    let error = |i: usize| repeated[i].as_ref().and_then(|(_, e)| e.clone());
+    let key = |i: usize| repeated[i].as_ref().map(|(k, _)| k.clone());
+    assert_eq!(error(0), None);
+    assert_eq!(error(1), None);
+    assert!(error(2).is_some_and(|e| e.starts_with("Invalid metric name")));
+    assert!(error(3).is_some_and(|e| e.starts_with("Invalid tag value")));
+    // The tag count and the metric come before the pairs.
+    assert!(error(4).is_some_and(|e| e.starts_with("Invalid metric name")));
+    assert!(error(5).is_some_and(|e| e.starts_with("Invalid tag value")));
+    assert!(error(6).is_some_and(|e| e.starts_with("Too many tags")));
+    assert!(error(7).is_some_and(|e| e.starts_with("Too many tags")));
+    assert_eq!((key(8), key(9)), (None, None));
+    let (cpu, mem, swap) = (key(0), key(1), key(10));
+    assert_eq!(mem.as_ref().map(|k| k.metric.as_str()), Some("mem"));
+    assert_eq!(cpu.map(|k| k.tags.clone()), mem.map(|k| k.tags.clone()));
+    assert_eq!(swap.as_ref().and_then(|k| k.tag("host")), Some("a"));
 }
