@@ -96,7 +96,7 @@ impl Binder {
                     .read(of)
                     .or_else(|| self.0.read_fresh(of))
                     .ok_or(BindError::NoGroup(data_id))?;
-                (group, p.series.metric.clone())
+                (group, p.series.metric.to_string())
             }
             None => {
                 let Some((prefix, field)) = p.series.metric.split_once('.') else {
@@ -137,7 +137,7 @@ impl Binder {
             _ => return Err(BindError::NotNumber),
         };
         p.value = ValueInput::Typed(FieldValue::Double(v));
-        std::sync::Arc::make_mut(&mut p.series).metric = format!("{prefix}.{field}");
+        std::sync::Arc::make_mut(&mut p.series).metric = format!("{prefix}.{field}").into();
         Ok(Some((group_id, field)))
     }
 

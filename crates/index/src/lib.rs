@@ -41,9 +41,9 @@ pub struct Postings {
 impl Postings {
     /// Indexes a series under its id.
     pub fn add(&mut self, id: u32, key: &SeriesKey) {
-        let m = match self.metrics.get_mut(&key.metric) {
+        let m = match self.metrics.get_mut(key.metric.as_str()) {
             Some(m) => m,
-            None => self.metrics.entry(key.metric.clone()).or_default(),
+            None => self.metrics.entry(key.metric.to_string()).or_default(),
         };
         posting::add_id(&mut m.all, id);
         for (k, v) in &key.tags {
@@ -66,7 +66,7 @@ impl Postings {
 
     /// Unindexes a series; names left without series disappear.
     pub fn remove(&mut self, id: u32, key: &SeriesKey) {
-        let Some(m) = self.metrics.get_mut(&key.metric) else {
+        let Some(m) = self.metrics.get_mut(key.metric.as_str()) else {
             return;
         };
         m.all.remove(id);
@@ -85,7 +85,7 @@ impl Postings {
             }
         }
         if m.all.is_empty() {
-            self.metrics.remove(&key.metric);
+            self.metrics.remove(key.metric.as_str());
         }
     }
 

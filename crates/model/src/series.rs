@@ -16,7 +16,7 @@ pub type Tags = Vec<(Name, Name)>;
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub struct SeriesKey {
-    pub metric: String,
+    pub metric: Name,
     /// Sorted by tag key, unique keys.
     pub tags: Tags,
 }
@@ -24,13 +24,13 @@ pub struct SeriesKey {
 impl SeriesKey {
     /// Builds a key, sorting the tags by key. Later duplicates of a key
     /// replace earlier ones.
-    pub fn new(metric: impl Into<String>, tags: Vec<(String, String)>) -> Self {
+    pub fn new(metric: impl Into<Name>, tags: Vec<(String, String)>) -> Self {
         let tags = tags.into_iter().map(|(k, v)| (k.into(), v.into()));
         Self::from_names(metric, tags.collect())
     }
 
     /// [`SeriesKey::new`] from names already converted.
-    pub fn from_names(metric: impl Into<String>, mut tags: Tags) -> Self {
+    pub fn from_names(metric: impl Into<Name>, mut tags: Tags) -> Self {
         // Most callers (the put checks, the head, the WAL) pass keys sorted
         // and unique already: one pass proves it.
         if !tags.is_sorted_by(|a, b| a.0 < b.0) {

@@ -92,7 +92,7 @@ pub fn telnet(data: &[u8]) {
             ValueInput::Typed(FieldValue::Long(v)) => v.to_string(),
             _ => "1".into(),
         };
-        let mut again = vec![point.series.metric.clone(), time, value];
+        let mut again = vec![point.series.metric.to_string(), time, value];
         again.extend(point.series.tags.iter().map(|(k, v)| format!("{k}={v}")));
         let again: Vec<&str> = again.iter().map(String::as_str).collect();
         match telnet::parse_put(&again, LIMITS) {

@@ -51,7 +51,7 @@ pub(crate) async fn mput(
     } = batch(&parsed, api.name_limits(), &mut hooked);
     let described: Vec<(String, String)> = points
         .iter()
-        .map(|p| (p.series.metric.clone(), p.field.to_string()))
+        .map(|p| (p.series.metric.to_string(), p.field.to_string()))
         .collect();
     let (results, timed_out) = store(&api, points, (sizes, vetoed), &params, hooked).await?;
     let failures = slots

@@ -397,7 +397,7 @@ fn check_all(api: &Api, parsed: &[PointDto<'_>], hooked: &mut HookedRequest) -> 
                     continue;
                 }
                 if point.series.metric != metric_text(element) {
-                    renamed.push((points.len(), point.series.metric.clone()));
+                    renamed.push((points.len(), point.series.metric.to_string()));
                 }
                 slots.push(Ok(points.len()));
                 points.push(point);

@@ -305,7 +305,7 @@ async fn write_batch(
     let throttle = |replies: &mut Vec<(usize, String)>| {
         replies.extend(lines.iter().map(|i| (*i, THROTTLE.to_owned())));
     };
-    let metrics: Vec<String> = points.iter().map(|p| p.series.metric.clone()).collect();
+    let metrics: Vec<String> = points.iter().map(|p| p.series.metric.to_string()).collect();
     // Errors of the whole batch answer at its last put, before any later
     // line's answer (a `version` after the puts stays a barrier).
     let last = lines.last().copied().unwrap_or_default();

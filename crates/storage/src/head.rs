@@ -219,10 +219,10 @@ impl Head {
                 });
                 self.ids
                     .insert_unique(hash.spread(), (id, hash), |(_, h)| h.spread());
-                match self.by_metric.get_mut(&key.metric) {
+                match self.by_metric.get_mut(key.metric.as_str()) {
                     Some(ids) => ids.push(id),
                     None => {
-                        self.by_metric.insert(key.metric.clone(), vec![id]);
+                        self.by_metric.insert(key.metric.to_string(), vec![id]);
                     }
                 }
                 true
@@ -306,11 +306,11 @@ impl Head {
         if let Some(Some(series)) = self.series.get_mut(id.0 as usize) {
             series.columns.clear();
         }
-        if let Some(ids) = self.by_metric.get_mut(&key.metric) {
+        if let Some(ids) = self.by_metric.get_mut(key.metric.as_str()) {
             ids.retain(|i| *i != id);
             if ids.is_empty() {
-                self.by_metric.remove(&key.metric);
-                self.kinds.remove(&key.metric);
+                self.by_metric.remove(key.metric.as_str());
+                self.kinds.remove(key.metric.as_str());
             }
         }
     }
@@ -327,7 +327,7 @@ impl Head {
         self.hidden_dirty = true;
         self.index_changes += 1;
         self.postings.add(id.0, &key);
-        let ids = self.by_metric.entry(key.metric).or_default();
+        let ids = self.by_metric.entry(key.metric.into_string()).or_default();
         // Keep creation order.
         let at = ids.partition_point(|i| *i < id);
         ids.insert(at, id);

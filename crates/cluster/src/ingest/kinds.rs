@@ -61,7 +61,7 @@ impl Ingester {
         vetoed.resize(batch.points.len().max(vetoed.len()), false);
         let mut refused = Vec::new();
         for (i, p) in batch.points.iter_mut().enumerate() {
-            let key = (p.series.metric.clone(), p.field.to_string());
+            let key = (p.series.metric.to_string(), p.field.to_string());
             let Some(&kind) = kinds.get(&key) else {
                 continue;
             };

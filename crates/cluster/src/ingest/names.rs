@@ -170,14 +170,14 @@ pub(super) fn new_names(db: &Db, batch: &ShardBatch) -> Vec<SeriesName> {
             {
                 continue;
             }
-            let metric = &p.series.metric;
-            let present = (metric.clone(), PRESENT.to_owned(), PRESENT.to_owned());
+            let metric = p.series.metric.as_str();
+            let present = (metric.to_owned(), PRESENT.to_owned(), PRESENT.to_owned());
             if !snap.has_indexed_metric(metric) {
                 names.insert(present);
             }
             for (key, value) in &p.series.tags {
                 if !snap.has_tag_value(metric, key, value) {
-                    names.insert((metric.clone(), key.to_string(), value.to_string()));
+                    names.insert((metric.to_owned(), key.to_string(), value.to_string()));
                 }
             }
         }

@@ -45,7 +45,7 @@ pub(super) fn resolve(api: &Api, request: &mut Request) -> Result<(), OpenTsdbEr
                 "All TSUIDs must belong to the same metric",
             ));
         }
-        q.metric.clone_from(&first.metric);
+        q.metric = first.metric.to_string();
         q.only_series = Some(keys.into_iter().map(|k| k.tags).collect());
     }
     Ok(())

@@ -123,7 +123,7 @@ pub fn finish(
         return Ok(series
             .into_iter()
             .map(|(key, points)| SeriesResult {
-                metric: key.metric,
+                metric: key.metric.into_string(),
                 series: vec![key.tags.clone()],
                 tags: key.tags,
                 aggregated_tags: Vec::new(),
