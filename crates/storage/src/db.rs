@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::delete;
 use crate::error::{Error, Result};
 use crate::head::{Head, KeyHash, SeriesId};
-use crate::pending::{Apply, NewSeries, Pending};
+use crate::pending::{Accepted, Apply, NewSeries, Pending};
 use crate::record::BatchEncoder;
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
@@ -402,19 +402,22 @@ impl Db {
             mut enc,
             new_series,
             resolved,
+            remember,
         } = number_and_encode(&head, &mut pending, seq, &points, found, &mut unknown);
         drop(head);
         for (metric, field, kind) in &new_kinds {
             pending.add_kind(metric, field, *kind, seq);
         }
+        let fields = enc.fields().to_vec();
         let mut payload = Vec::new();
         enc.finish_into(&mut payload);
         let apply = Apply {
             seq,
             new_series,
             new_kinds: new_kinds.into_iter().map(|(m, f, _)| (m, f)).collect(),
-            points,
+            fields,
             accepted: resolved,
+            remember,
         };
         let rx = match self.inner.wal.append(seq, &payload, sync, apply) {
             Ok(rx) => rx,
@@ -425,6 +428,7 @@ impl Db {
             }
         };
         drop(pending);
+        drop(points);
         Ok(Written {
             outcome,
             commit: Commit(Some(rx)),
@@ -681,7 +685,9 @@ struct Encoded {
     enc: BatchEncoder,
     new_series: Vec<NewSeries>,
     /// As [`Apply::accepted`].
-    resolved: Vec<(usize, FieldValue, SeriesId, bool)>,
+    resolved: Vec<Accepted>,
+    /// As [`Apply::remember`].
+    remember: Vec<(Arc<SeriesKey>, SeriesId)>,
 }
 
 /// Numbers the new series on (defined in the record `seq`) and encodes
@@ -703,6 +709,7 @@ fn number_and_encode(
     enc.reserve(unknown.len(), key_bytes, found.len());
     let mut new_series = Vec::with_capacity(unknown.len());
     let mut resolved = Vec::with_capacity(found.len());
+    let mut remembered = Vec::new();
     for (i, v, of) in found {
         let Some(p) = points.get(i) else { continue };
         let (id, remember) = match of {
@@ -727,18 +734,23 @@ fn number_and_encode(
                 }
             }
         };
-        resolved.push((i, v, id, remember));
-    }
-    for (i, v, id, _) in &resolved {
-        if let Some(p) = points.get(*i) {
-            let f = enc.field(&p.field);
-            enc.point(*id, f, p.timestamp, v);
+        let field = enc.field(&p.field);
+        enc.point(id, field, p.timestamp, &v);
+        resolved.push(Accepted {
+            id,
+            field,
+            timestamp: p.timestamp,
+            value: v,
+        });
+        if remember {
+            remembered.push((p.series.clone(), id));
         }
     }
     Encoded {
         enc,
         new_series,
         resolved,
+        remember: remembered,
     }
 }
 
@@ -763,12 +775,12 @@ impl wal::Hooks for Applier {
                 }
                 self.written
                     .fetch_add(a.accepted.len() as u64, Ordering::Relaxed);
-                for (i, v, id, remember) in std::mem::take(&mut a.accepted) {
-                    let Some(p) = a.points.get(i) else { continue };
-                    head.apply(id, &p.field, p.timestamp, v);
-                    if remember {
-                        head.remember(&p.series, id);
-                    }
+                for p in std::mem::take(&mut a.accepted) {
+                    let field = a.fields.get(p.field as usize).map_or("", String::as_str);
+                    head.apply(p.id, field, p.timestamp, p.value);
+                }
+                for (key, id) in &a.remember {
+                    head.remember(key, *id);
                 }
             }
         }

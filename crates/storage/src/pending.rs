@@ -6,7 +6,7 @@
 
 use crate::head::{FastMap, KeyHash, SeriesId};
 use std::sync::Arc;
-use sundial_model::{FieldValue, Kind, SeriesKey, WritePoint};
+use sundial_model::{FieldValue, Kind, SeriesKey, Timestamp};
 
 /// What one WAL record adds to the head once it is durable.
 #[derive(Debug)]
@@ -16,10 +16,25 @@ pub(crate) struct Apply {
     pub(crate) new_series: Vec<NewSeries>,
     /// (metric, field) pairs whose kind this write fixes.
     pub(crate) new_kinds: Vec<(String, String)>,
-    pub(crate) points: Vec<WritePoint>,
-    /// Index into `points`, its checked value, its series, and whether the
-    /// head should remember the id by the point's shared key.
-    pub(crate) accepted: Vec<(usize, FieldValue, SeriesId, bool)>,
+    /// The field names [`Accepted::field`] indexes.
+    pub(crate) fields: Vec<String>,
+    pub(crate) accepted: Vec<Accepted>,
+    /// Ids the head should remember by a point's key, which had another
+    /// owner (an adapter's key cache).
+    pub(crate) remember: Vec<(Arc<SeriesKey>, SeriesId)>,
+}
+
+/// A point of a WAL record as the head takes it: small, since the WAL
+/// thread reads each from another core's cache. The write's own points
+/// (and their keys) are freed by the writer.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) id: SeriesId,
+    /// Index into [`Apply::fields`].
+    pub(crate) field: u32,
+    pub(crate) timestamp: Timestamp,
+    /// Checked against the field's kind.
+    pub(crate) value: FieldValue,
 }
 
 /// A series a record defines, with its key's [`KeyHash`].
@@ -151,8 +166,9 @@ mod tests {
             seq,
             new_series,
             new_kinds: Vec::new(),
-            points: Vec::new(),
+            fields: Vec::new(),
             accepted: Vec::new(),
+            remember: Vec::new(),
         }
     }
 

@@ -60,8 +60,8 @@ pub(crate) fn read_frame(input: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
     Ok((payload, tail))
 }
 
-/// Builds a batch payload incrementally: series definitions and fields
-/// first, then points. Call in that order.
+/// Builds a batch payload incrementally: series definitions, fields and
+/// points may come in any order, each kept in its own section.
 #[derive(Debug, Default)]
 pub(crate) struct BatchEncoder {
     head: Vec<u8>,
@@ -81,6 +81,12 @@ impl BatchEncoder {
             put_str(&mut self.head, k);
             put_str(&mut self.head, v);
         }
+    }
+
+    /// The field names of the batch, by the index [`BatchEncoder::field`]
+    /// gave.
+    pub(crate) fn fields(&self) -> &[String] {
+        &self.fields
     }
 
     /// About the bytes [`BatchEncoder::define_series`] takes for `key`.
