@@ -11,6 +11,7 @@ use crate::record::BatchEncoder;
 use crate::snapshot::{Layers, Snapshot};
 use crate::wal::{self, CommitResult, Wal, WriterSettings};
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use sundial_index::RoaringBitmap;
@@ -775,9 +776,12 @@ impl wal::Hooks for Applier {
                 }
                 self.written
                     .fetch_add(a.accepted.len() as u64, Ordering::Relaxed);
+                let fields: SmallVec<[u32; 4]> =
+                    a.fields.iter().map(|f| head.field_symbol(f)).collect();
                 for p in std::mem::take(&mut a.accepted) {
-                    let field = a.fields.get(p.field as usize).map_or("", String::as_str);
-                    head.apply(p.id, field, p.timestamp, p.value);
+                    if let Some(field) = fields.get(p.field as usize) {
+                        head.apply_field(p.id, *field, p.timestamp, p.value);
+                    }
                 }
                 for (key, id) in &a.remember {
                     head.remember(key, *id);

@@ -241,18 +241,32 @@ impl Head {
         ts: Timestamp,
         value: FieldValue,
     ) -> bool {
+        let field = self.field_symbol(field);
+        self.apply_field(id, field, ts, value)
+    }
+
+    /// The symbol of a field name, for [`Head::apply_field`].
+    pub(crate) fn field_symbol(&mut self, field: &str) -> u32 {
+        self.symbols.intern(field)
+    }
+
+    /// [`Head::apply`] with the field as its symbol: a batch of points
+    /// of one field resolves the name once, not once per point.
+    pub(crate) fn apply_field(
+        &mut self,
+        id: SeriesId,
+        field_sym: u32,
+        ts: Timestamp,
+        value: FieldValue,
+    ) -> bool {
         if !self.hidden.is_empty() && self.hidden.contains(id.0) {
             self.unhide(id);
         }
         let Some(Some(series)) = self.series.get_mut(id.0 as usize) else {
             return false;
         };
-        let symbols = &mut self.symbols;
-        let col = match series
-            .columns
-            .iter()
-            .position(|c| symbols.resolve(c.field) == field)
-        {
+        let symbols = &self.symbols;
+        let col = match series.columns.iter().position(|c| c.field == field_sym) {
             // An existing column already passed the kind check for this
             // (metric, field) when it was created; values written to it
             // were checked against that kind by `Db::write`.
@@ -266,6 +280,7 @@ impl Head {
                     Some(k) => k,
                     None => self.kinds.entry(metric.to_owned()).or_default(),
                 };
+                let field = symbols.resolve(field_sym);
                 match kinds.get(field) {
                     Some(k) if *k != kind => return false,
                     Some(_) => {}
@@ -273,7 +288,6 @@ impl Head {
                         kinds.insert(field.to_owned(), kind);
                     }
                 }
-                let field_sym = symbols.intern(field);
                 series.columns.push(Column {
                     field: field_sym,
                     points: Vec::new(),
