@@ -214,6 +214,19 @@ fn element_count_is_capped_while_parsing() {
     );
 }
 
+/// Checks every element of `body` on its own, without a key cache; the
+/// key and the name error of each point.
+fn each_alone(body: &str) -> Vec<Option<(Arc<SeriesKey>, Option<String>)>> {
+    dto::parse_points(body.as_bytes(), usize::MAX)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| match check_point(p, LIMITS) {
+            Checked::Point { point, later_error } => Some((point.series, later_error)),
+            Checked::Failed(_) => None,
+        })
+        .collect()
+}
+
 /// Resolves every element of `body` through `cache` as a put does; the
 /// key and the name error of each point.
 fn through_cache(
@@ -259,14 +272,7 @@ fn the_key_cache_answers_as_the_checks_do() {
     let escaped =
         r#"{"metric":"cpu","timestamp":1500000007,"value":1,"tags":{"host":"\u0061","dc":"x"}}"#;
     let body = format!("{},{escaped}]", body.trim_end_matches(']'));
-    let uncached: Vec<_> = dto::parse_points(body.as_bytes(), usize::MAX)
-        .unwrap_or_default()
-        .iter()
-        .map(|p| match check_point(p, LIMITS) {
-            Checked::Point { point, later_error } => Some((point.series, later_error)),
-            Checked::Failed(_) => None,
-        })
-        .collect();
+    let uncached = each_alone(&body);
     // Cold (every element checked), then warm (every cacheable one known).
     let cold = through_cache(&cache, &body);
     let warm = through_cache(&cache, &body);
@@ -373,14 +379,7 @@ fn elements_repeating_the_tags_text_before_them_get_what_the_checks_give() {
         tagged("swap", good),
     ])
     .to_string();
-    let uncached: Vec<_> = dto::parse_points(body.as_bytes(), usize::MAX)
-        .unwrap_or_default()
-        .iter()
-        .map(|p| match check_point(p, LIMITS) {
-            Checked::Point { point, later_error } => Some((point.series, later_error)),
-            Checked::Failed(_) => None,
-        })
-        .collect();
+    let uncached = each_alone(&body);
     // A cold cache: every repeat comes from the element before it.
     let repeated = through_cache(&keys::KeyCache::default(), &body);
     assert_eq!(repeated, uncached);
