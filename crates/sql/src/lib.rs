@@ -266,6 +266,11 @@ fn base_config() -> SessionConfig {
     let mut config = SessionConfig::new().with_information_schema(false);
     // Field and tag names are case-sensitive (spec 10.2).
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    // One pass of the logical optimizer: a second, run whenever the first
+    // changed anything, took about 8% of a grouped statement's time, and
+    // every shape the fold rule takes is folded in the first (see
+    // aggregate/tests.rs).
+    config.options_mut().optimizer.max_passes = 1;
     config
 }
 
