@@ -13,9 +13,9 @@
 # the median wall time (curl time_total) is reported in ms. Then --runs
 # times more back to back on one kept-alive connection (keepalive_median_ms):
 # on this virtual machine a query arriving after an idle gap of a few ms
-# takes up to 1 ms longer on every server. Then presampling rules for the hourly and max10 queries
-# are added (Baidu spec 12), the blocks compacted again to carry their
-# buckets, and the two /v1 queries timed again (labelled
+# takes up to 1 ms longer on every server. Then presampling rules for the
+# hourly and max10 queries are added (Baidu spec 12), the blocks compacted
+# again to carry their buckets, and the two /v1 queries timed again (labelled
 # sundial-presampled), their answers checked against raw evaluation; with
 # rules on OpenTSDB's epoch-aligned grids too, its two aggregating queries
 # are timed again (sundial-opentsdb-presampled), their answers checked
