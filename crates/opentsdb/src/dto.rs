@@ -3,6 +3,8 @@
 //! they have no escapes, and unknown members are skipped. Duplicate members
 //! keep the last occurrence, as `serde_json::Value` would.
 
+mod cut;
+
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -200,30 +202,46 @@ pub(crate) struct PointDto<'a> {
 
 impl<'de> Deserialize<'de> for PointDto<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = PointDto<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a data point object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut p = PointDto::default();
-                while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
-                    match k.as_ref() {
-                        "metric" => p.metric = Some(map.next_value()?),
-                        "timestamp" => p.timestamp = Some(map.next_value()?),
-                        "value" => p.value = Some(map.next_value()?),
-                        "tags" => p.tags = Some(map.next_value::<RawTags<'de>>()?.0),
-                        "fields" => p.fields = Some(map.next_value()?),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+        d.deserialize_map(PointVisitor::<false>)
+    }
+}
+
+/// A put element; with `RAW_FIELDS` its `fields` are kept as their text
+/// like its tags (a body with its member objects cut out, see `cut`).
+struct PointVisitor<const RAW_FIELDS: bool>;
+
+impl<'de, const RAW_FIELDS: bool> Visitor<'de> for PointVisitor<RAW_FIELDS> {
+    type Value = PointDto<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a data point object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut p = PointDto::default();
+        while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
+            match k.as_ref() {
+                "metric" => p.metric = Some(map.next_value()?),
+                "timestamp" => p.timestamp = Some(map.next_value()?),
+                "value" => p.value = Some(map.next_value()?),
+                "tags" => p.tags = Some(map.next_value::<RawTags<'de>>()?.0),
+                "fields" if RAW_FIELDS => p.fields = Some(map.next_value::<RawTags<'de>>()?.0),
+                "fields" => p.fields = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(p)
             }
         }
-        d.deserialize_map(V)
+        Ok(p)
+    }
+}
+
+/// One element of a put array, seeded with how its `fields` are read.
+struct Element<const RAW_FIELDS: bool>;
+
+impl<'de, const RAW_FIELDS: bool> serde::de::DeserializeSeed<'de> for Element<RAW_FIELDS> {
+    type Value = PointDto<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(PointVisitor::<RAW_FIELDS>)
     }
 }
 
@@ -233,22 +251,57 @@ impl<'de> Deserialize<'de> for PointDto<'de> {
 pub(crate) fn parse_points(body: &[u8], max: usize) -> Result<Vec<PointDto<'_>>, ParseError> {
     // sonic-rs panics on invalid UTF-8 inside a lazily kept value (the
     // tags): such a body is not JSON, and is refused before parsing.
-    if let Err(e) = std::str::from_utf8(body) {
-        return Err(ParseError::Json(e.to_string()));
-    }
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => return Err(ParseError::Json(e.to_string())),
+    };
     // sonic-rs skips unread values recursively with no depth limit: a body
     // of a million `[` would overflow the stack and abort the server.
-    if super::nesting::deeper_than(body, MAX_NESTING) {
-        return Err(ParseError::Json(format!(
+    let deep = || {
+        ParseError::Json(format!(
             "arrays and objects nest deeper than {MAX_NESTING} levels"
-        )));
-    }
+        ))
+    };
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let Some(objects) = super::nesting::member_objects(body, MAX_NESTING) else {
+            return Err(deep());
+        };
+        // Anything the cut body does not parse into is parsed whole below,
+        // which gives the same points or error either way.
+        if let Some(points) = cut::parse(text, &objects, max) {
+            return Ok(points);
+        }
+    } else if super::nesting::deeper_than(body, MAX_NESTING) {
+        return Err(deep());
+    }
+    parse_whole(body, first, max)
+}
+
+/// [`parse_points`] without cutting the member objects out first.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn parse_whole_for_fuzzing(
+    body: &[u8],
+    max: usize,
+) -> Result<Vec<PointDto<'_>>, ParseError> {
+    if std::str::from_utf8(body).is_err() || super::nesting::deeper_than(body, MAX_NESTING) {
+        return parse_points(body, max);
+    }
+    parse_whole(body, body.iter().find(|b| !b.is_ascii_whitespace()), max)
+}
+
+/// The elements of `body` parsed whole (`first`: its first byte that is
+/// not whitespace).
+fn parse_whole<'a>(
+    body: &'a [u8],
+    first: Option<&u8>,
+    max: usize,
+) -> Result<Vec<PointDto<'a>>, ParseError> {
     // sonic-rs parses with SIMD: the largest single cost of a put is here.
     let parsed = match first {
         Some(b'[') => {
             let mut de = sonic_rs::Deserializer::from_slice(body);
-            let capped = Capped {
+            let capped = Capped::<false> {
                 max,
                 expected: body.len() / TYPICAL_ELEMENT_BYTES,
             };
@@ -294,7 +347,7 @@ const TOO_MANY: &str = "sundial: too many data points";
 
 /// An array of at most `max` elements, refused as soon as it holds more,
 /// so a small body of `{},{},...` cannot make millions of them.
-struct Capped {
+struct Capped<const RAW_FIELDS: bool> {
     max: usize,
     /// Elements the body likely holds, reserved up front: grown by
     /// doubling, the vector of a 5 000-point put (800 KB) was copied a
@@ -306,7 +359,7 @@ struct Capped {
 /// high only reserves address space the vector never touches.
 const TYPICAL_ELEMENT_BYTES: usize = 100;
 
-impl<'de> serde::de::DeserializeSeed<'de> for Capped {
+impl<'de, const RAW_FIELDS: bool> serde::de::DeserializeSeed<'de> for Capped<RAW_FIELDS> {
     type Value = Vec<PointDto<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -314,7 +367,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Capped {
     }
 }
 
-impl<'de> Visitor<'de> for Capped {
+impl<'de, const RAW_FIELDS: bool> Visitor<'de> for Capped<RAW_FIELDS> {
     type Value = Vec<PointDto<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -324,7 +377,7 @@ impl<'de> Visitor<'de> for Capped {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let expected = seq.size_hint().unwrap_or(self.expected);
         let mut out = Vec::with_capacity(expected.min(self.max).min(1 << 16));
-        while let Some(p) = seq.next_element::<PointDto<'de>>()? {
+        while let Some(p) = seq.next_element_seed(Element::<RAW_FIELDS>)? {
             if out.len() == self.max {
                 return Err(serde::de::Error::custom(TOO_MANY));
             }

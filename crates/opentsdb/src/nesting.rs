@@ -1,7 +1,8 @@
 //! How deep arrays and objects nest in a JSON text, checked before
 //! sonic-rs parses a put body: its skip of values nobody reads recurses
 //! once per level with no limit, so a body of a million `[` would overflow
-//! the stack and abort the server.
+//! the stack and abort the server. The same pass over a put array finds
+//! where its elements' member objects lie, which `dto::cut` cuts out.
 //!
 //! 64 bytes at a time: masks of quotes, backslashes, openers and closers
 //! (SSE2 on x86_64), string interiors from the prefix XOR of the quotes,
@@ -25,15 +26,9 @@ pub(crate) fn deeper_than(body: &[u8], limit: usize) -> bool {
             }
             continue;
         }
-        let mut inside = m.quote;
-        for shift in [1, 2, 4, 8, 16, 32] {
-            inside ^= inside << shift;
-        }
-        if walk.in_string {
-            inside = !inside;
-        }
-        let opens = (m.open & !inside).count_ones() as usize;
-        let closes = (m.close & !inside).count_ones() as usize;
+        let outside = outside_strings(m.quote, walk.in_string);
+        let opens = (m.open & outside).count_ones() as usize;
+        let closes = (m.close & outside).count_ones() as usize;
         if walk.depth + opens > limit || closes > walk.depth {
             if walk.bytes(block, limit) {
                 return true;
@@ -44,6 +39,99 @@ pub(crate) fn deeper_than(body: &[u8], limit: usize) -> bool {
         walk.in_string ^= m.quote.count_ones() % 2 == 1;
     }
     walk.bytes(blocks.remainder(), limit)
+}
+
+/// Where the objects that are member values of an array's elements lie in
+/// `body` (`[{"tags": {...}}]`: the objects opening at depth 2), as
+/// `(start, end)` byte ranges in order; `None` when arrays and objects
+/// nest deeper than `limit` (what [`deeper_than`] finds). Malformed text
+/// gives some ranges: the parser, which sees the body whole, refuses it.
+pub(crate) fn member_objects(body: &[u8], limit: usize) -> Option<Vec<(usize, usize)>> {
+    let mut walk = Walk::default();
+    let mut spans = Spans::default();
+    let mut blocks = body.chunks_exact(64);
+    let mut at = 0;
+    for block in &mut blocks {
+        let Ok(bytes) = <&[u8; 64]>::try_from(block) else {
+            break;
+        };
+        let m = masks(bytes);
+        if m.backslash != 0 || walk.escaped {
+            if spans.walk(&mut walk, block, at, limit) {
+                return None;
+            }
+            at += 64;
+            continue;
+        }
+        // Brackets outside strings, one at a time (a few per element).
+        let mut brackets = (m.open | m.close) & outside_strings(m.quote, walk.in_string);
+        while brackets != 0 {
+            let i = brackets.trailing_zeros() as usize;
+            brackets &= brackets - 1;
+            if spans.bracket(&mut walk, bytes[i], at + i, limit) {
+                return None;
+            }
+        }
+        walk.in_string ^= m.quote.count_ones() % 2 == 1;
+        at += 64;
+    }
+    if spans.walk(&mut walk, blocks.remainder(), at, limit) {
+        return None;
+    }
+    Some(spans.found)
+}
+
+/// The bytes of a block without backslashes that lie outside strings:
+/// string interiors from the prefix XOR of its quotes, flipped when the
+/// block starts inside a string.
+fn outside_strings(quote: u64, in_string: bool) -> u64 {
+    let mut inside = quote;
+    for shift in [1, 2, 4, 8, 16, 32] {
+        inside ^= inside << shift;
+    }
+    if in_string { inside } else { !inside }
+}
+
+/// The ranges [`member_objects`] finds, and the one open.
+#[derive(Default)]
+struct Spans {
+    found: Vec<(usize, usize)>,
+    open: Option<usize>,
+}
+
+impl Spans {
+    /// Walks `bytes` (at `at` in the body) byte by byte; true once the
+    /// depth passes `limit`.
+    fn walk(&mut self, walk: &mut Walk, bytes: &[u8], at: usize, limit: usize) -> bool {
+        for (i, &b) in bytes.iter().enumerate() {
+            if let Some(b) = walk.bracket(b)
+                && self.bracket(walk, b, at + i, limit)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// One bracket outside strings at `pos`; true once the depth passes
+    /// `limit`.
+    fn bracket(&mut self, walk: &mut Walk, b: u8, pos: usize, limit: usize) -> bool {
+        if b == b'[' || b == b'{' {
+            if walk.depth == 2 {
+                self.open = (b == b'{').then_some(pos);
+            }
+            walk.depth += 1;
+            return walk.depth > limit;
+        }
+        walk.depth = walk.depth.saturating_sub(1);
+        // A `]` back at depth 2 ends no object, and forgets the open one.
+        if walk.depth == 2
+            && let (b'}', Some(start)) = (b, self.open.take())
+        {
+            self.found.push((start, pos + 1));
+        }
+        false
+    }
 }
 
 /// The exact byte-by-byte state.
@@ -58,29 +146,39 @@ impl Walk {
     /// Walks `bytes`; true once the depth passes `limit`.
     fn bytes(&mut self, bytes: &[u8], limit: usize) -> bool {
         for &b in bytes {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                }
-                continue;
-            }
-            match b {
-                b'"' => self.in_string = true,
-                b'[' | b'{' => {
+            match self.bracket(b) {
+                Some(b'[' | b'{') => {
                     self.depth += 1;
                     if self.depth > limit {
                         return true;
                     }
                 }
-                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
-                _ => {}
+                Some(_) => self.depth = self.depth.saturating_sub(1),
+                None => {}
             }
         }
         false
+    }
+
+    /// Takes byte `b` into the string state; `Some(b)` when it is a
+    /// bracket outside strings (the depth is the caller's to change).
+    fn bracket(&mut self, b: u8) -> Option<u8> {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            return None;
+        }
+        match b {
+            b'"' => self.in_string = true,
+            b'[' | b'{' | b']' | b'}' => return Some(b),
+            _ => {}
+        }
+        None
     }
 }
 
@@ -160,9 +258,14 @@ mod tests {
 
     #[test]
     fn blocks_agree_with_the_byte_walk() {
-        let alphabet = b"[]{}\"\\a,:";
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for n in 0..20_000usize {
+        // Without backslashes too: a block with one is walked byte by byte.
+        for n in 0..40_000usize {
+            let alphabet: &[u8] = if n % 2 == 0 {
+                b"[]{}\"\\a,:"
+            } else {
+                b"[]{}\"a,: "
+            };
             let text: Vec<u8> = (0..n % 400)
                 .map(|_| {
                     x ^= x << 13;
@@ -177,8 +280,25 @@ mod tests {
                     walked(&text, limit),
                     "{text:?} {limit}"
                 );
+                let mut spans = Spans::default();
+                let by_bytes =
+                    (!spans.walk(&mut Walk::default(), &text, 0, limit)).then_some(spans.found);
+                let found = member_objects(&text, limit);
+                assert_eq!(found.is_none(), walked(&text, limit), "{text:?} {limit}");
+                assert_eq!(found, by_bytes, "{text:?} {limit}");
             }
         }
+    }
+
+    #[test]
+    fn member_objects_are_the_objects_inside_elements() {
+        let body = br#"[{"m":"{x}","tags":{"a":"}"},"f":[{"b":1}]},{"tags":{"c":{"d":2}}}]"#;
+        let texts: Vec<&[u8]> = member_objects(body, 128)
+            .unwrap_or_default()
+            .iter()
+            .map(|&(a, b)| &body[a..b])
+            .collect();
+        assert_eq!(texts, [&br#"{"a":"}"}"#[..], br#"{"c":{"d":2}}"#]);
     }
 
     #[test]
