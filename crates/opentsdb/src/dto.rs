@@ -257,23 +257,18 @@ pub(crate) fn parse_points(body: &[u8], max: usize) -> Result<Vec<PointDto<'_>>,
     };
     // sonic-rs skips unread values recursively with no depth limit: a body
     // of a million `[` would overflow the stack and abort the server.
-    let deep = || {
-        ParseError::Json(format!(
+    let Some(objects) = super::nesting::member_objects(body, MAX_NESTING) else {
+        return Err(ParseError::Json(format!(
             "arrays and objects nest deeper than {MAX_NESTING} levels"
-        ))
+        )));
     };
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        let Some(objects) = super::nesting::member_objects(body, MAX_NESTING) else {
-            return Err(deep());
-        };
-        // Anything the cut body does not parse into is parsed whole below,
-        // which gives the same points or error either way.
-        if let Some(points) = cut::parse(text, &objects, max) {
-            return Ok(points);
-        }
-    } else if super::nesting::deeper_than(body, MAX_NESTING) {
-        return Err(deep());
+    // Anything the cut body does not parse into is parsed whole, which
+    // gives the same points or error either way.
+    if first == Some(&b'[')
+        && let Some(points) = cut::parse(text, &objects, max)
+    {
+        return Ok(points);
     }
     parse_whole(body, first, max)
 }
@@ -284,7 +279,10 @@ pub(crate) fn parse_whole_for_fuzzing(
     body: &[u8],
     max: usize,
 ) -> Result<Vec<PointDto<'_>>, ParseError> {
-    if std::str::from_utf8(body).is_err() || super::nesting::deeper_than(body, MAX_NESTING) {
+    // Bodies refused before any parse are refused alike.
+    if std::str::from_utf8(body).is_err()
+        || super::nesting::member_objects(body, MAX_NESTING).is_none()
+    {
         return parse_points(body, max);
     }
     parse_whole(body, body.iter().find(|b| !b.is_ascii_whitespace()), max)
