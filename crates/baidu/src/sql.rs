@@ -9,7 +9,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use sundial_api::access::Action;
-use sundial_sql::Cell;
+use sundial_sql::{Output, Value};
 use sundial_storage::Db;
 
 /// `GET /v1/row?sql=`.
@@ -59,15 +59,8 @@ pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, Baidu
     }
     .map_err(|e| BaiduError::classified(e.class(), &e))?;
     // Sized for rows of a few short values, so the buffer seldom grows.
-    let mut body = Vec::with_capacity(64 + out.rows.len() * 16 * out.columns.len().max(1));
-    serde_json::to_writer(
-        &mut body,
-        &Body {
-            columns: &out.columns,
-            rows: &out.rows,
-        },
-    )
-    .map_err(|e| BaiduError::internal(&e))?;
+    let mut body = Vec::with_capacity(64 + out.len() * 16 * out.columns.len().max(1));
+    serde_json::to_writer(&mut body, &Body(&out)).map_err(|e| BaiduError::internal(&e))?;
     let mut response = super::json_bytes(body);
     response
         .extensions_mut()
@@ -81,18 +74,15 @@ fn width(text: &str) -> Result<i64, String> {
 }
 
 /// `{"columns": [{"name"}], "rows": [[...]]}`, written straight from the
-/// result rows (no JSON tree of every value first).
-struct Body<'a> {
-    columns: &'a [String],
-    rows: &'a [Vec<Cell>],
-}
+/// result's columns (no JSON tree, and no row of owned values, first).
+struct Body<'a>(&'a Output);
 
 impl Serialize for Body<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(2))?;
-        let columns: Vec<Column<'_>> = self.columns.iter().map(|name| Column { name }).collect();
+        let columns: Vec<Column<'_>> = self.0.columns.iter().map(|name| Column { name }).collect();
         map.serialize_entry("columns", &columns)?;
-        map.serialize_entry("rows", &Rows(self.rows))?;
+        map.serialize_entry("rows", &Rows(self.0))?;
         map.end()
     }
 }
@@ -102,38 +92,38 @@ struct Column<'a> {
     name: &'a str,
 }
 
-struct Rows<'a>(&'a [Vec<Cell>]);
+struct Rows<'a>(&'a Output);
 
 impl Serialize for Rows<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|row| Row(row)))
+        serializer.collect_seq(self.0.rows().map(Row))
     }
 }
 
-struct Row<'a>(&'a [Cell]);
+struct Row<'a>(sundial_sql::Row<'a>);
 
 impl Serialize for Row<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(Value))
+        serializer.collect_seq(self.0.values().map(Json))
     }
 }
 
 /// Values as in query results (spec 10.3): Bytes as base64, a double
 /// that is not finite as null.
-struct Value<'a>(&'a Cell);
+struct Json<'a>(Value<'a>);
 
-impl Serialize for Value<'_> {
+impl Serialize for Json<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Cell::Null => serializer.serialize_unit(),
-            Cell::Long(i) => serializer.serialize_i64(*i),
-            Cell::Double(d) if d.is_finite() => serializer.serialize_f64(*d),
-            Cell::Double(_) => serializer.serialize_unit(),
-            Cell::Text(s) => serializer.serialize_str(s),
-            Cell::Bytes(b) => {
+            Value::Null => serializer.serialize_unit(),
+            Value::Long(i) => serializer.serialize_i64(i),
+            Value::Double(d) if d.is_finite() => serializer.serialize_f64(d),
+            Value::Double(_) => serializer.serialize_unit(),
+            Value::Text(s) => serializer.serialize_str(s),
+            Value::Bytes(b) => {
                 serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
             }
-            Cell::Bool(b) => serializer.serialize_bool(*b),
+            Value::Bool(b) => serializer.serialize_bool(b),
         }
     }
 }

@@ -10,15 +10,15 @@ mod functions;
 #[doc(hidden)]
 pub mod fuzz;
 mod guard;
+mod output;
 mod remote;
 mod rewrite;
 mod scan;
 mod table;
 
 pub use functions::WidthParser;
+pub use output::{Cell, Output, Row, Value};
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
 };
@@ -49,26 +49,6 @@ pub struct Options {
     pub memory_bytes: usize,
     /// Reads `time_bucket` widths (`'10 seconds'`).
     pub bucket_width: WidthParser,
-}
-
-/// One result value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Long(i64),
-    Double(f64),
-    Text(String),
-    Bytes(Vec<u8>),
-    Bool(bool),
-}
-
-/// Column names and rows of a statement's result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Cell>>,
-    /// Stored points the scans read.
-    pub scanned_points: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -207,22 +187,19 @@ async fn run_with(
         let physical = state.create_physical_plan(&plan).await.map_err(classify)?;
         let task = TaskContext::from(&state).with_runtime(runtime);
         let mut stream = execute_stream(physical, Arc::new(task)).map_err(classify)?;
-        let mut rows = Vec::new();
+        let mut out = Output::new(columns);
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(classify)?;
-            if rows.len() + batch.num_rows() > opts.max_rows {
+            if out.len() + batch.num_rows() > opts.max_rows {
                 return Err(SqlError::Invalid(format!(
                     "the result has more than {} rows; add a LIMIT or narrow the query",
                     opts.max_rows
                 )));
             }
-            append_rows(&batch, &mut rows);
+            out.push(&batch);
         }
-        Ok(Output {
-            columns,
-            rows,
-            scanned_points: budget.points.load(Ordering::Relaxed),
-        })
+        out.scanned_points = budget.points.load(Ordering::Relaxed);
+        Ok(out)
     };
     match tokio::time::timeout_at(deadline.into(), work).await {
         Ok(result) => result.map_err(|e| match e {
@@ -357,80 +334,6 @@ fn classify(e: DataFusionError) -> SqlError {
         DataFusionError::ResourcesExhausted(m) => SqlError::Invalid(m.clone()),
         root => SqlError::Invalid(root.strip_backtrace()),
     }
-}
-
-fn append_rows(batch: &RecordBatch, rows: &mut Vec<Vec<Cell>>) {
-    let start = rows.len();
-    rows.extend((0..batch.num_rows()).map(|_| Vec::with_capacity(batch.num_columns())));
-    let added = &mut rows[start..];
-    for column in batch.columns() {
-        // The common types read once per column, not once per value.
-        let a = column.as_ref();
-        match a.data_type() {
-            DataType::Int64 => {
-                let longs = a.as_primitive::<Int64Type>();
-                fill(added, a, |i| Cell::Long(longs.value(i)))
-            }
-            DataType::Float64 => {
-                let doubles = a.as_primitive::<Float64Type>();
-                fill(added, a, |i| Cell::Double(doubles.value(i)))
-            }
-            DataType::Utf8 => {
-                let text = a.as_string::<i32>();
-                fill(added, a, |i| Cell::Text(text.value(i).to_owned()))
-            }
-            _ => fill(added, a, |i| cell(a, i)),
-        }
-    }
-}
-
-/// Appends row `i`'s value of `a` to each row: `value(i)`, or NULL.
-fn fill(rows: &mut [Vec<Cell>], a: &dyn Array, value: impl Fn(usize) -> Cell) {
-    for (i, row) in rows.iter_mut().enumerate() {
-        row.push(if a.is_null(i) { Cell::Null } else { value(i) });
-    }
-}
-
-fn cell(a: &dyn Array, i: usize) -> Cell {
-    if a.is_null(i) {
-        return Cell::Null;
-    }
-    match a.data_type() {
-        DataType::Int64 => Cell::Long(a.as_primitive::<Int64Type>().value(i)),
-        DataType::Float64 => Cell::Double(a.as_primitive::<Float64Type>().value(i)),
-        DataType::Utf8 => Cell::Text(a.as_string::<i32>().value(i).to_owned()),
-        DataType::LargeUtf8 => Cell::Text(a.as_string::<i64>().value(i).to_owned()),
-        DataType::Utf8View => Cell::Text(a.as_string_view().value(i).to_owned()),
-        DataType::Binary => Cell::Bytes(a.as_binary::<i32>().value(i).to_vec()),
-        DataType::Boolean => Cell::Bool(a.as_boolean().value(i)),
-        DataType::Null => Cell::Null,
-        // Times (`date_bin`, `now()`, ...) as epoch milliseconds, like the
-        // time column.
-        DataType::Timestamp(..) => cast(a, i, &DataType::Timestamp(TimeUnit::Millisecond, None))
-            .and_then(|ms| cast(ms.as_ref(), 0, &DataType::Int64))
-            .map_or(Cell::Null, |c| {
-                Cell::Long(c.as_primitive::<Int64Type>().value(0))
-            }),
-        other if other.is_integer() => cast(a, i, &DataType::Int64).map_or(Cell::Null, |c| {
-            Cell::Long(c.as_primitive::<Int64Type>().value(0))
-        }),
-        other if other.is_floating() || matches!(other, DataType::Decimal128(..)) => {
-            cast(a, i, &DataType::Float64).map_or(Cell::Null, |c| {
-                Cell::Double(c.as_primitive::<Float64Type>().value(0))
-            })
-        }
-        _ => cast(a, i, &DataType::Utf8).map_or(Cell::Null, |c| {
-            Cell::Text(c.as_string::<i32>().value(0).to_owned())
-        }),
-    }
-}
-
-/// One value of `a` cast to `to`.
-fn cast(a: &dyn Array, i: usize, to: &DataType) -> Option<Arc<dyn Array>> {
-    let one = a.slice(i, 1);
-    datafusion::arrow::compute::cast(&one, to)
-        .ok()
-        .filter(|c| !c.is_null(0))
 }
 
 /// Rows as text to compare, doubles to 9 significant digits (two plans

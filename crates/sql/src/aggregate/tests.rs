@@ -201,7 +201,7 @@ fn the_rule_takes_the_dashboard_shape_and_nothing_it_cannot_answer() -> anyhow::
         runtime.block_on(run(&db, having, opts()))?,
         runtime.block_on(run(&db, in_where, opts()))?,
     );
-    assert_eq!(having.rows, in_where.rows);
+    assert_eq!(having.cells(), in_where.cells());
     assert_eq!(having.scanned_points, in_where.scanned_points);
     // An aggregate in a subquery is left for the optimizer too.
     let nested =
@@ -261,10 +261,10 @@ fn folded_aggregates_equal_datafusions_on_random_data() -> anyhow::Result<()> {
                 false,
             ))?;
             assert_eq!(fast.columns, plain.columns, "seed {seed}: {sql}");
-            assert!(!plain.rows.is_empty(), "seed {seed}: {sql} has no rows");
+            assert!(!plain.is_empty(), "seed {seed}: {sql} has no rows");
             assert_eq!(
-                normalised(&fast.rows),
-                normalised(&plain.rows),
+                normalised(&fast.cells()),
+                normalised(&plain.cells()),
                 "seed {seed}: {sql}"
             );
             assert_eq!(fast.scanned_points > 0, plain.scanned_points > 0);

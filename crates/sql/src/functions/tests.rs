@@ -18,7 +18,7 @@ fn run(sql: &str) -> Result<Vec<Vec<Cell>>, SqlError> {
     let out = fixture
         .runtime
         .block_on(crate::run(&fixture.db, sql, opts))?;
-    Ok(out.rows)
+    Ok(out.cells())
 }
 
 #[test]

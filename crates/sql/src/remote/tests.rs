@@ -234,7 +234,7 @@ fn a_cluster_answers_sql_as_one_database() -> anyhow::Result<()> {
         match (local(sql), cluster(sql)) {
             (Ok(one), Ok(many)) => {
                 assert_eq!(many.columns, one.columns, "{sql}");
-                assert!(!one.rows.is_empty(), "{sql}: no rows");
+                assert!(!one.is_empty(), "{sql}: no rows");
                 if *ordered {
                     assert_eq!(text(&many), text(&one), "{sql}");
                 } else {
@@ -269,16 +269,16 @@ fn a_cluster_answers_sql_as_one_database() -> anyhow::Result<()> {
     }
     let totals = cluster("SELECT count(*), sum(n) FROM k")?;
     assert_eq!(
-        totals.rows,
+        totals.cells(),
         vec![vec![
             Cell::Long(k.len() as i64),
             Cell::Long(k.values().sum())
         ]]
     );
-    assert_eq!(cluster("SELECT * FROM m")?.rows.len(), m_times.len());
+    assert_eq!(cluster("SELECT * FROM m")?.len(), m_times.len());
     let typed = cluster("SELECT n FROM m WHERE n IS NOT NULL LIMIT 1")?;
     assert!(matches!(
-        typed.rows.first().and_then(|r| r.first()),
+        typed.cells().first().and_then(|r| r.first()),
         Some(Cell::Long(_))
     ));
     Ok(())
@@ -287,7 +287,7 @@ fn a_cluster_answers_sql_as_one_database() -> anyhow::Result<()> {
 /// Rows as text, doubles to 9 significant digits (sums add in another
 /// order over other partitions).
 fn text(out: &Output) -> Vec<String> {
-    crate::row_text(&out.rows)
+    crate::row_text(&out.cells())
 }
 
 fn sorted(out: &Output) -> Vec<String> {
