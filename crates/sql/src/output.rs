@@ -50,7 +50,8 @@ impl From<Value<'_>> for Cell {
 #[derive(Debug, Clone, Default)]
 pub struct Output {
     pub columns: Vec<String>,
-    batches: Vec<Vec<Column>>,
+    /// Each batch's height and columns (a batch may have no columns).
+    batches: Vec<(usize, Vec<Column>)>,
     rows: usize,
     /// Stored points the scans read.
     pub scanned_points: usize,
@@ -69,8 +70,8 @@ impl Output {
             return;
         }
         self.rows += batch.num_rows();
-        self.batches
-            .push(batch.columns().iter().map(Column::new).collect());
+        let columns = batch.columns().iter().map(Column::new).collect();
+        self.batches.push((batch.num_rows(), columns));
     }
 
     /// Rows of the result.
@@ -84,10 +85,9 @@ impl Output {
 
     /// The rows in order.
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        self.batches.iter().flat_map(|columns| {
-            let height = columns.first().map_or(0, Column::len);
-            (0..height).map(move |index| Row { columns, index })
-        })
+        self.batches
+            .iter()
+            .flat_map(|(height, columns)| (0..*height).map(move |index| Row { columns, index }))
     }
 
     /// The rows as owned values (tests, comparisons).
@@ -120,7 +120,7 @@ enum Column {
     Text(StringArray),
     Bytes(BinaryArray),
     Bool(BooleanArray),
-    Null(usize),
+    Null,
 }
 
 impl Column {
@@ -128,7 +128,6 @@ impl Column {
     /// longs, floating and decimal numbers as doubles, binary as bytes,
     /// anything else as text; a value that does not convert is NULL.
     fn new(a: &ArrayRef) -> Self {
-        let len = a.len();
         let converted = match a.data_type() {
             DataType::Int64 => Some(Column::Long(a.as_primitive().clone())),
             DataType::Float64 => Some(Column::Double(a.as_primitive().clone())),
@@ -152,23 +151,12 @@ impl Column {
                 .ok()
                 .map(|c| Column::Text(c.as_string::<i32>().clone())),
         };
-        converted.unwrap_or(Column::Null(len))
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Column::Long(a) => a.len(),
-            Column::Double(a) => a.len(),
-            Column::Text(a) => a.len(),
-            Column::Bytes(a) => a.len(),
-            Column::Bool(a) => a.len(),
-            Column::Null(len) => *len,
-        }
+        converted.unwrap_or(Column::Null)
     }
 
     fn value(&self, i: usize) -> Value<'_> {
         let null = match self {
-            Column::Null(_) => true,
+            Column::Null => true,
             Column::Long(a) => a.is_null(i),
             Column::Double(a) => a.is_null(i),
             Column::Text(a) => a.is_null(i),
@@ -184,7 +172,7 @@ impl Column {
             Column::Text(a) => Value::Text(a.value(i)),
             Column::Bytes(a) => Value::Bytes(a.value(i)),
             Column::Bool(a) => Value::Bool(a.value(i)),
-            Column::Null(_) => Value::Null,
+            Column::Null => Value::Null,
         }
     }
 }
