@@ -1,8 +1,8 @@
 //! A statement's result as DataFusion made it: its record batches, each
 //! column cast once to the type its values are given in, read row by row
-//! by whoever renders them. Rows are never built one by one: for a result
-//! of thousands of rows, a vector per row and a string per text value were
-//! a tenth of a grouped statement's time.
+//! by whoever renders them. Rows are never built one by one: a vector per
+//! row and a string per text value took twice the memory of a large
+//! result (an 800 000-row `SELECT *`: 696 against 347 MB at the peak).
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
