@@ -202,7 +202,7 @@ fn merge(inner: &Inner, members: Vec<usize>) -> Result<()> {
         writer.add(&Column {
             series,
             field,
-            points: &points,
+            points: (&points).into(),
             grids: grids.of(series),
         })?;
     }

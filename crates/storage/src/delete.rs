@@ -175,7 +175,7 @@ fn without_points(
             writer.add(&Column {
                 series: *series,
                 field,
-                points,
+                points: points.into(),
                 grids: grids.of(*series),
             })?;
         }

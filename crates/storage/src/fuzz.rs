@@ -345,7 +345,7 @@ fn block_seeds(dir: &std::path::Path) -> crate::Result<Vec<(&'static str, Vec<u8
         .map(|(i, p)| crate::block::writer::Column {
             series: SeriesId(i as u32 / 2),
             field: ["value", "speed"][i % 2],
-            points: p,
+            points: p.into(),
             grids: if i % 2 == 0 { hours.as_slice() } else { &[] },
         })
         .collect();

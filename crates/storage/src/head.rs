@@ -7,8 +7,10 @@
 //! columns are sorted vectors (monitoring data arrives mostly in order, so
 //! an append is the common case), not trees.
 
+mod points;
 mod symbols;
 
+pub(crate) use points::{Points, PointsRef, num_f64};
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -21,9 +23,6 @@ pub(crate) use symbols::{Shapes, Symbols};
 /// with the series' first record, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId(pub u32);
-
-/// Points of one column, ascending by time, timestamps unique.
-pub(crate) type Points = Vec<(Timestamp, FieldValue)>;
 
 #[derive(Debug)]
 struct Column {
@@ -290,7 +289,7 @@ impl Head {
                 }
                 series.columns.push(Column {
                     field: field_sym,
-                    points: Vec::new(),
+                    points: Points::default(),
                 });
                 series.columns.len() - 1
             }
@@ -299,7 +298,7 @@ impl Head {
             self.live.insert(id.0);
         }
         if let Some(c) = series.columns.get_mut(col)
-            && insert(&mut c.points, ts, value)
+            && c.points.insert(ts, value)
         {
             self.points += 1;
         }
@@ -374,8 +373,7 @@ impl Head {
             let mut cols = FrozenColumns::with_capacity(series.columns.len());
             let mut kept = false;
             for c in series.columns.iter_mut().filter(|c| !c.points.is_empty()) {
-                let split =
-                    before.map_or(c.points.len(), |t| c.points.partition_point(|p| p.0 < t));
+                let split = before.map_or(c.points.len(), |t| c.points.count_before(t));
                 let taken = if split == c.points.len() {
                     std::mem::take(&mut c.points)
                 } else {
@@ -412,7 +410,7 @@ impl Head {
                 .is_some_and(|s| {
                     s.columns
                         .iter()
-                        .any(|c| c.points.first().is_some_and(|p| p.0 < before))
+                        .any(|c| c.points.first_ts().is_some_and(|t| t < before))
                 })
         })
     }
@@ -432,19 +430,19 @@ impl Head {
                 continue;
             };
             for c in &series.columns {
-                let at = c.points.partition_point(|p| p.0 < from);
-                let kept = c.points.get(at..).unwrap_or_default();
+                let all = c.points.as_ref();
+                let kept = all.slice(all.count_before(from), all.len());
                 if kept.is_empty() {
                     continue;
                 }
                 let mut f = enc.field(self.symbols.resolve(c.field));
-                for (ts, v) in kept {
+                for (ts, v) in kept.iter() {
                     if n == per_record.max(1) {
                         out.push(std::mem::take(&mut enc));
                         n = 0;
                         f = enc.field(self.symbols.resolve(c.field));
                     }
-                    enc.point(SeriesId(id), f, *ts, v);
+                    enc.point(SeriesId(id), f, ts, &v);
                     n += 1;
                 }
             }
@@ -460,10 +458,10 @@ impl Head {
     pub(crate) fn restore(&mut self, frozen: Frozen) {
         for (id, cols) in frozen {
             for (field, points) in cols {
-                for (ts, v) in points {
+                for (ts, v) in points.as_ref().iter() {
                     if self
                         .column(id, &field)
-                        .is_some_and(|c| c.points.binary_search_by_key(&ts, |p| p.0).is_ok())
+                        .is_some_and(|c| c.points.contains(ts))
                     {
                         continue;
                     }
@@ -524,9 +522,9 @@ impl Head {
         field: &str,
         start: Timestamp,
         end: Timestamp,
-    ) -> &[(Timestamp, FieldValue)] {
+    ) -> PointsRef<'_> {
         self.column(id, field)
-            .map(|c| range(&c.points, start, end))
+            .map(|c| c.points.as_ref().range(start, end))
             .unwrap_or_default()
     }
 
@@ -538,7 +536,7 @@ impl Head {
             .is_some_and(|s| {
                 s.columns
                     .iter()
-                    .any(|c| !range(&c.points, start, end).is_empty())
+                    .any(|c| !c.points.as_ref().range(start, end).is_empty())
             })
     }
 
@@ -602,63 +600,6 @@ impl Names<'_> {
                     s.resolve(*ks) == k.as_str() && s.resolve(*vs) == v.as_str()
                 })
     }
-}
-
-/// Inserts or overwrites; returns true when the timestamp is new.
-fn insert(points: &mut Points, ts: Timestamp, value: FieldValue) -> bool {
-    match points.last() {
-        None => {
-            // Start small: with millions of series, many hold one point
-            // between flushes, and Vec would reserve four.
-            points.reserve_exact(1);
-            points.push((ts, value));
-            true
-        }
-        Some((last, _)) if *last < ts => {
-            points.push((ts, value));
-            true
-        }
-        _ => {
-            // Late points (concurrent writers, a retry) land near the end:
-            // search the tail, which is in cache, before the whole column.
-            let tail = points.len().saturating_sub(LATE_WINDOW);
-            let at = match points.get(tail) {
-                Some(p) if p.0 <= ts => {
-                    tail + points
-                        .get(tail..)
-                        .map_or(0, |t| t.partition_point(|p| p.0 < ts))
-                }
-                _ => points.partition_point(|p| p.0 < ts),
-            };
-            match points.get_mut(at) {
-                Some(slot) if slot.0 == ts => {
-                    slot.1 = value;
-                    false
-                }
-                _ => {
-                    points.insert(at, (ts, value));
-                    true
-                }
-            }
-        }
-    }
-}
-
-/// How far from the end [`insert`] looks for a late point's place first.
-const LATE_WINDOW: usize = 32;
-
-/// The part of an ascending slice with timestamps in `[start, end]`.
-pub(crate) fn range(
-    points: &[(Timestamp, FieldValue)],
-    start: Timestamp,
-    end: Timestamp,
-) -> &[(Timestamp, FieldValue)] {
-    if start > end {
-        return &[];
-    }
-    let lo = points.partition_point(|p| p.0 < start);
-    let hi = points.partition_point(|p| p.0 <= end);
-    points.get(lo..hi).unwrap_or_default()
 }
 
 #[cfg(test)]

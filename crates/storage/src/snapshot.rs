@@ -4,7 +4,7 @@
 use crate::block::Block;
 use crate::block::cache::NumericChunk;
 use crate::error::Result;
-use crate::head::{Frozen, Head, SeriesId, range};
+use crate::head::{Frozen, Head, PointsRef, SeriesId};
 use crate::remote::Prefetch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -138,7 +138,7 @@ impl Snapshot<'_> {
         self.layers = crate::db::layers_under(self.source, self.overlay.as_deref());
     }
     /// Every point of a column in the flush in progress, ascending.
-    fn frozen_points(&self, id: SeriesId, field: &str) -> &[(Timestamp, FieldValue)] {
+    fn frozen_points(&self, id: SeriesId, field: &str) -> PointsRef<'_> {
         self.layers
             .frozen
             .as_ref()
@@ -147,7 +147,7 @@ impl Snapshot<'_> {
                 let (_, cols) = f.get(i)?;
                 cols.iter()
                     .find(|(n, _)| **n == *field)
-                    .map(|(_, p)| p.as_slice())
+                    .map(|(_, p)| p.as_ref())
             })
             .unwrap_or_default()
     }
@@ -205,12 +205,10 @@ impl Snapshot<'_> {
     /// chunks of blocks that predate the index's all-Long kind count as
     /// not all Long.
     pub fn all_long(&self, metric: &str, field: &str) -> bool {
-        let long = |v: &FieldValue| matches!(v, FieldValue::Long(_));
         self.series_of(metric).iter().all(|id| {
             self.head
                 .points(*id, field, Timestamp::MIN, Timestamp::MAX)
-                .iter()
-                .all(|(_, v)| long(v))
+                .all_long()
                 && self
                     .layers
                     .blocks
@@ -220,7 +218,7 @@ impl Snapshot<'_> {
             f.iter()
                 .filter(|(id, _)| self.head.key(*id).is_some_and(|k| k.metric == metric))
                 .flat_map(|(_, cols)| cols.iter().filter(|(name, _)| **name == *field))
-                .all(|(_, pts)| pts.iter().all(|(_, v)| long(v)))
+                .all(|(_, pts)| pts.as_ref().all_long())
         })
     }
 
@@ -323,7 +321,10 @@ impl Snapshot<'_> {
         }
         if let Some(frozen) = &self.layers.frozen {
             for (id, cols) in frozen.iter() {
-                if cols.iter().any(|(_, p)| !range(p, start, end).is_empty()) {
+                if cols
+                    .iter()
+                    .any(|(_, p)| !p.as_ref().range(start, end).is_empty())
+                {
                     out.insert(id.0);
                 }
             }
@@ -361,7 +362,10 @@ impl Snapshot<'_> {
             let has_points = |id: SeriesId| {
                 let i = frozen.binary_search_by_key(&id, |(sid, _)| *sid).ok()?;
                 let (_, cols) = frozen.get(i)?;
-                Some(cols.iter().any(|(_, p)| !range(p, start, end).is_empty()))
+                Some(
+                    cols.iter()
+                        .any(|(_, p)| !p.as_ref().range(start, end).is_empty()),
+                )
             };
             for id in &(ids - &out) {
                 if has_points(SeriesId(id)) == Some(true) {
@@ -497,7 +501,7 @@ impl Snapshot<'_> {
             }
         }
         if start <= end {
-            let pts = range(self.frozen_points(id, field), start, end);
+            let pts = self.frozen_points(id, field).range(start, end);
             if !pts.is_empty() {
                 sources.push(pts.to_vec());
             }
@@ -558,7 +562,7 @@ impl Snapshot<'_> {
             }
         }
         for pts in [frozen_pts, head_pts] {
-            let r = range(pts, raw_start, end);
+            let r = pts.range(raw_start, end);
             if !r.is_empty() {
                 sources.push(r.to_vec());
             }
@@ -724,23 +728,17 @@ impl Snapshot<'_> {
                 push(chunk, &mut runs);
             }
         }
-        let frozen = range(self.frozen_points(id, field), start, end);
+        let frozen = self.frozen_points(id, field).range(start, end);
         for pts in [frozen, self.head.points(id, field, start, end)] {
             if pts.is_empty() {
                 continue;
             }
-            let mut nums = Vec::with_capacity(pts.len());
-            for (_, v) in pts {
-                nums.push(match v {
-                    FieldValue::Long(i) => Num::Long(*i),
-                    FieldValue::Double(d) => Num::Double(*d),
-                    FieldValue::Bool(b) => Num::Bool(*b),
-                    FieldValue::String(_) | FieldValue::Bytes(_) => return Ok(false),
-                });
-            }
+            let Some(values) = pts.num_column() else {
+                return Ok(false);
+            };
             let chunk = NumericChunk {
-                ts: pts.iter().map(|p| p.0).collect(),
-                values: NumColumn::Mixed(nums),
+                ts: pts.timestamps().into_owned(),
+                values,
             };
             push(Arc::new(chunk), &mut runs);
         }
@@ -842,9 +840,9 @@ impl Snapshot<'_> {
         let newer = self.layers.blocks.len();
         let frozen = self.frozen_points(id, field);
         let head = self.head.points(id, field, from, Timestamp::MAX);
-        for pts in [range(frozen, from, Timestamp::MAX), head] {
-            if let (Some(a), Some(b)) = (pts.first(), pts.last()) {
-                spans.push((newer, a.0, b.0));
+        for pts in [frozen.range(from, Timestamp::MAX), head] {
+            if let (Some(a), Some(b)) = (pts.first_ts(), pts.last_ts()) {
+                spans.push((newer, a, b));
             }
         }
         spans

@@ -27,19 +27,19 @@ fn block_round_trips_and_reads_narrow_ranges() -> crate::Result<()> {
         Column {
             series: SeriesId(0),
             field: "value",
-            points: &a,
+            points: (&a).into(),
             grids: &[],
         },
         Column {
             series: SeriesId(0),
             field: "other",
-            points: &mixed,
+            points: (&mixed).into(),
             grids: &[],
         },
         Column {
             series: SeriesId(3),
             field: "value",
-            points: &b,
+            points: (&b).into(),
             grids: &[],
         },
     ];
@@ -76,7 +76,7 @@ fn damaged_blocks_are_reported_with_their_path() -> crate::Result<()> {
         &[Column {
             series: SeriesId(0),
             field: "value",
-            points: &a,
+            points: (&a).into(),
             grids: &[],
         }],
     )?;
@@ -131,7 +131,7 @@ fn long_columns_are_cut_by_count_and_at_a_week_edge() -> crate::Result<()> {
     let col = Column {
         series: SeriesId(1),
         field: "value",
-        points: &pts,
+        points: (&pts).into(),
         grids: &[],
     };
     let block = written(dir.path(), 1, &[col])?;
@@ -217,7 +217,7 @@ fn chunks_carry_exact_statistics_and_older_blocks_read_without() -> crate::Resul
         .map(|(field, points)| Column {
             series: SeriesId(1),
             field,
-            points,
+            points: (*points).into(),
             grids: &[],
         })
         .collect();
@@ -273,7 +273,7 @@ fn only_chunks_past_a_few_points_keep_statistics() -> crate::Result<()> {
         .map(|(i, points)| Column {
             series: SeriesId(i as u32),
             field: "value",
-            points,
+            points: points.into(),
             grids: &[],
         })
         .collect();
@@ -335,7 +335,7 @@ fn an_index_compressed_in_several_spills_reads_whole() -> crate::Result<()> {
         .map(|(i, p)| Column {
             series: SeriesId(i as u32 / 2),
             field: fields[i % 2],
-            points: p,
+            points: p.into(),
             grids: &[],
         })
         .collect();
@@ -363,13 +363,13 @@ fn a_field_name_longer_than_the_index_window_reads_back() -> crate::Result<()> {
         Column {
             series: SeriesId(1),
             field: "short",
-            points: &points,
+            points: (&points).into(),
             grids: &[],
         },
         Column {
             series: SeriesId(2),
             field: &long,
-            points: &points,
+            points: (&points).into(),
             grids: &[],
         },
     ];

@@ -6,20 +6,21 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::head::SeriesId;
+use crate::head::{PointsRef, num_f64};
 use crate::record::{self, put_str, put_varint, zigzag};
 use crate::vfs::{Vfs, VfsFile};
 use crate::wal::sync_dir;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use sundial_codec::{Effort, Num};
-use sundial_model::{FieldValue, Timestamp};
+use sundial_model::{Kind, Timestamp};
 
 /// One column to write: series, field, points ascending by time.
 pub(crate) struct Column<'a> {
     pub(crate) series: SeriesId,
     pub(crate) field: &'a str,
     /// Ascending by time, timestamps unique.
-    pub(crate) points: &'a [(Timestamp, FieldValue)],
+    pub(crate) points: PointsRef<'a>,
     /// Grids whose per-bucket statistics numeric chunks carry
     /// (`crate::rollup`).
     pub(crate) grids: &'a [crate::rollup::Grid],
@@ -171,23 +172,23 @@ impl BlockWriter {
     /// Adds one column (columns must come sorted by series) as chunks of at
     /// most [`MAX_CHUNK_POINTS`] within a week.
     pub(crate) fn add(&mut self, col: &Column<'_>) -> Result<()> {
-        let mut points = col.points.iter().map(|(t, v)| (t, v)).peekable();
-        let mut run: Vec<(Timestamp, &FieldValue)> = Vec::new();
-        while let Some((ts, v)) = points.next() {
-            run.push((*ts, v));
-            let week = crate::partition::week_start(*ts);
-            let next_week = points
-                .peek()
-                .map(|(t, _)| crate::partition::week_start(**t));
-            if run.len() >= MAX_CHUNK_POINTS || next_week != Some(week) {
-                self.chunk(col, &run)?;
-                run.clear();
-            }
+        let points = col.points;
+        let mut start = 0;
+        while let Some(first) = points.time(start) {
+            // The run ends at the week's edge or at the chunk size.
+            let week_end =
+                crate::partition::week_start(first).checked_add(crate::partition::WEEK_MS);
+            let end = week_end
+                .map_or(points.len(), |e| points.count_before(e))
+                .min(start.saturating_add(MAX_CHUNK_POINTS))
+                .max(start + 1);
+            self.chunk(col, points.slice(start, end))?;
+            start = end;
         }
         Ok(())
     }
 
-    fn chunk(&mut self, col: &Column<'_>, run: &[(Timestamp, &FieldValue)]) -> Result<()> {
+    fn chunk(&mut self, col: &Column<'_>, run: PointsRef<'_>) -> Result<()> {
         self.payload.clear();
         self.framed.clear();
         let raw = !self.rollups_only;
@@ -328,16 +329,16 @@ struct ChunkMeta {
 /// Encodes a chunk's points into `out` (only its statistics and buckets
 /// without `raw`).
 fn encode_chunk(
-    run: &[(Timestamp, &FieldValue)],
+    run: PointsRef<'_>,
     grids: &[crate::rollup::Grid],
     effort: Effort,
     raw: bool,
     out: &mut Vec<u8>,
 ) -> sundial_codec::Result<ChunkMeta> {
-    let ts: Vec<Timestamp> = run.iter().map(|(t, _)| *t).collect();
-    let kind = match run.first().map(|(_, v)| *v) {
-        Some(FieldValue::String(_)) => KIND_STRING,
-        Some(FieldValue::Bytes(_)) => KIND_BYTES,
+    let ts = run.timestamps();
+    let kind = match run.first_kind() {
+        Some(Kind::String) => KIND_STRING,
+        Some(Kind::Bytes) => KIND_BYTES,
         _ => KIND_NUMERIC,
     };
     out.push(kind);
@@ -349,22 +350,16 @@ fn encode_chunk(
     let mut rollup = None;
     match kind {
         KIND_NUMERIC => {
-            let nums: Vec<Num> = run
-                .iter()
-                .map(|(_, v)| match v {
-                    FieldValue::Long(i) => Num::Long(*i),
-                    FieldValue::Double(d) => Num::Double(*d),
-                    FieldValue::Bool(b) => Num::Bool(*b),
-                    // A numeric column never holds text (kinds are fixed).
-                    FieldValue::String(_) | FieldValue::Bytes(_) => Num::Double(f64::NAN),
-                })
+            // A numeric column never holds text (kinds are fixed).
+            let nums: Vec<Num> = (0..run.len())
+                .map(|i| run.num(i).unwrap_or(Num::Double(f64::NAN)))
                 .collect();
             let mut s = super::ChunkStats {
                 min: f64::INFINITY,
                 max: f64::NEG_INFINITY,
                 sum: 0.0,
             };
-            for v in run.iter().filter_map(|(_, v)| v.as_f64()) {
+            for v in nums.iter().map(|n| num_f64(*n)) {
                 s.min = s.min.min(v);
                 s.max = s.max.max(v);
                 s.sum += v;
@@ -381,21 +376,15 @@ fn encode_chunk(
             }
         }
         _ => {
-            let texts: Vec<&[u8]> = run
-                .iter()
-                .map(|(_, v)| match v {
-                    FieldValue::String(s) => s.as_bytes(),
-                    FieldValue::Bytes(b) => b.as_slice(),
-                    _ => &[],
-                })
+            let texts: Vec<&[u8]> = (0..run.len())
+                .map(|i| run.text(i).unwrap_or_default())
                 .collect();
             if raw {
                 sundial_codec::encode_texts_into(&texts, out);
             }
         }
     }
-    let all_long =
-        kind == KIND_NUMERIC && run.iter().all(|(_, v)| matches!(v, FieldValue::Long(_)));
+    let all_long = kind == KIND_NUMERIC && run.all_long();
     Ok(ChunkMeta {
         kind,
         all_long,

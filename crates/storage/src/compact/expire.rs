@@ -186,7 +186,7 @@ fn summarise(
             writer.add(&Column {
                 series,
                 field,
-                points: run,
+                points: run.into(),
                 grids: grids.of(series),
             })?;
             runs = rest;

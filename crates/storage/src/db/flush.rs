@@ -7,7 +7,7 @@ use crate::block::{self, Block, BlockId};
 use crate::compact;
 use crate::delete;
 use crate::error::{Error, Result};
-use crate::head::{Frozen, Head, SeriesId};
+use crate::head::{Frozen, Head, PointsRef, SeriesId};
 use crate::partition::{self, Tiers, Window};
 use crate::phase::Phase;
 use crate::snapshot::Layers;
@@ -16,7 +16,7 @@ use std::fs;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak, mpsc};
 use sundial_index::RoaringBitmap;
-use sundial_model::{FieldValue, SeriesKey, Timestamp};
+use sundial_model::{SeriesKey, Timestamp};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
@@ -317,7 +317,7 @@ fn write_blocks(inner: &Inner, frozen: &Frozen, below: u64) -> Result<Vec<Block>
             let mut points = 0usize;
             for (series, cols) in frozen {
                 for (field, pts) in cols {
-                    let part = in_window(pts, w);
+                    let part = in_window(pts.as_ref(), w);
                     if part.is_empty() {
                         continue;
                     }
@@ -357,15 +357,15 @@ fn flush_windows(tiers: &Tiers, frozen: &Frozen) -> Vec<Window> {
         windows.clear();
         'columns: for (_, cols) in frozen {
             for (_, pts) in cols {
-                let mut rest = pts.as_slice();
-                while let Some((ts, _)) = rest.first() {
-                    let w = tiers.window(level, *ts);
+                let mut rest = pts.as_ref();
+                while let Some(ts) = rest.first_ts() {
+                    let w = tiers.window(level, ts);
                     windows.insert(w);
                     let taken = in_window(rest, w).len();
                     if windows.len() > MAX_FLUSH_BLOCKS || taken == 0 {
                         break 'columns;
                     }
-                    rest = rest.get(taken..).unwrap_or_default();
+                    rest = rest.slice(taken, rest.len());
                 }
             }
         }
@@ -380,15 +380,15 @@ fn flush_windows(tiers: &Tiers, frozen: &Frozen) -> Vec<Window> {
 }
 
 /// The part of an ascending column inside `w`.
-fn in_window(points: &[(Timestamp, FieldValue)], w: Window) -> &[(Timestamp, FieldValue)] {
-    let lo = points.partition_point(|p| p.0 < w.start);
+fn in_window(points: PointsRef<'_>, w: Window) -> PointsRef<'_> {
+    let lo = points.count_before(w.start);
     // A window reaching the end of time holds its last instant too.
     let hi = if w.end == Timestamp::MAX {
         points.len()
     } else {
-        points.partition_point(|p| p.0 < w.end)
+        points.count_before(w.end)
     };
-    points.get(lo..hi).unwrap_or_default()
+    points.slice(lo, hi)
 }
 
 /// Records that every WAL segment below `below` is in blocks. Recovery

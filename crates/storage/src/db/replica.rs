@@ -43,7 +43,10 @@ impl Overlay {
         let rows = rows
             .into_iter()
             .map(|(id, columns)| {
-                let columns = columns.into_iter().map(|(f, p)| (f.into(), p)).collect();
+                let columns = columns
+                    .into_iter()
+                    .map(|(f, p)| (f.into(), crate::head::Points::from_sorted(p)))
+                    .collect();
                 (id, columns)
             })
             .collect();

@@ -188,7 +188,7 @@ fn a_flush_that_crashed_midway_is_replayed_from_its_wal() -> Result<()> {
     w.add(&block::writer::Column {
         series: id,
         field: "value",
-        points: &first,
+        points: first.as_slice().into(),
         grids: &[],
     })?;
     w.finish()?;
