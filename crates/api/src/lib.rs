@@ -13,6 +13,7 @@ pub mod deletes;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
+pub mod json;
 pub mod limits;
 pub mod reads;
 pub mod shared;

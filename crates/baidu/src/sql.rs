@@ -60,7 +60,7 @@ pub(super) async fn run(api: &Api, db: &Db, sql: &str) -> Result<Response, Baidu
     .map_err(|e| BaiduError::classified(e.class(), &e))?;
     // Sized for rows of a few short values, so the buffer seldom grows.
     let mut body = Vec::with_capacity(64 + out.len() * 16 * out.columns.len().max(1));
-    serde_json::to_writer(&mut body, &Body(&out)).map_err(|e| BaiduError::internal(&e))?;
+    sundial_api::json::write_into(&mut body, &Body(&out)).map_err(|e| BaiduError::internal(&e))?;
     let mut response = super::json_bytes(body);
     response
         .extensions_mut()

@@ -213,7 +213,8 @@ fn print(
             "aggregationTime": 0, "storageTime": ms(executed),
             "serializationTime": ms(total.saturating_sub(executed)), "timeTotal": ms(total)}})
     });
-    serde_json::to_vec(&render::Body { objects, summary }).map_err(|e| OpenTsdbError::internal(&e))
+    sundial_api::json::to_vec(&render::Body { objects, summary })
+        .map_err(|e| OpenTsdbError::internal(&e))
 }
 
 /// Spec 9.15: deleting through a query needs `allow_delete`, which this

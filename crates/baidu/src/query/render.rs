@@ -39,7 +39,7 @@ pub(crate) fn render_into(
         presampling_rule_id: rule,
     };
     // Serializing into a Vec cannot fail: every map key is a string.
-    let _ = serde_json::to_writer(buf, &result);
+    let _ = sundial_api::json::write_into(buf, &result);
 }
 
 /// A Result object of spec 9.11, members in the seed's order.
