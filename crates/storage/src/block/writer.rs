@@ -5,8 +5,7 @@ use super::{
     KIND_NUMERIC_LONG, KIND_STRING, MAGIC, block_path,
 };
 use crate::error::{Error, Result};
-use crate::head::SeriesId;
-use crate::head::{PointsRef, num_f64};
+use crate::head::{PointsRef, SeriesId, num_f64};
 use crate::record::{self, put_str, put_varint, zigzag};
 use crate::vfs::{Vfs, VfsFile};
 use crate::wal::sync_dir;
