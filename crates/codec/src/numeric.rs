@@ -8,6 +8,7 @@
 //! f64 stream of the raw values). Streams: [`crate::stream`].
 
 use crate::{Effort, Error, Result, stream, varint};
+use sundial_model::FieldValue;
 
 /// One number as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,6 +16,37 @@ pub enum Num {
     Long(i64),
     Double(f64),
     Bool(bool),
+}
+
+impl Num {
+    /// The number of a stored value; `None` for text and bytes.
+    pub fn of(v: &FieldValue) -> Option<Self> {
+        match v {
+            FieldValue::Long(i) => Some(Self::Long(*i)),
+            FieldValue::Double(d) => Some(Self::Double(*d)),
+            FieldValue::Bool(b) => Some(Self::Bool(*b)),
+            FieldValue::String(_) | FieldValue::Bytes(_) => None,
+        }
+    }
+
+    /// The number as a double, booleans as 1/0 (as [`FieldValue::as_f64`]).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Self::Long(i) => i as f64,
+            Self::Double(d) => d,
+            Self::Bool(b) => f64::from(u8::from(b)),
+        }
+    }
+}
+
+impl From<Num> for FieldValue {
+    fn from(n: Num) -> Self {
+        match n {
+            Num::Long(i) => Self::Long(i),
+            Num::Double(d) => Self::Double(d),
+            Num::Bool(b) => Self::Bool(b),
+        }
+    }
 }
 
 const LONG: u8 = 0;

@@ -252,8 +252,8 @@ impl Job {
                         for x in v {
                             match (x, *all_long) {
                                 (Num::Long(i), true) => longs.append_value(*i),
-                                (other, true) => longs.append_value(num_f64(other) as i64),
-                                (other, false) => doubles.append_value(num_f64(other)),
+                                (other, true) => longs.append_value(other.as_f64() as i64),
+                                (other, false) => doubles.append_value(other.as_f64()),
                             }
                         }
                     }
@@ -394,14 +394,6 @@ pub(crate) fn field_names(sources: &[Source]) -> impl Iterator<Item = &str> {
         Source::Field { name, .. } => Some(name.as_str()),
         Source::Tag(_) => None,
     })
-}
-
-fn num_f64(n: &Num) -> f64 {
-    match n {
-        Num::Long(i) => *i as f64,
-        Num::Double(d) => *d,
-        Num::Bool(b) => f64::from(u8::from(*b)),
-    }
 }
 
 /// Builders of one batch; unwanted columns get nulls only.

@@ -10,7 +10,7 @@
 mod points;
 mod symbols;
 
-pub(crate) use points::{Points, PointsRef, num_f64};
+pub(crate) use points::{Points, PointsRef};
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};

@@ -15,7 +15,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use sundial_codec::Num;
 use sundial_model::{FieldValue, Kind, Timestamp};
 
 /// An open block: a local file or an object in the store.
@@ -361,7 +360,7 @@ impl Block {
                 out.reserve(hi.saturating_sub(lo));
                 for i in lo..hi {
                     if let (Some(t), Some(v)) = (chunk.ts.get(i), chunk.values.get(i)) {
-                        out.push((*t, num_value(v)));
+                        out.push((*t, FieldValue::from(v)));
                     }
                 }
                 continue;
@@ -610,14 +609,6 @@ impl Block {
     }
 }
 
-fn num_value(n: Num) -> FieldValue {
-    match n {
-        Num::Long(v) => FieldValue::Long(v),
-        Num::Double(v) => FieldValue::Double(v),
-        Num::Bool(v) => FieldValue::Bool(v),
-    }
-}
-
 /// Decodes a chunk, appending its points within `[start, end]` to `out`
 /// (one pass, no intermediate point vectors: reads are dominated by this).
 /// Returns how many points the chunk holds.
@@ -642,14 +633,7 @@ fn decode_chunk_into(
             out.reserve(n);
             for (t, v) in ts.iter().zip(nums) {
                 if wanted(t) {
-                    out.push((
-                        *t,
-                        match v {
-                            Num::Long(v) => FieldValue::Long(v),
-                            Num::Double(v) => FieldValue::Double(v),
-                            Num::Bool(v) => FieldValue::Bool(v),
-                        },
-                    ));
+                    out.push((*t, FieldValue::from(v)));
                 }
             }
         }

@@ -151,12 +151,7 @@ fn long_columns_are_cut_by_count_and_at_a_week_edge() -> crate::Result<()> {
 
 /// Exact statistics as the points say them, for comparing with the index.
 fn expected_exact(points: &[(i64, FieldValue)]) -> ExactStats {
-    let num = |v: &FieldValue| match v {
-        FieldValue::Long(i) => sundial_codec::Num::Long(*i),
-        FieldValue::Double(d) => sundial_codec::Num::Double(*d),
-        FieldValue::Bool(b) => sundial_codec::Num::Bool(*b),
-        _ => unreachable!("numeric test data"),
-    };
+    let num = |v: &FieldValue| sundial_codec::Num::of(v).expect("numeric test data");
     let mut s = ExactStats {
         long_sum: 0,
         double_sum: sundial_model::ExactSum::default(),

@@ -5,7 +5,7 @@ use super::{
     KIND_NUMERIC_LONG, KIND_STRING, MAGIC, block_path,
 };
 use crate::error::{Error, Result};
-use crate::head::{PointsRef, SeriesId, num_f64};
+use crate::head::{PointsRef, SeriesId};
 use crate::record::{self, put_str, put_varint, zigzag};
 use crate::vfs::{Vfs, VfsFile};
 use crate::wal::sync_dir;
@@ -358,7 +358,7 @@ fn encode_chunk(
                 max: f64::NEG_INFINITY,
                 sum: 0.0,
             };
-            for v in nums.iter().map(|n| num_f64(*n)) {
+            for v in nums.iter().map(|n| n.as_f64()) {
                 s.min = s.min.min(v);
                 s.max = s.max.max(v);
                 s.sum += v;

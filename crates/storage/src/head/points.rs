@@ -173,7 +173,7 @@ impl Values {
         };
         *self = match v {
             FieldValue::String(_) | FieldValue::Bytes(_) => {
-                Self::Other(nums.into_iter().map(value_of).collect())
+                Self::Other(nums.into_iter().map(FieldValue::from).collect())
             }
             _ => Self::Mixed(nums),
         };
@@ -203,7 +203,7 @@ impl Values {
             (Self::Longs(c), FieldValue::Long(x)) => c.insert(at.min(c.len()), x),
             (Self::Doubles(c), FieldValue::Double(x)) => c.insert(at.min(c.len()), x),
             (Self::Mixed(c), v) => {
-                if let Some(n) = num_of(&v) {
+                if let Some(n) = Num::of(&v) {
                     c.insert(at.min(c.len()), n);
                 }
             }
@@ -225,7 +225,7 @@ impl Values {
                 }
             }
             (Self::Mixed(c), v) => {
-                if let (Some(slot), Some(n)) = (c.get_mut(at), num_of(&v)) {
+                if let (Some(slot), Some(n)) = (c.get_mut(at), Num::of(&v)) {
                     *slot = n;
                 }
             }
@@ -236,32 +236,6 @@ impl Values {
             }
             _ => {}
         }
-    }
-}
-
-fn num_of(v: &FieldValue) -> Option<Num> {
-    match v {
-        FieldValue::Long(i) => Some(Num::Long(*i)),
-        FieldValue::Double(d) => Some(Num::Double(*d)),
-        FieldValue::Bool(b) => Some(Num::Bool(*b)),
-        FieldValue::String(_) | FieldValue::Bytes(_) => None,
-    }
-}
-
-fn value_of(n: Num) -> FieldValue {
-    match n {
-        Num::Long(i) => FieldValue::Long(i),
-        Num::Double(d) => FieldValue::Double(d),
-        Num::Bool(b) => FieldValue::Bool(b),
-    }
-}
-
-/// A number as a double, booleans as 1/0 (as [`FieldValue::as_f64`]).
-pub(crate) fn num_f64(n: Num) -> f64 {
-    match n {
-        Num::Long(i) => i as f64,
-        Num::Double(d) => d,
-        Num::Bool(b) => f64::from(u8::from(b)),
     }
 }
 
@@ -389,12 +363,12 @@ impl<'a> PointsRef<'a> {
     /// Point `i`'s value as a number (`None` for text, or past the end).
     pub(crate) fn num(self, i: usize) -> Option<Num> {
         match self {
-            Self::Pairs(p) => num_of(&p.get(i)?.1),
+            Self::Pairs(p) => Num::of(&p.get(i)?.1),
             Self::Columns { values, .. } => match values {
                 ValuesRef::Nums(NumSlice::Longs(v)) => v.get(i).map(|x| Num::Long(*x)),
                 ValuesRef::Nums(NumSlice::Doubles(v)) => v.get(i).map(|x| Num::Double(*x)),
                 ValuesRef::Nums(NumSlice::Mixed(v)) => v.get(i).copied(),
-                ValuesRef::Other(v) => num_of(v.get(i)?),
+                ValuesRef::Other(v) => Num::of(v.get(i)?),
             },
         }
     }
@@ -407,7 +381,7 @@ impl<'a> PointsRef<'a> {
                 values: ValuesRef::Other(v),
                 ..
             } => v.get(i).cloned(),
-            Self::Columns { .. } => self.num(i).map(value_of),
+            Self::Columns { .. } => self.num(i).map(FieldValue::from),
         }
     }
 

@@ -205,11 +205,7 @@ impl Bucket {
         scratch: &mut Vec<f64>,
     ) {
         scratch.clear();
-        scratch.extend(xs.iter().map(|x| match x {
-            Num::Long(i) => *i as f64,
-            Num::Double(d) => *d,
-            Num::Bool(b) => f64::from(u8::from(*b)),
-        }));
+        scratch.extend(xs.iter().map(|x| x.as_f64()));
         self.add_doubles(keep, ts, scratch);
     }
 
@@ -227,8 +223,8 @@ impl Bucket {
                 (self.min, self.max) = (self.min.min(lo), self.max.max(hi));
             }
             Keep::Ends => {
-                self.take_first(s.first_ts, as_f64(s.exact.first));
-                self.take_last(s.last_ts, as_f64(s.exact.last));
+                self.take_first(s.first_ts, s.exact.first.as_f64());
+                self.take_last(s.last_ts, s.exact.last.as_f64());
             }
             Keep::Count | Keep::Product | Keep::SquareSum => {}
         }
@@ -279,13 +275,5 @@ impl Bucket {
             // Sum, ZimSum, PfSum, None; the rest never stream.
             _ => self.sum.value(),
         }
-    }
-}
-
-fn as_f64(x: Num) -> f64 {
-    match x {
-        Num::Long(i) => i as f64,
-        Num::Double(d) => d,
-        Num::Bool(b) => f64::from(u8::from(b)),
     }
 }

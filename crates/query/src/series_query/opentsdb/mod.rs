@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use sundial_model::{
     Aggregator, FieldValue, Kind, Query, SeriesKey, SeriesResult, Tags, Timestamp,
 };
-use sundial_storage::{Db, Num, NumSlice, SeriesId, Snapshot};
+use sundial_storage::{Db, NumSlice, SeriesId, Snapshot};
 
 /// Points a fill policy may make for one series.
 const MAX_FILLED: usize = 10_000_000;
@@ -283,14 +283,7 @@ fn numbers(
             match values {
                 NumSlice::Longs(v) => out.extend(ts.iter().zip(v).map(|(t, x)| (*t, *x as f64))),
                 NumSlice::Doubles(v) => out.extend(ts.iter().copied().zip(v.iter().copied())),
-                NumSlice::Mixed(v) => out.extend(ts.iter().zip(v).map(|(t, x)| {
-                    let f = match x {
-                        Num::Long(i) => *i as f64,
-                        Num::Double(d) => *d,
-                        Num::Bool(b) => f64::from(u8::from(*b)),
-                    };
-                    (*t, f)
-                })),
+                NumSlice::Mixed(v) => out.extend(ts.iter().zip(v).map(|(t, x)| (*t, x.as_f64()))),
             }
         },
     )?;
